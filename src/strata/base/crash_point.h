@@ -1,0 +1,26 @@
+// Named crash points for fault-injection tests (in the spirit of RocksDB's sync points).
+//
+// STRATA_CRASH_POINT("rollup.after_chunks") kills the process with _exit(86) -- no
+// destructors, no flushes, like kill -9 -- when the environment variable STRATA_CRASH_AT
+// equals that name. Without the variable, a crash point costs one predictable branch.
+// Tests start a child process with the variable set and check what survives a restart.
+#pragma once
+
+#include <string_view>
+
+namespace strata {
+
+// Exit code of a process killed at a crash point.
+inline constexpr int kCrashPointExitCode = 86;
+
+// Returns the armed crash point name, or "" (read once from the environment).
+std::string_view ArmedCrashPoint();
+// Dies if `name` is the armed crash point.
+void MaybeCrash(std::string_view name);
+
+}  // namespace strata
+
+#define STRATA_CRASH_POINT(name)                                       \
+  do {                                                                 \
+    if (!::strata::ArmedCrashPoint().empty()) ::strata::MaybeCrash(name); \
+  } while (0)

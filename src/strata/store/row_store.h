@@ -1,0 +1,210 @@
+// The row-store interface: the Cassandra data model in small.
+//
+// A RowStore holds named tables. A table holds partitions (identified by a byte string); a
+// partition holds rows sorted by clustering key (byte-wise, unsigned). Every operation names
+// one partition, and atomicity holds only within a partition, so the interface can be
+// implemented on Ceph RADOS omap (one object per partition) as well as on RocksDB.
+//
+// Contracts common to all methods:
+//  * Keys and values are arbitrary bytes. Partition keys are at most 1024 bytes, clustering
+//    keys at most 4096 bytes; longer keys give InvalidArgument.
+//  * Rows may carry an expiry time (ms since epoch, from the store's Clock). A row whose
+//    expiry is <= now is invisible to every read, and is removed physically later.
+//  * A scan page holds at most kMaxPageRows rows (the RADOS omap page limit).
+//  * Errors are values: NotFound for an absent row, InvalidArgument for bad arguments,
+//    Unavailable / Internal for backend failures. Nothing throws.
+//  * Every method is thread-safe. Table pointers are owned by the RowStore and stay valid
+//    until it is destroyed.
+//  * A call that returned OK is durable against a crash of the process (kill -9). Durability
+//    against power loss depends on the backend's sync policy (see RowStore::Sync).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "strata/base/clock.h"
+
+namespace strata::store {
+
+inline constexpr size_t kMaxPageRows = 1024;
+inline constexpr size_t kMaxPartitionKeySize = 1024;
+inline constexpr size_t kMaxClusteringKeySize = 4096;
+
+// How a table is used; backends tune storage per profile.
+enum class TableProfile {
+  kLive,        // small rows, frequent writes and point reads: frequent compaction
+  kCompressed,  // large, already-compressed blobs, rarely rewritten: rare compaction
+  kIndex,       // small rows, read by scans
+};
+
+struct TableOptions {
+  std::string name;  // [a-z0-9_]+, unique within the store
+  TableProfile profile = TableProfile::kLive;
+};
+
+struct Row {
+  std::string clustering;
+  std::string value;
+};
+
+// A row of a full-table scan, which crosses partitions.
+struct TableRow {
+  std::string partition;
+  std::string clustering;
+  std::string value;
+};
+
+struct ScanOptions {
+  // Clustering key bounds: rows with start <= key < end. An empty `end` means "to the end of
+  // the partition".
+  std::string start;
+  std::string end;
+  bool reverse = false;  // descending clustering order
+  size_t limit = kMaxPageRows;  // 1..kMaxPageRows
+  // Opaque cursor from a previous page's next_cursor; empty starts at the beginning.
+  std::string cursor;
+};
+
+struct ScanPage {
+  std::vector<Row> rows;
+  // Empty when the scan is complete; otherwise pass it as ScanOptions::cursor.
+  std::string next_cursor;
+};
+
+struct TableScanPage {
+  std::vector<TableRow> rows;
+  std::string next_cursor;  // empty when the range is complete
+};
+
+// A contiguous range of a table's partitions, for splitting a full-table scan into pieces
+// that can run in parallel. The ranges of one SplitRanges call cover the table exactly once.
+struct KeyRange {
+  std::string begin;  // opaque, backend-specific
+  std::string end;    // opaque; empty = unbounded
+};
+
+// Mutations of one partition, applied atomically and in order.
+class WriteBatch {
+ public:
+  enum class OpType { kPut, kPutIfNewer, kDelete, kDeleteRange };
+  struct Op {
+    OpType type;
+    std::string key;    // clustering key, or range start
+    std::string value;  // value, or range end for kDeleteRange (empty = to partition end)
+    Millis expire_at = 0;  // 0 = never
+    uint64_t version = 0;  // kPutIfNewer only
+  };
+
+  void Put(std::string clustering, std::string value, Millis expire_at = 0) {
+    ops_.push_back({OpType::kPut, std::move(clustering), std::move(value), expire_at, 0});
+  }
+  // Last-writer-wins by version: after any set of PutIfNewer calls on one row, in any order,
+  // the row holds the value with the highest version (ties: any one of the tied values).
+  // Rows written this way must only be changed by PutIfNewer or deleted.
+  void PutIfNewer(std::string clustering, uint64_t version, std::string value,
+                  Millis expire_at = 0) {
+    ops_.push_back(
+        {OpType::kPutIfNewer, std::move(clustering), std::move(value), expire_at, version});
+  }
+  void Delete(std::string clustering) {
+    ops_.push_back({OpType::kDelete, std::move(clustering), "", 0, 0});
+  }
+  // Deletes rows with start <= key < end; empty end = to the end of the partition.
+  void DeleteRange(std::string start, std::string end) {
+    ops_.push_back({OpType::kDeleteRange, std::move(start), std::move(end), 0, 0});
+  }
+
+  const std::vector<Op>& ops() const { return ops_; }
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+// A consistent point-in-time view of every table of a store, for export (e.g. the GC's
+// mark phase). Reads through a snapshot see exactly the writes that completed before
+// NewSnapshot returned. Release it promptly: it pins old data.
+class Snapshot {
+ public:
+  virtual ~Snapshot() = default;
+};
+
+struct ReadOptions {
+  const Snapshot* snapshot = nullptr;  // nullptr = latest
+};
+
+struct TableStats {
+  uint64_t approximate_rows = 0;
+  uint64_t disk_bytes = 0;  // bytes the table occupies on disk, after compression
+};
+
+class Table {
+ public:
+  virtual ~Table() = default;
+  virtual const std::string& name() const = 0;
+
+  // NotFound if the row is absent or expired.
+  virtual absl::StatusOr<std::string> Get(std::string_view partition,
+                                          std::string_view clustering,
+                                          const ReadOptions& options = {}) = 0;
+  virtual absl::Status Put(std::string_view partition, std::string_view clustering,
+                           std::string_view value, Millis expire_at = 0) = 0;
+  // Deleting an absent row is OK.
+  virtual absl::Status Delete(std::string_view partition, std::string_view clustering) = 0;
+  // Deletes rows with start <= key < end (empty end = to the partition's end). An empty
+  // start and end delete the whole partition.
+  virtual absl::Status DeleteRange(std::string_view partition, std::string_view start,
+                                   std::string_view end) = 0;
+  // Applies every op of the batch atomically: a crash leaves all or none.
+  virtual absl::Status Apply(std::string_view partition, const WriteBatch& batch) = 0;
+
+  // Rows of one partition within the bounds, in clustering order (or reverse).
+  virtual absl::StatusOr<ScanPage> Scan(std::string_view partition, const ScanOptions& options,
+                                        const ReadOptions& read_options = {}) = 0;
+
+  // Splits the whole table into at most `n` (>= 1) ranges for a parallel full-table scan.
+  virtual absl::StatusOr<std::vector<KeyRange>> SplitRanges(int n) = 0;
+  // One page (at most `limit` rows) of a full-table scan of `range`, in key order.
+  virtual absl::StatusOr<TableScanPage> ScanRange(const KeyRange& range, size_t limit,
+                                                  std::string_view cursor,
+                                                  const ReadOptions& options = {}) = 0;
+
+  virtual absl::StatusOr<TableStats> Stats() = 0;
+};
+
+// One partition's batch, for RowStore::Write.
+struct PartitionWrite {
+  Table* table;
+  std::string partition;
+  WriteBatch batch;
+};
+
+class RowStore {
+ public:
+  virtual ~RowStore() = default;
+
+  // Opens (creating if needed) a table. Returns the same pointer for the same name.
+  // Opening an existing table with a different profile keeps the stored profile's tuning
+  // only until the next restart; callers should keep profiles stable.
+  virtual absl::StatusOr<Table*> OpenTable(const TableOptions& options) = 0;
+
+  // Applies many partitions' batches. Each batch is atomic; across batches there is no
+  // atomicity (a failure may leave some applied), so callers retry idempotent batches.
+  // Backends apply them together where they can, which is what makes ingest fast.
+  virtual absl::Status Write(std::span<const PartitionWrite> writes) = 0;
+
+  virtual absl::StatusOr<std::unique_ptr<Snapshot>> NewSnapshot() = 0;
+
+  // Makes every write acknowledged so far durable against power loss (fsync).
+  virtual absl::Status Sync() = 0;
+};
+
+}  // namespace strata::store
