@@ -7,13 +7,19 @@
 
 namespace strata {
 
-std::string_view ArmedCrashPoint() {
-  static const std::string armed = [] {
+namespace {
+std::string& Armed() {
+  static std::string* armed = [] {
     const char* v = std::getenv("STRATA_CRASH_AT");
-    return std::string(v ? v : "");
+    return new std::string(v ? v : "");
   }();
-  return armed;
+  return *armed;
 }
+}  // namespace
+
+std::string_view ArmedCrashPoint() { return Armed(); }
+
+void SetCrashPointForTesting(std::string_view name) { Armed() = std::string(name); }
 
 void MaybeCrash(std::string_view name) {
   if (ArmedCrashPoint() == name) _exit(kCrashPointExitCode);

@@ -13,8 +13,10 @@ namespace strata {
 // Exit code of a process killed at a crash point.
 inline constexpr int kCrashPointExitCode = 86;
 
-// Returns the armed crash point name, or "" (read once from the environment).
+// Returns the armed crash point name, or "" (read from the environment at start-up).
 std::string_view ArmedCrashPoint();
+// Arms a crash point from code (tests that fork a child). Call before starting threads.
+void SetCrashPointForTesting(std::string_view name);
 // Dies if `name` is the armed crash point.
 void MaybeCrash(std::string_view name);
 

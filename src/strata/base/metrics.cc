@@ -24,7 +24,11 @@ std::string WithLabels(const std::string& labels, const std::string& extra) {
 std::string FormatDouble(double v) {
   char buf[64];
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(v));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.10g", v);
+  }
   return buf;
 }
 }  // namespace

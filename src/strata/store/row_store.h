@@ -207,4 +207,57 @@ class RowStore {
   virtual absl::Status Sync() = 0;
 };
 
+// Argument checks of the contract above, shared by every backend so that they agree on what
+// is InvalidArgument and on the messages (each names the offending field).
+inline absl::Status ValidateTableName(std::string_view name) {
+  if (name.empty() || name.size() > 128) {
+    return absl::InvalidArgumentError("table name: must be 1..128 characters of [a-z0-9_]");
+  }
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      return absl::InvalidArgumentError("table name: must be 1..128 characters of [a-z0-9_]");
+    }
+  }
+  return absl::OkStatus();
+}
+
+inline absl::Status ValidatePartitionKey(std::string_view partition) {
+  if (partition.size() > kMaxPartitionKeySize) {
+    return absl::InvalidArgumentError("partition: longer than 1024 bytes");
+  }
+  return absl::OkStatus();
+}
+
+// `field` names the argument in the error message ("clustering", "start", "end", ...).
+inline absl::Status ValidateClusteringKey(std::string_view clustering,
+                                          std::string_view field = "clustering") {
+  if (clustering.size() > kMaxClusteringKeySize) {
+    return absl::InvalidArgumentError(std::string(field) + ": longer than 4096 bytes");
+  }
+  return absl::OkStatus();
+}
+
+inline absl::Status ValidatePageLimit(size_t limit) {
+  if (limit == 0 || limit > kMaxPageRows) {
+    return absl::InvalidArgumentError("limit: must be 1..1024");
+  }
+  return absl::OkStatus();
+}
+
+inline absl::Status ValidateScanOptions(const ScanOptions& options) {
+  if (absl::Status s = ValidateClusteringKey(options.start, "start"); !s.ok()) return s;
+  if (absl::Status s = ValidateClusteringKey(options.end, "end"); !s.ok()) return s;
+  return ValidatePageLimit(options.limit);
+}
+
+inline absl::Status ValidateWriteBatch(const WriteBatch& batch) {
+  for (const WriteBatch::Op& op : batch.ops()) {
+    if (absl::Status s = ValidateClusteringKey(op.key); !s.ok()) return s;
+    if (op.type == WriteBatch::OpType::kDeleteRange) {
+      if (absl::Status s = ValidateClusteringKey(op.value, "end"); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace strata::store

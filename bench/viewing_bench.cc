@@ -1,0 +1,678 @@
+#include "bench/viewing_bench.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+#include "bench/latency_histogram.h"
+#include "bench/viewing_bench_internal.h"
+#include "bench/viewing_workload.h"
+#include "strata/http/http_client.h"
+
+namespace strata::bench {
+
+// ---- Response scraping (no JSON library: the bench must stay light) -----------------------
+
+namespace internal {
+
+std::optional<uint64_t> JsonUint(std::string_view body, std::string_view key) {
+  std::string needle = "\"" + std::string(key) + "\"";
+  size_t at = body.find(needle);
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t i = at + needle.size();
+  while (i < body.size() && (body[i] == ' ' || body[i] == ':' || body[i] == '\t')) ++i;
+  if (i >= body.size() || body[i] < '0' || body[i] > '9') return std::nullopt;
+  uint64_t v = 0;
+  while (i < body.size() && body[i] >= '0' && body[i] <= '9') v = v * 10 + (body[i++] - '0');
+  return v;
+}
+
+std::optional<std::string> NextCursor(std::string_view body) {
+  constexpr std::string_view kKey = "\"next_cursor\"";
+  size_t at = body.rfind(kKey);  // it follows the records
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t i = at + kKey.size();
+  while (i < body.size() && (body[i] == ' ' || body[i] == ':' || body[i] == '\t')) ++i;
+  if (i >= body.size() || body[i] != '"') return std::nullopt;  // null
+  std::string out;
+  for (++i; i < body.size() && body[i] != '"'; ++i) {
+    if (body[i] == '\\' && i + 1 < body.size()) ++i;
+    out.push_back(body[i]);
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+size_t CountOccurrences(std::string_view body, std::string_view needle) {
+  size_t n = 0;
+  for (size_t at = body.find(needle); at != std::string_view::npos;
+       at = body.find(needle, at + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
+bool KeepMetricLine(std::string_view line) {
+  if (line.empty() || line.front() == '#') return false;
+  for (std::string_view prefix :
+       {"strata_table_", "strata_process_", "strata_store_bytes_per_record", "process_"}) {
+    if (line.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
+
+}  // namespace internal
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using internal::CountOccurrences;
+using internal::JsonUint;
+using internal::NextCursor;
+
+constexpr std::string_view kEventsPath = "/v1/viewing/events";
+constexpr int kRecentLimit = 50;
+constexpr int kHistoryLimit = 1000;
+constexpr int kMaxHistoryPages = 3;
+constexpr double kHistoryReadShare = 0.10;
+
+enum Op { kPreloadBatch = 0, kIngestBatch, kRecentRead, kHistoryPage, kNumOps };
+
+struct OpStats {
+  LatencyHistogram micros;
+  std::map<int, uint64_t> statuses;
+  uint64_t count = 0;
+  uint64_t errors = 0;
+
+  void Add(int status, uint64_t latency_us) {
+    ++count;
+    ++statuses[status];
+    if (status < 200 || status >= 300) ++errors;
+    if (status != 0) micros.Record(latency_us);
+  }
+  void Merge(const OpStats& o) {
+    micros.Merge(o.micros);
+    for (auto [s, n] : o.statuses) statuses[s] += n;
+    count += o.count;
+    errors += o.errors;
+  }
+};
+
+struct ThreadStats {
+  OpStats ops[kNumOps];
+  uint64_t events_sent = 0;
+  uint64_t events_accepted = 0;
+  uint64_t events_dropped = 0;
+  uint64_t events_rejected = 0;
+  uint64_t preload_events = 0;
+  uint64_t recent_reads = 0;
+  uint64_t history_reads = 0;
+  uint64_t recent_records = 0;
+  uint64_t history_records = 0;
+
+  void Merge(const ThreadStats& o) {
+    for (int i = 0; i < kNumOps; ++i) ops[i].Merge(o.ops[i]);
+    events_sent += o.events_sent;
+    events_accepted += o.events_accepted;
+    events_dropped += o.events_dropped;
+    events_rejected += o.events_rejected;
+    preload_events += o.preload_events;
+    recent_reads += o.recent_reads;
+    history_reads += o.history_reads;
+    recent_records += o.recent_records;
+    history_records += o.history_records;
+  }
+};
+
+// What the threads share. The generator is behind `mu`; the counters drive the
+// closed-loop read gate and the progress lines.
+struct Shared {
+  explicit Shared(WorkloadOptions w) : workload(w) {}
+  std::mutex mu;
+  ViewingWorkload workload;
+  std::atomic<uint64_t> events_acked{0};
+  std::atomic<uint64_t> reads_started{0};
+  std::atomic<uint64_t> reads_done{0};
+  std::atomic<uint64_t> errors{0};
+};
+
+struct Plan {
+  http::Endpoint endpoint;
+  int timeout_ms = 30000;
+  int batch_size = 500;
+  uint64_t seed = 1;
+  int writers = 0;
+  int readers = 0;
+  double events_per_s = 0;     // 0 = unpaced
+  double reads_per_s = 0;      // 0 = unpaced
+  double reads_per_event = 0;  // closed-loop gate; 0 = no gate
+};
+
+Millis WallMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t MicrosSince(SteadyClock::time_point t0) {
+  auto d = SteadyClock::now() - t0;
+  if (d.count() < 0) return 0;
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
+bool Ok(int status) { return status >= 200 && status < 300; }
+
+// Sends one batch and accounts for it; returns the HTTP status (0 = transport error).
+int PostBatch(http::Client& client, const std::string& body, size_t events,
+              SteadyClock::time_point due, Op op, Shared& shared, ThreadStats& ts) {
+  auto r = client.Request("POST", kEventsPath, body);
+  int status = r.ok() ? r->status : 0;
+  ts.ops[op].Add(status, MicrosSince(due));
+  if (!Ok(status)) {
+    shared.errors.fetch_add(1, std::memory_order_relaxed);
+    return status;
+  }
+  if (op == kPreloadBatch) {
+    ts.preload_events += events;
+  } else {
+    ts.events_sent += events;
+    ts.events_accepted += JsonUint(r->body, "accepted").value_or(0);
+    ts.events_dropped += JsonUint(r->body, "dropped").value_or(0);
+    ts.events_rejected += CountOccurrences(r->body, "\"index\"");
+  }
+  shared.events_acked.fetch_add(events, std::memory_order_relaxed);
+  return status;
+}
+
+void PreloadLoop(const Plan& plan, Shared& shared, ThreadStats& ts) {
+  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  std::vector<ViewingEvent> events;
+  std::string body;
+  for (;;) {
+    events.clear();
+    body.clear();
+    {
+      std::lock_guard<std::mutex> lock(shared.mu);
+      if (!shared.workload.NextPreloadEvents(plan.batch_size, WallMillis(), &events)) return;
+    }
+    AppendBatchJson(events, &body);
+    PostBatch(client, body, events.size(), SteadyClock::now(), kPreloadBatch, shared, ts);
+  }
+}
+
+// Due time of request `i` of connection `index` out of `of`, at `rate` per second over all
+// of them: connections are staggered evenly within one interval.
+SteadyClock::time_point Due(SteadyClock::time_point start, double rate, int index, int of,
+                            uint64_t i) {
+  double per_connection_interval = of / rate;
+  double offset = per_connection_interval * (static_cast<double>(index) / of + i);
+  return start +
+         std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(offset));
+}
+
+void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
+                SteadyClock::time_point end, Shared& shared, ThreadStats& ts) {
+  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  std::vector<ViewingEvent> events;
+  std::string body;
+  const bool paced = plan.events_per_s > 0;
+  const double batches_per_s = plan.events_per_s / plan.batch_size;
+  for (uint64_t i = 0;; ++i) {
+    SteadyClock::time_point due =
+        paced ? Due(start, batches_per_s, index, plan.writers, i) : SteadyClock::now();
+    if (due >= end) return;
+    // Build the body before the due time, so generation never delays the send.
+    events.clear();
+    body.clear();
+    {
+      std::lock_guard<std::mutex> lock(shared.mu);
+      shared.workload.NextEvents(plan.batch_size, WallMillis(), &events);
+    }
+    AppendBatchJson(events, &body);
+    if (paced) {
+      std::this_thread::sleep_until(due);
+    } else {
+      due = SteadyClock::now();
+    }
+    PostBatch(client, body, events.size(), due, kIngestBatch, shared, ts);
+  }
+}
+
+void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
+                SteadyClock::time_point end, Shared& shared, ThreadStats& ts) {
+  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  Rng rng(Mix64(plan.seed ^ (0x7EADE5ULL + static_cast<uint64_t>(index) * 0x9E37ULL)));
+  const bool paced = plan.reads_per_s > 0;
+  std::string target;
+  for (uint64_t i = 0;; ++i) {
+    SteadyClock::time_point due;
+    if (paced) {
+      due = Due(start, plan.reads_per_s, index, plan.readers, i);
+      if (due >= end) return;
+    } else {
+      // Closed loop: hold the events:reads ratio by waiting for writes to get ahead.
+      uint64_t n = shared.reads_started.fetch_add(1, std::memory_order_relaxed) + 1;
+      while (plan.reads_per_event > 0 &&
+             static_cast<double>(n) >
+                 plan.reads_per_event *
+                     static_cast<double>(shared.events_acked.load(std::memory_order_relaxed))) {
+        if (SteadyClock::now() >= end) return;
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+      }
+      due = SteadyClock::now();
+      if (due >= end) return;
+    }
+    // The workload's member sampler is const and safe to share.
+    uint64_t member = shared.workload.SampleMember(rng);
+    bool history = rng.Chance(kHistoryReadShare);
+    std::string base = "/v1/members/" + std::to_string(member) + "/viewing?kind=play&limit=";
+    if (paced) std::this_thread::sleep_until(due);
+    if (!history) {
+      target = base + std::to_string(kRecentLimit);
+      auto r = client.Request("GET", target);
+      int status = r.ok() ? r->status : 0;
+      ts.ops[kRecentRead].Add(status, MicrosSince(due));
+      if (Ok(status)) {
+        ts.recent_records += CountOccurrences(r->body, "\"session\"");
+      } else {
+        shared.errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      ++ts.recent_reads;
+    } else {
+      target = base + std::to_string(kHistoryLimit);
+      SteadyClock::time_point t0 = due;
+      for (int page = 0; page < kMaxHistoryPages; ++page) {
+        auto r = client.Request("GET", target);
+        int status = r.ok() ? r->status : 0;
+        ts.ops[kHistoryPage].Add(status, MicrosSince(t0));
+        if (!Ok(status)) {
+          shared.errors.fetch_add(1, std::memory_order_relaxed);
+          break;
+        }
+        ts.history_records += CountOccurrences(r->body, "\"session\"");
+        std::optional<std::string> cursor = NextCursor(r->body);
+        if (!cursor) break;
+        target = base + std::to_string(kHistoryLimit) + "&cursor=" + http::UrlEncode(*cursor);
+        t0 = SteadyClock::now();  // later pages depend on the first: timed from their send
+      }
+      ++ts.history_reads;
+    }
+    shared.reads_done.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+OpReport MakeOpReport(std::string name, const OpStats& s, double seconds) {
+  OpReport r;
+  r.name = std::move(name);
+  r.count = s.count;
+  r.errors = s.errors;
+  r.per_second = seconds > 0 ? static_cast<double>(s.count) / seconds : 0;
+  r.p50_ms = s.micros.Percentile(50) / 1000.0;
+  r.p99_ms = s.micros.Percentile(99) / 1000.0;
+  r.p999_ms = s.micros.Percentile(99.9) / 1000.0;
+  r.max_ms = s.micros.max() / 1000.0;
+  r.mean_ms = s.micros.mean() / 1000.0;
+  r.statuses = s.statuses;
+  return r;
+}
+
+std::string Fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), format, v);
+  return buf;
+}
+
+std::string Thousands(uint64_t v) {
+  std::string digits = std::to_string(v);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+void PrintOpRow(const OpReport& r, std::ostream& out) {
+  char line[200];
+  std::snprintf(line, sizeof(line), "  %-26s %10llu %10.1f %9.2f %9.2f %9.2f %9.2f %7llu\n",
+                r.name.c_str(), static_cast<unsigned long long>(r.count), r.per_second, r.p50_ms,
+                r.p99_ms, r.p999_ms, r.max_ms, static_cast<unsigned long long>(r.errors));
+  out << line;
+}
+
+void PrintErrors(const OpReport& r, std::ostream& out) {
+  if (r.errors == 0) return;
+  out << "  " << r.name << ":";
+  for (auto [status, n] : r.statuses) {
+    if (status >= 200 && status < 300) continue;
+    out << " " << (status == 0 ? std::string("transport") : std::to_string(status)) << " x" << n;
+  }
+  out << "\n";
+}
+
+// Scrapes the server's size and memory metrics, and per-table bytes/record from the admin
+// endpoint when the server has it (otherwise from metrics carrying record counts).
+void CollectServerStats(const Plan& plan, BenchReport* report) {
+  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  std::map<std::string, double> disk_bytes;
+  std::map<std::string, double> records;
+  auto table_label = [](std::string_view line) -> std::string {
+    size_t at = line.find("table=\"");
+    if (at == std::string_view::npos) return "";
+    size_t start = at + 7;
+    size_t stop = line.find('"', start);
+    return std::string(line.substr(start, stop - start));
+  };
+  auto metric_value = [](std::string_view line) {
+    size_t sp = line.rfind(' ');
+    return std::strtod(std::string(line.substr(sp + 1)).c_str(), nullptr);
+  };
+  auto metrics = client.Request("GET", "/metrics");
+  if (metrics.ok() && Ok(metrics->status)) {
+    std::string_view body = metrics->body;
+    while (!body.empty()) {
+      size_t nl = body.find('\n');
+      std::string_view line = body.substr(0, nl);
+      body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);
+      if (!internal::KeepMetricLine(line)) continue;
+      report->server_metrics.emplace_back(line);
+      if (line.substr(0, 24) == "strata_table_disk_bytes{") {
+        disk_bytes[table_label(line)] = metric_value(line);
+      } else if (line.substr(0, 21) == "strata_table_records{") {
+        records[table_label(line)] = metric_value(line);
+      }
+    }
+  }
+  // The viewing service's own accounting counts records inside compressed blobs too.
+  auto tables = client.Request("GET", "/v1/admin/viewing/tables");
+  if (tables.ok() && Ok(tables->status)) {
+    std::string_view body = tables->body;
+    for (size_t at = body.find("\"table\""); at != std::string_view::npos;
+         at = body.find("\"table\"", at + 1)) {
+      size_t q1 = body.find('"', body.find(':', at) + 1);
+      size_t q2 = body.find('"', q1 + 1);
+      if (q1 == std::string_view::npos || q2 == std::string_view::npos) break;
+      std::string name(body.substr(q1 + 1, q2 - q1 - 1));
+      size_t stop = body.find('}', q2);
+      std::string_view object = body.substr(q2, stop - q2);
+      auto n = JsonUint(object, "records");
+      auto bytes = JsonUint(object, "disk_bytes");
+      if (n && bytes) {
+        records[name] = static_cast<double>(*n);
+        disk_bytes[name] = static_cast<double>(*bytes);
+      }
+    }
+  }
+  for (const auto& [table, bytes] : disk_bytes) {
+    auto it = records.find(table);
+    if (it != records.end() && it->second > 0) report->bytes_per_record[table] = bytes / it->second;
+  }
+}
+
+absl::Status Validate(const ViewingBenchOptions& o) {
+  if (o.members < 1) return absl::InvalidArgumentError("members: must be >= 1");
+  if (!(o.zipf_s > 0) || o.zipf_s > 10) {
+    return absl::InvalidArgumentError("zipf_s: must be in (0, 10]");
+  }
+  if (o.connections < 1 || o.connections > 1024) {
+    return absl::InvalidArgumentError("connections: must be 1..1024");
+  }
+  if (!(o.duration_s > 0)) return absl::InvalidArgumentError("duration_s: must be > 0");
+  if (o.batch_size < 1 || o.batch_size > 100000) {
+    return absl::InvalidArgumentError("batch_size: must be 1..100000");
+  }
+  if (o.preload_heavy_members < 0) {
+    return absl::InvalidArgumentError("preload_heavy_members: must be >= 0");
+  }
+  if (o.mode != "ingest" && o.mode != "mix") {
+    return absl::InvalidArgumentError("mode: must be \"ingest\" or \"mix\"");
+  }
+  if (o.mode == "mix") {
+    if (!(o.write_fraction > 0 && o.write_fraction < 1)) {
+      return absl::InvalidArgumentError("write_fraction: must be in (0, 1) in mix mode");
+    }
+    if (o.connections < 2) {
+      return absl::InvalidArgumentError(
+          "connections: mix mode needs at least 2 (a writer and a reader)");
+    }
+    if (o.write_connections < 0 || o.write_connections >= o.connections) {
+      return absl::InvalidArgumentError("write_connections: must be 0 (auto) or 1..connections-1");
+    }
+  }
+  if (o.timeout_ms < 1) return absl::InvalidArgumentError("timeout_ms: must be >= 1");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void PrintBenchReport(const BenchReport& r, std::ostream& out) {
+  out << "\n== timed phase: " << r.mode << ", " << Fmt("%.1f", r.elapsed_s) << " s, "
+      << r.write_connections << " writer and " << r.read_connections << " reader connections ==\n";
+  if (r.open_loop) {
+    out << "pacing: open-loop";
+    if (r.target_events_per_s > 0) {
+      out << " at " << Fmt("%.0f", r.target_events_per_s) << " events/s";
+    }
+    if (r.target_reads_per_s > 0) out << ", " << Fmt("%.0f", r.target_reads_per_s) << " reads/s";
+    out << ".\n        Latency is measured from each request's intended send time, so time spent\n"
+           "        queued behind a slow response counts (no coordinated omission).\n";
+  } else {
+    out << "pacing: closed-loop (as fast as the server answers).\n"
+           "        Latency is measured from the actual send, so it understates what an\n"
+           "        open-loop client would see under overload.\n";
+  }
+  char header[200];
+  std::snprintf(header, sizeof(header), "  %-26s %10s %10s %9s %9s %9s %9s %7s\n", "operation",
+                "count", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors");
+  out << header;
+  if (r.ingest_batch.count > 0) PrintOpRow(r.ingest_batch, out);
+  if (r.recent_read.count > 0) PrintOpRow(r.recent_read, out);
+  if (r.history_page.count > 0) PrintOpRow(r.history_page, out);
+  out << "events written: " << Thousands(r.events_sent) << " (" << Fmt("%.0f", r.events_per_s)
+      << "/s); server accepted " << Thousands(r.events_accepted) << ", dropped "
+      << Thousands(r.events_dropped) << " (write filters: short previews), rejected "
+      << Thousands(r.events_rejected) << "\n";
+  if (r.reads > 0) {
+    out << "reads: " << Thousands(r.reads) << " (" << Fmt("%.0f", r.reads_per_s)
+        << "/s): " << Thousands(r.reads - r.history_reads) << " recent (limit=" << kRecentLimit
+        << ", avg " << Fmt("%.1f", r.records_per_recent_read) << " records), "
+        << Thousands(r.history_reads) << " full-history (limit=" << kHistoryLimit << ", "
+        << Thousands(r.history_page.count) << " pages, avg "
+        << Fmt("%.0f", r.records_per_history_page) << " records/page)\n";
+  }
+  if (r.ingest_batch.errors + r.recent_read.errors + r.history_page.errors > 0) {
+    out << "errors by status:\n";
+    PrintErrors(r.ingest_batch, out);
+    PrintErrors(r.recent_read, out);
+    PrintErrors(r.history_page, out);
+  }
+  out << "\n== server after the run ==\n";
+  if (r.server_metrics.empty()) {
+    out << "  (no strata_table_* / strata_process_* metrics at /metrics)\n";
+  }
+  for (const auto& line : r.server_metrics) out << "  " << line << "\n";
+  if (!r.bytes_per_record.empty()) {
+    out << "bytes per record (disk bytes / records, per table):\n";
+    for (const auto& [table, bpr] : r.bytes_per_record) {
+      out << "  " << table << ": " << Fmt("%.1f", bpr) << "\n";
+    }
+  }
+}
+
+absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, std::ostream& out) {
+  if (absl::Status s = Validate(options); !s.ok()) return s;
+  auto endpoint = http::ParseUrl(options.server);
+  if (!endpoint.ok()) {
+    return absl::InvalidArgumentError("server: " + std::string(endpoint.status().message()));
+  }
+
+  Plan plan;
+  plan.endpoint = *endpoint;
+  plan.timeout_ms = options.timeout_ms;
+  plan.batch_size = options.batch_size;
+  plan.seed = options.seed;
+  BenchReport report;
+  report.mode = options.mode;
+  if (options.mode == "ingest") {
+    plan.writers = options.connections;
+    plan.readers = 0;
+    plan.events_per_s = static_cast<double>(options.target_events_per_s);
+  } else {
+    plan.writers = options.write_connections > 0
+                       ? options.write_connections
+                       : std::clamp(static_cast<int>(std::lround(options.connections * 3 / 8.0)), 1,
+                                    options.connections - 1);
+    plan.readers = options.connections - plan.writers;
+    double reads_per_event = (1 - options.write_fraction) / options.write_fraction;
+    plan.events_per_s = static_cast<double>(options.target_events_per_s);
+    plan.reads_per_s = static_cast<double>(options.target_reads_per_s);
+    if (plan.events_per_s > 0 && plan.reads_per_s == 0) {
+      plan.reads_per_s = plan.events_per_s * reads_per_event;
+    } else if (plan.reads_per_s > 0 && plan.events_per_s == 0) {
+      plan.events_per_s = plan.reads_per_s / reads_per_event;
+    } else if (plan.events_per_s == 0 && plan.reads_per_s == 0) {
+      plan.reads_per_event = reads_per_event;
+    }
+  }
+  report.open_loop = plan.events_per_s > 0 || plan.reads_per_s > 0;
+  report.target_events_per_s = plan.events_per_s;
+  report.target_reads_per_s = plan.reads_per_s;
+  report.write_connections = plan.writers;
+  report.read_connections = plan.readers;
+
+  {
+    http::Client probe(plan.endpoint.host, plan.endpoint.port, 5000);
+    auto health = probe.Request("GET", "/healthz");
+    if (!health.ok()) {
+      return absl::UnavailableError("cannot reach " + options.server + ": " +
+                                    std::string(health.status().message()));
+    }
+    if (!Ok(health->status)) {
+      out << "warning: GET /healthz answered " << health->status << "\n";
+    }
+  }
+
+  out << "strata bench viewing: server " << options.server << ", mode " << options.mode
+      << ", members " << options.members << ", zipf s=" << options.zipf_s << ", batch "
+      << options.batch_size << ", seed " << options.seed << "\n";
+
+  WorkloadOptions wo;
+  wo.members = options.members;
+  wo.zipf_s = options.zipf_s;
+  wo.seed = options.seed;
+  Shared shared(wo);
+
+  // ---- Preload (untimed) ----
+  if (options.preload_heavy_members > 0) {
+    shared.workload.PlanPreload(static_cast<uint64_t>(options.preload_heavy_members), WallMillis());
+    out << "preload: " << std::min<uint64_t>(options.preload_heavy_members, options.members)
+        << " heavy members, " << Thousands(shared.workload.preload_plays_planned())
+        << " plays plus previews ..." << std::flush;
+    std::vector<ThreadStats> stats(options.connections);
+    auto t0 = SteadyClock::now();
+    std::vector<std::thread> threads;
+    for (int i = 0; i < options.connections; ++i) {
+      threads.emplace_back([&, i] { PreloadLoop(plan, shared, stats[i]); });
+    }
+    for (auto& t : threads) t.join();
+    report.preload_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+    ThreadStats total;
+    for (const auto& s : stats) total.Merge(s);
+    report.preload_batch =
+        MakeOpReport("preload batch (POST)", total.ops[kPreloadBatch], report.preload_s);
+    report.preload_events = total.preload_events;
+    out << " " << Thousands(report.preload_events) << " events in "
+        << Thousands(report.preload_batch.count) << " batches, " << Fmt("%.1f", report.preload_s)
+        << " s ("
+        << Fmt("%.0f", report.preload_s > 0 ? report.preload_events / report.preload_s : 0)
+        << " events/s), p50 " << Fmt("%.1f", report.preload_batch.p50_ms) << " ms, p99 "
+        << Fmt("%.1f", report.preload_batch.p99_ms) << " ms, errors " << report.preload_batch.errors
+        << "\n";
+    PrintErrors(report.preload_batch, out);
+    shared.events_acked.store(0);
+  }
+
+  // ---- Timed phase ----
+  out << "running " << options.mode << " for " << options.duration_s << " s on "
+      << options.connections << " connections ...\n"
+      << std::flush;
+  int threads_total = plan.writers + plan.readers;
+  std::vector<ThreadStats> stats(threads_total);
+  auto start = SteadyClock::now() + std::chrono::milliseconds(20);
+  auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
+                         std::chrono::duration<double>(options.duration_s));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < plan.writers; ++i) {
+    threads.emplace_back([&, i] { WriterLoop(plan, i, start, end, shared, stats[i]); });
+  }
+  for (int i = 0; i < plan.readers; ++i) {
+    threads.emplace_back(
+        [&, i] { ReaderLoop(plan, i, start, end, shared, stats[plan.writers + i]); });
+  }
+  // Progress every 10 s (or at the end of shorter runs).
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread progress([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      uint64_t last_events = 0, last_reads = 0;
+      auto last = start;
+      for (auto tick = start + std::chrono::seconds(10); tick < end;
+           tick += std::chrono::seconds(10)) {
+        if (cv.wait_until(lock, tick, [&] { return done; })) return;
+        uint64_t ev = shared.events_acked.load(), rd = shared.reads_done.load();
+        double dt = std::chrono::duration<double>(tick - last).count();
+        out << "  t=" << Fmt("%.0f", std::chrono::duration<double>(tick - start).count())
+            << "s  events/s " << Fmt("%.0f", (ev - last_events) / dt) << "  reads/s "
+            << Fmt("%.0f", (rd - last_reads) / dt) << "  errors " << shared.errors.load() << "\n"
+            << std::flush;
+        last_events = ev;
+        last_reads = rd;
+        last = tick;
+      }
+    });
+    for (auto& t : threads) t.join();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+    }
+    cv.notify_all();
+    progress.join();
+  }
+  report.elapsed_s = std::chrono::duration<double>(SteadyClock::now() - start).count();
+
+  ThreadStats total;
+  for (const auto& s : stats) total.Merge(s);
+  const double secs = report.elapsed_s;
+  report.ingest_batch = MakeOpReport("ingest batch (POST)", total.ops[kIngestBatch], secs);
+  report.recent_read = MakeOpReport("recent read (limit=50)", total.ops[kRecentRead], secs);
+  report.history_page = MakeOpReport("history page (limit=1000)", total.ops[kHistoryPage], secs);
+  report.events_sent = total.events_sent;
+  report.events_accepted = total.events_accepted;
+  report.events_dropped = total.events_dropped;
+  report.events_rejected = total.events_rejected;
+  report.events_per_s = secs > 0 ? total.events_sent / secs : 0;
+  report.history_reads = total.history_reads;
+  report.reads = total.recent_reads + total.history_reads;
+  report.reads_per_s = secs > 0 ? report.reads / secs : 0;
+  uint64_t ok_recent = report.recent_read.count - report.recent_read.errors;
+  uint64_t ok_pages = report.history_page.count - report.history_page.errors;
+  report.records_per_recent_read =
+      ok_recent > 0 ? static_cast<double>(total.recent_records) / ok_recent : 0;
+  report.records_per_history_page =
+      ok_pages > 0 ? static_cast<double>(total.history_records) / ok_pages : 0;
+
+  CollectServerStats(plan, &report);
+  PrintBenchReport(report, out);
+  return report;
+}
+
+}  // namespace strata::bench

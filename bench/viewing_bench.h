@@ -1,0 +1,134 @@
+// `strata bench viewing`: drives a running Strata server with a realistic viewing-history
+// workload over HTTP and reports throughput, latency percentiles, errors, and the
+// server's own size and memory metrics.
+//
+// Phases:
+//   1. Probe GET /healthz (fails fast with Unavailable if the server cannot be reached).
+//   2. Preload (untimed): the `preload_heavy_members` hottest members get 10k-12k plays
+//      each, spread over years, in batches, so long-tailed histories exist.
+//   3. Timed phase for `duration_s`: mode "ingest" = POST batches only; mode "mix" =
+//      batches and reads in the ratio write_fraction : (1 - write_fraction), counted in
+//      events vs reads (0.9 = 9 events written per read). Reads are ~90% "recent"
+//      (GET /v1/members/{m}/viewing?kind=play&limit=50) and ~10% "full history"
+//      (limit=1000, following next_cursor for up to 3 pages).
+//   4. GET /metrics and print the server's strata_table_* / strata_process_* lines and
+//      bytes per record.
+//
+// Pacing: with a target rate, each connection runs open-loop (wrk2 style): request i is
+// due at start + i / rate, and its latency is measured from that due time, not from when
+// it was actually sent, so a server stall counts against every request queued behind it
+// (no coordinated omission). With no target (0), connections run closed-loop, as fast as
+// the server answers, and latency is measured from the actual send.
+//
+// One thread and one keep-alive connection per connection; request bodies are generated
+// ahead of their due time with a hand-written JSON writer. The generator is shared
+// (under a mutex) so per-member state (sessions, times) stays consistent.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace strata::bench {
+
+struct ViewingBenchOptions {
+  // Base URL of the server. Default "http://127.0.0.1:8080".
+  std::string server = "http://127.0.0.1:8080";
+  // Member ids are drawn from [1, members]. Default 50000.
+  uint64_t members = 50000;
+  // Zipf exponent of member activity, for writes and reads. Default 1.1.
+  double zipf_s = 1.1;
+  // Concurrent connections (one thread each). In "mix" mode they are split between
+  // writers and readers (see write_connections). Default 8.
+  int connections = 8;
+  // Length of the timed phase, in seconds. Default 30.
+  double duration_s = 30;
+  // Events written per second across all writers; 0 = as fast as possible. Default 0.
+  uint64_t target_events_per_s = 0;
+  // Read operations per second across all readers (a full-history read of several pages
+  // counts once); 0 = derived from target_events_per_s and write_fraction, or as fast as
+  // the ratio allows when both are 0. Default 0. Ignored in "ingest" mode.
+  uint64_t target_reads_per_s = 0;
+  // Events per POST /v1/viewing/events request. Default 500.
+  int batch_size = 500;
+  // In "mix" mode, the share of events among (events + reads): 0.9 = 9 events per read.
+  // Used to derive a missing target rate, and to hold the ratio in closed-loop runs.
+  double write_fraction = 0.9;
+  // "ingest" = only POST batches; "mix" = batches and reads. Default "mix".
+  std::string mode = "mix";
+  // Seed of the workload generator. Default 1.
+  uint64_t seed = 1;
+  // Members given 10k-12k records before the timed phase. Default 20.
+  int preload_heavy_members = 20;
+  // In "mix" mode, connections that write; 0 = about 3/8 of `connections` (at least 1,
+  // leaving at least 1 reader). Default 0.
+  int write_connections = 0;
+  // Client timeout per wait, in milliseconds. Default 30000.
+  int timeout_ms = 30000;
+};
+
+// Latency in milliseconds; counts are of completed requests (errors included, transport
+// failures counted under status 0).
+struct OpReport {
+  std::string name;
+  uint64_t count = 0;
+  uint64_t errors = 0;  // non-2xx answers plus transport failures
+  double per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double p999_ms = 0;
+  double max_ms = 0;
+  double mean_ms = 0;
+  std::map<int, uint64_t> statuses;  // HTTP status (0 = transport error) -> count
+};
+
+struct BenchReport {
+  std::string mode;
+  bool open_loop = false;
+  double target_events_per_s = 0;  // effective targets (0 = unpaced)
+  double target_reads_per_s = 0;
+  int write_connections = 0;
+  int read_connections = 0;
+
+  // Preload phase.
+  OpReport preload_batch;
+  uint64_t preload_events = 0;
+  double preload_s = 0;
+
+  // Timed phase.
+  double elapsed_s = 0;
+  OpReport ingest_batch;  // one POST of `batch_size` events
+  OpReport recent_read;   // limit=50
+  OpReport history_page;  // each page of a full-history read (limit=1000)
+  uint64_t history_reads = 0;
+  uint64_t reads = 0;  // recent reads + full-history reads
+  double reads_per_s = 0;
+  uint64_t events_sent = 0;      // in batches that got a 2xx
+  uint64_t events_accepted = 0;  // as the server answered
+  uint64_t events_dropped = 0;
+  uint64_t events_rejected = 0;
+  double events_per_s = 0;  // events_sent / elapsed_s
+  double records_per_recent_read = 0;
+  double records_per_history_page = 0;
+
+  // From GET /metrics after the run: the strata_table_*, strata_process_*,
+  // strata_store_bytes_per_record and process_* sample lines, as served.
+  std::vector<std::string> server_metrics;
+  // strata_table_disk_bytes / strata_table_records per table label, when both exist.
+  std::map<std::string, double> bytes_per_record;
+};
+
+// Runs the benchmark, printing progress and the final report to `out`. Errors:
+// InvalidArgument for bad options (the message names the option), Unavailable when the
+// server cannot be reached at the start. Request failures during the run are counted in
+// the report, not returned.
+absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, std::ostream& out);
+
+// Prints `report` in the human-readable form RunViewingBench uses.
+void PrintBenchReport(const BenchReport& report, std::ostream& out);
+
+}  // namespace strata::bench

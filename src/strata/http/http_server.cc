@@ -1,0 +1,444 @@
+// The HTTP server on Boost.Beast. This is the only translation unit that includes Beast
+// (it takes ~20 s to compile); keep it that way.
+//
+// Structure: one io_context run by `threads` threads; one strand per connection, so a
+// connection's handlers never run concurrently; an acceptor on its own strand. Stop() only
+// posts work onto those strands and then waits for the connections to drain.
+//
+// Per connection: read the header (async_read_header, so an oversize Content-Length is
+// refused before any body byte is read, and `Expect: 100-continue` can be answered), read
+// the body, call the handler, write the response, repeat while keep-alive.
+
+// clang-format off
+// g++ 12 in C++20 mode needs <utility> before the Asio headers.
+#include <utility>
+// clang-format on
+
+#include "strata/http/http_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/optional.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "strata/base/log.h"
+
+namespace strata::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using beast::error_code;
+
+// How long a connection that is being closed after an error response keeps reading (and
+// discarding) what the client still sends, so the client sees the response instead of a
+// reset. Bounded in time only.
+constexpr auto kLingerTime = std::chrono::seconds(5);
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+bool IsHttpParseError(const error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category();
+}
+
+class Connection;
+
+// State shared by the listener and the connections. Owned by Server::Impl and destroyed
+// only after every connection is gone.
+struct Shared {
+  ServerOptions options;
+  Handler handler;
+  std::atomic<bool> stopping{false};
+
+  std::mutex mu;
+  std::condition_variable drained;  // signalled when `live` becomes empty
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> live;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket&& socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {}
+
+  ~Connection() {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->live.erase(this);
+    if (shared_->live.empty()) shared_->drained.notify_all();
+  }
+
+  void Start() {
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      shared_->live.emplace(this, weak_from_this());
+    }
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Connection::ReadHeader, shared_from_this()));
+  }
+
+  // The connection's strand; safe to read from any thread (it never changes).
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+  // Posted by Server::Stop onto this connection's strand: closes the connection if it is
+  // waiting for a request that has not started to arrive. Busy connections close after
+  // their current response (they see `stopping`).
+  void CloseIfIdle() {
+    if (state_ != State::kReading) return;
+    bool request_started = buffer_.size() > 0 || (parser_ && parser_->got_some());
+    if (!request_started) Close();
+  }
+
+ private:
+  enum class State { kReading, kHandling, kWriting, kClosing };
+
+  void ReadHeader() {
+    if (shared_->stopping.load(std::memory_order_acquire)) {
+      Close();
+      return;
+    }
+    state_ = State::kReading;
+    parser_.emplace();
+    parser_->body_limit(static_cast<std::uint64_t>(shared_->options.max_body_bytes));
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<size_t>(shared_->options.max_header_bytes, UINT32_MAX)));
+    stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&Connection::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(error_code ec, size_t) {
+    if (ec) return OnReadError(ec);
+    if (parser_->is_done()) return Handle();
+    auto expect = parser_->get()[bhttp::field::expect];
+    if (beast::iequals(expect, "100-continue")) {
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](error_code ec, size_t) {
+                         if (ec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&Connection::OnBody, shared_from_this()));
+  }
+
+  void OnBody(error_code ec, size_t) {
+    if (ec) return OnReadError(ec);
+    Handle();
+  }
+
+  void OnReadError(const error_code& ec) {
+    if (ec == bhttp::error::body_limit) {
+      return SendErrorAndClose(
+          413, "payload_too_large",
+          "request body exceeds " + std::to_string(shared_->options.max_body_bytes) + " bytes");
+    }
+    if (ec == bhttp::error::header_limit) {
+      return SendErrorAndClose(
+          400, "bad_request",
+          "request header exceeds " + std::to_string(shared_->options.max_header_bytes) + " bytes");
+    }
+    // end_of_stream: the client closed between requests; partial_message: it closed
+    // mid-request. Neither can be answered.
+    if (IsHttpParseError(ec) && ec != bhttp::error::end_of_stream &&
+        ec != bhttp::error::partial_message) {
+      return SendErrorAndClose(400, "bad_request", "malformed HTTP request: " + ec.message());
+    }
+    Close();  // timeout, reset, cancelled by Stop
+  }
+
+  void Handle() {
+    state_ = State::kHandling;
+    bhttp::request<bhttp::string_body> msg = parser_->release();
+    parser_.reset();
+
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    size_t q = req.target.find('?');
+    if (q == std::string::npos) {
+      req.path = req.target;
+    } else {
+      req.path = req.target.substr(0, q);
+      req.query = req.target.substr(q + 1);
+    }
+    req.body = std::move(msg.body());
+    for (const auto& field : msg) {
+      std::string name(field.name_string());
+      for (char& c : name) c = LowerAscii(c);
+      req.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+
+    Response out;
+    try {
+      out = shared_->handler(req);
+    } catch (const std::exception& e) {
+      STRATA_LOG_ERROR("http handler threw", "method", req.method, "target", req.target, "what",
+                       e.what());
+      out = Response{500, "application/json", JsonErrorBody("internal", "handler failed")};
+    } catch (...) {
+      STRATA_LOG_ERROR("http handler threw", "method", req.method, "target", req.target);
+      out = Response{500, "application/json", JsonErrorBody("internal", "handler failed")};
+    }
+
+    bool keep_alive = msg.keep_alive() && !shared_->stopping.load(std::memory_order_acquire);
+    bool head = msg.method() == bhttp::verb::head;
+    Write(std::move(out), msg.version(), keep_alive, head);
+  }
+
+  void Write(Response out, unsigned version, bool keep_alive, bool head) {
+    state_ = State::kWriting;
+    if (out.status < 100 || out.status > 999) {
+      STRATA_LOG_ERROR("http handler returned an invalid status", "status", out.status);
+      out = Response{500, "application/json", JsonErrorBody("internal", "invalid status")};
+    }
+    res_.emplace();
+    auto& res = *res_;
+    res.version(version);
+    res.result(static_cast<unsigned>(out.status));
+    if (!out.content_type.empty()) res.set(bhttp::field::content_type, out.content_type);
+    std::string head_length;
+    for (auto& [name, value] : out.headers) {
+      if (beast::iequals(name, "content-length")) {
+        head_length = value;
+        continue;
+      }
+      if (beast::iequals(name, "connection")) continue;
+      res.insert(name, value);
+    }
+    res.keep_alive(keep_alive);
+    unsigned code = static_cast<unsigned>(out.status);
+    bool bodiless = (code >= 100 && code < 200) || code == 204 || code == 304;
+    if (bodiless) {
+      // Beast refuses a body (and Content-Length) on these statuses.
+      res.body().clear();
+      res.prepare_payload();
+    } else if (head) {
+      res.set(bhttp::field::content_length,
+              head_length.empty() ? std::to_string(out.body.size()) : head_length);
+    } else {
+      res.body() = std::move(out.body);
+      res.prepare_payload();
+    }
+    stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+    bhttp::async_write(stream_, res,
+                       [self = shared_from_this(), keep_alive](error_code ec, size_t) {
+                         self->OnWrite(keep_alive, ec);
+                       });
+  }
+
+  void OnWrite(bool keep_alive, error_code ec) {
+    res_.reset();
+    if (ec) return Close();
+    if (!keep_alive || shared_->stopping.load(std::memory_order_acquire)) {
+      error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      return Close();
+    }
+    ReadHeader();
+  }
+
+  // Answers with an error and closes without reading another request, draining what the
+  // client still sends for a while so it can read the answer.
+  void SendErrorAndClose(int status, std::string_view code, const std::string& message) {
+    state_ = State::kClosing;
+    parser_.reset();
+    res_.emplace();
+    auto& res = *res_;
+    res.version(11);
+    res.result(static_cast<unsigned>(status));
+    res.set(bhttp::field::content_type, "application/json");
+    res.keep_alive(false);
+    res.body() = JsonErrorBody(code, message);
+    res.prepare_payload();
+    stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+    bhttp::async_write(stream_, res, [self = shared_from_this()](error_code ec, size_t) {
+      self->res_.reset();
+      if (ec) return self->Close();
+      error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->stream_.expires_after(kLingerTime);
+      self->Drain();
+    });
+  }
+
+  void Drain() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(64 << 10),
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              if (ec) return self->Close();
+                              self->Drain();
+                            });
+  }
+
+  void Close() {
+    state_ = State::kClosing;
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  Shared* shared_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  State state_ = State::kReading;
+};
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  Impl(ServerOptions options, Handler handler) {
+    shared_.options = std::move(options);
+    shared_.handler = std::move(handler);
+  }
+
+  ~Impl() {
+    Stop();
+    // Destroying the io_context destroys any handler still queued, and with them the
+    // connections they own; `shared_` must still be alive then.
+    acceptor_.reset();
+    retry_timer_.reset();
+    ioc_.reset();
+  }
+
+  absl::Status Start() {
+    if (started_) return absl::FailedPreconditionError("server already started");
+    started_ = true;
+    const ServerOptions& o = shared_.options;
+    error_code ec;
+    net::ip::address address = net::ip::make_address(o.address, ec);
+    if (ec) {
+      return absl::InvalidArgumentError("address: not an IP address: '" + o.address + "'");
+    }
+    int threads = std::max(1, o.threads);
+    ioc_ = std::make_unique<net::io_context>(threads);
+    acceptor_ = std::make_unique<tcp::acceptor>(net::make_strand(*ioc_));
+    retry_timer_ = std::make_unique<net::steady_timer>(acceptor_->get_executor());
+    tcp::endpoint endpoint(address, o.port);
+    auto fail = [&](const char* what) {
+      error_code ignored;
+      acceptor_->close(ignored);
+      return absl::UnavailableError(std::string(what) + " " + o.address + ":" +
+                                    std::to_string(o.port) + ": " + ec.message());
+    };
+    acceptor_->open(endpoint.protocol(), ec);
+    if (ec) return fail("open");
+    // SO_REUSEADDR only lets us rebind over TIME_WAIT leftovers; unlike SO_REUSEPORT it
+    // does not let two listeners share the port.
+    acceptor_->set_option(net::socket_base::reuse_address(true), ec);
+    if (ec) return fail("setsockopt");
+    acceptor_->bind(endpoint, ec);
+    if (ec) return fail("bind");
+    acceptor_->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return fail("listen");
+    port_.store(acceptor_->local_endpoint(ec).port(), std::memory_order_release);
+
+    DoAccept();
+    threads_.reserve(threads);
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { ioc_->run(); });
+    }
+    return absl::OkStatus();
+  }
+
+  uint16_t port() const { return port_.load(std::memory_order_acquire); }
+
+  void Stop() {
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    if (threads_.empty()) return;  // Start failed
+    shared_.stopping.store(true, std::memory_order_release);
+    net::post(acceptor_->get_executor(), [this] {
+      error_code ignored;
+      acceptor_->close(ignored);
+      retry_timer_->cancel();
+    });
+    std::vector<std::shared_ptr<Connection>> live;
+    {
+      std::lock_guard<std::mutex> lock(shared_.mu);
+      for (auto& [ptr, weak] : shared_.live) {
+        if (auto c = weak.lock()) live.push_back(std::move(c));
+      }
+    }
+    for (auto& c : live) {
+      net::post(c->executor(), [c] { c->CloseIfIdle(); });
+    }
+    live.clear();
+    {
+      std::unique_lock<std::mutex> lock(shared_.mu);
+      shared_.drained.wait_for(lock, std::chrono::milliseconds(shared_.options.stop_grace_ms),
+                               [this] { return shared_.live.empty(); });
+    }
+    ioc_->stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  void DoAccept() {
+    acceptor_->async_accept(net::make_strand(*ioc_),
+                            beast::bind_front_handler(&Impl::OnAccept, this));
+  }
+
+  void OnAccept(error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
+    if (shared_.stopping.load(std::memory_order_acquire)) return;  // socket closes here
+    if (ec) {
+      // E.g. out of file descriptors: back off instead of spinning.
+      STRATA_LOG_WARN("http accept failed", "error", ec.message());
+      retry_timer_->expires_after(std::chrono::milliseconds(50));
+      retry_timer_->async_wait([this](error_code ec) {
+        if (!ec && acceptor_->is_open()) DoAccept();
+      });
+      return;
+    }
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    std::make_shared<Connection>(std::move(socket), &shared_)->Start();
+    DoAccept();
+  }
+
+  Shared shared_;
+  bool started_ = false;
+  bool stopped_ = false;
+  std::atomic<uint16_t> port_{0};
+  std::unique_ptr<net::io_context> ioc_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::unique_ptr<net::steady_timer> retry_timer_;
+  std::vector<std::thread> threads_;
+};
+
+Server::Server(ServerOptions options, Handler handler)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
+
+Server::~Server() = default;
+
+absl::Status Server::Start() { return impl_->Start(); }
+
+uint16_t Server::port() const { return impl_->port(); }
+
+void Server::Stop() { impl_->Stop(); }
+
+}  // namespace strata::http

@@ -1,0 +1,122 @@
+// An embeddable HTTP/1.1 server: a thin, fast transport that hands every complete request
+// to one `Handler` and writes back the `Response` it returns. Routing, JSON and error
+// mapping live in the caller (src/strata/server); this file knows nothing of them.
+//
+// Behaviour:
+//   - HTTP/1.1 keep-alive (HTTP/1.0 when the client asks for it), TCP_NODELAY.
+//   - The handler runs on one of the server's io threads, once per request, with the whole
+//     body already read. Handlers may block briefly (storage I/O); a handler that blocks for
+//     long holds one of `threads` io threads and delays other connections.
+//   - A body larger than `max_body_bytes` is refused with 413 and a JSON error body before
+//     the body is read (the Content-Length is checked as soon as the header arrives).
+//     Malformed HTTP gets 400 and the connection is closed.
+//   - Idle keep-alive connections are closed after `idle_timeout_ms`.
+//   - A handler that throws gets the client a 500 JSON error; the server keeps running.
+//
+// Thread safety: Start/Stop/port may be called from any thread, but not concurrently with
+// each other. The handler is called concurrently from up to `threads` threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace strata::http {
+
+struct Request {
+  std::string method;  // as sent, e.g. "GET"
+  std::string target;  // the request target as sent: path plus optional "?query"
+  std::string path;    // target up to (not including) '?', not url-decoded
+  std::string query;   // raw query string after '?', not url-decoded; empty if none
+  std::string body;
+  // Header fields in arrival order; names are lower-case, values as sent.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // The value of the first header field named `name` (case-insensitive), or "" if absent.
+  std::string_view Header(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";  // omitted from the reply when empty
+  std::string body;
+  // Extra header fields. Content-Length and Connection are set by the server; a
+  // Content-Length given here is only honoured for HEAD requests (size of the GET body).
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+struct ServerOptions {
+  // IP address to listen on (IPv4 or IPv6 literal). Default "127.0.0.1" (loopback only).
+  std::string address = "127.0.0.1";
+  // TCP port; 0 lets the kernel pick a free port (read it back with Server::port()).
+  // Default 8080. The port is bound without SO_REUSEPORT: a second server on a used port
+  // fails to start instead of silently sharing it.
+  uint16_t port = 8080;
+  // Number of io threads that run the event loop and the handler. Default 2. Values < 1
+  // are treated as 1.
+  int threads = 2;
+  // Largest accepted request body, in bytes. Default 16 MiB. Larger bodies get 413.
+  size_t max_body_bytes = 16 << 20;
+  // Largest accepted request line plus header fields, in bytes. Default 16 KiB; larger
+  // headers get 400.
+  size_t max_header_bytes = 16 << 10;
+  // Milliseconds a connection may stay idle between requests (or take to deliver one
+  // request) before the server closes it. Default 60000.
+  int64_t idle_timeout_ms = 60'000;
+  // Milliseconds allowed for writing one response to a slow reader. Default 30000.
+  int64_t write_timeout_ms = 30'000;
+  // Milliseconds Stop() waits for in-flight requests to finish before it closes every
+  // connection regardless. Default 10000.
+  int64_t stop_grace_ms = 10'000;
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, Handler handler);
+  // Calls Stop().
+  ~Server();
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens on options.address:options.port and starts the io threads. Returns
+  // InvalidArgument for a bad address, Unavailable if the port cannot be bound (e.g. it is
+  // in use), FailedPrecondition if called twice. A server is started at most once.
+  absl::Status Start();
+
+  // The bound port (useful with options.port == 0); 0 before a successful Start().
+  uint16_t port() const;
+
+  // Graceful stop: stops accepting, closes idle connections, lets requests already being
+  // handled finish and get their response (with `Connection: close`), then joins the io
+  // threads. Connections still busy after stop_grace_ms are closed. Idempotent. Must not
+  // be called from a handler (it joins the thread the handler runs on).
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The url-decoded value of the first `name` parameter in a raw query string such as
+// "kind=play&limit=50", or nullopt if absent. A parameter without '=' has the value "".
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name);
+
+// Decodes %XX escapes and '+' (as a space, the form-encoding rule used in query strings).
+// Malformed escapes are kept verbatim.
+std::string UrlDecode(std::string_view s);
+
+// A JSON error body in the API's format: {"error":{"code":"...","message":"..."}}.
+std::string JsonErrorBody(std::string_view code, std::string_view message);
+
+}  // namespace strata::http

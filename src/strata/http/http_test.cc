@@ -1,0 +1,510 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "strata/http/http_client.h"
+#include "strata/http/http_server.h"
+
+namespace strata::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::atomic<bool> slow_entered{false};
+
+// Echoes what the server saw, so tests can check the request parsing end to end.
+Response EchoHandler(const Request& req) {
+  if (req.path == "/slow") {
+    slow_entered = true;
+    std::this_thread::sleep_for(300ms);
+    return Response{200, "text/plain", "slow done"};
+  }
+  if (req.path == "/status") {
+    return Response{std::stoi(QueryParam(req.query, "code").value_or("500")), "text/plain",
+                    "status body"};
+  }
+  if (req.path == "/throw") throw std::runtime_error("boom");
+  if (req.path == "/headers") {
+    Response r{200, "text/plain", std::string(req.Header("X-Test"))};
+    r.headers.emplace_back("X-Reply", "yes");
+    return r;
+  }
+  Response r;
+  r.content_type = "text/plain";
+  r.body = req.method + " " + req.path + " q=" + req.query +
+           " name=" + QueryParam(req.query, "name").value_or("<none>") +
+           " len=" + std::to_string(req.body.size());
+  return r;
+}
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void StartServer(ServerOptions options = {}) {
+    options.port = 0;
+    server_ = std::make_unique<Server>(options, EchoHandler);
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_NE(server_->port(), 0);
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+  uint16_t port() const { return server_->port(); }
+
+  std::unique_ptr<Server> server_;
+};
+
+// A raw TCP connection to the server, for bytes the Client would never send.
+int RawConnect(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+// Reads until the peer closes (or the 5 s receive timeout). `closed` tells which.
+std::string ReadAll(int fd, bool* closed) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      *closed = n == 0;
+      return out;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+TEST(UrlTest, DecodeAndQueryParam) {
+  EXPECT_EQ(UrlDecode("a%20b+c%2Fd"), "a b c/d");
+  EXPECT_EQ(UrlDecode("100%"), "100%");
+  EXPECT_EQ(UrlDecode("%zz%4"), "%zz%4");
+  EXPECT_EQ(QueryParam("kind=play&limit=50", "limit"), "50");
+  EXPECT_EQ(QueryParam("kind=play&limit=50", "kind"), "play");
+  EXPECT_EQ(QueryParam("kind=play&limit=50", "cursor"), std::nullopt);
+  EXPECT_EQ(QueryParam("a&b=2", "a"), "");
+  EXPECT_EQ(QueryParam("&&x=1&&", "x"), "1");
+  EXPECT_EQ(QueryParam("x=1&x=2", "x"), "1");
+  EXPECT_EQ(QueryParam("my%20key=v%3D1", "my key"), "v=1");
+  EXPECT_EQ(QueryParam("", "x"), std::nullopt);
+  EXPECT_EQ(UrlDecode(UrlEncode("a b/c?d=é&~")), "a b/c?d=é&~");
+  EXPECT_EQ(UrlEncode("a b"), "a%20b");
+}
+
+TEST(UrlTest, ParseUrl) {
+  auto ep = ParseUrl("http://127.0.0.1:8080");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_EQ(ep->host, "127.0.0.1");
+  EXPECT_EQ(ep->port, 8080);
+  ep = ParseUrl("localhost:9000/");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_EQ(ep->host, "localhost");
+  EXPECT_EQ(ep->port, 9000);
+  ep = ParseUrl("http://example.com/v1/x");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_EQ(ep->port, 80);
+  ep = ParseUrl("http://[::1]:81");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_EQ(ep->host, "::1");
+  EXPECT_EQ(ep->port, 81);
+  EXPECT_FALSE(ParseUrl("https://x:1").ok());
+  EXPECT_FALSE(ParseUrl("http://x:0").ok());
+  EXPECT_FALSE(ParseUrl("http://x:70000").ok());
+  EXPECT_FALSE(ParseUrl("http://:80").ok());
+  EXPECT_FALSE(ParseUrl("").ok());
+  EXPECT_FALSE(ParseUrl("http://x:").ok());
+}
+
+TEST(JsonErrorBodyTest, Escapes) {
+  EXPECT_EQ(JsonErrorBody("bad_request", "field \"member\"\n"),
+            R"({"error":{"code":"bad_request","message":"field \"member\"\n"}})");
+}
+
+TEST_F(HttpTest, GetPostDelete) {
+  StartServer();
+  Client client("127.0.0.1", port());
+  auto r = client.Request("GET", "/v1/things?name=x");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "GET /v1/things q=name=x name=x len=0");
+  EXPECT_EQ(r->Header("Content-Type"), "text/plain");
+
+  r = client.Request("POST", "/v1/things", std::string(1000, 'a'));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "POST /v1/things q= name=<none> len=1000");
+
+  r = client.Request("DELETE", "/v1/things/7");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "DELETE /v1/things/7 q= name=<none> len=0");
+
+  r = client.Request("POST", "/empty", "");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "POST /empty q= name=<none> len=0");
+
+  r = client.Request("HEAD", "/x");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "");
+  EXPECT_EQ(r->Header("content-length"), "28");  // "HEAD /x q= name=<none> len=0"
+
+  // The connection survives a HEAD (no body bytes were left behind).
+  r = client.Request("GET", "/after-head");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "GET /after-head q= name=<none> len=0");
+  EXPECT_EQ(client.connects(), 1u);
+}
+
+TEST_F(HttpTest, StatusesHeadersAndHandlerExceptions) {
+  StartServer();
+  Client client("127.0.0.1", port());
+  auto r = client.Request("GET", "/status?code=404");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->body, "status body");
+  r = client.Request("GET", "/status?code=204");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 204);
+  EXPECT_EQ(r->body, "");
+  r = client.Request("GET", "/status?code=0");  // not an HTTP status
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 500);
+  r = client.Request("GET", "/headers", "", "", {{"X-Test", "hello"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, "hello");
+  EXPECT_EQ(r->Header("x-reply"), "yes");
+  r = client.Request("GET", "/throw");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 500);
+  EXPECT_NE(r->body.find("\"code\":\"internal\""), std::string::npos);
+  // Still serving on the same connection.
+  r = client.Request("GET", "/ok");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(client.connects(), 1u);
+}
+
+TEST_F(HttpTest, KeepAliveReusesOneConnection) {
+  StartServer();
+  Client client("127.0.0.1", port());
+  for (int i = 0; i < 2000; ++i) {
+    std::string body(i % 300, 'b');
+    auto r = client.Request(i % 2 ? "POST" : "GET", "/k?i=" + std::to_string(i), body);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->status, 200);
+    ASSERT_NE(r->body.find("len=" + std::to_string(i % 2 ? body.size() : body.size())),
+              std::string::npos);
+  }
+  EXPECT_EQ(client.connects(), 1u);
+}
+
+TEST_F(HttpTest, QueryParamsAreDecoded) {
+  StartServer();
+  Client client("127.0.0.1", port());
+  auto r = client.Request("GET", "/q?x=1&name=" + UrlEncode("hello wörld&=?") + "&y=2");
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->body.find("name=hello wörld&=? len=0"), std::string::npos) << r->body;
+  r = client.Request("GET", "/q?name=a+b%2Bc");
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r->body.find("name=a b+c len"), std::string::npos) << r->body;
+}
+
+TEST_F(HttpTest, LargeBodiesWithinLimit) {
+  ServerOptions options;
+  options.max_body_bytes = 4 << 20;
+  StartServer(options);
+  Client client("127.0.0.1", port());
+  std::string body(3 << 20, 'z');
+  auto r = client.Request("POST", "/big", body);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("len=3145728"), std::string::npos);
+}
+
+TEST_F(HttpTest, OversizeBodyGets413) {
+  ServerOptions options;
+  options.max_body_bytes = 1024;
+  StartServer(options);
+  Client client("127.0.0.1", port());
+  auto r = client.Request("POST", "/v1/viewing/events", std::string(1025, 'x'));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->Header("content-type"), "application/json");
+  EXPECT_NE(r->body.find(R"({"error":{"code":"payload_too_large","message":")"), std::string::npos)
+      << r->body;
+  // A body far larger than the socket buffers: the server drains it so the client can
+  // finish sending and read the answer instead of seeing a reset.
+  r = client.Request("POST", "/v1/viewing/events", std::string(8 << 20, 'x'));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413);
+  // At the limit is fine, and the client reconnects after the server closed.
+  r = client.Request("POST", "/ok", std::string(1024, 'x'));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(HttpTest, OversizeChunkedBodyGets413) {
+  ServerOptions options;
+  options.max_body_bytes = 1024;
+  StartServer(options);
+  int fd = RawConnect(port());
+  std::string req =
+      "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "800\r\n" +
+      std::string(0x800, 'y') + "\r\n0\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  bool closed = false;
+  std::string reply = ReadAll(fd, &closed);
+  ::close(fd);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 413") << reply;
+  EXPECT_TRUE(closed);
+}
+
+TEST_F(HttpTest, ExpectContinue) {
+  StartServer();
+  int fd = RawConnect(port());
+  std::string head =
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  char buf[256];
+  ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_EQ(::send(fd, "hello", 5, MSG_NOSIGNAL), 5);
+  n = ::recv(fd, buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0);
+  std::string reply(buf, static_cast<size_t>(n));
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 200");
+  EXPECT_NE(reply.find("len=5"), std::string::npos);
+  ::close(fd);
+}
+
+TEST_F(HttpTest, GarbageGets400AndClose) {
+  StartServer();
+  for (std::string garbage :
+       {std::string("\x01\x02\x03 garbage\r\n\r\n"), std::string("GET / HTTP/9.9\r\n\r\n"),
+        std::string("GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n")}) {
+    int fd = RawConnect(port());
+    ASSERT_GT(::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL), 0);
+    bool closed = false;
+    std::string reply = ReadAll(fd, &closed);
+    ::close(fd);
+    EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply;
+    EXPECT_NE(reply.find("\"code\":\"bad_request\""), std::string::npos) << reply;
+    EXPECT_TRUE(closed);
+  }
+  // The server is still fine.
+  Client client("127.0.0.1", port());
+  auto r = client.Request("GET", "/");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(HttpTest, Http10ClosesAfterResponse) {
+  StartServer();
+  int fd = RawConnect(port());
+  std::string req = "GET /old HTTP/1.0\r\n\r\n";
+  ASSERT_GT(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), 0);
+  bool closed = false;
+  std::string reply = ReadAll(fd, &closed);
+  ::close(fd);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.0 200") << reply;
+  EXPECT_TRUE(closed);
+}
+
+TEST_F(HttpTest, ConcurrentClients) {
+  StartServer();
+  constexpr int kThreads = 4;
+  constexpr int kRequests = 500;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Client client("127.0.0.1", port());
+      for (int i = 0; i < kRequests; ++i) {
+        std::string name = std::to_string(t) + "-" + std::to_string(i);
+        auto r = client.Request("POST", "/c?name=" + name, std::string(100 + i, 'p'));
+        if (r.ok() && r->status == 200 &&
+            r->body ==
+                "POST /c q=name=" + name + " name=" + name + " len=" + std::to_string(100 + i)) {
+          ok.fetch_add(1);
+        }
+      }
+      EXPECT_EQ(client.connects(), 1u);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kRequests);
+}
+
+TEST_F(HttpTest, IdleConnectionTimesOutAndClientReconnects) {
+  ServerOptions options;
+  options.idle_timeout_ms = 200;
+  StartServer(options);
+  Client client("127.0.0.1", port());
+  ASSERT_TRUE(client.Request("GET", "/a").ok());
+  std::this_thread::sleep_for(600ms);
+  auto r = client.Request("POST", "/b", "x");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(client.connects(), 2u);
+}
+
+TEST_F(HttpTest, StopFinishesInFlightRequests) {
+  slow_entered = false;
+  StartServer();
+  Client idle("127.0.0.1", port());
+  ASSERT_TRUE(idle.Request("GET", "/warm").ok());  // leaves an idle keep-alive connection
+
+  auto slow = std::async(std::launch::async, [p = port()] {
+    Client client("127.0.0.1", p);
+    return client.Request("GET", "/slow");
+  });
+  for (int i = 0; i < 500 && !slow_entered; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(slow_entered);  // the slow request is in its handler now
+  auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 5s);  // the idle connection did not hold Stop() up
+
+  auto r = slow.get();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "slow done");
+  EXPECT_EQ(r->Header("connection"), "close");
+
+  auto after = idle.Request("GET", "/after-stop");
+  EXPECT_FALSE(after.ok());
+  EXPECT_TRUE(absl::IsUnavailable(after.status())) << after.status();
+  server_->Stop();  // idempotent
+}
+
+TEST_F(HttpTest, BindFailsWhenPortInUse) {
+  StartServer();
+  ServerOptions options;
+  options.port = port();
+  Server second(options, EchoHandler);
+  absl::Status s = second.Start();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(absl::IsFailedPrecondition(second.Start()));
+
+  ServerOptions bad;
+  bad.address = "not-an-ip";
+  Server third(bad, EchoHandler);
+  EXPECT_TRUE(absl::IsInvalidArgument(third.Start()));
+}
+
+TEST(ClientTest, ConnectionRefused) {
+  // Bind a port, then free it so nothing listens there.
+  uint16_t free_port;
+  {
+    ServerOptions options;
+    options.port = 0;
+    Server s(options, EchoHandler);
+    ASSERT_TRUE(s.Start().ok());
+    free_port = s.port();
+  }
+  Client client("127.0.0.1", free_port, 1000);
+  auto r = client.Request("GET", "/");
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+}
+
+// A one-shot raw server, for response framings the Beast server never produces.
+class RawServer {
+ public:
+  explicit RawServer(std::string reply) : reply_(std::move(reply)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      std::string got;
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      ::send(c, reply_.data(), reply_.size(), MSG_NOSIGNAL);
+      ::close(c);
+    });
+  }
+  ~RawServer() {
+    thread_.join();
+    ::close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  std::string reply_;
+  int fd_;
+  uint16_t port_;
+  std::thread thread_;
+};
+
+TEST(ClientTest, ChunkedResponse) {
+  RawServer raw(
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+      "5\r\nhello\r\n1;ext=1\r\n \r\nB\r\nchunked wor\r\n2\r\nld\r\n0\r\nTrailer: x\r\n\r\n");
+  Client client("127.0.0.1", raw.port());
+  auto r = client.Request("GET", "/");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hello chunked world");
+}
+
+TEST(ClientTest, CloseDelimitedResponseAndInterim100) {
+  RawServer raw("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 201 Created\r\nX: y\r\n\r\nuntil eof");
+  Client client("127.0.0.1", raw.port());
+  auto r = client.Request("POST", "/", "body");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(r->body, "until eof");
+  EXPECT_EQ(r->Header("x"), "y");
+}
+
+TEST(ClientTest, MalformedResponse) {
+  RawServer raw("SMTP ready\r\n\r\n");
+  Client client("127.0.0.1", raw.port());
+  auto r = client.Request("GET", "/");
+  EXPECT_TRUE(absl::IsInternal(r.status())) << r.status();
+}
+
+TEST(ClientTest, Timeout) {
+  // A listener that never answers: the connect succeeds (backlog), the response never comes.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  Client client("127.0.0.1", ntohs(addr.sin_port), 200);
+  auto r = client.Request("GET", "/");
+  EXPECT_TRUE(absl::IsDeadlineExceeded(r.status())) << r.status();
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace strata::http

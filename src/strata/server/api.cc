@@ -1,0 +1,340 @@
+#include "strata/server/api.h"
+
+#include <charconv>
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "strata/base/log.h"
+#include "strata/server/json_writer.h"
+#include "strata/server/viewing_json.h"
+
+namespace strata::server {
+namespace {
+
+http::Response Json(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+// Parses a non-negative decimal integer path segment or query value.
+bool ParseUint(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+bool ParseInt(std::string_view s, int64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+absl::StatusOr<viewing::Kind> ParseKind(const std::optional<std::string>& v) {
+  if (!v || *v == "play") return viewing::Kind::kPlay;
+  if (*v == "preview") return viewing::Kind::kPreview;
+  return absl::InvalidArgumentError("kind: must be \"play\" or \"preview\"");
+}
+
+}  // namespace
+
+int StatusToHttp(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted: return 409;
+    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded: return 503;
+    default: return 500;
+  }
+}
+
+std::string StatusCodeName(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange: return "invalid_argument";
+    case absl::StatusCode::kNotFound: return "not_found";
+    case absl::StatusCode::kAlreadyExists: return "already_exists";
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted: return "conflict";
+    case absl::StatusCode::kResourceExhausted: return "throttled";
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded: return "unavailable";
+    case absl::StatusCode::kDataLoss: return "data_loss";
+    default: return "internal";
+  }
+}
+
+http::Response ErrorResponse(const absl::Status& s) {
+  int code = StatusToHttp(s);
+  if (code >= 500) STRATA_LOG_ERROR("request failed", "error", s.ToString());
+  return Json(code, ErrorBody(StatusCodeName(s), std::string(s.message())));
+}
+
+Api::Api(viewing::ViewingService* viewing, MetricsRegistry* metrics,
+         std::function<absl::Status()> health)
+    : viewing_(viewing), metrics_(metrics), health_(std::move(health)) {}
+
+http::Response Api::Handle(const http::Request& request) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string route = "unmatched";
+  http::Response response = Route(request, &route);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Metric pointers are looked up once per (route, method, code) and kept.
+  struct Key {
+    std::string route, method;
+    int code;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<std::string>()(k.route) ^ std::hash<std::string>()(k.method) ^ k.code;
+    }
+  };
+  static std::mutex mu;
+  static std::unordered_map<Key, std::pair<Counter*, Histogram*>, KeyHash> cache;
+  std::pair<Counter*, Histogram*> m;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto& slot = cache[Key{route, request.method, response.status}];
+    if (!slot.first) {
+      slot.first = metrics_->GetCounter(
+          "strata_http_requests_total", "HTTP requests by route, method and status",
+          absl::StrCat("route=\"", route, "\",method=\"", request.method, "\",code=\"",
+                       response.status, "\""));
+      slot.second = metrics_->GetHistogram(
+          "strata_http_request_seconds", "HTTP request latency by route",
+          absl::StrCat("route=\"", route, "\",method=\"", request.method, "\""));
+    }
+    m = slot;
+  }
+  m.first->Inc();
+  m.second->Observe(seconds);
+  return response;
+}
+
+http::Response Api::Route(const http::Request& request, std::string* route) {
+  const std::string& method = request.method;
+  std::vector<std::string_view> parts;
+  for (size_t pos = 0; pos < request.path.size();) {
+    size_t end = request.path.find('/', pos);
+    if (end == std::string::npos) end = request.path.size();
+    if (end > pos) parts.emplace_back(request.path.data() + pos, end - pos);
+    pos = end + 1;
+  }
+  auto method_not_allowed = [] {
+    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
+  };
+
+  if (parts.size() == 1 && parts[0] == "healthz") {
+    *route = "/healthz";
+    absl::Status s = health_();
+    if (!s.ok()) return ErrorResponse(absl::UnavailableError(std::string(s.message())));
+    return Json(200, "{\"status\":\"ok\"}");
+  }
+  if (parts.size() == 1 && parts[0] == "metrics") {
+    *route = "/metrics";
+    http::Response r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_->RenderPrometheus();
+    return r;
+  }
+  if (parts.size() >= 2 && parts[0] == "v1") {
+    if (parts.size() == 3 && parts[1] == "viewing" && parts[2] == "events") {
+      *route = "/v1/viewing/events";
+      if (method != "POST") return method_not_allowed();
+      return PostEvents(request);
+    }
+    if (parts[1] == "members" && parts.size() >= 3) {
+      uint64_t member = 0;
+      std::string_view member_part = parts[2];
+      std::string_view action;
+      if (parts.size() == 3) {
+        size_t colon = member_part.find(':');
+        if (colon != std::string_view::npos) {
+          action = member_part.substr(colon + 1);
+          member_part = member_part.substr(0, colon);
+        }
+      }
+      if (!ParseUint(member_part, &member) || member == 0) {
+        *route = "/v1/members/{member}";
+        return ErrorResponse(absl::InvalidArgumentError("member: must be a positive integer"));
+      }
+      if (parts.size() == 3 && action.empty()) {
+        *route = "/v1/members/{member}";
+        if (method != "DELETE") return method_not_allowed();
+        return DeleteMember(member);
+      }
+      if (parts.size() == 3 && action == "rollup") {
+        *route = "/v1/members/{member}:rollup";
+        if (method != "POST") return method_not_allowed();
+        return RollUp(member, request);
+      }
+      if (parts.size() == 4 && parts[3] == "viewing") {
+        *route = "/v1/members/{member}/viewing";
+        if (method != "GET") return method_not_allowed();
+        return GetViewing(member, request);
+      }
+      if (parts.size() == 4 && parts[3] == "summary") {
+        *route = "/v1/members/{member}/summary";
+        if (method != "GET") return method_not_allowed();
+        return GetSummary(member);
+      }
+      if (parts.size() == 4 && parts[3] == "languages") {
+        *route = "/v1/members/{member}/languages";
+        if (method != "GET") return method_not_allowed();
+        return GetLanguages(member);
+      }
+    }
+    if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
+        parts[3] == "tables") {
+      *route = "/v1/admin/viewing/tables";
+      if (method != "GET") return method_not_allowed();
+      return ViewingTables();
+    }
+  }
+  return Json(404, ErrorBody("not_found", "path: no route for " + request.path));
+}
+
+http::Response Api::PostEvents(const http::Request& request) {
+  auto parsed = ParseViewingEvents(request.body);
+  if (!parsed.ok()) return ErrorResponse(parsed.status());
+  viewing::IngestResult result;
+  if (!parsed->valid.empty()) {
+    auto r = viewing_->Ingest(parsed->valid);
+    if (!r.ok()) return ErrorResponse(r.status());
+    result = *r;
+  }
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("accepted").Uint(result.accepted);
+  w.Key("dropped").Uint(result.dropped);
+  w.Key("rejected").BeginArray();
+  for (const auto& rej : parsed->rejected) {
+    w.BeginObject().Key("index").Uint(rej.index).Key("error").String(rej.error).EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return Json(200, w.Take());
+}
+
+http::Response Api::GetViewing(uint64_t member, const http::Request& request) {
+  viewing::HistoryQuery q;
+  auto kind = ParseKind(http::QueryParam(request.query, "kind"));
+  if (!kind.ok()) return ErrorResponse(kind.status());
+  q.kind = *kind;
+  if (auto v = http::QueryParam(request.query, "since")) {
+    if (!ParseInt(*v, &q.since) || q.since < 0) {
+      return ErrorResponse(absl::InvalidArgumentError("since: must be a time in ms >= 0"));
+    }
+  }
+  if (auto v = http::QueryParam(request.query, "until")) {
+    if (!ParseInt(*v, &q.until) || q.until < 0) {
+      return ErrorResponse(absl::InvalidArgumentError("until: must be a time in ms >= 0"));
+    }
+  }
+  if (auto v = http::QueryParam(request.query, "limit")) {
+    uint64_t limit;
+    if (!ParseUint(*v, &limit) || limit < 1 || limit > 1000) {
+      return ErrorResponse(absl::InvalidArgumentError("limit: must be between 1 and 1000"));
+    }
+    q.limit = limit;
+  }
+  if (auto v = http::QueryParam(request.query, "cursor")) q.cursor = *v;
+  auto page = viewing_->ReadHistory(member, q);
+  if (!page.ok()) return ErrorResponse(page.status());
+  JsonWriter w;
+  w.BeginObject().Key("records").BeginArray();
+  for (const auto& r : page->records) AppendRecordJson(r, &w);
+  w.EndArray().Key("next_cursor");
+  if (page->next_cursor.empty()) {
+    w.Null();
+  } else {
+    w.String(page->next_cursor);
+  }
+  w.EndObject();
+  return Json(200, w.Take());
+}
+
+http::Response Api::GetSummary(uint64_t member) {
+  auto summary = viewing_->Summary(member);
+  if (!summary.ok()) return ErrorResponse(summary.status());
+  JsonWriter w;
+  w.BeginObject().Key("member").Uint(member).Key("titles").BeginArray();
+  for (const auto& t : *summary) {
+    w.BeginObject();
+    w.Key("title").Uint(t.title).Key("plays").Uint(t.plays).Key("watched_ms").Int(t.watched_ms);
+    w.Key("first_at").Int(t.first_at).Key("last_at").Int(t.last_at);
+    w.Key("position_ms").Int(t.position_ms);
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return Json(200, w.Take());
+}
+
+http::Response Api::GetLanguages(uint64_t member) {
+  auto langs = viewing_->Languages(member);
+  if (!langs.ok()) return ErrorResponse(langs.status());
+  JsonWriter w;
+  w.BeginObject().Key("current").BeginObject();
+  for (const auto& p : langs->current) {
+    w.Key(p.content_lang).BeginObject();
+    w.Key("audio_lang").String(p.audio_lang).Key("subtitle_lang").String(p.subtitle_lang);
+    w.Key("since").Int(p.event_time);
+    w.EndObject();
+  }
+  w.EndObject().Key("changes").BeginArray();
+  for (const auto& p : langs->changes) {
+    w.BeginObject();
+    w.Key("content_lang").String(p.content_lang).Key("audio_lang").String(p.audio_lang);
+    w.Key("subtitle_lang").String(p.subtitle_lang).Key("event_time").Int(p.event_time);
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return Json(200, w.Take());
+}
+
+http::Response Api::DeleteMember(uint64_t member) {
+  absl::Status s = viewing_->EraseMember(member);
+  if (!s.ok()) return ErrorResponse(s);
+  return Json(200, absl::StrCat("{\"erased\":", member, "}"));
+}
+
+http::Response Api::RollUp(uint64_t member, const http::Request& request) {
+  auto kind = ParseKind(http::QueryParam(request.query, "kind"));
+  if (!kind.ok()) return ErrorResponse(kind.status());
+  absl::Status s = viewing_->RollUp(member, *kind);
+  if (!s.ok()) return ErrorResponse(s);
+  return Json(200, "{\"rolled_up\":true}");
+}
+
+http::Response Api::ViewingTables() {
+  auto report = viewing_->Report();
+  if (!report.ok()) return ErrorResponse(report.status());
+  JsonWriter w;
+  w.BeginObject().Key("tables").BeginArray();
+  for (const auto& t : *report) {
+    w.BeginObject();
+    w.Key("table").String(t.table).Key("members").Uint(t.members);
+    w.Key("records").Uint(t.records).Key("disk_bytes").Uint(t.disk_bytes);
+    w.Key("bytes_per_record");
+    if (t.records > 0) {
+      w.Double(static_cast<double>(t.disk_bytes) / static_cast<double>(t.records));
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return Json(200, w.Take());
+}
+
+}  // namespace strata::server

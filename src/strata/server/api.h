@@ -1,0 +1,44 @@
+// The HTTP API v1 (docs/api.md): routes requests to the services, maps errors to HTTP
+// statuses in one place (StatusToHttp), and records per-route request counts and latency.
+// Handle() is thread-safe; it runs on the HTTP server's I/O threads.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "strata/base/metrics.h"
+#include "strata/http/http_server.h"
+#include "strata/viewing/viewing_service.h"
+
+namespace strata::server {
+
+// The HTTP status for an error status, and the JSON error code.
+int StatusToHttp(const absl::Status& status);
+std::string StatusCodeName(const absl::Status& status);
+http::Response ErrorResponse(const absl::Status& status);
+
+class Api {
+ public:
+  // `ready` answers whether the backends are healthy (for /healthz).
+  Api(viewing::ViewingService* viewing, MetricsRegistry* metrics,
+      std::function<absl::Status()> health);
+  http::Response Handle(const http::Request& request);
+
+ private:
+  struct RouteMetrics;
+  http::Response Route(const http::Request& request, std::string* route);
+  http::Response PostEvents(const http::Request& request);
+  http::Response GetViewing(uint64_t member, const http::Request& request);
+  http::Response GetSummary(uint64_t member);
+  http::Response GetLanguages(uint64_t member);
+  http::Response DeleteMember(uint64_t member);
+  http::Response ViewingTables();
+  http::Response RollUp(uint64_t member, const http::Request& request);
+
+  viewing::ViewingService* viewing_;
+  MetricsRegistry* metrics_;
+  std::function<absl::Status()> health_;
+};
+
+}  // namespace strata::server

@@ -1,0 +1,51 @@
+#include "strata/server/json_writer.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace strata::server {
+
+JsonWriter& JsonWriter::Double(double v) {
+  Sep();
+  if (!std::isfinite(v)) {
+    out_ += "null";
+    return *this;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.6g", v);
+  out_ += buf;
+  return *this;
+}
+
+void JsonWriter::AppendString(std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out_.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out_ += "\\\""; break;
+      case '\\': out_ += "\\\\"; break;
+      case '\n': out_ += "\\n"; break;
+      case '\r': out_ += "\\r"; break;
+      case '\t': out_ += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out_ += "\\u00";
+          out_.push_back(kHex[(c >> 4) & 0xf]);
+          out_.push_back(kHex[c & 0xf]);
+        } else {
+          out_.push_back(c);
+        }
+    }
+  }
+  out_.push_back('"');
+}
+
+std::string ErrorBody(std::string_view code, std::string_view message) {
+  JsonWriter w;
+  w.BeginObject().Key("error").BeginObject();
+  w.Key("code").String(code).Key("message").String(message);
+  w.EndObject().EndObject();
+  return w.Take();
+}
+
+}  // namespace strata::server

@@ -1,0 +1,122 @@
+#include "strata/server/server.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "strata/base/log.h"
+#include "strata/base/metrics.h"
+#include "strata/base/status.h"
+#include "strata/server/api.h"
+#include "strata/store/rocksdb/rocksdb_row_store.h"
+
+namespace strata::server {
+namespace {
+
+std::atomic<bool> g_signalled{false};
+void OnSignal(int) { g_signalled.store(true); }
+
+// VmRSS / VmHWM of this process from /proc, in bytes.
+double ProcStatusBytes(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(key);
+  while (std::getline(in, line)) {
+    if (line.compare(0, n, key) == 0) return std::stod(line.substr(n + 1)) * 1024.0;
+  }
+  return 0;
+}
+
+void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows,
+                            viewing::ViewingService* viewing) {
+  metrics->AddGauge("strata_process_resident_memory_bytes", "Resident set size", [] {
+    return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmRSS:")}};
+  });
+  metrics->AddGauge("strata_process_peak_rss_bytes", "Peak resident set size", [] {
+    return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmHWM:")}};
+  });
+  metrics->AddGauge("strata_table_disk_bytes", "Bytes a table occupies on disk", [viewing] {
+    std::vector<std::pair<std::string, double>> out;
+    for (store::Table* t : viewing->tables()) {
+      auto s = t->Stats();
+      if (s.ok()) out.emplace_back("table=\"" + t->name() + "\"", s->disk_bytes);
+    }
+    return out;
+  });
+  metrics->AddGauge("strata_table_approximate_rows", "Rows in a table (RocksDB estimate)",
+                    [viewing] {
+                      std::vector<std::pair<std::string, double>> out;
+                      for (store::Table* t : viewing->tables()) {
+                        auto s = t->Stats();
+                        if (s.ok()) {
+                          out.emplace_back("table=\"" + t->name() + "\"", s->approximate_rows);
+                        }
+                      }
+                      return out;
+                    });
+  metrics->AddGauge("strata_rocksdb_pending_compaction_bytes",
+                    "Estimated bytes compaction still has to rewrite", [rows] {
+                      return std::vector<std::pair<std::string, double>>{
+                          {"", static_cast<double>(rows->Health().pending_compaction_bytes)}};
+                    });
+}
+
+}  // namespace
+
+absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
+                   std::atomic<int>* port_out) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) {
+    return absl::InvalidArgumentError("data_dir: cannot create " + config.data_dir + ": " +
+                                      ec.message());
+  }
+  store::RocksRowStoreOptions row_options;
+  row_options.path = config.data_dir + "/rows";
+  row_options.block_cache_bytes = config.block_cache_bytes;
+  if (config.sync == "periodic") {
+    row_options.sync_policy = store::RocksRowStoreOptions::SyncPolicy::kPeriodic;
+  } else if (config.sync == "batch") {
+    row_options.sync_policy = store::RocksRowStoreOptions::SyncPolicy::kPerBatch;
+  } else {
+    return absl::InvalidArgumentError("sync: must be \"periodic\" or \"batch\"");
+  }
+  if (config.sync_interval_ms < 1) {
+    return absl::InvalidArgumentError("sync_interval_ms: must be at least 1");
+  }
+  row_options.sync_interval_ms = config.sync_interval_ms;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::RocksRowStore> rows,
+                          store::RocksRowStore::Open(row_options));
+  MetricsRegistry* metrics = MetricsRegistry::Default();
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<viewing::ViewingService> viewing,
+      viewing::ViewingService::Open(rows.get(), SystemClock::Default(), config.viewing, metrics));
+  RegisterProcessMetrics(metrics, rows.get(), viewing.get());
+
+  Api api(viewing.get(), metrics, [] { return absl::OkStatus(); });
+  http::Server http_server(config.http, [&api](const http::Request& r) { return api.Handle(r); });
+  STRATA_RETURN_IF_ERROR(http_server.Start());
+  if (port_out) port_out->store(http_server.port());
+  STRATA_LOG_INFO("strata serving", "address", config.http.address, "port", http_server.port(),
+                  "data_dir", config.data_dir, "sync", config.sync);
+
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  while (!g_signalled.load() && !(stop && stop->load())) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  STRATA_LOG_INFO("strata stopping");
+  http_server.Stop();
+  viewing.reset();
+  absl::Status sync = rows->Sync();
+  rows.reset();
+  STRATA_LOG_INFO("strata stopped");
+  return sync;
+}
+
+}  // namespace strata::server

@@ -1,0 +1,37 @@
+// `strata serve`: wires the embedded deployment together (RocksDB row store, services, HTTP
+// API) and runs until SIGINT/SIGTERM. Every option has a default; docs/configuration.md
+// lists them with the command-line flags and config-file keys that set them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "strata/http/http_server.h"
+#include "strata/viewing/viewing_service.h"
+
+namespace strata::server {
+
+struct ServerConfig {
+  // Directory holding all data (RocksDB under <data_dir>/rows). Default "./data".
+  std::string data_dir = "./data";
+  http::ServerOptions http;
+  // RocksDB block cache shared by all tables, bytes. Default 256 MiB.
+  size_t block_cache_bytes = 256ull << 20;
+  // "periodic" (default; fsync the write-ahead log every sync_interval_ms) or "batch"
+  // (fsync before acknowledging each write). Either way an acknowledged write survives
+  // kill -9 of the server; "batch" also survives power loss.
+  std::string sync = "periodic";
+  int sync_interval_ms = 100;
+  viewing::ViewingOptions viewing;
+  // "debug", "info", "warn", "error". Default "info".
+  std::string log_level = "info";
+};
+
+// Runs the server until `stop` becomes true or a SIGINT/SIGTERM arrives. If `port_out` is
+// non-null it receives the bound port once serving (useful with port 0).
+absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop = nullptr,
+                   std::atomic<int>* port_out = nullptr);
+
+}  // namespace strata::server

@@ -1,0 +1,90 @@
+#include "strata/server/viewing_json.h"
+
+#include <gtest/gtest.h>
+
+#include "strata/server/api.h"
+#include "strata/server/json_writer.h"
+
+namespace strata::server {
+namespace {
+
+constexpr char kEvent[] =
+    R"({"member":7,"kind":"play","title":70,"session":"s1","started_at":1700000000000,)"
+    R"("event_time":1700000060000,"position_ms":60000,"watched_ms":60000,"device":"tv",)"
+    R"("country":"US","content_lang":"en","audio_lang":"en","subtitle_lang":""})";
+
+TEST(ViewingJson, ParsesAnArrayAndNdjsonAlike) {
+  std::string array = std::string("[") + kEvent + "," + kEvent + "]";
+  std::string ndjson = std::string(kEvent) + "\n" + kEvent + "\n";
+  for (const std::string& body : {array, ndjson}) {
+    auto parsed = ParseViewingEvents(body);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    ASSERT_EQ(parsed->valid.size(), 2u);
+    EXPECT_TRUE(parsed->rejected.empty());
+    const auto& r = parsed->valid[0];
+    EXPECT_EQ(r.member, 7u);
+    EXPECT_EQ(r.title, 70u);
+    EXPECT_EQ(r.session, "s1");
+    EXPECT_EQ(r.event_time, 1700000060000);
+    EXPECT_EQ(r.device, "tv");
+  }
+}
+
+TEST(ViewingJson, BadEventsAreRejectedByIndexNamingTheField) {
+  std::string body = std::string("[") + kEvent + "," +
+                     R"({"member":"x","kind":"play","title":1,"session":"a","started_at":1,"event_time":1},)" +
+                     R"({"member":1,"kind":"movie","title":1,"session":"a","started_at":1,"event_time":1},)" +
+                     R"({"member":1,"kind":"play","title":1,"started_at":1,"event_time":1},)" +
+                     R"({"member":1,"kind":"play","title":1,"session":"a","started_at":-5,"event_time":1},)" +
+                     R"(42,)" + kEvent + "]";
+  auto parsed = ParseViewingEvents(body);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->valid.size(), 2u);
+  ASSERT_EQ(parsed->rejected.size(), 5u);
+  EXPECT_EQ(parsed->rejected[0].index, 1u);
+  EXPECT_EQ(parsed->rejected[0].error.rfind("member:", 0), 0u) << parsed->rejected[0].error;
+  EXPECT_EQ(parsed->rejected[1].error.rfind("kind:", 0), 0u);
+  EXPECT_EQ(parsed->rejected[2].error, "session: required");
+  EXPECT_EQ(parsed->rejected[3].error.rfind("started_at:", 0), 0u);
+  EXPECT_EQ(parsed->rejected[4].index, 5u);
+  EXPECT_EQ(parsed->rejected[4].error.rfind("event:", 0), 0u);
+}
+
+TEST(ViewingJson, GarbageBodiesAreErrorsNamingTheBody) {
+  for (std::string body : {"", "   ", "[{\"member\":1,", "{not json", "[1,2", "nul"}) {
+    auto parsed = ParseViewingEvents(body);
+    if (parsed.ok()) {
+      // NDJSON lines that are not JSON are rejected one by one instead.
+      EXPECT_FALSE(parsed->rejected.empty()) << body;
+      EXPECT_TRUE(parsed->valid.empty());
+    } else {
+      EXPECT_TRUE(absl::IsInvalidArgument(parsed.status())) << body;
+      EXPECT_EQ(std::string(parsed.status().message()).rfind("body:", 0), 0u) << body;
+    }
+  }
+}
+
+TEST(ViewingJson, TooManyEventsIsAnError) {
+  std::string body = "[";
+  for (size_t i = 0; i <= kMaxEventsPerBatch; ++i) body += (i ? ",{}" : "{}");
+  body += "]";
+  auto parsed = ParseViewingEvents(body);
+  EXPECT_TRUE(absl::IsInvalidArgument(parsed.status()));
+}
+
+TEST(JsonWriter, EscapesStrings) {
+  JsonWriter w;
+  w.BeginObject().Key("a\"b").String("line\n\x01").Key("n").Int(-3).EndObject();
+  EXPECT_EQ(w.str(), "{\"a\\\"b\":\"line\\n\\u0001\",\"n\":-3}");
+}
+
+TEST(Api, ErrorCodesMapToHttp) {
+  EXPECT_EQ(StatusToHttp(absl::InvalidArgumentError("x")), 400);
+  EXPECT_EQ(StatusToHttp(absl::NotFoundError("x")), 404);
+  EXPECT_EQ(StatusToHttp(absl::UnavailableError("x")), 503);
+  EXPECT_EQ(StatusToHttp(absl::ResourceExhaustedError("x")), 429);
+  EXPECT_EQ(StatusToHttp(absl::InternalError("x")), 500);
+}
+
+}  // namespace
+}  // namespace strata::server

@@ -1,0 +1,1104 @@
+#include "strata/store/rocksdb/rocksdb_row_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/metadata.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "strata/base/coding.h"
+#include "strata/base/log.h"
+#include "strata/base/status.h"
+
+namespace strata::store {
+namespace rocksdb_internal {
+
+// ---------------------------------------------------------------------------------------
+// Status mapping: the one place where rocksdb::Status becomes absl::Status.
+
+absl::Status ToStatus(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = std::string(what) + ": " + s.ToString();
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() ||
+      s.IsShutdownInProgress()) {
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(message);
+}
+
+// ---------------------------------------------------------------------------------------
+// Key encoding (docs/row-store.md, "Keys"):
+//
+//   key = partition length (2 bytes, big-endian) | partition | clustering
+//
+// All rows of a partition share the prefix `length | partition`, so they are contiguous and
+// ordered by clustering key (bytewise). Two different prefixes are never prefixes of one
+// another (equal lengths and different bytes, or different length fields), so no partition's
+// key range overlaps another's even when one partition key is a prefix of another.
+
+constexpr size_t kPartitionLengthBytes = 2;
+
+void AppendPartitionPrefix(std::string* out, std::string_view partition) {
+  out->push_back(static_cast<char>((partition.size() >> 8) & 0xff));
+  out->push_back(static_cast<char>(partition.size() & 0xff));
+  out->append(partition);
+}
+
+std::string PartitionPrefix(std::string_view partition) {
+  std::string prefix;
+  prefix.reserve(kPartitionLengthBytes + partition.size());
+  AppendPartitionPrefix(&prefix, partition);
+  return prefix;
+}
+
+// The smallest key greater than every key that starts with `prefix`. Never empty for a
+// partition prefix: its first byte is at most 0x04.
+std::string PrefixSuccessor(std::string prefix) {
+  while (!prefix.empty() && static_cast<uint8_t>(prefix.back()) == 0xff) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
+  return prefix;
+}
+
+bool DecodeKey(std::string_view key, std::string_view* partition, std::string_view* clustering) {
+  if (key.size() < kPartitionLengthBytes) return false;
+  const size_t length =
+      (size_t{static_cast<uint8_t>(key[0])} << 8) | static_cast<uint8_t>(key[1]);
+  if (key.size() < kPartitionLengthBytes + length) return false;
+  *partition = key.substr(kPartitionLengthBytes, length);
+  *clustering = key.substr(kPartitionLengthBytes + length);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Value encoding (docs/row-store.md, "Values"):
+//
+//   value = format (1 byte, 0x01) | flags (1 byte) | [expire_at: 8 bytes BE, if flags & 1]
+//           | [version: 8 bytes BE, if flags & 2] | payload
+//
+// PutIfNewer rows carry a version; rows with an expiry carry expire_at (ms since epoch).
+
+constexpr char kValueFormatV1 = '\x01';
+constexpr uint8_t kFlagExpiry = 0x01;
+constexpr uint8_t kFlagVersion = 0x02;
+constexpr uint8_t kKnownFlags = kFlagExpiry | kFlagVersion;
+
+void EncodeValue(std::string* out, std::string_view payload, Millis expire_at, bool has_version,
+                 uint64_t version) {
+  out->clear();
+  const uint8_t flags = (expire_at != 0 ? kFlagExpiry : 0) | (has_version ? kFlagVersion : 0);
+  out->push_back(kValueFormatV1);
+  out->push_back(static_cast<char>(flags));
+  if (flags & kFlagExpiry) coding::PutFixed64BE(out, static_cast<uint64_t>(expire_at));
+  if (flags & kFlagVersion) coding::PutFixed64BE(out, version);
+  out->append(payload);
+}
+
+struct DecodedValue {
+  Millis expire_at = 0;  // 0 = never
+  uint64_t version = 0;  // 0 for rows without a version
+  std::string_view payload;
+};
+
+bool DecodeValue(std::string_view in, DecodedValue* out) {
+  if (in.size() < 2 || in[0] != kValueFormatV1) return false;
+  const uint8_t flags = static_cast<uint8_t>(in[1]);
+  if ((flags & ~kKnownFlags) != 0) return false;
+  in.remove_prefix(2);
+  out->expire_at = 0;
+  out->version = 0;
+  if (flags & kFlagExpiry) {
+    uint64_t expire_at;
+    if (!coding::GetFixed64BE(&in, &expire_at)) return false;
+    out->expire_at = static_cast<Millis>(expire_at);
+  }
+  if ((flags & kFlagVersion) && !coding::GetFixed64BE(&in, &out->version)) return false;
+  out->payload = in;
+  return true;
+}
+
+bool Expired(const DecodedValue& value, Millis now) {
+  return value.expire_at != 0 && value.expire_at <= now;
+}
+
+std::string_view View(const rocksdb::Slice& slice) { return slice.ToStringView(); }
+
+// Cursors: a format byte, then the last returned clustering key (Scan) or the last returned
+// raw key (ScanRange). The byte keeps the cursor of an empty key non-empty.
+constexpr char kCursorFormat = '\x01';
+
+std::string MakeCursor(std::string_view last) {
+  std::string cursor;
+  cursor.reserve(1 + last.size());
+  cursor.push_back(kCursorFormat);
+  cursor.append(last);
+  return cursor;
+}
+
+absl::StatusOr<std::string_view> ParseCursor(std::string_view cursor) {
+  if (cursor.empty() || cursor[0] != kCursorFormat ||
+      cursor.size() > 1 + kPartitionLengthBytes + kMaxPartitionKeySize + kMaxClusteringKeySize) {
+    return absl::InvalidArgumentError("cursor: not a cursor of this store");
+  }
+  return cursor.substr(1);
+}
+
+// ---------------------------------------------------------------------------------------
+// PutIfNewer: a merge operator that keeps the operand (or base value) with the highest
+// version; ties go to the later write. A Delete or DeleteRange ends the merge chain, so it
+// resets the row. Operands are complete encoded values, so the result is always one of them.
+
+class MaxVersionMergeOperator final : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "strata.MaxVersion"; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    const rocksdb::Slice* best = nullptr;
+    uint64_t best_version = 0;
+    DecodedValue decoded;
+    if (in.existing_value != nullptr) {
+      if (!DecodeValue(View(*in.existing_value), &decoded)) return false;
+      best = in.existing_value;
+      best_version = decoded.version;
+    }
+    for (const rocksdb::Slice& operand : in.operand_list) {
+      if (!DecodeValue(View(operand), &decoded)) return false;
+      if (best == nullptr || decoded.version >= best_version) {
+        best = &operand;
+        best_version = decoded.version;
+      }
+    }
+    if (best == nullptr) return false;
+    out->existing_operand = *best;
+    return true;
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice& /*key*/,
+                         const std::deque<rocksdb::Slice>& operands, std::string* new_value,
+                         rocksdb::Logger* /*logger*/) const override {
+    const rocksdb::Slice* best = nullptr;
+    uint64_t best_version = 0;
+    DecodedValue decoded;
+    for (const rocksdb::Slice& operand : operands) {
+      if (!DecodeValue(View(operand), &decoded)) return false;
+      if (best == nullptr || decoded.version >= best_version) {
+        best = &operand;
+        best_version = decoded.version;
+      }
+    }
+    if (best == nullptr) return false;
+    new_value->assign(best->data(), best->size());
+    return true;
+  }
+};
+
+// Drops expired rows during compaction (reads check expiry too: compaction comes late).
+// Merge operands are kept: dropping an expired high version early could let a lower one win.
+class ExpiryCompactionFilter final : public rocksdb::CompactionFilter {
+ public:
+  explicit ExpiryCompactionFilter(const Clock* clock) : clock_(clock) {}
+  const char* Name() const override { return "strata.Expiry"; }
+
+  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    DecodedValue decoded;
+    if (!DecodeValue(View(value), &decoded)) return false;  // keep what we do not understand
+    return Expired(decoded, clock_->NowMillis());
+  }
+
+ private:
+  const Clock* clock_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Column family names: "<table>.<profile>", so reopening knows each table's tuning before
+// the column families are opened. Table names are [a-z0-9_]+, so the '.' is unambiguous.
+
+const char* ProfileName(TableProfile profile) {
+  switch (profile) {
+    case TableProfile::kLive:
+      return "live";
+    case TableProfile::kCompressed:
+      return "compressed";
+    case TableProfile::kIndex:
+      return "index";
+  }
+  return "live";
+}
+
+bool ParseColumnFamilyName(std::string_view cf_name, std::string* table, TableProfile* profile) {
+  const size_t dot = cf_name.rfind('.');
+  if (dot == std::string_view::npos) return false;
+  std::string_view name = cf_name.substr(0, dot);
+  std::string_view suffix = cf_name.substr(dot + 1);
+  if (!ValidateTableName(name).ok()) return false;
+  if (suffix == "live") {
+    *profile = TableProfile::kLive;
+  } else if (suffix == "compressed") {
+    *profile = TableProfile::kCompressed;
+  } else if (suffix == "index") {
+    *profile = TableProfile::kIndex;
+  } else {
+    return false;
+  }
+  table->assign(name);
+  return true;
+}
+
+// Marks a database as Strata's and records its format (docs/row-store.md).
+constexpr char kFormatKey[] = "strata.row_store.format";
+constexpr char kFormatVersion[] = "1";
+
+class Core;
+
+class RocksTable final : public Table {
+ public:
+  RocksTable(Core* core, std::string name, TableProfile profile, rocksdb::ColumnFamilyHandle* cf)
+      : core_(core), name_(std::move(name)), profile_(profile), cf_(cf) {}
+
+  const std::string& name() const override { return name_; }
+  TableProfile profile() const { return profile_; }
+  rocksdb::ColumnFamilyHandle* cf() const { return cf_; }
+  const Core* core() const { return core_; }
+
+  absl::StatusOr<std::string> Get(std::string_view partition, std::string_view clustering,
+                                  const ReadOptions& options) override;
+  absl::Status Put(std::string_view partition, std::string_view clustering,
+                   std::string_view value, Millis expire_at) override;
+  absl::Status Delete(std::string_view partition, std::string_view clustering) override;
+  absl::Status DeleteRange(std::string_view partition, std::string_view start,
+                           std::string_view end) override;
+  absl::Status Apply(std::string_view partition, const WriteBatch& batch) override;
+  absl::StatusOr<ScanPage> Scan(std::string_view partition, const ScanOptions& options,
+                                const ReadOptions& read_options) override;
+  absl::StatusOr<std::vector<KeyRange>> SplitRanges(int n) override;
+  absl::StatusOr<TableScanPage> ScanRange(const KeyRange& range, size_t limit,
+                                          std::string_view cursor,
+                                          const ReadOptions& options) override;
+  absl::StatusOr<TableStats> Stats() override;
+
+ private:
+  Core* const core_;
+  const std::string name_;
+  const TableProfile profile_;
+  rocksdb::ColumnFamilyHandle* const cf_;  // owned by Core
+};
+
+class RocksSnapshot final : public Snapshot {
+ public:
+  RocksSnapshot(const Core* core, rocksdb::DB* db, const rocksdb::Snapshot* snapshot)
+      : core_(core), db_(db), snapshot_(snapshot) {}
+  ~RocksSnapshot() override { db_->ReleaseSnapshot(snapshot_); }
+  const Core* core() const { return core_; }
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  const Core* core_;
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+// Reusable buffers for encoding one write batch without per-op allocations.
+struct EncodeScratch {
+  std::string prefix;
+  std::string key;
+  std::string value;
+  std::string end;
+};
+
+// Everything behind RocksRowStore.
+class Core {
+ public:
+  explicit Core(const RocksRowStoreOptions& options)
+      : options_(options),
+        clock_(options.clock != nullptr ? options.clock : SystemClock::Default()),
+        cache_(rocksdb::NewLRUCache(options.block_cache_bytes)),
+        merge_operator_(std::make_shared<MaxVersionMergeOperator>()),
+        compaction_filter_(std::make_unique<ExpiryCompactionFilter>(clock_)) {
+    for (rocksdb::CompressionType type : rocksdb::GetSupportedCompressions()) {
+      if (type == rocksdb::kLZ4Compression) lz4_supported_ = true;
+    }
+    write_options_.sync = options.sync_policy == SyncPolicy::kPerBatch;
+  }
+
+  ~Core() { Close(); }
+
+  absl::Status Open();
+  void Close();
+
+  Millis Now() const { return clock_->NowMillis(); }
+  rocksdb::DB* db() const { return db_.get(); }
+
+  absl::StatusOr<Table*> OpenTable(const TableOptions& options);
+  std::vector<RocksTableInfo> ListTables() const;
+  RocksTable* FindTable(std::string_view name) const;
+
+  // Appends one partition's validated batch to `out`.
+  absl::Status AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_view partition,
+                             const WriteBatch& batch, rocksdb::WriteBatch* out,
+                             EncodeScratch* scratch) const;
+  absl::Status Commit(rocksdb::WriteBatch* batch);
+  absl::Status Write(std::span<const PartitionWrite> writes);
+
+  // Points `ro` at the snapshot of `options`, if any.
+  absl::Status UseSnapshot(const ReadOptions& options, rocksdb::ReadOptions* ro) const;
+  absl::StatusOr<std::unique_ptr<Snapshot>> NewSnapshot();
+  absl::Status Sync();
+  RocksHealth Health() const;
+  absl::Status CompactAll();
+
+  rocksdb::ColumnFamilyOptions ColumnFamilyOptionsFor(TableProfile profile) const;
+
+ private:
+  rocksdb::DBOptions MakeDBOptions() const;
+  void SyncLoop();
+  std::vector<rocksdb::ColumnFamilyHandle*> AllHandles() const;
+
+  const RocksRowStoreOptions options_;
+  Clock* const clock_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::shared_ptr<rocksdb::MergeOperator> merge_operator_;
+  std::unique_ptr<ExpiryCompactionFilter> compaction_filter_;  // outlives db_
+  bool lz4_supported_ = false;
+  rocksdb::WriteOptions write_options_;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;       // metadata only
+  std::vector<rocksdb::ColumnFamilyHandle*> foreign_cfs_;  // CFs that are not Strata tables
+
+  mutable std::mutex tables_mu_;
+  std::map<std::string, std::unique_ptr<RocksTable>, std::less<>> tables_;
+
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  bool stop_sync_ = false;  // guarded by sync_mu_
+  std::thread sync_thread_;
+  std::atomic<uint64_t> unsynced_writes_{0};
+  std::atomic<uint64_t> wal_sync_failures_{0};
+};
+
+// ---------------------------------------------------------------------------------------
+// Tuning per profile (docs/row-store.md, "Tuning").
+
+rocksdb::DBOptions Core::MakeDBOptions() const {
+  rocksdb::DBOptions db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  db.max_background_jobs = options_.max_background_jobs;
+  db.db_write_buffer_size = options_.total_write_buffer_bytes;
+  db.bytes_per_sync = 1 << 20;  // smooth SST writeback instead of one big flush at the end
+  db.keep_log_file_num = 4;
+  db.max_log_file_size = 16 << 20;
+  // manual_wal_flush stays false: every write reaches the OS before it is acknowledged,
+  // which is what makes acknowledged writes survive kill -9.
+  return db;
+}
+
+rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) const {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.merge_operator = merge_operator_;
+  cf.compaction_filter = compaction_filter_.get();
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache_;
+  table.cache_index_and_filter_blocks = true;  // one memory budget: the shared cache
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.format_version = 5;
+  if (options_.bloom_bits_per_key > 0) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(options_.bloom_bits_per_key));
+  }
+  const rocksdb::CompressionType light =
+      lz4_supported_ ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
+
+  switch (profile) {
+    case TableProfile::kLive:
+      // Small rows, many writes and point reads: small memtables and an eager L0 trigger
+      // keep few files to probe per Get; hash index inside data blocks and memtable blooms
+      // make point lookups cheap; LZ4 costs little CPU.
+      cf.write_buffer_size = options_.live_write_buffer_bytes;
+      cf.max_write_buffer_number = 4;
+      cf.compaction_style = rocksdb::kCompactionStyleLevel;
+      cf.level0_file_num_compaction_trigger = 2;
+      cf.target_file_size_base = uint64_t{64} << 20;
+      cf.max_bytes_for_level_base = uint64_t{256} << 20;
+      cf.level_compaction_dynamic_level_bytes = true;
+      cf.compression = light;
+      cf.memtable_whole_key_filtering = true;
+      cf.memtable_prefix_bloom_size_ratio = 0.02;
+      table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
+      table.data_block_hash_table_util_ratio = 0.75;
+      break;
+    case TableProfile::kCompressed:
+      // Large values that are already zstd: compressing again wastes CPU. Universal
+      // compaction with a high run trigger rewrites the big values rarely; large files and
+      // blocks suit large values.
+      cf.write_buffer_size = options_.write_buffer_bytes;
+      cf.compaction_style = rocksdb::kCompactionStyleUniversal;
+      cf.level0_file_num_compaction_trigger = 8;
+      cf.level0_slowdown_writes_trigger = 24;
+      cf.level0_stop_writes_trigger = 40;
+      cf.compaction_options_universal.max_size_amplification_percent = 200;
+      cf.target_file_size_base = options_.compressed_target_file_bytes;
+      cf.compression = rocksdb::kNoCompression;
+      cf.bottommost_compression = rocksdb::kNoCompression;
+      table.block_size = 64 << 10;
+      break;
+    case TableProfile::kIndex:
+      // Small rows read by scans: RocksDB's level defaults, LZ4.
+      cf.write_buffer_size = options_.write_buffer_bytes;
+      cf.compaction_style = rocksdb::kCompactionStyleLevel;
+      cf.target_file_size_base = uint64_t{64} << 20;
+      cf.level_compaction_dynamic_level_bytes = true;
+      cf.compression = light;
+      break;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+// ---------------------------------------------------------------------------------------
+// Open / close
+
+absl::Status Core::Open() {
+  const rocksdb::DBOptions db_options = MakeDBOptions();
+  std::vector<std::string> names;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, options_.path, &names);
+  if (!s.ok()) {
+    std::error_code ec;
+    if (std::filesystem::exists(std::filesystem::path(options_.path) / "CURRENT", ec)) {
+      return ToStatus(s, "list column families of " + options_.path);
+    }
+    names = {rocksdb::kDefaultColumnFamilyName};  // a new database
+  }
+
+  struct Planned {
+    bool is_table = false;
+    std::string table;
+    TableProfile profile = TableProfile::kIndex;
+  };
+  std::vector<Planned> planned(names.size());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] != rocksdb::kDefaultColumnFamilyName) {
+      planned[i].is_table = ParseColumnFamilyName(names[i], &planned[i].table, &planned[i].profile);
+    }
+    descriptors.emplace_back(names[i], ColumnFamilyOptionsFor(planned[i].profile));
+  }
+
+  rocksdb::DB* raw = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  s = rocksdb::DB::Open(db_options, options_.path, descriptors, &handles, &raw);
+  if (!s.ok()) return ToStatus(s, "open " + options_.path);
+  db_.reset(raw);
+  for (size_t i = 0; i < handles.size(); ++i) {
+    if (names[i] == rocksdb::kDefaultColumnFamilyName) {
+      default_cf_ = handles[i];
+    } else if (planned[i].is_table) {
+      tables_.emplace(planned[i].table, std::make_unique<RocksTable>(this, planned[i].table,
+                                                                     planned[i].profile,
+                                                                     handles[i]));
+    } else {
+      foreign_cfs_.push_back(handles[i]);
+    }
+  }
+
+  std::string format;
+  s = db_->Get(rocksdb::ReadOptions(), default_cf_, kFormatKey, &format);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions sync_write;
+    sync_write.sync = true;
+    STRATA_RETURN_IF_ERROR(
+        ToStatus(db_->Put(sync_write, default_cf_, kFormatKey, kFormatVersion), "write format"));
+  } else if (!s.ok()) {
+    return ToStatus(s, "read format");
+  } else if (format != kFormatVersion) {
+    return absl::FailedPreconditionError("row store format '" + format + "' of " +
+                                         options_.path + " is not supported");
+  }
+
+  if (options_.sync_policy == SyncPolicy::kPeriodic) {
+    sync_thread_ = std::thread([this] { SyncLoop(); });
+  }
+  return absl::OkStatus();
+}
+
+void Core::Close() {
+  if (sync_thread_.joinable()) {
+    {
+      std::lock_guard lock(sync_mu_);
+      stop_sync_ = true;
+    }
+    sync_cv_.notify_all();
+    sync_thread_.join();
+  }
+  if (db_ == nullptr) return;
+  if (rocksdb::Status s = db_->FlushWAL(/*sync=*/true); !s.ok()) {
+    STRATA_LOG_WARN("rocksdb: WAL sync at close failed", "path", options_.path, "error",
+                    s.ToString());
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : AllHandles()) {
+    rocksdb::Status s = db_->DestroyColumnFamilyHandle(handle);
+    if (!s.ok()) STRATA_LOG_WARN("rocksdb: destroying handle failed", "error", s.ToString());
+  }
+  tables_.clear();
+  foreign_cfs_.clear();
+  default_cf_ = nullptr;
+  if (rocksdb::Status s = db_->Close(); !s.ok()) {
+    STRATA_LOG_WARN("rocksdb: close failed", "path", options_.path, "error", s.ToString());
+  }
+  db_.reset();
+}
+
+void Core::SyncLoop() {
+  const auto interval = std::chrono::milliseconds(options_.sync_interval_ms);
+  std::unique_lock lock(sync_mu_);
+  while (!stop_sync_) {
+    sync_cv_.wait_for(lock, interval, [this] { return stop_sync_; });
+    if (stop_sync_) break;
+    if (unsynced_writes_.exchange(0, std::memory_order_relaxed) == 0) continue;
+    lock.unlock();
+    rocksdb::Status s = db_->SyncWAL();
+    if (!s.ok()) {
+      wal_sync_failures_.fetch_add(1, std::memory_order_relaxed);
+      unsynced_writes_.fetch_add(1, std::memory_order_relaxed);  // try again next time
+      STRATA_LOG_WARN("rocksdb: periodic WAL sync failed", "path", options_.path, "error",
+                      s.ToString());
+    }
+    lock.lock();
+  }
+}
+
+std::vector<rocksdb::ColumnFamilyHandle*> Core::AllHandles() const {
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  if (default_cf_ != nullptr) handles.push_back(default_cf_);
+  {
+    std::lock_guard lock(tables_mu_);
+    for (const auto& [name, table] : tables_) handles.push_back(table->cf());
+  }
+  handles.insert(handles.end(), foreign_cfs_.begin(), foreign_cfs_.end());
+  return handles;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tables, writes, snapshots
+
+absl::StatusOr<Table*> Core::OpenTable(const TableOptions& options) {
+  STRATA_RETURN_IF_ERROR(ValidateTableName(options.name));
+  std::lock_guard lock(tables_mu_);
+  if (auto it = tables_.find(options.name); it != tables_.end()) return it->second.get();
+  const std::string cf_name = options.name + "." + ProfileName(options.profile);
+  rocksdb::ColumnFamilyHandle* handle = nullptr;
+  STRATA_RETURN_IF_ERROR(ToStatus(
+      db_->CreateColumnFamily(ColumnFamilyOptionsFor(options.profile), cf_name, &handle),
+      "create table " + options.name));
+  auto table = std::make_unique<RocksTable>(this, options.name, options.profile, handle);
+  Table* result = table.get();
+  tables_.emplace(options.name, std::move(table));
+  return result;
+}
+
+std::vector<RocksTableInfo> Core::ListTables() const {
+  std::lock_guard lock(tables_mu_);
+  std::vector<RocksTableInfo> infos;
+  for (const auto& [name, table] : tables_) infos.push_back(RocksTableInfo{name, table->profile()});
+  return infos;
+}
+
+RocksTable* Core::FindTable(std::string_view name) const {
+  std::lock_guard lock(tables_mu_);
+  auto it = tables_.find(name);
+  return it == tables_.end() ? nullptr : it->second.get();
+}
+
+absl::Status Core::AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_view partition,
+                                 const WriteBatch& batch, rocksdb::WriteBatch* out,
+                                 EncodeScratch* scratch) const {
+  scratch->prefix.clear();
+  AppendPartitionPrefix(&scratch->prefix, partition);
+  for (const WriteBatch::Op& op : batch.ops()) {
+    scratch->key.assign(scratch->prefix);
+    scratch->key.append(op.key);
+    rocksdb::Status s;
+    switch (op.type) {
+      case WriteBatch::OpType::kPut:
+        EncodeValue(&scratch->value, op.value, op.expire_at, /*has_version=*/false, 0);
+        s = out->Put(cf, scratch->key, scratch->value);
+        break;
+      case WriteBatch::OpType::kPutIfNewer:
+        EncodeValue(&scratch->value, op.value, op.expire_at, /*has_version=*/true, op.version);
+        s = out->Merge(cf, scratch->key, scratch->value);
+        break;
+      case WriteBatch::OpType::kDelete:
+        s = out->Delete(cf, scratch->key);
+        break;
+      case WriteBatch::OpType::kDeleteRange:
+        if (op.value.empty()) {
+          scratch->end = PrefixSuccessor(scratch->prefix);
+        } else {
+          scratch->end.assign(scratch->prefix);
+          scratch->end.append(op.value);
+        }
+        if (scratch->key < scratch->end) s = out->DeleteRange(cf, scratch->key, scratch->end);
+        break;
+    }
+    if (!s.ok()) return ToStatus(s, "write batch");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Core::Commit(rocksdb::WriteBatch* batch) {
+  if (batch->Count() == 0) return absl::OkStatus();
+  STRATA_RETURN_IF_ERROR(ToStatus(db_->Write(write_options_, batch), "write"));
+  unsynced_writes_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status Core::Write(std::span<const PartitionWrite> writes) {
+  size_t bytes = 64;
+  for (const PartitionWrite& write : writes) {
+    const auto* table = dynamic_cast<const RocksTable*>(write.table);
+    if (table == nullptr || table->core() != this) {
+      return absl::InvalidArgumentError("table: not a table of this store");
+    }
+    STRATA_RETURN_IF_ERROR(ValidatePartitionKey(write.partition));
+    STRATA_RETURN_IF_ERROR(ValidateWriteBatch(write.batch));
+    for (const WriteBatch::Op& op : write.batch.ops()) {
+      bytes += 48 + write.partition.size() + op.key.size() + op.value.size();
+    }
+  }
+  rocksdb::WriteBatch batch(bytes);
+  EncodeScratch scratch;
+  for (const PartitionWrite& write : writes) {
+    STRATA_RETURN_IF_ERROR(AppendToBatch(static_cast<const RocksTable*>(write.table)->cf(),
+                                         write.partition, write.batch, &batch, &scratch));
+  }
+  return Commit(&batch);
+}
+
+absl::Status Core::UseSnapshot(const ReadOptions& options, rocksdb::ReadOptions* ro) const {
+  if (options.snapshot == nullptr) return absl::OkStatus();
+  const auto* snapshot = dynamic_cast<const RocksSnapshot*>(options.snapshot);
+  if (snapshot == nullptr || snapshot->core() != this) {
+    return absl::InvalidArgumentError("snapshot: not a snapshot of this store");
+  }
+  ro->snapshot = snapshot->get();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Snapshot>> Core::NewSnapshot() {
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  if (snapshot == nullptr) return absl::InternalError("rocksdb: snapshots are not supported");
+  return std::unique_ptr<Snapshot>(std::make_unique<RocksSnapshot>(this, db_.get(), snapshot));
+}
+
+absl::Status Core::Sync() { return ToStatus(db_->FlushWAL(/*sync=*/true), "sync WAL"); }
+
+RocksHealth Core::Health() const {
+  RocksHealth health;
+  auto db_property = [&](const char* name) {
+    uint64_t value = 0;
+    return db_->GetIntProperty(name, &value) ? value : 0;
+  };
+  health.running_compactions = db_property("rocksdb.num-running-compactions");
+  health.running_flushes = db_property("rocksdb.num-running-flushes");
+  health.background_errors = db_property("rocksdb.background-errors");
+  health.write_stalled = db_property("rocksdb.is-write-stopped") != 0 ||
+                         db_property("rocksdb.actual-delayed-write-rate") != 0;
+  for (rocksdb::ColumnFamilyHandle* cf : AllHandles()) {
+    uint64_t value = 0;
+    if (db_->GetIntProperty(cf, "rocksdb.estimate-pending-compaction-bytes", &value)) {
+      health.pending_compaction_bytes += value;
+    }
+    if (db_->GetIntProperty(cf, "rocksdb.total-sst-files-size", &value)) {
+      health.total_sst_bytes += value;
+    }
+    if (db_->GetIntProperty(cf, "rocksdb.live-sst-files-size", &value)) {
+      health.live_sst_bytes += value;
+    }
+    if (db_->GetIntProperty(cf, "rocksdb.cur-size-all-mem-tables", &value)) {
+      health.memtable_bytes += value;
+    }
+  }
+  health.wal_sync_failures = wal_sync_failures_.load(std::memory_order_relaxed);
+  return health;
+}
+
+absl::Status Core::CompactAll() {
+  for (rocksdb::ColumnFamilyHandle* cf : AllHandles()) {
+    STRATA_RETURN_IF_ERROR(ToStatus(db_->Flush(rocksdb::FlushOptions(), cf), "flush"));
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    STRATA_RETURN_IF_ERROR(
+        ToStatus(db_->CompactRange(compact, cf, nullptr, nullptr), "compact range"));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------
+// RocksTable
+
+absl::StatusOr<std::string> RocksTable::Get(std::string_view partition,
+                                            std::string_view clustering,
+                                            const ReadOptions& options) {
+  STRATA_RETURN_IF_ERROR(ValidatePartitionKey(partition));
+  STRATA_RETURN_IF_ERROR(ValidateClusteringKey(clustering));
+  rocksdb::ReadOptions ro;
+  STRATA_RETURN_IF_ERROR(core_->UseSnapshot(options, &ro));
+  std::string key = PartitionPrefix(partition);
+  key.append(clustering);
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = core_->db()->Get(ro, cf_, key, &value);
+  if (s.IsNotFound()) return absl::NotFoundError("row not found");
+  STRATA_RETURN_IF_ERROR(ToStatus(s, "get"));
+  DecodedValue decoded;
+  if (!DecodeValue(View(value), &decoded)) {
+    return absl::InternalError("corrupt row value in table " + name_);
+  }
+  if (Expired(decoded, core_->Now())) return absl::NotFoundError("row not found");
+  return std::string(decoded.payload);
+}
+
+absl::Status RocksTable::Put(std::string_view partition, std::string_view clustering,
+                             std::string_view value, Millis expire_at) {
+  STRATA_RETURN_IF_ERROR(ValidatePartitionKey(partition));
+  STRATA_RETURN_IF_ERROR(ValidateClusteringKey(clustering));
+  std::string key = PartitionPrefix(partition);
+  key.append(clustering);
+  std::string encoded;
+  encoded.reserve(2 + 8 + value.size());
+  EncodeValue(&encoded, value, expire_at, /*has_version=*/false, 0);
+  rocksdb::WriteBatch batch(key.size() + encoded.size() + 32);
+  STRATA_RETURN_IF_ERROR(ToStatus(batch.Put(cf_, key, encoded), "put"));
+  return core_->Commit(&batch);
+}
+
+absl::Status RocksTable::Delete(std::string_view partition, std::string_view clustering) {
+  STRATA_RETURN_IF_ERROR(ValidatePartitionKey(partition));
+  STRATA_RETURN_IF_ERROR(ValidateClusteringKey(clustering));
+  std::string key = PartitionPrefix(partition);
+  key.append(clustering);
+  rocksdb::WriteBatch batch;
+  STRATA_RETURN_IF_ERROR(ToStatus(batch.Delete(cf_, key), "delete"));
+  return core_->Commit(&batch);
+}
+
+absl::Status RocksTable::DeleteRange(std::string_view partition, std::string_view start,
+                                     std::string_view end) {
+  WriteBatch batch;
+  batch.DeleteRange(std::string(start), std::string(end));
+  return Apply(partition, batch);
+}
+
+absl::Status RocksTable::Apply(std::string_view partition, const WriteBatch& batch) {
+  STRATA_RETURN_IF_ERROR(ValidatePartitionKey(partition));
+  STRATA_RETURN_IF_ERROR(ValidateWriteBatch(batch));
+  rocksdb::WriteBatch out;
+  EncodeScratch scratch;
+  STRATA_RETURN_IF_ERROR(core_->AppendToBatch(cf_, partition, batch, &out, &scratch));
+  return core_->Commit(&out);
+}
+
+absl::StatusOr<ScanPage> RocksTable::Scan(std::string_view partition, const ScanOptions& options,
+                                          const ReadOptions& read_options) {
+  STRATA_RETURN_IF_ERROR(ValidatePartitionKey(partition));
+  STRATA_RETURN_IF_ERROR(ValidateScanOptions(options));
+  const std::string prefix = PartitionPrefix(partition);
+  std::string lower = prefix + options.start;
+  std::string upper =
+      options.end.empty() ? PrefixSuccessor(prefix) : prefix + options.end;
+  if (!options.cursor.empty()) {
+    STRATA_ASSIGN_OR_RETURN(std::string_view last, ParseCursor(options.cursor));
+    std::string resume = prefix;
+    resume.append(last);
+    if (!options.reverse) {
+      resume.push_back('\0');  // the smallest key after `last`
+      if (resume > lower) lower = std::move(resume);
+    } else if (resume < upper) {
+      upper = std::move(resume);
+    }
+  }
+  ScanPage page;
+  if (!(lower < upper)) return page;
+
+  rocksdb::ReadOptions ro;
+  STRATA_RETURN_IF_ERROR(core_->UseSnapshot(read_options, &ro));
+  const rocksdb::Slice lower_bound(lower);
+  const rocksdb::Slice upper_bound(upper);
+  ro.iterate_lower_bound = &lower_bound;
+  ro.iterate_upper_bound = &upper_bound;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(core_->db()->NewIterator(ro, cf_));
+  const Millis now = core_->Now();
+  if (options.reverse) {
+    it->SeekToLast();
+  } else {
+    it->Seek(lower_bound);
+  }
+  DecodedValue decoded;
+  page.rows.reserve(std::min<size_t>(options.limit, 64));
+  for (; it->Valid(); options.reverse ? it->Prev() : it->Next()) {
+    if (!DecodeValue(View(it->value()), &decoded)) {
+      return absl::InternalError("corrupt row value in table " + name_);
+    }
+    if (Expired(decoded, now)) continue;
+    if (page.rows.size() == options.limit) {  // one more live row exists: not done
+      page.next_cursor = MakeCursor(page.rows.back().clustering);
+      break;
+    }
+    page.rows.push_back(
+        Row{std::string(View(it->key()).substr(prefix.size())), std::string(decoded.payload)});
+  }
+  STRATA_RETURN_IF_ERROR(ToStatus(it->status(), "scan"));
+  return page;
+}
+
+absl::StatusOr<std::vector<KeyRange>> RocksTable::SplitRanges(int n) {
+  if (n < 1) return absl::InvalidArgumentError("n: must be >= 1");
+  std::vector<KeyRange> ranges;
+  if (n == 1) {
+    ranges.push_back(KeyRange{"", ""});
+    return ranges;
+  }
+  // Candidate boundaries are partition prefixes (so no partition is split between ranges)
+  // with a weight. Big tables: the first partition of each SST file, weighted by file size.
+  // Small tables (fewer files than ranges, or data still in memtables): the partitions
+  // themselves, found by seeking from one partition to the next, weighted equally.
+  std::map<std::string, uint64_t> candidates;
+  rocksdb::ColumnFamilyMetaData meta;
+  core_->db()->GetColumnFamilyMetaData(cf_, &meta);
+  for (const rocksdb::LevelMetaData& level : meta.levels) {
+    for (const rocksdb::SstFileMetaData& file : level.files) {
+      std::string_view partition, clustering;
+      if (DecodeKey(file.smallestkey, &partition, &clustering)) {
+        candidates[PartitionPrefix(partition)] += std::max<uint64_t>(file.size, 1);
+      }
+    }
+  }
+  if (candidates.size() < static_cast<size_t>(n)) {
+    constexpr size_t kMaxSampledPartitions = 4096;
+    std::map<std::string, uint64_t> sampled;
+    rocksdb::ReadOptions ro;
+    ro.total_order_seek = true;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(core_->db()->NewIterator(ro, cf_));
+    for (it->SeekToFirst(); it->Valid() && sampled.size() < kMaxSampledPartitions;) {
+      std::string_view partition, clustering;
+      if (!DecodeKey(View(it->key()), &partition, &clustering)) {
+        return absl::InternalError("corrupt key in table " + name_);
+      }
+      std::string prefix = PartitionPrefix(partition);
+      it->Seek(PrefixSuccessor(prefix));
+      sampled.emplace(std::move(prefix), 1);
+    }
+    STRATA_RETURN_IF_ERROR(ToStatus(it->status(), "split ranges"));
+    // A complete partition list is exact; a truncated one only covers the table's start, so
+    // then the (few) file boundaries are the better guide if there are any.
+    const bool complete = !it->Valid();
+    if (complete || candidates.size() < 2) candidates = std::move(sampled);
+  }
+
+  uint64_t total = 0;
+  for (const auto& [prefix, weight] : candidates) total += weight;
+  std::string begin;
+  uint64_t before = 0;  // weight of the candidates before the current one
+  int next = 1;         // index of the next boundary to place
+  bool first = true;
+  for (const auto& [prefix, weight] : candidates) {
+    // A boundary goes before the first candidate at or past the next n-th of the weight.
+    if (!first && next < n &&
+        static_cast<long double>(before) >=
+            static_cast<long double>(total) * next / static_cast<long double>(n)) {
+      ranges.push_back(KeyRange{begin, prefix});
+      begin = prefix;
+      while (next < n && static_cast<long double>(before) >=
+                             static_cast<long double>(total) * next / static_cast<long double>(n)) {
+        ++next;
+      }
+    }
+    first = false;
+    before += weight;
+  }
+  ranges.push_back(KeyRange{begin, ""});
+  return ranges;
+}
+
+absl::StatusOr<TableScanPage> RocksTable::ScanRange(const KeyRange& range, size_t limit,
+                                                    std::string_view cursor,
+                                                    const ReadOptions& options) {
+  STRATA_RETURN_IF_ERROR(ValidatePageLimit(limit));
+  std::string lower = range.begin;
+  if (!cursor.empty()) {
+    STRATA_ASSIGN_OR_RETURN(std::string_view last, ParseCursor(cursor));
+    std::string resume(last);
+    resume.push_back('\0');
+    if (resume > lower) lower = std::move(resume);
+  }
+  TableScanPage page;
+  if (!range.end.empty() && !(lower < range.end)) return page;
+
+  rocksdb::ReadOptions ro;
+  STRATA_RETURN_IF_ERROR(core_->UseSnapshot(options, &ro));
+  const rocksdb::Slice lower_bound(lower);
+  const rocksdb::Slice upper_bound(range.end);
+  ro.iterate_lower_bound = &lower_bound;
+  if (!range.end.empty()) ro.iterate_upper_bound = &upper_bound;
+  ro.total_order_seek = true;
+  ro.fill_cache = false;  // a full-table scan must not evict the online working set
+  std::unique_ptr<rocksdb::Iterator> it(core_->db()->NewIterator(ro, cf_));
+  const Millis now = core_->Now();
+  DecodedValue decoded;
+  std::string last_key;
+  for (it->Seek(lower_bound); it->Valid(); it->Next()) {
+    if (!DecodeValue(View(it->value()), &decoded)) {
+      return absl::InternalError("corrupt row value in table " + name_);
+    }
+    if (Expired(decoded, now)) continue;
+    if (page.rows.size() == limit) {
+      page.next_cursor = MakeCursor(last_key);
+      break;
+    }
+    std::string_view partition, clustering;
+    if (!DecodeKey(View(it->key()), &partition, &clustering)) {
+      return absl::InternalError("corrupt key in table " + name_);
+    }
+    last_key.assign(View(it->key()));
+    page.rows.push_back(TableRow{std::string(partition), std::string(clustering),
+                                 std::string(decoded.payload)});
+  }
+  STRATA_RETURN_IF_ERROR(ToStatus(it->status(), "scan range"));
+  return page;
+}
+
+absl::StatusOr<TableStats> RocksTable::Stats() {
+  TableStats stats;
+  uint64_t value = 0;
+  if (core_->db()->GetIntProperty(cf_, "rocksdb.estimate-num-keys", &value)) {
+    stats.approximate_rows = value;
+  }
+  if (core_->db()->GetIntProperty(cf_, "rocksdb.live-sst-files-size", &value)) {
+    stats.disk_bytes += value;
+  }
+  if (core_->db()->GetIntProperty(cf_, "rocksdb.cur-size-all-mem-tables", &value)) {
+    stats.disk_bytes += value;  // not yet on disk as SST, but in the WAL and soon flushed
+  }
+  return stats;
+}
+
+}  // namespace rocksdb_internal
+
+// ---------------------------------------------------------------------------------------
+// RocksRowStore
+
+struct RocksRowStore::Impl {
+  explicit Impl(const RocksRowStoreOptions& options) : core(options) {}
+  rocksdb_internal::Core core;
+};
+
+RocksRowStore::RocksRowStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RocksRowStore::~RocksRowStore() = default;
+
+absl::StatusOr<std::unique_ptr<RocksRowStore>> RocksRowStore::Open(
+    const RocksRowStoreOptions& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("path: required");
+  if (options.sync_policy == SyncPolicy::kPeriodic && options.sync_interval_ms <= 0) {
+    return absl::InvalidArgumentError("sync_interval_ms: must be > 0");
+  }
+  if (options.max_background_jobs < 1) {
+    return absl::InvalidArgumentError("max_background_jobs: must be >= 1");
+  }
+  if (options.bloom_bits_per_key < 0) {
+    return absl::InvalidArgumentError("bloom_bits_per_key: must be >= 0");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) {
+    return absl::UnavailableError("path: cannot create " + options.path + ": " + ec.message());
+  }
+  auto impl = std::make_unique<Impl>(options);
+  STRATA_RETURN_IF_ERROR(impl->core.Open());
+  return std::unique_ptr<RocksRowStore>(new RocksRowStore(std::move(impl)));
+}
+
+absl::StatusOr<Table*> RocksRowStore::OpenTable(const TableOptions& options) {
+  return impl_->core.OpenTable(options);
+}
+
+absl::Status RocksRowStore::Write(std::span<const PartitionWrite> writes) {
+  return impl_->core.Write(writes);
+}
+
+absl::StatusOr<std::unique_ptr<Snapshot>> RocksRowStore::NewSnapshot() {
+  return impl_->core.NewSnapshot();
+}
+
+absl::Status RocksRowStore::Sync() { return impl_->core.Sync(); }
+
+std::vector<RocksTableInfo> RocksRowStore::ListTables() const {
+  return impl_->core.ListTables();
+}
+
+RocksHealth RocksRowStore::Health() const { return impl_->core.Health(); }
+
+absl::Status RocksRowStore::CompactAll() { return impl_->core.CompactAll(); }
+
+absl::StatusOr<uint64_t> RocksRowStore::CountRawEntriesForTesting(std::string_view table) {
+  rocksdb_internal::RocksTable* t = impl_->core.FindTable(table);
+  if (t == nullptr) return absl::NotFoundError("table not found: " + std::string(table));
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->core.db()->NewIterator(ro, t->cf()));
+  uint64_t count = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++count;
+  STRATA_RETURN_IF_ERROR(rocksdb_internal::ToStatus(it->status(), "count"));
+  return count;
+}
+
+absl::StatusOr<std::string> RocksRowStore::DescribeTuningForTesting(std::string_view table) {
+  rocksdb_internal::RocksTable* t = impl_->core.FindTable(table);
+  if (t == nullptr) return absl::NotFoundError("table not found: " + std::string(table));
+  const rocksdb::Options options = impl_->core.db()->GetOptions(t->cf());
+  auto compression = [](rocksdb::CompressionType type) -> std::string {
+    switch (type) {
+      case rocksdb::kNoCompression:
+        return "none";
+      case rocksdb::kLZ4Compression:
+        return "lz4";
+      default:
+        return "other";
+    }
+  };
+  std::string out = "profile=";
+  out += rocksdb_internal::ProfileName(t->profile());
+  out += " compaction=";
+  out += options.compaction_style == rocksdb::kCompactionStyleUniversal ? "universal" : "level";
+  out += " compression=" + compression(options.compression);
+  out += " write_buffer=" + std::to_string(options.write_buffer_size);
+  out += " l0_trigger=" + std::to_string(options.level0_file_num_compaction_trigger);
+  out += " target_file=" + std::to_string(options.target_file_size_base);
+  out += " merge_operator=";
+  out += options.merge_operator ? options.merge_operator->Name() : "none";
+  out += " compaction_filter=";
+  out += options.compaction_filter != nullptr ? options.compaction_filter->Name() : "none";
+  return out;
+}
+
+}  // namespace strata::store

@@ -1,0 +1,143 @@
+// RocksRowStore: the embedded RowStore, on RocksDB (see docs/row-store.md for the on-disk
+// encoding and the tuning of each table profile).
+//
+// One column family per table, tuned by the table's profile; one block cache shared by all
+// tables; expiry checked on every read and dropped by a compaction filter; PutIfNewer as a
+// merge operator; RowStore::Write as one RocksDB WriteBatch; snapshots as RocksDB snapshots.
+//
+// Durability: every acknowledged write is in the write-ahead log (in the OS page cache) before
+// the call returns, so it survives a crash of the process (kill -9). Against power loss it is
+// durable after the next WAL fsync: at once with SyncPolicy::kPerBatch, within
+// `sync_interval_ms` with SyncPolicy::kPeriodic, or after RowStore::Sync().
+//
+// Thread safety: every method is thread-safe. Tables and snapshots must not outlive the store.
+// RocksDB headers are private to this folder: nothing here exposes them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "strata/base/clock.h"
+#include "strata/store/row_store.h"
+
+namespace strata::store {
+
+struct RocksRowStoreOptions {
+  // When the write-ahead log is fsynced.
+  enum class SyncPolicy {
+    // A background thread fsyncs the WAL every `sync_interval_ms` (like Cassandra's periodic
+    // commit log): a power loss may lose up to that much acknowledged data; a process crash
+    // loses nothing. Writes do not wait for the disk.
+    kPeriodic,
+    // Every write call fsyncs before returning (WriteOptions::sync): nothing acknowledged is
+    // ever lost, at the cost of one fsync per call (batch writes through RowStore::Write).
+    kPerBatch,
+  };
+
+  // Directory of the database; created (with its parents) if missing. Required.
+  std::string path;
+
+  // Bytes of the one LRU block cache shared by every table (data, index and filter blocks).
+  // Default 256 MiB. RocksDB's 8 MiB default reads about 4x slower on this workload.
+  size_t block_cache_bytes = size_t{256} << 20;
+
+  // See SyncPolicy. Default kPeriodic.
+  SyncPolicy sync_policy = SyncPolicy::kPeriodic;
+  // Milliseconds between WAL fsyncs under kPeriodic (ignored under kPerBatch). Must be > 0.
+  // Default 100 ms.
+  int64_t sync_interval_ms = 100;
+
+  // Clock that decides expiry, on reads and in compaction. Must outlive the store.
+  // Default nullptr = SystemClock::Default().
+  Clock* clock = nullptr;
+
+  // Bytes of one memtable of a kLive table: smaller, so flushes are frequent and L0 stays
+  // small for point reads. Default 32 MiB.
+  size_t live_write_buffer_bytes = size_t{32} << 20;
+  // Bytes of one memtable of a kCompressed or kIndex table. Default 64 MiB.
+  size_t write_buffer_bytes = size_t{64} << 20;
+  // Cap on memtable bytes across all tables; when reached, the largest memtable is flushed.
+  // 0 = no cap. Default 512 MiB.
+  size_t total_write_buffer_bytes = size_t{512} << 20;
+  // Target bytes of one SST file of a kCompressed table (kLive and kIndex use 64 MiB).
+  // Default 256 MiB.
+  uint64_t compressed_target_file_bytes = uint64_t{256} << 20;
+
+  // Background threads for flushes and compactions together. Default 2 (the machine size
+  // Strata is tested on); raise on larger machines.
+  int max_background_jobs = 2;
+  // Bloom filter bits per key for point lookups (about 1% false positives at 10).
+  // 0 = no bloom filters. Default 10.
+  int bloom_bits_per_key = 10;
+};
+
+using SyncPolicy = RocksRowStoreOptions::SyncPolicy;
+
+// Backend health numbers, for metrics and /healthz. A snapshot; cheap to take.
+struct RocksHealth {
+  uint64_t pending_compaction_bytes = 0;  // bytes compaction must rewrite to settle, all tables
+  uint64_t running_compactions = 0;
+  uint64_t running_flushes = 0;
+  bool write_stalled = false;             // writes are being delayed or stopped
+  uint64_t total_sst_bytes = 0;           // bytes of all SST files, all tables (incl. obsolete)
+  uint64_t live_sst_bytes = 0;            // bytes of the SST files of the current version
+  uint64_t memtable_bytes = 0;            // bytes in memtables, all tables
+  uint64_t background_errors = 0;         // accumulated background (flush/compaction) errors
+  uint64_t wal_sync_failures = 0;         // failed periodic WAL fsyncs since Open
+};
+
+struct RocksTableInfo {
+  std::string name;
+  TableProfile profile;  // the stored profile, which decides the tuning
+};
+
+class RocksRowStore final : public RowStore {
+ public:
+  // Opens (creating if missing) the database at options.path, with every table it holds.
+  // InvalidArgument for bad options; Unavailable if the database is locked by another
+  // process or the disk fails; Internal for corruption.
+  static absl::StatusOr<std::unique_ptr<RocksRowStore>> Open(const RocksRowStoreOptions& options);
+
+  // Stops the sync thread, flushes and fsyncs the WAL, and closes the database.
+  ~RocksRowStore() override;
+
+  RocksRowStore(const RocksRowStore&) = delete;
+  RocksRowStore& operator=(const RocksRowStore&) = delete;
+
+  // A table keeps the profile it was created with (it is stored in the column family's
+  // name); opening it with another profile returns the existing table unchanged.
+  absl::StatusOr<Table*> OpenTable(const TableOptions& options) override;
+  absl::Status Write(std::span<const PartitionWrite> writes) override;
+  absl::StatusOr<std::unique_ptr<Snapshot>> NewSnapshot() override;
+  absl::Status Sync() override;
+
+  // Every table of the database, sorted by name.
+  std::vector<RocksTableInfo> ListTables() const;
+  RocksHealth Health() const;
+
+  // Flushes and fully compacts every table: expired rows are dropped, merge operands folded.
+  // Slow on big databases; for operators and tests.
+  absl::Status CompactAll();
+
+  // For tests: the number of entries stored for `table` as RocksDB sees them, including
+  // expired rows that compaction has not dropped yet. NotFound for an unknown table.
+  absl::StatusOr<uint64_t> CountRawEntriesForTesting(std::string_view table);
+  // For tests: a one-line summary of the tuning of `table`'s column family, e.g.
+  // "profile=live compaction=level compression=lz4 write_buffer=33554432 ...".
+  absl::StatusOr<std::string> DescribeTuningForTesting(std::string_view table);
+
+ private:
+  struct Impl;
+  explicit RocksRowStore(std::unique_ptr<Impl> impl);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata::store

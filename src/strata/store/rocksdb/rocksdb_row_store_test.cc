@@ -1,0 +1,474 @@
+#include "strata/store/rocksdb/rocksdb_row_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "strata/base/crash_point.h"
+#include "strata/store/row_store_conformance.h"
+
+namespace strata::store {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "strata-rocks-XXXXXX").string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+RocksRowStoreOptions TestOptions(const std::string& path, Clock* clock) {
+  RocksRowStoreOptions options;
+  options.path = path;
+  options.clock = clock;
+  options.block_cache_bytes = size_t{16} << 20;
+  return options;
+}
+
+// A RocksRowStore in its own temporary directory, removed when the store is destroyed: what
+// the conformance suite's factory returns.
+class TempDirRocksStore final : public RowStore {
+ public:
+  static std::unique_ptr<RowStore> Create(ManualClock* clock, RocksRowStoreOptions options) {
+    auto store = std::unique_ptr<TempDirRocksStore>(new TempDirRocksStore());
+    if (store->dir_.path().empty()) {
+      ADD_FAILURE() << "cannot create a temporary directory: " << std::strerror(errno);
+      return nullptr;
+    }
+    options.path = store->dir_.path();
+    options.clock = clock;
+    absl::StatusOr<std::unique_ptr<RocksRowStore>> opened = RocksRowStore::Open(options);
+    if (!opened.ok()) {
+      ADD_FAILURE() << opened.status();
+      return nullptr;
+    }
+    store->store_ = std::move(*opened);
+    return store;
+  }
+  ~TempDirRocksStore() override { store_.reset(); }  // close before dir_ removes the files
+
+  absl::StatusOr<Table*> OpenTable(const TableOptions& options) override {
+    return store_->OpenTable(options);
+  }
+  absl::Status Write(std::span<const PartitionWrite> writes) override {
+    return store_->Write(writes);
+  }
+  absl::StatusOr<std::unique_ptr<Snapshot>> NewSnapshot() override {
+    return store_->NewSnapshot();
+  }
+  absl::Status Sync() override { return store_->Sync(); }
+
+ private:
+  TempDirRocksStore() = default;
+  TempDir dir_;  // declared first: removed after store_ is closed
+  std::unique_ptr<RocksRowStore> store_;
+};
+
+// The defaults, periodic WAL sync.
+INSTANTIATE_ROW_STORE_CONFORMANCE(Rocks, [](ManualClock* clock) {
+  return TempDirRocksStore::Create(clock, TestOptions("", clock));
+});
+
+// Tiny memtables (so data reaches SST files and merges and scans cross flushes) and an fsync
+// per write.
+INSTANTIATE_ROW_STORE_CONFORMANCE(RocksSmallMemtablesSyncPerBatch, [](ManualClock* clock) {
+  RocksRowStoreOptions options = TestOptions("", clock);
+  options.live_write_buffer_bytes = 64 << 10;
+  options.write_buffer_bytes = 64 << 10;
+  options.sync_policy = SyncPolicy::kPerBatch;
+  return TempDirRocksStore::Create(clock, options);
+});
+
+class RocksRowStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_FALSE(dir_.path().empty()); }
+
+  std::unique_ptr<RocksRowStore> OpenStore(RocksRowStoreOptions options) {
+    absl::StatusOr<std::unique_ptr<RocksRowStore>> store = RocksRowStore::Open(options);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+  std::unique_ptr<RocksRowStore> OpenStore() { return OpenStore(TestOptions(dir_.path(), &clock_)); }
+
+  static Table* MustOpenTable(RowStore* store, const std::string& name,
+                              TableProfile profile = TableProfile::kLive) {
+    absl::StatusOr<Table*> table = store->OpenTable(TableOptions{name, profile});
+    EXPECT_TRUE(table.ok()) << table.status();
+    return table.ok() ? *table : nullptr;
+  }
+
+  static std::string GetOr(Table* table, std::string_view partition, std::string_view key) {
+    absl::StatusOr<std::string> value = table->Get(partition, key);
+    if (value.ok()) return *value;
+    return absl::IsNotFound(value.status()) ? "<not found>" : value.status().ToString();
+  }
+
+  TempDir dir_;
+  ManualClock clock_;
+};
+
+TEST_F(RocksRowStoreTest, ReopenKeepsDataAndTables) {
+  {
+    std::unique_ptr<RocksRowStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    Table* live = MustOpenTable(store.get(), "plays");
+    Table* blobs = MustOpenTable(store.get(), "blobs", TableProfile::kCompressed);
+    ASSERT_NE(live, nullptr);
+    ASSERT_NE(blobs, nullptr);
+    ASSERT_TRUE(live->Put("m1", "a", "A").ok());
+    ASSERT_TRUE(live->Put("m1", "b", "B").ok());
+    ASSERT_TRUE(live->Put("m2", "a", "gone").ok());
+    ASSERT_TRUE(live->DeleteRange("m2", "", "").ok());
+    WriteBatch batch;
+    batch.PutIfNewer("chunk0", 4, "v4");
+    batch.PutIfNewer("chunk0", 2, "v2");
+    ASSERT_TRUE(blobs->Apply("b1", batch).ok());
+  }  // closed here: destructor flushes the WAL and stops the sync thread
+  {
+    std::unique_ptr<RocksRowStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    std::vector<RocksTableInfo> tables = store->ListTables();
+    ASSERT_EQ(tables.size(), 2u);
+    EXPECT_EQ(tables[0].name, "blobs");
+    EXPECT_EQ(tables[0].profile, TableProfile::kCompressed);
+    EXPECT_EQ(tables[1].name, "plays");
+    EXPECT_EQ(tables[1].profile, TableProfile::kLive);
+    Table* live = MustOpenTable(store.get(), "plays");
+    Table* blobs = MustOpenTable(store.get(), "blobs", TableProfile::kCompressed);
+    ASSERT_NE(live, nullptr);
+    ASSERT_NE(blobs, nullptr);
+    EXPECT_EQ(GetOr(live, "m1", "a"), "A");
+    EXPECT_EQ(GetOr(live, "m1", "b"), "B");
+    EXPECT_EQ(GetOr(live, "m2", "a"), "<not found>");
+    EXPECT_EQ(GetOr(blobs, "b1", "chunk0"), "v4");
+    // PutIfNewer keeps working against the reopened state.
+    WriteBatch batch;
+    batch.PutIfNewer("chunk0", 3, "v3");
+    ASSERT_TRUE(blobs->Apply("b1", batch).ok());
+    EXPECT_EQ(GetOr(blobs, "b1", "chunk0"), "v4");
+    ASSERT_TRUE(live->Put("m1", "c", "C").ok());
+  }
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* live = MustOpenTable(store.get(), "plays");
+  ASSERT_NE(live, nullptr);
+  EXPECT_EQ(GetOr(live, "m1", "c"), "C");
+}
+
+TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
+  std::map<std::string, std::string> tuning;
+  {
+    std::unique_ptr<RocksRowStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    ASSERT_NE(MustOpenTable(store.get(), "live_rows", TableProfile::kLive), nullptr);
+    ASSERT_NE(MustOpenTable(store.get(), "blob_rows", TableProfile::kCompressed), nullptr);
+    ASSERT_NE(MustOpenTable(store.get(), "index_rows", TableProfile::kIndex), nullptr);
+    for (const char* name : {"live_rows", "blob_rows", "index_rows"}) {
+      absl::StatusOr<std::string> description = store->DescribeTuningForTesting(name);
+      ASSERT_TRUE(description.ok()) << description.status();
+      tuning[name] = *description;
+      EXPECT_THAT(*description, HasSubstr("merge_operator=strata.MaxVersion"));
+      EXPECT_THAT(*description, HasSubstr("compaction_filter=strata.Expiry"));
+    }
+    EXPECT_THAT(tuning["live_rows"], HasSubstr("profile=live compaction=level"));
+    EXPECT_THAT(tuning["live_rows"], HasSubstr("l0_trigger=2"));
+    EXPECT_THAT(tuning["live_rows"], HasSubstr("write_buffer=33554432"));
+    EXPECT_THAT(tuning["blob_rows"], HasSubstr("profile=compressed compaction=universal"));
+    EXPECT_THAT(tuning["blob_rows"], HasSubstr("compression=none"));
+    EXPECT_THAT(tuning["index_rows"], HasSubstr("profile=index compaction=level"));
+  }
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (const auto& [name, description] : tuning) {
+    absl::StatusOr<std::string> reopened = store->DescribeTuningForTesting(name);
+    ASSERT_TRUE(reopened.ok()) << reopened.status();
+    EXPECT_EQ(*reopened, description) << name;
+  }
+  // Asking for another profile returns the existing table with its stored tuning.
+  ASSERT_NE(MustOpenTable(store.get(), "blob_rows", TableProfile::kLive), nullptr);
+  absl::StatusOr<std::string> kept = store->DescribeTuningForTesting("blob_rows");
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_THAT(*kept, HasSubstr("compaction=universal"));
+  for (const RocksTableInfo& info : store->ListTables()) {
+    if (info.name == "blob_rows") {
+      EXPECT_EQ(info.profile, TableProfile::kCompressed);
+    }
+  }
+  EXPECT_TRUE(absl::IsNotFound(store->DescribeTuningForTesting("no_such_table").status()));
+}
+
+// The child half of ChildCrashLosesNoAcknowledgedWrite: runs only when that test starts this
+// binary with the environment set; writes, reports each acknowledged write on a pipe, and dies
+// without closing anything.
+constexpr char kChildDirEnv[] = "STRATA_ROCKS_CRASH_CHILD_DIR";
+constexpr char kChildFdEnv[] = "STRATA_ROCKS_CRASH_CHILD_FD";
+constexpr int kChildRows = 3000;
+
+TEST(RocksRowStoreCrashChild, WriteThenDie) {
+  const char* dir = getenv(kChildDirEnv);
+  const char* fd_text = getenv(kChildFdEnv);
+  if (dir == nullptr || fd_text == nullptr) GTEST_SKIP() << "only run as a crash-test child";
+  const int fd = atoi(fd_text);
+  RocksRowStoreOptions options;
+  options.path = dir;
+  options.sync_interval_ms = 3'600'000;  // no fsync happens before the crash
+  options.block_cache_bytes = size_t{8} << 20;
+  absl::StatusOr<std::unique_ptr<RocksRowStore>> store = RocksRowStore::Open(options);
+  if (!store.ok()) _exit(2);
+  absl::StatusOr<Table*> table = (*store)->OpenTable({"acked", TableProfile::kLive});
+  if (!table.ok()) _exit(3);
+  for (int i = 0; i < kChildRows; ++i) {
+    absl::Status written;
+    if (i % 2 == 0) {
+      written = (*table)->Put("p" + std::to_string(i % 7), "row" + std::to_string(i),
+                              "v" + std::to_string(i));
+    } else {
+      std::vector<PartitionWrite> writes;
+      writes.push_back(PartitionWrite{*table, "p" + std::to_string(i % 7), WriteBatch()});
+      writes.back().batch.Put("row" + std::to_string(i), "v" + std::to_string(i));
+      written = (*store)->Write(writes);
+    }
+    if (!written.ok()) _exit(4);
+    int32_t acked = i;
+    if (write(fd, &acked, sizeof(acked)) != sizeof(acked)) _exit(5);
+  }
+  _exit(kCrashPointExitCode);  // no destructors: the store is never closed
+}
+
+TEST_F(RocksRowStoreTest, ChildCrashLosesNoAcknowledgedWrite) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    setenv(kChildDirEnv, dir_.path().c_str(), 1);
+    setenv(kChildFdEnv, std::to_string(fds[1]).c_str(), 1);
+    std::string filter = "--gtest_filter=RocksRowStoreCrashChild.WriteThenDie";
+    char* argv[] = {const_cast<char*>("strata_rocksdb_row_store_test"), filter.data(), nullptr};
+    execv("/proc/self/exe", argv);
+    _exit(127);
+  }
+  close(fds[1]);
+  // Kill the child with SIGKILL part-way through, like kill -9; it may also finish first and
+  // _exit on its own. Either way every acknowledged row must survive.
+  std::set<int32_t> acked;
+  bool killed = false;
+  int32_t value;
+  ssize_t n;
+  while ((n = read(fds[0], &value, sizeof(value))) == sizeof(value)) {
+    acked.insert(value);
+    if (!killed && acked.size() == kChildRows / 2) {
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+  }
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  const bool died_by_kill = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  const bool died_at_end = WIFEXITED(status) && WEXITSTATUS(status) == kCrashPointExitCode;
+  ASSERT_TRUE(died_by_kill || died_at_end) << "child status " << status;
+  RecordProperty("child_killed_mid_write", died_by_kill ? "yes" : "no");
+  RecordProperty("acknowledged_writes", static_cast<int>(acked.size()));
+  ASSERT_GE(acked.size(), static_cast<size_t>(kChildRows / 2));
+
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* table = MustOpenTable(store.get(), "acked");
+  ASSERT_NE(table, nullptr);
+  size_t lost = 0;
+  for (int32_t i : acked) {
+    if (GetOr(table, "p" + std::to_string(i % 7), "row" + std::to_string(i)) !=
+        "v" + std::to_string(i)) {
+      ++lost;
+    }
+  }
+  EXPECT_EQ(lost, 0u) << "of " << acked.size() << " acknowledged writes";
+}
+
+TEST_F(RocksRowStoreTest, CompactionFilterDropsExpiredRows) {
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* plain = MustOpenTable(store.get(), "plain");
+  Table* versioned = MustOpenTable(store.get(), "versioned", TableProfile::kIndex);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(versioned, nullptr);
+  const Millis now = clock_.NowMillis();
+  WriteBatch rows;
+  WriteBatch versions;
+  for (int i = 0; i < 100; ++i) {
+    rows.Put("short" + std::to_string(i), "x", now + 1000);
+    rows.Put("long" + std::to_string(i), "y");
+    versions.PutIfNewer("v" + std::to_string(i), 1, "old", now + 1000);
+    versions.PutIfNewer("v" + std::to_string(i), 2, "new", now + 1000);
+  }
+  ASSERT_TRUE(plain->Apply("p", rows).ok());
+  ASSERT_TRUE(versioned->Apply("p", versions).ok());
+  ASSERT_TRUE(store->CompactAll().ok());
+  EXPECT_EQ(store->CountRawEntriesForTesting("plain").value_or(0), 200u);
+  EXPECT_EQ(store->CountRawEntriesForTesting("versioned").value_or(0), 100u);
+
+  clock_.Advance(1000);
+  // Invisible at once, but still stored until compaction.
+  EXPECT_EQ(GetOr(plain, "p", "short5"), "<not found>");
+  EXPECT_EQ(GetOr(versioned, "p", "v5"), "<not found>");
+  EXPECT_EQ(store->CountRawEntriesForTesting("plain").value_or(0), 200u);
+
+  ASSERT_TRUE(store->CompactAll().ok());
+  EXPECT_EQ(store->CountRawEntriesForTesting("plain").value_or(0), 100u);
+  EXPECT_EQ(store->CountRawEntriesForTesting("versioned").value_or(1), 0u);
+  absl::StatusOr<TableStats> stats = plain->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->approximate_rows, 100u);
+  EXPECT_GT(stats->disk_bytes, 0u);
+  EXPECT_EQ(GetOr(plain, "p", "long5"), "y");
+  EXPECT_TRUE(absl::IsNotFound(store->CountRawEntriesForTesting("nope").status()));
+}
+
+TEST_F(RocksRowStoreTest, PutIfNewerAcrossFlushesAndCompactions) {
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* t = MustOpenTable(store.get(), "lww");
+  ASSERT_NE(t, nullptr);
+  auto put = [&](uint64_t version, const std::string& value) {
+    WriteBatch batch;
+    batch.PutIfNewer("row", version, value);
+    ASSERT_TRUE(t->Apply("p", batch).ok());
+  };
+  put(5, "five");
+  ASSERT_TRUE(store->CompactAll().ok());  // base value in an SST file
+  put(3, "three");                         // operand in the memtable
+  EXPECT_EQ(GetOr(t, "p", "row"), "five");
+  put(7, "seven");
+  EXPECT_EQ(GetOr(t, "p", "row"), "seven");
+  ASSERT_TRUE(store->CompactAll().ok());
+  EXPECT_EQ(GetOr(t, "p", "row"), "seven");
+  put(6, "six");
+  ASSERT_TRUE(store->CompactAll().ok());
+  EXPECT_EQ(GetOr(t, "p", "row"), "seven");
+  ASSERT_TRUE(t->Delete("p", "row").ok());
+  ASSERT_TRUE(store->CompactAll().ok());
+  put(1, "one");
+  EXPECT_EQ(GetOr(t, "p", "row"), "one");
+  EXPECT_EQ(store->CountRawEntriesForTesting("lww").value_or(0), 1u);
+}
+
+TEST_F(RocksRowStoreTest, SplitRangesOverManyFilesCoverEveryRowOnce) {
+  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
+  options.write_buffer_bytes = 64 << 10;  // many small SST files
+  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  Table* t = MustOpenTable(store.get(), "big", TableProfile::kCompressed);
+  ASSERT_NE(t, nullptr);
+  constexpr int kPartitions = 6000;  // more than SplitRanges samples
+  size_t expected = 0;
+  for (int start = 0; start < kPartitions; start += 500) {
+    std::vector<PartitionWrite> writes;
+    for (int p = start; p < start + 500; ++p) {
+      writes.push_back(PartitionWrite{t, "member" + std::to_string(p * 7919 % 100003),
+                                      WriteBatch()});
+      writes.back().batch.Put("a", std::string(60, 'v'));
+      writes.back().batch.Put("b", std::string(60, 'w'));
+      expected += 2;
+    }
+    ASSERT_TRUE(store->Write(writes).ok());
+  }
+  absl::StatusOr<std::vector<KeyRange>> ranges = t->SplitRanges(8);
+  ASSERT_TRUE(ranges.ok()) << ranges.status();
+  EXPECT_GT(ranges->size(), 1u);
+  EXPECT_LE(ranges->size(), 8u);
+  std::set<std::pair<std::string, std::string>> seen;
+  size_t rows = 0;
+  for (const KeyRange& range : *ranges) {
+    std::string cursor;
+    do {
+      absl::StatusOr<TableScanPage> page = t->ScanRange(range, kMaxPageRows, cursor);
+      ASSERT_TRUE(page.ok()) << page.status();
+      for (const TableRow& row : page->rows) {
+        EXPECT_TRUE(seen.emplace(row.partition, row.clustering).second);
+        ++rows;
+      }
+      cursor = page->next_cursor;
+    } while (!cursor.empty());
+  }
+  EXPECT_EQ(rows, expected);
+  EXPECT_EQ(seen.size(), expected);
+}
+
+TEST_F(RocksRowStoreTest, HealthAndStats) {
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* t = MustOpenTable(store.get(), "rows");
+  ASSERT_NE(t, nullptr);
+  WriteBatch batch;
+  for (int i = 0; i < 500; ++i) batch.Put("k" + std::to_string(i), std::string(200, 'x'));
+  ASSERT_TRUE(t->Apply("p", batch).ok());
+  RocksHealth before = store->Health();
+  EXPECT_GT(before.memtable_bytes, 0u);
+  ASSERT_TRUE(store->CompactAll().ok());
+  RocksHealth health = store->Health();
+  EXPECT_GT(health.total_sst_bytes, 0u);
+  EXPECT_GT(health.live_sst_bytes, 0u);
+  EXPECT_FALSE(health.write_stalled);
+  EXPECT_EQ(health.background_errors, 0u);
+  EXPECT_EQ(health.wal_sync_failures, 0u);
+  absl::StatusOr<TableStats> stats = t->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->approximate_rows, 500u);
+  EXPECT_GT(stats->disk_bytes, 0u);
+  EXPECT_TRUE(store->Sync().ok());
+}
+
+TEST_F(RocksRowStoreTest, OpenValidatesOptionsAndLocksTheDirectory) {
+  EXPECT_TRUE(absl::IsInvalidArgument(RocksRowStore::Open(TestOptions("", &clock_)).status()));
+  RocksRowStoreOptions bad_interval = TestOptions(dir_.path(), &clock_);
+  bad_interval.sync_interval_ms = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(RocksRowStore::Open(bad_interval).status()));
+
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  // A second open of a database in use fails cleanly (RocksDB's LOCK file).
+  absl::StatusOr<std::unique_ptr<RocksRowStore>> second =
+      RocksRowStore::Open(TestOptions(dir_.path(), &clock_));
+  EXPECT_TRUE(absl::IsUnavailable(second.status())) << second.status();
+
+  // Snapshots of another store are rejected.
+  TempDir other_dir;
+  std::unique_ptr<RocksRowStore> other = OpenStore(TestOptions(other_dir.path(), &clock_));
+  ASSERT_NE(other, nullptr);
+  Table* t = MustOpenTable(store.get(), "rows");
+  ASSERT_NE(t, nullptr);
+  absl::StatusOr<std::unique_ptr<Snapshot>> foreign = other->NewSnapshot();
+  ASSERT_TRUE(foreign.ok());
+  ReadOptions read;
+  read.snapshot = foreign->get();
+  EXPECT_TRUE(absl::IsInvalidArgument(t->Get("p", "k", read).status()));
+}
+
+}  // namespace
+}  // namespace strata::store

@@ -1,0 +1,150 @@
+#include "strata/viewing/history_cache.h"
+
+#include <algorithm>
+
+namespace strata::viewing {
+
+size_t CachedHistory::ApproximateBytes() const {
+  size_t n = sizeof(CachedHistory) + (blob ? blob->size() : 0);
+  for (const auto& r : live) {
+    n += sizeof(ViewingRecord) + (r.session.size() > 15 ? r.session.size() : 0);
+  }
+  return n;
+}
+
+void MergeRecord(std::vector<ViewingRecord>* records, const ViewingRecord& update) {
+  auto it = std::lower_bound(
+      records->begin(), records->end(), update,
+      [](const ViewingRecord& a, const ViewingRecord& b) { return PlaybackKey(a) < PlaybackKey(b); });
+  if (it != records->end() && PlaybackKey(*it) == PlaybackKey(update)) {
+    if (update.event_time >= it->event_time) *it = update;
+    return;
+  }
+  records->insert(it, update);
+}
+
+HistoryCache::HistoryCache(size_t capacity_bytes, MetricsRegistry* metrics)
+    : capacity_per_shard_(std::max<size_t>(capacity_bytes / kShards, 1)),
+      generations_(new uint64_t[kStripes]()) {
+  hits_ = metrics->GetCounter("strata_viewing_cache_hits_total",
+                              "History cache lookups answered from memory");
+  misses_ = metrics->GetCounter("strata_viewing_cache_misses_total",
+                                "History cache lookups that read the store");
+  evictions_ = metrics->GetCounter("strata_viewing_cache_evictions_total",
+                                   "History cache entries evicted to stay within budget");
+}
+
+std::optional<CachedHistory> HistoryCache::Get(int data_type, uint64_t member,
+                                               uint64_t* generation) {
+  Key k{data_type, member};
+  size_t stripe = StripeOf(k);
+  ShardState& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.map.find(k);
+  if (it == s.map.end()) {
+    *generation = generations_[stripe];
+    misses_->Inc();
+    return std::nullopt;
+  }
+  s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+  hits_->Inc();
+  return it->second.history;
+}
+
+void HistoryCache::SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry) {
+  auto it = s.map.find(k);
+  if (it != s.map.end()) {
+    s.bytes -= it->second.bytes;
+    s.lru.erase(it->second.lru);
+    s.map.erase(it);
+  }
+  size_t bytes = entry.ApproximateBytes();
+  if (bytes > capacity_per_shard_) return;  // too large to cache at all
+  s.lru.push_front(k);
+  Slot slot{std::move(entry), bytes, s.lru.begin()};
+  s.map.emplace(k, std::move(slot));
+  s.bytes += bytes;
+  EvictLocked(s);
+}
+
+void HistoryCache::EvictLocked(ShardState& s) {
+  while (s.bytes > capacity_per_shard_ && !s.lru.empty()) {
+    Key victim = s.lru.back();
+    auto it = s.map.find(victim);
+    s.bytes -= it->second.bytes;
+    s.map.erase(it);
+    s.lru.pop_back();
+    evictions_->Inc();
+  }
+}
+
+void HistoryCache::FillIfUnchanged(int data_type, uint64_t member, uint64_t generation,
+                                   CachedHistory entry) {
+  Key k{data_type, member};
+  size_t stripe = StripeOf(k);
+  ShardState& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (generations_[stripe] != generation) return;
+  if (s.map.count(k)) return;
+  SetSlotLocked(s, k, std::move(entry));
+}
+
+void HistoryCache::MergeWrites(int data_type, uint64_t member,
+                               std::span<const ViewingRecord> records) {
+  Key k{data_type, member};
+  size_t stripe = StripeOf(k);
+  ShardState& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  ++generations_[stripe];
+  auto it = s.map.find(k);
+  if (it == s.map.end()) return;
+  Slot& slot = it->second;
+  for (const auto& r : records) MergeRecord(&slot.history.live, r);
+  size_t bytes = slot.history.ApproximateBytes();
+  s.bytes = s.bytes - slot.bytes + bytes;
+  slot.bytes = bytes;
+  s.lru.splice(s.lru.begin(), s.lru, slot.lru);
+  EvictLocked(s);
+}
+
+void HistoryCache::Replace(int data_type, uint64_t member, CachedHistory entry) {
+  Key k{data_type, member};
+  size_t stripe = StripeOf(k);
+  ShardState& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  ++generations_[stripe];
+  SetSlotLocked(s, k, std::move(entry));
+}
+
+void HistoryCache::Erase(int data_type, uint64_t member) {
+  Key k{data_type, member};
+  size_t stripe = StripeOf(k);
+  ShardState& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  ++generations_[stripe];
+  auto it = s.map.find(k);
+  if (it == s.map.end()) return;
+  s.bytes -= it->second.bytes;
+  s.lru.erase(it->second.lru);
+  s.map.erase(it);
+}
+
+size_t HistoryCache::bytes() const {
+  size_t n = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    n += s.bytes;
+  }
+  return n;
+}
+
+size_t HistoryCache::entries() const {
+  size_t n = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    n += s.map.size();
+  }
+  return n;
+}
+
+}  // namespace strata::viewing

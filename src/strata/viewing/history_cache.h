@@ -1,0 +1,108 @@
+// HistoryCache: the per-member, per-data-type cache of viewing history.
+//
+// An entry mirrors what the store holds for one member in one shard: the committed
+// compressed blob (kept in its compressed form, shared, never copied) and the member's live
+// records, into which every acknowledged write is merged. Reads that hit need no storage I/O.
+//
+// Correctness under concurrent writes (never serve a history missing an acknowledged write):
+// each member stripe has a generation number, bumped by every write, roll-up and erase under
+// the shard mutex. A miss reads the generation, loads from the store, and inserts only if the
+// generation is unchanged (FillIfUnchanged); a write racing with the load either happened
+// before the load (so the load saw it) or bumped the generation (so the fill is dropped), and
+// a write after the insert merges into the entry.
+//
+// Bounded by a byte budget with LRU eviction per shard. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "strata/base/metrics.h"
+#include "strata/viewing/record.h"
+
+namespace strata::viewing {
+
+struct CachedHistory {
+  uint64_t version = 0;                      // compressed version; 0 = none committed
+  std::shared_ptr<const std::string> blob;   // EncodeHistory bytes; null when version == 0
+  uint64_t compressed_records = 0;
+  std::vector<ViewingRecord> live;           // sorted ascending by PlaybackKey, unique keys
+
+  size_t ApproximateBytes() const;
+};
+
+// Merges `update` into `records` (sorted, unique by PlaybackKey): a record with the same
+// playback key is replaced when update.event_time is later or equal.
+void MergeRecord(std::vector<ViewingRecord>* records, const ViewingRecord& update);
+
+class HistoryCache {
+ public:
+  // `capacity_bytes`: budget over all entries. `data_types`: number of shards of data
+  // (plays, previews) that share it.
+  HistoryCache(size_t capacity_bytes, MetricsRegistry* metrics);
+
+  // Hit: a copy of the entry (the blob is shared). Miss: nullopt and *generation is set for
+  // a later FillIfUnchanged.
+  std::optional<CachedHistory> Get(int data_type, uint64_t member, uint64_t* generation);
+  // Inserts a freshly loaded entry unless a write touched the member since `generation`.
+  void FillIfUnchanged(int data_type, uint64_t member, uint64_t generation, CachedHistory entry);
+  // Merges acknowledged writes into the member's entry if present; bumps the generation.
+  void MergeWrites(int data_type, uint64_t member, std::span<const ViewingRecord> records);
+  // Installs a new entry (after a roll-up); bumps the generation.
+  void Replace(int data_type, uint64_t member, CachedHistory entry);
+  // Drops the member's entry; bumps the generation.
+  void Erase(int data_type, uint64_t member);
+
+  uint64_t hits() const { return hits_->Value(); }
+  uint64_t misses() const { return misses_->Value(); }
+  size_t bytes() const;
+  size_t entries() const;
+
+ private:
+  static constexpr size_t kShards = 32;
+  static constexpr size_t kStripes = 8192;
+  struct Key {
+    int data_type;
+    uint64_t member;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<uint64_t>()(k.member * 0x9E3779B97F4A7C15ull + k.data_type);
+    }
+  };
+  struct Slot {
+    CachedHistory history;
+    size_t bytes = 0;
+    std::list<Key>::iterator lru;
+  };
+  struct ShardState {
+    mutable std::mutex mu;
+    std::unordered_map<Key, Slot, KeyHash> map;
+    std::list<Key> lru;  // front = most recent
+    size_t bytes = 0;
+  };
+  static size_t StripeOf(const Key& k) { return KeyHash()(k) % kStripes; }
+  ShardState& ShardOf(size_t stripe) { return shards_[stripe % kShards]; }
+  void EvictLocked(ShardState& s);
+  void SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry);
+
+  size_t capacity_per_shard_;
+  ShardState shards_[kShards];
+  std::unique_ptr<uint64_t[]> generations_;  // guarded by the stripe's shard mutex
+  Counter* hits_;
+  Counter* misses_;
+  Counter* evictions_;
+};
+
+}  // namespace strata::viewing

@@ -1,0 +1,80 @@
+#include "strata/viewing/history_cache.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::viewing {
+namespace {
+
+ViewingRecord Rec(Millis started, std::string session, Millis event_time) {
+  ViewingRecord r;
+  r.member = 1;
+  r.started_at = started;
+  r.session = std::move(session);
+  r.event_time = event_time;
+  return r;
+}
+
+TEST(MergeRecord, LaterEventTimeWinsAndKeysStaySorted) {
+  std::vector<ViewingRecord> v;
+  MergeRecord(&v, Rec(20, "a", 25));
+  MergeRecord(&v, Rec(10, "a", 15));
+  MergeRecord(&v, Rec(20, "a", 22));  // older event of the same playback: ignored
+  MergeRecord(&v, Rec(10, "a", 19));  // newer: replaces
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].started_at, 10);
+  EXPECT_EQ(v[0].event_time, 19);
+  EXPECT_EQ(v[1].event_time, 25);
+}
+
+TEST(HistoryCache, FillIsDroppedWhenAWriteRacedWithTheLoad) {
+  MetricsRegistry metrics;
+  HistoryCache cache(1 << 20, &metrics);
+  uint64_t gen = 0;
+  EXPECT_FALSE(cache.Get(0, 5, &gen).has_value());
+  // A write lands while the miss is loading from the store.
+  std::vector<ViewingRecord> w = {Rec(1, "s", 2)};
+  cache.MergeWrites(0, 5, w);
+  cache.FillIfUnchanged(0, 5, gen, CachedHistory{});
+  uint64_t gen2 = 0;
+  EXPECT_FALSE(cache.Get(0, 5, &gen2).has_value()) << "stale fill must not be cached";
+  cache.FillIfUnchanged(0, 5, gen2, CachedHistory{});
+  auto hit = cache.Get(0, 5, &gen2);
+  ASSERT_TRUE(hit.has_value());
+  // Writes after the fill merge into the entry.
+  cache.MergeWrites(0, 5, w);
+  hit = cache.Get(0, 5, &gen2);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->live.size(), 1u);
+  EXPECT_EQ(cache.hits(), 2u);
+  EXPECT_EQ(cache.misses(), 2u);
+}
+
+TEST(HistoryCache, StaysWithinItsByteBudget) {
+  MetricsRegistry metrics;
+  const size_t budget = 64 * 1024;
+  HistoryCache cache(budget, &metrics);
+  for (uint64_t m = 1; m <= 2000; ++m) {
+    uint64_t gen;
+    (void)cache.Get(1, m, &gen);
+    CachedHistory h;
+    h.version = 1;
+    h.blob = std::make_shared<std::string>(500, 'x');
+    cache.FillIfUnchanged(1, m, gen, h);
+  }
+  EXPECT_LE(cache.bytes(), budget);
+  EXPECT_GT(cache.entries(), 0u);
+  EXPECT_LT(cache.entries(), 2000u);
+}
+
+TEST(HistoryCache, EraseDropsTheEntry) {
+  MetricsRegistry metrics;
+  HistoryCache cache(1 << 20, &metrics);
+  cache.Replace(0, 9, CachedHistory{});
+  uint64_t gen;
+  EXPECT_TRUE(cache.Get(0, 9, &gen).has_value());
+  cache.Erase(0, 9);
+  EXPECT_FALSE(cache.Get(0, 9, &gen).has_value());
+}
+
+}  // namespace
+}  // namespace strata::viewing

@@ -1,0 +1,871 @@
+#include "strata/viewing/viewing_service.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "strata/base/coding.h"
+#include "strata/base/crash_point.h"
+#include "strata/base/log.h"
+#include "strata/base/status.h"
+#include "strata/base/thread_pool.h"
+#include "strata/viewing/codec.h"
+
+namespace strata::viewing {
+namespace {
+
+constexpr char kMetaKey[] = "m";
+constexpr uint8_t kMetaFormatV1 = 1;
+
+std::string MemberKey(MemberId member) {
+  std::string k;
+  coding::PutFixed64BE(&k, member);
+  return k;
+}
+
+// "c" + version (8 bytes BE) + chunk index (4 bytes BE): one version's chunks are contiguous
+// and versions sort numerically, so older versions are one range delete.
+std::string ChunkKey(uint64_t version, uint32_t chunk) {
+  std::string k = "c";
+  coding::PutFixed64BE(&k, version);
+  coding::PutFixed32BE(&k, chunk);
+  return k;
+}
+
+struct Meta {
+  uint64_t version = 0;
+  uint64_t chunks = 0;
+  uint64_t records = 0;
+  uint64_t blob_bytes = 0;
+  uint64_t checksum = 0;  // XXH3-64 of the whole blob
+};
+
+std::string EncodeMeta(const Meta& m) {
+  std::string out(1, static_cast<char>(kMetaFormatV1));
+  coding::PutVarint64(&out, m.version);
+  coding::PutVarint64(&out, m.chunks);
+  coding::PutVarint64(&out, m.records);
+  coding::PutVarint64(&out, m.blob_bytes);
+  coding::PutFixed64BE(&out, m.checksum);
+  return out;
+}
+
+absl::StatusOr<Meta> DecodeMeta(std::string_view in) {
+  Meta m;
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kMetaFormatV1) {
+    return absl::DataLossError("compressed metadata: unknown format version");
+  }
+  in.remove_prefix(1);
+  if (!coding::GetVarint64(&in, &m.version) || !coding::GetVarint64(&in, &m.chunks) ||
+      !coding::GetVarint64(&in, &m.records) || !coding::GetVarint64(&in, &m.blob_bytes) ||
+      !coding::GetFixed64BE(&in, &m.checksum) || !in.empty() || m.chunks > (1u << 20)) {
+    return absl::DataLossError("compressed metadata: corrupt");
+  }
+  return m;
+}
+
+bool Expired(const ViewingRecord& r, Millis ttl_ms, Millis now) {
+  return ttl_ms > 0 && r.event_time + ttl_ms <= now;
+}
+
+constexpr auto kKeyLess = [](const ViewingRecord& a, const ViewingRecord& b) {
+  return PlaybackKey(a) < PlaybackKey(b);
+};
+
+}  // namespace
+
+struct ViewingService::Shard {
+  int index;
+  Kind kind;
+  store::Table* live = nullptr;
+  store::Table* compressed = nullptr;
+  Millis ttl_ms = 0;
+  // Approximate live rows per member, to decide when to queue a roll-up.
+  struct LiveCount {
+    uint64_t rows = 0;
+    uint64_t trigger_at = 0;
+  };
+  std::mutex counts_mu;
+  std::unordered_map<MemberId, LiveCount> counts;
+};
+
+// Bounded map of the current language preference per (member, content language), the
+// comparison point of the language write filter. Guarded by ViewingService::language_locks_.
+struct ViewingService::LanguageCache {
+  static constexpr size_t kMaxEntries = 1 << 20;
+  std::mutex mu;
+  std::unordered_map<std::string, LanguagePreference> current;
+};
+
+ViewingService::ViewingService(store::RowStore* store, Clock* clock,
+                               const ViewingOptions& options, MetricsRegistry* metrics)
+    : store_(store),
+      clock_(clock),
+      options_(options),
+      metrics_(metrics),
+      cache_(std::make_unique<HistoryCache>(options.cache_bytes, metrics)),
+      member_locks_(new std::shared_mutex[kLockStripes]),
+      language_locks_(new std::mutex[kLockStripes]),
+      languages_cache_(std::make_unique<LanguageCache>()),
+      read_pool_(std::make_unique<ThreadPool>(options.read_threads)) {}
+
+absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
+    store::RowStore* store, Clock* clock, const ViewingOptions& options,
+    MetricsRegistry* metrics) {
+  if (options.zstd_level < 1 || options.zstd_level > 19) {
+    return absl::InvalidArgumentError("viewing.zstd_level: must be 1..19");
+  }
+  if (options.chunk_bytes < 1024) {
+    return absl::InvalidArgumentError("viewing.chunk_bytes: must be at least 1024");
+  }
+  if (options.rollup_min_live_rows < 1) {
+    return absl::InvalidArgumentError("viewing.rollup_min_live_rows: must be at least 1");
+  }
+  std::unique_ptr<ViewingService> s(new ViewingService(store, clock, options, metrics));
+  STRATA_RETURN_IF_ERROR(s->Init());
+  return s;
+}
+
+absl::Status ViewingService::Init() {
+  const struct {
+    Kind kind;
+    const char* name;
+    Millis ttl;
+  } kShards[] = {{Kind::kPlay, "plays", options_.play_ttl_ms},
+                 {Kind::kPreview, "previews", options_.preview_ttl_ms}};
+  for (const auto& def : kShards) {
+    auto shard = std::make_unique<Shard>();
+    shard->index = static_cast<int>(def.kind);
+    shard->kind = def.kind;
+    shard->ttl_ms = def.ttl;
+    STRATA_ASSIGN_OR_RETURN(shard->live,
+                            store_->OpenTable({absl::StrCat(def.name, "_recent_live"),
+                                               store::TableProfile::kLive}));
+    STRATA_ASSIGN_OR_RETURN(shard->compressed,
+                            store_->OpenTable({absl::StrCat(def.name, "_recent_compressed"),
+                                               store::TableProfile::kCompressed}));
+    shards_[shard->index] = std::move(shard);
+  }
+  STRATA_ASSIGN_OR_RETURN(languages_,
+                          store_->OpenTable({"languages", store::TableProfile::kIndex}));
+
+  const char* kIngested = "strata_viewing_records_ingested_total";
+  ingested_[0] = metrics_->GetCounter(kIngested, "Viewing records stored", "kind=\"play\"");
+  ingested_[1] = metrics_->GetCounter(kIngested, "Viewing records stored", "kind=\"preview\"");
+  dropped_previews_ = metrics_->GetCounter("strata_viewing_filter_dropped_total",
+                                           "Records the write filters chose not to store",
+                                           "filter=\"short_preview\"");
+  dropped_expired_ = metrics_->GetCounter("strata_viewing_filter_dropped_total",
+                                          "Records the write filters chose not to store",
+                                          "filter=\"expired_on_arrival\"");
+  language_changes_ = metrics_->GetCounter("strata_viewing_language_changes_total",
+                                           "Language preference changes stored");
+  language_unchanged_ = metrics_->GetCounter(
+      "strata_viewing_filter_dropped_total", "Records the write filters chose not to store",
+      "filter=\"language_unchanged\"");
+  rollups_ = metrics_->GetCounter("strata_viewing_rollups_total",
+                                  "Roll-ups of live rows into a new compressed version");
+  rollup_records_ = metrics_->GetCounter("strata_viewing_rollup_live_rows_total",
+                                         "Live rows moved into compressed versions");
+  rollup_errors_ = metrics_->GetCounter("strata_viewing_rollup_errors_total",
+                                        "Roll-ups that failed (retried on the next trigger)");
+  rollup_seconds_ = metrics_->GetHistogram("strata_viewing_rollup_seconds",
+                                           "Duration of one member roll-up");
+  metrics_->AddGauge("strata_viewing_rollup_backlog", "Members queued for a roll-up", [this] {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    return std::vector<std::pair<std::string, double>>{
+        {"", static_cast<double>(queue_.size())}};
+  });
+  metrics_->AddGauge("strata_viewing_cache_bytes", "Bytes held by the history cache", [this] {
+    return std::vector<std::pair<std::string, double>>{
+        {"", static_cast<double>(cache_->bytes())}};
+  });
+  for (int i = 0; i < std::max(options_.rollup_threads, 1); ++i) {
+    workers_.emplace_back([this] { RollupWorker(); });
+  }
+  return absl::OkStatus();
+}
+
+ViewingService::~ViewingService() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+std::shared_mutex& ViewingService::MemberLock(MemberId member) {
+  return member_locks_[(member * 0x9E3779B97F4A7C15ull) >> 52];  // top 12 bits: 4096
+}
+
+static size_t StripeOf(MemberId member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
+
+// ---------------------------------------------------------------------------------------
+// Ingest
+
+absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecord> records) {
+  IngestResult result;
+  const Millis now = clock_->NowMillis();
+
+  // Order by (kind, member) so each member's events form one partition batch.
+  std::vector<const ViewingRecord*> order;
+  order.reserve(records.size());
+  for (const auto& r : records) {
+    if (r.kind == Kind::kPreview && r.watched_ms < options_.min_preview_watched_ms) {
+      ++result.dropped;
+      dropped_previews_->Inc();
+      continue;
+    }
+    if (Expired(r, ShardFor(r.kind).ttl_ms, now)) {
+      ++result.dropped;
+      dropped_expired_->Inc();
+      continue;
+    }
+    order.push_back(&r);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const ViewingRecord* a, const ViewingRecord* b) {
+    return std::tie(a->kind, a->member) < std::tie(b->kind, b->member);
+  });
+
+  struct Group {
+    Shard* shard;
+    MemberId member;
+    size_t begin, end;  // range in `order`
+  };
+  std::vector<Group> groups;
+  std::vector<store::PartitionWrite> writes;
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j < order.size() && order[j]->kind == order[i]->kind &&
+           order[j]->member == order[i]->member) {
+      ++j;
+    }
+    Shard& shard = ShardFor(order[i]->kind);
+    store::PartitionWrite w{shard.live, MemberKey(order[i]->member), {}};
+    for (size_t k = i; k < j; ++k) {
+      const ViewingRecord& r = *order[k];
+      w.batch.PutIfNewer(LiveClusteringKey(r.started_at, r.session),
+                         static_cast<uint64_t>(r.event_time), EncodeLiveValue(r),
+                         shard.ttl_ms > 0 ? r.event_time + shard.ttl_ms : 0);
+    }
+    writes.push_back(std::move(w));
+    groups.push_back({&shard, order[i]->member, i, j});
+    i = j;
+  }
+
+  // Language preferences come from plays: store a change only when it differs.
+  std::vector<std::string> touched_languages;
+  for (const Group& g : groups) {
+    if (g.shard->kind != Kind::kPlay) continue;
+    STRATA_RETURN_IF_ERROR(PlanLanguageChanges(
+        std::span<const ViewingRecord* const>(order.data() + g.begin, g.end - g.begin),
+        &writes, &touched_languages));
+  }
+
+  // Shared member locks (sorted stripes, so no deadlock) keep roll-ups out while we write
+  // and merge into the cache.
+  std::vector<size_t> stripes;
+  stripes.reserve(groups.size());
+  for (const Group& g : groups) stripes.push_back(StripeOf(g.member));
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  for (size_t s : stripes) member_locks_[s].lock_shared();
+  absl::Status write_status = store_->Write(writes);
+  if (write_status.ok()) {
+    std::vector<ViewingRecord> merged;
+    for (const Group& g : groups) {
+      merged.clear();
+      for (size_t k = g.begin; k < g.end; ++k) merged.push_back(*order[k]);
+      cache_->MergeWrites(g.shard->index, g.member, merged);
+    }
+  }
+  for (size_t s : stripes) member_locks_[s].unlock_shared();
+  if (!write_status.ok()) {
+    // The language comparison points may be ahead of the store now: forget them.
+    ForgetLanguages(touched_languages);
+    return write_status;
+  }
+
+  for (const Group& g : groups) {
+    NoteLiveWrites(*g.shard, g.member, g.end - g.begin, 0);
+    result.accepted += g.end - g.begin;
+    ingested_[g.shard->index]->Inc(g.end - g.begin);
+  }
+  return result;
+}
+
+namespace {
+std::string LanguageCacheKey(MemberId member, std::string_view content_lang) {
+  std::string k = MemberKey(member);
+  k.append(content_lang);
+  return k;
+}
+std::string CurrentLanguageKey(std::string_view content_lang) {
+  std::string k = "c";
+  k.append(content_lang);
+  return k;
+}
+// "h" + ordered event_time + content_lang.
+std::string LanguageChangeKey(Millis event_time, std::string_view content_lang) {
+  std::string k = "h";
+  coding::PutOrderedInt64(&k, event_time);
+  k.append(content_lang);
+  return k;
+}
+std::string EncodeLanguageValue(const LanguagePreference& p) {
+  std::string out(1, '\x01');
+  coding::PutLengthPrefixed(&out, p.audio_lang);
+  coding::PutLengthPrefixed(&out, p.subtitle_lang);
+  coding::PutVarint64(&out, static_cast<uint64_t>(p.event_time));
+  return out;
+}
+absl::Status DecodeLanguageValue(std::string_view in, LanguagePreference* p) {
+  std::string_view audio, subtitle;
+  uint64_t t;
+  if (in.empty() || in[0] != '\x01') return absl::DataLossError("language row: bad format");
+  in.remove_prefix(1);
+  if (!coding::GetLengthPrefixed(&in, &audio) || !coding::GetLengthPrefixed(&in, &subtitle) ||
+      !coding::GetVarint64(&in, &t) || !in.empty()) {
+    return absl::DataLossError("language row: corrupt");
+  }
+  p->audio_lang = std::string(audio);
+  p->subtitle_lang = std::string(subtitle);
+  p->event_time = static_cast<Millis>(t);
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status ViewingService::PlanLanguageChanges(
+    std::span<const ViewingRecord* const> member_records,
+    std::vector<store::PartitionWrite>* writes, std::vector<std::string>* touched) {
+  if (member_records.empty()) return absl::OkStatus();
+  const MemberId member = member_records.front()->member;
+  std::vector<const ViewingRecord*> by_time(member_records.begin(), member_records.end());
+  std::stable_sort(by_time.begin(), by_time.end(), [](const auto* a, const auto* b) {
+    return a->event_time < b->event_time;
+  });
+  store::PartitionWrite w{languages_, MemberKey(member), {}};
+  const Millis expire_ttl = options_.language_ttl_ms;
+  std::lock_guard<std::mutex> stripe_lock(language_locks_[StripeOf(member)]);
+  for (const ViewingRecord* r : by_time) {
+    if (r->content_lang.empty()) continue;
+    std::string cache_key = LanguageCacheKey(member, r->content_lang);
+    LanguagePreference current;
+    bool known = false;
+    {
+      std::lock_guard<std::mutex> lock(languages_cache_->mu);
+      auto it = languages_cache_->current.find(cache_key);
+      if (it != languages_cache_->current.end()) {
+        current = it->second;
+        known = true;
+      }
+    }
+    if (!known) {
+      auto row = languages_->Get(MemberKey(member), CurrentLanguageKey(r->content_lang));
+      if (row.ok()) {
+        STRATA_RETURN_IF_ERROR(DecodeLanguageValue(*row, &current));
+        known = true;
+      } else if (!absl::IsNotFound(row.status())) {
+        return row.status();
+      }
+    }
+    if (known && (r->event_time <= current.event_time ||
+                  (current.audio_lang == r->audio_lang &&
+                   current.subtitle_lang == r->subtitle_lang))) {
+      language_unchanged_->Inc();
+      continue;
+    }
+    LanguagePreference next{r->content_lang, r->audio_lang, r->subtitle_lang, r->event_time};
+    std::string value = EncodeLanguageValue(next);
+    w.batch.PutIfNewer(CurrentLanguageKey(r->content_lang),
+                       static_cast<uint64_t>(r->event_time), value);
+    w.batch.Put(LanguageChangeKey(r->event_time, r->content_lang), value,
+                expire_ttl > 0 ? r->event_time + expire_ttl : 0);
+    language_changes_->Inc();
+    {
+      std::lock_guard<std::mutex> lock(languages_cache_->mu);
+      if (languages_cache_->current.size() >= LanguageCache::kMaxEntries) {
+        languages_cache_->current.clear();  // crude bound; refilled from the store
+      }
+      languages_cache_->current[cache_key] = next;
+    }
+    touched->push_back(std::move(cache_key));
+  }
+  if (!w.batch.empty()) writes->push_back(std::move(w));
+  return absl::OkStatus();
+}
+
+void ViewingService::ForgetLanguages(const std::vector<std::string>& keys) {
+  std::lock_guard<std::mutex> lock(languages_cache_->mu);
+  for (const auto& k : keys) languages_cache_->current.erase(k);
+}
+
+// ---------------------------------------------------------------------------------------
+// Roll-up triggering and workers
+
+void ViewingService::NoteLiveWrites(Shard& shard, MemberId member, uint64_t n,
+                                    uint64_t /*live_now*/) {
+  bool enqueue = false;
+  {
+    std::lock_guard<std::mutex> lock(shard.counts_mu);
+    auto& c = shard.counts[member];
+    if (c.trigger_at == 0) c.trigger_at = options_.rollup_min_live_rows;
+    c.rows += n;
+    if (c.rows >= c.trigger_at) {
+      enqueue = true;
+      c.rows = 0;  // the worker sets the true figure
+    }
+  }
+  if (enqueue) EnqueueRollup(shard, member);
+}
+
+void ViewingService::EnqueueRollup(Shard& shard, MemberId member) {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (!queued_[shard.index].insert(member).second) return;
+    queue_.emplace_back(shard.index, member);
+  }
+  queue_cv_.notify_one();
+}
+
+void ViewingService::RollupWorker() {
+  for (;;) {
+    std::pair<int, MemberId> task;
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      task = queue_.front();
+      queue_.pop_front();
+      queued_[task.first].erase(task.second);
+      ++running_rollups_;
+    }
+    Shard& shard = *shards_[task.first];
+    absl::Status s;
+    {
+      std::unique_lock<std::shared_mutex> lock(MemberLock(task.second));
+      s = RollUpLocked(shard, task.second, /*force=*/false);
+    }
+    if (!s.ok()) {
+      rollup_errors_->Inc();
+      STRATA_LOG_WARN("roll-up failed", "member", task.second, "kind", KindName(shard.kind),
+                      "error", s.ToString());
+    }
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      --running_rollups_;
+    }
+    idle_cv_.notify_all();
+  }
+}
+
+void ViewingService::WaitForRollups() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  idle_cv_.wait(lock, [this] { return queue_.empty() && running_rollups_ == 0; });
+}
+
+absl::Status ViewingService::RollUp(MemberId member, Kind kind) {
+  std::unique_lock<std::shared_mutex> lock(MemberLock(member));
+  return RollUpLocked(ShardFor(kind), member, /*force=*/true);
+}
+
+absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool force) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string partition = MemberKey(member);
+  STRATA_ASSIGN_OR_RETURN(CachedHistory current, LoadFromStore(shard, member));
+  const uint64_t threshold = std::max<uint64_t>(
+      options_.rollup_min_live_rows,
+      static_cast<uint64_t>(options_.rollup_growth_fraction *
+                            static_cast<double>(current.compressed_records)));
+  {
+    std::lock_guard<std::mutex> lock(shard.counts_mu);
+    auto& c = shard.counts[member];
+    c.trigger_at = threshold;
+    c.rows = current.live.size();
+  }
+  if (current.live.empty() || (!force && current.live.size() < threshold)) {
+    return absl::OkStatus();
+  }
+
+  const Millis now = clock_->NowMillis();
+  std::vector<ViewingRecord> records;
+  if (current.blob) {
+    STRATA_ASSIGN_OR_RETURN(records, DecodeHistory(*current.blob, member, shard.kind));
+  }
+  for (const auto& r : current.live) MergeRecord(&records, r);
+  std::erase_if(records, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
+
+  const uint64_t next_version = current.version + 1;
+  Millis expire_at = 0;
+  if (shard.ttl_ms > 0) {
+    for (const auto& r : records) expire_at = std::max(expire_at, r.event_time + shard.ttl_ms);
+  }
+  auto blob = std::make_shared<std::string>(EncodeHistory(records, options_.zstd_level));
+  Meta meta{next_version, 0, records.size(), blob->size(),
+            XXH3_64bits(blob->data(), blob->size())};
+
+  // 1. Chunks of the new version (after clearing leftovers of a crashed earlier attempt).
+  store::WriteBatch chunks;
+  chunks.DeleteRange(ChunkKey(next_version, 0), "d");
+  for (size_t off = 0; off < blob->size() || off == 0; off += options_.chunk_bytes) {
+    chunks.Put(ChunkKey(next_version, static_cast<uint32_t>(meta.chunks++)),
+               blob->substr(off, options_.chunk_bytes), expire_at);
+    if (blob->empty()) break;
+  }
+  STRATA_RETURN_IF_ERROR(shard.compressed->Apply(partition, chunks));
+  STRATA_CRASH_POINT("rollup.after_chunks");
+
+  // 2. The metadata row: the commit point.
+  STRATA_RETURN_IF_ERROR(shard.compressed->Put(partition, kMetaKey, EncodeMeta(meta), expire_at));
+  STRATA_CRASH_POINT("rollup.after_commit");
+  cache_->Replace(shard.index, member,
+                  CachedHistory{next_version, blob, records.size(), {}});
+
+  // 3. The previous version's chunks.
+  STRATA_RETURN_IF_ERROR(
+      shard.compressed->DeleteRange(partition, ChunkKey(0, 0), ChunkKey(next_version, 0)));
+  STRATA_CRASH_POINT("rollup.after_old_chunks_deleted");
+
+  // 4. The live rows now held by the committed version. Under the exclusive member lock no
+  // write can have changed them since LoadFromStore read them.
+  store::WriteBatch live_deletes;
+  for (const auto& r : current.live) {
+    live_deletes.Delete(LiveClusteringKey(r.started_at, r.session));
+  }
+  STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
+  STRATA_CRASH_POINT("rollup.after_live_deleted");
+
+  {
+    std::lock_guard<std::mutex> lock(shard.counts_mu);
+    auto& c = shard.counts[member];
+    c.rows = 0;
+    c.trigger_at = std::max<uint64_t>(
+        options_.rollup_min_live_rows,
+        static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(records.size())));
+  }
+  rollups_->Inc();
+  rollup_records_->Inc(current.live.size());
+  rollup_seconds_->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads
+
+absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, MemberId member) {
+  const std::string partition = MemberKey(member);
+  // Live rows on a pool thread while this thread reads the compressed version.
+  auto live_future = read_pool_->Submit([&]() -> absl::StatusOr<std::vector<ViewingRecord>> {
+    std::vector<ViewingRecord> live;
+    store::ScanOptions scan;
+    for (;;) {
+      STRATA_ASSIGN_OR_RETURN(store::ScanPage page, shard.live->Scan(partition, scan));
+      for (auto& row : page.rows) {
+        ViewingRecord r;
+        r.member = member;
+        r.kind = shard.kind;
+        STRATA_RETURN_IF_ERROR(ParseLiveClusteringKey(row.clustering, &r.started_at, &r.session));
+        STRATA_RETURN_IF_ERROR(DecodeLiveValue(row.value, &r));
+        live.push_back(std::move(r));
+      }
+      if (page.next_cursor.empty()) break;
+      scan.cursor = std::move(page.next_cursor);
+    }
+    return live;  // the scan returns clustering order = PlaybackKey order
+  });
+
+  CachedHistory h;
+  absl::Status compressed_status = [&]() -> absl::Status {
+    auto meta_row = shard.compressed->Get(partition, kMetaKey);
+    if (absl::IsNotFound(meta_row.status())) return absl::OkStatus();
+    STRATA_RETURN_IF_ERROR(meta_row.status());
+    STRATA_ASSIGN_OR_RETURN(Meta meta, DecodeMeta(*meta_row));
+    std::vector<std::future<absl::StatusOr<std::string>>> chunk_futures;
+    std::vector<absl::StatusOr<std::string>> chunks;
+    if (meta.chunks == 1) {
+      chunks.push_back(shard.compressed->Get(partition, ChunkKey(meta.version, 0)));
+    } else {
+      for (uint64_t i = 0; i < meta.chunks; ++i) {
+        chunk_futures.push_back(read_pool_->Submit([&, i] {
+          return shard.compressed->Get(partition, ChunkKey(meta.version, static_cast<uint32_t>(i)));
+        }));
+      }
+      for (auto& f : chunk_futures) chunks.push_back(f.get());
+    }
+    auto blob = std::make_shared<std::string>();
+    blob->reserve(meta.blob_bytes);
+    for (auto& c : chunks) {
+      if (!c.ok()) {
+        return absl::DataLossError(absl::StrCat("compressed history of member ", member,
+                                                ": chunk unreadable: ", c.status().ToString()));
+      }
+      blob->append(*c);
+    }
+    if (blob->size() != meta.blob_bytes ||
+        XXH3_64bits(blob->data(), blob->size()) != meta.checksum) {
+      return absl::DataLossError(
+          absl::StrCat("compressed history of member ", member, ": checksum mismatch"));
+    }
+    h.version = meta.version;
+    h.blob = std::move(blob);
+    h.compressed_records = meta.records;
+    return absl::OkStatus();
+  }();
+  auto live = live_future.get();
+  STRATA_RETURN_IF_ERROR(compressed_status);
+  STRATA_RETURN_IF_ERROR(live.status());
+  h.live = std::move(*live);
+  return h;
+}
+
+absl::StatusOr<CachedHistory> ViewingService::GetHistory(Shard& shard, MemberId member) {
+  uint64_t generation = 0;
+  if (auto hit = cache_->Get(shard.index, member, &generation)) return std::move(*hit);
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h, LoadFromStore(shard, member));
+  cache_->FillIfUnchanged(shard.index, member, generation, h);
+  return h;
+}
+
+absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecords(Shard& shard,
+                                                                      MemberId member) {
+  CachedHistory h;
+  {
+    std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+    STRATA_ASSIGN_OR_RETURN(h, GetHistory(shard, member));
+  }
+  std::vector<ViewingRecord> records;
+  if (h.blob) {
+    STRATA_ASSIGN_OR_RETURN(records, DecodeHistory(*h.blob, member, shard.kind));
+  }
+  if (!h.live.empty()) {
+    if (records.empty()) {
+      records = std::move(h.live);
+    } else {
+      for (const auto& r : h.live) MergeRecord(&records, r);
+    }
+  }
+  const Millis now = clock_->NowMillis();
+  std::erase_if(records, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
+  // A live backlog over the threshold (e.g. after a restart lost the counters) queues a
+  // roll-up; the worker re-checks the real figures.
+  if (h.live.size() >= options_.rollup_min_live_rows &&
+      h.live.size() >= options_.rollup_growth_fraction * static_cast<double>(h.compressed_records)) {
+    EnqueueRollup(shard, member);
+  }
+  return records;
+}
+
+absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
+                                                        const HistoryQuery& query) {
+  if (query.limit < 1 || query.limit > 1000) {
+    return absl::InvalidArgumentError("limit: must be between 1 and 1000");
+  }
+  if (query.since > query.until) {
+    return absl::InvalidArgumentError("since: must not be after until");
+  }
+  bool has_cursor = !query.cursor.empty();
+  Millis cursor_started = 0;
+  std::string cursor_session;
+  if (has_cursor) {
+    STRATA_RETURN_IF_ERROR(DecodeCursor(query.cursor, &cursor_started, &cursor_session));
+  }
+  Shard& shard = ShardFor(query.kind);
+  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records, AllRecords(shard, member));
+
+  HistoryPage page;
+  // Records are ascending by (started_at, session): walk backwards for newest first.
+  auto end = records.end();
+  if (has_cursor) {
+    ViewingRecord probe;
+    probe.started_at = cursor_started;
+    probe.session = cursor_session;
+    end = std::lower_bound(records.begin(), records.end(), probe, kKeyLess);
+  }
+  for (auto it = end; it != records.begin();) {
+    --it;
+    if (it->started_at >= query.until) continue;
+    if (it->started_at < query.since) break;
+    if (page.records.size() == query.limit) {
+      const ViewingRecord& last = page.records.back();
+      page.next_cursor = EncodeCursor(last.started_at, last.session);
+      break;
+    }
+    page.records.push_back(std::move(*it));
+  }
+  return page;
+}
+
+absl::StatusOr<std::vector<TitleSummary>> ViewingService::Summary(MemberId member) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
+                          AllRecords(ShardFor(Kind::kPlay), member));
+  std::unordered_map<TitleId, TitleSummary> by_title;
+  for (const auto& r : records) {  // ascending started_at: the last one seen is the latest
+    TitleSummary& s = by_title[r.title];
+    if (s.plays == 0) {
+      s.title = r.title;
+      s.first_at = r.started_at;
+    }
+    ++s.plays;
+    s.watched_ms += r.watched_ms;
+    s.first_at = std::min(s.first_at, r.started_at);
+    if (r.started_at >= s.last_at) {
+      s.last_at = r.started_at;
+      s.position_ms = r.position_ms;
+    }
+  }
+  std::vector<TitleSummary> out;
+  out.reserve(by_title.size());
+  for (auto& [title, s] : by_title) out.push_back(s);
+  std::sort(out.begin(), out.end(), [](const TitleSummary& a, const TitleSummary& b) {
+    return std::tie(b.last_at, a.title) < std::tie(a.last_at, b.title);
+  });
+  return out;
+}
+
+absl::StatusOr<LanguageHistory> ViewingService::Languages(MemberId member) {
+  LanguageHistory out;
+  store::ScanOptions scan;
+  const std::string partition = MemberKey(member);
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(store::ScanPage page, languages_->Scan(partition, scan));
+    for (const auto& row : page.rows) {
+      LanguagePreference p;
+      STRATA_RETURN_IF_ERROR(DecodeLanguageValue(row.value, &p));
+      if (row.clustering[0] == 'c') {
+        p.content_lang = row.clustering.substr(1);
+        out.current.push_back(std::move(p));
+      } else if (row.clustering[0] == 'h' && row.clustering.size() >= 9) {
+        p.content_lang = row.clustering.substr(9);
+        out.changes.push_back(std::move(p));
+      }
+    }
+    if (page.next_cursor.empty()) break;
+    scan.cursor = std::move(page.next_cursor);
+  }
+  std::reverse(out.changes.begin(), out.changes.end());
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Erasure and reports
+
+absl::Status ViewingService::EraseMember(MemberId member) {
+  std::unique_lock<std::shared_mutex> lock(MemberLock(member));
+  std::lock_guard<std::mutex> language_lock(language_locks_[StripeOf(member)]);
+  const std::string partition = MemberKey(member);
+  for (auto& shard : shards_) {
+    STRATA_RETURN_IF_ERROR(shard->live->DeleteRange(partition, "", ""));
+    STRATA_RETURN_IF_ERROR(shard->compressed->DeleteRange(partition, "", ""));
+    cache_->Erase(shard->index, member);
+    std::lock_guard<std::mutex> counts_lock(shard->counts_mu);
+    shard->counts.erase(member);
+  }
+  STRATA_RETURN_IF_ERROR(languages_->DeleteRange(partition, "", ""));
+  {
+    std::lock_guard<std::mutex> cache_lock(languages_cache_->mu);
+    for (auto it = languages_cache_->current.begin(); it != languages_cache_->current.end();) {
+      if (it->first.compare(0, 8, partition) == 0) {
+        it = languages_cache_->current.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  STRATA_LOG_INFO("member erased", "member", member);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<TableReport>> ViewingService::Report() {
+  std::vector<TableReport> out;
+  auto scan_table = [&](store::Table* table,
+                        const std::function<absl::Status(const store::TableRow&, TableReport*)>&
+                            count) -> absl::Status {
+    TableReport rep;
+    rep.table = table->name();
+    STRATA_ASSIGN_OR_RETURN(auto ranges, table->SplitRanges(1));
+    std::string last_partition;
+    bool any = false;
+    for (const auto& range : ranges) {
+      std::string cursor;
+      do {
+        STRATA_ASSIGN_OR_RETURN(auto page,
+                                table->ScanRange(range, store::kMaxPageRows, cursor));
+        for (const auto& row : page.rows) {
+          if (!any || row.partition != last_partition) {
+            ++rep.members;
+            last_partition = row.partition;
+            any = true;
+          }
+          STRATA_RETURN_IF_ERROR(count(row, &rep));
+        }
+        cursor = std::move(page.next_cursor);
+      } while (!cursor.empty());
+    }
+    STRATA_ASSIGN_OR_RETURN(store::TableStats stats, table->Stats());
+    rep.disk_bytes = stats.disk_bytes;
+    out.push_back(std::move(rep));
+    return absl::OkStatus();
+  };
+  for (auto& shard : shards_) {
+    STRATA_RETURN_IF_ERROR(scan_table(shard->live, [](const store::TableRow&, TableReport* r) {
+      ++r->records;
+      return absl::OkStatus();
+    }));
+    STRATA_RETURN_IF_ERROR(
+        scan_table(shard->compressed, [](const store::TableRow& row, TableReport* r) {
+          if (row.clustering == kMetaKey) {
+            STRATA_ASSIGN_OR_RETURN(Meta meta, DecodeMeta(row.value));
+            r->records += meta.records;
+          }
+          return absl::OkStatus();
+        }));
+  }
+  STRATA_RETURN_IF_ERROR(scan_table(languages_, [](const store::TableRow& row, TableReport* r) {
+    if (!row.clustering.empty() && row.clustering[0] == 'h') ++r->records;
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+std::vector<store::Table*> ViewingService::tables() const {
+  std::vector<store::Table*> out;
+  for (const auto& shard : shards_) {
+    out.push_back(shard->live);
+    out.push_back(shard->compressed);
+  }
+  out.push_back(languages_);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Cursors
+
+std::string EncodeCursor(Millis started_at, std::string_view session) {
+  std::string raw;
+  coding::PutOrderedInt64(&raw, started_at);
+  raw.append(session);
+  return absl::BytesToHexString(raw);
+}
+
+absl::Status DecodeCursor(std::string_view cursor, Millis* started_at, std::string* session) {
+  if (cursor.size() < 18 || cursor.size() % 2 != 0 ||
+      cursor.size() > 2 * (8 + kMaxSessionBytes) ||
+      cursor.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    return absl::InvalidArgumentError("cursor: not a cursor returned by this API");
+  }
+  std::string raw = absl::HexStringToBytes(absl::string_view(cursor.data(), cursor.size()));
+  std::string_view in = raw;
+  if (!coding::GetOrderedInt64(&in, started_at)) {
+    return absl::InvalidArgumentError("cursor: not a cursor returned by this API");
+  }
+  *session = std::string(in);
+  return absl::OkStatus();
+}
+
+}  // namespace strata::viewing

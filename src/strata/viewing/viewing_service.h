@@ -1,0 +1,224 @@
+// The viewing-history service: ingest, reads, summaries, language preferences and member
+// erasure over the row-store interface. See docs/viewing.md for the data path.
+//
+// Data-type shards: plays, previews and language preferences live in separate tables, each
+// with its own TTL. Plays and previews are stored LIVE + COMPRESSED:
+//   <shard>_recent_live        partition = member (8 bytes BE), clustering = LiveClusteringKey,
+//                              value = EncodeLiveValue; written with PutIfNewer(event_time),
+//                              so the latest event of a playback wins in any arrival order.
+//   <shard>_recent_compressed  partition = member; row "m" = metadata (the commit point),
+//                              rows "c"+version+chunk = chunks of one EncodeHistory blob.
+// When a member's live rows pass the roll-up threshold, a background worker merges them into
+// a new compressed version: chunks first, then the metadata row (commit), then the previous
+// version's chunks and the rolled-up live rows are deleted. A crash at any step leaves every
+// acknowledged record readable exactly once (readers merge live and compressed by playback).
+//
+// Concurrency: every method is thread-safe. Per member, writes and reads share a striped
+// reader/writer lock that roll-ups and erasure take exclusively, so a roll-up never deletes a
+// live row that a concurrent write just updated. (This lock is per process: a distributed
+// deployment routes a member's roll-ups to one node.)
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "strata/base/clock.h"
+#include "strata/base/metrics.h"
+#include "strata/base/thread_pool.h"
+#include "strata/store/row_store.h"
+#include "strata/viewing/history_cache.h"
+#include "strata/viewing/record.h"
+
+namespace strata::viewing {
+
+struct ViewingOptions {
+  // Previews with watched_ms below this are not stored (counted as dropped). Default 5000 ms.
+  int64_t min_preview_watched_ms = 5000;
+  // Time to live of records, counted from event_time; 0 = kept until the age tiers move
+  // them. Defaults: plays 0 (kept), previews 30 days, language changes 180 days.
+  Millis play_ttl_ms = 0;
+  Millis preview_ttl_ms = 30LL * 24 * 3600 * 1000;
+  Millis language_ttl_ms = 180LL * 24 * 3600 * 1000;
+  // A member's live rows of one kind are rolled up into a compressed version once there are
+  // at least max(rollup_min_live_rows, rollup_growth_fraction * compressed records) of them,
+  // which keeps the re-encoding cost per written record constant for long histories.
+  // Defaults: 64 rows, 0.125.
+  size_t rollup_min_live_rows = 64;
+  double rollup_growth_fraction = 0.125;
+  // Compressed blobs above this many bytes are split into chunks. Default 64 KiB.
+  size_t chunk_bytes = 64 * 1024;
+  // zstd level of compressed blobs (1..19). Default 3.
+  int zstd_level = 3;
+  // Background roll-up worker threads. Default 1.
+  int rollup_threads = 1;
+  // Memory budget of the history cache (compressed blobs + live deltas). Default 256 MiB.
+  size_t cache_bytes = 256ull << 20;
+  // Threads that read chunks and tables in parallel on a cache miss. Default 2.
+  int read_threads = 2;
+};
+
+struct IngestResult {
+  uint64_t accepted = 0;  // stored (or already stored: retries are idempotent)
+  uint64_t dropped = 0;   // chosen not to store by the write filters (short previews)
+};
+
+struct HistoryQuery {
+  Kind kind = Kind::kPlay;
+  Millis since = 0;                 // started_at >= since
+  Millis until = INT64_MAX;         // started_at < until
+  size_t limit = 100;               // 1..1000
+  std::string cursor;               // from a previous page's next_cursor
+};
+
+struct HistoryPage {
+  std::vector<ViewingRecord> records;  // newest started_at first
+  std::string next_cursor;             // empty = no more
+};
+
+struct TitleSummary {
+  TitleId title = 0;
+  uint64_t plays = 0;
+  int64_t watched_ms = 0;
+  Millis first_at = 0;
+  Millis last_at = 0;
+  int64_t position_ms = 0;  // resume point of the latest play
+};
+
+struct LanguagePreference {
+  std::string content_lang;
+  std::string audio_lang;
+  std::string subtitle_lang;
+  Millis event_time = 0;
+};
+
+struct LanguageHistory {
+  std::vector<LanguagePreference> current;  // one per content language
+  std::vector<LanguagePreference> changes;  // stored deltas, newest first
+};
+
+// Per-table figures for operators and the benchmark.
+struct TableReport {
+  std::string table;
+  uint64_t members = 0;
+  uint64_t records = 0;
+  uint64_t disk_bytes = 0;
+};
+
+class ViewingService {
+ public:
+  // Opens the service's tables in `store`. `store` and `clock` must outlive the service.
+  static absl::StatusOr<std::unique_ptr<ViewingService>> Open(store::RowStore* store,
+                                                              Clock* clock,
+                                                              const ViewingOptions& options,
+                                                              MetricsRegistry* metrics);
+  ~ViewingService();
+
+  // Stores valid records. Each record must have passed ValidateRecord. On error nothing is
+  // acknowledged (the caller may retry the whole batch: it is idempotent).
+  absl::StatusOr<IngestResult> Ingest(std::span<const ViewingRecord> records);
+
+  absl::StatusOr<HistoryPage> ReadHistory(MemberId member, const HistoryQuery& query);
+  absl::StatusOr<std::vector<TitleSummary>> Summary(MemberId member);
+  absl::StatusOr<LanguageHistory> Languages(MemberId member);
+
+  // Erases every record of the member in every table and cache.
+  absl::Status EraseMember(MemberId member);
+
+  // Rolls the member's live rows of `kind` into a new compressed version now, whatever the
+  // threshold (used by operators and tests). No-op when there are no live rows.
+  absl::Status RollUp(MemberId member, Kind kind);
+  // Blocks until the roll-up queue is empty and no roll-up runs (tests, benchmarks).
+  void WaitForRollups();
+
+  // Scans the tables (expensive: for operators, not for hot paths).
+  absl::StatusOr<std::vector<TableReport>> Report();
+
+  const HistoryCache& cache() const { return *cache_; }
+  // Every table the service uses, for size metrics.
+  std::vector<store::Table*> tables() const;
+
+ private:
+  struct Shard;
+  ViewingService(store::RowStore* store, Clock* clock, const ViewingOptions& options,
+                 MetricsRegistry* metrics);
+  absl::Status Init();
+
+  Shard& ShardFor(Kind kind) { return *shards_[static_cast<size_t>(kind)]; }
+  std::shared_mutex& MemberLock(MemberId member);
+
+  // Reads the member's live rows and committed compressed blob of one shard from the store
+  // (live rows and chunks in parallel).
+  absl::StatusOr<CachedHistory> LoadFromStore(Shard& shard, MemberId member);
+  // Returns the member's history in a shard, from the cache or (filling it) the store.
+  // Caller holds the member lock (shared or exclusive).
+  absl::StatusOr<CachedHistory> GetHistory(Shard& shard, MemberId member);
+  // All records of the member in a shard, merged, unexpired, ascending by playback.
+  absl::StatusOr<std::vector<ViewingRecord>> AllRecords(Shard& shard, MemberId member);
+  absl::Status RollUpLocked(Shard& shard, MemberId member, bool force);
+  // Adds to *writes the language-preference changes that `records` carry.
+  absl::Status PlanLanguageChanges(std::span<const ViewingRecord* const> member_records,
+                                   std::vector<store::PartitionWrite>* writes,
+                                   std::vector<std::string>* touched);
+  void ForgetLanguages(const std::vector<std::string>& keys);
+
+  void NoteLiveWrites(Shard& shard, MemberId member, uint64_t n, uint64_t live_now);
+  void EnqueueRollup(Shard& shard, MemberId member);
+  void RollupWorker();
+
+  store::RowStore* store_;
+  Clock* clock_;
+  ViewingOptions options_;
+  MetricsRegistry* metrics_;
+  std::unique_ptr<Shard> shards_[2];
+  store::Table* languages_ = nullptr;
+  std::unique_ptr<HistoryCache> cache_;
+
+  static constexpr size_t kLockStripes = 4096;
+  std::unique_ptr<std::shared_mutex[]> member_locks_;
+  // Serialises language-preference read-compare-write per stripe.
+  std::unique_ptr<std::mutex[]> language_locks_;
+  struct LanguageCache;
+  std::unique_ptr<LanguageCache> languages_cache_;
+  std::unique_ptr<ThreadPool> read_pool_;
+
+  // Roll-up queue: (shard index, member), deduplicated.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::condition_variable idle_cv_;
+  std::deque<std::pair<int, MemberId>> queue_;
+  std::unordered_set<uint64_t> queued_[2];
+  int running_rollups_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+
+  // Metrics.
+  Counter* ingested_[2];
+  Counter* dropped_previews_;
+  Counter* dropped_expired_;
+  Counter* language_changes_;
+  Counter* language_unchanged_;
+  Counter* rollups_;
+  Counter* rollup_records_;
+  Counter* rollup_errors_;
+  Histogram* rollup_seconds_;
+};
+
+// Cursor of a history page: opaque to clients (hex of started_at and session).
+std::string EncodeCursor(Millis started_at, std::string_view session);
+absl::Status DecodeCursor(std::string_view cursor, Millis* started_at, std::string* session);
+
+}  // namespace strata::viewing

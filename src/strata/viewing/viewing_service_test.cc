@@ -1,0 +1,309 @@
+// Logic tests of the viewing service over the in-memory row store. The same service runs on
+// RocksDB in tests/viewing_crash_test.cc and the end-to-end tests.
+#include "strata/viewing/viewing_service.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "strata/store/memory_row_store.h"
+
+namespace strata::viewing {
+namespace {
+
+constexpr Millis kT0 = 1'700'000'000'000;
+
+ViewingRecord Play(MemberId m, Millis started, std::string session, Millis event_time,
+                   TitleId title = 1) {
+  ViewingRecord r;
+  r.member = m;
+  r.kind = Kind::kPlay;
+  r.title = title;
+  r.session = std::move(session);
+  r.started_at = started;
+  r.event_time = event_time;
+  r.position_ms = (event_time - started);
+  r.watched_ms = (event_time - started);
+  r.device = "tv";
+  r.country = "US";
+  r.content_lang = "en";
+  r.audio_lang = "en";
+  return r;
+}
+
+class ViewingServiceTest : public ::testing::Test {
+ protected:
+  void Open(ViewingOptions options = {}) {
+    service_.reset();
+    if (!store_) store_ = std::make_unique<store::MemoryRowStore>(&clock_);
+    auto s = ViewingService::Open(store_.get(), &clock_, options, &metrics_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    service_ = std::move(*s);
+  }
+  std::vector<ViewingRecord> ReadAll(MemberId m, Kind kind = Kind::kPlay) {
+    std::vector<ViewingRecord> all;
+    HistoryQuery q;
+    q.kind = kind;
+    q.limit = 7;  // small pages exercise the cursor
+    for (;;) {
+      auto page = service_->ReadHistory(m, q);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      for (auto& r : page->records) all.push_back(r);
+      if (page->next_cursor.empty()) break;
+      q.cursor = page->next_cursor;
+    }
+    return all;
+  }
+
+  ManualClock clock_{kT0 + 3600'000};
+  MetricsRegistry metrics_;
+  std::unique_ptr<store::RowStore> store_;
+  std::unique_ptr<ViewingService> service_;
+};
+
+TEST_F(ViewingServiceTest, LatestEventWinsInAnyArrivalOrderAndRetriesAreIdempotent) {
+  Open();
+  std::vector<ViewingRecord> events = {Play(1, kT0, "s1", kT0 + 3000),
+                                       Play(1, kT0, "s1", kT0 + 1000),
+                                       Play(1, kT0, "s1", kT0 + 2000)};
+  ASSERT_TRUE(service_->Ingest(events).ok());
+  ASSERT_TRUE(service_->Ingest(events).ok());  // retry of the same batch
+  auto all = ReadAll(1);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].event_time, kT0 + 3000);
+  EXPECT_EQ(all[0].position_ms, 3000);
+}
+
+TEST_F(ViewingServiceTest, NewestFirstWithCursorPagingAndTimeFilter) {
+  Open();
+  std::vector<ViewingRecord> events;
+  for (int i = 0; i < 30; ++i) events.push_back(Play(2, kT0 + i * 1000, "s", kT0 + i * 1000 + 5));
+  ASSERT_TRUE(service_->Ingest(events).ok());
+  auto all = ReadAll(2);
+  ASSERT_EQ(all.size(), 30u);
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_GT(all[i - 1].started_at, all[i].started_at);
+
+  HistoryQuery q;
+  q.since = kT0 + 10'000;
+  q.until = kT0 + 20'000;
+  q.limit = 100;
+  auto page = service_->ReadHistory(2, q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 10u);
+  EXPECT_EQ(page->records.front().started_at, kT0 + 19'000);
+  EXPECT_EQ(page->records.back().started_at, kT0 + 10'000);
+  EXPECT_TRUE(page->next_cursor.empty());
+
+  q.cursor = "zz-not-a-cursor";
+  auto bad = service_->ReadHistory(2, q);
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.status()));
+  EXPECT_NE(bad.status().message().find("cursor"), std::string::npos);
+  q.cursor.clear();
+  q.limit = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(service_->ReadHistory(2, q).status()));
+}
+
+TEST_F(ViewingServiceTest, ShortPreviewsAreDroppedAndPreviewsExpire) {
+  ViewingOptions options;
+  options.min_preview_watched_ms = 5000;
+  options.preview_ttl_ms = 24 * 3600'000;
+  Open(options);
+  ViewingRecord short_preview = Play(3, kT0, "p1", kT0 + 100);
+  short_preview.kind = Kind::kPreview;
+  short_preview.watched_ms = 1000;
+  ViewingRecord long_preview = short_preview;
+  long_preview.session = "p2";
+  long_preview.watched_ms = 9000;
+  std::vector<ViewingRecord> events = {short_preview, long_preview};
+  auto result = service_->Ingest(events);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->accepted, 1u);
+  EXPECT_EQ(result->dropped, 1u);
+  EXPECT_EQ(ReadAll(3, Kind::kPreview).size(), 1u);
+  EXPECT_EQ(ReadAll(3, Kind::kPlay).size(), 0u);
+  clock_.Set(long_preview.event_time + options.preview_ttl_ms);
+  EXPECT_EQ(ReadAll(3, Kind::kPreview).size(), 0u) << "expired previews are not served";
+}
+
+TEST_F(ViewingServiceTest, LanguagePreferenceStoredOnlyWhenItChanges) {
+  Open();
+  std::vector<ViewingRecord> events;
+  for (int i = 0; i < 5; ++i) events.push_back(Play(4, kT0 + i, std::to_string(i), kT0 + i));
+  ViewingRecord changed = Play(4, kT0 + 10, "x", kT0 + 10);
+  changed.audio_lang = "fr";
+  changed.subtitle_lang = "en";
+  events.push_back(changed);
+  ASSERT_TRUE(service_->Ingest(events).ok());
+  // Same preference again in a later batch: no new change.
+  std::vector<ViewingRecord> again = {Play(4, kT0 + 20, "y", kT0 + 20)};
+  again[0].audio_lang = "fr";
+  again[0].subtitle_lang = "en";
+  ASSERT_TRUE(service_->Ingest(again).ok());
+  auto langs = service_->Languages(4);
+  ASSERT_TRUE(langs.ok());
+  ASSERT_EQ(langs->current.size(), 1u);
+  EXPECT_EQ(langs->current[0].content_lang, "en");
+  EXPECT_EQ(langs->current[0].audio_lang, "fr");
+  ASSERT_EQ(langs->changes.size(), 2u);
+  EXPECT_EQ(langs->changes[0].audio_lang, "fr");  // newest first
+  EXPECT_EQ(langs->changes[1].audio_lang, "en");
+
+  // A restarted service (empty comparison cache) still compares with the stored current.
+  Open();
+  ASSERT_TRUE(service_->Ingest(again).ok());
+  EXPECT_EQ(service_->Languages(4)->changes.size(), 2u);
+}
+
+TEST_F(ViewingServiceTest, RollUpKeepsEveryRecordExactlyOnceAcrossChunks) {
+  ViewingOptions options;
+  options.rollup_min_live_rows = 50;
+  options.chunk_bytes = 1024;  // force several chunks
+  Open(options);
+  std::map<std::pair<Millis, std::string>, Millis> oracle;
+  std::mt19937_64 rng(3);
+  for (int batch = 0; batch < 20; ++batch) {
+    std::vector<ViewingRecord> events;
+    for (int i = 0; i < 40; ++i) {
+      Millis started = kT0 + static_cast<Millis>(rng() % 5000) * 1000;
+      std::string session = std::to_string(rng() % 3);
+      Millis event_time = started + static_cast<Millis>(rng() % 100000);
+      events.push_back(Play(5, started, session, event_time, rng() % 50));
+      auto& best = oracle[{started, session}];
+      best = std::max(best, event_time);
+    }
+    ASSERT_TRUE(service_->Ingest(events).ok());
+  }
+  service_->WaitForRollups();
+  ASSERT_TRUE(service_->RollUp(5, Kind::kPlay).ok());
+  auto all = ReadAll(5);
+  ASSERT_EQ(all.size(), oracle.size());
+  for (const auto& r : all) EXPECT_EQ(r.event_time, (oracle[{r.started_at, r.session}]));
+  auto report = service_->Report();
+  ASSERT_TRUE(report.ok());
+  uint64_t live = 0, compressed = 0;
+  for (const auto& t : *report) {
+    if (t.table == "plays_recent_live") live = t.records;
+    if (t.table == "plays_recent_compressed") compressed = t.records;
+  }
+  EXPECT_EQ(live, 0u);
+  EXPECT_EQ(compressed, oracle.size());
+
+  // An update of a rolled-up playback wins; a stale one does not.
+  ViewingRecord first = all.back();
+  std::vector<ViewingRecord> update = {Play(5, first.started_at, first.session,
+                                            first.event_time + 1, 999)};
+  std::vector<ViewingRecord> stale = {Play(5, first.started_at, first.session,
+                                           first.event_time - 1, 111)};
+  ASSERT_TRUE(service_->Ingest(update).ok());
+  ASSERT_TRUE(service_->Ingest(stale).ok());
+  for (int pass = 0; pass < 2; ++pass) {
+    auto again = ReadAll(5);
+    ASSERT_EQ(again.size(), oracle.size());
+    EXPECT_EQ(again.back().title, 999u);
+    ASSERT_TRUE(service_->RollUp(5, Kind::kPlay).ok());
+  }
+}
+
+TEST_F(ViewingServiceTest, ReadsFromTheStoreMatchReadsFromTheCache) {
+  ViewingOptions options;
+  options.rollup_min_live_rows = 10;
+  Open(options);
+  std::vector<ViewingRecord> events;
+  for (int i = 0; i < 35; ++i) events.push_back(Play(6, kT0 + i * 10, "s", kT0 + i * 10 + 1));
+  ASSERT_TRUE(service_->Ingest(events).ok());
+  service_->WaitForRollups();
+  auto cached = ReadAll(6);
+  uint64_t hits = service_->cache().hits();
+  auto cached_again = ReadAll(6);
+  EXPECT_GT(service_->cache().hits(), hits);
+  Open(options);  // cold cache: everything read from the store
+  auto cold = ReadAll(6);
+  EXPECT_EQ(cached, cold);
+  EXPECT_EQ(cached, cached_again);
+  EXPECT_EQ(cold.size(), 35u);
+}
+
+TEST_F(ViewingServiceTest, SummaryAggregatesPerTitle) {
+  Open();
+  std::vector<ViewingRecord> events = {Play(7, kT0, "a", kT0 + 100, 1),
+                                       Play(7, kT0 + 1000, "b", kT0 + 1300, 1),
+                                       Play(7, kT0 + 2000, "c", kT0 + 2050, 2)};
+  ASSERT_TRUE(service_->Ingest(events).ok());
+  auto summary = service_->Summary(7);
+  ASSERT_TRUE(summary.ok());
+  ASSERT_EQ(summary->size(), 2u);
+  EXPECT_EQ((*summary)[0].title, 2u);  // most recently watched first
+  const TitleSummary& t1 = (*summary)[1];
+  EXPECT_EQ(t1.plays, 2u);
+  EXPECT_EQ(t1.watched_ms, 400);
+  EXPECT_EQ(t1.first_at, kT0);
+  EXPECT_EQ(t1.last_at, kT0 + 1000);
+  EXPECT_EQ(t1.position_ms, 300);
+}
+
+TEST_F(ViewingServiceTest, EraseRemovesTheMemberEverywhere) {
+  ViewingOptions options;
+  options.rollup_min_live_rows = 5;
+  Open(options);
+  std::vector<ViewingRecord> events;
+  for (int i = 0; i < 12; ++i) events.push_back(Play(8, kT0 + i, "s", kT0 + i));
+  ViewingRecord preview = Play(8, kT0, "p", kT0 + 10);
+  preview.kind = Kind::kPreview;
+  preview.watched_ms = 60000;
+  events.push_back(preview);
+  events.push_back(Play(9, kT0, "other", kT0));
+  ASSERT_TRUE(service_->Ingest(events).ok());
+  service_->WaitForRollups();
+  ASSERT_FALSE(ReadAll(8).empty());  // warms the cache
+  ASSERT_TRUE(service_->EraseMember(8).ok());
+  EXPECT_TRUE(ReadAll(8).empty());
+  EXPECT_TRUE(ReadAll(8, Kind::kPreview).empty());
+  EXPECT_TRUE(service_->Languages(8)->current.empty());
+  EXPECT_EQ(ReadAll(9).size(), 1u) << "other members are untouched";
+  Open(options);
+  EXPECT_TRUE(ReadAll(8).empty());
+}
+
+TEST_F(ViewingServiceTest, ConcurrentReadsNeverMissAnAcknowledgedWrite) {
+  ViewingOptions options;
+  options.rollup_min_live_rows = 16;
+  options.cache_bytes = 64 * 1024;  // small: misses, fills and evictions race with writes
+  Open(options);
+  constexpr int kMembers = 8;
+  constexpr int kWrites = 300;
+  std::atomic<int> acked[kMembers] = {};
+  std::atomic<bool> failed{false};
+  std::thread writer([&] {
+    for (int i = 0; i < kWrites; ++i) {
+      std::vector<ViewingRecord> batch;
+      for (int m = 0; m < kMembers; ++m) {
+        batch.push_back(Play(100 + m, kT0 + i * 1000, "s", kT0 + i * 1000 + 1));
+      }
+      if (!service_->Ingest(batch).ok()) failed = true;
+      for (int m = 0; m < kMembers; ++m) acked[m].store(i + 1);
+    }
+  });
+  std::thread reader([&] {
+    HistoryQuery q;
+    q.limit = 1000;
+    for (int i = 0; i < 400 && !failed; ++i) {
+      int m = i % kMembers;
+      int before = acked[m].load();
+      auto page = service_->ReadHistory(100 + m, q);
+      if (!page.ok() || static_cast<int>(page->records.size()) < before) failed = true;
+    }
+  });
+  writer.join();
+  reader.join();
+  EXPECT_FALSE(failed.load());
+  service_->WaitForRollups();
+  for (int m = 0; m < kMembers; ++m) EXPECT_EQ(ReadAll(100 + m).size(), size_t{kWrites});
+}
+
+}  // namespace
+}  // namespace strata::viewing

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the viewing-history API against the real `strata` binary.
+
+Usage: test_viewing.py PATH_TO_STRATA
+
+Starts `strata serve` on a free loopback port with a throwaway data directory, exercises the
+HTTP API (good and bad input), then kills the server with SIGKILL in the middle of a write
+stream and checks, after a restart, that every acknowledged event is still there.
+Only the Python standard library is used.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+STRATA = None
+# Recent times: previews and language changes have a time to live (30 and 180 days).
+T0 = (int(time.time()) - 10 * 86400) * 1000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir, extra=()):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.log = open(os.path.join(data_dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            [STRATA, "serve", "--data-dir", os.path.join(data_dir, "d"), "--port", str(self.port),
+             "--log-level", "warn", *extra],
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited with %s" % self.proc.returncode)
+            try:
+                status, _ = self.request("GET", "/healthz")
+                if status == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not become healthy")
+
+    def request(self, method, path, body=None, content_type="application/json"):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            headers = {"Content-Type": content_type} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, content_type="application/json"):
+        status, data = self.request(method, path, body, content_type)
+        return status, (json.loads(data) if data and data[:1] in (b"{", b"[") else data)
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def event(member, started, session, event_time=None, kind="play", watched=60_000, title=1,
+          audio="en", subtitle=""):
+    return {"member": member, "kind": kind, "title": title, "session": session,
+            "started_at": started, "event_time": event_time or started + watched,
+            "position_ms": watched, "watched_ms": watched, "device": "tv", "country": "US",
+            "content_lang": "en", "audio_lang": audio, "subtitle_lang": subtitle}
+
+
+class ViewingApiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="strata_e2e_")
+        cls.server = Server(cls.dir, ["--rollup-min-live-rows", "16"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def post(self, events):
+        return self.server.json("POST", "/v1/viewing/events", json.dumps(events))
+
+    def history(self, member, query=""):
+        return self.server.json("GET", "/v1/members/%d/viewing?%s" % (member, query))
+
+    def test_ingest_then_read_newest_first_with_paging(self):
+        events = [event(10, T0 + i * 1000, "s%d" % i) for i in range(40)]
+        status, body = self.post(events)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body, {"accepted": 40, "dropped": 0, "rejected": []})
+        seen, cursor = [], None
+        while True:
+            q = "limit=15" + ("&cursor=" + cursor if cursor else "")
+            status, page = self.history(10, q)
+            self.assertEqual(status, 200, page)
+            seen += [r["started_at"] for r in page["records"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        self.assertEqual(seen, sorted([e["started_at"] for e in events], reverse=True))
+
+    def test_latest_event_wins_in_any_order(self):
+        late = event(11, T0, "x", event_time=T0 + 9000, watched=9000)
+        early = event(11, T0, "x", event_time=T0 + 1000, watched=1000)
+        self.post([late])
+        self.post([early])
+        status, page = self.history(11)
+        self.assertEqual(status, 200)
+        self.assertEqual(len(page["records"]), 1)
+        self.assertEqual(page["records"][0]["event_time"], T0 + 9000)
+
+    def test_ndjson_and_filters(self):
+        lines = "\n".join(json.dumps(e) for e in [
+            event(12, T0, "a", kind="preview", watched=1000),     # short preview: dropped
+            event(12, T0 + 1, "b", kind="preview", watched=30_000),
+            event(12, T0 + 2, "c")])
+        status, body = self.server.json("POST", "/v1/viewing/events", lines,
+                                        "application/x-ndjson")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["accepted"], 2)
+        self.assertEqual(body["dropped"], 1)
+        status, page = self.history(12, "kind=preview")
+        self.assertEqual([r["session"] for r in page["records"]], ["b"])
+        status, page = self.history(12, "since=%d&until=%d" % (T0 + 2, T0 + 3))
+        self.assertEqual([r["session"] for r in page["records"]], ["c"])
+
+    def test_batch_keeps_valid_events_and_lists_rejected(self):
+        bad_member = event(13, T0, "a")
+        bad_member["member"] = "thirteen"
+        negative = event(13, T0, "b")
+        negative["started_at"] = -1
+        unknown_kind = event(13, T0, "c", kind="trailer")
+        status, body = self.post([event(13, T0, "ok"), bad_member, negative, unknown_kind])
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["accepted"], 1)
+        errors = {r["index"]: r["error"] for r in body["rejected"]}
+        self.assertTrue(errors[1].startswith("member:"), errors)
+        self.assertTrue(errors[2].startswith("started_at:"), errors)
+        self.assertTrue(errors[3].startswith("kind:"), errors)
+
+    def test_bad_requests_name_the_field(self):
+        cases = [
+            ("POST", "/v1/viewing/events", "{not json", 400, "body"),
+            ("POST", "/v1/viewing/events", "", 400, "body"),
+            ("GET", "/v1/members/abc/viewing", None, 400, "member"),
+            ("GET", "/v1/members/1/viewing?limit=0", None, 400, "limit"),
+            ("GET", "/v1/members/1/viewing?limit=5000", None, 400, "limit"),
+            ("GET", "/v1/members/1/viewing?kind=trailer", None, 400, "kind"),
+            ("GET", "/v1/members/1/viewing?since=-4", None, 400, "since"),
+            ("GET", "/v1/members/1/viewing?cursor=zzzz", None, 400, "cursor"),
+        ]
+        for method, path, body, want_status, field in cases:
+            status, data = self.server.json(method, path, body)
+            self.assertEqual(status, want_status, (path, data))
+            self.assertTrue(data["error"]["message"].startswith(field + ":"), (path, data))
+            self.assertEqual(data["error"]["code"], "invalid_argument")
+        status, _ = self.server.request("GET", "/v1/nowhere")
+        self.assertEqual(status, 404)
+        status, _ = self.server.request("PUT", "/v1/viewing/events", "[]")
+        self.assertEqual(status, 405)
+
+    def test_oversize_body_is_413(self):
+        big = "[" + ",".join([json.dumps(event(14, T0, "s"))] * 80_000) + "]"  # > 16 MiB
+        self.assertGreater(len(big), 16 << 20)
+        try:
+            status, _ = self.server.request("POST", "/v1/viewing/events", big)
+        except (ConnectionError, BrokenPipeError):
+            status = 413  # the server may close before the client finishes sending
+        self.assertEqual(status, 413)
+
+    def test_summary_languages_and_erase(self):
+        events = [event(15, T0 + i * 1000, str(i), title=1 + i % 2) for i in range(30)]
+        events.append(event(15, T0 + 99_000, "fr", audio="fr", subtitle="en"))
+        self.assertEqual(self.post(events)[0], 200)
+        self.assertEqual(self.server.request("POST", "/v1/members/15:rollup?kind=play")[0], 200)
+        status, summary = self.server.json("GET", "/v1/members/15/summary")
+        self.assertEqual(status, 200)
+        self.assertEqual(sum(t["plays"] for t in summary["titles"]), 31)
+        status, langs = self.server.json("GET", "/v1/members/15/languages")
+        self.assertEqual(langs["current"]["en"]["audio_lang"], "fr")
+        self.assertEqual(len(langs["changes"]), 2)
+        status, _ = self.server.json("DELETE", "/v1/members/15")
+        self.assertEqual(status, 200)
+        status, page = self.history(15)
+        self.assertEqual(page["records"], [])
+        status, summary = self.server.json("GET", "/v1/members/15/summary")
+        self.assertEqual(summary["titles"], [])
+
+    def test_metrics_and_tables(self):
+        self.history(10)
+        self.history(10)
+        status, text = self.server.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        text = text.decode()
+        for name in ["strata_http_requests_total", "strata_http_request_seconds_bucket",
+                     "strata_viewing_cache_hits_total", "strata_viewing_filter_dropped_total",
+                     "strata_table_disk_bytes", "strata_process_peak_rss_bytes"]:
+            self.assertIn(name, text)
+        status, tables = self.server.json("GET", "/v1/admin/viewing/tables")
+        self.assertEqual(status, 200)
+        names = {t["table"] for t in tables["tables"]}
+        self.assertIn("plays_recent_live", names)
+        self.assertIn("previews_recent_compressed", names)
+
+
+class DurabilityTest(unittest.TestCase):
+    def test_acknowledged_writes_survive_kill_9(self):
+        tmp = tempfile.mkdtemp(prefix="strata_kill_")
+        try:
+            server = Server(tmp, ["--rollup-min-live-rows", "32"])
+            acked = {}
+            stop = threading.Event()
+
+            def writer(wid):
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                i = 0
+                while not stop.is_set() and i < 400:
+                    batch = [event(1000 + (i * 7 + k) % 50, T0 + (wid * 100_000 + i) * 1000 + k,
+                                   "w%d" % wid) for k in range(50)]
+                    try:
+                        conn.request("POST", "/v1/viewing/events", json.dumps(batch),
+                                     {"Content-Type": "application/json"})
+                        resp = conn.getresponse()
+                        body = resp.read()
+                        if resp.status == 200 and json.loads(body)["accepted"] == 50:
+                            for e in batch:
+                                acked[(e["member"], e["started_at"], e["session"])] = True
+                    except (OSError, http.client.HTTPException):
+                        return
+                    i += 1
+
+            threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
+            for t in threads:
+                t.start()
+            time.sleep(1.5)
+            server.proc.kill()  # SIGKILL mid-stream
+            server.proc.wait()
+            stop.set()
+            for t in threads:
+                t.join()
+            self.assertGreater(len(acked), 500, "the writers should have been acknowledged")
+
+            server.log.close()
+            server = Server(tmp)
+            stored = set()
+            for member in range(1000, 1050):
+                cursor = None
+                while True:
+                    q = "limit=1000" + ("&cursor=" + cursor if cursor else "")
+                    status, page = server.json("GET", "/v1/members/%d/viewing?%s" % (member, q))
+                    self.assertEqual(status, 200)
+                    stored.update((r["member"], r["started_at"], r["session"])
+                                  for r in page["records"])
+                    cursor = page["next_cursor"]
+                    if cursor is None:
+                        break
+            missing = [k for k in acked if k not in stored]
+            self.assertEqual(missing, [], "acknowledged events lost after kill -9")
+            server.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    STRATA = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)

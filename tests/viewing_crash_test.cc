@@ -1,0 +1,155 @@
+// Crash safety of the live -> compressed roll-up on the real RocksDB store: a child process
+// is killed (_exit, no clean-up, like kill -9) at each step of a roll-up; the parent reopens
+// the data directory and checks that every acknowledged record is readable exactly once,
+// with its latest event, against an oracle -- and that the next roll-up cleans up.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "strata/base/crash_point.h"
+#include "strata/store/rocksdb/rocksdb_row_store.h"
+#include "strata/viewing/viewing_service.h"
+
+namespace strata {
+namespace {
+
+using viewing::Kind;
+using viewing::ViewingRecord;
+
+constexpr Millis kT0 = 1'700'000'000'000;
+constexpr viewing::MemberId kMember = 77;
+
+using Oracle = std::map<std::pair<Millis, std::string>, Millis>;  // key -> latest event_time
+
+std::vector<ViewingRecord> MakeBatch(std::mt19937_64& rng, Oracle* oracle, int n) {
+  std::vector<ViewingRecord> out;
+  for (int i = 0; i < n; ++i) {
+    ViewingRecord r;
+    r.member = kMember;
+    r.kind = Kind::kPlay;
+    r.title = rng() % 40;
+    r.started_at = kT0 + static_cast<Millis>(rng() % 3000) * 60'000;
+    r.session = std::to_string(rng() % 2);
+    r.event_time = r.started_at + static_cast<Millis>(rng() % 3'600'000);
+    r.position_ms = r.event_time - r.started_at;
+    r.watched_ms = r.position_ms;
+    r.device = "tv";
+    r.content_lang = "en";
+    r.audio_lang = "en";
+    auto& best = (*oracle)[{r.started_at, r.session}];
+    best = std::max(best, r.event_time);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+struct Opened {
+  std::unique_ptr<store::RocksRowStore> rows;
+  std::unique_ptr<viewing::ViewingService> service;
+};
+
+Opened OpenAt(const std::string& dir, MetricsRegistry* metrics, ManualClock* clock) {
+  store::RocksRowStoreOptions o;
+  o.path = dir;
+  o.clock = clock;
+  auto rows = store::RocksRowStore::Open(o);
+  if (!rows.ok()) {
+    ADD_FAILURE() << rows.status();
+    return {};
+  }
+  viewing::ViewingOptions vo;
+  vo.rollup_min_live_rows = 1'000'000;  // only explicit roll-ups in this test
+  vo.chunk_bytes = 1024;                // several chunks per version
+  auto service = viewing::ViewingService::Open(rows->get(), clock, vo, metrics);
+  if (!service.ok()) {
+    ADD_FAILURE() << service.status();
+    return {};
+  }
+  return {std::move(*rows), std::move(*service)};
+}
+
+void ExpectMatchesOracle(viewing::ViewingService* service, const Oracle& oracle) {
+  viewing::HistoryQuery q;
+  q.limit = 1000;
+  std::map<std::pair<Millis, std::string>, Millis> seen;
+  size_t total = 0;
+  for (;;) {
+    auto page = service->ReadHistory(kMember, q);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& r : page->records) {
+      ++total;
+      seen[{r.started_at, r.session}] = r.event_time;
+    }
+    if (page->next_cursor.empty()) break;
+    q.cursor = page->next_cursor;
+  }
+  EXPECT_EQ(total, oracle.size()) << "each acknowledged playback exactly once";
+  EXPECT_EQ(seen, oracle) << "each playback with its latest event";
+}
+
+class RollupCrashTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(RollupCrashTest, EveryAcknowledgedRecordSurvivesExactlyOnce) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() /
+       ("strata_crash_" + std::to_string(getpid()) + "_" + GetParam()))
+          .string();
+  std::filesystem::remove_all(dir);
+  ManualClock clock(kT0 + 400'000'000);
+  std::mt19937_64 rng(11);
+  Oracle oracle;
+  // The oracle is built deterministically in the parent too: same seed, same batches.
+  auto batch1 = MakeBatch(rng, &oracle, 400);
+  auto batch2 = MakeBatch(rng, &oracle, 150);  // new playbacks and updates of rolled-up ones
+
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    MetricsRegistry metrics;
+    Opened o = OpenAt(dir, &metrics, &clock);
+    if (!o.service) _exit(3);
+    if (!o.service->Ingest(batch1).ok()) _exit(4);
+    if (!o.service->RollUp(kMember, Kind::kPlay).ok()) _exit(5);  // version 1, fully done
+    if (!o.service->Ingest(batch2).ok()) _exit(6);                 // acknowledged
+    SetCrashPointForTesting(GetParam());
+    (void)o.service->RollUp(kMember, Kind::kPlay);  // dies inside
+    _exit(7);                                        // crash point not reached
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), kCrashPointExitCode) << "child did not die at the crash point";
+
+  MetricsRegistry metrics;
+  Opened o = OpenAt(dir, &metrics, &clock);
+  ASSERT_NE(o.service, nullptr);
+  ExpectMatchesOracle(o.service.get(), oracle);
+  // Recovery: the next roll-up completes and leaves no live rows and one version.
+  ASSERT_TRUE(o.service->RollUp(kMember, Kind::kPlay).ok());
+  ExpectMatchesOracle(o.service.get(), oracle);
+  auto report = o.service->Report();
+  ASSERT_TRUE(report.ok());
+  for (const auto& t : *report) {
+    if (t.table == "plays_recent_live") {
+      EXPECT_EQ(t.records, 0u);
+    }
+    if (t.table == "plays_recent_compressed") {
+      EXPECT_EQ(t.records, oracle.size());
+    }
+  }
+  o = {};
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, RollupCrashTest,
+                         ::testing::Values("rollup.after_chunks", "rollup.after_commit",
+                                           "rollup.after_old_chunks_deleted",
+                                           "rollup.after_live_deleted"));
+
+}  // namespace
+}  // namespace strata
