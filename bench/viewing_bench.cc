@@ -116,6 +116,8 @@ struct ThreadStats {
   uint64_t history_reads = 0;
   uint64_t recent_records = 0;
   uint64_t history_records = 0;
+  uint64_t unsent_batches = 0;
+  uint64_t unsent_reads = 0;
 
   void Merge(const ThreadStats& o) {
     for (int i = 0; i < kNumOps; ++i) ops[i].Merge(o.ops[i]);
@@ -128,6 +130,8 @@ struct ThreadStats {
     history_reads += o.history_reads;
     recent_records += o.recent_records;
     history_records += o.history_records;
+    unsent_batches += o.unsent_batches;
+    unsent_reads += o.unsent_reads;
   }
 };
 
@@ -217,6 +221,14 @@ SteadyClock::time_point Due(SteadyClock::time_point start, double rate, int inde
          std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(offset));
 }
 
+// How many requests of this connection, from the i-th on, fall due before `end`.
+uint64_t CountDue(SteadyClock::time_point start, double rate, int index, int of, uint64_t i,
+                  SteadyClock::time_point end) {
+  uint64_t n = 0;
+  while (Due(start, rate, index, of, i + n) < end) ++n;
+  return n;
+}
+
 void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
                 SteadyClock::time_point end, Shared& shared, ThreadStats& ts) {
   http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
@@ -228,6 +240,11 @@ void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
     SteadyClock::time_point due =
         paced ? Due(start, batches_per_s, index, plan.writers, i) : SteadyClock::now();
     if (due >= end) return;
+    if (paced && SteadyClock::now() >= end) {
+      // Behind schedule at the end: what was due but never sent shows in the report.
+      ts.unsent_batches += CountDue(start, batches_per_s, index, plan.writers, i, end);
+      return;
+    }
     // Build the body before the due time, so generation never delays the send.
     events.clear();
     body.clear();
@@ -256,6 +273,10 @@ void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
     if (paced) {
       due = Due(start, plan.reads_per_s, index, plan.readers, i);
       if (due >= end) return;
+      if (SteadyClock::now() >= end) {
+        ts.unsent_reads += CountDue(start, plan.reads_per_s, index, plan.readers, i, end);
+        return;
+      }
     } else {
       // Closed loop: hold the events:reads ratio by waiting for writes to get ahead.
       uint64_t n = shared.reads_started.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -487,6 +508,12 @@ void PrintBenchReport(const BenchReport& r, std::ostream& out) {
         << Thousands(r.history_page.count) << " pages, avg "
         << Fmt("%.0f", r.records_per_history_page) << " records/page)\n";
   }
+  if (r.unsent_batches + r.unsent_reads > 0) {
+    out << "behind schedule: " << Thousands(r.unsent_batches) << " batches and "
+        << Thousands(r.unsent_reads)
+        << " reads were due before the end but never sent: the server did not keep up\n"
+           "        with the target rates (the achieved rates above are what it sustained)\n";
+  }
   if (r.ingest_batch.errors + r.recent_read.errors + r.history_page.errors > 0) {
     out << "errors by status:\n";
     PrintErrors(r.ingest_batch, out);
@@ -661,6 +688,8 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
   report.events_rejected = total.events_rejected;
   report.events_per_s = secs > 0 ? total.events_sent / secs : 0;
   report.history_reads = total.history_reads;
+  report.unsent_batches = total.unsent_batches;
+  report.unsent_reads = total.unsent_reads;
   report.reads = total.recent_reads + total.history_reads;
   report.reads_per_s = secs > 0 ? report.reads / secs : 0;
   uint64_t ok_recent = report.recent_read.count - report.recent_read.errors;

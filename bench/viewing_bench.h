@@ -106,6 +106,10 @@ struct BenchReport {
   OpReport history_page;  // each page of a full-history read (limit=1000)
   uint64_t history_reads = 0;
   uint64_t reads = 0;  // recent reads + full-history reads
+  // Open-loop only: requests due before the end of the timed phase that were never sent
+  // because the connection was still behind schedule (the server did not keep up).
+  uint64_t unsent_batches = 0;
+  uint64_t unsent_reads = 0;
   double reads_per_s = 0;
   uint64_t events_sent = 0;      // in batches that got a 2xx
   uint64_t events_accepted = 0;  // as the server answered

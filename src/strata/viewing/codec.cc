@@ -167,15 +167,14 @@ absl::Status Corrupt(std::string_view what) {
   return absl::DataLossError(Cat("history blob: ", what));
 }
 absl::Status CorruptColumn(std::string_view column) {
-  return absl::DataLossError(
-      Cat("history blob: truncated or malformed ", column, " column"));
+  return absl::DataLossError(Cat("history blob: truncated or malformed ", column, " column"));
 }
 
 // The largest exponent e <= kMaxScaleExponent such that every value is a multiple of 10^e.
 template <typename T>
-uint8_t ChooseScale(const std::vector<T>& values, size_t begin) {
+uint8_t ChooseScale(const std::vector<T>& values) {
   uint8_t e = kMaxScaleExponent;
-  for (size_t i = begin; i < values.size() && e > 0; ++i) {
+  for (size_t i = 0; i < values.size() && e > 0; ++i) {
     while (e > 0 && values[i] % static_cast<T>(kPow10[e]) != 0) --e;
   }
   return e;
@@ -237,10 +236,14 @@ void PutPacked(std::string* out, const std::vector<T>& values, int bits) {
   out->resize(pos + (values.size() * bits + 7) / 8, '\0');
   unsigned char* p = reinterpret_cast<unsigned char*>(out->data() + pos);
   switch (bits) {
-    case 1: return PutPackedBits<1>(p, values);
-    case 2: return PutPackedBits<2>(p, values);
-    case 4: return PutPackedBits<4>(p, values);
-    default: return PutPackedBits<8>(p, values);
+    case 1:
+      return PutPackedBits<1>(p, values);
+    case 2:
+      return PutPackedBits<2>(p, values);
+    case 4:
+      return PutPackedBits<4>(p, values);
+    default:
+      return PutPackedBits<8>(p, values);
   }
 }
 
@@ -257,15 +260,25 @@ bool GetPacked(Reader* in, size_t n, int bits, std::vector<uint32_t>* values) {
   values->resize(n);
   const unsigned char* p = reinterpret_cast<const unsigned char*>(bytes.data());
   switch (bits) {
-    case 1: GetPackedBits<1>(p, n, values->data()); break;
-    case 2: GetPackedBits<2>(p, n, values->data()); break;
-    case 4: GetPackedBits<4>(p, n, values->data()); break;
-    default: GetPackedBits<8>(p, n, values->data()); break;
+    case 1:
+      GetPackedBits<1>(p, n, values->data());
+      break;
+    case 2:
+      GetPackedBits<2>(p, n, values->data());
+      break;
+    case 4:
+      GetPackedBits<4>(p, n, values->data());
+      break;
+    default:
+      GetPackedBits<8>(p, n, values->data());
+      break;
   }
   return true;
 }
 
-int PackedBits(size_t distinct) { return distinct <= 2 ? 1 : distinct <= 4 ? 2 : distinct <= 16 ? 4 : 8; }
+int PackedBits(size_t distinct) {
+  return distinct <= 2 ? 1 : distinct <= 4 ? 2 : distinct <= 16 ? 4 : 8;
+}
 
 // A signed column after its predictor: predictor byte, scale byte, flags byte, then the
 // values v = residual / 10^scale, zigzag-coded if flag kSigned is set (else all are >= 0):
@@ -299,14 +312,22 @@ void ScaleValues(const std::vector<int64_t>& residuals, bool zigzag, CodedColumn
 }
 
 void CodeColumn(const std::vector<int64_t>& residuals, CodedColumn* c) {
-  c->scale = ChooseScale(residuals, 0);
+  c->scale = ChooseScale(residuals);
   const bool zigzag =
       std::any_of(residuals.begin(), residuals.end(), [](int64_t r) { return r < 0; });
   switch (c->scale) {
-    case 0: ScaleValues<1>(residuals, zigzag, c); break;
-    case 1: ScaleValues<10>(residuals, zigzag, c); break;
-    case 2: ScaleValues<100>(residuals, zigzag, c); break;
-    default: ScaleValues<1000>(residuals, zigzag, c); break;
+    case 0:
+      ScaleValues<1>(residuals, zigzag, c);
+      break;
+    case 1:
+      ScaleValues<10>(residuals, zigzag, c);
+      break;
+    case 2:
+      ScaleValues<100>(residuals, zigzag, c);
+      break;
+    default:
+      ScaleValues<1000>(residuals, zigzag, c);
+      break;
   }
   const size_t zeros = static_cast<size_t>(std::count(c->values.begin(), c->values.end(), 0u));
   uint64_t all = 0;
@@ -345,8 +366,8 @@ void PutBestColumn(std::string* out, uint8_t predictor_a, CodedColumn* a, uint8_
 // Reads a column written by PutCodedColumn into *values (residuals, before the
 // caller undoes the predictor).
 absl::Status GetCodedColumn(Reader* in, size_t n, std::string_view name, uint8_t max_predictor,
-                             uint8_t* predictor, std::vector<uint64_t>* scratch,
-                             std::vector<int64_t>* values) {
+                            uint8_t* predictor, std::vector<uint64_t>* scratch,
+                            std::vector<int64_t>* values) {
   uint8_t scale, flags;
   if (!in->Byte(predictor) || !in->Byte(&scale) || !in->Byte(&flags)) {
     return CorruptColumn(name);
@@ -392,16 +413,19 @@ class DictionaryBuilder {
  public:
   explicit DictionaryBuilder(size_t n) { indexes_.reserve(n); }
 
-  void Add(const T& v) {
+  // Returns true if v is new to the dictionary.
+  bool Add(const T& v) {
     if (!values_.empty() && values_[last_] == v) {
       indexes_.push_back(last_);
-      return;
+      return false;
     }
     uint32_t idx;
+    bool added = false;
     if (map_.empty()) {
       auto it = std::find(values_.begin(), values_.end(), v);
       idx = static_cast<uint32_t>(it - values_.begin());
       if (it == values_.end()) {
+        added = true;
         values_.push_back(v);
         if (values_.size() > kLinearLimit) {
           map_.reserve(2 * kLinearLimit);
@@ -411,14 +435,17 @@ class DictionaryBuilder {
     } else {
       auto [it, inserted] = map_.emplace(v, static_cast<uint32_t>(values_.size()));
       if (inserted) values_.push_back(v);
+      added = inserted;
       idx = it->second;
     }
     last_ = idx;
     indexes_.push_back(idx);
+    return added;
   }
 
   const std::vector<T>& values() const { return values_; }
   const std::vector<uint32_t>& indexes() const { return indexes_; }
+  std::vector<uint32_t> TakeIndexes() { return std::move(indexes_); }
 
  private:
   static constexpr size_t kLinearLimit = 8;
@@ -474,58 +501,66 @@ absl::Status GetDictionarySize(Reader* in, size_t n, std::string_view name, size
   return absl::OkStatus();
 }
 
-// A string of at most 16 bytes as a value: compared and hashed as two words, which is much
-// cheaper than memcmp on the dictionary's hot path.
-struct ShortString {
+// A string of at most 16 bytes as a key: compared and hashed as two words, which is much
+// cheaper than memcmp on the dictionary's hot path. Injective for a given length (the loads
+// below cover every byte), which is all a key needs.
+struct ShortKey {
   uint64_t lo = 0;
   uint64_t hi = 0;
   uint64_t len = 0;
 
-  static ShortString From(std::string_view s) {
-    ShortString k;
-    char buf[16] = {};
-    std::memcpy(buf, s.data(), s.size());
-    std::memcpy(&k.lo, buf, 8);
-    std::memcpy(&k.hi, buf + 8, 8);
-    k.len = s.size();
+  static ShortKey From(std::string_view s) {
+    ShortKey k;
+    const char* p = s.data();
+    const size_t n = s.size();
+    k.len = n;
+    if (n >= 8) {  // two 8-byte loads, overlapping when n < 16
+      std::memcpy(&k.lo, p, 8);
+      std::memcpy(&k.hi, p + n - 8, 8);
+    } else if (n >= 4) {  // two 4-byte loads
+      uint32_t a, b;
+      std::memcpy(&a, p, 4);
+      std::memcpy(&b, p + n - 4, 4);
+      k.lo = (uint64_t{a} << 32) | b;
+    } else if (n > 0) {
+      k.lo = (uint64_t{static_cast<unsigned char>(p[0])} << 16) |
+             (uint64_t{static_cast<unsigned char>(p[n / 2])} << 8) |
+             static_cast<unsigned char>(p[n - 1]);
+    }
     return k;
   }
-  void AppendTo(std::string* out) const {
-    char buf[16];
-    std::memcpy(buf, &lo, 8);
-    std::memcpy(buf + 8, &hi, 8);
-    coding::PutLengthPrefixed(out, std::string_view(buf, len));
-  }
-  bool operator==(const ShortString&) const = default;
+  bool operator==(const ShortKey&) const = default;
   template <typename H>
-  friend H AbslHashValue(H h, const ShortString& k) {
+  friend H AbslHashValue(H h, const ShortKey& k) {
     return H::combine(std::move(h), k.lo, k.hi, k.len);
   }
 };
-static_assert(kMaxShortStringBytes <= 16);
 
 template <typename Get>
 void PutStringColumn(std::string* out, std::span<const ViewingRecord> records, Get get,
                      std::vector<size_t>* segments) {
+  std::vector<std::string_view> texts;  // the dictionary, in index order
+  std::vector<uint32_t> indexes;
   const bool short_strings = std::all_of(records.begin(), records.end(), [&](const auto& r) {
     return std::string_view(get(r)).size() <= 16;
   });
   if (short_strings) {
-    DictionaryBuilder<ShortString> dict(records.size());
-    for (const ViewingRecord& r : records) dict.Add(ShortString::From(get(r)));
-    PutVarint(out, dict.values().size());
-    for (const ShortString& s : dict.values()) s.AppendTo(out);
-    if (segments != nullptr) segments->push_back(out->size());
-    PutIndexes(out, dict.values().size(), dict.indexes(), segments);
-    return;
+    DictionaryBuilder<ShortKey> dict(records.size());
+    for (const ViewingRecord& r : records) {
+      if (dict.Add(ShortKey::From(get(r)))) texts.push_back(get(r));
+    }
+    indexes = dict.TakeIndexes();
+  } else {
+    // Strings over the limit (a broken precondition: DecodeHistory will refuse the blob).
+    DictionaryBuilder<std::string_view> dict(records.size());
+    for (const ViewingRecord& r : records) dict.Add(get(r));
+    texts = dict.values();
+    indexes = dict.TakeIndexes();
   }
-  // Strings over the limit (a broken precondition: DecodeHistory will refuse the blob).
-  DictionaryBuilder<std::string_view> dict(records.size());
-  for (const ViewingRecord& r : records) dict.Add(get(r));
-  PutVarint(out, dict.values().size());
-  for (std::string_view s : dict.values()) coding::PutLengthPrefixed(out, s);
+  PutVarint(out, texts.size());
+  for (std::string_view s : texts) coding::PutLengthPrefixed(out, s);
   if (segments != nullptr) segments->push_back(out->size());
-  PutIndexes(out, dict.values().size(), dict.indexes(), segments);
+  PutIndexes(out, texts.size(), indexes, segments);
 }
 
 // One session entry: a tag, 0 for "length-prefixed bytes follow", otherwise a number.
@@ -637,8 +672,7 @@ absl::Status ParsePayload(std::string_view payload, Columns* c) {
   if (!in.Varint(&c->n)) return Corrupt("missing record count");
   if (c->n > kMaxRecordsPerBlob) return Corrupt(Cat("record count ", c->n, " too large"));
   if (c->n > in.remaining() / kMinPayloadBytesPerRecord) {
-    return Corrupt(Cat("record count ", c->n, " exceeds what ", in.remaining(),
-                                " bytes can hold"));
+    return Corrupt(Cat("record count ", c->n, " exceeds what ", in.remaining(), " bytes can hold"));
   }
   const size_t n = static_cast<size_t>(c->n);
 
@@ -687,17 +721,17 @@ absl::Status ParsePayload(std::string_view payload, Columns* c) {
   STRATA_RETURN_IF_ERROR(GetIndexes(&in, n, d, "title", &scratch, &c->title_indexes));
 
   uint8_t predictor;
-  STRATA_RETURN_IF_ERROR(GetCodedColumn(&in, n, "watched_ms", kWatchedRaw, &predictor, &scratch, &c->watched));
-
   STRATA_RETURN_IF_ERROR(
-      GetCodedColumn(&in, n, "position_ms", kPositionMinusWatched, &predictor, &scratch,
-                      &c->position));
+      GetCodedColumn(&in, n, "watched_ms", kWatchedRaw, &predictor, &scratch, &c->watched));
+
+  STRATA_RETURN_IF_ERROR(GetCodedColumn(&in, n, "position_ms", kPositionMinusWatched, &predictor,
+                                        &scratch, &c->position));
   if (predictor == kPositionMinusWatched) {
     for (size_t i = 0; i < n; ++i) c->position[i] = WrapAdd(c->position[i], c->watched[i]);
   }
 
   STRATA_RETURN_IF_ERROR(GetCodedColumn(&in, n, "event_time", kEventMinusStartedAndWatched,
-                                         &predictor, &scratch, &c->event_time));
+                                        &predictor, &scratch, &c->event_time));
   for (size_t i = 0; i < n; ++i) {
     int64_t base = c->started_at[i];
     if (predictor == kEventMinusStartedAndWatched) base = WrapAdd(base, c->watched[i]);
@@ -762,12 +796,11 @@ absl::Status ParseLiveClusteringKey(std::string_view key, Millis* started_at,
                                     std::string* session) {
   int64_t t;
   if (!coding::GetOrderedInt64(&key, &t)) {
-    return absl::DataLossError(
-        Cat("live clustering key: ", key.size(), " bytes, need at least 8"));
+    return absl::DataLossError(Cat("live clustering key: ", key.size(), " bytes, need at least 8"));
   }
   if (key.size() > kMaxSessionBytes) {
-    return absl::DataLossError(Cat("live clustering key: session of ", key.size(),
-                                            " bytes exceeds ", kMaxSessionBytes));
+    return absl::DataLossError(
+        Cat("live clustering key: session of ", key.size(), " bytes exceeds ", kMaxSessionBytes));
   }
   *started_at = t;
   session->assign(key);
@@ -831,8 +864,7 @@ absl::Status ValidateForEncoding(std::span<const ViewingRecord> records) {
     for (size_t k = 0; k < kLiveStringCount; ++k) {
       if (strings[k]->size() > kMaxShortStringBytes) {
         return absl::InvalidArgumentError(Cat("record ", i, ": ", kShortStringNames[k],
-                                                       " longer than ", kMaxShortStringBytes,
-                                                       " bytes"));
+                                              " longer than ", kMaxShortStringBytes, " bytes"));
       }
     }
     if (i > 0 && !(PlaybackKey(records[i - 1]) < PlaybackKey(r))) {
@@ -867,7 +899,7 @@ std::string EncodeHistoryPayload(std::span<const ViewingRecord> records,
       scratch[i - 1] = static_cast<uint64_t>(records[i].started_at) -
                        static_cast<uint64_t>(records[i - 1].started_at);
     }
-    const uint8_t scale = ChooseScale(scratch, 0);
+    const uint8_t scale = ChooseScale(scratch);
     PutByte(&out, scale);
     if (n > 0) PutVarint(&out, ZigZag(records[0].started_at));
     const uint64_t div = static_cast<uint64_t>(kPow10[scale]);
@@ -902,20 +934,27 @@ std::string EncodeHistoryPayload(std::span<const ViewingRecord> records,
   CodeColumn(residuals, &b);
   PutBestColumn(&out, kPositionRaw, &a, kPositionMinusWatched, &b, segments);
 
-  for (size_t i = 0; i < n; ++i) residuals[i] = WrapSub(records[i].event_time, records[i].started_at);
+  for (size_t i = 0; i < n; ++i)
+    residuals[i] = WrapSub(records[i].event_time, records[i].started_at);
   CodeColumn(residuals, &a);
   for (size_t i = 0; i < n; ++i) residuals[i] = WrapSub(residuals[i], records[i].watched_ms);
   CodeColumn(residuals, &b);
   PutBestColumn(&out, kEventMinusStarted, &a, kEventMinusStartedAndWatched, &b, segments);
 
-  PutStringColumn(&out, records, [](const ViewingRecord& r) -> std::string_view { return r.device; }, segments);
-  PutStringColumn(&out, records, [](const ViewingRecord& r) -> std::string_view { return r.country; }, segments);
-  PutStringColumn(&out, records,
-                  [](const ViewingRecord& r) -> std::string_view { return r.content_lang; }, segments);
-  PutStringColumn(&out, records,
-                  [](const ViewingRecord& r) -> std::string_view { return r.audio_lang; }, segments);
-  PutStringColumn(&out, records,
-                  [](const ViewingRecord& r) -> std::string_view { return r.subtitle_lang; }, segments);
+  PutStringColumn(
+      &out, records, [](const ViewingRecord& r) -> std::string_view { return r.device; }, segments);
+  PutStringColumn(
+      &out, records, [](const ViewingRecord& r) -> std::string_view { return r.country; },
+      segments);
+  PutStringColumn(
+      &out, records, [](const ViewingRecord& r) -> std::string_view { return r.content_lang; },
+      segments);
+  PutStringColumn(
+      &out, records, [](const ViewingRecord& r) -> std::string_view { return r.audio_lang; },
+      segments);
+  PutStringColumn(
+      &out, records, [](const ViewingRecord& r) -> std::string_view { return r.subtitle_lang; },
+      segments);
   return out;
 }
 
@@ -973,8 +1012,12 @@ std::string EncodeHistory(std::span<const ViewingRecord> records, int zstd_level
     for (;;) {
       const size_t left = ZSTD_compressStream2(cctx, &dst, &src, mode);
       if (ZSTD_isError(left)) ZstdFatal("ZSTD_compressStream2", left);
-      if (mode == ZSTD_e_continue ? src.pos == src.size : left == 0) break;
-      if (dst.pos == dst.size) ZstdFatal("output buffer too small", 0);
+      if (left == 0) break;       // all of src is in a finished block (flush) or frame (end)
+      if (dst.pos == dst.size) {  // not expected with the bound above, but cheap to handle
+        out.resize(2 * out.size());
+        dst.dst = out.data() + 1;
+        dst.size = out.size() - 1;
+      }
     }
     begin = end;
   };
@@ -1007,8 +1050,8 @@ absl::StatusOr<std::vector<ViewingRecord>> DecodeHistory(std::string_view blob, 
   if (size == ZSTD_CONTENTSIZE_ERROR) return Corrupt("bad zstd frame header");
   if (size == ZSTD_CONTENTSIZE_UNKNOWN) return Corrupt("zstd frame does not declare its size");
   if (size > kMaxHistoryPayloadBytes) {
-    return Corrupt(Cat("declared payload size ", size, " exceeds the limit of ",
-                                kMaxHistoryPayloadBytes));
+    return Corrupt(
+        Cat("declared payload size ", size, " exceeds the limit of ", kMaxHistoryPayloadBytes));
   }
   const size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
   if (ZSTD_isError(frame_size)) {

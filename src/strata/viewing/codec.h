@@ -43,7 +43,7 @@ absl::Status ParseLiveClusteringKey(std::string_view key, Millis* started_at,
 std::string EncodeLiveValue(const ViewingRecord& r);
 // Fills the fields of *r that EncodeLiveValue stored; leaves the identity fields alone.
 // r->started_at must already hold the row's started_at (from ParseLiveClusteringKey): the
-// stored event_time is relative to it. On error *r may be partly filled.
+// stored event_time is relative to it. On error *r is left unchanged.
 absl::Status DecodeLiveValue(std::string_view value, ViewingRecord* r);
 
 // InvalidArgument naming the first record that EncodeHistory would turn into a blob that

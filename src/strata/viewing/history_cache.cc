@@ -23,6 +23,47 @@ void MergeRecord(std::vector<ViewingRecord>* records, const ViewingRecord& updat
   records->insert(it, update);
 }
 
+void MergeRecords(std::vector<ViewingRecord>* records, std::span<const ViewingRecord> updates) {
+  if (updates.empty()) return;
+  if (updates.size() == 1) {
+    MergeRecord(records, updates[0]);
+    return;
+  }
+  // Sort the updates by key, then keep the latest event of each key.
+  std::vector<const ViewingRecord*> sorted;
+  sorted.reserve(updates.size());
+  for (const auto& u : updates) sorted.push_back(&u);
+  std::sort(sorted.begin(), sorted.end(), [](const ViewingRecord* a, const ViewingRecord* b) {
+    auto ka = PlaybackKey(*a), kb = PlaybackKey(*b);
+    if (ka != kb) return ka < kb;
+    return a->event_time < b->event_time;
+  });
+  size_t w = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (w > 0 && PlaybackKey(*sorted[w - 1]) == PlaybackKey(*sorted[i])) {
+      sorted[w - 1] = sorted[i];  // later event_time (sorted ascending)
+    } else {
+      sorted[w++] = sorted[i];
+    }
+  }
+  sorted.resize(w);
+
+  std::vector<ViewingRecord> out;
+  out.reserve(records->size() + sorted.size());
+  auto it = records->begin();
+  for (const ViewingRecord* u : sorted) {
+    while (it != records->end() && PlaybackKey(*it) < PlaybackKey(*u)) out.push_back(std::move(*it++));
+    if (it != records->end() && PlaybackKey(*it) == PlaybackKey(*u)) {
+      out.push_back(u->event_time >= it->event_time ? *u : std::move(*it));
+      ++it;
+    } else {
+      out.push_back(*u);
+    }
+  }
+  while (it != records->end()) out.push_back(std::move(*it++));
+  *records = std::move(out);
+}
+
 HistoryCache::HistoryCache(size_t capacity_bytes, MetricsRegistry* metrics)
     : capacity_per_shard_(std::max<size_t>(capacity_bytes / kShards, 1)),
       generations_(new uint64_t[kStripes]()) {
@@ -90,7 +131,7 @@ void HistoryCache::FillIfUnchanged(int data_type, uint64_t member, uint64_t gene
 }
 
 void HistoryCache::MergeWrites(int data_type, uint64_t member,
-                               std::span<const ViewingRecord> records) {
+                               std::span<const ViewingRecord* const> records) {
   Key k{data_type, member};
   size_t stripe = StripeOf(k);
   ShardState& s = ShardOf(stripe);
@@ -99,10 +140,13 @@ void HistoryCache::MergeWrites(int data_type, uint64_t member,
   auto it = s.map.find(k);
   if (it == s.map.end()) return;
   Slot& slot = it->second;
-  for (const auto& r : records) MergeRecord(&slot.history.live, r);
-  size_t bytes = slot.history.ApproximateBytes();
-  s.bytes = s.bytes - slot.bytes + bytes;
-  slot.bytes = bytes;
+  size_t added = 0;
+  for (const ViewingRecord* r : records) {
+    slot.history.live.push_back(*r);
+    added += sizeof(ViewingRecord);
+  }
+  slot.bytes += added;
+  s.bytes += added;
   s.lru.splice(s.lru.begin(), s.lru, slot.lru);
   EvictLocked(s);
 }

@@ -36,14 +36,20 @@ struct CachedHistory {
   uint64_t version = 0;                      // compressed version; 0 = none committed
   std::shared_ptr<const std::string> blob;   // EncodeHistory bytes; null when version == 0
   uint64_t compressed_records = 0;
-  std::vector<ViewingRecord> live;           // sorted ascending by PlaybackKey, unique keys
+  // Live records in arrival order; may hold several events of one playback. Readers merge
+  // them with MergeRecords (latest event_time wins). Appending keeps writes O(1).
+  std::vector<ViewingRecord> live;
 
   size_t ApproximateBytes() const;
 };
 
 // Merges `update` into `records` (sorted, unique by PlaybackKey): a record with the same
-// playback key is replaced when update.event_time is later or equal.
+// playback key is replaced when update.event_time is later or equal. O(n) per call: use
+// MergeRecords for more than a few updates.
 void MergeRecord(std::vector<ViewingRecord>* records, const ViewingRecord& update);
+// Merges many updates (any order, duplicates allowed) into `records` (sorted, unique by
+// PlaybackKey) in one linear pass; for each playback the latest event_time wins.
+void MergeRecords(std::vector<ViewingRecord>* records, std::span<const ViewingRecord> updates);
 
 class HistoryCache {
  public:
@@ -57,7 +63,8 @@ class HistoryCache {
   // Inserts a freshly loaded entry unless a write touched the member since `generation`.
   void FillIfUnchanged(int data_type, uint64_t member, uint64_t generation, CachedHistory entry);
   // Merges acknowledged writes into the member's entry if present; bumps the generation.
-  void MergeWrites(int data_type, uint64_t member, std::span<const ViewingRecord> records);
+  void MergeWrites(int data_type, uint64_t member,
+                   std::span<const ViewingRecord* const> records);
   // Installs a new entry (after a roll-up); bumps the generation.
   void Replace(int data_type, uint64_t member, CachedHistory entry);
   // Drops the member's entry; bumps the generation.

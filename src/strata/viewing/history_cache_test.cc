@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace strata::viewing {
 namespace {
 
@@ -32,7 +34,8 @@ TEST(HistoryCache, FillIsDroppedWhenAWriteRacedWithTheLoad) {
   uint64_t gen = 0;
   EXPECT_FALSE(cache.Get(0, 5, &gen).has_value());
   // A write lands while the miss is loading from the store.
-  std::vector<ViewingRecord> w = {Rec(1, "s", 2)};
+  ViewingRecord rec = Rec(1, "s", 2);
+  std::vector<const ViewingRecord*> w = {&rec};
   cache.MergeWrites(0, 5, w);
   cache.FillIfUnchanged(0, 5, gen, CachedHistory{});
   uint64_t gen2 = 0;
@@ -74,6 +77,29 @@ TEST(HistoryCache, EraseDropsTheEntry) {
   EXPECT_TRUE(cache.Get(0, 9, &gen).has_value());
   cache.Erase(0, 9);
   EXPECT_FALSE(cache.Get(0, 9, &gen).has_value());
+}
+
+}  // namespace
+}  // namespace strata::viewing
+
+namespace strata::viewing {
+namespace {
+
+TEST(MergeRecords, MatchesOneByOneMerging) {
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<ViewingRecord> base, one_by_one, updates;
+    for (int i = 0; i < 30; ++i) MergeRecord(&base, Rec(rng() % 40, std::to_string(rng() % 2), rng() % 100));
+    one_by_one = base;
+    for (int i = 0; i < 25; ++i) updates.push_back(Rec(rng() % 40, std::to_string(rng() % 2), rng() % 100));
+    for (const auto& u : updates) MergeRecord(&one_by_one, u);
+    MergeRecords(&base, updates);
+    ASSERT_EQ(base.size(), one_by_one.size());
+    for (size_t i = 0; i < base.size(); ++i) {
+      EXPECT_EQ(PlaybackKey(base[i]), PlaybackKey(one_by_one[i]));
+      EXPECT_EQ(base[i].event_time, one_by_one[i].event_time);
+    }
+  }
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "strata/base/status.h"
 #include "strata/base/thread_pool.h"
 #include "strata/viewing/codec.h"
+#include "strata/viewing/segments.h"
 
 namespace strata::viewing {
 namespace {
@@ -277,11 +278,10 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
   for (size_t s : stripes) member_locks_[s].lock_shared();
   absl::Status write_status = store_->Write(writes);
   if (write_status.ok()) {
-    std::vector<ViewingRecord> merged;
     for (const Group& g : groups) {
-      merged.clear();
-      for (size_t k = g.begin; k < g.end; ++k) merged.push_back(*order[k]);
-      cache_->MergeWrites(g.shard->index, g.member, merged);
+      cache_->MergeWrites(
+          g.shard->index, g.member,
+          std::span<const ViewingRecord* const>(order.data() + g.begin, g.end - g.begin));
     }
   }
   for (size_t s : stripes) member_locks_[s].unlock_shared();
@@ -492,21 +492,55 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
     return absl::OkStatus();
   }
 
+  // Merge the live rows into the segments their started_at falls in; segments no live row
+  // touches are copied byte for byte (wholly expired ones are dropped).
   const Millis now = clock_->NowMillis();
-  std::vector<ViewingRecord> records;
+  std::vector<SegmentView> old_segments;
   if (current.blob) {
-    STRATA_ASSIGN_OR_RETURN(records, DecodeHistory(*current.blob, member, shard.kind));
+    STRATA_ASSIGN_OR_RETURN(old_segments, ParseContainer(*current.blob));
   }
-  for (const auto& r : current.live) MergeRecord(&records, r);
-  std::erase_if(records, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
-
-  const uint64_t next_version = current.version + 1;
+  const std::vector<ViewingRecord>& live = current.live;  // sorted, unique (from the store)
+  std::vector<Segment> segments;
+  size_t next_live = 0;
+  auto expired_part = [&](std::vector<ViewingRecord>* v) {
+    std::erase_if(*v, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
+  };
+  for (size_t i = 0; i < old_segments.size(); ++i) {
+    const SegmentView& seg = old_segments[i];
+    const bool last = i + 1 == old_segments.size();
+    size_t end_live = next_live;
+    while (end_live < live.size() &&
+           (last || live[end_live].started_at < old_segments[i + 1].first_started_at)) {
+      ++end_live;
+    }
+    std::span<const ViewingRecord> assigned(live.data() + next_live, end_live - next_live);
+    next_live = end_live;
+    if (assigned.empty()) {
+      if (shard.ttl_ms > 0 && seg.max_event_time + shard.ttl_ms <= now) continue;
+      segments.push_back(Segment{seg.first_started_at, seg.last_started_at, seg.max_event_time,
+                                 seg.records, std::string(seg.bytes)});
+      continue;
+    }
+    STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
+                            DecodeHistory(seg.bytes, member, shard.kind));
+    MergeRecords(&records, assigned);
+    expired_part(&records);
+    EncodeSegments(records, options_.segment_records, options_.zstd_level, &segments);
+  }
+  if (old_segments.empty()) {
+    std::vector<ViewingRecord> records = live;
+    expired_part(&records);
+    EncodeSegments(records, options_.segment_records, options_.zstd_level, &segments);
+  }
+  uint64_t total_records = 0;
   Millis expire_at = 0;
-  if (shard.ttl_ms > 0) {
-    for (const auto& r : records) expire_at = std::max(expire_at, r.event_time + shard.ttl_ms);
+  for (const auto& seg : segments) {
+    total_records += seg.records;
+    if (shard.ttl_ms > 0) expire_at = std::max(expire_at, seg.max_event_time + shard.ttl_ms);
   }
-  auto blob = std::make_shared<std::string>(EncodeHistory(records, options_.zstd_level));
-  Meta meta{next_version, 0, records.size(), blob->size(),
+  const uint64_t next_version = current.version + 1;
+  auto blob = std::make_shared<std::string>(BuildContainer(segments));
+  Meta meta{next_version, 0, total_records, blob->size(),
             XXH3_64bits(blob->data(), blob->size())};
 
   // 1. Chunks of the new version (after clearing leftovers of a crashed earlier attempt).
@@ -524,7 +558,7 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   STRATA_RETURN_IF_ERROR(shard.compressed->Put(partition, kMetaKey, EncodeMeta(meta), expire_at));
   STRATA_CRASH_POINT("rollup.after_commit");
   cache_->Replace(shard.index, member,
-                  CachedHistory{next_version, blob, records.size(), {}});
+                  CachedHistory{next_version, blob, total_records, {}});
 
   // 3. The previous version's chunks.
   STRATA_RETURN_IF_ERROR(
@@ -546,7 +580,7 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
     c.rows = 0;
     c.trigger_at = std::max<uint64_t>(
         options_.rollup_min_live_rows,
-        static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(records.size())));
+        static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(total_records)));
   }
   rollups_->Inc();
   rollup_records_->Inc(current.live.size());
@@ -632,32 +666,32 @@ absl::StatusOr<CachedHistory> ViewingService::GetHistory(Shard& shard, MemberId 
   return h;
 }
 
-absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecords(Shard& shard,
-                                                                      MemberId member) {
+absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId member) {
   CachedHistory h;
   {
     std::shared_lock<std::shared_mutex> lock(MemberLock(member));
     STRATA_ASSIGN_OR_RETURN(h, GetHistory(shard, member));
   }
-  std::vector<ViewingRecord> records;
-  if (h.blob) {
-    STRATA_ASSIGN_OR_RETURN(records, DecodeHistory(*h.blob, member, shard.kind));
-  }
-  if (!h.live.empty()) {
-    if (records.empty()) {
-      records = std::move(h.live);
-    } else {
-      for (const auto& r : h.live) MergeRecord(&records, r);
-    }
-  }
-  const Millis now = clock_->NowMillis();
-  std::erase_if(records, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
   // A live backlog over the threshold (e.g. after a restart lost the counters) queues a
   // roll-up; the worker re-checks the real figures.
   if (h.live.size() >= options_.rollup_min_live_rows &&
       h.live.size() >= options_.rollup_growth_fraction * static_cast<double>(h.compressed_records)) {
     EnqueueRollup(shard, member);
   }
+  return h;
+}
+
+absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecords(Shard& shard,
+                                                                      MemberId member) {
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
+  std::vector<ViewingRecord> records;
+  if (h.blob) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<SegmentView> segs, ParseContainer(*h.blob));
+    STRATA_ASSIGN_OR_RETURN(records, DecodeAllSegments(segs, member, shard.kind));
+  }
+  MergeRecords(&records, h.live);
+  const Millis now = clock_->NowMillis();
+  std::erase_if(records, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
   return records;
 }
 
@@ -669,28 +703,52 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   if (query.since > query.until) {
     return absl::InvalidArgumentError("since: must not be after until");
   }
-  bool has_cursor = !query.cursor.empty();
-  Millis cursor_started = 0;
-  std::string cursor_session;
+  const bool has_cursor = !query.cursor.empty();
+  ViewingRecord cursor;  // only started_at and session matter
   if (has_cursor) {
-    STRATA_RETURN_IF_ERROR(DecodeCursor(query.cursor, &cursor_started, &cursor_session));
+    STRATA_RETURN_IF_ERROR(DecodeCursor(query.cursor, &cursor.started_at, &cursor.session));
   }
   Shard& shard = ShardFor(query.kind);
-  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records, AllRecords(shard, member));
+  const Millis now = clock_->NowMillis();
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
+  auto qualifies = [&](const ViewingRecord& r) {
+    return r.started_at >= query.since && r.started_at < query.until &&
+           (!has_cursor || kKeyLess(r, cursor)) && !Expired(r, shard.ttl_ms, now);
+  };
+
+  // Decode segments from the newest down until they alone hold limit + 1 qualifying records:
+  // then the page (and whether another follows) cannot depend on older segments, because
+  // segments cover disjoint started_at ranges and live rows only add or replace records.
+  std::vector<std::vector<ViewingRecord>> decoded;  // newest segment first
+  if (h.blob) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<SegmentView> segs, ParseContainer(*h.blob));
+    size_t found = 0;
+    for (auto it = segs.rbegin(); it != segs.rend() && found <= query.limit; ++it) {
+      if (it->first_started_at >= query.until) continue;
+      if (has_cursor && it->first_started_at > cursor.started_at) continue;
+      if (it->last_started_at < query.since) break;
+      STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                              DecodeHistory(it->bytes, member, shard.kind));
+      found += std::count_if(part.begin(), part.end(), qualifies);
+      decoded.push_back(std::move(part));
+    }
+  }
+  std::vector<ViewingRecord> records;
+  if (decoded.size() == 1) {
+    records = std::move(decoded.front());
+  } else {
+    for (auto it = decoded.rbegin(); it != decoded.rend(); ++it) {
+      for (auto& r : *it) records.push_back(std::move(r));
+    }
+  }
+  MergeRecords(&records, h.live);
 
   HistoryPage page;
-  // Records are ascending by (started_at, session): walk backwards for newest first.
-  auto end = records.end();
-  if (has_cursor) {
-    ViewingRecord probe;
-    probe.started_at = cursor_started;
-    probe.session = cursor_session;
-    end = std::lower_bound(records.begin(), records.end(), probe, kKeyLess);
-  }
-  for (auto it = end; it != records.begin();) {
-    --it;
-    if (it->started_at >= query.until) continue;
-    if (it->started_at < query.since) break;
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    if (!qualifies(*it)) {
+      if (it->started_at < query.since) break;
+      continue;
+    }
     if (page.records.size() == query.limit) {
       const ViewingRecord& last = page.records.back();
       page.next_cursor = EncodeCursor(last.started_at, last.session);

@@ -59,6 +59,10 @@ struct ViewingOptions {
   // Defaults: 64 rows, 0.125.
   size_t rollup_min_live_rows = 64;
   double rollup_growth_fraction = 0.125;
+  // Records per independently decodable segment of a compressed history: recent reads
+  // decode only the newest segment, roll-ups re-encode only the segments they touch.
+  // Default 512.
+  size_t segment_records = 512;
   // Compressed blobs above this many bytes are split into chunks. Default 64 KiB.
   size_t chunk_bytes = 64 * 1024;
   // zstd level of compressed blobs (1..19). Default 3.
@@ -166,6 +170,9 @@ class ViewingService {
   // Returns the member's history in a shard, from the cache or (filling it) the store.
   // Caller holds the member lock (shared or exclusive).
   absl::StatusOr<CachedHistory> GetHistory(Shard& shard, MemberId member);
+  // The member's cached history of a shard (under the member's shared lock); queues a
+  // roll-up when the live backlog is over the threshold.
+  absl::StatusOr<CachedHistory> ReadEntry(Shard& shard, MemberId member);
   // All records of the member in a shard, merged, unexpired, ascending by playback.
   absl::StatusOr<std::vector<ViewingRecord>> AllRecords(Shard& shard, MemberId member);
   absl::Status RollUpLocked(Shard& shard, MemberId member, bool force);

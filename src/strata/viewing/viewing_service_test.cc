@@ -162,7 +162,8 @@ TEST_F(ViewingServiceTest, LanguagePreferenceStoredOnlyWhenItChanges) {
 TEST_F(ViewingServiceTest, RollUpKeepsEveryRecordExactlyOnceAcrossChunks) {
   ViewingOptions options;
   options.rollup_min_live_rows = 50;
-  options.chunk_bytes = 1024;  // force several chunks
+  options.chunk_bytes = 1024;    // force several chunks
+  options.segment_records = 16;  // and many segments
   Open(options);
   std::map<std::pair<Millis, std::string>, Millis> oracle;
   std::mt19937_64 rng(3);
@@ -226,6 +227,53 @@ TEST_F(ViewingServiceTest, ReadsFromTheStoreMatchReadsFromTheCache) {
   EXPECT_EQ(cached, cold);
   EXPECT_EQ(cached, cached_again);
   EXPECT_EQ(cold.size(), 35u);
+}
+
+TEST_F(ViewingServiceTest, PagesMatchABruteForceOracleAcrossSegments) {
+  ViewingOptions options;
+  options.rollup_min_live_rows = 40;
+  options.segment_records = 8;
+  Open(options);
+  std::mt19937_64 rng(9);
+  std::map<std::pair<Millis, std::string>, Millis> oracle;
+  for (int batch = 0; batch < 12; ++batch) {
+    std::vector<ViewingRecord> events;
+    for (int i = 0; i < 25; ++i) {
+      Millis started = kT0 + static_cast<Millis>(rng() % 400) * 1000;
+      std::string session = std::to_string(rng() % 3);
+      Millis event_time = started + static_cast<Millis>(rng() % 1000);
+      events.push_back(Play(12, started, session, event_time));
+      auto& best = oracle[{started, session}];
+      best = std::max(best, event_time);
+    }
+    ASSERT_TRUE(service_->Ingest(events).ok());
+    if (batch % 4 == 3) {
+      ASSERT_TRUE(service_->RollUp(12, Kind::kPlay).ok());
+    }
+  }
+  // Leave some live rows (updates of old playbacks too) on top of the segments.
+  for (int query = 0; query < 40; ++query) {
+    HistoryQuery q;
+    q.limit = 1 + rng() % 30;
+    q.since = kT0 + static_cast<Millis>(rng() % 200) * 1000;
+    q.until = q.since + static_cast<Millis>(rng() % 300) * 1000;
+    std::vector<std::pair<Millis, std::string>> want;
+    for (auto it = oracle.rbegin(); it != oracle.rend(); ++it) {
+      if (it->first.first >= q.since && it->first.first < q.until) want.push_back(it->first);
+    }
+    std::vector<std::pair<Millis, std::string>> got;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = service_->ReadHistory(12, q);
+      ASSERT_TRUE(page.ok()) << page.status();
+      for (const auto& r : page->records) {
+        got.emplace_back(r.started_at, r.session);
+        EXPECT_EQ(r.event_time, (oracle[{r.started_at, r.session}]));
+      }
+      if (page->next_cursor.empty()) break;
+      q.cursor = page->next_cursor;
+    }
+    EXPECT_EQ(got, want) << "query " << query;
+  }
 }
 
 TEST_F(ViewingServiceTest, SummaryAggregatesPerTitle) {
