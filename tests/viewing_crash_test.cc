@@ -64,7 +64,7 @@ Opened OpenAt(const std::string& dir, MetricsRegistry* metrics, ManualClock* clo
   }
   viewing::ViewingOptions vo;
   vo.rollup_min_live_rows = 1'000'000;  // only explicit roll-ups in this test
-  vo.chunk_bytes = 1024;                // several chunks per version
+  vo.segment_records = 32;              // many chunks per version
   auto service = viewing::ViewingService::Open(rows->get(), clock, vo, metrics);
   if (!service.ok()) {
     ADD_FAILURE() << service.status();

@@ -72,7 +72,8 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--rollup-threads", v.rollup_threads, "Background roll-up workers")
       ->capture_default_str();
-  serve->add_option("--chunk-bytes", v.chunk_bytes, "Compressed blobs above this are chunked")
+  serve->add_option("--segment-records", v.segment_records,
+                    "Records per compressed chunk (segment), each decodable alone")
       ->capture_default_str();
   serve->add_option("--zstd-level", v.zstd_level, "zstd level of compressed blobs (1-19)")
       ->capture_default_str();

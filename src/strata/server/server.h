@@ -14,6 +14,10 @@
 namespace strata::server {
 
 struct ServerConfig {
+  // Request handlers run on the HTTP threads and block on storage and per-member locks, so
+  // the server runs more threads than cores. Default 8.
+  ServerConfig() { http.threads = 8; }
+
   // Directory holding all data (RocksDB under <data_dir>/rows). Default "./data".
   std::string data_dir = "./data";
   http::ServerOptions http;

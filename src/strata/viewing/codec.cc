@@ -774,6 +774,50 @@ ZSTD_DCtx* ThreadDCtx() {
   return dctx.get();
 }
 
+// An upper bound on what a zstd frame's blocks can decompress to, read from the block headers
+// alone (RFC 8878, 3.1.1.2): raw and RLE blocks state their output size, and a compressed
+// block yields at most Block_Maximum_Size <= 128 KiB. Lets the decoder refuse a frame whose
+// declared content size its blocks cannot hold before allocating that much. `frame` must have
+// passed ZSTD_findFrameCompressedSize; returns 0 if the headers do not parse.
+uint64_t FrameOutputBound(std::string_view frame) {
+  constexpr uint64_t kMaxBlockBytes = 128 << 10;
+  auto byte = [&](size_t i) { return static_cast<uint8_t>(frame[i]); };
+  if (frame.size() < 5) return 0;
+  const uint8_t descriptor = byte(4);
+  const bool single_segment = (descriptor & 0x20) != 0;
+  const int fcs_flag = descriptor >> 6;
+  const int dict_id_flag = descriptor & 0x03;
+  size_t pos = 5;
+  if (!single_segment) pos += 1;  // Window_Descriptor
+  pos += dict_id_flag == 3 ? 4 : static_cast<size_t>(dict_id_flag);
+  pos += fcs_flag == 0 ? (single_segment ? 1 : 0) : (size_t{1} << fcs_flag);
+  uint64_t bound = 0;
+  for (;;) {
+    if (pos + 3 > frame.size()) return 0;
+    const uint32_t header =
+        byte(pos) | (uint32_t{byte(pos + 1)} << 8) | (uint32_t{byte(pos + 2)} << 16);
+    pos += 3;
+    const uint32_t size = header >> 3;
+    switch ((header >> 1) & 3) {
+      case 0:  // raw
+        bound += size;
+        pos += size;
+        break;
+      case 1:  // RLE: one byte repeated `size` times
+        bound += size;
+        pos += 1;
+        break;
+      case 2:  // compressed
+        bound += kMaxBlockBytes;
+        pos += size;
+        break;
+      default:
+        return 0;
+    }
+    if ((header & 1) != 0) return bound;  // Last_Block
+  }
+}
+
 [[noreturn]] void ZstdFatal(const char* what, size_t code) {
   std::fprintf(stderr, "strata codec: %s: %s\n", what, ZSTD_getErrorName(code));
   std::abort();
@@ -1061,10 +1105,14 @@ absl::StatusOr<std::vector<ViewingRecord>> DecodeHistory(std::string_view blob, 
     return Corrupt(Cat(frame.size() - frame_size, " trailing bytes after the zstd frame"));
   }
   if (size == 0) return Corrupt("empty payload");
+  if (const uint64_t bound = FrameOutputBound(frame); size > bound) {
+    return Corrupt(Cat("declared payload size ", size, " exceeds the ", bound,
+                       " bytes the zstd blocks can hold"));
+  }
 
   ZSTD_DCtx* dctx = ThreadDCtx();
   if (dctx == nullptr) return absl::ResourceExhaustedError("ZSTD_createDCtx failed");
-  // Left uninitialised: only the pages the frame actually fills are ever touched.
+  // Left uninitialised: only the pages that zstd actually fills are ever touched.
   std::unique_ptr<char[]> payload(new (std::nothrow) char[size]);
   if (payload == nullptr) {
     return absl::ResourceExhaustedError(Cat("history blob: cannot allocate ", size));

@@ -522,11 +522,19 @@ TEST(HistoryCorruption, HugeDeclaredSizesFailCheaply) {
     absl::Status s = DecodeHistory(blob, kMember, Kind::kPlay).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
   }
-  // Within the limit but far more than the frame holds: zstd stops at the first block.
+  // Within the limit but far more than the frame's blocks can hold: refused from the block
+  // headers, before the payload buffer is allocated.
   std::string blob(1, static_cast<char>(kHistoryFormatV1));
   blob += FrameHeader(kMaxHistoryPayloadBytes);
-  blob += std::string("\x01\x00\x00\x00\x00\x00\x00", 7);
-  EXPECT_FALSE(DecodeHistory(blob, kMember, Kind::kPlay).ok());
+  blob += std::string("\x01\x00\x00\x00\x00\x00\x00", 7);  // empty last raw block + checksum
+  absl::Status s = DecodeHistory(blob, kMember, Kind::kPlay).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("blocks can hold"), std::string_view::npos) << s;
+  // The bound never refuses a real blob, whatever its block kinds (raw, RLE, compressed).
+  std::vector<ViewingRecord> same(20'000, Sample(0, ""));
+  for (size_t i = 0; i < same.size(); ++i) same[i].started_at = static_cast<Millis>(i);
+  ExpectHistoryRoundTrip(same);
+  ExpectHistoryRoundTrip(RandomRecords(3000, 77));
 
   // A payload that claims many records in a few bytes.
   for (uint64_t n : {uint64_t{1} << 62, kMaxRecordsPerBlob + 1, kMaxRecordsPerBlob, uint64_t{9}}) {

@@ -5,7 +5,8 @@
 namespace strata::viewing {
 
 size_t CachedHistory::ApproximateBytes() const {
-  size_t n = sizeof(CachedHistory) + (blob ? blob->size() : 0);
+  size_t n = sizeof(CachedHistory) +
+             (compressed ? compressed->bytes + compressed->meta.segments.size() * 64 : 0);
   for (const auto& r : live) {
     n += sizeof(ViewingRecord) + (r.session.size() > 15 ? r.session.size() : 0);
   }

@@ -1,8 +1,9 @@
 // HistoryCache: the per-member, per-data-type cache of viewing history.
 //
 // An entry mirrors what the store holds for one member in one shard: the committed
-// compressed blob (kept in its compressed form, shared, never copied) and the member's live
-// records, into which every acknowledged write is merged. Reads that hit need no storage I/O.
+// compressed history (its chunks kept in compressed form, shared, never copied) and the
+// member's live records, into which every acknowledged write is merged. Reads that hit need
+// no storage I/O.
 //
 // Correctness under concurrent writes (never serve a history missing an acknowledged write):
 // each member stripe has a generation number, bumped by every write, roll-up and erase under
@@ -29,13 +30,13 @@
 
 #include "strata/base/metrics.h"
 #include "strata/viewing/record.h"
+#include "strata/viewing/segments.h"
 
 namespace strata::viewing {
 
 struct CachedHistory {
-  uint64_t version = 0;                      // compressed version; 0 = none committed
-  std::shared_ptr<const std::string> blob;   // EncodeHistory bytes; null when version == 0
-  uint64_t compressed_records = 0;
+  // The committed compressed history; null when none is committed.
+  std::shared_ptr<const CompressedHistory> compressed;
   // Live records in arrival order; may hold several events of one playback. Readers merge
   // them with MergeRecords (latest event_time wins). Appending keeps writes O(1).
   std::vector<ViewingRecord> live;
@@ -57,7 +58,7 @@ class HistoryCache {
   // (plays, previews) that share it.
   HistoryCache(size_t capacity_bytes, MetricsRegistry* metrics);
 
-  // Hit: a copy of the entry (the blob is shared). Miss: nullopt and *generation is set for
+  // Hit: a copy of the entry (the compressed history is shared). Miss: nullopt and *generation is set for
   // a later FillIfUnchanged.
   std::optional<CachedHistory> Get(int data_type, uint64_t member, uint64_t* generation);
   // Inserts a freshly loaded entry unless a write touched the member since `generation`.

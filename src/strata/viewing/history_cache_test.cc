@@ -60,8 +60,9 @@ TEST(HistoryCache, StaysWithinItsByteBudget) {
     uint64_t gen;
     (void)cache.Get(1, m, &gen);
     CachedHistory h;
-    h.version = 1;
-    h.blob = std::make_shared<std::string>(500, 'x');
+    auto c = std::make_shared<CompressedHistory>();
+    c->bytes = 500;
+    h.compressed = c;
     cache.FillIfUnchanged(1, m, gen, h);
   }
   EXPECT_LE(cache.bytes(), budget);

@@ -8,6 +8,12 @@
 
 namespace strata::viewing {
 
+uint64_t HistoryMeta::records() const {
+  uint64_t n = 0;
+  for (const auto& s : segments) n += s.records;
+  return n;
+}
+
 void EncodeSegments(std::span<const ViewingRecord> records, size_t per_segment, int zstd_level,
                     std::vector<Segment>* out) {
   per_segment = std::max<size_t>(per_segment, 1);
@@ -20,7 +26,7 @@ void EncodeSegments(std::span<const ViewingRecord> records, size_t per_segment, 
     Segment seg;
     seg.first_started_at = part.front().started_at;
     seg.last_started_at = part.back().started_at;
-    seg.max_event_time = 0;
+    seg.max_event_time = part.front().event_time;
     for (const auto& r : part) seg.max_event_time = std::max(seg.max_event_time, r.event_time);
     seg.records = part.size();
     seg.bytes = EncodeHistory(part, zstd_level);
@@ -29,46 +35,52 @@ void EncodeSegments(std::span<const ViewingRecord> records, size_t per_segment, 
   }
 }
 
-std::string BuildContainer(std::span<const Segment> segments) {
-  size_t total = 16;
-  for (const auto& s : segments) total += s.bytes.size() + 24;
+std::string EncodeMeta(const HistoryMeta& m) {
   std::string out;
-  out.reserve(total);
-  out.push_back(static_cast<char>(kSegmentedFormatV1));
-  coding::PutVarint64(&out, segments.size());
-  for (const auto& s : segments) {
+  out.reserve(16 + m.segments.size() * 24 + m.garbage.size() * 3);
+  out.push_back(static_cast<char>(kHistoryMetaFormatV1));
+  coding::PutVarint64(&out, m.version);
+  coding::PutVarint64(&out, m.next_segment_id);
+  coding::PutVarint64(&out, m.segments.size());
+  for (const auto& s : m.segments) {
+    coding::PutVarint64(&out, s.id);
     coding::PutVarint64(&out, coding::ZigZag(s.first_started_at));
     coding::PutVarint64(&out, static_cast<uint64_t>(s.last_started_at - s.first_started_at));
     coding::PutVarint64(&out, coding::ZigZag(s.max_event_time - s.last_started_at));
     coding::PutVarint64(&out, s.records);
-    coding::PutVarint64(&out, s.bytes.size());
+    coding::PutVarint64(&out, s.bytes);
+    coding::PutFixed64BE(&out, s.checksum);
   }
-  for (const auto& s : segments) out.append(s.bytes);
+  coding::PutVarint64(&out, m.garbage.size());
+  for (uint64_t id : m.garbage) coding::PutVarint64(&out, id);
   return out;
 }
 
-absl::StatusOr<std::vector<SegmentView>> ParseContainer(std::string_view in) {
-  auto corrupt = [] { return absl::DataLossError("segmented history: corrupt index"); };
+absl::StatusOr<HistoryMeta> DecodeMeta(std::string_view in) {
+  auto corrupt = [] { return absl::DataLossError("compressed history metadata: corrupt"); };
   if (in.empty()) return corrupt();
-  if (static_cast<uint8_t>(in[0]) != kSegmentedFormatV1) {
-    return absl::DataLossError("segmented history: unknown format version " +
+  if (static_cast<uint8_t>(in[0]) != kHistoryMetaFormatV1) {
+    return absl::DataLossError("compressed history metadata: unknown format version " +
                                std::to_string(static_cast<uint8_t>(in[0])));
   }
   in.remove_prefix(1);
+  HistoryMeta m;
   uint64_t n;
-  if (!coding::GetVarint64(&in, &n) || n > kMaxSegments || n > in.size()) return corrupt();
-  std::vector<SegmentView> segs(n);
-  std::vector<uint64_t> sizes(n);
-  uint64_t total = 0;
-  Millis prev_last = INT64_MIN;
+  if (!coding::GetVarint64(&in, &m.version) || !coding::GetVarint64(&in, &m.next_segment_id) ||
+      !coding::GetVarint64(&in, &n) || n > kMaxSegments || n > in.size()) {
+    return corrupt();
+  }
+  m.segments.resize(n);
+  Millis prev_last = 0;
   for (uint64_t i = 0; i < n; ++i) {
-    uint64_t first, span, max_delta, records, size;
-    if (!coding::GetVarint64(&in, &first) || !coding::GetVarint64(&in, &span) ||
-        !coding::GetVarint64(&in, &max_delta) || !coding::GetVarint64(&in, &records) ||
-        !coding::GetVarint64(&in, &size)) {
+    SegmentRef& s = m.segments[i];
+    uint64_t first, span, max_delta;
+    if (!coding::GetVarint64(&in, &s.id) || !coding::GetVarint64(&in, &first) ||
+        !coding::GetVarint64(&in, &span) || !coding::GetVarint64(&in, &max_delta) ||
+        !coding::GetVarint64(&in, &s.records) || !coding::GetVarint64(&in, &s.bytes) ||
+        !coding::GetFixed64BE(&in, &s.checksum)) {
       return corrupt();
     }
-    SegmentView& s = segs[i];
     s.first_started_at = coding::UnZigZag(first);
     if (span > static_cast<uint64_t>(INT64_MAX) ||
         __builtin_add_overflow(s.first_started_at, static_cast<Millis>(span),
@@ -77,32 +89,38 @@ absl::StatusOr<std::vector<SegmentView>> ParseContainer(std::string_view in) {
                                &s.max_event_time)) {
       return corrupt();
     }
-    s.records = records;
-    if (records == 0 || (i > 0 && s.first_started_at <= prev_last)) return corrupt();
+    if (s.records == 0 || s.id >= m.next_segment_id ||
+        (i > 0 && s.first_started_at <= prev_last)) {
+      return corrupt();
+    }
     prev_last = s.last_started_at;
-    sizes[i] = size;
-    total += size;
-    if (total > in.size()) return corrupt();
   }
-  if (total != in.size()) return corrupt();
-  for (uint64_t i = 0; i < n; ++i) {
-    segs[i].bytes = in.substr(0, sizes[i]);
-    in.remove_prefix(sizes[i]);
+  uint64_t g;
+  if (!coding::GetVarint64(&in, &g) || g > kMaxSegments || g > in.size()) return corrupt();
+  m.garbage.resize(g);
+  for (uint64_t i = 0; i < g; ++i) {
+    if (!coding::GetVarint64(&in, &m.garbage[i])) return corrupt();
   }
-  return segs;
+  if (!in.empty()) return corrupt();
+  return m;
 }
 
-absl::StatusOr<std::vector<ViewingRecord>> DecodeAllSegments(std::span<const SegmentView> segs,
+absl::StatusOr<std::vector<ViewingRecord>> DecodeSegment(const CompressedHistory& h, size_t i,
+                                                         MemberId member, Kind kind) {
+  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                          DecodeHistory(*h.segments[i], member, kind));
+  if (part.size() != h.meta.segments[i].records) {
+    return absl::DataLossError("compressed history: segment record count mismatch");
+  }
+  return part;
+}
+
+absl::StatusOr<std::vector<ViewingRecord>> DecodeAllSegments(const CompressedHistory& h,
                                                              MemberId member, Kind kind) {
   std::vector<ViewingRecord> out;
-  uint64_t total = 0;
-  for (const auto& s : segs) total += s.records;
-  out.reserve(std::min<uint64_t>(total, kMaxRecordsPerBlob));
-  for (const auto& s : segs) {
-    STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part, DecodeHistory(s.bytes, member, kind));
-    if (part.size() != s.records) {
-      return absl::DataLossError("segmented history: record count mismatch");
-    }
+  out.reserve(std::min<uint64_t>(h.meta.records(), kMaxRecordsPerBlob));
+  for (size_t i = 0; i < h.segments.size(); ++i) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part, DecodeSegment(h, i, member, kind));
     for (auto& r : part) out.push_back(std::move(r));
   }
   return out;

@@ -1,16 +1,18 @@
-// The segmented history container: a member's compressed history as a list of independently
-// decodable segments, each an EncodeHistory blob of a contiguous started_at range, with a
-// small index in front (format in docs/formats.md, "Segmented history container").
+// Segmented compressed histories: a member's compressed history is a list of independently
+// decodable segments (chunks), each an EncodeHistory blob of a contiguous started_at range
+// stored as its own row, plus one metadata row that lists them -- the commit point.
+// Formats in docs/formats.md ("Compressed history: metadata and segments").
 //
-// Why: a read of the newest N records decodes only the newest segment(s), and a roll-up
-// re-encodes only the segments that live rows fall into, copying the others byte for byte,
-// so both cost O(segment) instead of O(history) for long histories.
+// Why segments: a read of the newest N records decodes only the newest segment(s); a roll-up
+// re-encodes and writes only the segments its live rows fall into, keeping the others as
+// they are, so reads and roll-ups cost O(segment), not O(history), for long histories.
 //
-// Segments never share a started_at value, so every started_at belongs to exactly one
-// segment's range [first_started_at, next segment's first_started_at). Pure functions,
-// thread-safe; parsing treats its input as untrusted.
+// Segments never share a started_at value, so each started_at belongs to exactly one
+// segment's range [first_started_at, next segment's first_started_at). Functions are pure
+// and thread-safe; decoders treat their input as untrusted.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,24 +23,46 @@
 
 namespace strata::viewing {
 
-inline constexpr uint8_t kSegmentedFormatV1 = 1;
+inline constexpr uint8_t kHistoryMetaFormatV1 = 1;
 inline constexpr uint64_t kMaxSegments = 1'000'000;
 
+// A freshly encoded segment.
 struct Segment {
   Millis first_started_at = 0;
   Millis last_started_at = 0;
-  Millis max_event_time = 0;  // for dropping wholly expired segments
+  Millis max_event_time = 0;  // lets roll-ups drop wholly expired segments unread
   uint64_t records = 0;
   std::string bytes;  // EncodeHistory blob
 };
 
-// A parsed view of a container; `bytes` of each segment point into the container.
-struct SegmentView {
+// A segment as the metadata row lists it.
+struct SegmentRef {
+  uint64_t id = 0;  // row key suffix; ids are never reused within a partition
   Millis first_started_at = 0;
   Millis last_started_at = 0;
   Millis max_event_time = 0;
   uint64_t records = 0;
-  std::string_view bytes;
+  uint64_t bytes = 0;
+  uint64_t checksum = 0;  // XXH3-64 of the segment bytes
+};
+
+struct HistoryMeta {
+  uint64_t version = 0;          // +1 per roll-up
+  uint64_t next_segment_id = 0;  // ids >= this are unreferenced leftovers of a crash
+  std::vector<SegmentRef> segments;  // ascending started_at ranges
+  // Segments the previous roll-up replaced; deleted after the commit and, should a crash
+  // interrupt that, again by the next roll-up.
+  std::vector<uint64_t> garbage;
+
+  uint64_t records() const;
+};
+
+// The committed compressed history of one member and kind, as held by the cache: the
+// metadata and every segment's bytes (compressed; shared between cache versions).
+struct CompressedHistory {
+  HistoryMeta meta;
+  std::vector<std::shared_ptr<const std::string>> segments;  // parallel to meta.segments
+  size_t bytes = 0;
 };
 
 // Splits `records` (sorted by PlaybackKey, unique) into segments of at most `per_segment`
@@ -47,11 +71,14 @@ struct SegmentView {
 void EncodeSegments(std::span<const ViewingRecord> records, size_t per_segment, int zstd_level,
                     std::vector<Segment>* out);
 
-std::string BuildContainer(std::span<const Segment> segments);
-absl::StatusOr<std::vector<SegmentView>> ParseContainer(std::string_view container);
+std::string EncodeMeta(const HistoryMeta& meta);
+absl::StatusOr<HistoryMeta> DecodeMeta(std::string_view in);
 
+// Decodes segment i, checking its record count.
+absl::StatusOr<std::vector<ViewingRecord>> DecodeSegment(const CompressedHistory& h, size_t i,
+                                                         MemberId member, Kind kind);
 // Decodes every segment into one ascending vector.
-absl::StatusOr<std::vector<ViewingRecord>> DecodeAllSegments(std::span<const SegmentView> segs,
+absl::StatusOr<std::vector<ViewingRecord>> DecodeAllSegments(const CompressedHistory& h,
                                                              MemberId member, Kind kind);
 
 }  // namespace strata::viewing

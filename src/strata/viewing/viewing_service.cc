@@ -20,7 +20,6 @@ namespace strata::viewing {
 namespace {
 
 constexpr char kMetaKey[] = "m";
-constexpr uint8_t kMetaFormatV1 = 1;
 
 std::string MemberKey(MemberId member) {
   std::string k;
@@ -28,45 +27,12 @@ std::string MemberKey(MemberId member) {
   return k;
 }
 
-// "c" + version (8 bytes BE) + chunk index (4 bytes BE): one version's chunks are contiguous
-// and versions sort numerically, so older versions are one range delete.
-std::string ChunkKey(uint64_t version, uint32_t chunk) {
-  std::string k = "c";
-  coding::PutFixed64BE(&k, version);
-  coding::PutFixed32BE(&k, chunk);
+// "s" + segment id (8 bytes BE): a member's segments sort by id, and ids at or above the
+// metadata's next_segment_id (leftovers of a crashed roll-up) are one range delete.
+std::string SegmentKey(uint64_t id) {
+  std::string k = "s";
+  coding::PutFixed64BE(&k, id);
   return k;
-}
-
-struct Meta {
-  uint64_t version = 0;
-  uint64_t chunks = 0;
-  uint64_t records = 0;
-  uint64_t blob_bytes = 0;
-  uint64_t checksum = 0;  // XXH3-64 of the whole blob
-};
-
-std::string EncodeMeta(const Meta& m) {
-  std::string out(1, static_cast<char>(kMetaFormatV1));
-  coding::PutVarint64(&out, m.version);
-  coding::PutVarint64(&out, m.chunks);
-  coding::PutVarint64(&out, m.records);
-  coding::PutVarint64(&out, m.blob_bytes);
-  coding::PutFixed64BE(&out, m.checksum);
-  return out;
-}
-
-absl::StatusOr<Meta> DecodeMeta(std::string_view in) {
-  Meta m;
-  if (in.empty() || static_cast<uint8_t>(in[0]) != kMetaFormatV1) {
-    return absl::DataLossError("compressed metadata: unknown format version");
-  }
-  in.remove_prefix(1);
-  if (!coding::GetVarint64(&in, &m.version) || !coding::GetVarint64(&in, &m.chunks) ||
-      !coding::GetVarint64(&in, &m.records) || !coding::GetVarint64(&in, &m.blob_bytes) ||
-      !coding::GetFixed64BE(&in, &m.checksum) || !in.empty() || m.chunks > (1u << 20)) {
-    return absl::DataLossError("compressed metadata: corrupt");
-  }
-  return m;
 }
 
 bool Expired(const ViewingRecord& r, Millis ttl_ms, Millis now) {
@@ -111,6 +77,7 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
       cache_(std::make_unique<HistoryCache>(options.cache_bytes, metrics)),
       member_locks_(new std::shared_mutex[kLockStripes]),
       language_locks_(new std::mutex[kLockStripes]),
+      rollup_locks_(new std::mutex[kLockStripes]),
       languages_cache_(std::make_unique<LanguageCache>()),
       read_pool_(std::make_unique<ThreadPool>(options.read_threads)) {}
 
@@ -120,8 +87,8 @@ absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
   if (options.zstd_level < 1 || options.zstd_level > 19) {
     return absl::InvalidArgumentError("viewing.zstd_level: must be 1..19");
   }
-  if (options.chunk_bytes < 1024) {
-    return absl::InvalidArgumentError("viewing.chunk_bytes: must be at least 1024");
+  if (options.segment_records < 1) {
+    return absl::InvalidArgumentError("viewing.segment_records: must be at least 1");
   }
   if (options.rollup_min_live_rows < 1) {
     return absl::InvalidArgumentError("viewing.rollup_min_live_rows: must be at least 1");
@@ -446,11 +413,7 @@ void ViewingService::RollupWorker() {
       ++running_rollups_;
     }
     Shard& shard = *shards_[task.first];
-    absl::Status s;
-    {
-      std::unique_lock<std::shared_mutex> lock(MemberLock(task.second));
-      s = RollUpLocked(shard, task.second, /*force=*/false);
-    }
+    absl::Status s = RollUpMember(shard, task.second, /*force=*/false);
     if (!s.ok()) {
       rollup_errors_->Inc();
       STRATA_LOG_WARN("roll-up failed", "member", task.second, "kind", KindName(shard.kind),
@@ -470,18 +433,27 @@ void ViewingService::WaitForRollups() {
 }
 
 absl::Status ViewingService::RollUp(MemberId member, Kind kind) {
-  std::unique_lock<std::shared_mutex> lock(MemberLock(member));
-  return RollUpLocked(ShardFor(kind), member, /*force=*/true);
+  return RollUpMember(ShardFor(kind), member, /*force=*/true);
 }
 
-absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool force) {
+absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool force) {
   const auto start = std::chrono::steady_clock::now();
   const std::string partition = MemberKey(member);
-  STRATA_ASSIGN_OR_RETURN(CachedHistory current, LoadFromStore(shard, member));
+  // One roll-up per member at a time (erasure takes this lock too).
+  std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
+
+  // Phase A, under the shared member lock only while reading: writes and reads go on while
+  // the new segments are encoded and written (they are unreferenced until the commit).
+  CachedHistory current;
+  {
+    std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+    STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member));
+  }
+  const HistoryMeta old_meta = current.compressed ? current.compressed->meta : HistoryMeta{};
+  const uint64_t old_records = old_meta.records();
   const uint64_t threshold = std::max<uint64_t>(
       options_.rollup_min_live_rows,
-      static_cast<uint64_t>(options_.rollup_growth_fraction *
-                            static_cast<double>(current.compressed_records)));
+      static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(old_records)));
   {
     std::lock_guard<std::mutex> lock(shard.counts_mu);
     auto& c = shard.counts[member];
@@ -493,97 +465,154 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   }
 
   // Merge the live rows into the segments their started_at falls in; segments no live row
-  // touches are copied byte for byte (wholly expired ones are dropped).
+  // touches are kept as they are (wholly expired ones are dropped).
   const Millis now = clock_->NowMillis();
-  std::vector<SegmentView> old_segments;
-  if (current.blob) {
-    STRATA_ASSIGN_OR_RETURN(old_segments, ParseContainer(*current.blob));
-  }
   const std::vector<ViewingRecord>& live = current.live;  // sorted, unique (from the store)
-  std::vector<Segment> segments;
-  size_t next_live = 0;
-  auto expired_part = [&](std::vector<ViewingRecord>* v) {
+  HistoryMeta meta;
+  meta.version = old_meta.version + 1;
+  meta.next_segment_id = old_meta.next_segment_id;
+  std::vector<std::shared_ptr<const std::string>> bytes;  // parallel to meta.segments
+  std::vector<Segment> fresh;                            // new segments, in order
+  std::vector<int> fresh_slot;                           // their index in meta.segments
+  auto expire = [&](std::vector<ViewingRecord>* v) {
     std::erase_if(*v, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
   };
-  for (size_t i = 0; i < old_segments.size(); ++i) {
-    const SegmentView& seg = old_segments[i];
-    const bool last = i + 1 == old_segments.size();
+  auto add_fresh = [&](std::vector<ViewingRecord>& records) {
+    std::vector<Segment> encoded;
+    EncodeSegments(records, options_.segment_records, options_.zstd_level, &encoded);
+    for (auto& seg : encoded) {
+      fresh_slot.push_back(static_cast<int>(meta.segments.size()));
+      meta.segments.push_back(SegmentRef{meta.next_segment_id++, seg.first_started_at,
+                                         seg.last_started_at, seg.max_event_time, seg.records,
+                                         seg.bytes.size(),
+                                         XXH3_64bits(seg.bytes.data(), seg.bytes.size())});
+      bytes.push_back(nullptr);
+      fresh.push_back(std::move(seg));
+    }
+  };
+  std::vector<uint64_t> replaced;
+  size_t next_live = 0;
+  for (size_t i = 0; i < old_meta.segments.size(); ++i) {
+    const SegmentRef& ref = old_meta.segments[i];
+    const bool last = i + 1 == old_meta.segments.size();
     size_t end_live = next_live;
     while (end_live < live.size() &&
-           (last || live[end_live].started_at < old_segments[i + 1].first_started_at)) {
+           (last || live[end_live].started_at < old_meta.segments[i + 1].first_started_at)) {
       ++end_live;
     }
     std::span<const ViewingRecord> assigned(live.data() + next_live, end_live - next_live);
     next_live = end_live;
     if (assigned.empty()) {
-      if (shard.ttl_ms > 0 && seg.max_event_time + shard.ttl_ms <= now) continue;
-      segments.push_back(Segment{seg.first_started_at, seg.last_started_at, seg.max_event_time,
-                                 seg.records, std::string(seg.bytes)});
+      if (shard.ttl_ms > 0 && ref.max_event_time + shard.ttl_ms <= now) {
+        replaced.push_back(ref.id);
+        continue;
+      }
+      meta.segments.push_back(ref);
+      bytes.push_back(current.compressed->segments[i]);
       continue;
     }
     STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
-                            DecodeHistory(seg.bytes, member, shard.kind));
+                            DecodeSegment(*current.compressed, i, member, shard.kind));
     MergeRecords(&records, assigned);
-    expired_part(&records);
-    EncodeSegments(records, options_.segment_records, options_.zstd_level, &segments);
+    expire(&records);
+    replaced.push_back(ref.id);
+    add_fresh(records);
   }
-  if (old_segments.empty()) {
+  if (old_meta.segments.empty()) {
     std::vector<ViewingRecord> records = live;
-    expired_part(&records);
-    EncodeSegments(records, options_.segment_records, options_.zstd_level, &segments);
+    expire(&records);
+    add_fresh(records);
   }
-  uint64_t total_records = 0;
+  meta.garbage = replaced;
   Millis expire_at = 0;
-  for (const auto& seg : segments) {
-    total_records += seg.records;
-    if (shard.ttl_ms > 0) expire_at = std::max(expire_at, seg.max_event_time + shard.ttl_ms);
+  if (shard.ttl_ms > 0) {
+    for (const auto& ref : meta.segments) {
+      expire_at = std::max(expire_at, ref.max_event_time + shard.ttl_ms);
+    }
   }
-  const uint64_t next_version = current.version + 1;
-  auto blob = std::make_shared<std::string>(BuildContainer(segments));
-  Meta meta{next_version, 0, total_records, blob->size(),
-            XXH3_64bits(blob->data(), blob->size())};
 
-  // 1. Chunks of the new version (after clearing leftovers of a crashed earlier attempt).
-  store::WriteBatch chunks;
-  chunks.DeleteRange(ChunkKey(next_version, 0), "d");
-  for (size_t off = 0; off < blob->size() || off == 0; off += options_.chunk_bytes) {
-    chunks.Put(ChunkKey(next_version, static_cast<uint32_t>(meta.chunks++)),
-               blob->substr(off, options_.chunk_bytes), expire_at);
-    if (blob->empty()) break;
+  // 1. The new segments (after clearing leftovers of a crashed attempt, ids >= next id),
+  // and the garbage an interrupted earlier roll-up may have left.
+  store::WriteBatch segment_writes;
+  segment_writes.DeleteRange(SegmentKey(old_meta.next_segment_id), "t");
+  for (uint64_t id : old_meta.garbage) segment_writes.Delete(SegmentKey(id));
+  for (size_t k = 0; k < fresh.size(); ++k) {
+    segment_writes.Put(SegmentKey(meta.segments[fresh_slot[k]].id), fresh[k].bytes, expire_at);
   }
-  STRATA_RETURN_IF_ERROR(shard.compressed->Apply(partition, chunks));
+  STRATA_RETURN_IF_ERROR(shard.compressed->Apply(partition, segment_writes));
   STRATA_CRASH_POINT("rollup.after_chunks");
+  if (rollup_hook_) rollup_hook_();
+
+  // Phase B, under the exclusive member lock: commit, then delete what the commit made
+  // redundant. Live rows a write changed since phase A read them stay live (the newer event
+  // wins on reads); unchanged ones are now held by the committed segments.
+  std::unique_lock<std::shared_mutex> lock(MemberLock(member));
+  std::unordered_map<std::string, Millis> rolled;  // live key -> event_time rolled up
+  rolled.reserve(live.size());
+  for (const auto& r : live) rolled.emplace(LiveClusteringKey(r.started_at, r.session), r.event_time);
+  store::WriteBatch live_deletes;
+  std::vector<ViewingRecord> remaining;
+  {
+    store::ScanOptions scan;
+    for (;;) {
+      STRATA_ASSIGN_OR_RETURN(store::ScanPage page, shard.live->Scan(partition, scan));
+      for (auto& row : page.rows) {
+        ViewingRecord r;
+        r.member = member;
+        r.kind = shard.kind;
+        STRATA_RETURN_IF_ERROR(ParseLiveClusteringKey(row.clustering, &r.started_at, &r.session));
+        STRATA_RETURN_IF_ERROR(DecodeLiveValue(row.value, &r));
+        auto it = rolled.find(row.clustering);
+        if (it != rolled.end() && it->second == r.event_time) {
+          live_deletes.Delete(std::move(row.clustering));
+        } else {
+          remaining.push_back(std::move(r));
+        }
+      }
+      if (page.next_cursor.empty()) break;
+      scan.cursor = std::move(page.next_cursor);
+    }
+  }
 
   // 2. The metadata row: the commit point.
-  STRATA_RETURN_IF_ERROR(shard.compressed->Put(partition, kMetaKey, EncodeMeta(meta), expire_at));
-  STRATA_CRASH_POINT("rollup.after_commit");
-  cache_->Replace(shard.index, member,
-                  CachedHistory{next_version, blob, total_records, {}});
-
-  // 3. The previous version's chunks.
   STRATA_RETURN_IF_ERROR(
-      shard.compressed->DeleteRange(partition, ChunkKey(0, 0), ChunkKey(next_version, 0)));
+      shard.compressed->Put(partition, kMetaKey, EncodeMeta(meta), expire_at));
+  STRATA_CRASH_POINT("rollup.after_commit");
+  auto committed = std::make_shared<CompressedHistory>();
+  committed->meta = meta;
+  for (size_t k = 0; k < fresh.size(); ++k) {
+    bytes[fresh_slot[k]] = std::make_shared<const std::string>(std::move(fresh[k].bytes));
+  }
+  committed->segments = std::move(bytes);
+  for (const auto& b : committed->segments) committed->bytes += b->size();
+  const uint64_t total_records = meta.records();
+  cache_->Replace(shard.index, member, CachedHistory{std::move(committed), remaining});
+
+  // 3. The segments this version replaced.
+  if (!replaced.empty()) {
+    store::WriteBatch garbage;
+    for (uint64_t id : replaced) garbage.Delete(SegmentKey(id));
+    STRATA_RETURN_IF_ERROR(shard.compressed->Apply(partition, garbage));
+  }
   STRATA_CRASH_POINT("rollup.after_old_chunks_deleted");
 
-  // 4. The live rows now held by the committed version. Under the exclusive member lock no
-  // write can have changed them since LoadFromStore read them.
-  store::WriteBatch live_deletes;
-  for (const auto& r : current.live) {
-    live_deletes.Delete(LiveClusteringKey(r.started_at, r.session));
+  // 4. The live rows the committed version holds.
+  if (!live_deletes.empty()) {
+    STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
   }
-  STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
   STRATA_CRASH_POINT("rollup.after_live_deleted");
+  lock.unlock();
 
   {
-    std::lock_guard<std::mutex> lock(shard.counts_mu);
+    std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
     auto& c = shard.counts[member];
-    c.rows = 0;
+    c.rows = remaining.size();
     c.trigger_at = std::max<uint64_t>(
         options_.rollup_min_live_rows,
         static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(total_records)));
   }
   rollups_->Inc();
-  rollup_records_->Inc(current.live.size());
+  rollup_records_->Inc(live_deletes.size());
   rollup_seconds_->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return absl::OkStatus();
@@ -619,36 +648,37 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
     auto meta_row = shard.compressed->Get(partition, kMetaKey);
     if (absl::IsNotFound(meta_row.status())) return absl::OkStatus();
     STRATA_RETURN_IF_ERROR(meta_row.status());
-    STRATA_ASSIGN_OR_RETURN(Meta meta, DecodeMeta(*meta_row));
-    std::vector<std::future<absl::StatusOr<std::string>>> chunk_futures;
-    std::vector<absl::StatusOr<std::string>> chunks;
-    if (meta.chunks == 1) {
-      chunks.push_back(shard.compressed->Get(partition, ChunkKey(meta.version, 0)));
-    } else {
-      for (uint64_t i = 0; i < meta.chunks; ++i) {
-        chunk_futures.push_back(read_pool_->Submit([&, i] {
-          return shard.compressed->Get(partition, ChunkKey(meta.version, static_cast<uint32_t>(i)));
-        }));
+    auto history = std::make_shared<CompressedHistory>();
+    STRATA_ASSIGN_OR_RETURN(history->meta, DecodeMeta(*meta_row));
+    const auto& refs = history->meta.segments;
+    std::vector<absl::StatusOr<std::string>> segments(refs.size(), std::string());
+    // Segments are read in parallel; the newest on this thread.
+    std::vector<std::future<void>> futures;
+    for (size_t i = 0; i + 1 < refs.size(); ++i) {
+      futures.push_back(read_pool_->Submit([&, i] {
+        segments[i] = shard.compressed->Get(partition, SegmentKey(refs[i].id));
+      }));
+    }
+    if (!refs.empty()) {
+      segments.back() = shard.compressed->Get(partition, SegmentKey(refs.back().id));
+    }
+    for (auto& f : futures) f.get();
+    for (size_t i = 0; i < refs.size(); ++i) {
+      if (!segments[i].ok()) {
+        return absl::DataLossError("compressed history of member " + std::to_string(member) +
+                                   ": segment " + std::to_string(refs[i].id) +
+                                   " unreadable: " + segments[i].status().ToString());
       }
-      for (auto& f : chunk_futures) chunks.push_back(f.get());
-    }
-    auto blob = std::make_shared<std::string>();
-    blob->reserve(meta.blob_bytes);
-    for (auto& c : chunks) {
-      if (!c.ok()) {
-        return absl::DataLossError(absl::StrCat("compressed history of member ", member,
-                                                ": chunk unreadable: ", c.status().ToString()));
+      if (segments[i]->size() != refs[i].bytes ||
+          XXH3_64bits(segments[i]->data(), segments[i]->size()) != refs[i].checksum) {
+        return absl::DataLossError("compressed history of member " + std::to_string(member) +
+                                   ": segment " + std::to_string(refs[i].id) +
+                                   " checksum mismatch");
       }
-      blob->append(*c);
+      history->bytes += segments[i]->size();
+      history->segments.push_back(std::make_shared<const std::string>(std::move(*segments[i])));
     }
-    if (blob->size() != meta.blob_bytes ||
-        XXH3_64bits(blob->data(), blob->size()) != meta.checksum) {
-      return absl::DataLossError(
-          absl::StrCat("compressed history of member ", member, ": checksum mismatch"));
-    }
-    h.version = meta.version;
-    h.blob = std::move(blob);
-    h.compressed_records = meta.records;
+    h.compressed = std::move(history);
     return absl::OkStatus();
   }();
   auto live = live_future.get();
@@ -674,8 +704,10 @@ absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId m
   }
   // A live backlog over the threshold (e.g. after a restart lost the counters) queues a
   // roll-up; the worker re-checks the real figures.
+  const double compressed_records =
+      h.compressed ? static_cast<double>(h.compressed->meta.records()) : 0.0;
   if (h.live.size() >= options_.rollup_min_live_rows &&
-      h.live.size() >= options_.rollup_growth_fraction * static_cast<double>(h.compressed_records)) {
+      h.live.size() >= options_.rollup_growth_fraction * compressed_records) {
     EnqueueRollup(shard, member);
   }
   return h;
@@ -685,9 +717,8 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecords(Shard& sha
                                                                       MemberId member) {
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   std::vector<ViewingRecord> records;
-  if (h.blob) {
-    STRATA_ASSIGN_OR_RETURN(std::vector<SegmentView> segs, ParseContainer(*h.blob));
-    STRATA_ASSIGN_OR_RETURN(records, DecodeAllSegments(segs, member, shard.kind));
+  if (h.compressed) {
+    STRATA_ASSIGN_OR_RETURN(records, DecodeAllSegments(*h.compressed, member, shard.kind));
   }
   MergeRecords(&records, h.live);
   const Millis now = clock_->NowMillis();
@@ -720,15 +751,15 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   // then the page (and whether another follows) cannot depend on older segments, because
   // segments cover disjoint started_at ranges and live rows only add or replace records.
   std::vector<std::vector<ViewingRecord>> decoded;  // newest segment first
-  if (h.blob) {
-    STRATA_ASSIGN_OR_RETURN(std::vector<SegmentView> segs, ParseContainer(*h.blob));
+  if (h.compressed) {
+    const auto& refs = h.compressed->meta.segments;
     size_t found = 0;
-    for (auto it = segs.rbegin(); it != segs.rend() && found <= query.limit; ++it) {
-      if (it->first_started_at >= query.until) continue;
-      if (has_cursor && it->first_started_at > cursor.started_at) continue;
-      if (it->last_started_at < query.since) break;
+    for (size_t i = refs.size(); i-- > 0 && found <= query.limit;) {
+      if (refs[i].first_started_at >= query.until) continue;
+      if (has_cursor && refs[i].first_started_at > cursor.started_at) continue;
+      if (refs[i].last_started_at < query.since) break;
       STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
-                              DecodeHistory(it->bytes, member, shard.kind));
+                              DecodeSegment(*h.compressed, i, member, shard.kind));
       found += std::count_if(part.begin(), part.end(), qualifies);
       decoded.push_back(std::move(part));
     }
@@ -814,6 +845,7 @@ absl::StatusOr<LanguageHistory> ViewingService::Languages(MemberId member) {
 // Erasure and reports
 
 absl::Status ViewingService::EraseMember(MemberId member) {
+  std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
   std::unique_lock<std::shared_mutex> lock(MemberLock(member));
   std::lock_guard<std::mutex> language_lock(language_locks_[StripeOf(member)]);
   const std::string partition = MemberKey(member);
@@ -878,8 +910,8 @@ absl::StatusOr<std::vector<TableReport>> ViewingService::Report() {
     STRATA_RETURN_IF_ERROR(
         scan_table(shard->compressed, [](const store::TableRow& row, TableReport* r) {
           if (row.clustering == kMetaKey) {
-            STRATA_ASSIGN_OR_RETURN(Meta meta, DecodeMeta(row.value));
-            r->records += meta.records;
+            STRATA_ASSIGN_OR_RETURN(HistoryMeta meta, DecodeMeta(row.value));
+            r->records += meta.records();
           }
           return absl::OkStatus();
         }));

@@ -6,23 +6,26 @@
 //   <shard>_recent_live        partition = member (8 bytes BE), clustering = LiveClusteringKey,
 //                              value = EncodeLiveValue; written with PutIfNewer(event_time),
 //                              so the latest event of a playback wins in any arrival order.
-//   <shard>_recent_compressed  partition = member; row "m" = metadata (the commit point),
-//                              rows "c"+version+chunk = chunks of one EncodeHistory blob.
+//   <shard>_recent_compressed  partition = member; row "m" = metadata listing the chunks
+//                              (the commit point), rows "s"+id = chunks ("segments"), each an
+//                              independently decodable EncodeHistory blob (segments.h).
 // When a member's live rows pass the roll-up threshold, a background worker merges them into
-// a new compressed version: chunks first, then the metadata row (commit), then the previous
-// version's chunks and the rolled-up live rows are deleted. A crash at any step leaves every
+// a new compressed version: new chunks first, then the metadata row (commit), then the
+// replaced chunks and the rolled-up live rows are deleted. A crash at any step leaves every
 // acknowledged record readable exactly once (readers merge live and compressed by playback).
 //
 // Concurrency: every method is thread-safe. Per member, writes and reads share a striped
-// reader/writer lock that roll-ups and erasure take exclusively, so a roll-up never deletes a
-// live row that a concurrent write just updated. (This lock is per process: a distributed
-// deployment routes a member's roll-ups to one node.)
+// reader/writer lock; a roll-up encodes and writes its new chunks without it and takes it
+// exclusively only to commit and delete, deleting only live rows no write has changed since
+// it read them. (These locks are per process: a distributed deployment routes a member's
+// roll-ups to one node.)
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +45,7 @@
 #include "strata/store/row_store.h"
 #include "strata/viewing/history_cache.h"
 #include "strata/viewing/record.h"
+#include "strata/viewing/segments.h"
 
 namespace strata::viewing {
 
@@ -56,15 +60,13 @@ struct ViewingOptions {
   // A member's live rows of one kind are rolled up into a compressed version once there are
   // at least max(rollup_min_live_rows, rollup_growth_fraction * compressed records) of them,
   // which keeps the re-encoding cost per written record constant for long histories.
-  // Defaults: 64 rows, 0.125.
+  // Defaults: 64 rows, 0.02 (roll-ups touch only the newest segments, so they are cheap).
   size_t rollup_min_live_rows = 64;
-  double rollup_growth_fraction = 0.125;
-  // Records per independently decodable segment of a compressed history: recent reads
-  // decode only the newest segment, roll-ups re-encode only the segments they touch.
-  // Default 512.
+  double rollup_growth_fraction = 0.02;
+  // Compressed histories are stored in chunks ("segments") of at most this many records
+  // (about 5 KiB), each independently decodable and stored as its own row: recent reads
+  // decode only the newest chunk, roll-ups rewrite only the chunks they touch. Default 512.
   size_t segment_records = 512;
-  // Compressed blobs above this many bytes are split into chunks. Default 64 KiB.
-  size_t chunk_bytes = 64 * 1024;
   // zstd level of compressed blobs (1..19). Default 3.
   int zstd_level = 3;
   // Background roll-up worker threads. Default 1.
@@ -147,6 +149,9 @@ class ViewingService {
   absl::Status RollUp(MemberId member, Kind kind);
   // Blocks until the roll-up queue is empty and no roll-up runs (tests, benchmarks).
   void WaitForRollups();
+  // Tests: called by a roll-up between writing its new chunks and taking the member lock to
+  // commit, where concurrent writes may land. Set before use; not thread-safe.
+  void SetRollupHookForTesting(std::function<void()> hook) { rollup_hook_ = std::move(hook); }
 
   // Scans the tables (expensive: for operators, not for hot paths).
   absl::StatusOr<std::vector<TableReport>> Report();
@@ -164,8 +169,8 @@ class ViewingService {
   Shard& ShardFor(Kind kind) { return *shards_[static_cast<size_t>(kind)]; }
   std::shared_mutex& MemberLock(MemberId member);
 
-  // Reads the member's live rows and committed compressed blob of one shard from the store
-  // (live rows and chunks in parallel).
+  // Reads the member's live rows and committed compressed history of one shard from the
+  // store (live rows and chunks in parallel).
   absl::StatusOr<CachedHistory> LoadFromStore(Shard& shard, MemberId member);
   // Returns the member's history in a shard, from the cache or (filling it) the store.
   // Caller holds the member lock (shared or exclusive).
@@ -175,7 +180,7 @@ class ViewingService {
   absl::StatusOr<CachedHistory> ReadEntry(Shard& shard, MemberId member);
   // All records of the member in a shard, merged, unexpired, ascending by playback.
   absl::StatusOr<std::vector<ViewingRecord>> AllRecords(Shard& shard, MemberId member);
-  absl::Status RollUpLocked(Shard& shard, MemberId member, bool force);
+  absl::Status RollUpMember(Shard& shard, MemberId member, bool force);
   // Adds to *writes the language-preference changes that `records` carry.
   absl::Status PlanLanguageChanges(std::span<const ViewingRecord* const> member_records,
                                    std::vector<store::PartitionWrite>* writes,
@@ -198,6 +203,8 @@ class ViewingService {
   std::unique_ptr<std::shared_mutex[]> member_locks_;
   // Serialises language-preference read-compare-write per stripe.
   std::unique_ptr<std::mutex[]> language_locks_;
+  // One roll-up (or erasure) per member at a time, per stripe.
+  std::unique_ptr<std::mutex[]> rollup_locks_;
   struct LanguageCache;
   std::unique_ptr<LanguageCache> languages_cache_;
   std::unique_ptr<ThreadPool> read_pool_;
@@ -211,6 +218,7 @@ class ViewingService {
   int running_rollups_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+  std::function<void()> rollup_hook_;
 
   // Metrics.
   Counter* ingested_[2];
