@@ -1,7 +1,13 @@
 // A fixed-size thread pool for fanning out blocking work (parallel reads of tables and
-// chunks). Submit is thread-safe; the destructor finishes queued tasks and joins.
+// chunks) and for background work at a lower CPU priority. Submit is thread-safe; the
+// destructor finishes queued tasks and joins.
 #pragma once
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -14,10 +20,23 @@ namespace strata {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads) {
+  // `nice_increment` > 0 lowers the workers' CPU priority (Linux per-thread nice), so their
+  // work yields to latency-sensitive threads.
+  explicit ThreadPool(int threads, int nice_increment = 0) {
     for (int i = 0; i < std::max(threads, 1); ++i) {
-      workers_.emplace_back([this] { Run(); });
+      workers_.emplace_back([this, nice_increment] {
+        if (nice_increment > 0) LowerCurrentThreadPriority(nice_increment);
+        Run();
+      });
     }
+  }
+
+  // Raises the calling thread's nice value by `increment` (best effort).
+  static void LowerCurrentThreadPriority(int increment) {
+    const int tid = static_cast<int>(::syscall(SYS_gettid));
+    errno = 0;
+    int current = ::getpriority(PRIO_PROCESS, tid);
+    if (errno == 0) (void)::setpriority(PRIO_PROCESS, tid, current + increment);
   }
   ~ThreadPool() {
     {

@@ -80,7 +80,10 @@ http::Response ErrorResponse(const absl::Status& s) {
 
 Api::Api(viewing::ViewingService* viewing, MetricsRegistry* metrics,
          std::function<absl::Status()> health)
-    : viewing_(viewing), metrics_(metrics), health_(std::move(health)) {}
+    : viewing_(viewing),
+      ingest_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/3)),
+      metrics_(metrics),
+      health_(std::move(health)) {}
 
 http::Response Api::Handle(const http::Request& request) {
   const auto start = std::chrono::steady_clock::now();
@@ -205,6 +208,10 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
 }
 
 http::Response Api::PostEvents(const http::Request& request) {
+  return ingest_pool_->Submit([&] { return Ingest(request); }).get();
+}
+
+http::Response Api::Ingest(const http::Request& request) {
   auto parsed = ParseViewingEvents(request.body);
   if (!parsed.ok()) return ErrorResponse(parsed.status());
   viewing::IngestResult result;

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "strata/base/metrics.h"
+#include "strata/base/thread_pool.h"
 #include "strata/http/http_server.h"
 #include "strata/viewing/viewing_service.h"
 
@@ -29,6 +31,7 @@ class Api {
   struct RouteMetrics;
   http::Response Route(const http::Request& request, std::string* route);
   http::Response PostEvents(const http::Request& request);
+  http::Response Ingest(const http::Request& request);
   http::Response GetViewing(uint64_t member, const http::Request& request);
   http::Response GetSummary(uint64_t member);
   http::Response GetLanguages(uint64_t member);
@@ -37,6 +40,9 @@ class Api {
   http::Response RollUp(uint64_t member, const http::Request& request);
 
   viewing::ViewingService* viewing_;
+  // Ingest batches are parsed and written here, at a lower CPU priority than reads (the
+  // HTTP thread waits, idle), so a burst of large writes does not stretch read latency.
+  std::unique_ptr<ThreadPool> ingest_pool_;
   MetricsRegistry* metrics_;
   std::function<absl::Status()> health_;
 };

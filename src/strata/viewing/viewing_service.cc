@@ -401,6 +401,8 @@ void ViewingService::EnqueueRollup(Shard& shard, MemberId member) {
 }
 
 void ViewingService::RollupWorker() {
+  // Roll-ups are background work: they yield the CPU to requests.
+  ThreadPool::LowerCurrentThreadPriority(5);
   for (;;) {
     std::pair<int, MemberId> task;
     {

@@ -508,6 +508,10 @@ absl::Status Core::Open() {
   s = rocksdb::DB::Open(db_options, options_.path, descriptors, &handles, &raw);
   if (!s.ok()) return ToStatus(s, "open " + options_.path);
   db_.reset(raw);
+  // Compactions (the LOW pool) run at a lower CPU priority, so they yield to the online
+  // path; flushes (HIGH pool) keep normal priority so memtables never back up into stalls.
+  (void)db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
+                                                   rocksdb::CpuPriority::kLow);
   for (size_t i = 0; i < handles.size(); ++i) {
     if (names[i] == rocksdb::kDefaultColumnFamilyName) {
       default_cf_ = handles[i];
