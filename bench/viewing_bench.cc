@@ -157,6 +157,7 @@ struct Plan {
   double events_per_s = 0;     // 0 = unpaced
   double reads_per_s = 0;      // 0 = unpaced
   double reads_per_event = 0;  // closed-loop gate; 0 = no gate
+  bool compact_before_sizes = true;
 };
 
 Millis WallMillis() {
@@ -382,6 +383,10 @@ void PrintErrors(const OpReport& r, std::ostream& out) {
 // endpoint when the server has it (otherwise from metrics carrying record counts).
 void CollectServerStats(const Plan& plan, BenchReport* report) {
   http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  if (plan.compact_before_sizes) {
+    http::Client compactor(plan.endpoint.host, plan.endpoint.port, 600'000);
+    (void)compactor.Request("POST", "/v1/admin/compact", "");
+  }
   std::map<std::string, double> disk_bytes;
   std::map<std::string, double> records;
   auto table_label = [](std::string_view line) -> std::string {
@@ -545,6 +550,7 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
   plan.timeout_ms = options.timeout_ms;
   plan.batch_size = options.batch_size;
   plan.seed = options.seed;
+  plan.compact_before_sizes = options.compact_before_sizes;
   BenchReport report;
   report.mode = options.mode;
   if (options.mode == "ingest") {

@@ -69,6 +69,10 @@ struct ViewingBenchOptions {
   int write_connections = 0;
   // Client timeout per wait, in milliseconds. Default 30000.
   int timeout_ms = 30000;
+  // Before measuring bytes per record, ask the server to compact its tables
+  // (POST /v1/admin/compact), so the figures are steady-state sizes rather than memtables
+  // and not-yet-compacted garbage. Default true.
+  bool compact_before_sizes = true;
 };
 
 // Latency in milliseconds; counts are of completed requests (errors included, transport

@@ -139,6 +139,11 @@ int Run(int argc, char** argv) {
   erase->add_option("member", member, "Member id")->required();
   add_server(erase);
 
+  CLI::App* admin = app.add_subcommand("admin", "Operator actions on the store");
+  admin->require_subcommand(1);
+  CLI::App* compact = admin->add_subcommand("compact", "Compact every table now (blocks)");
+  add_server(compact);
+
   CLI::App* demo = app.add_subcommand("demo", "Demo data");
   demo->require_subcommand(1);
   uint64_t demo_members = 20;
@@ -171,6 +176,12 @@ int Run(int argc, char** argv) {
                             "Members preloaded with 10k+ records")
       ->capture_default_str();
   bench_viewing->add_option("--seed", bo.seed, "Workload seed")->capture_default_str();
+  bench_viewing->add_option("--write-connections", bo.write_connections,
+                            "Writer connections in mix mode (0 = 3/8 of --connections)")
+      ->capture_default_str();
+  bool no_compact = false;
+  bench_viewing->add_flag("--no-compact", no_compact,
+                          "Measure bytes per record without compacting first");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -225,7 +236,9 @@ int Run(int argc, char** argv) {
                 DemoEvents(demo_members, SystemClock::Default()->NowMillis()),
                 "application/x-ndjson");
   }
+  if (compact->parsed()) return Call(server_url, "POST", "/v1/admin/compact");
   if (bench_viewing->parsed()) {
+    bo.compact_before_sizes = !no_compact;
     auto report = bench::RunViewingBench(bo, std::cout);
     if (!report.ok()) {
       std::cerr << "strata bench viewing: " << report.status().ToString() << "\n";

@@ -78,12 +78,11 @@ http::Response ErrorResponse(const absl::Status& s) {
   return Json(code, ErrorBody(StatusCodeName(s), std::string(s.message())));
 }
 
-Api::Api(viewing::ViewingService* viewing, MetricsRegistry* metrics,
-         std::function<absl::Status()> health)
+Api::Api(viewing::ViewingService* viewing, MetricsRegistry* metrics, AdminHooks admin)
     : viewing_(viewing),
       ingest_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/3)),
       metrics_(metrics),
-      health_(std::move(health)) {}
+      admin_(std::move(admin)) {}
 
 http::Response Api::Handle(const http::Request& request) {
   const auto start = std::chrono::steady_clock::now();
@@ -139,7 +138,7 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
 
   if (parts.size() == 1 && parts[0] == "healthz") {
     *route = "/healthz";
-    absl::Status s = health_();
+    absl::Status s = admin_.health ? admin_.health() : absl::OkStatus();
     if (!s.ok()) return ErrorResponse(absl::UnavailableError(std::string(s.message())));
     return Json(200, "{\"status\":\"ok\"}");
   }
@@ -196,6 +195,19 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
         if (method != "GET") return method_not_allowed();
         return GetLanguages(member);
       }
+    }
+    if (parts.size() == 3 && parts[1] == "admin" && parts[2] == "compact") {
+      *route = "/v1/admin/compact";
+      if (method != "POST") return method_not_allowed();
+      if (!admin_.compact) return ErrorResponse(absl::UnimplementedError("compact: not here"));
+      const auto start = std::chrono::steady_clock::now();
+      absl::Status s = admin_.compact();
+      if (!s.ok()) return ErrorResponse(s);
+      return Json(200, absl::StrCat("{\"compacted\":true,\"seconds\":",
+                                    std::chrono::duration<double>(
+                                        std::chrono::steady_clock::now() - start)
+                                        .count(),
+                                    "}"));
     }
     if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
         parts[3] == "tables") {

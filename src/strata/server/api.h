@@ -20,11 +20,15 @@ int StatusToHttp(const absl::Status& status);
 std::string StatusCodeName(const absl::Status& status);
 http::Response ErrorResponse(const absl::Status& status);
 
+// Operations the API needs from the deployment's wiring, not from a service.
+struct AdminHooks {
+  std::function<absl::Status()> health;   // for /healthz: are the backends usable?
+  std::function<absl::Status()> compact;  // POST /v1/admin/compact: full compaction
+};
+
 class Api {
  public:
-  // `ready` answers whether the backends are healthy (for /healthz).
-  Api(viewing::ViewingService* viewing, MetricsRegistry* metrics,
-      std::function<absl::Status()> health);
+  Api(viewing::ViewingService* viewing, MetricsRegistry* metrics, AdminHooks admin);
   http::Response Handle(const http::Request& request);
 
  private:
@@ -44,7 +48,7 @@ class Api {
   // HTTP thread waits, idle), so a burst of large writes does not stretch read latency.
   std::unique_ptr<ThreadPool> ingest_pool_;
   MetricsRegistry* metrics_;
-  std::function<absl::Status()> health_;
+  AdminHooks admin_;
 };
 
 }  // namespace strata::server

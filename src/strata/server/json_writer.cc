@@ -20,7 +20,12 @@ JsonWriter& JsonWriter::Double(double v) {
 void JsonWriter::AppendString(std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   out_.push_back('"');
-  for (char c : s) {
+  size_t run = 0;  // start of the pending run of characters that need no escaping
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out_.append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': out_ += "\\\""; break;
       case '\\': out_ += "\\\\"; break;
@@ -28,15 +33,12 @@ void JsonWriter::AppendString(std::string_view s) {
       case '\r': out_ += "\\r"; break;
       case '\t': out_ += "\\t"; break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out_ += "\\u00";
-          out_.push_back(kHex[(c >> 4) & 0xf]);
-          out_.push_back(kHex[c & 0xf]);
-        } else {
-          out_.push_back(c);
-        }
+        out_ += "\\u00";
+        out_.push_back(kHex[(c >> 4) & 0xf]);
+        out_.push_back(kHex[c & 0xf]);
     }
   }
+  out_.append(s.data() + run, s.size() - run);
   out_.push_back('"');
 }
 

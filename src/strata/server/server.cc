@@ -96,7 +96,17 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
       viewing::ViewingService::Open(rows.get(), SystemClock::Default(), config.viewing, metrics));
   RegisterProcessMetrics(metrics, rows.get(), viewing.get());
 
-  Api api(viewing.get(), metrics, [] { return absl::OkStatus(); });
+  store::RocksRowStore* rows_ptr = rows.get();
+  AdminHooks admin;
+  admin.health = [rows_ptr]() -> absl::Status {
+    store::RocksHealth h = rows_ptr->Health();
+    if (h.background_errors > 0) {
+      return absl::UnavailableError("row store: background errors (see the RocksDB LOG)");
+    }
+    return absl::OkStatus();
+  };
+  admin.compact = [rows_ptr] { return rows_ptr->CompactAll(); };
+  Api api(viewing.get(), metrics, std::move(admin));
   http::Server http_server(config.http, [&api](const http::Request& r) { return api.Handle(r); });
   STRATA_RETURN_IF_ERROR(http_server.Start());
   if (port_out) port_out->store(http_server.port());
