@@ -93,6 +93,16 @@ std::optional<CachedHistory> HistoryCache::Get(int data_type, uint64_t member,
   return it->second.history;
 }
 
+std::shared_ptr<const CompressedHistory> HistoryCache::PeekCompressed(int data_type,
+                                                                     uint64_t member) {
+  Key k{data_type, member};
+  ShardState& s = ShardOf(StripeOf(k));
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.map.find(k);
+  if (it == s.map.end()) return nullptr;
+  return it->second.history.compressed;
+}
+
 void HistoryCache::SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry) {
   auto it = s.map.find(k);
   if (it != s.map.end()) {

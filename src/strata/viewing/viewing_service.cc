@@ -446,11 +446,22 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 
   // Phase A, under the shared member lock only while reading: writes and reads go on while
   // the new segments are encoded and written (they are unreferenced until the commit).
+  // The committed chunks are read only where live rows fall (or taken from the cache).
   CachedHistory current;
   {
     std::shared_lock<std::shared_mutex> lock(MemberLock(member));
-    STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member));
+    STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member, /*with_segments=*/false));
+    if (current.compressed) {
+      auto cached = cache_->PeekCompressed(shard.index, member);
+      if (cached && cached->meta.version == current.compressed->meta.version) {
+        current.compressed = std::move(cached);
+      }
+    }
   }
+  auto segment_bytes = [&](size_t i) -> absl::StatusOr<std::shared_ptr<const std::string>> {
+    if (current.compressed->segments[i]) return current.compressed->segments[i];
+    return ReadSegment(shard, member, current.compressed->meta.segments[i]);
+  };
   const HistoryMeta old_meta = current.compressed ? current.compressed->meta : HistoryMeta{};
   const uint64_t old_records = old_meta.records();
   const uint64_t threshold = std::max<uint64_t>(
@@ -513,8 +524,12 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
       bytes.push_back(current.compressed->segments[i]);
       continue;
     }
+    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> seg_bytes, segment_bytes(i));
     STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
-                            DecodeSegment(*current.compressed, i, member, shard.kind));
+                            DecodeHistory(*seg_bytes, member, shard.kind));
+    if (records.size() != ref.records) {
+      return absl::DataLossError("compressed history: segment record count mismatch");
+    }
     MergeRecords(&records, assigned);
     expire(&records);
     replaced.push_back(ref.id);
@@ -585,10 +600,16 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
   for (size_t k = 0; k < fresh.size(); ++k) {
     bytes[fresh_slot[k]] = std::make_shared<const std::string>(std::move(fresh[k].bytes));
   }
+  const bool complete =
+      std::all_of(bytes.begin(), bytes.end(), [](const auto& b) { return b != nullptr; });
   committed->segments = std::move(bytes);
-  for (const auto& b : committed->segments) committed->bytes += b->size();
   const uint64_t total_records = meta.records();
-  cache_->Replace(shard.index, member, CachedHistory{std::move(committed), remaining});
+  if (complete) {
+    for (const auto& b : committed->segments) committed->bytes += b->size();
+    cache_->Replace(shard.index, member, CachedHistory{std::move(committed), remaining});
+  } else {
+    cache_->Erase(shard.index, member);  // the next read loads the new version
+  }
 
   // 3. The segments this version replaced.
   if (!replaced.empty()) {
@@ -623,7 +644,23 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 // ---------------------------------------------------------------------------------------
 // Reads
 
-absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, MemberId member) {
+absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
+    Shard& shard, MemberId member, const SegmentRef& ref) {
+  auto row = shard.compressed->Get(MemberKey(member), SegmentKey(ref.id));
+  if (!row.ok()) {
+    return absl::DataLossError("compressed history of member " + std::to_string(member) +
+                               ": segment " + std::to_string(ref.id) +
+                               " unreadable: " + row.status().ToString());
+  }
+  if (row->size() != ref.bytes || XXH3_64bits(row->data(), row->size()) != ref.checksum) {
+    return absl::DataLossError("compressed history of member " + std::to_string(member) +
+                               ": segment " + std::to_string(ref.id) + " checksum mismatch");
+  }
+  return std::make_shared<const std::string>(std::move(*row));
+}
+
+absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, MemberId member,
+                                                            bool with_segments) {
   const std::string partition = MemberKey(member);
   // Live rows on a pool thread while this thread reads the compressed version.
   auto live_future = read_pool_->Submit([&]() -> absl::StatusOr<std::vector<ViewingRecord>> {
@@ -653,32 +690,25 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
     auto history = std::make_shared<CompressedHistory>();
     STRATA_ASSIGN_OR_RETURN(history->meta, DecodeMeta(*meta_row));
     const auto& refs = history->meta.segments;
-    std::vector<absl::StatusOr<std::string>> segments(refs.size(), std::string());
+    history->segments.resize(refs.size());
+    if (!with_segments) {
+      h.compressed = std::move(history);
+      return absl::OkStatus();
+    }
+    std::vector<absl::StatusOr<std::shared_ptr<const std::string>>> segments(refs.size(),
+                                                                            nullptr);
     // Segments are read in parallel; the newest on this thread.
     std::vector<std::future<void>> futures;
     for (size_t i = 0; i + 1 < refs.size(); ++i) {
-      futures.push_back(read_pool_->Submit([&, i] {
-        segments[i] = shard.compressed->Get(partition, SegmentKey(refs[i].id));
-      }));
+      futures.push_back(read_pool_->Submit(
+          [&, i] { segments[i] = ReadSegment(shard, member, refs[i]); }));
     }
-    if (!refs.empty()) {
-      segments.back() = shard.compressed->Get(partition, SegmentKey(refs.back().id));
-    }
+    if (!refs.empty()) segments.back() = ReadSegment(shard, member, refs.back());
     for (auto& f : futures) f.get();
     for (size_t i = 0; i < refs.size(); ++i) {
-      if (!segments[i].ok()) {
-        return absl::DataLossError("compressed history of member " + std::to_string(member) +
-                                   ": segment " + std::to_string(refs[i].id) +
-                                   " unreadable: " + segments[i].status().ToString());
-      }
-      if (segments[i]->size() != refs[i].bytes ||
-          XXH3_64bits(segments[i]->data(), segments[i]->size()) != refs[i].checksum) {
-        return absl::DataLossError("compressed history of member " + std::to_string(member) +
-                                   ": segment " + std::to_string(refs[i].id) +
-                                   " checksum mismatch");
-      }
-      history->bytes += segments[i]->size();
-      history->segments.push_back(std::make_shared<const std::string>(std::move(*segments[i])));
+      STRATA_RETURN_IF_ERROR(segments[i].status());
+      history->bytes += (*segments[i])->size();
+      history->segments[i] = std::move(*segments[i]);
     }
     h.compressed = std::move(history);
     return absl::OkStatus();

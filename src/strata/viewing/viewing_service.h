@@ -171,7 +171,12 @@ class ViewingService {
 
   // Reads the member's live rows and committed compressed history of one shard from the
   // store (live rows and chunks in parallel).
-  absl::StatusOr<CachedHistory> LoadFromStore(Shard& shard, MemberId member);
+  // Without segments, the compressed history holds the metadata and null segment bytes.
+  absl::StatusOr<CachedHistory> LoadFromStore(Shard& shard, MemberId member,
+                                              bool with_segments = true);
+  // Reads one chunk and checks its size and checksum against the metadata.
+  absl::StatusOr<std::shared_ptr<const std::string>> ReadSegment(Shard& shard, MemberId member,
+                                                                 const SegmentRef& ref);
   // Returns the member's history in a shard, from the cache or (filling it) the store.
   // Caller holds the member lock (shared or exclusive).
   absl::StatusOr<CachedHistory> GetHistory(Shard& shard, MemberId member);
