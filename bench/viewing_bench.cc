@@ -379,6 +379,17 @@ void PrintErrors(const OpReport& r, std::ostream& out) {
   out << "\n";
 }
 
+// The server's strata_process_cpu_seconds_total, or -1.
+double ServerCpuSeconds(const Plan& plan) {
+  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  auto metrics = client.Request("GET", "/metrics");
+  if (!metrics.ok() || !Ok(metrics->status)) return -1;
+  constexpr std::string_view kName = "\nstrata_process_cpu_seconds_total ";
+  size_t at = metrics->body.find(kName);
+  if (at == std::string::npos) return -1;
+  return std::strtod(metrics->body.c_str() + at + kName.size(), nullptr);
+}
+
 // Scrapes the server's size and memory metrics, and per-table bytes/record from the admin
 // endpoint when the server has it (otherwise from metrics carrying record counts).
 void CollectServerStats(const Plan& plan, BenchReport* report) {
@@ -513,6 +524,15 @@ void PrintBenchReport(const BenchReport& r, std::ostream& out) {
         << Thousands(r.history_page.count) << " pages, avg "
         << Fmt("%.0f", r.records_per_history_page) << " records/page)\n";
   }
+  if (r.server_cpu_s >= 0 && r.elapsed_s > 0) {
+    out << "server CPU: " << Fmt("%.1f", r.server_cpu_s) << " s in the timed phase ("
+        << Fmt("%.0f", 100 * r.server_cpu_s / r.elapsed_s) << "% of one core)";
+    if (r.events_sent > 0 && r.reads == 0) {
+      out << ", " << Fmt("%.2f", 1e6 * r.server_cpu_s / static_cast<double>(r.events_sent))
+          << " us per event written";
+    }
+    out << "\n";
+  }
   if (r.unsent_batches + r.unsent_reads > 0) {
     out << "behind schedule: " << Thousands(r.unsent_batches) << " batches and "
         << Thousands(r.unsent_reads)
@@ -638,6 +658,7 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
       << std::flush;
   int threads_total = plan.writers + plan.readers;
   std::vector<ThreadStats> stats(threads_total);
+  const double cpu_before = ServerCpuSeconds(plan);
   auto start = SteadyClock::now() + std::chrono::milliseconds(20);
   auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
                          std::chrono::duration<double>(options.duration_s));
@@ -681,6 +702,8 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
     progress.join();
   }
   report.elapsed_s = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  const double cpu_after = ServerCpuSeconds(plan);
+  if (cpu_before >= 0 && cpu_after >= cpu_before) report.server_cpu_s = cpu_after - cpu_before;
 
   ThreadStats total;
   for (const auto& s : stats) total.Merge(s);

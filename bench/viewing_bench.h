@@ -120,6 +120,9 @@ struct BenchReport {
   uint64_t events_dropped = 0;
   uint64_t events_rejected = 0;
   double events_per_s = 0;  // events_sent / elapsed_s
+  // CPU seconds the server used during the timed phase (from its
+  // strata_process_cpu_seconds_total metric; negative when unavailable).
+  double server_cpu_s = -1;
   double records_per_recent_read = 0;
   double records_per_history_page = 0;
 

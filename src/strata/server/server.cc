@@ -1,10 +1,13 @@
 #include "strata/server/server.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "strata/base/log.h"
@@ -30,10 +33,32 @@ double ProcStatusBytes(const char* key) {
   return 0;
 }
 
+// User + system CPU seconds of this process, from /proc/self/stat.
+double ProcessCpuSeconds() {
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = stat.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; fields >> field; ++i) {  // field 3 is the state; 14 utime, 15 stime
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) {
+      stime = std::stod(field);
+      break;
+    }
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows,
                             viewing::ViewingService* viewing) {
   metrics->AddGauge("strata_process_resident_memory_bytes", "Resident set size", [] {
     return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmRSS:")}};
+  });
+  metrics->AddGauge("strata_process_cpu_seconds_total", "CPU seconds used (user + system)", [] {
+    return std::vector<std::pair<std::string, double>>{{"", ProcessCpuSeconds()}};
   });
   metrics->AddGauge("strata_process_peak_rss_bytes", "Peak resident set size", [] {
     return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmHWM:")}};

@@ -550,8 +550,21 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 
   // 1. The new segments (after clearing leftovers of a crashed attempt, ids >= next id),
   // and the garbage an interrupted earlier roll-up may have left.
+  // Leftovers are found with a scan and point-deleted: a range delete per roll-up would
+  // leave thousands of range tombstones in the memtable, which every read must fragment.
   store::WriteBatch segment_writes;
-  segment_writes.DeleteRange(SegmentKey(old_meta.next_segment_id), "t");
+  {
+    store::ScanOptions leftovers;
+    leftovers.start = SegmentKey(old_meta.next_segment_id);
+    leftovers.end = "t";
+    for (;;) {
+      STRATA_ASSIGN_OR_RETURN(store::ScanPage page,
+                              shard.compressed->Scan(partition, leftovers));
+      for (auto& row : page.rows) segment_writes.Delete(std::move(row.clustering));
+      if (page.next_cursor.empty()) break;
+      leftovers.cursor = std::move(page.next_cursor);
+    }
+  }
   for (uint64_t id : old_meta.garbage) segment_writes.Delete(SegmentKey(id));
   for (size_t k = 0; k < fresh.size(); ++k) {
     segment_writes.Put(SegmentKey(meta.segments[fresh_slot[k]].id), fresh[k].bytes, expire_at);
