@@ -80,7 +80,7 @@ http::Response ErrorResponse(const absl::Status& s) {
 
 Api::Api(viewing::ViewingService* viewing, MetricsRegistry* metrics, AdminHooks admin)
     : viewing_(viewing),
-      ingest_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/3)),
+      ingest_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/3, "strata-ingest")),
       metrics_(metrics),
       admin_(std::move(admin)) {}
 

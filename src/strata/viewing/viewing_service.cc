@@ -55,6 +55,10 @@ struct ViewingService::Shard {
   struct LiveCount {
     uint64_t rows = 0;
     uint64_t trigger_at = 0;
+    // No live row of the member starts before this: scans of its live rows seek here,
+    // skipping the tombstones that earlier roll-ups left. INT64_MIN = unknown (after a
+    // restart): scan from the start. Only ever lowered by writes; set by roll-ups.
+    Millis live_from = INT64_MIN;
   };
   std::mutex counts_mu;
   std::unordered_map<MemberId, LiveCount> counts;
@@ -78,8 +82,9 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
       member_locks_(new std::shared_mutex[kLockStripes]),
       language_locks_(new std::mutex[kLockStripes]),
       rollup_locks_(new std::mutex[kLockStripes]),
+      write_seq_(new std::atomic<uint64_t>[kLockStripes]()),
       languages_cache_(std::make_unique<LanguageCache>()),
-      read_pool_(std::make_unique<ThreadPool>(options.read_threads)) {}
+      read_pool_(std::make_unique<ThreadPool>(options.read_threads, 0, "strata-read")) {}
 
 absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
     store::RowStore* store, Clock* clock, const ViewingOptions& options,
@@ -244,14 +249,19 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
   stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
   for (size_t s : stripes) member_locks_[s].lock_shared();
   absl::Status write_status = store_->Write(writes);
+  std::vector<std::pair<Shard*, MemberId>> rollups_due;
   if (write_status.ok()) {
     for (const Group& g : groups) {
-      cache_->MergeWrites(
-          g.shard->index, g.member,
-          std::span<const ViewingRecord* const>(order.data() + g.begin, g.end - g.begin));
+      std::span<const ViewingRecord* const> group(order.data() + g.begin, g.end - g.begin);
+      cache_->MergeWrites(g.shard->index, g.member, group);
+      // Inside the shared section, so a roll-up's exclusive phase sees every completed
+      // write counted (see RollUpMember).
+      if (NoteLiveWrites(*g.shard, g.member, group)) rollups_due.emplace_back(g.shard, g.member);
+      write_seq_[StripeOf(g.member)].fetch_add(1, std::memory_order_release);
     }
   }
   for (size_t s : stripes) member_locks_[s].unlock_shared();
+  for (const auto& [shard, member] : rollups_due) EnqueueRollup(*shard, member);
   if (!write_status.ok()) {
     // The language comparison points may be ahead of the store now: forget them.
     ForgetLanguages(touched_languages);
@@ -259,7 +269,6 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
   }
 
   for (const Group& g : groups) {
-    NoteLiveWrites(*g.shard, g.member, g.end - g.begin, 0);
     result.accepted += g.end - g.begin;
     ingested_[g.shard->index]->Inc(g.end - g.begin);
   }
@@ -375,20 +384,25 @@ void ViewingService::ForgetLanguages(const std::vector<std::string>& keys) {
 // ---------------------------------------------------------------------------------------
 // Roll-up triggering and workers
 
-void ViewingService::NoteLiveWrites(Shard& shard, MemberId member, uint64_t n,
-                                    uint64_t /*live_now*/) {
-  bool enqueue = false;
-  {
-    std::lock_guard<std::mutex> lock(shard.counts_mu);
-    auto& c = shard.counts[member];
-    if (c.trigger_at == 0) c.trigger_at = options_.rollup_min_live_rows;
-    c.rows += n;
-    if (c.rows >= c.trigger_at) {
-      enqueue = true;
-      c.rows = 0;  // the worker sets the true figure
-    }
-  }
-  if (enqueue) EnqueueRollup(shard, member);
+bool ViewingService::NoteLiveWrites(Shard& shard, MemberId member,
+                                    std::span<const ViewingRecord* const> records) {
+  Millis min_started = INT64_MAX;
+  for (const ViewingRecord* r : records) min_started = std::min(min_started, r->started_at);
+  std::lock_guard<std::mutex> lock(shard.counts_mu);
+  auto [it, inserted] = shard.counts.try_emplace(member);
+  Shard::LiveCount& c = it->second;
+  if (inserted) c.trigger_at = options_.rollup_min_live_rows;  // live_from stays "unknown"
+  c.live_from = std::min(c.live_from, min_started);
+  c.rows += records.size();
+  if (c.rows < c.trigger_at) return false;
+  c.rows = 0;  // the worker sets the true figure
+  return true;
+}
+
+Millis ViewingService::LiveFrom(Shard& shard, MemberId member) {
+  std::lock_guard<std::mutex> lock(shard.counts_mu);
+  auto it = shard.counts.find(member);
+  return it == shard.counts.end() ? INT64_MIN : it->second.live_from;
 }
 
 void ViewingService::EnqueueRollup(Shard& shard, MemberId member) {
@@ -402,6 +416,7 @@ void ViewingService::EnqueueRollup(Shard& shard, MemberId member) {
 
 void ViewingService::RollupWorker() {
   // Roll-ups are background work: they yield the CPU to requests.
+  ThreadPool::NameCurrentThread("strata-rollup");
   ThreadPool::LowerCurrentThreadPriority(5);
   for (;;) {
     std::pair<int, MemberId> task;
@@ -448,9 +463,13 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
   // the new segments are encoded and written (they are unreferenced until the commit).
   // The committed chunks are read only where live rows fall (or taken from the cache).
   CachedHistory current;
+  uint64_t write_seq = 0;
   {
     std::shared_lock<std::shared_mutex> lock(MemberLock(member));
-    STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member, /*with_segments=*/false));
+    // Read the write sequence first: a write that bumps it later may not be in the scan.
+    write_seq = write_seq_[StripeOf(member)].load(std::memory_order_acquire);
+    STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member, /*with_segments=*/false,
+                                                   LiveFrom(shard, member)));
     if (current.compressed) {
       auto cached = cache_->PeekCompressed(shard.index, member);
       if (cached && cached->meta.version == current.compressed->meta.version) {
@@ -577,13 +596,19 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
   // redundant. Live rows a write changed since phase A read them stay live (the newer event
   // wins on reads); unchanged ones are now held by the committed segments.
   std::unique_lock<std::shared_mutex> lock(MemberLock(member));
-  std::unordered_map<std::string, Millis> rolled;  // live key -> event_time rolled up
-  rolled.reserve(live.size());
-  for (const auto& r : live) rolled.emplace(LiveClusteringKey(r.started_at, r.session), r.event_time);
   store::WriteBatch live_deletes;
   std::vector<ViewingRecord> remaining;
-  {
-    store::ScanOptions scan;
+  if (write_seq_[StripeOf(member)].load(std::memory_order_acquire) == write_seq) {
+    // No write touched this member's stripe since phase A read the live rows: every one of
+    // them is unchanged and there are no others.
+    for (const auto& r : live) live_deletes.Delete(LiveClusteringKey(r.started_at, r.session));
+  } else {
+    std::unordered_map<std::string, Millis> rolled;  // live key -> event_time rolled up
+    rolled.reserve(live.size());
+    for (const auto& r : live) {
+      rolled.emplace(LiveClusteringKey(r.started_at, r.session), r.event_time);
+    }
+    store::ScanOptions scan;  // from the start: the writes may be anywhere
     for (;;) {
       STRATA_ASSIGN_OR_RETURN(store::ScanPage page, shard.live->Scan(partition, scan));
       for (auto& row : page.rows) {
@@ -637,16 +662,17 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
     STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
   }
   STRATA_CRASH_POINT("rollup.after_live_deleted");
-  lock.unlock();
-
   {
+    // Under the exclusive lock: no write is between its store write and its count.
     std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
     auto& c = shard.counts[member];
     c.rows = remaining.size();
+    c.live_from = remaining.empty() ? INT64_MAX : remaining.front().started_at;
     c.trigger_at = std::max<uint64_t>(
         options_.rollup_min_live_rows,
         static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(total_records)));
   }
+  lock.unlock();
   rollups_->Inc();
   rollup_records_->Inc(live_deletes.size());
   rollup_seconds_->Observe(
@@ -673,12 +699,15 @@ absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
 }
 
 absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, MemberId member,
-                                                            bool with_segments) {
+                                                            bool with_segments,
+                                                            Millis live_from) {
   const std::string partition = MemberKey(member);
   // Live rows on a pool thread while this thread reads the compressed version.
   auto live_future = read_pool_->Submit([&]() -> absl::StatusOr<std::vector<ViewingRecord>> {
     std::vector<ViewingRecord> live;
     store::ScanOptions scan;
+    if (live_from == INT64_MAX) return live;  // the member has no live rows
+    if (live_from != INT64_MIN) scan.start = LiveClusteringKey(live_from, "");
     for (;;) {
       STRATA_ASSIGN_OR_RETURN(store::ScanPage page, shard.live->Scan(partition, scan));
       for (auto& row : page.rows) {
@@ -736,7 +765,8 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
 absl::StatusOr<CachedHistory> ViewingService::GetHistory(Shard& shard, MemberId member) {
   uint64_t generation = 0;
   if (auto hit = cache_->Get(shard.index, member, &generation)) return std::move(*hit);
-  STRATA_ASSIGN_OR_RETURN(CachedHistory h, LoadFromStore(shard, member));
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h,
+                          LoadFromStore(shard, member, true, LiveFrom(shard, member)));
   cache_->FillIfUnchanged(shard.index, member, generation, h);
   return h;
 }

@@ -172,8 +172,10 @@ class ViewingService {
   // Reads the member's live rows and committed compressed history of one shard from the
   // store (live rows and chunks in parallel).
   // Without segments, the compressed history holds the metadata and null segment bytes.
+  // `live_from`: live rows start at or after it (LiveFrom); INT64_MAX = none.
   absl::StatusOr<CachedHistory> LoadFromStore(Shard& shard, MemberId member,
-                                              bool with_segments = true);
+                                              bool with_segments = true,
+                                              Millis live_from = INT64_MIN);
   // Reads one chunk and checks its size and checksum against the metadata.
   absl::StatusOr<std::shared_ptr<const std::string>> ReadSegment(Shard& shard, MemberId member,
                                                                  const SegmentRef& ref);
@@ -192,7 +194,11 @@ class ViewingService {
                                    std::vector<std::string>* touched);
   void ForgetLanguages(const std::vector<std::string>& keys);
 
-  void NoteLiveWrites(Shard& shard, MemberId member, uint64_t n, uint64_t live_now);
+  // Counts acknowledged live writes of a member; true when a roll-up is due.
+  bool NoteLiveWrites(Shard& shard, MemberId member,
+                      std::span<const ViewingRecord* const> records);
+  // The started_at before which the member has no live rows (INT64_MIN = unknown).
+  Millis LiveFrom(Shard& shard, MemberId member);
   void EnqueueRollup(Shard& shard, MemberId member);
   void RollupWorker();
 
@@ -210,6 +216,9 @@ class ViewingService {
   std::unique_ptr<std::mutex[]> language_locks_;
   // One roll-up (or erasure) per member at a time, per stripe.
   std::unique_ptr<std::mutex[]> rollup_locks_;
+  // Bumped, per stripe, by every acknowledged write while it holds the shared member lock:
+  // a roll-up that sees it unchanged between its phases knows no write intervened.
+  std::unique_ptr<std::atomic<uint64_t>[]> write_seq_;
   struct LanguageCache;
   std::unique_ptr<LanguageCache> languages_cache_;
   std::unique_ptr<ThreadPool> read_pool_;

@@ -316,6 +316,28 @@ TEST_F(ViewingServiceTest, WritesDuringARollUpAreNotLost) {
   }
 }
 
+TEST_F(ViewingServiceTest, LateUpdatesOfOldPlaybacksAreReadAfterARollUp) {
+  ViewingOptions options;
+  options.rollup_min_live_rows = 1000;
+  options.cache_bytes = 1;  // nothing fits: every read goes to the store
+  Open(options);
+  std::vector<ViewingRecord> events;
+  for (int i = 0; i < 30; ++i) events.push_back(Play(14, kT0 + i * 100, "s", kT0 + i * 100 + 1));
+  ASSERT_TRUE(service_->Ingest(events).ok());
+  ASSERT_TRUE(service_->RollUp(14, Kind::kPlay).ok());
+  // After the roll-up the member has no live rows; a progress event for the oldest playback
+  // lands before every row the roll-up deleted.
+  std::vector<ViewingRecord> late = {Play(14, kT0, "s", kT0 + 777, 99)};
+  ASSERT_TRUE(service_->Ingest(late).ok());
+  auto all = ReadAll(14);
+  ASSERT_EQ(all.size(), 30u);
+  EXPECT_EQ(all.back().started_at, kT0);
+  EXPECT_EQ(all.back().event_time, kT0 + 777);
+  EXPECT_EQ(all.back().title, 99u);
+  ASSERT_TRUE(service_->RollUp(14, Kind::kPlay).ok());
+  EXPECT_EQ(ReadAll(14).back().event_time, kT0 + 777);
+}
+
 TEST_F(ViewingServiceTest, SummaryAggregatesPerTitle) {
   Open();
   std::vector<ViewingRecord> events = {Play(7, kT0, "a", kT0 + 100, 1),
