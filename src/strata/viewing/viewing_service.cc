@@ -468,7 +468,7 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
     std::shared_lock<std::shared_mutex> lock(MemberLock(member));
     // Read the write sequence first: a write that bumps it later may not be in the scan.
     write_seq = write_seq_[StripeOf(member)].load(std::memory_order_acquire);
-    STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member, /*with_segments=*/false,
+    STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member, /*newest_segments=*/0,
                                                    LiveFrom(shard, member)));
     if (current.compressed) {
       auto cached = cache_->PeekCompressed(shard.index, member);
@@ -638,16 +638,12 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
   for (size_t k = 0; k < fresh.size(); ++k) {
     bytes[fresh_slot[k]] = std::make_shared<const std::string>(std::move(fresh[k].bytes));
   }
-  const bool complete =
-      std::all_of(bytes.begin(), bytes.end(), [](const auto& b) { return b != nullptr; });
-  committed->segments = std::move(bytes);
-  const uint64_t total_records = meta.records();
-  if (complete) {
-    for (const auto& b : committed->segments) committed->bytes += b->size();
-    cache_->Replace(shard.index, member, CachedHistory{std::move(committed), remaining});
-  } else {
-    cache_->Erase(shard.index, member);  // the next read loads the new version
+  committed->segments = std::move(bytes);  // chunks not loaded stay null: read on demand
+  for (const auto& b : committed->segments) {
+    if (b) committed->bytes += b->size();
   }
+  const uint64_t total_records = meta.records();
+  cache_->Replace(shard.index, member, CachedHistory{std::move(committed), remaining});
 
   // 3. The segments this version replaced.
   if (!replaced.empty()) {
@@ -698,8 +694,22 @@ absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
   return std::make_shared<const std::string>(std::move(*row));
 }
 
+absl::StatusOr<std::vector<ViewingRecord>> ViewingService::DecodeChunk(
+    Shard& shard, MemberId member, const CompressedHistory& h, size_t i) {
+  if (h.segments[i]) return DecodeSegment(h, i, member, shard.kind);
+  // Not cached (a miss loads only the newest chunks): read it from the store.
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes,
+                          ReadSegment(shard, member, h.meta.segments[i]));
+  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                          DecodeHistory(*bytes, member, shard.kind));
+  if (part.size() != h.meta.segments[i].records) {
+    return absl::DataLossError("compressed history: segment record count mismatch");
+  }
+  return part;
+}
+
 absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, MemberId member,
-                                                            bool with_segments,
+                                                            size_t newest_segments,
                                                             Millis live_from) {
   const std::string partition = MemberKey(member);
   // Live rows on a pool thread while this thread reads the compressed version.
@@ -733,21 +743,18 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
     STRATA_ASSIGN_OR_RETURN(history->meta, DecodeMeta(*meta_row));
     const auto& refs = history->meta.segments;
     history->segments.resize(refs.size());
-    if (!with_segments) {
-      h.compressed = std::move(history);
-      return absl::OkStatus();
-    }
+    const size_t first = refs.size() - std::min(newest_segments, refs.size());
     std::vector<absl::StatusOr<std::shared_ptr<const std::string>>> segments(refs.size(),
                                                                             nullptr);
     // Segments are read in parallel; the newest on this thread.
     std::vector<std::future<void>> futures;
-    for (size_t i = 0; i + 1 < refs.size(); ++i) {
+    for (size_t i = first; i + 1 < refs.size(); ++i) {
       futures.push_back(read_pool_->Submit(
           [&, i] { segments[i] = ReadSegment(shard, member, refs[i]); }));
     }
-    if (!refs.empty()) segments.back() = ReadSegment(shard, member, refs.back());
+    if (first < refs.size()) segments.back() = ReadSegment(shard, member, refs.back());
     for (auto& f : futures) f.get();
-    for (size_t i = 0; i < refs.size(); ++i) {
+    for (size_t i = first; i < refs.size(); ++i) {
       STRATA_RETURN_IF_ERROR(segments[i].status());
       history->bytes += (*segments[i])->size();
       history->segments[i] = std::move(*segments[i]);
@@ -766,17 +773,14 @@ absl::StatusOr<CachedHistory> ViewingService::GetHistory(Shard& shard, MemberId 
   uint64_t generation = 0;
   if (auto hit = cache_->Get(shard.index, member, &generation)) return std::move(*hit);
   STRATA_ASSIGN_OR_RETURN(CachedHistory h,
-                          LoadFromStore(shard, member, true, LiveFrom(shard, member)));
+                          LoadFromStore(shard, member, kSegmentsLoadedOnMiss,
+                                        LiveFrom(shard, member)));
   cache_->FillIfUnchanged(shard.index, member, generation, h);
   return h;
 }
 
 absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId member) {
-  CachedHistory h;
-  {
-    std::shared_lock<std::shared_mutex> lock(MemberLock(member));
-    STRATA_ASSIGN_OR_RETURN(h, GetHistory(shard, member));
-  }
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h, GetHistory(shard, member));
   // A live backlog over the threshold (e.g. after a restart lost the counters) queues a
   // roll-up; the worker re-checks the real figures.
   const double compressed_records =
@@ -790,10 +794,16 @@ absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId m
 
 absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecords(Shard& shard,
                                                                       MemberId member) {
+  // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
+  std::shared_lock<std::shared_mutex> lock(MemberLock(member));
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   std::vector<ViewingRecord> records;
   if (h.compressed) {
-    STRATA_ASSIGN_OR_RETURN(records, DecodeAllSegments(*h.compressed, member, shard.kind));
+    for (size_t i = 0; i < h.compressed->segments.size(); ++i) {
+      STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                              DecodeChunk(shard, member, *h.compressed, i));
+      for (auto& r : part) records.push_back(std::move(r));
+    }
   }
   MergeRecords(&records, h.live);
   const Millis now = clock_->NowMillis();
@@ -816,6 +826,8 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   }
   Shard& shard = ShardFor(query.kind);
   const Millis now = clock_->NowMillis();
+  // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
+  std::shared_lock<std::shared_mutex> lock(MemberLock(member));
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   auto qualifies = [&](const ViewingRecord& r) {
     return r.started_at >= query.since && r.started_at < query.until &&
@@ -834,7 +846,7 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
       if (has_cursor && refs[i].first_started_at > cursor.started_at) continue;
       if (refs[i].last_started_at < query.since) break;
       STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
-                              DecodeSegment(*h.compressed, i, member, shard.kind));
+                              DecodeChunk(shard, member, *h.compressed, i));
       found += std::count_if(part.begin(), part.end(), qualifies);
       decoded.push_back(std::move(part));
     }

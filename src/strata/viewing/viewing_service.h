@@ -172,18 +172,25 @@ class ViewingService {
   // Reads the member's live rows and committed compressed history of one shard from the
   // store (live rows and chunks in parallel).
   // Without segments, the compressed history holds the metadata and null segment bytes.
+  // Loads the live rows and the compressed metadata, and the bytes of the newest
+  // `newest_segments` chunks (the others stay null and are read when needed).
   // `live_from`: live rows start at or after it (LiveFrom); INT64_MAX = none.
   absl::StatusOr<CachedHistory> LoadFromStore(Shard& shard, MemberId member,
-                                              bool with_segments = true,
+                                              size_t newest_segments,
                                               Millis live_from = INT64_MIN);
+  // Decodes chunk i, from the cached bytes or, when not loaded, from the store.
+  absl::StatusOr<std::vector<ViewingRecord>> DecodeChunk(Shard& shard, MemberId member,
+                                                         const CompressedHistory& h, size_t i);
+  // Chunks a cache miss loads: enough for recent reads; older ones are read on demand.
+  static constexpr size_t kSegmentsLoadedOnMiss = 2;
   // Reads one chunk and checks its size and checksum against the metadata.
   absl::StatusOr<std::shared_ptr<const std::string>> ReadSegment(Shard& shard, MemberId member,
                                                                  const SegmentRef& ref);
   // Returns the member's history in a shard, from the cache or (filling it) the store.
   // Caller holds the member lock (shared or exclusive).
   absl::StatusOr<CachedHistory> GetHistory(Shard& shard, MemberId member);
-  // The member's cached history of a shard (under the member's shared lock); queues a
-  // roll-up when the live backlog is over the threshold.
+  // The member's cached history of a shard; queues a roll-up when the live backlog is over
+  // the threshold. Caller holds the member's shared lock.
   absl::StatusOr<CachedHistory> ReadEntry(Shard& shard, MemberId member);
   // All records of the member in a shard, merged, unexpired, ascending by playback.
   absl::StatusOr<std::vector<ViewingRecord>> AllRecords(Shard& shard, MemberId member);
