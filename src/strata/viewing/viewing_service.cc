@@ -64,12 +64,23 @@ struct ViewingService::Shard {
   std::unordered_map<MemberId, LiveCount> counts;
 };
 
-// Bounded map of the current language preference per (member, content language), the
-// comparison point of the language write filter. Guarded by ViewingService::language_locks_.
+// The current language preference per (member, content language): the comparison point of
+// the language write filter. One bounded map per member stripe, guarded by that stripe's
+// ViewingService::language_locks_ entry.
 struct ViewingService::LanguageCache {
-  static constexpr size_t kMaxEntries = 1 << 20;
-  std::mutex mu;
-  std::unordered_map<std::string, LanguagePreference> current;
+  static constexpr size_t kMaxEntriesPerStripe = 256;
+  struct Key {
+    MemberId member;
+    std::string content_lang;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return (k.member * 0x9E3779B97F4A7C15ull) ^ std::hash<std::string>()(k.content_lang);
+    }
+  };
+  using Map = std::unordered_map<Key, LanguagePreference, KeyHash>;
+  std::unique_ptr<Map[]> stripes{new Map[kLockStripes]};
 };
 
 ViewingService::ViewingService(store::RowStore* store, Clock* clock,
@@ -232,7 +243,7 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
   }
 
   // Language preferences come from plays: store a change only when it differs.
-  std::vector<std::string> touched_languages;
+  std::vector<MemberId> touched_languages;
   for (const Group& g : groups) {
     if (g.shard->kind != Kind::kPlay) continue;
     STRATA_RETURN_IF_ERROR(PlanLanguageChanges(
@@ -264,7 +275,7 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
   for (const auto& [shard, member] : rollups_due) EnqueueRollup(*shard, member);
   if (!write_status.ok()) {
     // The language comparison points may be ahead of the store now: forget them.
-    ForgetLanguages(touched_languages);
+    for (MemberId m : touched_languages) ForgetLanguages(m);
     return write_status;
   }
 
@@ -276,11 +287,6 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
 }
 
 namespace {
-std::string LanguageCacheKey(MemberId member, std::string_view content_lang) {
-  std::string k = MemberKey(member);
-  k.append(content_lang);
-  return k;
-}
 std::string CurrentLanguageKey(std::string_view content_lang) {
   std::string k = "c";
   k.append(content_lang);
@@ -318,7 +324,7 @@ absl::Status DecodeLanguageValue(std::string_view in, LanguagePreference* p) {
 
 absl::Status ViewingService::PlanLanguageChanges(
     std::span<const ViewingRecord* const> member_records,
-    std::vector<store::PartitionWrite>* writes, std::vector<std::string>* touched) {
+    std::vector<store::PartitionWrite>* writes, std::vector<MemberId>* touched) {
   if (member_records.empty()) return absl::OkStatus();
   const MemberId member = member_records.front()->member;
   std::vector<const ViewingRecord*> by_time(member_records.begin(), member_records.end());
@@ -327,32 +333,31 @@ absl::Status ViewingService::PlanLanguageChanges(
   });
   store::PartitionWrite w{languages_, MemberKey(member), {}};
   const Millis expire_ttl = options_.language_ttl_ms;
-  std::lock_guard<std::mutex> stripe_lock(language_locks_[StripeOf(member)]);
+  const size_t stripe = StripeOf(member);
+  std::lock_guard<std::mutex> stripe_lock(language_locks_[stripe]);
+  LanguageCache::Map& current_prefs = languages_cache_->stripes[stripe];
   for (const ViewingRecord* r : by_time) {
     if (r->content_lang.empty()) continue;
-    std::string cache_key = LanguageCacheKey(member, r->content_lang);
-    LanguagePreference current;
-    bool known = false;
-    {
-      std::lock_guard<std::mutex> lock(languages_cache_->mu);
-      auto it = languages_cache_->current.find(cache_key);
-      if (it != languages_cache_->current.end()) {
-        current = it->second;
-        known = true;
-      }
-    }
-    if (!known) {
-      auto row = languages_->Get(MemberKey(member), CurrentLanguageKey(r->content_lang));
+    LanguageCache::Key key{member, r->content_lang};
+    auto it = current_prefs.find(key);
+    if (it == current_prefs.end()) {
+      // Not known here (first sight, or after a restart): the stored current preference.
+      LanguagePreference stored;
+      auto row = languages_->Get(w.partition, CurrentLanguageKey(r->content_lang));
       if (row.ok()) {
-        STRATA_RETURN_IF_ERROR(DecodeLanguageValue(*row, &current));
-        known = true;
+        STRATA_RETURN_IF_ERROR(DecodeLanguageValue(*row, &stored));
+        if (current_prefs.size() >= LanguageCache::kMaxEntriesPerStripe) {
+          current_prefs.clear();  // crude bound; entries are refilled from the store
+        }
+        it = current_prefs.emplace(key, std::move(stored)).first;
       } else if (!absl::IsNotFound(row.status())) {
         return row.status();
       }
     }
-    if (known && (r->event_time <= current.event_time ||
-                  (current.audio_lang == r->audio_lang &&
-                   current.subtitle_lang == r->subtitle_lang))) {
+    if (it != current_prefs.end() &&
+        (r->event_time <= it->second.event_time ||
+         (it->second.audio_lang == r->audio_lang &&
+          it->second.subtitle_lang == r->subtitle_lang))) {
       language_unchanged_->Inc();
       continue;
     }
@@ -363,22 +368,25 @@ absl::Status ViewingService::PlanLanguageChanges(
     w.batch.Put(LanguageChangeKey(r->event_time, r->content_lang), value,
                 expire_ttl > 0 ? r->event_time + expire_ttl : 0);
     language_changes_->Inc();
-    {
-      std::lock_guard<std::mutex> lock(languages_cache_->mu);
-      if (languages_cache_->current.size() >= LanguageCache::kMaxEntries) {
-        languages_cache_->current.clear();  // crude bound; refilled from the store
-      }
-      languages_cache_->current[cache_key] = next;
+    if (it != current_prefs.end()) {
+      it->second = std::move(next);
+    } else {
+      if (current_prefs.size() >= LanguageCache::kMaxEntriesPerStripe) current_prefs.clear();
+      current_prefs.emplace(std::move(key), std::move(next));
     }
-    touched->push_back(std::move(cache_key));
   }
-  if (!w.batch.empty()) writes->push_back(std::move(w));
+  if (!w.batch.empty()) {
+    writes->push_back(std::move(w));
+    touched->push_back(member);
+  }
   return absl::OkStatus();
 }
 
-void ViewingService::ForgetLanguages(const std::vector<std::string>& keys) {
-  std::lock_guard<std::mutex> lock(languages_cache_->mu);
-  for (const auto& k : keys) languages_cache_->current.erase(k);
+void ViewingService::ForgetLanguages(MemberId member) {
+  const size_t stripe = StripeOf(member);
+  std::lock_guard<std::mutex> lock(language_locks_[stripe]);
+  std::erase_if(languages_cache_->stripes[stripe],
+                [member](const auto& entry) { return entry.first.member == member; });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -945,14 +953,9 @@ absl::Status ViewingService::EraseMember(MemberId member) {
   }
   STRATA_RETURN_IF_ERROR(languages_->DeleteRange(partition, "", ""));
   {
-    std::lock_guard<std::mutex> cache_lock(languages_cache_->mu);
-    for (auto it = languages_cache_->current.begin(); it != languages_cache_->current.end();) {
-      if (it->first.compare(0, 8, partition) == 0) {
-        it = languages_cache_->current.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    // The stripe's language lock is already held (above).
+    std::erase_if(languages_cache_->stripes[StripeOf(member)],
+                  [member](const auto& entry) { return entry.first.member == member; });
   }
   STRATA_LOG_INFO("member erased", "member", member);
   return absl::OkStatus();

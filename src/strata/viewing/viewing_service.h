@@ -198,8 +198,9 @@ class ViewingService {
   // Adds to *writes the language-preference changes that `records` carry.
   absl::Status PlanLanguageChanges(std::span<const ViewingRecord* const> member_records,
                                    std::vector<store::PartitionWrite>* writes,
-                                   std::vector<std::string>* touched);
-  void ForgetLanguages(const std::vector<std::string>& keys);
+                                   std::vector<MemberId>* touched);
+  // Drops the member's language comparison points (they are re-read from the store).
+  void ForgetLanguages(MemberId member);
 
   // Counts acknowledged live writes of a member; true when a roll-up is due.
   bool NoteLiveWrites(Shard& shard, MemberId member,
