@@ -16,9 +16,9 @@ std::string DemoEvents(uint64_t members, int64_t now_ms) {
   for (uint64_t m = 1; m <= members; ++m) {
     const char* lang = kLangs[m % 4];
     const char* country = kCountries[m % 4];
-    int64_t started = now_ms - (m == 1 ? 300 : 60) * 24 * kHour + static_cast<int64_t>(m) * kHour;
+    int64_t started = now_ms - (m == 1 ? 600 : 60) * 24 * kHour + static_cast<int64_t>(m) * kHour;
     // Member 1 gets a longer history, so its live rows are rolled up into compressed chunks.
-    int plays = m == 1 ? 200 : 20 + static_cast<int>(rng() % 30);
+    int plays = m == 1 ? 400 : 20 + static_cast<int>(rng() % 30);
     for (int i = 0; i < plays; ++i) {
       started += kHour * static_cast<int64_t>(6 + rng() % (m == 1 ? 50 : 30));
       if (started >= now_ms) break;
