@@ -218,6 +218,47 @@ class ViewingApiTest(unittest.TestCase):
         self.assertIn("previews_recent_compressed", names)
 
 
+class ConfigFileTest(unittest.TestCase):
+    def test_options_come_from_the_config_file_and_bad_keys_are_refused(self):
+        tmp = tempfile.mkdtemp(prefix="strata_cfg_")
+        try:
+            port = free_port()
+            cfg = os.path.join(tmp, "strata.toml")
+            with open(cfg, "w") as f:
+                f.write('[serve]\ndata-dir = "%s"\nport = %d\nmin-preview-ms = 1000\n'
+                        % (os.path.join(tmp, "d"), port))
+            proc = subprocess.Popen([STRATA, "serve", "--config", cfg],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.time() + 30
+                while True:
+                    try:
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                        conn.request("GET", "/healthz")
+                        if conn.getresponse().status == 200:
+                            break
+                    except OSError:
+                        self.assertLess(time.time(), deadline, "server on the configured port")
+                        time.sleep(0.05)
+                # A 2 s preview is dropped by the default 5 s threshold, kept with 1 s.
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("POST", "/v1/viewing/events",
+                             json.dumps([event(1, T0, "p", kind="preview", watched=2000)]))
+                body = json.loads(conn.getresponse().read())
+                self.assertEqual(body["accepted"], 1, body)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+            with open(cfg, "w") as f:
+                f.write("[serve]\nprot = 1\n")
+            bad = subprocess.run([STRATA, "serve", "--config", cfg], capture_output=True,
+                                 timeout=30)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn(b"prot", bad.stderr + bad.stdout)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class DurabilityTest(unittest.TestCase):
     def test_acknowledged_writes_survive_kill_9(self):
         tmp = tempfile.mkdtemp(prefix="strata_kill_")

@@ -36,8 +36,28 @@ int Call(const std::string& url, const std::string& method, const std::string& t
   return response->status >= 200 && response->status < 300 ? 0 : 1;
 }
 
+// CLI11 reads config files at the top level; `strata serve --config F` is moved there
+// (`strata --config F serve`), where the file's [serve] section holds serve's options.
+std::vector<std::string> HoistConfigFlag(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 2; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      std::vector<std::string> flag = {args[i], args[i + 1]};
+      args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
+      args.insert(args.begin() + 1, flag.begin(), flag.end());
+      break;
+    }
+    if (args[i].rfind("--config=", 0) == 0) {
+      std::string flag = args[i];
+      args.erase(args.begin() + static_cast<long>(i));
+      args.insert(args.begin() + 1, flag);
+      break;
+    }
+  }
+  return args;
+}
+
 void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
-  serve->set_config("--config", "", "Read options from this TOML/INI file (keys = flag names)");
   serve->add_option("--data-dir", c->data_dir, "Directory for all data")->capture_default_str();
   serve->add_option("--address", c->http.address, "Address to listen on")->capture_default_str();
   serve->add_option("--port", c->http.port, "TCP port (0 = pick a free one)")
@@ -91,6 +111,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
 int Run(int argc, char** argv) {
   CLI::App app{"strata: storage for viewing history, media objects and asset metadata"};
   app.require_subcommand(1);
+  app.set_config("--config", "",
+                 "Read options from this TOML/INI file: a [serve] section whose keys are the "
+                 "flag names (e.g. port = 8081); also accepted after `serve`");
+  app.allow_config_extras(false);  // a misspelt key is an error, not silently ignored
   std::string server_url = "http://127.0.0.1:8080";
 
   server::ServerConfig config;
@@ -183,7 +207,10 @@ int Run(int argc, char** argv) {
   bench_viewing->add_flag("--no-compact", no_compact,
                           "Measure bytes per record without compacting first");
 
-  CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> args = HoistConfigFlag(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (auto& a : args) arg_ptrs.push_back(a.data());
+  CLI11_PARSE(app, static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
 
   if (serve->parsed()) {
     log::Init(config.log_level);
