@@ -259,6 +259,62 @@ class ConfigFileTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class DiskFullTest(unittest.TestCase):
+    """Fills a small tmpfs under the server: writes must fail cleanly (503, nothing
+    acknowledged that is not stored), reads must go on, and after the disk grows and the
+    server restarts every acknowledged event must be there."""
+
+    def test_full_disk_fails_writes_cleanly_and_loses_nothing(self):
+        tmp = tempfile.mkdtemp(prefix="strata_full_")
+        mnt = os.path.join(tmp, "mnt")
+        os.makedirs(mnt)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt],
+                          capture_output=True).returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        try:
+            server = Server(mnt)
+            acked, failures = [], []
+            for i in range(400):  # bounded: 6 MiB fills long before this
+                batch = [event(2000 + k % 20, T0 + (i * 100 + k) * 1000, "f%d" % i)
+                         for k in range(100)]
+                status, body = server.json("POST", "/v1/viewing/events", json.dumps(batch))
+                if status == 200:
+                    acked += [(e["member"], e["started_at"]) for e in batch]
+                else:
+                    failures.append((status, body))
+                    if len(failures) >= 3:
+                        break
+            self.assertTrue(failures, "the disk never filled")
+            for status, body in failures:
+                self.assertEqual(status, 503, body)
+                self.assertEqual(body["error"]["code"], "unavailable")
+            self.assertIsNone(server.proc.poll(), "the server must not crash on ENOSPC")
+            status, _ = server.request("GET", "/v1/members/2000/viewing?limit=5")
+            self.assertEqual(status, 200, "reads go on with a full disk")
+            server.stop(signal.SIGKILL)
+
+            subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
+            server = Server(mnt)
+            stored = set()
+            for member in range(2000, 2020):
+                cursor = None
+                while True:
+                    q = "limit=1000" + ("&cursor=" + cursor if cursor else "")
+                    status, page = server.json("GET", "/v1/members/%d/viewing?%s" % (member, q))
+                    self.assertEqual(status, 200, page)
+                    stored.update((r["member"], r["started_at"]) for r in page["records"])
+                    cursor = page["next_cursor"]
+                    if cursor is None:
+                        break
+            self.assertEqual([k for k in acked if k not in stored], [],
+                             "acknowledged events lost after the disk filled")
+            server.stop()
+        finally:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class DurabilityTest(unittest.TestCase):
     def test_acknowledged_writes_survive_kill_9(self):
         tmp = tempfile.mkdtemp(prefix="strata_kill_")

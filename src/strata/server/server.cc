@@ -126,7 +126,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   admin.health = [rows_ptr]() -> absl::Status {
     store::RocksHealth h = rows_ptr->Health();
     if (h.background_errors > 0) {
-      return absl::UnavailableError("row store: background errors (see the RocksDB LOG)");
+      return absl::UnavailableError("row store: background errors (see the server log)");
     }
     return absl::OkStatus();
   };

@@ -13,6 +13,8 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -212,6 +214,36 @@ class MaxVersionMergeOperator final : public rocksdb::MergeOperator {
 
 // Drops expired rows during compaction (reads check expiry too: compaction comes late).
 // Merge operands are kept: dropping an expired high version early could let a lower one win.
+// RocksDB's own log goes to Strata's log (stderr, logfmt) instead of a LOG file in the data
+// directory: one stream for operators, and nothing to append to a full disk -- Debian's
+// assertion-enabled RocksDB aborts when its LOG writer, having failed once with ENOSPC, is
+// written again. RocksDB's chatty INFO lines are logged at debug level.
+class StrataRocksLogger final : public rocksdb::Logger {
+ public:
+  StrataRocksLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    char buf[2048];
+    vsnprintf(buf, sizeof(buf), format, ap);
+    switch (level) {
+      case rocksdb::InfoLogLevel::DEBUG_LEVEL:
+      case rocksdb::InfoLogLevel::INFO_LEVEL:
+      case rocksdb::InfoLogLevel::HEADER_LEVEL:
+        STRATA_LOG_DEBUG("rocksdb", "detail", std::string_view(buf));
+        break;
+      case rocksdb::InfoLogLevel::WARN_LEVEL:
+        STRATA_LOG_WARN("rocksdb", "detail", std::string_view(buf));
+        break;
+      default:
+        STRATA_LOG_ERROR("rocksdb", "detail", std::string_view(buf));
+        break;
+    }
+  }
+};
+
 class ExpiryCompactionFilter final : public rocksdb::CompactionFilter {
  public:
   explicit ExpiryCompactionFilter(const Clock* clock) : clock_(clock) {}
@@ -393,6 +425,17 @@ class Core {
   std::thread sync_thread_;
   std::atomic<uint64_t> unsynced_writes_{0};
   std::atomic<uint64_t> wal_sync_failures_{0};
+  // Set when a write failed (e.g. ENOSPC while appending to the WAL). RocksDB then refuses
+  // further writes, and syncing its failed WAL writer trips an assertion in Debian's build
+  // (WritableFileWriter::AssertFalseAndGetStatusForPrevError), so no WAL sync is attempted
+  // after it; what was acknowledged before the failure is already in the OS page cache.
+  std::atomic<bool> write_failed_{false};
+  // Serialises DB::Write calls. After one writer's WAL append fails, a concurrent writer
+  // that already passed RocksDB's error check appends to the failed WAL writer, which
+  // aborts the process in Debian's assertion-enabled build; one writer at a time means the
+  // next writer sees write_failed_ first. (RocksDB batches concurrent writers into one
+  // group anyway, so little is lost.)
+  std::mutex write_mu_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -405,8 +448,7 @@ rocksdb::DBOptions Core::MakeDBOptions() const {
   db.max_background_jobs = options_.max_background_jobs;
   db.db_write_buffer_size = options_.total_write_buffer_bytes;
   db.bytes_per_sync = 1 << 20;  // smooth SST writeback instead of one big flush at the end
-  db.keep_log_file_num = 4;
-  db.max_log_file_size = 16 << 20;
+  db.info_log = std::make_shared<StrataRocksLogger>();
   // manual_wal_flush stays false: every write reaches the OS before it is acknowledged,
   // which is what makes acknowledged writes survive kill -9.
   return db;
@@ -554,7 +596,9 @@ void Core::Close() {
     sync_thread_.join();
   }
   if (db_ == nullptr) return;
-  if (rocksdb::Status s = db_->FlushWAL(/*sync=*/true); !s.ok()) {
+  if (write_failed_.load()) {
+    // Skip the WAL sync (see write_failed_).
+  } else if (rocksdb::Status s = db_->FlushWAL(/*sync=*/true); !s.ok()) {
     STRATA_LOG_WARN("rocksdb: WAL sync at close failed", "path", options_.path, "error",
                     s.ToString());
   }
@@ -578,6 +622,7 @@ void Core::SyncLoop() {
     sync_cv_.wait_for(lock, interval, [this] { return stop_sync_; });
     if (stop_sync_) break;
     if (unsynced_writes_.exchange(0, std::memory_order_relaxed) == 0) continue;
+    if (write_failed_.load(std::memory_order_acquire)) continue;
     lock.unlock();
     rocksdb::Status s = db_->SyncWAL();
     if (!s.ok()) {
@@ -670,7 +715,19 @@ absl::Status Core::AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_vi
 
 absl::Status Core::Commit(rocksdb::WriteBatch* batch) {
   if (batch->Count() == 0) return absl::OkStatus();
-  STRATA_RETURN_IF_ERROR(ToStatus(db_->Write(write_options_, batch), "write"));
+  std::lock_guard<std::mutex> write_lock(write_mu_);
+  if (write_failed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("write: the row store failed an earlier write (disk full?); "
+                                  "restart the server once the cause is fixed");
+  }
+  rocksdb::Status written = db_->Write(write_options_, batch);
+  if (!written.ok()) {
+    if (written.IsIOError() && !write_failed_.exchange(true)) {
+      STRATA_LOG_ERROR("rocksdb: write failed; refusing writes until restart", "path",
+                       options_.path, "error", written.ToString());
+    }
+    return ToStatus(written, "write");
+  }
   unsynced_writes_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
@@ -713,7 +770,12 @@ absl::StatusOr<std::unique_ptr<Snapshot>> Core::NewSnapshot() {
   return std::unique_ptr<Snapshot>(std::make_unique<RocksSnapshot>(this, db_.get(), snapshot));
 }
 
-absl::Status Core::Sync() { return ToStatus(db_->FlushWAL(/*sync=*/true), "sync WAL"); }
+absl::Status Core::Sync() {
+  if (write_failed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("sync WAL: skipped after a failed write");
+  }
+  return ToStatus(db_->FlushWAL(/*sync=*/true), "sync WAL");
+}
 
 RocksHealth Core::Health() const {
   RocksHealth health;
