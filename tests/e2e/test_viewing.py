@@ -81,6 +81,22 @@ def event(member, started, session, event_time=None, kind="play", watched=60_000
             "content_lang": "en", "audio_lang": audio, "subtitle_lang": subtitle}
 
 
+def stored_keys(test, server, members):
+    """(member, started_at, session) of every play stored for `members`, paging through."""
+    stored = set()
+    for member in members:
+        cursor = None
+        while True:
+            q = "limit=1000" + ("&cursor=" + cursor if cursor else "")
+            status, page = server.json("GET", "/v1/members/%d/viewing?%s" % (member, q))
+            test.assertEqual(status, 200, page)
+            stored.update((r["member"], r["started_at"], r["session"]) for r in page["records"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    return stored
+
+
 class ViewingApiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -280,7 +296,7 @@ class DiskFullTest(unittest.TestCase):
                          for k in range(100)]
                 status, body = server.json("POST", "/v1/viewing/events", json.dumps(batch))
                 if status == 200:
-                    acked += [(e["member"], e["started_at"]) for e in batch]
+                    acked += [(e["member"], e["started_at"], e["session"]) for e in batch]
                 else:
                     failures.append((status, body))
                     if len(failures) >= 3:
@@ -296,17 +312,7 @@ class DiskFullTest(unittest.TestCase):
 
             subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
             server = Server(mnt)
-            stored = set()
-            for member in range(2000, 2020):
-                cursor = None
-                while True:
-                    q = "limit=1000" + ("&cursor=" + cursor if cursor else "")
-                    status, page = server.json("GET", "/v1/members/%d/viewing?%s" % (member, q))
-                    self.assertEqual(status, 200, page)
-                    stored.update((r["member"], r["started_at"]) for r in page["records"])
-                    cursor = page["next_cursor"]
-                    if cursor is None:
-                        break
+            stored = stored_keys(self, server, range(2000, 2020))
             self.assertEqual([k for k in acked if k not in stored], [],
                              "acknowledged events lost after the disk filled")
             server.stop()
@@ -354,18 +360,7 @@ class DurabilityTest(unittest.TestCase):
 
             server.log.close()
             server = Server(tmp)
-            stored = set()
-            for member in range(1000, 1050):
-                cursor = None
-                while True:
-                    q = "limit=1000" + ("&cursor=" + cursor if cursor else "")
-                    status, page = server.json("GET", "/v1/members/%d/viewing?%s" % (member, q))
-                    self.assertEqual(status, 200)
-                    stored.update((r["member"], r["started_at"], r["session"])
-                                  for r in page["records"])
-                    cursor = page["next_cursor"]
-                    if cursor is None:
-                        break
+            stored = stored_keys(self, server, range(1000, 1050))
             missing = [k for k in acked if k not in stored]
             self.assertEqual(missing, [], "acknowledged events lost after kill -9")
             server.stop()

@@ -43,6 +43,30 @@ constexpr auto kKeyLess = [](const ViewingRecord& a, const ViewingRecord& b) {
   return PlaybackKey(a) < PlaybackKey(b);
 };
 
+// Calls visit(clustering key, record) for each live row of the member whose started_at is
+// >= live_from (INT64_MIN: all, INT64_MAX: none), in key order, page by page.
+absl::Status ScanLiveRows(
+    store::Table* live, MemberId member, Kind kind, Millis live_from,
+    const std::function<absl::Status(std::string&& key, ViewingRecord&& record)>& visit) {
+  if (live_from == INT64_MAX) return absl::OkStatus();
+  store::ScanOptions scan;
+  if (live_from != INT64_MIN) scan.start = LiveClusteringKey(live_from, "");
+  const std::string partition = MemberKey(member);
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(store::ScanPage page, live->Scan(partition, scan));
+    for (auto& row : page.rows) {
+      ViewingRecord r;
+      r.member = member;
+      r.kind = kind;
+      STRATA_RETURN_IF_ERROR(ParseLiveClusteringKey(row.clustering, &r.started_at, &r.session));
+      STRATA_RETURN_IF_ERROR(DecodeLiveValue(row.value, &r));
+      STRATA_RETURN_IF_ERROR(visit(std::move(row.clustering), std::move(r)));
+    }
+    if (page.next_cursor.empty()) return absl::OkStatus();
+    scan.cursor = std::move(page.next_cursor);
+  }
+}
+
 }  // namespace
 
 struct ViewingService::Shard {
@@ -616,25 +640,18 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
     for (const auto& r : live) {
       rolled.emplace(LiveClusteringKey(r.started_at, r.session), r.event_time);
     }
-    store::ScanOptions scan;  // from the start: the writes may be anywhere
-    for (;;) {
-      STRATA_ASSIGN_OR_RETURN(store::ScanPage page, shard.live->Scan(partition, scan));
-      for (auto& row : page.rows) {
-        ViewingRecord r;
-        r.member = member;
-        r.kind = shard.kind;
-        STRATA_RETURN_IF_ERROR(ParseLiveClusteringKey(row.clustering, &r.started_at, &r.session));
-        STRATA_RETURN_IF_ERROR(DecodeLiveValue(row.value, &r));
-        auto it = rolled.find(row.clustering);
-        if (it != rolled.end() && it->second == r.event_time) {
-          live_deletes.Delete(std::move(row.clustering));
-        } else {
-          remaining.push_back(std::move(r));
-        }
-      }
-      if (page.next_cursor.empty()) break;
-      scan.cursor = std::move(page.next_cursor);
-    }
+    // From the start: the writes may be anywhere.
+    STRATA_RETURN_IF_ERROR(ScanLiveRows(
+        shard.live, member, shard.kind, INT64_MIN,
+        [&](std::string&& key, ViewingRecord&& r) -> absl::Status {
+          auto it = rolled.find(key);
+          if (it != rolled.end() && it->second == r.event_time) {
+            live_deletes.Delete(std::move(key));
+          } else {
+            remaining.push_back(std::move(r));
+          }
+          return absl::OkStatus();
+        }));
   }
 
   // 2. The metadata row: the commit point.
@@ -723,23 +740,12 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
   // Live rows on a pool thread while this thread reads the compressed version.
   auto live_future = read_pool_->Submit([&]() -> absl::StatusOr<std::vector<ViewingRecord>> {
     std::vector<ViewingRecord> live;
-    store::ScanOptions scan;
-    if (live_from == INT64_MAX) return live;  // the member has no live rows
-    if (live_from != INT64_MIN) scan.start = LiveClusteringKey(live_from, "");
-    for (;;) {
-      STRATA_ASSIGN_OR_RETURN(store::ScanPage page, shard.live->Scan(partition, scan));
-      for (auto& row : page.rows) {
-        ViewingRecord r;
-        r.member = member;
-        r.kind = shard.kind;
-        STRATA_RETURN_IF_ERROR(ParseLiveClusteringKey(row.clustering, &r.started_at, &r.session));
-        STRATA_RETURN_IF_ERROR(DecodeLiveValue(row.value, &r));
-        live.push_back(std::move(r));
-      }
-      if (page.next_cursor.empty()) break;
-      scan.cursor = std::move(page.next_cursor);
-    }
-    return live;  // the scan returns clustering order = PlaybackKey order
+    STRATA_RETURN_IF_ERROR(ScanLiveRows(shard.live, member, shard.kind, live_from,
+                                        [&](std::string&&, ViewingRecord&& r) {
+                                          live.push_back(std::move(r));
+                                          return absl::OkStatus();
+                                        }));
+    return live;  // in clustering order = PlaybackKey order
   });
 
   CachedHistory h;
