@@ -14,9 +14,11 @@
 namespace strata::server {
 
 struct ServerConfig {
-  // Request handlers run on the HTTP threads and block on storage and per-member locks, so
-  // the server runs more threads than cores. Default 8.
-  ServerConfig() { http.threads = 8; }
+  // Request handlers run on the HTTP threads and may block on storage and per-member locks
+  // (ingest batches wait for the ingest pool), so the server runs a few more threads than
+  // cores. Default 4: measured on 2 cores, 2-4 threads gave the lowest read p99 and CPU,
+  // 8 and 16 more context switches and a longer tail (docs/benchmarks.md).
+  ServerConfig() { http.threads = 4; }
 
   // Directory holding all data (RocksDB under <data_dir>/rows). Default "./data".
   std::string data_dir = "./data";
