@@ -576,10 +576,12 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
       continue;
     }
     STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> seg_bytes, segment_bytes(i));
-    STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
-                            DecodeHistory(*seg_bytes, member, shard.kind));
-    if (records.size() != ref.records) {
-      return absl::DataLossError("compressed history: segment record count mismatch");
+    std::vector<ViewingRecord> records;  // stays empty when the chunk expired and is gone
+    if (seg_bytes) {
+      STRATA_ASSIGN_OR_RETURN(records, DecodeHistory(*seg_bytes, member, shard.kind));
+      if (records.size() != ref.records) {
+        return absl::DataLossError("compressed history: segment record count mismatch");
+      }
     }
     MergeRecords(&records, assigned);
     expire(&records);
@@ -707,6 +709,12 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
     Shard& shard, MemberId member, const SegmentRef& ref) {
   auto row = shard.compressed->Get(MemberKey(member), SegmentKey(ref.id));
+  if (absl::IsNotFound(row.status()) && shard.ttl_ms > 0 &&
+      ref.max_event_time + shard.ttl_ms <= clock_->NowMillis()) {
+    // Every record of the chunk has expired and so has its row (chunk rows carry the
+    // expiry of the version that wrote them); the next roll-up drops it from the metadata.
+    return std::shared_ptr<const std::string>();
+  }
   if (!row.ok()) {
     return absl::DataLossError("compressed history of member " + std::to_string(member) +
                                ": segment " + std::to_string(ref.id) +
@@ -725,6 +733,7 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::DecodeChunk(
   // Not cached (a miss loads only the newest chunks): read it from the store.
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes,
                           ReadSegment(shard, member, h.meta.segments[i]));
+  if (!bytes) return std::vector<ViewingRecord>();  // expired and gone
   STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
                           DecodeHistory(*bytes, member, shard.kind));
   if (part.size() != h.meta.segments[i].records) {
@@ -770,7 +779,7 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
     for (auto& f : futures) f.get();
     for (size_t i = first; i < refs.size(); ++i) {
       STRATA_RETURN_IF_ERROR(segments[i].status());
-      history->bytes += (*segments[i])->size();
+      if (*segments[i]) history->bytes += (*segments[i])->size();
       history->segments[i] = std::move(*segments[i]);
     }
     h.compressed = std::move(history);

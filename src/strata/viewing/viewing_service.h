@@ -184,7 +184,8 @@ class ViewingService {
                                                          const CompressedHistory& h, size_t i);
   // Chunks a cache miss loads: enough for recent reads; older ones are read on demand.
   static constexpr size_t kSegmentsLoadedOnMiss = 2;
-  // Reads one chunk and checks its size and checksum against the metadata.
+  // Reads one chunk and checks its size and checksum against the metadata. Null (not an
+  // error) when the chunk's records have all expired and its row is gone.
   absl::StatusOr<std::shared_ptr<const std::string>> ReadSegment(Shard& shard, MemberId member,
                                                                  const SegmentRef& ref);
   // Returns the member's history in a shard, from the cache or (filling it) the store.

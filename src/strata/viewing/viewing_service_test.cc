@@ -338,6 +338,43 @@ TEST_F(ViewingServiceTest, LateUpdatesOfOldPlaybacksAreReadAfterARollUp) {
   EXPECT_EQ(ReadAll(14).back().event_time, kT0 + 777);
 }
 
+TEST_F(ViewingServiceTest, ExpiredChunksStillListedInTheMetadataReadAsEmpty) {
+  ViewingOptions options;
+  options.preview_ttl_ms = 24 * 3600'000;
+  options.rollup_min_live_rows = 1000;
+  options.segment_records = 4;
+  options.cache_bytes = 1;  // read from the store every time
+  Open(options);
+  auto preview = [](Millis started, std::string session) {
+    ViewingRecord r = Play(15, started, std::move(session), started + 10);
+    r.kind = Kind::kPreview;
+    r.watched_ms = 60'000;
+    return r;
+  };
+  const Millis day = 24 * 3600'000;
+  clock_.Set(kT0 + 1000);
+  std::vector<ViewingRecord> old_ones;
+  for (int i = 0; i < 8; ++i) old_ones.push_back(preview(kT0 + i, "old" + std::to_string(i)));
+  ASSERT_TRUE(service_->Ingest(old_ones).ok());
+  ASSERT_TRUE(service_->RollUp(15, Kind::kPreview).ok());  // two chunks of old previews
+  clock_.Set(kT0 + day / 2);
+  std::vector<ViewingRecord> new_ones;
+  for (int i = 0; i < 4; ++i) new_ones.push_back(preview(kT0 + day / 2 + i, "new" + std::to_string(i)));
+  ASSERT_TRUE(service_->Ingest(new_ones).ok());
+  // The new previews fall into the newest chunk: the oldest chunk is kept as it was, with
+  // the expiry of the first version.
+  ASSERT_TRUE(service_->RollUp(15, Kind::kPreview).ok());
+  // The oldest chunk's row expires; the metadata still lists it until the next roll-up.
+  clock_.Set(kT0 + day + 100);
+  auto all = ReadAll(15, Kind::kPreview);
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all.back().session, "new0");
+  std::vector<ViewingRecord> more = {preview(kT0 + day + 50, "more")};
+  ASSERT_TRUE(service_->Ingest(more).ok());
+  ASSERT_TRUE(service_->RollUp(15, Kind::kPreview).ok());
+  EXPECT_EQ(ReadAll(15, Kind::kPreview).size(), 5u);
+}
+
 TEST_F(ViewingServiceTest, SummaryAggregatesPerTitle) {
   Open();
   std::vector<ViewingRecord> events = {Play(7, kT0, "a", kT0 + 100, 1),
