@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "strata/viewing/codec.h"
+#include "strata/viewing/segments.h"
 
 namespace strata::viewing {
 namespace {
@@ -51,6 +52,15 @@ void FuzzOne(std::string_view in) {
   std::string session;
   if (ParseLiveClusteringKey(in, &started_at, &session).ok()) {
     if (LiveClusteringKey(started_at, session) != in) Fail("live key round trip");
+  }
+
+  // The compressed history's metadata row (segments.h) is read from disk too.
+  if (auto meta = DecodeMeta(in); meta.ok()) {
+    auto again = DecodeMeta(EncodeMeta(*meta));
+    if (!again.ok() || again->segments.size() != meta->segments.size() ||
+        again->records() != meta->records() || again->garbage != meta->garbage) {
+      Fail("metadata round trip");
+    }
   }
 
   ViewingRecord r;
