@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "strata/base/status.h"
+#include "strata/http/internal/ascii.h"
 
 namespace strata::http {
 namespace {
@@ -25,15 +26,8 @@ namespace {
 constexpr size_t kMaxLineBytes = 64 << 10;
 constexpr size_t kReadChunk = 64 << 10;
 
-char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
-  }
-  return true;
-}
+using internal::EqualsIgnoreCase;
+using internal::LowerAscii;
 
 bool ContainsTokenIgnoreCase(std::string_view value, std::string_view token) {
   std::string lower(value);

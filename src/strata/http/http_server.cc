@@ -15,6 +15,7 @@
 // clang-format on
 
 #include "strata/http/http_server.h"
+#include "strata/http/internal/ascii.h"
 
 #include <algorithm>
 #include <atomic>
@@ -54,7 +55,7 @@ using beast::error_code;
 constexpr auto kLingerTime = std::chrono::seconds(5);
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
-char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+using internal::LowerAscii;
 
 bool IsHttpParseError(const error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category();

@@ -3,19 +3,13 @@
 #include <cstdio>
 
 #include "strata/http/http_server.h"
+#include "strata/http/internal/ascii.h"
 
 namespace strata::http {
 namespace {
 
-char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
-  }
-  return true;
-}
+using internal::EqualsIgnoreCase;
+using internal::LowerAscii;
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -103,13 +103,16 @@ std::shared_ptr<const CompressedHistory> HistoryCache::PeekCompressed(int data_t
   return it->second.history.compressed;
 }
 
-void HistoryCache::SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry) {
+void HistoryCache::RemoveLocked(ShardState& s, const Key& k) {
   auto it = s.map.find(k);
-  if (it != s.map.end()) {
-    s.bytes -= it->second.bytes;
-    s.lru.erase(it->second.lru);
-    s.map.erase(it);
-  }
+  if (it == s.map.end()) return;
+  s.bytes -= it->second.bytes;
+  s.lru.erase(it->second.lru);
+  s.map.erase(it);
+}
+
+void HistoryCache::SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry) {
+  RemoveLocked(s, k);
   size_t bytes = entry.ApproximateBytes();
   if (bytes > capacity_per_shard_) return;  // too large to cache at all
   s.lru.push_front(k);
@@ -177,11 +180,7 @@ void HistoryCache::Erase(int data_type, uint64_t member) {
   ShardState& s = ShardOf(stripe);
   std::lock_guard<std::mutex> lock(s.mu);
   ++generations_[stripe];
-  auto it = s.map.find(k);
-  if (it == s.map.end()) return;
-  s.bytes -= it->second.bytes;
-  s.lru.erase(it->second.lru);
-  s.map.erase(it);
+  RemoveLocked(s, k);
 }
 
 size_t HistoryCache::bytes() const {

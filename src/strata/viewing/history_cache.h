@@ -105,6 +105,7 @@ class HistoryCache {
   static size_t StripeOf(const Key& k) { return KeyHash()(k) % kStripes; }
   ShardState& ShardOf(size_t stripe) { return shards_[stripe % kShards]; }
   void EvictLocked(ShardState& s);
+  void RemoveLocked(ShardState& s, const Key& k);
   void SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry);
 
   size_t capacity_per_shard_;

@@ -207,11 +207,12 @@ ViewingService::~ViewingService() {
   for (auto& t : workers_) t.join();
 }
 
-std::shared_mutex& ViewingService::MemberLock(MemberId member) {
-  return member_locks_[(member * 0x9E3779B97F4A7C15ull) >> 52];  // top 12 bits: 4096
-}
-
+// The member's stripe: the top 12 bits of a multiplicative hash (kLockStripes = 4096).
 static size_t StripeOf(MemberId member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
+
+std::shared_mutex& ViewingService::MemberLock(MemberId member) {
+  return member_locks_[StripeOf(member)];
+}
 
 // ---------------------------------------------------------------------------------------
 // Ingest
