@@ -14,6 +14,7 @@
 #include "strata/base/status.h"
 #include "strata/base/thread_pool.h"
 #include "strata/viewing/codec.h"
+#include "strata/viewing/segment_plan.h"
 #include "strata/viewing/segments.h"
 
 namespace strata::viewing {
@@ -65,6 +66,56 @@ absl::Status ScanLiveRows(
     if (page.next_cursor.empty()) return absl::OkStatus();
     scan.cursor = std::move(page.next_cursor);
   }
+}
+
+// Writes a plan's fresh segments, after clearing what a crashed earlier attempt may have
+// left: segments with ids >= the committed next_segment_id (unreferenced) and the committed
+// version's garbage list. Leftovers are found with a scan and point-deleted: a range delete
+// per roll-up would leave thousands of range tombstones in the memtable, which every read
+// must fragment.
+absl::Status WritePlannedSegments(store::Table* table, const std::string& partition,
+                                  const HistoryMeta& old_meta, const SegmentPlan& plan) {
+  store::WriteBatch writes;
+  store::ScanOptions leftovers;
+  leftovers.start = SegmentKey(old_meta.next_segment_id);
+  leftovers.end = "t";
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(store::ScanPage page, table->Scan(partition, leftovers));
+    for (auto& row : page.rows) writes.Delete(std::move(row.clustering));
+    if (page.next_cursor.empty()) break;
+    leftovers.cursor = std::move(page.next_cursor);
+  }
+  for (uint64_t id : old_meta.garbage) writes.Delete(SegmentKey(id));
+  for (size_t k = 0; k < plan.fresh.size(); ++k) {
+    writes.Put(SegmentKey(plan.meta.segments[plan.fresh_slot[k]].id), plan.fresh[k].bytes,
+               plan.expire_at);
+  }
+  if (writes.empty()) return absl::OkStatus();
+  return table->Apply(partition, writes);
+}
+
+absl::Status DeleteSegments(store::Table* table, const std::string& partition,
+                            const std::vector<uint64_t>& ids) {
+  if (ids.empty()) return absl::OkStatus();
+  store::WriteBatch garbage;
+  for (uint64_t id : ids) garbage.Delete(SegmentKey(id));
+  return table->Apply(partition, garbage);
+}
+
+// The committed version a plan describes, as the cache holds it (fresh segments' bytes
+// moved in; kept segments not loaded stay null and are read on demand).
+std::shared_ptr<const CompressedHistory> CommittedHistory(SegmentPlan&& plan) {
+  auto committed = std::make_shared<CompressedHistory>();
+  committed->meta = std::move(plan.meta);
+  for (size_t k = 0; k < plan.fresh.size(); ++k) {
+    plan.bytes[plan.fresh_slot[k]] =
+        std::make_shared<const std::string>(std::move(plan.fresh[k].bytes));
+  }
+  committed->segments = std::move(plan.bytes);
+  for (const auto& b : committed->segments) {
+    if (b) committed->bytes += b->size();
+  }
+  return committed;
 }
 
 }  // namespace
@@ -531,99 +582,22 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 
   // Merge the live rows into the segments their started_at falls in; segments no live row
   // touches are kept as they are (wholly expired ones are dropped).
-  const Millis now = clock_->NowMillis();
   const std::vector<ViewingRecord>& live = current.live;  // sorted, unique (from the store)
-  HistoryMeta meta;
-  meta.version = old_meta.version + 1;
-  meta.next_segment_id = old_meta.next_segment_id;
-  std::vector<std::shared_ptr<const std::string>> bytes;  // parallel to meta.segments
-  std::vector<Segment> fresh;                            // new segments, in order
-  std::vector<int> fresh_slot;                           // their index in meta.segments
-  auto expire = [&](std::vector<ViewingRecord>* v) {
-    std::erase_if(*v, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
-  };
-  auto add_fresh = [&](std::vector<ViewingRecord>& records) {
-    std::vector<Segment> encoded;
-    EncodeSegments(records, options_.segment_records, options_.zstd_level, &encoded);
-    for (auto& seg : encoded) {
-      fresh_slot.push_back(static_cast<int>(meta.segments.size()));
-      meta.segments.push_back(SegmentRef{meta.next_segment_id++, seg.first_started_at,
-                                         seg.last_started_at, seg.max_event_time, seg.records,
-                                         seg.bytes.size(),
-                                         XXH3_64bits(seg.bytes.data(), seg.bytes.size())});
-      bytes.push_back(nullptr);
-      fresh.push_back(std::move(seg));
-    }
-  };
-  std::vector<uint64_t> replaced;
-  size_t next_live = 0;
-  for (size_t i = 0; i < old_meta.segments.size(); ++i) {
-    const SegmentRef& ref = old_meta.segments[i];
-    const bool last = i + 1 == old_meta.segments.size();
-    size_t end_live = next_live;
-    while (end_live < live.size() &&
-           (last || live[end_live].started_at < old_meta.segments[i + 1].first_started_at)) {
-      ++end_live;
-    }
-    std::span<const ViewingRecord> assigned(live.data() + next_live, end_live - next_live);
-    next_live = end_live;
-    if (assigned.empty()) {
-      if (shard.ttl_ms > 0 && ref.max_event_time + shard.ttl_ms <= now) {
-        replaced.push_back(ref.id);
-        continue;
-      }
-      meta.segments.push_back(ref);
-      bytes.push_back(current.compressed->segments[i]);
-      continue;
-    }
-    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> seg_bytes, segment_bytes(i));
-    std::vector<ViewingRecord> records;  // stays empty when the chunk expired and is gone
-    if (seg_bytes) {
-      STRATA_ASSIGN_OR_RETURN(records, DecodeHistory(*seg_bytes, member, shard.kind));
-      if (records.size() != ref.records) {
-        return absl::DataLossError("compressed history: segment record count mismatch");
-      }
-    }
-    MergeRecords(&records, assigned);
-    expire(&records);
-    replaced.push_back(ref.id);
-    add_fresh(records);
-  }
-  if (old_meta.segments.empty()) {
-    std::vector<ViewingRecord> records = live;
-    expire(&records);
-    add_fresh(records);
-  }
-  meta.garbage = replaced;
-  Millis expire_at = 0;
-  if (shard.ttl_ms > 0) {
-    for (const auto& ref : meta.segments) {
-      expire_at = std::max(expire_at, ref.max_event_time + shard.ttl_ms);
-    }
-  }
+  SegmentPlanInput plan_in;
+  plan_in.member = member;
+  plan_in.kind = shard.kind;
+  plan_in.current = current.compressed.get();
+  plan_in.segment_bytes = segment_bytes;
+  plan_in.updates = live;
+  plan_in.ttl_ms = shard.ttl_ms;
+  plan_in.now = clock_->NowMillis();
+  plan_in.segment_records = options_.segment_records;
+  plan_in.zstd_level = options_.zstd_level;
+  STRATA_ASSIGN_OR_RETURN(SegmentPlan plan, PlanSegments(plan_in));
 
-  // 1. The new segments (after clearing leftovers of a crashed attempt, ids >= next id),
-  // and the garbage an interrupted earlier roll-up may have left.
-  // Leftovers are found with a scan and point-deleted: a range delete per roll-up would
-  // leave thousands of range tombstones in the memtable, which every read must fragment.
-  store::WriteBatch segment_writes;
-  {
-    store::ScanOptions leftovers;
-    leftovers.start = SegmentKey(old_meta.next_segment_id);
-    leftovers.end = "t";
-    for (;;) {
-      STRATA_ASSIGN_OR_RETURN(store::ScanPage page,
-                              shard.compressed->Scan(partition, leftovers));
-      for (auto& row : page.rows) segment_writes.Delete(std::move(row.clustering));
-      if (page.next_cursor.empty()) break;
-      leftovers.cursor = std::move(page.next_cursor);
-    }
-  }
-  for (uint64_t id : old_meta.garbage) segment_writes.Delete(SegmentKey(id));
-  for (size_t k = 0; k < fresh.size(); ++k) {
-    segment_writes.Put(SegmentKey(meta.segments[fresh_slot[k]].id), fresh[k].bytes, expire_at);
-  }
-  STRATA_RETURN_IF_ERROR(shard.compressed->Apply(partition, segment_writes));
+  // 1. The new segments (unreferenced until the commit).
+  STRATA_RETURN_IF_ERROR(
+      WritePlannedSegments(shard.compressed, partition, old_meta, plan));
   STRATA_CRASH_POINT("rollup.after_chunks");
   if (rollup_hook_) rollup_hook_();
 
@@ -659,26 +633,15 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 
   // 2. The metadata row: the commit point.
   STRATA_RETURN_IF_ERROR(
-      shard.compressed->Put(partition, kMetaKey, EncodeMeta(meta), expire_at));
+      shard.compressed->Put(partition, kMetaKey, EncodeMeta(plan.meta), plan.expire_at));
   STRATA_CRASH_POINT("rollup.after_commit");
-  auto committed = std::make_shared<CompressedHistory>();
-  committed->meta = meta;
-  for (size_t k = 0; k < fresh.size(); ++k) {
-    bytes[fresh_slot[k]] = std::make_shared<const std::string>(std::move(fresh[k].bytes));
-  }
-  committed->segments = std::move(bytes);  // chunks not loaded stay null: read on demand
-  for (const auto& b : committed->segments) {
-    if (b) committed->bytes += b->size();
-  }
-  const uint64_t total_records = meta.records();
-  cache_->Replace(shard.index, member, CachedHistory{std::move(committed), remaining});
+  const uint64_t total_records = plan.meta.records();
+  const std::vector<uint64_t> replaced = plan.replaced;
+  cache_->Replace(shard.index, member,
+                  CachedHistory{CommittedHistory(std::move(plan)), remaining});
 
   // 3. The segments this version replaced.
-  if (!replaced.empty()) {
-    store::WriteBatch garbage;
-    for (uint64_t id : replaced) garbage.Delete(SegmentKey(id));
-    STRATA_RETURN_IF_ERROR(shard.compressed->Apply(partition, garbage));
-  }
+  STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, replaced));
   STRATA_CRASH_POINT("rollup.after_old_chunks_deleted");
 
   // 4. The live rows the committed version holds.
@@ -904,28 +867,9 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
 absl::StatusOr<std::vector<TitleSummary>> ViewingService::Summary(MemberId member) {
   STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
                           AllRecords(ShardFor(Kind::kPlay), member));
-  std::unordered_map<TitleId, TitleSummary> by_title;
-  for (const auto& r : records) {  // ascending started_at: the last one seen is the latest
-    TitleSummary& s = by_title[r.title];
-    if (s.plays == 0) {
-      s.title = r.title;
-      s.first_at = r.started_at;
-    }
-    ++s.plays;
-    s.watched_ms += r.watched_ms;
-    s.first_at = std::min(s.first_at, r.started_at);
-    if (r.started_at >= s.last_at) {
-      s.last_at = r.started_at;
-      s.position_ms = r.position_ms;
-    }
-  }
-  std::vector<TitleSummary> out;
-  out.reserve(by_title.size());
-  for (auto& [title, s] : by_title) out.push_back(s);
-  std::sort(out.begin(), out.end(), [](const TitleSummary& a, const TitleSummary& b) {
-    return std::tie(b.last_at, a.title) < std::tie(a.last_at, b.title);
-  });
-  return out;
+  SummaryBuilder builder;
+  for (const auto& r : records) builder.Add(r);  // ascending: ties go to the later session
+  return builder.ByRecency();
 }
 
 absl::StatusOr<LanguageHistory> ViewingService::Languages(MemberId member) {

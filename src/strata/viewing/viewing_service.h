@@ -46,6 +46,7 @@
 #include "strata/viewing/history_cache.h"
 #include "strata/viewing/record.h"
 #include "strata/viewing/segments.h"
+#include "strata/viewing/summary.h"
 
 namespace strata::viewing {
 
@@ -94,15 +95,6 @@ struct HistoryQuery {
 struct HistoryPage {
   std::vector<ViewingRecord> records;  // newest started_at first
   std::string next_cursor;             // empty = no more
-};
-
-struct TitleSummary {
-  TitleId title = 0;
-  uint64_t plays = 0;
-  int64_t watched_ms = 0;
-  Millis first_at = 0;
-  Millis last_at = 0;
-  int64_t position_ms = 0;  // resume point of the latest play
 };
 
 struct LanguagePreference {

@@ -1,0 +1,72 @@
+// Per-title summaries of plays: what the historical tier stores instead of records, what the
+// past tier keeps beside its chunks, and what GET /v1/members/{m}/summary answers.
+//
+// A summary is a set of per-title aggregates (plays, watched time, first and last start,
+// resume position of the latest play). Aggregates of disjoint sets of playbacks combine
+// exactly (Merge); replacing one playback by a newer event of the same playback (same
+// started_at and session) adjusts them exactly too (Replace), which is how reads stitch tiers
+// without counting a playback twice (docs/viewing.md, "Age tiers").
+//
+// The encoding (docs/formats.md, "Summary blob") is columnar and zstd-compressed with a
+// leading format version byte; the decoder treats its input as untrusted.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "strata/viewing/record.h"
+
+namespace strata::viewing {
+
+struct TitleSummary {
+  TitleId title = 0;
+  uint64_t plays = 0;
+  int64_t watched_ms = 0;
+  Millis first_at = 0;
+  Millis last_at = 0;
+  int64_t position_ms = 0;  // resume point of the latest play (largest started_at)
+
+  bool operator==(const TitleSummary&) const = default;
+};
+
+inline constexpr uint8_t kSummaryFormatV1 = 1;
+inline constexpr uint64_t kMaxSummaryTitles = 10'000'000;
+
+// Accumulates per-title aggregates. Not thread-safe.
+class SummaryBuilder {
+ public:
+  SummaryBuilder() = default;
+  explicit SummaryBuilder(std::span<const TitleSummary> initial) { Merge(initial); }
+
+  // Counts one playback not counted before.
+  void Add(const ViewingRecord& r);
+  // Replaces the counted playback `old_version` by `new_version` (same started_at and
+  // session, so the same title slot in time): watched time and, if it is the title's latest
+  // play, the position change; the play count does not. If the titles differ, this is a
+  // remove-and-add that cannot restore first/last exactly for the old title; it keeps its
+  // first/last (documented approximation; titles of a playback do not change in practice).
+  void Replace(const ViewingRecord& old_version, const ViewingRecord& new_version);
+  // Adds aggregates of playbacks disjoint from those already counted.
+  void Merge(std::span<const TitleSummary> other);
+
+  bool empty() const { return titles_.empty(); }
+  size_t size() const { return titles_.size(); }
+  // Ascending by title (the storage order).
+  std::vector<TitleSummary> ByTitle() const;
+  // Newest last_at first, then ascending title (the API order).
+  std::vector<TitleSummary> ByRecency() const;
+
+ private:
+  std::unordered_map<TitleId, TitleSummary> titles_;
+};
+
+// Encodes aggregates (any order; sorted by title in the blob). zstd_level 1..19.
+std::string EncodeSummary(std::span<const TitleSummary> titles, int zstd_level = 3);
+// Decodes a blob written by EncodeSummary; ascending by title.
+absl::StatusOr<std::vector<TitleSummary>> DecodeSummary(std::string_view blob);
+
+}  // namespace strata::viewing
