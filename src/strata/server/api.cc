@@ -279,6 +279,10 @@ http::Response Api::GetViewing(uint64_t member, const http::Request& request) {
   } else {
     w.String(page->next_cursor);
   }
+  if (page->detail_from != INT64_MIN) {
+    // The page reached the age where only summaries are kept: older plays are in the summary.
+    w.Key("detail_from").Int(page->detail_from);
+  }
   w.EndObject();
   return Json(200, w.Take());
 }
@@ -288,14 +292,22 @@ http::Response Api::GetSummary(uint64_t member) {
   if (!summary.ok()) return ErrorResponse(summary.status());
   JsonWriter w;
   w.BeginObject().Key("member").Uint(member).Key("titles").BeginArray();
-  for (const auto& t : *summary) {
+  for (const auto& t : summary->titles) {
     w.BeginObject();
     w.Key("title").Uint(t.title).Key("plays").Uint(t.plays).Key("watched_ms").Int(t.watched_ms);
     w.Key("first_at").Int(t.first_at).Key("last_at").Int(t.last_at);
     w.Key("position_ms").Int(t.position_ms);
     w.EndObject();
   }
-  w.EndArray().EndObject();
+  w.EndArray();
+  // Plays that started before detail_from are counted here but no longer kept in detail.
+  w.Key("detail_from");
+  if (summary->detail_from == INT64_MIN) {
+    w.Null();
+  } else {
+    w.Int(summary->detail_from);
+  }
+  w.EndObject();
   return Json(200, w.Take());
 }
 

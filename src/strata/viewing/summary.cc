@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "strata/base/coding.h"
+#include "strata/base/status.h"
 
 namespace strata::viewing {
 
@@ -177,6 +178,58 @@ absl::StatusOr<std::vector<TitleSummary>> DecodeSummary(std::string_view blob) {
   }
   if (!in.empty()) return corrupt("trailing bytes");
   return out;
+}
+
+// Past state: version byte, zigzag varints rotated_until, summary_from, varint
+// meta_version, then a summary blob (the rest of the value).
+std::string EncodePastState(const PastState& s, int zstd_level) {
+  std::string out(1, static_cast<char>(kTierStateFormatV1));
+  coding::PutVarint64(&out, coding::ZigZag(s.rotated_until));
+  coding::PutVarint64(&out, coding::ZigZag(s.summary_from));
+  coding::PutVarint64(&out, s.meta_version);
+  out += EncodeSummary(s.summary, zstd_level);
+  return out;
+}
+
+absl::StatusOr<PastState> DecodePastState(std::string_view in) {
+  PastState s;
+  uint64_t a, b;
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kTierStateFormatV1) {
+    return absl::DataLossError("past tier state: unknown format version");
+  }
+  in.remove_prefix(1);
+  if (!coding::GetVarint64(&in, &a) || !coding::GetVarint64(&in, &b) ||
+      !coding::GetVarint64(&in, &s.meta_version)) {
+    return absl::DataLossError("past tier state: truncated");
+  }
+  s.rotated_until = coding::UnZigZag(a);
+  s.summary_from = coding::UnZigZag(b);
+  STRATA_ASSIGN_OR_RETURN(s.summary, DecodeSummary(in));
+  return s;
+}
+
+// Historical state: version byte, varint version, zigzag varint until, then a summary blob.
+std::string EncodeHistoricalState(const HistoricalState& s, int zstd_level) {
+  std::string out(1, static_cast<char>(kTierStateFormatV1));
+  coding::PutVarint64(&out, s.version);
+  coding::PutVarint64(&out, coding::ZigZag(s.until));
+  out += EncodeSummary(s.summary, zstd_level);
+  return out;
+}
+
+absl::StatusOr<HistoricalState> DecodeHistoricalState(std::string_view in) {
+  HistoricalState s;
+  uint64_t until;
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kTierStateFormatV1) {
+    return absl::DataLossError("historical tier state: unknown format version");
+  }
+  in.remove_prefix(1);
+  if (!coding::GetVarint64(&in, &s.version) || !coding::GetVarint64(&in, &until)) {
+    return absl::DataLossError("historical tier state: truncated");
+  }
+  s.until = coding::UnZigZag(until);
+  STRATA_ASSIGN_OR_RETURN(s.summary, DecodeSummary(in));
+  return s;
 }
 
 }  // namespace strata::viewing

@@ -69,4 +69,32 @@ std::string EncodeSummary(std::span<const TitleSummary> titles, int zstd_level =
 // Decodes a blob written by EncodeSummary; ascending by title.
 absl::StatusOr<std::vector<TitleSummary>> DecodeSummary(std::string_view blob);
 
+// Row "p" of the past tier's table, written in the same atomic batch as its metadata row "m".
+struct PastState {
+  // Every record with started_at < rotated_until that reached the recent tier before the
+  // last recent -> past rotation has been moved here (INT64_MIN: never rotated).
+  Millis rotated_until = INT64_MIN;
+  // `summary` aggregates the past records with started_at >= summary_from, as of metadata
+  // version `meta_version`. Readers use it only when summary_from equals the historical
+  // tier's `until` (otherwise a rotation to the historical tier was interrupted between
+  // its two commits and they summarise the past records themselves).
+  Millis summary_from = INT64_MIN;
+  uint64_t meta_version = 0;
+  std::vector<TitleSummary> summary;
+};
+
+// Row "m" of the historical tier's table: a member's summary of every play that started
+// before `until` (INT64_MIN: none). Detailed records before `until` no longer exist.
+struct HistoricalState {
+  uint64_t version = 0;
+  Millis until = INT64_MIN;
+  std::vector<TitleSummary> summary;
+};
+
+inline constexpr uint8_t kTierStateFormatV1 = 1;
+std::string EncodePastState(const PastState& s, int zstd_level = 3);
+absl::StatusOr<PastState> DecodePastState(std::string_view in);
+std::string EncodeHistoricalState(const HistoricalState& s, int zstd_level = 3);
+absl::StatusOr<HistoricalState> DecodeHistoricalState(std::string_view in);
+
 }  // namespace strata::viewing

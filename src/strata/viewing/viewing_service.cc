@@ -15,26 +15,19 @@
 #include "strata/base/thread_pool.h"
 #include "strata/viewing/codec.h"
 #include "strata/viewing/segment_plan.h"
+#include "strata/viewing/viewing_internal.h"
 #include "strata/viewing/segments.h"
 
 namespace strata::viewing {
 namespace {
 
-constexpr char kMetaKey[] = "m";
-
-std::string MemberKey(MemberId member) {
-  std::string k;
-  coding::PutFixed64BE(&k, member);
-  return k;
-}
-
-// "s" + segment id (8 bytes BE): a member's segments sort by id, and ids at or above the
-// metadata's next_segment_id (leftovers of a crashed roll-up) are one range delete.
-std::string SegmentKey(uint64_t id) {
-  std::string k = "s";
-  coding::PutFixed64BE(&k, id);
-  return k;
-}
+using internal::kMetaKey;
+using internal::StripeOf;
+using internal::MemberKey;
+using internal::SegmentKey;
+using internal::WritePlannedSegments;
+using internal::DeleteSegments;
+using internal::CommittedHistory;
 
 bool Expired(const ViewingRecord& r, Millis ttl_ms, Millis now) {
   return ttl_ms > 0 && r.event_time + ttl_ms <= now;
@@ -68,76 +61,7 @@ absl::Status ScanLiveRows(
   }
 }
 
-// Writes a plan's fresh segments, after clearing what a crashed earlier attempt may have
-// left: segments with ids >= the committed next_segment_id (unreferenced) and the committed
-// version's garbage list. Leftovers are found with a scan and point-deleted: a range delete
-// per roll-up would leave thousands of range tombstones in the memtable, which every read
-// must fragment.
-absl::Status WritePlannedSegments(store::Table* table, const std::string& partition,
-                                  const HistoryMeta& old_meta, const SegmentPlan& plan) {
-  store::WriteBatch writes;
-  store::ScanOptions leftovers;
-  leftovers.start = SegmentKey(old_meta.next_segment_id);
-  leftovers.end = "t";
-  for (;;) {
-    STRATA_ASSIGN_OR_RETURN(store::ScanPage page, table->Scan(partition, leftovers));
-    for (auto& row : page.rows) writes.Delete(std::move(row.clustering));
-    if (page.next_cursor.empty()) break;
-    leftovers.cursor = std::move(page.next_cursor);
-  }
-  for (uint64_t id : old_meta.garbage) writes.Delete(SegmentKey(id));
-  for (size_t k = 0; k < plan.fresh.size(); ++k) {
-    writes.Put(SegmentKey(plan.meta.segments[plan.fresh_slot[k]].id), plan.fresh[k].bytes,
-               plan.expire_at);
-  }
-  if (writes.empty()) return absl::OkStatus();
-  return table->Apply(partition, writes);
-}
-
-absl::Status DeleteSegments(store::Table* table, const std::string& partition,
-                            const std::vector<uint64_t>& ids) {
-  if (ids.empty()) return absl::OkStatus();
-  store::WriteBatch garbage;
-  for (uint64_t id : ids) garbage.Delete(SegmentKey(id));
-  return table->Apply(partition, garbage);
-}
-
-// The committed version a plan describes, as the cache holds it (fresh segments' bytes
-// moved in; kept segments not loaded stay null and are read on demand).
-std::shared_ptr<const CompressedHistory> CommittedHistory(SegmentPlan&& plan) {
-  auto committed = std::make_shared<CompressedHistory>();
-  committed->meta = std::move(plan.meta);
-  for (size_t k = 0; k < plan.fresh.size(); ++k) {
-    plan.bytes[plan.fresh_slot[k]] =
-        std::make_shared<const std::string>(std::move(plan.fresh[k].bytes));
-  }
-  committed->segments = std::move(plan.bytes);
-  for (const auto& b : committed->segments) {
-    if (b) committed->bytes += b->size();
-  }
-  return committed;
-}
-
 }  // namespace
-
-struct ViewingService::Shard {
-  int index;
-  Kind kind;
-  store::Table* live = nullptr;
-  store::Table* compressed = nullptr;
-  Millis ttl_ms = 0;
-  // Approximate live rows per member, to decide when to queue a roll-up.
-  struct LiveCount {
-    uint64_t rows = 0;
-    uint64_t trigger_at = 0;
-    // No live row of the member starts before this: scans of its live rows seek here,
-    // skipping the tombstones that earlier roll-ups left. INT64_MIN = unknown (after a
-    // restart): scan from the start. Only ever lowered by writes; set by roll-ups.
-    Millis live_from = INT64_MIN;
-  };
-  std::mutex counts_mu;
-  std::unordered_map<MemberId, LiveCount> counts;
-};
 
 // The current language preference per (member, content language): the comparison point of
 // the language write filter. One bounded map per member stripe, guarded by that stripe's
@@ -165,6 +89,7 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
       options_(options),
       metrics_(metrics),
       cache_(std::make_unique<HistoryCache>(options.cache_bytes, metrics)),
+      summary_cache_(std::make_unique<SummaryCache>(options.summary_cache_bytes, metrics)),
       member_locks_(new std::shared_mutex[kLockStripes]),
       language_locks_(new std::mutex[kLockStripes]),
       rollup_locks_(new std::mutex[kLockStripes]),
@@ -183,6 +108,17 @@ absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
   }
   if (options.rollup_min_live_rows < 1) {
     return absl::InvalidArgumentError("viewing.rollup_min_live_rows: must be at least 1");
+  }
+  if (options.recent_age_ms < 1) {
+    return absl::InvalidArgumentError("viewing.recent_age: must be positive");
+  }
+  if (options.historical_age_ms <= options.recent_age_ms) {
+    return absl::InvalidArgumentError(
+        "viewing.historical_age: must be longer than viewing.recent_age");
+  }
+  if (options.rotation_slack_ms < 0 || options.rotation_max_per_s < 0) {
+    return absl::InvalidArgumentError(
+        "viewing.rotation_slack / viewing.rotation_max_per_s: must not be negative");
   }
   std::unique_ptr<ViewingService> s(new ViewingService(store, clock, options, metrics));
   STRATA_RETURN_IF_ERROR(s->Init());
@@ -211,6 +147,10 @@ absl::Status ViewingService::Init() {
   }
   STRATA_ASSIGN_OR_RETURN(languages_,
                           store_->OpenTable({"languages", store::TableProfile::kIndex}));
+  STRATA_ASSIGN_OR_RETURN(past_, store_->OpenTable({"plays_past_compressed",
+                                                    store::TableProfile::kCompressed}));
+  STRATA_ASSIGN_OR_RETURN(historical_, store_->OpenTable({"plays_historical",
+                                                          store::TableProfile::kCompressed}));
 
   const char* kIngested = "strata_viewing_records_ingested_total";
   ingested_[0] = metrics_->GetCounter(kIngested, "Viewing records stored", "kind=\"play\"");
@@ -243,8 +183,30 @@ absl::Status ViewingService::Init() {
     return std::vector<std::pair<std::string, double>>{
         {"", static_cast<double>(cache_->bytes())}};
   });
+  rotations_ = metrics_->GetCounter("strata_viewing_rotations_total",
+                                    "Member rotations between age tiers");
+  rotation_errors_ = metrics_->GetCounter("strata_viewing_rotation_errors_total",
+                                          "Rotations that failed (retried on the next trigger)");
+  moved_to_past_ = metrics_->GetCounter("strata_viewing_rotated_records_total",
+                                        "Records moved between age tiers", "to=\"past\"");
+  folded_to_historical_ = metrics_->GetCounter(
+      "strata_viewing_rotated_records_total", "Records moved between age tiers",
+      "to=\"historical\"");
+  late_dropped_ = metrics_->GetCounter(
+      "strata_viewing_filter_dropped_total", "Records the write filters chose not to store",
+      "filter=\"older_than_summary\"");
+  rotation_seconds_ = metrics_->GetHistogram("strata_viewing_rotation_seconds",
+                                             "Duration of one member rotation");
+  metrics_->AddGauge("strata_viewing_rotation_backlog", "Members queued for a rotation", [this] {
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+    return std::vector<std::pair<std::string, double>>{
+        {"", static_cast<double>(rotation_queue_.size())}};
+  });
   for (int i = 0; i < std::max(options_.rollup_threads, 1); ++i) {
     workers_.emplace_back([this] { RollupWorker(); });
+  }
+  for (int i = 0; i < std::max(options_.rotation_threads, 1); ++i) {
+    rotation_workers_.emplace_back([this] { RotationWorker(); });
   }
   return absl::OkStatus();
 }
@@ -256,10 +218,15 @@ ViewingService::~ViewingService() {
   }
   queue_cv_.notify_all();
   for (auto& t : workers_) t.join();
+  {
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+    rotation_stopping_ = true;
+  }
+  rotation_cv_.notify_all();
+  for (auto& t : rotation_workers_) t.join();
+  if (sweep_thread_.joinable()) sweep_thread_.join();
 }
 
-// The member's stripe: the top 12 bits of a multiplicative hash (kLockStripes = 4096).
-static size_t StripeOf(MemberId member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
 
 std::shared_mutex& ViewingService::MemberLock(MemberId member) {
   return member_locks_[StripeOf(member)];
@@ -538,10 +505,14 @@ absl::Status ViewingService::RollUp(MemberId member, Kind kind) {
 }
 
 absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool force) {
+  // One roll-up per member at a time (erasure and rotation take this lock too).
+  std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
+  return RollUpLocked(shard, member, force);
+}
+
+absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool force) {
   const auto start = std::chrono::steady_clock::now();
   const std::string partition = MemberKey(member);
-  // One roll-up per member at a time (erasure takes this lock too).
-  std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
 
   // Phase A, under the shared member lock only while reading: writes and reads go on while
   // the new segments are encoded and written (they are unreferenced until the commit).
@@ -672,9 +643,14 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 
 absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
     Shard& shard, MemberId member, const SegmentRef& ref) {
-  auto row = shard.compressed->Get(MemberKey(member), SegmentKey(ref.id));
-  if (absl::IsNotFound(row.status()) && shard.ttl_ms > 0 &&
-      ref.max_event_time + shard.ttl_ms <= clock_->NowMillis()) {
+  return ReadSegment(shard.compressed, shard.ttl_ms, member, ref);
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
+    store::Table* table, Millis ttl_ms, MemberId member, const SegmentRef& ref) {
+  auto row = table->Get(MemberKey(member), SegmentKey(ref.id));
+  if (absl::IsNotFound(row.status()) && ttl_ms > 0 &&
+      ref.max_event_time + ttl_ms <= clock_->NowMillis()) {
     // Every record of the chunk has expired and so has its row (chunk rows carry the
     // expiry of the version that wrote them); the next roll-up drops it from the metadata.
     return std::shared_ptr<const std::string>();
@@ -776,6 +752,15 @@ absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId m
       h.live.size() >= options_.rollup_growth_fraction * compressed_records) {
     EnqueueRollup(shard, member);
   }
+  if (shard.kind == Kind::kPlay) {
+    // Records past the recent tier's age queue a rotation (batched by the slack).
+    Millis oldest = INT64_MAX;
+    if (h.compressed && !h.compressed->meta.segments.empty()) {
+      oldest = h.compressed->meta.segments.front().first_started_at;
+    }
+    for (const auto& r : h.live) oldest = std::min(oldest, r.started_at);
+    MaybeQueueRotation(member, oldest, INT64_MAX);
+  }
   return h;
 }
 
@@ -783,6 +768,11 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecords(Shard& sha
                                                                       MemberId member) {
   // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+  return AllRecordsLocked(shard, member);
+}
+
+absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecordsLocked(Shard& shard,
+                                                                            MemberId member) {
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   std::vector<ViewingRecord> records;
   if (h.compressed) {
@@ -816,9 +806,11 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
+  Millis detail_from = INT64_MIN;  // plays: older ones exist only in the summary
   auto qualifies = [&](const ViewingRecord& r) {
     return r.started_at >= query.since && r.started_at < query.until &&
-           (!has_cursor || kKeyLess(r, cursor)) && !Expired(r, shard.ttl_ms, now);
+           r.started_at >= detail_from && (!has_cursor || kKeyLess(r, cursor)) &&
+           !Expired(r, shard.ttl_ms, now);
   };
 
   // Decode segments from the newest down until they alone hold limit + 1 qualifying records:
@@ -849,6 +841,22 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   MergeRecords(&records, h.live);
 
   HistoryPage page;
+  if (query.kind == Kind::kPlay) {
+    // The past tier holds only plays that started before now - recent_age: it cannot change
+    // the page when the recent tier alone has limit + 1 qualifying plays after that.
+    const Millis recent_floor = now - options_.recent_age_ms;
+    size_t recent_found = 0;
+    for (const auto& r : records) {
+      if (r.started_at >= recent_floor && qualifies(r)) ++recent_found;
+    }
+    if (query.since < recent_floor && recent_found <= query.limit) {
+      const Millis before =
+          has_cursor ? std::min(query.until, cursor.started_at + 1) : query.until;
+      STRATA_RETURN_IF_ERROR(AddPastCandidates(member, query.limit, query.since, before,
+                                               qualifies, &records, &detail_from));
+      page.detail_from = detail_from;
+    }
+  }
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     if (!qualifies(*it)) {
       if (it->started_at < query.since) break;
@@ -862,14 +870,6 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
     page.records.push_back(std::move(*it));
   }
   return page;
-}
-
-absl::StatusOr<std::vector<TitleSummary>> ViewingService::Summary(MemberId member) {
-  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
-                          AllRecords(ShardFor(Kind::kPlay), member));
-  SummaryBuilder builder;
-  for (const auto& r : records) builder.Add(r);  // ascending: ties go to the later session
-  return builder.ByRecency();
 }
 
 absl::StatusOr<LanguageHistory> ViewingService::Languages(MemberId member) {
@@ -911,6 +911,9 @@ absl::Status ViewingService::EraseMember(MemberId member) {
     std::lock_guard<std::mutex> counts_lock(shard->counts_mu);
     shard->counts.erase(member);
   }
+  STRATA_RETURN_IF_ERROR(past_->DeleteRange(partition, "", ""));
+  STRATA_RETURN_IF_ERROR(historical_->DeleteRange(partition, "", ""));
+  summary_cache_->Invalidate(member);
   STRATA_RETURN_IF_ERROR(languages_->DeleteRange(partition, "", ""));
   {
     // The stripe's language lock is already held (above).
@@ -966,6 +969,19 @@ absl::StatusOr<std::vector<TableReport>> ViewingService::Report() {
           return absl::OkStatus();
         }));
   }
+  STRATA_RETURN_IF_ERROR(scan_table(past_, [](const store::TableRow& row, TableReport* r) {
+    if (row.clustering == kMetaKey) {
+      STRATA_ASSIGN_OR_RETURN(HistoryMeta meta, DecodeMeta(row.value));
+      r->records += meta.records();
+    }
+    return absl::OkStatus();
+  }));
+  // Historical: "records" counts the plays its summaries stand for.
+  STRATA_RETURN_IF_ERROR(scan_table(historical_, [](const store::TableRow& row, TableReport* r) {
+    STRATA_ASSIGN_OR_RETURN(HistoricalState state, DecodeHistoricalState(row.value));
+    for (const auto& t : state.summary) r->records += t.plays;
+    return absl::OkStatus();
+  }));
   STRATA_RETURN_IF_ERROR(scan_table(languages_, [](const store::TableRow& row, TableReport* r) {
     if (!row.clustering.empty() && row.clustering[0] == 'h') ++r->records;
     return absl::OkStatus();
@@ -979,6 +995,8 @@ std::vector<store::Table*> ViewingService::tables() const {
     out.push_back(shard->live);
     out.push_back(shard->compressed);
   }
+  out.push_back(past_);
+  out.push_back(historical_);
   out.push_back(languages_);
   return out;
 }
