@@ -11,6 +11,7 @@
 // leading format version byte; the decoder treats its input as untrusted.
 #pragma once
 
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,13 @@ struct TitleSummary {
 
   bool operator==(const TitleSummary&) const = default;
 };
+
+// For test failure messages.
+inline std::ostream& operator<<(std::ostream& os, const TitleSummary& s) {
+  return os << "{title " << s.title << " plays " << s.plays << " watched_ms " << s.watched_ms
+            << " first_at " << s.first_at << " last_at " << s.last_at << " position_ms "
+            << s.position_ms << "}";
+}
 
 inline constexpr uint8_t kSummaryFormatV1 = 1;
 inline constexpr uint64_t kMaxSummaryTitles = 10'000'000;
