@@ -101,6 +101,25 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--read-threads", v.read_threads, "Threads for parallel reads on a miss")
       ->capture_default_str();
+  serve->add_option("--recent-age-ms", v.recent_age_ms,
+                    "Plays older than this move from the recent to the past tier")
+      ->capture_default_str();
+  serve->add_option("--historical-age-ms", v.historical_age_ms,
+                    "Plays older than this are folded into the historical summary")
+      ->capture_default_str();
+  serve->add_option("--rotation-slack-ms", v.rotation_slack_ms,
+                    "Rotate a member once its oldest play is this far past a tier boundary")
+      ->capture_default_str();
+  serve->add_option("--rotation-threads", v.rotation_threads, "Background rotation workers")
+      ->capture_default_str();
+  serve->add_option("--rotation-max-per-s", v.rotation_max_per_s,
+                    "Most member rotations started per second (0 = unthrottled)")
+      ->capture_default_str();
+  serve->add_option("--rotation-sweep-interval-ms", v.rotation_sweep_interval_ms,
+                    "Sweep for members due a rotation this often (0 = on demand only)")
+      ->capture_default_str();
+  serve->add_option("--summary-cache-bytes", v.summary_cache_bytes, "Summary cache budget")
+      ->capture_default_str();
   serve->add_option("--log-level", c->log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -146,6 +165,15 @@ int Run(int argc, char** argv) {
   CLI::App* languages = viewing->add_subcommand("languages", "Language preferences of a member");
   languages->add_option("member", member, "Member id")->required();
   add_server(languages);
+  CLI::App* rotate = viewing->add_subcommand(
+      "rotate", "Rotate a member's plays between the age tiers now");
+  rotate->add_option("member", member, "Member id")->required();
+  add_server(rotate);
+  CLI::App* rotation = viewing->add_subcommand(
+      "rotation", "Rotation progress; --sweep starts a sweep over every member");
+  bool sweep = false;
+  rotation->add_flag("--sweep", sweep, "Start a sweep that queues every member due a rotation");
+  add_server(rotation);
   CLI::App* rollup = viewing->add_subcommand("rollup", "Roll a member's live rows up now");
   rollup->add_option("member", member, "Member id")->required();
   rollup->add_option("--kind", kind, "play or preview")->capture_default_str();
@@ -241,6 +269,13 @@ int Run(int argc, char** argv) {
                 "/v1/members/" + std::to_string(member) + ":rollup?" + kind_query());
   }
   if (tables->parsed()) return Call(server_url, "GET", "/v1/admin/viewing/tables");
+  if (rotate->parsed()) {
+    return Call(server_url, "POST", "/v1/members/" + std::to_string(member) + ":rotate");
+  }
+  if (rotation->parsed()) {
+    if (sweep) return Call(server_url, "POST", "/v1/admin/viewing/rotation:sweep");
+    return Call(server_url, "GET", "/v1/admin/viewing/rotation");
+  }
   if (ingest->parsed()) {
     std::stringstream body;
     if (ingest_file == "-") {

@@ -42,6 +42,8 @@ class Api {
   http::Response DeleteMember(uint64_t member);
   http::Response ViewingTables();
   http::Response RollUp(uint64_t member, const http::Request& request);
+  http::Response Rotate(uint64_t member);
+  http::Response RotationStatus();
 
   viewing::ViewingService* viewing_;
   // Ingest batches are parsed and written here, at a lower CPU priority than reads (the

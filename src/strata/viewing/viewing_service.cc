@@ -208,6 +208,21 @@ absl::Status ViewingService::Init() {
   for (int i = 0; i < std::max(options_.rotation_threads, 1); ++i) {
     rotation_workers_.emplace_back([this] { RotationWorker(); });
   }
+  if (options_.rotation_sweep_interval_ms > 0) {
+    sweep_timer_ = std::thread([this] {
+      ThreadPool::NameCurrentThread("strata-sweeptimer");
+      std::unique_lock<std::mutex> lock(rotation_mu_);
+      for (;;) {
+        rotation_cv_.wait_for(lock,
+                              std::chrono::milliseconds(options_.rotation_sweep_interval_ms),
+                              [this] { return rotation_stopping_; });
+        if (rotation_stopping_) return;
+        lock.unlock();
+        StartRotationSweep();
+        lock.lock();
+      }
+    });
+  }
   return absl::OkStatus();
 }
 
@@ -224,6 +239,11 @@ ViewingService::~ViewingService() {
   }
   rotation_cv_.notify_all();
   for (auto& t : rotation_workers_) t.join();
+  if (sweep_timer_.joinable()) sweep_timer_.join();
+  {
+    // StartRotationSweep may be replacing sweep_thread_ under this mutex.
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+  }
   if (sweep_thread_.joinable()) sweep_thread_.join();
 }
 
@@ -931,6 +951,7 @@ absl::StatusOr<std::vector<TableReport>> ViewingService::Report() {
                             count) -> absl::Status {
     TableReport rep;
     rep.table = table->name();
+    rep.tier = table == past_ ? "past" : table == historical_ ? "historical" : "recent";
     STRATA_ASSIGN_OR_RETURN(auto ranges, table->SplitRanges(1));
     std::string last_partition;
     bool any = false;

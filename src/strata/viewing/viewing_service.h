@@ -93,6 +93,10 @@ struct ViewingOptions {
   // together (0 = unthrottled). Defaults: 1 thread, 200 per second.
   int rotation_threads = 1;
   double rotation_max_per_s = 200;
+  // A sweep over the recent and past tiers queues every member due for a rotation, so data
+  // nobody reads still moves; it runs this often (0 = only when an operator asks).
+  // Default 6 hours.
+  Millis rotation_sweep_interval_ms = 6LL * 3600 * 1000;
   // Memory budget of the summary cache. Default 64 MiB.
   size_t summary_cache_bytes = 64ull << 20;
 };
@@ -151,6 +155,7 @@ struct LanguageHistory {
 // Per-table figures for operators and the benchmark.
 struct TableReport {
   std::string table;
+  std::string tier;  // "recent", "past" or "historical"
   uint64_t members = 0;
   uint64_t records = 0;
   uint64_t disk_bytes = 0;
@@ -308,6 +313,7 @@ class ViewingService {
   double next_rotation_at_ = 0;  // throttle: seconds on the steady clock
   std::vector<std::thread> rotation_workers_;
   std::thread sweep_thread_;
+  std::thread sweep_timer_;
   std::atomic<bool> sweep_running_{false};
   std::atomic<uint64_t> sweep_scanned_{0};
   std::atomic<uint64_t> sweep_queued_{0};

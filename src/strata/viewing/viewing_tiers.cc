@@ -355,7 +355,8 @@ bool ViewingService::QueueRotation(MemberId member) {
     if (rotation_stopping_ || !rotation_queued_.insert(member).second) return false;
     rotation_queue_.push_back(member);
   }
-  rotation_cv_.notify_one();
+  // All: the sweep timer waits on this condition variable too.
+  rotation_cv_.notify_all();
   return true;
 }
 
