@@ -151,7 +151,8 @@ TEST_P(RollupCrashTest, EveryAcknowledgedRecordSurvivesExactlyOnce) {
       EXPECT_EQ(t.records, oracle.size());
     }
   }
-  o = {};
+  o.service.reset();  // before the store it uses (background rotations may run)
+  o.rows.reset();
   std::filesystem::remove_all(dir);
 }
 
@@ -278,7 +279,8 @@ TEST_P(RotationCrashTest, NothingLostNothingCountedTwice) {
     if (t.table.rfind("plays_", 0) == 0) stored += t.records;
   }
   EXPECT_EQ(stored, oracle.size()) << "recent + past records + historical plays";
-  o = {};
+  o.service.reset();  // before the store it uses (background rotations may run)
+  o.rows.reset();
   std::filesystem::remove_all(dir);
 }
 
