@@ -11,11 +11,16 @@
 namespace strata::store::testing {
 
 CacheConformanceParam MakeCacheConformanceParam(std::string name, bool real_clock,
-                                                CacheFactory factory) {
-  return CacheConformanceParam{std::move(name), real_clock, std::move(factory)};
+                                                CacheFactory factory, CacheSkipCheck skip_check) {
+  return CacheConformanceParam{std::move(name), real_clock, std::move(factory),
+                               std::move(skip_check)};
 }
 
 void CacheConformanceTest::SetUp() {
+  if (GetParam().skip_check) {
+    const std::string reason = GetParam().skip_check();
+    if (!reason.empty()) GTEST_SKIP() << reason;
+  }
   cache_ = GetParam().factory(&clock_);
   ASSERT_NE(cache_, nullptr) << "factory returned no cache";
 }

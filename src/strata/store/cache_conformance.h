@@ -7,7 +7,8 @@
 //
 // The factory is called once per test, for a fresh, empty cache of at least 16 MiB; the
 // cache is destroyed at the end of the test (a backend that runs servers stops them in its
-// destructor). With real_clock = true (a backend whose expiry follows wall time, such as
+// destructor). An optional second expression, a CacheSkipCheck, skips every test with its
+// message when the environment lacks what the backend needs (a server binary). With real_clock = true (a backend whose expiry follows wall time, such as
 // memcached) the suite sleeps where it would advance the ManualClock, and skips the checks
 // of exact, millisecond expiry. No timing assertions.
 #pragma once
@@ -25,16 +26,21 @@ namespace strata::store::testing {
 
 using CacheFactory = std::function<std::unique_ptr<Cache>(ManualClock* clock)>;
 
+// Returns why the backend cannot run here (e.g. "memcached binary not found"), or "" to run.
+using CacheSkipCheck = std::function<std::string()>;
+
 struct CacheConformanceParam {
   std::string name;
   bool real_clock = false;
   CacheFactory factory;
+  CacheSkipCheck skip_check;  // may be empty
 };
 
 // Defined beside the tests, so that using it pulls the suite's object file out of the
 // static library.
 CacheConformanceParam MakeCacheConformanceParam(std::string name, bool real_clock,
-                                                CacheFactory factory);
+                                                CacheFactory factory,
+                                                CacheSkipCheck skip_check = nullptr);
 
 class CacheConformanceTest : public ::testing::TestWithParam<CacheConformanceParam> {
  protected:
@@ -54,6 +60,6 @@ class CacheConformanceTest : public ::testing::TestWithParam<CacheConformancePar
   INSTANTIATE_TEST_SUITE_P(                                                                  \
       prefix, CacheConformanceTest,                                                          \
       ::testing::Values(::strata::store::testing::MakeCacheConformanceParam(#prefix, real_clock, \
-                                                                            (__VA_ARGS__))), \
+                                                                            __VA_ARGS__)),   \
       [](const ::testing::TestParamInfo<::strata::store::testing::CacheConformanceParam>&   \
              info) { return info.param.name; })
