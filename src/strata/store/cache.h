@@ -55,7 +55,8 @@ class Cache {
   // The value with its CAS token, or NotFound on a miss.
   virtual absl::StatusOr<CacheItem> Gets(std::string_view key) = 0;
   // For each key (in order; repeats allowed), its value or nullopt on a miss.
-  // 0..kMaxMultiGetKeys keys.
+  // 0..kMaxMultiGetKeys keys. When only some of several servers answer, keys of the others
+  // read as misses (best effort); Unavailable when the request fails as a whole.
   virtual absl::StatusOr<std::vector<std::optional<std::string>>> MultiGet(
       std::span<const std::string> keys) = 0;
 

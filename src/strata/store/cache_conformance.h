@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "strata/base/clock.h"
@@ -35,6 +36,9 @@ struct CacheConformanceParam {
   CacheFactory factory;
   CacheSkipCheck skip_check;  // may be empty
 };
+
+// Test names and failure messages show the backend's name, not the parameter's bytes.
+inline void PrintTo(const CacheConformanceParam& param, std::ostream* os) { *os << param.name; }
 
 // Defined beside the tests, so that using it pulls the suite's object file out of the
 // static library.

@@ -714,18 +714,25 @@ absl::StatusOr<uint64_t> EmbeddedQueue::TrimPartition(TopicState* topic, int par
   std::lock_guard<std::mutex> append_lock(state.append_mu);
   uint64_t next;
   {
+    // Decide and publish the new start in one critical section with the claims of Poll:
+    // a group that appeared since the scan (committed 0) lowers the bound again, and no Poll
+    // can claim below the new start from here on, so no claimed row is ever trimmed.
     std::lock_guard<std::mutex> lock(mu_);
     start = state.start;  // another EnforceRetention may have trimmed meanwhile
     next = state.next;
+    for (const auto& [name, group] : topic->groups) {
+      trim_to = std::min(trim_to, group->parts[partition].committed);
+    }
+    if (trim_to <= start) return 0;
+    state.start = trim_to;
   }
-  if (trim_to <= start) return 0;
   WriteBatch batch;
   batch.DeleteRange(OffsetKey(start), OffsetKey(trim_to));
   batch.Put(std::string(kMetaKey), EncodeMeta(next, trim_to));
-  STRATA_RETURN_IF_ERROR(messages_table_->Apply(state.key, batch));
-  {
+  if (absl::Status written = messages_table_->Apply(state.key, batch); !written.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
-    state.start = trim_to;
+    state.start = start;  // nothing was trimmed; the rows are still there
+    return written;
   }
   topic->trimmed->Inc(trim_to - start);
   return trim_to - start;

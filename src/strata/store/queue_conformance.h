@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -47,6 +48,9 @@ struct QueueConformanceParam {
   std::string name;
   QueueHarnessFactory factory;
 };
+
+// Test names and failure messages show the backend's name, not the parameter's bytes.
+inline void PrintTo(const QueueConformanceParam& param, std::ostream* os) { *os << param.name; }
 
 // Defined beside the tests, so that using it pulls the suite's object file (and its test
 // registrations) out of the static library.
