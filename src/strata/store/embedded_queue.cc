@@ -163,6 +163,12 @@ EmbeddedQueue::EmbeddedQueue(RowStore* rows, EmbeddedQueueOptions options)
       metrics_(options.metrics != nullptr ? options.metrics : MetricsRegistry::Default()) {}
 
 EmbeddedQueue::~EmbeddedQueue() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (retention_thread_.joinable()) retention_thread_.join();
   if (gauge_link_ != nullptr) {
     std::lock_guard<std::mutex> lock(gauge_link_->mu);
     gauge_link_->queue = nullptr;
@@ -174,6 +180,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedQueue>> EmbeddedQueue::Open(RowStore* row
   if (rows == nullptr) return absl::InvalidArgumentError("rows: must not be null");
   if (options.redelivery_timeout_ms < 0) {
     return absl::InvalidArgumentError("redelivery_timeout_ms: must be >= 0");
+  }
+  if (options.retention_interval_ms < 0) {
+    return absl::InvalidArgumentError("retention_interval_ms: must be >= 0");
   }
   auto queue = std::unique_ptr<EmbeddedQueue>(new EmbeddedQueue(rows, options));
   STRATA_RETURN_IF_ERROR(queue->Load());
@@ -187,7 +196,27 @@ absl::StatusOr<std::unique_ptr<EmbeddedQueue>> EmbeddedQueue::Open(RowStore* row
         if (link->queue == nullptr) return {};
         return link->queue->BacklogGauge();
       });
+  if (options.retention_interval_ms > 0) {
+    EmbeddedQueue* raw = queue.get();
+    queue->retention_thread_ = std::thread([raw] { raw->RetentionLoop(); });
+  }
   return queue;
+}
+
+void EmbeddedQueue::RetentionLoop() {
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  for (;;) {
+    if (stop_cv_.wait_for(lock, std::chrono::milliseconds(options_.retention_interval_ms),
+                          [this] { return stopping_; })) {
+      return;
+    }
+    lock.unlock();
+    absl::StatusOr<uint64_t> trimmed = EnforceRetention();
+    if (!trimmed.ok()) {
+      STRATA_LOG_WARN("queue: retention failed", "error", trimmed.status().ToString());
+    }
+    lock.lock();
+  }
 }
 
 namespace {
@@ -350,6 +379,9 @@ void EmbeddedQueue::ReloadPartition(TopicState* topic, int partition) {
 absl::StatusOr<std::vector<PublishResult>> EmbeddedQueue::Publish(
     std::string_view topic_name, std::span<const PublishMessage> messages) {
   STRATA_RETURN_IF_ERROR(ValidateQueueName(topic_name, "topic"));
+  if (messages.size() > kMaxPublishBatch) {
+    return absl::InvalidArgumentError("messages: more than 10000 in one batch");
+  }
   std::vector<PublishResult> results(messages.size());
   if (messages.empty()) return results;
   TopicState* topic;

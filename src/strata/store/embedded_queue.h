@@ -24,6 +24,9 @@
 // (messages handed out again after a rewind or timeout), strata_queue_trimmed_total{topic},
 // and the gauge strata_queue_backlog{topic,group} (sum over partitions).
 //
+// Retention runs on a background thread every `retention_interval_ms` (or on demand through
+// EnforceRetention).
+//
 // Thread safety: every method is thread-safe. The RowStore must outlive the queue.
 #pragma once
 
@@ -34,6 +37,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -55,6 +59,9 @@ struct EmbeddedQueueOptions {
   // after which a group's position falls back to its committed offset. 0 = never (only a
   // reopen or Rewind redelivers). Default 5 minutes.
   Millis redelivery_timeout_ms = 5 * 60 * 1000;
+  // Wall-clock milliseconds between EnforceRetention runs on a background thread.
+  // 0 = no thread (the owner calls EnforceRetention). Default 60 s.
+  Millis retention_interval_ms = 60 * 1000;
 };
 
 class EmbeddedQueue final : public Queue {
@@ -97,6 +104,7 @@ class EmbeddedQueue final : public Queue {
   void ReloadPartition(TopicState* topic, int partition);
   absl::StatusOr<uint64_t> TrimPartition(TopicState* topic, int partition);
   std::vector<std::pair<std::string, double>> BacklogGauge();
+  void RetentionLoop();
 
   RowStore* const rows_;
   const EmbeddedQueueOptions options_;
@@ -111,6 +119,11 @@ class EmbeddedQueue final : public Queue {
   std::map<std::string, std::unique_ptr<TopicState>, std::less<>> topics_;
   std::mutex commit_mu_;  // serialises offset-table writes (commits, group creation)
   std::shared_ptr<GaugeLink> gauge_link_;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // guarded by stop_mu_
+  std::thread retention_thread_;
 };
 
 }  // namespace strata::store

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "strata/base/status.h"
 #include "strata/store/memory_row_store.h"
 #include "strata/store/queue_conformance.h"
@@ -23,6 +26,7 @@ class MemoryQueueHarness final : public testing::QueueHarness {
     options.clock = clock;
     options.metrics = metrics;
     options.redelivery_timeout_ms = testing::kConformanceRedeliveryTimeoutMs;
+    options.retention_interval_ms = 0;  // the suite calls EnforceRetention itself
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<EmbeddedQueue> queue,
                             EmbeddedQueue::Open(rows_.get(), options));
     return std::unique_ptr<Queue>(std::move(queue));
@@ -67,6 +71,34 @@ TEST_F(EmbeddedQueueTest, OpenRejectsBadOptions) {
   absl::Status s = EmbeddedQueue::Open(&rows_, options).status();
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_THAT(std::string(s.message()), HasSubstr("redelivery_timeout_ms"));
+  options = {};
+  options.retention_interval_ms = -1;
+  s = EmbeddedQueue::Open(&rows_, options).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("retention_interval_ms"));
+}
+
+TEST_F(EmbeddedQueueTest, BackgroundThreadEnforcesRetention) {
+  EmbeddedQueueOptions options;
+  options.clock = &clock_;
+  options.metrics = &metrics_;
+  options.retention_interval_ms = 5;
+  queue_.reset();
+  absl::StatusOr<std::unique_ptr<EmbeddedQueue>> queue = EmbeddedQueue::Open(&rows_, options);
+  ASSERT_TRUE(queue.ok()) << queue.status();
+  ASSERT_TRUE((*queue)->CreateTopic(TopicOptions{"work", 1, 0}).ok());
+  std::vector<PublishMessage> batch(3, PublishMessage{"", "x", 0});
+  ASSERT_TRUE((*queue)->Publish("work", batch).ok());
+  ASSERT_TRUE((*queue)->Commit("g", "work", 0, 2).ok());
+  // Wait (bounded) for the thread: a condition, not a speed assertion.
+  uint64_t start = 0;
+  for (int i = 0; i < 2000 && start < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    absl::StatusOr<std::vector<PartitionLag>> lag = (*queue)->Lag("g", "work");
+    ASSERT_TRUE(lag.ok()) << lag.status();
+    start = (*lag)[0].start_offset;
+  }
+  EXPECT_EQ(start, 2u) << "trimmed up to the commit, and no further";
+  queue->reset();  // joins the thread
 }
 
 TEST_F(EmbeddedQueueTest, LayoutIsTheDocumentedOne) {

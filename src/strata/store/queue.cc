@@ -61,7 +61,9 @@ absl::Status ValidatePollRequest(const PollRequest& request) {
   if (request.max_messages < 1 || request.max_messages > kMaxPollMessages) {
     return absl::InvalidArgumentError("max_messages: must be 1..10000");
   }
-  if (request.wait_ms < 0) return absl::InvalidArgumentError("wait_ms: must be >= 0");
+  if (request.wait_ms < 0 || request.wait_ms > kMaxPollWaitMs) {
+    return absl::InvalidArgumentError("wait_ms: must be 0..300000");
+  }
   return absl::OkStatus();
 }
 

@@ -6,8 +6,8 @@
 //    append-only log; each message gets the next offset of its partition (0, 1, 2, ...).
 //    Order holds within a partition only.
 //  * Publish picks the partition from the message: an explicit partition, or a hash of the
-//    key (CRC-32 of the key modulo the partition count -- librdkafka's "consistent"
-//    partitioner, see KeyPartition), or, for an empty key, round robin. A publish that
+//    key (CRC-32 of the key modulo the partition count, see KeyPartition), or, for an
+//    empty key, round robin -- librdkafka's "consistent_random" partitioner. A publish that
 //    returned OK is durable under the backend's sync policy (for the embedded queue: the row
 //    store's; it survives kill -9 of the process). A batch publish that fails may have
 //    published a prefix of some partitions' messages: retrying it can duplicate messages,
@@ -32,8 +32,8 @@
 // Mapping to Kafka (a later store/kafka backend, librdkafka):
 //  * topic + partitions -> a Kafka topic with that many partitions (CreateTopic = admin
 //    CreateTopics; an existing topic with the same count is fine).
-//  * Publish -> rd_kafka_producev with partitioner=consistent (CRC-32, the same
-//    KeyPartition), acks=all, enable.idempotence=true; OK after the delivery report.
+//  * Publish -> rd_kafka_producev with partitioner=consistent_random (CRC-32 of non-empty
+//    keys, the same KeyPartition), acks=all, enable.idempotence=true; OK after the delivery report.
 //    PublishResult = the delivery report's partition and offset. Message::publish_time =
 //    the message timestamp (CreateTime).
 //  * group -> group.id; Poll(partitions) -> assign() of those partitions at the committed
@@ -69,8 +69,11 @@ inline constexpr size_t kMaxQueueNameSize = 249;
 inline constexpr int kMaxTopicPartitions = 4096;
 // Largest key + value of one message (Kafka's default message.max.bytes is about 1 MB).
 inline constexpr size_t kMaxMessageBytes = 1'000'000;
-// Most messages one Poll may ask for.
+// Most messages one Poll may ask for, and one Publish may carry.
 inline constexpr int kMaxPollMessages = 10'000;
+inline constexpr size_t kMaxPublishBatch = 10'000;
+// Longest a Poll may wait (5 minutes): consumers loop, they do not park forever.
+inline constexpr Millis kMaxPollWaitMs = 300'000;
 // Passed as PublishMessage::partition: choose by key (or round robin for an empty key).
 inline constexpr int kAnyPartition = -1;
 
@@ -117,7 +120,8 @@ struct PollRequest {
   // Most messages returned, 1..kMaxPollMessages.
   int max_messages = 100;
   // Milliseconds to wait for a message when none is available (wall time, not the injected
-  // clock): 0 returns at once. Poll returns as soon as any message is available.
+  // clock), 0..kMaxPollWaitMs: 0 returns at once. Poll returns as soon as any message is
+  // available.
   Millis wait_ms = 0;
 };
 
@@ -140,9 +144,9 @@ class Queue {
   // NotFound for an unknown topic.
   virtual absl::StatusOr<TopicInfo> DescribeTopic(std::string_view topic) = 0;
 
-  // Publishes messages in order; results are in the same order. Messages to one partition
-  // get consecutive offsets in batch order. InvalidArgument (nothing published) for an
-  // unknown topic, a bad partition or an oversize message.
+  // Publishes messages (at most kMaxPublishBatch) in order; results are in the same order.
+  // Messages to one partition get consecutive offsets in batch order. InvalidArgument
+  // (nothing published) for an unknown topic, a bad partition or an oversize message.
   virtual absl::StatusOr<std::vector<PublishResult>> Publish(
       std::string_view topic, std::span<const PublishMessage> messages) = 0;
 

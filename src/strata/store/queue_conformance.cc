@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -468,6 +469,8 @@ TEST_P(QueueConformanceTest, BadInputIsInvalidArgumentNamingTheField) {
   ExpectInvalid(
       PublishOne(queue_.get(), "work", To(0, std::string(kMaxMessageBytes, 'v'), "k")).status(),
       "messages[0]");
+  std::vector<PublishMessage> too_many(kMaxPublishBatch + 1, To(0, "x"));
+  ExpectInvalid(queue_->Publish("work", too_many).status(), "messages");
   // A batch with one bad message publishes nothing.
   std::vector<PublishMessage> mixed = {To(0, "ok"), To(9, "bad")};
   ExpectInvalid(queue_->Publish("work", mixed).status(), "partition");
@@ -484,6 +487,10 @@ TEST_P(QueueConformanceTest, BadInputIsInvalidArgumentNamingTheField) {
   ExpectInvalid(queue_->Poll(r).status(), "max_messages");
   r.max_messages = 10;
   r.wait_ms = -1;
+  ExpectInvalid(queue_->Poll(r).status(), "wait_ms");
+  r.wait_ms = kMaxPollWaitMs + 1;
+  ExpectInvalid(queue_->Poll(r).status(), "wait_ms");
+  r.wait_ms = std::numeric_limits<Millis>::max();
   ExpectInvalid(queue_->Poll(r).status(), "wait_ms");
   ExpectInvalid(queue_->Poll(Request("g", "nope")).status(), "topic");
   ExpectInvalid(queue_->Poll(Request("", "work")).status(), "group");

@@ -67,6 +67,7 @@ class RocksQueueHarness final : public testing::QueueHarness {
     options.clock = clock;
     options.metrics = metrics;
     options.redelivery_timeout_ms = testing::kConformanceRedeliveryTimeoutMs;
+    options.retention_interval_ms = 0;  // the suite calls EnforceRetention itself
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<EmbeddedQueue> queue,
                             EmbeddedQueue::Open(rows_.get(), options));
     return std::unique_ptr<Queue>(std::move(queue));
