@@ -115,6 +115,32 @@ TEST_P(CacheConformanceTest, MultiGetKeepsOrderAndMarksMisses) {
   }
 }
 
+TEST_P(CacheConformanceTest, MultiGetOfTheMostKeysAtTheLongestLength) {
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < kMaxMultiGetKeys; ++i) {
+    std::string key(kMaxCacheKeyBytes, 'k');
+    const std::string suffix = std::to_string(i);
+    key.replace(key.size() - suffix.size(), suffix.size(), suffix);
+    keys.push_back(std::move(key));
+    if (i % 2 == 1) {
+      ASSERT_TRUE(cache_->Set(keys.back(), suffix).ok());
+    }
+  }
+  absl::StatusOr<std::vector<std::optional<std::string>>> got = cache_->MultiGet(keys);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), keys.size());
+  size_t hits = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i % 2 == 1) {
+      EXPECT_THAT((*got)[i], Optional(std::to_string(i))) << i;
+      hits += (*got)[i].has_value();
+    } else {
+      EXPECT_EQ((*got)[i], std::nullopt) << i;
+    }
+  }
+  EXPECT_EQ(hits, kMaxMultiGetKeys / 2);
+}
+
 TEST_P(CacheConformanceTest, TtlExpiresItems) {
   ASSERT_TRUE(cache_->Set("short", "s", 3000).ok());
   ASSERT_TRUE(cache_->Set("forever", "f").ok());

@@ -232,6 +232,17 @@ TEST(RocksQueueCrashTest, AcknowledgedPublishesAndCommitsSurviveKill9) {
     if (page->empty()) break;
     for (const Message& m : *page) redelivered[m.partition].push_back(m.offset);
   }
+  // Offsets are dense (the auditor read every offset below the end; Poll fails on a gap),
+  // and publishing continues right after the recovered end: no offset is reused.
+  std::map<int, uint64_t> stored_per_partition;
+  for (const auto& [where, value] : stored) ++stored_per_partition[where.first];
+  for (int p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(stored_per_partition[p], (*lag)[p].end_offset) << "partition " << p;
+    std::vector<PublishMessage> one = {PublishMessage{"", "after", p}};
+    auto result = (*queue)->Publish("work", one);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ((*result)[0].offset, (*lag)[p].end_offset) << "partition " << p;
+  }
   for (int p = 0; p < kPartitions; ++p) {
     const uint64_t acked_commit = committed.count(p) ? committed[p] : 0;
     const uint64_t stored_commit = (*lag)[p].committed;
