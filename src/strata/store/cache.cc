@@ -10,8 +10,8 @@ absl::Status ValidateCacheKey(std::string_view key, std::string_view field) {
     if (c < 0x21 || c > 0x7e) ok = false;
   }
   if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      std::string(field) + ": must be 1..250 bytes of printable ASCII without spaces");
+  return absl::InvalidArgumentError(std::string(field) +
+                                    ": must be 1..250 bytes of printable ASCII without spaces");
 }
 
 absl::Status ValidateCacheWrite(std::string_view key, std::string_view value, Millis ttl_ms) {

@@ -88,9 +88,9 @@ TEST_P(CacheConformanceTest, MultiGetKeepsOrderAndMarksMisses) {
   std::vector<std::string> keys = {"a", "b", "c", "a", "zz"};
   absl::StatusOr<std::vector<std::optional<std::string>>> got = cache_->MultiGet(keys);
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_THAT(*got, ElementsAre(Optional(std::string("1")), std::nullopt,
-                                Optional(std::string("3")), Optional(std::string("1")),
-                                std::nullopt));
+  EXPECT_THAT(*got,
+              ElementsAre(Optional(std::string("1")), std::nullopt, Optional(std::string("3")),
+                          Optional(std::string("1")), std::nullopt));
   absl::StatusOr<std::vector<std::optional<std::string>>> none =
       cache_->MultiGet(std::span<const std::string>());
   ASSERT_TRUE(none.ok()) << none.status();
@@ -299,7 +299,8 @@ TEST_P(CacheConformanceTest, ConcurrentWritersOfDistinctKeys) {
   EXPECT_EQ(errors.load(), 0);
   for (int t = 0; t < kThreads; ++t) {
     std::vector<std::string> keys;
-    for (int i = 0; i < kKeys; ++i) keys.push_back("t" + std::to_string(t) + ":" + std::to_string(i));
+    for (int i = 0; i < kKeys; ++i)
+      keys.push_back("t" + std::to_string(t) + ":" + std::to_string(i));
     absl::StatusOr<std::vector<std::optional<std::string>>> got = cache_->MultiGet(keys);
     ASSERT_TRUE(got.ok()) << got.status();
     for (int i = 0; i < kKeys; ++i) EXPECT_THAT((*got)[i], Optional(keys[i] + "=v"));

@@ -8,9 +8,11 @@
 // The factory is called once per test, for a fresh, empty cache of at least 16 MiB; the
 // cache is destroyed at the end of the test (a backend that runs servers stops them in its
 // destructor). An optional second expression, a CacheSkipCheck, skips every test with its
-// message when the environment lacks what the backend needs (a server binary). With real_clock = true (a backend whose expiry follows wall time, such as
-// memcached) the suite sleeps where it would advance the ManualClock, and skips the checks
-// of exact, millisecond expiry. No timing assertions.
+// message when the environment lacks what the backend needs (a server binary).
+//
+// With real_clock = true (a backend whose expiry follows wall time, such as memcached) the
+// suite sleeps where it would advance the ManualClock, and skips the checks of exact,
+// millisecond expiry. No timing assertions.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -59,11 +61,12 @@ class CacheConformanceTest : public ::testing::TestWithParam<CacheConformancePar
 
 }  // namespace strata::store::testing
 
-#define INSTANTIATE_CACHE_CONFORMANCE(prefix, real_clock, ...)                               \
-  using ::strata::store::testing::CacheConformanceTest;                                     \
-  INSTANTIATE_TEST_SUITE_P(                                                                  \
-      prefix, CacheConformanceTest,                                                          \
-      ::testing::Values(::strata::store::testing::MakeCacheConformanceParam(#prefix, real_clock, \
-                                                                            __VA_ARGS__)),   \
-      [](const ::testing::TestParamInfo<::strata::store::testing::CacheConformanceParam>&   \
-             info) { return info.param.name; })
+#define INSTANTIATE_CACHE_CONFORMANCE(prefix, real_clock, ...)                                    \
+  using ::strata::store::testing::CacheConformanceTest;                                           \
+  INSTANTIATE_TEST_SUITE_P(                                                                       \
+      prefix, CacheConformanceTest,                                                               \
+      ::testing::Values(                                                                          \
+          ::strata::store::testing::MakeCacheConformanceParam(#prefix, real_clock, __VA_ARGS__)), \
+      [](const ::testing::TestParamInfo<::strata::store::testing::CacheConformanceParam>& info) { \
+        return info.param.name;                                                                   \
+      })

@@ -103,9 +103,7 @@ bool DecodeCommitted(std::string_view in, uint64_t* offset) {
 }
 
 // Topic and group names are [A-Za-z0-9._-], so they need no escaping in label values.
-std::string TopicLabels(std::string_view topic) {
-  return "topic=\"" + std::string(topic) + "\"";
-}
+std::string TopicLabels(std::string_view topic) { return "topic=\"" + std::string(topic) + "\""; }
 std::string GroupLabels(std::string_view topic, std::string_view group) {
   return TopicLabels(topic) + ",group=\"" + std::string(group) + "\"";
 }
@@ -189,13 +187,13 @@ absl::StatusOr<std::unique_ptr<EmbeddedQueue>> EmbeddedQueue::Open(RowStore* row
   auto link = std::make_shared<GaugeLink>();
   link->queue = queue.get();
   queue->gauge_link_ = link;
-  queue->metrics_->AddGauge(
-      "strata_queue_backlog", "Messages published but not committed, per topic and group",
-      [link]() -> std::vector<std::pair<std::string, double>> {
-        std::lock_guard<std::mutex> lock(link->mu);
-        if (link->queue == nullptr) return {};
-        return link->queue->BacklogGauge();
-      });
+  queue->metrics_->AddGauge("strata_queue_backlog",
+                            "Messages published but not committed, per topic and group",
+                            [link]() -> std::vector<std::pair<std::string, double>> {
+                              std::lock_guard<std::mutex> lock(link->mu);
+                              if (link->queue == nullptr) return {};
+                              return link->queue->BacklogGauge();
+                            });
   if (options.retention_interval_ms > 0) {
     EmbeddedQueue* raw = queue.get();
     queue->retention_thread_ = std::thread([raw] { raw->RetentionLoop(); });
@@ -259,8 +257,8 @@ absl::Status EmbeddedQueue::Load() {
 
 absl::Status EmbeddedQueue::LoadTopic(TopicState* topic) {
   const std::string& name = topic->info.name;
-  topic->published = metrics_->GetCounter("strata_queue_published_total",
-                                          "Messages published", TopicLabels(name));
+  topic->published =
+      metrics_->GetCounter("strata_queue_published_total", "Messages published", TopicLabels(name));
   topic->trimmed = metrics_->GetCounter("strata_queue_trimmed_total",
                                         "Messages removed by retention", TopicLabels(name));
   for (int p = 0; p < topic->info.partitions; ++p) {
@@ -299,8 +297,8 @@ absl::Status EmbeddedQueue::LoadTopic(TopicState* topic) {
                                               "Messages delivered by Poll", labels);
       state->committed = metrics_->GetCounter("strata_queue_committed_total",
                                               "Messages newly covered by commits", labels);
-      state->redelivered = metrics_->GetCounter(
-          "strata_queue_redelivered_total", "Messages handed out again after a rewind", labels);
+      state->redelivered = metrics_->GetCounter("strata_queue_redelivered_total",
+                                                "Messages handed out again after a rewind", labels);
       it = topic->groups.emplace(group, std::move(state)).first;
     }
     GroupState::Part& part = it->second->parts[p];
@@ -311,8 +309,7 @@ absl::Status EmbeddedQueue::LoadTopic(TopicState* topic) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<EmbeddedQueue::TopicState*> EmbeddedQueue::FindTopicLocked(
-    std::string_view topic) {
+absl::StatusOr<EmbeddedQueue::TopicState*> EmbeddedQueue::FindTopicLocked(std::string_view topic) {
   auto it = topics_.find(topic);
   if (it == topics_.end()) {
     return absl::InvalidArgumentError("topic: unknown topic " + std::string(topic));
@@ -330,15 +327,15 @@ absl::Status EmbeddedQueue::CreateTopic(const TopicOptions& options) {
     if (it != topics_.end()) {
       existing = it->second.get();
       if (existing->info.partitions != options.partitions) {
-        return absl::FailedPreconditionError(
-            "partitions: topic " + options.name + " exists with " +
-            std::to_string(existing->info.partitions) + " partitions");
+        return absl::FailedPreconditionError("partitions: topic " + options.name + " exists with " +
+                                             std::to_string(existing->info.partitions) +
+                                             " partitions");
       }
       if (existing->info.retention_ms == options.retention_ms) return absl::OkStatus();
     }
   }
-  STRATA_RETURN_IF_ERROR(topics_table_->Put(
-      kTopicsPartition, options.name, EncodeTopic(options.partitions, options.retention_ms)));
+  STRATA_RETURN_IF_ERROR(topics_table_->Put(kTopicsPartition, options.name,
+                                            EncodeTopic(options.partitions, options.retention_ms)));
   if (existing != nullptr) {
     std::lock_guard<std::mutex> lock(mu_);
     existing->info.retention_ms = options.retention_ms;
@@ -479,8 +476,8 @@ absl::StatusOr<EmbeddedQueue::GroupState*> EmbeddedQueue::EnsureGroup(std::strin
       metrics_->GetCounter("strata_queue_delivered_total", "Messages delivered by Poll", labels);
   state->committed = metrics_->GetCounter("strata_queue_committed_total",
                                           "Messages newly covered by commits", labels);
-  state->redelivered = metrics_->GetCounter(
-      "strata_queue_redelivered_total", "Messages handed out again after a rewind", labels);
+  state->redelivered = metrics_->GetCounter("strata_queue_redelivered_total",
+                                            "Messages handed out again after a rewind", labels);
   std::lock_guard<std::mutex> commit_lock(commit_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -778,8 +775,8 @@ std::vector<std::pair<std::string, double>> EmbeddedQueue::BacklogGauge() {
       uint64_t backlog = 0;
       for (size_t p = 0; p < group->parts.size(); ++p) {
         const PartitionState& state = *topic->partitions[p];
-        backlog += state.next - std::min(state.next, std::max(group->parts[p].committed,
-                                                              state.start));
+        backlog +=
+            state.next - std::min(state.next, std::max(group->parts[p].committed, state.start));
       }
       out.emplace_back(GroupLabels(topic_name, group_name), static_cast<double>(backlog));
     }

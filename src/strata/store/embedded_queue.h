@@ -114,7 +114,7 @@ class EmbeddedQueue final : public Queue {
   Table* messages_table_ = nullptr;
   Table* offsets_table_ = nullptr;
 
-  std::mutex mu_;  // guards topics_ and every in-memory offset and position
+  std::mutex mu_;                      // guards topics_ and every in-memory offset and position
   std::condition_variable published_;  // signalled (with mu_) when messages become visible
   std::map<std::string, std::unique_ptr<TopicState>, std::less<>> topics_;
   std::mutex commit_mu_;  // serialises offset-table writes (commits, group creation)

@@ -41,7 +41,8 @@ INSTANTIATE_QUEUE_CONFORMANCE(EmbeddedOnMemory,
 
 TEST(KeyPartitionTest, IsCrc32ModuloPartitions) {
   // The CRC-32 check value: crc32("123456789") = 0xCBF43926 (zlib, librdkafka's rd_crc32).
-  EXPECT_EQ(KeyPartition("123456789", 1'000'000'007), static_cast<int>(0xCBF43926u % 1'000'000'007u));
+  EXPECT_EQ(KeyPartition("123456789", 1'000'000'007),
+            static_cast<int>(0xCBF43926u % 1'000'000'007u));
   EXPECT_EQ(KeyPartition("123456789", 10), static_cast<int>(0xCBF43926u % 10));
   EXPECT_EQ(KeyPartition("", 7), 0);  // crc32("") = 0
   EXPECT_EQ(KeyPartition("anything", 1), 0);

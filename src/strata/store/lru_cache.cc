@@ -24,7 +24,7 @@ class LruCache::Shard {
 
   std::mutex mu;
   // Most recently used first.
-  std::list<Entry> lru;  // guarded by mu
+  std::list<Entry> lru;                                               // guarded by mu
   std::unordered_map<std::string, std::list<Entry>::iterator> index;  // guarded by mu
   size_t charged = 0;                                                 // guarded by mu
 
@@ -78,10 +78,9 @@ absl::StatusOr<std::unique_ptr<LruCache>> LruCache::Create(LruCacheOptions optio
 LruCache::LruCache(LruCacheOptions options, Clock* clock, MetricsRegistry* metrics)
     : options_(std::move(options)), clock_(clock) {
   const std::string labels = "cache=\"" + options_.name + "\"";
-  hits_ = metrics->GetCounter("strata_cache_hits_total", "Cache reads that found the item",
-                              labels);
-  misses_ = metrics->GetCounter("strata_cache_misses_total",
-                                "Cache reads that found no live item", labels);
+  hits_ = metrics->GetCounter("strata_cache_hits_total", "Cache reads that found the item", labels);
+  misses_ = metrics->GetCounter("strata_cache_misses_total", "Cache reads that found no live item",
+                                labels);
   evictions_ = metrics->GetCounter("strata_cache_evictions_total",
                                    "Cache items pushed out to make room", labels);
   const size_t per_shard = std::max<size_t>(1, options_.capacity_bytes / options_.shards);

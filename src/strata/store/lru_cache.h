@@ -72,8 +72,8 @@ class LruCache final : public Cache {
   LruCache(LruCacheOptions options, Clock* clock, MetricsRegistry* metrics);
   Shard& ShardFor(std::string_view key) const;
   absl::StatusOr<CacheItem> Lookup(std::string_view key);
-  absl::Status Store(StoreMode mode, std::string_view key, std::string_view value,
-                     uint64_t cas, Millis ttl_ms);
+  absl::Status Store(StoreMode mode, std::string_view key, std::string_view value, uint64_t cas,
+                     Millis ttl_ms);
 
   const LruCacheOptions options_;
   Clock* const clock_;

@@ -34,8 +34,8 @@ int KeyPartition(std::string_view key, int partitions) {
 absl::Status ValidateQueueName(std::string_view name, std::string_view field) {
   bool ok = !name.empty() && name.size() <= kMaxQueueNameSize;
   for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-')) {
       ok = false;
     }
   }

@@ -132,8 +132,7 @@ TEST_P(QueueConformanceTest, CreateAndDescribeTopics) {
   ExpectInvalid(queue_->CreateTopic(TopicOptions{std::string(250, 'x'), 1, 0}), "topic");
   ExpectInvalid(queue_->CreateTopic(TopicOptions{"t", 0, 0}), "partitions");
   ExpectInvalid(queue_->CreateTopic(TopicOptions{"t", -3, 0}), "partitions");
-  ExpectInvalid(queue_->CreateTopic(TopicOptions{"t", kMaxTopicPartitions + 1, 0}),
-                "partitions");
+  ExpectInvalid(queue_->CreateTopic(TopicOptions{"t", kMaxTopicPartitions + 1, 0}), "partitions");
   ExpectInvalid(queue_->CreateTopic(TopicOptions{"t", 1, -1}), "retention_ms");
   EXPECT_EQ(Outcome(queue_->CreateTopic(TopicOptions{std::string(249, 'x'), 1, 0})), "ok");
   EXPECT_EQ(Outcome(queue_->CreateTopic(TopicOptions{"Gc.sweep-2_x", 2, 0})), "ok");
@@ -149,8 +148,7 @@ TEST_P(QueueConformanceTest, CreateAndDescribeTopics) {
 
 TEST_P(QueueConformanceTest, PublishAssignsConsecutiveOffsetsPerPartition) {
   CreateTopic(queue_.get(), "work", 3);
-  std::vector<PublishMessage> batch = {To(0, "a"), To(2, "b"), To(0, "c"), To(0, "d"),
-                                       To(2, "e")};
+  std::vector<PublishMessage> batch = {To(0, "a"), To(2, "b"), To(0, "c"), To(0, "d"), To(2, "e")};
   absl::StatusOr<std::vector<PublishResult>> results = queue_->Publish("work", batch);
   ASSERT_TRUE(results.ok()) << results.status();
   ASSERT_EQ(results->size(), 5u);
@@ -387,8 +385,7 @@ TEST_P(QueueConformanceTest, RetentionTrimsOnlyWhatEveryGroupCommittedAndIsOld) 
   ASSERT_TRUE(lag.ok()) << lag.status();
   EXPECT_EQ((*lag)[0].start_offset, 4u);
   EXPECT_EQ((*lag)[0].backlog, 6u);
-  EXPECT_THAT(Offsets(PollOrDie(queue_.get(), Request("slow", "work", {}, 2))),
-              ElementsAre(4, 5));
+  EXPECT_THAT(Offsets(PollOrDie(queue_.get(), Request("slow", "work", {}, 2))), ElementsAre(4, 5));
 
   batch.assign(5, To(0, "young"));
   ASSERT_TRUE(queue_->Publish("work", batch).ok());  // offsets 10..14
@@ -559,9 +556,8 @@ TEST_P(QueueConformanceTest, ConcurrentPublishersAndConsumersLoseNothing) {
     std::vector<Message> received;
     int errors = 0;
   };
-  std::vector<Consumer> consumers = {{"pair", {0, 1}, {}, 0},
-                                     {"pair", {2, 3}, {}, 0},
-                                     {"solo", {}, {}, 0}};
+  std::vector<Consumer> consumers = {
+      {"pair", {0, 1}, {}, 0}, {"pair", {2, 3}, {}, 0}, {"solo", {}, {}, 0}};
   std::atomic<int> pair_received{0};
   std::atomic<int> solo_received{0};
   for (Consumer& c : consumers) {

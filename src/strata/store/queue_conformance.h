@@ -76,11 +76,12 @@ class QueueConformanceTest : public ::testing::TestWithParam<QueueConformancePar
 // Instantiates the whole suite for one backend, at namespace scope (outside
 // strata::store::testing). `prefix` names the instantiation; the rest is a
 // QueueHarnessFactory expression.
-#define INSTANTIATE_QUEUE_CONFORMANCE(prefix, ...)                                          \
-  using ::strata::store::testing::QueueConformanceTest;                                    \
-  INSTANTIATE_TEST_SUITE_P(                                                                 \
-      prefix, QueueConformanceTest,                                                         \
-      ::testing::Values(                                                                    \
-          ::strata::store::testing::MakeQueueConformanceParam(#prefix, (__VA_ARGS__))),     \
-      [](const ::testing::TestParamInfo<::strata::store::testing::QueueConformanceParam>&  \
-             info) { return info.param.name; })
+#define INSTANTIATE_QUEUE_CONFORMANCE(prefix, ...)                                                \
+  using ::strata::store::testing::QueueConformanceTest;                                           \
+  INSTANTIATE_TEST_SUITE_P(                                                                       \
+      prefix, QueueConformanceTest,                                                               \
+      ::testing::Values(                                                                          \
+          ::strata::store::testing::MakeQueueConformanceParam(#prefix, (__VA_ARGS__))),           \
+      [](const ::testing::TestParamInfo<::strata::store::testing::QueueConformanceParam>& info) { \
+        return info.param.name;                                                                   \
+      })

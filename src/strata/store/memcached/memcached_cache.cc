@@ -158,8 +158,8 @@ absl::StatusOr<std::unique_ptr<MemcachedCache>> MemcachedCache::Open(
     memcached_return_t rc =
         memcached_server_add(impl->master, host.c_str(), static_cast<in_port_t>(port));
     if (rc != MEMCACHED_SUCCESS) {
-      return absl::InvalidArgumentError("servers[" + std::to_string(i) + "]: " +
-                                        memcached_strerror(impl->master, rc));
+      return absl::InvalidArgumentError("servers[" + std::to_string(i) +
+                                        "]: " + memcached_strerror(impl->master, rc));
     }
   }
   const std::pair<memcached_behavior_t, uint64_t> behaviors[] = {
@@ -183,8 +183,8 @@ absl::StatusOr<std::unique_ptr<MemcachedCache>> MemcachedCache::Open(
   MetricsRegistry* metrics =
       options.metrics != nullptr ? options.metrics : MetricsRegistry::Default();
   const std::string labels = "cache=\"" + options.name + "\"";
-  impl->hits = metrics->GetCounter("strata_cache_hits_total", "Cache reads that found the item",
-                                   labels);
+  impl->hits =
+      metrics->GetCounter("strata_cache_hits_total", "Cache reads that found the item", labels);
   impl->misses = metrics->GetCounter("strata_cache_misses_total",
                                      "Cache reads that found no live item", labels);
   return std::unique_ptr<MemcachedCache>(new MemcachedCache(std::move(impl)));
@@ -198,9 +198,7 @@ absl::StatusOr<std::string> MemcachedCache::Get(std::string_view key) {
   return std::move(item.value);
 }
 
-absl::StatusOr<CacheItem> MemcachedCache::Gets(std::string_view key) {
-  return impl_->GetOne(key);
-}
+absl::StatusOr<CacheItem> MemcachedCache::Gets(std::string_view key) { return impl_->GetOne(key); }
 
 absl::StatusOr<std::vector<std::optional<std::string>>> MemcachedCache::MultiGet(
     std::span<const std::string> keys) {

@@ -25,8 +25,7 @@ namespace {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "strata-queue-XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "strata-queue-XXXXXX").string();
     if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
   }
   ~TempDir() {
@@ -120,8 +119,8 @@ constexpr int kChildMessages = 4000;
     std::vector<PublishMessage> batch;
     const int n = seq % 3 == 0 ? 1 : 5;
     for (int i = 0; i < n; ++i) {
-      batch.push_back(PublishMessage{"key" + std::to_string((seq + i) % 17),
-                                     "msg" + std::to_string(seq + i)});
+      batch.push_back(
+          PublishMessage{"key" + std::to_string((seq + i) % 17), "msg" + std::to_string(seq + i)});
     }
     auto results = (*queue)->Publish("work", batch);
     if (!results.ok()) _exit(6);
