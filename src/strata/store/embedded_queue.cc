@@ -359,6 +359,22 @@ absl::StatusOr<TopicInfo> EmbeddedQueue::DescribeTopic(std::string_view topic) {
   return it->second->info;
 }
 
+absl::StatusOr<std::vector<TopicInfo>> EmbeddedQueue::ListTopics() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<TopicInfo> topics;
+  for (const auto& [name, topic] : topics_) topics.push_back(topic->info);
+  return topics;
+}
+
+absl::StatusOr<std::vector<std::string>> EmbeddedQueue::ListGroups(std::string_view topic_name) {
+  STRATA_RETURN_IF_ERROR(ValidateQueueName(topic_name, "topic"));
+  std::lock_guard<std::mutex> lock(mu_);
+  STRATA_ASSIGN_OR_RETURN(TopicState * topic, FindTopicLocked(topic_name));
+  std::vector<std::string> groups;
+  for (const auto& [name, group] : topic->groups) groups.push_back(name);
+  return groups;
+}
+
 void EmbeddedQueue::ReloadPartition(TopicState* topic, int partition) {
   PartitionState& state = *topic->partitions[partition];
   absl::StatusOr<std::string> meta = messages_table_->Get(state.key, kMetaKey);

@@ -77,6 +77,8 @@ class EmbeddedQueue final : public Queue {
 
   absl::Status CreateTopic(const TopicOptions& options) override;
   absl::StatusOr<TopicInfo> DescribeTopic(std::string_view topic) override;
+  absl::StatusOr<std::vector<TopicInfo>> ListTopics() override;
+  absl::StatusOr<std::vector<std::string>> ListGroups(std::string_view topic) override;
   absl::StatusOr<std::vector<PublishResult>> Publish(
       std::string_view topic, std::span<const PublishMessage> messages) override;
   absl::StatusOr<std::vector<Message>> Poll(const PollRequest& request) override;

@@ -41,7 +41,8 @@
 //    offset (Kafka also stores "next offset to read"); Rewind -> seek to committed;
 //    redelivery_timeout -> max.poll.interval.ms (a stalled member is evicted and its
 //    partitions restart at the committed offset).
-//  * Lag -> committed offsets (committed()) and watermarks (query_watermark_offsets).
+//  * Lag -> committed offsets (committed()) and watermarks (query_watermark_offsets);
+//    ListTopics -> metadata; ListGroups -> ListConsumerGroups + ListConsumerGroupOffsets.
 //  * EnforceRetention -> nothing to do: Kafka trims by retention.ms on the broker, without
 //    regard to consumers; set retention.ms well above the worst backlog age.
 //
@@ -143,6 +144,11 @@ class Queue {
   virtual absl::Status CreateTopic(const TopicOptions& options) = 0;
   // NotFound for an unknown topic.
   virtual absl::StatusOr<TopicInfo> DescribeTopic(std::string_view topic) = 0;
+  // Every topic, by name.
+  virtual absl::StatusOr<std::vector<TopicInfo>> ListTopics() = 0;
+  // The groups known to a topic (that polled or committed it), by name: with Lag, what an
+  // operator's backlog view iterates.
+  virtual absl::StatusOr<std::vector<std::string>> ListGroups(std::string_view topic) = 0;
 
   // Publishes messages (at most kMaxPublishBatch) in order; results are in the same order.
   // Messages to one partition get consecutive offsets in batch order. InvalidArgument

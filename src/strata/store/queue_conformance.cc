@@ -144,6 +144,32 @@ TEST_P(QueueConformanceTest, CreateAndDescribeTopics) {
   EXPECT_EQ(info->partitions, 4);
   EXPECT_EQ(info->retention_ms, 9000);
   EXPECT_TRUE(queue_->DescribeTopic("Gc.sweep-2_x").ok());
+  absl::StatusOr<std::vector<TopicInfo>> topics = queue_->ListTopics();
+  ASSERT_TRUE(topics.ok()) << topics.status();
+  std::vector<std::string> names;
+  for (const TopicInfo& t : *topics) names.push_back(t.name);
+  EXPECT_THAT(names, ElementsAre("Gc.sweep-2_x", "work", std::string(249, 'x')));
+}
+
+TEST_P(QueueConformanceTest, GroupsBecomeKnownByPollOrCommitAndSurviveRestarts) {
+  CreateTopic(queue_.get(), "work", 2);
+  CreateTopic(queue_.get(), "other", 1);
+  absl::StatusOr<std::vector<std::string>> groups = queue_->ListGroups("work");
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  EXPECT_TRUE(groups->empty());
+  EXPECT_TRUE(PollOrDie(queue_.get(), Request("sweepers", "work")).empty());
+  ASSERT_EQ(Outcome(queue_->Commit("auditors", "work", 1, 0)), "ok");
+  ASSERT_TRUE(queue_->Lag("onlooker", "work").ok());  // reading lag does not join
+  ASSERT_EQ(Outcome(queue_->Commit("elsewhere", "other", 0, 0)), "ok");
+  groups = queue_->ListGroups("work");
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  EXPECT_THAT(*groups, ElementsAre("auditors", "sweepers"));
+  Restart();
+  ASSERT_NE(queue_, nullptr);
+  groups = queue_->ListGroups("work");
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  EXPECT_THAT(*groups, ElementsAre("auditors", "sweepers"));
+  ExpectInvalid(queue_->ListGroups("nope").status(), "topic");
 }
 
 TEST_P(QueueConformanceTest, PublishAssignsConsecutiveOffsetsPerPartition) {
