@@ -209,7 +209,7 @@ int Run(int argc, char** argv) {
   CLI::App* bench_viewing = bench->add_subcommand("viewing", "Viewing-history load generator");
   bench_viewing->add_option("--server", bo.server, "Server URL")->capture_default_str();
   bench_viewing->add_option("--mode", bo.mode, "ingest or mix")
-      ->check(CLI::IsMember({"ingest", "mix"}))
+      ->check(CLI::IsMember({"ingest", "mix", "tiers"}))
       ->capture_default_str();
   bench_viewing->add_option("--members", bo.members, "Distinct members")->capture_default_str();
   bench_viewing->add_option("--zipf", bo.zipf_s, "Zipf exponent of member activity")
@@ -228,6 +228,21 @@ int Run(int argc, char** argv) {
                             "Members preloaded with 10k+ records")
       ->capture_default_str();
   bench_viewing->add_option("--seed", bo.seed, "Workload seed")->capture_default_str();
+  bench_viewing->add_option("--history-members", bo.history_members,
+                            "tiers mode: members given a long history, per load phase")
+      ->capture_default_str();
+  bench_viewing->add_option("--history-plays", bo.history_plays,
+                            "tiers mode: plays per long history")
+      ->capture_default_str();
+  bench_viewing->add_option("--history-years", bo.history_years,
+                            "tiers mode: years a long history spans")
+      ->capture_default_str();
+  bench_viewing->add_option("--rotation-members", bo.rotation_members,
+                            "tiers mode: members whose plays just aged out of the recent tier")
+      ->capture_default_str();
+  bench_viewing->add_option("--rotation-plays", bo.rotation_plays,
+                            "tiers mode: aged plays per such member")
+      ->capture_default_str();
   bench_viewing->add_option("--write-connections", bo.write_connections,
                             "Writer connections in mix mode (0 = 3/8 of --connections)")
       ->capture_default_str();

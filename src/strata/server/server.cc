@@ -14,6 +14,7 @@
 #include "strata/base/metrics.h"
 #include "strata/base/status.h"
 #include "strata/server/api.h"
+#include "strata/store/embedded_queue.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
 
 namespace strata::server {
@@ -116,9 +117,14 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::RocksRowStore> rows,
                           store::RocksRowStore::Open(row_options));
   MetricsRegistry* metrics = MetricsRegistry::Default();
-  STRATA_ASSIGN_OR_RETURN(
-      std::unique_ptr<viewing::ViewingService> viewing,
-      viewing::ViewingService::Open(rows.get(), SystemClock::Default(), config.viewing, metrics));
+  // Work queues (rotation tasks; later GC and reprocessing) live in the same RocksDB.
+  store::EmbeddedQueueOptions queue_options;
+  queue_options.metrics = metrics;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::EmbeddedQueue> queue,
+                          store::EmbeddedQueue::Open(rows.get(), queue_options));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<viewing::ViewingService> viewing,
+                          viewing::ViewingService::Open(rows.get(), SystemClock::Default(),
+                                                        config.viewing, metrics, queue.get()));
   RegisterProcessMetrics(metrics, rows.get(), viewing.get());
 
   store::RocksRowStore* rows_ptr = rows.get();
@@ -148,6 +154,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_LOG_INFO("strata stopping");
   http_server.Stop();
   viewing.reset();
+  queue.reset();
   absl::Status sync = rows->Sync();
   rows.reset();
   STRATA_LOG_INFO("strata stopped");

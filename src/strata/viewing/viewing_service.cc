@@ -99,7 +99,7 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
 
 absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
     store::RowStore* store, Clock* clock, const ViewingOptions& options,
-    MetricsRegistry* metrics) {
+    MetricsRegistry* metrics, store::Queue* queue) {
   if (options.zstd_level < 1 || options.zstd_level > 19) {
     return absl::InvalidArgumentError("viewing.zstd_level: must be 1..19");
   }
@@ -121,6 +121,17 @@ absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
         "viewing.rotation_slack / viewing.rotation_max_per_s: must not be negative");
   }
   std::unique_ptr<ViewingService> s(new ViewingService(store, clock, options, metrics));
+  if (queue) {
+    auto topic = queue->DescribeTopic(kRotationTopic);
+    if (absl::IsNotFound(topic.status())) {
+      STRATA_RETURN_IF_ERROR(queue->CreateTopic({kRotationTopic, kRotationPartitions}));
+    } else if (!topic.ok()) {
+      return topic.status();
+    } else if (topic->partitions != kRotationPartitions) {
+      return absl::FailedPreconditionError("viewing.rotation topic: unexpected partition count");
+    }
+    s->task_queue_ = queue;
+  }
   STRATA_RETURN_IF_ERROR(s->Init());
   return s;
 }
@@ -198,15 +209,14 @@ absl::Status ViewingService::Init() {
   rotation_seconds_ = metrics_->GetHistogram("strata_viewing_rotation_seconds",
                                              "Duration of one member rotation");
   metrics_->AddGauge("strata_viewing_rotation_backlog", "Members queued for a rotation", [this] {
-    std::lock_guard<std::mutex> lock(rotation_mu_);
     return std::vector<std::pair<std::string, double>>{
-        {"", static_cast<double>(rotation_queue_.size())}};
+        {"", static_cast<double>(RotationBacklog())}};
   });
   for (int i = 0; i < std::max(options_.rollup_threads, 1); ++i) {
     workers_.emplace_back([this] { RollupWorker(); });
   }
   for (int i = 0; i < std::max(options_.rotation_threads, 1); ++i) {
-    rotation_workers_.emplace_back([this] { RotationWorker(); });
+    rotation_workers_.emplace_back([this, i] { RotationWorker(i); });
   }
   if (options_.rotation_sweep_interval_ms > 0) {
     sweep_timer_ = std::thread([this] {

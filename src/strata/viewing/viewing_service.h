@@ -42,6 +42,7 @@
 #include "strata/base/clock.h"
 #include "strata/base/metrics.h"
 #include "strata/base/thread_pool.h"
+#include "strata/store/queue.h"
 #include "strata/store/row_store.h"
 #include "strata/viewing/history_cache.h"
 #include "strata/viewing/record.h"
@@ -164,10 +165,18 @@ struct TableReport {
 class ViewingService {
  public:
   // Opens the service's tables in `store`. `store` and `clock` must outlive the service.
+  // Rotation tasks go through `queue` (topic "viewing.rotation", group "viewing-rotation"),
+  // which must outlive the service too: durable, so queued rotations survive a restart and
+  // an interrupted one is redelivered. Without a queue (unit tests) they are queued in
+  // memory.
   static absl::StatusOr<std::unique_ptr<ViewingService>> Open(store::RowStore* store,
                                                               Clock* clock,
                                                               const ViewingOptions& options,
-                                                              MetricsRegistry* metrics);
+                                                              MetricsRegistry* metrics,
+                                                              store::Queue* queue = nullptr);
+  static constexpr char kRotationTopic[] = "viewing.rotation";
+  static constexpr char kRotationGroup[] = "viewing-rotation";
+  static constexpr int kRotationPartitions = 8;
   ~ViewingService();
 
   // Stores valid records. Each record must have passed ValidateRecord. On error nothing is
@@ -274,7 +283,13 @@ class ViewingService {
   // True if it queued the member (false: not due, or already queued).
   bool MaybeQueueRotation(MemberId member, Millis oldest_recent, Millis oldest_past);
   bool QueueRotation(MemberId member);
-  void RotationWorker();
+  void RotationWorker(int index);
+  // Throttle: waits until the next rotation may start. False when stopping.
+  bool AwaitRotationSlot();
+  // Runs one rotation task; false when it failed (logged and counted).
+  void RunRotation(MemberId member);
+  // Members queued in the durable queue and not yet processed (its backlog).
+  uint64_t RotationBacklog();
   void SweepForRotation();
   // Adds to *writes the language-preference changes that `records` carry.
   absl::Status PlanLanguageChanges(std::span<const ViewingRecord* const> member_records,
@@ -299,6 +314,7 @@ class ViewingService {
   store::Table* languages_ = nullptr;
   std::unique_ptr<HistoryCache> cache_;
   std::unique_ptr<SummaryCache> summary_cache_;
+  store::Queue* task_queue_ = nullptr;  // rotation tasks; null = in memory
   store::Table* past_ = nullptr;        // plays_past_compressed
   store::Table* historical_ = nullptr;  // plays_historical
 

@@ -6,6 +6,8 @@
 #include <map>
 #include <random>
 
+#include "strata/base/coding.h"
+#include "strata/store/embedded_queue.h"
 #include "strata/store/memory_row_store.h"
 #include "strata/viewing/viewing_service.h"
 
@@ -342,6 +344,67 @@ TEST_F(ViewingTiersTest, EraseRemovesEveryTier) {
   EXPECT_TRUE(summary->titles.empty());
   EXPECT_EQ(Records("plays_historical"), 0u);
   EXPECT_EQ(Records("plays_past_compressed"), 0u);
+}
+
+// Rotation tasks on the durable queue: a task queued by an earlier process (that then died,
+// with or without having taken it) is carried out after a restart.
+TEST_F(ViewingTiersTest, QueuedRotationsSurviveARestartAndUntakenOnesAreRedelivered) {
+  Open();
+  std::vector<ViewingRecord> batch;
+  for (MemberId m = 30; m < 33; ++m) {
+    for (int i = 0; i < 4; ++i) {
+      const Millis started = kNow0 - 40 * kDay + i * 3600'000;
+      batch.push_back(Play(m, started, "s", started + 1000, 1));
+    }
+  }
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  service_.reset();  // the "earlier process" is gone; its data stays in store_
+
+  store::EmbeddedQueueOptions qo;
+  qo.clock = &clock_;
+  qo.metrics = &metrics_;
+  qo.retention_interval_ms = 0;
+  auto queue = store::EmbeddedQueue::Open(store_.get(), qo);
+  ASSERT_TRUE(queue.ok()) << queue.status();
+  ASSERT_TRUE((*queue)->CreateTopic({ViewingService::kRotationTopic,
+                                     ViewingService::kRotationPartitions}).ok());
+  auto task = [](MemberId m) {
+    std::string v;
+    coding::PutFixed64BE(&v, m);
+    return store::PublishMessage{std::to_string(m), v};
+  };
+  std::vector<store::PublishMessage> tasks = {task(30), task(31), task(32)};
+  ASSERT_TRUE((*queue)->Publish(ViewingService::kRotationTopic, tasks).ok());
+  // A worker of the earlier process took every task but committed none, then died.
+  store::PollRequest poll;
+  poll.group = ViewingService::kRotationGroup;
+  poll.topic = ViewingService::kRotationTopic;
+  for (int p = 0; p < ViewingService::kRotationPartitions; ++p) poll.partitions.push_back(p);
+  poll.max_messages = 100;
+  auto taken = (*queue)->Poll(poll);
+  ASSERT_TRUE(taken.ok());
+  ASSERT_EQ(taken->size(), 3u);
+  queue->reset();
+
+  // Restart: a new queue over the same store redelivers; the service carries them out.
+  auto reopened = store::EmbeddedQueue::Open(store_.get(), qo);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto s = ViewingService::Open(store_.get(), &clock_, options_, &metrics_, reopened->get());
+  ASSERT_TRUE(s.ok()) << s.status();
+  service_ = std::move(*s);
+  service_->WaitForRotations();
+  EXPECT_EQ(Records("plays_past_compressed"), 12u);
+  EXPECT_EQ(service_->rotation_status().queued, 0u);
+  auto lag = (*reopened)->Lag(ViewingService::kRotationGroup, ViewingService::kRotationTopic);
+  ASSERT_TRUE(lag.ok());
+  for (const auto& p : *lag) EXPECT_EQ(p.backlog, 0u) << "partition " << p.partition;
+  // New triggers go through the queue too.
+  auto late = Play(33, kNow0 - 20 * kDay, "x", kNow0 - 20 * kDay + 5, 2);
+  ASSERT_TRUE(service_->Ingest({&late, 1}).ok());
+  ReadAll(33, kNow0 - kDay);
+  service_->WaitForRotations();
+  EXPECT_EQ(Records("plays_past_compressed"), 13u);
+  service_.reset();  // before the queue it uses
 }
 
 TEST(SummaryEncoding, RoundTripsAndRejectsCorruption) {
