@@ -198,7 +198,9 @@ ViewingWorkload::MemberState& ViewingWorkload::State(uint64_t member, Millis now
     st.subtitle =
         ((h >> 20) % 10) < 6 ? int8_t{-1} : static_cast<int8_t>(kCountries[st.country].language);
     Rng r(h);
-    st.last_started_at = now_ms - static_cast<Millis>(r.Between(7 * kDay, 42 * kDay));
+    // Active within the last week (inside the recent tier; older data is what "tiers" mode
+    // loads explicitly), so the mix measures the steady state, not a first rotation of all.
+    st.last_started_at = now_ms - static_cast<Millis>(r.Between(1 * kDay, 6 * kDay));
     st.last_event_time = st.last_started_at;
     st.next_session = r.Between(1, 5000);
   }

@@ -44,6 +44,14 @@ class ThreadPool {
     int current = ::getpriority(PRIO_PROCESS, tid);
     if (errno == 0) (void)::setpriority(PRIO_PROCESS, tid, current + increment);
   }
+  // The calling thread's nice value (0 when it cannot be read).
+  static int CurrentNice() {
+    const int tid = static_cast<int>(::syscall(SYS_gettid));
+    errno = 0;
+    int current = ::getpriority(PRIO_PROCESS, tid);
+    return errno == 0 ? current : 0;
+  }
+
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -88,6 +96,37 @@ class ThreadPool {
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+};
+
+// Runs a low-priority (niced) thread at normal priority while it holds something that
+// foreground threads wait for -- a member's exclusive lock, the store's write slot -- so a
+// background roll-up or rotation that is preempted inside never stalls requests behind it
+// (priority inversion). Lowering a nice value needs CAP_SYS_NICE (root) or RLIMIT_NICE;
+// without it the boost is skipped and the work simply runs at its lower priority.
+// No-op for threads at nice <= 0. Not copyable; restores the nice value on destruction.
+class ScopedPriorityBoost {
+ public:
+  ScopedPriorityBoost() {
+    if (depth()++ > 0) return;  // nested: the outermost boost restores
+    const int nice = ThreadPool::CurrentNice();
+    if (nice <= 0) return;
+    tid_ = static_cast<int>(::syscall(SYS_gettid));
+    if (::setpriority(PRIO_PROCESS, tid_, 0) == 0) restore_ = nice;
+  }
+  ~ScopedPriorityBoost() {
+    --depth();
+    if (restore_ > 0) (void)::setpriority(PRIO_PROCESS, tid_, restore_);
+  }
+  ScopedPriorityBoost(const ScopedPriorityBoost&) = delete;
+  ScopedPriorityBoost& operator=(const ScopedPriorityBoost&) = delete;
+
+ private:
+  static int& depth() {
+    thread_local int d = 0;
+    return d;
+  }
+  int tid_ = 0;
+  int restore_ = 0;
 };
 
 }  // namespace strata

@@ -605,6 +605,7 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   // Phase B, under the exclusive member lock: commit, then delete what the commit made
   // redundant. Live rows a write changed since phase A read them stay live (the newer event
   // wins on reads); unchanged ones are now held by the committed segments.
+  ScopedPriorityBoost boost;  // requests wait for this section: run it at normal priority
   std::unique_lock<std::shared_mutex> lock(MemberLock(member));
   store::WriteBatch live_deletes;
   std::vector<ViewingRecord> remaining;

@@ -258,6 +258,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
                                               recent_version->meta, recent_plan));
   STRATA_CRASH_POINT("rotate.recent_chunks_written");
   {
+    ScopedPriorityBoost boost;  // requests wait for this section
     std::unique_lock<std::shared_mutex> lock(MemberLock(member));
     // Destination first: the past tier's new version and state, in one batch.
     store::WriteBatch commit;
@@ -325,6 +326,7 @@ absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cuto
   STRATA_RETURN_IF_ERROR(WritePlannedSegments(past_, partition, past.history->meta, plan));
   STRATA_CRASH_POINT("rotate.historical.past_chunks_written");
   {
+    ScopedPriorityBoost boost;  // requests wait for this section
     std::unique_lock<std::shared_mutex> lock(MemberLock(member));
     STRATA_RETURN_IF_ERROR(historical_->Put(partition, kMetaKey,
                                             EncodeHistoricalState(next, options_.zstd_level), 0));

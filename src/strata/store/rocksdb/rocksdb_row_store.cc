@@ -28,6 +28,7 @@
 #include "strata/base/coding.h"
 #include "strata/base/log.h"
 #include "strata/base/status.h"
+#include "strata/base/thread_pool.h"
 
 namespace strata::store {
 namespace rocksdb_internal {
@@ -715,6 +716,8 @@ absl::Status Core::AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_vi
 
 absl::Status Core::Commit(rocksdb::WriteBatch* batch) {
   if (batch->Count() == 0) return absl::OkStatus();
+  // Background (niced) writers run at normal priority while they hold the write slot.
+  ScopedPriorityBoost boost;
   std::lock_guard<std::mutex> write_lock(write_mu_);
   if (write_failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError("write: the row store failed an earlier write (disk full?); "
