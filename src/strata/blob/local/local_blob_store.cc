@@ -32,10 +32,11 @@ absl::Status ErrnoError(const std::string& what, int err) {
   return absl::InternalError(msg);
 }
 
+// Linux takes any byte but '/' and NUL in a file name; escape only what could confuse a
+// person or this layout ('%', '~', control bytes, a leading '.'), so names stay readable.
 bool KeepByte(unsigned char c, bool first) {
   if (c == '.') return !first;
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '-';
+  return c >= 0x20 && c != 0x7f && c != '%' && c != '~';
 }
 
 std::string EscapeComponent(std::string_view c) {

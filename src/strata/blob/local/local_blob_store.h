@@ -4,9 +4,9 @@
 // Layout under `root`:
 //   <c1>/<c2>/.../<cN>~obj/part-000000, part-000001, ...   one committed blob
 //   ~tmp/<random>/part-...                                  a blob being written
-// Each '/'-separated component of a name is escaped (bytes outside [A-Za-z0-9_.-], a leading
-// '.', are written %XX), so '~' never appears in an escaped component and "~obj" / "~tmp"
-// cannot collide with a name. Every part but the last holds exactly `part_bytes` bytes.
+// Each '/'-separated component of a name is escaped ('%', '~', control bytes and a leading
+// '.' are written %XX; an escaped component is at most 240 bytes), so '~' never appears in an
+// escaped component and "~obj" / "~tmp" cannot collide with a name. Every part but the last holds exactly `part_bytes` bytes.
 //
 // Write path: parts are written into a fresh directory under ~tmp; Commit fsyncs every part
 // and the directory, renames the directory into place with RENAME_NOREPLACE (the commit

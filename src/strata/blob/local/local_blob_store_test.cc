@@ -77,7 +77,7 @@ TEST_F(LocalBlobStoreTest, LayoutHasOneFilePerPartUnderEscapedNames) {
   ASSERT_TRUE(store->Put("hot/bucket/a b/.x@00ff", std::string(4096 * 2 + 1, 'z')).ok());
   auto path = store->PathOf("hot/bucket/a b/.x@00ff");
   ASSERT_TRUE(path.ok());
-  EXPECT_EQ(*path, dir_ + "/hot/bucket/a%20b/%2Ex%4000ff~obj");
+  EXPECT_EQ(*path, dir_ + "/hot/bucket/a b/%2Ex@00ff~obj");
   EXPECT_TRUE(fs::is_regular_file(*path + "/part-000000"));
   EXPECT_TRUE(fs::is_regular_file(*path + "/part-000002"));
   EXPECT_FALSE(fs::exists(*path + "/part-000003"));
@@ -105,7 +105,7 @@ TEST_F(LocalBlobStoreTest, ComponentsTooLongOnceEscapedAreRejected) {
   auto store = Open();
   EXPECT_TRUE(store->Put(std::string(240, 'a'), "x").ok());
   EXPECT_TRUE(absl::IsInvalidArgument(store->Put(std::string(241, 'a'), "x")));
-  EXPECT_TRUE(absl::IsInvalidArgument(store->Put(std::string(81, ' '), "x")));
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Put(std::string(81, '%'), "x")));
 }
 
 TEST_F(LocalBlobStoreTest, BadOptions) {
