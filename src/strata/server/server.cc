@@ -13,6 +13,8 @@
 #include "strata/base/log.h"
 #include "strata/base/metrics.h"
 #include "strata/base/status.h"
+#include "strata/blob/local/local_blob_store.h"
+#include "strata/media/media_service.h"
 #include "strata/server/api.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
 
@@ -120,6 +122,17 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
       std::unique_ptr<viewing::ViewingService> viewing,
       viewing::ViewingService::Open(rows.get(), SystemClock::Default(), config.viewing, metrics));
   RegisterProcessMetrics(metrics, rows.get(), viewing.get());
+  blob::LocalBlobStoreOptions blob_options;
+  blob_options.root = config.data_dir + "/blobs";
+  blob_options.part_bytes = config.blob_part_bytes;
+  if (config.blob_part_bytes < 4096) {
+    return absl::InvalidArgumentError("blob_part_bytes: must be at least 4096");
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<blob::LocalBlobStore> blobs,
+                          blob::LocalBlobStore::Open(blob_options));
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<media::MediaService> media,
+      media::MediaService::Open(rows.get(), blobs.get(), SystemClock::Default(), metrics));
 
   store::RocksRowStore* rows_ptr = rows.get();
   AdminHooks admin;
@@ -131,8 +144,16 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
     return absl::OkStatus();
   };
   admin.compact = [rows_ptr] { return rows_ptr->CompactAll(); };
-  Api api(viewing.get(), metrics, std::move(admin));
-  http::Server http_server(config.http, [&api](const http::Request& r) { return api.Handle(r); });
+  Api api(viewing.get(), media.get(), metrics, std::move(admin));
+  http::ServerOptions http_options = config.http;
+  http::StreamingRoute object_puts;
+  object_puts.method = "PUT";
+  object_puts.path_prefix = "/v1/buckets/";
+  object_puts.max_body_bytes = config.max_object_bytes;
+  object_puts.open = [&api](const http::Request& head) { return api.OpenObjectStream(head); };
+  http_options.streaming_routes.push_back(std::move(object_puts));
+  http::Server http_server(http_options,
+                           [&api](const http::Request& r) { return api.Handle(r); });
   STRATA_RETURN_IF_ERROR(http_server.Start());
   if (port_out) port_out->store(http_server.port());
   STRATA_LOG_INFO("strata serving", "address", config.http.address, "port", http_server.port(),
@@ -148,6 +169,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_LOG_INFO("strata stopping");
   http_server.Stop();
   viewing.reset();
+  media.reset();
+  blobs.reset();
   absl::Status sync = rows->Sync();
   rows.reset();
   STRATA_LOG_INFO("strata stopped");
