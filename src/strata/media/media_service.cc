@@ -129,12 +129,32 @@ absl::StatusOr<std::unique_ptr<Upload>> MediaService::BeginPut(std::string_view 
   up->bucket_ = std::string(bucket);
   up->key_ = std::string(key);
   ObjectRow& row = up->row_;
-  row.generation = NextGeneration(0);
+  // A generation above the key's current one, and whose blob name is free: after a restart
+  // the clock may not have moved past the generations written before (or left as orphans by
+  // a crash), and blob names are write-once.
+  uint64_t at_least = 0;
+  absl::StatusOr<ObjectRow> current = ReadRow(bucket, key);
+  if (current.ok()) {
+    at_least = current->generation + 1;
+  } else if (!absl::IsNotFound(current.status())) {
+    return current.status();
+  }
+  const std::string blob_prefix = b.policy.storage_class + "/" + up->bucket_ + "/" + up->key_ + "@";
+  for (;;) {
+    row.generation = NextGeneration(at_least);
+    row.blob = blob_prefix + Hex64(row.generation);
+    absl::StatusOr<blob::BlobInfo> taken = blobs_->Stat(row.blob);
+    if (absl::IsNotFound(taken.status())) break;
+    if (absl::IsInvalidArgument(taken.status())) {
+      return absl::InvalidArgumentError("key: not storable by the blob store (" +
+                                        std::string(taken.status().message()) + ")");
+    }
+    if (!taken.ok()) return taken.status();
+    at_least = row.generation + 1;
+  }
   row.ttl_ms = options.ttl_ms.value_or(b.policy.ttl_ms);
   row.grace_ms = b.policy.grace_ms;
   row.storage_class = b.policy.storage_class;
-  row.blob = b.policy.storage_class + "/" + up->bucket_ + "/" + up->key_ + "@" +
-             Hex64(row.generation);
   row.content_type = std::move(options.content_type);
   row.wrapped_key = std::move(options.wrapped_key);
   row.meta = std::move(options.meta);
@@ -196,6 +216,7 @@ absl::StatusOr<ObjectInfo> MediaService::CommitUpload(Upload* up) {
     (void)blobs_->Delete(row.blob);
     return s;
   }
+  STRATA_CRASH_POINT("media.put.after_metadata");
   puts_->Inc();
   bytes_in_->Inc(row.size);
   return ObjectInfo{up->bucket_, up->key_, row};
@@ -242,6 +263,7 @@ absl::StatusOr<ObjectInfo> MediaService::Delete(std::string_view bucket, std::st
   if (!Visible(row, now)) return NoObject(bucket, key);
   row.deleted_at = now;
   STRATA_RETURN_IF_ERROR(objects_->Put(bucket, ObjectClustering(key), EncodeObjectRow(row)));
+  STRATA_CRASH_POINT("media.delete.after_marker");
   deletes_->Inc();
   return ObjectInfo{std::string(bucket), std::string(key), std::move(row)};
 }

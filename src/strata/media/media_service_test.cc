@@ -332,6 +332,22 @@ TEST_P(MediaServiceTest, ConcurrentPutsAndDeletesOfOneKeyStayConsistent) {
   EXPECT_EQ(rows->rows.size(), 80u);
 }
 
+TEST_P(MediaServiceTest, GenerationsSkipBlobNamesAlreadyTaken) {
+  // An orphan (bytes of a crashed write) sits where the next generation's name would be.
+  const uint64_t next = static_cast<uint64_t>(clock_.NowMillis()) * 1000;
+  const std::string orphan = "hot/media/k@" + Hex64(next);
+  ASSERT_TRUE(blobs_->Put(orphan, "orphan").ok());
+  auto info = Put("k", "fresh");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_GT(info->row.generation, next);
+  EXPECT_EQ(ReadAll("k"), "fresh");
+  EXPECT_EQ(blobs_->Read(orphan, 0, 10).value_or(""), "orphan");
+  // A later write of the key gets a higher generation even if the clock has not moved.
+  auto again = Put("k", "again");
+  ASSERT_TRUE(again.ok());
+  EXPECT_GT(again->row.generation, info->row.generation);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, MediaServiceTest, ::testing::Values("Memory", "Rocks"),
                          [](const auto& info) { return info.param; });
 

@@ -171,6 +171,7 @@ class LocalBlobWriter final : public BlobWriter {
     while (!data.empty()) {
       if (part_size_ == options_->part_bytes) {
         if (absl::Status s = FinishPart(); !s.ok()) return Fail(s);
+        STRATA_CRASH_POINT("blob.write.after_part");
         if (absl::Status s = OpenPart(); !s.ok()) return Fail(s);
       }
       size_t n = static_cast<size_t>(
