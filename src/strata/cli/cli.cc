@@ -11,6 +11,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "bench/object_bench.h"
 #include "bench/viewing_bench.h"
 #include "strata/base/clock.h"
 #include "strata/base/log.h"
@@ -356,6 +357,24 @@ int Run(int argc, char** argv) {
   bench_viewing->add_flag("--no-compact", no_compact,
                           "Measure bytes per record without compacting first");
 
+  bench::ObjectBenchOptions ob;
+  CLI::App* bench_objects =
+      bench->add_subcommand("objects", "Media objects: PUT/GET throughput, DELETE under load");
+  bench_objects->add_option("--server", ob.server, "Server URL")->capture_default_str();
+  bench_objects->add_option("--connections", ob.connections, "Concurrent connections")
+      ->capture_default_str();
+  bench_objects->add_option("--load-connections", ob.load_connections,
+                            "Connections writing and reading during the delete phase")
+      ->capture_default_str();
+  bench_objects->add_option("--small-count", ob.small_count, "Small objects")
+      ->capture_default_str();
+  bench_objects->add_option("--small-bytes", ob.small_bytes, "Size of a small object")
+      ->capture_default_str();
+  bench_objects->add_option("--large-count", ob.large_count, "Large objects")
+      ->capture_default_str();
+  bench_objects->add_option("--large-bytes", ob.large_bytes, "Size of a large object")
+      ->capture_default_str();
+
   std::vector<std::string> args = HoistConfigFlag(argc, argv);
   std::vector<char*> arg_ptrs;
   for (auto& a : args) arg_ptrs.push_back(a.data());
@@ -481,6 +500,14 @@ int Run(int argc, char** argv) {
                 "application/x-ndjson");
   }
   if (compact->parsed()) return Call(server_url, "POST", "/v1/admin/compact");
+  if (bench_objects->parsed()) {
+    auto report = bench::RunObjectBench(ob, std::cout);
+    if (!report.ok()) {
+      std::cerr << "strata bench objects: " << report.status().ToString() << "\n";
+      return 1;
+    }
+    return 0;
+  }
   if (bench_viewing->parsed()) {
     bo.compact_before_sizes = !no_compact;
     auto report = bench::RunViewingBench(bo, std::cout);
