@@ -40,6 +40,7 @@ class Api {
 
  private:
   class ObjectSink;
+  http::StreamStart StartObjectUpload(const http::Request& head, bool record_metrics);
   // Counts a request in the per-route metrics.
   void Record(const std::string& route, const std::string& method, int status, double seconds);
   http::Response Route(const http::Request& request, std::string* route);

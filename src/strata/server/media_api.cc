@@ -97,6 +97,7 @@ void AddObjectHeaders(const media::ObjectRow& row, http::Response* r) {
 // Streams one object PUT into the media service; records the request's metrics at the end.
 class Api::ObjectSink final : public http::BodySink {
  public:
+  // `api` == nullptr: the caller records the request's metrics itself.
   ObjectSink(Api* api, std::unique_ptr<media::Upload> upload)
       : api_(api), upload_(std::move(upload)), start_(std::chrono::steady_clock::now()) {}
 
@@ -123,6 +124,7 @@ class Api::ObjectSink final : public http::BodySink {
   void Done(int status) {
     if (finished_) return;
     finished_ = true;
+    if (api_ == nullptr) return;
     api_->Record(kObjectRoute, "PUT", status,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }
@@ -134,12 +136,16 @@ class Api::ObjectSink final : public http::BodySink {
 };
 
 http::StreamStart Api::OpenObjectStream(const http::Request& head) {
+  return StartObjectUpload(head, /*record_metrics=*/true);
+}
+
+http::StreamStart Api::StartObjectUpload(const http::Request& head, bool record_metrics) {
   http::StreamStart start;
   auto path = SplitObjectPath(head.path);
   if (!path || media_ == nullptr) return start;  // not an object: the whole-body path
   auto fail = [&](const absl::Status& s) {
     start.response = ErrorResponse(s);
-    Record(kObjectRoute, "PUT", start.response->status, 0);
+    if (record_metrics) Record(kObjectRoute, "PUT", start.response->status, 0);
     return std::move(start);
   };
   if (!path->ok()) return fail(path->status());
@@ -147,12 +153,14 @@ http::StreamStart Api::OpenObjectStream(const http::Request& head) {
   if (!options.ok()) return fail(options.status());
   auto upload = media_->BeginPut((*path)->bucket, (*path)->key, std::move(*options));
   if (!upload.ok()) return fail(upload.status());
-  start.sink = std::make_unique<ObjectSink>(this, std::move(*upload));
+  start.sink = std::make_unique<ObjectSink>(record_metrics ? this : nullptr, std::move(*upload));
   return start;
 }
 
+// A PUT that reached Handle with its whole body (not through the streaming route, e.g. from
+// tests): the same upload, fed in one piece; Handle records the metrics.
 http::Response Api::PutObjectWhole(const http::Request& request) {
-  http::StreamStart start = OpenObjectStream(request);
+  http::StreamStart start = StartObjectUpload(request, /*record_metrics=*/false);
   if (start.response) return std::move(*start.response);
   if (!start.sink) return ErrorResponse(absl::NotFoundError("path: no route"));
   if (auto stop = start.sink->Append(request.body)) return std::move(*stop);
