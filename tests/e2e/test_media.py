@@ -272,6 +272,42 @@ class MediaApiTest(unittest.TestCase):
         status, m = self.put("ttl/forever", b"x", {"x-strata-ttl": "0"})
         self.assertIsNone(m["expires_at"])
 
+    def test_cli_commands(self):
+        url = "http://127.0.0.1:%d" % self.server.port
+
+        def cli(*args, ok=True):
+            p = subprocess.run([STRATA, *args, "--server", url], capture_output=True, timeout=60)
+            self.assertEqual(p.returncode == 0, ok, (args, p.stdout[:300], p.stderr[:300]))
+            return p.stdout
+        out = json.loads(cli("bucket", "put", "cli-bucket", "--ttl", "60d", "--grace", "1d"))
+        self.assertEqual((out["ttl"], out["grace"]), ("60d", "1d"))
+        self.assertEqual(json.loads(cli("bucket", "get", "cli-bucket"))["ttl_ms"], 60 * 86400000)
+        data = random.Random(3).randbytes(2 * MIB + 5)
+        src = os.path.join(self.dir, "cli-src.bin")
+        dst = os.path.join(self.dir, "cli-dst.bin")
+        with open(src, "wb") as f:
+            f.write(data)
+        out = json.loads(cli("object", "put", "cli-bucket", "dir/file name.bin", src,
+                             "--meta", "show=crown", "--content-type", "video/mp4"))
+        self.assertEqual(out["sha1"], hashlib.sha1(data).hexdigest())
+        self.assertEqual(out["parts"], 3)
+        cli("object", "get", "cli-bucket", "dir/file name.bin", "-o", dst)
+        with open(dst, "rb") as f:
+            self.assertEqual(f.read(), data)
+        part = cli("object", "get", "cli-bucket", "dir/file name.bin", "--range", "bytes=10-19")
+        self.assertEqual(part, data[10:20])
+        head = cli("object", "head", "cli-bucket", "dir/file name.bin").decode()
+        self.assertIn("content-length: %d" % len(data), head)
+        self.assertIn("x-strata-meta-show: crown", head)
+        listed = json.loads(cli("object", "list", "cli-bucket", "--meta", "show=crown"))
+        self.assertEqual([o["key"] for o in listed["objects"]], ["dir/file name.bin"])
+        cli("object", "delete", "cli-bucket", "dir/file name.bin")
+        cli("object", "get", "cli-bucket", "dir/file name.bin", ok=False)
+        cli("object", "restore", "cli-bucket", "dir/file name.bin")
+        listed = json.loads(cli("object", "list", "cli-bucket", "--prefix", "dir/"))
+        self.assertEqual(len(listed["objects"]), 1)
+        cli("object", "put", "no-such-bucket", "k", src, ok=False)
+
 
 class MediaCrashTest(unittest.TestCase):
     def test_kill_during_upload_leaves_no_partial_object(self):

@@ -9,6 +9,7 @@
 #include <iterator>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "strata/base/log.h"
 #include "strata/base/metrics.h"
@@ -55,7 +56,7 @@ double ProcessCpuSeconds() {
 }
 
 void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows,
-                            viewing::ViewingService* viewing) {
+                            std::vector<store::Table*> tables) {
   metrics->AddGauge("strata_process_resident_memory_bytes", "Resident set size", [] {
     return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmRSS:")}};
   });
@@ -65,18 +66,18 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
   metrics->AddGauge("strata_process_peak_rss_bytes", "Peak resident set size", [] {
     return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmHWM:")}};
   });
-  metrics->AddGauge("strata_table_disk_bytes", "Bytes a table occupies on disk", [viewing] {
+  metrics->AddGauge("strata_table_disk_bytes", "Bytes a table occupies on disk", [tables] {
     std::vector<std::pair<std::string, double>> out;
-    for (store::Table* t : viewing->tables()) {
+    for (store::Table* t : tables) {
       auto s = t->Stats();
       if (s.ok()) out.emplace_back("table=\"" + t->name() + "\"", s->disk_bytes);
     }
     return out;
   });
   metrics->AddGauge("strata_table_approximate_rows", "Rows in a table (RocksDB estimate)",
-                    [viewing] {
+                    [tables] {
                       std::vector<std::pair<std::string, double>> out;
-                      for (store::Table* t : viewing->tables()) {
+                      for (store::Table* t : tables) {
                         auto s = t->Stats();
                         if (s.ok()) {
                           out.emplace_back("table=\"" + t->name() + "\"", s->approximate_rows);
@@ -121,7 +122,6 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_ASSIGN_OR_RETURN(
       std::unique_ptr<viewing::ViewingService> viewing,
       viewing::ViewingService::Open(rows.get(), SystemClock::Default(), config.viewing, metrics));
-  RegisterProcessMetrics(metrics, rows.get(), viewing.get());
   blob::LocalBlobStoreOptions blob_options;
   blob_options.root = config.data_dir + "/blobs";
   blob_options.part_bytes = config.blob_part_bytes;
@@ -133,6 +133,10 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_ASSIGN_OR_RETURN(
       std::unique_ptr<media::MediaService> media,
       media::MediaService::Open(rows.get(), blobs.get(), SystemClock::Default(), metrics));
+  std::vector<store::Table*> tables = viewing->tables();
+  tables.push_back(media->buckets_table());
+  tables.push_back(media->objects_table());
+  RegisterProcessMetrics(metrics, rows.get(), std::move(tables));
 
   store::RocksRowStore* rows_ptr = rows.get();
   AdminHooks admin;
