@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -34,8 +34,8 @@ std::string RandomBytes(size_t n, uint64_t seed) {
 
 // Runs `count` operations over `threads` connections; op(client, i, stats) performs op i.
 template <typename Op>
-ObjectOpReport RunPhase(const std::string& name, const http::Endpoint& ep, int threads,
-                        int count, int timeout_ms, Op op) {
+ObjectOpReport RunPhase(const std::string& name, const http::Endpoint& ep, int threads, int count,
+                        int timeout_ms, Op op) {
   std::atomic<int> next{0};
   std::vector<Stats> stats(static_cast<size_t>(threads));
   std::vector<std::thread> workers;
@@ -88,9 +88,8 @@ void PrintRow(const ObjectOpReport& r, std::ostream& out) {
   char line[220];
   std::snprintf(line, sizeof(line),
                 "  %-22s %8llu %8.2f %9.1f %9.1f %9.2f %9.2f %9.2f %9.2f %7llu\n", r.name.c_str(),
-                static_cast<unsigned long long>(r.count), r.seconds, r.per_second,
-                r.mb_per_second, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms,
-                static_cast<unsigned long long>(r.errors));
+                static_cast<unsigned long long>(r.count), r.seconds, r.per_second, r.mb_per_second,
+                r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, static_cast<unsigned long long>(r.errors));
   out << line;
 }
 
@@ -133,7 +132,8 @@ absl::StatusOr<ObjectBenchReport> RunObjectBench(const ObjectBenchOptions& o, st
   if (!ep.ok()) return ep.status();
   http::Client admin(ep->host, ep->port, o.timeout_ms);
   auto health = admin.Request("GET", "/healthz");
-  if (!health.ok()) return absl::UnavailableError("server: " + std::string(health.status().message()));
+  if (!health.ok())
+    return absl::UnavailableError("server: " + std::string(health.status().message()));
   const std::string bucket =
       "bench-" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
@@ -155,19 +155,17 @@ absl::StatusOr<ObjectBenchReport> RunObjectBench(const ObjectBenchOptions& o, st
                                 [&](http::Client& c, int i, Stats& s) {
                                   Timed(c, s, "PUT", small_key(i), small, small.size());
                                 }));
-  report.ops.push_back(RunPhase("get-small", *ep, o.connections, o.small_count, o.timeout_ms,
-                                [&](http::Client& c, int i, Stats& s) {
-                                  Timed(c, s, "GET", small_key(i), "", 0);
-                                }));
+  report.ops.push_back(
+      RunPhase("get-small", *ep, o.connections, o.small_count, o.timeout_ms,
+               [&](http::Client& c, int i, Stats& s) { Timed(c, s, "GET", small_key(i), "", 0); }));
   if (o.large_count > 0) {
     report.ops.push_back(RunPhase("put-large", *ep, o.connections, o.large_count, o.timeout_ms,
                                   [&](http::Client& c, int i, Stats& s) {
                                     Timed(c, s, "PUT", large_key(i), large, large.size());
                                   }));
-    report.ops.push_back(RunPhase("get-large", *ep, o.connections, o.large_count, o.timeout_ms,
-                                  [&](http::Client& c, int i, Stats& s) {
-                                    Timed(c, s, "GET", large_key(i), "", 0);
-                                  }));
+    report.ops.push_back(RunPhase(
+        "get-large", *ep, o.connections, o.large_count, o.timeout_ms,
+        [&](http::Client& c, int i, Stats& s) { Timed(c, s, "GET", large_key(i), "", 0); }));
   }
 
   // Deletes while other connections keep writing and reading. The server-side figures are
@@ -191,10 +189,9 @@ absl::StatusOr<ObjectBenchReport> RunObjectBench(const ObjectBenchOptions& o, st
   }
   // Let the load get going (and its uploads reach the disk) before measuring deletes.
   if (o.load_connections > 0) std::this_thread::sleep_for(std::chrono::seconds(1));
-  ObjectOpReport deletes = RunPhase("delete-under-load", *ep, o.connections, o.small_count,
-                                    o.timeout_ms, [&](http::Client& c, int i, Stats& s) {
-                                      Timed(c, s, "DELETE", small_key(i), "", 0);
-                                    });
+  ObjectOpReport deletes = RunPhase(
+      "delete-under-load", *ep, o.connections, o.small_count, o.timeout_ms,
+      [&](http::Client& c, int i, Stats& s) { Timed(c, s, "DELETE", small_key(i), "", 0); });
   stop_load.store(true);
   for (auto& t : load) t.join();
   report.ops.push_back(deletes);

@@ -3,10 +3,9 @@
 // point while writing version 2 (or deleting); the parent reopens the data directory and
 // checks that readers see exactly one whole version, never a partial one, and that bytes
 // without metadata are findable as orphans (blob name carries bucket, key and generation).
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <random>

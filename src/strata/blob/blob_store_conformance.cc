@@ -68,9 +68,9 @@ TEST_P(BlobStoreConformanceTest, LargeBlobIsSplitIntoPartsAndRangesCrossThem) {
   absl::StatusOr<std::unique_ptr<BlobReader>> r = store_->NewReader("big");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ((*r)->size(), data.size());
-  const std::pair<uint64_t, size_t> ranges[] = {
-      {0, data.size()}, {kPartBytes - 10, 20}, {kPartBytes, kPartBytes},
-      {1, 2 * kPartBytes + 50}, {data.size() - 5, 100}, {data.size(), 10}};
+  const std::pair<uint64_t, size_t> ranges[] = {{0, data.size()},         {kPartBytes - 10, 20},
+                                                {kPartBytes, kPartBytes}, {1, 2 * kPartBytes + 50},
+                                                {data.size() - 5, 100},   {data.size(), 10}};
   for (auto [offset, n] : ranges) {
     std::string out;
     ASSERT_TRUE((*r)->ReadAt(offset, n, &out).ok()) << offset;
@@ -166,8 +166,8 @@ TEST_P(BlobStoreConformanceTest, ListByPrefixIsSortedAndPaged) {
 }
 
 TEST_P(BlobStoreConformanceTest, OddCharactersRoundTripThroughNamesAndLists) {
-  const std::string names[] = {"o/with space", "o/.hidden", "o/a%41", "o/~tilde~obj",
-                               "o/ünï", "o/x.y.z", "o/colon:restore"};
+  const std::string names[] = {"o/with space", "o/.hidden", "o/a%41",         "o/~tilde~obj",
+                               "o/ünï",        "o/x.y.z",   "o/colon:restore"};
   for (const std::string& n : names) ASSERT_TRUE(store_->Put(n, n).ok()) << n;
   absl::StatusOr<ListPage> page = store_->List("o/", "", 100);
   ASSERT_TRUE(page.ok());
@@ -178,10 +178,10 @@ TEST_P(BlobStoreConformanceTest, OddCharactersRoundTripThroughNamesAndLists) {
 }
 
 TEST_P(BlobStoreConformanceTest, BadNamesAndLimitsAreInvalidArgument) {
-  for (std::string_view bad : {std::string_view(""), std::string_view("a//b"),
-                               std::string_view("/a"), std::string_view("a/"),
-                               std::string_view("a/../b"), std::string_view("."),
-                               std::string_view("a\\b"), std::string_view("a\0b", 3)}) {
+  for (std::string_view bad :
+       {std::string_view(""), std::string_view("a//b"), std::string_view("/a"),
+        std::string_view("a/"), std::string_view("a/../b"), std::string_view("."),
+        std::string_view("a\\b"), std::string_view("a\0b", 3)}) {
     EXPECT_TRUE(absl::IsInvalidArgument(store_->NewWriter(bad).status())) << bad;
     EXPECT_TRUE(absl::IsInvalidArgument(store_->Stat(bad).status())) << bad;
     EXPECT_TRUE(absl::IsInvalidArgument(store_->Delete(bad))) << bad;

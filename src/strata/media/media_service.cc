@@ -198,8 +198,8 @@ absl::StatusOr<ObjectInfo> MediaService::CommitUpload(Upload* up) {
   if (old) {
     const ObjectRow& replaced = lost ? row : *old;
     batch.Put(SupersededClustering(up->key_, replaced.generation),
-              EncodeSupersededRow({replaced.blob, replaced.size, replaced.parts,
-                                   replaced.storage_class, now}));
+              EncodeSupersededRow(
+                  {replaced.blob, replaced.size, replaced.parts, replaced.storage_class, now}));
   }
   if (!lost) {
     if (old) {
@@ -276,8 +276,7 @@ absl::StatusOr<ObjectInfo> MediaService::Restore(std::string_view bucket, std::s
   const Millis now = clock_->NowMillis();
   if (row.expires_at() != 0 && now >= row.expires_at()) return NoObject(bucket, key);
   if (row.deleted_at == 0) {
-    return absl::FailedPreconditionError("key: object '" + std::string(key) +
-                                         "' is not deleted");
+    return absl::FailedPreconditionError("key: object '" + std::string(key) + "' is not deleted");
   }
   if (now >= row.deleted_at + row.grace_ms) {
     return absl::NotFoundError("key: the grace period of '" + std::string(key) +
@@ -293,10 +292,8 @@ absl::StatusOr<ObjectPage> MediaService::List(std::string_view bucket, const Lis
   return ScanVisible(bucket, query, "", "", /*search=*/false);
 }
 
-absl::StatusOr<ObjectPage> MediaService::Search(std::string_view bucket,
-                                                std::string_view meta_key,
-                                                std::string_view value,
-                                                const ListQuery& query) {
+absl::StatusOr<ObjectPage> MediaService::Search(std::string_view bucket, std::string_view meta_key,
+                                                std::string_view value, const ListQuery& query) {
   STRATA_RETURN_IF_ERROR(ValidateMetaKey(meta_key));
   STRATA_RETURN_IF_ERROR(ValidateMetaValue(meta_key, value));
   return ScanVisible(bucket, query, meta_key, value, /*search=*/true);

@@ -150,8 +150,8 @@ class MediaService {
 
  private:
   friend class Upload;
-  MediaService(store::RowStore* rows, blob::BlobStore* blobs, Clock* clock) :
-      rows_(rows), blobs_(blobs), clock_(clock) {}
+  MediaService(store::RowStore* rows, blob::BlobStore* blobs, Clock* clock)
+      : rows_(rows), blobs_(blobs), clock_(clock) {}
 
   absl::StatusOr<ObjectInfo> CommitUpload(Upload* upload);
   absl::StatusOr<ObjectRow> ReadRow(std::string_view bucket, std::string_view key);

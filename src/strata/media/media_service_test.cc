@@ -245,8 +245,8 @@ TEST_P(MediaServiceTest, RewriteGetsNewGenerationAndSupersedesOldBytes) {
   EXPECT_NE(second->row.blob, first->row.blob);
   EXPECT_EQ(ReadAll("doc"), "version two");
   // The old generation's bytes are recorded for the GC, and still there.
-  auto g = service_->objects_table()->Get(
-      "media", SupersededClustering("doc", first->row.generation));
+  auto g =
+      service_->objects_table()->Get("media", SupersededClustering("doc", first->row.generation));
   ASSERT_TRUE(g.ok()) << g.status();
   auto sup = DecodeSupersededRow(*g);
   ASSERT_TRUE(sup.ok());
@@ -254,8 +254,7 @@ TEST_P(MediaServiceTest, RewriteGetsNewGenerationAndSupersedesOldBytes) {
   EXPECT_EQ(sup->size, 2u);
   // The old index entry is gone, the new one is there.
   EXPECT_TRUE(Keys(service_->Search("media", "state", "draft", {})).empty());
-  EXPECT_EQ(Keys(service_->Search("media", "state", "final", {})),
-            std::vector<std::string>{"doc"});
+  EXPECT_EQ(Keys(service_->Search("media", "state", "final", {})), std::vector<std::string>{"doc"});
   EXPECT_TRUE(absl::IsNotFound(
       service_->objects_table()->Get("media", IndexClustering("state", "draft", "doc")).status()));
 }
@@ -298,8 +297,7 @@ TEST_P(MediaServiceTest, SearchByMetadataSkipsDeletedAndPages) {
   ASSERT_TRUE(service_->Restore("media", "clip/2").ok());
   q = {};
   q.prefix = "clip/2";
-  EXPECT_EQ(Keys(service_->Search("media", "show", "even", q)),
-            std::vector<std::string>{"clip/2"});
+  EXPECT_EQ(Keys(service_->Search("media", "show", "even", q)), std::vector<std::string>{"clip/2"});
   EXPECT_TRUE(Keys(service_->Search("media", "show", "none", {})).empty());
   EXPECT_TRUE(absl::IsInvalidArgument(service_->Search("media", "Bad", "x", {}).status()));
 }

@@ -85,15 +85,13 @@ std::string EncodeObjectRow(const ObjectRow& row) {
 absl::StatusOr<ObjectRow> DecodeObjectRow(std::string_view in) {
   ObjectRow row;
   uint64_t parts = 0, n_meta = 0;
-  if (!GetVersion(&in) || !GetFixed64BE(&in, &row.generation) ||
-      !GetTime(&in, &row.created_at) || !GetTime(&in, &row.ttl_ms) ||
-      !GetTime(&in, &row.deleted_at) || !GetTime(&in, &row.grace_ms) ||
-      !GetVarint64(&in, &row.size) || !GetVarint64(&in, &parts) || parts > UINT32_MAX ||
-      !GetString(&in, &row.storage_class) || !GetString(&in, &row.blob) ||
-      !GetString(&in, &row.sha1) || !GetString(&in, &row.md5) ||
-      !GetFixed64BE(&in, &row.xxh3) || !GetString(&in, &row.content_type) ||
-      !GetString(&in, &row.wrapped_key) || !GetVarint64(&in, &n_meta) ||
-      n_meta > in.size() / 2) {
+  if (!GetVersion(&in) || !GetFixed64BE(&in, &row.generation) || !GetTime(&in, &row.created_at) ||
+      !GetTime(&in, &row.ttl_ms) || !GetTime(&in, &row.deleted_at) ||
+      !GetTime(&in, &row.grace_ms) || !GetVarint64(&in, &row.size) || !GetVarint64(&in, &parts) ||
+      parts > UINT32_MAX || !GetString(&in, &row.storage_class) || !GetString(&in, &row.blob) ||
+      !GetString(&in, &row.sha1) || !GetString(&in, &row.md5) || !GetFixed64BE(&in, &row.xxh3) ||
+      !GetString(&in, &row.content_type) || !GetString(&in, &row.wrapped_key) ||
+      !GetVarint64(&in, &n_meta) || n_meta > in.size() / 2) {
     return Malformed("object row");
   }
   row.parts = static_cast<uint32_t>(parts);

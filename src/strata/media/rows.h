@@ -25,8 +25,8 @@
 namespace strata::media {
 
 struct BucketPolicy {
-  Millis ttl_ms = 0;                       // 0 = objects never expire
-  Millis grace_ms = 7LL * 86'400'000;      // soft-deleted objects are restorable this long
+  Millis ttl_ms = 0;                   // 0 = objects never expire
+  Millis grace_ms = 7LL * 86'400'000;  // soft-deleted objects are restorable this long
   std::string storage_class = "hot";
 };
 
@@ -39,18 +39,18 @@ struct BucketRow {
 struct ObjectRow {
   uint64_t generation = 0;  // unique per write of a key, increasing; part of the blob name
   Millis created_at = 0;
-  Millis ttl_ms = 0;        // effective TTL from created_at (object override or bucket's); 0 = none
-  Millis deleted_at = 0;    // soft-delete marker time; 0 = live
-  Millis grace_ms = 0;      // restorable until deleted_at + grace_ms (set with the marker)
+  Millis ttl_ms = 0;      // effective TTL from created_at (object override or bucket's); 0 = none
+  Millis deleted_at = 0;  // soft-delete marker time; 0 = live
+  Millis grace_ms = 0;    // restorable until deleted_at + grace_ms (set with the marker)
   uint64_t size = 0;
   uint32_t parts = 0;
   std::string storage_class;
-  std::string blob;         // blob-store name of the bytes
-  std::string sha1;         // 20 raw bytes
-  std::string md5;          // 16 raw bytes
+  std::string blob;  // blob-store name of the bytes
+  std::string sha1;  // 20 raw bytes
+  std::string md5;   // 16 raw bytes
   uint64_t xxh3 = 0;
   std::string content_type;
-  std::string wrapped_key;  // opaque; empty = none
+  std::string wrapped_key;                                // opaque; empty = none
   std::vector<std::pair<std::string, std::string>> meta;  // sorted by key, unique keys
 
   Millis expires_at() const { return ttl_ms > 0 ? created_at + ttl_ms : 0; }

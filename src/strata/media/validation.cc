@@ -90,11 +90,20 @@ absl::StatusOr<Millis> ParseDuration(std::string_view text, std::string_view fie
   if (text.size() < 2) return bad();
   Millis unit = 0;
   switch (text.back()) {
-    case 's': unit = 1000; break;
-    case 'm': unit = 60'000; break;
-    case 'h': unit = 3'600'000; break;
-    case 'd': unit = 86'400'000; break;
-    default: return bad();
+    case 's':
+      unit = 1000;
+      break;
+    case 'm':
+      unit = 60'000;
+      break;
+    case 'h':
+      unit = 3'600'000;
+      break;
+    case 'd':
+      unit = 86'400'000;
+      break;
+    default:
+      return bad();
   }
   std::string_view digits = text.substr(0, text.size() - 1);
   uint64_t n = 0;

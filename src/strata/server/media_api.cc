@@ -253,11 +253,9 @@ http::Response Api::ListObjects(std::string_view bucket, const http::Request& re
     pos = amp + 1;
     if (param.substr(0, 5) != "meta.") continue;
     size_t eq = param.find('=');
-    std::string name = http::UrlDecode(param.substr(5, eq == std::string_view::npos
-                                                            ? std::string_view::npos
-                                                            : eq - 5));
-    std::string value =
-        eq == std::string_view::npos ? "" : http::UrlDecode(param.substr(eq + 1));
+    std::string name = http::UrlDecode(
+        param.substr(5, eq == std::string_view::npos ? std::string_view::npos : eq - 5));
+    std::string value = eq == std::string_view::npos ? "" : http::UrlDecode(param.substr(eq + 1));
     if (filter) {
       return ErrorResponse(
           absl::InvalidArgumentError("meta: only one meta.<key>=<value> filter per request"));
@@ -298,9 +296,9 @@ http::Response Api::GetObject(std::string_view bucket, const std::string& key,
     if (!parsed.ok()) return ErrorResponse(parsed.status());
     range = *parsed;
     r.status = 206;
-    r.headers.emplace_back("Content-Range", absl::StrCat("bytes ", range.first, "-",
-                                                         range.first + range.length - 1, "/",
-                                                         size));
+    r.headers.emplace_back(
+        "Content-Range",
+        absl::StrCat("bytes ", range.first, "-", range.first + range.length - 1, "/", size));
   }
   AddObjectHeaders(row, &r);
   if (head) {

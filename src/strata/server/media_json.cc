@@ -129,8 +129,8 @@ absl::StatusOr<ByteRange> ParseRange(std::string_view header, uint64_t size) {
   std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
   uint64_t first = 0, last = 0;
   auto unsatisfiable = [size] {
-    return absl::OutOfRangeError("range: not satisfiable for an object of " +
-                                 std::to_string(size) + " bytes");
+    return absl::OutOfRangeError("range: not satisfiable for an object of " + std::to_string(size) +
+                                 " bytes");
   };
   if (a.empty()) {  // suffix: the last b bytes
     if (!number(b, &last)) return bad("suffix length must be a number");

@@ -57,8 +57,8 @@ TEST(MediaJson, RangeHeaders) {
   r = ParseRange("bytes=900-5000", 1000);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->length, 100u);
-  for (const char* bad : {"0-9", "bytes=", "bytes=a-b", "bytes=5-1", "bytes=0-1,3-4",
-                          "items=0-1", "bytes=--1"}) {
+  for (const char* bad :
+       {"0-9", "bytes=", "bytes=a-b", "bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=--1"}) {
     EXPECT_TRUE(absl::IsInvalidArgument(ParseRange(bad, 1000).status())) << bad;
   }
   EXPECT_TRUE(absl::IsOutOfRange(ParseRange("bytes=1000-", 1000).status()));
@@ -145,8 +145,7 @@ TEST_F(MediaApiTest, RoutesAndErrors) {
   EXPECT_EQ(Call("POST", "/v1/buckets/clips/objects/a%20b/c.txt:restore").status, 200);
   EXPECT_EQ(Call("POST", "/v1/buckets/clips/objects/a%20b/c.txt:restore").status, 409);
   EXPECT_EQ(Call("POST", "/v1/buckets/clips/objects/a%20b/c.txt").status, 405);
-  EXPECT_EQ(Call("PUT", "/v1/buckets/clips/objects/x", "", {{"x-strata-ttl", "soon"}}).status,
-            400);
+  EXPECT_EQ(Call("PUT", "/v1/buckets/clips/objects/x", "", {{"x-strata-ttl", "soon"}}).status, 400);
   EXPECT_EQ(Call("PUT", "/v1/buckets/missing/objects/x", "").status, 404);
   EXPECT_EQ(Call("GET", "/v1/buckets/clips/objects?limit=0").status, 400);
 }

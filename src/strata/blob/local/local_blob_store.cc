@@ -152,8 +152,7 @@ absl::StatusOr<std::vector<std::string>> PartFiles(const std::string& dir) {
 
 class LocalBlobWriter final : public BlobWriter {
  public:
-  LocalBlobWriter(const LocalBlobStoreOptions* options, std::string temp_dir,
-                  std::string final_dir)
+  LocalBlobWriter(const LocalBlobStoreOptions* options, std::string temp_dir, std::string final_dir)
       : options_(options), temp_dir_(std::move(temp_dir)), final_dir_(std::move(final_dir)) {}
 
   ~LocalBlobWriter() override {
@@ -174,8 +173,8 @@ class LocalBlobWriter final : public BlobWriter {
         STRATA_CRASH_POINT("blob.write.after_part");
         if (absl::Status s = OpenPart(); !s.ok()) return Fail(s);
       }
-      size_t n = static_cast<size_t>(
-          std::min<uint64_t>(data.size(), options_->part_bytes - part_size_));
+      size_t n =
+          static_cast<size_t>(std::min<uint64_t>(data.size(), options_->part_bytes - part_size_));
       if (absl::Status s = WriteAll(fd_, data.substr(0, n)); !s.ok()) return Fail(s);
       part_size_ += n;
       size_ += n;
@@ -195,8 +194,8 @@ class LocalBlobWriter final : public BlobWriter {
     fs::create_directories(parent, ec);
     if (ec) return Fail(absl::InternalError("create " + parent + ": " + ec.message()));
     STRATA_CRASH_POINT("blob.commit.before_rename");
-    if (::renameat2(AT_FDCWD, temp_dir_.c_str(), AT_FDCWD, final_dir_.c_str(),
-                    RENAME_NOREPLACE) != 0) {
+    if (::renameat2(AT_FDCWD, temp_dir_.c_str(), AT_FDCWD, final_dir_.c_str(), RENAME_NOREPLACE) !=
+        0) {
       int err = errno;
       if (err == EEXIST || err == ENOTEMPTY) {
         return Fail(absl::AlreadyExistsError("name: a blob with this name exists"));
@@ -399,8 +398,8 @@ absl::StatusOr<std::unique_ptr<BlobWriter>> LocalBlobStore::NewWriter(std::strin
   STRATA_ASSIGN_OR_RETURN(std::string final_dir, PathOf(name));
   std::string temp_dir = NewTempDir();
   if (::mkdir(temp_dir.c_str(), 0755) != 0) return ErrnoError("mkdir " + temp_dir, errno);
-  auto writer = std::make_unique<LocalBlobWriter>(&options_, std::move(temp_dir),
-                                                  std::move(final_dir));
+  auto writer =
+      std::make_unique<LocalBlobWriter>(&options_, std::move(temp_dir), std::move(final_dir));
   STRATA_RETURN_IF_ERROR(writer->Open());
   return std::unique_ptr<BlobWriter>(std::move(writer));
 }

@@ -6,7 +6,8 @@
 //   ~tmp/<random>/part-...                                  a blob being written
 // Each '/'-separated component of a name is escaped ('%', '~', control bytes and a leading
 // '.' are written %XX; an escaped component is at most 240 bytes), so '~' never appears in an
-// escaped component and "~obj" / "~tmp" cannot collide with a name. Every part but the last holds exactly `part_bytes` bytes.
+// escaped component and "~obj" / "~tmp" cannot collide with a name. Every part but the last holds
+// exactly `part_bytes` bytes.
 //
 // Write path: parts are written into a fresh directory under ~tmp; Commit fsyncs every part
 // and the directory, renames the directory into place with RENAME_NOREPLACE (the commit
