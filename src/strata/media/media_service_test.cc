@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "strata/blob/local/local_blob_store.h"
@@ -344,6 +345,60 @@ TEST_P(MediaServiceTest, GenerationsSkipBlobNamesAlreadyTaken) {
   auto again = Put("k", "again");
   ASSERT_TRUE(again.ok());
   EXPECT_GT(again->row.generation, info->row.generation);
+}
+
+TEST_P(MediaServiceTest, ConsistentSnapshotScanFindsWhatTheGcMustDelete) {
+  ASSERT_TRUE(Put("keep", "k").ok());
+  ASSERT_TRUE(Put("gone", "g").ok());
+  ASSERT_TRUE(service_->Delete("media", "gone").ok());
+  PutObjectOptions short_ttl;
+  short_ttl.ttl_ms = kDay;
+  ASSERT_TRUE(Put("old", "o", short_ttl).ok());
+  auto first = Put("re", "1");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(Put("re", "2").ok());
+  clock_.Advance(8 * kDay);  // past the 7-day grace and the 1-day TTL
+  auto snapshot = rows_->NewSnapshot();
+  ASSERT_TRUE(snapshot.ok());
+  // A delete after the snapshot must not be seen, even once it is past its grace period.
+  ASSERT_TRUE(service_->Delete("media", "keep").ok());
+  clock_.Advance(8 * kDay);
+
+  // The mark phase: a full scan of media_objects from the snapshot, split in ranges.
+  store::ReadOptions read;
+  read.snapshot = snapshot->get();
+  auto ranges = service_->objects_table()->SplitRanges(2);
+  ASSERT_TRUE(ranges.ok());
+  const Millis now = clock_.NowMillis();
+  std::set<std::string> eligible, superseded_blobs;
+  size_t index_entries = 0;
+  for (const store::KeyRange& range : *ranges) {
+    std::string cursor;
+    do {
+      auto page = service_->objects_table()->ScanRange(range, 100, cursor, read);
+      ASSERT_TRUE(page.ok()) << page.status();
+      for (const store::TableRow& r : page->rows) {
+        EXPECT_EQ(r.partition, "media");
+        if (r.clustering[0] == 'o') {
+          auto row = DecodeObjectRow(r.value);
+          ASSERT_TRUE(row.ok());
+          bool past_grace = row->deleted_at != 0 && row->deleted_at + row->grace_ms <= now;
+          bool expired = row->expires_at() != 0 && row->expires_at() <= now;
+          if (past_grace || expired) eligible.insert(r.clustering.substr(1));
+        } else if (r.clustering[0] == 'g') {
+          auto row = DecodeSupersededRow(r.value);
+          ASSERT_TRUE(row.ok());
+          superseded_blobs.insert(row->blob);
+        } else if (r.clustering[0] == 'i') {
+          ++index_entries;
+        }
+      }
+      cursor = page->next_cursor;
+    } while (!cursor.empty());
+  }
+  EXPECT_EQ(eligible, (std::set<std::string>{"gone", "old"}));
+  EXPECT_EQ(superseded_blobs, std::set<std::string>{first->row.blob});
+  EXPECT_EQ(index_entries, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, MediaServiceTest, ::testing::Values("Memory", "Rocks"),
