@@ -193,7 +193,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         start = route->open(req);
       } catch (const std::exception& e) {
         STRATA_LOG_ERROR("http stream open threw", "target", req.target, "what", e.what());
-        start.response = Response{500, "application/json", JsonErrorBody("internal", "handler failed")};
+        start.response =
+            Response{500, "application/json", JsonErrorBody("internal", "handler failed")};
       }
     }
     if (start.response) {
@@ -245,9 +246,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     body.size = chunk_.size();
     body.more = true;
     stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
-    bhttp::async_read_some(stream_, buffer_, *stream_parser_,
-                           beast::bind_front_handler(&Connection::OnStreamBody,
-                                                     shared_from_this()));
+    bhttp::async_read_some(
+        stream_, buffer_, *stream_parser_,
+        beast::bind_front_handler(&Connection::OnStreamBody, shared_from_this()));
   }
 
   void OnStreamBody(error_code ec, size_t) {
@@ -275,9 +276,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     sink_.reset();  // abandons the upload
     stream_parser_.reset();
     if (ec == bhttp::error::body_limit) {
-      return SendErrorAndClose(
-          413, "payload_too_large",
-          "request body exceeds " + std::to_string(stream_limit_) + " bytes");
+      return SendErrorAndClose(413, "payload_too_large",
+                               "request body exceeds " + std::to_string(stream_limit_) + " bytes");
     }
     OnReadError(ec);
   }

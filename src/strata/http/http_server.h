@@ -82,7 +82,7 @@ class BodySink {
 };
 
 struct StreamStart {
-  std::unique_ptr<BodySink> sink;   // stream the body into this, or
+  std::unique_ptr<BodySink> sink;    // stream the body into this, or
   std::optional<Response> response;  // answer at once without reading the body (e.g. 404);
                                      // neither: handle on the whole-body path
 };
