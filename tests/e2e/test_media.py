@@ -182,6 +182,11 @@ class MediaApiTest(unittest.TestCase):
         self.assertEqual(self.server.json("DELETE", obj("media", "del/a"))[0], 404)
         status, lst = self.server.json("GET", "/v1/buckets/media/objects?prefix=del/")
         self.assertEqual(lst["objects"], [])
+        status, lst = self.server.json("GET",
+                                       "/v1/buckets/media/objects?prefix=del/&deleted=true")
+        self.assertEqual([o["key"] for o in lst["objects"]], ["del/a"])
+        self.assertEqual(lst["objects"][0]["restorable_until"], d["restorable_until"])
+        self.assertEqual(self.server.json("GET", "/v1/buckets/media/objects?deleted=yes")[0], 400)
         status, r = self.server.json("POST", obj("media", "del/a") + ":restore")
         self.assertEqual(status, 200, r)
         self.assertIsNone(r["deleted_at"])

@@ -316,6 +316,9 @@ int Run(int argc, char** argv) {
   object_list->add_option("--limit", list_limit, "Objects per page (1-1000)")
       ->capture_default_str();
   object_list->add_option("--meta", meta_filter, "Search: only objects with metadata key=value");
+  bool list_deleted = false;
+  object_list->add_flag("--deleted", list_deleted,
+                        "List soft-deleted objects that can still be restored");
   add_server(object_list);
 
   CLI::App* demo = app.add_subcommand("demo", "Demo data");
@@ -483,6 +486,7 @@ int Run(int argc, char** argv) {
                          "/objects?limit=" + std::to_string(list_limit);
     if (!prefix.empty()) target += "&prefix=" + http::UrlEncode(prefix);
     if (!after.empty()) target += "&after=" + http::UrlEncode(after);
+    if (list_deleted) target += "&deleted=true";
     if (!meta_filter.empty()) {
       size_t eq = meta_filter.find('=');
       if (eq == std::string::npos || eq == 0) {

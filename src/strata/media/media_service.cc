@@ -233,6 +233,11 @@ bool MediaService::Visible(const ObjectRow& row, Millis now) const {
   return row.deleted_at == 0 && (row.expires_at() == 0 || now < row.expires_at());
 }
 
+bool MediaService::Restorable(const ObjectRow& row, Millis now) const {
+  return row.deleted_at != 0 && now < row.deleted_at + row.grace_ms &&
+         (row.expires_at() == 0 || now < row.expires_at());
+}
+
 absl::StatusOr<ObjectInfo> MediaService::Head(std::string_view bucket, std::string_view key) {
   STRATA_RETURN_IF_ERROR(ValidateBucketName(bucket));
   STRATA_RETURN_IF_ERROR(ValidateObjectKey(key));
@@ -347,7 +352,7 @@ absl::StatusOr<ObjectPage> MediaService::ScanVisible(std::string_view bucket,
       } else {
         STRATA_ASSIGN_OR_RETURN(row, DecodeObjectRow(r.value));
       }
-      if (!Visible(row, now)) continue;
+      if (query.deleted ? !Restorable(row, now) : !Visible(row, now)) continue;
       page.objects.push_back(ObjectInfo{std::string(bucket), std::move(key), std::move(row)});
     }
     if (rows.next_cursor.empty()) return page;

@@ -71,6 +71,9 @@ struct ListQuery {
   std::string prefix;
   std::string after;   // exclusive: the last key of the previous page
   size_t limit = 100;  // 1..1000
+  // false: live objects. true: soft-deleted objects that can still be restored (within
+  // their grace period and TTL), e.g. to find what to restore.
+  bool deleted = false;
 };
 
 struct ObjectPage {
@@ -135,7 +138,7 @@ class MediaService {
   // Clears the marker. NotFound if absent, expired or past its grace period;
   // FailedPrecondition if the object is not deleted.
   absl::StatusOr<ObjectInfo> Restore(std::string_view bucket, std::string_view key);
-  // Live objects in key order.
+  // Live objects (or restorable soft-deleted ones, see ListQuery::deleted) in key order.
   absl::StatusOr<ObjectPage> List(std::string_view bucket, const ListQuery& query);
   // Live objects whose metadata `meta_key` equals `value` (and whose key starts with
   // query.prefix), in key order.
@@ -156,6 +159,7 @@ class MediaService {
   absl::StatusOr<ObjectInfo> CommitUpload(Upload* upload);
   absl::StatusOr<ObjectRow> ReadRow(std::string_view bucket, std::string_view key);
   bool Visible(const ObjectRow& row, Millis now) const;
+  bool Restorable(const ObjectRow& row, Millis now) const;
   uint64_t NextGeneration(uint64_t at_least);
   std::mutex& KeyLock(std::string_view bucket, std::string_view key);
   absl::StatusOr<ObjectPage> ScanVisible(std::string_view bucket, const ListQuery& query,

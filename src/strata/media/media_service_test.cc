@@ -197,6 +197,9 @@ TEST_P(MediaServiceTest, SoftDeleteHidesAtOnceAndRestoreWithinGrace) {
   EXPECT_TRUE(absl::IsNotFound(service_->OpenForRead("media", "a").status()));
   EXPECT_TRUE(Keys(service_->List("media", {})).empty());
   EXPECT_TRUE(absl::IsNotFound(service_->Delete("media", "a").status()));
+  ListQuery deleted;
+  deleted.deleted = true;
+  EXPECT_EQ(Keys(service_->List("media", deleted)), std::vector<std::string>{"a"});
   // The bytes stay until the garbage collector comes.
   EXPECT_TRUE(blobs_->Stat(del->row.blob).ok());
 
@@ -207,9 +210,11 @@ TEST_P(MediaServiceTest, SoftDeleteHidesAtOnceAndRestoreWithinGrace) {
   EXPECT_EQ(ReadAll("a"), "bytes");
   EXPECT_TRUE(absl::IsFailedPrecondition(service_->Restore("media", "a").status()));
 
+  EXPECT_TRUE(Keys(service_->List("media", deleted)).empty());
   ASSERT_TRUE(service_->Delete("media", "a").ok());
   clock_.Advance(7 * kDay);
   EXPECT_TRUE(absl::IsNotFound(service_->Restore("media", "a").status()));
+  EXPECT_TRUE(Keys(service_->List("media", deleted)).empty());  // past its grace period
   EXPECT_TRUE(absl::IsNotFound(service_->Restore("media", "never").status()));
 }
 

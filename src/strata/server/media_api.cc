@@ -236,6 +236,12 @@ http::Response Api::ListObjects(std::string_view bucket, const http::Request& re
   media::ListQuery q;
   if (auto v = http::QueryParam(request.query, "prefix")) q.prefix = *v;
   if (auto v = http::QueryParam(request.query, "after")) q.after = *v;
+  if (auto v = http::QueryParam(request.query, "deleted")) {
+    if (*v != "true" && *v != "false") {
+      return ErrorResponse(absl::InvalidArgumentError("deleted: must be true or false"));
+    }
+    q.deleted = *v == "true";
+  }
   if (auto v = http::QueryParam(request.query, "limit")) {
     char* end = nullptr;
     unsigned long long n = std::strtoull(v->c_str(), &end, 10);
