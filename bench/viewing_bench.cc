@@ -83,7 +83,17 @@ constexpr int kHistoryLimit = 1000;
 constexpr int kMaxHistoryPages = 3;
 constexpr double kHistoryReadShare = 0.10;
 
-enum Op { kPreloadBatch = 0, kIngestBatch, kRecentRead, kHistoryPage, kNumOps };
+enum Op {
+  kPreloadBatch = 0,
+  kIngestBatch,
+  kRecentRead,
+  kHistoryPage,
+  kMonthsRead,
+  kSummaryRead,
+  kNumOps
+};
+constexpr int kMonthsLimit = 100;
+constexpr Millis kMonthsSpan = 90LL * 24 * 3600 * 1000;
 
 struct OpStats {
   LatencyHistogram micros;
@@ -114,6 +124,7 @@ struct ThreadStats {
   uint64_t preload_events = 0;
   uint64_t recent_reads = 0;
   uint64_t history_reads = 0;
+  uint64_t other_reads = 0;  // months and summary reads
   uint64_t recent_records = 0;
   uint64_t history_records = 0;
   uint64_t unsent_batches = 0;
@@ -128,6 +139,7 @@ struct ThreadStats {
     preload_events += o.preload_events;
     recent_reads += o.recent_reads;
     history_reads += o.history_reads;
+    other_reads += o.other_reads;
     recent_records += o.recent_records;
     history_records += o.history_records;
     unsent_batches += o.unsent_batches;
@@ -158,6 +170,10 @@ struct Plan {
   double reads_per_s = 0;      // 0 = unpaced
   double reads_per_event = 0;  // closed-loop gate; 0 = no gate
   bool compact_before_sizes = true;
+  // Shares of read kinds; the rest are "recent" reads.
+  double history_share = kHistoryReadShare;
+  double months_share = 0;
+  double summary_share = 0;
 };
 
 Millis WallMillis() {
@@ -293,10 +309,24 @@ void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
     }
     // The workload's member sampler is const and safe to share.
     uint64_t member = shared.workload.SampleMember(rng);
-    bool history = rng.Chance(kHistoryReadShare);
+    const double u = rng.Uniform();
+    const bool history = u < plan.history_share;
+    const bool months = !history && u < plan.history_share + plan.months_share;
+    const bool summary =
+        !history && !months && u < plan.history_share + plan.months_share + plan.summary_share;
     std::string base = "/v1/members/" + std::to_string(member) + "/viewing?kind=play&limit=";
     if (paced) std::this_thread::sleep_until(due);
-    if (!history) {
+    if (months || summary) {
+      // The last three months (recent + past tiers), or the whole-history summary.
+      target = summary ? "/v1/members/" + std::to_string(member) + "/summary"
+                       : base + std::to_string(kMonthsLimit) +
+                             "&since=" + std::to_string(WallMillis() - kMonthsSpan);
+      auto r = client.Request("GET", target);
+      int status = r.ok() ? r->status : 0;
+      ts.ops[summary ? kSummaryRead : kMonthsRead].Add(status, MicrosSince(due));
+      if (!Ok(status)) shared.errors.fetch_add(1, std::memory_order_relaxed);
+      ++ts.other_reads;
+    } else if (!history) {
       target = base + std::to_string(kRecentLimit);
       auto r = client.Request("GET", target);
       int status = r.ok() ? r->status : 0;
@@ -468,10 +498,27 @@ absl::Status Validate(const ViewingBenchOptions& o) {
   if (o.preload_heavy_members < 0) {
     return absl::InvalidArgumentError("preload_heavy_members: must be >= 0");
   }
-  if (o.mode != "ingest" && o.mode != "mix") {
-    return absl::InvalidArgumentError("mode: must be \"ingest\" or \"mix\"");
+  if (o.mode != "ingest" && o.mode != "mix" && o.mode != "tiers") {
+    return absl::InvalidArgumentError("mode: must be \"ingest\", \"mix\" or \"tiers\"");
   }
-  if (o.mode == "mix") {
+  if (o.mode == "tiers") {
+    if (o.history_members < 1 || o.rotation_members < 1 ||
+        static_cast<uint64_t>(o.history_members) + static_cast<uint64_t>(o.rotation_members) >
+            o.members) {
+      return absl::InvalidArgumentError(
+          "history_members, rotation_members: each >= 1, together at most members");
+    }
+    if (o.rotation_plays < 1 || o.rotation_plays > 100'000) {
+      return absl::InvalidArgumentError("rotation_plays: must be 1..100000");
+    }
+    if (o.history_plays < 1 || o.history_plays > 1'000'000) {
+      return absl::InvalidArgumentError("history_plays: must be 1..1000000");
+    }
+    if (!(o.history_years > 0) || o.history_years > 50) {
+      return absl::InvalidArgumentError("history_years: must be in (0, 50]");
+    }
+  }
+  if (o.mode == "mix" || o.mode == "tiers") {
     if (!(o.write_fraction > 0 && o.write_fraction < 1)) {
       return absl::InvalidArgumentError("write_fraction: must be in (0, 1) in mix mode");
     }
@@ -512,13 +559,15 @@ void PrintBenchReport(const BenchReport& r, std::ostream& out) {
   if (r.ingest_batch.count > 0) PrintOpRow(r.ingest_batch, out);
   if (r.recent_read.count > 0) PrintOpRow(r.recent_read, out);
   if (r.history_page.count > 0) PrintOpRow(r.history_page, out);
+  if (r.months_read.count > 0) PrintOpRow(r.months_read, out);
+  if (r.summary_read.count > 0) PrintOpRow(r.summary_read, out);
   out << "events written: " << Thousands(r.events_sent) << " (" << Fmt("%.0f", r.events_per_s)
       << "/s); server accepted " << Thousands(r.events_accepted) << ", dropped "
       << Thousands(r.events_dropped) << " (write filters: short previews), rejected "
       << Thousands(r.events_rejected) << "\n";
   if (r.reads > 0) {
     out << "reads: " << Thousands(r.reads) << " (" << Fmt("%.0f", r.reads_per_s)
-        << "/s): " << Thousands(r.reads - r.history_reads) << " recent (limit=" << kRecentLimit
+        << "/s): " << Thousands(r.recent_read.count) << " recent (limit=" << kRecentLimit
         << ", avg " << Fmt("%.1f", r.records_per_recent_read) << " records), "
         << Thousands(r.history_reads) << " full-history (limit=" << kHistoryLimit << ", "
         << Thousands(r.history_page.count) << " pages, avg "
@@ -558,6 +607,271 @@ void PrintBenchReport(const BenchReport& r, std::ostream& out) {
   }
 }
 
+// Runs writers and readers for duration_s and fills the timed-phase fields of *report.
+void TimedPhase(const Plan& plan, Shared& shared, double duration_s, std::ostream& out,
+                BenchReport* report) {
+  out << "running " << report->mode << " for " << duration_s << " s on "
+      << plan.writers + plan.readers << " connections ...\n"
+      << std::flush;
+  int threads_total = plan.writers + plan.readers;
+  std::vector<ThreadStats> stats(threads_total);
+  const double cpu_before = ServerCpuSeconds(plan);
+  auto start = SteadyClock::now() + std::chrono::milliseconds(20);
+  auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
+                         std::chrono::duration<double>(duration_s));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < plan.writers; ++i) {
+    threads.emplace_back([&, i] { WriterLoop(plan, i, start, end, shared, stats[i]); });
+  }
+  for (int i = 0; i < plan.readers; ++i) {
+    threads.emplace_back(
+        [&, i] { ReaderLoop(plan, i, start, end, shared, stats[plan.writers + i]); });
+  }
+  // Progress every 10 s (or at the end of shorter runs).
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread progress([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      uint64_t last_events = 0, last_reads = 0;
+      auto last = start;
+      for (auto tick = start + std::chrono::seconds(10); tick < end;
+           tick += std::chrono::seconds(10)) {
+        if (cv.wait_until(lock, tick, [&] { return done; })) return;
+        uint64_t ev = shared.events_acked.load(), rd = shared.reads_done.load();
+        double dt = std::chrono::duration<double>(tick - last).count();
+        out << "  t=" << Fmt("%.0f", std::chrono::duration<double>(tick - start).count())
+            << "s  events/s " << Fmt("%.0f", (ev - last_events) / dt) << "  reads/s "
+            << Fmt("%.0f", (rd - last_reads) / dt) << "  errors " << shared.errors.load() << "\n"
+            << std::flush;
+        last_events = ev;
+        last_reads = rd;
+        last = tick;
+      }
+    });
+    for (auto& t : threads) t.join();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+    }
+    cv.notify_all();
+    progress.join();
+  }
+  report->elapsed_s = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  const double cpu_after = ServerCpuSeconds(plan);
+  if (cpu_before >= 0 && cpu_after >= cpu_before) report->server_cpu_s = cpu_after - cpu_before;
+
+  ThreadStats total;
+  for (const auto& s : stats) total.Merge(s);
+  const double secs = report->elapsed_s;
+  report->ingest_batch = MakeOpReport("ingest batch (POST)", total.ops[kIngestBatch], secs);
+  report->recent_read = MakeOpReport("recent read (limit=50)", total.ops[kRecentRead], secs);
+  report->history_page = MakeOpReport("history page (limit=1000)", total.ops[kHistoryPage], secs);
+  report->months_read = MakeOpReport("months read (90 d)", total.ops[kMonthsRead], secs);
+  report->summary_read = MakeOpReport("summary read", total.ops[kSummaryRead], secs);
+  report->events_sent = total.events_sent;
+  report->events_accepted = total.events_accepted;
+  report->events_dropped = total.events_dropped;
+  report->events_rejected = total.events_rejected;
+  report->events_per_s = secs > 0 ? total.events_sent / secs : 0;
+  report->history_reads = total.history_reads;
+  report->unsent_batches = total.unsent_batches;
+  report->unsent_reads = total.unsent_reads;
+  report->reads = total.recent_reads + total.history_reads + total.other_reads;
+  report->reads_per_s = secs > 0 ? report->reads / secs : 0;
+  uint64_t ok_recent = report->recent_read.count - report->recent_read.errors;
+  uint64_t ok_pages = report->history_page.count - report->history_page.errors;
+  report->records_per_recent_read =
+      ok_recent > 0 ? static_cast<double>(total.recent_records) / ok_recent : 0;
+  report->records_per_history_page =
+      ok_pages > 0 ? static_cast<double>(total.history_records) / ok_pages : 0;
+
+}
+
+// ---- "tiers" mode -------------------------------------------------------------------------
+
+std::string GetBody(const Plan& plan, const char* method, const std::string& path) {
+  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  auto r = client.Request(method, path, "");
+  return r.ok() && Ok(r->status) ? r->body : std::string();
+}
+
+struct RotationCounters {
+  uint64_t moved = 0, folded = 0, rotated = 0, queued = 0, running = 0;
+  uint64_t summary_hits = 0, summary_misses = 0;
+  bool sweep_running = false;
+};
+
+RotationCounters Rotation(const Plan& plan) {
+  std::string body = GetBody(plan, "GET", "/v1/admin/viewing/rotation");
+  RotationCounters c;
+  c.moved = JsonUint(body, "moved_to_past").value_or(0);
+  c.folded = JsonUint(body, "folded_to_historical").value_or(0);
+  c.rotated = JsonUint(body, "rotated_members").value_or(0);
+  c.queued = JsonUint(body, "queued").value_or(0);
+  c.running = JsonUint(body, "running").value_or(0);
+  c.summary_hits = JsonUint(body, "hits").value_or(0);
+  c.summary_misses = JsonUint(body, "misses").value_or(0);
+  c.sweep_running = body.find("\"sweep\":{\"running\":true") != std::string::npos;
+  return c;
+}
+
+// Waits until no rotation is queued or running and no sweep runs (bounded).
+bool WaitRotationIdle(const Plan& plan, double max_s) {
+  const auto deadline = SteadyClock::now() + std::chrono::duration<double>(max_s);
+  while (SteadyClock::now() < deadline) {
+    RotationCounters c = Rotation(plan);
+    if (!c.sweep_running && c.queued == 0 && c.running == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// Waits until the server's roll-up backlog is empty (bounded), so a phase does not measure
+// the roll-ups of the previous load.
+void WaitRollupsIdle(const Plan& plan, double max_s) {
+  const auto deadline = SteadyClock::now() + std::chrono::duration<double>(max_s);
+  while (SteadyClock::now() < deadline) {
+    std::string body = GetBody(plan, "GET", "/metrics");
+    size_t at = body.find("\nstrata_viewing_rollup_backlog ");
+    if (at == std::string::npos ||
+        std::strtod(body.c_str() + at + 31, nullptr) == 0) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+// Loads `members` members from rank `first_rank` with `plays` plays each, spread over the
+// `span` before `end` (a time in the past for aged data).
+void LoadHistories(int connections, const Plan& plan, Shared& shared, uint64_t first_rank,
+                   uint64_t members, uint64_t plays, Millis span, Millis end,
+                   std::ostream& out) {
+  shared.workload.PlanPreload(first_rank, members, plays, plays, span, end);
+  out << "load: members of ranks " << first_rank << ".." << first_rank + members - 1 << ", "
+      << Thousands(shared.workload.preload_plays_planned()) << " plays spread over "
+      << Fmt("%.0f", static_cast<double>(span) / 86'400'000) << " days ending "
+      << Fmt("%.0f", static_cast<double>(WallMillis() - end) / 86'400'000)
+      << " days ago (plus previews) ..." << std::flush;
+  const int o_connections = connections;
+  std::vector<ThreadStats> stats(o_connections);
+  auto t0 = SteadyClock::now();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < o_connections; ++i) {
+    threads.emplace_back([&, i] { PreloadLoop(plan, shared, stats[i]); });
+  }
+  for (auto& t : threads) t.join();
+  const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  ThreadStats total;
+  for (const auto& st : stats) total.Merge(st);
+  out << " " << Thousands(total.preload_events) << " events in " << Fmt("%.1f", secs) << " s ("
+      << Fmt("%.0f", secs > 0 ? total.preload_events / secs : 0) << "/s), errors "
+      << total.ops[kPreloadBatch].errors << "\n";
+  shared.workload.ResumeMembers(first_rank, members, WallMillis());
+  WaitRollupsIdle(plan, 300);
+  shared.events_acked.store(0);
+}
+
+void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, std::ostream& out,
+              BenchReport* report) {
+  constexpr Millis kDay = 86'400'000;
+  constexpr Millis kRecentAge = 7 * kDay;  // the server's default --recent-age-ms
+  // 1. Long histories.
+  LoadHistories(o.connections, plan, shared, 1, static_cast<uint64_t>(o.history_members),
+                o.history_plays,
+                static_cast<Millis>(o.history_years * 365.25 * static_cast<double>(kDay)),
+                WallMillis(), out);
+
+  // 2. Rotation alone.
+  RotationCounters before = Rotation(plan);
+  auto t0 = SteadyClock::now();
+  (void)GetBody(plan, "POST", "/v1/admin/viewing/rotation:sweep");
+  bool idle = WaitRotationIdle(plan, 600);
+  double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  RotationCounters after = Rotation(plan);
+  out << "rotation alone: " << Thousands(after.moved - before.moved)
+      << " plays moved recent->past (" << Thousands(after.folded - before.folded)
+      << " of them folded into summaries) for " << Thousands(after.rotated - before.rotated)
+      << " members in " << Fmt("%.2f", secs) << " s ("
+      << Fmt("%.0f", secs > 0 ? (after.moved - before.moved) / secs : 0) << " plays/s)"
+      << (idle ? "" : " -- NOT FINISHED within 600 s") << "\n";
+
+  // 3. Summary reads on cache miss: each loaded member's first read.
+  {
+    http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+    OpStats stats;
+    for (int rank = 1; rank <= o.history_members; ++rank) {
+      const uint64_t member = shared.workload.MemberForRank(static_cast<uint64_t>(rank));
+      auto due = SteadyClock::now();
+      auto r = client.Request("GET", "/v1/members/" + std::to_string(member) + "/summary");
+      stats.Add(r.ok() ? r->status : 0, MicrosSince(due));
+    }
+    OpReport rep = MakeOpReport("summary read, cache miss", stats, 1);
+    out << "summary reads on cache miss (" << Thousands(o.history_plays)
+        << " plays of history each): " << rep.count << " reads, p50 " << Fmt("%.2f", rep.p50_ms)
+        << " ms, p99 " << Fmt("%.2f", rep.p99_ms) << " ms, max " << Fmt("%.2f", rep.max_ms)
+        << " ms, errors " << rep.errors << "\n";
+  }
+
+  // 4. Baseline mix.
+  out << "\n-- baseline: the mix with no rotation running --\n";
+  RotationCounters c0 = Rotation(plan);
+  BenchReport base = *report;
+  TimedPhase(plan, shared, o.duration_s, out, &base);
+  RotationCounters c1 = Rotation(plan);
+  PrintBenchReport(base, out);
+  const uint64_t hits = c1.summary_hits - c0.summary_hits;
+  const uint64_t misses = c1.summary_misses - c0.summary_misses;
+  out << "summary cache during the baseline: " << Thousands(hits) << " hits, "
+      << Thousands(misses) << " misses ("
+      << Fmt("%.1f", hits + misses > 0 ? 100.0 * hits / (hits + misses) : 0) << "% hits); "
+      << Thousands(c1.rotated - c0.rotated) << " rotations ran meanwhile\n";
+
+  // 5. The same mix while another load of histories rotates.
+  out << "\n-- the mix while a sweep rotates plays that aged out of the recent tier --\n";
+  LoadHistories(o.connections, plan, shared, static_cast<uint64_t>(o.history_members) + 1,
+                static_cast<uint64_t>(o.rotation_members), o.rotation_plays, 30 * kDay,
+                WallMillis() - kRecentAge - kDay, out);
+  before = Rotation(plan);
+  std::atomic<double> rotation_s{-1};
+  BenchReport during = *report;
+  std::thread rotator([&] {
+    auto start = SteadyClock::now();
+    (void)GetBody(plan, "POST", "/v1/admin/viewing/rotation:sweep");
+    if (WaitRotationIdle(plan, o.duration_s)) {
+      rotation_s = std::chrono::duration<double>(SteadyClock::now() - start).count();
+    }
+  });
+  TimedPhase(plan, shared, o.duration_s, out, &during);
+  rotator.join();
+  after = Rotation(plan);
+  PrintBenchReport(during, out);
+  out << "rotation during the mix: " << Thousands(after.moved - before.moved)
+      << " plays moved recent->past (" << Thousands(after.folded - before.folded)
+      << " folded into summaries), " << Thousands(after.rotated - before.rotated)
+      << " member rotations, ";
+  if (rotation_s >= 0) {
+    out << "done in " << Fmt("%.2f", rotation_s.load()) << " s\n";
+  } else {
+    out << "NOT finished within the " << o.duration_s << " s mix\n";
+  }
+  auto ratio = [](const OpReport& a, const OpReport& b) {
+    return b.p99_ms > 0 ? a.p99_ms / b.p99_ms : 0;
+  };
+  out << "read p99 during rotation / baseline: recent " << Fmt("%.2f", ratio(during.recent_read, base.recent_read))
+      << "x, months " << Fmt("%.2f", ratio(during.months_read, base.months_read))
+      << "x, summary " << Fmt("%.2f", ratio(during.summary_read, base.summary_read)) << "x\n";
+
+  // 6. Sizes per tier.
+  *report = during;
+  CollectServerStats(plan, report);
+  out << "\nbytes per record (disk bytes / records; plays_historical: / plays summarised):\n";
+  for (const auto& [table, bpr] : report->bytes_per_record) {
+    out << "  " << table << ": " << Fmt("%.2f", bpr) << "\n";
+  }
+}
+
 absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, std::ostream& out) {
   if (absl::Status s = Validate(options); !s.ok()) return s;
   auto endpoint = http::ParseUrl(options.server);
@@ -573,6 +887,11 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
   plan.compact_before_sizes = options.compact_before_sizes;
   BenchReport report;
   report.mode = options.mode;
+  if (options.mode == "tiers") {
+    plan.history_share = 0;
+    plan.months_share = 0.10;
+    plan.summary_share = 0.10;
+  }
   if (options.mode == "ingest") {
     plan.writers = options.connections;
     plan.readers = 0;
@@ -622,6 +941,11 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
   wo.seed = options.seed;
   Shared shared(wo);
 
+  if (options.mode == "tiers") {
+    RunTiers(options, plan, shared, out, &report);
+    return report;
+  }
+
   // ---- Preload (untimed) ----
   if (options.preload_heavy_members > 0) {
     shared.workload.PlanPreload(static_cast<uint64_t>(options.preload_heavy_members), WallMillis());
@@ -652,81 +976,7 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
     shared.events_acked.store(0);
   }
 
-  // ---- Timed phase ----
-  out << "running " << options.mode << " for " << options.duration_s << " s on "
-      << options.connections << " connections ...\n"
-      << std::flush;
-  int threads_total = plan.writers + plan.readers;
-  std::vector<ThreadStats> stats(threads_total);
-  const double cpu_before = ServerCpuSeconds(plan);
-  auto start = SteadyClock::now() + std::chrono::milliseconds(20);
-  auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
-                         std::chrono::duration<double>(options.duration_s));
-  std::vector<std::thread> threads;
-  for (int i = 0; i < plan.writers; ++i) {
-    threads.emplace_back([&, i] { WriterLoop(plan, i, start, end, shared, stats[i]); });
-  }
-  for (int i = 0; i < plan.readers; ++i) {
-    threads.emplace_back(
-        [&, i] { ReaderLoop(plan, i, start, end, shared, stats[plan.writers + i]); });
-  }
-  // Progress every 10 s (or at the end of shorter runs).
-  {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    std::thread progress([&] {
-      std::unique_lock<std::mutex> lock(mu);
-      uint64_t last_events = 0, last_reads = 0;
-      auto last = start;
-      for (auto tick = start + std::chrono::seconds(10); tick < end;
-           tick += std::chrono::seconds(10)) {
-        if (cv.wait_until(lock, tick, [&] { return done; })) return;
-        uint64_t ev = shared.events_acked.load(), rd = shared.reads_done.load();
-        double dt = std::chrono::duration<double>(tick - last).count();
-        out << "  t=" << Fmt("%.0f", std::chrono::duration<double>(tick - start).count())
-            << "s  events/s " << Fmt("%.0f", (ev - last_events) / dt) << "  reads/s "
-            << Fmt("%.0f", (rd - last_reads) / dt) << "  errors " << shared.errors.load() << "\n"
-            << std::flush;
-        last_events = ev;
-        last_reads = rd;
-        last = tick;
-      }
-    });
-    for (auto& t : threads) t.join();
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      done = true;
-    }
-    cv.notify_all();
-    progress.join();
-  }
-  report.elapsed_s = std::chrono::duration<double>(SteadyClock::now() - start).count();
-  const double cpu_after = ServerCpuSeconds(plan);
-  if (cpu_before >= 0 && cpu_after >= cpu_before) report.server_cpu_s = cpu_after - cpu_before;
-
-  ThreadStats total;
-  for (const auto& s : stats) total.Merge(s);
-  const double secs = report.elapsed_s;
-  report.ingest_batch = MakeOpReport("ingest batch (POST)", total.ops[kIngestBatch], secs);
-  report.recent_read = MakeOpReport("recent read (limit=50)", total.ops[kRecentRead], secs);
-  report.history_page = MakeOpReport("history page (limit=1000)", total.ops[kHistoryPage], secs);
-  report.events_sent = total.events_sent;
-  report.events_accepted = total.events_accepted;
-  report.events_dropped = total.events_dropped;
-  report.events_rejected = total.events_rejected;
-  report.events_per_s = secs > 0 ? total.events_sent / secs : 0;
-  report.history_reads = total.history_reads;
-  report.unsent_batches = total.unsent_batches;
-  report.unsent_reads = total.unsent_reads;
-  report.reads = total.recent_reads + total.history_reads;
-  report.reads_per_s = secs > 0 ? report.reads / secs : 0;
-  uint64_t ok_recent = report.recent_read.count - report.recent_read.errors;
-  uint64_t ok_pages = report.history_page.count - report.history_page.errors;
-  report.records_per_recent_read =
-      ok_recent > 0 ? static_cast<double>(total.recent_records) / ok_recent : 0;
-  report.records_per_history_page =
-      ok_pages > 0 ? static_cast<double>(total.history_records) / ok_pages : 0;
+  TimedPhase(plan, shared, options.duration_s, out, &report);
 
   CollectServerStats(plan, &report);
   PrintBenchReport(report, out);

@@ -58,8 +58,21 @@ struct ViewingBenchOptions {
   // In "mix" mode, the share of events among (events + reads): 0.9 = 9 events per read.
   // Used to derive a missing target rate, and to hold the ratio in closed-loop runs.
   double write_fraction = 0.9;
-  // "ingest" = only POST batches; "mix" = batches and reads. Default "mix".
+  // "ingest" = only POST batches; "mix" = batches and reads; "tiers" = the time-compressed
+  // age-tier run (see RunViewingBench). Default "mix".
   std::string mode = "mix";
+  // "tiers" mode: members given a long history per load phase (two phases), plays each,
+  // and the years the history spans (event times spread over them). Defaults: 50 members,
+  // 20000 plays, 3 years -- 1M plays per phase.
+  int history_members = 50;
+  uint64_t history_plays = 20'000;
+  double history_years = 3;
+  // "tiers" mode, second load: `rotation_members` more members (the ranks after the long
+  // histories) with `rotation_plays` plays each from the 30 days before the recent tier's
+  // boundary (7 days, the server's default), i.e. plays that have just aged out of the
+  // recent tier -- what a daily rotation moves. Defaults: 20000 x 50 = 1M plays.
+  int rotation_members = 20'000;
+  uint64_t rotation_plays = 50;
   // Seed of the workload generator. Default 1.
   uint64_t seed = 1;
   // Members given 10k-12k records before the timed phase. Default 20.
@@ -108,6 +121,8 @@ struct BenchReport {
   OpReport ingest_batch;  // one POST of `batch_size` events
   OpReport recent_read;   // limit=50
   OpReport history_page;  // each page of a full-history read (limit=1000)
+  OpReport months_read;   // "tiers" mode: the last 90 days, limit=100 (recent + past tiers)
+  OpReport summary_read;  // "tiers" mode: GET /v1/members/{m}/summary
   uint64_t history_reads = 0;
   uint64_t reads = 0;  // recent reads + full-history reads
   // Open-loop only: requests due before the end of the timed phase that were never sent
@@ -133,6 +148,16 @@ struct BenchReport {
   std::map<std::string, double> bytes_per_record;
 };
 
+// "tiers" mode (time-compressed history, exercising rotation and summaries):
+//   1. Load `history_members` hot members (ranks 1..N) with `history_plays` plays each,
+//      spread over `history_years` years; wait for roll-ups.
+//   2. Rotation alone: start a rotation sweep and time it until the backlog drains.
+//   3. Summary reads on cache miss: one GET .../summary per loaded member (never read yet).
+//   4. Baseline: the 9:1 mix for `duration_s`, reads 80% recent (limit 50), 10% months
+//      (last 90 days: recent + past tiers), 10% summaries; summary cache hit rate.
+//   5. Load another N members (ranks N+1..2N) the same way, then run the same mix while a
+//      sweep rotates them; report the rotation's duration and the read p99 against step 4.
+//   6. Bytes per record per table and tier (after compaction).
 // Runs the benchmark, printing progress and the final report to `out`. Errors:
 // InvalidArgument for bad options (the message names the option), Unavailable when the
 // server cannot be reached at the start. Request failures during the run are counted in

@@ -225,7 +225,10 @@ ViewingEvent ViewingWorkload::NewPlayback(uint64_t member, MemberState& st, Mill
     e.position_ms = resume_from + e.watched_ms;
   }
   Millis pause = static_cast<Millis>(rng_.Between(0, kMaxPause));
-  Millis started = st.last_started_at + static_cast<Millis>(rng_.Between(kMinGap, kMaxGap));
+  Millis started =
+      st.last_started_at +
+      std::max<Millis>(1, static_cast<Millis>(static_cast<double>(rng_.Between(kMinGap, kMaxGap)) *
+                                              st.gap_scale));
   // A member drawn more often than real people watch catches up with `now`: squeeze the
   // playback so it still ends by `now` (started_at stays strictly increasing).
   started = std::min(started, now_ms - e.watched_ms - pause);
@@ -297,15 +300,23 @@ void ViewingWorkload::NextEvents(size_t n, Millis now_ms, std::vector<ViewingEve
 }
 
 void ViewingWorkload::PlanPreload(uint64_t members, Millis now_ms) {
-  members = std::min(members, options_.members);
+  PlanPreload(1, members, 10'000, 12'000, 0, now_ms);
+}
+
+void ViewingWorkload::PlanPreload(uint64_t first_rank, uint64_t members, uint64_t min_plays,
+                                  uint64_t max_plays, Millis span_ms, Millis now_ms) {
+  first_rank = std::max<uint64_t>(first_rank, 1);
+  members = first_rank > options_.members
+                ? 0
+                : std::min(members, options_.members - first_rank + 1);
   preload_members_.clear();
   preload_targets_.clear();
   preload_index_ = 0;
   preload_plays_done_ = 0;
   preload_plays_planned_ = 0;
-  for (uint64_t rank = 1; rank <= members; ++rank) {
+  for (uint64_t rank = first_rank; rank < first_rank + members; ++rank) {
     uint64_t member = MemberForRank(rank);
-    uint64_t plays = rng_.Between(10'000, 12'000);
+    uint64_t plays = rng_.Between(min_plays, std::max(min_plays, max_plays));
     preload_members_.push_back(member);
     preload_targets_.push_back(plays);
     preload_plays_planned_ += plays;
@@ -313,9 +324,21 @@ void ViewingWorkload::PlanPreload(uint64_t members, Millis now_ms) {
     MemberState& st = State(member, now_ms);
     // (5% and two days of slack: the random gaps must not add up past `now`.)
     auto playbacks = static_cast<double>(plays) / (1.0 - options_.preview_fraction);
+    const double natural = playbacks * static_cast<double>(kMeanGap) * 1.05;
+    if (span_ms > 0) st.gap_scale = static_cast<double>(span_ms) / natural;
     st.last_started_at =
-        now_ms - static_cast<Millis>(playbacks * static_cast<double>(kMeanGap) * 1.05) - 2 * kDay;
+        now_ms - static_cast<Millis>(natural * st.gap_scale) - 2 * kDay;
     st.last_event_time = st.last_started_at;
+  }
+}
+
+void ViewingWorkload::ResumeMembers(uint64_t first_rank, uint64_t members, Millis now_ms) {
+  for (uint64_t rank = first_rank; rank < first_rank + members && rank <= options_.members;
+       ++rank) {
+    MemberState& st = State(MemberForRank(rank), now_ms);
+    st.gap_scale = 1.0;
+    st.last_started_at = std::max(st.last_started_at, now_ms - kDay);
+    st.last_event_time = std::max(st.last_event_time, st.last_started_at);
   }
 }
 

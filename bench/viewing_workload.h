@@ -114,6 +114,15 @@ class ViewingWorkload {
   // over the years before `now_ms`, as new playbacks only. Call once, then drain with
   // NextPreloadEvents.
   void PlanPreload(uint64_t members, Millis now_ms);
+  // The general form: members of ranks [first_rank, first_rank + members) get between
+  // min_plays and max_plays plays each; with span_ms > 0 their playbacks are spread evenly
+  // over the span_ms before now_ms (time-compressed: gaps shrink so the history fits),
+  // otherwise at the usual 1-7 hour gaps.
+  void PlanPreload(uint64_t first_rank, uint64_t members, uint64_t min_plays,
+                   uint64_t max_plays, Millis span_ms, Millis now_ms);
+  // After a preload: members of ranks [first_rank, first_rank + members) continue at the
+  // usual pace from no earlier than a day before now_ms.
+  void ResumeMembers(uint64_t first_rank, uint64_t members, Millis now_ms);
   // Appends up to `n` preload events; returns false once the preload is exhausted.
   bool NextPreloadEvents(size_t n, Millis now_ms, std::vector<ViewingEvent>* out);
   // Total events the planned preload will produce is not known up front (previews are
@@ -140,6 +149,7 @@ class ViewingWorkload {
     uint8_t audio = 0;     // index into the language table
     int8_t subtitle = -1;  // -1 = off
     bool original_audio = false;
+    double gap_scale = 1.0;  // < 1 for time-compressed preloads
   };
 
   MemberState& State(uint64_t member, Millis now_ms);

@@ -9,6 +9,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   libabsl-dev libspdlog-dev libfmt-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libmemcached-dev memcached
   curl procps python3
 )
 

@@ -234,6 +234,87 @@ class ViewingApiTest(unittest.TestCase):
         self.assertIn("previews_recent_compressed", names)
 
 
+class AgeTiersTest(unittest.TestCase):
+    """Plays move recent -> past -> historical; reads stitch the tiers; summaries count all."""
+
+    def test_rotation_by_read_and_by_sweep(self):
+        day = 86_400_000
+        d = tempfile.mkdtemp(prefix="strata_e2e_tiers_")
+        server = Server(d, ["--recent-age-ms", str(day), "--historical-age-ms", str(30 * day),
+                            "--rotation-slack-ms", "0", "--rotation-max-per-s", "0"])
+        try:
+            now = int(time.time() * 1000)
+            ages = [0, 2, 5, 10, 20, 40, 60, 90]  # days: 1 recent, 4 past, 3 summarised
+            for member in (700, 701):
+                events = [event(member, now - a * day - 60_000 - i, "s%d" % i, title=a % 3 + 1)
+                          for i, a in enumerate(ages)]
+                status, body = server.json("POST", "/v1/viewing/events", json.dumps(events))
+                self.assertEqual((status, body["accepted"]), (200, len(ages)), body)
+
+            # A read of member 700 finds plays past the recent tier's age: it queues a rotation.
+            status, page = server.json("GET", "/v1/members/700/viewing?limit=1")
+            self.assertEqual(status, 200, page)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                _, st = server.json("GET", "/v1/admin/viewing/rotation")
+                if st["rotated_members"] >= 1 and st["queued"] == 0 and st["running"] == 0:
+                    break
+                time.sleep(0.05)
+            self.assertGreaterEqual(st["rotated_members"], 1, st)
+
+            status, page = server.json("GET", "/v1/members/700/viewing?limit=100")
+            self.assertEqual(status, 200, page)
+            self.assertIn("detail_from", page)  # older plays exist only in the summary
+            self.assertEqual(len(page["records"]), 5, page)  # ages 0..20 days kept in detail
+            self.assertTrue(all(r["started_at"] >= page["detail_from"] for r in page["records"]))
+            status, summary = server.json("GET", "/v1/members/700/summary")
+            self.assertEqual(status, 200, summary)
+            self.assertEqual(sum(t["plays"] for t in summary["titles"]), len(ages), summary)
+            self.assertIsNotNone(summary["detail_from"])
+
+            # Member 701 is never read: the sweep finds it.
+            status, st = server.json("POST", "/v1/admin/viewing/rotation:sweep")
+            self.assertEqual(status, 202, st)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                _, st = server.json("GET", "/v1/admin/viewing/rotation")
+                if not st["sweep"]["running"] and st["queued"] == 0 and st["running"] == 0 \
+                        and st["rotated_members"] >= 2:
+                    break
+                time.sleep(0.05)
+            self.assertGreaterEqual(st["rotated_members"], 2, st)
+            status, tables = server.json("GET", "/v1/admin/viewing/tables")
+            by_name = {t["table"]: t for t in tables["tables"]}
+            self.assertEqual(by_name["plays_past_compressed"]["tier"], "past")
+            self.assertEqual(by_name["plays_past_compressed"]["records"], 2 * 4)
+            self.assertEqual(by_name["plays_historical"]["records"], 2 * 3)
+            self.assertEqual(by_name["plays_recent_compressed"]["records"]
+                             + by_name["plays_recent_live"]["records"], 2 * 1)
+
+            # An explicit rotation, and bad input.
+            status, body = server.json("POST", "/v1/members/701:rotate")
+            self.assertEqual((status, body), (200, {"rotated": True}))
+            status, body = server.json("POST", "/v1/members/0:rotate")
+            self.assertEqual(status, 400)
+            self.assertIn("member", body["error"]["message"])
+            status, body = server.json("GET", "/v1/members/701:rotate")
+            self.assertEqual(status, 405)
+            status, metrics = server.request("GET", "/metrics")
+            # 7 plays per member left the recent tier; 3 of them went on to the summary.
+            self.assertIn(b'strata_viewing_rotated_records_total{to="past"} 14', metrics)
+            self.assertIn(b'strata_viewing_rotated_records_total{to="historical"} 6', metrics)
+            self.assertIn(b"strata_viewing_summary_cache_hits_total", metrics)
+
+            # Erasure reaches every tier.
+            status, _ = server.json("DELETE", "/v1/members/700")
+            self.assertEqual(status, 200)
+            _, summary = server.json("GET", "/v1/members/700/summary")
+            self.assertEqual(summary["titles"], [])
+        finally:
+            server.stop()
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class ConfigFileTest(unittest.TestCase):
     def test_options_come_from_the_config_file_and_bad_keys_are_refused(self):
         tmp = tempfile.mkdtemp(prefix="strata_cfg_")

@@ -189,6 +189,25 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--read-threads", v.read_threads, "Threads for parallel reads on a miss")
       ->capture_default_str();
+  serve->add_option("--recent-age-ms", v.recent_age_ms,
+                    "Plays older than this move from the recent to the past tier")
+      ->capture_default_str();
+  serve->add_option("--historical-age-ms", v.historical_age_ms,
+                    "Plays older than this are folded into the historical summary")
+      ->capture_default_str();
+  serve->add_option("--rotation-slack-ms", v.rotation_slack_ms,
+                    "Rotate a member once its oldest play is this far past a tier boundary")
+      ->capture_default_str();
+  serve->add_option("--rotation-threads", v.rotation_threads, "Background rotation workers")
+      ->capture_default_str();
+  serve->add_option("--rotation-max-per-s", v.rotation_max_per_s,
+                    "Most member rotations started per second (0 = unthrottled)")
+      ->capture_default_str();
+  serve->add_option("--rotation-sweep-interval-ms", v.rotation_sweep_interval_ms,
+                    "Sweep for members due a rotation this often (0 = on demand only)")
+      ->capture_default_str();
+  serve->add_option("--summary-cache-bytes", v.summary_cache_bytes, "Summary cache budget")
+      ->capture_default_str();
   serve->add_option("--blob-part-bytes", c->blob_part_bytes,
                     "Bytes of one part file of an object (larger objects get several)")
       ->capture_default_str();
@@ -240,6 +259,15 @@ int Run(int argc, char** argv) {
   CLI::App* languages = viewing->add_subcommand("languages", "Language preferences of a member");
   languages->add_option("member", member, "Member id")->required();
   add_server(languages);
+  CLI::App* rotate = viewing->add_subcommand(
+      "rotate", "Rotate a member's plays between the age tiers now");
+  rotate->add_option("member", member, "Member id")->required();
+  add_server(rotate);
+  CLI::App* rotation = viewing->add_subcommand(
+      "rotation", "Rotation progress; --sweep starts a sweep over every member");
+  bool sweep = false;
+  rotation->add_flag("--sweep", sweep, "Start a sweep that queues every member due a rotation");
+  add_server(rotation);
   CLI::App* rollup = viewing->add_subcommand("rollup", "Roll a member's live rows up now");
   rollup->add_option("member", member, "Member id")->required();
   rollup->add_option("--kind", kind, "play or preview")->capture_default_str();
@@ -334,7 +362,7 @@ int Run(int argc, char** argv) {
   CLI::App* bench_viewing = bench->add_subcommand("viewing", "Viewing-history load generator");
   bench_viewing->add_option("--server", bo.server, "Server URL")->capture_default_str();
   bench_viewing->add_option("--mode", bo.mode, "ingest or mix")
-      ->check(CLI::IsMember({"ingest", "mix"}))
+      ->check(CLI::IsMember({"ingest", "mix", "tiers"}))
       ->capture_default_str();
   bench_viewing->add_option("--members", bo.members, "Distinct members")->capture_default_str();
   bench_viewing->add_option("--zipf", bo.zipf_s, "Zipf exponent of member activity")
@@ -353,6 +381,21 @@ int Run(int argc, char** argv) {
                             "Members preloaded with 10k+ records")
       ->capture_default_str();
   bench_viewing->add_option("--seed", bo.seed, "Workload seed")->capture_default_str();
+  bench_viewing->add_option("--history-members", bo.history_members,
+                            "tiers mode: members given a long history, per load phase")
+      ->capture_default_str();
+  bench_viewing->add_option("--history-plays", bo.history_plays,
+                            "tiers mode: plays per long history")
+      ->capture_default_str();
+  bench_viewing->add_option("--history-years", bo.history_years,
+                            "tiers mode: years a long history spans")
+      ->capture_default_str();
+  bench_viewing->add_option("--rotation-members", bo.rotation_members,
+                            "tiers mode: members whose plays just aged out of the recent tier")
+      ->capture_default_str();
+  bench_viewing->add_option("--rotation-plays", bo.rotation_plays,
+                            "tiers mode: aged plays per such member")
+      ->capture_default_str();
   bench_viewing->add_option("--write-connections", bo.write_connections,
                             "Writer connections in mix mode (0 = 3/8 of --connections)")
       ->capture_default_str();
@@ -412,6 +455,13 @@ int Run(int argc, char** argv) {
                 "/v1/members/" + std::to_string(member) + ":rollup?" + kind_query());
   }
   if (tables->parsed()) return Call(server_url, "GET", "/v1/admin/viewing/tables");
+  if (rotate->parsed()) {
+    return Call(server_url, "POST", "/v1/members/" + std::to_string(member) + ":rotate");
+  }
+  if (rotation->parsed()) {
+    if (sweep) return Call(server_url, "POST", "/v1/admin/viewing/rotation:sweep");
+    return Call(server_url, "GET", "/v1/admin/viewing/rotation");
+  }
   if (ingest->parsed()) {
     std::stringstream body;
     if (ingest_file == "-") {

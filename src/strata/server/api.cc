@@ -186,6 +186,11 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
         if (method != "POST") return method_not_allowed();
         return RollUp(member, request);
       }
+      if (parts.size() == 3 && action == "rotate") {
+        *route = "/v1/members/{member}:rotate";
+        if (method != "POST") return method_not_allowed();
+        return Rotate(member);
+      }
       if (parts.size() == 4 && parts[3] == "viewing") {
         *route = "/v1/members/{member}/viewing";
         if (method != "GET") return method_not_allowed();
@@ -220,6 +225,21 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
       *route = "/v1/admin/viewing/tables";
       if (method != "GET") return method_not_allowed();
       return ViewingTables();
+    }
+    if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
+        parts[3] == "rotation") {
+      *route = "/v1/admin/viewing/rotation";
+      if (method != "GET") return method_not_allowed();
+      return RotationStatus();
+    }
+    if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
+        parts[3] == "rotation:sweep") {
+      *route = "/v1/admin/viewing/rotation:sweep";
+      if (method != "POST") return method_not_allowed();
+      viewing_->StartRotationSweep();
+      http::Response r = RotationStatus();
+      r.status = 202;
+      return r;
     }
   }
   if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "buckets") {
@@ -288,6 +308,10 @@ http::Response Api::GetViewing(uint64_t member, const http::Request& request) {
   } else {
     w.String(page->next_cursor);
   }
+  if (page->detail_from != INT64_MIN) {
+    // The page reached the age where only summaries are kept: older plays are in the summary.
+    w.Key("detail_from").Int(page->detail_from);
+  }
   w.EndObject();
   return Json(200, w.Take());
 }
@@ -297,14 +321,22 @@ http::Response Api::GetSummary(uint64_t member) {
   if (!summary.ok()) return ErrorResponse(summary.status());
   JsonWriter w;
   w.BeginObject().Key("member").Uint(member).Key("titles").BeginArray();
-  for (const auto& t : *summary) {
+  for (const auto& t : summary->titles) {
     w.BeginObject();
     w.Key("title").Uint(t.title).Key("plays").Uint(t.plays).Key("watched_ms").Int(t.watched_ms);
     w.Key("first_at").Int(t.first_at).Key("last_at").Int(t.last_at);
     w.Key("position_ms").Int(t.position_ms);
     w.EndObject();
   }
-  w.EndArray().EndObject();
+  w.EndArray();
+  // Plays that started before detail_from are counted here but no longer kept in detail.
+  w.Key("detail_from");
+  if (summary->detail_from == INT64_MIN) {
+    w.Null();
+  } else {
+    w.Int(summary->detail_from);
+  }
+  w.EndObject();
   return Json(200, w.Take());
 }
 
@@ -344,6 +376,30 @@ http::Response Api::RollUp(uint64_t member, const http::Request& request) {
   return Json(200, "{\"rolled_up\":true}");
 }
 
+http::Response Api::Rotate(uint64_t member) {
+  absl::Status s = viewing_->Rotate(member);
+  if (!s.ok()) return ErrorResponse(s);
+  return Json(200, "{\"rotated\":true}");
+}
+
+http::Response Api::RotationStatus() {
+  const viewing::RotationStatus st = viewing_->rotation_status();
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("queued").Uint(st.queued).Key("running").Uint(st.running);
+  w.Key("rotated_members").Uint(st.rotated_members);
+  w.Key("moved_to_past").Uint(st.moved_to_past);
+  w.Key("folded_to_historical").Uint(st.folded_to_historical);
+  w.Key("sweep").BeginObject();
+  w.Key("running").Bool(st.sweep_running).Key("scanned_members").Uint(st.sweep_scanned);
+  w.Key("queued_members").Uint(st.sweep_queued).EndObject();
+  w.Key("summary_cache").BeginObject();
+  w.Key("hits").Uint(viewing_->summary_cache().hits());
+  w.Key("misses").Uint(viewing_->summary_cache().misses()).EndObject();
+  w.EndObject();
+  return Json(200, w.Take());
+}
+
 http::Response Api::ViewingTables() {
   auto report = viewing_->Report();
   if (!report.ok()) return ErrorResponse(report.status());
@@ -351,7 +407,7 @@ http::Response Api::ViewingTables() {
   w.BeginObject().Key("tables").BeginArray();
   for (const auto& t : *report) {
     w.BeginObject();
-    w.Key("table").String(t.table).Key("members").Uint(t.members);
+    w.Key("table").String(t.table).Key("tier").String(t.tier).Key("members").Uint(t.members);
     w.Key("records").Uint(t.records).Key("disk_bytes").Uint(t.disk_bytes);
     w.Key("bytes_per_record");
     if (t.records > 0) {

@@ -62,6 +62,8 @@ class Api {
   http::Response DeleteMember(uint64_t member);
   http::Response ViewingTables();
   http::Response RollUp(uint64_t member, const http::Request& request);
+  http::Response Rotate(uint64_t member);
+  http::Response RotationStatus();
 
   viewing::ViewingService* viewing_;
   media::MediaService* media_;

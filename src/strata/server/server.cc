@@ -17,6 +17,7 @@
 #include "strata/blob/local/local_blob_store.h"
 #include "strata/media/media_service.h"
 #include "strata/server/api.h"
+#include "strata/store/embedded_queue.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
 
 namespace strata::server {
@@ -119,9 +120,14 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::RocksRowStore> rows,
                           store::RocksRowStore::Open(row_options));
   MetricsRegistry* metrics = MetricsRegistry::Default();
-  STRATA_ASSIGN_OR_RETURN(
-      std::unique_ptr<viewing::ViewingService> viewing,
-      viewing::ViewingService::Open(rows.get(), SystemClock::Default(), config.viewing, metrics));
+  // Work queues (rotation tasks; later GC and reprocessing) live in the same RocksDB.
+  store::EmbeddedQueueOptions queue_options;
+  queue_options.metrics = metrics;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::EmbeddedQueue> queue,
+                          store::EmbeddedQueue::Open(rows.get(), queue_options));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<viewing::ViewingService> viewing,
+                          viewing::ViewingService::Open(rows.get(), SystemClock::Default(),
+                                                        config.viewing, metrics, queue.get()));
   blob::LocalBlobStoreOptions blob_options;
   blob_options.root = config.data_dir + "/blobs";
   blob_options.part_bytes = config.blob_part_bytes;
@@ -173,6 +179,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_LOG_INFO("strata stopping");
   http_server.Stop();
   viewing.reset();
+  queue.reset();
   media.reset();
   blobs.reset();
   absl::Status sync = rows->Sync();

@@ -14,26 +14,20 @@
 #include "strata/base/status.h"
 #include "strata/base/thread_pool.h"
 #include "strata/viewing/codec.h"
+#include "strata/viewing/segment_plan.h"
+#include "strata/viewing/viewing_internal.h"
 #include "strata/viewing/segments.h"
 
 namespace strata::viewing {
 namespace {
 
-constexpr char kMetaKey[] = "m";
-
-std::string MemberKey(MemberId member) {
-  std::string k;
-  coding::PutFixed64BE(&k, member);
-  return k;
-}
-
-// "s" + segment id (8 bytes BE): a member's segments sort by id, and ids at or above the
-// metadata's next_segment_id (leftovers of a crashed roll-up) are one range delete.
-std::string SegmentKey(uint64_t id) {
-  std::string k = "s";
-  coding::PutFixed64BE(&k, id);
-  return k;
-}
+using internal::kMetaKey;
+using internal::StripeOf;
+using internal::MemberKey;
+using internal::SegmentKey;
+using internal::WritePlannedSegments;
+using internal::DeleteSegments;
+using internal::CommittedHistory;
 
 bool Expired(const ViewingRecord& r, Millis ttl_ms, Millis now) {
   return ttl_ms > 0 && r.event_time + ttl_ms <= now;
@@ -69,25 +63,6 @@ absl::Status ScanLiveRows(
 
 }  // namespace
 
-struct ViewingService::Shard {
-  int index;
-  Kind kind;
-  store::Table* live = nullptr;
-  store::Table* compressed = nullptr;
-  Millis ttl_ms = 0;
-  // Approximate live rows per member, to decide when to queue a roll-up.
-  struct LiveCount {
-    uint64_t rows = 0;
-    uint64_t trigger_at = 0;
-    // No live row of the member starts before this: scans of its live rows seek here,
-    // skipping the tombstones that earlier roll-ups left. INT64_MIN = unknown (after a
-    // restart): scan from the start. Only ever lowered by writes; set by roll-ups.
-    Millis live_from = INT64_MIN;
-  };
-  std::mutex counts_mu;
-  std::unordered_map<MemberId, LiveCount> counts;
-};
-
 // The current language preference per (member, content language): the comparison point of
 // the language write filter. One bounded map per member stripe, guarded by that stripe's
 // ViewingService::language_locks_ entry.
@@ -114,6 +89,7 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
       options_(options),
       metrics_(metrics),
       cache_(std::make_unique<HistoryCache>(options.cache_bytes, metrics)),
+      summary_cache_(std::make_unique<SummaryCache>(options.summary_cache_bytes, metrics)),
       member_locks_(new std::shared_mutex[kLockStripes]),
       language_locks_(new std::mutex[kLockStripes]),
       rollup_locks_(new std::mutex[kLockStripes]),
@@ -123,7 +99,7 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
 
 absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
     store::RowStore* store, Clock* clock, const ViewingOptions& options,
-    MetricsRegistry* metrics) {
+    MetricsRegistry* metrics, store::Queue* queue) {
   if (options.zstd_level < 1 || options.zstd_level > 19) {
     return absl::InvalidArgumentError("viewing.zstd_level: must be 1..19");
   }
@@ -133,7 +109,29 @@ absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
   if (options.rollup_min_live_rows < 1) {
     return absl::InvalidArgumentError("viewing.rollup_min_live_rows: must be at least 1");
   }
+  if (options.recent_age_ms < 1) {
+    return absl::InvalidArgumentError("viewing.recent_age: must be positive");
+  }
+  if (options.historical_age_ms <= options.recent_age_ms) {
+    return absl::InvalidArgumentError(
+        "viewing.historical_age: must be longer than viewing.recent_age");
+  }
+  if (options.rotation_slack_ms < 0 || options.rotation_max_per_s < 0) {
+    return absl::InvalidArgumentError(
+        "viewing.rotation_slack / viewing.rotation_max_per_s: must not be negative");
+  }
   std::unique_ptr<ViewingService> s(new ViewingService(store, clock, options, metrics));
+  if (queue) {
+    auto topic = queue->DescribeTopic(kRotationTopic);
+    if (absl::IsNotFound(topic.status())) {
+      STRATA_RETURN_IF_ERROR(queue->CreateTopic({kRotationTopic, kRotationPartitions}));
+    } else if (!topic.ok()) {
+      return topic.status();
+    } else if (topic->partitions != kRotationPartitions) {
+      return absl::FailedPreconditionError("viewing.rotation topic: unexpected partition count");
+    }
+    s->task_queue_ = queue;
+  }
   STRATA_RETURN_IF_ERROR(s->Init());
   return s;
 }
@@ -160,6 +158,10 @@ absl::Status ViewingService::Init() {
   }
   STRATA_ASSIGN_OR_RETURN(languages_,
                           store_->OpenTable({"languages", store::TableProfile::kIndex}));
+  STRATA_ASSIGN_OR_RETURN(past_, store_->OpenTable({"plays_past_compressed",
+                                                    store::TableProfile::kCompressed}));
+  STRATA_ASSIGN_OR_RETURN(historical_, store_->OpenTable({"plays_historical",
+                                                          store::TableProfile::kCompressed}));
 
   const char* kIngested = "strata_viewing_records_ingested_total";
   ingested_[0] = metrics_->GetCounter(kIngested, "Viewing records stored", "kind=\"play\"");
@@ -192,8 +194,44 @@ absl::Status ViewingService::Init() {
     return std::vector<std::pair<std::string, double>>{
         {"", static_cast<double>(cache_->bytes())}};
   });
+  rotations_ = metrics_->GetCounter("strata_viewing_rotations_total",
+                                    "Member rotations between age tiers");
+  rotation_errors_ = metrics_->GetCounter("strata_viewing_rotation_errors_total",
+                                          "Rotations that failed (retried on the next trigger)");
+  moved_to_past_ = metrics_->GetCounter("strata_viewing_rotated_records_total",
+                                        "Records moved between age tiers", "to=\"past\"");
+  folded_to_historical_ = metrics_->GetCounter(
+      "strata_viewing_rotated_records_total", "Records moved between age tiers",
+      "to=\"historical\"");
+  late_dropped_ = metrics_->GetCounter(
+      "strata_viewing_filter_dropped_total", "Records the write filters chose not to store",
+      "filter=\"older_than_summary\"");
+  rotation_seconds_ = metrics_->GetHistogram("strata_viewing_rotation_seconds",
+                                             "Duration of one member rotation");
+  metrics_->AddGauge("strata_viewing_rotation_backlog", "Members queued for a rotation", [this] {
+    return std::vector<std::pair<std::string, double>>{
+        {"", static_cast<double>(RotationBacklog())}};
+  });
   for (int i = 0; i < std::max(options_.rollup_threads, 1); ++i) {
     workers_.emplace_back([this] { RollupWorker(); });
+  }
+  for (int i = 0; i < std::max(options_.rotation_threads, 1); ++i) {
+    rotation_workers_.emplace_back([this, i] { RotationWorker(i); });
+  }
+  if (options_.rotation_sweep_interval_ms > 0) {
+    sweep_timer_ = std::thread([this] {
+      ThreadPool::NameCurrentThread("strata-sweeptimer");
+      std::unique_lock<std::mutex> lock(rotation_mu_);
+      for (;;) {
+        rotation_cv_.wait_for(lock,
+                              std::chrono::milliseconds(options_.rotation_sweep_interval_ms),
+                              [this] { return rotation_stopping_; });
+        if (rotation_stopping_) return;
+        lock.unlock();
+        StartRotationSweep();
+        lock.lock();
+      }
+    });
   }
   return absl::OkStatus();
 }
@@ -205,10 +243,20 @@ ViewingService::~ViewingService() {
   }
   queue_cv_.notify_all();
   for (auto& t : workers_) t.join();
+  {
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+    rotation_stopping_ = true;
+  }
+  rotation_cv_.notify_all();
+  for (auto& t : rotation_workers_) t.join();
+  if (sweep_timer_.joinable()) sweep_timer_.join();
+  {
+    // StartRotationSweep may be replacing sweep_thread_ under this mutex.
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+  }
+  if (sweep_thread_.joinable()) sweep_thread_.join();
 }
 
-// The member's stripe: the top 12 bits of a multiplicative hash (kLockStripes = 4096).
-static size_t StripeOf(MemberId member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
 
 std::shared_mutex& ViewingService::MemberLock(MemberId member) {
   return member_locks_[StripeOf(member)];
@@ -487,10 +535,14 @@ absl::Status ViewingService::RollUp(MemberId member, Kind kind) {
 }
 
 absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool force) {
+  // One roll-up per member at a time (erasure and rotation take this lock too).
+  std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
+  return RollUpLocked(shard, member, force);
+}
+
+absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool force) {
   const auto start = std::chrono::steady_clock::now();
   const std::string partition = MemberKey(member);
-  // One roll-up per member at a time (erasure takes this lock too).
-  std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
 
   // Phase A, under the shared member lock only while reading: writes and reads go on while
   // the new segments are encoded and written (they are unreferenced until the commit).
@@ -531,99 +583,22 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 
   // Merge the live rows into the segments their started_at falls in; segments no live row
   // touches are kept as they are (wholly expired ones are dropped).
-  const Millis now = clock_->NowMillis();
   const std::vector<ViewingRecord>& live = current.live;  // sorted, unique (from the store)
-  HistoryMeta meta;
-  meta.version = old_meta.version + 1;
-  meta.next_segment_id = old_meta.next_segment_id;
-  std::vector<std::shared_ptr<const std::string>> bytes;  // parallel to meta.segments
-  std::vector<Segment> fresh;                            // new segments, in order
-  std::vector<int> fresh_slot;                           // their index in meta.segments
-  auto expire = [&](std::vector<ViewingRecord>* v) {
-    std::erase_if(*v, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
-  };
-  auto add_fresh = [&](std::vector<ViewingRecord>& records) {
-    std::vector<Segment> encoded;
-    EncodeSegments(records, options_.segment_records, options_.zstd_level, &encoded);
-    for (auto& seg : encoded) {
-      fresh_slot.push_back(static_cast<int>(meta.segments.size()));
-      meta.segments.push_back(SegmentRef{meta.next_segment_id++, seg.first_started_at,
-                                         seg.last_started_at, seg.max_event_time, seg.records,
-                                         seg.bytes.size(),
-                                         XXH3_64bits(seg.bytes.data(), seg.bytes.size())});
-      bytes.push_back(nullptr);
-      fresh.push_back(std::move(seg));
-    }
-  };
-  std::vector<uint64_t> replaced;
-  size_t next_live = 0;
-  for (size_t i = 0; i < old_meta.segments.size(); ++i) {
-    const SegmentRef& ref = old_meta.segments[i];
-    const bool last = i + 1 == old_meta.segments.size();
-    size_t end_live = next_live;
-    while (end_live < live.size() &&
-           (last || live[end_live].started_at < old_meta.segments[i + 1].first_started_at)) {
-      ++end_live;
-    }
-    std::span<const ViewingRecord> assigned(live.data() + next_live, end_live - next_live);
-    next_live = end_live;
-    if (assigned.empty()) {
-      if (shard.ttl_ms > 0 && ref.max_event_time + shard.ttl_ms <= now) {
-        replaced.push_back(ref.id);
-        continue;
-      }
-      meta.segments.push_back(ref);
-      bytes.push_back(current.compressed->segments[i]);
-      continue;
-    }
-    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> seg_bytes, segment_bytes(i));
-    std::vector<ViewingRecord> records;  // stays empty when the chunk expired and is gone
-    if (seg_bytes) {
-      STRATA_ASSIGN_OR_RETURN(records, DecodeHistory(*seg_bytes, member, shard.kind));
-      if (records.size() != ref.records) {
-        return absl::DataLossError("compressed history: segment record count mismatch");
-      }
-    }
-    MergeRecords(&records, assigned);
-    expire(&records);
-    replaced.push_back(ref.id);
-    add_fresh(records);
-  }
-  if (old_meta.segments.empty()) {
-    std::vector<ViewingRecord> records = live;
-    expire(&records);
-    add_fresh(records);
-  }
-  meta.garbage = replaced;
-  Millis expire_at = 0;
-  if (shard.ttl_ms > 0) {
-    for (const auto& ref : meta.segments) {
-      expire_at = std::max(expire_at, ref.max_event_time + shard.ttl_ms);
-    }
-  }
+  SegmentPlanInput plan_in;
+  plan_in.member = member;
+  plan_in.kind = shard.kind;
+  plan_in.current = current.compressed.get();
+  plan_in.segment_bytes = segment_bytes;
+  plan_in.updates = live;
+  plan_in.ttl_ms = shard.ttl_ms;
+  plan_in.now = clock_->NowMillis();
+  plan_in.segment_records = options_.segment_records;
+  plan_in.zstd_level = options_.zstd_level;
+  STRATA_ASSIGN_OR_RETURN(SegmentPlan plan, PlanSegments(plan_in));
 
-  // 1. The new segments (after clearing leftovers of a crashed attempt, ids >= next id),
-  // and the garbage an interrupted earlier roll-up may have left.
-  // Leftovers are found with a scan and point-deleted: a range delete per roll-up would
-  // leave thousands of range tombstones in the memtable, which every read must fragment.
-  store::WriteBatch segment_writes;
-  {
-    store::ScanOptions leftovers;
-    leftovers.start = SegmentKey(old_meta.next_segment_id);
-    leftovers.end = "t";
-    for (;;) {
-      STRATA_ASSIGN_OR_RETURN(store::ScanPage page,
-                              shard.compressed->Scan(partition, leftovers));
-      for (auto& row : page.rows) segment_writes.Delete(std::move(row.clustering));
-      if (page.next_cursor.empty()) break;
-      leftovers.cursor = std::move(page.next_cursor);
-    }
-  }
-  for (uint64_t id : old_meta.garbage) segment_writes.Delete(SegmentKey(id));
-  for (size_t k = 0; k < fresh.size(); ++k) {
-    segment_writes.Put(SegmentKey(meta.segments[fresh_slot[k]].id), fresh[k].bytes, expire_at);
-  }
-  STRATA_RETURN_IF_ERROR(shard.compressed->Apply(partition, segment_writes));
+  // 1. The new segments (unreferenced until the commit).
+  STRATA_RETURN_IF_ERROR(
+      WritePlannedSegments(shard.compressed, partition, old_meta, plan));
   STRATA_CRASH_POINT("rollup.after_chunks");
   if (rollup_hook_) rollup_hook_();
 
@@ -659,26 +634,15 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 
   // 2. The metadata row: the commit point.
   STRATA_RETURN_IF_ERROR(
-      shard.compressed->Put(partition, kMetaKey, EncodeMeta(meta), expire_at));
+      shard.compressed->Put(partition, kMetaKey, EncodeMeta(plan.meta), plan.expire_at));
   STRATA_CRASH_POINT("rollup.after_commit");
-  auto committed = std::make_shared<CompressedHistory>();
-  committed->meta = meta;
-  for (size_t k = 0; k < fresh.size(); ++k) {
-    bytes[fresh_slot[k]] = std::make_shared<const std::string>(std::move(fresh[k].bytes));
-  }
-  committed->segments = std::move(bytes);  // chunks not loaded stay null: read on demand
-  for (const auto& b : committed->segments) {
-    if (b) committed->bytes += b->size();
-  }
-  const uint64_t total_records = meta.records();
-  cache_->Replace(shard.index, member, CachedHistory{std::move(committed), remaining});
+  const uint64_t total_records = plan.meta.records();
+  const std::vector<uint64_t> replaced = plan.replaced;
+  cache_->Replace(shard.index, member,
+                  CachedHistory{CommittedHistory(std::move(plan)), remaining});
 
   // 3. The segments this version replaced.
-  if (!replaced.empty()) {
-    store::WriteBatch garbage;
-    for (uint64_t id : replaced) garbage.Delete(SegmentKey(id));
-    STRATA_RETURN_IF_ERROR(shard.compressed->Apply(partition, garbage));
-  }
+  STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, replaced));
   STRATA_CRASH_POINT("rollup.after_old_chunks_deleted");
 
   // 4. The live rows the committed version holds.
@@ -709,9 +673,14 @@ absl::Status ViewingService::RollUpMember(Shard& shard, MemberId member, bool fo
 
 absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
     Shard& shard, MemberId member, const SegmentRef& ref) {
-  auto row = shard.compressed->Get(MemberKey(member), SegmentKey(ref.id));
-  if (absl::IsNotFound(row.status()) && shard.ttl_ms > 0 &&
-      ref.max_event_time + shard.ttl_ms <= clock_->NowMillis()) {
+  return ReadSegment(shard.compressed, shard.ttl_ms, member, ref);
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
+    store::Table* table, Millis ttl_ms, MemberId member, const SegmentRef& ref) {
+  auto row = table->Get(MemberKey(member), SegmentKey(ref.id));
+  if (absl::IsNotFound(row.status()) && ttl_ms > 0 &&
+      ref.max_event_time + ttl_ms <= clock_->NowMillis()) {
     // Every record of the chunk has expired and so has its row (chunk rows carry the
     // expiry of the version that wrote them); the next roll-up drops it from the metadata.
     return std::shared_ptr<const std::string>();
@@ -813,6 +782,15 @@ absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId m
       h.live.size() >= options_.rollup_growth_fraction * compressed_records) {
     EnqueueRollup(shard, member);
   }
+  if (shard.kind == Kind::kPlay) {
+    // Records past the recent tier's age queue a rotation (batched by the slack).
+    Millis oldest = INT64_MAX;
+    if (h.compressed && !h.compressed->meta.segments.empty()) {
+      oldest = h.compressed->meta.segments.front().first_started_at;
+    }
+    for (const auto& r : h.live) oldest = std::min(oldest, r.started_at);
+    MaybeQueueRotation(member, oldest, INT64_MAX);
+  }
   return h;
 }
 
@@ -820,6 +798,11 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecords(Shard& sha
                                                                       MemberId member) {
   // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+  return AllRecordsLocked(shard, member);
+}
+
+absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecordsLocked(Shard& shard,
+                                                                            MemberId member) {
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   std::vector<ViewingRecord> records;
   if (h.compressed) {
@@ -853,9 +836,11 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
+  Millis detail_from = INT64_MIN;  // plays: older ones exist only in the summary
   auto qualifies = [&](const ViewingRecord& r) {
     return r.started_at >= query.since && r.started_at < query.until &&
-           (!has_cursor || kKeyLess(r, cursor)) && !Expired(r, shard.ttl_ms, now);
+           r.started_at >= detail_from && (!has_cursor || kKeyLess(r, cursor)) &&
+           !Expired(r, shard.ttl_ms, now);
   };
 
   // Decode segments from the newest down until they alone hold limit + 1 qualifying records:
@@ -886,6 +871,22 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   MergeRecords(&records, h.live);
 
   HistoryPage page;
+  if (query.kind == Kind::kPlay) {
+    // The past tier holds only plays that started before now - recent_age: it cannot change
+    // the page when the recent tier alone has limit + 1 qualifying plays after that.
+    const Millis recent_floor = now - options_.recent_age_ms;
+    size_t recent_found = 0;
+    for (const auto& r : records) {
+      if (r.started_at >= recent_floor && qualifies(r)) ++recent_found;
+    }
+    if (query.since < recent_floor && recent_found <= query.limit) {
+      const Millis before =
+          has_cursor ? std::min(query.until, cursor.started_at + 1) : query.until;
+      STRATA_RETURN_IF_ERROR(AddPastCandidates(member, query.limit, query.since, before,
+                                               qualifies, &records, &detail_from));
+      page.detail_from = detail_from;
+    }
+  }
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     if (!qualifies(*it)) {
       if (it->started_at < query.since) break;
@@ -899,33 +900,6 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
     page.records.push_back(std::move(*it));
   }
   return page;
-}
-
-absl::StatusOr<std::vector<TitleSummary>> ViewingService::Summary(MemberId member) {
-  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
-                          AllRecords(ShardFor(Kind::kPlay), member));
-  std::unordered_map<TitleId, TitleSummary> by_title;
-  for (const auto& r : records) {  // ascending started_at: the last one seen is the latest
-    TitleSummary& s = by_title[r.title];
-    if (s.plays == 0) {
-      s.title = r.title;
-      s.first_at = r.started_at;
-    }
-    ++s.plays;
-    s.watched_ms += r.watched_ms;
-    s.first_at = std::min(s.first_at, r.started_at);
-    if (r.started_at >= s.last_at) {
-      s.last_at = r.started_at;
-      s.position_ms = r.position_ms;
-    }
-  }
-  std::vector<TitleSummary> out;
-  out.reserve(by_title.size());
-  for (auto& [title, s] : by_title) out.push_back(s);
-  std::sort(out.begin(), out.end(), [](const TitleSummary& a, const TitleSummary& b) {
-    return std::tie(b.last_at, a.title) < std::tie(a.last_at, b.title);
-  });
-  return out;
 }
 
 absl::StatusOr<LanguageHistory> ViewingService::Languages(MemberId member) {
@@ -967,6 +941,9 @@ absl::Status ViewingService::EraseMember(MemberId member) {
     std::lock_guard<std::mutex> counts_lock(shard->counts_mu);
     shard->counts.erase(member);
   }
+  STRATA_RETURN_IF_ERROR(past_->DeleteRange(partition, "", ""));
+  STRATA_RETURN_IF_ERROR(historical_->DeleteRange(partition, "", ""));
+  summary_cache_->Invalidate(member);
   STRATA_RETURN_IF_ERROR(languages_->DeleteRange(partition, "", ""));
   {
     // The stripe's language lock is already held (above).
@@ -984,6 +961,7 @@ absl::StatusOr<std::vector<TableReport>> ViewingService::Report() {
                             count) -> absl::Status {
     TableReport rep;
     rep.table = table->name();
+    rep.tier = table == past_ ? "past" : table == historical_ ? "historical" : "recent";
     STRATA_ASSIGN_OR_RETURN(auto ranges, table->SplitRanges(1));
     std::string last_partition;
     bool any = false;
@@ -1022,6 +1000,19 @@ absl::StatusOr<std::vector<TableReport>> ViewingService::Report() {
           return absl::OkStatus();
         }));
   }
+  STRATA_RETURN_IF_ERROR(scan_table(past_, [](const store::TableRow& row, TableReport* r) {
+    if (row.clustering == kMetaKey) {
+      STRATA_ASSIGN_OR_RETURN(HistoryMeta meta, DecodeMeta(row.value));
+      r->records += meta.records();
+    }
+    return absl::OkStatus();
+  }));
+  // Historical: "records" counts the plays its summaries stand for.
+  STRATA_RETURN_IF_ERROR(scan_table(historical_, [](const store::TableRow& row, TableReport* r) {
+    STRATA_ASSIGN_OR_RETURN(HistoricalState state, DecodeHistoricalState(row.value));
+    for (const auto& t : state.summary) r->records += t.plays;
+    return absl::OkStatus();
+  }));
   STRATA_RETURN_IF_ERROR(scan_table(languages_, [](const store::TableRow& row, TableReport* r) {
     if (!row.clustering.empty() && row.clustering[0] == 'h') ++r->records;
     return absl::OkStatus();
@@ -1035,6 +1026,8 @@ std::vector<store::Table*> ViewingService::tables() const {
     out.push_back(shard->live);
     out.push_back(shard->compressed);
   }
+  out.push_back(past_);
+  out.push_back(historical_);
   out.push_back(languages_);
   return out;
 }

@@ -42,10 +42,13 @@
 #include "strata/base/clock.h"
 #include "strata/base/metrics.h"
 #include "strata/base/thread_pool.h"
+#include "strata/store/queue.h"
 #include "strata/store/row_store.h"
 #include "strata/viewing/history_cache.h"
 #include "strata/viewing/record.h"
 #include "strata/viewing/segments.h"
+#include "strata/viewing/summary.h"
+#include "strata/viewing/summary_cache.h"
 
 namespace strata::viewing {
 
@@ -76,6 +79,39 @@ struct ViewingOptions {
   size_t cache_bytes = 256ull << 20;
   // Threads that read chunks and tables in parallel on a cache miss. Default 2.
   int read_threads = 2;
+
+  // Age tiers of plays (docs/viewing.md, "Age tiers"). Plays that started more than
+  // recent_age_ms ago move from the recent tier to the past tier; plays that started more
+  // than historical_age_ms ago are folded into the historical tier's per-title summary and
+  // their details dropped. Defaults: 7 days, 730 days.
+  Millis recent_age_ms = 7LL * 24 * 3600 * 1000;
+  Millis historical_age_ms = 730LL * 24 * 3600 * 1000;
+  // A member is queued for rotation once its oldest record in a tier is this much older
+  // than the tier's boundary, so rotations come in batches (about one per member per
+  // slack), not on every read. Default 1 day.
+  Millis rotation_slack_ms = 24LL * 3600 * 1000;
+  // Background rotation workers, and the most member rotations they start per second
+  // together (0 = unthrottled). Defaults: 1 thread, 200 per second.
+  int rotation_threads = 1;
+  double rotation_max_per_s = 200;
+  // A sweep over the recent and past tiers queues every member due for a rotation, so data
+  // nobody reads still moves; it runs this often (0 = only when an operator asks).
+  // Default 6 hours.
+  Millis rotation_sweep_interval_ms = 6LL * 3600 * 1000;
+  // Memory budget of the summary cache. Default 64 MiB.
+  size_t summary_cache_bytes = 64ull << 20;
+};
+
+// Progress of the rotation machinery, for operators.
+struct RotationStatus {
+  uint64_t queued = 0;             // members waiting for a rotation
+  uint64_t running = 0;            // rotations in progress
+  uint64_t rotated_members = 0;    // rotations done since start
+  uint64_t moved_to_past = 0;      // records moved recent -> past since start
+  uint64_t folded_to_historical = 0;  // records folded into summaries since start
+  bool sweep_running = false;
+  uint64_t sweep_scanned = 0;      // members the current (or last) sweep looked at
+  uint64_t sweep_queued = 0;       // of which queued for rotation
 };
 
 struct IngestResult {
@@ -94,15 +130,15 @@ struct HistoryQuery {
 struct HistoryPage {
   std::vector<ViewingRecord> records;  // newest started_at first
   std::string next_cursor;             // empty = no more
+  // Plays only: detailed records start here; older plays exist only in the summary
+  // (INT64_MIN: nothing has been summarised).
+  Millis detail_from = INT64_MIN;
 };
 
-struct TitleSummary {
-  TitleId title = 0;
-  uint64_t plays = 0;
-  int64_t watched_ms = 0;
-  Millis first_at = 0;
-  Millis last_at = 0;
-  int64_t position_ms = 0;  // resume point of the latest play
+struct MemberSummary {
+  std::vector<TitleSummary> titles;  // newest last_at first
+  // Plays before this are in the summary but no longer in detail (INT64_MIN: none).
+  Millis detail_from = INT64_MIN;
 };
 
 struct LanguagePreference {
@@ -120,6 +156,7 @@ struct LanguageHistory {
 // Per-table figures for operators and the benchmark.
 struct TableReport {
   std::string table;
+  std::string tier;  // "recent", "past" or "historical"
   uint64_t members = 0;
   uint64_t records = 0;
   uint64_t disk_bytes = 0;
@@ -128,10 +165,18 @@ struct TableReport {
 class ViewingService {
  public:
   // Opens the service's tables in `store`. `store` and `clock` must outlive the service.
+  // Rotation tasks go through `queue` (topic "viewing.rotation", group "viewing-rotation"),
+  // which must outlive the service too: durable, so queued rotations survive a restart and
+  // an interrupted one is redelivered. Without a queue (unit tests) they are queued in
+  // memory.
   static absl::StatusOr<std::unique_ptr<ViewingService>> Open(store::RowStore* store,
                                                               Clock* clock,
                                                               const ViewingOptions& options,
-                                                              MetricsRegistry* metrics);
+                                                              MetricsRegistry* metrics,
+                                                              store::Queue* queue = nullptr);
+  static constexpr char kRotationTopic[] = "viewing.rotation";
+  static constexpr char kRotationGroup[] = "viewing-rotation";
+  static constexpr int kRotationPartitions = 8;
   ~ViewingService();
 
   // Stores valid records. Each record must have passed ValidateRecord. On error nothing is
@@ -139,7 +184,7 @@ class ViewingService {
   absl::StatusOr<IngestResult> Ingest(std::span<const ViewingRecord> records);
 
   absl::StatusOr<HistoryPage> ReadHistory(MemberId member, const HistoryQuery& query);
-  absl::StatusOr<std::vector<TitleSummary>> Summary(MemberId member);
+  absl::StatusOr<MemberSummary> Summary(MemberId member);
   absl::StatusOr<LanguageHistory> Languages(MemberId member);
 
   // Erases every record of the member in every table and cache.
@@ -150,6 +195,16 @@ class ViewingService {
   absl::Status RollUp(MemberId member, Kind kind);
   // Blocks until the roll-up queue is empty and no roll-up runs (tests, benchmarks).
   void WaitForRollups();
+
+  // Rotates the member's plays between the age tiers now (recent -> past -> historical),
+  // whatever the slack. Used by workers, operators and tests.
+  absl::Status Rotate(MemberId member);
+  // Queues every member with plays in the recent or past tier for a rotation check, in the
+  // background (progress in RotationStatus). No-op if a sweep is running.
+  void StartRotationSweep();
+  // Blocks until no rotation is queued or running and no sweep runs (tests, benchmarks).
+  void WaitForRotations();
+  RotationStatus rotation_status();
   // Tests: called by a roll-up between writing its new chunks and taking the member lock to
   // commit, where concurrent writes may land. Set before use; not thread-safe.
   void SetRollupHookForTesting(std::function<void()> hook) { rollup_hook_ = std::move(hook); }
@@ -158,6 +213,7 @@ class ViewingService {
   absl::StatusOr<std::vector<TableReport>> Report();
 
   const HistoryCache& cache() const { return *cache_; }
+  const SummaryCache& summary_cache() const { return *summary_cache_; }
   // Every table the service uses, for size metrics.
   std::vector<store::Table*> tables() const;
 
@@ -188,6 +244,9 @@ class ViewingService {
   // error) when the chunk's records have all expired and its row is gone.
   absl::StatusOr<std::shared_ptr<const std::string>> ReadSegment(Shard& shard, MemberId member,
                                                                  const SegmentRef& ref);
+  absl::StatusOr<std::shared_ptr<const std::string>> ReadSegment(store::Table* table,
+                                                                 Millis ttl_ms, MemberId member,
+                                                                 const SegmentRef& ref);
   // Returns the member's history in a shard, from the cache or (filling it) the store.
   // Caller holds the member lock (shared or exclusive).
   absl::StatusOr<CachedHistory> GetHistory(Shard& shard, MemberId member);
@@ -196,7 +255,42 @@ class ViewingService {
   absl::StatusOr<CachedHistory> ReadEntry(Shard& shard, MemberId member);
   // All records of the member in a shard, merged, unexpired, ascending by playback.
   absl::StatusOr<std::vector<ViewingRecord>> AllRecords(Shard& shard, MemberId member);
+  // AllRecords with the member's shared lock already held.
+  absl::StatusOr<std::vector<ViewingRecord>> AllRecordsLocked(Shard& shard, MemberId member);
   absl::Status RollUpMember(Shard& shard, MemberId member, bool force);
+  // RollUpMember with the member's roll-up lock already held.
+  absl::Status RollUpLocked(Shard& shard, MemberId member, bool force);
+
+  // Age tiers (viewing_tiers.cc).
+  struct PastTier;
+  // The past tier's committed history (segments not loaded) and state; empty if none.
+  absl::StatusOr<PastTier> LoadPast(MemberId member);
+  absl::StatusOr<HistoricalState> LoadHistorical(MemberId member);
+  absl::StatusOr<std::shared_ptr<const StableSummary>> GetStableSummary(MemberId member);
+  // Past-tier records of the member with started_at in [from, until), ascending.
+  absl::StatusOr<std::vector<ViewingRecord>> PastRecords(MemberId member, const PastTier& past,
+                                                        Millis from, Millis until);
+  // Merges into *records (recent plays, sorted and unique) the newest past-tier plays that
+  // satisfy `qualifies` -- enough for a page of `limit` -- and sets *detail_from to the
+  // start of the detailed history. Qualifying plays started in [since, before).
+  // Caller holds the member's shared lock.
+  absl::Status AddPastCandidates(MemberId member, size_t limit, Millis since, Millis before,
+                                 const std::function<bool(const ViewingRecord&)>& qualifies,
+                                 std::vector<ViewingRecord>* records, Millis* detail_from);
+  absl::Status RotateRecentToPast(MemberId member, Millis cutoff);
+  absl::Status RotatePastToHistorical(MemberId member, Millis cutoff);
+  // Queues a rotation when the oldest records of a tier are past its boundary plus slack.
+  // True if it queued the member (false: not due, or already queued).
+  bool MaybeQueueRotation(MemberId member, Millis oldest_recent, Millis oldest_past);
+  bool QueueRotation(MemberId member);
+  void RotationWorker(int index);
+  // Throttle: waits until the next rotation may start. False when stopping.
+  bool AwaitRotationSlot();
+  // Runs one rotation task; false when it failed (logged and counted).
+  void RunRotation(MemberId member);
+  // Members queued in the durable queue and not yet processed (its backlog).
+  uint64_t RotationBacklog();
+  void SweepForRotation();
   // Adds to *writes the language-preference changes that `records` carry.
   absl::Status PlanLanguageChanges(std::span<const ViewingRecord* const> member_records,
                                    std::vector<store::PartitionWrite>* writes,
@@ -219,6 +313,26 @@ class ViewingService {
   std::unique_ptr<Shard> shards_[2];
   store::Table* languages_ = nullptr;
   std::unique_ptr<HistoryCache> cache_;
+  std::unique_ptr<SummaryCache> summary_cache_;
+  store::Queue* task_queue_ = nullptr;  // rotation tasks; null = in memory
+  store::Table* past_ = nullptr;        // plays_past_compressed
+  store::Table* historical_ = nullptr;  // plays_historical
+
+  // Rotation queue: members, deduplicated; workers throttled to rotation_max_per_s.
+  std::mutex rotation_mu_;
+  std::condition_variable rotation_cv_;
+  std::condition_variable rotation_idle_cv_;
+  std::deque<MemberId> rotation_queue_;
+  std::unordered_set<MemberId> rotation_queued_;
+  int running_rotations_ = 0;
+  bool rotation_stopping_ = false;
+  double next_rotation_at_ = 0;  // throttle: seconds on the steady clock
+  std::vector<std::thread> rotation_workers_;
+  std::thread sweep_thread_;
+  std::thread sweep_timer_;
+  std::atomic<bool> sweep_running_{false};
+  std::atomic<uint64_t> sweep_scanned_{0};
+  std::atomic<uint64_t> sweep_queued_{0};
 
   static constexpr size_t kLockStripes = 4096;
   std::unique_ptr<std::shared_mutex[]> member_locks_;
@@ -254,6 +368,12 @@ class ViewingService {
   Counter* rollup_records_;
   Counter* rollup_errors_;
   Histogram* rollup_seconds_;
+  Counter* rotations_;
+  Counter* rotation_errors_;
+  Counter* moved_to_past_;
+  Counter* folded_to_historical_;
+  Counter* late_dropped_;
+  Histogram* rotation_seconds_;
 };
 
 // Cursor of a history page: opaque to clients (hex of started_at and session).

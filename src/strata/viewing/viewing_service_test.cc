@@ -383,9 +383,9 @@ TEST_F(ViewingServiceTest, SummaryAggregatesPerTitle) {
   ASSERT_TRUE(service_->Ingest(events).ok());
   auto summary = service_->Summary(7);
   ASSERT_TRUE(summary.ok());
-  ASSERT_EQ(summary->size(), 2u);
-  EXPECT_EQ((*summary)[0].title, 2u);  // most recently watched first
-  const TitleSummary& t1 = (*summary)[1];
+  ASSERT_EQ(summary->titles.size(), 2u);
+  EXPECT_EQ(summary->titles[0].title, 2u);  // most recently watched first
+  const TitleSummary& t1 = summary->titles[1];
   EXPECT_EQ(t1.plays, 2u);
   EXPECT_EQ(t1.watched_ms, 400);
   EXPECT_EQ(t1.first_at, kT0);

@@ -1,0 +1,149 @@
+#include "strata/store/embedded_queue.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "strata/base/status.h"
+#include "strata/store/memory_row_store.h"
+#include "strata/store/queue_conformance.h"
+
+namespace strata::store {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The embedded queue over a MemoryRowStore that outlives each queue, so a "restart" keeps
+// the rows and loses only the queue's memory (positions), as a process restart does.
+class MemoryQueueHarness final : public testing::QueueHarness {
+ public:
+  absl::StatusOr<std::unique_ptr<Queue>> Open(ManualClock* clock,
+                                              MetricsRegistry* metrics) override {
+    if (rows_ == nullptr) rows_ = std::make_unique<MemoryRowStore>(clock);
+    EmbeddedQueueOptions options;
+    options.clock = clock;
+    options.metrics = metrics;
+    options.redelivery_timeout_ms = testing::kConformanceRedeliveryTimeoutMs;
+    options.retention_interval_ms = 0;  // the suite calls EnforceRetention itself
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<EmbeddedQueue> queue,
+                            EmbeddedQueue::Open(rows_.get(), options));
+    return std::unique_ptr<Queue>(std::move(queue));
+  }
+
+ private:
+  std::unique_ptr<MemoryRowStore> rows_;
+};
+
+INSTANTIATE_QUEUE_CONFORMANCE(EmbeddedOnMemory,
+                              [] { return std::make_unique<MemoryQueueHarness>(); });
+
+TEST(KeyPartitionTest, IsCrc32ModuloPartitions) {
+  // The CRC-32 check value: crc32("123456789") = 0xCBF43926 (zlib, librdkafka's rd_crc32).
+  EXPECT_EQ(KeyPartition("123456789", 1'000'000'007),
+            static_cast<int>(0xCBF43926u % 1'000'000'007u));
+  EXPECT_EQ(KeyPartition("123456789", 10), static_cast<int>(0xCBF43926u % 10));
+  EXPECT_EQ(KeyPartition("", 7), 0);  // crc32("") = 0
+  EXPECT_EQ(KeyPartition("anything", 1), 0);
+}
+
+class EmbeddedQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EmbeddedQueueOptions options;
+    options.clock = &clock_;
+    options.metrics = &metrics_;
+    absl::StatusOr<std::unique_ptr<EmbeddedQueue>> queue = EmbeddedQueue::Open(&rows_, options);
+    ASSERT_TRUE(queue.ok()) << queue.status();
+    queue_ = std::move(*queue);
+  }
+
+  ManualClock clock_;
+  MetricsRegistry metrics_;
+  MemoryRowStore rows_{&clock_};
+  std::unique_ptr<EmbeddedQueue> queue_;
+};
+
+TEST_F(EmbeddedQueueTest, OpenRejectsBadOptions) {
+  EXPECT_TRUE(absl::IsInvalidArgument(EmbeddedQueue::Open(nullptr).status()));
+  EmbeddedQueueOptions options;
+  options.redelivery_timeout_ms = -1;
+  absl::Status s = EmbeddedQueue::Open(&rows_, options).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("redelivery_timeout_ms"));
+  options = {};
+  options.retention_interval_ms = -1;
+  s = EmbeddedQueue::Open(&rows_, options).status();
+  EXPECT_THAT(std::string(s.message()), HasSubstr("retention_interval_ms"));
+}
+
+TEST_F(EmbeddedQueueTest, BackgroundThreadEnforcesRetention) {
+  EmbeddedQueueOptions options;
+  options.clock = &clock_;
+  options.metrics = &metrics_;
+  options.retention_interval_ms = 5;
+  queue_.reset();
+  absl::StatusOr<std::unique_ptr<EmbeddedQueue>> queue = EmbeddedQueue::Open(&rows_, options);
+  ASSERT_TRUE(queue.ok()) << queue.status();
+  ASSERT_TRUE((*queue)->CreateTopic(TopicOptions{"work", 1, 0}).ok());
+  std::vector<PublishMessage> batch(3, PublishMessage{"", "x", 0});
+  ASSERT_TRUE((*queue)->Publish("work", batch).ok());
+  ASSERT_TRUE((*queue)->Commit("g", "work", 0, 2).ok());
+  // Wait (bounded) for the thread: a condition, not a speed assertion.
+  uint64_t start = 0;
+  for (int i = 0; i < 2000 && start < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    absl::StatusOr<std::vector<PartitionLag>> lag = (*queue)->Lag("g", "work");
+    ASSERT_TRUE(lag.ok()) << lag.status();
+    start = (*lag)[0].start_offset;
+  }
+  EXPECT_EQ(start, 2u) << "trimmed up to the commit, and no further";
+  queue->reset();  // joins the thread
+}
+
+TEST_F(EmbeddedQueueTest, LayoutIsTheDocumentedOne) {
+  ASSERT_TRUE(queue_->CreateTopic(TopicOptions{"gc", 2, 0}).ok());
+  std::vector<PublishMessage> batch = {PublishMessage{"k", "v", 1}};
+  ASSERT_TRUE(queue_->Publish("gc", batch).ok());
+  ASSERT_TRUE(queue_->Commit("g", "gc", 1, 1).ok());
+  absl::StatusOr<Table*> messages = rows_.OpenTable({"queue_messages", TableProfile::kLive});
+  absl::StatusOr<Table*> offsets = rows_.OpenTable({"queue_offsets", TableProfile::kIndex});
+  absl::StatusOr<Table*> topics = rows_.OpenTable({"queue_topics", TableProfile::kIndex});
+  ASSERT_TRUE(messages.ok() && offsets.ok() && topics.ok());
+  // Meta row: format 1, next = 1, start = 0.
+  EXPECT_EQ((*messages)->Get("gc/1", "").value_or("?"), std::string("\x01\x01\x00", 3));
+  // Message row at big-endian offset 0: format 1, zigzag time, key, value.
+  absl::StatusOr<std::string> row = (*messages)->Get("gc/1", std::string(8, '\0'));
+  ASSERT_TRUE(row.ok()) << row.status();
+  EXPECT_EQ(row->substr(0, 1), "\x01");
+  EXPECT_EQ(row->substr(row->size() - 3), std::string("\x01kv", 3));
+  EXPECT_EQ((*offsets)->Get("gc", std::string("g/\0\0\0\x01", 6)).value_or("?"),
+            std::string("\x01\x01", 2));
+  EXPECT_EQ((*topics)->Get("topics", "gc").value_or("?"), std::string("\x01\x02\x00", 3));
+}
+
+TEST_F(EmbeddedQueueTest, MetricsCountAndGaugeBacklog) {
+  ASSERT_TRUE(queue_->CreateTopic(TopicOptions{"work", 2, 0}).ok());
+  std::vector<PublishMessage> batch(5, PublishMessage{"", "x", 0});
+  ASSERT_TRUE(queue_->Publish("work", batch).ok());
+  PollRequest r;
+  r.group = "g";
+  r.topic = "work";
+  r.max_messages = 3;
+  ASSERT_EQ(queue_->Poll(r).value_or(std::vector<Message>{}).size(), 3u);
+  ASSERT_TRUE(queue_->Commit("g", "work", 0, 2).ok());
+  ASSERT_TRUE(queue_->Rewind("g", "work").ok());
+  const std::string text = metrics_.RenderPrometheus();
+  EXPECT_THAT(text, HasSubstr("strata_queue_published_total{topic=\"work\"} 5"));
+  EXPECT_THAT(text, HasSubstr("strata_queue_delivered_total{topic=\"work\",group=\"g\"} 3"));
+  EXPECT_THAT(text, HasSubstr("strata_queue_committed_total{topic=\"work\",group=\"g\"} 2"));
+  EXPECT_THAT(text, HasSubstr("strata_queue_redelivered_total{topic=\"work\",group=\"g\"} 1"));
+  EXPECT_THAT(text, HasSubstr("strata_queue_backlog{topic=\"work\",group=\"g\"} 3"));
+  // The gauge outlives the queue harmlessly: it reports nothing once the queue is gone.
+  queue_.reset();
+  EXPECT_THAT(metrics_.RenderPrometheus(), ::testing::Not(HasSubstr("strata_queue_backlog{")));
+}
+
+}  // namespace
+}  // namespace strata::store

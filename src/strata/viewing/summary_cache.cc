@@ -1,0 +1,81 @@
+#include "strata/viewing/summary_cache.h"
+
+namespace strata::viewing {
+
+SummaryCache::SummaryCache(size_t capacity_bytes, MetricsRegistry* metrics)
+    : capacity_per_shard_(std::max<size_t>(capacity_bytes / kShards, 1)),
+      generations_(new uint64_t[kStripes]()) {
+  hits_ = metrics->GetCounter("strata_viewing_summary_cache_hits_total",
+                              "Summary cache lookups answered from memory");
+  misses_ = metrics->GetCounter("strata_viewing_summary_cache_misses_total",
+                                "Summary cache lookups that read the past and historical tiers");
+  metrics->AddGauge("strata_viewing_summary_cache_bytes", "Bytes held by the summary cache",
+                    [this] {
+                      return std::vector<std::pair<std::string, double>>{
+                          {"", static_cast<double>(bytes())}};
+                    });
+}
+
+std::shared_ptr<const StableSummary> SummaryCache::Get(uint64_t member, uint64_t* generation) {
+  const size_t stripe = StripeOf(member);
+  Shard& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.map.find(member);
+  if (it == s.map.end()) {
+    *generation = generations_[stripe];
+    misses_->Inc();
+    return nullptr;
+  }
+  s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+  hits_->Inc();
+  return it->second.entry;
+}
+
+void SummaryCache::FillIfUnchanged(uint64_t member, uint64_t generation,
+                                   std::shared_ptr<const StableSummary> entry) {
+  const size_t stripe = StripeOf(member);
+  Shard& s = ShardOf(stripe);
+  const size_t bytes = sizeof(StableSummary) + 64 + entry->titles.size() * sizeof(TitleSummary);
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (generations_[stripe] != generation || bytes > capacity_per_shard_) return;
+  auto [it, inserted] = s.map.try_emplace(member);
+  if (inserted) {
+    s.lru.push_front(member);
+    it->second.lru = s.lru.begin();
+  } else {
+    s.bytes -= it->second.bytes;
+    s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+  }
+  it->second.entry = std::move(entry);
+  it->second.bytes = bytes;
+  s.bytes += bytes;
+  while (s.bytes > capacity_per_shard_ && !s.lru.empty()) {
+    auto victim = s.map.find(s.lru.back());
+    s.bytes -= victim->second.bytes;
+    s.map.erase(victim);
+    s.lru.pop_back();
+  }
+}
+
+void SummaryCache::Invalidate(uint64_t member) {
+  const size_t stripe = StripeOf(member);
+  Shard& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  ++generations_[stripe];
+  auto it = s.map.find(member);
+  if (it == s.map.end()) return;
+  s.bytes -= it->second.bytes;
+  s.lru.erase(it->second.lru);
+  s.map.erase(it);
+}
+
+size_t SummaryCache::bytes() const {
+  size_t total = 0;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    total += s.bytes;
+  }
+  return total;
+}
+
+}  // namespace strata::viewing

@@ -1,0 +1,69 @@
+// SummaryCache: per member, the part of the whole-history summary that changes only when
+// records rotate between tiers -- the historical tier's summary merged with the past
+// tier's -- and the tier boundaries it was built with. A summary read adds the member's
+// recent plays (from the history cache) to it; rotations invalidate it. With reads skewed
+// towards active members, nearly every summary read is served from memory.
+//
+// Fills use the same generation check as HistoryCache: Invalidate bumps the member's stripe
+// generation, and a fill whose load started before an invalidation is dropped, so a reader
+// never caches a summary older than a committed rotation. Bounded by a byte budget with LRU
+// eviction per shard. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "strata/base/metrics.h"
+#include "strata/viewing/summary.h"
+
+namespace strata::viewing {
+
+struct StableSummary {
+  Millis historical_until = INT64_MIN;  // HistoricalState::until
+  Millis rotated_until = INT64_MIN;     // PastState::rotated_until
+  std::vector<TitleSummary> titles;     // historical + past, ascending by title
+};
+
+class SummaryCache {
+ public:
+  SummaryCache(size_t capacity_bytes, MetricsRegistry* metrics);
+
+  // Hit: the entry. Miss: null, and *generation is set for a later FillIfUnchanged.
+  std::shared_ptr<const StableSummary> Get(uint64_t member, uint64_t* generation);
+  void FillIfUnchanged(uint64_t member, uint64_t generation,
+                       std::shared_ptr<const StableSummary> entry);
+  void Invalidate(uint64_t member);
+
+  uint64_t hits() const { return hits_->Value(); }
+  uint64_t misses() const { return misses_->Value(); }
+  size_t bytes() const;
+
+ private:
+  static constexpr size_t kShards = 16;
+  static constexpr size_t kStripes = 4096;
+  struct Slot {
+    std::shared_ptr<const StableSummary> entry;
+    size_t bytes = 0;
+    std::list<uint64_t>::iterator lru;
+  };
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<uint64_t, Slot> map;
+    std::list<uint64_t> lru;  // front = most recent
+    size_t bytes = 0;
+  };
+  static size_t StripeOf(uint64_t member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
+  Shard& ShardOf(size_t stripe) { return shards_[stripe % kShards]; }
+
+  size_t capacity_per_shard_;
+  Shard shards_[kShards];
+  std::unique_ptr<uint64_t[]> generations_;  // guarded by the stripe's shard mutex
+  Counter* hits_;
+  Counter* misses_;
+};
+
+}  // namespace strata::viewing

@@ -1,0 +1,111 @@
+// Row keys and segment-writing steps shared by the viewing service's files (roll-ups in
+// viewing_service.cc, tier rotation in viewing_tiers.cc). Not part of the service's API.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "strata/base/coding.h"
+#include "strata/base/status.h"
+#include "strata/store/row_store.h"
+#include "strata/viewing/segment_plan.h"
+#include "strata/viewing/segments.h"
+#include "strata/viewing/viewing_service.h"
+
+namespace strata::viewing::internal {
+
+inline constexpr char kMetaKey[] = "m";
+
+// The member's lock stripe: the top 12 bits of a multiplicative hash (4096 stripes).
+inline size_t StripeOf(MemberId member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
+
+inline std::string MemberKey(MemberId member) {
+  std::string k;
+  coding::PutFixed64BE(&k, member);
+  return k;
+}
+
+// "s" + segment id (8 bytes BE): a member's segments sort by id, and ids at or above the
+// metadata's next_segment_id (leftovers of a crashed roll-up) are one range delete.
+inline std::string SegmentKey(uint64_t id) {
+  std::string k = "s";
+  coding::PutFixed64BE(&k, id);
+  return k;
+}
+
+// Writes a plan's fresh segments, after clearing what a crashed earlier attempt may have
+// left: segments with ids >= the committed next_segment_id (unreferenced) and the committed
+// version's garbage list. Leftovers are found with a scan and point-deleted: a range delete
+// per roll-up would leave thousands of range tombstones in the memtable, which every read
+// must fragment.
+inline absl::Status WritePlannedSegments(store::Table* table, const std::string& partition,
+                                  const HistoryMeta& old_meta, const SegmentPlan& plan) {
+  store::WriteBatch writes;
+  store::ScanOptions leftovers;
+  leftovers.start = SegmentKey(old_meta.next_segment_id);
+  leftovers.end = "t";
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(store::ScanPage page, table->Scan(partition, leftovers));
+    for (auto& row : page.rows) writes.Delete(std::move(row.clustering));
+    if (page.next_cursor.empty()) break;
+    leftovers.cursor = std::move(page.next_cursor);
+  }
+  for (uint64_t id : old_meta.garbage) writes.Delete(SegmentKey(id));
+  for (size_t k = 0; k < plan.fresh.size(); ++k) {
+    writes.Put(SegmentKey(plan.meta.segments[plan.fresh_slot[k]].id), plan.fresh[k].bytes,
+               plan.expire_at);
+  }
+  if (writes.empty()) return absl::OkStatus();
+  return table->Apply(partition, writes);
+}
+
+inline absl::Status DeleteSegments(store::Table* table, const std::string& partition,
+                            const std::vector<uint64_t>& ids) {
+  if (ids.empty()) return absl::OkStatus();
+  store::WriteBatch garbage;
+  for (uint64_t id : ids) garbage.Delete(SegmentKey(id));
+  return table->Apply(partition, garbage);
+}
+
+// The committed version a plan describes, as the cache holds it (fresh segments' bytes
+// moved in; kept segments not loaded stay null and are read on demand).
+inline std::shared_ptr<const CompressedHistory> CommittedHistory(SegmentPlan&& plan) {
+  auto committed = std::make_shared<CompressedHistory>();
+  committed->meta = std::move(plan.meta);
+  for (size_t k = 0; k < plan.fresh.size(); ++k) {
+    plan.bytes[plan.fresh_slot[k]] =
+        std::make_shared<const std::string>(std::move(plan.fresh[k].bytes));
+  }
+  committed->segments = std::move(plan.bytes);
+  for (const auto& b : committed->segments) {
+    if (b) committed->bytes += b->size();
+  }
+  return committed;
+}
+
+}  // namespace strata::viewing::internal
+
+namespace strata::viewing {
+
+// One data-type shard (plays or previews) of the recent tier.
+struct ViewingService::Shard {
+  int index;
+  Kind kind;
+  store::Table* live = nullptr;
+  store::Table* compressed = nullptr;
+  Millis ttl_ms = 0;
+  // Approximate live rows per member, to decide when to queue a roll-up.
+  struct LiveCount {
+    uint64_t rows = 0;
+    uint64_t trigger_at = 0;
+    // No live row of the member starts before this: scans of its live rows seek here,
+    // skipping the tombstones that earlier roll-ups left. INT64_MIN = unknown (after a
+    // restart): scan from the start. Only ever lowered by writes; set by roll-ups.
+    Millis live_from = INT64_MIN;
+  };
+  std::mutex counts_mu;
+  std::unordered_map<MemberId, LiveCount> counts;
+};
+
+}  // namespace strata::viewing

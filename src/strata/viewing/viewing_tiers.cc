@@ -1,0 +1,672 @@
+// Age tiers of plays: recent -> past -> historical rotation, the rotation queue and sweep,
+// and the reads that stitch tiers (docs/viewing.md, "Age tiers").
+//
+// Tables (partition = member):
+//   plays_recent_live / plays_recent_compressed   the recent tier (viewing_service.cc)
+//   plays_past_compressed   "m" = HistoryMeta, "s"+id = segments (as the recent compressed
+//                           table), "p" = PastState (rotation watermark and the summary of
+//                           the past records), written in one batch with "m"
+//   plays_historical        "m" = HistoricalState (per-title summary of every play that
+//                           started before `until`)
+//
+// Invariants that make every step crash-safe and every playback count once:
+//   - A rotation writes the destination's new version and commits it before it commits the
+//     source's new version without the moved records; between the two, records exist in
+//     both tiers, and readers merge them by playback (the later event wins).
+//   - Summaries stitch by time: historical covers started_at < H (its `until`), the past
+//     tier's summary covers the past records >= H (when it was built with the same H),
+//     recent records >= R (the past tier's rotated_until) are added on the fly, and recent
+//     records in [H, R) -- late arrivals or leftovers of an interrupted rotation -- replace
+//     their past version exactly (same playback) or are added if they have none.
+//   - Both commits of a rotation happen under the member's exclusive lock, and readers that
+//     combine tiers hold the shared lock, so no reader sees half a rotation.
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "strata/base/coding.h"
+#include "strata/base/crash_point.h"
+#include "strata/base/log.h"
+#include "strata/base/status.h"
+#include "strata/viewing/codec.h"
+#include "strata/viewing/segment_plan.h"
+#include "strata/viewing/viewing_internal.h"
+#include "strata/viewing/viewing_service.h"
+
+namespace strata::viewing {
+namespace {
+
+using internal::CommittedHistory;
+using internal::DeleteSegments;
+using internal::kMetaKey;
+using internal::MemberKey;
+using internal::StripeOf;
+using internal::WritePlannedSegments;
+
+constexpr char kPastStateKey[] = "p";
+
+double SteadySeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct ViewingService::PastTier {
+  std::shared_ptr<CompressedHistory> history;  // null: no past version; segments not loaded
+  PastState state;
+};
+
+absl::StatusOr<ViewingService::PastTier> ViewingService::LoadPast(MemberId member) {
+  PastTier past;
+  const std::string partition = MemberKey(member);
+  auto meta_row = past_->Get(partition, kMetaKey);
+  if (absl::IsNotFound(meta_row.status())) return past;
+  STRATA_RETURN_IF_ERROR(meta_row.status());
+  auto history = std::make_shared<CompressedHistory>();
+  STRATA_ASSIGN_OR_RETURN(history->meta, DecodeMeta(*meta_row));
+  history->segments.resize(history->meta.segments.size());
+  STRATA_ASSIGN_OR_RETURN(std::string state_row, past_->Get(partition, kPastStateKey));
+  STRATA_ASSIGN_OR_RETURN(past.state, DecodePastState(state_row));
+  past.history = std::move(history);
+  return past;
+}
+
+absl::StatusOr<HistoricalState> ViewingService::LoadHistorical(MemberId member) {
+  auto row = historical_->Get(MemberKey(member), kMetaKey);
+  if (absl::IsNotFound(row.status())) return HistoricalState{};
+  STRATA_RETURN_IF_ERROR(row.status());
+  return DecodeHistoricalState(*row);
+}
+
+absl::StatusOr<std::vector<ViewingRecord>> ViewingService::PastRecords(MemberId member,
+                                                                      const PastTier& past,
+                                                                      Millis from,
+                                                                      Millis until) {
+  std::vector<ViewingRecord> out;
+  if (!past.history) return out;
+  const auto& refs = past.history->meta.segments;
+  std::vector<size_t> wanted;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const Millis next_first = i + 1 < refs.size() ? refs[i + 1].first_started_at : INT64_MAX;
+    if (refs[i].first_started_at < until && next_first > from && refs[i].last_started_at >= from) {
+      wanted.push_back(i);
+    }
+  }
+  // Chunks in parallel (the last on this thread), then decoded in order.
+  std::vector<absl::StatusOr<std::shared_ptr<const std::string>>> bytes(wanted.size(), nullptr);
+  std::vector<std::future<void>> futures;
+  const Millis ttl = ShardFor(Kind::kPlay).ttl_ms;
+  for (size_t k = 0; k + 1 < wanted.size(); ++k) {
+    futures.push_back(read_pool_->Submit(
+        [&, k] { bytes[k] = ReadSegment(past_, ttl, member, refs[wanted[k]]); }));
+  }
+  if (!wanted.empty()) bytes.back() = ReadSegment(past_, ttl, member, refs[wanted.back()]);
+  for (auto& f : futures) f.get();
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    STRATA_RETURN_IF_ERROR(bytes[k].status());
+    if (!*bytes[k]) continue;  // expired and gone
+    STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                            DecodeHistory(**bytes[k], member, Kind::kPlay));
+    if (part.size() != refs[wanted[k]].records) {
+      return absl::DataLossError("past tier: segment record count mismatch");
+    }
+    for (auto& r : part) {
+      if (r.started_at >= from && r.started_at < until) out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+absl::Status ViewingService::AddPastCandidates(
+    MemberId member, size_t limit, Millis since, Millis before,
+    const std::function<bool(const ViewingRecord&)>& qualifies,
+    std::vector<ViewingRecord>* records, Millis* detail_from) {
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const StableSummary> stable, GetStableSummary(member));
+  *detail_from = stable->historical_until;
+  STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
+  if (!past.history || past.history->meta.segments.empty()) return absl::OkStatus();
+  const auto& refs = past.history->meta.segments;
+  MaybeQueueRotation(member, INT64_MAX, refs.front().first_started_at);
+  // Newest chunks first, until they alone hold limit + 1 qualifying plays (chunks cover
+  // disjoint started_at ranges, as in the recent tier).
+  const Millis ttl = ShardFor(Kind::kPlay).ttl_ms;
+  std::vector<std::vector<ViewingRecord>> decoded;  // newest chunk first
+  size_t found = 0;
+  for (size_t i = refs.size(); i-- > 0 && found <= limit;) {
+    if (refs[i].first_started_at >= before) continue;
+    if (refs[i].last_started_at < std::max(since, *detail_from)) break;
+    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes,
+                            ReadSegment(past_, ttl, member, refs[i]));
+    if (!bytes) continue;
+    STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                            DecodeHistory(*bytes, member, Kind::kPlay));
+    if (part.size() != refs[i].records) {
+      return absl::DataLossError("past tier: segment record count mismatch");
+    }
+    found += std::count_if(part.begin(), part.end(), qualifies);
+    decoded.push_back(std::move(part));
+  }
+  std::vector<ViewingRecord> merged;
+  for (auto it = decoded.rbegin(); it != decoded.rend(); ++it) {
+    for (auto& r : *it) merged.push_back(std::move(r));
+  }
+  // Recent versions win over past ones of the same playback when they are later.
+  MergeRecords(&merged, *records);
+  *records = std::move(merged);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Rotation
+
+absl::Status ViewingService::Rotate(MemberId member) {
+  const auto start = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
+  const Millis now = clock_->NowMillis();
+  // Live rows first when some are old enough to rotate, so the records that rotate are
+  // all in compressed chunks. (LiveFrom: no live row starts before it; INT64_MIN = unknown.)
+  const Millis recent_cut = now - options_.recent_age_ms;
+  Shard& plays = ShardFor(Kind::kPlay);
+  if (LiveFrom(plays, member) < recent_cut) {
+    STRATA_RETURN_IF_ERROR(RollUpLocked(plays, member, /*force=*/true));
+  }
+  STRATA_RETURN_IF_ERROR(RotateRecentToPast(member, recent_cut));
+  STRATA_RETURN_IF_ERROR(RotatePastToHistorical(member, now - options_.historical_age_ms));
+  rotations_->Inc();
+  rotation_seconds_->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return absl::OkStatus();
+}
+
+absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) {
+  Shard& shard = ShardFor(Kind::kPlay);
+  const std::string partition = MemberKey(member);
+  const Millis now = clock_->NowMillis();
+  // The caller holds the roll-up lock: the recent compressed version and the past tier
+  // cannot change under us; only live rows can (and they are not touched here).
+  CachedHistory recent;
+  {
+    std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+    STRATA_ASSIGN_OR_RETURN(recent, LoadFromStore(shard, member, /*newest_segments=*/0,
+                                                  /*live_from=*/INT64_MAX));
+    if (recent.compressed) {
+      auto cached = cache_->PeekCompressed(shard.index, member);
+      if (cached && cached->meta.version == recent.compressed->meta.version) {
+        recent.compressed = std::move(cached);
+      }
+    }
+  }
+  if (!recent.compressed || recent.compressed->meta.segments.empty() ||
+      recent.compressed->meta.segments.front().first_started_at >= cutoff) {
+    return absl::OkStatus();
+  }
+  const std::shared_ptr<const CompressedHistory> recent_version = recent.compressed;
+
+  SegmentPlanInput recent_in;
+  recent_in.member = member;
+  recent_in.kind = Kind::kPlay;
+  recent_in.current = recent_version.get();
+  recent_in.segment_bytes = [&](size_t i) {
+    return ReadSegment(shard, member, recent_version->meta.segments[i]);
+  };
+  recent_in.drop_before = cutoff;
+  recent_in.collect_removed = true;
+  recent_in.ttl_ms = shard.ttl_ms;
+  recent_in.now = now;
+  recent_in.segment_records = options_.segment_records;
+  recent_in.zstd_level = options_.zstd_level;
+  STRATA_ASSIGN_OR_RETURN(SegmentPlan recent_plan, PlanSegments(recent_in));
+  std::vector<ViewingRecord> moved = std::move(recent_plan.removed);
+
+  STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
+  STRATA_ASSIGN_OR_RETURN(HistoricalState hist, LoadHistorical(member));
+  // Plays older than the summarised range arrived too late for their detail to be kept;
+  // they would double count (their playback may already be summarised), so they go.
+  const size_t before = moved.size();
+  std::erase_if(moved, [&](const ViewingRecord& r) { return r.started_at < hist.until; });
+  late_dropped_->Inc(before - moved.size());
+
+  SummaryBuilder past_summary;
+  SegmentPlanInput past_in;
+  past_in.member = member;
+  past_in.kind = Kind::kPlay;
+  past_in.current = past.history.get();
+  past_in.segment_bytes = [&](size_t i) {
+    return ReadSegment(past_, shard.ttl_ms, member, past.history->meta.segments[i]);
+  };
+  past_in.updates = moved;
+  // Records the historical tier already summarises (left by an interrupted rotation) go.
+  past_in.drop_before = hist.until;
+  past_in.ttl_ms = shard.ttl_ms;
+  past_in.now = now;
+  past_in.segment_records = options_.segment_records;
+  past_in.zstd_level = options_.zstd_level;
+  past_in.summarize = &past_summary;
+  STRATA_ASSIGN_OR_RETURN(SegmentPlan past_plan, PlanSegments(past_in));
+  PastState state;
+  state.rotated_until = std::max(past.state.rotated_until, cutoff);
+  state.summary_from = hist.until;
+  state.meta_version = past_plan.meta.version;
+  state.summary = past_summary.ByTitle();
+
+  const HistoryMeta old_past_meta = past.history ? past.history->meta : HistoryMeta{};
+  STRATA_RETURN_IF_ERROR(WritePlannedSegments(past_, partition, old_past_meta, past_plan));
+  STRATA_CRASH_POINT("rotate.past_chunks_written");
+  STRATA_RETURN_IF_ERROR(WritePlannedSegments(shard.compressed, partition,
+                                              recent_version->meta, recent_plan));
+  STRATA_CRASH_POINT("rotate.recent_chunks_written");
+  {
+    std::unique_lock<std::shared_mutex> lock(MemberLock(member));
+    // Destination first: the past tier's new version and state, in one batch.
+    store::WriteBatch commit;
+    commit.Put(kMetaKey, EncodeMeta(past_plan.meta), past_plan.expire_at);
+    commit.Put(kPastStateKey, EncodePastState(state, options_.zstd_level), 0);
+    STRATA_RETURN_IF_ERROR(past_->Apply(partition, commit));
+    STRATA_CRASH_POINT("rotate.past_committed");
+    // Then the source without the moved records.
+    STRATA_RETURN_IF_ERROR(shard.compressed->Put(
+        partition, kMetaKey, EncodeMeta(recent_plan.meta), recent_plan.expire_at));
+    STRATA_CRASH_POINT("rotate.recent_committed");
+    cache_->Erase(shard.index, member);  // reloaded (with its live rows) on the next read
+    summary_cache_->Invalidate(member);
+  }
+  STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, past_plan.replaced));
+  STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, recent_plan.replaced));
+  STRATA_CRASH_POINT("rotate.garbage_deleted");
+  moved_to_past_->Inc(moved.size());
+  return absl::OkStatus();
+}
+
+absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cutoff) {
+  const std::string partition = MemberKey(member);
+  const Millis ttl = ShardFor(Kind::kPlay).ttl_ms;
+  STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
+  if (!past.history || past.history->meta.segments.empty() ||
+      past.history->meta.segments.front().first_started_at >= cutoff) {
+    return absl::OkStatus();
+  }
+  STRATA_ASSIGN_OR_RETURN(HistoricalState hist, LoadHistorical(member));
+  const Millis until = std::max(hist.until, cutoff);
+
+  SummaryBuilder past_summary;
+  SegmentPlanInput in;
+  in.member = member;
+  in.kind = Kind::kPlay;
+  in.current = past.history.get();
+  in.segment_bytes = [&](size_t i) {
+    return ReadSegment(past_, ttl, member, past.history->meta.segments[i]);
+  };
+  in.drop_before = until;
+  in.collect_removed = true;
+  in.ttl_ms = ttl;
+  in.now = clock_->NowMillis();
+  in.segment_records = options_.segment_records;
+  in.zstd_level = options_.zstd_level;
+  in.summarize = &past_summary;
+  STRATA_ASSIGN_OR_RETURN(SegmentPlan plan, PlanSegments(in));
+
+  // Fold the records the summary does not cover yet; those before hist.until were folded
+  // by an earlier rotation that was interrupted before it committed the past tier.
+  SummaryBuilder folded(hist.summary);
+  uint64_t folded_count = 0;
+  for (const auto& r : plan.removed) {
+    if (r.started_at < hist.until) continue;
+    folded.Add(r);
+    ++folded_count;
+  }
+  HistoricalState next{hist.version + 1, until, folded.ByTitle()};
+  PastState state = past.state;
+  state.summary_from = until;
+  state.meta_version = plan.meta.version;
+  state.summary = past_summary.ByTitle();
+
+  STRATA_RETURN_IF_ERROR(WritePlannedSegments(past_, partition, past.history->meta, plan));
+  STRATA_CRASH_POINT("rotate.historical.past_chunks_written");
+  {
+    std::unique_lock<std::shared_mutex> lock(MemberLock(member));
+    STRATA_RETURN_IF_ERROR(historical_->Put(partition, kMetaKey,
+                                            EncodeHistoricalState(next, options_.zstd_level), 0));
+    STRATA_CRASH_POINT("rotate.historical_committed");
+    store::WriteBatch commit;
+    commit.Put(kMetaKey, EncodeMeta(plan.meta), plan.expire_at);
+    commit.Put(kPastStateKey, EncodePastState(state, options_.zstd_level), 0);
+    STRATA_RETURN_IF_ERROR(past_->Apply(partition, commit));
+    STRATA_CRASH_POINT("rotate.historical.past_committed");
+    summary_cache_->Invalidate(member);
+  }
+  STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, plan.replaced));
+  STRATA_CRASH_POINT("rotate.historical.garbage_deleted");
+  folded_to_historical_->Inc(folded_count);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Queue, workers and sweep
+
+bool ViewingService::MaybeQueueRotation(MemberId member, Millis oldest_recent,
+                                        Millis oldest_past) {
+  const Millis now = clock_->NowMillis();
+  const Millis slack = options_.rotation_slack_ms;
+  if (oldest_recent < now - options_.recent_age_ms - slack ||
+      oldest_past < now - options_.historical_age_ms - slack) {
+    return QueueRotation(member);
+  }
+  return false;
+}
+
+bool ViewingService::QueueRotation(MemberId member) {
+  {
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+    // Deduplicated in memory: a member is queued once until a worker takes it.
+    if (rotation_stopping_ || !rotation_queued_.insert(member).second) return false;
+    if (!task_queue_) rotation_queue_.push_back(member);
+  }
+  if (task_queue_) {
+    std::string value;
+    coding::PutFixed64BE(&value, member);
+    store::PublishMessage m{std::to_string(member), std::move(value)};
+    auto published = task_queue_->Publish(kRotationTopic, {&m, 1});
+    if (!published.ok()) {
+      std::lock_guard<std::mutex> lock(rotation_mu_);
+      rotation_queued_.erase(member);
+      rotation_errors_->Inc();
+      STRATA_LOG_WARN("rotation not queued", "member", member, "error",
+                      published.status().ToString());
+      return false;
+    }
+    return true;
+  }
+  // All: the sweep timer waits on this condition variable too.
+  rotation_cv_.notify_all();
+  return true;
+}
+
+bool ViewingService::AwaitRotationSlot() {
+  std::unique_lock<std::mutex> lock(rotation_mu_);
+  if (rotation_stopping_) return false;
+  // Start at most rotation_max_per_s rotations per second, all workers together.
+  if (options_.rotation_max_per_s > 0) {
+    const double now = SteadySeconds();
+    const double at = std::max(now, next_rotation_at_);
+    next_rotation_at_ = at + 1.0 / options_.rotation_max_per_s;
+    if (at > now) {
+      rotation_cv_.wait_for(lock, std::chrono::duration<double>(at - now),
+                            [this] { return rotation_stopping_; });
+    }
+  }
+  return !rotation_stopping_;
+}
+
+void ViewingService::RunRotation(MemberId member) {
+  {
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+    // Taken: a trigger from now on queues the member again.
+    rotation_queued_.erase(member);
+    ++running_rotations_;
+  }
+  absl::Status s = Rotate(member);
+  if (!s.ok()) {
+    rotation_errors_->Inc();
+    STRATA_LOG_WARN("rotation failed", "member", member, "error", s.ToString());
+  }
+  {
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+    --running_rotations_;
+  }
+  rotation_idle_cv_.notify_all();
+}
+
+void ViewingService::RotationWorker(int index) {
+  ThreadPool::NameCurrentThread("strata-rotate");
+  ThreadPool::LowerCurrentThreadPriority(10);
+  if (task_queue_) {
+    // This worker's share of the topic's partitions (one consumer per partition).
+    const int workers = std::max(options_.rotation_threads, 1);
+    store::PollRequest poll;
+    poll.group = kRotationGroup;
+    poll.topic = kRotationTopic;
+    for (int p = index; p < kRotationPartitions; p += workers) poll.partitions.push_back(p);
+    if (poll.partitions.empty()) return;
+    poll.max_messages = 32;
+    poll.wait_ms = 200;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(rotation_mu_);
+        if (rotation_stopping_) return;
+      }
+      auto messages = task_queue_->Poll(poll);
+      if (!messages.ok()) {
+        STRATA_LOG_WARN("rotation queue poll failed", "error", messages.status().ToString());
+        std::unique_lock<std::mutex> lock(rotation_mu_);
+        rotation_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return rotation_stopping_; });
+        continue;
+      }
+      for (const store::Message& m : *messages) {
+        std::string_view v = m.value;
+        uint64_t member = 0;
+        if (coding::GetFixed64BE(&v, &member)) {
+          if (!AwaitRotationSlot()) return;  // uncommitted: redelivered after a restart
+          RunRotation(member);
+        }
+        // Done (a failed rotation is retried by the next trigger, not redelivered forever).
+        absl::Status c = task_queue_->Commit(kRotationGroup, kRotationTopic, m.partition, m.offset + 1);
+        if (!c.ok()) STRATA_LOG_WARN("rotation queue commit failed", "error", c.ToString());
+      }
+    }
+  }
+  for (;;) {
+    MemberId member;
+    {
+      std::unique_lock<std::mutex> lock(rotation_mu_);
+      rotation_cv_.wait(lock, [this] { return rotation_stopping_ || !rotation_queue_.empty(); });
+      if (rotation_stopping_) return;
+      member = rotation_queue_.front();
+      rotation_queue_.pop_front();
+    }
+    if (!AwaitRotationSlot()) return;
+    RunRotation(member);
+  }
+}
+
+uint64_t ViewingService::RotationBacklog() {
+  if (!task_queue_) {
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+    return rotation_queue_.size();
+  }
+  auto lag = task_queue_->Lag(kRotationGroup, kRotationTopic);
+  if (!lag.ok()) return 0;
+  uint64_t backlog = 0;
+  for (const auto& p : *lag) backlog += p.backlog;
+  return backlog;
+}
+
+void ViewingService::StartRotationSweep() {
+  bool expected = false;
+  if (!sweep_running_.compare_exchange_strong(expected, true)) return;
+  std::lock_guard<std::mutex> lock(rotation_mu_);
+  if (rotation_stopping_) {
+    sweep_running_ = false;
+    return;
+  }
+  if (sweep_thread_.joinable()) sweep_thread_.join();  // the previous sweep has finished
+  sweep_thread_ = std::thread([this] {
+    ThreadPool::NameCurrentThread("strata-sweep");
+    ThreadPool::LowerCurrentThreadPriority(10);
+    SweepForRotation();
+    sweep_running_ = false;
+    rotation_idle_cv_.notify_all();
+  });
+}
+
+void ViewingService::SweepForRotation() {
+  sweep_scanned_ = 0;
+  sweep_queued_ = 0;
+  const auto start = std::chrono::steady_clock::now();
+  // The oldest record per member in each tier: the first live row of a partition (rows
+  // sort by started_at) and the first segment of a compressed version.
+  struct Oldest {
+    Millis recent = INT64_MAX;
+    Millis past = INT64_MAX;
+  };
+  auto scan = [&](store::Table* table, bool is_live, bool is_past,
+                  std::unordered_map<MemberId, Oldest>* oldest) -> absl::Status {
+    STRATA_ASSIGN_OR_RETURN(auto ranges, table->SplitRanges(1));
+    for (const auto& range : ranges) {
+      std::string cursor;
+      do {
+        {
+          std::lock_guard<std::mutex> lock(rotation_mu_);
+          if (rotation_stopping_) return absl::CancelledError("stopping");
+        }
+        STRATA_ASSIGN_OR_RETURN(auto page, table->ScanRange(range, store::kMaxPageRows, cursor));
+        for (const auto& row : page.rows) {
+          std::string_view p = row.partition;
+          uint64_t member;
+          if (!coding::GetFixed64BE(&p, &member)) continue;
+          Millis first = INT64_MAX;
+          if (is_live) {
+            std::string session;
+            if (!ParseLiveClusteringKey(row.clustering, &first, &session).ok()) continue;
+          } else if (row.clustering == kMetaKey) {
+            auto meta = DecodeMeta(row.value);
+            if (!meta.ok() || meta->segments.empty()) continue;
+            first = meta->segments.front().first_started_at;
+          } else {
+            continue;
+          }
+          Oldest& o = (*oldest)[member];
+          Millis& slot = is_past ? o.past : o.recent;
+          slot = std::min(slot, first);
+        }
+        cursor = std::move(page.next_cursor);
+      } while (!cursor.empty());
+    }
+    return absl::OkStatus();
+  };
+  std::unordered_map<MemberId, Oldest> oldest;
+  Shard& plays = ShardFor(Kind::kPlay);
+  absl::Status s = scan(plays.live, true, false, &oldest);
+  if (s.ok()) s = scan(plays.compressed, false, false, &oldest);
+  if (s.ok()) s = scan(past_, false, true, &oldest);
+  if (!s.ok()) {
+    if (!absl::IsCancelled(s)) STRATA_LOG_WARN("rotation sweep failed", "error", s.ToString());
+    return;
+  }
+  for (const auto& [member, o] : oldest) {
+    ++sweep_scanned_;
+    if (MaybeQueueRotation(member, o.recent, o.past)) ++sweep_queued_;
+  }
+  STRATA_LOG_INFO("rotation sweep done", "members", sweep_scanned_.load(), "queued",
+                  sweep_queued_.load(), "seconds",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+void ViewingService::WaitForRotations() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(rotation_mu_);
+      rotation_idle_cv_.wait(lock, [this] {
+        return rotation_queue_.empty() && running_rotations_ == 0 && !sweep_running_;
+      });
+    }
+    // The durable queue's backlog: poll it (tests and benchmarks only).
+    if (RotationBacklog() == 0) {
+      std::lock_guard<std::mutex> lock(rotation_mu_);
+      if (running_rotations_ == 0 && !sweep_running_) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+RotationStatus ViewingService::rotation_status() {
+  RotationStatus st;
+  st.queued = RotationBacklog();
+  {
+    std::lock_guard<std::mutex> lock(rotation_mu_);
+    st.running = static_cast<uint64_t>(running_rotations_);
+  }
+  st.rotated_members = rotations_->Value();
+  st.moved_to_past = moved_to_past_->Value();
+  st.folded_to_historical = folded_to_historical_->Value();
+  st.sweep_running = sweep_running_;
+  st.sweep_scanned = sweep_scanned_;
+  st.sweep_queued = sweep_queued_;
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------
+// Summaries
+
+absl::StatusOr<std::shared_ptr<const StableSummary>> ViewingService::GetStableSummary(
+    MemberId member) {
+  uint64_t generation = 0;
+  if (auto hit = summary_cache_->Get(member, &generation)) return hit;
+  STRATA_ASSIGN_OR_RETURN(HistoricalState hist, LoadHistorical(member));
+  STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
+  SummaryBuilder builder(hist.summary);
+  auto entry = std::make_shared<StableSummary>();
+  entry->historical_until = hist.until;
+  if (past.history) {
+    entry->rotated_until = past.state.rotated_until;
+    if (past.state.summary_from == hist.until &&
+        past.state.meta_version == past.history->meta.version) {
+      builder.Merge(past.state.summary);
+    } else {
+      // A rotation to the historical tier was interrupted between its commits: summarise
+      // the past records the historical tier does not cover.
+      STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
+                              PastRecords(member, past, hist.until, INT64_MAX));
+      for (const auto& r : records) builder.Add(r);
+    }
+    if (!past.history->meta.segments.empty()) {
+      MaybeQueueRotation(member, INT64_MAX, past.history->meta.segments.front().first_started_at);
+    }
+  }
+  entry->titles = builder.ByTitle();
+  summary_cache_->FillIfUnchanged(member, generation, entry);
+  return std::shared_ptr<const StableSummary>(std::move(entry));
+}
+
+absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
+  Shard& shard = ShardFor(Kind::kPlay);
+  // Shared: no rotation commits while the tiers are combined.
+  std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const StableSummary> stable, GetStableSummary(member));
+  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> recent, AllRecordsLocked(shard, member));
+  SummaryBuilder builder(stable->titles);
+  std::vector<const ViewingRecord*> late;  // started in [historical_until, rotated_until)
+  for (const auto& r : recent) {
+    if (r.started_at < stable->historical_until) continue;
+    if (r.started_at < stable->rotated_until) {
+      late.push_back(&r);
+    } else {
+      builder.Add(r);
+    }
+  }
+  if (!late.empty()) {
+    STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
+    STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> in_past,
+                            PastRecords(member, past, late.front()->started_at,
+                                        late.back()->started_at + 1));
+    for (const ViewingRecord* r : late) {
+      auto it = std::lower_bound(in_past.begin(), in_past.end(), *r,
+                                 [](const ViewingRecord& a, const ViewingRecord& b) {
+                                   return PlaybackKey(a) < PlaybackKey(b);
+                                 });
+      if (it != in_past.end() && PlaybackKey(*it) == PlaybackKey(*r)) {
+        if (r->event_time > it->event_time) builder.Replace(*it, *r);
+      } else {
+        builder.Add(*r);
+      }
+    }
+    QueueRotation(member);  // they belong in the past tier
+  }
+  MemberSummary out;
+  out.titles = builder.ByRecency();
+  out.detail_from = stable->historical_until;
+  return out;
+}
+
+}  // namespace strata::viewing

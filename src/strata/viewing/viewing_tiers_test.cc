@@ -1,0 +1,433 @@
+// Age tiers: rotation recent -> past -> historical, stitched reads and summaries, checked
+// against an oracle that keeps the latest event of every playback. Crash safety of each
+// rotation step on RocksDB is in tests/viewing_crash_test.cc.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "strata/base/coding.h"
+#include "strata/store/embedded_queue.h"
+#include "strata/store/memory_row_store.h"
+#include "strata/viewing/viewing_service.h"
+
+namespace strata::viewing {
+namespace {
+
+constexpr Millis kDay = 24LL * 3600 * 1000;
+constexpr Millis kNow0 = 1'700'000'000'000;
+
+using Oracle = std::map<std::pair<Millis, std::string>, ViewingRecord>;
+
+ViewingRecord Play(MemberId m, Millis started, std::string session, Millis event_time,
+                   TitleId title) {
+  ViewingRecord r;
+  r.member = m;
+  r.kind = Kind::kPlay;
+  r.title = title;
+  r.session = std::move(session);
+  r.started_at = started;
+  r.event_time = event_time;
+  r.position_ms = event_time - started;
+  r.watched_ms = (event_time - started) / 2;
+  r.device = "tv";
+  r.country = "US";
+  r.content_lang = "en";
+  r.audio_lang = "en";
+  return r;
+}
+
+void Note(Oracle* oracle, const ViewingRecord& r) {
+  auto [it, inserted] = oracle->try_emplace({r.started_at, r.session}, r);
+  if (!inserted && r.event_time >= it->second.event_time) it->second = r;
+}
+
+std::vector<TitleSummary> OracleSummary(const Oracle& oracle) {
+  SummaryBuilder b;
+  for (const auto& [key, r] : oracle) b.Add(r);
+  return b.ByTitle();
+}
+
+std::vector<TitleSummary> SortedByTitle(std::vector<TitleSummary> v) {
+  std::sort(v.begin(), v.end(),
+            [](const TitleSummary& a, const TitleSummary& b) { return a.title < b.title; });
+  return v;
+}
+
+class ViewingTiersTest : public ::testing::Test {
+ protected:
+  void Open() {
+    service_.reset();
+    if (!store_) store_ = std::make_unique<store::MemoryRowStore>(&clock_);
+    options_.recent_age_ms = 10 * kDay;
+    options_.historical_age_ms = 100 * kDay;
+    options_.rotation_slack_ms = kDay;
+    options_.rotation_max_per_s = 0;
+    options_.rollup_min_live_rows = 16;
+    options_.segment_records = 32;
+    auto s = ViewingService::Open(store_.get(), &clock_, options_, &metrics_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    service_ = std::move(*s);
+  }
+  std::vector<ViewingRecord> ReadAll(MemberId m, Millis since = 0, Millis* detail_from = nullptr) {
+    std::vector<ViewingRecord> all;
+    HistoryQuery q;
+    q.since = since;
+    q.limit = 13;  // small pages exercise the cursor across tiers
+    for (int pages = 0; pages < 10'000; ++pages) {
+      auto page = service_->ReadHistory(m, q);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      if (detail_from && page->detail_from != INT64_MIN) *detail_from = page->detail_from;
+      for (auto& r : page->records) all.push_back(r);
+      if (page->next_cursor.empty()) break;
+      q.cursor = page->next_cursor;
+    }
+    return all;
+  }
+  // Detailed reads return the oracle's plays that started at or after `from`, newest first.
+  void ExpectDetail(MemberId m, const Oracle& oracle, Millis from) {
+    std::vector<ViewingRecord> expected;
+    for (auto it = oracle.rbegin(); it != oracle.rend(); ++it) {
+      if (it->second.started_at >= from) expected.push_back(it->second);
+    }
+    auto got = ReadAll(m);
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i], expected[i]) << "record " << i;
+    }
+  }
+  void ExpectSummary(MemberId m, const Oracle& oracle) {
+    auto summary = service_->Summary(m);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(SortedByTitle(summary->titles), OracleSummary(oracle));
+  }
+  uint64_t Records(const std::string& table) {
+    auto report = service_->Report();
+    EXPECT_TRUE(report.ok());
+    for (const auto& t : *report) {
+      if (t.table == table) return t.records;
+    }
+    ADD_FAILURE() << "no table " << table;
+    return 0;
+  }
+
+  ManualClock clock_{kNow0};
+  MetricsRegistry metrics_;
+  ViewingOptions options_;
+  std::unique_ptr<store::RowStore> store_;
+  std::unique_ptr<ViewingService> service_;
+};
+
+// 300 plays over 200 days, with updates: after a rotation, the recent tier holds the last
+// 10 days, the past tier days 10-100, the historical summary the rest.
+TEST_F(ViewingTiersTest, RotationMovesPlaysByAgeAndReadsStitchTiers) {
+  Open();
+  std::mt19937_64 rng(5);
+  Oracle oracle;
+  std::vector<ViewingRecord> batch;
+  for (int i = 0; i < 300; ++i) {
+    const Millis started = kNow0 - static_cast<Millis>(rng() % (200 * kDay));
+    auto r = Play(1, started, std::to_string(rng() % 2), started + 1000 + rng() % 3'600'000,
+                  rng() % 25);
+    batch.push_back(r);
+    if (rng() % 3 == 0) {  // a later event of the same playback
+      r.event_time += 60'000;
+      r.position_ms += 60'000;
+      r.watched_ms += 30'000;
+      batch.push_back(r);
+    }
+  }
+  for (const auto& r : batch) Note(&oracle, r);
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  ExpectSummary(1, oracle);  // before any rotation: all recent
+
+  ASSERT_TRUE(service_->Rotate(1).ok());
+  const Millis recent_cut = kNow0 - 10 * kDay, historical_cut = kNow0 - 100 * kDay;
+  uint64_t in_recent = 0, in_past = 0, summarised = 0;
+  for (const auto& [key, r] : oracle) {
+    if (r.started_at >= recent_cut) {
+      ++in_recent;
+    } else if (r.started_at >= historical_cut) {
+      ++in_past;
+    } else {
+      ++summarised;
+    }
+  }
+  ASSERT_GT(in_recent, 0u);
+  ASSERT_GT(in_past, 0u);
+  ASSERT_GT(summarised, 0u);
+  EXPECT_EQ(Records("plays_recent_compressed") + Records("plays_recent_live"), in_recent);
+  EXPECT_EQ(Records("plays_past_compressed"), in_past);
+  EXPECT_EQ(Records("plays_historical"), summarised);
+
+  Millis detail_from = INT64_MIN;
+  ReadAll(1, 0, &detail_from);
+  EXPECT_EQ(detail_from, historical_cut);
+  ExpectDetail(1, oracle, historical_cut);
+  ExpectSummary(1, oracle);
+  auto summary = service_->Summary(1);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(summary->detail_from, historical_cut);
+
+  // A read of the last few days alone does not need the past tier.
+  const auto recent_only = ReadAll(1, kNow0 - 5 * kDay);
+  for (const auto& r : recent_only) EXPECT_GE(r.started_at, kNow0 - 5 * kDay);
+
+  // Rotating again changes nothing.
+  ASSERT_TRUE(service_->Rotate(1).ok());
+  ExpectDetail(1, oracle, historical_cut);
+  ExpectSummary(1, oracle);
+}
+
+// Late events for playbacks already in the past tier (updates and new ones) count once,
+// before and after the next rotation, and detailed reads show their latest version.
+TEST_F(ViewingTiersTest, LateEventsForPastPlaybacksCountOnce) {
+  Open();
+  Oracle oracle;
+  std::vector<ViewingRecord> batch;
+  for (int i = 0; i < 60; ++i) {
+    const Millis started = kNow0 - 50 * kDay + i * 3600'000;
+    batch.push_back(Play(2, started, "a", started + 600'000, i % 7));
+  }
+  for (int i = 0; i < 20; ++i) {
+    const Millis started = kNow0 - 2 * kDay + i * 3600'000;
+    batch.push_back(Play(2, started, "a", started + 600'000, i % 7));
+  }
+  for (const auto& r : batch) Note(&oracle, r);
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  ASSERT_TRUE(service_->Rotate(2).ok());
+  ASSERT_EQ(Records("plays_past_compressed"), 60u);
+  ExpectSummary(2, oracle);
+
+  // An update of a past playback, and a new playback 40 days old, arrive late.
+  std::vector<ViewingRecord> late = {batch[3], Play(2, kNow0 - 40 * kDay, "z", kNow0, 99)};
+  late[0].event_time += 3600'000;
+  late[0].watched_ms += 1'000'000;
+  late[0].position_ms += 1'000'000;
+  for (const auto& r : late) Note(&oracle, r);
+  ASSERT_TRUE(service_->Ingest(late).ok());
+  ExpectSummary(2, oracle);
+  ExpectDetail(2, oracle, INT64_MIN);
+  // An older event of a past playback changes nothing.
+  auto stale = batch[5];
+  stale.event_time -= 1000;
+  stale.watched_ms = 1;
+  ASSERT_TRUE(service_->Ingest({&stale, 1}).ok());
+  ExpectSummary(2, oracle);
+
+  service_->WaitForRotations();  // the summary read queued a rotation for the late plays
+  ExpectSummary(2, oracle);
+  ExpectDetail(2, oracle, INT64_MIN);
+  EXPECT_EQ(Records("plays_past_compressed"), 61u);
+  EXPECT_EQ(Records("plays_recent_compressed") + Records("plays_recent_live"), 20u);
+}
+
+// Months of activity with the clock moving forward: rotations at every step, reads and
+// summaries always match the oracle.
+TEST_F(ViewingTiersTest, RandomisedRotationsOverTimeMatchTheOracle) {
+  Open();
+  std::mt19937_64 rng(11);
+  Oracle oracle;
+  Millis detail_floor = INT64_MIN;  // historical cut of the last rotation
+  for (int step = 0; step < 12; ++step) {
+    const Millis now = clock_.NowMillis();
+    std::vector<ViewingRecord> batch;
+    for (int i = 0; i < 80; ++i) {
+      // Mostly recent plays, some late ones within the detailed range.
+      Millis started = now - static_cast<Millis>(rng() % (3 * kDay));
+      if (rng() % 5 == 0 && detail_floor != INT64_MIN) {
+        started = detail_floor + static_cast<Millis>(rng() % (now - detail_floor));
+      }
+      if (rng() % 4 == 0 && !oracle.empty()) {  // an update of an existing playback
+        auto it = oracle.lower_bound({started, ""});
+        if (it != oracle.end() && it->second.started_at >= detail_floor) {
+          auto r = it->second;
+          r.event_time += 1 + static_cast<Millis>(rng() % 100'000);
+          r.watched_ms += 500;
+          batch.push_back(r);
+          continue;
+        }
+      }
+      batch.push_back(Play(3, started, std::to_string(rng() % 3),
+                           started + 1 + static_cast<Millis>(rng() % 3'600'000), rng() % 40));
+    }
+    for (const auto& r : batch) Note(&oracle, r);
+    ASSERT_TRUE(service_->Ingest(batch).ok());
+    ExpectSummary(3, oracle);
+    ASSERT_TRUE(service_->Rotate(3).ok());
+    detail_floor = std::max(detail_floor, clock_.NowMillis() - options_.historical_age_ms);
+    ExpectSummary(3, oracle);
+    ExpectDetail(3, oracle, detail_floor);
+    clock_.Advance(15 * kDay);
+  }
+  EXPECT_GT(Records("plays_historical"), 0u);
+  EXPECT_GT(Records("plays_past_compressed"), 0u);
+}
+
+TEST_F(ViewingTiersTest, SummaryCacheServesRepeatReadsAndRotationInvalidatesIt) {
+  Open();
+  Oracle oracle;
+  std::vector<ViewingRecord> batch;
+  for (int i = 0; i < 40; ++i) {
+    const Millis started = kNow0 - 30 * kDay + i * kDay / 2;
+    batch.push_back(Play(4, started, "s", started + 1000, i % 5));
+  }
+  for (const auto& r : batch) Note(&oracle, r);
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  ASSERT_TRUE(service_->Rotate(4).ok());
+  const uint64_t misses0 = service_->summary_cache().misses();
+  ExpectSummary(4, oracle);
+  const uint64_t hits0 = service_->summary_cache().hits();
+  ExpectSummary(4, oracle);
+  ExpectSummary(4, oracle);
+  EXPECT_EQ(service_->summary_cache().misses(), misses0 + 1);
+  EXPECT_EQ(service_->summary_cache().hits(), hits0 + 2);
+  // New plays do not invalidate it (they are added from the recent tier on read).
+  auto fresh = Play(4, kNow0 - 1000, "n", kNow0, 77);
+  Note(&oracle, fresh);
+  ASSERT_TRUE(service_->Ingest({&fresh, 1}).ok());
+  ExpectSummary(4, oracle);
+  EXPECT_EQ(service_->summary_cache().misses(), misses0 + 1);
+  // A rotation does: the next read reloads the tiers.
+  clock_.Advance(20 * kDay);
+  ASSERT_TRUE(service_->Rotate(4).ok());
+  ExpectSummary(4, oracle);
+  EXPECT_EQ(service_->summary_cache().misses(), misses0 + 2);
+}
+
+TEST_F(ViewingTiersTest, ReadsQueueRotationsAndTheSweepFindsMembersNobodyReads) {
+  Open();
+  std::vector<ViewingRecord> batch;
+  for (MemberId m = 10; m < 20; ++m) {
+    for (int i = 0; i < 5; ++i) {
+      const Millis started = kNow0 - 30 * kDay + i * 3600'000;
+      batch.push_back(Play(m, started, "s", started + 1000, 1));
+    }
+  }
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  service_->WaitForRollups();
+  // A read of member 10 finds plays past the recent tier's age: it queues a rotation.
+  ReadAll(10, kNow0 - kDay);
+  service_->WaitForRotations();
+  EXPECT_EQ(Records("plays_past_compressed"), 5u);
+  EXPECT_GE(service_->rotation_status().rotated_members, 1u);
+  // The sweep finds the other nine.
+  service_->StartRotationSweep();
+  service_->WaitForRotations();
+  EXPECT_EQ(Records("plays_past_compressed"), 50u);
+  EXPECT_EQ(Records("plays_recent_compressed") + Records("plays_recent_live"), 0u);
+  const RotationStatus st = service_->rotation_status();
+  EXPECT_EQ(st.sweep_scanned, 10u);  // member 10 is in the past tier now
+  EXPECT_EQ(st.sweep_queued, 9u);
+  EXPECT_EQ(st.moved_to_past, 50u);
+  // A second sweep finds nothing to do.
+  service_->StartRotationSweep();
+  service_->WaitForRotations();
+  EXPECT_EQ(service_->rotation_status().sweep_queued, 0u);
+}
+
+TEST_F(ViewingTiersTest, EraseRemovesEveryTier) {
+  Open();
+  std::vector<ViewingRecord> batch;
+  for (int i = 0; i < 30; ++i) {
+    const Millis started = kNow0 - 150 * kDay + i * 5 * kDay;
+    batch.push_back(Play(5, started, "s", started + 1000, i));
+  }
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  ASSERT_TRUE(service_->Rotate(5).ok());
+  ASSERT_GT(Records("plays_historical"), 0u);
+  ASSERT_TRUE(service_->EraseMember(5).ok());
+  EXPECT_TRUE(ReadAll(5).empty());
+  auto summary = service_->Summary(5);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_TRUE(summary->titles.empty());
+  EXPECT_EQ(Records("plays_historical"), 0u);
+  EXPECT_EQ(Records("plays_past_compressed"), 0u);
+}
+
+// Rotation tasks on the durable queue: a task queued by an earlier process (that then died,
+// with or without having taken it) is carried out after a restart.
+TEST_F(ViewingTiersTest, QueuedRotationsSurviveARestartAndUntakenOnesAreRedelivered) {
+  Open();
+  std::vector<ViewingRecord> batch;
+  for (MemberId m = 30; m < 33; ++m) {
+    for (int i = 0; i < 4; ++i) {
+      const Millis started = kNow0 - 40 * kDay + i * 3600'000;
+      batch.push_back(Play(m, started, "s", started + 1000, 1));
+    }
+  }
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  service_.reset();  // the "earlier process" is gone; its data stays in store_
+
+  store::EmbeddedQueueOptions qo;
+  qo.clock = &clock_;
+  qo.metrics = &metrics_;
+  qo.retention_interval_ms = 0;
+  auto queue = store::EmbeddedQueue::Open(store_.get(), qo);
+  ASSERT_TRUE(queue.ok()) << queue.status();
+  ASSERT_TRUE((*queue)->CreateTopic({ViewingService::kRotationTopic,
+                                     ViewingService::kRotationPartitions}).ok());
+  auto task = [](MemberId m) {
+    std::string v;
+    coding::PutFixed64BE(&v, m);
+    return store::PublishMessage{std::to_string(m), v};
+  };
+  std::vector<store::PublishMessage> tasks = {task(30), task(31), task(32)};
+  ASSERT_TRUE((*queue)->Publish(ViewingService::kRotationTopic, tasks).ok());
+  // A worker of the earlier process took every task but committed none, then died.
+  store::PollRequest poll;
+  poll.group = ViewingService::kRotationGroup;
+  poll.topic = ViewingService::kRotationTopic;
+  for (int p = 0; p < ViewingService::kRotationPartitions; ++p) poll.partitions.push_back(p);
+  poll.max_messages = 100;
+  auto taken = (*queue)->Poll(poll);
+  ASSERT_TRUE(taken.ok());
+  ASSERT_EQ(taken->size(), 3u);
+  queue->reset();
+
+  // Restart: a new queue over the same store redelivers; the service carries them out.
+  auto reopened = store::EmbeddedQueue::Open(store_.get(), qo);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto s = ViewingService::Open(store_.get(), &clock_, options_, &metrics_, reopened->get());
+  ASSERT_TRUE(s.ok()) << s.status();
+  service_ = std::move(*s);
+  service_->WaitForRotations();
+  EXPECT_EQ(Records("plays_past_compressed"), 12u);
+  EXPECT_EQ(service_->rotation_status().queued, 0u);
+  auto lag = (*reopened)->Lag(ViewingService::kRotationGroup, ViewingService::kRotationTopic);
+  ASSERT_TRUE(lag.ok());
+  for (const auto& p : *lag) EXPECT_EQ(p.backlog, 0u) << "partition " << p.partition;
+  // New triggers go through the queue too.
+  auto late = Play(33, kNow0 - 20 * kDay, "x", kNow0 - 20 * kDay + 5, 2);
+  ASSERT_TRUE(service_->Ingest({&late, 1}).ok());
+  ReadAll(33, kNow0 - kDay);
+  service_->WaitForRotations();
+  EXPECT_EQ(Records("plays_past_compressed"), 13u);
+  service_.reset();  // before the queue it uses
+}
+
+TEST(SummaryEncoding, RoundTripsAndRejectsCorruption) {
+  std::vector<TitleSummary> titles = {{5, 3, 1000, kNow0 - 5, kNow0, 7},
+                                      {1, 1, 0, -10, -10, 0},
+                                      {900'000'000'000, 2, 123456789, kNow0, kNow0 + 9, -1}};
+  std::string blob = EncodeSummary(titles);
+  auto back = DecodeSummary(blob);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, SortedByTitle(titles));
+  for (size_t cut = 0; cut < blob.size(); ++cut) {
+    EXPECT_FALSE(DecodeSummary(blob.substr(0, cut)).ok()) << cut;
+  }
+  blob[0] = 9;
+  EXPECT_FALSE(DecodeSummary(blob).ok());
+  PastState p{kNow0, kNow0 - 7, 4, titles};
+  auto p2 = DecodePastState(EncodePastState(p));
+  ASSERT_TRUE(p2.ok());
+  EXPECT_EQ(p2->rotated_until, kNow0);
+  EXPECT_EQ(p2->summary_from, kNow0 - 7);
+  EXPECT_EQ(p2->meta_version, 4u);
+  EXPECT_EQ(p2->summary, SortedByTitle(titles));
+}
+
+}  // namespace
+}  // namespace strata::viewing
