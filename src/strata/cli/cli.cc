@@ -1,12 +1,17 @@
 #include "strata/cli/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "bench/object_bench.h"
 #include "bench/viewing_bench.h"
 #include "strata/base/clock.h"
 #include "strata/base/log.h"
@@ -34,6 +39,89 @@ int Call(const std::string& url, const std::string& method, const std::string& t
   std::cout << response->body;
   if (!response->body.empty() && response->body.back() != '\n') std::cout << "\n";
   return response->status >= 200 && response->status < 300 ? 0 : 1;
+}
+
+// A file mapped into memory, so `object put` sends a large file without reading it into a
+// buffer first (the kernel pages it in as the socket takes it).
+class MappedFile {
+ public:
+  ~MappedFile() {
+    if (data_ != nullptr && size_ > 0) ::munmap(data_, size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool Open(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd_ < 0 || ::fstat(fd_, &st) != 0) return false;
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ == 0) return true;
+    data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+    if (data_ == MAP_FAILED) {
+      data_ = nullptr;
+      return false;
+    }
+    return true;
+  }
+  std::string_view view() const {
+    return data_ == nullptr ? std::string_view() : std::string_view(static_cast<char*>(data_), size_);
+  }
+
+ private:
+  int fd_ = -1;
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// The path of an object: /v1/buckets/{bucket}/objects/{key}, each '/'-separated key segment
+// percent-encoded.
+std::string ObjectTarget(const std::string& bucket, const std::string& key) {
+  std::string target = "/v1/buckets/" + http::UrlEncode(bucket) + "/objects/";
+  size_t start = 0;
+  while (true) {
+    size_t slash = key.find('/', start);
+    target += http::UrlEncode(key.substr(start, slash - start));
+    if (slash == std::string::npos) break;
+    target += "/";
+    start = slash + 1;
+  }
+  return target;
+}
+
+// GET/HEAD of an object: the body to stdout or a file, headers to stderr with --headers.
+int CallObject(const std::string& url, const std::string& method, const std::string& target,
+               const std::string& range, const std::string& out_file, bool show_headers) {
+  auto endpoint = http::ParseUrl(url);
+  if (!endpoint.ok()) {
+    std::cerr << "strata: " << endpoint.status().message() << "\n";
+    return 2;
+  }
+  http::Client client(endpoint->host, endpoint->port);
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!range.empty()) headers.emplace_back("Range", range);
+  auto response = client.Request(method, target, "", "", headers);
+  if (!response.ok()) {
+    std::cerr << "strata: " << url << ": " << response.status().message() << "\n";
+    return 1;
+  }
+  const bool ok = response->status >= 200 && response->status < 300;
+  if (method == "HEAD" || show_headers) {
+    std::ostream& out = method == "HEAD" ? std::cout : std::cerr;
+    out << "HTTP " << response->status << "\n";
+    for (const auto& [name, value] : response->headers) out << name << ": " << value << "\n";
+  }
+  if (method == "HEAD") return ok ? 0 : 1;
+  if (!ok || out_file.empty() || out_file == "-") {
+    std::cout.write(response->body.data(), static_cast<std::streamsize>(response->body.size()));
+    if (!ok && !response->body.empty() && response->body.back() != '\n') std::cout << "\n";
+    return ok ? 0 : 1;
+  }
+  std::ofstream out(out_file, std::ios::binary);
+  out.write(response->body.data(), static_cast<std::streamsize>(response->body.size()));
+  if (!out) {
+    std::cerr << "strata: output: cannot write " << out_file << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 // CLI11 reads config files at the top level; `strata serve --config F` is moved there
@@ -120,6 +208,12 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--summary-cache-bytes", v.summary_cache_bytes, "Summary cache budget")
       ->capture_default_str();
+  serve->add_option("--blob-part-bytes", c->blob_part_bytes,
+                    "Bytes of one part file of an object (larger objects get several)")
+      ->capture_default_str();
+  serve->add_option("--max-object-bytes", c->max_object_bytes,
+                    "Largest object a PUT accepts (streamed); larger get 413")
+      ->capture_default_str();
   serve->add_option("--log-level", c->log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -196,6 +290,65 @@ int Run(int argc, char** argv) {
   CLI::App* compact = admin->add_subcommand("compact", "Compact every table now (blocks)");
   add_server(compact);
 
+  // Media buckets and objects.
+  CLI::App* bucket_cmd = app.add_subcommand("bucket", "Media buckets and their lifecycle policy");
+  bucket_cmd->require_subcommand(1);
+  std::string bucket_name, ttl, grace = "7d", storage_class = "hot";
+  CLI::App* bucket_put = bucket_cmd->add_subcommand("put", "Create a bucket or set its policy");
+  bucket_put->add_option("bucket", bucket_name, "Bucket name")->required();
+  bucket_put->add_option("--ttl", ttl, "Objects expire this long after creation (e.g. 30d)");
+  bucket_put->add_option("--grace", grace, "Deleted objects are restorable this long")
+      ->capture_default_str();
+  bucket_put->add_option("--storage-class", storage_class, "Storage class of new objects")
+      ->capture_default_str();
+  add_server(bucket_put);
+  CLI::App* bucket_get = bucket_cmd->add_subcommand("get", "A bucket's policy");
+  bucket_get->add_option("bucket", bucket_name, "Bucket name")->required();
+  add_server(bucket_get);
+
+  CLI::App* object_cmd = app.add_subcommand("object", "Media objects");
+  object_cmd->require_subcommand(1);
+  std::string object_key, object_file = "-", content_type = "application/octet-stream";
+  std::string range, prefix, after, meta_filter;
+  std::vector<std::string> metas;
+  bool show_headers = false;
+  int list_limit = 100;
+  auto add_object = [&](CLI::App* cmd) {
+    cmd->add_option("bucket", bucket_name, "Bucket name")->required();
+    cmd->add_option("key", object_key, "Object key")->required();
+    add_server(cmd);
+  };
+  CLI::App* object_put = object_cmd->add_subcommand("put", "Upload a file as an object");
+  add_object(object_put);
+  object_put->add_option("file", object_file, "File to upload")->required();
+  object_put->add_option("--content-type", content_type, "Content type")->capture_default_str();
+  object_put->add_option("--meta", metas, "User metadata key=value (repeatable)");
+  object_put->add_option("--ttl", ttl, "Overrides the bucket's TTL (e.g. 15d, 0 = never)");
+  CLI::App* object_get = object_cmd->add_subcommand("get", "Download an object");
+  add_object(object_get);
+  object_get->add_option("-o,--output", object_file, "Output file, - for stdout")
+      ->capture_default_str();
+  object_get->add_option("--range", range, "Byte range, e.g. bytes=0-1023");
+  object_get->add_flag("--headers", show_headers, "Print the reply headers to stderr");
+  CLI::App* object_head = object_cmd->add_subcommand("head", "An object's metadata headers");
+  add_object(object_head);
+  CLI::App* object_delete = object_cmd->add_subcommand("delete", "Soft-delete an object");
+  add_object(object_delete);
+  CLI::App* object_restore =
+      object_cmd->add_subcommand("restore", "Restore a soft-deleted object (grace period)");
+  add_object(object_restore);
+  CLI::App* object_list = object_cmd->add_subcommand("list", "List or search a bucket's objects");
+  object_list->add_option("bucket", bucket_name, "Bucket name")->required();
+  object_list->add_option("--prefix", prefix, "Key prefix");
+  object_list->add_option("--after", after, "Start after this key (next_after)");
+  object_list->add_option("--limit", list_limit, "Objects per page (1-1000)")
+      ->capture_default_str();
+  object_list->add_option("--meta", meta_filter, "Search: only objects with metadata key=value");
+  bool list_deleted = false;
+  object_list->add_flag("--deleted", list_deleted,
+                        "List soft-deleted objects that can still be restored");
+  add_server(object_list);
+
   CLI::App* demo = app.add_subcommand("demo", "Demo data");
   demo->require_subcommand(1);
   uint64_t demo_members = 20;
@@ -249,6 +402,24 @@ int Run(int argc, char** argv) {
   bool no_compact = false;
   bench_viewing->add_flag("--no-compact", no_compact,
                           "Measure bytes per record without compacting first");
+
+  bench::ObjectBenchOptions ob;
+  CLI::App* bench_objects =
+      bench->add_subcommand("objects", "Media objects: PUT/GET throughput, DELETE under load");
+  bench_objects->add_option("--server", ob.server, "Server URL")->capture_default_str();
+  bench_objects->add_option("--connections", ob.connections, "Concurrent connections")
+      ->capture_default_str();
+  bench_objects->add_option("--load-connections", ob.load_connections,
+                            "Connections writing and reading during the delete phase")
+      ->capture_default_str();
+  bench_objects->add_option("--small-count", ob.small_count, "Small objects")
+      ->capture_default_str();
+  bench_objects->add_option("--small-bytes", ob.small_bytes, "Size of a small object")
+      ->capture_default_str();
+  bench_objects->add_option("--large-count", ob.large_count, "Large objects")
+      ->capture_default_str();
+  bench_objects->add_option("--large-bytes", ob.large_bytes, "Size of a large object")
+      ->capture_default_str();
 
   std::vector<std::string> args = HoistConfigFlag(argc, argv);
   std::vector<char*> arg_ptrs;
@@ -308,12 +479,89 @@ int Run(int argc, char** argv) {
   if (erase->parsed()) {
     return Call(server_url, "DELETE", "/v1/members/" + std::to_string(member));
   }
+  if (bucket_put->parsed()) {
+    std::string body = "{\"ttl\":" + (ttl.empty() ? std::string("null") : "\"" + ttl + "\"") +
+                       ",\"grace\":\"" + grace + "\",\"storage_class\":\"" + storage_class + "\"}";
+    return Call(server_url, "PUT", "/v1/buckets/" + http::UrlEncode(bucket_name), body);
+  }
+  if (bucket_get->parsed()) {
+    return Call(server_url, "GET", "/v1/buckets/" + http::UrlEncode(bucket_name));
+  }
+  if (object_put->parsed()) {
+    std::vector<std::pair<std::string, std::string>> headers;
+    for (const std::string& m : metas) {
+      size_t eq = m.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::cerr << "strata: --meta: must be key=value, got '" << m << "'\n";
+        return 2;
+      }
+      headers.emplace_back("x-strata-meta-" + m.substr(0, eq), m.substr(eq + 1));
+    }
+    if (!ttl.empty()) headers.emplace_back("x-strata-ttl", ttl);
+    MappedFile file;
+    if (!file.Open(object_file)) {
+      std::cerr << "strata: file: cannot open " << object_file << "\n";
+      return 2;
+    }
+    auto endpoint = http::ParseUrl(server_url);
+    if (!endpoint.ok()) {
+      std::cerr << "strata: " << endpoint.status().message() << "\n";
+      return 2;
+    }
+    http::Client client(endpoint->host, endpoint->port, 600'000);
+    auto response = client.Request("PUT", ObjectTarget(bucket_name, object_key), file.view(),
+                                   content_type, headers);
+    if (!response.ok()) {
+      std::cerr << "strata: " << server_url << ": " << response.status().message() << "\n";
+      return 1;
+    }
+    std::cout << response->body << "\n";
+    return response->status == 200 ? 0 : 1;
+  }
+  if (object_get->parsed()) {
+    return CallObject(server_url, "GET", ObjectTarget(bucket_name, object_key), range,
+                      object_file, show_headers);
+  }
+  if (object_head->parsed()) {
+    return CallObject(server_url, "HEAD", ObjectTarget(bucket_name, object_key), "", "", true);
+  }
+  if (object_delete->parsed()) {
+    return Call(server_url, "DELETE", ObjectTarget(bucket_name, object_key));
+  }
+  if (object_restore->parsed()) {
+    return Call(server_url, "POST", ObjectTarget(bucket_name, object_key) + ":restore");
+  }
+  if (object_list->parsed()) {
+    std::string target = "/v1/buckets/" + http::UrlEncode(bucket_name) +
+                         "/objects?limit=" + std::to_string(list_limit);
+    if (!prefix.empty()) target += "&prefix=" + http::UrlEncode(prefix);
+    if (!after.empty()) target += "&after=" + http::UrlEncode(after);
+    if (list_deleted) target += "&deleted=true";
+    if (!meta_filter.empty()) {
+      size_t eq = meta_filter.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::cerr << "strata: --meta: must be key=value\n";
+        return 2;
+      }
+      target += "&meta." + http::UrlEncode(meta_filter.substr(0, eq)) + "=" +
+                http::UrlEncode(meta_filter.substr(eq + 1));
+    }
+    return Call(server_url, "GET", target);
+  }
   if (demo_load->parsed()) {
     return Call(server_url, "POST", "/v1/viewing/events",
                 DemoEvents(demo_members, SystemClock::Default()->NowMillis()),
                 "application/x-ndjson");
   }
   if (compact->parsed()) return Call(server_url, "POST", "/v1/admin/compact");
+  if (bench_objects->parsed()) {
+    auto report = bench::RunObjectBench(ob, std::cout);
+    if (!report.ok()) {
+      std::cerr << "strata bench objects: " << report.status().ToString() << "\n";
+      return 1;
+    }
+    return 0;
+  }
   if (bench_viewing->parsed()) {
     bo.compact_before_sizes = !no_compact;
     auto report = bench::RunViewingBench(bo, std::cout);

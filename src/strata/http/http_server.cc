@@ -68,6 +68,9 @@ class Connection;
 struct Shared {
   ServerOptions options;
   Handler handler;
+  // Body limit while reading a header: max_body_bytes, or the largest streaming route's
+  // limit if larger (the route is only known once the header is in).
+  size_t header_body_limit = 0;
   std::atomic<bool> stopping{false};
 
   std::mutex mu;
@@ -107,7 +110,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // their current response (they see `stopping`).
   void CloseIfIdle() {
     if (state_ != State::kReading) return;
-    bool request_started = buffer_.size() > 0 || (parser_ && parser_->got_some());
+    bool request_started =
+        buffer_.size() > 0 || (parser_ && parser_->got_some()) || stream_parser_.has_value();
     if (!request_started) Close();
   }
 
@@ -121,7 +125,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     state_ = State::kReading;
     parser_.emplace();
-    parser_->body_limit(static_cast<std::uint64_t>(shared_->options.max_body_bytes));
+    parser_->body_limit(static_cast<std::uint64_t>(shared_->header_body_limit));
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<size_t>(shared_->options.max_header_bytes, UINT32_MAX)));
     stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
@@ -131,6 +135,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnHeader(error_code ec, size_t) {
     if (ec) return OnReadError(ec);
+    if (!shared_->options.streaming_routes.empty() && MaybeStream()) return;
     if (parser_->is_done()) return Handle();
     auto expect = parser_->get()[bhttp::field::expect];
     if (beast::iequals(expect, "100-continue")) {
@@ -142,6 +147,212 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     ReadBody();
+  }
+
+  // The body limit that applies to the request being read: its streaming route's, or
+  // max_body_bytes. Only for error messages.
+  size_t BodyLimitOfRequest() const {
+    if (parser_) {
+      const auto& header = parser_->get();
+      for (const StreamingRoute& r : shared_->options.streaming_routes) {
+        if (header.method_string() == r.method &&
+            header.target().substr(0, r.path_prefix.size()) == r.path_prefix) {
+          return r.max_body_bytes;
+        }
+      }
+    }
+    return shared_->options.max_body_bytes;
+  }
+
+  // Streaming request bodies. Returns true if the request was taken over (streamed, or
+  // answered at once); false to continue on the whole-body path.
+  bool MaybeStream() {
+    const auto& header = parser_->get();
+    const StreamingRoute* route = nullptr;
+    for (const StreamingRoute& r : shared_->options.streaming_routes) {
+      if (header.method_string() == r.method &&
+          header.target().substr(0, r.path_prefix.size()) == r.path_prefix) {
+        route = &r;
+        break;
+      }
+    }
+    StreamStart start;
+    if (route != nullptr) {
+      Request req;
+      req.method = std::string(header.method_string());
+      req.target = std::string(header.target());
+      size_t q = req.target.find('?');
+      req.path = req.target.substr(0, q);
+      if (q != std::string::npos) req.query = req.target.substr(q + 1);
+      for (const auto& field : header) {
+        std::string name(field.name_string());
+        for (char& c : name) c = LowerAscii(c);
+        req.headers.emplace_back(std::move(name), std::string(field.value()));
+      }
+      try {
+        start = route->open(req);
+      } catch (const std::exception& e) {
+        STRATA_LOG_ERROR("http stream open threw", "target", req.target, "what", e.what());
+        start.response =
+            Response{500, "application/json", JsonErrorBody("internal", "handler failed")};
+      }
+    }
+    if (start.response) {
+      SendAndClose(std::move(*start.response));
+      return true;
+    }
+    if (!start.sink) {
+      // The whole-body path, with its own limit (the header was read with the larger one).
+      const size_t limit = shared_->options.max_body_bytes;
+      if (parser_->content_length() && *parser_->content_length() > limit) {
+        SendErrorAndClose(413, "payload_too_large",
+                          "request body exceeds " + std::to_string(limit) + " bytes");
+        return true;
+      }
+      parser_->body_limit(static_cast<std::uint64_t>(limit));
+      return false;
+    }
+    if (parser_->content_length() && *parser_->content_length() > route->max_body_bytes) {
+      stream_limit_ = route->max_body_bytes;
+      OnStreamError(bhttp::error::body_limit);
+      return true;
+    }
+    sink_ = std::move(start.sink);
+    stream_limit_ = route->max_body_bytes;
+    const bool expect_continue = beast::iequals(header[bhttp::field::expect], "100-continue");
+    stream_parser_.emplace(std::move(*parser_));
+    parser_.reset();
+    stream_parser_->body_limit(static_cast<std::uint64_t>(route->max_body_bytes));
+    if (chunk_.empty()) chunk_.resize(kReadBufferBytes);
+    if (expect_continue) {
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](error_code ec, size_t) {
+                         if (ec) {
+                           self->sink_.reset();
+                           return self->Close();
+                         }
+                         self->ReadStreamBody();
+                       });
+      return true;
+    }
+    ReadStreamBody();
+    return true;
+  }
+
+  void ReadStreamBody() {
+    if (stream_parser_->is_done()) return FinishStream();
+    auto& body = stream_parser_->get().body();
+    body.data = chunk_.data();
+    body.size = chunk_.size();
+    body.more = true;
+    stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
+    bhttp::async_read_some(
+        stream_, buffer_, *stream_parser_,
+        beast::bind_front_handler(&Connection::OnStreamBody, shared_from_this()));
+  }
+
+  void OnStreamBody(error_code ec, size_t) {
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) return OnStreamError(ec);
+    const size_t got = chunk_.size() - stream_parser_->get().body().size;
+    if (got > 0) {
+      std::optional<Response> stop;
+      try {
+        stop = sink_->Append(std::string_view(chunk_.data(), got));
+      } catch (const std::exception& e) {
+        STRATA_LOG_ERROR("http body sink threw", "what", e.what());
+        stop = Response{500, "application/json", JsonErrorBody("internal", "handler failed")};
+      }
+      if (stop) {
+        sink_.reset();
+        stream_parser_.reset();
+        return SendAndClose(std::move(*stop));
+      }
+    }
+    ReadStreamBody();
+  }
+
+  void OnStreamError(const error_code& ec) {
+    sink_.reset();  // abandons the upload
+    stream_parser_.reset();
+    if (ec == bhttp::error::body_limit) {
+      return SendErrorAndClose(413, "payload_too_large",
+                               "request body exceeds " + std::to_string(stream_limit_) + " bytes");
+    }
+    OnReadError(ec);
+  }
+
+  void FinishStream() {
+    state_ = State::kHandling;
+    Response out;
+    try {
+      out = sink_->Finish();
+    } catch (const std::exception& e) {
+      STRATA_LOG_ERROR("http body sink threw", "what", e.what());
+      out = Response{500, "application/json", JsonErrorBody("internal", "handler failed")};
+    }
+    sink_.reset();
+    const auto& msg = stream_parser_->get();
+    bool keep_alive = msg.keep_alive() && !shared_->stopping.load(std::memory_order_acquire);
+    unsigned version = msg.version();
+    stream_parser_.reset();
+    Write(std::move(out), version, keep_alive, /*head=*/false);
+  }
+
+  // A streamed response body: the header, then the pieces of Response::stream.
+  void WriteStreamed(Response out, unsigned version, bool keep_alive, bool head) {
+    stream_res_.emplace();
+    auto& res = *stream_res_;
+    res.version(version);
+    res.result(static_cast<unsigned>(out.status));
+    if (!out.content_type.empty()) res.set(bhttp::field::content_type, out.content_type);
+    for (auto& [name, value] : out.headers) {
+      if (beast::iequals(name, "content-length") || beast::iequals(name, "connection")) continue;
+      res.insert(name, value);
+    }
+    res.keep_alive(keep_alive);
+    res.set(bhttp::field::content_length, std::to_string(out.stream_length));
+    out_remaining_ = head ? 0 : out.stream_length;
+    out_stream_ = std::move(out.stream);
+    stream_sr_.emplace(res);
+    stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+    bhttp::async_write_header(stream_, *stream_sr_,
+                              [self = shared_from_this(), keep_alive](error_code ec, size_t) {
+                                if (ec) return self->EndStreamed(keep_alive, ec);
+                                self->WriteNextPiece(keep_alive);
+                              });
+  }
+
+  void WriteNextPiece(bool keep_alive) {
+    if (out_remaining_ == 0) return EndStreamed(keep_alive, {});
+    out_piece_.clear();
+    absl::Status s;
+    try {
+      s = out_stream_(&out_piece_);
+    } catch (const std::exception& e) {
+      s = absl::InternalError(e.what());
+    }
+    if (!s.ok() || out_piece_.empty() || out_piece_.size() > out_remaining_) {
+      STRATA_LOG_ERROR("http response stream failed", "error",
+                       s.ok() ? std::string("bad piece size") : s.ToString());
+      return EndStreamed(keep_alive, net::error::make_error_code(net::error::broken_pipe));
+    }
+    out_remaining_ -= out_piece_.size();
+    stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+    net::async_write(stream_, net::buffer(out_piece_),
+                     [self = shared_from_this(), keep_alive](error_code ec, size_t) {
+                       if (ec) return self->EndStreamed(keep_alive, ec);
+                       self->WriteNextPiece(keep_alive);
+                     });
+  }
+
+  void EndStreamed(bool keep_alive, error_code ec) {
+    stream_sr_.reset();
+    stream_res_.reset();
+    out_stream_ = nullptr;
+    out_piece_.clear();
+    out_piece_.shrink_to_fit();
+    OnWrite(keep_alive, ec);
   }
 
   void ReadBody() {
@@ -158,7 +369,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (ec == bhttp::error::body_limit) {
       return SendErrorAndClose(
           413, "payload_too_large",
-          "request body exceeds " + std::to_string(shared_->options.max_body_bytes) + " bytes");
+          "request body exceeds " + std::to_string(BodyLimitOfRequest()) + " bytes");
     }
     if (ec == bhttp::error::header_limit) {
       return SendErrorAndClose(
@@ -219,6 +430,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       STRATA_LOG_ERROR("http handler returned an invalid status", "status", out.status);
       out = Response{500, "application/json", JsonErrorBody("internal", "invalid status")};
     }
+    if (out.stream) return WriteStreamed(std::move(out), version, keep_alive, head);
     res_.emplace();
     auto& res = *res_;
     res.version(version);
@@ -268,15 +480,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Answers with an error and closes without reading another request, draining what the
   // client still sends for a while so it can read the answer.
   void SendErrorAndClose(int status, std::string_view code, const std::string& message) {
+    SendAndClose(Response{status, "application/json", JsonErrorBody(code, message)});
+  }
+
+  void SendAndClose(Response out) {
     state_ = State::kClosing;
     parser_.reset();
     res_.emplace();
     auto& res = *res_;
     res.version(11);
-    res.result(static_cast<unsigned>(status));
-    res.set(bhttp::field::content_type, "application/json");
+    res.result(static_cast<unsigned>(out.status));
+    if (!out.content_type.empty()) res.set(bhttp::field::content_type, out.content_type);
+    for (auto& [name, value] : out.headers) {
+      if (beast::iequals(name, "content-length") || beast::iequals(name, "connection")) continue;
+      res.insert(name, value);
+    }
     res.keep_alive(false);
-    res.body() = JsonErrorBody(code, message);
+    res.body() = std::move(out.body);
     res.prepare_payload();
     stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
     bhttp::async_write(stream_, res, [self = shared_from_this()](error_code ec, size_t) {
@@ -312,6 +532,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
   State state_ = State::kReading;
+  // Streaming request body (StreamingRoute): the converted parser, its buffer and the sink.
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> stream_parser_;
+  std::string chunk_;
+  std::unique_ptr<BodySink> sink_;
+  size_t stream_limit_ = 0;
+  // Streaming response body (Response::stream).
+  std::optional<bhttp::response<bhttp::empty_body>> stream_res_;
+  std::optional<bhttp::response_serializer<bhttp::empty_body>> stream_sr_;
+  std::function<absl::Status(std::string*)> out_stream_;
+  std::string out_piece_;
+  uint64_t out_remaining_ = 0;
 };
 
 }  // namespace
@@ -321,6 +552,10 @@ class Server::Impl {
   Impl(ServerOptions options, Handler handler) {
     shared_.options = std::move(options);
     shared_.handler = std::move(handler);
+    shared_.header_body_limit = shared_.options.max_body_bytes;
+    for (const StreamingRoute& r : shared_.options.streaming_routes) {
+      shared_.header_body_limit = std::max(shared_.header_body_limit, r.max_body_bytes);
+    }
   }
 
   ~Impl() {

@@ -12,6 +12,11 @@
 //     Malformed HTTP gets 400 and the connection is closed.
 //   - Idle keep-alive connections are closed after `idle_timeout_ms`.
 //   - A handler that throws gets the client a 500 JSON error; the server keeps running.
+//   - Opt-in streaming (ServerOptions::streaming_routes): for a request whose method and path
+//     prefix match a StreamingRoute, the route's `open` sees the header first and may return
+//     a BodySink that is fed the body in pieces as it arrives (never the whole body in
+//     memory), with the route's own size limit. Every other request takes the whole-body
+//     path above, unchanged. A Response may also stream its body out (Response::stream).
 //
 // Thread safety: Start/Stop/port may be called from any thread, but not concurrently with
 // each other. The handler is called concurrently from up to `threads` threads.
@@ -51,9 +56,45 @@ struct Response {
   // Extra header fields. Content-Length and Connection are set by the server; a
   // Content-Length given here is only honoured for HEAD requests (size of the GET body).
   std::vector<std::pair<std::string, std::string>> headers;
+  // Optional streamed body, for large replies (e.g. an object read by ranges): when set,
+  // `body` is ignored and the reply carries exactly `stream_length` bytes (as its
+  // Content-Length), produced by calling `stream` repeatedly on the io thread; each call
+  // appends the next piece (a few hundred KiB is sensible) to *out. A non-OK status, an
+  // empty piece or more than stream_length bytes aborts the connection (the client sees a
+  // short body). For HEAD the function is not called.
+  std::function<absl::Status(std::string* out)> stream;
+  uint64_t stream_length = 0;
 };
 
 using Handler = std::function<Response(const Request&)>;
+
+// Receives one streamed request body, in order, on the connection's io thread (Append may
+// block briefly, e.g. on file writes). Destroying a sink before Finish means the request
+// was abandoned (client gone, size limit, timeout): the sink must then undo its work.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // A piece of the body. Return nullopt to go on, or a Response to stop: it is sent and the
+  // connection closed (the rest of the body is not read).
+  virtual std::optional<Response> Append(std::string_view piece) = 0;
+  // The whole body has arrived; returns the reply.
+  virtual Response Finish() = 0;
+};
+
+struct StreamStart {
+  std::unique_ptr<BodySink> sink;    // stream the body into this, or
+  std::optional<Response> response;  // answer at once without reading the body (e.g. 404);
+                                     // neither: handle on the whole-body path
+};
+
+struct StreamingRoute {
+  std::string method;       // exact, e.g. "PUT"
+  std::string path_prefix;  // e.g. "/v1/buckets/"
+  // Largest body of a streamed request, bytes; larger ones get 413.
+  size_t max_body_bytes = 0;
+  // Sees the request without its body (Request::body is empty). Called on the io thread.
+  std::function<StreamStart(const Request&)> open;
+};
 
 struct ServerOptions {
   // IP address to listen on (IPv4 or IPv6 literal). Default "127.0.0.1" (loopback only).
@@ -78,6 +119,8 @@ struct ServerOptions {
   // Milliseconds Stop() waits for in-flight requests to finish before it closes every
   // connection regardless. Default 10000.
   int64_t stop_grace_ms = 10'000;
+  // Requests whose body is streamed to a BodySink instead of read whole. Default none.
+  std::vector<StreamingRoute> streaming_routes;
 };
 
 class Server {

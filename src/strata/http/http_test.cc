@@ -407,6 +407,203 @@ TEST_F(HttpTest, BindFailsWhenPortInUse) {
   EXPECT_TRUE(absl::IsInvalidArgument(third.Start()));
 }
 
+// ---- Streaming request and response bodies ----
+
+struct StreamStats {
+  std::atomic<int> opened{0};
+  std::atomic<int> finished{0};
+  std::atomic<int> abandoned{0};
+  std::atomic<int> max_pieces{0};
+};
+
+// Counts pieces and bytes, and checks the bytes are the expected pattern (i % 251).
+class CountingSink final : public BodySink {
+ public:
+  CountingSink(StreamStats* stats, bool stop_early) : stats_(stats), stop_early_(stop_early) {}
+  ~CountingSink() override {
+    if (!finished_) stats_->abandoned.fetch_add(1);
+  }
+  std::optional<Response> Append(std::string_view piece) override {
+    ++pieces_;
+    for (char c : piece) {
+      if (static_cast<unsigned char>(c) != bytes_ % 251) ok_ = false;
+      ++bytes_;
+    }
+    if (stop_early_) return Response{400, "text/plain", "stopped after " + std::to_string(bytes_)};
+    return std::nullopt;
+  }
+  Response Finish() override {
+    finished_ = true;
+    stats_->finished.fetch_add(1);
+    int prev = stats_->max_pieces.load();
+    while (pieces_ > prev && !stats_->max_pieces.compare_exchange_weak(prev, pieces_)) {
+    }
+    return Response{200, "text/plain",
+                    "bytes=" + std::to_string(bytes_) + " ok=" + (ok_ ? "yes" : "no")};
+  }
+
+ private:
+  StreamStats* stats_;
+  bool stop_early_;
+  int pieces_ = 0;
+  uint64_t bytes_ = 0;
+  bool ok_ = true;
+  bool finished_ = false;
+};
+
+std::string PatternBody(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i % 251);
+  return s;
+}
+
+class HttpStreamingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions options;
+    options.port = 0;
+    options.max_body_bytes = 1 << 20;
+    StreamingRoute route;
+    route.method = "PUT";
+    route.path_prefix = "/stream/";
+    route.max_body_bytes = 8 << 20;
+    route.open = [this](const Request& req) {
+      StreamStart start;
+      EXPECT_TRUE(req.body.empty());
+      if (req.path == "/stream/missing") {
+        start.response = Response{404, "text/plain", "no such thing"};
+      } else if (req.path != "/stream/whole") {
+        stats_.opened.fetch_add(1);
+        start.sink = std::make_unique<CountingSink>(&stats_, req.path == "/stream/stop");
+      }
+      return start;
+    };
+    options.streaming_routes.push_back(route);
+    server_ = std::make_unique<Server>(options, [](const Request& req) {
+      if (req.path == "/download" || req.path == "/broken") {
+        Response r;
+        r.content_type = "application/octet-stream";
+        r.stream_length = 3 << 20;
+        auto sent = std::make_shared<size_t>(0);
+        const bool broken = req.path == "/broken";
+        r.stream = [sent, broken](std::string* out) -> absl::Status {
+          if (broken && *sent > 0) return absl::InternalError("disk gone");
+          size_t n = std::min<size_t>(100'000, (3 << 20) - *sent);
+          for (size_t i = 0; i < n; ++i) out->push_back(static_cast<char>((*sent + i) % 251));
+          *sent += n;
+          return absl::OkStatus();
+        };
+        return r;
+      }
+      return EchoHandler(req);
+    });
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override { server_->Stop(); }
+
+  StreamStats stats_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(HttpStreamingTest, BodyArrivesInPiecesUnderTheRoutesOwnLimit) {
+  Client client("127.0.0.1", server_->port());
+  const std::string body = PatternBody(5 << 20);  // over max_body_bytes, under the route's
+  auto r = client.Request("PUT", "/stream/a", body, "application/octet-stream");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "bytes=5242880 ok=yes");
+  EXPECT_GT(stats_.max_pieces.load(), 1);  // never handed over as one body
+  // Keep-alive continues after a streamed request, on both paths.
+  r = client.Request("PUT", "/stream/b", "", "application/octet-stream");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "bytes=0 ok=yes");
+  r = client.Request("POST", "/echo", "abc");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(r->body.find("len=3"), std::string::npos);
+  EXPECT_EQ(client.connects(), 1u);
+}
+
+TEST_F(HttpStreamingTest, OtherRequestsKeepTheWholeBodyLimit) {
+  Client client("127.0.0.1", server_->port());
+  const std::string two_mib(2 << 20, 'x');
+  auto r = client.Request("POST", "/stream/a", two_mib);  // method does not match
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413);
+  r = client.Request("PUT", "/other", two_mib);  // prefix does not match
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413);
+  r = client.Request("PUT", "/stream/whole", two_mib);  // open chose the whole-body path
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("1048576"), std::string::npos) << r->body;
+  r = client.Request("PUT", "/stream/whole", "12345");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(r->body.find("PUT /stream/whole q= name=<none> len=5"), std::string::npos) << r->body;
+  EXPECT_EQ(stats_.opened.load(), 0);
+}
+
+TEST_F(HttpStreamingTest, OversizeStreamGets413AndTheSinkIsAbandoned) {
+  Client client("127.0.0.1", server_->port());
+  auto r = client.Request("PUT", "/stream/big", PatternBody((8 << 20) + 1));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413);
+  EXPECT_NE(r->body.find("8388608"), std::string::npos) << r->body;
+  EXPECT_EQ(stats_.finished.load(), 0);
+}
+
+TEST_F(HttpStreamingTest, OversizeChunkedStreamIsCutOffAndAbandoned) {
+  int fd = RawConnect(server_->port());
+  std::string head = "PUT /stream/chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  const std::string chunk = PatternBody(1 << 20);
+  char size_line[32];
+  std::snprintf(size_line, sizeof(size_line), "%zx\r\n", chunk.size());
+  for (int i = 0; i < 9; ++i) {
+    std::string piece = std::string(size_line) + chunk + "\r\n";
+    if (::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL) < 0) break;  // server closed
+  }
+  bool closed = false;
+  std::string reply = ReadAll(fd, &closed);
+  ::close(fd);
+  EXPECT_NE(reply.find("413"), std::string::npos) << reply.substr(0, 200);
+  EXPECT_EQ(stats_.finished.load(), 0);
+  EXPECT_EQ(stats_.opened.load(), 1);
+}
+
+TEST_F(HttpStreamingTest, OpenAndSinkCanAnswerWithoutTheBody) {
+  Client client("127.0.0.1", server_->port());
+  auto r = client.Request("PUT", "/stream/missing", PatternBody(3 << 20));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->body, "no such thing");
+  r = client.Request("PUT", "/stream/stop", PatternBody(3 << 20));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(r->body.substr(0, 13), "stopped after");
+  EXPECT_EQ(stats_.finished.load(), 0);
+}
+
+TEST_F(HttpStreamingTest, ResponseBodyStreamsOutInPieces) {
+  Client client("127.0.0.1", server_->port());
+  auto r = client.Request("GET", "/download");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, PatternBody(3 << 20));
+  EXPECT_EQ(r->Header("content-type"), "application/octet-stream");
+  r = client.Request("HEAD", "/download");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->Header("content-length"), "3145728");
+  EXPECT_TRUE(r->body.empty());
+  EXPECT_EQ(client.connects(), 1u);
+  // A stream that fails midway cuts the connection: the client cannot mistake the short
+  // body for the whole one.
+  r = client.Request("GET", "/broken");
+  EXPECT_FALSE(r.ok());
+  r = client.Request("GET", "/download");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body.size(), 3u << 20);
+}
+
 TEST(ClientTest, ConnectionRefused) {
   // Bind a port, then free it so nothing listens there.
   uint16_t free_port;

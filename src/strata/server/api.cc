@@ -78,8 +78,10 @@ http::Response ErrorResponse(const absl::Status& s) {
   return Json(code, ErrorBody(StatusCodeName(s), std::string(s.message())));
 }
 
-Api::Api(viewing::ViewingService* viewing, MetricsRegistry* metrics, AdminHooks admin)
+Api::Api(viewing::ViewingService* viewing, media::MediaService* media, MetricsRegistry* metrics,
+         AdminHooks admin)
     : viewing_(viewing),
+      media_(media),
       ingest_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/3, "strata-ingest")),
       metrics_(metrics),
       admin_(std::move(admin)) {}
@@ -90,6 +92,12 @@ http::Response Api::Handle(const http::Request& request) {
   http::Response response = Route(request, &route);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Record(route, request.method, response.status, seconds);
+  return response;
+}
+
+void Api::Record(const std::string& route, const std::string& method, int status,
+                 double seconds) {
   // Metric pointers are looked up once per (route, method, code) and kept.
   struct Key {
     std::string route, method;
@@ -106,21 +114,19 @@ http::Response Api::Handle(const http::Request& request) {
   std::pair<Counter*, Histogram*> m;
   {
     std::lock_guard<std::mutex> lock(mu);
-    auto& slot = cache[Key{route, request.method, response.status}];
+    auto& slot = cache[Key{route, method, status}];
     if (!slot.first) {
       slot.first = metrics_->GetCounter(
           "strata_http_requests_total", "HTTP requests by route, method and status",
-          absl::StrCat("route=\"", route, "\",method=\"", request.method, "\",code=\"",
-                       response.status, "\""));
+          absl::StrCat("route=\"", route, "\",method=\"", method, "\",code=\"", status, "\""));
       slot.second = metrics_->GetHistogram(
           "strata_http_request_seconds", "HTTP request latency by route",
-          absl::StrCat("route=\"", route, "\",method=\"", request.method, "\""));
+          absl::StrCat("route=\"", route, "\",method=\"", method, "\""));
     }
     m = slot;
   }
   m.first->Inc();
   m.second->Observe(seconds);
-  return response;
 }
 
 http::Response Api::Route(const http::Request& request, std::string* route) {
@@ -235,6 +241,9 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
       r.status = 202;
       return r;
     }
+  }
+  if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "buckets") {
+    return RouteMedia(request, parts, route);
   }
   return Json(404, ErrorBody("not_found", "path: no route for " + request.path));
 }

@@ -11,6 +11,7 @@
 #include "strata/base/metrics.h"
 #include "strata/base/thread_pool.h"
 #include "strata/http/http_server.h"
+#include "strata/media/media_service.h"
 #include "strata/viewing/viewing_service.h"
 
 namespace strata::server {
@@ -28,12 +29,31 @@ struct AdminHooks {
 
 class Api {
  public:
-  Api(viewing::ViewingService* viewing, MetricsRegistry* metrics, AdminHooks admin);
+  // `media` may be null (its routes then answer 404).
+  Api(viewing::ViewingService* viewing, media::MediaService* media, MetricsRegistry* metrics,
+      AdminHooks admin);
   http::Response Handle(const http::Request& request);
 
+  // The StreamingRoute::open of `PUT /v1/buckets/...`: an object PUT streams its body into
+  // the blob store; anything else (a bucket PUT) takes the whole-body path.
+  http::StreamStart OpenObjectStream(const http::Request& head);
+
  private:
-  struct RouteMetrics;
+  class ObjectSink;
+  http::StreamStart StartObjectUpload(const http::Request& head, bool record_metrics);
+  // Counts a request in the per-route metrics.
+  void Record(const std::string& route, const std::string& method, int status, double seconds);
   http::Response Route(const http::Request& request, std::string* route);
+  http::Response RouteMedia(const http::Request& request,
+                            const std::vector<std::string_view>& parts, std::string* route);
+  http::Response PutBucket(std::string_view bucket, const http::Request& request);
+  http::Response GetBucket(std::string_view bucket);
+  http::Response ListObjects(std::string_view bucket, const http::Request& request);
+  http::Response GetObject(std::string_view bucket, const std::string& key,
+                           const http::Request& request, bool head);
+  http::Response DeleteObject(std::string_view bucket, const std::string& key);
+  http::Response RestoreObject(std::string_view bucket, const std::string& key);
+  http::Response PutObjectWhole(const http::Request& request);
   http::Response PostEvents(const http::Request& request);
   http::Response Ingest(const http::Request& request);
   http::Response GetViewing(uint64_t member, const http::Request& request);
@@ -46,6 +66,7 @@ class Api {
   http::Response RotationStatus();
 
   viewing::ViewingService* viewing_;
+  media::MediaService* media_;
   // Ingest batches are parsed and written here, at a lower CPU priority than reads (the
   // HTTP thread waits, idle), so a burst of large writes does not stretch read latency.
   std::unique_ptr<ThreadPool> ingest_pool_;

@@ -9,10 +9,13 @@
 #include <iterator>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "strata/base/log.h"
 #include "strata/base/metrics.h"
 #include "strata/base/status.h"
+#include "strata/blob/local/local_blob_store.h"
+#include "strata/media/media_service.h"
 #include "strata/server/api.h"
 #include "strata/store/embedded_queue.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
@@ -54,7 +57,7 @@ double ProcessCpuSeconds() {
 }
 
 void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows,
-                            viewing::ViewingService* viewing) {
+                            std::vector<store::Table*> tables) {
   metrics->AddGauge("strata_process_resident_memory_bytes", "Resident set size", [] {
     return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmRSS:")}};
   });
@@ -64,18 +67,18 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
   metrics->AddGauge("strata_process_peak_rss_bytes", "Peak resident set size", [] {
     return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmHWM:")}};
   });
-  metrics->AddGauge("strata_table_disk_bytes", "Bytes a table occupies on disk", [viewing] {
+  metrics->AddGauge("strata_table_disk_bytes", "Bytes a table occupies on disk", [tables] {
     std::vector<std::pair<std::string, double>> out;
-    for (store::Table* t : viewing->tables()) {
+    for (store::Table* t : tables) {
       auto s = t->Stats();
       if (s.ok()) out.emplace_back("table=\"" + t->name() + "\"", s->disk_bytes);
     }
     return out;
   });
   metrics->AddGauge("strata_table_approximate_rows", "Rows in a table (RocksDB estimate)",
-                    [viewing] {
+                    [tables] {
                       std::vector<std::pair<std::string, double>> out;
-                      for (store::Table* t : viewing->tables()) {
+                      for (store::Table* t : tables) {
                         auto s = t->Stats();
                         if (s.ok()) {
                           out.emplace_back("table=\"" + t->name() + "\"", s->approximate_rows);
@@ -125,7 +128,21 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<viewing::ViewingService> viewing,
                           viewing::ViewingService::Open(rows.get(), SystemClock::Default(),
                                                         config.viewing, metrics, queue.get()));
-  RegisterProcessMetrics(metrics, rows.get(), viewing.get());
+  blob::LocalBlobStoreOptions blob_options;
+  blob_options.root = config.data_dir + "/blobs";
+  blob_options.part_bytes = config.blob_part_bytes;
+  if (config.blob_part_bytes < 4096) {
+    return absl::InvalidArgumentError("blob_part_bytes: must be at least 4096");
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<blob::LocalBlobStore> blobs,
+                          blob::LocalBlobStore::Open(blob_options));
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<media::MediaService> media,
+      media::MediaService::Open(rows.get(), blobs.get(), SystemClock::Default(), metrics));
+  std::vector<store::Table*> tables = viewing->tables();
+  tables.push_back(media->buckets_table());
+  tables.push_back(media->objects_table());
+  RegisterProcessMetrics(metrics, rows.get(), std::move(tables));
 
   store::RocksRowStore* rows_ptr = rows.get();
   AdminHooks admin;
@@ -137,8 +154,16 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
     return absl::OkStatus();
   };
   admin.compact = [rows_ptr] { return rows_ptr->CompactAll(); };
-  Api api(viewing.get(), metrics, std::move(admin));
-  http::Server http_server(config.http, [&api](const http::Request& r) { return api.Handle(r); });
+  Api api(viewing.get(), media.get(), metrics, std::move(admin));
+  http::ServerOptions http_options = config.http;
+  http::StreamingRoute object_puts;
+  object_puts.method = "PUT";
+  object_puts.path_prefix = "/v1/buckets/";
+  object_puts.max_body_bytes = config.max_object_bytes;
+  object_puts.open = [&api](const http::Request& head) { return api.OpenObjectStream(head); };
+  http_options.streaming_routes.push_back(std::move(object_puts));
+  http::Server http_server(http_options,
+                           [&api](const http::Request& r) { return api.Handle(r); });
   STRATA_RETURN_IF_ERROR(http_server.Start());
   if (port_out) port_out->store(http_server.port());
   STRATA_LOG_INFO("strata serving", "address", config.http.address, "port", http_server.port(),
@@ -155,6 +180,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   http_server.Stop();
   viewing.reset();
   queue.reset();
+  media.reset();
+  blobs.reset();
   absl::Status sync = rows->Sync();
   rows.reset();
   STRATA_LOG_INFO("strata stopped");

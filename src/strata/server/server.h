@@ -1,5 +1,5 @@
-// `strata serve`: wires the embedded deployment together (RocksDB row store, services, HTTP
-// API) and runs until SIGINT/SIGTERM. Every option has a default; docs/configuration.md
+// `strata serve`: wires the embedded deployment together (RocksDB row store, local blob
+// store, services, HTTP API) and runs until SIGINT/SIGTERM. Every option has a default; docs/configuration.md
 // lists them with the command-line flags and config-file keys that set them.
 #pragma once
 
@@ -31,6 +31,12 @@ struct ServerConfig {
   std::string sync = "periodic";
   int sync_interval_ms = 100;
   viewing::ViewingOptions viewing;
+  // Media objects: bytes of one blob part (objects larger than this are stored as several
+  // part files under <data_dir>/blobs). Default 64 MiB.
+  uint64_t blob_part_bytes = uint64_t{64} << 20;
+  // Largest object a PUT accepts (streamed; never held in memory), bytes; larger get 413.
+  // Default 5 GiB.
+  uint64_t max_object_bytes = uint64_t{5} << 30;
   // "debug", "info", "warn", "error". Default "info".
   std::string log_level = "info";
 };

@@ -1,0 +1,51 @@
+// The blob-store conformance suite: GoogleTest tests every BlobStore implementation must pass
+// unchanged (local files now, S3 later). A backend's test instantiates it with a factory that
+// returns a fresh, empty store whose part size is `part_bytes` (the suite uses small parts to
+// exercise multi-part blobs):
+//
+//   INSTANTIATE_BLOB_STORE_CONFORMANCE(Local, [](uint64_t part_bytes) { ... });
+//
+// The store is destroyed at the end of each test; a backend that needs cleanup (a temporary
+// directory, a bucket) does it in the returned store's destructor. No timing assertions.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "strata/blob/blob_store.h"
+
+namespace strata::blob::testing {
+
+using BlobStoreFactory = std::function<std::unique_ptr<BlobStore>(uint64_t part_bytes)>;
+
+struct BlobStoreConformanceParam {
+  std::string name;
+  BlobStoreFactory factory;
+};
+
+// Defined beside the tests, so using it pulls the suite's registrations out of the library.
+BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name,
+                                                        BlobStoreFactory factory);
+
+class BlobStoreConformanceTest : public ::testing::TestWithParam<BlobStoreConformanceParam> {
+ protected:
+  static constexpr uint64_t kPartBytes = 4096;
+  void SetUp() override;
+  void TearDown() override { store_.reset(); }
+
+  std::unique_ptr<BlobStore> store_;
+};
+
+}  // namespace strata::blob::testing
+
+#define INSTANTIATE_BLOB_STORE_CONFORMANCE(prefix, ...)                                    \
+  using ::strata::blob::testing::BlobStoreConformanceTest;                                 \
+  INSTANTIATE_TEST_SUITE_P(                                                                \
+      prefix, BlobStoreConformanceTest,                                                    \
+      ::testing::Values(                                                                   \
+          ::strata::blob::testing::MakeBlobStoreConformanceParam(#prefix, (__VA_ARGS__))), \
+      [](const ::testing::TestParamInfo<::strata::blob::testing::BlobStoreConformanceParam>& \
+             info) { return info.param.name; })

@@ -1,0 +1,481 @@
+#include "strata/blob/local/local_blob_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "strata/base/crash_point.h"
+#include "strata/base/status.h"
+
+namespace strata::blob {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kObjectSuffix = "~obj";
+constexpr std::string_view kTempDir = "~tmp";
+constexpr size_t kMaxEscapedComponent = 240;
+constexpr uint32_t kMaxParts = 999'999;
+
+absl::Status ErrnoError(const std::string& what, int err) {
+  std::string msg = what + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT || err == EIO) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+// Linux takes any byte but '/' and NUL in a file name; escape only what could confuse a
+// person or this layout ('%', '~', control bytes, a leading '.'), so names stay readable.
+bool KeepByte(unsigned char c, bool first) {
+  if (c == '.') return !first;
+  return c >= 0x20 && c != 0x7f && c != '%' && c != '~';
+}
+
+std::string EscapeComponent(std::string_view c) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(c.size());
+  for (size_t i = 0; i < c.size(); ++i) {
+    unsigned char b = static_cast<unsigned char>(c[i]);
+    if (KeepByte(b, i == 0)) {
+      out.push_back(static_cast<char>(b));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[b >> 4]);
+      out.push_back(kHex[b & 15]);
+    }
+  }
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Inverse of EscapeComponent; false for anything EscapeComponent cannot produce.
+bool UnescapeComponent(std::string_view e, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (e[i] != '%') {
+      out->push_back(e[i]);
+      continue;
+    }
+    if (i + 2 >= e.size()) return false;
+    int hi = HexValue(e[i + 1]), lo = HexValue(e[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+// The escaped relative path of a name's components, without the object suffix.
+absl::StatusOr<std::string> EscapedPath(std::string_view name) {
+  STRATA_RETURN_IF_ERROR(ValidateBlobName(name));
+  std::string out;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string_view::npos) end = name.size();
+    std::string escaped = EscapeComponent(name.substr(start, end - start));
+    if (escaped.size() > kMaxEscapedComponent) {
+      return absl::InvalidArgumentError(
+          "name: a '/'-separated component is longer than 240 bytes once escaped");
+    }
+    if (!out.empty()) out.push_back('/');
+    out += escaped;
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string PartName(uint32_t index) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "part-%06u", index);
+  return buf;
+}
+
+absl::Status FsyncPath(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("open " + path, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoError("fsync " + path, err);
+  return absl::OkStatus();
+}
+
+absl::Status WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("write", errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+// The part files of an object directory, in order. NotFound if the directory is absent.
+absl::StatusOr<std::vector<std::string>> PartFiles(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError("blob not found");
+    return ErrnoError("opendir " + dir, errno);
+  }
+  std::vector<std::string> parts;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n.substr(0, 5) == "part-") parts.emplace_back(n);
+  }
+  ::closedir(d);
+  std::sort(parts.begin(), parts.end());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i] != PartName(static_cast<uint32_t>(i))) {
+      return absl::DataLossError("blob " + dir + ": parts are not numbered 0..n-1");
+    }
+  }
+  if (parts.empty()) return absl::DataLossError("blob " + dir + ": no parts");
+  return parts;
+}
+
+class LocalBlobWriter final : public BlobWriter {
+ public:
+  LocalBlobWriter(const LocalBlobStoreOptions* options, std::string temp_dir, std::string final_dir)
+      : options_(options), temp_dir_(std::move(temp_dir)), final_dir_(std::move(final_dir)) {}
+
+  ~LocalBlobWriter() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) {
+      std::error_code ec;
+      fs::remove_all(temp_dir_, ec);
+    }
+  }
+
+  absl::Status Open() { return OpenPart(); }
+
+  absl::Status Append(std::string_view data) override {
+    if (failed_ || committed_) return absl::FailedPreconditionError("blob writer is closed");
+    while (!data.empty()) {
+      if (part_size_ == options_->part_bytes) {
+        if (absl::Status s = FinishPart(); !s.ok()) return Fail(s);
+        STRATA_CRASH_POINT("blob.write.after_part");
+        if (absl::Status s = OpenPart(); !s.ok()) return Fail(s);
+      }
+      size_t n =
+          static_cast<size_t>(std::min<uint64_t>(data.size(), options_->part_bytes - part_size_));
+      if (absl::Status s = WriteAll(fd_, data.substr(0, n)); !s.ok()) return Fail(s);
+      part_size_ += n;
+      size_ += n;
+      data.remove_prefix(n);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Commit() override {
+    if (failed_ || committed_) return absl::FailedPreconditionError("blob writer is closed");
+    if (absl::Status s = FinishPart(); !s.ok()) return Fail(s);
+    if (options_->sync) {
+      if (absl::Status s = FsyncPath(temp_dir_); !s.ok()) return Fail(s);
+    }
+    const std::string parent = fs::path(final_dir_).parent_path().string();
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec) return Fail(absl::InternalError("create " + parent + ": " + ec.message()));
+    STRATA_CRASH_POINT("blob.commit.before_rename");
+    if (::renameat2(AT_FDCWD, temp_dir_.c_str(), AT_FDCWD, final_dir_.c_str(), RENAME_NOREPLACE) !=
+        0) {
+      int err = errno;
+      if (err == EEXIST || err == ENOTEMPTY) {
+        return Fail(absl::AlreadyExistsError("name: a blob with this name exists"));
+      }
+      return Fail(ErrnoError("rename to " + final_dir_, err));
+    }
+    committed_ = true;
+    if (options_->sync) STRATA_RETURN_IF_ERROR(FsyncPath(parent));
+    return absl::OkStatus();
+  }
+
+  uint64_t size() const override { return size_; }
+  uint32_t parts() const override { return next_part_; }
+
+ private:
+  absl::Status OpenPart() {
+    if (next_part_ >= kMaxParts) return absl::InvalidArgumentError("blob: too many parts");
+    std::string path = temp_dir_ + "/" + PartName(next_part_);
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0) return ErrnoError("create " + path, errno);
+    ++next_part_;
+    part_size_ = 0;
+    return absl::OkStatus();
+  }
+
+  absl::Status FinishPart() {
+    if (options_->sync && ::fsync(fd_) != 0) return ErrnoError("fsync part", errno);
+    int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) return ErrnoError("close part", errno);
+    return absl::OkStatus();
+  }
+
+  absl::Status Fail(absl::Status s) {
+    failed_ = true;
+    return s;
+  }
+
+  const LocalBlobStoreOptions* options_;
+  const std::string temp_dir_;
+  const std::string final_dir_;
+  int fd_ = -1;
+  uint32_t next_part_ = 0;
+  uint64_t part_size_ = 0;
+  uint64_t size_ = 0;
+  bool committed_ = false;
+  bool failed_ = false;
+};
+
+class LocalBlobReader final : public BlobReader {
+ public:
+  ~LocalBlobReader() override {
+    for (const Part& p : parts_) ::close(p.fd);
+  }
+
+  absl::Status Open(const std::string& dir) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, PartFiles(dir));
+    for (const std::string& n : names) {
+      std::string path = dir + "/" + n;
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        // A concurrent Delete moved the directory away.
+        if (errno == ENOENT) return absl::NotFoundError("blob not found");
+        return ErrnoError("open " + path, errno);
+      }
+      struct stat st;
+      if (::fstat(fd, &st) != 0) {
+        int err = errno;
+        ::close(fd);
+        return ErrnoError("stat " + path, err);
+      }
+      parts_.push_back(Part{fd, size_, static_cast<uint64_t>(st.st_size)});
+      size_ += static_cast<uint64_t>(st.st_size);
+    }
+    return absl::OkStatus();
+  }
+
+  uint64_t size() const override { return size_; }
+
+  absl::Status ReadAt(uint64_t offset, size_t n, std::string* out) override {
+    if (offset > size_) {
+      return absl::OutOfRangeError("offset: " + std::to_string(offset) + " is past the end (" +
+                                   std::to_string(size_) + " bytes)");
+    }
+    n = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
+    size_t base = out->size();
+    out->resize(base + n);
+    char* dst = out->data() + base;
+    // The first part holding `offset`.
+    auto it = std::upper_bound(parts_.begin(), parts_.end(), offset,
+                               [](uint64_t o, const Part& p) { return o < p.start; });
+    size_t i = static_cast<size_t>(it - parts_.begin()) - 1;
+    while (n > 0 && i < parts_.size()) {
+      const Part& p = parts_[i];
+      uint64_t in_part = offset - p.start;
+      size_t take = static_cast<size_t>(std::min<uint64_t>(n, p.size - in_part));
+      size_t done = 0;
+      while (done < take) {
+        ssize_t r = ::pread(p.fd, dst + done, take - done, static_cast<off_t>(in_part + done));
+        if (r < 0) {
+          if (errno == EINTR) continue;
+          out->resize(base);
+          return ErrnoError("read part", errno);
+        }
+        if (r == 0) {
+          out->resize(base);
+          return absl::DataLossError("blob part shorter than when opened");
+        }
+        done += static_cast<size_t>(r);
+      }
+      dst += take;
+      offset += take;
+      n -= take;
+      ++i;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  struct Part {
+    int fd;
+    uint64_t start;
+    uint64_t size;
+  };
+  std::vector<Part> parts_;
+  uint64_t size_ = 0;
+};
+
+// Collects the names of committed blobs under `dir` (whose blobs' names start with
+// `name_prefix/`) that start with `prefix` and sort after `after`.
+absl::Status Walk(const std::string& dir, const std::string& name_prefix, std::string_view prefix,
+                  std::string_view after, std::vector<std::string>* out) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT || errno == ENOTDIR) return absl::OkStatus();
+    return ErrnoError("opendir " + dir, errno);
+  }
+  std::vector<std::pair<std::string, bool>> entries;  // (escaped name, is object)
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == ".." || n == kTempDir) continue;
+    bool object = n.size() > kObjectSuffix.size() &&
+                  n.substr(n.size() - kObjectSuffix.size()) == kObjectSuffix;
+    entries.emplace_back(std::string(n), object);
+  }
+  ::closedir(d);
+  for (const auto& [escaped, object] : entries) {
+    std::string component;
+    std::string_view e = escaped;
+    if (object) e.remove_suffix(kObjectSuffix.size());
+    if (!UnescapeComponent(e, &component)) continue;  // not ours
+    std::string name = name_prefix.empty() ? component : name_prefix + "/" + component;
+    // Prune subtrees that cannot hold a match.
+    size_t common = std::min(name.size(), prefix.size());
+    if (name.compare(0, common, prefix.substr(0, common)) != 0) continue;
+    if (object) {
+      if (name.size() >= prefix.size() && name > after) out->push_back(name);
+    } else {
+      STRATA_RETURN_IF_ERROR(Walk(dir + "/" + escaped, name, prefix, after, out));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalBlobStore>> LocalBlobStore::Open(
+    const LocalBlobStoreOptions& options) {
+  if (options.root.empty()) return absl::InvalidArgumentError("root: required");
+  if (options.part_bytes < 4096) {
+    return absl::InvalidArgumentError("part_bytes: must be at least 4096");
+  }
+  std::error_code ec;
+  fs::create_directories(options.root, ec);
+  if (ec) return absl::InternalError("create " + options.root + ": " + ec.message());
+  // Whatever is under ~tmp was being written or deleted by a process that is gone.
+  const std::string temp = options.root + "/" + std::string(kTempDir);
+  fs::remove_all(temp, ec);
+  if (ec) return absl::InternalError("clear " + temp + ": " + ec.message());
+  fs::create_directories(temp, ec);
+  if (ec) return absl::InternalError("create " + temp + ": " + ec.message());
+  return std::unique_ptr<LocalBlobStore>(new LocalBlobStore(options));
+}
+
+std::string LocalBlobStore::NewTempDir() {
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "/%016llx-%llu", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(counter.fetch_add(1)));
+  return options_.root + "/" + std::string(kTempDir) + buf;
+}
+
+absl::StatusOr<std::string> LocalBlobStore::PathOf(std::string_view name) const {
+  STRATA_ASSIGN_OR_RETURN(std::string rel, EscapedPath(name));
+  return options_.root + "/" + rel + std::string(kObjectSuffix);
+}
+
+absl::StatusOr<std::unique_ptr<BlobWriter>> LocalBlobStore::NewWriter(std::string_view name) {
+  STRATA_ASSIGN_OR_RETURN(std::string final_dir, PathOf(name));
+  std::string temp_dir = NewTempDir();
+  if (::mkdir(temp_dir.c_str(), 0755) != 0) return ErrnoError("mkdir " + temp_dir, errno);
+  auto writer =
+      std::make_unique<LocalBlobWriter>(&options_, std::move(temp_dir), std::move(final_dir));
+  STRATA_RETURN_IF_ERROR(writer->Open());
+  return std::unique_ptr<BlobWriter>(std::move(writer));
+}
+
+absl::StatusOr<std::unique_ptr<BlobReader>> LocalBlobStore::NewReader(std::string_view name) {
+  STRATA_ASSIGN_OR_RETURN(std::string dir, PathOf(name));
+  auto reader = std::make_unique<LocalBlobReader>();
+  STRATA_RETURN_IF_ERROR(reader->Open(dir));
+  return std::unique_ptr<BlobReader>(std::move(reader));
+}
+
+absl::StatusOr<BlobInfo> LocalBlobStore::Stat(std::string_view name) {
+  STRATA_ASSIGN_OR_RETURN(std::string dir, PathOf(name));
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> parts, PartFiles(dir));
+  BlobInfo info;
+  info.name = std::string(name);
+  info.parts = static_cast<uint32_t>(parts.size());
+  for (const std::string& p : parts) {
+    struct stat st;
+    if (::stat((dir + "/" + p).c_str(), &st) != 0) {
+      if (errno == ENOENT) return absl::NotFoundError("blob not found");
+      return ErrnoError("stat " + p, errno);
+    }
+    info.size += static_cast<uint64_t>(st.st_size);
+  }
+  return info;
+}
+
+absl::Status LocalBlobStore::Delete(std::string_view name) {
+  STRATA_ASSIGN_OR_RETURN(std::string dir, PathOf(name));
+  std::string graveyard = NewTempDir();
+  if (::rename(dir.c_str(), graveyard.c_str()) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoError("rename " + dir, errno);
+  }
+  if (options_.sync) {
+    STRATA_RETURN_IF_ERROR(FsyncPath(fs::path(dir).parent_path().string()));
+  }
+  std::error_code ec;
+  fs::remove_all(graveyard, ec);
+  if (ec) return absl::InternalError("remove " + graveyard + ": " + ec.message());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ListPage> LocalBlobStore::List(std::string_view prefix, std::string_view after,
+                                              size_t limit) {
+  if (limit == 0 || limit > kMaxListLimit) {
+    return absl::InvalidArgumentError("limit: must be 1..1000");
+  }
+  if (prefix.size() > kMaxNameBytes) return absl::InvalidArgumentError("prefix: too long");
+  // Start the walk at the deepest directory the prefix names completely.
+  std::string dir = options_.root;
+  std::string name_prefix;
+  size_t slash = prefix.rfind('/');
+  if (slash != std::string_view::npos) {
+    std::string_view head = prefix.substr(0, slash);
+    if (!ValidateBlobName(head).ok()) return ListPage{};  // no valid name can match
+    STRATA_ASSIGN_OR_RETURN(std::string rel, EscapedPath(head));
+    dir += "/" + rel;
+    name_prefix = std::string(head);
+  }
+  std::vector<std::string> names;
+  STRATA_RETURN_IF_ERROR(Walk(dir, name_prefix, prefix, after, &names));
+  std::sort(names.begin(), names.end());
+  ListPage page;
+  for (const std::string& n : names) {
+    if (page.blobs.size() == limit) {
+      page.next_after = page.blobs.back().name;
+      break;
+    }
+    absl::StatusOr<BlobInfo> info = Stat(n);
+    if (absl::IsNotFound(info.status())) continue;  // deleted meanwhile
+    if (!info.ok()) return info.status();
+    page.blobs.push_back(std::move(*info));
+  }
+  return page;
+}
+
+}  // namespace strata::blob

@@ -1,0 +1,120 @@
+#include "strata/blob/local/local_blob_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "strata/blob/blob_store_conformance.h"
+
+namespace strata::blob {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string FreshDir() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  fs::path p = fs::temp_directory_path() / ("strata_blob_" + std::to_string(rng()));
+  return p.string();
+}
+
+// Removes its directory when destroyed (after the store it wraps).
+class TempLocalStore final : public BlobStore {
+ public:
+  explicit TempLocalStore(uint64_t part_bytes) : dir_(FreshDir()) {
+    LocalBlobStoreOptions o;
+    o.root = dir_;
+    o.part_bytes = part_bytes;
+    o.sync = false;  // the suite tests visibility, not power loss
+    store_ = *LocalBlobStore::Open(o);
+  }
+  ~TempLocalStore() override {
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  absl::StatusOr<std::unique_ptr<BlobWriter>> NewWriter(std::string_view n) override {
+    return store_->NewWriter(n);
+  }
+  absl::StatusOr<std::unique_ptr<BlobReader>> NewReader(std::string_view n) override {
+    return store_->NewReader(n);
+  }
+  absl::StatusOr<BlobInfo> Stat(std::string_view n) override { return store_->Stat(n); }
+  absl::Status Delete(std::string_view n) override { return store_->Delete(n); }
+  absl::StatusOr<ListPage> List(std::string_view p, std::string_view a, size_t l) override {
+    return store_->List(p, a, l);
+  }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<LocalBlobStore> store_;
+};
+
+INSTANTIATE_BLOB_STORE_CONFORMANCE(Local, [](uint64_t part_bytes) -> std::unique_ptr<BlobStore> {
+  return std::make_unique<TempLocalStore>(part_bytes);
+});
+
+class LocalBlobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = FreshDir(); }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::unique_ptr<LocalBlobStore> Open(uint64_t part_bytes = 4096) {
+    LocalBlobStoreOptions o;
+    o.root = dir_;
+    o.part_bytes = part_bytes;
+    auto s = LocalBlobStore::Open(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  std::string dir_;
+};
+
+TEST_F(LocalBlobStoreTest, LayoutHasOneFilePerPartUnderEscapedNames) {
+  auto store = Open();
+  ASSERT_TRUE(store->Put("hot/bucket/a b/.x@00ff", std::string(4096 * 2 + 1, 'z')).ok());
+  auto path = store->PathOf("hot/bucket/a b/.x@00ff");
+  ASSERT_TRUE(path.ok());
+  EXPECT_EQ(*path, dir_ + "/hot/bucket/a b/%2Ex@00ff~obj");
+  EXPECT_TRUE(fs::is_regular_file(*path + "/part-000000"));
+  EXPECT_TRUE(fs::is_regular_file(*path + "/part-000002"));
+  EXPECT_FALSE(fs::exists(*path + "/part-000003"));
+  EXPECT_EQ(fs::file_size(*path + "/part-000002"), 1u);
+}
+
+TEST_F(LocalBlobStoreTest, OpenClearsWhatACrashedWriterLeft) {
+  {
+    auto store = Open();
+    auto w = store->NewWriter("left/behind");
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append("partial").ok());
+    // Simulate a crash: the temporary directory outlives the writer.
+    fs::copy(dir_ + "/~tmp", dir_ + "/saved", fs::copy_options::recursive);
+  }
+  fs::remove_all(dir_ + "/~tmp");
+  fs::rename(dir_ + "/saved", dir_ + "/~tmp");
+  ASSERT_FALSE(fs::is_empty(dir_ + "/~tmp"));
+  auto store = Open();
+  EXPECT_TRUE(fs::is_empty(dir_ + "/~tmp"));
+  EXPECT_TRUE(absl::IsNotFound(store->Stat("left/behind").status()));
+}
+
+TEST_F(LocalBlobStoreTest, ComponentsTooLongOnceEscapedAreRejected) {
+  auto store = Open();
+  EXPECT_TRUE(store->Put(std::string(240, 'a'), "x").ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Put(std::string(241, 'a'), "x")));
+  EXPECT_TRUE(absl::IsInvalidArgument(store->Put(std::string(81, '%'), "x")));
+}
+
+TEST_F(LocalBlobStoreTest, BadOptions) {
+  LocalBlobStoreOptions o;
+  EXPECT_TRUE(absl::IsInvalidArgument(LocalBlobStore::Open(o).status()));
+  o.root = dir_;
+  o.part_bytes = 100;
+  EXPECT_TRUE(absl::IsInvalidArgument(LocalBlobStore::Open(o).status()));
+}
+
+}  // namespace
+}  // namespace strata::blob

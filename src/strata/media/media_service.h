@@ -1,0 +1,185 @@
+// The media object service: buckets with a lifecycle policy, objects (bytes in the blob store,
+// metadata in the row store), a search index on user metadata, soft delete and restore.
+// See docs/media.md for the data path and the row formats (rows.h).
+//
+// Write path of an object (PUT): BeginPut validates and opens a blob writer under a fresh
+// name "<storage class>/<bucket>/<key>@<generation hex>"; Upload::Append streams bytes into
+// it while hashing (SHA-1, MD5, XXH3-64); Upload::Commit makes the bytes durable and visible
+// in the blob store FIRST, then writes the metadata in one atomic single-partition batch (the
+// object row, its index entries, the removal of the previous generation's index entries, and
+// a "superseded" row for the previous generation's bytes). A crash between the two leaves
+// bytes no row references: orphans the garbage collector finds by listing blobs (their name
+// carries bucket, key and generation) and finding no row with that generation. Readers never
+// see half an object: the row only ever names committed blobs.
+//
+// Soft delete writes the marker into the object row (one row, one partition): GET/HEAD/list
+// answer NotFound at once; Restore clears it until deleted_at + grace. An object whose TTL
+// has passed (created_at + ttl) is likewise invisible and cannot be restored. Nothing is
+// removed physically here: that is the garbage collector's job (rows keep what it needs).
+//
+// Thread safety: every method is thread-safe. Changes of one object (commit, delete, restore)
+// are serialised by a striped per-key lock (per process; a distributed deployment would use
+// a conditional write instead).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "strata/base/clock.h"
+#include "strata/base/metrics.h"
+#include "strata/blob/blob_store.h"
+#include "strata/media/checksums.h"
+#include "strata/media/rows.h"
+#include "strata/store/row_store.h"
+
+namespace strata::media {
+
+struct Bucket {
+  std::string name;
+  BucketPolicy policy;
+  Millis created_at = 0;
+  Millis updated_at = 0;
+};
+
+// An object's metadata as the API shows it.
+struct ObjectInfo {
+  std::string bucket;
+  std::string key;
+  ObjectRow row;
+};
+
+struct PutObjectOptions {
+  std::string content_type = "application/octet-stream";
+  // User metadata (x-strata-meta-<key>: value); keys unique.
+  std::vector<std::pair<std::string, std::string>> meta;
+  // Overrides the bucket's TTL for this object (0 = never expires).
+  std::optional<Millis> ttl_ms;
+  // Opaque wrapped encryption key, stored as given (<= 4 KiB).
+  std::string wrapped_key;
+};
+
+struct ListQuery {
+  std::string prefix;
+  std::string after;   // exclusive: the last key of the previous page
+  size_t limit = 100;  // 1..1000
+  // false: live objects. true: soft-deleted objects that can still be restored (within
+  // their grace period and TTL), e.g. to find what to restore.
+  bool deleted = false;
+};
+
+struct ObjectPage {
+  std::vector<ObjectInfo> objects;
+  std::string next_after;  // empty = no more
+};
+
+class MediaService;
+
+// One object being written. Not thread-safe; destroying it without Commit abandons it
+// (nothing becomes visible).
+class Upload {
+ public:
+  absl::Status Append(std::string_view data);
+  // Durable bytes first, then the metadata batch. Returns the stored metadata.
+  absl::StatusOr<ObjectInfo> Commit();
+  uint64_t size() const { return writer_->size(); }
+
+ private:
+  friend class MediaService;
+  Upload() = default;
+
+  MediaService* service_ = nullptr;
+  std::string bucket_;
+  std::string key_;
+  ObjectRow row_;
+  std::unique_ptr<blob::BlobWriter> writer_;
+  ObjectHasher hasher_;
+  bool done_ = false;
+};
+
+// An object opened for reading: its metadata and a reader of exactly that generation's
+// bytes (which keeps working if the object is deleted or rewritten meanwhile).
+struct OpenedObject {
+  ObjectInfo info;
+  std::unique_ptr<blob::BlobReader> reader;
+};
+
+class MediaService {
+ public:
+  // Opens the service's tables. `rows`, `blobs`, `clock` and `metrics` must outlive it.
+  static absl::StatusOr<std::unique_ptr<MediaService>> Open(store::RowStore* rows,
+                                                            blob::BlobStore* blobs, Clock* clock,
+                                                            MetricsRegistry* metrics);
+
+  // Creates the bucket, or updates its policy (created_at is kept). New objects use the new
+  // policy; existing objects keep the TTL and storage class they were written with.
+  absl::StatusOr<Bucket> PutBucket(std::string_view name, const BucketPolicy& policy);
+  // NotFound if the bucket does not exist.
+  absl::StatusOr<Bucket> GetBucket(std::string_view name);
+
+  // InvalidArgument (naming the field) for a bad key or options; NotFound for a missing
+  // bucket (checked before any byte is read).
+  absl::StatusOr<std::unique_ptr<Upload>> BeginPut(std::string_view bucket, std::string_view key,
+                                                   PutObjectOptions options);
+  // Metadata of a live object; NotFound if absent, soft-deleted or expired.
+  absl::StatusOr<ObjectInfo> Head(std::string_view bucket, std::string_view key);
+  absl::StatusOr<OpenedObject> OpenForRead(std::string_view bucket, std::string_view key);
+  // Soft delete: writes the marker. NotFound if absent, already deleted or expired. Returns
+  // the row with the marker (deleted_at, grace_ms).
+  absl::StatusOr<ObjectInfo> Delete(std::string_view bucket, std::string_view key);
+  // Clears the marker. NotFound if absent, expired or past its grace period;
+  // FailedPrecondition if the object is not deleted.
+  absl::StatusOr<ObjectInfo> Restore(std::string_view bucket, std::string_view key);
+  // Live objects (or restorable soft-deleted ones, see ListQuery::deleted) in key order.
+  absl::StatusOr<ObjectPage> List(std::string_view bucket, const ListQuery& query);
+  // Live objects whose metadata `meta_key` equals `value` (and whose key starts with
+  // query.prefix), in key order.
+  absl::StatusOr<ObjectPage> Search(std::string_view bucket, std::string_view meta_key,
+                                    std::string_view value, const ListQuery& query);
+
+  // Counts bytes sent to clients (the API streams them out).
+  void RecordBytesOut(uint64_t n) { bytes_out_->Inc(n); }
+
+  store::Table* objects_table() const { return objects_; }
+  store::Table* buckets_table() const { return buckets_; }
+
+ private:
+  friend class Upload;
+  MediaService(store::RowStore* rows, blob::BlobStore* blobs, Clock* clock)
+      : rows_(rows), blobs_(blobs), clock_(clock) {}
+
+  absl::StatusOr<ObjectInfo> CommitUpload(Upload* upload);
+  absl::StatusOr<ObjectRow> ReadRow(std::string_view bucket, std::string_view key);
+  bool Visible(const ObjectRow& row, Millis now) const;
+  bool Restorable(const ObjectRow& row, Millis now) const;
+  uint64_t NextGeneration(uint64_t at_least);
+  std::mutex& KeyLock(std::string_view bucket, std::string_view key);
+  absl::StatusOr<ObjectPage> ScanVisible(std::string_view bucket, const ListQuery& query,
+                                         std::string_view meta_key, std::string_view value,
+                                         bool search);
+
+  store::RowStore* rows_;
+  blob::BlobStore* blobs_;
+  Clock* clock_;
+  store::Table* buckets_ = nullptr;
+  store::Table* objects_ = nullptr;
+  std::atomic<uint64_t> last_generation_{0};
+  std::array<std::mutex, 256> key_locks_;
+
+  Counter* puts_ = nullptr;
+  Counter* gets_ = nullptr;
+  Counter* deletes_ = nullptr;
+  Counter* restores_ = nullptr;
+  Counter* bytes_in_ = nullptr;
+  Counter* bytes_out_ = nullptr;
+};
+
+}  // namespace strata::media

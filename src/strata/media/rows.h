@@ -1,0 +1,88 @@
+// Row encodings of the media service (specified byte by byte in docs/media.md). Every value
+// starts with a format version byte (1), so rows written now stay readable. Decoders never
+// read past their input and return DataLoss for malformed rows. Pure; thread-safe.
+//
+// Tables:
+//   media_buckets   partition = bucket name, clustering "b"         -> BucketRow
+//   media_objects   partition = bucket name (one atomic batch per object change), rows:
+//     "o" key                         -> ObjectRow (the current generation of the key)
+//     "i" meta_key 0x00 value 0x00 key -> u64 BE generation (search index entry)
+//     "g" key 0x00 u64 BE generation  -> SupersededRow (a replaced generation whose bytes
+//                                        the garbage collector must delete)
+// Keys, metadata keys and values never contain 0x00 (validation.h), so the separators keep
+// the index sorted by (meta key, value, object key).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "strata/base/clock.h"
+
+namespace strata::media {
+
+struct BucketPolicy {
+  Millis ttl_ms = 0;                   // 0 = objects never expire
+  Millis grace_ms = 7LL * 86'400'000;  // soft-deleted objects are restorable this long
+  std::string storage_class = "hot";
+};
+
+struct BucketRow {
+  BucketPolicy policy;
+  Millis created_at = 0;
+  Millis updated_at = 0;
+};
+
+struct ObjectRow {
+  uint64_t generation = 0;  // unique per write of a key, increasing; part of the blob name
+  Millis created_at = 0;
+  Millis ttl_ms = 0;      // effective TTL from created_at (object override or bucket's); 0 = none
+  Millis deleted_at = 0;  // soft-delete marker time; 0 = live
+  Millis grace_ms = 0;    // restorable until deleted_at + grace_ms (set with the marker)
+  uint64_t size = 0;
+  uint32_t parts = 0;
+  std::string storage_class;
+  std::string blob;  // blob-store name of the bytes
+  std::string sha1;  // 20 raw bytes
+  std::string md5;   // 16 raw bytes
+  uint64_t xxh3 = 0;
+  std::string content_type;
+  std::string wrapped_key;                                // opaque; empty = none
+  std::vector<std::pair<std::string, std::string>> meta;  // sorted by key, unique keys
+
+  Millis expires_at() const { return ttl_ms > 0 ? created_at + ttl_ms : 0; }
+};
+
+struct SupersededRow {
+  std::string blob;
+  uint64_t size = 0;
+  uint32_t parts = 0;
+  std::string storage_class;
+  Millis superseded_at = 0;
+};
+
+inline constexpr char kBucketClustering[] = "b";
+
+std::string EncodeBucketRow(const BucketRow& row);
+absl::StatusOr<BucketRow> DecodeBucketRow(std::string_view in);
+
+std::string EncodeObjectRow(const ObjectRow& row);
+absl::StatusOr<ObjectRow> DecodeObjectRow(std::string_view in);
+
+std::string EncodeSupersededRow(const SupersededRow& row);
+absl::StatusOr<SupersededRow> DecodeSupersededRow(std::string_view in);
+
+std::string ObjectClustering(std::string_view key);
+std::string IndexClustering(std::string_view meta_key, std::string_view value,
+                            std::string_view key);
+// The prefix of every index entry for (meta_key, value).
+std::string IndexPrefix(std::string_view meta_key, std::string_view value);
+std::string SupersededClustering(std::string_view key, uint64_t generation);
+
+// The smallest string greater than every string starting with `prefix` ("" if none).
+std::string PrefixEnd(std::string_view prefix);
+
+}  // namespace strata::media

@@ -1,0 +1,154 @@
+#include "strata/server/media_json.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+#include "strata/blob/local/local_blob_store.h"
+#include "strata/server/api.h"
+#include "strata/store/memory_row_store.h"
+
+namespace strata::server {
+namespace {
+
+constexpr Millis kDay = 86'400'000;
+
+TEST(MediaJson, BucketPolicyParsesDurationsAndNamesBadFields) {
+  auto p = ParseBucketPolicy(R"({"ttl": "30d", "grace": "12h", "storage_class": "cold"})");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->ttl_ms, 30 * kDay);
+  EXPECT_EQ(p->grace_ms, 12 * 3'600'000);
+  EXPECT_EQ(p->storage_class, "cold");
+  p = ParseBucketPolicy(R"({"ttl": null})");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->ttl_ms, 0);
+  EXPECT_EQ(p->grace_ms, 7 * kDay);
+  EXPECT_TRUE(ParseBucketPolicy("").ok());
+  auto expect_field = [](std::string_view body, std::string_view field) {
+    auto r = ParseBucketPolicy(body);
+    EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << body;
+    EXPECT_EQ(std::string(r.status().message()).substr(0, field.size()), field) << r.status();
+  };
+  expect_field(R"({"ttl": "30x"})", "ttl:");
+  expect_field(R"({"ttl": 30})", "ttl:");
+  expect_field(R"({"grace": "-1d"})", "grace:");
+  expect_field(R"({"storage_class": 1})", "storage_class:");
+  expect_field(R"({"colour": "red"})", "colour:");
+  expect_field("[1]", "body:");
+  expect_field("{", "body:");
+}
+
+TEST(MediaJson, RangeHeaders) {
+  auto r = ParseRange("bytes=0-99", 1000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->first, 0u);
+  EXPECT_EQ(r->length, 100u);
+  r = ParseRange("bytes=990-", 1000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->length, 10u);
+  r = ParseRange("bytes=-50", 1000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->first, 950u);
+  r = ParseRange("bytes=-5000", 1000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->first, 0u);
+  EXPECT_EQ(r->length, 1000u);
+  r = ParseRange("bytes=900-5000", 1000);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->length, 100u);
+  for (const char* bad :
+       {"0-9", "bytes=", "bytes=a-b", "bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=--1"}) {
+    EXPECT_TRUE(absl::IsInvalidArgument(ParseRange(bad, 1000).status())) << bad;
+  }
+  EXPECT_TRUE(absl::IsOutOfRange(ParseRange("bytes=1000-", 1000).status()));
+  EXPECT_TRUE(absl::IsOutOfRange(ParseRange("bytes=0-", 0).status()));
+  EXPECT_TRUE(absl::IsOutOfRange(ParseRange("bytes=-0", 10).status()));
+}
+
+TEST(MediaJson, PathSegments) {
+  EXPECT_EQ(DecodePathSegment("a%20b+c%2Fd", "key").value(), "a b+c/d");
+  EXPECT_TRUE(absl::IsInvalidArgument(DecodePathSegment("a%2", "key").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(DecodePathSegment("a%zz", "key").status()));
+}
+
+// The media routes through Api::Handle (the whole-body fallback of PUT), on memory stores.
+class MediaApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() /
+            ("strata_media_api_" + std::to_string(std::random_device{}())))
+               .string();
+    rows_ = std::make_unique<store::MemoryRowStore>(&clock_);
+    blob::LocalBlobStoreOptions o;
+    o.root = dir_;
+    o.part_bytes = 4096;
+    o.sync = false;
+    blobs_ = *blob::LocalBlobStore::Open(o);
+    media_ = *media::MediaService::Open(rows_.get(), blobs_.get(), &clock_, &metrics_);
+    api_ = std::make_unique<Api>(nullptr, media_.get(), &metrics_, AdminHooks{});
+  }
+  void TearDown() override {
+    api_.reset();
+    media_.reset();
+    blobs_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  http::Response Call(std::string method, std::string target, std::string body = "",
+                      std::vector<std::pair<std::string, std::string>> headers = {}) {
+    http::Request r;
+    r.method = std::move(method);
+    r.target = target;
+    size_t q = target.find('?');
+    r.path = target.substr(0, q);
+    if (q != std::string::npos) r.query = target.substr(q + 1);
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    return api_->Handle(r);
+  }
+
+  ManualClock clock_;
+  MetricsRegistry metrics_;
+  std::string dir_;
+  std::unique_ptr<store::MemoryRowStore> rows_;
+  std::unique_ptr<blob::LocalBlobStore> blobs_;
+  std::unique_ptr<media::MediaService> media_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(MediaApiTest, RoutesAndErrors) {
+  EXPECT_EQ(Call("PUT", "/v1/buckets/clips", R"({"ttl":"7d"})").status, 200);
+  auto r = Call("GET", "/v1/buckets/clips");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find(R"("ttl":"7d")"), std::string::npos) << r.body;
+  EXPECT_EQ(Call("GET", "/v1/buckets/nope").status, 404);
+  EXPECT_EQ(Call("PUT", "/v1/buckets/Bad_Name", "{}").status, 400);
+  r = Call("PUT", "/v1/buckets/clips/objects/a%20b/c.txt", std::string(10000, 'q'),
+           {{"content-type", "text/plain"}, {"x-strata-meta-lang", "en"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("key":"a b/c.txt")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("parts":3)"), std::string::npos) << r.body;
+  r = Call("GET", "/v1/buckets/clips/objects/a%20b/c.txt", "", {{"range", "bytes=9998-"}});
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.body, "qq");
+  r = Call("GET", "/v1/buckets/clips/objects/a%20b/c.txt", "", {{"range", "bytes=10000-"}});
+  EXPECT_EQ(r.status, 416);
+  r = Call("GET", "/v1/buckets/clips/objects/a%20b/c.txt", "", {{"range", "bytes=x"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("range:"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/v1/buckets/clips/objects?meta.lang=en").body.find("a b/c.txt") !=
+                std::string::npos,
+            true);
+  EXPECT_EQ(Call("GET", "/v1/buckets/clips/objects?meta.a=1&meta.b=2").status, 400);
+  EXPECT_EQ(Call("DELETE", "/v1/buckets/clips/objects/a%20b/c.txt").status, 200);
+  EXPECT_EQ(Call("HEAD", "/v1/buckets/clips/objects/a%20b/c.txt").status, 404);
+  EXPECT_EQ(Call("POST", "/v1/buckets/clips/objects/a%20b/c.txt:restore").status, 200);
+  EXPECT_EQ(Call("POST", "/v1/buckets/clips/objects/a%20b/c.txt:restore").status, 409);
+  EXPECT_EQ(Call("POST", "/v1/buckets/clips/objects/a%20b/c.txt").status, 405);
+  EXPECT_EQ(Call("PUT", "/v1/buckets/clips/objects/x", "", {{"x-strata-ttl", "soon"}}).status, 400);
+  EXPECT_EQ(Call("PUT", "/v1/buckets/missing/objects/x", "").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/buckets/clips/objects?limit=0").status, 400);
+}
+
+}  // namespace
+}  // namespace strata::server
