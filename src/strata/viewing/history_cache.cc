@@ -174,6 +174,20 @@ void HistoryCache::Replace(int data_type, uint64_t member, CachedHistory entry) 
   SetSlotLocked(s, k, std::move(entry));
 }
 
+void HistoryCache::ReplaceCompressed(int data_type, uint64_t member,
+                                     std::shared_ptr<const CompressedHistory> compressed) {
+  Key k{data_type, member};
+  size_t stripe = StripeOf(k);
+  ShardState& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  ++generations_[stripe];
+  auto it = s.map.find(k);
+  if (it == s.map.end()) return;
+  CachedHistory entry = std::move(it->second.history);
+  entry.compressed = std::move(compressed);
+  SetSlotLocked(s, k, std::move(entry));
+}
+
 void HistoryCache::Erase(int data_type, uint64_t member) {
   Key k{data_type, member};
   size_t stripe = StripeOf(k);

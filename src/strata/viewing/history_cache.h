@@ -70,6 +70,10 @@ class HistoryCache {
                    std::span<const ViewingRecord* const> records);
   // Installs a new entry (after a roll-up); bumps the generation.
   void Replace(int data_type, uint64_t member, CachedHistory entry);
+  // Swaps the committed compressed history of the member's entry, if present, keeping its
+  // live records (after a rotation moved old records out); bumps the generation.
+  void ReplaceCompressed(int data_type, uint64_t member,
+                         std::shared_ptr<const CompressedHistory> compressed);
   // Drops the member's entry; bumps the generation.
   void Erase(int data_type, uint64_t member);
 

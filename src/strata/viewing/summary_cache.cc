@@ -47,9 +47,41 @@ void SummaryCache::FillIfUnchanged(uint64_t member, uint64_t generation,
     s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
   }
   it->second.entry = std::move(entry);
+  it->second.recent = nullptr;  // built against the old entry's boundaries
   it->second.bytes = bytes;
   s.bytes += bytes;
   while (s.bytes > capacity_per_shard_ && !s.lru.empty()) {
+    auto victim = s.map.find(s.lru.back());
+    s.bytes -= victim->second.bytes;
+    s.map.erase(victim);
+    s.lru.pop_back();
+  }
+}
+
+std::shared_ptr<const RecentSummary> SummaryCache::GetRecent(uint64_t member) {
+  Shard& s = ShardOf(StripeOf(member));
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.map.find(member);
+  return it == s.map.end() ? nullptr : it->second.recent;
+}
+
+void SummaryCache::PutRecent(uint64_t member, std::shared_ptr<const RecentSummary> recent) {
+  const size_t bytes = sizeof(RecentSummary) + recent->titles.size() * sizeof(TitleSummary) +
+                       recent->late.size() * (sizeof(ViewingRecord) + 32);
+  Shard& s = ShardOf(StripeOf(member));
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.map.find(member);
+  if (it == s.map.end()) return;
+  const size_t old_bytes = it->second.recent
+                               ? sizeof(RecentSummary) +
+                                     it->second.recent->titles.size() * sizeof(TitleSummary) +
+                                     it->second.recent->late.size() * (sizeof(ViewingRecord) + 32)
+                               : 0;
+  it->second.recent = std::move(recent);
+  it->second.bytes += bytes - old_bytes;
+  s.bytes += bytes - old_bytes;
+  s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+  while (s.bytes > capacity_per_shard_ && s.lru.size() > 1) {
     auto victim = s.map.find(s.lru.back());
     s.bytes -= victim->second.bytes;
     s.map.erase(victim);

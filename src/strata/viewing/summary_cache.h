@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "strata/base/metrics.h"
+#include "strata/viewing/record.h"
 #include "strata/viewing/summary.h"
 
 namespace strata::viewing {
@@ -26,6 +27,17 @@ struct StableSummary {
   Millis historical_until = INT64_MIN;  // HistoricalState::until
   Millis rotated_until = INT64_MIN;     // PastState::rotated_until
   std::vector<TitleSummary> titles;     // historical + past, ascending by title
+};
+
+// The summary of a member's recent-tier compressed version (it changes only at roll-ups and
+// rotations, so reads need not decode it each time). Valid for exactly that version and
+// those boundaries; live rows are added by the reader.
+struct RecentSummary {
+  uint64_t version = 0;                 // HistoryMeta::version (0 = no compressed version)
+  Millis historical_until = INT64_MIN;  // records before it were ignored
+  Millis rotated_until = INT64_MIN;     // records from it on are in `titles`
+  std::vector<TitleSummary> titles;
+  std::vector<ViewingRecord> late;      // records in [historical_until, rotated_until)
 };
 
 class SummaryCache {
@@ -37,6 +49,10 @@ class SummaryCache {
   void FillIfUnchanged(uint64_t member, uint64_t generation,
                        std::shared_ptr<const StableSummary> entry);
   void Invalidate(uint64_t member);
+  // The recent part, kept beside the member's stable entry (null if none); PutRecent is a
+  // no-op when the member has no stable entry.
+  std::shared_ptr<const RecentSummary> GetRecent(uint64_t member);
+  void PutRecent(uint64_t member, std::shared_ptr<const RecentSummary> recent);
 
   uint64_t hits() const { return hits_->Value(); }
   uint64_t misses() const { return misses_->Value(); }
@@ -47,6 +63,7 @@ class SummaryCache {
   static constexpr size_t kStripes = 4096;
   struct Slot {
     std::shared_ptr<const StableSummary> entry;
+    std::shared_ptr<const RecentSummary> recent;
     size_t bytes = 0;
     std::list<uint64_t>::iterator lru;
   };

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <map>
 #include <thread>
 
 #include "strata/base/coding.h"
@@ -257,6 +258,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   STRATA_RETURN_IF_ERROR(WritePlannedSegments(shard.compressed, partition,
                                               recent_version->meta, recent_plan));
   STRATA_CRASH_POINT("rotate.recent_chunks_written");
+  const std::vector<uint64_t> recent_replaced = recent_plan.replaced;
   {
     ScopedPriorityBoost boost;  // requests wait for this section
     std::unique_lock<std::shared_mutex> lock(MemberLock(member));
@@ -270,11 +272,12 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     STRATA_RETURN_IF_ERROR(shard.compressed->Put(
         partition, kMetaKey, EncodeMeta(recent_plan.meta), recent_plan.expire_at));
     STRATA_CRASH_POINT("rotate.recent_committed");
-    cache_->Erase(shard.index, member);  // reloaded (with its live rows) on the next read
+    // The cached entry keeps its live records; the compressed part is the new version.
+    cache_->ReplaceCompressed(shard.index, member, CommittedHistory(std::move(recent_plan)));
     summary_cache_->Invalidate(member);
   }
   STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, past_plan.replaced));
-  STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, recent_plan.replaced));
+  STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, recent_replaced));
   STRATA_CRASH_POINT("rotate.garbage_deleted");
   moved_to_past_->Inc(moved.size());
   return absl::OkStatus();
@@ -633,41 +636,113 @@ absl::StatusOr<std::shared_ptr<const StableSummary>> ViewingService::GetStableSu
 
 absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
   Shard& shard = ShardFor(Kind::kPlay);
-  // Shared: no rotation commits while the tiers are combined.
+  const Millis now = clock_->NowMillis();
+  auto expired = [&](const ViewingRecord& r) {
+    return shard.ttl_ms > 0 && r.event_time + shard.ttl_ms <= now;
+  };
+  // Shared: no rotation or roll-up commits while the tiers are combined.
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const StableSummary> stable, GetStableSummary(member));
-  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> recent, AllRecordsLocked(shard, member));
+  const Millis H = stable->historical_until, R = stable->rotated_until;
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
+  const uint64_t version = h.compressed ? h.compressed->meta.version : 0;
+
+  // The recent tier's compressed version, summarised once per version (not per read).
+  std::shared_ptr<const RecentSummary> recent = summary_cache_->GetRecent(member);
+  if (!recent || recent->version != version || recent->historical_until != H ||
+      recent->rotated_until != R) {
+    auto built = std::make_shared<RecentSummary>();
+    built->version = version;
+    built->historical_until = H;
+    built->rotated_until = R;
+    SummaryBuilder b;
+    if (h.compressed) {
+      for (size_t i = 0; i < h.compressed->segments.size(); ++i) {
+        STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                                DecodeChunk(shard, member, *h.compressed, i));
+        for (auto& r : part) {
+          if (expired(r) || r.started_at < H) continue;
+          if (r.started_at < R) {
+            built->late.push_back(std::move(r));
+          } else {
+            b.Add(r);
+          }
+        }
+      }
+    }
+    built->titles = b.ByTitle();
+    recent = built;
+    summary_cache_->PutRecent(member, std::move(built));
+  }
   SummaryBuilder builder(stable->titles);
-  std::vector<const ViewingRecord*> late;  // started in [historical_until, rotated_until)
-  for (const auto& r : recent) {
-    if (r.started_at < stable->historical_until) continue;
-    if (r.started_at < stable->rotated_until) {
-      late.push_back(&r);
+  builder.Merge(recent->titles);
+
+  // Records in [H, R), by playback: late arrivals and leftovers of an interrupted rotation.
+  std::map<std::pair<Millis, std::string>, ViewingRecord> late;
+  for (const auto& r : recent->late) late[{r.started_at, r.session}] = r;
+
+  // Live rows: the latest event per playback, replacing the compressed version it updates.
+  std::vector<ViewingRecord> live;
+  MergeRecords(&live, h.live);
+  std::map<size_t, std::vector<ViewingRecord>> decoded;  // compressed chunks, by index
+  for (const ViewingRecord& l : live) {
+    if (expired(l) || l.started_at < H) continue;
+    const ViewingRecord* old = nullptr;
+    if (h.compressed && !h.compressed->meta.segments.empty()) {
+      const auto& refs = h.compressed->meta.segments;
+      // The chunk whose started_at range holds l (chunks never share a started_at).
+      auto it = std::upper_bound(refs.begin(), refs.end(), l.started_at,
+                                 [](Millis t, const SegmentRef& ref) {
+                                   return t < ref.first_started_at;
+                                 });
+      if (it != refs.begin() && l.started_at <= std::prev(it)->last_started_at) {
+        const size_t i = static_cast<size_t>(std::prev(it) - refs.begin());
+        auto d = decoded.find(i);
+        if (d == decoded.end()) {
+          STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                                  DecodeChunk(shard, member, *h.compressed, i));
+          d = decoded.emplace(i, std::move(part)).first;
+        }
+        auto pos = std::lower_bound(d->second.begin(), d->second.end(), l,
+                                    [](const ViewingRecord& a, const ViewingRecord& b) {
+                                      return PlaybackKey(a) < PlaybackKey(b);
+                                    });
+        if (pos != d->second.end() && PlaybackKey(*pos) == PlaybackKey(l) && !expired(*pos)) {
+          old = &*pos;
+        }
+      }
+    }
+    if (old && l.event_time < old->event_time) continue;  // the compressed version is newer
+    if (l.started_at < R) {
+      late[{l.started_at, l.session}] = l;  // replaces a compressed late version, if any
+    } else if (old) {
+      builder.Replace(*old, l);
     } else {
-      builder.Add(r);
+      builder.Add(l);
     }
   }
+
   if (!late.empty()) {
     STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
     STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> in_past,
-                            PastRecords(member, past, late.front()->started_at,
-                                        late.back()->started_at + 1));
-    for (const ViewingRecord* r : late) {
-      auto it = std::lower_bound(in_past.begin(), in_past.end(), *r,
+                            PastRecords(member, past, late.begin()->first.first,
+                                        late.rbegin()->first.first + 1));
+    for (const auto& [key, r] : late) {
+      auto it = std::lower_bound(in_past.begin(), in_past.end(), r,
                                  [](const ViewingRecord& a, const ViewingRecord& b) {
                                    return PlaybackKey(a) < PlaybackKey(b);
                                  });
-      if (it != in_past.end() && PlaybackKey(*it) == PlaybackKey(*r)) {
-        if (r->event_time > it->event_time) builder.Replace(*it, *r);
+      if (it != in_past.end() && PlaybackKey(*it) == PlaybackKey(r)) {
+        if (r.event_time > it->event_time) builder.Replace(*it, r);
       } else {
-        builder.Add(*r);
+        builder.Add(r);
       }
     }
     QueueRotation(member);  // they belong in the past tier
   }
   MemberSummary out;
   out.titles = builder.ByRecency();
-  out.detail_from = stable->historical_until;
+  out.detail_from = H;
   return out;
 }
 

@@ -265,6 +265,36 @@ TEST_F(ViewingTiersTest, RandomisedRotationsOverTimeMatchTheOracle) {
   EXPECT_GT(Records("plays_past_compressed"), 0u);
 }
 
+// Summaries reuse the summary of the recent compressed version and add live rows: updates
+// of compressed playbacks must replace, not add to, what they update.
+TEST_F(ViewingTiersTest, SummaryOfLiveUpdatesToCompressedPlaybacksMatchesTheOracle) {
+  Open();
+  std::mt19937_64 rng(3);
+  Oracle oracle;
+  for (int step = 0; step < 40; ++step) {
+    std::vector<ViewingRecord> batch;
+    for (int i = 0; i < 10; ++i) {
+      if (!oracle.empty() && rng() % 2 == 0) {  // update an existing playback (any age)
+        auto it = oracle.begin();
+        std::advance(it, static_cast<long>(rng() % oracle.size()));
+        auto r = it->second;
+        r.event_time += 1 + static_cast<Millis>(rng() % 5000);
+        r.watched_ms += 700;
+        r.position_ms += 700;
+        batch.push_back(r);
+      } else {
+        const Millis started = kNow0 - static_cast<Millis>(rng() % (5 * kDay));
+        batch.push_back(Play(6, started, std::to_string(rng() % 4),
+                             started + 1 + static_cast<Millis>(rng() % 100'000), rng() % 6));
+      }
+    }
+    for (const auto& r : batch) Note(&oracle, r);
+    ASSERT_TRUE(service_->Ingest(batch).ok());
+    if (step % 7 == 3) service_->WaitForRollups();
+    ExpectSummary(6, oracle);
+  }
+}
+
 TEST_F(ViewingTiersTest, SummaryCacheServesRepeatReadsAndRotationInvalidatesIt) {
   Open();
   Oracle oracle;
