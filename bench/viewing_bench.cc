@@ -847,6 +847,12 @@ void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, st
   rotator.join();
   after = Rotation(plan);
   PrintBenchReport(during, out);
+  {
+    const uint64_t h = after.summary_hits - before.summary_hits;
+    const uint64_t m = after.summary_misses - before.summary_misses;
+    out << "summary cache during this phase: " << Thousands(h) << " hits, " << Thousands(m)
+        << " misses (" << Fmt("%.1f", h + m > 0 ? 100.0 * h / (h + m) : 0) << "% hits)\n";
+  }
   out << "rotation during the mix: " << Thousands(after.moved - before.moved)
       << " plays moved recent->past (" << Thousands(after.folded - before.folded)
       << " folded into summaries), " << Thousands(after.rotated - before.rotated)

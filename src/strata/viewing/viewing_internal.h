@@ -2,6 +2,7 @@
 // viewing_service.cc, tier rotation in viewing_tiers.cc). Not part of the service's API.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "strata/base/coding.h"
 #include "strata/base/status.h"
 #include "strata/store/row_store.h"
+#include "strata/viewing/codec.h"
 #include "strata/viewing/segment_plan.h"
 #include "strata/viewing/segments.h"
 #include "strata/viewing/viewing_service.h"
@@ -32,6 +34,30 @@ inline std::string SegmentKey(uint64_t id) {
   std::string k = "s";
   coding::PutFixed64BE(&k, id);
   return k;
+}
+
+// Calls visit(clustering key, record) for each live row of the member whose started_at is
+// >= live_from (INT64_MIN: all, INT64_MAX: none), in key order, page by page.
+inline absl::Status ScanLiveRows(
+    store::Table* live, MemberId member, Kind kind, Millis live_from,
+    const std::function<absl::Status(std::string&& key, ViewingRecord&& record)>& visit) {
+  if (live_from == INT64_MAX) return absl::OkStatus();
+  store::ScanOptions scan;
+  if (live_from != INT64_MIN) scan.start = LiveClusteringKey(live_from, "");
+  const std::string partition = MemberKey(member);
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(store::ScanPage page, live->Scan(partition, scan));
+    for (auto& row : page.rows) {
+      ViewingRecord r;
+      r.member = member;
+      r.kind = kind;
+      STRATA_RETURN_IF_ERROR(ParseLiveClusteringKey(row.clustering, &r.started_at, &r.session));
+      STRATA_RETURN_IF_ERROR(DecodeLiveValue(row.value, &r));
+      STRATA_RETURN_IF_ERROR(visit(std::move(row.clustering), std::move(r)));
+    }
+    if (page.next_cursor.empty()) return absl::OkStatus();
+    scan.cursor = std::move(page.next_cursor);
+  }
 }
 
 // Writes a plan's fresh segments, after clearing what a crashed earlier attempt may have

@@ -22,6 +22,7 @@ namespace strata::viewing {
 namespace {
 
 using internal::kMetaKey;
+using internal::ScanLiveRows;
 using internal::StripeOf;
 using internal::MemberKey;
 using internal::SegmentKey;
@@ -36,30 +37,6 @@ bool Expired(const ViewingRecord& r, Millis ttl_ms, Millis now) {
 constexpr auto kKeyLess = [](const ViewingRecord& a, const ViewingRecord& b) {
   return PlaybackKey(a) < PlaybackKey(b);
 };
-
-// Calls visit(clustering key, record) for each live row of the member whose started_at is
-// >= live_from (INT64_MIN: all, INT64_MAX: none), in key order, page by page.
-absl::Status ScanLiveRows(
-    store::Table* live, MemberId member, Kind kind, Millis live_from,
-    const std::function<absl::Status(std::string&& key, ViewingRecord&& record)>& visit) {
-  if (live_from == INT64_MAX) return absl::OkStatus();
-  store::ScanOptions scan;
-  if (live_from != INT64_MIN) scan.start = LiveClusteringKey(live_from, "");
-  const std::string partition = MemberKey(member);
-  for (;;) {
-    STRATA_ASSIGN_OR_RETURN(store::ScanPage page, live->Scan(partition, scan));
-    for (auto& row : page.rows) {
-      ViewingRecord r;
-      r.member = member;
-      r.kind = kind;
-      STRATA_RETURN_IF_ERROR(ParseLiveClusteringKey(row.clustering, &r.started_at, &r.session));
-      STRATA_RETURN_IF_ERROR(DecodeLiveValue(row.value, &r));
-      STRATA_RETURN_IF_ERROR(visit(std::move(row.clustering), std::move(r)));
-    }
-    if (page.next_cursor.empty()) return absl::OkStatus();
-    scan.cursor = std::move(page.next_cursor);
-  }
-}
 
 }  // namespace
 

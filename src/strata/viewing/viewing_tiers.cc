@@ -24,6 +24,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <unordered_map>
 #include <thread>
 
 #include "strata/base/coding.h"
@@ -42,6 +43,7 @@ using internal::CommittedHistory;
 using internal::DeleteSegments;
 using internal::kMetaKey;
 using internal::MemberKey;
+using internal::ScanLiveRows;
 using internal::StripeOf;
 using internal::WritePlannedSegments;
 
@@ -166,14 +168,7 @@ absl::Status ViewingService::Rotate(MemberId member) {
   const auto start = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
   const Millis now = clock_->NowMillis();
-  // Live rows first when some are old enough to rotate, so the records that rotate are
-  // all in compressed chunks. (LiveFrom: no live row starts before it; INT64_MIN = unknown.)
-  const Millis recent_cut = now - options_.recent_age_ms;
-  Shard& plays = ShardFor(Kind::kPlay);
-  if (LiveFrom(plays, member) < recent_cut) {
-    STRATA_RETURN_IF_ERROR(RollUpLocked(plays, member, /*force=*/true));
-  }
-  STRATA_RETURN_IF_ERROR(RotateRecentToPast(member, recent_cut));
+  STRATA_RETURN_IF_ERROR(RotateRecentToPast(member, now - options_.recent_age_ms));
   STRATA_RETURN_IF_ERROR(RotatePastToHistorical(member, now - options_.historical_age_ms));
   rotations_->Inc();
   rotation_seconds_->Observe(
@@ -186,12 +181,16 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   const std::string partition = MemberKey(member);
   const Millis now = clock_->NowMillis();
   // The caller holds the roll-up lock: the recent compressed version and the past tier
-  // cannot change under us; only live rows can (and they are not touched here).
+  // cannot change under us; only live rows can. Live rows older than the cutoff move too
+  // (no roll-up first): they are deleted after the commits if no write changed them.
   CachedHistory recent;
+  uint64_t write_seq = 0;
   {
     std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+    write_seq = write_seq_[StripeOf(member)].load(std::memory_order_acquire);
+    const Millis live_from = LiveFrom(shard, member);
     STRATA_ASSIGN_OR_RETURN(recent, LoadFromStore(shard, member, /*newest_segments=*/0,
-                                                  /*live_from=*/INT64_MAX));
+                                                  live_from >= cutoff ? INT64_MAX : live_from));
     if (recent.compressed) {
       auto cached = cache_->PeekCompressed(shard.index, member);
       if (cached && cached->meta.version == recent.compressed->meta.version) {
@@ -199,11 +198,15 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
       }
     }
   }
-  if (!recent.compressed || recent.compressed->meta.segments.empty() ||
-      recent.compressed->meta.segments.front().first_started_at >= cutoff) {
-    return absl::OkStatus();
+  std::vector<ViewingRecord> old_live;  // sorted, unique (from the store)
+  for (auto& r : recent.live) {
+    if (r.started_at < cutoff) old_live.push_back(std::move(r));
   }
-  const std::shared_ptr<const CompressedHistory> recent_version = recent.compressed;
+  const bool compressed_due = recent.compressed && !recent.compressed->meta.segments.empty() &&
+                              recent.compressed->meta.segments.front().first_started_at < cutoff;
+  if (!compressed_due && old_live.empty()) return absl::OkStatus();
+  const std::shared_ptr<const CompressedHistory> recent_version =
+      recent.compressed ? recent.compressed : std::make_shared<const CompressedHistory>();
 
   SegmentPlanInput recent_in;
   recent_in.member = member;
@@ -220,6 +223,10 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   recent_in.zstd_level = options_.zstd_level;
   STRATA_ASSIGN_OR_RETURN(SegmentPlan recent_plan, PlanSegments(recent_in));
   std::vector<ViewingRecord> moved = std::move(recent_plan.removed);
+  MergeRecords(&moved, old_live);  // a live row is a later event of its playback
+  std::erase_if(moved, [&](const ViewingRecord& r) {
+    return shard.ttl_ms > 0 && r.event_time + shard.ttl_ms <= now;
+  });
 
   STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
   STRATA_ASSIGN_OR_RETURN(HistoricalState hist, LoadHistorical(member));
@@ -269,11 +276,53 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     STRATA_RETURN_IF_ERROR(past_->Apply(partition, commit));
     STRATA_CRASH_POINT("rotate.past_committed");
     // Then the source without the moved records.
-    STRATA_RETURN_IF_ERROR(shard.compressed->Put(
-        partition, kMetaKey, EncodeMeta(recent_plan.meta), recent_plan.expire_at));
+    if (recent_plan.changed) {
+      STRATA_RETURN_IF_ERROR(shard.compressed->Put(
+          partition, kMetaKey, EncodeMeta(recent_plan.meta), recent_plan.expire_at));
+    }
     STRATA_CRASH_POINT("rotate.recent_committed");
-    // The cached entry keeps its live records; the compressed part is the new version.
-    cache_->ReplaceCompressed(shard.index, member, CommittedHistory(std::move(recent_plan)));
+    // And the moved live rows, unless a write changed them since they were read (the newer
+    // event stays live and moves with the next rotation).
+    store::WriteBatch live_deletes;
+    bool all_unchanged = true;
+    if (!old_live.empty()) {
+      if (write_seq_[StripeOf(member)].load(std::memory_order_acquire) == write_seq) {
+        for (const auto& r : old_live) {
+          live_deletes.Delete(LiveClusteringKey(r.started_at, r.session));
+        }
+      } else {
+        all_unchanged = false;
+        std::unordered_map<std::string, Millis> moved_live;
+        for (const auto& r : old_live) {
+          moved_live.emplace(LiveClusteringKey(r.started_at, r.session), r.event_time);
+        }
+        STRATA_RETURN_IF_ERROR(ScanLiveRows(
+            shard.live, member, shard.kind, INT64_MIN,
+            [&](std::string&& key, ViewingRecord&& r) -> absl::Status {
+              auto it = moved_live.find(key);
+              if (it != moved_live.end() && it->second == r.event_time) {
+                live_deletes.Delete(std::move(key));
+              }
+              return absl::OkStatus();
+            }));
+      }
+      if (!live_deletes.empty()) {
+        STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
+      }
+    }
+    STRATA_CRASH_POINT("rotate.live_deleted");
+    if (old_live.empty()) {
+      // The cached entry keeps its live records; the compressed part is the new version.
+      cache_->ReplaceCompressed(shard.index, member, CommittedHistory(std::move(recent_plan)));
+    } else {
+      cache_->Erase(shard.index, member);  // its live records changed: reloaded on demand
+      std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
+      auto& c = shard.counts[member];
+      c.rows -= std::min<uint64_t>(c.rows, live_deletes.size());
+      // Under the exclusive lock no write is in flight: with every moved row deleted, none
+      // starts before the cutoff any more.
+      if (all_unchanged && c.live_from != INT64_MIN) c.live_from = std::max(c.live_from, cutoff);
+    }
     summary_cache_->Invalidate(member);
   }
   STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, past_plan.replaced));
@@ -448,17 +497,27 @@ void ViewingService::RotationWorker(int index) {
         rotation_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return rotation_stopping_; });
         continue;
       }
+      // One commit per partition per batch (a crash redoes at most a batch: rotations are
+      // idempotent). A failed rotation is retried by the next trigger, not redelivered.
+      std::map<int, uint64_t> done;  // partition -> next offset
+      bool stopping = false;
       for (const store::Message& m : *messages) {
         std::string_view v = m.value;
         uint64_t member = 0;
         if (coding::GetFixed64BE(&v, &member)) {
-          if (!AwaitRotationSlot()) return;  // uncommitted: redelivered after a restart
+          if (!AwaitRotationSlot()) {
+            stopping = true;  // the rest stays uncommitted: redelivered after a restart
+            break;
+          }
           RunRotation(member);
         }
-        // Done (a failed rotation is retried by the next trigger, not redelivered forever).
-        absl::Status c = task_queue_->Commit(kRotationGroup, kRotationTopic, m.partition, m.offset + 1);
+        done[m.partition] = m.offset + 1;
+      }
+      for (const auto& [partition, next] : done) {
+        absl::Status c = task_queue_->Commit(kRotationGroup, kRotationTopic, partition, next);
         if (!c.ok()) STRATA_LOG_WARN("rotation queue commit failed", "error", c.ToString());
       }
+      if (stopping) return;
     }
   }
   for (;;) {
