@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string_view>
 #include <thread>
 
@@ -814,7 +815,13 @@ void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, st
         << " ms, errors " << rep.errors << "\n";
   }
 
-  // 4. Baseline mix.
+  // 4. Warm-up, then the baseline mix.
+  if (o.warmup_s > 0) {
+    out << "\n-- warm-up: the mix for " << o.warmup_s << " s, not measured --\n";
+    BenchReport warm = *report;
+    std::ostringstream quiet;
+    TimedPhase(plan, shared, o.warmup_s, quiet, &warm);
+  }
   out << "\n-- baseline: the mix with no rotation running --\n";
   RotationCounters c0 = Rotation(plan);
   BenchReport base = *report;

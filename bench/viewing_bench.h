@@ -73,6 +73,9 @@ struct ViewingBenchOptions {
   // recent tier -- what a daily rotation moves. Defaults: 20000 x 50 = 1M plays.
   int rotation_members = 20'000;
   uint64_t rotation_plays = 50;
+  // "tiers" mode: seconds of the mix run before the baseline, unmeasured, so caches hold
+  // the steady state rather than a cold start. Default 30.
+  double warmup_s = 30;
   // Seed of the workload generator. Default 1.
   uint64_t seed = 1;
   // Members given 10k-12k records before the timed phase. Default 20.
@@ -153,7 +156,8 @@ struct BenchReport {
 //      spread over `history_years` years; wait for roll-ups.
 //   2. Rotation alone: start a rotation sweep and time it until the backlog drains.
 //   3. Summary reads on cache miss: one GET .../summary per loaded member (never read yet).
-//   4. Baseline: the 9:1 mix for `duration_s`, reads 80% recent (limit 50), 10% months
+//   4. Warm-up: the mix below for `warmup_s`, unmeasured (caches reach steady state).
+//      Baseline: the 9:1 mix for `duration_s`, reads 80% recent (limit 50), 10% months
 //      (last 90 days: recent + past tiers), 10% summaries; summary cache hit rate.
 //   5. Load another N members (ranks N+1..2N) the same way, then run the same mix while a
 //      sweep rotates them; report the rotation's duration and the read p99 against step 4.

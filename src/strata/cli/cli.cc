@@ -396,6 +396,9 @@ int Run(int argc, char** argv) {
   bench_viewing->add_option("--rotation-plays", bo.rotation_plays,
                             "tiers mode: aged plays per such member")
       ->capture_default_str();
+  bench_viewing->add_option("--warmup", bo.warmup_s,
+                            "tiers mode: seconds of unmeasured mix before the baseline")
+      ->capture_default_str();
   bench_viewing->add_option("--write-connections", bo.write_connections,
                             "Writer connections in mix mode (0 = 3/8 of --connections)")
       ->capture_default_str();
