@@ -46,6 +46,7 @@
 #include "strata/store/row_store.h"
 #include "strata/viewing/history_cache.h"
 #include "strata/viewing/record.h"
+#include "strata/viewing/segment_plan.h"
 #include "strata/viewing/segments.h"
 #include "strata/viewing/summary.h"
 #include "strata/viewing/summary_cache.h"
@@ -277,6 +278,8 @@ class ViewingService {
   absl::Status AddPastCandidates(MemberId member, size_t limit, Millis since, Millis before,
                                  const std::function<bool(const ViewingRecord&)>& qualifies,
                                  std::vector<ViewingRecord>* records, Millis* detail_from);
+  // A plan input for a plays history of the member with the service's encoding options.
+  SegmentPlanInput PlayPlanInput(MemberId member, Millis ttl_ms, Millis now) const;
   absl::Status RotateRecentToPast(MemberId member, Millis cutoff);
   absl::Status RotatePastToHistorical(MemberId member, Millis cutoff);
   // Queues a rotation when the oldest records of a tier are past its boundary plus slack.

@@ -164,6 +164,17 @@ absl::Status ViewingService::AddPastCandidates(
 // ---------------------------------------------------------------------------------------
 // Rotation
 
+SegmentPlanInput ViewingService::PlayPlanInput(MemberId member, Millis ttl_ms, Millis now) const {
+  SegmentPlanInput in;
+  in.member = member;
+  in.kind = Kind::kPlay;
+  in.ttl_ms = ttl_ms;
+  in.now = now;
+  in.segment_records = options_.segment_records;
+  in.zstd_level = options_.zstd_level;
+  return in;
+}
+
 absl::Status ViewingService::Rotate(MemberId member) {
   const auto start = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> rollup_lock(rollup_locks_[StripeOf(member)]);
@@ -208,19 +219,13 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   const std::shared_ptr<const CompressedHistory> recent_version =
       recent.compressed ? recent.compressed : std::make_shared<const CompressedHistory>();
 
-  SegmentPlanInput recent_in;
-  recent_in.member = member;
-  recent_in.kind = Kind::kPlay;
+  SegmentPlanInput recent_in = PlayPlanInput(member, shard.ttl_ms, now);
   recent_in.current = recent_version.get();
   recent_in.segment_bytes = [&](size_t i) {
     return ReadSegment(shard, member, recent_version->meta.segments[i]);
   };
   recent_in.drop_before = cutoff;
   recent_in.collect_removed = true;
-  recent_in.ttl_ms = shard.ttl_ms;
-  recent_in.now = now;
-  recent_in.segment_records = options_.segment_records;
-  recent_in.zstd_level = options_.zstd_level;
   STRATA_ASSIGN_OR_RETURN(SegmentPlan recent_plan, PlanSegments(recent_in));
   std::vector<ViewingRecord> moved = std::move(recent_plan.removed);
   MergeRecords(&moved, old_live);  // a live row is a later event of its playback
@@ -237,9 +242,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   late_dropped_->Inc(before - moved.size());
 
   SummaryBuilder past_summary;
-  SegmentPlanInput past_in;
-  past_in.member = member;
-  past_in.kind = Kind::kPlay;
+  SegmentPlanInput past_in = PlayPlanInput(member, shard.ttl_ms, now);
   past_in.current = past.history.get();
   past_in.segment_bytes = [&](size_t i) {
     return ReadSegment(past_, shard.ttl_ms, member, past.history->meta.segments[i]);
@@ -247,10 +250,6 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   past_in.updates = moved;
   // Records the historical tier already summarises (left by an interrupted rotation) go.
   past_in.drop_before = hist.until;
-  past_in.ttl_ms = shard.ttl_ms;
-  past_in.now = now;
-  past_in.segment_records = options_.segment_records;
-  past_in.zstd_level = options_.zstd_level;
   past_in.summarize = &past_summary;
   STRATA_ASSIGN_OR_RETURN(SegmentPlan past_plan, PlanSegments(past_in));
   PastState state;
@@ -344,19 +343,13 @@ absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cuto
   const Millis until = std::max(hist.until, cutoff);
 
   SummaryBuilder past_summary;
-  SegmentPlanInput in;
-  in.member = member;
-  in.kind = Kind::kPlay;
+  SegmentPlanInput in = PlayPlanInput(member, ttl, clock_->NowMillis());
   in.current = past.history.get();
   in.segment_bytes = [&](size_t i) {
     return ReadSegment(past_, ttl, member, past.history->meta.segments[i]);
   };
   in.drop_before = until;
   in.collect_removed = true;
-  in.ttl_ms = ttl;
-  in.now = clock_->NowMillis();
-  in.segment_records = options_.segment_records;
-  in.zstd_level = options_.zstd_level;
   in.summarize = &past_summary;
   STRATA_ASSIGN_OR_RETURN(SegmentPlan plan, PlanSegments(in));
 
