@@ -73,8 +73,9 @@ struct ViewingBenchOptions {
   // recent tier -- what a daily rotation moves. Defaults: 20000 x 50 = 1M plays.
   int rotation_members = 20'000;
   uint64_t rotation_plays = 50;
-  // "tiers" mode: seconds of the mix run before the baseline, unmeasured, so caches hold
-  // the steady state rather than a cold start. Default 30.
+  // "tiers" mode: warm-up before the baseline, unmeasured, so caches hold the steady state
+  // rather than a cold start: this many seconds of Zipf-drawn summary and 90-day reads as
+  // fast as the server answers, then as many seconds of the mix. Default 30.
   double warmup_s = 30;
   // Seed of the workload generator. Default 1.
   uint64_t seed = 1;
@@ -156,7 +157,7 @@ struct BenchReport {
 //      spread over `history_years` years; wait for roll-ups.
 //   2. Rotation alone: start a rotation sweep and time it until the backlog drains.
 //   3. Summary reads on cache miss: one GET .../summary per loaded member (never read yet).
-//   4. Warm-up: the mix below for `warmup_s`, unmeasured (caches reach steady state).
+//   4. Warm-up (see warmup_s), unmeasured, so caches reach their steady state.
 //      Baseline: the 9:1 mix for `duration_s`, reads 80% recent (limit 50), 10% months
 //      (last 90 days: recent + past tiers), 10% summaries; summary cache hit rate.
 //   5. Load another N members (ranks N+1..2N) the same way, then run the same mix while a
