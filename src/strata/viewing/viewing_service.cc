@@ -195,6 +195,7 @@ absl::Status ViewingService::Init() {
   for (int i = 0; i < std::max(options_.rotation_threads, 1); ++i) {
     rotation_workers_.emplace_back([this, i] { RotationWorker(i); });
   }
+  if (task_queue_) rotation_publisher_ = std::thread([this] { RotationPublisher(); });
   if (options_.rotation_sweep_interval_ms > 0) {
     sweep_timer_ = std::thread([this] {
       ThreadPool::NameCurrentThread("strata-sweeptimer");
@@ -226,6 +227,7 @@ ViewingService::~ViewingService() {
   }
   rotation_cv_.notify_all();
   for (auto& t : rotation_workers_) t.join();
+  if (rotation_publisher_.joinable()) rotation_publisher_.join();
   if (sweep_timer_.joinable()) sweep_timer_.join();
   {
     // StartRotationSweep may be replacing sweep_thread_ under this mutex.

@@ -287,6 +287,7 @@ class ViewingService {
   bool MaybeQueueRotation(MemberId member, Millis oldest_recent, Millis oldest_past);
   bool QueueRotation(MemberId member);
   void RotationWorker(int index);
+  void RotationPublisher();
   // Throttle: waits until the next rotation may start. False when stopping.
   bool AwaitRotationSlot();
   // Runs one rotation task; false when it failed (logged and counted).
@@ -331,6 +332,13 @@ class ViewingService {
   bool rotation_stopping_ = false;
   double next_rotation_at_ = 0;  // throttle: seconds on the steady clock
   std::vector<std::thread> rotation_workers_;
+  // Triggers waiting to be published to the durable queue: reads only note a member here (a
+  // write on the read path would put a store write into read latency); the publisher thread
+  // publishes them in batches. A trigger lost in a crash before publication is only a hint:
+  // the next read or sweep triggers again.
+  std::vector<MemberId> rotation_unpublished_;
+  size_t rotation_publishing_ = 0;  // taken by the publisher, not yet in the queue
+  std::thread rotation_publisher_;
   std::thread sweep_thread_;
   std::thread sweep_timer_;
   std::atomic<bool> sweep_running_{false};

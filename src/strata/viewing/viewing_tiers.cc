@@ -408,26 +408,56 @@ bool ViewingService::QueueRotation(MemberId member) {
     std::lock_guard<std::mutex> lock(rotation_mu_);
     // Deduplicated in memory: a member is queued once until a worker takes it.
     if (rotation_stopping_ || !rotation_queued_.insert(member).second) return false;
-    if (!task_queue_) rotation_queue_.push_back(member);
-  }
-  if (task_queue_) {
-    std::string value;
-    coding::PutFixed64BE(&value, member);
-    store::PublishMessage m{std::to_string(member), std::move(value)};
-    auto published = task_queue_->Publish(kRotationTopic, {&m, 1});
-    if (!published.ok()) {
-      std::lock_guard<std::mutex> lock(rotation_mu_);
-      rotation_queued_.erase(member);
-      rotation_errors_->Inc();
-      STRATA_LOG_WARN("rotation not queued", "member", member, "error",
-                      published.status().ToString());
-      return false;
+    if (task_queue_) {
+      rotation_unpublished_.push_back(member);
+    } else {
+      rotation_queue_.push_back(member);
     }
-    return true;
   }
-  // All: the sweep timer waits on this condition variable too.
+  // All: the publisher, the workers and the sweep timer wait on this condition variable.
   rotation_cv_.notify_all();
   return true;
+}
+
+void ViewingService::RotationPublisher() {
+  ThreadPool::NameCurrentThread("strata-rotpub");
+  std::vector<MemberId> batch;
+  for (;;) {
+    bool stopping;
+    {
+      std::unique_lock<std::mutex> lock(rotation_mu_);
+      rotation_cv_.wait(lock,
+                        [this] { return rotation_stopping_ || !rotation_unpublished_.empty(); });
+      stopping = rotation_stopping_;
+      batch.swap(rotation_unpublished_);
+      rotation_publishing_ = batch.size();
+    }
+    for (size_t begin = 0; begin < batch.size(); begin += 1000) {
+      const size_t end = std::min(batch.size(), begin + 1000);
+      std::vector<store::PublishMessage> messages;
+      messages.reserve(end - begin);
+      for (size_t i = begin; i < end; ++i) {
+        std::string value;
+        coding::PutFixed64BE(&value, batch[i]);
+        messages.push_back({std::to_string(batch[i]), std::move(value)});
+      }
+      auto published = task_queue_->Publish(kRotationTopic, messages);
+      if (!published.ok()) {
+        rotation_errors_->Inc();
+        STRATA_LOG_WARN("rotations not queued", "members", end - begin, "error",
+                        published.status().ToString());
+        std::lock_guard<std::mutex> lock(rotation_mu_);
+        for (size_t i = begin; i < end; ++i) rotation_queued_.erase(batch[i]);
+      }
+    }
+    batch.clear();
+    {
+      std::lock_guard<std::mutex> lock(rotation_mu_);
+      rotation_publishing_ = 0;
+    }
+    rotation_idle_cv_.notify_all();
+    if (stopping) return;  // what was noted before the stop is published
+  }
 }
 
 bool ViewingService::AwaitRotationSlot() {
@@ -528,13 +558,15 @@ void ViewingService::RotationWorker(int index) {
 }
 
 uint64_t ViewingService::RotationBacklog() {
-  if (!task_queue_) {
+  uint64_t unpublished = 0;
+  {
     std::lock_guard<std::mutex> lock(rotation_mu_);
-    return rotation_queue_.size();
+    if (!task_queue_) return rotation_queue_.size();
+    unpublished = rotation_unpublished_.size() + rotation_publishing_;
   }
   auto lag = task_queue_->Lag(kRotationGroup, kRotationTopic);
   if (!lag.ok()) return 0;
-  uint64_t backlog = 0;
+  uint64_t backlog = unpublished;
   for (const auto& p : *lag) backlog += p.backlog;
   return backlog;
 }
