@@ -17,44 +17,22 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
+import strata_e2e
+
 STRATA = None
 MIB = 1 << 20
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(strata_e2e.ServerProcess):
     def __init__(self, data_dir, extra=()):
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.log = open(os.path.join(data_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(
-            [STRATA, "serve", "--data-dir", os.path.join(data_dir, "d"), "--port", str(self.port),
-             "--log-level", "warn", "--blob-part-bytes", str(MIB),
-             "--max-object-bytes", str(16 * MIB), *extra],
-            stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited with %s" % self.proc.returncode)
-            try:
-                status, _, _ = self.request("GET", "/healthz")
-                if status == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not become healthy")
+        super().__init__(STRATA, data_dir, ["--blob-part-bytes", str(MIB),
+                                            "--max-object-bytes", str(16 * MIB), *extra])
 
     def request(self, method, path, body=None, headers=None, chunked=False):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -69,11 +47,6 @@ class Server:
     def json(self, method, path, body=None, headers=None, chunked=False):
         status, hdrs, data = self.request(method, path, body, headers, chunked)
         return status, (json.loads(data) if data[:1] == b"{" else data)
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
-        self.log.close()
 
 
 def pieces(data, size):

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,37 +20,16 @@ import threading
 import time
 import unittest
 
+import strata_e2e
+
 STRATA = None
 # Recent times: previews and language changes have a time to live (30 and 180 days).
 T0 = (int(time.time()) - 10 * 86400) * 1000
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(strata_e2e.ServerProcess):
     def __init__(self, data_dir, extra=()):
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.log = open(os.path.join(data_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(
-            [STRATA, "serve", "--data-dir", os.path.join(data_dir, "d"), "--port", str(self.port),
-             "--log-level", "warn", *extra],
-            stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("server exited with %s" % self.proc.returncode)
-            try:
-                status, _ = self.request("GET", "/healthz")
-                if status == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not become healthy")
+        super().__init__(STRATA, data_dir, extra)
 
     def request(self, method, path, body=None, content_type="application/json"):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -66,11 +44,6 @@ class Server:
     def json(self, method, path, body=None, content_type="application/json"):
         status, data = self.request(method, path, body, content_type)
         return status, (json.loads(data) if data and data[:1] in (b"{", b"[") else data)
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
-        self.log.close()
 
 
 def event(member, started, session, event_time=None, kind="play", watched=60_000, title=1,
@@ -319,7 +292,7 @@ class ConfigFileTest(unittest.TestCase):
     def test_options_come_from_the_config_file_and_bad_keys_are_refused(self):
         tmp = tempfile.mkdtemp(prefix="strata_cfg_")
         try:
-            port = free_port()
+            port = strata_e2e.free_port()
             cfg = os.path.join(tmp, "strata.toml")
             with open(cfg, "w") as f:
                 f.write('[serve]\ndata-dir = "%s"\nport = %d\nmin-preview-ms = 1000\n'
