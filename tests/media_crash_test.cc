@@ -157,13 +157,7 @@ INSTANTIATE_TEST_SUITE_P(Steps, MediaCrashTest,
                          ::testing::Values("blob.write.after_part", "blob.commit.before_rename",
                                            "media.put.after_bytes", "media.put.after_metadata",
                                            "media.delete.after_marker"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name) {
-                             if (c == '.') c = '_';
-                           }
-                           return name;
-                         });
+                         [](const auto& info) { return CrashPointTestName(info.param); });
 
 }  // namespace
 }  // namespace strata

@@ -302,13 +302,7 @@ INSTANTIATE_TEST_SUITE_P(
                       "rotate.garbage_deleted", "rotate.historical.past_chunks_written",
                       "rotate.historical_committed", "rotate.historical.past_committed",
                       "rotate.historical.garbage_deleted"),
-    [](const auto& info) {
-      std::string name = info.param;
-      for (char& c : name) {
-        if (c == '.') c = '_';
-      }
-      return name;
-    });
+    [](const auto& info) { return CrashPointTestName(info.param); });
 
 }  // namespace
 }  // namespace strata

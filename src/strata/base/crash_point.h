@@ -6,6 +6,8 @@
 // Tests start a child process with the variable set and check what survives a restart.
 #pragma once
 
+#include <string>
+
 #include <string_view>
 
 namespace strata {
@@ -16,6 +18,15 @@ inline constexpr int kCrashPointExitCode = 86;
 // Returns the armed crash point name, or "" (read from the environment at start-up).
 std::string_view ArmedCrashPoint();
 // Arms a crash point from code (tests that fork a child). Call before starting threads.
+// A gtest-safe name for a crash point ("rotate.past_committed" -> "rotate_past_committed"),
+// for INSTANTIATE_TEST_SUITE_P name generators.
+inline std::string CrashPointTestName(std::string name) {
+  for (char& c : name) {
+    if (c == '.') c = '_';
+  }
+  return name;
+}
+
 void SetCrashPointForTesting(std::string_view name);
 // Dies if `name` is the armed crash point.
 void MaybeCrash(std::string_view name);
