@@ -7,7 +7,6 @@
 #pragma once
 
 #include <string>
-
 #include <string_view>
 
 namespace strata {
@@ -18,6 +17,8 @@ inline constexpr int kCrashPointExitCode = 86;
 // Returns the armed crash point name, or "" (read from the environment at start-up).
 std::string_view ArmedCrashPoint();
 // Arms a crash point from code (tests that fork a child). Call before starting threads.
+void SetCrashPointForTesting(std::string_view name);
+
 // A gtest-safe name for a crash point ("rotate.past_committed" -> "rotate_past_committed"),
 // for INSTANTIATE_TEST_SUITE_P name generators.
 inline std::string CrashPointTestName(std::string name) {
@@ -26,8 +27,6 @@ inline std::string CrashPointTestName(std::string name) {
   }
   return name;
 }
-
-void SetCrashPointForTesting(std::string_view name);
 // Dies if `name` is the armed crash point.
 void MaybeCrash(std::string_view name);
 
