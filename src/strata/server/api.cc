@@ -83,6 +83,7 @@ Api::Api(viewing::ViewingService* viewing, media::MediaService* media, MetricsRe
     : viewing_(viewing),
       media_(media),
       ingest_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/3, "strata-ingest")),
+      bulk_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/2, "strata-bulkread")),
       metrics_(metrics),
       admin_(std::move(admin)) {}
 
@@ -297,6 +298,13 @@ http::Response Api::GetViewing(uint64_t member, const http::Request& request) {
     q.limit = limit;
   }
   if (auto v = http::QueryParam(request.query, "cursor")) q.cursor = *v;
+  if (q.limit > kBulkReadLimit) {
+    return bulk_pool_->Submit([&] { return HistoryPageResponse(member, q); }).get();
+  }
+  return HistoryPageResponse(member, q);
+}
+
+http::Response Api::HistoryPageResponse(uint64_t member, const viewing::HistoryQuery& q) {
   auto page = viewing_->ReadHistory(member, q);
   if (!page.ok()) return ErrorResponse(page.status());
   JsonWriter w;

@@ -57,6 +57,8 @@ class Api {
   http::Response PostEvents(const http::Request& request);
   http::Response Ingest(const http::Request& request);
   http::Response GetViewing(uint64_t member, const http::Request& request);
+  // Reads and renders one history page (GetViewing after validation).
+  http::Response HistoryPageResponse(uint64_t member, const viewing::HistoryQuery& q);
   http::Response GetSummary(uint64_t member);
   http::Response GetLanguages(uint64_t member);
   http::Response DeleteMember(uint64_t member);
@@ -70,6 +72,10 @@ class Api {
   // Ingest batches are parsed and written here, at a lower CPU priority than reads (the
   // HTTP thread waits, idle), so a burst of large writes does not stretch read latency.
   std::unique_ptr<ThreadPool> ingest_pool_;
+  // Bulk reads (history pages of more than kBulkReadLimit records) run here, slightly below
+  // normal priority, so the small "recent" reads that dominate traffic preempt them.
+  static constexpr uint64_t kBulkReadLimit = 100;
+  std::unique_ptr<ThreadPool> bulk_pool_;
   MetricsRegistry* metrics_;
   AdminHooks admin_;
 };
