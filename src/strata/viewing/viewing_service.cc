@@ -388,8 +388,18 @@ absl::Status ViewingService::PlanLanguageChanges(
   const size_t stripe = StripeOf(member);
   std::lock_guard<std::mutex> stripe_lock(language_locks_[stripe]);
   LanguageCache::Map& current_prefs = languages_cache_->stripes[stripe];
+  // The preference the previous record left for its content language, when known: a member's
+  // events in one batch mostly repeat it, and then no lookup is needed.
+  const ViewingRecord* same_as = nullptr;
+  uint64_t unchanged = 0;
   for (const ViewingRecord* r : by_time) {
     if (r->content_lang.empty()) continue;
+    if (same_as && same_as->content_lang == r->content_lang &&
+        same_as->audio_lang == r->audio_lang && same_as->subtitle_lang == r->subtitle_lang) {
+      ++unchanged;  // equal to the current preference (and not older than what set it)
+      continue;
+    }
+    same_as = nullptr;
     LanguageCache::Key key{member, r->content_lang};
     auto it = current_prefs.find(key);
     if (it == current_prefs.end()) {
@@ -410,7 +420,10 @@ absl::Status ViewingService::PlanLanguageChanges(
         (r->event_time <= it->second.event_time ||
          (it->second.audio_lang == r->audio_lang &&
           it->second.subtitle_lang == r->subtitle_lang))) {
-      language_unchanged_->Inc();
+      ++unchanged;
+      if (it->second.audio_lang == r->audio_lang && it->second.subtitle_lang == r->subtitle_lang) {
+        same_as = r;
+      }
       continue;
     }
     LanguagePreference next{r->content_lang, r->audio_lang, r->subtitle_lang, r->event_time};
@@ -420,6 +433,7 @@ absl::Status ViewingService::PlanLanguageChanges(
     w.batch.Put(LanguageChangeKey(r->event_time, r->content_lang), value,
                 expire_ttl > 0 ? r->event_time + expire_ttl : 0);
     language_changes_->Inc();
+    same_as = r;
     if (it != current_prefs.end()) {
       it->second = std::move(next);
     } else {
@@ -427,6 +441,7 @@ absl::Status ViewingService::PlanLanguageChanges(
       current_prefs.emplace(std::move(key), std::move(next));
     }
   }
+  if (unchanged > 0) language_unchanged_->Inc(unchanged);
   if (!w.batch.empty()) {
     writes->push_back(std::move(w));
     touched->push_back(member);
