@@ -188,6 +188,29 @@ void HistoryCache::ReplaceCompressed(int data_type, uint64_t member,
   SetSlotLocked(s, k, std::move(entry));
 }
 
+void HistoryCache::CommitLiveMove(int data_type, uint64_t member,
+                                  std::shared_ptr<const CompressedHistory> compressed,
+                                  std::span<const ViewingRecord> moved) {
+  Key k{data_type, member};
+  size_t stripe = StripeOf(k);
+  ShardState& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  ++generations_[stripe];
+  auto it = s.map.find(k);
+  if (it == s.map.end()) return;
+  CachedHistory entry = std::move(it->second.history);
+  if (compressed) entry.compressed = std::move(compressed);
+  std::erase_if(entry.live, [&](const ViewingRecord& r) {
+    auto m = std::lower_bound(moved.begin(), moved.end(), r,
+                              [](const ViewingRecord& a, const ViewingRecord& b) {
+                                return PlaybackKey(a) < PlaybackKey(b);
+                              });
+    return m != moved.end() && PlaybackKey(*m) == PlaybackKey(r) &&
+           r.event_time <= m->event_time;
+  });
+  SetSlotLocked(s, k, std::move(entry));
+}
+
 void HistoryCache::Erase(int data_type, uint64_t member) {
   Key k{data_type, member};
   size_t stripe = StripeOf(k);

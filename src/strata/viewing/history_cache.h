@@ -74,6 +74,14 @@ class HistoryCache {
   // live records (after a rotation moved old records out); bumps the generation.
   void ReplaceCompressed(int data_type, uint64_t member,
                          std::shared_ptr<const CompressedHistory> compressed);
+  // After live rows were moved out of the live table (rolled up, or rotated to another
+  // tier): installs `compressed` (null: keep the current one) and drops from the entry's live
+  // records every one that a `moved` record covers -- same playback, event_time not later.
+  // Records written meanwhile (later events) stay. `moved` is sorted and unique by
+  // PlaybackKey. Bumps the generation.
+  void CommitLiveMove(int data_type, uint64_t member,
+                      std::shared_ptr<const CompressedHistory> compressed,
+                      std::span<const ViewingRecord> moved);
   // Drops the member's entry; bumps the generation.
   void Erase(int data_type, uint64_t member);
 

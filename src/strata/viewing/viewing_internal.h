@@ -129,6 +129,9 @@ struct ViewingService::Shard {
     // skipping the tombstones that earlier roll-ups left. INT64_MIN = unknown (after a
     // restart): scan from the start. Only ever lowered by writes; set by roll-ups.
     Millis live_from = INT64_MIN;
+    // The least started_at written since the last MarkLiveWrites (INT64_MAX: none): what a
+    // roll-up or rotation, which read the live rows after marking, may not have seen.
+    Millis written_min = INT64_MAX;
   };
   std::mutex counts_mu;
   std::unordered_map<MemberId, LiveCount> counts;

@@ -468,10 +468,43 @@ bool ViewingService::NoteLiveWrites(Shard& shard, MemberId member,
   Shard::LiveCount& c = it->second;
   if (inserted) c.trigger_at = options_.rollup_min_live_rows;  // live_from stays "unknown"
   c.live_from = std::min(c.live_from, min_started);
+  c.written_min = std::min(c.written_min, min_started);
   c.rows += records.size();
   if (c.rows < c.trigger_at) return false;
   c.rows = 0;  // the worker sets the true figure
   return true;
+}
+
+void ViewingService::MarkLiveWrites(Shard& shard, MemberId member) {
+  std::lock_guard<std::mutex> lock(shard.counts_mu);
+  shard.counts[member].written_min = INT64_MAX;
+}
+
+absl::Status ViewingService::UnchangedLiveRows(Shard& shard, MemberId member,
+                                               const std::vector<ViewingRecord>& read,
+                                               uint64_t write_seq, store::WriteBatch* deletes,
+                                               std::vector<Millis>* survivors) {
+  const bool unchanged =
+      write_seq_[StripeOf(member)].load(std::memory_order_acquire) == write_seq;
+  const std::string partition = MemberKey(member);
+  for (const auto& r : read) {
+    std::string key = LiveClusteringKey(r.started_at, r.session);
+    if (!unchanged) {
+      // A write touched the member's stripe: is this row still the version that was read?
+      auto row = shard.live->Get(partition, key);
+      if (absl::IsNotFound(row.status())) continue;
+      STRATA_RETURN_IF_ERROR(row.status());
+      ViewingRecord stored;
+      stored.started_at = r.started_at;
+      STRATA_RETURN_IF_ERROR(DecodeLiveValue(*row, &stored));
+      if (stored.event_time != r.event_time) {
+        survivors->push_back(r.started_at);
+        continue;
+      }
+    }
+    deletes->Delete(std::move(key));
+  }
+  return absl::OkStatus();
 }
 
 Millis ViewingService::LiveFrom(Shard& shard, MemberId member) {
@@ -545,7 +578,9 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   uint64_t write_seq = 0;
   {
     std::shared_lock<std::shared_mutex> lock(MemberLock(member));
-    // Read the write sequence first: a write that bumps it later may not be in the scan.
+    // Mark, then read the write sequence, then scan: a write that bumps the sequence later
+    // may not be in the scan, and its started_at is in the mark.
+    MarkLiveWrites(shard, member);
     write_seq = write_seq_[StripeOf(member)].load(std::memory_order_acquire);
     STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member, /*newest_segments=*/0,
                                                    LiveFrom(shard, member)));
@@ -602,30 +637,9 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   ScopedPriorityBoost boost;  // requests wait for this section: run it at normal priority
   std::unique_lock<std::shared_mutex> lock(MemberLock(member));
   store::WriteBatch live_deletes;
-  std::vector<ViewingRecord> remaining;
-  if (write_seq_[StripeOf(member)].load(std::memory_order_acquire) == write_seq) {
-    // No write touched this member's stripe since phase A read the live rows: every one of
-    // them is unchanged and there are no others.
-    for (const auto& r : live) live_deletes.Delete(LiveClusteringKey(r.started_at, r.session));
-  } else {
-    std::unordered_map<std::string, Millis> rolled;  // live key -> event_time rolled up
-    rolled.reserve(live.size());
-    for (const auto& r : live) {
-      rolled.emplace(LiveClusteringKey(r.started_at, r.session), r.event_time);
-    }
-    // From the start: the writes may be anywhere.
-    STRATA_RETURN_IF_ERROR(ScanLiveRows(
-        shard.live, member, shard.kind, INT64_MIN,
-        [&](std::string&& key, ViewingRecord&& r) -> absl::Status {
-          auto it = rolled.find(key);
-          if (it != rolled.end() && it->second == r.event_time) {
-            live_deletes.Delete(std::move(key));
-          } else {
-            remaining.push_back(std::move(r));
-          }
-          return absl::OkStatus();
-        }));
-  }
+  std::vector<Millis> survivors;  // started_at of rolled rows a write changed meanwhile
+  STRATA_RETURN_IF_ERROR(
+      UnchangedLiveRows(shard, member, live, write_seq, &live_deletes, &survivors));
 
   // 2. The metadata row: the commit point.
   STRATA_RETURN_IF_ERROR(
@@ -633,8 +647,8 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   STRATA_CRASH_POINT("rollup.after_commit");
   const uint64_t total_records = plan.meta.records();
   const std::vector<uint64_t> replaced = plan.replaced;
-  cache_->Replace(shard.index, member,
-                  CachedHistory{CommittedHistory(std::move(plan)), remaining});
+  // The cached entry keeps the live records no rolled-up version covers.
+  cache_->CommitLiveMove(shard.index, member, CommittedHistory(std::move(plan)), live);
 
   // 3. The segments this version replaced.
   STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, replaced));
@@ -649,8 +663,10 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
     // Under the exclusive lock: no write is between its store write and its count.
     std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
     auto& c = shard.counts[member];
-    c.rows = remaining.size();
-    c.live_from = remaining.empty() ? INT64_MAX : remaining.front().started_at;
+    c.rows -= std::min<uint64_t>(c.rows, live_deletes.size());
+    // What is left live: rows a write changed, and rows written since phase A's mark.
+    c.live_from = c.written_min;
+    for (Millis t : survivors) c.live_from = std::min(c.live_from, t);
     c.trigger_at = std::max<uint64_t>(
         options_.rollup_min_live_rows,
         static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(total_records)));

@@ -307,6 +307,16 @@ class ViewingService {
                       std::span<const ViewingRecord* const> records);
   // The started_at before which the member has no live rows (INT64_MIN = unknown).
   Millis LiveFrom(Shard& shard, MemberId member);
+  // Starts tracking the least started_at written from now on (LiveCount::written_min). Call
+  // before reading write_seq_ and the live rows.
+  void MarkLiveWrites(Shard& shard, MemberId member);
+  // Of `read` (live rows read after MarkLiveWrites and write_seq_ == write_seq; sorted,
+  // unique), adds to *deletes those still stored unchanged, and to *survivors (by started_at)
+  // the ones a write changed since. Point reads only when a write intervened; caller holds
+  // the member's exclusive lock.
+  absl::Status UnchangedLiveRows(Shard& shard, MemberId member,
+                                 const std::vector<ViewingRecord>& read, uint64_t write_seq,
+                                 store::WriteBatch* deletes, std::vector<Millis>* survivors);
   void EnqueueRollup(Shard& shard, MemberId member);
   void RollupWorker();
 

@@ -198,6 +198,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   uint64_t write_seq = 0;
   {
     std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+    MarkLiveWrites(shard, member);
     write_seq = write_seq_[StripeOf(member)].load(std::memory_order_acquire);
     const Millis live_from = LiveFrom(shard, member);
     STRATA_ASSIGN_OR_RETURN(recent, LoadFromStore(shard, member, /*newest_segments=*/0,
@@ -283,44 +284,33 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     // And the moved live rows, unless a write changed them since they were read (the newer
     // event stays live and moves with the next rotation).
     store::WriteBatch live_deletes;
-    bool all_unchanged = true;
-    if (!old_live.empty()) {
-      if (write_seq_[StripeOf(member)].load(std::memory_order_acquire) == write_seq) {
-        for (const auto& r : old_live) {
-          live_deletes.Delete(LiveClusteringKey(r.started_at, r.session));
-        }
-      } else {
-        all_unchanged = false;
-        std::unordered_map<std::string, Millis> moved_live;
-        for (const auto& r : old_live) {
-          moved_live.emplace(LiveClusteringKey(r.started_at, r.session), r.event_time);
-        }
-        STRATA_RETURN_IF_ERROR(ScanLiveRows(
-            shard.live, member, shard.kind, INT64_MIN,
-            [&](std::string&& key, ViewingRecord&& r) -> absl::Status {
-              auto it = moved_live.find(key);
-              if (it != moved_live.end() && it->second == r.event_time) {
-                live_deletes.Delete(std::move(key));
-              }
-              return absl::OkStatus();
-            }));
-      }
-      if (!live_deletes.empty()) {
-        STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
-      }
+    std::vector<Millis> survivors;
+    STRATA_RETURN_IF_ERROR(
+        UnchangedLiveRows(shard, member, old_live, write_seq, &live_deletes, &survivors));
+    if (!live_deletes.empty()) {
+      STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
     }
     STRATA_CRASH_POINT("rotate.live_deleted");
-    if (old_live.empty()) {
-      // The cached entry keeps its live records; the compressed part is the new version.
-      cache_->ReplaceCompressed(shard.index, member, CommittedHistory(std::move(recent_plan)));
-    } else {
-      cache_->Erase(shard.index, member);  // its live records changed: reloaded on demand
+    // The cached entry: the new compressed version, without the live records moved out.
+    cache_->CommitLiveMove(shard.index, member,
+                           recent_plan.changed ? CommittedHistory(std::move(recent_plan))
+                                               : nullptr,
+                           old_live);
+    if (!old_live.empty()) {
       std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
       auto& c = shard.counts[member];
       c.rows -= std::min<uint64_t>(c.rows, live_deletes.size());
-      // Under the exclusive lock no write is in flight: with every moved row deleted, none
-      // starts before the cutoff any more.
-      if (all_unchanged && c.live_from != INT64_MIN) c.live_from = std::max(c.live_from, cutoff);
+      // Left live: rows not moved (started at or after the cutoff), moved rows a write
+      // changed meanwhile, and rows written since the mark.
+      Millis from = c.written_min;
+      for (Millis t : survivors) from = std::min(from, t);
+      for (const auto& r : recent.live) {
+        if (r.started_at >= cutoff) {
+          from = std::min(from, r.started_at);
+          break;  // sorted
+        }
+      }
+      c.live_from = from;
     }
     summary_cache_->Invalidate(member);
   }
