@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/gc_bench.h"
 #include "bench/object_bench.h"
 #include "bench/viewing_bench.h"
 #include "strata/base/clock.h"
@@ -514,6 +515,23 @@ int Run(int argc, char** argv) {
                           "Measure bytes per record without compacting first");
 
   bench::ObjectBenchOptions ob;
+  bench::GcBenchOptions gb;
+  CLI::App* bench_gc = bench->add_subcommand(
+      "gc", "Garbage collection: load N objects (40% expiring), time the sweep, online p99");
+  bench_gc->add_option("--server", gb.server, "Server URL")->capture_default_str();
+  bench_gc->add_option("--objects", gb.objects, "Objects to load")->capture_default_str();
+  bench_gc->add_option("--eligible-fraction", gb.eligible_fraction,
+                       "Share of the objects that expire at once")
+      ->capture_default_str();
+  bench_gc->add_option("--object-bytes", gb.object_bytes, "Size of an object")
+      ->capture_default_str();
+  bench_gc->add_option("--connections", gb.connections, "Connections of the load phase")
+      ->capture_default_str();
+  bench_gc->add_option("--online-rate", gb.online_rate,
+                       "Online GET+PUT requests/s measured idle and during the sweep")
+      ->capture_default_str();
+  bench_gc->add_option("--idle-seconds", gb.idle_seconds, "Length of the idle measurement")
+      ->capture_default_str();
   CLI::App* bench_objects =
       bench->add_subcommand("objects", "Media objects: PUT/GET throughput, DELETE under load");
   bench_objects->add_option("--server", ob.server, "Server URL")->capture_default_str();
@@ -676,6 +694,14 @@ int Run(int argc, char** argv) {
     return Call(server_url, "GET", lifecycle + "/stats?days=" + std::to_string(gc_days));
   }
   if (gc_status->parsed()) return Call(server_url, "GET", lifecycle + "/status");
+  if (bench_gc->parsed()) {
+    auto report = bench::RunGcBench(gb, std::cout);
+    if (!report.ok()) {
+      std::cerr << "strata bench gc: " << report.status().ToString() << "\n";
+      return 1;
+    }
+    return report->deleted == report->eligible ? 0 : 1;
+  }
   if (bench_objects->parsed()) {
     auto report = bench::RunObjectBench(ob, std::cout);
     if (!report.ok()) {

@@ -457,11 +457,19 @@ void Collector::WorkerLoop(int index) {
         STRATA_LOG_WARN("lifecycle poll failed", "error", messages.status().ToString());
         continue;
       }
+      // One commit per polled batch (a crash redelivers at most the batch: every step is
+      // idempotent and the audit counts once).
+      uint64_t done = 0;
+      bool have_done = false;
       for (const store::Message& m : *messages) {
-        if (!throttle_.Acquire()) return;  // stopping: uncommitted, redelivered on restart
+        if (!throttle_.Acquire()) break;  // stopping: the rest is redelivered on restart
         ProcessMessage(m);
+        done = m.offset + 1;
+        have_done = true;
+      }
+      if (have_done) {
         STRATA_CRASH_POINT("lifecycle.sweep.before_commit");
-        absl::Status c = queue_->Commit(group(), topic(), m.partition, m.offset + 1);
+        absl::Status c = queue_->Commit(group(), topic(), p, done);
         if (!c.ok()) STRATA_LOG_WARN("lifecycle commit failed", "error", c.ToString());
       }
       any = any || !messages->empty();

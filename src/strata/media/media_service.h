@@ -164,7 +164,8 @@ class MediaService {
   absl::Status DeleteSupersededRow(std::string_view bucket, std::string_view key,
                                    uint64_t generation);
   // Points the row `key`@`generation` at bytes already copied to `blob` in `storage_class`
-  // (archival). FailedPrecondition if the key holds another generation; NotFound if absent.
+  // (archival). FailedPrecondition if the key holds another generation or the row is eligible
+  // for garbage collection (soft-deleted past grace, or expired); NotFound if absent.
   absl::Status MoveObjectBytes(std::string_view bucket, std::string_view key,
                                uint64_t generation, std::string_view storage_class,
                                std::string_view blob);
