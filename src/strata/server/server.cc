@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -107,17 +108,33 @@ std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
       kName, kHelp, "route=\"/v1/buckets/{bucket}/objects/{key}\",method=\"GET\"");
   Histogram* put = metrics->GetHistogram(
       kName, kHelp, "route=\"/v1/buckets/{bucket}/objects/{key}\",method=\"PUT\"");
-  auto previous = std::make_shared<std::pair<Histogram::Buckets, Histogram::Buckets>>();
-  return [get, put, rows, previous] {
+  // The p99 is taken over the last kWindow control steps (2 s at the default interval): one
+  // 500 ms interval of a few hundred requests makes a noisy p99.
+  constexpr size_t kWindow = 4;
+  struct State {
+    Histogram::Buckets previous_get{}, previous_put{};
+    std::deque<Histogram::Buckets> deltas;
+  };
+  auto state = std::make_shared<State>();
+  return [get, put, rows, state] {
     const Histogram::Buckets g = get->BucketCounts();
     const Histogram::Buckets p = put->BucketCounts();
+    Histogram::Buckets step{};
+    for (size_t i = 0; i < step.size(); ++i) {
+      step[i] = (g[i] - state->previous_get[i]) + (p[i] - state->previous_put[i]);
+    }
+    state->previous_get = g;
+    state->previous_put = p;
+    state->deltas.push_back(step);
+    if (state->deltas.size() > kWindow) state->deltas.pop_front();
     Histogram::Buckets delta{};
     uint64_t n = 0;
-    for (size_t i = 0; i < delta.size(); ++i) {
-      delta[i] = (g[i] - previous->first[i]) + (p[i] - previous->second[i]);
-      n += delta[i];
+    for (const Histogram::Buckets& d : state->deltas) {
+      for (size_t i = 0; i < delta.size(); ++i) {
+        delta[i] += d[i];
+        n += d[i];
+      }
     }
-    *previous = {g, p};
     gc::LoadSample s;
     // A p99 of fewer than 20 requests is one slow request: not a signal.
     s.has_latency = n >= 20;
