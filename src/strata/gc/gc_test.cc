@@ -91,19 +91,22 @@ TEST(GcThrottleTest, AdditiveIncreaseMultiplicativeDecrease) {
   o.latency_floor_ms = 0.5;
   AimdThrottle t(o);
   LoadSample idle;
-  idle.has_latency = true;
-  idle.online_p99_ms = 2.0;
+  idle.p99_ms = {2.0, 10.0};  // GET, PUT
   t.Update(idle, /*sweeping=*/false);
-  EXPECT_DOUBLE_EQ(t.baseline_p99_ms(), 2.0);
-  LoadSample ok = idle;
-  ok.online_p99_ms = 2.9;  // < 1.5 x 2.0
+  EXPECT_DOUBLE_EQ(t.baseline_p99_ms(0), 2.0);
+  EXPECT_DOUBLE_EQ(t.baseline_p99_ms(1), 10.0);
+  LoadSample ok;
+  ok.p99_ms = {2.9, 14.0};  // each < 1.5 x its own baseline
   EXPECT_DOUBLE_EQ(t.Update(ok, true), 1100);
-  LoadSample slow = idle;
-  slow.online_p99_ms = 3.1;
+  LoadSample slow;
+  slow.p99_ms = {3.1, 5.0};  // GET regressed, though below PUT's p99
   EXPECT_DOUBLE_EQ(t.Update(slow, true), 550);
+  LoadSample no_data;
+  no_data.p99_ms = {-1, -1};
+  EXPECT_DOUBLE_EQ(t.Update(no_data, true), 650);
   LoadSample compaction;
   compaction.pending_compaction_bytes = o.max_pending_compaction_bytes + 1;
-  EXPECT_DOUBLE_EQ(t.Update(compaction, true), 275);
+  EXPECT_DOUBLE_EQ(t.Update(compaction, true), 325);
   LoadSample stalled;
   stalled.write_stalled = true;
   for (int i = 0; i < 20; ++i) t.Update(stalled, true);

@@ -29,17 +29,21 @@ bool AimdThrottle::Acquire() {
 
 double AimdThrottle::Update(const LoadSample& sample, bool sweeping) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (baselines_.size() < sample.p99_ms.size()) baselines_.resize(sample.p99_ms.size(), 0);
   if (!sweeping) {
-    if (sample.has_latency) {
-      baseline_p99_ms_ = baseline_p99_ms_ == 0
-                             ? sample.online_p99_ms
-                             : 0.8 * baseline_p99_ms_ + 0.2 * sample.online_p99_ms;
+    for (size_t i = 0; i < sample.p99_ms.size(); ++i) {
+      const double v = sample.p99_ms[i];
+      if (v < 0) continue;
+      baselines_[i] = baselines_[i] == 0 ? v : 0.8 * baselines_[i] + 0.2 * v;
     }
     return rate_;
   }
-  const double limit =
-      std::max(options_.latency_floor_ms, options_.latency_factor * baseline_p99_ms_);
-  const bool slow = sample.has_latency && sample.online_p99_ms > limit;
+  bool slow = false;
+  for (size_t i = 0; i < sample.p99_ms.size(); ++i) {
+    const double limit =
+        std::max(options_.latency_floor_ms, options_.latency_factor * baselines_[i]);
+    if (sample.p99_ms[i] >= 0 && sample.p99_ms[i] > limit) slow = true;
+  }
   const bool loaded = sample.write_stalled ||
                       sample.pending_compaction_bytes > options_.max_pending_compaction_bytes;
   if (slow || loaded) {
@@ -64,9 +68,9 @@ double AimdThrottle::rate() const {
   return rate_;
 }
 
-double AimdThrottle::baseline_p99_ms() const {
+double AimdThrottle::baseline_p99_ms(size_t i) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return baseline_p99_ms_;
+  return i < baselines_.size() ? baselines_[i] : 0;
 }
 
 uint64_t AimdThrottle::latency_cuts() const {

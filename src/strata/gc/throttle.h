@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <vector>
 
 namespace strata::gc {
 
@@ -32,8 +33,10 @@ struct ThrottleOptions {
 };
 
 struct LoadSample {
-  bool has_latency = false;  // false when no online request completed in the interval
-  double online_p99_ms = 0;
+  // p99 of each online signal (e.g. object GET, object PUT), in ms; a negative value = no
+  // data this interval. Each signal has its own idle baseline: a mixed p99 would let the
+  // slower route hide a regression of the faster one.
+  std::vector<double> p99_ms;
   uint64_t pending_compaction_bytes = 0;
   bool write_stalled = false;
 };
@@ -51,7 +54,8 @@ class AimdThrottle {
   void Cancel();
 
   double rate() const;
-  double baseline_p99_ms() const;
+  // The idle baseline of signal `i` (0 = none learned yet).
+  double baseline_p99_ms(size_t i = 0) const;
   // Intervals cut for latency / for store load since construction.
   uint64_t latency_cuts() const;
   uint64_t load_cuts() const;
@@ -62,7 +66,7 @@ class AimdThrottle {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   double rate_;
-  double baseline_p99_ms_ = 0;
+  std::vector<double> baselines_;
   Clock::time_point next_slot_;
   bool cancelled_ = false;
   uint64_t latency_cuts_ = 0;

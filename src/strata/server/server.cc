@@ -108,37 +108,37 @@ std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
       kName, kHelp, "route=\"/v1/buckets/{bucket}/objects/{key}\",method=\"GET\"");
   Histogram* put = metrics->GetHistogram(
       kName, kHelp, "route=\"/v1/buckets/{bucket}/objects/{key}\",method=\"PUT\"");
-  // The p99 is taken over the last kWindow control steps (2 s at the default interval): one
+  // Each p99 is taken over the last kWindow control steps (2 s at the default interval): one
   // 500 ms interval of a few hundred requests makes a noisy p99.
   constexpr size_t kWindow = 4;
-  struct State {
-    Histogram::Buckets previous_get{}, previous_put{};
+  struct Signal {
+    Histogram* histogram;
+    Histogram::Buckets previous{};
     std::deque<Histogram::Buckets> deltas;
   };
-  auto state = std::make_shared<State>();
-  return [get, put, rows, state] {
-    const Histogram::Buckets g = get->BucketCounts();
-    const Histogram::Buckets p = put->BucketCounts();
-    Histogram::Buckets step{};
-    for (size_t i = 0; i < step.size(); ++i) {
-      step[i] = (g[i] - state->previous_get[i]) + (p[i] - state->previous_put[i]);
-    }
-    state->previous_get = g;
-    state->previous_put = p;
-    state->deltas.push_back(step);
-    if (state->deltas.size() > kWindow) state->deltas.pop_front();
-    Histogram::Buckets delta{};
-    uint64_t n = 0;
-    for (const Histogram::Buckets& d : state->deltas) {
-      for (size_t i = 0; i < delta.size(); ++i) {
-        delta[i] += d[i];
-        n += d[i];
-      }
-    }
+  auto signals = std::make_shared<std::vector<Signal>>();
+  signals->push_back({get});
+  signals->push_back({put});
+  return [rows, signals] {
     gc::LoadSample s;
-    // A p99 of fewer than 20 requests is one slow request: not a signal.
-    s.has_latency = n >= 20;
-    s.online_p99_ms = Histogram::Quantile(delta, 0.99) * 1000;
+    for (Signal& sig : *signals) {
+      const Histogram::Buckets now = sig.histogram->BucketCounts();
+      Histogram::Buckets step{};
+      for (size_t i = 0; i < step.size(); ++i) step[i] = now[i] - sig.previous[i];
+      sig.previous = now;
+      sig.deltas.push_back(step);
+      if (sig.deltas.size() > kWindow) sig.deltas.pop_front();
+      Histogram::Buckets window{};
+      uint64_t n = 0;
+      for (const Histogram::Buckets& d : sig.deltas) {
+        for (size_t i = 0; i < window.size(); ++i) {
+          window[i] += d[i];
+          n += d[i];
+        }
+      }
+      // A p99 of fewer than 20 requests is one slow request: not a signal.
+      s.p99_ms.push_back(n >= 20 ? Histogram::Quantile(window, 0.99) * 1000 : -1);
+    }
     store::RocksHealth h = rows->Health();
     s.pending_compaction_bytes = h.pending_compaction_bytes;
     s.write_stalled = h.write_stalled;
