@@ -64,8 +64,8 @@ void OnlineLoad(const http::Endpoint& ep, const GcBenchOptions& o, const std::st
       target = "/v1/buckets/" + put_bucket + "/objects/" + Key(put_base + n);
     }
     const auto t0 = SteadyClock::now();
-    auto r = client.Request(get ? "GET" : "PUT", target, get ? "" : body,
-                            "application/octet-stream");
+    auto r =
+        client.Request(get ? "GET" : "PUT", target, get ? "" : body, "application/octet-stream");
     const auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count();
     (get ? out->get_us : out->put_us).Record(static_cast<uint64_t>(us));
@@ -130,8 +130,8 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
   report.load_seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   report.errors = errors.load();
   out << "  load: " << report.load_seconds << " s ("
-      << static_cast<uint64_t>(static_cast<double>(o.objects) / report.load_seconds)
-      << " PUT/s), " << report.errors << " errors\n";
+      << static_cast<uint64_t>(static_cast<double>(o.objects) / report.load_seconds) << " PUT/s), "
+      << report.errors << " errors\n";
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the TTLs pass
 
   // 2. Idle.

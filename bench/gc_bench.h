@@ -22,11 +22,11 @@ namespace strata::bench {
 
 struct GcBenchOptions {
   std::string server = "http://127.0.0.1:8080";
-  uint64_t objects = 1'000'000;     // default 1M
-  double eligible_fraction = 0.4;   // expire at once
-  uint64_t object_bytes = 1024;     // small objects
-  int connections = 4;              // load phase
-  double online_rate = 400;         // online requests/s during idle and sweep
+  uint64_t objects = 1'000'000;    // default 1M
+  double eligible_fraction = 0.4;  // expire at once
+  uint64_t object_bytes = 1024;    // small objects
+  int connections = 4;             // load phase
+  double online_rate = 400;        // online requests/s during idle and sweep
   double idle_seconds = 10;
   int timeout_ms = 60'000;
   double max_sweep_seconds = 1800;  // give up waiting after this

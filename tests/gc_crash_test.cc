@@ -62,8 +62,8 @@ bool OpenAt(const std::string& dir, MetricsRegistry* metrics, Clock* clock, Stac
   co.max_workers = 2;
   co.backlog_per_worker = 10;
   co.throttle.initial_rate = 10000;
-  auto collector = gc::Collector::Open(s->rows.get(), s->queue.get(), s->media.get(),
-                                       s->task.get(), clock, metrics, co);
+  auto collector = gc::Collector::Open(s->rows.get(), s->queue.get(), s->media.get(), s->task.get(),
+                                       clock, metrics, co);
   if (!collector.ok()) return false;
   s->collector = std::move(*collector);
   return true;
@@ -183,9 +183,8 @@ TEST_P(GcCrashTest, SweepResumesAndMatchesTheOracleAfterACrash) {
 
 INSTANTIATE_TEST_SUITE_P(Points, GcCrashTest,
                          ::testing::Values("lifecycle.publish.after_batch",
-                                           "lifecycle.sweep.after_record",
-                                           "gc.sweep.after_bytes", "gc.sweep.after_index",
-                                           "gc.sweep.after_row",
+                                           "lifecycle.sweep.after_record", "gc.sweep.after_bytes",
+                                           "gc.sweep.after_index", "gc.sweep.after_row",
                                            "lifecycle.sweep.before_commit"),
                          [](const auto& info) {
                            std::string n = info.param;

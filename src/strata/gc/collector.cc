@@ -30,9 +30,8 @@ std::string RunClustering(uint64_t id) {
 // Minutes after midnight of "HH:MM", or -1.
 int ParseDailyAt(std::string_view s) {
   int h = 0, m = 0;
-  if (s.size() != 5 || s[2] != ':' ||
-      std::sscanf(std::string(s).c_str(), "%2d:%2d", &h, &m) != 2 || h < 0 || h > 23 || m < 0 ||
-      m > 59) {
+  if (s.size() != 5 || s[2] != ':' || std::sscanf(std::string(s).c_str(), "%2d:%2d", &h, &m) != 2 ||
+      h < 0 || h > 23 || m < 0 || m > 59) {
     return -1;
   }
   return h * 60 + m;
@@ -83,8 +82,7 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Open(
   if (options.throttle.min_rate <= 0 || options.throttle.max_rate < options.throttle.min_rate) {
     return absl::InvalidArgumentError("throttle: need 0 < min_rate <= max_rate");
   }
-  std::unique_ptr<Collector> c(
-      new Collector(rows, queue, media, task, clock, std::move(options)));
+  std::unique_ptr<Collector> c(new Collector(rows, queue, media, task, clock, std::move(options)));
   STRATA_ASSIGN_OR_RETURN(c->runs_,
                           rows->OpenTable({"lifecycle_runs", store::TableProfile::kLive}));
   STRATA_ASSIGN_OR_RETURN(c->audit_,
@@ -125,16 +123,14 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Open(
                       return std::vector<std::pair<std::string, double>>{
                           {labels, static_cast<double>(self->Backlog())}};
                     });
-  metrics->AddGauge("strata_lifecycle_throttle_rate", "Current sweep rate limit, items/s",
-                    [self, labels] {
-                      return std::vector<std::pair<std::string, double>>{
-                          {labels, self->ThrottleRate()}};
-                    });
-  metrics->AddGauge("strata_lifecycle_workers", "Sweep workers currently active",
-                    [self, labels] {
-                      return std::vector<std::pair<std::string, double>>{
-                          {labels, static_cast<double>(self->Workers())}};
-                    });
+  metrics->AddGauge(
+      "strata_lifecycle_throttle_rate", "Current sweep rate limit, items/s", [self, labels] {
+        return std::vector<std::pair<std::string, double>>{{labels, self->ThrottleRate()}};
+      });
+  metrics->AddGauge("strata_lifecycle_workers", "Sweep workers currently active", [self, labels] {
+    return std::vector<std::pair<std::string, double>>{
+        {labels, static_cast<double>(self->Workers())}};
+  });
   return c;
 }
 
@@ -155,8 +151,9 @@ absl::Status Collector::Start() {
       STRATA_RETURN_IF_ERROR(SaveRun(run));
     } else if (run.state == RunState::kPublishing || run.state == RunState::kSweeping) {
       if (run.state == RunState::kPublishing) {
-        run.error = "interrupted while publishing (restart): the items not published are "
-                    "found again by the next run";
+        run.error =
+            "interrupted while publishing (restart): the items not published are "
+            "found again by the next run";
       }
       run.state = RunState::kSweeping;
       STRATA_RETURN_IF_ERROR(SaveRun(run));
@@ -203,8 +200,7 @@ absl::StatusOr<RunRecord> Collector::StartRun(const RunRequest& request) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return absl::UnavailableError("collector: stopping");
   if (active_) {
-    return absl::FailedPreconditionError("run: run " + std::to_string(active_->id) +
-                                         " is still " +
+    return absl::FailedPreconditionError("run: run " + std::to_string(active_->id) + " is still " +
                                          std::string(RunStateName(active_->state)));
   }
   RunRecord run;
@@ -281,8 +277,8 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
   const store::ReadOptions read{snapshot.get()};
   std::unique_ptr<Exporter> exporter;
   if (!options_.export_dir.empty()) {
-    STRATA_ASSIGN_OR_RETURN(exporter, Exporter::Create(options_.export_dir, task_->name(),
-                                                       run->day, run->id));
+    STRATA_ASSIGN_OR_RETURN(
+        exporter, Exporter::Create(options_.export_dir, task_->name(), run->day, run->id));
     run->export_path = exporter->root();
   }
   // Buckets (small): exported for joins in the analytic table; eligibility uses the rows'
@@ -292,9 +288,9 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
   for (const store::KeyRange& range : bucket_ranges) {
     std::string cursor;
     do {
-      STRATA_ASSIGN_OR_RETURN(store::TableScanPage page,
-                              media_->buckets_table()->ScanRange(range, store::kMaxPageRows,
-                                                                 cursor, read));
+      STRATA_ASSIGN_OR_RETURN(
+          store::TableScanPage page,
+          media_->buckets_table()->ScanRange(range, store::kMaxPageRows, cursor, read));
       for (const store::TableRow& r : page.rows) {
         STRATA_ASSIGN_OR_RETURN(media::BucketRow b, media::DecodeBucketRow(r.value));
         if (exporter) exporter->Bucket(r.partition, b);
@@ -504,8 +500,8 @@ void Collector::ProcessMessage(const store::Message& m) {
     // The item stays eligible: the next run finds it again.
     ++errors_;
     errors_total_->Inc();
-    STRATA_LOG_WARN("lifecycle item failed", "task", task_->name(), "bucket", item->bucket,
-                    "key", item->key, "error", outcome.status().ToString());
+    STRATA_LOG_WARN("lifecycle item failed", "task", task_->name(), "bucket", item->bucket, "key",
+                    item->key, "error", outcome.status().ToString());
   } else if (*outcome == Outcome::kSkipped) {
     ++skipped_;
     skipped_total_->Inc();
@@ -576,8 +572,8 @@ void Collector::ControlStep() {
   if (options_.load_probe) sample = options_.load_probe();
   throttle_.Update(sample, busy);
   const uint64_t extra = backlog / options_.backlog_per_worker;
-  desired_workers_ = static_cast<int>(std::min<uint64_t>(
-      options_.max_workers, options_.min_workers + (busy ? extra : 0)));
+  desired_workers_ = static_cast<int>(
+      std::min<uint64_t>(options_.max_workers, options_.min_workers + (busy ? extra : 0)));
   cv_.notify_all();
   FinishSweepIfDrained();
   MaybeStartScheduled();
@@ -604,8 +600,8 @@ void Collector::FinishSweepIfDrained() {
   if (!s.ok()) STRATA_LOG_WARN("lifecycle run not saved", "error", s.ToString());
   if (drained) {
     STRATA_LOG_INFO("lifecycle run done", "task", task_->name(), "run", run.id, "processed",
-                    run.processed, "bytes", run.processed_bytes, "skipped", run.skipped,
-                    "errors", run.errors);
+                    run.processed, "bytes", run.processed_bytes, "skipped", run.skipped, "errors",
+                    run.errors);
     active_.reset();
     sweeping_ = false;
     cv_.notify_all();

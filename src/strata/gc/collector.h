@@ -91,8 +91,7 @@ struct DayTotals {
 
 class Collector {
  public:
-  static absl::StatusOr<std::unique_ptr<Collector>> Open(store::RowStore* rows,
-                                                         store::Queue* queue,
+  static absl::StatusOr<std::unique_ptr<Collector>> Open(store::RowStore* rows, store::Queue* queue,
                                                          media::MediaService* media,
                                                          LifecycleTask* task, Clock* clock,
                                                          MetricsRegistry* metrics,
@@ -167,7 +166,7 @@ class Collector {
   std::thread control_thread_;
   std::vector<std::thread> workers_;
 
-  std::mutex record_mu_;  // serialises audit read-check-writes
+  std::mutex record_mu_;                                   // serialises audit read-check-writes
   std::vector<std::unique_ptr<std::mutex>> partition_mu_;  // one consumer per partition
   std::atomic<int> desired_workers_{0};
   std::atomic<uint64_t> skipped_{0};

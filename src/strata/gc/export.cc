@@ -199,8 +199,8 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const std::string& ex
     std::filesystem::rename(schema + ".tmp", schema, ec);
     if (ec) return absl::InternalError("export_dir: rename " + schema + ": " + ec.message());
   }
-  const std::string name = e->root_ + "/buckets/dt=" + day + "/run-" + std::to_string(run_id) +
-                           ".ndjson";
+  const std::string name =
+      e->root_ + "/buckets/dt=" + day + "/run-" + std::to_string(run_id) + ".ndjson";
   e->buckets_ = std::fopen((name + ".tmp").c_str(), "w");
   if (!e->buckets_) return absl::InternalError("export_dir: cannot write " + name);
   e->files_.emplace_back(name + ".tmp", name);
@@ -232,16 +232,15 @@ ExportPart* Exporter::Part(size_t i) {
   while (parts_.size() <= i) {
     auto part = std::make_unique<ExportPart>();
     part->run_id_ = run_id_;
-    const std::string suffix =
-        "/dt=" + day_ + "/run-" + std::to_string(run_id_) + "-part-" +
-        std::to_string(parts_.size()) + ".ndjson";
+    const std::string suffix = "/dt=" + day_ + "/run-" + std::to_string(run_id_) + "-part-" +
+                               std::to_string(parts_.size()) + ".ndjson";
     const std::string objects = root_ + "/objects" + suffix;
     const std::string work = root_ + "/worklist" + suffix;
     part->objects_ = std::fopen((objects + ".tmp").c_str(), "w");
     part->work_ = std::fopen((work + ".tmp").c_str(), "w");
     if (!part->objects_ || !part->work_) {
-      status_ = absl::InternalError("export: cannot create " + objects + ": " +
-                                    std::strerror(errno));
+      status_ =
+          absl::InternalError("export: cannot create " + objects + ": " + std::strerror(errno));
     } else {
       std::setvbuf(part->objects_, nullptr, _IOFBF, 1 << 20);
       std::setvbuf(part->work_, nullptr, _IOFBF, 1 << 20);

@@ -47,8 +47,7 @@ class Exporter {
  public:
   static absl::StatusOr<std::unique_ptr<Exporter>> Create(const std::string& export_dir,
                                                           std::string_view task,
-                                                          const std::string& day,
-                                                          uint64_t run_id);
+                                                          const std::string& day, uint64_t run_id);
   ~Exporter();
   void Bucket(std::string_view name, const media::BucketRow& row);
   // The writer of scan range `i` (created on first use; call from one thread first).

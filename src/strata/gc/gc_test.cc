@@ -167,8 +167,8 @@ class GcFixture : public ::testing::Test {
     co.backlog_per_worker = 50;
     co.throttle.initial_rate = 20000;
     co.throttle.max_rate = 100000;
-    auto collector = Collector::Open(rows_.get(), queue_.get(), media_.get(), task_.get(),
-                                     &clock_, &metrics_, co);
+    auto collector = Collector::Open(rows_.get(), queue_.get(), media_.get(), task_.get(), &clock_,
+                                     &metrics_, co);
     ASSERT_TRUE(collector.ok()) << collector.status();
     collector_ = std::move(*collector);
     if (start) {
@@ -186,8 +186,7 @@ class GcFixture : public ::testing::Test {
   }
 
   media::ObjectInfo Put(const std::string& key, const std::string& data,
-                        std::optional<Millis> ttl = std::nullopt,
-                        std::string bucket = "media") {
+                        std::optional<Millis> ttl = std::nullopt, std::string bucket = "media") {
     media::PutObjectOptions o;
     o.ttl_ms = ttl;
     o.meta = {{"title", "t" + std::to_string(data.size() % 7)}};
@@ -320,7 +319,7 @@ TEST_F(GcFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) {
   EXPECT_TRUE(media_->Restore("media", "deleted-recent").ok());
   auto v2 = media_->OpenForRead("media", "rewritten");
   ASSERT_TRUE(v2.ok());
-  EXPECT_EQ(CountBlobs(), 3u);           // live, deleted-recent, rewritten v2
+  EXPECT_EQ(CountBlobs(), 3u);  // live, deleted-recent, rewritten v2
   EXPECT_EQ(CountIndexEntries("media"), 3u);
 
   // Stats per day and the audit; a second run finds nothing and counts nothing twice.
@@ -465,11 +464,21 @@ TEST_F(GcFixture, OracleNoIneligibleObjectIsEverDeleted) {
     while (!done.load() || ops < 300) {
       const std::string key = "k" + std::to_string(r() % kKeys);
       switch (r() % 5) {
-        case 0: put(key, "race-" + std::to_string(ops) + "-" + key, std::nullopt); break;
-        case 1: del(key); break;
-        case 2: restore(key); break;
-        case 3: put(key, "race-ttl-" + std::to_string(ops), 300); break;
-        default: clock_.Advance(1); break;
+        case 0:
+          put(key, "race-" + std::to_string(ops) + "-" + key, std::nullopt);
+          break;
+        case 1:
+          del(key);
+          break;
+        case 2:
+          restore(key);
+          break;
+        case 3:
+          put(key, "race-ttl-" + std::to_string(ops), 300);
+          break;
+        default:
+          clock_.Advance(1);
+          break;
       }
       ++ops;
     }

@@ -85,11 +85,10 @@ absl::StatusOr<WorkItem> DecodeWorkItem(std::string_view in) {
   item.kind = static_cast<WorkItem::Kind>(in[0]);
   in.remove_prefix(1);
   if (!GetString(&in, &item.reason) || !coding::GetVarint64(&in, &item.run_id) ||
-      !GetString(&in, &item.day) || !GetString(&in, &item.bucket) ||
-      !GetString(&in, &item.key) || !coding::GetFixed64BE(&in, &item.generation) ||
-      !GetString(&in, &item.blob) || !coding::GetVarint64(&in, &item.size) ||
-      !coding::GetVarint64(&in, &parts) || !GetString(&in, &item.storage_class) ||
-      !in.empty()) {
+      !GetString(&in, &item.day) || !GetString(&in, &item.bucket) || !GetString(&in, &item.key) ||
+      !coding::GetFixed64BE(&in, &item.generation) || !GetString(&in, &item.blob) ||
+      !coding::GetVarint64(&in, &item.size) || !coding::GetVarint64(&in, &parts) ||
+      !GetString(&in, &item.storage_class) || !in.empty()) {
     return Corrupt("work item");
   }
   item.parts = static_cast<uint32_t>(parts);
@@ -98,11 +97,16 @@ absl::StatusOr<WorkItem> DecodeWorkItem(std::string_view in) {
 
 std::string_view RunStateName(RunState s) {
   switch (s) {
-    case RunState::kMarking: return "marking";
-    case RunState::kPublishing: return "publishing";
-    case RunState::kSweeping: return "sweeping";
-    case RunState::kDone: return "done";
-    case RunState::kFailed: return "failed";
+    case RunState::kMarking:
+      return "marking";
+    case RunState::kPublishing:
+      return "publishing";
+    case RunState::kSweeping:
+      return "sweeping";
+    case RunState::kDone:
+      return "done";
+    case RunState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -116,9 +120,9 @@ std::string EncodeRunRecord(const RunRecord& r) {
   PutZ(&out, r.started_at);
   PutZ(&out, r.marked_at);
   PutZ(&out, r.finished_at);
-  for (uint64_t v : {r.scanned, r.eligible, r.eligible_bytes, r.expired, r.deleted_marked,
-                     r.superseded, r.published, r.processed, r.processed_bytes, r.skipped,
-                     r.errors}) {
+  for (uint64_t v :
+       {r.scanned, r.eligible, r.eligible_bytes, r.expired, r.deleted_marked, r.superseded,
+        r.published, r.processed, r.processed_bytes, r.skipped, r.errors}) {
     coding::PutVarint64(&out, v);
   }
   coding::PutLengthPrefixed(&out, r.day);
@@ -142,9 +146,9 @@ absl::StatusOr<RunRecord> DecodeRunRecord(std::string_view in) {
   if (!GetZ(&in, &r.started_at) || !GetZ(&in, &r.marked_at) || !GetZ(&in, &r.finished_at)) {
     return Corrupt("run record");
   }
-  for (uint64_t* v : {&r.scanned, &r.eligible, &r.eligible_bytes, &r.expired, &r.deleted_marked,
-                      &r.superseded, &r.published, &r.processed, &r.processed_bytes, &r.skipped,
-                      &r.errors}) {
+  for (uint64_t* v :
+       {&r.scanned, &r.eligible, &r.eligible_bytes, &r.expired, &r.deleted_marked, &r.superseded,
+        &r.published, &r.processed, &r.processed_bytes, &r.skipped, &r.errors}) {
     if (!coding::GetVarint64(&in, v)) return Corrupt("run record");
   }
   if (!GetString(&in, &r.day) || !GetString(&in, &r.export_path) || !GetString(&in, &r.error) ||

@@ -60,7 +60,7 @@ struct RunRecord {
   uint64_t scanned = 0;    // object rows in the snapshot
   uint64_t eligible = 0;   // items in the work list
   uint64_t eligible_bytes = 0;
-  uint64_t expired = 0;      // work list items by reason (the GC's reasons; archive: "age"
+  uint64_t expired = 0;         // work list items by reason (the GC's reasons; archive: "age"
   uint64_t deleted_marked = 0;  // counts in `expired`)
   uint64_t superseded = 0;
   uint64_t published = 0;

@@ -15,8 +15,8 @@ bool AimdThrottle::Acquire() {
     if (cancelled_) return false;
     const Clock::time_point now = Clock::now();
     // At most a tenth of a second of unused slots accumulates (a small burst).
-    const auto interval = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(1.0 / rate_));
+    const auto interval =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate_));
     const Clock::time_point earliest = now - std::chrono::milliseconds(100);
     if (next_slot_ < earliest) next_slot_ = earliest;
     if (next_slot_ <= now) {

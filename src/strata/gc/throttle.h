@@ -21,12 +21,12 @@
 namespace strata::gc {
 
 struct ThrottleOptions {
-  double initial_rate = 1000;  // items per second at start
-  double min_rate = 20;        // never below (the sweep always progresses)
-  double max_rate = 50000;     // never above
-  double additive_step = 250;  // items/s added per healthy interval
-  double decrease_factor = 0.5;  // rate *= this on an unhealthy interval
-  double latency_factor = 1.3;   // online p99 above this x idle baseline = unhealthy
+  double initial_rate = 1000;     // items per second at start
+  double min_rate = 20;           // never below (the sweep always progresses)
+  double max_rate = 50000;        // never above
+  double additive_step = 250;     // items/s added per healthy interval
+  double decrease_factor = 0.5;   // rate *= this on an unhealthy interval
+  double latency_factor = 1.3;    // online p99 above this x idle baseline = unhealthy
   double latency_floor_ms = 1.0;  // p99 below this is always healthy
   // Pending compaction above this many bytes, or a write stall, = unhealthy. Default 256 MiB.
   uint64_t max_pending_compaction_bytes = uint64_t{256} << 20;

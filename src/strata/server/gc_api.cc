@@ -1,8 +1,8 @@
 // The lifecycle routes of the HTTP API (docs/api.md): garbage collection runs, stats and
 // status under /v1/gc/..., the same for archival under /v1/archive/..., and GET /dashboard.
-#include <charconv>
-
 #include <simdjson.h>
+
+#include <charconv>
 
 #include "strata/server/api.h"
 #include "strata/server/dashboard.h"
@@ -120,8 +120,7 @@ absl::StatusOr<gc::RunRequest> ParseRunRequest(std::string_view body) {
 }  // namespace
 
 http::Response Api::RouteLifecycle(const http::Request& request,
-                                   const std::vector<std::string_view>& parts,
-                                   std::string* route) {
+                                   const std::vector<std::string_view>& parts, std::string* route) {
   const std::string& method = request.method;
   auto method_not_allowed = [] {
     return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
@@ -200,10 +199,14 @@ http::Response Api::RouteLifecycle(const http::Request& request,
       w.Key("by_bucket").BeginArray();
       for (const gc::DayTotals::Row& r : d.by_bucket_reason) {
         w.BeginObject()
-            .Key("bucket").String(r.bucket)
-            .Key("reason").String(r.reason)
-            .Key("objects").Uint(r.objects)
-            .Key("bytes").Uint(r.bytes)
+            .Key("bucket")
+            .String(r.bucket)
+            .Key("reason")
+            .String(r.reason)
+            .Key("objects")
+            .Uint(r.objects)
+            .Key("bytes")
+            .Uint(r.bytes)
             .EndObject();
       }
       w.EndArray().EndObject();
