@@ -255,8 +255,8 @@ void Collector::RunThread(RunRecord run) {
     run.finished_at = clock_->NowMillis();
     STRATA_LOG_WARN("lifecycle run failed", "task", task_->name(), "run", run.id, "error",
                     run.error);
-  } else if (run.dry_run) {
-    run.state = RunState::kDone;
+  } else if (run.dry_run || run.published == 0) {
+    run.state = RunState::kDone;  // a dry run, or nothing to sweep
     run.finished_at = clock_->NowMillis();
   } else {
     run.state = RunState::kSweeping;
@@ -268,6 +268,7 @@ void Collector::RunThread(RunRecord run) {
     sweeping_ = true;
   } else {
     active_.reset();
+    sweeping_ = false;
   }
   cv_.notify_all();
 }

@@ -167,6 +167,7 @@ class GcFixture : public ::testing::Test {
     co.backlog_per_worker = 50;
     co.throttle.initial_rate = 20000;
     co.throttle.max_rate = 100000;
+    co.daily_at = daily_at_;
     auto collector = Collector::Open(rows_.get(), queue_.get(), media_.get(), task_.get(), &clock_,
                                      &metrics_, co);
     ASSERT_TRUE(collector.ok()) << collector.status();
@@ -215,6 +216,7 @@ class GcFixture : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string daily_at_;
   ManualClock clock_;
   MetricsRegistry metrics_;
   std::unique_ptr<store::RocksRowStore> rows_;
@@ -406,6 +408,38 @@ TEST_F(GcFixture, ArchivalMovesOldObjectsToTheColdClass) {
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ((*stats)[0].objects, 1u);
   EXPECT_EQ((*stats)[0].by_bucket_reason[0].reason, "age");
+}
+
+TEST_F(GcFixture, DailyScheduleStartsOneRunPerDayAfterItsTime) {
+  Close();
+  daily_at_ = "03:00";
+  auto midnight = DayStart(DayOf(clock_.NowMillis()));
+  ASSERT_TRUE(midnight.ok());
+  clock_.Set(*midnight + 24 * kHour + 2 * kHour + 59 * 60'000);  // tomorrow 02:59
+  Open(/*start=*/false);
+  ASSERT_TRUE(media_->PutBucket("media", {}).ok());
+  collector_->ControlStep();
+  EXPECT_TRUE(collector_->ListRuns(10)->empty());
+  clock_.Advance(2 * 60'000);  // 03:01
+  collector_->ControlStep();
+  ASSERT_EQ(collector_->ListRuns(10)->size(), 1u);
+  auto run = collector_->WaitRun(1, 10'000);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->state, RunState::kDone);
+  EXPECT_FALSE(run->dry_run);
+  collector_->ControlStep();
+  clock_.Advance(kHour);
+  collector_->ControlStep();
+  EXPECT_EQ(collector_->ListRuns(10)->size(), 1u);  // once a day
+  // A restart the same day does not run it again; the next day does.
+  Close();
+  Open(/*start=*/false);
+  collector_->ControlStep();
+  EXPECT_EQ(collector_->ListRuns(10)->size(), 1u);
+  clock_.Advance(24 * kHour);
+  collector_->ControlStep();
+  EXPECT_EQ(collector_->ListRuns(10)->size(), 2u);
+  daily_at_.clear();
 }
 
 // The oracle test: a sweep runs while another thread re-writes, deletes and restores objects
