@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libmemcached-dev memcached
   curl procps python3
+  chromium  # the dashboard test (tests/e2e/test_gc.py) renders the page headless
 )
 
 missing=()

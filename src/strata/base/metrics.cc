@@ -14,6 +14,30 @@ void Histogram::Observe(double seconds) {
                     std::memory_order_relaxed);
 }
 
+Histogram::Buckets Histogram::BucketCounts() const {
+  Buckets out{};
+  for (size_t i = 0; i < out.size(); ++i) out[i] = buckets_[i].load(std::memory_order_relaxed);
+  return out;
+}
+
+double Histogram::Quantile(const Buckets& counts, double q) {
+  uint64_t total = 0;
+  for (uint64_t c : counts) total += c;
+  if (total == 0) return 0;
+  const double rank = q * static_cast<double>(total);
+  double seen = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] == 0) continue;
+    if (seen + static_cast<double>(counts[i]) >= rank) {
+      if (i == kBounds.size()) return kBounds.back();
+      const double lo = i == 0 ? 0.0 : kBounds[i - 1];
+      return lo + (kBounds[i] - lo) * (rank - seen) / static_cast<double>(counts[i]);
+    }
+    seen += static_cast<double>(counts[i]);
+  }
+  return kBounds.back();
+}
+
 namespace {
 std::string WithLabels(const std::string& labels, const std::string& extra) {
   if (labels.empty() && extra.empty()) return "";

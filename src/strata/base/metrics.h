@@ -37,6 +37,12 @@ class Histogram {
                                                      10.0};
   void Observe(double seconds);
   uint64_t Count() const { return count_.load(std::memory_order_relaxed); }
+  // Observations per bucket (not cumulative); the last bucket holds those above kBounds.back().
+  using Buckets = std::array<uint64_t, kBounds.size() + 1>;
+  Buckets BucketCounts() const;
+  // The q-quantile (0 < q <= 1) of `counts` in seconds, interpolated linearly inside its
+  // bucket (the last bucket counts as kBounds.back()); 0 when `counts` is empty.
+  static double Quantile(const Buckets& counts, double q);
   // Appends the _bucket/_sum/_count lines for this histogram.
   void Render(const std::string& name, const std::string& labels, std::string* out) const;
 

@@ -50,3 +50,24 @@ TEST(Metrics, GaugesAreEvaluatedAtRenderTime) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(Metrics, HistogramQuantileInterpolatesInsideTheBucket) {
+  Histogram h;
+  EXPECT_EQ(Histogram::Quantile(h.BucketCounts(), 0.99), 0.0);
+  for (int i = 0; i < 98; ++i) h.Observe(0.0002);  // (0.0001, 0.00025]
+  h.Observe(0.004);                                 // (0.0025, 0.005]
+  h.Observe(0.004);
+  Histogram::Buckets b = h.BucketCounts();
+  EXPECT_EQ(b[2], 98u);
+  EXPECT_EQ(b[6], 2u);
+  const double p99 = Histogram::Quantile(b, 0.99);
+  EXPECT_GT(p99, 0.0025);
+  EXPECT_LE(p99, 0.005);
+  EXPECT_LE(Histogram::Quantile(b, 0.5), 0.00025);
+}
+
+}  // namespace
+}  // namespace strata

@@ -9,8 +9,11 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
+#include "bench/gc_bench.h"
 #include "bench/object_bench.h"
 #include "bench/viewing_bench.h"
 #include "strata/base/clock.h"
@@ -39,6 +42,46 @@ int Call(const std::string& url, const std::string& method, const std::string& t
   std::cout << response->body;
   if (!response->body.empty() && response->body.back() != '\n') std::cout << "\n";
   return response->status >= 200 && response->status < 300 ? 0 : 1;
+}
+
+// POST <lifecycle>/runs, then (if `wait`) polls the run until it is done or failed and
+// prints its final record. Exit code 0 when the run is done.
+int RunLifecycle(const std::string& url, const std::string& lifecycle, bool dry_run,
+                 std::optional<int64_t> as_of, bool wait) {
+  auto endpoint = http::ParseUrl(url);
+  if (!endpoint.ok()) {
+    std::cerr << "strata: " << endpoint.status().message() << "\n";
+    return 2;
+  }
+  http::Client client(endpoint->host, endpoint->port);
+  std::string body = std::string("{\"dry_run\":") + (dry_run ? "true" : "false");
+  if (as_of) body += ",\"as_of\":" + std::to_string(*as_of);
+  body += "}";
+  auto response = client.Request("POST", lifecycle + "/runs", body, "application/json");
+  if (!response.ok()) {
+    std::cerr << "strata: " << url << ": " << response.status().message() << "\n";
+    return 1;
+  }
+  if (response->status != 202 || !wait) {
+    std::cout << response->body << "\n";
+    return response->status == 202 ? 0 : 1;
+  }
+  const size_t at = response->body.find("\"id\":");
+  const std::string id = response->body.substr(at + 5, response->body.find(',', at) - at - 5);
+  for (;;) {
+    auto run = client.Request("GET", lifecycle + "/runs/" + id, "", "");
+    if (!run.ok()) {
+      std::cerr << "strata: " << url << ": " << run.status().message() << "\n";
+      return 1;
+    }
+    const bool done = run->body.find("\"state\":\"done\"") != std::string::npos;
+    const bool failed = run->body.find("\"state\":\"failed\"") != std::string::npos;
+    if (run->status != 200 || done || failed) {
+      std::cout << run->body << "\n";
+      return done ? 0 : 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 // A file mapped into memory, so `object put` sends a large file without reading it into a
@@ -214,6 +257,42 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--max-object-bytes", c->max_object_bytes,
                     "Largest object a PUT accepts (streamed); larger get 413")
       ->capture_default_str();
+  serve->add_option("--gc-daily-at", c->gc_daily_at,
+                    "Daily GC run at this UTC time, HH:MM (\"\" = on demand only)")
+      ->capture_default_str();
+  serve->add_option("--gc-min-workers", c->gc_min_workers, "Sweep workers at least")
+      ->capture_default_str();
+  serve->add_option("--gc-max-workers", c->gc_max_workers, "Sweep workers at most")
+      ->capture_default_str();
+  serve->add_option("--gc-backlog-per-worker", c->gc_backlog_per_worker,
+                    "One more sweep worker per this many queued items")
+      ->capture_default_str();
+  serve->add_option("--gc-initial-rate", c->gc_initial_rate, "Sweep rate at start, items/s")
+      ->capture_default_str();
+  serve->add_option("--gc-min-rate", c->gc_min_rate, "Sweep rate floor, items/s")
+      ->capture_default_str();
+  serve->add_option("--gc-max-rate", c->gc_max_rate, "Sweep rate ceiling, items/s")
+      ->capture_default_str();
+  serve->add_option("--gc-rate-step", c->gc_rate_step,
+                    "Items/s added to the sweep rate per healthy 500 ms interval")
+      ->capture_default_str();
+  serve->add_option("--gc-latency-factor", c->gc_latency_factor,
+                    "Back off when object GET/PUT p99 exceeds this x its idle p99")
+      ->capture_default_str();
+  serve->add_option("--gc-max-pending-compaction-bytes", c->gc_max_pending_compaction_bytes,
+                    "Back off above this RocksDB compaction debt")
+      ->capture_default_str();
+  serve->add_option("--gc-export", c->gc_export,
+                    "Export each run's snapshot as NDJSON under <data-dir>/lifecycle-export")
+      ->capture_default_str();
+  serve->add_option("--archive-after-ms", c->archive_after_ms,
+                    "Move objects older than this to --archive-class (0 = off)")
+      ->capture_default_str();
+  serve->add_option("--archive-class", c->archive_class, "Storage class archival moves to")
+      ->capture_default_str();
+  serve->add_option("--archive-daily-at", c->archive_daily_at,
+                    "Daily archival run at this UTC time, HH:MM")
+      ->capture_default_str();
   serve->add_option("--log-level", c->log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -349,6 +428,38 @@ int Run(int argc, char** argv) {
                         "List soft-deleted objects that can still be restored");
   add_server(object_list);
 
+  // The lifecycle collector (garbage collection; --task archive for archival).
+  CLI::App* gc_cmd = app.add_subcommand("gc", "Garbage collection (and archival) runs");
+  gc_cmd->require_subcommand(1);
+  std::string gc_task = "gc";
+  bool gc_dry_run = false, gc_no_wait = false;
+  std::optional<int64_t> gc_as_of;
+  uint64_t gc_run_id = 0;
+  int gc_days = 7, gc_limit = 20;
+  auto add_task = [&](CLI::App* cmd) {
+    add_server(cmd);
+    cmd->add_option("--task", gc_task, "gc or archive")
+        ->check(CLI::IsMember({"gc", "archive"}))
+        ->capture_default_str();
+  };
+  CLI::App* gc_run = gc_cmd->add_subcommand("run", "Start a run and wait for it to finish");
+  gc_run->add_flag("--dry-run", gc_dry_run, "Mark only: export and count, delete nothing");
+  gc_run->add_option("--as-of", gc_as_of,
+                     "Eligibility as of this time, ms since the epoch (future: dry runs only)");
+  gc_run->add_flag("--no-wait", gc_no_wait, "Print the started run and return");
+  add_task(gc_run);
+  CLI::App* gc_show = gc_cmd->add_subcommand("show", "A run's record");
+  gc_show->add_option("id", gc_run_id, "Run id")->required();
+  add_task(gc_show);
+  CLI::App* gc_runs = gc_cmd->add_subcommand("runs", "The latest runs, newest first");
+  gc_runs->add_option("--limit", gc_limit, "How many")->capture_default_str();
+  add_task(gc_runs);
+  CLI::App* gc_stats = gc_cmd->add_subcommand("stats", "Objects and bytes per day");
+  gc_stats->add_option("--days", gc_days, "Days up to today")->capture_default_str();
+  add_task(gc_stats);
+  CLI::App* gc_status = gc_cmd->add_subcommand("status", "Backlog, throttle rate, workers");
+  add_task(gc_status);
+
   CLI::App* demo = app.add_subcommand("demo", "Demo data");
   demo->require_subcommand(1);
   uint64_t demo_members = 20;
@@ -407,6 +518,23 @@ int Run(int argc, char** argv) {
                           "Measure bytes per record without compacting first");
 
   bench::ObjectBenchOptions ob;
+  bench::GcBenchOptions gb;
+  CLI::App* bench_gc = bench->add_subcommand(
+      "gc", "Garbage collection: load N objects (40% expiring), time the sweep, online p99");
+  bench_gc->add_option("--server", gb.server, "Server URL")->capture_default_str();
+  bench_gc->add_option("--objects", gb.objects, "Objects to load")->capture_default_str();
+  bench_gc->add_option("--eligible-fraction", gb.eligible_fraction,
+                       "Share of the objects that expire at once")
+      ->capture_default_str();
+  bench_gc->add_option("--object-bytes", gb.object_bytes, "Size of an object")
+      ->capture_default_str();
+  bench_gc->add_option("--connections", gb.connections, "Connections of the load phase")
+      ->capture_default_str();
+  bench_gc->add_option("--online-rate", gb.online_rate,
+                       "Online GET+PUT requests/s measured idle and during the sweep")
+      ->capture_default_str();
+  bench_gc->add_option("--idle-seconds", gb.idle_seconds, "Length of the idle measurement")
+      ->capture_default_str();
   CLI::App* bench_objects =
       bench->add_subcommand("objects", "Media objects: PUT/GET throughput, DELETE under load");
   bench_objects->add_option("--server", ob.server, "Server URL")->capture_default_str();
@@ -557,6 +685,26 @@ int Run(int argc, char** argv) {
                 "application/x-ndjson");
   }
   if (compact->parsed()) return Call(server_url, "POST", "/v1/admin/compact");
+  const std::string lifecycle = "/v1/" + gc_task;
+  if (gc_run->parsed()) return RunLifecycle(server_url, lifecycle, gc_dry_run, gc_as_of, !gc_no_wait);
+  if (gc_show->parsed()) {
+    return Call(server_url, "GET", lifecycle + "/runs/" + std::to_string(gc_run_id));
+  }
+  if (gc_runs->parsed()) {
+    return Call(server_url, "GET", lifecycle + "/runs?limit=" + std::to_string(gc_limit));
+  }
+  if (gc_stats->parsed()) {
+    return Call(server_url, "GET", lifecycle + "/stats?days=" + std::to_string(gc_days));
+  }
+  if (gc_status->parsed()) return Call(server_url, "GET", lifecycle + "/status");
+  if (bench_gc->parsed()) {
+    auto report = bench::RunGcBench(gb, std::cout);
+    if (!report.ok()) {
+      std::cerr << "strata bench gc: " << report.status().ToString() << "\n";
+      return 1;
+    }
+    return report->deleted == report->eligible ? 0 : 1;
+  }
   if (bench_objects->parsed()) {
     auto report = bench::RunObjectBench(ob, std::cout);
     if (!report.ok()) {

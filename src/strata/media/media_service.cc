@@ -360,6 +360,67 @@ absl::StatusOr<ObjectPage> MediaService::ScanVisible(std::string_view bucket,
   }
 }
 
+absl::StatusOr<ObjectRow> MediaService::RowAtGeneration(std::string_view bucket,
+                                                        std::string_view key,
+                                                        uint64_t generation) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  STRATA_ASSIGN_OR_RETURN(ObjectRow row, ReadRow(bucket, key));
+  if (row.generation != generation) {
+    return absl::FailedPreconditionError("generation: '" + std::string(key) +
+                                         "' was re-written");
+  }
+  return row;
+}
+
+absl::Status MediaService::DeleteIndexEntries(std::string_view bucket, std::string_view key,
+                                              uint64_t generation) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  absl::StatusOr<ObjectRow> row = ReadRow(bucket, key);
+  if (absl::IsNotFound(row.status())) return absl::OkStatus();
+  if (!row.ok()) return row.status();
+  if (row->generation != generation || row->meta.empty()) return absl::OkStatus();
+  store::WriteBatch batch;
+  for (const auto& [k, v] : row->meta) batch.Delete(IndexClustering(k, v, key));
+  return objects_->Apply(bucket, batch);
+}
+
+absl::Status MediaService::DeleteObjectRow(std::string_view bucket, std::string_view key,
+                                           uint64_t generation) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  absl::StatusOr<ObjectRow> row = ReadRow(bucket, key);
+  if (absl::IsNotFound(row.status())) return absl::OkStatus();
+  if (!row.ok()) return row.status();
+  if (row->generation != generation) return absl::OkStatus();
+  return objects_->Delete(bucket, ObjectClustering(key));
+}
+
+absl::Status MediaService::DeleteSupersededRow(std::string_view bucket, std::string_view key,
+                                               uint64_t generation) {
+  return objects_->Delete(bucket, SupersededClustering(key, generation));
+}
+
+absl::Status MediaService::MoveObjectBytes(std::string_view bucket, std::string_view key,
+                                           uint64_t generation, std::string_view storage_class,
+                                           std::string_view blob) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  STRATA_ASSIGN_OR_RETURN(ObjectRow row, ReadRow(bucket, key));
+  if (row.generation != generation) {
+    return absl::FailedPreconditionError("generation: '" + std::string(key) +
+                                         "' was re-written");
+  }
+  if (row.blob == blob) return absl::OkStatus();
+  // Never point a row the garbage collector may already be deleting at new bytes: they
+  // would outlive it. (Both conditions only ever become true, and the GC checks them first.)
+  const Millis now = clock_->NowMillis();
+  if (row.GracePassed(now) || row.Expired(now)) {
+    return absl::FailedPreconditionError("key: '" + std::string(key) +
+                                         "' is being garbage collected");
+  }
+  row.storage_class = std::string(storage_class);
+  row.blob = std::string(blob);
+  return objects_->Put(bucket, ObjectClustering(key), EncodeObjectRow(row));
+}
+
 uint64_t MediaService::NextGeneration(uint64_t at_least) {
   uint64_t candidate =
       std::max<uint64_t>(static_cast<uint64_t>(clock_->NowMillis()) * 1000, at_least);

@@ -145,6 +145,33 @@ class MediaService {
   absl::StatusOr<ObjectPage> Search(std::string_view bucket, std::string_view meta_key,
                                     std::string_view value, const ListQuery& query);
 
+  // --- For lifecycle tasks (src/strata/gc). Each call is idempotent and takes the key's lock,
+  // so it is ordered against Commit, Delete and Restore of the same key.
+
+  // The object row of `key` if its generation is `generation`: NotFound if the key has no
+  // row, FailedPrecondition if the key now holds another generation (it was re-written).
+  absl::StatusOr<ObjectRow> RowAtGeneration(std::string_view bucket, std::string_view key,
+                                            uint64_t generation);
+  // Removes the search index entries of the row `key`@`generation` (its user metadata).
+  // OK and a no-op when the key holds no row or another generation (a rewrite already
+  // replaced the entries in its own batch).
+  absl::Status DeleteIndexEntries(std::string_view bucket, std::string_view key,
+                                  uint64_t generation);
+  // Removes the object row if it still holds `generation`; OK if absent or re-written.
+  absl::Status DeleteObjectRow(std::string_view bucket, std::string_view key,
+                               uint64_t generation);
+  // Removes the superseded row of `key`@`generation`; OK if absent.
+  absl::Status DeleteSupersededRow(std::string_view bucket, std::string_view key,
+                                   uint64_t generation);
+  // Points the row `key`@`generation` at bytes already copied to `blob` in `storage_class`
+  // (archival). FailedPrecondition if the key holds another generation or the row is eligible
+  // for garbage collection (soft-deleted past grace, or expired); NotFound if absent.
+  absl::Status MoveObjectBytes(std::string_view bucket, std::string_view key,
+                               uint64_t generation, std::string_view storage_class,
+                               std::string_view blob);
+  blob::BlobStore* blobs() const { return blobs_; }
+  Clock* clock() const { return clock_; }
+
   // Counts bytes sent to clients (the API streams them out).
   void RecordBytesOut(uint64_t n) { bytes_out_->Inc(n); }
 

@@ -54,6 +54,10 @@ struct ObjectRow {
   std::vector<std::pair<std::string, std::string>> meta;  // sorted by key, unique keys
 
   Millis expires_at() const { return ttl_ms > 0 ? created_at + ttl_ms : 0; }
+  // Soft-deleted and no longer restorable at `t`: the garbage collector may remove it.
+  bool GracePassed(Millis t) const { return deleted_at != 0 && deleted_at + grace_ms <= t; }
+  // Past its TTL at `t` (invisible, not restorable): the garbage collector may remove it.
+  bool Expired(Millis t) const { return ttl_ms > 0 && created_at + ttl_ms <= t; }
 };
 
 struct SupersededRow {

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "strata/base/metrics.h"
 #include "strata/base/thread_pool.h"
+#include "strata/gc/collector.h"
 #include "strata/http/http_server.h"
 #include "strata/media/media_service.h"
 #include "strata/viewing/viewing_service.h"
@@ -33,6 +34,12 @@ class Api {
   Api(viewing::ViewingService* viewing, media::MediaService* media, MetricsRegistry* metrics,
       AdminHooks admin);
   http::Response Handle(const http::Request& request);
+  // The lifecycle collectors behind /v1/gc/... and /v1/archive/... (either may be null: its
+  // routes then answer 404). Call before serving.
+  void SetLifecycle(gc::Collector* gc, gc::Collector* archive) {
+    gc_ = gc;
+    archive_ = archive;
+  }
 
   // The StreamingRoute::open of `PUT /v1/buckets/...`: an object PUT streams its body into
   // the blob store; anything else (a bucket PUT) takes the whole-body path.
@@ -66,6 +73,8 @@ class Api {
   http::Response RollUp(uint64_t member, const http::Request& request);
   http::Response Rotate(uint64_t member);
   http::Response RotationStatus();
+  http::Response RouteLifecycle(const http::Request& request,
+                                const std::vector<std::string_view>& parts, std::string* route);
 
   viewing::ViewingService* viewing_;
   media::MediaService* media_;
@@ -78,6 +87,8 @@ class Api {
   std::unique_ptr<ThreadPool> bulk_pool_;
   MetricsRegistry* metrics_;
   AdminHooks admin_;
+  gc::Collector* gc_ = nullptr;
+  gc::Collector* archive_ = nullptr;
 };
 
 }  // namespace strata::server

@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -15,6 +18,7 @@
 #include "strata/base/metrics.h"
 #include "strata/base/status.h"
 #include "strata/blob/local/local_blob_store.h"
+#include "strata/gc/collector.h"
 #include "strata/media/media_service.h"
 #include "strata/server/api.h"
 #include "strata/store/embedded_queue.h"
@@ -93,6 +97,55 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
                     });
 }
 
+// The sweep throttle's signal: object GET/PUT p99 over the last control interval (from the
+// API's latency histograms) and RocksDB's compaction debt and stalls. One per collector (it
+// keeps the previous histogram counts).
+std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
+                                              store::RocksRowStore* rows) {
+  constexpr char kName[] = "strata_http_request_seconds";
+  constexpr char kHelp[] = "HTTP request latency by route";
+  Histogram* get = metrics->GetHistogram(
+      kName, kHelp, "route=\"/v1/buckets/{bucket}/objects/{key}\",method=\"GET\"");
+  Histogram* put = metrics->GetHistogram(
+      kName, kHelp, "route=\"/v1/buckets/{bucket}/objects/{key}\",method=\"PUT\"");
+  // Each p99 is taken over the last kWindow control steps (2 s at the default interval): one
+  // 500 ms interval of a few hundred requests makes a noisy p99.
+  constexpr size_t kWindow = 4;
+  struct Signal {
+    Histogram* histogram;
+    Histogram::Buckets previous{};
+    std::deque<Histogram::Buckets> deltas;
+  };
+  auto signals = std::make_shared<std::vector<Signal>>();
+  signals->push_back({get});
+  signals->push_back({put});
+  return [rows, signals] {
+    gc::LoadSample s;
+    for (Signal& sig : *signals) {
+      const Histogram::Buckets now = sig.histogram->BucketCounts();
+      Histogram::Buckets step{};
+      for (size_t i = 0; i < step.size(); ++i) step[i] = now[i] - sig.previous[i];
+      sig.previous = now;
+      sig.deltas.push_back(step);
+      if (sig.deltas.size() > kWindow) sig.deltas.pop_front();
+      Histogram::Buckets window{};
+      uint64_t n = 0;
+      for (const Histogram::Buckets& d : sig.deltas) {
+        for (size_t i = 0; i < window.size(); ++i) {
+          window[i] += d[i];
+          n += d[i];
+        }
+      }
+      // A p99 of fewer than 20 requests is one slow request: not a signal.
+      s.p99_ms.push_back(n >= 20 ? Histogram::Quantile(window, 0.99) * 1000 : -1);
+    }
+    store::RocksHealth h = rows->Health();
+    s.pending_compaction_bytes = h.pending_compaction_bytes;
+    s.write_stalled = h.write_stalled;
+    return s;
+  };
+}
+
 }  // namespace
 
 absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
@@ -154,7 +207,41 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
     return absl::OkStatus();
   };
   admin.compact = [rows_ptr] { return rows_ptr->CompactAll(); };
+  gc::CollectorOptions gc_options;
+  gc_options.export_dir = config.gc_export ? config.data_dir + "/lifecycle-export" : "";
+  gc_options.daily_at = config.gc_daily_at;
+  gc_options.min_workers = config.gc_min_workers;
+  gc_options.max_workers = config.gc_max_workers;
+  gc_options.backlog_per_worker = config.gc_backlog_per_worker;
+  gc_options.throttle.initial_rate = config.gc_initial_rate;
+  gc_options.throttle.min_rate = config.gc_min_rate;
+  gc_options.throttle.max_rate = config.gc_max_rate;
+  gc_options.throttle.additive_step = config.gc_rate_step;
+  gc_options.throttle.latency_factor = config.gc_latency_factor;
+  gc_options.throttle.max_pending_compaction_bytes = config.gc_max_pending_compaction_bytes;
+  gc_options.load_probe = MakeLoadProbe(metrics, rows.get());
+  gc::HardDeleteTask gc_task(media.get());
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gc::Collector> gc_collector,
+                          gc::Collector::Open(rows.get(), queue.get(), media.get(), &gc_task,
+                                              SystemClock::Default(), metrics, gc_options));
+  std::unique_ptr<gc::ArchiveTask> archive_task;
+  std::unique_ptr<gc::Collector> archive_collector;
+  if (config.archive_after_ms > 0) {
+    archive_task = std::make_unique<gc::ArchiveTask>(media.get(), config.archive_after_ms,
+                                                     config.archive_class);
+    gc::CollectorOptions archive_options = gc_options;
+    archive_options.daily_at = config.archive_daily_at;
+    archive_options.load_probe = MakeLoadProbe(metrics, rows.get());
+    STRATA_ASSIGN_OR_RETURN(
+        archive_collector,
+        gc::Collector::Open(rows.get(), queue.get(), media.get(), archive_task.get(),
+                            SystemClock::Default(), metrics, archive_options));
+  }
+  STRATA_RETURN_IF_ERROR(gc_collector->Start());
+  if (archive_collector) STRATA_RETURN_IF_ERROR(archive_collector->Start());
+
   Api api(viewing.get(), media.get(), metrics, std::move(admin));
+  api.SetLifecycle(gc_collector.get(), archive_collector.get());
   http::ServerOptions http_options = config.http;
   http::StreamingRoute object_puts;
   object_puts.method = "PUT";
@@ -178,6 +265,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   }
   STRATA_LOG_INFO("strata stopping");
   http_server.Stop();
+  archive_collector.reset();
+  gc_collector.reset();
   viewing.reset();
   queue.reset();
   media.reset();

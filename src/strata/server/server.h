@@ -37,6 +37,32 @@ struct ServerConfig {
   // Largest object a PUT accepts (streamed; never held in memory), bytes; larger get 413.
   // Default 5 GiB.
   uint64_t max_object_bytes = uint64_t{5} << 30;
+  // Lifecycle collector (docs/gc.md). Daily GC run at this UTC time ("HH:MM"; "" = only on
+  // demand). Default "03:00".
+  std::string gc_daily_at = "03:00";
+  // Sweep workers: gc_min_workers (default 1) plus one per gc_backlog_per_worker queued items
+  // (default 2000), at most gc_max_workers (default 8; the sweep topic has 16 partitions).
+  int gc_min_workers = 1;
+  int gc_max_workers = 8;
+  uint64_t gc_backlog_per_worker = 2000;
+  // AIMD throttle of the sweep, items/s: start, floor, ceiling, and the step added per healthy
+  // 500 ms interval. Defaults 1000, 20, 50000, 250.
+  double gc_initial_rate = 1000;
+  double gc_min_rate = 20;
+  double gc_max_rate = 50000;
+  double gc_rate_step = 250;
+  // The sweep backs off when object GET/PUT p99 exceeds this factor x its idle p99
+  // (default 1.3), or RocksDB's pending compaction exceeds gc_max_pending_compaction_bytes
+  // (default 256 MiB), or writes stall.
+  double gc_latency_factor = 1.3;
+  uint64_t gc_max_pending_compaction_bytes = uint64_t{256} << 20;
+  // Export each run's snapshot as NDJSON under <data_dir>/lifecycle-export. Default true.
+  bool gc_export = true;
+  // Archival: objects older than this move to archive_class (0 = off, the default), daily at
+  // archive_daily_at ("" = only on demand). Defaults "cold", "04:00".
+  Millis archive_after_ms = 0;
+  std::string archive_class = "cold";
+  std::string archive_daily_at = "04:00";
   // "debug", "info", "warn", "error". Default "info".
   std::string log_level = "info";
 };

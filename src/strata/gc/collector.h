@@ -1,0 +1,183 @@
+// The lifecycle collector: a daily (and on-demand) mark-and-sweep cycle over the media
+// objects, generic over a LifecycleTask (the garbage collector, archival). See docs/gc.md.
+//
+// A run:
+//  1. Mark: takes a consistent snapshot of the row store (RowStore::NewSnapshot; never the
+//     online tables), scans media_buckets and media_objects through it (SplitRanges +
+//     ScanRange), exports every bucket, object and superseded row to NDJSON files partitioned
+//     by day (<export_dir>/<task>/<table>/dt=YYYY-MM-DD/run-<id>.ndjson, schema in
+//     <export_dir>/<task>/_schema.json), and computes the work list: the rows the task finds
+//     eligible as of `as_of` (default: now), with the reason; written as the `worklist` table.
+//     A dry run stops here: its counts are the forecast for `as_of`.
+//  2. Publish: the work list goes to the queue topic "lifecycle.<task>" (keyed by bucket/key).
+//  3. Sweep: a pool of workers (min..max, growing with the backlog) polls the topic, takes a
+//     throttle token per item and calls LifecycleTask::Process, then commits. At-least-once
+//     delivery + idempotent steps + an audit written at most once per item = a crash at any
+//     point resumes without losing or repeating a deletion's effect.
+//  4. The run is done when its backlog is empty; counts come from the audit totals.
+// One run at a time per collector: StartRun answers FailedPrecondition while one is active.
+//
+// Thread-safe. Owns its threads (workers, the control loop, the run thread); Stop or the
+// destructor joins them. `rows`, `queue`, `media`, `task`, `clock` and `metrics` must outlive it.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "strata/base/clock.h"
+#include "strata/base/metrics.h"
+#include "strata/gc/lifecycle_task.h"
+#include "strata/gc/records.h"
+#include "strata/gc/throttle.h"
+#include "strata/media/media_service.h"
+#include "strata/store/queue.h"
+#include "strata/store/row_store.h"
+
+namespace strata::gc {
+
+struct CollectorOptions {
+  // Directory of the analytic export; "" = no export files (the work list is still computed).
+  std::string export_dir;
+  // Partitions of the sweep topic (fixed once created; bounds the useful workers). Default 16.
+  int topic_partitions = 16;
+  // Sweep workers: at least `min_workers` (default 1), one more per `backlog_per_worker`
+  // queued items (default 2000), at most `max_workers` (default 8). Workers mostly wait on
+  // I/O (a blob delete syncs its directory), so concurrent ones share the journal flushes:
+  // measured 444 items/s with 3 workers and ~4000 items/s with 8 on 2 cores.
+  int min_workers = 1;
+  int max_workers = 8;
+  uint64_t backlog_per_worker = 2000;
+  // Parallel ranges of the mark scan. Default 2.
+  int scan_ranges = 2;
+  // Daily schedule: "HH:MM" (UTC) starts a run each day at that time; "" = none (default).
+  std::string daily_at;
+  // Wall-clock milliseconds between control steps (throttle, pool size, run completion).
+  int control_interval_ms = 500;
+  // Nice increment of the sweep workers (lower CPU priority than requests). Default 10.
+  int worker_nice = 10;
+  ThrottleOptions throttle;
+  // Sampled every control step to drive the throttle; nullptr = no signal (the rate then
+  // only grows, up to throttle.max_rate).
+  std::function<LoadSample()> load_probe;
+};
+
+struct RunRequest {
+  bool dry_run = false;
+  std::optional<Millis> as_of;  // default: now. Only dry runs may look into the future.
+};
+
+struct DayTotals {
+  std::string day;  // "YYYY-MM-DD"
+  uint64_t objects = 0;
+  uint64_t bytes = 0;
+  struct Row {
+    std::string bucket;
+    std::string reason;
+    uint64_t objects = 0;
+    uint64_t bytes = 0;
+  };
+  std::vector<Row> by_bucket_reason;
+};
+
+class Collector {
+ public:
+  static absl::StatusOr<std::unique_ptr<Collector>> Open(store::RowStore* rows, store::Queue* queue,
+                                                         media::MediaService* media,
+                                                         LifecycleTask* task, Clock* clock,
+                                                         MetricsRegistry* metrics,
+                                                         CollectorOptions options);
+  ~Collector();
+
+  // Starts the workers, the control loop and the schedule, and resumes an interrupted run
+  // (one found in state marking is marked failed: nothing was published; publishing or
+  // sweeping continue with what the queue holds).
+  absl::Status Start();
+  void Stop();
+
+  // Starts a run in the background and returns its record (state marking).
+  // FailedPrecondition if a run is active; InvalidArgument for a future as_of without dry_run.
+  absl::StatusOr<RunRecord> StartRun(const RunRequest& request);
+  // Starts a run and waits until it is done or failed (or `timeout_ms` of wall time passed:
+  // the record as it is then).
+  absl::StatusOr<RunRecord> RunAndWait(const RunRequest& request, int64_t timeout_ms);
+  absl::StatusOr<RunRecord> WaitRun(uint64_t id, int64_t timeout_ms);
+
+  // NotFound for an unknown id.
+  absl::StatusOr<RunRecord> GetRun(uint64_t id);
+  // The latest runs, newest first.
+  absl::StatusOr<std::vector<RunRecord>> ListRuns(size_t limit);
+  // Objects and bytes processed per UTC day, the last `days` days up to today, oldest first.
+  absl::StatusOr<std::vector<DayTotals>> Stats(int days);
+  // Items published but not yet processed.
+  uint64_t Backlog();
+  double ThrottleRate() const { return throttle_.rate(); }
+  int Workers() const { return desired_workers_.load(); }
+  const LifecycleTask* task() const { return task_; }
+
+  // One control step now (tests; the control loop calls it every interval).
+  void ControlStep();
+
+ private:
+  Collector(store::RowStore* rows, store::Queue* queue, media::MediaService* media,
+            LifecycleTask* task, Clock* clock, CollectorOptions options);
+
+  void RunThread(RunRecord run);
+  absl::Status Mark(RunRecord* run, std::vector<WorkItem>* work);
+  absl::Status Publish(RunRecord* run, const std::vector<WorkItem>& work);
+  absl::Status SaveRun(const RunRecord& run);
+  void WorkerLoop(int index);
+  void ControlLoop();
+  void ProcessMessage(const store::Message& m);
+  absl::Status Record(const WorkItem& item, Millis now);
+  absl::StatusOr<bool> Recorded(const WorkItem& item);
+  void FinishSweepIfDrained();
+  void MaybeStartScheduled();
+  std::string topic() const { return "lifecycle." + std::string(task_->name()); }
+  std::string group() const { return "lifecycle." + std::string(task_->name()) + ".sweep"; }
+
+  store::RowStore* rows_;
+  store::Queue* queue_;
+  media::MediaService* media_;
+  LifecycleTask* task_;
+  Clock* clock_;
+  CollectorOptions options_;
+  store::Table* runs_ = nullptr;
+  store::Table* audit_ = nullptr;
+  AimdThrottle throttle_;
+
+  std::mutex mu_;  // guards the fields below
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  bool started_ = false;
+  uint64_t next_run_id_ = 1;
+  std::optional<RunRecord> active_;  // the run being marked, published or swept
+  std::string last_scheduled_day_;
+  std::thread run_thread_;
+  std::thread control_thread_;
+  std::vector<std::thread> workers_;
+
+  std::mutex record_mu_;                                   // serialises audit read-check-writes
+  std::vector<std::unique_ptr<std::mutex>> partition_mu_;  // one consumer per partition
+  std::atomic<int> desired_workers_{0};
+  std::atomic<uint64_t> skipped_{0};
+  std::atomic<uint64_t> errors_{0};
+  std::atomic<bool> sweeping_{false};
+
+  Counter* processed_objects_ = nullptr;
+  Counter* processed_bytes_ = nullptr;
+  Counter* skipped_total_ = nullptr;
+  Counter* errors_total_ = nullptr;
+  Counter* runs_total_ = nullptr;
+};
+
+}  // namespace strata::gc

@@ -1,0 +1,582 @@
+// The lifecycle collector on the real stores (RocksDB + local files + the embedded queue):
+// encodings, mark (snapshot, export, work list, forecast), sweep (every step, re-check,
+// audit, stats), archival, and an oracle test with writes, deletes and restores racing the
+// sweep. Crash tests are in tests/gc_crash_test.cc.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "strata/base/coding.h"
+#include "strata/blob/local/local_blob_store.h"
+#include "strata/gc/collector.h"
+#include "strata/gc/export.h"
+#include "strata/media/media_service.h"
+#include "strata/store/embedded_queue.h"
+#include "strata/store/rocksdb/rocksdb_row_store.h"
+
+namespace strata::gc {
+namespace {
+
+constexpr Millis kHour = 3'600'000;
+
+TEST(GcRecordsTest, WorkItemRoundTrips) {
+  WorkItem w;
+  w.kind = WorkItem::Kind::kSuperseded;
+  w.reason = "superseded";
+  w.run_id = 7;
+  w.day = "2026-11-25";
+  w.bucket = "media";
+  w.key = "a/b.mxf";
+  w.generation = 123456789;
+  w.blob = "hot/media/a/b.mxf@00000000075bcd15";
+  w.size = 99;
+  w.parts = 2;
+  w.storage_class = "hot";
+  auto d = DecodeWorkItem(EncodeWorkItem(w));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->key, w.key);
+  EXPECT_EQ(d->generation, w.generation);
+  EXPECT_EQ(d->kind, w.kind);
+  EXPECT_EQ(d->parts, 2u);
+  EXPECT_FALSE(DecodeWorkItem(EncodeWorkItem(w) + "x").ok());
+  EXPECT_FALSE(DecodeWorkItem("\x02").ok());
+}
+
+TEST(GcRecordsTest, RunRecordRoundTrips) {
+  RunRecord r;
+  r.id = 3;
+  r.dry_run = true;
+  r.as_of = 1'700'000'000'000;
+  r.state = RunState::kSweeping;
+  r.eligible = 10;
+  r.processed_bytes = 1 << 30;
+  r.day = "2026-11-25";
+  r.error = "x";
+  auto d = DecodeRunRecord(EncodeRunRecord(r));
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->id, 3u);
+  EXPECT_TRUE(d->dry_run);
+  EXPECT_EQ(d->state, RunState::kSweeping);
+  EXPECT_EQ(d->processed_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(d->error, "x");
+}
+
+TEST(GcRecordsTest, Days) {
+  EXPECT_EQ(DayOf(0), "1970-01-01");
+  EXPECT_EQ(DayOf(1'700'000'000'000), "2023-11-14");
+  EXPECT_EQ(DayOf(951'782'400'000), "2000-02-29");
+  auto start = DayStart("2023-11-14");
+  ASSERT_TRUE(start.ok());
+  EXPECT_EQ(*start, 1'699'920'000'000);
+  EXPECT_FALSE(DayStart("2023-13-01").ok());
+}
+
+TEST(GcRecordsTest, JsonStringsEscapeEverythingUnusual) {
+  std::string out;
+  AppendJsonString(&out, std::string("a\"b\\c\n\x01\xc3\xa9", 9));
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\u000a\\u0001\\u00c3\\u00a9\"");
+}
+
+TEST(GcThrottleTest, AdditiveIncreaseMultiplicativeDecrease) {
+  ThrottleOptions o;
+  o.initial_rate = 1000;
+  o.additive_step = 100;
+  o.decrease_factor = 0.5;
+  o.latency_factor = 1.5;
+  o.latency_floor_ms = 0.5;
+  AimdThrottle t(o);
+  LoadSample idle;
+  idle.p99_ms = {2.0, 10.0};  // GET, PUT
+  t.Update(idle, /*sweeping=*/false);
+  EXPECT_DOUBLE_EQ(t.baseline_p99_ms(0), 2.0);
+  EXPECT_DOUBLE_EQ(t.baseline_p99_ms(1), 10.0);
+  LoadSample ok;
+  ok.p99_ms = {2.9, 14.0};  // each < 1.5 x its own baseline
+  EXPECT_DOUBLE_EQ(t.Update(ok, true), 1100);
+  LoadSample slow;
+  slow.p99_ms = {3.1, 5.0};  // GET regressed, though below PUT's p99
+  EXPECT_DOUBLE_EQ(t.Update(slow, true), 550);
+  LoadSample no_data;
+  no_data.p99_ms = {-1, -1};
+  EXPECT_DOUBLE_EQ(t.Update(no_data, true), 650);
+  LoadSample compaction;
+  compaction.pending_compaction_bytes = o.max_pending_compaction_bytes + 1;
+  EXPECT_DOUBLE_EQ(t.Update(compaction, true), 325);
+  LoadSample stalled;
+  stalled.write_stalled = true;
+  for (int i = 0; i < 20; ++i) t.Update(stalled, true);
+  EXPECT_DOUBLE_EQ(t.rate(), o.min_rate);
+  EXPECT_EQ(t.latency_cuts(), 1u);
+  EXPECT_EQ(t.load_cuts(), 21u);
+}
+
+// Data directory with the stores, the media service and one collector.
+class GcFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() /
+            ("strata_gc_test_" + std::to_string(getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    std::filesystem::remove_all(dir_);
+    Open();
+  }
+  void TearDown() override {
+    Close();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Open(bool start = true, std::string task = "gc") {
+    store::RocksRowStoreOptions o;
+    o.path = dir_ + "/rows";
+    o.clock = &clock_;
+    auto rows = store::RocksRowStore::Open(o);
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    rows_ = std::move(*rows);
+    blob::LocalBlobStoreOptions bo;
+    bo.root = dir_ + "/blobs";
+    bo.part_bytes = 4096;
+    bo.sync = false;
+    auto blobs = blob::LocalBlobStore::Open(bo);
+    ASSERT_TRUE(blobs.ok()) << blobs.status();
+    blobs_ = std::move(*blobs);
+    store::EmbeddedQueueOptions qo;
+    qo.clock = &clock_;
+    qo.metrics = &metrics_;
+    qo.retention_interval_ms = 0;
+    auto queue = store::EmbeddedQueue::Open(rows_.get(), qo);
+    ASSERT_TRUE(queue.ok()) << queue.status();
+    queue_ = std::move(*queue);
+    auto media = media::MediaService::Open(rows_.get(), blobs_.get(), &clock_, &metrics_);
+    ASSERT_TRUE(media.ok()) << media.status();
+    media_ = std::move(*media);
+    if (task == "gc") {
+      task_ = std::make_unique<HardDeleteTask>(media_.get());
+    } else {
+      task_ = std::make_unique<ArchiveTask>(media_.get(), 24 * kHour, "cold");
+    }
+    CollectorOptions co;
+    co.export_dir = dir_ + "/export";
+    co.control_interval_ms = 20;
+    co.max_workers = 3;
+    co.backlog_per_worker = 50;
+    co.throttle.initial_rate = 20000;
+    co.throttle.max_rate = 100000;
+    co.daily_at = daily_at_;
+    auto collector = Collector::Open(rows_.get(), queue_.get(), media_.get(), task_.get(), &clock_,
+                                     &metrics_, co);
+    ASSERT_TRUE(collector.ok()) << collector.status();
+    collector_ = std::move(*collector);
+    if (start) {
+      ASSERT_TRUE(collector_->Start().ok());
+    }
+  }
+
+  void Close() {
+    collector_.reset();
+    task_.reset();
+    media_.reset();
+    queue_.reset();
+    blobs_.reset();
+    rows_.reset();
+  }
+
+  media::ObjectInfo Put(const std::string& key, const std::string& data,
+                        std::optional<Millis> ttl = std::nullopt, std::string bucket = "media") {
+    media::PutObjectOptions o;
+    o.ttl_ms = ttl;
+    o.meta = {{"title", "t" + std::to_string(data.size() % 7)}};
+    auto up = media_->BeginPut(bucket, key, o);
+    EXPECT_TRUE(up.ok()) << up.status();
+    if (!up.ok()) return {};
+    EXPECT_TRUE((*up)->Append(data).ok());
+    auto info = (*up)->Commit();
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? *info : media::ObjectInfo{};
+  }
+
+  size_t CountBlobs(const std::string& prefix = "hot/") {
+    auto page = blobs_->List(prefix, "", 1000);
+    EXPECT_TRUE(page.ok());
+    return page.ok() ? page->blobs.size() : 0;
+  }
+
+  size_t CountIndexEntries(const std::string& bucket) {
+    store::ScanOptions scan;
+    scan.start = "i";
+    scan.end = "j";
+    auto page = media_->objects_table()->Scan(bucket, scan);
+    EXPECT_TRUE(page.ok());
+    return page.ok() ? page->rows.size() : 0;
+  }
+
+  std::string dir_;
+  std::string daily_at_;
+  ManualClock clock_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<store::RocksRowStore> rows_;
+  std::unique_ptr<blob::LocalBlobStore> blobs_;
+  std::unique_ptr<store::EmbeddedQueue> queue_;
+  std::unique_ptr<media::MediaService> media_;
+  std::unique_ptr<LifecycleTask> task_;
+  std::unique_ptr<Collector> collector_;
+};
+
+size_t CountLines(const std::filesystem::path& dir, const std::string& name_prefix) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file() || e.path().filename().string().rfind(name_prefix, 0) != 0) {
+      continue;
+    }
+    std::ifstream in(e.path());
+    std::string line;
+    while (std::getline(in, line)) ++n;
+  }
+  return n;
+}
+
+TEST_F(GcFixture, DryRunForecastsAndExportsWithoutDeleting) {
+  media::BucketPolicy p;
+  p.grace_ms = kHour;
+  ASSERT_TRUE(media_->PutBucket("media", p).ok());
+  Put("keep", "k");
+  Put("ttl-2h", "tt", 2 * kHour);
+  Put("ttl-9h", "ttt", 9 * kHour);
+  Put("deleted", "dddd");
+  ASSERT_TRUE(media_->Delete("media", "deleted").ok());
+  Put("rewritten", "v1");
+  Put("rewritten", "v2!");  // v1's bytes: a superseded row
+
+  auto now = collector_->RunAndWait({.dry_run = true}, 10'000);
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(now->state, RunState::kDone);
+  EXPECT_EQ(now->scanned, 5u);
+  EXPECT_EQ(now->eligible, 1u);  // only the superseded bytes are collectable right now
+  EXPECT_EQ(now->superseded, 1u);
+
+  auto forecast =
+      collector_->RunAndWait({.dry_run = true, .as_of = clock_.NowMillis() + 3 * kHour}, 10'000);
+  ASSERT_TRUE(forecast.ok()) << forecast.status();
+  EXPECT_EQ(forecast->eligible, 3u);  // + ttl-2h (expired) + deleted (grace of 1h passed)
+  EXPECT_EQ(forecast->expired, 1u);
+  EXPECT_EQ(forecast->deleted_marked, 1u);
+  EXPECT_EQ(forecast->eligible_bytes, 2u + 4u + 2u);
+
+  // Nothing was touched.
+  EXPECT_EQ(CountBlobs(), 6u);
+  EXPECT_EQ(collector_->Backlog(), 0u);
+  // A non-dry run may not look into the future.
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      collector_->StartRun({.dry_run = false, .as_of = clock_.NowMillis() + 1}).status()));
+
+  // The export: schema, buckets, every row, and the work list, partitioned by day.
+  const std::filesystem::path root = dir_ + "/export/gc";
+  EXPECT_TRUE(std::filesystem::exists(root / "_schema.json"));
+  const std::string dt = "dt=" + DayOf(clock_.NowMillis());
+  EXPECT_TRUE(std::filesystem::is_directory(root / "objects" / dt));
+  EXPECT_EQ(CountLines(root / "objects", "run-" + std::to_string(forecast->id) + "-"), 6u);
+  EXPECT_EQ(CountLines(root / "worklist", "run-" + std::to_string(forecast->id) + "-"), 3u);
+  EXPECT_EQ(CountLines(root / "buckets", "run-" + std::to_string(forecast->id)), 1u);
+  std::ifstream in(root / "worklist" / dt / ("run-" + std::to_string(now->id) + "-part-0.ndjson"));
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ifstream in1(root / "worklist" / dt / ("run-" + std::to_string(now->id) + "-part-1.ndjson"));
+  all.append((std::istreambuf_iterator<char>(in1)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("\"reason\":\"superseded\""), std::string::npos) << all;
+  EXPECT_NE(all.find("\"key\":\"rewritten\""), std::string::npos) << all;
+}
+
+TEST_F(GcFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) {
+  media::BucketPolicy p;
+  p.grace_ms = kHour;
+  ASSERT_TRUE(media_->PutBucket("media", p).ok());
+  const std::string big(3 * 4096 + 5, 'b');  // 4 parts
+  Put("big-expired", big, kHour);
+  Put("deleted", "dddd");
+  ASSERT_TRUE(media_->Delete("media", "deleted").ok());
+  Put("live", "live");
+  Put("deleted-recent", "x");
+  clock_.Advance(2 * kHour);
+  ASSERT_TRUE(media_->Delete("media", "deleted-recent").ok());  // still in grace
+  Put("rewritten", "v1");
+  Put("rewritten", "v2");
+
+  auto run = collector_->RunAndWait({}, 20'000);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->state, RunState::kDone) << run->error;
+  EXPECT_EQ(run->eligible, 3u);
+  EXPECT_EQ(run->processed, 3u);
+  EXPECT_EQ(run->processed_bytes, big.size() + 4 + 2);
+  EXPECT_EQ(run->skipped, 0u);
+  EXPECT_EQ(run->errors, 0u);
+
+  // Rows gone, index entries gone, bytes gone; the others untouched.
+  EXPECT_TRUE(absl::IsNotFound(media_->objects_table()->Get("media", "obig-expired").status()));
+  EXPECT_TRUE(absl::IsNotFound(media_->objects_table()->Get("media", "odeleted").status()));
+  EXPECT_TRUE(media_->Head("media", "live").ok());
+  EXPECT_TRUE(media_->Restore("media", "deleted-recent").ok());
+  auto v2 = media_->OpenForRead("media", "rewritten");
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ(CountBlobs(), 3u);  // live, deleted-recent, rewritten v2
+  EXPECT_EQ(CountIndexEntries("media"), 3u);
+
+  // Stats per day and the audit; a second run finds nothing and counts nothing twice.
+  auto again = collector_->RunAndWait({}, 20'000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->eligible, 0u);
+  auto stats = collector_->Stats(2);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->size(), 2u);
+  EXPECT_EQ(stats->back().day, DayOf(clock_.NowMillis()));
+  EXPECT_EQ(stats->back().objects, 3u);
+  EXPECT_EQ(stats->back().bytes, big.size() + 6);
+  EXPECT_EQ(stats->back().by_bucket_reason.size(), 3u);  // deleted, expired, superseded
+  auto runs = collector_->ListRuns(10);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[0].id, again->id);
+}
+
+TEST_F(GcFixture, ReCheckSkipsObjectsRewrittenAfterTheMark) {
+  Close();
+  Open(/*start=*/false);  // no workers: the run stops after publishing
+  media::BucketPolicy p;
+  p.grace_ms = kHour;
+  p.ttl_ms = 10 * kHour;
+  ASSERT_TRUE(media_->PutBucket("media", p).ok());
+  Put("collected-1", "r");
+  Put("rewritten", "w");
+  Put("collected-2", "c");
+  ASSERT_TRUE(media_->Delete("media", "collected-1").ok());
+  ASSERT_TRUE(media_->Delete("media", "rewritten").ok());
+  ASSERT_TRUE(media_->Delete("media", "collected-2").ok());
+  // The grace period passes: the run marks all three (and they can no longer be restored:
+  // restores racing the sweep are covered by the oracle test below)...
+  clock_.Advance(kHour);
+  auto run = collector_->StartRun({});
+  ASSERT_TRUE(run.ok());
+  for (int i = 0; i < 500 && collector_->GetRun(run->id)->state != RunState::kSweeping; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(collector_->GetRun(run->id)->state, RunState::kSweeping);
+  EXPECT_EQ(collector_->Backlog(), 3u);
+  // ...then one key is re-written before the workers get to it, so the marked generation is
+  // gone; the new one must survive.
+  Put("rewritten", "new bytes");
+  ASSERT_TRUE(collector_->Start().ok());
+  auto done = collector_->WaitRun(run->id, 20'000);
+  ASSERT_TRUE(done.ok());
+  ASSERT_EQ(done->state, RunState::kDone);
+  EXPECT_EQ(done->processed, 2u);
+  EXPECT_EQ(done->skipped, 1u);
+  auto r = media_->OpenForRead("media", "rewritten");
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::string bytes;
+  ASSERT_TRUE(r->reader->ReadAt(0, 100, &bytes).ok());
+  EXPECT_EQ(bytes, "new bytes");
+}
+
+TEST_F(GcFixture, ArchivalMovesOldObjectsToTheColdClass) {
+  Close();
+  Open(/*start=*/true, "archive");
+  ASSERT_TRUE(media_->PutBucket("media", {}).ok());
+  const std::string data(10000, 'a');
+  Put("old", data);
+  Put("old-deleted", "x");
+  ASSERT_TRUE(media_->Delete("media", "old-deleted").ok());
+  clock_.Advance(25 * kHour);
+  Put("young", "y");
+  auto run = collector_->RunAndWait({}, 20'000);
+  ASSERT_TRUE(run.ok());
+  ASSERT_EQ(run->state, RunState::kDone) << run->error;
+  EXPECT_EQ(run->eligible, 1u);
+  EXPECT_EQ(run->processed, 1u);
+  auto old = media_->OpenForRead("media", "old");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->info.row.storage_class, "cold");
+  EXPECT_EQ(old->info.row.blob.substr(0, 11), "cold/media/");
+  std::string bytes;
+  ASSERT_TRUE(old->reader->ReadAt(0, data.size(), &bytes).ok());
+  EXPECT_EQ(bytes, data);
+  EXPECT_EQ(CountBlobs("cold/"), 1u);
+  EXPECT_EQ(CountBlobs("hot/"), 2u);  // old-deleted and young stay hot
+  auto stats = collector_->Stats(1);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ((*stats)[0].objects, 1u);
+  EXPECT_EQ((*stats)[0].by_bucket_reason[0].reason, "age");
+}
+
+TEST_F(GcFixture, DailyScheduleStartsOneRunPerDayAfterItsTime) {
+  Close();
+  daily_at_ = "03:00";
+  auto midnight = DayStart(DayOf(clock_.NowMillis()));
+  ASSERT_TRUE(midnight.ok());
+  clock_.Set(*midnight + 24 * kHour + 2 * kHour + 59 * 60'000);  // tomorrow 02:59
+  Open(/*start=*/false);
+  ASSERT_TRUE(media_->PutBucket("media", {}).ok());
+  collector_->ControlStep();
+  EXPECT_TRUE(collector_->ListRuns(10)->empty());
+  clock_.Advance(2 * 60'000);  // 03:01
+  collector_->ControlStep();
+  ASSERT_EQ(collector_->ListRuns(10)->size(), 1u);
+  auto run = collector_->WaitRun(1, 10'000);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->state, RunState::kDone);
+  EXPECT_FALSE(run->dry_run);
+  collector_->ControlStep();
+  clock_.Advance(kHour);
+  collector_->ControlStep();
+  EXPECT_EQ(collector_->ListRuns(10)->size(), 1u);  // once a day
+  // A restart the same day does not run it again; the next day does.
+  Close();
+  Open(/*start=*/false);
+  collector_->ControlStep();
+  EXPECT_EQ(collector_->ListRuns(10)->size(), 1u);
+  clock_.Advance(24 * kHour);
+  collector_->ControlStep();
+  EXPECT_EQ(collector_->ListRuns(10)->size(), 2u);
+  daily_at_.clear();
+}
+
+// The oracle test: a sweep runs while another thread re-writes, deletes and restores objects
+// (and the clock moves). Every object the oracle says must survive survives with its bytes,
+// and every hard delete in the audit was of a generation eligible when it was deleted.
+TEST_F(GcFixture, OracleNoIneligibleObjectIsEverDeleted) {
+  media::BucketPolicy p;
+  p.grace_ms = 1000;
+  ASSERT_TRUE(media_->PutBucket("media", p).ok());
+  struct Version {
+    Millis created_at = 0;
+    Millis ttl_ms = 0;
+    Millis deleted_at = 0;
+    Millis grace_ms = 0;
+    std::string data;
+  };
+  std::mutex mu;
+  std::map<std::string, std::map<uint64_t, Version>> versions;  // key -> generation -> version
+  std::map<std::string, uint64_t> current;
+  auto put = [&](const std::string& key, const std::string& data, std::optional<Millis> ttl) {
+    media::ObjectInfo info = Put(key, data, ttl);
+    std::lock_guard<std::mutex> lock(mu);
+    versions[key][info.row.generation] = {info.row.created_at, info.row.ttl_ms, 0,
+                                          info.row.grace_ms, data};
+    if (info.row.generation > current[key]) current[key] = info.row.generation;
+  };
+  auto del = [&](const std::string& key) {
+    auto r = media_->Delete("media", key);
+    if (!r.ok()) return;
+    std::lock_guard<std::mutex> lock(mu);
+    versions[key][r->row.generation].deleted_at = r->row.deleted_at;
+  };
+  auto restore = [&](const std::string& key) {
+    auto r = media_->Restore("media", key);
+    if (!r.ok()) return;
+    std::lock_guard<std::mutex> lock(mu);
+    versions[key][r->row.generation].deleted_at = 0;
+  };
+  constexpr int kKeys = 600;
+  std::mt19937 rng(42);
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    put(key, "v0-" + key, i % 4 == 0 ? std::optional<Millis>(500) : std::nullopt);
+    if (i % 4 == 1) del(key);
+    if (i % 8 == 2) put(key, "v1-" + key, std::nullopt);
+  }
+  clock_.Advance(2000);  // TTL 500 expired, grace 1000 passed
+  for (int i = 3; i < kKeys; i += 8) del("k" + std::to_string(i));  // in grace: restorable
+
+  auto run = collector_->StartRun({});
+  ASSERT_TRUE(run.ok());
+  std::atomic<bool> done{false};
+  std::thread racer([&] {
+    std::mt19937 r(7);
+    int ops = 0;
+    while (!done.load() || ops < 300) {
+      const std::string key = "k" + std::to_string(r() % kKeys);
+      switch (r() % 5) {
+        case 0:
+          put(key, "race-" + std::to_string(ops) + "-" + key, std::nullopt);
+          break;
+        case 1:
+          del(key);
+          break;
+        case 2:
+          restore(key);
+          break;
+        case 3:
+          put(key, "race-ttl-" + std::to_string(ops), 300);
+          break;
+        default:
+          clock_.Advance(1);
+          break;
+      }
+      ++ops;
+    }
+  });
+  auto finished = collector_->WaitRun(run->id, 60'000);
+  done = true;
+  racer.join();
+  ASSERT_TRUE(finished.ok());
+  ASSERT_EQ(finished->state, RunState::kDone) << finished->error;
+  EXPECT_EQ(finished->errors, 0u);
+  EXPECT_EQ(finished->processed + finished->skipped, finished->eligible);
+
+  const Millis end = clock_.NowMillis();
+  auto eligible_at = [](const Version& v, Millis t) {
+    return (v.deleted_at != 0 && v.deleted_at + v.grace_ms <= t) ||
+           (v.ttl_ms > 0 && v.created_at + v.ttl_ms <= t);
+  };
+  // Survivors: every key whose current version is not eligible now has that generation's
+  // row and bytes.
+  int checked = 0;
+  for (const auto& [key, gen] : current) {
+    const Version& v = versions[key][gen];
+    if (eligible_at(v, end)) continue;
+    auto row = media_->RowAtGeneration("media", key, gen);
+    ASSERT_TRUE(row.ok()) << key << ": " << row.status();
+    auto bytes = blobs_->Read(row->blob, 0, 1 << 20);
+    ASSERT_TRUE(bytes.ok()) << key << ": " << bytes.status();
+    EXPECT_EQ(*bytes, v.data) << key;
+    ++checked;
+  }
+  EXPECT_GT(checked, kKeys / 3);
+  // Deletions: every audit entry names a generation eligible when it was recorded.
+  store::ScanOptions scan;
+  scan.start = "a";
+  scan.end = "b";
+  auto audit_table = rows_->OpenTable({"lifecycle_audit", store::TableProfile::kLive});
+  ASSERT_TRUE(audit_table.ok());
+  size_t entries = 0;
+  do {
+    auto page = (*audit_table)->Scan(AuditPartition("gc", finished->day), scan);
+    ASSERT_TRUE(page.ok());
+    for (const store::Row& r : page->rows) {
+      auto e = DecodeAuditEntry(r.value);
+      ASSERT_TRUE(e.ok());
+      const std::string rest = r.clustering.substr(1);
+      const size_t a = rest.find('\0');
+      const size_t b = rest.find('\0', a + 1);
+      const std::string key = rest.substr(a + 1, b - a - 1);
+      std::string_view gen_bytes = std::string_view(rest).substr(b + 1);
+      uint64_t gen = 0;
+      ASSERT_TRUE(coding::GetFixed64BE(&gen_bytes, &gen));
+      ASSERT_TRUE(versions[key].count(gen)) << key;
+      const Version& v = versions[key][gen];
+      if (e->reason != "superseded") {
+        EXPECT_TRUE(eligible_at(v, e->time)) << key << " deleted while not eligible";
+      } else {
+        EXPECT_NE(gen, current[key]) << key << ": current generation collected as superseded";
+      }
+      ++entries;
+    }
+    scan.cursor = page->next_cursor;
+  } while (!scan.cursor.empty());
+  EXPECT_EQ(entries, finished->processed);
+}
+
+}  // namespace
+}  // namespace strata::gc

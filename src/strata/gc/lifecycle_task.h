@@ -1,0 +1,90 @@
+// A lifecycle task: what the collector's generic mark/sweep machinery runs. A task says which
+// objects are eligible (mark) and what to do with one of them (sweep). Two tasks exist:
+// HardDeleteTask (the garbage collector: bytes, then index entries, then metadata) and
+// ArchiveTask (moves objects past an age to a colder storage class).
+//
+// Contract of Process, which is what makes a sweep crash-safe on an at-least-once queue:
+//  * It re-checks eligibility against the online row (under the media service's key lock)
+//    before anything irreversible, at the current time; an object restored or re-written
+//    since the mark is skipped.
+//  * It calls `ctx.record()` once it has decided, BEFORE the first irreversible step. The
+//    record (audit entry + totals) is written at most once per (bucket, key, generation), so
+//    a redelivered item never counts twice; after a recorded decision every remaining step
+//    is completed on redelivery, whatever happened to the row meanwhile.
+//  * Every step is idempotent, so processing the same item again (after a crash at any
+//    point) leaves the same final state.
+// Thread-safe: Process is called by several sweep workers at once.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "strata/gc/records.h"
+#include "strata/media/media_service.h"
+
+namespace strata::gc {
+
+enum class Outcome {
+  kDone,     // the item's effect is complete (and recorded)
+  kSkipped,  // not eligible any more (restored, re-written) or already gone
+};
+
+struct ProcessContext {
+  Millis now = 0;
+  // Records the decision (audit entry + totals), idempotently.
+  std::function<absl::Status()> record;
+  // Whether the decision for this item was recorded already (a redelivery).
+  std::function<absl::StatusOr<bool>()> recorded;
+};
+
+class LifecycleTask {
+ public:
+  virtual ~LifecycleTask() = default;
+  // "gc", "archive": names the queue topic, the runs and the audit partitions.
+  virtual std::string_view name() const = 0;
+  // Why an object row is eligible at `as_of` ("expired", "deleted", "age", ...), or "".
+  virtual std::string_view Eligible(const media::ObjectRow& row, Millis as_of) const = 0;
+  // Whether superseded rows (replaced generations' bytes) are work for this task.
+  virtual bool WantsSuperseded() const { return false; }
+  virtual absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) = 0;
+};
+
+// The garbage collector: hard-deletes soft-deleted objects past their grace period, expired
+// objects, and the bytes of replaced generations. Steps (crash points in brackets):
+//   re-check -> record -> bytes, every part [gc.sweep.after_bytes] -> index entries
+//   [gc.sweep.after_index] -> object row [gc.sweep.after_row] -> (queue commit).
+class HardDeleteTask final : public LifecycleTask {
+ public:
+  explicit HardDeleteTask(media::MediaService* media) : media_(media) {}
+  std::string_view name() const override { return "gc"; }
+  std::string_view Eligible(const media::ObjectRow& row, Millis as_of) const override;
+  bool WantsSuperseded() const override { return true; }
+  absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) override;
+
+ private:
+  media::MediaService* media_;
+};
+
+// Archival: objects older than `min_age_ms` whose storage class is not `to_class` are copied
+// to a blob under `to_class` (on the embedded store: another directory) and the row is
+// pointed at it; then the old bytes are removed. Steps: re-check -> record -> copy
+// [archive.after_copy] -> point the row [archive.after_move] -> delete the old bytes.
+class ArchiveTask final : public LifecycleTask {
+ public:
+  ArchiveTask(media::MediaService* media, Millis min_age_ms, std::string to_class)
+      : media_(media), min_age_ms_(min_age_ms), to_class_(std::move(to_class)) {}
+  std::string_view name() const override { return "archive"; }
+  std::string_view Eligible(const media::ObjectRow& row, Millis as_of) const override;
+  absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) override;
+
+ private:
+  std::string TargetBlob(const WorkItem& item) const;
+
+  media::MediaService* media_;
+  Millis min_age_ms_;
+  std::string to_class_;
+};
+
+}  // namespace strata::gc

@@ -1,0 +1,247 @@
+#include "strata/gc/records.h"
+
+#include <cstdio>
+
+#include "strata/base/coding.h"
+
+namespace strata::gc {
+namespace {
+
+constexpr char kVersion = 0x01;
+
+absl::Status Corrupt(std::string_view what) {
+  return absl::DataLossError(std::string(what) + ": malformed");
+}
+
+void PutZ(std::string* out, int64_t v) { coding::PutVarint64(out, coding::ZigZag(v)); }
+
+bool GetZ(std::string_view* in, int64_t* v) {
+  uint64_t u = 0;
+  if (!coding::GetVarint64(in, &u)) return false;
+  *v = coding::UnZigZag(u);
+  return true;
+}
+
+bool GetString(std::string_view* in, std::string* s) {
+  std::string_view v;
+  if (!coding::GetLengthPrefixed(in, &v)) return false;
+  s->assign(v);
+  return true;
+}
+
+bool GetVersion(std::string_view* in) {
+  if (in->empty() || (*in)[0] != kVersion) return false;
+  in->remove_prefix(1);
+  return true;
+}
+
+// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+void CivilFromDays(int64_t z, int* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t year = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int>(year + (*m <= 2));
+}
+
+int64_t DaysFromCivil(int y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+}  // namespace
+
+std::string EncodeWorkItem(const WorkItem& item) {
+  std::string out(1, kVersion);
+  out.push_back(static_cast<char>(item.kind));
+  coding::PutLengthPrefixed(&out, item.reason);
+  coding::PutVarint64(&out, item.run_id);
+  coding::PutLengthPrefixed(&out, item.day);
+  coding::PutLengthPrefixed(&out, item.bucket);
+  coding::PutLengthPrefixed(&out, item.key);
+  coding::PutFixed64BE(&out, item.generation);
+  coding::PutLengthPrefixed(&out, item.blob);
+  coding::PutVarint64(&out, item.size);
+  coding::PutVarint64(&out, item.parts);
+  coding::PutLengthPrefixed(&out, item.storage_class);
+  return out;
+}
+
+absl::StatusOr<WorkItem> DecodeWorkItem(std::string_view in) {
+  WorkItem item;
+  uint64_t parts = 0;
+  if (!GetVersion(&in) || in.empty() || static_cast<uint8_t>(in[0]) > 1) {
+    return Corrupt("work item");
+  }
+  item.kind = static_cast<WorkItem::Kind>(in[0]);
+  in.remove_prefix(1);
+  if (!GetString(&in, &item.reason) || !coding::GetVarint64(&in, &item.run_id) ||
+      !GetString(&in, &item.day) || !GetString(&in, &item.bucket) || !GetString(&in, &item.key) ||
+      !coding::GetFixed64BE(&in, &item.generation) || !GetString(&in, &item.blob) ||
+      !coding::GetVarint64(&in, &item.size) || !coding::GetVarint64(&in, &parts) ||
+      !GetString(&in, &item.storage_class) || !in.empty()) {
+    return Corrupt("work item");
+  }
+  item.parts = static_cast<uint32_t>(parts);
+  return item;
+}
+
+std::string_view RunStateName(RunState s) {
+  switch (s) {
+    case RunState::kMarking:
+      return "marking";
+    case RunState::kPublishing:
+      return "publishing";
+    case RunState::kSweeping:
+      return "sweeping";
+    case RunState::kDone:
+      return "done";
+    case RunState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+std::string EncodeRunRecord(const RunRecord& r) {
+  std::string out(1, kVersion);
+  coding::PutVarint64(&out, r.id);
+  out.push_back(r.dry_run ? 1 : 0);
+  PutZ(&out, r.as_of);
+  out.push_back(static_cast<char>(r.state));
+  PutZ(&out, r.started_at);
+  PutZ(&out, r.marked_at);
+  PutZ(&out, r.finished_at);
+  for (uint64_t v :
+       {r.scanned, r.eligible, r.eligible_bytes, r.expired, r.deleted_marked, r.superseded,
+        r.published, r.processed, r.processed_bytes, r.skipped, r.errors}) {
+    coding::PutVarint64(&out, v);
+  }
+  coding::PutLengthPrefixed(&out, r.day);
+  coding::PutLengthPrefixed(&out, r.export_path);
+  coding::PutLengthPrefixed(&out, r.error);
+  return out;
+}
+
+absl::StatusOr<RunRecord> DecodeRunRecord(std::string_view in) {
+  RunRecord r;
+  if (!GetVersion(&in) || !coding::GetVarint64(&in, &r.id) || in.empty()) {
+    return Corrupt("run record");
+  }
+  r.dry_run = in[0] != 0;
+  in.remove_prefix(1);
+  if (!GetZ(&in, &r.as_of) || in.empty() || static_cast<uint8_t>(in[0]) > 4) {
+    return Corrupt("run record");
+  }
+  r.state = static_cast<RunState>(in[0]);
+  in.remove_prefix(1);
+  if (!GetZ(&in, &r.started_at) || !GetZ(&in, &r.marked_at) || !GetZ(&in, &r.finished_at)) {
+    return Corrupt("run record");
+  }
+  for (uint64_t* v :
+       {&r.scanned, &r.eligible, &r.eligible_bytes, &r.expired, &r.deleted_marked, &r.superseded,
+        &r.published, &r.processed, &r.processed_bytes, &r.skipped, &r.errors}) {
+    if (!coding::GetVarint64(&in, v)) return Corrupt("run record");
+  }
+  if (!GetString(&in, &r.day) || !GetString(&in, &r.export_path) || !GetString(&in, &r.error) ||
+      !in.empty()) {
+    return Corrupt("run record");
+  }
+  return r;
+}
+
+std::string EncodeAuditEntry(const AuditEntry& e) {
+  std::string out(1, kVersion);
+  coding::PutVarint64(&out, e.size);
+  coding::PutLengthPrefixed(&out, e.reason);
+  PutZ(&out, e.time);
+  coding::PutVarint64(&out, e.run_id);
+  return out;
+}
+
+absl::StatusOr<AuditEntry> DecodeAuditEntry(std::string_view in) {
+  AuditEntry e;
+  if (!GetVersion(&in) || !coding::GetVarint64(&in, &e.size) || !GetString(&in, &e.reason) ||
+      !GetZ(&in, &e.time) || !coding::GetVarint64(&in, &e.run_id) || !in.empty()) {
+    return Corrupt("audit entry");
+  }
+  return e;
+}
+
+std::string EncodeTotals(const Totals& t) {
+  std::string out(1, kVersion);
+  coding::PutVarint64(&out, t.objects);
+  coding::PutVarint64(&out, t.bytes);
+  return out;
+}
+
+absl::StatusOr<Totals> DecodeTotals(std::string_view in) {
+  Totals t;
+  if (!GetVersion(&in) || !coding::GetVarint64(&in, &t.objects) ||
+      !coding::GetVarint64(&in, &t.bytes) || !in.empty()) {
+    return Corrupt("totals");
+  }
+  return t;
+}
+
+std::string AuditClustering(std::string_view bucket, std::string_view key, uint64_t generation) {
+  std::string out = "a";
+  out.append(bucket);
+  out.push_back('\0');
+  out.append(key);
+  out.push_back('\0');
+  coding::PutFixed64BE(&out, generation);
+  return out;
+}
+
+std::string DayTotalsClustering(std::string_view bucket, std::string_view reason) {
+  std::string out = "t";
+  out.append(bucket);
+  out.push_back('\0');
+  out.append(reason);
+  return out;
+}
+
+std::string RunTotalsClustering(uint64_t run_id) {
+  std::string out = "r";
+  coding::PutFixed64BE(&out, run_id);
+  return out;
+}
+
+std::string AuditPartition(std::string_view task, std::string_view day) {
+  std::string out(task);
+  out.push_back('/');
+  out.append(day);
+  return out;
+}
+
+std::string DayOf(Millis t) {
+  int64_t days = t / 86'400'000;
+  if (t < 0 && t % 86'400'000 != 0) --days;
+  int y;
+  unsigned m, d;
+  CivilFromDays(days, &y, &m, &d);
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02u", y, m, d);
+  return buf;
+}
+
+absl::StatusOr<Millis> DayStart(std::string_view day) {
+  int y = 0;
+  unsigned m = 0, d = 0;
+  if (day.size() != 10 || std::sscanf(std::string(day).c_str(), "%4d-%2u-%2u", &y, &m, &d) != 3 ||
+      m < 1 || m > 12 || d < 1 || d > 31) {
+    return absl::InvalidArgumentError("day: must be YYYY-MM-DD");
+  }
+  return DaysFromCivil(y, m, d) * 86'400'000;
+}
+
+}  // namespace strata::gc

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the lifecycle collector against the real `strata` binary.
+
+Usage: test_gc.py PATH_TO_STRATA
+
+Starts `strata serve` with a throwaway data directory, creates objects with short TTLs and
+soft deletes, then: a dry run with `as_of` in the future (a forecast: nothing deleted), the
+`strata gc run` CLI (objects gone, survivors intact), the runs/stats/status routes and their
+errors, the NDJSON export (every line parses), a run interrupted by SIGKILL and resumed after
+a restart, and finally the dashboard in headless Chromium: the DOM must hold SVG bars with the
+day's data and a screenshot must show the chart colours. The dashboard test is skipped, with
+a message, only when no `chromium` binary is installed. Standard library only.
+"""
+import glob
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_media  # noqa: E402  (Server, free_port)
+
+STRATA = None
+OBJECTS_BLUE = (0x1c, 0x7e, 0xd6)
+BYTES_ORANGE = (0xe8, 0x59, 0x0c)
+
+
+def png_pixels(path):
+    """Decodes an 8-bit RGB/RGBA, non-interlaced PNG: (width, height, rows of bytes, bpp)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+            assert depth == 8 and color in (2, 6) and interlace == 0, "unsupported PNG"
+            bpp = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        ftype = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if ftype == 1:
+                line[i] = (line[i] + a) & 255
+            elif ftype == 2:
+                line[i] = (line[i] + b) & 255
+            elif ftype == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif ftype == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, rows, bpp
+
+
+def count_colour(rows, bpp, rgb, tolerance=12):
+    n = 0
+    for row in rows:
+        for i in range(0, len(row), bpp):
+            if all(abs(row[i + k] - rgb[k]) <= tolerance for k in range(3)):
+                n += 1
+    return n
+
+
+class GcTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="strata_e2e_gc_")
+        self.server = test_media.Server(self.dir, ("--gc-daily-at", ""))
+
+    def tearDown(self):
+        if self.server.proc.poll() is None:
+            self.server.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def put(self, bucket, key, data, headers=None):
+        status, body = self.server.json("PUT", "/v1/buckets/%s/objects/%s" % (bucket, key),
+                                        data, headers)
+        self.assertEqual(status, 200, body)
+        return body
+
+    def wait_run(self, run_id, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status, run = self.server.json("GET", "/v1/gc/runs/%d" % run_id)
+            self.assertEqual(status, 200, run)
+            if run["state"] in ("done", "failed"):
+                return run
+            time.sleep(0.1)
+        self.fail("run %d did not finish" % run_id)
+
+    def populate(self, n=40):
+        """Bucket 'media': ttl 1 s for even i; odd i soft-deleted (grace 1 s) when i % 4 == 1."""
+        status, _ = self.server.json("PUT", "/v1/buckets/media", b'{"grace": "1s"}')
+        self.assertEqual(status, 200)
+        for i in range(n):
+            headers = {"x-strata-ttl": "1s"} if i % 2 == 0 else {}
+            self.put("media", "o%03d" % i, b"x" * (100 + i), headers)
+        for i in range(1, n, 4):
+            status, _ = self.server.json("DELETE", "/v1/buckets/media/objects/o%03d" % i)
+            self.assertEqual(status, 200)
+        # Expected: even (ttl) + i % 4 == 1 (deleted) are eligible after 1 s.
+        eligible = [i for i in range(n) if i % 2 == 0 or i % 4 == 1]
+        return eligible, sum(100 + i for i in eligible)
+
+    def test_dry_run_forecast_then_run_via_cli(self):
+        eligible, eligible_bytes = self.populate()
+        now_ms = int(time.time() * 1000)
+        # A forecast for tomorrow: everything eligible, nothing deleted.
+        status, run = self.server.json("POST", "/v1/gc/runs", json.dumps(
+            {"dry_run": True, "as_of": now_ms + 86_400_000}).encode())
+        self.assertEqual(status, 202, run)
+        run = self.wait_run(run["id"])
+        self.assertEqual(run["state"], "done")
+        self.assertEqual(run["eligible"], len(eligible))
+        self.assertEqual(run["eligible_bytes"], eligible_bytes)
+        self.assertEqual(run["deleted"], 0)
+        status, _ = self.server.json("GET", "/v1/buckets/media/objects/o000")
+        self.assertEqual(status, 200)
+        # A real run may not look ahead; bad input names the field.
+        status, err = self.server.json("POST", "/v1/gc/runs", json.dumps(
+            {"dry_run": False, "as_of": now_ms + 86_400_000}).encode())
+        self.assertEqual(status, 400)
+        self.assertIn("as_of", err["error"]["message"])
+        status, err = self.server.json("POST", "/v1/gc/runs", b'{"dry_run": 3}')
+        self.assertEqual(status, 400)
+        self.assertIn("dry_run", err["error"]["message"])
+        status, _ = self.server.json("GET", "/v1/gc/runs/999")
+        self.assertEqual(status, 404)
+        status, err = self.server.json("GET", "/v1/gc/stats?days=0")
+        self.assertEqual(status, 400)
+
+        time.sleep(1.2)
+        out = subprocess.run([STRATA, "gc", "run", "--server",
+                              "http://127.0.0.1:%d" % self.server.port],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr + out.stdout)
+        run = json.loads(out.stdout)
+        self.assertEqual(run["state"], "done")
+        self.assertEqual(run["deleted"], len(eligible))
+        self.assertEqual(run["deleted_bytes"], eligible_bytes)
+        for i in range(40):
+            status, _, _ = self.server.request("GET", "/v1/buckets/media/objects/o%03d" % i)
+            self.assertEqual(status, 404 if i in eligible else 200, i)
+        status, stats = self.server.json("GET", "/v1/gc/stats?days=3")
+        self.assertEqual(status, 200)
+        self.assertEqual(len(stats["days"]), 3)
+        self.assertEqual(stats["days"][-1]["objects"], len(eligible))
+        self.assertEqual(stats["days"][-1]["bytes"], eligible_bytes)
+        reasons = {r["reason"]: r["objects"] for r in stats["days"][-1]["by_bucket"]}
+        self.assertEqual(reasons, {"expired": 20, "deleted": 10})
+        status, runs = self.server.json("GET", "/v1/gc/runs?limit=5")
+        self.assertEqual([r["id"] for r in runs["runs"]], [2, 1])
+        # The export: every line is JSON, partitioned by day, with a schema.
+        export = os.path.join(self.dir, "d", "lifecycle-export", "gc")
+        self.assertTrue(os.path.exists(os.path.join(export, "_schema.json")))
+        lines = 0
+        for path in glob.glob(os.path.join(export, "worklist", "dt=*", "run-2-*.ndjson")):
+            with open(path) as f:
+                for line in f:
+                    row = json.loads(line)
+                    self.assertIn(row["reason"], ("expired", "deleted"))
+                    lines += 1
+        self.assertEqual(lines, len(eligible))
+        metrics = self.server.request("GET", "/metrics")[2].decode()
+        self.assertIn('strata_lifecycle_objects_total{task="gc"} %d' % len(eligible), metrics)
+
+    def test_sweep_resumes_after_sigkill(self):
+        # A slow sweep (5 items/s), killed mid-way; after the restart it resumes and finishes.
+        self.server.stop()
+        self.server = test_media.Server(self.dir, ("--gc-daily-at", "", "--gc-initial-rate", "5",
+                                                   "--gc-max-rate", "5", "--gc-min-rate", "5"))
+        eligible, eligible_bytes = self.populate(24)
+        time.sleep(1.2)
+        status, run = self.server.json("POST", "/v1/gc/runs", b"{}")
+        self.assertEqual(status, 202, run)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            status, r = self.server.json("GET", "/v1/gc/runs/%d" % run["id"])
+            if r["state"] == "sweeping":
+                break
+            time.sleep(0.05)
+        time.sleep(1.0)
+        self.server.stop(signal.SIGKILL)
+        self.server = test_media.Server(self.dir, ("--gc-daily-at", ""))
+        done = self.wait_run(run["id"])
+        self.assertEqual(done["state"], "done", done)
+        self.assertEqual(done["deleted"], len(eligible))  # exactly once each
+        self.assertEqual(done["deleted_bytes"], eligible_bytes)
+        for i in range(24):
+            status, _, _ = self.server.request("GET", "/v1/buckets/media/objects/o%03d" % i)
+            self.assertEqual(status, 404 if i in eligible else 200, i)
+        status, stats = self.server.json("GET", "/v1/gc/stats?days=1")
+        self.assertEqual(stats["days"][0]["objects"], len(eligible))
+
+    def test_dashboard_renders_gc_history_in_chromium(self):
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            self.skipTest("chromium is not installed (apt-get install -y chromium): "
+                          "dashboard not checked")
+        eligible, eligible_bytes = self.populate()
+        time.sleep(1.2)
+        status, run = self.server.json("POST", "/v1/gc/runs", b"{}")
+        self.assertEqual(status, 202)
+        self.assertEqual(self.wait_run(run["id"])["state"], "done")
+        status, headers, page = self.server.request("GET", "/dashboard")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("text/html"))
+        url = "http://127.0.0.1:%d/dashboard?days=7" % self.server.port
+        flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                 "--user-data-dir=" + os.path.join(self.dir, "chromium"),
+                 "--virtual-time-budget=5000", "--window-size=1200,800"]
+        dom = subprocess.run(flags + ["--dump-dom", url], capture_output=True, text=True,
+                             timeout=120).stdout
+        self.assertIn('data-loaded="true"', dom)
+        bars = [b for b in dom.split("<rect ")[1:] if 'class="bar"' in b and 'data-value="' in b]
+        values = sorted(b.split('data-value="')[1].split('"')[0] for b in bars)
+        self.assertEqual(values, sorted([str(len(eligible)), str(eligible_bytes)]), dom[-2000:])
+        shot = os.path.join(self.dir, "dashboard.png")
+        subprocess.run(flags + ["--screenshot=" + shot, url], capture_output=True, timeout=120)
+        self.assertTrue(os.path.exists(shot), "no screenshot")
+        width, height, rows, bpp = png_pixels(shot)
+        chart_rows = rows[130:400]  # the chart area below the tiles
+        self.assertGreater(count_colour(chart_rows, bpp, OBJECTS_BLUE), 500,
+                           "no objects bar in the screenshot")
+        self.assertGreater(count_colour(chart_rows, bpp, BYTES_ORANGE), 500,
+                           "no bytes bar in the screenshot")
+
+
+if __name__ == "__main__":
+    STRATA = os.path.abspath(sys.argv.pop(1))
+    test_media.STRATA = STRATA
+    unittest.main(verbosity=2)
