@@ -35,7 +35,7 @@ echo "building $out/codec_fuzz with $cxx ..."
 "$cxx" -std=c++20 -O1 -g -fno-omit-frame-pointer \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -D_GLIBCXX_ASSERTIONS -Wall -Wextra -Wno-unused-parameter -Werror \
-  -Isrc src/strata/viewing/codec.cc src/strata/viewing/segments.cc \
+  -Isrc src/strata/viewing/codec.cc src/strata/viewing/segments.cc src/strata/viewing/summary.cc \
   src/strata/viewing/codec_fuzz.cc \
   -o "$out/codec_fuzz" $absl_libs -lzstd
 

@@ -3,7 +3,7 @@
 // Every input is offered to each decoder: DecodeHistory (a whole blob: version byte + zstd
 // frame), internal::DecodeHistoryPayload (the columnar payload without zstd, which mutations
 // reach far more easily than through a checksummed frame), DecodeLiveValue and
-// ParseLiveClusteringKey. Whatever a decoder accepts is encoded again and decoded again, and
+// ParseLiveClusteringKey, and the age tiers' summary decoders. Whatever a decoder accepts is encoded again and decoded again, and
 // must come back equal; any difference aborts, which the fuzzer reports as a crash.
 //
 // With STRATA_CODEC_FUZZ_WRITE_SEEDS=<dir> in the environment the binary instead writes a
@@ -18,6 +18,7 @@
 
 #include "strata/viewing/codec.h"
 #include "strata/viewing/segments.h"
+#include "strata/viewing/summary.h"
 
 namespace strata::viewing {
 namespace {
@@ -60,6 +61,25 @@ void FuzzOne(std::string_view in) {
     if (!again.ok() || again->segments.size() != meta->segments.size() ||
         again->records() != meta->records() || again->garbage != meta->garbage) {
       Fail("metadata round trip");
+    }
+  }
+
+  // The age tiers' summary blobs and state rows (summary.h).
+  if (auto titles = DecodeSummary(in); titles.ok()) {
+    auto again = DecodeSummary(EncodeSummary(*titles, 1));
+    if (!again.ok() || *again != *titles) Fail("summary round trip");
+  }
+  if (auto past = DecodePastState(in); past.ok()) {
+    auto again = DecodePastState(EncodePastState(*past, 1));
+    if (!again.ok() || again->rotated_until != past->rotated_until ||
+        again->summary_from != past->summary_from || again->summary != past->summary) {
+      Fail("past state round trip");
+    }
+  }
+  if (auto hist = DecodeHistoricalState(in); hist.ok()) {
+    auto again = DecodeHistoricalState(EncodeHistoricalState(*hist, 1));
+    if (!again.ok() || again->until != hist->until || again->summary != hist->summary) {
+      Fail("historical state round trip");
     }
   }
 
@@ -149,6 +169,14 @@ void WriteSeeds(const std::string& dir) {
   WriteSeed(dir, "live-value-extreme", EncodeLiveValue(mixed[2]));
   WriteSeed(dir, "live-key", LiveClusteringKey(1'700'000'000'000, "8231"));
   WriteSeed(dir, "live-key-long", LiveClusteringKey(-1, std::string(kMaxSessionBytes, 's')));
+  std::vector<TitleSummary> titles = {{3, 2, 120'000, 1'690'000'000'000, 1'700'000'000'000, 5},
+                                      {80'000'123, 1, 0, -5, -5, 0},
+                                      {90'000'000, 40, 9'000'000, 1'600'000'000'000,
+                                       1'700'000'000'000, 1'234'567}};
+  WriteSeed(dir, "summary", EncodeSummary(titles));
+  WriteSeed(dir, "past-state",
+            EncodePastState({1'700'000'000'000, 1'650'000'000'000, 7, titles}));
+  WriteSeed(dir, "historical-state", EncodeHistoricalState({3, 1'650'000'000'000, titles}));
 }
 
 }  // namespace
