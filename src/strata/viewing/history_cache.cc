@@ -211,13 +211,6 @@ void HistoryCache::CommitLiveMove(int data_type, uint64_t member,
   SetSlotLocked(s, k, std::move(entry));
 }
 
-bool HistoryCache::Contains(int data_type, uint64_t member) {
-  Key k{data_type, member};
-  ShardState& s = ShardOf(StripeOf(k));
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.map.count(k) > 0;
-}
-
 void HistoryCache::Erase(int data_type, uint64_t member) {
   Key k{data_type, member};
   size_t stripe = StripeOf(k);

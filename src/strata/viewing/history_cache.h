@@ -61,8 +61,6 @@ class HistoryCache {
   // Hit: a copy of the entry (the compressed history is shared). Miss: nullopt and *generation is set for
   // a later FillIfUnchanged.
   std::optional<CachedHistory> Get(int data_type, uint64_t member, uint64_t* generation);
-  // Whether the member has an entry (no effect on statistics or LRU).
-  bool Contains(int data_type, uint64_t member);
   // The member's cached compressed history, if cached (no effect on statistics or LRU).
   std::shared_ptr<const CompressedHistory> PeekCompressed(int data_type, uint64_t member);
   // Inserts a freshly loaded entry unless a write touched the member since `generation`.

@@ -846,20 +846,6 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   const Millis now = clock_->NowMillis();
   // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
-  // A query reaching past the recent tier whose recent history must come from the store:
-  // read the past and historical tiers' state in parallel with it.
-  std::future<absl::StatusOr<std::shared_ptr<PastPrefetch>>> prefetch;
-  if (query.kind == Kind::kPlay && query.since < now - options_.recent_age_ms &&
-      !cache_->Contains(shard.index, member)) {
-    prefetch = read_pool_->Submit([this, member] { return PrefetchPast(member); });
-  }
-  // Never leave with the prefetch still running under this lock's protection.
-  struct Join {
-    std::future<absl::StatusOr<std::shared_ptr<PastPrefetch>>>& f;
-    ~Join() {
-      if (f.valid()) f.wait();
-    }
-  } join{prefetch};
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   Millis detail_from = INT64_MIN;  // plays: older ones exist only in the summary
   auto qualifies = [&](const ViewingRecord& r) {
@@ -907,13 +893,8 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
     if (query.since < recent_floor && recent_found <= query.limit) {
       const Millis before =
           has_cursor ? std::min(query.until, cursor.started_at + 1) : query.until;
-      std::shared_ptr<PastPrefetch> prefetched;
-      if (prefetch.valid()) {
-        STRATA_ASSIGN_OR_RETURN(prefetched, prefetch.get());
-      }
       STRATA_RETURN_IF_ERROR(AddPastCandidates(member, query.limit, query.since, before,
-                                               qualifies, &records, &detail_from,
-                                               std::move(prefetched)));
+                                               qualifies, &records, &detail_from));
       page.detail_from = detail_from;
     }
   }

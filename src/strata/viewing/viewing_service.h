@@ -264,9 +264,6 @@ class ViewingService {
 
   // Age tiers (viewing_tiers.cc).
   struct PastTier;
-  // The past and historical tiers' state of a member, read ahead (PrefetchPast).
-  struct PastPrefetch;
-  absl::StatusOr<std::shared_ptr<PastPrefetch>> PrefetchPast(MemberId member);
   // The past tier's committed history (segments not loaded) and state; empty if none.
   absl::StatusOr<PastTier> LoadPast(MemberId member);
   absl::StatusOr<HistoricalState> LoadHistorical(MemberId member);
@@ -278,11 +275,9 @@ class ViewingService {
   // satisfy `qualifies` -- enough for a page of `limit` -- and sets *detail_from to the
   // start of the detailed history. Qualifying plays started in [since, before).
   // Caller holds the member's shared lock.
-  // `prefetched` (may be null): the state PrefetchPast read in parallel with the recent tier.
   absl::Status AddPastCandidates(MemberId member, size_t limit, Millis since, Millis before,
                                  const std::function<bool(const ViewingRecord&)>& qualifies,
-                                 std::vector<ViewingRecord>* records, Millis* detail_from,
-                                 std::shared_ptr<PastPrefetch> prefetched = nullptr);
+                                 std::vector<ViewingRecord>* records, Millis* detail_from);
   // A plan input for a plays history of the member with the service's encoding options.
   SegmentPlanInput PlayPlanInput(MemberId member, Millis ttl_ms, Millis now) const;
   absl::Status RotateRecentToPast(MemberId member, Millis cutoff);

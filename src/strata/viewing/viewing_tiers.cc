@@ -97,14 +97,16 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::PastRecords(MemberId 
       wanted.push_back(i);
     }
   }
-  // One after the other: this may run on a read-pool thread (PrefetchPast), which must not
-  // wait for other pool tasks; it is the rare path (summaries after an interrupted rotation,
-  // late plays).
-  std::vector<absl::StatusOr<std::shared_ptr<const std::string>>> bytes;
+  // Chunks in parallel (the last on this thread), then decoded in order.
+  std::vector<absl::StatusOr<std::shared_ptr<const std::string>>> bytes(wanted.size(), nullptr);
+  std::vector<std::future<void>> futures;
   const Millis ttl = ShardFor(Kind::kPlay).ttl_ms;
-  for (size_t k = 0; k < wanted.size(); ++k) {
-    bytes.push_back(ReadSegment(past_, ttl, member, refs[wanted[k]]));
+  for (size_t k = 0; k + 1 < wanted.size(); ++k) {
+    futures.push_back(read_pool_->Submit(
+        [&, k] { bytes[k] = ReadSegment(past_, ttl, member, refs[wanted[k]]); }));
   }
+  if (!wanted.empty()) bytes.back() = ReadSegment(past_, ttl, member, refs[wanted.back()]);
+  for (auto& f : futures) f.get();
   for (size_t k = 0; k < wanted.size(); ++k) {
     STRATA_RETURN_IF_ERROR(bytes[k].status());
     if (!*bytes[k]) continue;  // expired and gone
@@ -120,29 +122,13 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::PastRecords(MemberId 
   return out;
 }
 
-struct ViewingService::PastPrefetch {
-  std::shared_ptr<const StableSummary> stable;
-  PastTier past;
-};
-
-absl::StatusOr<std::shared_ptr<ViewingService::PastPrefetch>> ViewingService::PrefetchPast(
-    MemberId member) {
-  auto p = std::make_shared<PastPrefetch>();
-  STRATA_ASSIGN_OR_RETURN(p->stable, GetStableSummary(member));
-  STRATA_ASSIGN_OR_RETURN(p->past, LoadPast(member));
-  return p;
-}
-
 absl::Status ViewingService::AddPastCandidates(
     MemberId member, size_t limit, Millis since, Millis before,
     const std::function<bool(const ViewingRecord&)>& qualifies,
-    std::vector<ViewingRecord>* records, Millis* detail_from,
-    std::shared_ptr<PastPrefetch> prefetched) {
-  if (!prefetched) {
-    STRATA_ASSIGN_OR_RETURN(prefetched, PrefetchPast(member));
-  }
-  *detail_from = prefetched->stable->historical_until;
-  const PastTier& past = prefetched->past;
+    std::vector<ViewingRecord>* records, Millis* detail_from) {
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const StableSummary> stable, GetStableSummary(member));
+  *detail_from = stable->historical_until;
+  STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
   if (!past.history || past.history->meta.segments.empty()) return absl::OkStatus();
   const auto& refs = past.history->meta.segments;
   MaybeQueueRotation(member, INT64_MAX, refs.front().first_started_at);
