@@ -13,24 +13,6 @@
 namespace strata::server {
 namespace {
 
-http::Response Json(int status, std::string body) {
-  http::Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
-// Parses a non-negative decimal integer path segment or query value.
-bool ParseUint(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
-bool ParseInt(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
 
 absl::StatusOr<viewing::Kind> ParseKind(const std::optional<std::string>& v) {
   if (!v || *v == "play") return viewing::Kind::kPlay;
@@ -39,6 +21,25 @@ absl::StatusOr<viewing::Kind> ParseKind(const std::optional<std::string>& v) {
 }
 
 }  // namespace
+
+http::Response Json(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+bool ParseUint(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+bool ParseInt(std::string_view s, int64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
 
 int StatusToHttp(const absl::Status& s) {
   switch (s.code()) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "strata/base/metrics.h"
@@ -21,6 +22,12 @@ namespace strata::server {
 int StatusToHttp(const absl::Status& status);
 std::string StatusCodeName(const absl::Status& status);
 http::Response ErrorResponse(const absl::Status& status);
+// A response with `status` and a JSON body.
+http::Response Json(int status, std::string body);
+// A non-negative (ParseUint) or signed (ParseInt) decimal path segment or query value,
+// all of `s`.
+bool ParseUint(std::string_view s, uint64_t* out);
+bool ParseInt(std::string_view s, int64_t* out);
 
 // Operations the API needs from the deployment's wiring, not from a service.
 struct AdminHooks {

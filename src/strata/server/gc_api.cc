@@ -11,19 +11,6 @@
 namespace strata::server {
 namespace {
 
-http::Response Json(int status, std::string body) {
-  http::Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
-bool ParseUint(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 20) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
-}
-
 void OptionalTime(JsonWriter* w, std::string_view key, Millis t) {
   w->Key(key);
   if (t == 0) {

@@ -21,13 +21,6 @@ constexpr std::string_view kRestoreSuffix = ":restore";
 // pieces of this size, so a GET never holds more than one piece of a large object.
 constexpr size_t kStreamPieceBytes = 256 << 10;
 
-http::Response Json(int status, std::string body) {
-  http::Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
 // The object key of a path "/v1/buckets/{bucket}/objects/{key...}": everything after the
 // fourth '/', percent-decoded ('/' inside the key is literal).
 struct ObjectPath {
