@@ -17,6 +17,12 @@ absl::Status BlobStore::Put(std::string_view name, std::string_view data) {
   return writer->Commit();
 }
 
+absl::Status BlobStore::DeleteMany(std::span<const std::string> names) {
+  for (const std::string& name : names) STRATA_RETURN_IF_ERROR(ValidateBlobName(name));
+  for (const std::string& name : names) STRATA_RETURN_IF_ERROR(Delete(name));
+  return absl::OkStatus();
+}
+
 absl::Status ValidateBlobName(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameBytes) {
     return absl::InvalidArgumentError("name: must be 1..1024 bytes");

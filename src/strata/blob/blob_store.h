@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,6 +88,12 @@ class BlobStore {
   virtual absl::StatusOr<BlobInfo> Stat(std::string_view name) = 0;
   // Removes every part of the blob. OK if absent.
   virtual absl::Status Delete(std::string_view name) = 0;
+  // Removes several blobs, each as Delete does (all-or-nothing per blob, OK if absent).
+  // Every name is validated before anything is removed. When it returns OK all of them are
+  // gone durably; on an error some may be gone and others not. Stores make the batch cheap
+  // (the local store syncs each directory once, not once per blob; S3 has DeleteObjects):
+  // it is the garbage collector's sweep path. The default calls Delete for each name.
+  virtual absl::Status DeleteMany(std::span<const std::string> names);
   // Blobs whose name starts with `prefix` and sorts after `after` (exclusive; "" = from the
   // start), at most `limit` (1..kMaxListLimit) of them.
   virtual absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,

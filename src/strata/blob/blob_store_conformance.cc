@@ -124,6 +124,25 @@ TEST_P(BlobStoreConformanceTest, DeleteRemovesEveryPartAndIsIdempotent) {
   EXPECT_EQ(store_->Read("d/x", 0, 10).value_or(""), "again");
 }
 
+TEST_P(BlobStoreConformanceTest, DeleteManyRemovesABatchAndLeavesTheRest) {
+  ASSERT_TRUE(store_->Put("m/a", Pattern(3 * kPartBytes + 1, 1)).ok());
+  ASSERT_TRUE(store_->Put("m/b", "b").ok());
+  ASSERT_TRUE(store_->Put("n/c", "c").ok());
+  ASSERT_TRUE(store_->Put("m/keep", "k").ok());
+  const std::vector<std::string> batch = {"m/a", "m/b", "n/c", "m/absent", "m/a"};
+  ASSERT_TRUE(store_->DeleteMany(batch).ok());
+  for (const char* gone : {"m/a", "m/b", "n/c"}) {
+    EXPECT_TRUE(absl::IsNotFound(store_->Stat(gone).status())) << gone;
+  }
+  EXPECT_EQ(store_->Read("m/keep", 0, 10).value_or(""), "k");
+  EXPECT_TRUE(store_->DeleteMany(batch).ok());  // idempotent
+  EXPECT_TRUE(store_->DeleteMany({}).ok());
+  // A bad name anywhere in the batch rejects the whole batch before anything goes.
+  const std::vector<std::string> bad = {"m/keep", "m/../x"};
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->DeleteMany(bad)));
+  EXPECT_EQ(store_->Read("m/keep", 0, 10).value_or(""), "k");
+}
+
 TEST_P(BlobStoreConformanceTest, OpenReaderKeepsReadingAfterDelete) {
   const std::string data = Pattern(2 * kPartBytes + 5, 9);
   ASSERT_TRUE(store_->Put("r", data).ok());

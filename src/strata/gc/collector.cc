@@ -456,15 +456,13 @@ void Collector::WorkerLoop(int index) {
       }
       // One commit per polled batch (a crash redelivers at most the batch: every step is
       // idempotent and the audit counts once).
-      uint64_t done = 0;
-      bool have_done = false;
-      for (const store::Message& m : *messages) {
+      size_t admitted = 0;
+      for (; admitted < messages->size(); ++admitted) {
         if (!throttle_.Acquire()) break;  // stopping: the rest is redelivered on restart
-        ProcessMessage(m);
-        done = m.offset + 1;
-        have_done = true;
       }
-      if (have_done) {
+      ProcessMessages(std::span<const store::Message>(messages->data(), admitted));
+      if (admitted > 0) {
+        const uint64_t done = (*messages)[admitted - 1].offset + 1;
         STRATA_CRASH_POINT("lifecycle.sweep.before_commit");
         absl::Status c = queue_->Commit(group(), topic(), p, done);
         if (!c.ok()) STRATA_LOG_WARN("lifecycle commit failed", "error", c.ToString());
@@ -479,33 +477,46 @@ void Collector::WorkerLoop(int index) {
   }
 }
 
-void Collector::ProcessMessage(const store::Message& m) {
-  absl::StatusOr<WorkItem> item = DecodeWorkItem(m.value);
-  if (!item.ok()) {
-    ++errors_;
-    errors_total_->Inc();
-    STRATA_LOG_WARN("lifecycle: undecodable work item", "error", item.status().ToString());
-    return;
+void Collector::ProcessMessages(std::span<const store::Message> messages) {
+  std::vector<WorkItem> items;
+  items.reserve(messages.size());
+  for (const store::Message& m : messages) {
+    absl::StatusOr<WorkItem> item = DecodeWorkItem(m.value);
+    if (!item.ok()) {
+      ++errors_;
+      errors_total_->Inc();
+      STRATA_LOG_WARN("lifecycle: undecodable work item", "error", item.status().ToString());
+      continue;
+    }
+    items.push_back(std::move(*item));
   }
-  ProcessContext ctx;
-  ctx.now = clock_->NowMillis();
-  ctx.record = [this, &item, &ctx] { return Record(*item, ctx.now); };
-  ctx.recorded = [this, &item] { return Recorded(*item); };
-  absl::StatusOr<Outcome> outcome = absl::UnknownError("not run");
-  for (int attempt = 0; attempt < kProcessAttempts; ++attempt) {
-    outcome = task_->Process(*item, ctx);
-    if (outcome.ok()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 << attempt));
+  if (items.empty()) return;
+  const Millis now = clock_->NowMillis();
+  std::vector<ProcessContext> ctxs(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const WorkItem* item = &items[i];
+    ctxs[i].now = now;
+    ctxs[i].record = [this, item, now] { return Record(*item, now); };
+    ctxs[i].recorded = [this, item] { return Recorded(*item); };
   }
-  if (!outcome.ok()) {
-    // The item stays eligible: the next run finds it again.
-    ++errors_;
-    errors_total_->Inc();
-    STRATA_LOG_WARN("lifecycle item failed", "task", task_->name(), "bucket", item->bucket, "key",
-                    item->key, "error", outcome.status().ToString());
-  } else if (*outcome == Outcome::kSkipped) {
-    ++skipped_;
-    skipped_total_->Inc();
+  std::vector<absl::StatusOr<Outcome>> outcomes = task_->ProcessBatch(items, ctxs);
+  for (size_t i = 0; i < items.size(); ++i) {
+    absl::StatusOr<Outcome>& outcome = outcomes[i];
+    // A failed item is retried alone (every step is idempotent), with a growing pause.
+    for (int attempt = 1; !outcome.ok() && attempt < kProcessAttempts; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 << attempt));
+      outcome = task_->Process(items[i], ctxs[i]);
+    }
+    if (!outcome.ok()) {
+      // The item stays eligible: the next run finds it again.
+      ++errors_;
+      errors_total_->Inc();
+      STRATA_LOG_WARN("lifecycle item failed", "task", task_->name(), "bucket", items[i].bucket,
+                      "key", items[i].key, "error", outcome.status().ToString());
+    } else if (*outcome == Outcome::kSkipped) {
+      ++skipped_;
+      skipped_total_->Inc();
+    }
   }
 }
 

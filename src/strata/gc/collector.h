@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -137,7 +138,8 @@ class Collector {
   absl::Status SaveRun(const RunRecord& run);
   void WorkerLoop(int index);
   void ControlLoop();
-  void ProcessMessage(const store::Message& m);
+  // Runs one polled batch through the task (ProcessBatch), retrying failed items alone.
+  void ProcessMessages(std::span<const store::Message> messages);
   absl::Status Record(const WorkItem& item, Millis now);
   absl::StatusOr<bool> Recorded(const WorkItem& item);
   void FinishSweepIfDrained();

@@ -17,51 +17,131 @@ std::string_view HardDeleteTask::Eligible(const media::ObjectRow& row, Millis as
   return "";
 }
 
+std::vector<absl::StatusOr<Outcome>> LifecycleTask::ProcessBatch(
+    std::span<const WorkItem> items, std::span<const ProcessContext> ctxs) {
+  std::vector<absl::StatusOr<Outcome>> results;
+  results.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) results.push_back(Process(items[i], ctxs[i]));
+  return results;
+}
+
 absl::StatusOr<Outcome> HardDeleteTask::Process(const WorkItem& item, const ProcessContext& ctx) {
-  blob::BlobStore* blobs = media_->blobs();
-  if (item.kind == WorkItem::Kind::kSuperseded) {
-    // A replaced generation: no row names these bytes any more (blob names are write-once).
-    STRATA_RETURN_IF_ERROR(ctx.record());
-    STRATA_RETURN_IF_ERROR(blobs->Delete(item.blob));
-    STRATA_CRASH_POINT("gc.sweep.after_bytes");
-    STRATA_RETURN_IF_ERROR(media_->DeleteSupersededRow(item.bucket, item.key, item.generation));
-    return Outcome::kDone;
+  return ProcessBatch(std::span<const WorkItem>(&item, 1),
+                      std::span<const ProcessContext>(&ctx, 1))[0];
+}
+
+std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
+    std::span<const WorkItem> items, std::span<const ProcessContext> ctxs) {
+  // What remains to do for an item once its decision is recorded.
+  enum class Rest {
+    kNone,            // result already final
+    kBytes,           // bytes only (the row went in an earlier delivery)
+    kSupersededRow,   // bytes, then the superseded row
+    kObject,          // bytes, then index entries, then the object row
+  };
+  std::vector<absl::StatusOr<Outcome>> results(items.size(), absl::UnknownError("not run"));
+  std::vector<Rest> rest(items.size(), Rest::kNone);
+  std::vector<std::string> blobs;
+
+  // 1. Re-check each item against the online row (same generation, still eligible now), and
+  // record the decision before anything irreversible. Eligibility of one generation only
+  // ever becomes true (restore is refused past grace or TTL, and a rewrite makes a new
+  // generation), so a check that passes here holds for the steps below.
+  for (size_t i = 0; i < items.size(); ++i) {
+    const WorkItem& item = items[i];
+    const ProcessContext& ctx = ctxs[i];
+    if (item.kind == WorkItem::Kind::kSuperseded) {
+      // A replaced generation: no row names these bytes any more (blob names are write-once).
+      if (absl::Status s = ctx.record(); !s.ok()) {
+        results[i] = s;
+        continue;
+      }
+      blobs.push_back(item.blob);
+      rest[i] = Rest::kSupersededRow;
+      continue;
+    }
+    absl::StatusOr<media::ObjectRow> row =
+        media_->RowAtGeneration(item.bucket, item.key, item.generation);
+    if (absl::IsNotFound(row.status()) || absl::IsFailedPrecondition(row.status())) {
+      // Gone (removed by an earlier delivery of this item: the row goes last) or re-written
+      // since the mark. If this item's deletion was decided before (a crash, then possibly
+      // the rewrite), finish it: its bytes are this generation's.
+      absl::StatusOr<bool> recorded = ctx.recorded();
+      if (!recorded.ok()) {
+        results[i] = recorded.status();
+        continue;
+      }
+      if (!*recorded) {
+        results[i] = Outcome::kSkipped;
+        continue;
+      }
+      blobs.push_back(item.blob);
+      rest[i] = absl::IsNotFound(row.status()) ? Rest::kBytes : Rest::kSupersededRow;
+      continue;
+    }
+    if (!row.ok()) {
+      results[i] = row.status();
+      continue;
+    }
+    if (Eligible(*row, ctx.now).empty()) {  // restored meanwhile
+      results[i] = Outcome::kSkipped;
+      continue;
+    }
+    if (absl::Status s = ctx.record(); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    // The row may name other bytes than the mark saw if archival moved them: both go.
+    blobs.push_back(row->blob);
+    if (row->blob != item.blob) blobs.push_back(item.blob);
+    rest[i] = Rest::kObject;
   }
-  // Re-check against the online row: same generation, still eligible now. Eligibility of
-  // one generation only ever becomes true (restore is refused past grace or TTL, and a
-  // rewrite makes a new generation), so a check that passes here holds for the steps below.
-  absl::StatusOr<media::ObjectRow> row =
-      media_->RowAtGeneration(item.bucket, item.key, item.generation);
-  if (absl::IsNotFound(row.status())) {
-    // Gone: removed by an earlier delivery of this item (the row goes last) or another run.
-    STRATA_ASSIGN_OR_RETURN(bool recorded, ctx.recorded());
-    if (recorded) STRATA_RETURN_IF_ERROR(blobs->Delete(item.blob));
-    return recorded ? Outcome::kDone : Outcome::kSkipped;
+
+  // 2. Bytes, every part of every blob of the batch, durable together.
+  if (!blobs.empty()) {
+    absl::Status s = media_->blobs()->DeleteMany(blobs);
+    if (!s.ok()) {
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (rest[i] != Rest::kNone) results[i] = s;  // retried alone by the collector
+      }
+      return results;
+    }
   }
-  if (absl::IsFailedPrecondition(row.status())) {
-    // Re-written since the mark. If this item's deletion was decided before (a crash, then
-    // the rewrite), finish it: its bytes are this generation's, now superseded.
-    STRATA_ASSIGN_OR_RETURN(bool recorded, ctx.recorded());
-    if (!recorded) return Outcome::kSkipped;
-    STRATA_RETURN_IF_ERROR(blobs->Delete(item.blob));
-    STRATA_RETURN_IF_ERROR(media_->DeleteSupersededRow(item.bucket, item.key, item.generation));
-    return Outcome::kDone;
-  }
-  if (!row.ok()) return row.status();
-  if (Eligible(*row, ctx.now).empty()) return Outcome::kSkipped;  // restored meanwhile
-  STRATA_RETURN_IF_ERROR(ctx.record());
-  // 1. Bytes, every part (the row may name other bytes than the mark saw if archival moved
-  // them: both go).
-  STRATA_RETURN_IF_ERROR(blobs->Delete(row->blob));
-  if (row->blob != item.blob) STRATA_RETURN_IF_ERROR(blobs->Delete(item.blob));
   STRATA_CRASH_POINT("gc.sweep.after_bytes");
-  // 2. Index entries.
-  STRATA_RETURN_IF_ERROR(media_->DeleteIndexEntries(item.bucket, item.key, item.generation));
+
+  // 3. Index entries, then 4. metadata rows.
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (rest[i] != Rest::kObject) continue;
+    absl::Status s = media_->DeleteIndexEntries(items[i].bucket, items[i].key, items[i].generation);
+    if (!s.ok()) {
+      results[i] = s;
+      rest[i] = Rest::kNone;
+    }
+  }
   STRATA_CRASH_POINT("gc.sweep.after_index");
-  // 3. Metadata.
-  STRATA_RETURN_IF_ERROR(media_->DeleteObjectRow(item.bucket, item.key, item.generation));
+  for (size_t i = 0; i < items.size(); ++i) {
+    const WorkItem& item = items[i];
+    absl::Status s;
+    switch (rest[i]) {
+      case Rest::kNone:
+        continue;
+      case Rest::kBytes:
+        break;
+      case Rest::kSupersededRow:
+        s = media_->DeleteSupersededRow(item.bucket, item.key, item.generation);
+        break;
+      case Rest::kObject:
+        s = media_->DeleteObjectRow(item.bucket, item.key, item.generation);
+        break;
+    }
+    if (s.ok()) {
+      results[i] = Outcome::kDone;
+    } else {
+      results[i] = s;
+    }
+  }
   STRATA_CRASH_POINT("gc.sweep.after_row");
-  return Outcome::kDone;
+  return results;
 }
 
 std::string_view ArchiveTask::Eligible(const media::ObjectRow& row, Millis as_of) const {

@@ -17,8 +17,10 @@
 #pragma once
 
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "strata/gc/records.h"
@@ -49,12 +51,23 @@ class LifecycleTask {
   // Whether superseded rows (replaced generations' bytes) are work for this task.
   virtual bool WantsSuperseded() const { return false; }
   virtual absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) = 0;
+  // Processes one polled batch: one result per item, in order, each as Process would give
+  // it (same contract per item). A task may run each step for the whole batch at once --
+  // HardDeleteTask deletes the batch's bytes in one BlobStore::DeleteMany -- as long as
+  // every item still goes through its steps in order. The collector retries a failed item
+  // alone with Process. The default calls Process for each item.
+  virtual std::vector<absl::StatusOr<Outcome>> ProcessBatch(std::span<const WorkItem> items,
+                                                            std::span<const ProcessContext> ctxs);
 };
 
 // The garbage collector: hard-deletes soft-deleted objects past their grace period, expired
 // objects, and the bytes of replaced generations. Steps (crash points in brackets):
 //   re-check -> record -> bytes, every part [gc.sweep.after_bytes] -> index entries
 //   [gc.sweep.after_index] -> object row [gc.sweep.after_row] -> (queue commit).
+// ProcessBatch runs each step for the whole batch before the next step (the crash points
+// fire once per batch): re-check + record every item, delete all their bytes in one
+// DeleteMany (one directory sync per directory instead of one per object), then the index
+// entries, then the rows.
 class HardDeleteTask final : public LifecycleTask {
  public:
   explicit HardDeleteTask(media::MediaService* media) : media_(media) {}
@@ -62,6 +75,8 @@ class HardDeleteTask final : public LifecycleTask {
   std::string_view Eligible(const media::ObjectRow& row, Millis as_of) const override;
   bool WantsSuperseded() const override { return true; }
   absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) override;
+  std::vector<absl::StatusOr<Outcome>> ProcessBatch(std::span<const WorkItem> items,
+                                                    std::span<const ProcessContext> ctxs) override;
 
  private:
   media::MediaService* media_;

@@ -429,19 +429,47 @@ absl::StatusOr<BlobInfo> LocalBlobStore::Stat(std::string_view name) {
 }
 
 absl::Status LocalBlobStore::Delete(std::string_view name) {
-  STRATA_ASSIGN_OR_RETURN(std::string dir, PathOf(name));
-  std::string graveyard = NewTempDir();
-  if (::rename(dir.c_str(), graveyard.c_str()) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return ErrnoError("rename " + dir, errno);
+  const std::string one(name);
+  return DeleteMany(std::span<const std::string>(&one, 1));
+}
+
+absl::Status LocalBlobStore::DeleteMany(std::span<const std::string> names) {
+  std::vector<std::string> dirs;
+  dirs.reserve(names.size());
+  for (const std::string& name : names) {
+    STRATA_ASSIGN_OR_RETURN(std::string dir, PathOf(name));
+    dirs.push_back(std::move(dir));
   }
-  if (options_.sync) {
-    STRATA_RETURN_IF_ERROR(FsyncPath(fs::path(dir).parent_path().string()));
+  // 1. Rename every object directory away (each blob disappears atomically).
+  std::vector<std::string> graveyards;
+  std::vector<std::string> parents;
+  absl::Status status;
+  for (const std::string& dir : dirs) {
+    std::string graveyard = NewTempDir();
+    if (::rename(dir.c_str(), graveyard.c_str()) != 0) {
+      if (errno == ENOENT) continue;
+      status = ErrnoError("rename " + dir, errno);
+      break;
+    }
+    graveyards.push_back(std::move(graveyard));
+    parents.push_back(fs::path(dir).parent_path().string());
   }
-  std::error_code ec;
-  fs::remove_all(graveyard, ec);
-  if (ec) return absl::InternalError("remove " + graveyard + ": " + ec.message());
-  return absl::OkStatus();
+  // 2. Make the renames durable: one fsync per distinct parent directory.
+  if (options_.sync && !graveyards.empty()) {
+    std::sort(parents.begin(), parents.end());
+    parents.erase(std::unique(parents.begin(), parents.end()), parents.end());
+    for (const std::string& parent : parents) {
+      absl::Status s = FsyncPath(parent);
+      if (!s.ok() && status.ok()) status = s;
+    }
+  }
+  // 3. Free the bytes (a crash before this leaves them under ~tmp, which Open clears).
+  for (const std::string& graveyard : graveyards) {
+    std::error_code ec;
+    fs::remove_all(graveyard, ec);
+    if (ec && status.ok()) status = absl::InternalError("remove " + graveyard + ": " + ec.message());
+  }
+  return status;
 }
 
 absl::StatusOr<ListPage> LocalBlobStore::List(std::string_view prefix, std::string_view after,

@@ -13,7 +13,8 @@
 // and the directory, renames the directory into place with RENAME_NOREPLACE (the commit
 // point: a directory rename is atomic) and fsyncs the parent. Delete renames the object
 // directory back under ~tmp before removing it, so a crash in the middle of a delete never
-// leaves a partial blob visible. Open removes whatever a crashed process left under ~tmp.
+// leaves a partial blob visible; DeleteMany renames a whole batch away, then fsyncs each parent
+// directory once. Open removes whatever a crashed process left under ~tmp.
 // Empty namespace directories are left in place (removing them would race with commits).
 //
 // Thread safety: as blob_store.h. One LocalBlobStore per root directory at a time (Open
@@ -48,6 +49,7 @@ class LocalBlobStore final : public BlobStore {
   absl::StatusOr<std::unique_ptr<BlobReader>> NewReader(std::string_view name) override;
   absl::StatusOr<BlobInfo> Stat(std::string_view name) override;
   absl::Status Delete(std::string_view name) override;
+  absl::Status DeleteMany(std::span<const std::string> names) override;
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                 size_t limit) override;
 
