@@ -35,7 +35,7 @@ void SummaryCache::FillIfUnchanged(uint64_t member, uint64_t generation,
                                    std::shared_ptr<const StableSummary> entry) {
   const size_t stripe = StripeOf(member);
   Shard& s = ShardOf(stripe);
-  const size_t bytes = sizeof(StableSummary) + 64 + entry->titles.size() * sizeof(TitleSummary);
+  const size_t bytes = EntryBytes(*entry);
   std::lock_guard<std::mutex> lock(s.mu);
   if (generations_[stripe] != generation || bytes > capacity_per_shard_) return;
   auto [it, inserted] = s.map.try_emplace(member);
@@ -50,7 +50,11 @@ void SummaryCache::FillIfUnchanged(uint64_t member, uint64_t generation,
   it->second.recent = nullptr;  // built against the old entry's boundaries
   it->second.bytes = bytes;
   s.bytes += bytes;
-  while (s.bytes > capacity_per_shard_ && !s.lru.empty()) {
+  EvictLocked(s, 0);
+}
+
+void SummaryCache::EvictLocked(Shard& s, size_t keep) {
+  while (s.bytes > capacity_per_shard_ && s.lru.size() > keep) {
     auto victim = s.map.find(s.lru.back());
     s.bytes -= victim->second.bytes;
     s.map.erase(victim);
@@ -66,27 +70,40 @@ std::shared_ptr<const RecentSummary> SummaryCache::GetRecent(uint64_t member) {
 }
 
 void SummaryCache::PutRecent(uint64_t member, std::shared_ptr<const RecentSummary> recent) {
-  const size_t bytes = sizeof(RecentSummary) + recent->titles.size() * sizeof(TitleSummary) +
-                       recent->late.size() * (sizeof(ViewingRecord) + 32);
+  const size_t bytes = RecentBytes(recent.get());
   Shard& s = ShardOf(StripeOf(member));
   std::lock_guard<std::mutex> lock(s.mu);
   auto it = s.map.find(member);
   if (it == s.map.end()) return;
-  const size_t old_bytes = it->second.recent
-                               ? sizeof(RecentSummary) +
-                                     it->second.recent->titles.size() * sizeof(TitleSummary) +
-                                     it->second.recent->late.size() * (sizeof(ViewingRecord) + 32)
-                               : 0;
+  const size_t old_bytes = RecentBytes(it->second.recent.get());
   it->second.recent = std::move(recent);
   it->second.bytes += bytes - old_bytes;
   s.bytes += bytes - old_bytes;
   s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
-  while (s.bytes > capacity_per_shard_ && s.lru.size() > 1) {
-    auto victim = s.map.find(s.lru.back());
-    s.bytes -= victim->second.bytes;
-    s.map.erase(victim);
-    s.lru.pop_back();
-  }
+  EvictLocked(s, 1);
+}
+
+bool SummaryCache::Contains(uint64_t member) const {
+  const Shard& s = shards_[StripeOf(member) % kShards];
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.map.count(member) != 0;
+}
+
+void SummaryCache::Refresh(uint64_t member, std::shared_ptr<const StableSummary> stable,
+                           std::shared_ptr<const RecentSummary> recent) {
+  const size_t stripe = StripeOf(member);
+  Shard& s = ShardOf(stripe);
+  std::lock_guard<std::mutex> lock(s.mu);
+  ++generations_[stripe];
+  auto it = s.map.find(member);
+  if (it == s.map.end()) return;
+  const size_t bytes = EntryBytes(*stable) + RecentBytes(recent.get());
+  s.bytes -= it->second.bytes;
+  it->second.entry = std::move(stable);
+  it->second.recent = std::move(recent);
+  it->second.bytes = bytes;
+  s.bytes += bytes;
+  EvictLocked(s, 1);
 }
 
 void SummaryCache::Invalidate(uint64_t member) {

@@ -49,6 +49,16 @@ class SummaryCache {
   void FillIfUnchanged(uint64_t member, uint64_t generation,
                        std::shared_ptr<const StableSummary> entry);
   void Invalidate(uint64_t member);
+  // Whether the member has an entry (no hit/miss counted, no LRU change).
+  bool Contains(uint64_t member) const;
+  // What a rotation calls once its commits are done (under the member's exclusive lock):
+  // drops in-flight fills as Invalidate does and, if the member is cached (it is being
+  // read), puts the entries the rotation built in place of the old ones, so its next
+  // summary read is still a hit instead of a rebuild from the tiers. `recent` may be null
+  // (then the next read builds it). Members not cached stay out: a sweep rotating members
+  // nobody reads does not evict the ones people do.
+  void Refresh(uint64_t member, std::shared_ptr<const StableSummary> stable,
+               std::shared_ptr<const RecentSummary> recent);
   // The recent part, kept beside the member's stable entry (null if none); PutRecent is a
   // no-op when the member has no stable entry.
   std::shared_ptr<const RecentSummary> GetRecent(uint64_t member);
@@ -73,6 +83,16 @@ class SummaryCache {
     std::list<uint64_t> lru;  // front = most recent
     size_t bytes = 0;
   };
+  static size_t EntryBytes(const StableSummary& e) {
+    return sizeof(StableSummary) + 64 + e.titles.size() * sizeof(TitleSummary);
+  }
+  static size_t RecentBytes(const RecentSummary* r) {
+    return r ? sizeof(RecentSummary) + r->titles.size() * sizeof(TitleSummary) +
+                   r->late.size() * (sizeof(ViewingRecord) + 32)
+             : 0;
+  }
+  // Drops least recently used entries until the shard fits (keeping at least `keep`).
+  void EvictLocked(Shard& s, size_t keep);
   static size_t StripeOf(uint64_t member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
   Shard& ShardOf(size_t stripe) { return shards_[stripe % kShards]; }
 

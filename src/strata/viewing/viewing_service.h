@@ -268,6 +268,10 @@ class ViewingService {
   absl::StatusOr<PastTier> LoadPast(MemberId member);
   absl::StatusOr<HistoricalState> LoadHistorical(MemberId member);
   absl::StatusOr<std::shared_ptr<const StableSummary>> GetStableSummary(MemberId member);
+  // The summary cache's stable entry for committed historical and past states that agree
+  // (past.summary_from == hist.until, past.meta_version == the past tier's version).
+  static std::shared_ptr<const StableSummary> BuildStableSummary(const HistoricalState& hist,
+                                                                 const PastState& past);
   // Past-tier records of the member with started_at in [from, until), ascending.
   absl::StatusOr<std::vector<ViewingRecord>> PastRecords(MemberId member, const PastTier& past,
                                                         Millis from, Millis until);

@@ -227,6 +227,11 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   };
   recent_in.drop_before = cutoff;
   recent_in.collect_removed = true;
+  // A member whose summary is cached is being read: summarise the version that stays in
+  // the recent tier now, so the summary cache can be refreshed at the commit.
+  SummaryBuilder recent_summary;
+  const bool refresh_summary = summary_cache_->Contains(member);
+  if (refresh_summary) recent_in.summarize = &recent_summary;
   STRATA_ASSIGN_OR_RETURN(SegmentPlan recent_plan, PlanSegments(recent_in));
   std::vector<ViewingRecord> moved = std::move(recent_plan.removed);
   MergeRecords(&moved, old_live);  // a live row is a later event of its playback
@@ -258,6 +263,22 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   state.summary_from = hist.until;
   state.meta_version = past_plan.meta.version;
   state.summary = past_summary.ByTitle();
+  // The summary cache's entries for the state about to be committed (see Refresh).
+  std::shared_ptr<const StableSummary> stable;
+  std::shared_ptr<const RecentSummary> recent_part;
+  if (refresh_summary) {
+    stable = BuildStableSummary(hist, state);
+    if (state.rotated_until == cutoff && hist.until <= cutoff) {
+      // Every record the recent tier keeps started at or after the cutoff (= R): none is
+      // late, none is below H.
+      auto part = std::make_shared<RecentSummary>();
+      part->version = recent_plan.changed ? recent_plan.meta.version : recent_version->meta.version;
+      part->historical_until = hist.until;
+      part->rotated_until = state.rotated_until;
+      part->titles = recent_summary.ByTitle();
+      recent_part = std::move(part);
+    }
+  }
 
   const HistoryMeta old_past_meta = past.history ? past.history->meta : HistoryMeta{};
   STRATA_RETURN_IF_ERROR(WritePlannedSegments(past_, partition, old_past_meta, past_plan));
@@ -312,7 +333,11 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
       }
       c.live_from = from;
     }
-    summary_cache_->Invalidate(member);
+    if (refresh_summary) {
+      summary_cache_->Refresh(member, std::move(stable), std::move(recent_part));
+    } else {
+      summary_cache_->Invalidate(member);
+    }
   }
   STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, past_plan.replaced));
   STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, recent_replaced));
@@ -357,6 +382,8 @@ absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cuto
   state.summary_from = until;
   state.meta_version = plan.meta.version;
   state.summary = past_summary.ByTitle();
+  std::shared_ptr<const StableSummary> stable;
+  if (summary_cache_->Contains(member)) stable = BuildStableSummary(next, state);
 
   STRATA_RETURN_IF_ERROR(WritePlannedSegments(past_, partition, past.history->meta, plan));
   STRATA_CRASH_POINT("rotate.historical.past_chunks_written");
@@ -371,7 +398,22 @@ absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cuto
     commit.Put(kPastStateKey, EncodePastState(state, options_.zstd_level), 0);
     STRATA_RETURN_IF_ERROR(past_->Apply(partition, commit));
     STRATA_CRASH_POINT("rotate.historical.past_committed");
-    summary_cache_->Invalidate(member);
+    if (stable) {
+      // The recent tier did not change; its summary stays valid under the new boundary H
+      // when it held no late records (those in [H, R) are the only ones H can affect).
+      std::shared_ptr<const RecentSummary> recent = summary_cache_->GetRecent(member);
+      if (recent && recent->late.empty() && recent->rotated_until == state.rotated_until &&
+          recent->historical_until <= until && until <= recent->rotated_until) {
+        auto moved = std::make_shared<RecentSummary>(*recent);
+        moved->historical_until = until;
+        recent = std::move(moved);
+      } else {
+        recent = nullptr;
+      }
+      summary_cache_->Refresh(member, std::move(stable), std::move(recent));
+    } else {
+      summary_cache_->Invalidate(member);
+    }
   }
   STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, plan.replaced));
   STRATA_CRASH_POINT("rotate.historical.garbage_deleted");
@@ -677,6 +719,17 @@ RotationStatus ViewingService::rotation_status() {
 
 // ---------------------------------------------------------------------------------------
 // Summaries
+
+std::shared_ptr<const StableSummary> ViewingService::BuildStableSummary(
+    const HistoricalState& hist, const PastState& past) {
+  auto entry = std::make_shared<StableSummary>();
+  entry->historical_until = hist.until;
+  entry->rotated_until = past.rotated_until;
+  SummaryBuilder builder(hist.summary);
+  builder.Merge(past.summary);
+  entry->titles = builder.ByTitle();
+  return entry;
+}
 
 absl::StatusOr<std::shared_ptr<const StableSummary>> ViewingService::GetStableSummary(
     MemberId member) {

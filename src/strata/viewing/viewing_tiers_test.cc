@@ -329,7 +329,7 @@ TEST_F(ViewingTiersTest, SummaryOfLiveUpdatesToCompressedPlaybacksMatchesTheOrac
   }
 }
 
-TEST_F(ViewingTiersTest, SummaryCacheServesRepeatReadsAndRotationInvalidatesIt) {
+TEST_F(ViewingTiersTest, SummaryCacheServesRepeatReadsAndRotationRefreshesIt) {
   Open();
   Oracle oracle;
   std::vector<ViewingRecord> batch;
@@ -353,11 +353,21 @@ TEST_F(ViewingTiersTest, SummaryCacheServesRepeatReadsAndRotationInvalidatesIt) 
   ASSERT_TRUE(service_->Ingest({&fresh, 1}).ok());
   ExpectSummary(4, oracle);
   EXPECT_EQ(service_->summary_cache().misses(), misses0 + 1);
-  // A rotation does: the next read reloads the tiers.
+  // A rotation of a cached member refreshes its entries with the summaries it built: the
+  // next read is still a hit, and still exact (recent -> past, then past -> historical).
   clock_.Advance(20 * kDay);
   ASSERT_TRUE(service_->Rotate(4).ok());
   ExpectSummary(4, oracle);
-  EXPECT_EQ(service_->summary_cache().misses(), misses0 + 2);
+  EXPECT_EQ(service_->summary_cache().misses(), misses0 + 1);
+  clock_.Advance(800 * kDay);
+  ASSERT_TRUE(service_->Rotate(4).ok());
+  ExpectSummary(4, oracle);
+  EXPECT_EQ(service_->summary_cache().misses(), misses0 + 1);
+  // A member nobody read is not added by its rotation (sweeps do not evict read members).
+  auto other = Play(5, kNow0 - 30 * kDay, "s", kNow0 - 30 * kDay + 1000, 3);
+  ASSERT_TRUE(service_->Ingest({&other, 1}).ok());
+  ASSERT_TRUE(service_->Rotate(5).ok());
+  EXPECT_FALSE(service_->summary_cache().Contains(5));
 }
 
 TEST_F(ViewingTiersTest, ReadsQueueRotationsAndTheSweepFindsMembersNobodyReads) {
