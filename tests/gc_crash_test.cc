@@ -55,7 +55,7 @@ bool OpenAt(const std::string& dir, MetricsRegistry* metrics, Clock* clock, Stac
   auto media = media::MediaService::Open(s->rows.get(), s->blobs.get(), clock, metrics);
   if (!media.ok()) return false;
   s->media = std::move(*media);
-  s->task = std::make_unique<gc::HardDeleteTask>(s->media.get());
+  s->task = std::make_unique<gc::HardDeleteTask>(s->media.get(), /*orphan_age_ms=*/kHour);
   gc::CollectorOptions co;
   co.export_dir = dir + "/export";
   co.control_interval_ms = 20;
@@ -105,6 +105,9 @@ TEST_P(GcCrashTest, SweepResumesAndMatchesTheOracleAfterACrash) {
       eligible_bytes += Data(i, 0).size();
     }
   }
+  const std::string orphan_data = "bytes of an upload whose metadata never came";
+  ++eligible;  // the abandoned upload
+  eligible_bytes += orphan_data.size();
 
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -119,6 +122,15 @@ TEST_P(GcCrashTest, SweepResumesAndMatchesTheOracleAfterACrash) {
       if (!Put(s.media.get(), i, 0)) _exit(5);
       if (i % 12 == 2 && !Put(s.media.get(), i, 1)) _exit(5);
       if (i % 3 == 1 && !s.media->Delete("media", Key(i)).ok()) _exit(6);
+    }
+    // An upload that crashed between its bytes and its metadata.
+    const std::string orphan_blob = "hot/media/orphan@" + media::Hex64(1);
+    if (!s.blobs->Put(orphan_blob, orphan_data).ok()) _exit(9);
+    if (!s.media->objects_table()
+             ->Put("media", media::UploadClustering("orphan", 1),
+                   media::EncodeUploadRow({orphan_blob, "hot", clock.NowMillis()}))
+             .ok()) {
+      _exit(9);
     }
     clock.Advance(2 * kHour);
     SetCrashPointForTesting(point);
@@ -176,6 +188,11 @@ TEST_P(GcCrashTest, SweepResumesAndMatchesTheOracleAfterACrash) {
   auto rest = s.media->objects_table()->Scan("media", scan);
   ASSERT_TRUE(rest.ok());
   EXPECT_EQ(rest->rows.size(), live);  // one index entry per survivor, no superseded rows
+  scan.start = "u";  // upload rows
+  scan.end = "v";
+  rest = s.media->objects_table()->Scan("media", scan);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_TRUE(rest->rows.empty());
   s.collector.reset();
   s = Stack();
   std::filesystem::remove_all(dir);
@@ -184,7 +201,8 @@ TEST_P(GcCrashTest, SweepResumesAndMatchesTheOracleAfterACrash) {
 INSTANTIATE_TEST_SUITE_P(Points, GcCrashTest,
                          ::testing::Values("lifecycle.publish.after_batch",
                                            "lifecycle.sweep.after_record", "gc.sweep.after_bytes",
-                                           "gc.sweep.after_index", "gc.sweep.after_row",
+                                           "gc.sweep.orphan_claimed", "gc.sweep.after_index",
+                                           "gc.sweep.after_row",
                                            "lifecycle.sweep.before_commit"),
                          [](const auto& info) {
                            std::string n = info.param;

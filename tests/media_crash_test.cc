@@ -1,8 +1,8 @@
 // Crash safety of object writes and soft deletes on the real stores (RocksDB + local files):
 // a child process writes version 1 of an object, then dies (_exit, like kill -9) at a crash
 // point while writing version 2 (or deleting); the parent reopens the data directory and
-// checks that readers see exactly one whole version, never a partial one, and that bytes
-// without metadata are findable as orphans (blob name carries bucket, key and generation).
+// checks that readers see exactly one whole version, never a partial one, and that an upload
+// cut short leaves an upload row naming its bytes, which the garbage collector claims.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -145,6 +145,25 @@ TEST_P(MediaCrashTest, ReadersSeeOneWholeVersionAfterACrash) {
       ASSERT_EQ(blobs->blobs.size(), 1u);  // only v1
       EXPECT_EQ(blobs->blobs[0].name, head->row.blob);
     }
+    // The cut-short upload of v2 left its upload row: it names the orphan bytes (if any were
+    // committed) and the collector can claim it, turning it into a superseded row.
+    auto rows = o.service->objects_table()->Scan("media", {});
+    ASSERT_TRUE(rows.ok());
+    std::vector<store::Row> uploads;
+    for (const auto& r : rows->rows) {
+      if (r.clustering[0] == 'u') uploads.push_back(r);
+    }
+    ASSERT_EQ(uploads.size(), 1u);
+    auto upload = media::DecodeUploadRow(uploads[0].value);
+    ASSERT_TRUE(upload.ok());
+    EXPECT_NE(upload->blob, head->row.blob);
+    std::string key;
+    uint64_t generation = 0;
+    ASSERT_TRUE(media::ParseGenerationClustering(uploads[0].clustering, &key, &generation));
+    auto claimed = o.service->AbandonUpload("media", key, generation, clock.NowMillis() + 1);
+    ASSERT_TRUE(claimed.ok()) << claimed.status();
+    EXPECT_EQ(claimed->blob, upload->blob);
+    EXPECT_EQ(claimed->size, point == "media.put.after_bytes" ? v2.size() : 0u);
   }
   // Writing goes on normally after recovery.
   ASSERT_TRUE(PutObject(o.service.get(), "v3"));

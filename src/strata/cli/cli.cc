@@ -279,6 +279,11 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--gc-latency-factor", c->gc_latency_factor,
                     "Back off when object GET/PUT p99 exceeds this x its idle p99")
       ->capture_default_str();
+  serve->add_option("--gc-orphan-age-ms", c->gc_orphan_age_ms,
+                    "Uploads not committed after this long are abandoned; the GC deletes their "
+                    "bytes")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   serve->add_option("--gc-max-pending-compaction-bytes", c->gc_max_pending_compaction_bytes,
                     "Back off above this RocksDB compaction debt")
       ->capture_default_str();

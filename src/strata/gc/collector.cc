@@ -349,16 +349,14 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
             item.storage_class = row->storage_class;
           } else if (r.clustering[0] == 'g') {
             // "g" key 0x00 u64be(generation)
-            const size_t sep = r.clustering.size() >= 10 ? r.clustering.size() - 9 : 0;
-            if (sep == 0 || r.clustering[sep] != '\0') continue;
-            std::string_view gen_bytes = std::string_view(r.clustering).substr(sep + 1);
+            if (!media::ParseGenerationClustering(r.clustering, &item.key, &item.generation)) {
+              continue;
+            }
             absl::StatusOr<media::SupersededRow> row = media::DecodeSupersededRow(r.value);
             if (!row.ok()) {
               out.status = row.status();
               return;
             }
-            item.key = r.clustering.substr(1, sep - 1);
-            (void)coding::GetFixed64BE(&gen_bytes, &item.generation);
             if (part) part->Superseded(item.bucket, item.key, item.generation, *row);
             if (!task_->WantsSuperseded()) continue;
             item.kind = WorkItem::Kind::kSuperseded;
@@ -367,6 +365,29 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
             item.size = row->size;
             item.parts = row->parts;
             item.storage_class = row->storage_class;
+          } else if (r.clustering[0] == 'u') {
+            // An upload row: abandoned once older than the task's orphan age.
+            const Millis orphan_age = task_->OrphanAgeMs();
+            if (orphan_age <= 0) continue;
+            if (!media::ParseGenerationClustering(r.clustering, &item.key, &item.generation)) {
+              continue;
+            }
+            absl::StatusOr<media::UploadRow> row = media::DecodeUploadRow(r.value);
+            if (!row.ok()) {
+              out.status = row.status();
+              return;
+            }
+            if (row->started_at > run->as_of - orphan_age) continue;  // may still commit
+            item.kind = WorkItem::Kind::kOrphan;
+            item.reason = "orphan";
+            item.blob = row->blob;
+            item.storage_class = row->storage_class;
+            // Rare: the size comes from the blob store (0 if no bytes were committed).
+            absl::StatusOr<blob::BlobInfo> info = media_->blobs()->Stat(row->blob);
+            if (info.ok()) {
+              item.size = info->size;
+              item.parts = info->parts;
+            }
           } else {
             continue;  // index entries: derived from the object rows
           }
@@ -386,6 +407,8 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
       run->eligible_bytes += item.size;
       if (item.kind == WorkItem::Kind::kSuperseded) {
         ++run->superseded;
+      } else if (item.kind == WorkItem::Kind::kOrphan) {
+        ++run->orphans;
       } else if (item.reason == "deleted") {
         ++run->deleted_marked;
       } else {

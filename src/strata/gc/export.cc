@@ -25,8 +25,8 @@ constexpr char kSchema[] = R"({
                 "size": "uint64", "parts": "uint32", "storage_class": "string", "blob": "string",
                 "content_type": "string|null", "sha1": "hex string|null", "md5": "hex string|null",
                 "xxh3": "hex string|null", "meta": "object string->string|null"},
-    "worklist": {"run_id": "uint64", "as_of": "int64 ms", "kind": "string: object|superseded",
-                 "reason": "string: expired|deleted|superseded|age", "bucket": "string",
+    "worklist": {"run_id": "uint64", "as_of": "int64 ms", "kind": "string: object|superseded|orphan",
+                 "reason": "string: expired|deleted|superseded|orphan|age", "bucket": "string",
                  "key": "string", "generation": "uint64", "size": "uint64", "parts": "uint32",
                  "storage_class": "string", "blob": "string"}
   }
@@ -162,7 +162,9 @@ void ExportPart::Work(const WorkItem& item, Millis as_of) {
   Key(&l, "run_id", true);
   l.append(std::to_string(item.run_id));
   Int(&l, "as_of", as_of);
-  Str(&l, "kind", item.kind == WorkItem::Kind::kObject ? "object" : "superseded");
+  Str(&l, "kind", item.kind == WorkItem::Kind::kObject       ? "object"
+                  : item.kind == WorkItem::Kind::kSuperseded ? "superseded"
+                                                             : "orphan");
   Str(&l, "reason", item.reason);
   Str(&l, "bucket", item.bucket);
   Str(&l, "key", item.key);

@@ -2,6 +2,7 @@
 // encodings, mark (snapshot, export, work list, forecast), sweep (every step, re-check,
 // audit, stats), archival, and an oracle test with writes, deletes and restores racing the
 // sweep. Crash tests are in tests/gc_crash_test.cc.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -339,6 +340,74 @@ TEST_F(GcFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) {
   ASSERT_TRUE(runs.ok());
   ASSERT_EQ(runs->size(), 2u);
   EXPECT_EQ((*runs)[0].id, again->id);
+}
+
+TEST_F(GcFixture, AbandonedUploadsAreCollectedOnceOlderThanTheOrphanAge) {
+  ASSERT_TRUE(media_->PutBucket("media", {}).ok());
+  Put("live", "live bytes");
+  // A crash between the bytes and the metadata: committed bytes, an upload row, no object.
+  const std::string orphan_blob = "hot/media/crashed@" + media::Hex64(7);
+  ASSERT_TRUE(blobs_->Put(orphan_blob, "orphan bytes").ok());
+  ASSERT_TRUE(media_->objects_table()
+                  ->Put("media", media::UploadClustering("crashed", 7),
+                        media::EncodeUploadRow({orphan_blob, "hot", clock_.NowMillis()}))
+                  .ok());
+  // A crash in the middle of a stream: an upload row and no bytes.
+  ASSERT_TRUE(media_->objects_table()
+                  ->Put("media", media::UploadClustering("dropped", 8),
+                        media::EncodeUploadRow({"hot/media/dropped@" + media::Hex64(8), "hot",
+                                                clock_.NowMillis()}))
+                  .ok());
+  // An upload still streaming when it passes the orphan age: claimed, so it cannot commit.
+  auto slow = media_->BeginPut("media", "slow", {});
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  ASSERT_TRUE((*slow)->Append("slow bytes").ok());
+  // A dropped stream cleans up after itself.
+  {
+    auto gone = media_->BeginPut("media", "gone", {});
+    ASSERT_TRUE(gone.ok());
+    ASSERT_TRUE((*gone)->Append("abc").ok());
+  }
+  clock_.Advance(HardDeleteTask::kDefaultOrphanAgeMs + kHour);
+  // A young upload row is left alone.
+  const std::string young_blob = "hot/media/young@" + media::Hex64(9);
+  ASSERT_TRUE(blobs_->Put(young_blob, "young").ok());
+  ASSERT_TRUE(media_->objects_table()
+                  ->Put("media", media::UploadClustering("young", 9),
+                        media::EncodeUploadRow({young_blob, "hot", clock_.NowMillis()}))
+                  .ok());
+
+  auto run = collector_->RunAndWait({}, 20'000);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->state, RunState::kDone) << run->error;
+  EXPECT_EQ(run->orphans, 3u);  // crashed, dropped, slow
+  EXPECT_EQ(run->eligible, 3u);
+  EXPECT_EQ(run->processed, 3u);
+  EXPECT_EQ(run->processed_bytes, std::string("orphan bytes").size());
+  EXPECT_EQ(run->errors, 0u);
+  EXPECT_TRUE(absl::IsNotFound(blobs_->Stat(orphan_blob).status()));
+  EXPECT_TRUE(blobs_->Stat(young_blob).ok());
+  EXPECT_TRUE(media_->Head("media", "live").ok());
+
+  // The claimed upload cannot commit now, and leaves no bytes behind.
+  auto late = (*slow)->Commit();
+  EXPECT_TRUE(absl::IsAborted(late.status())) << late.status();
+  EXPECT_TRUE(absl::IsNotFound(media_->Head("media", "slow").status()));
+  EXPECT_EQ(CountBlobs(), 2u);  // live, young
+
+  // What is left of the media partition: the live object, its index entry, the young upload
+  // row (no superseded or other upload rows).
+  store::ScanOptions all;
+  auto rest = media_->objects_table()->Scan("media", all);
+  ASSERT_TRUE(rest.ok());
+  std::vector<std::string> kinds;
+  for (const auto& r : rest->rows) kinds.push_back(r.clustering.substr(0, 1));
+  EXPECT_THAT(kinds, ::testing::ElementsAre("i", "o", "u"));
+  auto stats = collector_->Stats(1);
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->back().by_bucket_reason.size(), 1u);
+  EXPECT_EQ(stats->back().by_bucket_reason[0].reason, "orphan");
+  EXPECT_EQ(stats->back().by_bucket_reason[0].objects, 3u);
 }
 
 TEST_F(GcFixture, ReCheckSkipsObjectsRewrittenAfterTheMark) {

@@ -50,7 +50,40 @@ std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
   for (size_t i = 0; i < items.size(); ++i) {
     const WorkItem& item = items[i];
     const ProcessContext& ctx = ctxs[i];
-    if (item.kind == WorkItem::Kind::kSuperseded) {
+    if (item.kind == WorkItem::Kind::kOrphan) {
+      // Claim the upload (it can no longer commit); then its bytes are a replaced
+      // generation's. No upload row: committed or cleaned up -- or claimed by an earlier
+      // delivery, whose superseded row is then still there (go on with it).
+      absl::StatusOr<media::SupersededRow> claimed = media_->AbandonUpload(
+          item.bucket, item.key, item.generation, ctx.now - orphan_age_ms_);
+      if (absl::IsNotFound(claimed.status())) {
+        claimed = media_->GetSupersededRow(item.bucket, item.key, item.generation);
+        if (absl::IsNotFound(claimed.status())) {
+          // Committed, cleaned up, or finished by an earlier delivery: only the bytes may
+          // remain to delete, if this item's decision was recorded.
+          absl::StatusOr<bool> recorded = ctx.recorded();
+          if (!recorded.ok()) {
+            results[i] = recorded.status();
+          } else if (!*recorded) {
+            results[i] = Outcome::kSkipped;
+          } else {
+            blobs.push_back(item.blob);
+            rest[i] = Rest::kBytes;
+          }
+          continue;
+        }
+      }
+      if (absl::IsFailedPrecondition(claimed.status())) {  // younger than the orphan age now
+        results[i] = Outcome::kSkipped;
+        continue;
+      }
+      if (!claimed.ok()) {
+        results[i] = claimed.status();
+        continue;
+      }
+      STRATA_CRASH_POINT("gc.sweep.orphan_claimed");
+    }
+    if (item.kind == WorkItem::Kind::kSuperseded || item.kind == WorkItem::Kind::kOrphan) {
       // A replaced generation: no row names these bytes any more (blob names are write-once).
       if (absl::Status s = ctx.record(); !s.ok()) {
         results[i] = s;

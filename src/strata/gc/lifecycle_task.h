@@ -50,6 +50,9 @@ class LifecycleTask {
   virtual std::string_view Eligible(const media::ObjectRow& row, Millis as_of) const = 0;
   // Whether superseded rows (replaced generations' bytes) are work for this task.
   virtual bool WantsSuperseded() const { return false; }
+  // Upload rows older than this are abandoned uploads whose bytes are work for this task
+  // (0: not this task's work).
+  virtual Millis OrphanAgeMs() const { return 0; }
   virtual absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) = 0;
   // Processes one polled batch: one result per item, in order, each as Process would give
   // it (same contract per item). A task may run each step for the whole batch at once --
@@ -64,22 +67,32 @@ class LifecycleTask {
 // objects, and the bytes of replaced generations. Steps (crash points in brackets):
 //   re-check -> record -> bytes, every part [gc.sweep.after_bytes] -> index entries
 //   [gc.sweep.after_index] -> object row [gc.sweep.after_row] -> (queue commit).
+// An abandoned upload (an upload row older than the orphan age) is first claimed --
+// MediaService::AbandonUpload turns it into a superseded row, after which the upload cannot
+// commit -- and then goes the superseded way: record -> bytes -> superseded row. A crash
+// between the claim and the record leaves the superseded row for the next run.
 // ProcessBatch runs each step for the whole batch before the next step (the crash points
 // fire once per batch): re-check + record every item, delete all their bytes in one
 // DeleteMany (one directory sync per directory instead of one per object), then the index
 // entries, then the rows.
 class HardDeleteTask final : public LifecycleTask {
  public:
-  explicit HardDeleteTask(media::MediaService* media) : media_(media) {}
+  static constexpr Millis kDefaultOrphanAgeMs = 86'400'000;
+  // `orphan_age_ms`: how old an upload row must be to count as abandoned; longer than any
+  // upload may take (default one day).
+  explicit HardDeleteTask(media::MediaService* media, Millis orphan_age_ms = kDefaultOrphanAgeMs)
+      : media_(media), orphan_age_ms_(orphan_age_ms) {}
   std::string_view name() const override { return "gc"; }
   std::string_view Eligible(const media::ObjectRow& row, Millis as_of) const override;
   bool WantsSuperseded() const override { return true; }
+  Millis OrphanAgeMs() const override { return orphan_age_ms_; }
   absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) override;
   std::vector<absl::StatusOr<Outcome>> ProcessBatch(std::span<const WorkItem> items,
                                                     std::span<const ProcessContext> ctxs) override;
 
  private:
   media::MediaService* media_;
+  Millis orphan_age_ms_;
 };
 
 // Archival: objects older than `min_age_ms` whose storage class is not `to_class` are copied

@@ -79,7 +79,7 @@ std::string EncodeWorkItem(const WorkItem& item) {
 absl::StatusOr<WorkItem> DecodeWorkItem(std::string_view in) {
   WorkItem item;
   uint64_t parts = 0;
-  if (!GetVersion(&in) || in.empty() || static_cast<uint8_t>(in[0]) > 1) {
+  if (!GetVersion(&in) || in.empty() || static_cast<uint8_t>(in[0]) > 2) {
     return Corrupt("work item");
   }
   item.kind = static_cast<WorkItem::Kind>(in[0]);
@@ -128,6 +128,7 @@ std::string EncodeRunRecord(const RunRecord& r) {
   coding::PutLengthPrefixed(&out, r.day);
   coding::PutLengthPrefixed(&out, r.export_path);
   coding::PutLengthPrefixed(&out, r.error);
+  coding::PutVarint64(&out, r.orphans);
   return out;
 }
 
@@ -152,7 +153,7 @@ absl::StatusOr<RunRecord> DecodeRunRecord(std::string_view in) {
     if (!coding::GetVarint64(&in, v)) return Corrupt("run record");
   }
   if (!GetString(&in, &r.day) || !GetString(&in, &r.export_path) || !GetString(&in, &r.error) ||
-      !in.empty()) {
+      (!in.empty() && !coding::GetVarint64(&in, &r.orphans)) || !in.empty()) {
     return Corrupt("run record");
   }
   return r;

@@ -23,9 +23,10 @@ namespace strata::gc {
 
 // One object (or one replaced generation's bytes) to process: a queue message.
 struct WorkItem {
-  enum class Kind : uint8_t { kObject = 0, kSuperseded = 1 };
+  // kOrphan: an upload row older than the orphan age (bytes no object row will name).
+  enum class Kind : uint8_t { kObject = 0, kSuperseded = 1, kOrphan = 2 };
   Kind kind = Kind::kObject;
-  std::string reason;  // "expired", "deleted", "superseded", "age", ...
+  std::string reason;  // "expired", "deleted", "superseded", "orphan", "age", ...
   uint64_t run_id = 0;
   std::string day;  // the run's audit day, "YYYY-MM-DD"
   std::string bucket;
@@ -63,6 +64,7 @@ struct RunRecord {
   uint64_t expired = 0;         // work list items by reason (the GC's reasons; archive: "age"
   uint64_t deleted_marked = 0;  // counts in `expired`)
   uint64_t superseded = 0;
+  uint64_t orphans = 0;  // abandoned uploads (encoded last, optional: older records lack it)
   uint64_t published = 0;
   uint64_t processed = 0;  // items whose effect was recorded (exact; from the audit totals)
   uint64_t processed_bytes = 0;

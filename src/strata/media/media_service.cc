@@ -62,6 +62,12 @@ absl::Status Upload::Append(std::string_view data) {
   return writer_->Append(data);
 }
 
+Upload::~Upload() {
+  if (!done_ && service_ != nullptr) {
+    (void)service_->objects_->Delete(bucket_, UploadClustering(key_, row_.generation));
+  }
+}
+
 absl::StatusOr<ObjectInfo> Upload::Commit() {
   if (done_) return absl::FailedPreconditionError("upload: already committed");
   done_ = true;
@@ -164,12 +170,18 @@ absl::StatusOr<std::unique_ptr<Upload>> MediaService::BeginPut(std::string_view 
                                       std::string(writer.status().message()) + ")");
   }
   if (!writer.ok()) return writer.status();
+  // The upload row goes first: whatever happens to this upload from here on, a row names
+  // its bytes until the commit batch (or the GC) removes it.
+  STRATA_RETURN_IF_ERROR(objects_->Put(
+      bucket, UploadClustering(key, row.generation),
+      EncodeUploadRow({row.blob, row.storage_class, clock_->NowMillis()})));
   up->writer_ = std::move(*writer);
   return up;
 }
 
 absl::StatusOr<ObjectInfo> MediaService::CommitUpload(Upload* up) {
   // 1. The bytes: durable and visible in the blob store before any row names them.
+  // (A failure leaves the upload row: the GC removes it and whatever bytes it names.)
   STRATA_RETURN_IF_ERROR(up->writer_->Commit());
   STRATA_CRASH_POINT("media.put.after_bytes");
   Digests d = up->hasher_.Finish();
@@ -182,6 +194,20 @@ absl::StatusOr<ObjectInfo> MediaService::CommitUpload(Upload* up) {
 
   // 2. The metadata, in one batch of the bucket's partition.
   std::lock_guard<std::mutex> lock(KeyLock(up->bucket_, up->key_));
+  const std::string upload_row = UploadClustering(up->key_, row.generation);
+  absl::StatusOr<std::string> pending = objects_->Get(up->bucket_, upload_row);
+  if (absl::IsNotFound(pending.status())) {
+    // The GC claimed this upload as abandoned (older than its orphan age), maybe before
+    // these bytes were committed: remove them, or leave a superseded row for the next run.
+    if (!blobs_->Delete(row.blob).ok()) {
+      (void)objects_->Put(up->bucket_, SupersededClustering(up->key_, row.generation),
+                          EncodeSupersededRow({row.blob, row.size, row.parts, row.storage_class,
+                                               clock_->NowMillis()}));
+    }
+    return absl::AbortedError("upload: abandoned (older than the collector's orphan age); "
+                              "send the object again");
+  }
+  if (!pending.ok()) return pending.status();
   const Millis now = clock_->NowMillis();
   row.created_at = now;
   std::optional<ObjectRow> old;
@@ -192,6 +218,7 @@ absl::StatusOr<ObjectInfo> MediaService::CommitUpload(Upload* up) {
     return existing.status();
   }
   store::WriteBatch batch;
+  batch.Delete(upload_row);
   // Two uploads of one key raced: the higher generation wins, whatever the commit order, so
   // generations of a key only grow; the loser's bytes are superseded at once.
   const bool lost = old && old->generation > row.generation;
@@ -212,8 +239,7 @@ absl::StatusOr<ObjectInfo> MediaService::CommitUpload(Upload* up) {
   }
   absl::Status s = objects_->Apply(up->bucket_, batch);
   if (!s.ok()) {
-    // Best effort: the bytes are unreferenced; the GC would find them otherwise.
-    (void)blobs_->Delete(row.blob);
+    // The upload row still names the bytes: the GC collects them once it is old enough.
     return s;
   }
   STRATA_CRASH_POINT("media.put.after_metadata");
@@ -397,6 +423,47 @@ absl::Status MediaService::DeleteObjectRow(std::string_view bucket, std::string_
 absl::Status MediaService::DeleteSupersededRow(std::string_view bucket, std::string_view key,
                                                uint64_t generation) {
   return objects_->Delete(bucket, SupersededClustering(key, generation));
+}
+
+absl::StatusOr<SupersededRow> MediaService::GetSupersededRow(std::string_view bucket,
+                                                             std::string_view key,
+                                                             uint64_t generation) {
+  STRATA_ASSIGN_OR_RETURN(std::string v,
+                          objects_->Get(bucket, SupersededClustering(key, generation)));
+  return DecodeSupersededRow(v);
+}
+
+absl::StatusOr<SupersededRow> MediaService::AbandonUpload(std::string_view bucket,
+                                                          std::string_view key,
+                                                          uint64_t generation,
+                                                          Millis started_before) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  const std::string clustering = UploadClustering(key, generation);
+  absl::StatusOr<std::string> v = objects_->Get(bucket, clustering);
+  if (absl::IsNotFound(v.status())) {
+    return absl::NotFoundError("upload: no pending upload of '" + std::string(key) + "'");
+  }
+  if (!v.ok()) return v.status();
+  STRATA_ASSIGN_OR_RETURN(UploadRow upload, DecodeUploadRow(*v));
+  if (upload.started_at >= started_before) {
+    return absl::FailedPreconditionError("upload: '" + std::string(key) + "' is still recent");
+  }
+  SupersededRow claimed;
+  claimed.blob = upload.blob;
+  claimed.storage_class = upload.storage_class;
+  claimed.superseded_at = clock_->NowMillis();
+  absl::StatusOr<blob::BlobInfo> info = blobs_->Stat(upload.blob);
+  if (info.ok()) {
+    claimed.size = info->size;
+    claimed.parts = info->parts;
+  } else if (!absl::IsNotFound(info.status())) {
+    return info.status();
+  }
+  store::WriteBatch batch;
+  batch.Delete(clustering);
+  batch.Put(SupersededClustering(key, generation), EncodeSupersededRow(claimed));
+  STRATA_RETURN_IF_ERROR(objects_->Apply(bucket, batch));
+  return claimed;
 }
 
 absl::Status MediaService::MoveObjectBytes(std::string_view bucket, std::string_view key,

@@ -7,10 +7,13 @@
 // it while hashing (SHA-1, MD5, XXH3-64); Upload::Commit makes the bytes durable and visible
 // in the blob store FIRST, then writes the metadata in one atomic single-partition batch (the
 // object row, its index entries, the removal of the previous generation's index entries, and
-// a "superseded" row for the previous generation's bytes). A crash between the two leaves
-// bytes no row references: orphans the garbage collector finds by listing blobs (their name
-// carries bucket, key and generation) and finding no row with that generation. Readers never
-// see half an object: the row only ever names committed blobs.
+// a "superseded" row for the previous generation's bytes). Before any byte is written,
+// BeginPut records the upload in an upload row ("u", rows.h) that the commit batch deletes,
+// so a crash between the two, a failed metadata write or an abandoned stream leaves a row
+// that names the orphan bytes: the garbage collector claims uploads older than its orphan
+// age (AbandonUpload) and deletes their bytes. A claimed upload can no longer commit
+// (Aborted), so the collector never deletes bytes a row names. Readers never see half an
+// object: the row only ever names committed blobs.
 //
 // Soft delete writes the marker into the object row (one row, one partition): GET/HEAD/list
 // answer NotFound at once; Restore clears it until deleted_at + grace. An object whose TTL
@@ -95,6 +98,12 @@ class Upload {
  private:
   friend class MediaService;
   Upload() = default;
+ public:
+  // An upload never committed drops its upload row (best effort; the GC claims it
+  // otherwise); the writer's destructor removes its temporary bytes.
+  ~Upload();
+
+ private:
 
   MediaService* service_ = nullptr;
   std::string bucket_;
@@ -160,9 +169,20 @@ class MediaService {
   // Removes the object row if it still holds `generation`; OK if absent or re-written.
   absl::Status DeleteObjectRow(std::string_view bucket, std::string_view key,
                                uint64_t generation);
+  // The superseded row of `key`@`generation`; NotFound if absent.
+  absl::StatusOr<SupersededRow> GetSupersededRow(std::string_view bucket, std::string_view key,
+                                                 uint64_t generation);
   // Removes the superseded row of `key`@`generation`; OK if absent.
   absl::Status DeleteSupersededRow(std::string_view bucket, std::string_view key,
                                    uint64_t generation);
+  // The garbage collector's claim on an abandoned upload: under the key's lock, if the
+  // upload row of `key`@`generation` exists and started before `started_before`, replaces it
+  // with a superseded row naming its bytes (size and parts from the blob store; 0 if no
+  // bytes were committed), in one batch. From then on that upload cannot commit (Aborted)
+  // and its bytes are collected like a replaced generation's. NotFound if there is no such
+  // upload row (committed, cleaned up, or claimed before); FailedPrecondition if younger.
+  absl::StatusOr<SupersededRow> AbandonUpload(std::string_view bucket, std::string_view key,
+                                              uint64_t generation, Millis started_before);
   // Points the row `key`@`generation` at bytes already copied to `blob` in `storage_class`
   // (archival). FailedPrecondition if the key holds another generation or the row is eligible
   // for garbage collection (soft-deleted past grace, or expired); NotFound if absent.

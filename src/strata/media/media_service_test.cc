@@ -165,6 +165,61 @@ TEST_P(MediaServiceTest, AbandonedUploadLeavesNothing) {
   auto blobs = blobs_->List("", "", 100);
   ASSERT_TRUE(blobs.ok());
   EXPECT_TRUE(blobs->blobs.empty());
+  auto rows = service_->objects_table()->Scan("media", {});
+  ASSERT_TRUE(rows.ok());
+  EXPECT_TRUE(rows->rows.empty());  // no upload row left behind either
+}
+
+TEST_P(MediaServiceTest, UploadRowsTrackUploadsUntilTheirCommit) {
+  auto up = service_->BeginPut("media", "u", {});
+  ASSERT_TRUE(up.ok());
+  auto rows = service_->objects_table()->Scan("media", {});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->rows.size(), 1u);
+  EXPECT_EQ(rows->rows[0].clustering[0], 'u');
+  std::string key;
+  uint64_t generation = 0;
+  ASSERT_TRUE(ParseGenerationClustering(rows->rows[0].clustering, &key, &generation));
+  EXPECT_EQ(key, "u");
+  // Too young to be claimed as abandoned.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      service_->AbandonUpload("media", "u", generation, clock_.NowMillis() - 1).status()));
+  ASSERT_TRUE((*up)->Append("bytes").ok());
+  auto info = (*up)->Commit();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->row.generation, generation);
+  // The commit batch removed it: nothing left to claim.
+  EXPECT_TRUE(absl::IsNotFound(
+      service_->AbandonUpload("media", "u", generation, clock_.NowMillis() + 1).status()));
+  rows = service_->objects_table()->Scan("media", {});
+  ASSERT_TRUE(rows.ok());
+  for (const auto& r : rows->rows) EXPECT_NE(r.clustering[0], 'u');
+}
+
+TEST_P(MediaServiceTest, AClaimedUploadCannotCommit) {
+  auto up = service_->BeginPut("media", "c", {});
+  ASSERT_TRUE(up.ok());
+  ASSERT_TRUE((*up)->Append("bytes").ok());
+  auto rows = service_->objects_table()->Scan("media", {});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->rows.size(), 1u);
+  std::string key;
+  uint64_t generation = 0;
+  ASSERT_TRUE(ParseGenerationClustering(rows->rows[0].clustering, &key, &generation));
+  auto claimed = service_->AbandonUpload("media", "c", generation, clock_.NowMillis() + 1);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_EQ(claimed->size, 0u);  // no bytes committed yet
+  auto info = (*up)->Commit();
+  EXPECT_TRUE(absl::IsAborted(info.status())) << info.status();
+  EXPECT_TRUE(absl::IsNotFound(service_->Head("media", "c").status()));
+  auto blobs = blobs_->List("", "", 100);
+  ASSERT_TRUE(blobs.ok());
+  EXPECT_TRUE(blobs->blobs.empty());
+  // The claim left a superseded row naming the bytes (the GC's to delete).
+  rows = service_->objects_table()->Scan("media", {});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->rows.size(), 1u);
+  EXPECT_EQ(rows->rows[0].clustering[0], 'g');
 }
 
 TEST_P(MediaServiceTest, BadInputNamesTheField) {

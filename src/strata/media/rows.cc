@@ -126,6 +126,23 @@ absl::StatusOr<SupersededRow> DecodeSupersededRow(std::string_view in) {
   return row;
 }
 
+std::string EncodeUploadRow(const UploadRow& row) {
+  std::string out(1, kVersion);
+  PutLengthPrefixed(&out, row.blob);
+  PutLengthPrefixed(&out, row.storage_class);
+  PutTime(&out, row.started_at);
+  return out;
+}
+
+absl::StatusOr<UploadRow> DecodeUploadRow(std::string_view in) {
+  UploadRow row;
+  if (!GetVersion(&in) || !GetString(&in, &row.blob) || !GetString(&in, &row.storage_class) ||
+      !GetTime(&in, &row.started_at) || !in.empty()) {
+    return Malformed("upload row");
+  }
+  return row;
+}
+
 std::string ObjectClustering(std::string_view key) {
   std::string out = "o";
   out += key;
@@ -154,6 +171,22 @@ std::string SupersededClustering(std::string_view key, uint64_t generation) {
   out.push_back('\0');
   PutFixed64BE(&out, generation);
   return out;
+}
+
+std::string UploadClustering(std::string_view key, uint64_t generation) {
+  std::string out = "u";
+  out += key;
+  out.push_back('\0');
+  PutFixed64BE(&out, generation);
+  return out;
+}
+
+bool ParseGenerationClustering(std::string_view clustering, std::string* key,
+                               uint64_t* generation) {
+  if (clustering.size() < 11 || clustering[clustering.size() - 9] != '\0') return false;
+  *key = std::string(clustering.substr(1, clustering.size() - 10));
+  std::string_view gen = clustering.substr(clustering.size() - 8);
+  return coding::GetFixed64BE(&gen, generation);
 }
 
 std::string PrefixEnd(std::string_view prefix) {

@@ -9,6 +9,9 @@
 //     "i" meta_key 0x00 value 0x00 key -> u64 BE generation (search index entry)
 //     "g" key 0x00 u64 BE generation  -> SupersededRow (a replaced generation whose bytes
 //                                        the garbage collector must delete)
+//     "u" key 0x00 u64 BE generation  -> UploadRow (an upload in progress: written before
+//                                        its bytes, removed by the batch that commits the
+//                                        object row; one left behind names orphan bytes)
 // Keys, metadata keys and values never contain 0x00 (validation.h), so the separators keep
 // the index sorted by (meta key, value, object key).
 #pragma once
@@ -68,6 +71,16 @@ struct SupersededRow {
   Millis superseded_at = 0;
 };
 
+// An upload whose object row is not committed yet. The batch that commits the object row
+// deletes it; an upload abandoned by a crash, a failed metadata write or a dropped stream
+// leaves it behind, and the garbage collector claims it (turning it into a SupersededRow)
+// once it is older than its orphan age.
+struct UploadRow {
+  std::string blob;
+  std::string storage_class;
+  Millis started_at = 0;
+};
+
 inline constexpr char kBucketClustering[] = "b";
 
 std::string EncodeBucketRow(const BucketRow& row);
@@ -79,12 +92,19 @@ absl::StatusOr<ObjectRow> DecodeObjectRow(std::string_view in);
 std::string EncodeSupersededRow(const SupersededRow& row);
 absl::StatusOr<SupersededRow> DecodeSupersededRow(std::string_view in);
 
+std::string EncodeUploadRow(const UploadRow& row);
+absl::StatusOr<UploadRow> DecodeUploadRow(std::string_view in);
+
 std::string ObjectClustering(std::string_view key);
 std::string IndexClustering(std::string_view meta_key, std::string_view value,
                             std::string_view key);
 // The prefix of every index entry for (meta_key, value).
 std::string IndexPrefix(std::string_view meta_key, std::string_view value);
 std::string SupersededClustering(std::string_view key, uint64_t generation);
+std::string UploadClustering(std::string_view key, uint64_t generation);
+// Splits a "g" or "u" clustering key (tag, key, 0x00, u64 BE generation); false if malformed.
+bool ParseGenerationClustering(std::string_view clustering, std::string* key,
+                               uint64_t* generation);
 
 // The smallest string greater than every string starting with `prefix` ("" if none).
 std::string PrefixEnd(std::string_view prefix);

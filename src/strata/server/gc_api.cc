@@ -38,6 +38,7 @@ void AppendRun(const gc::RunRecord& r, std::string_view task, JsonWriter* w) {
     w->Key("expired").Uint(r.expired);
     w->Key("deleted").Uint(r.deleted_marked);
     w->Key("superseded").Uint(r.superseded);
+    w->Key("orphans").Uint(r.orphans);
   } else {
     w->Key("age").Uint(r.expired);
   }

@@ -220,7 +220,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.throttle.latency_factor = config.gc_latency_factor;
   gc_options.throttle.max_pending_compaction_bytes = config.gc_max_pending_compaction_bytes;
   gc_options.load_probe = MakeLoadProbe(metrics, rows.get());
-  gc::HardDeleteTask gc_task(media.get());
+  gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gc::Collector> gc_collector,
                           gc::Collector::Open(rows.get(), queue.get(), media.get(), &gc_task,
                                               SystemClock::Default(), metrics, gc_options));

@@ -55,6 +55,9 @@ struct ServerConfig {
   // (default 1.3), or RocksDB's pending compaction exceeds gc_max_pending_compaction_bytes
   // (default 256 MiB), or writes stall.
   double gc_latency_factor = 1.3;
+  // Upload rows older than this are abandoned uploads (a crash or a dropped stream between
+  // the bytes and the metadata): the GC deletes their bytes. Default one day.
+  Millis gc_orphan_age_ms = 86'400'000;
   uint64_t gc_max_pending_compaction_bytes = uint64_t{256} << 20;
   // Export each run's snapshot as NDJSON under <data_dir>/lifecycle-export. Default true.
   bool gc_export = true;
