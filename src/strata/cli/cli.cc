@@ -262,7 +262,8 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--gc-min-workers", c->gc_min_workers, "Sweep workers at least")
       ->capture_default_str();
-  serve->add_option("--gc-max-workers", c->gc_max_workers, "Sweep workers at most")
+  serve->add_option("--gc-max-workers", c->gc_max_workers,
+                    "Sweep workers at most (0 = half the cores, at least --gc-min-workers)")
       ->capture_default_str();
   serve->add_option("--gc-backlog-per-worker", c->gc_backlog_per_worker,
                     "One more sweep worker per this many queued items")

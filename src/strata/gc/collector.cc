@@ -63,6 +63,10 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Open(
   if (options.topic_partitions < 1 || options.topic_partitions > 256) {
     return absl::InvalidArgumentError("topic_partitions: must be 1..256");
   }
+  if (options.max_workers == 0) {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    options.max_workers = std::max(options.min_workers, cores / 2);
+  }
   if (options.min_workers < 1 || options.max_workers < options.min_workers ||
       options.max_workers > 64) {
     return absl::InvalidArgumentError("workers: need 1 <= min_workers <= max_workers <= 64");

@@ -41,9 +41,10 @@ struct ServerConfig {
   // demand). Default "03:00".
   std::string gc_daily_at = "03:00";
   // Sweep workers: gc_min_workers (default 1) plus one per gc_backlog_per_worker queued items
-  // (default 2000), at most gc_max_workers (default 8; the sweep topic has 16 partitions).
+  // (default 2000), at most gc_max_workers (default 0 = half the cores, at least
+  // gc_min_workers; the sweep topic has 16 partitions).
   int gc_min_workers = 1;
-  int gc_max_workers = 8;
+  int gc_max_workers = 0;
   uint64_t gc_backlog_per_worker = 2000;
   // AIMD throttle of the sweep, items/s: start, floor, ceiling, and the step added per healthy
   // 500 ms interval. Defaults 1000, 20, 50000, 250.
