@@ -90,6 +90,7 @@ TEST(GcThrottleTest, AdditiveIncreaseMultiplicativeDecrease) {
   o.decrease_factor = 0.5;
   o.latency_factor = 1.5;
   o.latency_floor_ms = 0.5;
+  o.latency_hold_steps = 0;
   AimdThrottle t(o);
   LoadSample idle;
   idle.p99_ms = {2.0, 10.0};  // GET, PUT
@@ -114,6 +115,37 @@ TEST(GcThrottleTest, AdditiveIncreaseMultiplicativeDecrease) {
   EXPECT_DOUBLE_EQ(t.rate(), o.min_rate);
   EXPECT_EQ(t.latency_cuts(), 1u);
   EXPECT_EQ(t.load_cuts(), 21u);
+}
+
+TEST(GcThrottleTest, ALatencyCutHoldsWhileTheWindowStillShowsTheOldRate) {
+  ThrottleOptions o;
+  o.initial_rate = 1600;
+  o.additive_step = 100;
+  o.decrease_factor = 0.5;
+  o.latency_factor = 1.5;
+  o.latency_floor_ms = 0.5;
+  o.latency_hold_steps = 2;
+  AimdThrottle t(o);
+  LoadSample idle;
+  idle.p99_ms = {2.0};
+  t.Update(idle, false);
+  LoadSample slow;
+  slow.p99_ms = {4.0};
+  EXPECT_DOUBLE_EQ(t.Update(slow, true), 800);  // cut
+  EXPECT_DOUBLE_EQ(t.Update(slow, true), 800);  // held
+  EXPECT_DOUBLE_EQ(t.Update(slow, true), 800);  // held
+  EXPECT_DOUBLE_EQ(t.Update(slow, true), 400);  // still slow with a fresh window: cut
+  LoadSample ok;
+  ok.p99_ms = {2.5};
+  EXPECT_DOUBLE_EQ(t.Update(ok, true), 500);  // healthy: grows, and ends the hold
+  EXPECT_DOUBLE_EQ(t.Update(slow, true), 250);
+  // Store load is never held.
+  LoadSample stalled;
+  stalled.p99_ms = {4.0};
+  stalled.write_stalled = true;
+  EXPECT_DOUBLE_EQ(t.Update(stalled, true), 125);
+  EXPECT_EQ(t.latency_cuts(), 4u);
+  EXPECT_EQ(t.latency_holds(), 2u);
 }
 
 // Data directory with the stores, the media service and one collector.

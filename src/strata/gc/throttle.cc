@@ -46,11 +46,19 @@ double AimdThrottle::Update(const LoadSample& sample, bool sweeping) {
   }
   const bool loaded = sample.write_stalled ||
                       sample.pending_compaction_bytes > options_.max_pending_compaction_bytes;
-  if (slow || loaded) {
+  if (slow && !loaded && hold_left_ > 0) {
+    // The window still holds the intervals before the last cut took effect.
+    --hold_left_;
+    ++latency_holds_;
+  } else if (slow || loaded) {
     rate_ = std::max(options_.min_rate, rate_ * options_.decrease_factor);
-    if (slow) ++latency_cuts_;
+    if (slow) {
+      ++latency_cuts_;
+      hold_left_ = options_.latency_hold_steps;
+    }
     if (loaded) ++load_cuts_;
   } else {
+    hold_left_ = 0;
     rate_ = std::min(options_.max_rate, rate_ + options_.additive_step);
   }
   cv_.notify_all();
@@ -76,6 +84,11 @@ double AimdThrottle::baseline_p99_ms(size_t i) const {
 uint64_t AimdThrottle::latency_cuts() const {
   std::lock_guard<std::mutex> lock(mu_);
   return latency_cuts_;
+}
+
+uint64_t AimdThrottle::latency_holds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return latency_holds_;
 }
 
 uint64_t AimdThrottle::load_cuts() const {

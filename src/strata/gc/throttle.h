@@ -28,6 +28,11 @@ struct ThrottleOptions {
   double decrease_factor = 0.5;   // rate *= this on an unhealthy interval
   double latency_factor = 1.3;    // online p99 above this x idle baseline = unhealthy
   double latency_floor_ms = 1.0;  // p99 below this is always healthy
+  // After a cut for latency, this many more slow intervals hold the rate instead of cutting
+  // again: the load probe's p99 covers a window of several intervals (4 in the server), so
+  // it stays high for a while after the cut took effect. Without the hold, one slow burst
+  // cut the rate 16-fold (measured: swings between ~6,000 and ~300 items/s). Default 3.
+  int latency_hold_steps = 3;
   // Pending compaction above this many bytes, or a write stall, = unhealthy. Default 256 MiB.
   uint64_t max_pending_compaction_bytes = uint64_t{256} << 20;
 };
@@ -58,6 +63,8 @@ class AimdThrottle {
   double baseline_p99_ms(size_t i = 0) const;
   // Intervals cut for latency / for store load since construction.
   uint64_t latency_cuts() const;
+  // Slow intervals that held the rate instead of cutting it (see latency_hold_steps).
+  uint64_t latency_holds() const;
   uint64_t load_cuts() const;
 
  private:
@@ -70,7 +77,9 @@ class AimdThrottle {
   Clock::time_point next_slot_;
   bool cancelled_ = false;
   uint64_t latency_cuts_ = 0;
+  uint64_t latency_holds_ = 0;
   uint64_t load_cuts_ = 0;
+  int hold_left_ = 0;  // slow intervals still to hold after the last latency cut
 };
 
 }  // namespace strata::gc

@@ -23,6 +23,8 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kObjectSuffix = "~obj";
 constexpr std::string_view kTempDir = "~tmp";
+// A blob being deleted: its directory renamed in place from "<c>~obj" to "<c>~del".
+constexpr std::string_view kDeletingSuffix = "~del";
 constexpr size_t kMaxEscapedComponent = 240;
 constexpr uint32_t kMaxParts = 999'999;
 
@@ -363,6 +365,9 @@ absl::Status Walk(const std::string& dir, const std::string& name_prefix, std::s
     if (n == "." || n == ".." || n == kTempDir) continue;
     bool object = n.size() > kObjectSuffix.size() &&
                   n.substr(n.size() - kObjectSuffix.size()) == kObjectSuffix;
+    // Escaped components never hold '~': anything else with one (a "~del" blob being
+    // deleted) is not a name.
+    if (!object && n.find('~') != std::string_view::npos) continue;
     entries.emplace_back(std::string(n), object);
   }
   ::closedir(d);
@@ -464,22 +469,34 @@ absl::Status LocalBlobStore::DeleteMany(std::span<const std::string> names) {
     STRATA_ASSIGN_OR_RETURN(std::string dir, PathOf(name));
     dirs.push_back(std::move(dir));
   }
-  // 1. Rename every object directory away (each blob disappears atomically).
-  std::vector<std::string> graveyards;
+  // 1. Rename every object directory to "~del" in its own parent: the blob disappears
+  // atomically, and a rename within one directory does not take the filesystem-wide lock
+  // of cross-directory renames (which every PUT's commit needs).
+  std::vector<std::string> doomed;
   std::vector<std::string> parents;
   absl::Status status;
   for (const std::string& dir : dirs) {
-    std::string graveyard = NewTempDir();
-    if (::rename(dir.c_str(), graveyard.c_str()) != 0) {
-      if (errno == ENOENT) continue;
+    std::string del = dir.substr(0, dir.size() - kObjectSuffix.size()) + std::string(kDeletingSuffix);
+    int rc = ::rename(dir.c_str(), del.c_str());
+    if (rc != 0 && (errno == ENOTEMPTY || errno == EEXIST)) {
+      // A delete of this name was cut short by a crash: finish that one first.
+      absl::Status s = RemoveBlobDir(del);
+      if (!s.ok()) {
+        status = s;
+        break;
+      }
+      rc = ::rename(dir.c_str(), del.c_str());
+    }
+    if (rc != 0 && errno != ENOENT) {
       status = ErrnoError("rename " + dir, errno);
       break;
     }
-    graveyards.push_back(std::move(graveyard));
-    parents.push_back(fs::path(dir).parent_path().string());
+    // Absent: already deleted -- or renamed by a delete a crash cut short (removed below).
+    if (rc == 0) parents.push_back(fs::path(dir).parent_path().string());
+    doomed.push_back(std::move(del));
   }
   // 2. Make the renames durable: one fsync per distinct parent directory.
-  if (options_.sync && !graveyards.empty()) {
+  if (options_.sync && !parents.empty()) {
     std::sort(parents.begin(), parents.end());
     parents.erase(std::unique(parents.begin(), parents.end()), parents.end());
     for (const std::string& parent : parents) {
@@ -487,9 +504,10 @@ absl::Status LocalBlobStore::DeleteMany(std::span<const std::string> names) {
       if (!s.ok() && status.ok()) status = s;
     }
   }
-  // 3. Free the bytes (a crash before this leaves them under ~tmp, which Open clears).
-  for (const std::string& graveyard : graveyards) {
-    absl::Status s = RemoveBlobDir(graveyard);
+  // 3. Free the bytes. A crash before this leaves "~del" directories that no read or list
+  // sees; deleting the name again removes them.
+  for (const std::string& del : doomed) {
+    absl::Status s = RemoveBlobDir(del);
     if (!s.ok() && status.ok()) status = s;
   }
   return status;

@@ -12,9 +12,12 @@
 // Write path: parts are written into a fresh directory under ~tmp; Commit fsyncs every part
 // and the directory, renames the directory into place with RENAME_NOREPLACE (the commit
 // point: a directory rename is atomic) and fsyncs the parent. Delete renames the object
-// directory back under ~tmp before removing it, so a crash in the middle of a delete never
-// leaves a partial blob visible; DeleteMany renames a whole batch away, then fsyncs each parent
-// directory once. Open removes whatever a crashed process left under ~tmp.
+// directory in place from "<c>~obj" to "<c>~del" (atomic, and a same-directory rename avoids
+// the filesystem-wide lock that cross-directory renames take) before removing it, so a crash
+// in the middle of a delete never leaves a partial blob visible; a "~del" directory left by a
+// crash is invisible and removed when the name is deleted again (the GC redelivers).
+// DeleteMany renames a whole batch, then fsyncs each parent directory once. Open removes
+// whatever a crashed writer left under ~tmp.
 // Empty namespace directories are left in place (removing them would race with commits).
 //
 // Thread safety: as blob_store.h. One LocalBlobStore per root directory at a time (Open

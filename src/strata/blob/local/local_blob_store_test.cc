@@ -101,6 +101,34 @@ TEST_F(LocalBlobStoreTest, OpenClearsWhatACrashedWriterLeft) {
   EXPECT_TRUE(absl::IsNotFound(store->Stat("left/behind").status()));
 }
 
+TEST_F(LocalBlobStoreTest, ADeleteCutShortIsInvisibleAndFinishedByTheNextDelete) {
+  auto store = Open();
+  ASSERT_TRUE(store->Put("b/x", std::string(4096 * 2 + 1, 'x')).ok());
+  ASSERT_TRUE(store->Put("b/y", "y").ok());
+  auto path = store->PathOf("b/x");
+  ASSERT_TRUE(path.ok());
+  const std::string del = path->substr(0, path->size() - 4) + "~del";
+  // A crash after the in-place rename, before the parts were removed.
+  fs::rename(*path, del);
+  fs::remove(del + "/part-000001");
+  EXPECT_TRUE(absl::IsNotFound(store->Stat("b/x").status()));
+  auto page = store->List("b/", "", 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->blobs.size(), 1u);
+  EXPECT_EQ(page->blobs[0].name, "b/y");
+  // The name is written again, then deleted: the leftover goes with it.
+  ASSERT_TRUE(store->Put("b/x", "again").ok());
+  ASSERT_TRUE(store->Delete("b/x").ok());
+  EXPECT_FALSE(fs::exists(del));
+  EXPECT_FALSE(fs::exists(*path));
+  // A redelivered delete of a name whose rename happened also finishes the removal.
+  ASSERT_TRUE(store->Put("b/x", "third").ok());
+  fs::rename(*path, del);
+  ASSERT_TRUE(store->Delete("b/x").ok());
+  EXPECT_FALSE(fs::exists(del));
+  EXPECT_EQ(store->Read("b/y", 0, 10).value_or(""), "y");
+}
+
 TEST_F(LocalBlobStoreTest, ComponentsTooLongOnceEscapedAreRejected) {
   auto store = Open();
   EXPECT_TRUE(store->Put(std::string(240, 'a'), "x").ok());
