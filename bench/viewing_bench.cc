@@ -158,6 +158,10 @@ struct Shared {
   std::atomic<uint64_t> reads_started{0};
   std::atomic<uint64_t> reads_done{0};
   std::atomic<uint64_t> errors{0};
+  // Bodies built before the timed phase (--pregenerate), taken in order by the writers.
+  std::vector<std::string> bodies;
+  std::vector<uint32_t> body_events;
+  std::atomic<size_t> next_body{0};
 };
 
 struct Plan {
@@ -264,21 +268,33 @@ void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
       return;
     }
     // Build the body before the due time, so generation never delays the send.
-    events.clear();
-    body.clear();
-    {
-      std::lock_guard<std::mutex> lock(shared.mu);
-      shared.workload.NextEvents(plan.batch_size, WallMillis(), &events);
+    const std::string* to_send = &body;
+    size_t n_events = 0;
+    const size_t pre = shared.bodies.empty()
+                           ? SIZE_MAX
+                           : shared.next_body.fetch_add(1, std::memory_order_relaxed);
+    if (pre < shared.bodies.size()) {
+      to_send = &shared.bodies[pre];
+      n_events = shared.body_events[pre];
+    } else {
+      events.clear();
+      body.clear();
+      {
+        std::lock_guard<std::mutex> lock(shared.mu);
+        shared.workload.NextEvents(plan.batch_size, WallMillis(), &events);
+      }
+      AppendBatchJson(events, &body);
+      n_events = events.size();
     }
-    AppendBatchJson(events, &body);
     if (paced) {
       std::this_thread::sleep_until(due);
     } else {
       due = SteadyClock::now();
     }
-    PostBatch(client, body, events.size(), due, kIngestBatch, shared, ts);
+    PostBatch(client, *to_send, n_events, due, kIngestBatch, shared, ts);
   }
 }
+
 
 void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
                 SteadyClock::time_point end, Shared& shared, ThreadStats& ts) {
@@ -609,6 +625,29 @@ void PrintBenchReport(const BenchReport& r, std::ostream& out) {
 }
 
 // Runs writers and readers for duration_s and fills the timed-phase fields of *report.
+// Builds `events` worth of batch bodies into shared.bodies (--pregenerate).
+void Pregenerate(const Plan& plan, uint64_t events, Shared& shared, std::ostream& out) {
+  const auto t0 = SteadyClock::now();
+  std::vector<ViewingEvent> batch;
+  const uint64_t batches = (events + plan.batch_size - 1) / plan.batch_size;
+  shared.bodies.reserve(batches);
+  shared.body_events.reserve(batches);
+  size_t bytes = 0;
+  for (uint64_t i = 0; i < batches; ++i) {
+    batch.clear();
+    shared.workload.NextEvents(plan.batch_size, WallMillis(), &batch);
+    std::string body;
+    AppendBatchJson(batch, &body);
+    bytes += body.size();
+    shared.bodies.push_back(std::move(body));
+    shared.body_events.push_back(static_cast<uint32_t>(batch.size()));
+  }
+  out << "pre-generated " << Thousands(batches) << " request bodies (" << Thousands(events)
+      << " events, " << Fmt("%.0f", bytes / 1048576.0) << " MiB) in "
+      << Fmt("%.1f", std::chrono::duration<double>(SteadyClock::now() - t0).count()) << " s\n"
+      << std::flush;
+}
+
 void TimedPhase(const Plan& plan, Shared& shared, double duration_s, std::ostream& out,
                 BenchReport* report) {
   out << "running " << report->mode << " for " << duration_s << " s on "
@@ -1014,7 +1053,20 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
     shared.events_acked.store(0);
   }
 
+  if (options.pregenerate_events > 0 && plan.writers > 0) {
+    Pregenerate(plan, options.pregenerate_events, shared, out);
+  }
   TimedPhase(plan, shared, options.duration_s, out, &report);
+  report.pregenerated_batches = shared.bodies.size();
+  report.pregenerated_used = std::min(shared.next_body.load(), shared.bodies.size());
+  if (report.pregenerated_batches > 0) {
+    out << "pre-generated bodies sent: " << Thousands(report.pregenerated_used) << " of "
+        << Thousands(report.pregenerated_batches)
+        << (report.pregenerated_used == report.pregenerated_batches
+                ? " (ran out: the rest were built on line)"
+                : "")
+        << "\n";
+  }
 
   CollectServerStats(plan, &report);
   PrintBenchReport(report, out);

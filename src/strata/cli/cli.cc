@@ -519,6 +519,10 @@ int Run(int argc, char** argv) {
   bench_viewing->add_option("--write-connections", bo.write_connections,
                             "Writer connections in mix mode (0 = 3/8 of --connections)")
       ->capture_default_str();
+  bench_viewing->add_option("--pregenerate", bo.pregenerate_events,
+                            "Build this many events' request bodies before the timed phase "
+                            "(0 = build each batch just before sending it)")
+      ->capture_default_str();
   bool no_compact = false;
   bench_viewing->add_flag("--no-compact", no_compact,
                           "Measure bytes per record without compacting first");

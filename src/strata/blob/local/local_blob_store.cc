@@ -176,20 +176,38 @@ absl::Status RemoveBlobDir(const std::string& dir) {
   return status;
 }
 
+// Removes a blob at `path`: a file (one part) or a directory of parts.
+absl::Status RemoveBlob(const std::string& path) {
+  if (::unlink(path.c_str()) == 0 || errno == ENOENT) return absl::OkStatus();
+  if (errno != EISDIR) return ErrnoError("unlink " + path, errno);
+  return RemoveBlobDir(path);
+}
+
+// Writes a blob under ~tmp: a single file while it has one part (committed as one file:
+// fewer inodes, fsyncs and directory operations for the common small object), moved into a
+// directory of part files when a second part starts.
 class LocalBlobWriter final : public BlobWriter {
  public:
-  LocalBlobWriter(const LocalBlobStoreOptions* options, std::string temp_dir, std::string final_dir)
-      : options_(options), temp_dir_(std::move(temp_dir)), final_dir_(std::move(final_dir)) {}
+  LocalBlobWriter(const LocalBlobStoreOptions* options, std::string temp_path,
+                  std::string final_path)
+      : options_(options), temp_path_(std::move(temp_path)), final_path_(std::move(final_path)) {}
 
   ~LocalBlobWriter() override {
     if (fd_ >= 0) ::close(fd_);
     if (!committed_) {
       std::error_code ec;
-      fs::remove_all(temp_dir_, ec);
+      fs::remove_all(temp_path_, ec);
+      if (!temp_dir_.empty()) fs::remove_all(temp_dir_, ec);
     }
   }
 
-  absl::Status Open() { return OpenPart(); }
+  absl::Status Open() {
+    fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0) return ErrnoError("create " + temp_path_, errno);
+    next_part_ = 1;
+    part_size_ = 0;
+    return absl::OkStatus();
+  }
 
   absl::Status Append(std::string_view data) override {
     if (failed_ || committed_) return absl::FailedPreconditionError("blob writer is closed");
@@ -212,21 +230,24 @@ class LocalBlobWriter final : public BlobWriter {
   absl::Status Commit() override {
     if (failed_ || committed_) return absl::FailedPreconditionError("blob writer is closed");
     if (absl::Status s = FinishPart(); !s.ok()) return Fail(s);
-    if (options_->sync) {
+    // One part: the file itself goes into place. Several: their directory (made durable
+    // first: it names the parts).
+    const std::string& source = temp_dir_.empty() ? temp_path_ : temp_dir_;
+    if (options_->sync && !temp_dir_.empty()) {
       if (absl::Status s = FsyncPath(temp_dir_); !s.ok()) return Fail(s);
     }
-    const std::string parent = fs::path(final_dir_).parent_path().string();
+    const std::string parent = fs::path(final_path_).parent_path().string();
     std::error_code ec;
     fs::create_directories(parent, ec);
     if (ec) return Fail(absl::InternalError("create " + parent + ": " + ec.message()));
     STRATA_CRASH_POINT("blob.commit.before_rename");
-    if (::renameat2(AT_FDCWD, temp_dir_.c_str(), AT_FDCWD, final_dir_.c_str(), RENAME_NOREPLACE) !=
+    if (::renameat2(AT_FDCWD, source.c_str(), AT_FDCWD, final_path_.c_str(), RENAME_NOREPLACE) !=
         0) {
       int err = errno;
       if (err == EEXIST || err == ENOTEMPTY) {
         return Fail(absl::AlreadyExistsError("name: a blob with this name exists"));
       }
-      return Fail(ErrnoError("rename to " + final_dir_, err));
+      return Fail(ErrnoError("rename to " + final_path_, err));
     }
     committed_ = true;
     if (options_->sync) STRATA_RETURN_IF_ERROR(FsyncPath(parent));
@@ -239,6 +260,19 @@ class LocalBlobWriter final : public BlobWriter {
  private:
   absl::Status OpenPart() {
     if (next_part_ >= kMaxParts) return absl::InvalidArgumentError("blob: too many parts");
+    if (temp_dir_.empty()) {
+      // The second part: the first one moves into a directory of parts.
+      temp_dir_ = temp_path_ + ".d";
+      if (::mkdir(temp_dir_.c_str(), 0755) != 0) {
+        int err = errno;
+        temp_dir_.clear();
+        return ErrnoError("mkdir " + temp_path_ + ".d", err);
+      }
+      const std::string first = temp_dir_ + "/" + PartName(0);
+      if (::rename(temp_path_.c_str(), first.c_str()) != 0) {
+        return ErrnoError("rename " + temp_path_, errno);
+      }
+    }
     std::string path = temp_dir_ + "/" + PartName(next_part_);
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd_ < 0) return ErrnoError("create " + path, errno);
@@ -261,8 +295,9 @@ class LocalBlobWriter final : public BlobWriter {
   }
 
   const LocalBlobStoreOptions* options_;
-  const std::string temp_dir_;
-  const std::string final_dir_;
+  const std::string temp_path_;   // the single part, while there is one
+  std::string temp_dir_;          // "" until a second part starts
+  const std::string final_path_;  // "<escaped name>~obj"
   int fd_ = -1;
   uint32_t next_part_ = 0;
   uint64_t part_size_ = 0;
@@ -278,6 +313,24 @@ class LocalBlobReader final : public BlobReader {
   }
 
   absl::Status Open(const std::string& dir) {
+    // A one-part blob is a file.
+    int fd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError("blob not found");
+      return ErrnoError("open " + dir, errno);
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoError("stat " + dir, err);
+    }
+    if (S_ISREG(st.st_mode)) {
+      parts_.push_back(Part{fd, 0, static_cast<uint64_t>(st.st_size)});
+      size_ = static_cast<uint64_t>(st.st_size);
+      return absl::OkStatus();
+    }
+    ::close(fd);
     STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, PartFiles(dir));
     for (const std::string& n : names) {
       std::string path = dir + "/" + n;
@@ -409,7 +462,7 @@ absl::StatusOr<std::unique_ptr<LocalBlobStore>> LocalBlobStore::Open(
   return std::unique_ptr<LocalBlobStore>(new LocalBlobStore(options));
 }
 
-std::string LocalBlobStore::NewTempDir() {
+std::string LocalBlobStore::NewTempPath() {
   static std::atomic<uint64_t> counter{0};
   thread_local std::mt19937_64 rng{std::random_device{}()};
   char buf[64];
@@ -424,11 +477,8 @@ absl::StatusOr<std::string> LocalBlobStore::PathOf(std::string_view name) const 
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> LocalBlobStore::NewWriter(std::string_view name) {
-  STRATA_ASSIGN_OR_RETURN(std::string final_dir, PathOf(name));
-  std::string temp_dir = NewTempDir();
-  if (::mkdir(temp_dir.c_str(), 0755) != 0) return ErrnoError("mkdir " + temp_dir, errno);
-  auto writer =
-      std::make_unique<LocalBlobWriter>(&options_, std::move(temp_dir), std::move(final_dir));
+  STRATA_ASSIGN_OR_RETURN(std::string final_path, PathOf(name));
+  auto writer = std::make_unique<LocalBlobWriter>(&options_, NewTempPath(), std::move(final_path));
   STRATA_RETURN_IF_ERROR(writer->Open());
   return std::unique_ptr<BlobWriter>(std::move(writer));
 }
@@ -442,9 +492,19 @@ absl::StatusOr<std::unique_ptr<BlobReader>> LocalBlobStore::NewReader(std::strin
 
 absl::StatusOr<BlobInfo> LocalBlobStore::Stat(std::string_view name) {
   STRATA_ASSIGN_OR_RETURN(std::string dir, PathOf(name));
-  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> parts, PartFiles(dir));
   BlobInfo info;
   info.name = std::string(name);
+  struct stat whole;
+  if (::stat(dir.c_str(), &whole) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError("blob not found");
+    return ErrnoError("stat " + dir, errno);
+  }
+  if (S_ISREG(whole.st_mode)) {  // one part
+    info.parts = 1;
+    info.size = static_cast<uint64_t>(whole.st_size);
+    return info;
+  }
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> parts, PartFiles(dir));
   info.parts = static_cast<uint32_t>(parts.size());
   for (const std::string& p : parts) {
     struct stat st;
@@ -478,9 +538,9 @@ absl::Status LocalBlobStore::DeleteMany(std::span<const std::string> names) {
   for (const std::string& dir : dirs) {
     std::string del = dir.substr(0, dir.size() - kObjectSuffix.size()) + std::string(kDeletingSuffix);
     int rc = ::rename(dir.c_str(), del.c_str());
-    if (rc != 0 && (errno == ENOTEMPTY || errno == EEXIST)) {
+    if (rc != 0 && (errno == ENOTEMPTY || errno == EEXIST || errno == EISDIR || errno == ENOTDIR)) {
       // A delete of this name was cut short by a crash: finish that one first.
-      absl::Status s = RemoveBlobDir(del);
+      absl::Status s = RemoveBlob(del);
       if (!s.ok()) {
         status = s;
         break;
@@ -507,7 +567,7 @@ absl::Status LocalBlobStore::DeleteMany(std::span<const std::string> names) {
   // 3. Free the bytes. A crash before this leaves "~del" directories that no read or list
   // sees; deleting the name again removes them.
   for (const std::string& del : doomed) {
-    absl::Status s = RemoveBlobDir(del);
+    absl::Status s = RemoveBlob(del);
     if (!s.ok() && status.ok()) status = s;
   }
   return status;

@@ -2,16 +2,19 @@
 // the layout). Implements the whole contract of blob_store.h.
 //
 // Layout under `root`:
-//   <c1>/<c2>/.../<cN>~obj/part-000000, part-000001, ...   one committed blob
-//   ~tmp/<random>/part-...                                  a blob being written
+//   <c1>/<c2>/.../<cN>~obj                                  a committed one-part blob (a file)
+//   <c1>/<c2>/.../<cN>~obj/part-000000, part-000001, ...   a committed blob of several parts
+//   ~tmp/<random>, ~tmp/<random>.d/part-...                 a blob being written
 // Each '/'-separated component of a name is escaped ('%', '~', control bytes and a leading
 // '.' are written %XX; an escaped component is at most 240 bytes), so '~' never appears in an
 // escaped component and "~obj" / "~tmp" cannot collide with a name. Every part but the last holds
 // exactly `part_bytes` bytes.
 //
-// Write path: parts are written into a fresh directory under ~tmp; Commit fsyncs every part
-// and the directory, renames the directory into place with RENAME_NOREPLACE (the commit
-// point: a directory rename is atomic) and fsyncs the parent. Delete renames the object
+// Write path: the first part is written to a fresh file under ~tmp; if a second part starts,
+// the parts move into a fresh directory. Commit fsyncs every part (and the directory, if any),
+// renames the file or directory into place with RENAME_NOREPLACE (the commit point: a rename
+// is atomic) and fsyncs the parent. A one-part blob as a plain file costs one inode, one
+// fsync and one directory entry less than a directory of one part (the common small object). Delete renames the object
 // directory in place from "<c>~obj" to "<c>~del" (atomic, and a same-directory rename avoids
 // the filesystem-wide lock that cross-directory renames take) before removing it, so a crash
 // in the middle of a delete never leaves a partial blob visible; a "~del" directory left by a
@@ -63,7 +66,7 @@ class LocalBlobStore final : public BlobStore {
 
  private:
   explicit LocalBlobStore(LocalBlobStoreOptions options) : options_(std::move(options)) {}
-  std::string NewTempDir();
+  std::string NewTempPath();
 
   LocalBlobStoreOptions options_;
 };

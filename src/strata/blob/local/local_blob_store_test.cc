@@ -84,6 +84,37 @@ TEST_F(LocalBlobStoreTest, LayoutHasOneFilePerPartUnderEscapedNames) {
   EXPECT_EQ(fs::file_size(*path + "/part-000002"), 1u);
 }
 
+TEST_F(LocalBlobStoreTest, AOnePartBlobIsOneFile) {
+  auto store = Open();
+  ASSERT_TRUE(store->Put("hot/b/small", std::string(4096, 's')).ok());  // exactly one part
+  ASSERT_TRUE(store->Put("hot/b/empty", "").ok());
+  auto path = store->PathOf("hot/b/small");
+  ASSERT_TRUE(path.ok());
+  EXPECT_TRUE(fs::is_regular_file(*path));
+  EXPECT_EQ(fs::file_size(*path), 4096u);
+  auto info = store->Stat("hot/b/small");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->parts, 1u);
+  EXPECT_EQ(info->size, 4096u);
+  EXPECT_EQ(store->Read("hot/b/small", 4090, 100).value_or(""), "ssssss");
+  auto empty = store->Stat("hot/b/empty");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->parts, 1u);
+  EXPECT_EQ(empty->size, 0u);
+  // One byte more: a directory of two parts.
+  ASSERT_TRUE(store->Put("hot/b/two", std::string(4097, 't')).ok());
+  auto two = store->PathOf("hot/b/two");
+  ASSERT_TRUE(two.ok());
+  EXPECT_TRUE(fs::is_directory(*two));
+  EXPECT_EQ(fs::file_size(*two + "/part-000001"), 1u);
+  auto page = store->List("hot/b/", "", 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->blobs.size(), 3u);
+  EXPECT_TRUE(store->Delete("hot/b/small").ok());
+  EXPECT_FALSE(fs::exists(*path));
+  EXPECT_TRUE(fs::is_empty(dir_ + "/~tmp"));
+}
+
 TEST_F(LocalBlobStoreTest, OpenClearsWhatACrashedWriterLeft) {
   {
     auto store = Open();
