@@ -268,6 +268,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--gc-backlog-per-worker", c->gc_backlog_per_worker,
                     "One more sweep worker per this many queued items")
       ->capture_default_str();
+  serve->add_option("--gc-sweep-batch", c->gc_sweep_batch,
+                    "Items per sweep batch: one directory fsync and one queue commit each")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   serve->add_option("--gc-initial-rate", c->gc_initial_rate, "Sweep rate at start, items/s")
       ->capture_default_str();
   serve->add_option("--gc-min-rate", c->gc_min_rate, "Sweep rate floor, items/s")

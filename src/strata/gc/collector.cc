@@ -18,7 +18,6 @@ namespace strata::gc {
 namespace {
 
 constexpr int kPublishBatch = 1000;
-constexpr int kPollBatch = 64;
 constexpr int kProcessAttempts = 3;
 
 std::string RunClustering(uint64_t id) {
@@ -70,6 +69,9 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Open(
   if (options.min_workers < 1 || options.max_workers < options.min_workers ||
       options.max_workers > 64) {
     return absl::InvalidArgumentError("workers: need 1 <= min_workers <= max_workers <= 64");
+  }
+  if (options.sweep_batch < 1 || options.sweep_batch > 10000) {
+    return absl::InvalidArgumentError("sweep_batch: must be 1..10000");
   }
   if (options.backlog_per_worker < 1) {
     return absl::InvalidArgumentError("backlog_per_worker: must be at least 1");
@@ -475,7 +477,7 @@ void Collector::WorkerLoop(int index) {
       poll.group = group();
       poll.topic = topic();
       poll.partitions = {p};
-      poll.max_messages = kPollBatch;
+      poll.max_messages = options_.sweep_batch;
       absl::StatusOr<std::vector<store::Message>> messages = queue_->Poll(poll);
       if (!messages.ok()) {
         STRATA_LOG_WARN("lifecycle poll failed", "error", messages.status().ToString());

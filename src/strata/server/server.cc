@@ -213,6 +213,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.min_workers = config.gc_min_workers;
   gc_options.max_workers = config.gc_max_workers;
   gc_options.backlog_per_worker = config.gc_backlog_per_worker;
+  gc_options.sweep_batch = config.gc_sweep_batch;
   gc_options.throttle.initial_rate = config.gc_initial_rate;
   gc_options.throttle.min_rate = config.gc_min_rate;
   gc_options.throttle.max_rate = config.gc_max_rate;

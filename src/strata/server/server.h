@@ -46,6 +46,8 @@ struct ServerConfig {
   int gc_min_workers = 1;
   int gc_max_workers = 0;
   uint64_t gc_backlog_per_worker = 2000;
+  // Items per sweep batch (one directory fsync and one queue commit each). Default 1024.
+  int gc_sweep_batch = 1024;
   // AIMD throttle of the sweep, items/s: start, floor, ceiling, and the step added per healthy
   // 500 ms interval. Defaults 1000, 20, 50000, 250.
   double gc_initial_rate = 1000;
