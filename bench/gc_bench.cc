@@ -174,6 +174,17 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
   report.run_seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   stop = true;
   sweep_load.join();
+
+  // 4. After: the same load on the same (now larger, swept) store with no sweep running, the
+  // control that separates what the sweep costs from what the store's state costs.
+  Online after;
+  if (o.after_seconds > 0) {
+    stop = false;
+    std::thread after_load(OnlineLoad, *ep, o, bucket, put_bucket, &stop, &after, 2u << 30);
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.after_seconds));
+    stop = true;
+    after_load.join();
+  }
   report.deleted = static_cast<uint64_t>(std::max<int64_t>(0, JsonInt(run, "processed")));
   const int64_t started_at = JsonInt(run, "started_at");
   const int64_t marked_at = JsonInt(run, "marked_at");
@@ -184,9 +195,12 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
   report.idle_put_p99_ms = idle.put_us.Percentile(99) / 1000.0;
   report.sweep_get_p99_ms = sweep.get_us.Percentile(99) / 1000.0;
   report.sweep_put_p99_ms = sweep.put_us.Percentile(99) / 1000.0;
+  report.after_get_p99_ms = after.get_us.Percentile(99) / 1000.0;
+  report.after_put_p99_ms = after.put_us.Percentile(99) / 1000.0;
   report.idle_requests = idle.get_us.count() + idle.put_us.count();
   report.sweep_requests = sweep.get_us.count() + sweep.put_us.count();
-  report.online_errors = idle.errors + sweep.errors;
+  report.after_requests = after.get_us.count() + after.put_us.count();
+  report.online_errors = idle.errors + sweep.errors + after.errors;
 
   char line[512];
   std::snprintf(line, sizeof(line),
@@ -211,6 +225,17 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
                 static_cast<unsigned long long>(report.sweep_requests),
                 static_cast<unsigned long long>(report.online_errors));
   out << line;
+  if (o.after_seconds > 0) {
+    std::snprintf(line, sizeof(line),
+                  "  online p99 after the sweep (no sweep running, %llu requests): GET %.2f ms "
+                  "(x%.2f idle), PUT %.2f ms (x%.2f idle)\n",
+                  static_cast<unsigned long long>(report.after_requests),
+                  report.after_get_p99_ms,
+                  report.idle_get_p99_ms > 0 ? report.after_get_p99_ms / report.idle_get_p99_ms : 0,
+                  report.after_put_p99_ms,
+                  report.idle_put_p99_ms > 0 ? report.after_put_p99_ms / report.idle_put_p99_ms : 0);
+    out << line;
+  }
   return report;
 }
 

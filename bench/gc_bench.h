@@ -8,6 +8,8 @@
 //   3. sweep: POST /v1/gc/runs, the same online load until the run is done: p99 with the
 //      sweep running, the time to collect everything (start -> done, and the sweep alone:
 //      marked_at -> finished_at from the run record), and items/s.
+//   4. after: the same online load for `after_seconds` once the run is done — the control: p99
+//      of the store in its post-load, post-sweep state with no sweep running.
 // The figures of interest: sweep seconds for 400k eligible objects (goal < 120 s on 2 cores)
 // and p99 during the sweep / p99 idle (goal <= 1.5).
 #pragma once
@@ -28,6 +30,7 @@ struct GcBenchOptions {
   int connections = 4;             // load phase
   double online_rate = 400;        // online requests/s during idle and sweep
   double idle_seconds = 10;
+  double after_seconds = 10;  // 0 = skip the after phase
   int timeout_ms = 60'000;
   double max_sweep_seconds = 1800;  // give up waiting after this
 };
@@ -43,7 +46,8 @@ struct GcBenchReport {
   double sweep_seconds = 0;  // marked_at -> finished_at
   double idle_get_p99_ms = 0, idle_put_p99_ms = 0;
   double sweep_get_p99_ms = 0, sweep_put_p99_ms = 0;
-  uint64_t idle_requests = 0, sweep_requests = 0, online_errors = 0;
+  double after_get_p99_ms = 0, after_put_p99_ms = 0;
+  uint64_t idle_requests = 0, sweep_requests = 0, after_requests = 0, online_errors = 0;
 };
 
 absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& options, std::ostream& out);

@@ -133,6 +133,28 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Open(
       "strata_lifecycle_throttle_rate", "Current sweep rate limit, items/s", [self, labels] {
         return std::vector<std::pair<std::string, double>>{{labels, self->ThrottleRate()}};
       });
+  metrics->AddGauge(
+      "strata_lifecycle_throttle_decisions",
+      "Throttle steps since start that cut the rate (latency, store load) or held it after a "
+      "latency cut",
+      [self, labels] {
+        const AimdThrottle& t = self->throttle_;
+        return std::vector<std::pair<std::string, double>>{
+            {labels + ",decision=\"latency_cut\"", static_cast<double>(t.latency_cuts())},
+            {labels + ",decision=\"load_cut\"", static_cast<double>(t.load_cuts())},
+            {labels + ",decision=\"hold\"", static_cast<double>(t.latency_holds())}};
+      });
+  metrics->AddGauge("strata_lifecycle_throttle_baseline_p99_seconds",
+                    "Idle p99 of each online signal the throttle compares against (server: 0 = object GET, 1 = object PUT)",
+                    [self, labels] {
+                      const AimdThrottle& t = self->throttle_;
+                      std::vector<std::pair<std::string, double>> v;
+                      for (size_t i = 0; i < 2; ++i) {
+                        v.emplace_back(labels + ",signal=\"" + std::to_string(i) + "\"",
+                                       t.baseline_p99_ms(i) / 1000.0);
+                      }
+                      return v;
+                    });
   metrics->AddGauge("strata_lifecycle_workers", "Sweep workers currently active", [self, labels] {
     return std::vector<std::pair<std::string, double>>{
         {labels, static_cast<double>(self->Workers())}};
