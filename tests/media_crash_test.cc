@@ -11,6 +11,7 @@
 #include <random>
 
 #include "strata/base/crash_point.h"
+#include "strata/blob/inline/inline_blob_store.h"
 #include "strata/blob/local/local_blob_store.h"
 #include "strata/media/media_service.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
@@ -29,11 +30,15 @@ std::string Pattern(size_t n, uint64_t seed) {
 
 struct Opened {
   std::unique_ptr<store::RocksRowStore> rows;
-  std::unique_ptr<blob::LocalBlobStore> blobs;
+  std::unique_ptr<blob::LocalBlobStore> files;
+  std::unique_ptr<blob::InlineBlobStore> inline_blobs;  // when inline_max > 0
+  blob::BlobStore* blobs = nullptr;
   std::unique_ptr<media::MediaService> service;
 };
 
-Opened OpenAt(const std::string& dir, MetricsRegistry* metrics, Clock* clock) {
+// `inline_max` > 0: objects up to that many bytes are rows (the server's default layout).
+Opened OpenAt(const std::string& dir, MetricsRegistry* metrics, Clock* clock,
+              uint64_t inline_max = 0) {
   store::RocksRowStoreOptions o;
   o.path = dir + "/rows";
   o.clock = clock;
@@ -50,12 +55,28 @@ Opened OpenAt(const std::string& dir, MetricsRegistry* metrics, Clock* clock) {
     ADD_FAILURE() << blobs.status();
     return {};
   }
-  auto service = media::MediaService::Open(rows->get(), blobs->get(), clock, metrics);
+  Opened out;
+  out.rows = std::move(*rows);
+  out.files = std::move(*blobs);
+  out.blobs = out.files.get();
+  if (inline_max > 0) {
+    blob::InlineBlobStoreOptions io;
+    io.max_inline_bytes = inline_max;
+    auto inline_blobs = blob::InlineBlobStore::Open(out.rows.get(), out.files.get(), io, metrics);
+    if (!inline_blobs.ok()) {
+      ADD_FAILURE() << inline_blobs.status();
+      return {};
+    }
+    out.inline_blobs = std::move(*inline_blobs);
+    out.blobs = out.inline_blobs.get();
+  }
+  auto service = media::MediaService::Open(out.rows.get(), out.blobs, clock, metrics);
   if (!service.ok()) {
     ADD_FAILURE() << service.status();
     return {};
   }
-  return {std::move(*rows), std::move(*blobs), std::move(*service)};
+  out.service = std::move(*service);
+  return out;
 }
 
 bool PutObject(media::MediaService* s, const std::string& data) {
@@ -171,6 +192,95 @@ TEST_P(MediaCrashTest, ReadersSeeOneWholeVersionAfterACrash) {
   o = {};
   std::filesystem::remove_all(dir);
 }
+
+// Small objects kept as inline rows: a crash between the bytes and the metadata leaves an
+// inline row that the upload row names; after the metadata, the new version is whole.
+class InlineMediaCrashTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(InlineMediaCrashTest, SmallObjectsSeeOneWholeVersionAfterACrash) {
+  const std::string point = GetParam();
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("strata_media_inline_crash_" + std::to_string(getpid()) + "_" + point))
+                              .string();
+  std::filesystem::remove_all(dir);
+  ManualClock clock;
+  constexpr uint64_t kInlineMax = 1000;
+  const std::string v1 = Pattern(900, 1);
+  const std::string v2 = Pattern(950, 2);
+
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    MetricsRegistry metrics;
+    Opened o = OpenAt(dir, &metrics, &clock, kInlineMax);
+    if (!o.service) _exit(3);
+    if (!o.service->PutBucket("media", {}).ok()) _exit(4);
+    if (!PutObject(o.service.get(), v1)) _exit(5);  // acknowledged
+    SetCrashPointForTesting(point);
+    (void)PutObject(o.service.get(), v2);
+    _exit(7);  // the crash point was not reached
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), kCrashPointExitCode) << "child did not die at the crash point";
+
+  MetricsRegistry metrics;
+  Opened o = OpenAt(dir, &metrics, &clock, kInlineMax);
+  ASSERT_NE(o.service, nullptr);
+  // Both versions' bytes are rows of the inline table, none is a file.
+  auto files = o.files->List("hot/", "", 100);
+  ASSERT_TRUE(files.ok());
+  EXPECT_TRUE(files->blobs.empty());
+  auto inline_rows = o.inline_blobs->table()->Scan("b", {});
+  ASSERT_TRUE(inline_rows.ok());
+  ASSERT_EQ(inline_rows->rows.size(), 2u);
+  auto head = o.service->Head("media", "movie.mxf");
+  ASSERT_TRUE(head.ok());
+  if (point == "media.put.after_metadata") {
+    EXPECT_EQ(ReadAll(o.service.get()), v2);
+    // v1's bytes await the collector, named by a superseded row.
+    auto rows = o.service->objects_table()->Scan("media", {});
+    ASSERT_TRUE(rows.ok());
+    int superseded = 0;
+    for (const auto& r : rows->rows) {
+      if (r.clustering[0] != 'g') continue;
+      ++superseded;
+      auto row = media::DecodeSupersededRow(r.value);
+      ASSERT_TRUE(row.ok());
+      EXPECT_NE(row->blob, head->row.blob);
+      EXPECT_EQ(*o.blobs->Read(row->blob, 0, 2000), v1);
+    }
+    EXPECT_EQ(superseded, 1);
+  } else {
+    EXPECT_EQ(ReadAll(o.service.get()), v1);
+    // The orphan v2 row is named by the upload row; the collector's claim sizes it.
+    auto rows = o.service->objects_table()->Scan("media", {});
+    ASSERT_TRUE(rows.ok());
+    int uploads = 0;
+    for (const auto& r : rows->rows) {
+      if (r.clustering[0] != 'u') continue;
+      ++uploads;
+      std::string key;
+      uint64_t generation = 0;
+      ASSERT_TRUE(media::ParseGenerationClustering(r.clustering, &key, &generation));
+      auto claimed = o.service->AbandonUpload("media", key, generation, clock.NowMillis() + 1);
+      ASSERT_TRUE(claimed.ok()) << claimed.status();
+      EXPECT_EQ(claimed->size, v2.size());
+      ASSERT_TRUE(o.blobs->Delete(claimed->blob).ok());
+      EXPECT_TRUE(absl::IsNotFound(o.blobs->Stat(claimed->blob).status()));
+    }
+    EXPECT_EQ(uploads, 1);
+  }
+  ASSERT_TRUE(PutObject(o.service.get(), "v3"));
+  EXPECT_EQ(ReadAll(o.service.get()), "v3");
+  o = {};
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, InlineMediaCrashTest,
+                         ::testing::Values("media.put.after_bytes", "media.put.after_metadata"),
+                         [](const auto& info) { return CrashPointTestName(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(Steps, MediaCrashTest,
                          ::testing::Values("blob.write.after_part", "blob.commit.before_rename",

@@ -254,6 +254,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--blob-part-bytes", c->blob_part_bytes,
                     "Bytes of one part file of an object (larger objects get several)")
       ->capture_default_str();
+  serve->add_option("--blob-inline-max-bytes", c->blob_inline_max_bytes,
+                    "Objects up to this size keep their bytes in the row store, not a file "
+                    "(0 = all files)")
+      ->capture_default_str();
   serve->add_option("--max-object-bytes", c->max_object_bytes,
                     "Largest object a PUT accepts (streamed); larger get 413")
       ->capture_default_str();
@@ -548,6 +552,9 @@ int Run(int argc, char** argv) {
                        "Online GET+PUT requests/s measured idle and during the sweep")
       ->capture_default_str();
   bench_gc->add_option("--idle-seconds", gb.idle_seconds, "Length of the idle measurement")
+      ->capture_default_str();
+  bench_gc->add_option("--after-seconds", gb.after_seconds,
+                       "Length of the control measurement after the run (0 = none)")
       ->capture_default_str();
   CLI::App* bench_objects =
       bench->add_subcommand("objects", "Media objects: PUT/GET throughput, DELETE under load");

@@ -17,6 +17,7 @@
 #include "strata/base/log.h"
 #include "strata/base/metrics.h"
 #include "strata/base/status.h"
+#include "strata/blob/inline/inline_blob_store.h"
 #include "strata/blob/local/local_blob_store.h"
 #include "strata/gc/collector.h"
 #include "strata/media/media_service.h"
@@ -187,14 +188,27 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   if (config.blob_part_bytes < 4096) {
     return absl::InvalidArgumentError("blob_part_bytes: must be at least 4096");
   }
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<blob::LocalBlobStore> blobs,
+  if (config.blob_inline_max_bytes > config.blob_part_bytes) {
+    return absl::InvalidArgumentError("blob_inline_max_bytes: must be at most blob_part_bytes");
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<blob::LocalBlobStore> files,
                           blob::LocalBlobStore::Open(blob_options));
+  std::unique_ptr<blob::InlineBlobStore> inline_blobs;
+  blob::BlobStore* blobs = files.get();
+  if (config.blob_inline_max_bytes > 0) {
+    blob::InlineBlobStoreOptions inline_options;
+    inline_options.max_inline_bytes = config.blob_inline_max_bytes;
+    STRATA_ASSIGN_OR_RETURN(inline_blobs, blob::InlineBlobStore::Open(rows.get(), files.get(),
+                                                                      inline_options, metrics));
+    blobs = inline_blobs.get();
+  }
   STRATA_ASSIGN_OR_RETURN(
       std::unique_ptr<media::MediaService> media,
-      media::MediaService::Open(rows.get(), blobs.get(), SystemClock::Default(), metrics));
+      media::MediaService::Open(rows.get(), blobs, SystemClock::Default(), metrics));
   std::vector<store::Table*> tables = viewing->tables();
   tables.push_back(media->buckets_table());
   tables.push_back(media->objects_table());
+  if (inline_blobs) tables.push_back(inline_blobs->table());
   RegisterProcessMetrics(metrics, rows.get(), std::move(tables));
 
   store::RocksRowStore* rows_ptr = rows.get();
@@ -271,7 +285,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   viewing.reset();
   queue.reset();
   media.reset();
-  blobs.reset();
+  inline_blobs.reset();
+  files.reset();
   absl::Status sync = rows->Sync();
   rows.reset();
   STRATA_LOG_INFO("strata stopped");

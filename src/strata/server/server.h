@@ -34,6 +34,10 @@ struct ServerConfig {
   // Media objects: bytes of one blob part (objects larger than this are stored as several
   // part files under <data_dir>/blobs). Default 64 MiB.
   uint64_t blob_part_bytes = uint64_t{64} << 20;
+  // Objects of at most this many bytes keep their bytes as a row of the row store
+  // (blob::InlineBlobStore) instead of a file: one log append to write, one tombstone to
+  // delete. 0 = every object is a file. At most blob_part_bytes. Default 16 KiB.
+  uint64_t blob_inline_max_bytes = 16 * 1024;
   // Largest object a PUT accepts (streamed; never held in memory), bytes; larger get 413.
   // Default 5 GiB.
   uint64_t max_object_bytes = uint64_t{5} << 30;
@@ -46,8 +50,8 @@ struct ServerConfig {
   int gc_min_workers = 1;
   int gc_max_workers = 0;
   uint64_t gc_backlog_per_worker = 2000;
-  // Items per sweep batch (one directory fsync and one queue commit each). Default 1024.
-  int gc_sweep_batch = 1024;
+  // Items per sweep batch (one directory fsync and one queue commit each). Default 64.
+  int gc_sweep_batch = 64;
   // AIMD throttle of the sweep, items/s: start, floor, ceiling, and the step added per healthy
   // 500 ms interval. Defaults 1000, 20, 50000, 250.
   double gc_initial_rate = 1000;
