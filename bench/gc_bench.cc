@@ -38,7 +38,32 @@ bool Eligible(uint64_t i, double fraction) {
 struct Online {
   LatencyHistogram get_us, put_us;
   uint64_t errors = 0;
+  // Every request when `keep_samples`: when it started (wall clock, ms, as the server's run
+  // record), its latency and kind, to split the sweep window into mark and sweep and to
+  // print a timeline.
+  struct Sample {
+    int64_t wall_ms;
+    uint32_t us;
+    bool get;
+  };
+  bool keep_samples = false;
+  std::vector<Sample> samples;
 };
+
+int64_t WallMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// p99 (ms) of the kept samples of one kind started in [from_ms, to_ms); -1 if none.
+double P99Between(const Online& o, bool get, int64_t from_ms, int64_t to_ms) {
+  LatencyHistogram h;
+  for (const Online::Sample& x : o.samples) {
+    if (x.get == get && x.wall_ms >= from_ms && x.wall_ms < to_ms) h.Record(x.us);
+  }
+  return h.count() == 0 ? -1 : h.Percentile(99) / 1000.0;
+}
 
 // Paced GETs of live objects and PUTs of new keys at `rate` req/s until `stop`.
 void OnlineLoad(const http::Endpoint& ep, const GcBenchOptions& o, const std::string& bucket,
@@ -64,11 +89,15 @@ void OnlineLoad(const http::Endpoint& ep, const GcBenchOptions& o, const std::st
       target = "/v1/buckets/" + put_bucket + "/objects/" + Key(put_base + n);
     }
     const auto t0 = SteadyClock::now();
+    const int64_t wall = out->keep_samples ? WallMillis() : 0;
     auto r =
         client.Request(get ? "GET" : "PUT", target, get ? "" : body, "application/octet-stream");
     const auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0).count();
     (get ? out->get_us : out->put_us).Record(static_cast<uint64_t>(us));
+    if (out->keep_samples) {
+      out->samples.push_back({wall, static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)), get});
+    }
     if (!r.ok() || r->status != 200) ++out->errors;
     ++n;
   }
@@ -144,6 +173,7 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
 
   // 3. Sweep.
   Online sweep;
+  sweep.keep_samples = true;
   stop = false;
   std::thread sweep_load(OnlineLoad, *ep, o, bucket, put_bucket, &stop, &sweep, 1u << 30);
   t0 = SteadyClock::now();
@@ -191,6 +221,12 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
   const int64_t finished_at = JsonInt(run, "finished_at");
   if (marked_at > 0) report.mark_seconds = (marked_at - started_at) / 1000.0;
   if (finished_at > 0) report.sweep_seconds = (finished_at - marked_at) / 1000.0;
+  if (marked_at > 0 && finished_at > 0) {
+    report.mark_get_p99_ms = P99Between(sweep, true, started_at, marked_at);
+    report.mark_put_p99_ms = P99Between(sweep, false, started_at, marked_at);
+    report.sweep_only_get_p99_ms = P99Between(sweep, true, marked_at, finished_at + 1);
+    report.sweep_only_put_p99_ms = P99Between(sweep, false, marked_at, finished_at + 1);
+  }
   report.idle_get_p99_ms = idle.get_us.Percentile(99) / 1000.0;
   report.idle_put_p99_ms = idle.put_us.Percentile(99) / 1000.0;
   report.sweep_get_p99_ms = sweep.get_us.Percentile(99) / 1000.0;
@@ -225,6 +261,31 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
                 static_cast<unsigned long long>(report.sweep_requests),
                 static_cast<unsigned long long>(report.online_errors));
   out << line;
+  if (marked_at > 0 && finished_at > 0) {
+    std::snprintf(line, sizeof(line),
+                  "  split by the run record: mark p99 GET %.2f / PUT %.2f ms; sweep alone p99 "
+                  "GET %.2f ms (x%.2f idle) / PUT %.2f ms (x%.2f idle)\n",
+                  report.mark_get_p99_ms, report.mark_put_p99_ms, report.sweep_only_get_p99_ms,
+                  report.idle_get_p99_ms > 0
+                      ? report.sweep_only_get_p99_ms / report.idle_get_p99_ms
+                      : 0,
+                  report.sweep_only_put_p99_ms,
+                  report.idle_put_p99_ms > 0
+                      ? report.sweep_only_put_p99_ms / report.idle_put_p99_ms
+                      : 0);
+    out << line;
+    // PUT p99 per 10 s from the POST on: where in the run the slow requests were.
+    out << "  PUT p99 per 10 s (ms):";
+    if (!sweep.samples.empty()) {
+      const int64_t first = sweep.samples.front().wall_ms;
+      const int64_t last = sweep.samples.back().wall_ms;
+      for (int64_t t = first; t <= last; t += 10'000) {
+        std::snprintf(line, sizeof(line), " %.2f", P99Between(sweep, false, t, t + 10'000));
+        out << line;
+      }
+    }
+    out << "\n";
+  }
   if (o.after_seconds > 0) {
     std::snprintf(line, sizeof(line),
                   "  online p99 after the sweep (no sweep running, %llu requests): GET %.2f ms "

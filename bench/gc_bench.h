@@ -47,6 +47,9 @@ struct GcBenchReport {
   double idle_get_p99_ms = 0, idle_put_p99_ms = 0;
   double sweep_get_p99_ms = 0, sweep_put_p99_ms = 0;
   double after_get_p99_ms = 0, after_put_p99_ms = 0;
+  // The sweep window split at the run's marked_at: mark (+ export) vs the sweep proper.
+  double mark_get_p99_ms = 0, mark_put_p99_ms = 0;
+  double sweep_only_get_p99_ms = 0, sweep_only_put_p99_ms = 0;
   uint64_t idle_requests = 0, sweep_requests = 0, after_requests = 0, online_errors = 0;
 };
 

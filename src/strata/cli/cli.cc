@@ -288,6 +288,9 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--gc-latency-factor", c->gc_latency_factor,
                     "Back off when object GET/PUT p99 exceeds this x its idle p99")
       ->capture_default_str();
+  serve->add_option("--gc-latency-floor-ms", c->gc_latency_floor_ms,
+                    "Object p99 below this never slows the sweep (noise floor)")
+      ->capture_default_str();
   serve->add_option("--gc-orphan-age-ms", c->gc_orphan_age_ms,
                     "Uploads not committed after this long are abandoned; the GC deletes their "
                     "bytes")

@@ -233,6 +233,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.throttle.max_rate = config.gc_max_rate;
   gc_options.throttle.additive_step = config.gc_rate_step;
   gc_options.throttle.latency_factor = config.gc_latency_factor;
+  gc_options.throttle.latency_floor_ms = config.gc_latency_floor_ms;
   gc_options.throttle.max_pending_compaction_bytes = config.gc_max_pending_compaction_bytes;
   gc_options.load_probe = MakeLoadProbe(metrics, rows.get());
   gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms);
