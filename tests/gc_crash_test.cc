@@ -201,7 +201,8 @@ TEST_P(GcCrashTest, SweepResumesAndMatchesTheOracleAfterACrash) {
 INSTANTIATE_TEST_SUITE_P(Points, GcCrashTest,
                          ::testing::Values("lifecycle.publish.after_batch",
                                            "lifecycle.sweep.after_record", "gc.sweep.after_bytes",
-                                           "gc.sweep.orphan_claimed", "gc.sweep.after_rows",
+                                           "gc.sweep.orphan_claimed", "gc.sweep.after_index",
+                                           "gc.sweep.after_row",
                                            "lifecycle.sweep.before_commit"),
                          [](const auto& info) {
                            std::string n = info.param;

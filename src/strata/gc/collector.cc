@@ -5,8 +5,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <set>
 
 #include "strata/base/coding.h"
 #include "strata/base/crash_point.h"
@@ -552,11 +550,7 @@ void Collector::ProcessMessages(std::span<const store::Message> messages) {
     ctxs[i].record = [this, item, now] { return Record(*item, now); };
     ctxs[i].recorded = [this, item] { return Recorded(*item); };
   }
-  BatchContext batch;
-  batch.record = [this, &items, now](std::span<const size_t> indexes) {
-    return RecordMany(items, indexes, now);
-  };
-  std::vector<absl::StatusOr<Outcome>> outcomes = task_->ProcessBatch(items, ctxs, batch);
+  std::vector<absl::StatusOr<Outcome>> outcomes = task_->ProcessBatch(items, ctxs);
   for (size_t i = 0; i < items.size(); ++i) {
     absl::StatusOr<Outcome>& outcome = outcomes[i];
     // A failed item is retried alone (every step is idempotent), with a growing pause.
@@ -587,69 +581,29 @@ absl::StatusOr<bool> Collector::Recorded(const WorkItem& item) {
 }
 
 absl::Status Collector::Record(const WorkItem& item, Millis now) {
-  const size_t index = 0;
-  return RecordMany(std::span<const WorkItem>(&item, 1), std::span<const size_t>(&index, 1),
-                    now)[0];
-}
-
-std::vector<absl::Status> Collector::RecordMany(std::span<const WorkItem> items,
-                                                std::span<const size_t> indexes, Millis now) {
-  std::vector<absl::Status> out(indexes.size());
-  // Audit partitions are per day; a batch nearly always has one. Each partition's entries
-  // and the totals they change go in one write.
-  std::map<std::string, std::vector<size_t>> by_partition;  // partition -> positions in indexes
-  for (size_t j = 0; j < indexes.size(); ++j) {
-    by_partition[AuditPartition(task_->name(), items[indexes[j]].day)].push_back(j);
-  }
+  const std::string partition = AuditPartition(task_->name(), item.day);
+  const std::string entry = AuditClustering(item.bucket, item.key, item.generation);
   std::lock_guard<std::mutex> lock(record_mu_);
-  for (const auto& [partition, positions] : by_partition) {
-    store::WriteBatch batch;
-    std::map<std::string, Totals> totals;  // clustering -> updated value
-    std::set<std::string> staged;          // entries of this batch (an item may repeat)
-    uint64_t objects = 0, bytes = 0;
-    absl::Status failed;
-    for (size_t j : positions) {
-      const WorkItem& item = items[indexes[j]];
-      std::string entry = AuditClustering(item.bucket, item.key, item.generation);
-      if (staged.count(entry) > 0) continue;
-      absl::StatusOr<std::string> existing = audit_->Get(partition, entry);
-      if (existing.ok()) continue;  // a redelivery: counted already
-      if (!absl::IsNotFound(existing.status())) {
-        failed = existing.status();
-        break;
-      }
-      for (std::string key :
-           {DayTotalsClustering(item.bucket, item.reason), RunTotalsClustering(item.run_id)}) {
-        auto it = totals.find(key);
-        if (it == totals.end()) {
-          absl::StatusOr<Totals> t = GetTotals(audit_, partition, key);
-          if (!t.ok()) {
-            failed = t.status();
-            break;
-          }
-          it = totals.emplace(key, *t).first;
-        }
-        it->second.objects += 1;
-        it->second.bytes += item.size;
-      }
-      if (!failed.ok()) break;
-      batch.Put(entry, EncodeAuditEntry({item.size, item.reason, now, item.run_id}));
-      staged.insert(std::move(entry));
-      ++objects;
-      bytes += item.size;
-    }
-    if (failed.ok() && !batch.empty()) {
-      for (const auto& [key, t] : totals) batch.Put(key, EncodeTotals(t));
-      failed = audit_->Apply(partition, batch);
-    }
-    for (size_t j : positions) out[j] = failed;
-    if (failed.ok()) {
-      processed_objects_->Inc(objects);
-      processed_bytes_->Inc(bytes);
-    }
-  }
+  absl::StatusOr<std::string> existing = audit_->Get(partition, entry);
+  if (existing.ok()) return absl::OkStatus();  // a redelivery: counted already
+  if (!absl::IsNotFound(existing.status())) return existing.status();
+  const std::string day_key = DayTotalsClustering(item.bucket, item.reason);
+  const std::string run_key = RunTotalsClustering(item.run_id);
+  STRATA_ASSIGN_OR_RETURN(Totals day, GetTotals(audit_, partition, day_key));
+  STRATA_ASSIGN_OR_RETURN(Totals run, GetTotals(audit_, partition, run_key));
+  day.objects += 1;
+  day.bytes += item.size;
+  run.objects += 1;
+  run.bytes += item.size;
+  store::WriteBatch batch;
+  batch.Put(entry, EncodeAuditEntry({item.size, item.reason, now, item.run_id}));
+  batch.Put(day_key, EncodeTotals(day));
+  batch.Put(run_key, EncodeTotals(run));
+  STRATA_RETURN_IF_ERROR(audit_->Apply(partition, batch));
+  processed_objects_->Inc();
+  processed_bytes_->Inc(item.size);
   STRATA_CRASH_POINT("lifecycle.sweep.after_record");
-  return out;
+  return absl::OkStatus();
 }
 
 uint64_t Collector::Backlog() {

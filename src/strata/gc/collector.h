@@ -151,10 +151,6 @@ class Collector {
   // Runs one polled batch through the task (ProcessBatch), retrying failed items alone.
   void ProcessMessages(std::span<const store::Message> messages);
   absl::Status Record(const WorkItem& item, Millis now);
-  // Record for items[i], i in `indexes`: one audit write per day partition (entries plus
-  // the totals they change); one status per index.
-  std::vector<absl::Status> RecordMany(std::span<const WorkItem> items,
-                                       std::span<const size_t> indexes, Millis now);
   absl::StatusOr<bool> Recorded(const WorkItem& item);
   void FinishSweepIfDrained();
   void MaybeStartScheduled();

@@ -1,7 +1,5 @@
 #include "strata/gc/lifecycle_task.h"
 
-#include <map>
-
 #include "strata/base/crash_point.h"
 #include "strata/base/status.h"
 #include "strata/media/checksums.h"
@@ -20,7 +18,7 @@ std::string_view HardDeleteTask::Eligible(const media::ObjectRow& row, Millis as
 }
 
 std::vector<absl::StatusOr<Outcome>> LifecycleTask::ProcessBatch(
-    std::span<const WorkItem> items, std::span<const ProcessContext> ctxs, const BatchContext&) {
+    std::span<const WorkItem> items, std::span<const ProcessContext> ctxs) {
   std::vector<absl::StatusOr<Outcome>> results;
   results.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) results.push_back(Process(items[i], ctxs[i]));
@@ -28,33 +26,27 @@ std::vector<absl::StatusOr<Outcome>> LifecycleTask::ProcessBatch(
 }
 
 absl::StatusOr<Outcome> HardDeleteTask::Process(const WorkItem& item, const ProcessContext& ctx) {
-  BatchContext one;
-  one.record = [&ctx](std::span<const size_t> indexes) {
-    return std::vector<absl::Status>(indexes.size(), ctx.record());
-  };
   return ProcessBatch(std::span<const WorkItem>(&item, 1),
-                      std::span<const ProcessContext>(&ctx, 1), one)[0];
+                      std::span<const ProcessContext>(&ctx, 1))[0];
 }
 
 std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
-    std::span<const WorkItem> items, std::span<const ProcessContext> ctxs,
-    const BatchContext& batch) {
+    std::span<const WorkItem> items, std::span<const ProcessContext> ctxs) {
   // What remains to do for an item once its decision is recorded.
   enum class Rest {
     kNone,            // result already final
     kBytes,           // bytes only (the row went in an earlier delivery)
     kSupersededRow,   // bytes, then the superseded row
-    kObject,          // bytes, then index entries and the object row
+    kObject,          // bytes, then index entries, then the object row
   };
   std::vector<absl::StatusOr<Outcome>> results(items.size(), absl::UnknownError("not run"));
   std::vector<Rest> rest(items.size(), Rest::kNone);
-  std::vector<std::vector<std::string>> item_blobs(items.size());
-  std::vector<size_t> to_record;  // decided in step 1, recorded together before step 2
+  std::vector<std::string> blobs;
 
-  // 1. Re-check each item against the online row (same generation, still eligible now).
-  // Eligibility of one generation only ever becomes true (restore is refused past grace or
-  // TTL, and a rewrite makes a new generation), so a check that passes here holds for the
-  // steps below.
+  // 1. Re-check each item against the online row (same generation, still eligible now), and
+  // record the decision before anything irreversible. Eligibility of one generation only
+  // ever becomes true (restore is refused past grace or TTL, and a rewrite makes a new
+  // generation), so a check that passes here holds for the steps below.
   for (size_t i = 0; i < items.size(); ++i) {
     const WorkItem& item = items[i];
     const ProcessContext& ctx = ctxs[i];
@@ -75,7 +67,7 @@ std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
           } else if (!*recorded) {
             results[i] = Outcome::kSkipped;
           } else {
-            item_blobs[i].push_back(item.blob);
+            blobs.push_back(item.blob);
             rest[i] = Rest::kBytes;
           }
           continue;
@@ -93,9 +85,12 @@ std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
     }
     if (item.kind == WorkItem::Kind::kSuperseded || item.kind == WorkItem::Kind::kOrphan) {
       // A replaced generation: no row names these bytes any more (blob names are write-once).
-      item_blobs[i].push_back(item.blob);
+      if (absl::Status s = ctx.record(); !s.ok()) {
+        results[i] = s;
+        continue;
+      }
+      blobs.push_back(item.blob);
       rest[i] = Rest::kSupersededRow;
-      to_record.push_back(i);
       continue;
     }
     absl::StatusOr<media::ObjectRow> row =
@@ -113,7 +108,7 @@ std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
         results[i] = Outcome::kSkipped;
         continue;
       }
-      item_blobs[i].push_back(item.blob);
+      blobs.push_back(item.blob);
       rest[i] = absl::IsNotFound(row.status()) ? Rest::kBytes : Rest::kSupersededRow;
       continue;
     }
@@ -125,29 +120,17 @@ std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
       results[i] = Outcome::kSkipped;
       continue;
     }
-    // The row may name other bytes than the mark saw if archival moved them: both go.
-    item_blobs[i].push_back(row->blob);
-    if (row->blob != item.blob) item_blobs[i].push_back(item.blob);
-    rest[i] = Rest::kObject;
-    to_record.push_back(i);
-  }
-
-  // Every decision recorded (one write) before anything irreversible.
-  if (!to_record.empty()) {
-    std::vector<absl::Status> recorded = batch.record(to_record);
-    for (size_t j = 0; j < to_record.size(); ++j) {
-      if (recorded[j].ok()) continue;
-      results[to_record[j]] = recorded[j];
-      rest[to_record[j]] = Rest::kNone;
+    if (absl::Status s = ctx.record(); !s.ok()) {
+      results[i] = s;
+      continue;
     }
+    // The row may name other bytes than the mark saw if archival moved them: both go.
+    blobs.push_back(row->blob);
+    if (row->blob != item.blob) blobs.push_back(item.blob);
+    rest[i] = Rest::kObject;
   }
 
   // 2. Bytes, every part of every blob of the batch, durable together.
-  std::vector<std::string> blobs;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (rest[i] == Rest::kNone) continue;
-    for (std::string& b : item_blobs[i]) blobs.push_back(std::move(b));
-  }
   if (!blobs.empty()) {
     absl::Status s = media_->blobs()->DeleteMany(blobs);
     if (!s.ok()) {
@@ -159,33 +142,38 @@ std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
   }
   STRATA_CRASH_POINT("gc.sweep.after_bytes");
 
-  // 3. Index entries and object rows, then superseded rows: one write per bucket each.
-  std::map<std::string_view, std::vector<size_t>> objects_by_bucket, superseded_by_bucket;
+  // 3. Index entries, then 4. metadata rows.
   for (size_t i = 0; i < items.size(); ++i) {
-    if (rest[i] == Rest::kObject) objects_by_bucket[items[i].bucket].push_back(i);
-    if (rest[i] == Rest::kSupersededRow) superseded_by_bucket[items[i].bucket].push_back(i);
-    if (rest[i] == Rest::kBytes) results[i] = Outcome::kDone;
-  }
-  auto apply = [&](const std::map<std::string_view, std::vector<size_t>>& by_bucket,
-                   bool objects) {
-    for (const auto& [bucket, indexes] : by_bucket) {
-      std::vector<std::pair<std::string, uint64_t>> keys;
-      keys.reserve(indexes.size());
-      for (size_t i : indexes) keys.emplace_back(items[i].key, items[i].generation);
-      absl::Status s = objects ? media_->DeleteObjects(bucket, keys)
-                               : media_->DeleteSupersededRows(bucket, keys);
-      for (size_t i : indexes) {
-        if (s.ok()) {
-          results[i] = Outcome::kDone;
-        } else {
-          results[i] = s;
-        }
-      }
+    if (rest[i] != Rest::kObject) continue;
+    absl::Status s = media_->DeleteIndexEntries(items[i].bucket, items[i].key, items[i].generation);
+    if (!s.ok()) {
+      results[i] = s;
+      rest[i] = Rest::kNone;
     }
-  };
-  apply(objects_by_bucket, /*objects=*/true);
-  STRATA_CRASH_POINT("gc.sweep.after_rows");
-  apply(superseded_by_bucket, /*objects=*/false);
+  }
+  STRATA_CRASH_POINT("gc.sweep.after_index");
+  for (size_t i = 0; i < items.size(); ++i) {
+    const WorkItem& item = items[i];
+    absl::Status s;
+    switch (rest[i]) {
+      case Rest::kNone:
+        continue;
+      case Rest::kBytes:
+        break;
+      case Rest::kSupersededRow:
+        s = media_->DeleteSupersededRow(item.bucket, item.key, item.generation);
+        break;
+      case Rest::kObject:
+        s = media_->DeleteObjectRow(item.bucket, item.key, item.generation);
+        break;
+    }
+    if (s.ok()) {
+      results[i] = Outcome::kDone;
+    } else {
+      results[i] = s;
+    }
+  }
+  STRATA_CRASH_POINT("gc.sweep.after_row");
   return results;
 }
 

@@ -41,13 +41,6 @@ struct ProcessContext {
   std::function<absl::StatusOr<bool>()> recorded;
 };
 
-// What ProcessBatch gets besides each item's context.
-struct BatchContext {
-  // Records the decisions of items[i] for every i in `indexes`, as ctxs[i].record() would one
-  // by one, in one write: one status per index, in order.
-  std::function<std::vector<absl::Status>(std::span<const size_t> indexes)> record;
-};
-
 class LifecycleTask {
  public:
   virtual ~LifecycleTask() = default;
@@ -67,23 +60,21 @@ class LifecycleTask {
   // every item still goes through its steps in order. The collector retries a failed item
   // alone with Process. The default calls Process for each item.
   virtual std::vector<absl::StatusOr<Outcome>> ProcessBatch(std::span<const WorkItem> items,
-                                                            std::span<const ProcessContext> ctxs,
-                                                            const BatchContext& batch);
+                                                            std::span<const ProcessContext> ctxs);
 };
 
 // The garbage collector: hard-deletes soft-deleted objects past their grace period, expired
 // objects, and the bytes of replaced generations. Steps (crash points in brackets):
-//   re-check -> record -> bytes, every part [gc.sweep.after_bytes] -> index entries and
-//   object row, one atomic write [gc.sweep.after_rows] -> (queue commit).
+//   re-check -> record -> bytes, every part [gc.sweep.after_bytes] -> index entries
+//   [gc.sweep.after_index] -> object row [gc.sweep.after_row] -> (queue commit).
 // An abandoned upload (an upload row older than the orphan age) is first claimed --
 // MediaService::AbandonUpload turns it into a superseded row, after which the upload cannot
 // commit -- and then goes the superseded way: record -> bytes -> superseded row. A crash
 // between the claim and the record leaves the superseded row for the next run.
 // ProcessBatch runs each step for the whole batch before the next step (the crash points
-// fire once per batch): re-check every item, record all decisions in one write, delete all
-// their bytes in one DeleteMany (one row-store batch for inline blobs, one directory sync
-// per directory for files), then each bucket's index entries and rows in one write
-// (MediaService::DeleteObjects).
+// fire once per batch): re-check + record every item, delete all their bytes in one
+// DeleteMany (one directory sync per directory instead of one per object), then the index
+// entries, then the rows.
 class HardDeleteTask final : public LifecycleTask {
  public:
   static constexpr Millis kDefaultOrphanAgeMs = 86'400'000;
@@ -97,8 +88,7 @@ class HardDeleteTask final : public LifecycleTask {
   Millis OrphanAgeMs() const override { return orphan_age_ms_; }
   absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) override;
   std::vector<absl::StatusOr<Outcome>> ProcessBatch(std::span<const WorkItem> items,
-                                                    std::span<const ProcessContext> ctxs,
-                                                    const BatchContext& batch) override;
+                                                    std::span<const ProcessContext> ctxs) override;
 
  private:
   media::MediaService* media_;

@@ -398,41 +398,26 @@ absl::StatusOr<ObjectRow> MediaService::RowAtGeneration(std::string_view bucket,
   return row;
 }
 
-absl::Status MediaService::DeleteObjects(
-    std::string_view bucket, std::span<const std::pair<std::string, uint64_t>> key_generations) {
-  if (key_generations.empty()) return absl::OkStatus();
-  // Every key's lock, each stripe once, in index order (so two batches cannot deadlock).
-  std::vector<size_t> stripes;
-  stripes.reserve(key_generations.size());
-  for (const auto& [key, generation] : key_generations) {
-    stripes.push_back(KeyLockIndex(bucket, key));
-  }
-  std::sort(stripes.begin(), stripes.end());
-  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-  std::vector<std::unique_lock<std::mutex>> locks;
-  locks.reserve(stripes.size());
-  for (size_t i : stripes) locks.emplace_back(key_locks_[i]);
+absl::Status MediaService::DeleteIndexEntries(std::string_view bucket, std::string_view key,
+                                              uint64_t generation) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  absl::StatusOr<ObjectRow> row = ReadRow(bucket, key);
+  if (absl::IsNotFound(row.status())) return absl::OkStatus();
+  if (!row.ok()) return row.status();
+  if (row->generation != generation || row->meta.empty()) return absl::OkStatus();
   store::WriteBatch batch;
-  for (const auto& [key, generation] : key_generations) {
-    absl::StatusOr<ObjectRow> row = ReadRow(bucket, key);
-    if (absl::IsNotFound(row.status())) continue;
-    if (!row.ok()) return row.status();
-    if (row->generation != generation) continue;
-    for (const auto& [k, v] : row->meta) batch.Delete(IndexClustering(k, v, key));
-    batch.Delete(ObjectClustering(key));
-  }
-  if (batch.empty()) return absl::OkStatus();
+  for (const auto& [k, v] : row->meta) batch.Delete(IndexClustering(k, v, key));
   return objects_->Apply(bucket, batch);
 }
 
-absl::Status MediaService::DeleteSupersededRows(
-    std::string_view bucket, std::span<const std::pair<std::string, uint64_t>> key_generations) {
-  if (key_generations.empty()) return absl::OkStatus();
-  store::WriteBatch batch;
-  for (const auto& [key, generation] : key_generations) {
-    batch.Delete(SupersededClustering(key, generation));
-  }
-  return objects_->Apply(bucket, batch);
+absl::Status MediaService::DeleteObjectRow(std::string_view bucket, std::string_view key,
+                                           uint64_t generation) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  absl::StatusOr<ObjectRow> row = ReadRow(bucket, key);
+  if (absl::IsNotFound(row.status())) return absl::OkStatus();
+  if (!row.ok()) return row.status();
+  if (row->generation != generation) return absl::OkStatus();
+  return objects_->Delete(bucket, ObjectClustering(key));
 }
 
 absl::Status MediaService::DeleteSupersededRow(std::string_view bucket, std::string_view key,
@@ -515,13 +500,9 @@ uint64_t MediaService::NextGeneration(uint64_t at_least) {
   }
 }
 
-size_t MediaService::KeyLockIndex(std::string_view bucket, std::string_view key) const {
-  size_t h = std::hash<std::string_view>()(bucket) * 31 + std::hash<std::string_view>()(key);
-  return h % key_locks_.size();
-}
-
 std::mutex& MediaService::KeyLock(std::string_view bucket, std::string_view key) {
-  return key_locks_[KeyLockIndex(bucket, key)];
+  size_t h = std::hash<std::string_view>()(bucket) * 31 + std::hash<std::string_view>()(key);
+  return key_locks_[h % key_locks_.size()];
 }
 
 }  // namespace strata::media

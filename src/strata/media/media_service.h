@@ -31,7 +31,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -162,19 +161,17 @@ class MediaService {
   // row, FailedPrecondition if the key now holds another generation (it was re-written).
   absl::StatusOr<ObjectRow> RowAtGeneration(std::string_view bucket, std::string_view key,
                                             uint64_t generation);
+  // Removes the search index entries of the row `key`@`generation` (its user metadata).
+  // OK and a no-op when the key holds no row or another generation (a rewrite already
+  // replaced the entries in its own batch).
+  absl::Status DeleteIndexEntries(std::string_view bucket, std::string_view key,
+                                  uint64_t generation);
+  // Removes the object row if it still holds `generation`; OK if absent or re-written.
+  absl::Status DeleteObjectRow(std::string_view bucket, std::string_view key,
+                               uint64_t generation);
   // The superseded row of `key`@`generation`; NotFound if absent.
   absl::StatusOr<SupersededRow> GetSupersededRow(std::string_view bucket, std::string_view key,
                                                  uint64_t generation);
-  // Hard-deletes several objects of one bucket in one atomic write: for each (key,
-  // generation) whose row still holds that generation, its search index entries and then
-  // its row. Keys holding another generation, or none, are left alone. Takes
-  // the keys' locks (in a fixed order) for the duration.
-  absl::Status DeleteObjects(std::string_view bucket,
-                             std::span<const std::pair<std::string, uint64_t>> key_generations);
-  // Removes the superseded rows of several (key, generation) of one bucket in one write;
-  // absent ones are OK.
-  absl::Status DeleteSupersededRows(
-      std::string_view bucket, std::span<const std::pair<std::string, uint64_t>> key_generations);
   // Removes the superseded row of `key`@`generation`; OK if absent.
   absl::Status DeleteSupersededRow(std::string_view bucket, std::string_view key,
                                    uint64_t generation);
@@ -212,7 +209,6 @@ class MediaService {
   bool Restorable(const ObjectRow& row, Millis now) const;
   uint64_t NextGeneration(uint64_t at_least);
   std::mutex& KeyLock(std::string_view bucket, std::string_view key);
-  size_t KeyLockIndex(std::string_view bucket, std::string_view key) const;
   absl::StatusOr<ObjectPage> ScanVisible(std::string_view bucket, const ListQuery& query,
                                          std::string_view meta_key, std::string_view value,
                                          bool search);

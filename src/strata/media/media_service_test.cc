@@ -461,44 +461,6 @@ TEST_P(MediaServiceTest, ConsistentSnapshotScanFindsWhatTheGcMustDelete) {
   EXPECT_EQ(index_entries, 0u);
 }
 
-TEST_P(MediaServiceTest, DeleteObjectsRemovesRowsAndIndexOfTheGivenGenerationsOnly) {
-  PutObjectOptions tagged;
-  tagged.meta = {{"state", "done"}};
-  auto a = Put("a", "1", tagged);
-  auto b = Put("b", "2", tagged);
-  auto c_old = Put("c", "3", tagged);
-  ASSERT_TRUE(a.ok() && b.ok() && c_old.ok());
-  auto c_new = Put("c", "33", tagged);  // rewritten: the old generation is not "c" any more
-  ASSERT_TRUE(c_new.ok());
-  const std::vector<std::pair<std::string, uint64_t>> keys = {
-      {"a", a->row.generation},
-      {"b", b->row.generation},
-      {"c", c_old->row.generation},
-      {"missing", 1},
-      {"a", a->row.generation}};  // a redelivered item repeats: still one effect
-  ASSERT_TRUE(service_->DeleteObjects("media", keys).ok());
-  for (const char* k : {"a", "b"}) {
-    EXPECT_TRUE(absl::IsNotFound(service_->objects_table()->Get("media", ObjectClustering(k)).status()))
-        << k;
-    EXPECT_TRUE(absl::IsNotFound(
-        service_->objects_table()->Get("media", IndexClustering("state", "done", k)).status()))
-        << k;
-  }
-  EXPECT_EQ(ReadAll("c"), "33");
-  EXPECT_EQ(Keys(service_->Search("media", "state", "done", {})), std::vector<std::string>{"c"});
-  // Idempotent: again is OK and changes nothing.
-  ASSERT_TRUE(service_->DeleteObjects("media", keys).ok());
-  EXPECT_EQ(ReadAll("c"), "33");
-
-  // Superseded rows go by (key, generation), absent ones OK.
-  const std::vector<std::pair<std::string, uint64_t>> superseded = {
-      {"c", c_old->row.generation}, {"nothing", 7}};
-  ASSERT_TRUE(service_->GetSupersededRow("media", "c", c_old->row.generation).ok());
-  ASSERT_TRUE(service_->DeleteSupersededRows("media", superseded).ok());
-  EXPECT_TRUE(absl::IsNotFound(
-      service_->GetSupersededRow("media", "c", c_old->row.generation).status()));
-}
-
 INSTANTIATE_TEST_SUITE_P(Stores, MediaServiceTest, ::testing::Values("Memory", "Rocks"),
                          [](const auto& info) { return info.param; });
 
