@@ -184,6 +184,39 @@ class GcTest(unittest.TestCase):
         metrics = self.server.request("GET", "/metrics")[2].decode()
         self.assertIn('strata_lifecycle_objects_total{task="gc"} %d' % len(eligible), metrics)
 
+    def test_archival_moves_inline_and_file_objects_to_the_cold_directory(self):
+        # Small objects are inline rows by default; archival moves every object's bytes to
+        # the archive class's own directory, whatever its size, and reads are unchanged.
+        self.server.stop()
+        self.server = test_media.Server(self.dir, ("--gc-daily-at", "", "--archive-after-ms",
+                                                   "1", "--archive-daily-at", ""))
+        status, _ = self.server.json("PUT", "/v1/buckets/media", b"{}")
+        self.assertEqual(status, 200)
+        small, large = b"tiny object", bytes(range(256)) * 160  # 11 B inline, 40 KiB a file
+        self.put("media", "small", small)
+        self.put("media", "large", large)
+        blobs = os.path.join(self.dir, "d", "blobs")
+        self.assertEqual(glob.glob(os.path.join(blobs, "hot", "media", "small@*")), [])
+        self.assertEqual(len(glob.glob(os.path.join(blobs, "hot", "media", "large@*"))), 1)
+        time.sleep(0.05)
+        status, run = self.server.json("POST", "/v1/archive/runs", b'{"dry_run": false}')
+        self.assertEqual(status, 202, run)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            status, run = self.server.json("GET", "/v1/archive/runs/%d" % run["id"])
+            if run["state"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+        self.assertEqual(run["state"], "done", run)
+        self.assertEqual((run["processed"], run["errors"]), (2, 0), run)
+        for key, data in (("small", small), ("large", large)):
+            status, headers, body = self.server.request("GET", "/v1/buckets/media/objects/" + key)
+            self.assertEqual(status, 200, key)
+            self.assertEqual(body, data, key)
+            self.assertEqual(len(glob.glob(os.path.join(blobs, "cold", "media", key + "@*"))), 1,
+                             key)
+        self.assertEqual(glob.glob(os.path.join(blobs, "hot", "media", "*")), [])
+
     def test_sweep_resumes_after_sigkill(self):
         # A slow sweep (5 items/s), killed mid-way; after the restart it resumes and finishes.
         self.server.stop()

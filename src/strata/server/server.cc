@@ -198,6 +198,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   if (config.blob_inline_max_bytes > 0) {
     blob::InlineBlobStoreOptions inline_options;
     inline_options.max_inline_bytes = config.blob_inline_max_bytes;
+    // Archived objects leave the row store for the archive class's own directory.
+    inline_options.never_inline_prefixes = {config.archive_class + "/"};
     STRATA_ASSIGN_OR_RETURN(inline_blobs, blob::InlineBlobStore::Open(rows.get(), files.get(),
                                                                       inline_options, metrics));
     blobs = inline_blobs.get();

@@ -51,11 +51,12 @@ class InlineBlobReader final : public BlobReader {
 class InlineBlobWriter final : public BlobWriter {
  public:
   InlineBlobWriter(InlineBlobStore* store, std::string name)
-      : store_(store), name_(std::move(name)) {}
+      : store_(store), name_(std::move(name)), may_inline_(store->MayInline(name_)) {}
 
   absl::Status Append(std::string_view data) override {
     if (closed_) return absl::FailedPreconditionError("blob writer is closed");
-    if (spilled_ == nullptr && buffer_.size() + data.size() <= store_->max_inline_bytes()) {
+    if (spilled_ == nullptr && may_inline_ &&
+        buffer_.size() + data.size() <= store_->max_inline_bytes()) {
       buffer_.append(data);
       return absl::OkStatus();
     }
@@ -73,6 +74,12 @@ class InlineBlobWriter final : public BlobWriter {
 
   absl::Status Commit() override {
     if (closed_) return absl::FailedPreconditionError("blob writer is closed");
+    if (spilled_ == nullptr && !may_inline_) {
+      // Empty (or never appended to) and never to be inline: an empty base blob.
+      absl::StatusOr<std::unique_ptr<BlobWriter>> w = store_->base_->NewWriter(name_);
+      if (!w.ok()) return Fail(w.status());
+      spilled_ = std::move(*w);
+    }
     closed_ = true;
     if (spilled_ != nullptr) return store_->CommitSpilled(name_, spilled_.get());
     return store_->CommitInline(name_, buffer_);
@@ -90,6 +97,7 @@ class InlineBlobWriter final : public BlobWriter {
 
   InlineBlobStore* store_;
   const std::string name_;
+  const bool may_inline_;
   std::string buffer_;
   std::unique_ptr<BlobWriter> spilled_;
   bool closed_ = false;
@@ -110,6 +118,13 @@ absl::StatusOr<std::unique_ptr<InlineBlobStore>> InlineBlobStore::Open(
   s->inline_commits_ = metrics->GetCounter("strata_blob_commits_total", help, "store=\"inline\"");
   s->spilled_commits_ = metrics->GetCounter("strata_blob_commits_total", help, "store=\"base\"");
   return s;
+}
+
+bool InlineBlobStore::MayInline(std::string_view name) const {
+  for (const std::string& p : options_.never_inline_prefixes) {
+    if (name.substr(0, p.size()) == p) return false;
+  }
+  return true;
 }
 
 std::mutex& InlineBlobStore::NameLock(std::string_view name) {

@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "strata/base/metrics.h"
 #include "strata/blob/blob_store.h"
@@ -42,6 +43,10 @@ struct InlineBlobStoreOptions {
   uint64_t max_inline_bytes = 16 * 1024;
   // The table holding inline blobs ("blob_inline" by default).
   std::string table = "blob_inline";
+  // Names starting with one of these always go to the base store, whatever their size (the
+  // server lists its archive class: archived bytes leave the row store for their own
+  // directory, as archival means to).
+  std::vector<std::string> never_inline_prefixes;
 };
 
 class InlineBlobStore final : public BlobStore {
@@ -62,6 +67,8 @@ class InlineBlobStore final : public BlobStore {
                                 size_t limit) override;
 
   store::Table* table() const { return table_; }
+  // Whether a blob of this name may be kept inline (see never_inline_prefixes).
+  bool MayInline(std::string_view name) const;
   uint64_t max_inline_bytes() const { return options_.max_inline_bytes; }
 
  private:

@@ -110,6 +110,33 @@ TEST(InlineBlobStoreTest, SmallBlobsAreRowsAndLargerOnesFiles) {
       << metrics;
 }
 
+TEST(InlineBlobStoreTest, ExcludedPrefixesAlwaysGoToTheBaseStore) {
+  const std::string dir = FreshDir();
+  {
+    store::RocksRowStoreOptions r;
+    r.path = dir + "/rows";
+    auto rows = *store::RocksRowStore::Open(r);
+    LocalBlobStoreOptions o;
+    o.root = dir + "/blobs";
+    o.sync = false;
+    auto files = *LocalBlobStore::Open(o);
+    MetricsRegistry m;
+    InlineBlobStoreOptions io;
+    io.never_inline_prefixes = {"cold/"};
+    auto blobs = *InlineBlobStore::Open(rows.get(), files.get(), io, &m);
+    ASSERT_TRUE(blobs->Put("cold/b/k", "small").ok());
+    ASSERT_TRUE(blobs->Put("cold/b/empty", "").ok());
+    ASSERT_TRUE(blobs->Put("coldish/b/k", "small").ok());
+    EXPECT_EQ(*files->Read("cold/b/k", 0, 100), "small");
+    EXPECT_TRUE(files->Stat("cold/b/empty").ok());
+    EXPECT_TRUE(absl::IsNotFound(files->Stat("coldish/b/k").status()));  // inline
+    EXPECT_EQ(*blobs->Read("cold/b/k", 0, 100), "small");
+    EXPECT_EQ(*blobs->Read("coldish/b/k", 0, 100), "small");
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 TEST(InlineBlobStoreTest, NamesAreWriteOnceAcrossBothStores) {
   Stores s(4096, 100);
   ASSERT_TRUE(s.files()->Put("c/in-files", "tiny").ok());  // small, but already a file
