@@ -32,12 +32,25 @@ struct StableSummary {
 // The summary of a member's recent-tier compressed version (it changes only at roll-ups and
 // rotations, so reads need not decode it each time). Valid for exactly that version and
 // those boundaries; live rows are added by the reader.
+// One compressed segment's share of a RecentSummary. A roll-up rewrites only the segments
+// it touches (new id; ids are never reused) and keeps the others, so the summary of the next
+// version decodes only the new segments and reuses these for the rest.
+struct SegmentSummary {
+  uint64_t id = 0;        // SegmentRef::id
+  uint64_t checksum = 0;  // SegmentRef::checksum
+  std::vector<TitleSummary> titles;  // its records from rotated_until on
+  std::vector<ViewingRecord> late;   // its records in [historical_until, rotated_until)
+};
+
 struct RecentSummary {
   uint64_t version = 0;                 // HistoryMeta::version (0 = no compressed version)
   Millis historical_until = INT64_MIN;  // records before it were ignored
   Millis rotated_until = INT64_MIN;     // records from it on are in `titles`
   std::vector<TitleSummary> titles;
   std::vector<ViewingRecord> late;      // records in [historical_until, rotated_until)
+  // Per segment, when built from the segments (empty when built otherwise, e.g. by a
+  // rotation's refresh): what the next version's summary may reuse.
+  std::vector<std::shared_ptr<const SegmentSummary>> segments;
 };
 
 class SummaryCache {
@@ -87,9 +100,15 @@ class SummaryCache {
     return sizeof(StableSummary) + 64 + e.titles.size() * sizeof(TitleSummary);
   }
   static size_t RecentBytes(const RecentSummary* r) {
-    return r ? sizeof(RecentSummary) + r->titles.size() * sizeof(TitleSummary) +
-                   r->late.size() * (sizeof(ViewingRecord) + 32)
-             : 0;
+    if (r == nullptr) return 0;
+    size_t bytes = sizeof(RecentSummary) + r->titles.size() * sizeof(TitleSummary) +
+                   r->late.size() * (sizeof(ViewingRecord) + 32);
+    // Shared with the versions before and after; counted with each (an overestimate).
+    for (const auto& s : r->segments) {
+      bytes += sizeof(SegmentSummary) + 16 + s->titles.size() * sizeof(TitleSummary) +
+               s->late.size() * (sizeof(ViewingRecord) + 32);
+    }
+    return bytes;
   }
   // Drops least recently used entries until the shard fits (keeping at least `keep`).
   void EvictLocked(Shard& s, size_t keep);

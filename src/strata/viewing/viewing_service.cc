@@ -154,6 +154,16 @@ absl::Status ViewingService::Init() {
   language_unchanged_ = metrics_->GetCounter(
       "strata_viewing_filter_dropped_total", "Records the write filters chose not to store",
       "filter=\"language_unchanged\"");
+  segment_summaries_built_ = metrics_->GetCounter(
+      "strata_viewing_segment_summaries_total",
+      "Recent-tier segments summarised for a summary read, by whether the previous version's "
+      "summary of the same segment was reused or the segment decoded",
+      "source=\"decoded\"");
+  segment_summaries_reused_ = metrics_->GetCounter(
+      "strata_viewing_segment_summaries_total",
+      "Recent-tier segments summarised for a summary read, by whether the previous version's "
+      "summary of the same segment was reused or the segment decoded",
+      "source=\"reused\"");
   rollups_ = metrics_->GetCounter("strata_viewing_rollups_total",
                                   "Roll-ups of live rows into a new compressed version");
   rollup_records_ = metrics_->GetCounter("strata_viewing_rollup_live_rows_total",

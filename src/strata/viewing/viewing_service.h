@@ -390,6 +390,8 @@ class ViewingService {
   Counter* language_changes_;
   Counter* language_unchanged_;
   Counter* rollups_;
+  Counter* segment_summaries_built_;
+  Counter* segment_summaries_reused_;
   Counter* rollup_records_;
   Counter* rollup_errors_;
   Histogram* rollup_seconds_;

@@ -774,27 +774,51 @@ absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   const uint64_t version = h.compressed ? h.compressed->meta.version : 0;
 
-  // The recent tier's compressed version, summarised once per version (not per read).
+  // The recent tier's compressed version, summarised once per version (not per read), and
+  // per segment: a new version decodes only the segments its roll-up rewrote (a hot
+  // member's roll-ups touch its newest segment; the older ones are reused).
   std::shared_ptr<const RecentSummary> recent = summary_cache_->GetRecent(member);
   if (!recent || recent->version != version || recent->historical_until != H ||
       recent->rotated_until != R) {
+    std::unordered_map<uint64_t, std::shared_ptr<const SegmentSummary>> reusable;
+    if (recent && recent->historical_until == H && recent->rotated_until == R) {
+      for (const auto& s : recent->segments) reusable.emplace(s->id, s);
+    }
     auto built = std::make_shared<RecentSummary>();
     built->version = version;
     built->historical_until = H;
     built->rotated_until = R;
     SummaryBuilder b;
     if (h.compressed) {
-      for (size_t i = 0; i < h.compressed->segments.size(); ++i) {
-        STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
-                                DecodeChunk(shard, member, *h.compressed, i));
-        for (auto& r : part) {
-          if (expired(r) || r.started_at < H) continue;
-          if (r.started_at < R) {
-            built->late.push_back(std::move(r));
-          } else {
-            b.Add(r);
+      const auto& refs = h.compressed->meta.segments;
+      for (size_t i = 0; i < h.compressed->segments.size() && i < refs.size(); ++i) {
+        std::shared_ptr<const SegmentSummary> seg;
+        auto it = reusable.find(refs[i].id);
+        if (it != reusable.end() && it->second->checksum == refs[i].checksum) {
+          seg = it->second;
+          segment_summaries_reused_->Inc();
+        } else {
+          STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                                  DecodeChunk(shard, member, *h.compressed, i));
+          auto fresh = std::make_shared<SegmentSummary>();
+          fresh->id = refs[i].id;
+          fresh->checksum = refs[i].checksum;
+          SummaryBuilder sb;
+          for (auto& r : part) {
+            if (expired(r) || r.started_at < H) continue;
+            if (r.started_at < R) {
+              fresh->late.push_back(std::move(r));
+            } else {
+              sb.Add(r);
+            }
           }
+          fresh->titles = sb.ByTitle();
+          seg = std::move(fresh);
+          segment_summaries_built_->Inc();
         }
+        b.Merge(seg->titles);
+        built->late.insert(built->late.end(), seg->late.begin(), seg->late.end());
+        built->segments.push_back(std::move(seg));
       }
     }
     built->titles = b.ByTitle();

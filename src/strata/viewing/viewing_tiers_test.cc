@@ -327,6 +327,17 @@ TEST_F(ViewingTiersTest, SummaryOfLiveUpdatesToCompressedPlaybacksMatchesTheOrac
     if (step % 7 == 3) service_->WaitForRollups();
     ExpectSummary(6, oracle);
   }
+  // Both ways of summarising a segment ran: decoding it, and reusing the previous version's
+  // summary of a segment the roll-up did not rewrite (the checks above cover both).
+  const std::string m = metrics_.RenderPrometheus();
+  auto count = [&](const std::string& source) {
+    const std::string key =
+        "strata_viewing_segment_summaries_total{source=\"" + source + "\"} ";
+    const size_t at = m.find(key);
+    return at == std::string::npos ? 0.0 : std::stod(m.substr(at + key.size()));
+  };
+  EXPECT_GT(count("decoded"), 0) << m;
+  EXPECT_GT(count("reused"), 0) << m;
 }
 
 TEST_F(ViewingTiersTest, SummaryCacheServesRepeatReadsAndRotationRefreshesIt) {
