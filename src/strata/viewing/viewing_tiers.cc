@@ -774,12 +774,15 @@ absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   const uint64_t version = h.compressed ? h.compressed->meta.version : 0;
 
-  // The recent tier's compressed version, summarised once per version (not per read), and
-  // per segment: a new version decodes only the segments its roll-up rewrote (a hot
-  // member's roll-ups touch its newest segment; the older ones are reused).
+  // The recent tier's compressed version, summarised once per version (not per read). Once
+  // a member has an entry, its next versions are summarised per segment: a new version
+  // decodes only the segments its roll-up rewrote (a hot member's roll-ups touch its newest
+  // segment) and reuses the previous summaries of the others. A first read (no entry) keeps
+  // the one-pass path: most members are read far less often than they are rolled up.
   std::shared_ptr<const RecentSummary> recent = summary_cache_->GetRecent(member);
   if (!recent || recent->version != version || recent->historical_until != H ||
       recent->rotated_until != R) {
+    const bool per_segment = recent != nullptr;
     std::unordered_map<uint64_t, std::shared_ptr<const SegmentSummary>> reusable;
     if (recent && recent->historical_until == H && recent->rotated_until == R) {
       for (const auto& s : recent->segments) reusable.emplace(s->id, s);
@@ -789,36 +792,46 @@ absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
     built->historical_until = H;
     built->rotated_until = R;
     SummaryBuilder b;
+    // Records of one decoded segment: those in [H, R) to `late`, the rest to `into`.
+    auto summarise = [&](std::vector<ViewingRecord>& part, SummaryBuilder& into,
+                         std::vector<ViewingRecord>* late) {
+      for (auto& r : part) {
+        if (expired(r) || r.started_at < H) continue;
+        if (r.started_at < R) {
+          late->push_back(std::move(r));
+        } else {
+          into.Add(r);
+        }
+      }
+    };
     if (h.compressed) {
       const auto& refs = h.compressed->meta.segments;
       for (size_t i = 0; i < h.compressed->segments.size() && i < refs.size(); ++i) {
-        std::shared_ptr<const SegmentSummary> seg;
         auto it = reusable.find(refs[i].id);
         if (it != reusable.end() && it->second->checksum == refs[i].checksum) {
-          seg = it->second;
+          const std::shared_ptr<const SegmentSummary>& seg = it->second;
+          b.Merge(seg->titles);
+          built->late.insert(built->late.end(), seg->late.begin(), seg->late.end());
+          built->segments.push_back(seg);
           segment_summaries_reused_->Inc();
-        } else {
-          STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
-                                  DecodeChunk(shard, member, *h.compressed, i));
-          auto fresh = std::make_shared<SegmentSummary>();
-          fresh->id = refs[i].id;
-          fresh->checksum = refs[i].checksum;
-          SummaryBuilder sb;
-          for (auto& r : part) {
-            if (expired(r) || r.started_at < H) continue;
-            if (r.started_at < R) {
-              fresh->late.push_back(std::move(r));
-            } else {
-              sb.Add(r);
-            }
-          }
-          fresh->titles = sb.ByTitle();
-          seg = std::move(fresh);
-          segment_summaries_built_->Inc();
+          continue;
         }
-        b.Merge(seg->titles);
-        built->late.insert(built->late.end(), seg->late.begin(), seg->late.end());
-        built->segments.push_back(std::move(seg));
+        STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
+                                DecodeChunk(shard, member, *h.compressed, i));
+        segment_summaries_built_->Inc();
+        if (!per_segment) {
+          summarise(part, b, &built->late);
+          continue;
+        }
+        auto fresh = std::make_shared<SegmentSummary>();
+        fresh->id = refs[i].id;
+        fresh->checksum = refs[i].checksum;
+        SummaryBuilder sb;
+        summarise(part, sb, &fresh->late);
+        fresh->titles = sb.ByTitle();
+        b.Merge(fresh->titles);
+        built->late.insert(built->late.end(), fresh->late.begin(), fresh->late.end());
+        built->segments.push_back(std::move(fresh));
       }
     }
     built->titles = b.ByTitle();
