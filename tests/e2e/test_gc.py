@@ -217,6 +217,31 @@ class GcTest(unittest.TestCase):
                              key)
         self.assertEqual(glob.glob(os.path.join(blobs, "hot", "media", "*")), [])
 
+    def test_inline_objects_survive_turning_inlining_off(self):
+        # Small objects written inline stay readable and collectable after a restart with
+        # --blob-inline-max-bytes 0 (new ones are files from then on).
+        status, _ = self.server.json("PUT", "/v1/buckets/media", b'{"grace": "1s"}')
+        self.assertEqual(status, 200)
+        self.put("media", "kept", b"inline bytes")
+        self.put("media", "dropped", b"inline too")
+        self.server.stop()
+        self.server = test_media.Server(self.dir, ("--gc-daily-at", "",
+                                                   "--blob-inline-max-bytes", "0"))
+        status, _, body = self.server.request("GET", "/v1/buckets/media/objects/kept")
+        self.assertEqual((status, body), (200, b"inline bytes"))
+        self.put("media", "new", b"a file now")
+        blobs = os.path.join(self.dir, "d", "blobs")
+        self.assertEqual(len(glob.glob(os.path.join(blobs, "hot", "media", "new@*"))), 1)
+        status, _ = self.server.json("DELETE", "/v1/buckets/media/objects/dropped")
+        self.assertEqual(status, 200)
+        time.sleep(1.2)
+        status, run = self.server.json("POST", "/v1/gc/runs", b'{"dry_run": false}')
+        self.assertEqual(status, 202, run)
+        run = self.wait_run(run["id"])
+        self.assertEqual((run["state"], run["deleted"], run["errors"]), ("done", 1, 0), run)
+        status, _, body = self.server.request("GET", "/v1/buckets/media/objects/kept")
+        self.assertEqual((status, body), (200, b"inline bytes"))
+
     def test_sweep_resumes_after_sigkill(self):
         # A slow sweep (5 items/s), killed mid-way; after the restart it resumes and finishes.
         self.server.stop()

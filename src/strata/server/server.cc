@@ -193,24 +193,23 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   }
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<blob::LocalBlobStore> files,
                           blob::LocalBlobStore::Open(blob_options));
-  std::unique_ptr<blob::InlineBlobStore> inline_blobs;
-  blob::BlobStore* blobs = files.get();
-  if (config.blob_inline_max_bytes > 0) {
-    blob::InlineBlobStoreOptions inline_options;
-    inline_options.max_inline_bytes = config.blob_inline_max_bytes;
-    // Archived objects leave the row store for the archive class's own directory.
-    inline_options.never_inline_prefixes = {config.archive_class + "/"};
-    STRATA_ASSIGN_OR_RETURN(inline_blobs, blob::InlineBlobStore::Open(rows.get(), files.get(),
-                                                                      inline_options, metrics));
-    blobs = inline_blobs.get();
-  }
+  // Always in front of the files, even with --blob-inline-max-bytes 0: objects written inline
+  // under an earlier setting stay readable and collectable.
+  blob::InlineBlobStoreOptions inline_options;
+  inline_options.max_inline_bytes = config.blob_inline_max_bytes;
+  // Archived objects leave the row store for the archive class's own directory.
+  inline_options.never_inline_prefixes = {config.archive_class + "/"};
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<blob::InlineBlobStore> inline_blobs,
+      blob::InlineBlobStore::Open(rows.get(), files.get(), inline_options, metrics));
+  blob::BlobStore* blobs = inline_blobs.get();
   STRATA_ASSIGN_OR_RETURN(
       std::unique_ptr<media::MediaService> media,
       media::MediaService::Open(rows.get(), blobs, SystemClock::Default(), metrics));
   std::vector<store::Table*> tables = viewing->tables();
   tables.push_back(media->buckets_table());
   tables.push_back(media->objects_table());
-  if (inline_blobs) tables.push_back(inline_blobs->table());
+  tables.push_back(inline_blobs->table());
   RegisterProcessMetrics(metrics, rows.get(), std::move(tables));
 
   store::RocksRowStore* rows_ptr = rows.get();

@@ -36,7 +36,8 @@ struct ServerConfig {
   uint64_t blob_part_bytes = uint64_t{64} << 20;
   // Objects of at most this many bytes keep their bytes as a row of the row store
   // (blob::InlineBlobStore) instead of a file: one log append to write, one tombstone to
-  // delete. 0 = every object is a file. At most blob_part_bytes. Default 16 KiB.
+  // delete. 0 = every new object is a file (inline ones written before stay readable). At
+  // most blob_part_bytes. Default 16 KiB.
   uint64_t blob_inline_max_bytes = 16 * 1024;
   // Largest object a PUT accepts (streamed; never held in memory), bytes; larger get 413.
   // Default 5 GiB.

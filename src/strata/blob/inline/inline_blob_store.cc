@@ -106,9 +106,6 @@ class InlineBlobWriter final : public BlobWriter {
 absl::StatusOr<std::unique_ptr<InlineBlobStore>> InlineBlobStore::Open(
     store::RowStore* rows, BlobStore* base, InlineBlobStoreOptions options,
     MetricsRegistry* metrics) {
-  if (options.max_inline_bytes == 0) {
-    return absl::InvalidArgumentError("max_inline_bytes: must be at least 1");
-  }
   std::unique_ptr<InlineBlobStore> s(new InlineBlobStore(base, std::move(options)));
   // Written once, deleted once, read by point lookups: rare compaction suits it.
   STRATA_ASSIGN_OR_RETURN(s->table_, rows->OpenTable({s->options_.table,
@@ -121,6 +118,7 @@ absl::StatusOr<std::unique_ptr<InlineBlobStore>> InlineBlobStore::Open(
 }
 
 bool InlineBlobStore::MayInline(std::string_view name) const {
+  if (options_.max_inline_bytes == 0) return false;
   for (const std::string& p : options_.never_inline_prefixes) {
     if (name.substr(0, p.size()) == p) return false;
   }

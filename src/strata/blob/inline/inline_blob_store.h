@@ -39,7 +39,8 @@ namespace strata::blob {
 
 struct InlineBlobStoreOptions {
   // Blobs of at most this many bytes are rows. Must not exceed the base store's part size
-  // (an inline blob is one part). Default 16 KiB.
+  // (an inline blob is one part). 0: no new blob is inline, but those written before (with
+  // a larger limit) are still read, listed and deleted. Default 16 KiB.
   uint64_t max_inline_bytes = 16 * 1024;
   // The table holding inline blobs ("blob_inline" by default).
   std::string table = "blob_inline";

@@ -197,6 +197,45 @@ TEST(InlineBlobStoreTest, ListMergesBothStoresInNameOrderAcrossPages) {
   EXPECT_EQ(got, want);
 }
 
+TEST(InlineBlobStoreTest, InlineBlobsStayReadableAndDeletableWhenInliningIsTurnedOff) {
+  const std::string dir = FreshDir();
+  auto open = [&](uint64_t max_inline, auto&& body) {
+    store::RocksRowStoreOptions r;
+    r.path = dir + "/rows";
+    auto rows = *store::RocksRowStore::Open(r);
+    LocalBlobStoreOptions o;
+    o.root = dir + "/blobs";
+    o.sync = false;
+    auto files = *LocalBlobStore::Open(o);
+    MetricsRegistry m;
+    InlineBlobStoreOptions io;
+    io.max_inline_bytes = max_inline;
+    auto blobs = *InlineBlobStore::Open(rows.get(), files.get(), io, &m);
+    body(blobs.get(), files.get());
+  };
+  open(100, [](InlineBlobStore* blobs, LocalBlobStore*) {
+    ASSERT_TRUE(blobs->Put("c/old-a", "a").ok());
+    ASSERT_TRUE(blobs->Put("c/old-b", "b").ok());
+  });
+  open(0, [](InlineBlobStore* blobs, LocalBlobStore* files) {
+    EXPECT_EQ(*blobs->Read("c/old-a", 0, 10), "a");
+    ASSERT_TRUE(blobs->Put("c/new", "n").ok());
+    EXPECT_EQ(*files->Read("c/new", 0, 10), "n");  // new small blobs are files now
+    ASSERT_TRUE(blobs->Put("c/empty", "").ok());
+    EXPECT_TRUE(files->Stat("c/empty").ok());
+    auto page = blobs->List("c/", "", 10);
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(page->blobs.size(), 4u);
+    const std::vector<std::string> gone = {"c/old-a", "c/new"};
+    ASSERT_TRUE(blobs->DeleteMany(gone).ok());
+    EXPECT_TRUE(absl::IsNotFound(blobs->Stat("c/old-a").status()));
+    EXPECT_TRUE(absl::IsNotFound(blobs->Stat("c/new").status()));
+    EXPECT_EQ(*blobs->Read("c/old-b", 0, 10), "b");
+  });
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
 TEST(InlineBlobStoreTest, InlineBlobsSurviveReopen) {
   const std::string dir = FreshDir();
   {
