@@ -175,6 +175,7 @@ struct Plan {
   double reads_per_s = 0;      // 0 = unpaced
   double reads_per_event = 0;  // closed-loop gate; 0 = no gate
   bool compact_before_sizes = true;
+  bool settle_before_rotation = true;
   // Shares of read kinds; the rest are "recent" reads.
   double history_share = kHistoryReadShare;
   double months_share = 0;
@@ -904,6 +905,14 @@ void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, st
   LoadHistories(o.connections, plan, shared, static_cast<uint64_t>(o.history_members) + 1,
                 static_cast<uint64_t>(o.rotation_members), o.rotation_plays, 30 * kDay,
                 WallMillis() - kRecentAge - kDay, out);
+  if (plan.settle_before_rotation) {
+    const auto t0 = SteadyClock::now();
+    http::Client compactor(plan.endpoint.host, plan.endpoint.port, 600'000);
+    auto r = compactor.Request("POST", "/v1/admin/compact", "");
+    out << "settle: compacted the server's tables in "
+        << Fmt("%.1f", std::chrono::duration<double>(SteadyClock::now() - t0).count()) << " s"
+        << (r.ok() && r->status / 100 == 2 ? "" : " (compaction request failed)") << "\n";
+  }
   before = Rotation(plan);
   std::atomic<double> rotation_s{-1};
   BenchReport during = *report;
@@ -962,6 +971,7 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
   plan.batch_size = options.batch_size;
   plan.seed = options.seed;
   plan.compact_before_sizes = options.compact_before_sizes;
+  plan.settle_before_rotation = options.settle_before_rotation;
   BenchReport report;
   report.mode = options.mode;
   if (options.mode == "tiers") {

@@ -96,6 +96,12 @@ struct ViewingBenchOptions {
   // what an ingest ceiling should measure; the events are the same workload either way. If
   // the run needs more, the rest is built on line (reported).
   uint64_t pregenerate_events = 0;
+  // Tiers mode: after loading the histories that the second phase rotates, compact the
+  // server's tables (POST /v1/admin/compact) before the phase starts, so the phase measures
+  // the rotation and not the flushes and compactions of a million rows written a second
+  // earlier (plays that aged out were written days before in a real deployment, like the
+  // baseline's). Default true.
+  bool settle_before_rotation = true;
 };
 
 // Latency in milliseconds; counts are of completed requests (errors included, transport

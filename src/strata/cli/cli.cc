@@ -534,6 +534,10 @@ int Run(int argc, char** argv) {
                             "Build this many events' request bodies before the timed phase "
                             "(0 = build each batch just before sending it)")
       ->capture_default_str();
+  bool no_settle = false;
+  bench_viewing->add_flag("--no-settle", no_settle,
+                          "Tiers mode: start the rotation phase right after loading its data, "
+                          "without compacting first");
   bool no_compact = false;
   bench_viewing->add_flag("--no-compact", no_compact,
                           "Measure bytes per record without compacting first");
@@ -739,6 +743,7 @@ int Run(int argc, char** argv) {
   }
   if (bench_viewing->parsed()) {
     bo.compact_before_sizes = !no_compact;
+    bo.settle_before_rotation = !no_settle;
     auto report = bench::RunViewingBench(bo, std::cout);
     if (!report.ok()) {
       std::cerr << "strata bench viewing: " << report.status().ToString() << "\n";
