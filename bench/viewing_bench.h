@@ -102,6 +102,10 @@ struct ViewingBenchOptions {
   // earlier (plays that aged out were written days before in a real deployment, like the
   // baseline's). Default true.
   bool settle_before_rotation = true;
+  // Tiers mode: seconds of the same mix after the rotation phase, once the rotation is done:
+  // the control for what the rotated data costs the reads, as opposed to the rotation's own
+  // work (0 = skip). Default 60.
+  double after_s = 60;
 };
 
 // Latency in milliseconds; counts are of completed requests (errors included, transport
@@ -161,6 +165,7 @@ struct BenchReport {
 
   // From GET /metrics after the run: the strata_table_*, strata_process_*,
   // strata_store_bytes_per_record and process_* sample lines, as served.
+  bool server_stats_collected = false;  // the fields below were read from the server
   std::vector<std::string> server_metrics;
   // strata_table_disk_bytes / strata_table_records per table label, when both exist.
   std::map<std::string, double> bytes_per_record;

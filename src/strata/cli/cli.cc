@@ -534,6 +534,10 @@ int Run(int argc, char** argv) {
                             "Build this many events' request bodies before the timed phase "
                             "(0 = build each batch just before sending it)")
       ->capture_default_str();
+  bench_viewing->add_option("--after", bo.after_s,
+                            "tiers mode: seconds of the mix after the rotation is done, the "
+                            "control phase (0 = skip)")
+      ->capture_default_str();
   bool no_settle = false;
   bench_viewing->add_flag("--no-settle", no_settle,
                           "Tiers mode: start the rotation phase right after loading its data, "
