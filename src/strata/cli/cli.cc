@@ -221,6 +221,9 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--rollup-growth-fraction", v.rollup_growth_fraction,
                     "Roll up once live rows reach this fraction of the compressed records")
       ->capture_default_str();
+  serve->add_option("--rollup-max-live-rows", v.rollup_max_live_rows,
+                    "Live rows per member that always trigger a roll-up (caps the fraction)")
+      ->capture_default_str();
   serve->add_option("--rollup-threads", v.rollup_threads, "Background roll-up workers")
       ->capture_default_str();
   serve->add_option("--segment-records", v.segment_records,

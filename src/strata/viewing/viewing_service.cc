@@ -607,9 +607,7 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   };
   const HistoryMeta old_meta = current.compressed ? current.compressed->meta : HistoryMeta{};
   const uint64_t old_records = old_meta.records();
-  const uint64_t threshold = std::max<uint64_t>(
-      options_.rollup_min_live_rows,
-      static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(old_records)));
+  const uint64_t threshold = RollupThreshold(old_records);
   {
     std::lock_guard<std::mutex> lock(shard.counts_mu);
     auto& c = shard.counts[member];
@@ -677,9 +675,7 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
     // What is left live: rows a write changed, and rows written since phase A's mark.
     c.live_from = c.written_min;
     for (Millis t : survivors) c.live_from = std::min(c.live_from, t);
-    c.trigger_at = std::max<uint64_t>(
-        options_.rollup_min_live_rows,
-        static_cast<uint64_t>(options_.rollup_growth_fraction * static_cast<double>(total_records)));
+    c.trigger_at = RollupThreshold(total_records);
   }
   lock.unlock();
   rollups_->Inc();
@@ -783,6 +779,14 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
   return h;
 }
 
+uint64_t ViewingService::RollupThreshold(uint64_t compressed_records) const {
+  const auto grown = static_cast<uint64_t>(options_.rollup_growth_fraction *
+                                           static_cast<double>(compressed_records));
+  // The minimum wins over the cap (tests set a huge minimum to roll up only on demand).
+  return std::max<uint64_t>(options_.rollup_min_live_rows,
+                            std::min<uint64_t>(grown, options_.rollup_max_live_rows));
+}
+
 absl::StatusOr<CachedHistory> ViewingService::GetHistory(Shard& shard, MemberId member) {
   uint64_t generation = 0;
   if (auto hit = cache_->Get(shard.index, member, &generation)) return std::move(*hit);
@@ -797,10 +801,7 @@ absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId m
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, GetHistory(shard, member));
   // A live backlog over the threshold (e.g. after a restart lost the counters) queues a
   // roll-up; the worker re-checks the real figures.
-  const double compressed_records =
-      h.compressed ? static_cast<double>(h.compressed->meta.records()) : 0.0;
-  if (h.live.size() >= options_.rollup_min_live_rows &&
-      h.live.size() >= options_.rollup_growth_fraction * compressed_records) {
+  if (h.live.size() >= RollupThreshold(h.compressed ? h.compressed->meta.records() : 0)) {
     EnqueueRollup(shard, member);
   }
   if (shard.kind == Kind::kPlay) {

@@ -62,12 +62,16 @@ struct ViewingOptions {
   Millis preview_ttl_ms = 30LL * 24 * 3600 * 1000;
   Millis language_ttl_ms = 180LL * 24 * 3600 * 1000;
   // A member's live rows of one kind are rolled up into a compressed version once there are
-  // at least max(rollup_min_live_rows, rollup_growth_fraction * compressed records) of them,
-  // which keeps the re-encoding cost per written record constant for long histories.
-  // Defaults: 256 rows, 0.02. (Measured: 256 costs ~10% less CPU per ingested event than
-  // 64, with no worse read latency; see docs/benchmarks.md.)
+  // at least rollup_growth_fraction * compressed records of them, capped at
+  // rollup_max_live_rows, but never fewer than rollup_min_live_rows. Defaults: 256 rows, 0.02, 2048
+  // rows. (Measured: 256 costs ~10% less CPU per ingested event than 64, with no worse read
+  // latency. The cap bounds what every read of a long history merges: before it, a member
+  // with 500k records kept up to 10k live rows, which each of its reads copied and merged;
+  // a roll-up rewrites only the chunks it touches, so the cap costs little. See
+  // docs/benchmarks.md.)
   size_t rollup_min_live_rows = 256;
   double rollup_growth_fraction = 0.02;
+  size_t rollup_max_live_rows = 2048;
   // Compressed histories are stored in chunks ("segments") of at most this many records
   // (about 5 KiB), each independently decodable and stored as its own row: recent reads
   // decode only the newest chunk, roll-ups rewrite only the chunks they touch. Default 512.
@@ -321,6 +325,8 @@ class ViewingService {
   absl::Status UnchangedLiveRows(Shard& shard, MemberId member,
                                  const std::vector<ViewingRecord>& read, uint64_t write_seq,
                                  store::WriteBatch* deletes, std::vector<Millis>* survivors);
+  // Live rows that trigger a roll-up of a member with this many compressed records.
+  uint64_t RollupThreshold(uint64_t compressed_records) const;
   void EnqueueRollup(Shard& shard, MemberId member);
   void RollupWorker();
 

@@ -209,6 +209,48 @@ TEST_F(ViewingServiceTest, RollUpKeepsEveryRecordExactlyOnceAcrossChunks) {
   }
 }
 
+// The growth fraction would let a long history keep ever more live rows (each read merges
+// them); rollup_max_live_rows caps the trigger. Fraction 1.0 here: after a roll-up of 100
+// records, 40 new live rows stay live without the cap and are rolled up with a cap of 30.
+TEST_F(ViewingServiceTest, RollupMaxLiveRowsCapsTheGrowthFraction) {
+  for (size_t cap : {size_t{1'000'000}, size_t{30}}) {
+    SCOPED_TRACE(cap);
+    store_.reset();
+    ViewingOptions options;
+    options.rollup_min_live_rows = 10;
+    options.rollup_growth_fraction = 1.0;
+    options.rollup_max_live_rows = cap;
+    Open(options);
+    auto plays = [](int from, int count) {
+      std::vector<ViewingRecord> events;
+      for (int i = from; i < from + count; ++i) {
+        events.push_back(Play(9, kT0 + i * 1000, "s", kT0 + i * 1000 + 500));
+      }
+      return events;
+    };
+    ASSERT_TRUE(service_->Ingest(plays(0, 100)).ok());
+    service_->WaitForRollups();
+    ASSERT_TRUE(service_->RollUp(9, Kind::kPlay).ok());
+    ASSERT_TRUE(service_->Ingest(plays(100, 40)).ok());
+    service_->WaitForRollups();
+    auto report = service_->Report();
+    ASSERT_TRUE(report.ok());
+    uint64_t live = 0, compressed = 0;
+    for (const auto& t : *report) {
+      if (t.table == "plays_recent_live") live = t.records;
+      if (t.table == "plays_recent_compressed") compressed = t.records;
+    }
+    if (cap == 30) {
+      EXPECT_EQ(live, 0u);
+      EXPECT_EQ(compressed, 140u);
+    } else {
+      EXPECT_EQ(live, 40u);
+      EXPECT_EQ(compressed, 100u);
+    }
+    EXPECT_EQ(ReadAll(9).size(), 140u);
+  }
+}
+
 TEST_F(ViewingServiceTest, ReadsFromTheStoreMatchReadsFromTheCache) {
   ViewingOptions options;
   options.rollup_min_live_rows = 10;
