@@ -185,6 +185,12 @@ absl::Status ViewingService::Init() {
                                     "Member rotations between age tiers");
   rotation_errors_ = metrics_->GetCounter("strata_viewing_rotation_errors_total",
                                           "Rotations that failed (retried on the next trigger)");
+  past_prefetches_ = metrics_->GetCounter(
+      "strata_viewing_past_prefetches_total",
+      "Reads that read the past tier in parallel with a recent tier not in the cache");
+  past_prefetch_used_ = metrics_->GetCounter(
+      "strata_viewing_past_prefetches_used_total",
+      "Of those, the reads whose page needed the past tier (the others wasted the read)");
   moved_to_past_ = metrics_->GetCounter("strata_viewing_rotated_records_total",
                                         "Records moved between age tiers", "to=\"past\"");
   folded_to_historical_ = metrics_->GetCounter(
@@ -857,6 +863,25 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   const Millis now = clock_->NowMillis();
   // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+  // Plays before recent_floor are in the past tier (or only in the summary). A query that
+  // reaches them reads the past tier in parallel with a recent tier that is not cached (one
+  // from the cache costs no store read); whether the page needs the past tier at all is
+  // known only once the recent tier is read, so this read may be wasted (cache misses only).
+  const Millis recent_floor = now - options_.recent_age_ms;
+  const Millis before = has_cursor ? std::min(query.until, cursor.started_at + 1) : query.until;
+  std::future<absl::StatusOr<PastTier>> past_prefetch;
+  if (query.kind == Kind::kPlay && query.since < recent_floor && query.since < before &&
+      !cache_->Contains(shard.index, member)) {
+    past_prefetches_->Inc();
+    past_prefetch = read_pool_->Submit([this, member, limit = query.limit, since = query.since,
+                                        before] { return PrefetchPast(member, limit, since, before); });
+  }
+  struct WaitOnExit {  // the prefetch never outlives the lock, whatever returns below
+    std::future<absl::StatusOr<PastTier>>& f;
+    ~WaitOnExit() {
+      if (f.valid()) f.wait();
+    }
+  } wait_prefetch{past_prefetch};
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
   Millis detail_from = INT64_MIN;  // plays: older ones exist only in the summary
   auto qualifies = [&](const ViewingRecord& r) {
@@ -896,16 +921,20 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   if (query.kind == Kind::kPlay) {
     // The past tier holds only plays that started before now - recent_age: it cannot change
     // the page when the recent tier alone has limit + 1 qualifying plays after that.
-    const Millis recent_floor = now - options_.recent_age_ms;
     size_t recent_found = 0;
     for (const auto& r : records) {
       if (r.started_at >= recent_floor && qualifies(r)) ++recent_found;
     }
     if (query.since < recent_floor && recent_found <= query.limit) {
-      const Millis before =
-          has_cursor ? std::min(query.until, cursor.started_at + 1) : query.until;
+      std::optional<absl::StatusOr<PastTier>> prefetched;
+      if (past_prefetch.valid()) {
+        prefetched = past_prefetch.get();
+        past_prefetch_used_->Inc();
+      }
+      // A failed prefetch is retried by AddPastCandidates itself.
+      const PastTier* past = prefetched && prefetched->ok() ? &**prefetched : nullptr;
       STRATA_RETURN_IF_ERROR(AddPastCandidates(member, query.limit, query.since, before,
-                                               qualifies, &records, &detail_from));
+                                               qualifies, &records, &detail_from, past));
       page.detail_from = detail_from;
     }
   }

@@ -267,9 +267,20 @@ class ViewingService {
   absl::Status RollUpLocked(Shard& shard, MemberId member, bool force);
 
   // Age tiers (viewing_tiers.cc).
-  struct PastTier;
-  // The past tier's committed history (segments not loaded) and state; empty if none.
-  absl::StatusOr<PastTier> LoadPast(MemberId member);
+  struct PastTier {
+    // Null: no past version. Segments not loaded, except those a prefetch read.
+    std::shared_ptr<CompressedHistory> history;
+    PastState state;  // left empty by LoadPast(member, /*with_state=*/false)
+  };
+  // The past tier's committed history (segments not loaded) and, if `with_state`, its state
+  // (the rotation watermark and summary: reads of records do not need it); empty if none.
+  absl::StatusOr<PastTier> LoadPast(MemberId member, bool with_state = true);
+  // For a read that reaches the past tier while its recent tier is read from the store: the
+  // past tier's metadata and the bytes of its newest chunks that can hold the page's plays
+  // (started in [since, before), `limit` + 1 of them), read in parallel with the recent tier.
+  // Caller holds the member's shared lock until the result is used.
+  absl::StatusOr<PastTier> PrefetchPast(MemberId member, size_t limit, Millis since,
+                                        Millis before);
   absl::StatusOr<HistoricalState> LoadHistorical(MemberId member);
   absl::StatusOr<std::shared_ptr<const StableSummary>> GetStableSummary(MemberId member);
   // The summary cache's stable entry for committed historical and past states that agree
@@ -283,9 +294,11 @@ class ViewingService {
   // satisfy `qualifies` -- enough for a page of `limit` -- and sets *detail_from to the
   // start of the detailed history. Qualifying plays started in [since, before).
   // Caller holds the member's shared lock.
+  // `prefetched`: the past tier as PrefetchPast read it under the same lock, or null.
   absl::Status AddPastCandidates(MemberId member, size_t limit, Millis since, Millis before,
                                  const std::function<bool(const ViewingRecord&)>& qualifies,
-                                 std::vector<ViewingRecord>* records, Millis* detail_from);
+                                 std::vector<ViewingRecord>* records, Millis* detail_from,
+                                 const PastTier* prefetched = nullptr);
   // A plan input for a plays history of the member with the service's encoding options.
   SegmentPlanInput PlayPlanInput(MemberId member, Millis ttl_ms, Millis now) const;
   absl::Status RotateRecentToPast(MemberId member, Millis cutoff);
@@ -404,6 +417,8 @@ class ViewingService {
   Counter* rotations_;
   Counter* rotation_errors_;
   Counter* moved_to_past_;
+  Counter* past_prefetches_;
+  Counter* past_prefetch_used_;
   Counter* folded_to_historical_;
   Counter* late_dropped_;
   Histogram* rotation_seconds_;

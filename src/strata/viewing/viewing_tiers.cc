@@ -56,12 +56,8 @@ double SteadySeconds() {
 
 }  // namespace
 
-struct ViewingService::PastTier {
-  std::shared_ptr<CompressedHistory> history;  // null: no past version; segments not loaded
-  PastState state;
-};
-
-absl::StatusOr<ViewingService::PastTier> ViewingService::LoadPast(MemberId member) {
+absl::StatusOr<ViewingService::PastTier> ViewingService::LoadPast(MemberId member,
+                                                                  bool with_state) {
   PastTier past;
   const std::string partition = MemberKey(member);
   auto meta_row = past_->Get(partition, kMetaKey);
@@ -70,9 +66,32 @@ absl::StatusOr<ViewingService::PastTier> ViewingService::LoadPast(MemberId membe
   auto history = std::make_shared<CompressedHistory>();
   STRATA_ASSIGN_OR_RETURN(history->meta, DecodeMeta(*meta_row));
   history->segments.resize(history->meta.segments.size());
-  STRATA_ASSIGN_OR_RETURN(std::string state_row, past_->Get(partition, kPastStateKey));
-  STRATA_ASSIGN_OR_RETURN(past.state, DecodePastState(state_row));
+  if (with_state) {
+    STRATA_ASSIGN_OR_RETURN(std::string state_row, past_->Get(partition, kPastStateKey));
+    STRATA_ASSIGN_OR_RETURN(past.state, DecodePastState(state_row));
+  }
   past.history = std::move(history);
+  return past;
+}
+
+absl::StatusOr<ViewingService::PastTier> ViewingService::PrefetchPast(MemberId member,
+                                                                      size_t limit,
+                                                                      Millis since,
+                                                                      Millis before) {
+  STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member, /*with_state=*/false));
+  if (!past.history) return past;
+  // The chunks AddPastCandidates would read first: newest in range, until they hold more than
+  // `limit` records (it may stop earlier, when detail_from or its filter says so, or read on
+  // when the filter drops records: it reads what it misses itself).
+  const auto& refs = past.history->meta.segments;
+  const Millis ttl = ShardFor(Kind::kPlay).ttl_ms;
+  uint64_t records = 0;
+  for (size_t i = refs.size(); i-- > 0 && records <= limit;) {
+    if (refs[i].first_started_at >= before) continue;
+    if (refs[i].last_started_at < since) break;
+    STRATA_ASSIGN_OR_RETURN(past.history->segments[i], ReadSegment(past_, ttl, member, refs[i]));
+    records += refs[i].records;
+  }
   return past;
 }
 
@@ -125,10 +144,15 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::PastRecords(MemberId 
 absl::Status ViewingService::AddPastCandidates(
     MemberId member, size_t limit, Millis since, Millis before,
     const std::function<bool(const ViewingRecord&)>& qualifies,
-    std::vector<ViewingRecord>* records, Millis* detail_from) {
+    std::vector<ViewingRecord>* records, Millis* detail_from, const PastTier* prefetched) {
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const StableSummary> stable, GetStableSummary(member));
   *detail_from = stable->historical_until;
-  STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
+  PastTier past;
+  if (prefetched) {
+    past = *prefetched;
+  } else {
+    STRATA_ASSIGN_OR_RETURN(past, LoadPast(member, /*with_state=*/false));
+  }
   if (!past.history || past.history->meta.segments.empty()) return absl::OkStatus();
   const auto& refs = past.history->meta.segments;
   MaybeQueueRotation(member, INT64_MAX, refs.front().first_started_at);
@@ -140,8 +164,10 @@ absl::Status ViewingService::AddPastCandidates(
   for (size_t i = refs.size(); i-- > 0 && found <= limit;) {
     if (refs[i].first_started_at >= before) continue;
     if (refs[i].last_started_at < std::max(since, *detail_from)) break;
-    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes,
-                            ReadSegment(past_, ttl, member, refs[i]));
+    std::shared_ptr<const std::string> bytes = past.history->segments[i];  // prefetched
+    if (!bytes) {
+      STRATA_ASSIGN_OR_RETURN(bytes, ReadSegment(past_, ttl, member, refs[i]));
+    }
     if (!bytes) continue;
     STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
                             DecodeHistory(*bytes, member, Kind::kPlay));
@@ -887,7 +913,7 @@ absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
   }
 
   if (!late.empty()) {
-    STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
+    STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member, /*with_state=*/false));
     STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> in_past,
                             PastRecords(member, past, late.begin()->first.first,
                                         late.rbegin()->first.first + 1));

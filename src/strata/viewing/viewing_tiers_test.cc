@@ -205,6 +205,42 @@ TEST_F(ViewingTiersTest, RotationMovesPlaysByAgeAndReadsStitchTiers) {
   ExpectSummary(1, oracle);
 }
 
+// A read that reaches the past tier while the member's recent tier is not cached reads the
+// past tier in parallel (PrefetchPast); with a cache too small to hold anything, every page
+// does, and the pages equal those read through the cache.
+TEST_F(ViewingTiersTest, UncachedReadsPrefetchThePastTierAndMatchCachedReads) {
+  Open();
+  std::mt19937_64 rng(9);
+  std::vector<ViewingRecord> batch;
+  for (int i = 0; i < 300; ++i) {
+    const Millis started = kNow0 - static_cast<Millis>(rng() % (200 * kDay));
+    batch.push_back(Play(1, started, std::to_string(rng() % 2), started + 1000, rng() % 25));
+  }
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  ASSERT_TRUE(service_->Rotate(1).ok());
+  ASSERT_GT(Records("plays_past_compressed"), 13u);  // several pages come from the past tier
+  Millis cached_from = INT64_MIN;
+  const auto cached = ReadAll(1, 0, &cached_from);
+
+  options_.cache_bytes = 1;
+  Open();
+  Counter* started = metrics_.GetCounter("strata_viewing_past_prefetches_total", "", "");
+  Counter* used = metrics_.GetCounter("strata_viewing_past_prefetches_used_total", "", "");
+  const uint64_t started0 = started->Value(), used0 = used->Value();
+  Millis uncached_from = INT64_MIN;
+  const auto uncached = ReadAll(1, 0, &uncached_from);
+  EXPECT_EQ(uncached, cached);
+  EXPECT_EQ(uncached_from, cached_from);
+  EXPECT_GT(started->Value(), started0);
+  EXPECT_GT(used->Value(), used0);
+  EXPECT_LE(used->Value() - used0, started->Value() - started0);
+
+  // The last few days alone never reach the past tier: no prefetch.
+  const uint64_t started1 = started->Value();
+  ReadAll(1, kNow0 - 5 * kDay);
+  EXPECT_EQ(started->Value(), started1);
+}
+
 // Late events for playbacks already in the past tier (updates and new ones) count once,
 // before and after the next rotation, and detailed reads show their latest version.
 TEST_F(ViewingTiersTest, LateEventsForPastPlaybacksCountOnce) {
