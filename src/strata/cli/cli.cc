@@ -235,6 +235,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--read-threads", v.read_threads, "Threads for parallel reads on a miss")
       ->capture_default_str();
+  serve->add_option("--encode-threads", v.encode_threads,
+                    "Background threads encoding large roll-ups and rotations in parallel "
+                    "(0 = none)")
+      ->capture_default_str();
   serve->add_option("--recent-age-ms", v.recent_age_ms,
                     "Plays older than this move from the recent to the past tier")
       ->capture_default_str();

@@ -21,7 +21,7 @@ absl::StatusOr<SegmentPlan> PlanSegments(const SegmentPlanInput& in) {
   };
   auto add_fresh = [&](std::vector<ViewingRecord>& records) {
     std::vector<Segment> encoded;
-    EncodeSegments(records, in.segment_records, in.zstd_level, &encoded);
+    EncodeSegments(records, in.segment_records, in.zstd_level, &encoded, in.run_all);
     for (auto& seg : encoded) {
       plan.fresh_slot.push_back(static_cast<int>(plan.meta.segments.size()));
       plan.meta.segments.push_back(SegmentRef{plan.meta.next_segment_id++, seg.first_started_at,

@@ -45,6 +45,8 @@ struct SegmentPlanInput {
   // When set, receives every record of the new version (decoding the segments kept as they
   // are, too): used to rebuild the summary kept beside a past-tier history.
   SummaryBuilder* summarize = nullptr;
+  // Encodes large sets of new segments concurrently (see EncodeSegments); null: in turn.
+  const RunAll* run_all = nullptr;
 };
 
 struct SegmentPlan {

@@ -15,23 +15,36 @@ uint64_t HistoryMeta::records() const {
 }
 
 void EncodeSegments(std::span<const ViewingRecord> records, size_t per_segment, int zstd_level,
-                    std::vector<Segment>* out) {
+                    std::vector<Segment>* out, const RunAll* run_all) {
   per_segment = std::max<size_t>(per_segment, 1);
+  std::vector<std::span<const ViewingRecord>> parts;
   size_t begin = 0;
   while (begin < records.size()) {
     size_t end = std::min(begin + per_segment, records.size());
     // Do not split a run of equal started_at values across segments.
     while (end < records.size() && records[end].started_at == records[end - 1].started_at) ++end;
-    std::span<const ViewingRecord> part = records.subspan(begin, end - begin);
-    Segment seg;
+    parts.push_back(records.subspan(begin, end - begin));
+    begin = end;
+  }
+  const size_t first = out->size();
+  out->resize(first + parts.size());
+  auto encode = [&](size_t k) {
+    const std::span<const ViewingRecord> part = parts[k];
+    Segment& seg = (*out)[first + k];
     seg.first_started_at = part.front().started_at;
     seg.last_started_at = part.back().started_at;
     seg.max_event_time = part.front().event_time;
     for (const auto& r : part) seg.max_event_time = std::max(seg.max_event_time, r.event_time);
     seg.records = part.size();
     seg.bytes = EncodeHistory(part, zstd_level);
-    out->push_back(std::move(seg));
-    begin = end;
+  };
+  if (run_all && *run_all && parts.size() >= kParallelEncodeFrom) {
+    std::vector<std::function<void()>> tasks;
+    tasks.reserve(parts.size());
+    for (size_t k = 0; k < parts.size(); ++k) tasks.push_back([&encode, k] { encode(k); });
+    (*run_all)(tasks);
+  } else {
+    for (size_t k = 0; k < parts.size(); ++k) encode(k);
   }
 }
 

@@ -12,6 +12,7 @@
 // and thread-safe; decoders treat their input as untrusted.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -65,11 +66,17 @@ struct CompressedHistory {
   size_t bytes = 0;
 };
 
+// Runs independent tasks, possibly concurrently; returns once every one has run.
+using RunAll = std::function<void(std::vector<std::function<void()>>& tasks)>;
+// From this many segments on, EncodeSegments hands them to its RunAll.
+inline constexpr size_t kParallelEncodeFrom = 4;
+
 // Splits `records` (sorted by PlaybackKey, unique) into segments of at most `per_segment`
 // records -- more only when one started_at value has more records than that -- and encodes
-// each. Appends to *out.
+// each. Appends to *out. With `run_all` set and at least kParallelEncodeFrom segments, the
+// segments are encoded through it (e.g. on a thread pool); the output is the same.
 void EncodeSegments(std::span<const ViewingRecord> records, size_t per_segment, int zstd_level,
-                    std::vector<Segment>* out);
+                    std::vector<Segment>* out, const RunAll* run_all = nullptr);
 
 std::string EncodeMeta(const HistoryMeta& meta);
 absl::StatusOr<HistoryMeta> DecodeMeta(std::string_view in);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 namespace strata::viewing {
 namespace {
 
@@ -46,6 +48,37 @@ TEST(Segments, SplitAndDecode) {
   auto all = DecodeAllSegments(Build(segs), 3, Kind::kPlay);
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(*all, records);
+}
+
+// Through a RunAll (here: a thread per task), large encodings give the same segments in
+// the same order, appended after what *out held; small ones do not use it.
+TEST(Segments, ParallelEncodingMatchesSequential) {
+  size_t calls = 0, tasks_run = 0;
+  RunAll threads = [&](std::vector<std::function<void()>>& tasks) {
+    ++calls;
+    std::vector<std::thread> running;
+    for (auto& t : tasks) running.emplace_back(t);
+    for (auto& t : running) t.join();
+    tasks_run += tasks.size();
+  };
+  auto records = Records(2000, /*same_every=*/3);
+  std::vector<Segment> sequential, parallel(1);  // one segment already there
+  EncodeSegments(records, 128, 3, &sequential);
+  EncodeSegments(records, 128, 3, &parallel, &threads);
+  ASSERT_GE(sequential.size(), kParallelEncodeFrom);
+  EXPECT_EQ(calls, 1u);
+  EXPECT_EQ(tasks_run, sequential.size());
+  ASSERT_EQ(parallel.size(), sequential.size() + 1);
+  for (size_t i = 0; i < sequential.size(); ++i) {
+    EXPECT_EQ(parallel[i + 1].bytes, sequential[i].bytes) << i;
+    EXPECT_EQ(parallel[i + 1].records, sequential[i].records) << i;
+    EXPECT_EQ(parallel[i + 1].first_started_at, sequential[i].first_started_at) << i;
+    EXPECT_EQ(parallel[i + 1].max_event_time, sequential[i].max_event_time) << i;
+  }
+  std::vector<Segment> small;
+  EncodeSegments(Records(100), 128, 3, &small, &threads);
+  EXPECT_EQ(small.size(), 1u);
+  EXPECT_EQ(calls, 1u);  // one segment: encoded in place
 }
 
 TEST(Segments, EqualStartTimesStayInOneSegment) {

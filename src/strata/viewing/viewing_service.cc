@@ -72,7 +72,20 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
       rollup_locks_(new std::mutex[kLockStripes]),
       write_seq_(new std::atomic<uint64_t>[kLockStripes]()),
       languages_cache_(std::make_unique<LanguageCache>()),
-      read_pool_(std::make_unique<ThreadPool>(options.read_threads, 0, "strata-read")) {}
+      read_pool_(std::make_unique<ThreadPool>(options.read_threads, 0, "strata-read")) {
+  if (options.encode_threads > 0) {
+    encode_pool_ = std::make_unique<ThreadPool>(options.encode_threads, /*nice_increment=*/10,
+                                                "strata-encode");
+    run_all_ = [pool = encode_pool_.get()](std::vector<std::function<void()>>& tasks) {
+      // All but the first on the pool, the first here; then wait for the pool's share.
+      std::vector<std::future<void>> done;
+      done.reserve(tasks.size());
+      for (size_t i = 1; i < tasks.size(); ++i) done.push_back(pool->Submit(tasks[i]));
+      if (!tasks.empty()) tasks[0]();
+      for (auto& f : done) f.get();
+    };
+  }
+}
 
 absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
     store::RowStore* store, Clock* clock, const ViewingOptions& options,
@@ -82,6 +95,9 @@ absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
   }
   if (options.segment_records < 1) {
     return absl::InvalidArgumentError("viewing.segment_records: must be at least 1");
+  }
+  if (options.encode_threads < 0) {
+    return absl::InvalidArgumentError("viewing.encode_threads: must not be negative");
   }
   if (options.rollup_min_live_rows < 1) {
     return absl::InvalidArgumentError("viewing.rollup_min_live_rows: must be at least 1");
@@ -637,6 +653,7 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   plan_in.now = clock_->NowMillis();
   plan_in.segment_records = options_.segment_records;
   plan_in.zstd_level = options_.zstd_level;
+  if (run_all_) plan_in.run_all = &run_all_;
   STRATA_ASSIGN_OR_RETURN(SegmentPlan plan, PlanSegments(plan_in));
 
   // 1. The new segments (unreferenced until the commit).

@@ -84,6 +84,10 @@ struct ViewingOptions {
   size_t cache_bytes = 256ull << 20;
   // Threads that read chunks and tables in parallel on a cache miss. Default 2.
   int read_threads = 2;
+  // Background threads (low CPU priority) that encode the chunks of a large roll-up or
+  // rotation in parallel with the worker that runs it (from 4 chunks, ~2,000 records, on).
+  // 0 = the worker encodes alone. Default 2.
+  int encode_threads = 2;
 
   // Age tiers of plays (docs/viewing.md, "Age tiers"). Plays that started more than
   // recent_age_ms ago move from the recent tier to the past tier; plays that started more
@@ -390,6 +394,10 @@ class ViewingService {
   struct LanguageCache;
   std::unique_ptr<LanguageCache> languages_cache_;
   std::unique_ptr<ThreadPool> read_pool_;
+  // Encodes chunks for roll-ups and rotations (null with encode_threads 0); run_all_ hands
+  // it a plan's encodings, running one share on the calling thread.
+  std::unique_ptr<ThreadPool> encode_pool_;
+  RunAll run_all_;
 
   // Roll-up queue: (shard index, member), deduplicated.
   std::mutex queue_mu_;

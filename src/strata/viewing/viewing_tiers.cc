@@ -198,6 +198,7 @@ SegmentPlanInput ViewingService::PlayPlanInput(MemberId member, Millis ttl_ms, M
   in.now = now;
   in.segment_records = options_.segment_records;
   in.zstd_level = options_.zstd_level;
+  if (run_all_) in.run_all = &run_all_;
   return in;
 }
 
