@@ -1,17 +1,38 @@
 #include "strata/viewing/history_cache.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace strata::viewing {
 
 size_t CachedHistory::ApproximateBytes() const {
   size_t n = sizeof(CachedHistory) +
              (compressed ? compressed->bytes + compressed->meta.segments.size() * 64 : 0);
-  for (const auto& r : live) {
+  for (const auto& r : Live()) {
     n += sizeof(ViewingRecord) + (r.session.size() > 15 ? r.session.size() : 0);
   }
   return n;
 }
+
+namespace {
+
+// The entry's live records, writable: in place when only the cache holds them (readers get
+// their shared_ptr under the shard mutex, which the caller holds, so none can appear
+// meanwhile), else a copy that replaces them (a reader keeps the old vector unchanged).
+// Every vector here was created non-const by make_shared, so the const_cast is sound.
+std::vector<ViewingRecord>& MutableLive(CachedHistory& h) {
+  if (!h.live) {
+    h.live = std::make_shared<std::vector<ViewingRecord>>();
+  } else if (h.live.use_count() > 1) {
+    h.live = std::make_shared<std::vector<ViewingRecord>>(*h.live);
+  } else {
+    // The last reader's release of its reference (acq_rel) happens-before what follows.
+    std::atomic_thread_fence(std::memory_order_acquire);
+  }
+  return const_cast<std::vector<ViewingRecord>&>(*h.live);
+}
+
+}  // namespace
 
 void MergeRecord(std::vector<ViewingRecord>* records, const ViewingRecord& update) {
   auto it = std::lower_bound(
@@ -162,8 +183,9 @@ void HistoryCache::MergeWrites(int data_type, uint64_t member,
   if (it == s.map.end()) return;
   Slot& slot = it->second;
   size_t added = 0;
+  std::vector<ViewingRecord>& live = MutableLive(slot.history);
   for (const ViewingRecord* r : records) {
-    slot.history.live.push_back(*r);
+    live.push_back(*r);
     added += sizeof(ViewingRecord);
   }
   slot.bytes += added;
@@ -207,7 +229,7 @@ void HistoryCache::CommitLiveMove(int data_type, uint64_t member,
   if (it == s.map.end()) return;
   CachedHistory entry = std::move(it->second.history);
   if (compressed) entry.compressed = std::move(compressed);
-  std::erase_if(entry.live, [&](const ViewingRecord& r) {
+  if (entry.live) std::erase_if(MutableLive(entry), [&](const ViewingRecord& r) {
     auto m = std::lower_bound(moved.begin(), moved.end(), r,
                               [](const ViewingRecord& a, const ViewingRecord& b) {
                                 return PlaybackKey(a) < PlaybackKey(b);

@@ -38,8 +38,16 @@ struct CachedHistory {
   // The committed compressed history; null when none is committed.
   std::shared_ptr<const CompressedHistory> compressed;
   // Live records in arrival order; may hold several events of one playback. Readers merge
-  // them with MergeRecords (latest event_time wins). Appending keeps writes O(1).
-  std::vector<ViewingRecord> live;
+  // them with MergeRecords (latest event_time wins). Shared and immutable once handed out:
+  // a cache hit shares the entry's vector instead of copying it (a hot member's reads used
+  // to copy up to thousands of records each); the cache appends writes in place when no
+  // reader holds the vector, and copies it first when one does. Null = none.
+  std::shared_ptr<const std::vector<ViewingRecord>> live;
+
+  const std::vector<ViewingRecord>& Live() const {
+    static const std::vector<ViewingRecord> kNone;
+    return live ? *live : kNone;
+  }
 
   size_t ApproximateBytes() const;
 };
@@ -58,7 +66,7 @@ class HistoryCache {
   // (plays, previews) that share it.
   HistoryCache(size_t capacity_bytes, MetricsRegistry* metrics);
 
-  // Hit: a copy of the entry (the compressed history is shared). Miss: nullopt and *generation is set for
+  // Hit: the entry (its compressed history and live records are shared, not copied). Miss: nullopt and *generation is set for
   // a later FillIfUnchanged.
   std::optional<CachedHistory> Get(int data_type, uint64_t member, uint64_t* generation);
   // The member's cached compressed history, if cached (no effect on statistics or LRU).

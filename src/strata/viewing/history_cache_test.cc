@@ -47,7 +47,7 @@ TEST(HistoryCache, FillIsDroppedWhenAWriteRacedWithTheLoad) {
   cache.MergeWrites(0, 5, w);
   hit = cache.Get(0, 5, &gen2);
   ASSERT_TRUE(hit.has_value());
-  EXPECT_EQ(hit->live.size(), 1u);
+  EXPECT_EQ(hit->Live().size(), 1u);
   EXPECT_EQ(cache.hits(), 2u);
   EXPECT_EQ(cache.misses(), 2u);
 }

@@ -634,15 +634,15 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
     std::lock_guard<std::mutex> lock(shard.counts_mu);
     auto& c = shard.counts[member];
     c.trigger_at = threshold;
-    c.rows = current.live.size();
+    c.rows = current.Live().size();
   }
-  if (current.live.empty() || (!force && current.live.size() < threshold)) {
+  if (current.Live().empty() || (!force && current.Live().size() < threshold)) {
     return absl::OkStatus();
   }
 
   // Merge the live rows into the segments their started_at falls in; segments no live row
   // touches are kept as they are (wholly expired ones are dropped).
-  const std::vector<ViewingRecord>& live = current.live;  // sorted, unique (from the store)
+  const std::vector<ViewingRecord>& live = current.Live();  // sorted, unique (from the store)
   SegmentPlanInput plan_in;
   plan_in.member = member;
   plan_in.kind = shard.kind;
@@ -798,7 +798,7 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
   auto live = live_future.get();
   STRATA_RETURN_IF_ERROR(compressed_status);
   STRATA_RETURN_IF_ERROR(live.status());
-  h.live = std::move(*live);
+  h.live = std::make_shared<std::vector<ViewingRecord>>(std::move(*live));
   return h;
 }
 
@@ -824,7 +824,7 @@ absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId m
   STRATA_ASSIGN_OR_RETURN(CachedHistory h, GetHistory(shard, member));
   // A live backlog over the threshold (e.g. after a restart lost the counters) queues a
   // roll-up; the worker re-checks the real figures.
-  if (h.live.size() >= RollupThreshold(h.compressed ? h.compressed->meta.records() : 0)) {
+  if (h.Live().size() >= RollupThreshold(h.compressed ? h.compressed->meta.records() : 0)) {
     EnqueueRollup(shard, member);
   }
   if (shard.kind == Kind::kPlay) {
@@ -833,7 +833,7 @@ absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId m
     if (h.compressed && !h.compressed->meta.segments.empty()) {
       oldest = h.compressed->meta.segments.front().first_started_at;
     }
-    for (const auto& r : h.live) oldest = std::min(oldest, r.started_at);
+    for (const auto& r : h.Live()) oldest = std::min(oldest, r.started_at);
     MaybeQueueRotation(member, oldest, INT64_MAX);
   }
   return h;
@@ -857,7 +857,7 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecordsLocked(Shar
       for (auto& r : part) records.push_back(std::move(r));
     }
   }
-  MergeRecords(&records, h.live);
+  MergeRecords(&records, h.Live());
   const Millis now = clock_->NowMillis();
   std::erase_if(records, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
   return records;
@@ -932,7 +932,7 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
       for (auto& r : *it) records.push_back(std::move(r));
     }
   }
-  MergeRecords(&records, h.live);
+  MergeRecords(&records, h.Live());
 
   HistoryPage page;
   if (query.kind == Kind::kPlay) {

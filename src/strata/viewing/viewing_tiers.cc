@@ -238,7 +238,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     }
   }
   std::vector<ViewingRecord> old_live;  // sorted, unique (from the store)
-  for (auto& r : recent.live) {
+  for (auto& r : recent.Live()) {
     if (r.started_at < cutoff) old_live.push_back(std::move(r));
   }
   const bool compressed_due = recent.compressed && !recent.compressed->meta.segments.empty() &&
@@ -352,7 +352,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
       // changed meanwhile, and rows written since the mark.
       Millis from = c.written_min;
       for (Millis t : survivors) from = std::min(from, t);
-      for (const auto& r : recent.live) {
+      for (const auto& r : recent.Live()) {
         if (r.started_at >= cutoff) {
           from = std::min(from, r.started_at);
           break;  // sorted
@@ -874,7 +874,7 @@ absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
 
   // Live rows: the latest event per playback, replacing the compressed version it updates.
   std::vector<ViewingRecord> live;
-  MergeRecords(&live, h.live);
+  MergeRecords(&live, h.Live());
   std::map<size_t, std::vector<ViewingRecord>> decoded;  // compressed chunks, by index
   for (const ViewingRecord& l : live) {
     if (expired(l) || l.started_at < H) continue;
