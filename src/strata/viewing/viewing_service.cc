@@ -180,10 +180,6 @@ absl::Status ViewingService::Init() {
       "Recent-tier segments summarised for a summary read, by whether the previous version's "
       "summary of the same segment was reused or the segment decoded",
       "source=\"reused\"");
-  rollup_rechecks_ = metrics_->GetCounter(
-      "strata_viewing_rollup_rechecks_total",
-      "Roll-ups whose check of the rolled live rows ran again under the exclusive lock "
-      "because a write came in meanwhile");
   rollups_ = metrics_->GetCounter("strata_viewing_rollups_total",
                                   "Roll-ups of live rows into a new compressed version");
   rollup_records_ = metrics_->GetCounter("strata_viewing_rollup_live_rows_total",
@@ -669,29 +665,12 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   // Phase B, under the exclusive member lock: commit, then delete what the commit made
   // redundant. Live rows a write changed since phase A read them stay live (the newer event
   // wins on reads); unchanged ones are now held by the committed segments.
-  //
-  // Which rows are unchanged is checked before taking the lock: for a member written to all
-  // the time that is a point read per rolled row (up to --rollup-max-live-rows), which took
-  // milliseconds under the exclusive lock while every read of the member waited. The check
-  // holds if no write reached the member's stripe between its start and the lock (writes
-  // bump write_seq_ under the shared lock, after their store write); else it runs again
-  // under the lock.
-  store::WriteBatch live_deletes;
-  std::vector<Millis> survivors;  // started_at of rolled rows a write changed meanwhile
-  std::atomic<uint64_t>& stripe_seq = write_seq_[StripeOf(member)];
-  const uint64_t checked_at = stripe_seq.load(std::memory_order_acquire);
-  STRATA_RETURN_IF_ERROR(
-      UnchangedLiveRows(shard, member, live, write_seq, &live_deletes, &survivors));
-  if (rollup_check_hook_) rollup_check_hook_();
   ScopedPriorityBoost boost;  // requests wait for this section: run it at normal priority
   std::unique_lock<std::shared_mutex> lock(MemberLock(member));
-  if (stripe_seq.load(std::memory_order_acquire) != checked_at) {
-    live_deletes = store::WriteBatch();
-    survivors.clear();
-    STRATA_RETURN_IF_ERROR(
-        UnchangedLiveRows(shard, member, live, write_seq, &live_deletes, &survivors));
-    rollup_rechecks_->Inc();
-  }
+  store::WriteBatch live_deletes;
+  std::vector<Millis> survivors;  // started_at of rolled rows a write changed meanwhile
+  STRATA_RETURN_IF_ERROR(
+      UnchangedLiveRows(shard, member, live, write_seq, &live_deletes, &survivors));
 
   // 2. The metadata row: the commit point.
   STRATA_RETURN_IF_ERROR(
@@ -702,8 +681,11 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
   // The cached entry keeps the live records no rolled-up version covers.
   cache_->CommitLiveMove(shard.index, member, CommittedHistory(std::move(plan)), live);
 
-  // 3. The live rows the committed version holds (under the lock: a write after it could
-  // be a newer version of one of them, which this delete must not remove).
+  // 3. The segments this version replaced.
+  STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, replaced));
+  STRATA_CRASH_POINT("rollup.after_old_chunks_deleted");
+
+  // 4. The live rows the committed version holds.
   if (!live_deletes.empty()) {
     STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
   }
@@ -719,12 +701,6 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
     c.trigger_at = RollupThreshold(total_records);
   }
   lock.unlock();
-  // 4. The segments this version replaced: no reader can still use them (readers hold the
-  // shared lock while they read, and those after the commit read the new version), and
-  // roll-ups of the member are serialised by its roll-up lock. A crash before this leaves
-  // them listed as the new version's garbage, removed by the next roll-up.
-  STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, replaced));
-  STRATA_CRASH_POINT("rollup.after_old_chunks_deleted");
   rollups_->Inc();
   rollup_records_->Inc(live_deletes.size());
   rollup_seconds_->Observe(

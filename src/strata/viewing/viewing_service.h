@@ -217,11 +217,6 @@ class ViewingService {
   // Tests: called by a roll-up between writing its new chunks and taking the member lock to
   // commit, where concurrent writes may land. Set before use; not thread-safe.
   void SetRollupHookForTesting(std::function<void()> hook) { rollup_hook_ = std::move(hook); }
-  // Called after a roll-up checked its live rows outside the exclusive lock, before it takes
-  // the lock (a write here must make it check again under the lock).
-  void SetRollupCheckHookForTesting(std::function<void()> hook) {
-    rollup_check_hook_ = std::move(hook);
-  }
 
   // Scans the tables (expensive: for operators, not for hot paths).
   absl::StatusOr<std::vector<TableReport>> Report();
@@ -414,7 +409,6 @@ class ViewingService {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::function<void()> rollup_hook_;
-  std::function<void()> rollup_check_hook_;
 
   // Metrics.
   Counter* ingested_[2];
@@ -423,7 +417,6 @@ class ViewingService {
   Counter* language_changes_;
   Counter* language_unchanged_;
   Counter* rollups_;
-  Counter* rollup_rechecks_;
   Counter* segment_summaries_built_;
   Counter* segment_summaries_reused_;
   Counter* rollup_records_;
