@@ -313,6 +313,7 @@ http::Response Api::HistoryPageResponse(uint64_t member, const viewing::HistoryQ
   auto page = viewing_->ReadHistory(member, q);
   if (!page.ok()) return ErrorResponse(page.status());
   JsonWriter w;
+  w.Reserve(64 + page->records.size() * 320);  // a record is ~250-300 bytes of JSON
   w.BeginObject().Key("records").BeginArray();
   for (const auto& r : page->records) AppendRecordJson(r, &w);
   w.EndArray().Key("next_cursor");

@@ -202,19 +202,19 @@ absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body) {
 
 void AppendRecordJson(const viewing::ViewingRecord& r, JsonWriter* w) {
   w->BeginObject();
-  w->Key("member").Uint(r.member);
-  w->Key("kind").String(viewing::KindName(r.kind));
-  w->Key("title").Uint(r.title);
-  w->Key("session").String(r.session);
-  w->Key("started_at").Int(r.started_at);
-  w->Key("event_time").Int(r.event_time);
-  w->Key("position_ms").Int(r.position_ms);
-  w->Key("watched_ms").Int(r.watched_ms);
-  w->Key("device").String(r.device);
-  w->Key("country").String(r.country);
-  w->Key("content_lang").String(r.content_lang);
-  w->Key("audio_lang").String(r.audio_lang);
-  w->Key("subtitle_lang").String(r.subtitle_lang);
+  w->PlainKey("member").Uint(r.member);
+  w->PlainKey("kind").String(viewing::KindName(r.kind));
+  w->PlainKey("title").Uint(r.title);
+  w->PlainKey("session").String(r.session);
+  w->PlainKey("started_at").Int(r.started_at);
+  w->PlainKey("event_time").Int(r.event_time);
+  w->PlainKey("position_ms").Int(r.position_ms);
+  w->PlainKey("watched_ms").Int(r.watched_ms);
+  w->PlainKey("device").String(r.device);
+  w->PlainKey("country").String(r.country);
+  w->PlainKey("content_lang").String(r.content_lang);
+  w->PlainKey("audio_lang").String(r.audio_lang);
+  w->PlainKey("subtitle_lang").String(r.subtitle_lang);
   w->EndObject();
 }
 

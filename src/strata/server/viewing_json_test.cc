@@ -86,5 +86,27 @@ TEST(Api, ErrorCodesMapToHttp) {
   EXPECT_EQ(StatusToHttp(absl::InternalError("x")), 500);
 }
 
+TEST(JsonWriter, NumbersPlainKeysAndEscapes) {
+  JsonWriter w;
+  w.Reserve(128);
+  w.BeginObject().PlainKey("min").Int(INT64_MIN).PlainKey("max").Uint(UINT64_MAX);
+  w.PlainKey("zero").Int(0).Key("a\"b").String("x\ny").EndObject();
+  EXPECT_EQ(w.str(), R"({"min":-9223372036854775808,"max":18446744073709551615,"zero":0,)"
+                     R"("a\"b":"x\ny"})");
+}
+
+// A record written by the API parses back into the same event (the JSON round trip).
+TEST(JsonWriter, RecordJsonParsesBack) {
+  auto parsed = ParseViewingEvents(kEvent);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->valid.size(), 1u);
+  JsonWriter w;
+  AppendRecordJson(parsed->valid[0], &w);
+  auto again = ParseViewingEvents(w.str());
+  ASSERT_TRUE(again.ok()) << again.status() << " " << w.str();
+  ASSERT_EQ(again->valid.size(), 1u);
+  EXPECT_EQ(again->valid[0], parsed->valid[0]);
+}
+
 }  // namespace
 }  // namespace strata::server
