@@ -60,6 +60,18 @@ class ViewingServiceTest : public ::testing::Test {
     return all;
   }
 
+  // Records in one table, from the service's report (0 if the report fails: that fails too).
+  uint64_t Records(const std::string& table) {
+    auto report = service_->Report();
+    EXPECT_TRUE(report.ok()) << report.status();
+    if (!report.ok()) return 0;
+    for (const auto& t : *report) {
+      if (t.table == table) return t.records;
+    }
+    ADD_FAILURE() << "no table " << table;
+    return 0;
+  }
+
   ManualClock clock_{kT0 + 3600'000};
   MetricsRegistry metrics_;
   std::unique_ptr<store::RowStore> store_;
@@ -183,15 +195,8 @@ TEST_F(ViewingServiceTest, RollUpKeepsEveryRecordExactlyOnceAcrossChunks) {
   auto all = ReadAll(5);
   ASSERT_EQ(all.size(), oracle.size());
   for (const auto& r : all) EXPECT_EQ(r.event_time, (oracle[{r.started_at, r.session}]));
-  auto report = service_->Report();
-  ASSERT_TRUE(report.ok());
-  uint64_t live = 0, compressed = 0;
-  for (const auto& t : *report) {
-    if (t.table == "plays_recent_live") live = t.records;
-    if (t.table == "plays_recent_compressed") compressed = t.records;
-  }
-  EXPECT_EQ(live, 0u);
-  EXPECT_EQ(compressed, oracle.size());
+  EXPECT_EQ(Records("plays_recent_live"), 0u);
+  EXPECT_EQ(Records("plays_recent_compressed"), oracle.size());
 
   // An update of a rolled-up playback wins; a stale one does not.
   ViewingRecord first = all.back();
@@ -233,13 +238,8 @@ TEST_F(ViewingServiceTest, RollupMaxLiveRowsCapsTheGrowthFraction) {
     ASSERT_TRUE(service_->RollUp(9, Kind::kPlay).ok());
     ASSERT_TRUE(service_->Ingest(plays(100, 40)).ok());
     service_->WaitForRollups();
-    auto report = service_->Report();
-    ASSERT_TRUE(report.ok());
-    uint64_t live = 0, compressed = 0;
-    for (const auto& t : *report) {
-      if (t.table == "plays_recent_live") live = t.records;
-      if (t.table == "plays_recent_compressed") compressed = t.records;
-    }
+    const uint64_t live = Records("plays_recent_live");
+    const uint64_t compressed = Records("plays_recent_compressed");
     if (cap == 30) {
       EXPECT_EQ(live, 0u);
       EXPECT_EQ(compressed, 140u);
