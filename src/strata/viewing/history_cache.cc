@@ -1,7 +1,6 @@
 #include "strata/viewing/history_cache.h"
 
 #include <algorithm>
-#include <atomic>
 
 namespace strata::viewing {
 
@@ -16,18 +15,16 @@ size_t CachedHistory::ApproximateBytes() const {
 
 namespace {
 
-// The entry's live records, writable: in place when only the cache holds them (readers get
-// their shared_ptr under the shard mutex, which the caller holds, so none can appear
-// meanwhile), else a copy that replaces them (a reader keeps the old vector unchanged).
+// The entry's live records, writable. `*is_private` says whether only the cache can hold
+// this vector (it was copied since the cache last handed it to a reader or took it in from
+// a caller); if not, it is copied first and readers keep the old one, which is never
+// changed once shared -- no reference counts are inspected, so no memory-order subtlety.
 // Every vector here was created non-const by make_shared, so the const_cast is sound.
-std::vector<ViewingRecord>& MutableLive(CachedHistory& h) {
-  if (!h.live) {
-    h.live = std::make_shared<std::vector<ViewingRecord>>();
-  } else if (h.live.use_count() > 1) {
-    h.live = std::make_shared<std::vector<ViewingRecord>>(*h.live);
-  } else {
-    // The last reader's release of its reference (acq_rel) happens-before what follows.
-    std::atomic_thread_fence(std::memory_order_acquire);
+std::vector<ViewingRecord>& MutableLive(CachedHistory& h, bool* is_private) {
+  if (!h.live || !*is_private) {
+    h.live = h.live ? std::make_shared<std::vector<ViewingRecord>>(*h.live)
+                    : std::make_shared<std::vector<ViewingRecord>>();
+    *is_private = true;
   }
   return const_cast<std::vector<ViewingRecord>&>(*h.live);
 }
@@ -111,6 +108,7 @@ std::optional<CachedHistory> HistoryCache::Get(int data_type, uint64_t member,
   }
   s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
   hits_->Inc();
+  it->second.live_private = false;  // the reader shares the live vector from now on
   return it->second.history;
 }
 
@@ -139,12 +137,13 @@ void HistoryCache::RemoveLocked(ShardState& s, const Key& k) {
   s.map.erase(it);
 }
 
-void HistoryCache::SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry) {
+void HistoryCache::SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry,
+                                 bool live_private) {
   RemoveLocked(s, k);
   size_t bytes = entry.ApproximateBytes();
   if (bytes > capacity_per_shard_) return;  // too large to cache at all
   s.lru.push_front(k);
-  Slot slot{std::move(entry), bytes, s.lru.begin()};
+  Slot slot{std::move(entry), bytes, s.lru.begin(), live_private};
   s.map.emplace(k, std::move(slot));
   s.bytes += bytes;
   EvictLocked(s);
@@ -183,7 +182,7 @@ void HistoryCache::MergeWrites(int data_type, uint64_t member,
   if (it == s.map.end()) return;
   Slot& slot = it->second;
   size_t added = 0;
-  std::vector<ViewingRecord>& live = MutableLive(slot.history);
+  std::vector<ViewingRecord>& live = MutableLive(slot.history, &slot.live_private);
   for (const ViewingRecord* r : records) {
     live.push_back(*r);
     added += sizeof(ViewingRecord);
@@ -214,7 +213,7 @@ void HistoryCache::ReplaceCompressed(int data_type, uint64_t member,
   if (it == s.map.end()) return;
   CachedHistory entry = std::move(it->second.history);
   entry.compressed = std::move(compressed);
-  SetSlotLocked(s, k, std::move(entry));
+  SetSlotLocked(s, k, std::move(entry), it->second.live_private);
 }
 
 void HistoryCache::CommitLiveMove(int data_type, uint64_t member,
@@ -228,8 +227,9 @@ void HistoryCache::CommitLiveMove(int data_type, uint64_t member,
   auto it = s.map.find(k);
   if (it == s.map.end()) return;
   CachedHistory entry = std::move(it->second.history);
+  bool live_private = it->second.live_private;
   if (compressed) entry.compressed = std::move(compressed);
-  if (entry.live) std::erase_if(MutableLive(entry), [&](const ViewingRecord& r) {
+  if (entry.live) std::erase_if(MutableLive(entry, &live_private), [&](const ViewingRecord& r) {
     auto m = std::lower_bound(moved.begin(), moved.end(), r,
                               [](const ViewingRecord& a, const ViewingRecord& b) {
                                 return PlaybackKey(a) < PlaybackKey(b);
@@ -237,7 +237,7 @@ void HistoryCache::CommitLiveMove(int data_type, uint64_t member,
     return m != moved.end() && PlaybackKey(*m) == PlaybackKey(r) &&
            r.event_time <= m->event_time;
   });
-  SetSlotLocked(s, k, std::move(entry));
+  SetSlotLocked(s, k, std::move(entry), live_private);
 }
 
 void HistoryCache::Erase(int data_type, uint64_t member) {

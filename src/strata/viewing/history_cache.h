@@ -40,8 +40,9 @@ struct CachedHistory {
   // Live records in arrival order; may hold several events of one playback. Readers merge
   // them with MergeRecords (latest event_time wins). Shared and immutable once handed out:
   // a cache hit shares the entry's vector instead of copying it (a hot member's reads used
-  // to copy up to thousands of records each); the cache appends writes in place when no
-  // reader holds the vector, and copies it first when one does. Null = none.
+  // to copy up to thousands of records each); the cache appends writes in place while no
+  // reader has been given the vector, and copies it once first when one has (so a hot
+  // member costs a copy per write that follows reads, not one per read). Null = none.
   std::shared_ptr<const std::vector<ViewingRecord>> live;
 
   const std::vector<ViewingRecord>& Live() const {
@@ -117,6 +118,9 @@ class HistoryCache {
     CachedHistory history;
     size_t bytes = 0;
     std::list<Key>::iterator lru;
+    // Whether only the cache can hold history.live (see MutableLive in the .cc): false when
+    // the entry came from a caller or went to a reader since its vector was last copied.
+    bool live_private = false;
   };
   struct ShardState {
     mutable std::mutex mu;
@@ -128,7 +132,8 @@ class HistoryCache {
   ShardState& ShardOf(size_t stripe) { return shards_[stripe % kShards]; }
   void EvictLocked(ShardState& s);
   void RemoveLocked(ShardState& s, const Key& k);
-  void SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry);
+  void SetSlotLocked(ShardState& s, const Key& k, CachedHistory entry,
+                     bool live_private = false);
 
   size_t capacity_per_shard_;
   ShardState shards_[kShards];

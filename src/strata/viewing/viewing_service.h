@@ -315,8 +315,9 @@ class ViewingService {
   void RotationPublisher();
   // Throttle: waits until the next rotation may start. False when stopping.
   bool AwaitRotationSlot();
-  // Runs one rotation task; false when it failed (logged and counted).
-  void RunRotation(MemberId member);
+  // Runs one rotation task (a failure is logged and counted, and retried by a later trigger).
+  // `counted`: the caller already counted it in running_rotations_.
+  void RunRotation(MemberId member, bool counted = false);
   // Members queued in the durable queue and not yet processed (its backlog).
   uint64_t RotationBacklog();
   void SweepForRotation();

@@ -535,12 +535,12 @@ bool ViewingService::AwaitRotationSlot() {
   return !rotation_stopping_;
 }
 
-void ViewingService::RunRotation(MemberId member) {
+void ViewingService::RunRotation(MemberId member, bool counted) {
   {
     std::lock_guard<std::mutex> lock(rotation_mu_);
     // Taken: a trigger from now on queues the member again.
     rotation_queued_.erase(member);
-    ++running_rotations_;
+    if (!counted) ++running_rotations_;
   }
   absl::Status s = Rotate(member);
   if (!s.ok()) {
@@ -610,9 +610,19 @@ void ViewingService::RotationWorker(int index) {
       if (rotation_stopping_) return;
       member = rotation_queue_.front();
       rotation_queue_.pop_front();
+      // Counted as running from the pop: WaitForRotations must never find the member
+      // neither queued nor running (it returned early about one run in 70 of a test).
+      ++running_rotations_;
     }
-    if (!AwaitRotationSlot()) return;
-    RunRotation(member);
+    if (!AwaitRotationSlot()) {
+      {
+        std::lock_guard<std::mutex> lock(rotation_mu_);
+        --running_rotations_;
+      }
+      rotation_idle_cv_.notify_all();
+      return;
+    }
+    RunRotation(member, /*counted=*/true);
   }
 }
 
