@@ -106,6 +106,10 @@ struct ViewingBenchOptions {
   // the control for what the rotated data costs the reads, as opposed to the rotation's own
   // work (0 = skip). Default 60.
   double after_s = 60;
+  // Tiers mode: passes of summary reads on cache miss over the long-history members: the
+  // first reads, then, per further pass, the same reads after
+  // POST /v1/admin/viewing/caches:drop. Default 3 (150 reads with 50 members).
+  int miss_passes = 3;
 };
 
 // Latency in milliseconds; counts are of completed requests (errors included, transport

@@ -541,6 +541,10 @@ int Run(int argc, char** argv) {
                             "Build this many events' request bodies before the timed phase "
                             "(0 = build each batch just before sending it)")
       ->capture_default_str();
+  bench_viewing->add_option("--miss-passes", bo.miss_passes,
+                            "tiers mode: passes of cache-miss summary reads (caches dropped "
+                            "between passes)")
+      ->capture_default_str();
   bench_viewing->add_option("--after", bo.after_s,
                             "tiers mode: seconds of the mix after the rotation is done, the "
                             "control phase (0 = skip)")

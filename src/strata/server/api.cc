@@ -235,6 +235,18 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
       return RotationStatus();
     }
     if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
+        parts[3] == "caches:drop") {
+      *route = "/v1/admin/viewing/caches:drop";
+      if (method != "POST") return method_not_allowed();
+      const auto [history, summary] = viewing_->DropCaches();
+      STRATA_LOG_INFO("viewing caches dropped", "history_entries", history, "summary_entries",
+                      summary);
+      JsonWriter w;
+      w.BeginObject().Key("history_entries").Uint(history).Key("summary_entries").Uint(summary);
+      w.EndObject();
+      return Json(200, w.Take());
+    }
+    if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
         parts[3] == "rotation:sweep") {
       *route = "/v1/admin/viewing/rotation:sweep";
       if (method != "POST") return method_not_allowed();

@@ -258,6 +258,18 @@ size_t HistoryCache::bytes() const {
   return n;
 }
 
+size_t HistoryCache::Clear() {
+  size_t dropped = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    dropped += s.map.size();
+    s.map.clear();
+    s.lru.clear();
+    s.bytes = 0;
+  }
+  return dropped;
+}
+
 size_t HistoryCache::entries() const {
   size_t n = 0;
   for (auto& s : shards_) {

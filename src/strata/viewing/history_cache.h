@@ -95,6 +95,10 @@ class HistoryCache {
                       std::span<const ViewingRecord> moved);
   // Drops the member's entry; bumps the generation.
   void Erase(int data_type, uint64_t member);
+  // Drops every entry (an operator's cold-cache test); returns how many there were. Entries
+  // hold committed state plus acknowledged writes, all in the store too, so fills in flight
+  // (whose generation check still guards against writes) stay valid.
+  size_t Clear();
 
   uint64_t hits() const { return hits_->Value(); }
   uint64_t misses() const { return misses_->Value(); }

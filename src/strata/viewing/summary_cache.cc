@@ -118,6 +118,18 @@ void SummaryCache::Invalidate(uint64_t member) {
   s.map.erase(it);
 }
 
+size_t SummaryCache::Clear() {
+  size_t dropped = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    dropped += s.map.size();
+    s.map.clear();
+    s.lru.clear();
+    s.bytes = 0;
+  }
+  return dropped;
+}
+
 size_t SummaryCache::bytes() const {
   size_t total = 0;
   for (const auto& s : shards_) {

@@ -62,6 +62,9 @@ class SummaryCache {
   void FillIfUnchanged(uint64_t member, uint64_t generation,
                        std::shared_ptr<const StableSummary> entry);
   void Invalidate(uint64_t member);
+  // Drops every entry (an operator's cold-cache test); returns how many there were.
+  // Entries hold only committed state, so fills in flight stay valid and are kept.
+  size_t Clear();
   // Whether the member has an entry (no hit/miss counted, no LRU change).
   bool Contains(uint64_t member) const;
   // What a rotation calls once its commits are done (under the member's exclusive lock):

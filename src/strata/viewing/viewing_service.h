@@ -216,6 +216,10 @@ class ViewingService {
   RotationStatus rotation_status();
   // Tests: called by a roll-up between writing its new chunks and taking the member lock to
   // commit, where concurrent writes may land. Set before use; not thread-safe.
+  // Empties the history and summary caches (operators measuring cold reads); returns the
+  // entries dropped from each.
+  std::pair<size_t, size_t> DropCaches() { return {cache_->Clear(), summary_cache_->Clear()}; }
+
   void SetRollupHookForTesting(std::function<void()> hook) { rollup_hook_ = std::move(hook); }
 
   // Scans the tables (expensive: for operators, not for hot paths).

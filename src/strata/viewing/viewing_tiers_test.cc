@@ -241,6 +241,32 @@ TEST_F(ViewingTiersTest, UncachedReadsPrefetchThePastTierAndMatchCachedReads) {
   EXPECT_EQ(started->Value(), started1);
 }
 
+// DropCaches empties both caches: the next reads miss and give the same answers.
+TEST_F(ViewingTiersTest, DroppedCachesRefillWithTheSameAnswers) {
+  Open();
+  std::vector<ViewingRecord> batch;
+  for (int i = 0; i < 60; ++i) {
+    const Millis started = kNow0 - static_cast<Millis>(i) * 4 * kDay;
+    batch.push_back(Play(4, started, "s", started + 1000, i % 5));
+  }
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  ASSERT_TRUE(service_->Rotate(4).ok());
+  auto summary = service_->Summary(4);
+  ASSERT_TRUE(summary.ok());
+  const auto detail = ReadAll(4);
+  Counter* misses = metrics_.GetCounter("strata_viewing_summary_cache_misses_total", "", "");
+  const uint64_t misses0 = misses->Value();
+  const auto [history, summaries] = service_->DropCaches();
+  EXPECT_GT(history, 0u);
+  EXPECT_EQ(summaries, 1u);
+  auto again = service_->Summary(4);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(misses->Value(), misses0 + 1);
+  EXPECT_EQ(SortedByTitle(again->titles), SortedByTitle(summary->titles));
+  EXPECT_EQ(ReadAll(4), detail);
+  EXPECT_EQ(service_->DropCaches().second, 1u);  // the read filled it again
+}
+
 // Late events for playbacks already in the past tier (updates and new ones) count once,
 // before and after the next rotation, and detailed reads show their latest version.
 TEST_F(ViewingTiersTest, LateEventsForPastPlaybacksCountOnce) {
