@@ -392,6 +392,9 @@ int Run(int argc, char** argv) {
   admin->require_subcommand(1);
   CLI::App* compact = admin->add_subcommand("compact", "Compact every table now (blocks)");
   add_server(compact);
+  CLI::App* drop_caches = admin->add_subcommand(
+      "drop-caches", "Empty the viewing history and summary caches (cold-read measurements)");
+  add_server(drop_caches);
 
   // Media buckets and objects.
   CLI::App* bucket_cmd = app.add_subcommand("bucket", "Media buckets and their lifecycle policy");
@@ -728,6 +731,9 @@ int Run(int argc, char** argv) {
                 "application/x-ndjson");
   }
   if (compact->parsed()) return Call(server_url, "POST", "/v1/admin/compact");
+  if (drop_caches->parsed()) {
+    return Call(server_url, "POST", "/v1/admin/viewing/caches:drop");
+  }
   const std::string lifecycle = "/v1/" + gc_task;
   if (gc_run->parsed()) return RunLifecycle(server_url, lifecycle, gc_dry_run, gc_as_of, !gc_no_wait);
   if (gc_show->parsed()) {
