@@ -98,10 +98,10 @@ class GcTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         return body
 
-    def wait_run(self, run_id, timeout=60):
+    def wait_run(self, run_id, timeout=60, task="gc"):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            status, run = self.server.json("GET", "/v1/gc/runs/%d" % run_id)
+            status, run = self.server.json("GET", "/v1/%s/runs/%d" % (task, run_id))
             self.assertEqual(status, 200, run)
             if run["state"] in ("done", "failed"):
                 return run
@@ -201,12 +201,7 @@ class GcTest(unittest.TestCase):
         time.sleep(0.05)
         status, run = self.server.json("POST", "/v1/archive/runs", b'{"dry_run": false}')
         self.assertEqual(status, 202, run)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            status, run = self.server.json("GET", "/v1/archive/runs/%d" % run["id"])
-            if run["state"] in ("done", "failed"):
-                break
-            time.sleep(0.1)
+        run = self.wait_run(run["id"], task="archive")
         self.assertEqual(run["state"], "done", run)
         self.assertEqual((run["processed"], run["errors"]), (2, 0), run)
         for key, data in (("small", small), ("large", large)):

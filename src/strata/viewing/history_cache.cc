@@ -112,13 +112,6 @@ std::optional<CachedHistory> HistoryCache::Get(int data_type, uint64_t member,
   return it->second.history;
 }
 
-bool HistoryCache::Contains(int data_type, uint64_t member) {
-  Key k{data_type, member};
-  ShardState& s = ShardOf(StripeOf(k));
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.map.contains(k);
-}
-
 std::shared_ptr<const CompressedHistory> HistoryCache::PeekCompressed(int data_type,
                                                                      uint64_t member) {
   Key k{data_type, member};

@@ -72,8 +72,6 @@ class HistoryCache {
   std::optional<CachedHistory> Get(int data_type, uint64_t member, uint64_t* generation);
   // The member's cached compressed history, if cached (no effect on statistics or LRU).
   std::shared_ptr<const CompressedHistory> PeekCompressed(int data_type, uint64_t member);
-  // Whether the member's entry is cached (no LRU update, not counted as a hit or a miss).
-  bool Contains(int data_type, uint64_t member);
   // Inserts a freshly loaded entry unless a write touched the member since `generation`.
   void FillIfUnchanged(int data_type, uint64_t member, uint64_t generation, CachedHistory entry);
   // Merges acknowledged writes into the member's entry if present; bumps the generation.

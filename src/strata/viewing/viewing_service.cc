@@ -810,9 +810,11 @@ uint64_t ViewingService::RollupThreshold(uint64_t compressed_records) const {
                             std::min<uint64_t>(grown, options_.rollup_max_live_rows));
 }
 
-absl::StatusOr<CachedHistory> ViewingService::GetHistory(Shard& shard, MemberId member) {
+absl::StatusOr<CachedHistory> ViewingService::GetHistory(
+    Shard& shard, MemberId member, const std::function<void()>& on_miss) {
   uint64_t generation = 0;
   if (auto hit = cache_->Get(shard.index, member, &generation)) return std::move(*hit);
+  if (on_miss) on_miss();
   STRATA_ASSIGN_OR_RETURN(CachedHistory h,
                           LoadFromStore(shard, member, kSegmentsLoadedOnMiss,
                                         LiveFrom(shard, member)));
@@ -820,8 +822,9 @@ absl::StatusOr<CachedHistory> ViewingService::GetHistory(Shard& shard, MemberId 
   return h;
 }
 
-absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId member) {
-  STRATA_ASSIGN_OR_RETURN(CachedHistory h, GetHistory(shard, member));
+absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId member,
+                                                        const std::function<void()>& on_miss) {
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h, GetHistory(shard, member, on_miss));
   // A live backlog over the threshold (e.g. after a restart lost the counters) queues a
   // roll-up; the worker re-checks the real figures.
   if (h.Live().size() >= RollupThreshold(h.compressed ? h.compressed->meta.records() : 0)) {
@@ -887,19 +890,23 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   const Millis recent_floor = now - options_.recent_age_ms;
   const Millis before = has_cursor ? std::min(query.until, cursor.started_at + 1) : query.until;
   std::future<absl::StatusOr<PastTier>> past_prefetch;
-  if (query.kind == Kind::kPlay && query.since < recent_floor && query.since < before &&
-      !cache_->Contains(shard.index, member)) {
-    past_prefetches_->Inc();
-    past_prefetch = read_pool_->Submit([this, member, limit = query.limit, since = query.since,
-                                        before] { return PrefetchPast(member, limit, since, before); });
-  }
   struct WaitOnExit {  // the prefetch never outlives the lock, whatever returns below
     std::future<absl::StatusOr<PastTier>>& f;
     ~WaitOnExit() {
       if (f.valid()) f.wait();
     }
   } wait_prefetch{past_prefetch};
-  STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
+  std::function<void()> prefetch_on_miss;
+  if (query.kind == Kind::kPlay && query.since < recent_floor && query.since < before) {
+    prefetch_on_miss = [&] {
+      past_prefetches_->Inc();
+      past_prefetch = read_pool_->Submit([this, member, limit = query.limit,
+                                          since = query.since, before] {
+        return PrefetchPast(member, limit, since, before);
+      });
+    };
+  }
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member, prefetch_on_miss));
   Millis detail_from = INT64_MIN;  // plays: older ones exist only in the summary
   auto qualifies = [&](const ViewingRecord& r) {
     return r.started_at >= query.since && r.started_at < query.until &&

@@ -261,11 +261,14 @@ class ViewingService {
                                                                  Millis ttl_ms, MemberId member,
                                                                  const SegmentRef& ref);
   // Returns the member's history in a shard, from the cache or (filling it) the store.
-  // Caller holds the member lock (shared or exclusive).
-  absl::StatusOr<CachedHistory> GetHistory(Shard& shard, MemberId member);
+  // Caller holds the member lock (shared or exclusive). `on_miss`, if set, runs on a cache
+  // miss before the store is read (ReadHistory starts its past-tier prefetch there).
+  absl::StatusOr<CachedHistory> GetHistory(Shard& shard, MemberId member,
+                                           const std::function<void()>& on_miss = {});
   // The member's cached history of a shard; queues a roll-up when the live backlog is over
-  // the threshold. Caller holds the member's shared lock.
-  absl::StatusOr<CachedHistory> ReadEntry(Shard& shard, MemberId member);
+  // the threshold. Caller holds the member's shared lock. `on_miss` as for GetHistory.
+  absl::StatusOr<CachedHistory> ReadEntry(Shard& shard, MemberId member,
+                                          const std::function<void()>& on_miss = {});
   // All records of the member in a shard, merged, unexpired, ascending by playback.
   absl::StatusOr<std::vector<ViewingRecord>> AllRecords(Shard& shard, MemberId member);
   // AllRecords with the member's shared lock already held.

@@ -20,28 +20,41 @@ std::string FreshDir() {
   return p.string();
 }
 
-// RocksDB + local files under one temporary directory, removed at the end.
+InlineBlobStoreOptions MaxInline(uint64_t max_inline_bytes) {
+  InlineBlobStoreOptions i;
+  i.max_inline_bytes = max_inline_bytes;
+  return i;
+}
+
+// RocksDB + local files under one directory: a fresh temporary one, removed at the end, or
+// (the second constructor) a given one, opened again by each instance and kept.
 class Stores {
  public:
-  Stores(uint64_t part_bytes, uint64_t max_inline_bytes) : dir_(FreshDir()) {
+  Stores(uint64_t part_bytes, uint64_t max_inline_bytes)
+      : Stores(FreshDir(), MaxInline(max_inline_bytes), part_bytes) {
+    remove_ = true;
+  }
+  Stores(std::string dir, InlineBlobStoreOptions io,
+         uint64_t part_bytes = LocalBlobStoreOptions{}.part_bytes)
+      : dir_(std::move(dir)) {
     store::RocksRowStoreOptions r;
     r.path = dir_ + "/rows";
     rows_ = *store::RocksRowStore::Open(r);
     LocalBlobStoreOptions o;
     o.root = dir_ + "/blobs";
     o.part_bytes = part_bytes;
-    o.sync = false;  // the suites test visibility, not power loss
+    o.sync = false;  // the tests check visibility, not power loss
     files_ = *LocalBlobStore::Open(o);
-    InlineBlobStoreOptions i;
-    i.max_inline_bytes = max_inline_bytes;
-    inline_ = *InlineBlobStore::Open(rows_.get(), files_.get(), i, &metrics_);
+    inline_ = *InlineBlobStore::Open(rows_.get(), files_.get(), io, &metrics_);
   }
   ~Stores() {
     inline_.reset();
     files_.reset();
     rows_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    if (remove_) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
   }
   InlineBlobStore* blobs() { return inline_.get(); }
   LocalBlobStore* files() { return files_.get(); }
@@ -49,6 +62,7 @@ class Stores {
 
  private:
   std::string dir_;
+  bool remove_ = false;
   MetricsRegistry metrics_;
   std::unique_ptr<store::RocksRowStore> rows_;
   std::unique_ptr<LocalBlobStore> files_;
@@ -111,19 +125,13 @@ TEST(InlineBlobStoreTest, SmallBlobsAreRowsAndLargerOnesFiles) {
 }
 
 TEST(InlineBlobStoreTest, ExcludedPrefixesAlwaysGoToTheBaseStore) {
+  InlineBlobStoreOptions io;
+  io.never_inline_prefixes = {"cold/"};
   const std::string dir = FreshDir();
   {
-    store::RocksRowStoreOptions r;
-    r.path = dir + "/rows";
-    auto rows = *store::RocksRowStore::Open(r);
-    LocalBlobStoreOptions o;
-    o.root = dir + "/blobs";
-    o.sync = false;
-    auto files = *LocalBlobStore::Open(o);
-    MetricsRegistry m;
-    InlineBlobStoreOptions io;
-    io.never_inline_prefixes = {"cold/"};
-    auto blobs = *InlineBlobStore::Open(rows.get(), files.get(), io, &m);
+    Stores s(dir, io);
+    InlineBlobStore* blobs = s.blobs();
+    LocalBlobStore* files = s.files();
     ASSERT_TRUE(blobs->Put("cold/b/k", "small").ok());
     ASSERT_TRUE(blobs->Put("cold/b/empty", "").ok());
     ASSERT_TRUE(blobs->Put("coldish/b/k", "small").ok());
@@ -200,18 +208,8 @@ TEST(InlineBlobStoreTest, ListMergesBothStoresInNameOrderAcrossPages) {
 TEST(InlineBlobStoreTest, InlineBlobsStayReadableAndDeletableWhenInliningIsTurnedOff) {
   const std::string dir = FreshDir();
   auto open = [&](uint64_t max_inline, auto&& body) {
-    store::RocksRowStoreOptions r;
-    r.path = dir + "/rows";
-    auto rows = *store::RocksRowStore::Open(r);
-    LocalBlobStoreOptions o;
-    o.root = dir + "/blobs";
-    o.sync = false;
-    auto files = *LocalBlobStore::Open(o);
-    MetricsRegistry m;
-    InlineBlobStoreOptions io;
-    io.max_inline_bytes = max_inline;
-    auto blobs = *InlineBlobStore::Open(rows.get(), files.get(), io, &m);
-    body(blobs.get(), files.get());
+    Stores s(dir, MaxInline(max_inline));
+    body(s.blobs(), s.files());
   };
   open(100, [](InlineBlobStore* blobs, LocalBlobStore*) {
     ASSERT_TRUE(blobs->Put("c/old-a", "a").ok());
@@ -239,26 +237,12 @@ TEST(InlineBlobStoreTest, InlineBlobsStayReadableAndDeletableWhenInliningIsTurne
 TEST(InlineBlobStoreTest, InlineBlobsSurviveReopen) {
   const std::string dir = FreshDir();
   {
-    store::RocksRowStoreOptions r;
-    r.path = dir + "/rows";
-    auto rows = *store::RocksRowStore::Open(r);
-    LocalBlobStoreOptions o;
-    o.root = dir + "/blobs";
-    auto files = *LocalBlobStore::Open(o);
-    MetricsRegistry m;
-    auto blobs = *InlineBlobStore::Open(rows.get(), files.get(), {}, &m);
-    ASSERT_TRUE(blobs->Put("c/kept", "bytes").ok());
+    Stores s(dir, {});
+    ASSERT_TRUE(s.blobs()->Put("c/kept", "bytes").ok());
   }
   {
-    store::RocksRowStoreOptions r;
-    r.path = dir + "/rows";
-    auto rows = *store::RocksRowStore::Open(r);
-    LocalBlobStoreOptions o;
-    o.root = dir + "/blobs";
-    auto files = *LocalBlobStore::Open(o);
-    MetricsRegistry m;
-    auto blobs = *InlineBlobStore::Open(rows.get(), files.get(), {}, &m);
-    EXPECT_EQ(*blobs->Read("c/kept", 0, 100), "bytes");
+    Stores s(dir, {});
+    EXPECT_EQ(*s.blobs()->Read("c/kept", 0, 100), "bytes");
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
