@@ -15,6 +15,7 @@
 #include "bench/latency_histogram.h"
 #include "bench/viewing_bench_internal.h"
 #include "bench/viewing_workload.h"
+#include "strata/base/thread_pool.h"
 #include "strata/http/http_client.h"
 
 namespace strata::bench {
@@ -130,6 +131,7 @@ struct ThreadStats {
   uint64_t history_records = 0;
   uint64_t unsent_batches = 0;
   uint64_t unsent_reads = 0;
+  uint64_t late_reads = 0;
 
   void Merge(const ThreadStats& o) {
     for (int i = 0; i < kNumOps; ++i) ops[i].Merge(o.ops[i]);
@@ -145,6 +147,7 @@ struct ThreadStats {
     history_records += o.history_records;
     unsent_batches += o.unsent_batches;
     unsent_reads += o.unsent_reads;
+    late_reads += o.late_reads;
   }
 };
 
@@ -156,6 +159,7 @@ struct Shared {
   ViewingWorkload workload;
   std::atomic<uint64_t> events_acked{0};
   std::atomic<uint64_t> reads_started{0};
+  std::atomic<uint64_t> next_read{0};  // paced "pool" reads: the next arrival to take
   std::atomic<uint64_t> reads_done{0};
   std::atomic<uint64_t> errors{0};
   // Bodies built before the timed phase (--pregenerate), taken in order by the writers.
@@ -171,6 +175,8 @@ struct Plan {
   uint64_t seed = 1;
   int writers = 0;
   int readers = 0;
+  bool pooled_reads = true;  // paced reads share one arrival schedule
+  int client_slice_us = 0;   // connection threads' time slice (0 = kernel default)
   double events_per_s = 0;     // 0 = unpaced
   double reads_per_s = 0;      // 0 = unpaced
   double reads_per_event = 0;  // closed-loop gate; 0 = no gate
@@ -254,6 +260,7 @@ uint64_t CountDue(SteadyClock::time_point start, double rate, int index, int of,
 
 void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
                 SteadyClock::time_point end, Shared& shared, ThreadStats& ts) {
+  if (plan.client_slice_us > 0) ThreadPool::SetCurrentThreadSlice(plan.client_slice_us);
   http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   std::vector<ViewingEvent> events;
   std::string body;
@@ -299,13 +306,23 @@ void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
 
 void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
                 SteadyClock::time_point end, Shared& shared, ThreadStats& ts) {
+  if (plan.client_slice_us > 0) ThreadPool::SetCurrentThreadSlice(plan.client_slice_us);
   http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   Rng rng(Mix64(plan.seed ^ (0x7EADE5ULL + static_cast<uint64_t>(index) * 0x9E37ULL)));
   const bool paced = plan.reads_per_s > 0;
   std::string target;
   for (uint64_t i = 0;; ++i) {
     SteadyClock::time_point due;
-    if (paced) {
+    if (paced && plan.pooled_reads) {
+      // The next arrival of the shared schedule, whichever connection is free first.
+      const uint64_t n = shared.next_read.fetch_add(1, std::memory_order_relaxed);
+      due = Due(start, plan.reads_per_s, 0, 1, n);
+      if (due >= end) return;
+      if (SteadyClock::now() >= end) {
+        ++ts.unsent_reads;  // each arrival is taken once, so counted once
+        continue;
+      }
+    } else if (paced) {
       due = Due(start, plan.reads_per_s, index, plan.readers, i);
       if (due >= end) return;
       if (SteadyClock::now() >= end) {
@@ -333,7 +350,10 @@ void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
     const bool summary =
         !history && !months && u < plan.history_share + plan.months_share + plan.summary_share;
     std::string base = "/v1/members/" + std::to_string(member) + "/viewing?kind=play&limit=";
-    if (paced) std::this_thread::sleep_until(due);
+    if (paced) {
+      std::this_thread::sleep_until(due);
+      if (SteadyClock::now() - due > std::chrono::milliseconds(1)) ++ts.late_reads;
+    }
     if (months || summary) {
       // The last three months (recent + past tiers), or the whole-history summary.
       target = summary ? "/v1/members/" + std::to_string(member) + "/summary"
@@ -507,6 +527,9 @@ absl::Status Validate(const ViewingBenchOptions& o) {
   if (!(o.zipf_s > 0) || o.zipf_s > 10) {
     return absl::InvalidArgumentError("zipf_s: must be in (0, 10]");
   }
+  if (o.client_slice_us < 0 || o.client_slice_us > 100000) {
+    return absl::InvalidArgumentError("client_slice_us: must be 0..100000");
+  }
   if (o.connections < 1 || o.connections > 1024) {
     return absl::InvalidArgumentError("connections: must be 1..1024");
   }
@@ -545,6 +568,9 @@ absl::Status Validate(const ViewingBenchOptions& o) {
       return absl::InvalidArgumentError(
           "connections: mix mode needs at least 2 (a writer and a reader)");
     }
+    if (o.read_dispatch != "pool" && o.read_dispatch != "connection") {
+      return absl::InvalidArgumentError("read_dispatch: must be \"pool\" or \"connection\"");
+    }
     if (o.write_connections < 0 || o.write_connections >= o.connections) {
       return absl::InvalidArgumentError("write_connections: must be 0 (auto) or 1..connections-1");
     }
@@ -563,7 +589,11 @@ void PrintBenchReport(const BenchReport& r, std::ostream& out) {
     if (r.target_events_per_s > 0) {
       out << " at " << Fmt("%.0f", r.target_events_per_s) << " events/s";
     }
-    if (r.target_reads_per_s > 0) out << ", " << Fmt("%.0f", r.target_reads_per_s) << " reads/s";
+    if (r.target_reads_per_s > 0) {
+      out << ", " << Fmt("%.0f", r.target_reads_per_s) << " reads/s"
+          << (r.pooled_reads ? " (one schedule, next free reader connection)"
+                             : " (a schedule per reader connection)");
+    }
     out << ".\n        Latency is measured from each request's intended send time, so time spent\n"
            "        queued behind a slow response counts (no coordinated omission).\n";
   } else {
@@ -601,6 +631,11 @@ void PrintBenchReport(const BenchReport& r, std::ostream& out) {
     }
     out << "\n";
   }
+  if (r.open_loop && r.late_reads > 0) {
+    out << "late reads: " << Thousands(r.late_reads)
+        << " reads were sent more than 1 ms after their due time (no reader connection\n"
+           "        was free, or the client was descheduled); the wait is in their latency\n";
+  }
   if (r.unsent_batches + r.unsent_reads > 0) {
     out << "behind schedule: " << Thousands(r.unsent_batches) << " batches and "
         << Thousands(r.unsent_reads)
@@ -627,7 +662,6 @@ void PrintBenchReport(const BenchReport& r, std::ostream& out) {
   }
 }
 
-// Runs writers and readers for duration_s and fills the timed-phase fields of *report.
 // Builds `events` worth of batch bodies into shared.bodies (--pregenerate).
 void Pregenerate(const Plan& plan, uint64_t events, Shared& shared, std::ostream& out) {
   const auto t0 = SteadyClock::now();
@@ -651,8 +685,10 @@ void Pregenerate(const Plan& plan, uint64_t events, Shared& shared, std::ostream
       << std::flush;
 }
 
+// Runs writers and readers for duration_s and fills the timed-phase fields of *report.
 void TimedPhase(const Plan& plan, Shared& shared, double duration_s, std::ostream& out,
                 BenchReport* report) {
+  shared.next_read = 0;  // this phase's read schedule starts at its own start
   out << "running " << report->mode << " for " << duration_s << " s on "
       << plan.writers + plan.readers << " connections ...\n"
       << std::flush;
@@ -722,6 +758,7 @@ void TimedPhase(const Plan& plan, Shared& shared, double duration_s, std::ostrea
   report->history_reads = total.history_reads;
   report->unsent_batches = total.unsent_batches;
   report->unsent_reads = total.unsent_reads;
+  report->late_reads = total.late_reads;
   report->reads = total.recent_reads + total.history_reads + total.other_reads;
   report->reads_per_s = secs > 0 ? report->reads / secs : 0;
   uint64_t ok_recent = report->recent_read.count - report->recent_read.errors;
@@ -1013,6 +1050,7 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
   plan.timeout_ms = options.timeout_ms;
   plan.batch_size = options.batch_size;
   plan.seed = options.seed;
+  plan.client_slice_us = options.client_slice_us;
   plan.compact_before_sizes = options.compact_before_sizes;
   plan.settle_before_rotation = options.settle_before_rotation;
   BenchReport report;
@@ -1032,6 +1070,7 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
                        : std::clamp(static_cast<int>(std::lround(options.connections * 3 / 8.0)), 1,
                                     options.connections - 1);
     plan.readers = options.connections - plan.writers;
+    plan.pooled_reads = options.read_dispatch == "pool";
     double reads_per_event = (1 - options.write_fraction) / options.write_fraction;
     plan.events_per_s = static_cast<double>(options.target_events_per_s);
     plan.reads_per_s = static_cast<double>(options.target_reads_per_s);
@@ -1048,6 +1087,7 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
   report.target_reads_per_s = plan.reads_per_s;
   report.write_connections = plan.writers;
   report.read_connections = plan.readers;
+  report.pooled_reads = plan.pooled_reads;
 
   {
     http::Client probe(plan.endpoint.host, plan.endpoint.port, 5000);

@@ -194,6 +194,11 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--port", c->http.port, "TCP port (0 = pick a free one)")
       ->capture_default_str();
   serve->add_option("--http-threads", c->http.threads, "HTTP I/O threads")->capture_default_str();
+  serve->add_option("--request-slice-us", c->request_slice_us,
+                    "Time slice (us) of the threads answering requests, so they preempt "
+                    "background work (Linux 6.12+; 0 = kernel default)")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   serve->add_option("--max-body-bytes", c->http.max_body_bytes,
                     "Largest accepted request body; larger get 413")
       ->capture_default_str();
@@ -536,6 +541,14 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   bench_viewing->add_option("--warmup", bo.warmup_s,
                             "tiers mode: seconds of unmeasured mix before the baseline")
+      ->capture_default_str();
+  bench_viewing->add_option("--client-slice-us", bo.client_slice_us,
+                            "Time slice (us) of the bench's connection threads, so waiting on "
+                            "the server's threads does not count as latency (0 = kernel default)")
+      ->capture_default_str();
+  bench_viewing->add_option("--read-dispatch", bo.read_dispatch,
+                            "Paced reads: \"pool\" (one arrival schedule, next free reader "
+                            "connection) or \"connection\" (a schedule per connection)")
       ->capture_default_str();
   bench_viewing->add_option("--write-connections", bo.write_connections,
                             "Writer connections in mix mode (0 = 3/8 of --connections)")

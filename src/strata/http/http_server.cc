@@ -36,6 +36,7 @@
 #include <thread>
 
 #include <pthread.h>
+#include "strata/base/thread_pool.h"
 #include <unordered_map>
 
 #include "strata/base/log.h"
@@ -74,8 +75,9 @@ struct Shared {
   std::atomic<bool> stopping{false};
 
   std::mutex mu;
-  std::condition_variable drained;  // signalled when `live` becomes empty
+  std::condition_variable drained;  // signalled when `live` or `deferred` becomes empty
   std::unordered_map<Connection*, std::weak_ptr<Connection>> live;
+  size_t deferred = 0;  // Replies handed out and not yet called or dropped
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -421,7 +423,55 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     bool keep_alive = msg.keep_alive() && !shared_->stopping.load(std::memory_order_acquire);
     bool head = msg.method() == bhttp::verb::head;
+    if (out.defer) return Defer(std::move(out.defer), msg.version(), keep_alive, head);
     Write(std::move(out), msg.version(), keep_alive, head);
+  }
+
+  // The state behind one deferred Reply: sends the first Response it is given on the
+  // connection's strand, or a 500 if it is destroyed without one.
+  class PendingReply {
+   public:
+    PendingReply(std::shared_ptr<Connection> c, unsigned version, bool keep_alive, bool head)
+        : c_(std::move(c)), version_(version), keep_alive_(keep_alive), head_(head) {
+      std::lock_guard<std::mutex> lock(c_->shared_->mu);
+      ++c_->shared_->deferred;
+    }
+    ~PendingReply() {
+      Send(Response{500, "application/json",
+                    JsonErrorBody("internal", "the request's work was dropped")});
+      Shared* shared = c_->shared_;
+      c_.reset();  // before the count drops: Stop may return (and free Shared) right after
+      std::lock_guard<std::mutex> lock(shared->mu);
+      if (--shared->deferred == 0) shared->drained.notify_all();
+    }
+    PendingReply(const PendingReply&) = delete;
+    PendingReply& operator=(const PendingReply&) = delete;
+
+    void Send(Response out) {
+      if (sent_.exchange(true, std::memory_order_acq_rel)) return;
+      out.defer = nullptr;  // a reply cannot defer again
+      net::post(c_->executor(), [c = c_, out = std::move(out), version = version_,
+                                 keep_alive = keep_alive_, head = head_]() mutable {
+        c->Write(std::move(out), version, keep_alive, head);
+      });
+    }
+
+   private:
+    std::shared_ptr<Connection> c_;
+    unsigned version_;
+    bool keep_alive_;
+    bool head_;
+    std::atomic<bool> sent_{false};
+  };
+
+  void Defer(std::function<void(Reply)> defer, unsigned version, bool keep_alive, bool head) {
+    auto pending = std::make_shared<PendingReply>(shared_from_this(), version, keep_alive, head);
+    try {
+      defer([pending](Response out) { pending->Send(std::move(out)); });
+    } catch (...) {
+      STRATA_LOG_ERROR("http deferred handler threw");
+      pending->Send(Response{500, "application/json", JsonErrorBody("internal", "handler failed")});
+    }
   }
 
   void Write(Response out, unsigned version, bool keep_alive, bool head) {
@@ -564,6 +614,7 @@ class Server::Impl {
     // connections they own; `shared_` must still be alive then.
     acceptor_.reset();
     retry_timer_.reset();
+    work_.reset();
     ioc_.reset();
   }
 
@@ -578,6 +629,10 @@ class Server::Impl {
     }
     int threads = std::max(1, o.threads);
     ioc_ = std::make_unique<net::io_context>(threads);
+    // The io threads run until Stop, even with no operation pending (while the acceptor is
+    // closed by Stop, a deferred reply may still need to be posted and written).
+    work_ = std::make_unique<net::executor_work_guard<net::io_context::executor_type>>(
+        ioc_->get_executor());
     acceptor_ = std::make_unique<tcp::acceptor>(net::make_strand(*ioc_));
     retry_timer_ = std::make_unique<net::steady_timer>(acceptor_->get_executor());
     tcp::endpoint endpoint(address, o.port);
@@ -604,6 +659,9 @@ class Server::Impl {
     for (int i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
         (void)pthread_setname_np(pthread_self(), "strata-http");
+        if (shared_.options.thread_slice_us > 0) {
+          ThreadPool::SetCurrentThreadSlice(shared_.options.thread_slice_us);
+        }
         ioc_->run();
       });
     }
@@ -635,9 +693,14 @@ class Server::Impl {
     live.clear();
     {
       std::unique_lock<std::mutex> lock(shared_.mu);
+      // Deferred work ends on its own threads and posts its reply here: wait for all of it
+      // first, so no Reply outlives the server (a Reply holds its connection, which points
+      // at Shared); the replies are then in-flight writes like any other.
+      shared_.drained.wait(lock, [this] { return shared_.deferred == 0; });
       shared_.drained.wait_for(lock, std::chrono::milliseconds(shared_.options.stop_grace_ms),
                                [this] { return shared_.live.empty(); });
     }
+    work_.reset();
     ioc_->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
@@ -672,6 +735,7 @@ class Server::Impl {
   bool stopped_ = false;
   std::atomic<uint16_t> port_{0};
   std::unique_ptr<net::io_context> ioc_;
+  std::unique_ptr<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::unique_ptr<net::steady_timer> retry_timer_;
   std::vector<std::thread> threads_;

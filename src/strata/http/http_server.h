@@ -6,7 +6,9 @@
 //   - HTTP/1.1 keep-alive (HTTP/1.0 when the client asks for it), TCP_NODELAY.
 //   - The handler runs on one of the server's io threads, once per request, with the whole
 //     body already read. Handlers may block briefly (storage I/O); a handler that blocks for
-//     long holds one of `threads` io threads and delays other connections.
+//     long holds one of `threads` io threads and delays other connections. Long work is
+//     deferred instead (Response::defer): the io thread goes back to other connections and
+//     the reply is sent when the work is done.
 //   - A body larger than `max_body_bytes` is refused with 413 and a JSON error body before
 //     the body is read (the Content-Length is checked as soon as the header arrives).
 //     Malformed HTTP gets 400 and the connection is closed.
@@ -64,8 +66,16 @@ struct Response {
   // short body). For HEAD the function is not called.
   std::function<absl::Status(std::string* out)> stream;
   uint64_t stream_length = 0;
+  // Optional deferred reply, for work that should not hold an io thread (a large batch, a
+  // long read): when set, every other field is ignored; the server calls `defer` once, on
+  // the io thread, with a Reply, and serves other connections meanwhile. The request is
+  // answered with the Response later passed to the Reply (from any thread; calls after the
+  // first are ignored, and a Reply dropped uncalled answers 500). It cannot defer again.
+  // Server::Stop waits until every Reply handed out was called or dropped.
+  std::function<void(std::function<void(Response)> reply)> defer;
 };
 
+using Reply = std::function<void(Response)>;
 using Handler = std::function<Response(const Request&)>;
 
 // Receives one streamed request body, in order, on the connection's io thread (Append may
@@ -106,6 +116,10 @@ struct ServerOptions {
   // Number of io threads that run the event loop and the handler. Default 2. Values < 1
   // are treated as 1.
   int threads = 2;
+  // Time slice the io threads ask the kernel for, microseconds (Linux 6.12+; see
+  // ThreadPool::SetCurrentThreadSlice): shorter than the default, an io thread that wakes
+  // for a request preempts background work at once. 0 = the kernel's default. Default 0.
+  int thread_slice_us = 0;
   // Largest accepted request body, in bytes. Default 16 MiB. Larger bodies get 413.
   size_t max_body_bytes = 16 << 20;
   // Largest accepted request line plus header fields, in bytes. Default 16 KiB; larger

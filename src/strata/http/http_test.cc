@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -390,6 +392,126 @@ TEST_F(HttpTest, StopFinishesInFlightRequests) {
   EXPECT_FALSE(after.ok());
   EXPECT_TRUE(absl::IsUnavailable(after.status())) << after.status();
   server_->Stop();  // idempotent
+}
+
+// Deferred replies: the handler hands each "/defer" request to a test-controlled queue
+// and returns at once; the test answers (or drops) them from its own thread.
+class HttpDeferTest : public ::testing::Test {
+ protected:
+  void StartServer(int threads) {
+    ServerOptions options;
+    options.port = 0;
+    options.threads = threads;
+    server_ = std::make_unique<Server>(options, [this](const Request& req) {
+      if (req.path != "/defer") return Response{200, "text/plain", "direct " + req.path};
+      Response r;
+      r.defer = [this, target = req.target](Reply reply) {
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_.emplace_back(target, std::move(reply));
+        cv_.notify_all();
+      };
+      return r;
+    });
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+  // Waits (up to 5 s) until `n` deferred requests are pending.
+  bool WaitPending(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, 5s, [&] { return pending_.size() >= n; });
+  }
+  std::pair<std::string, Reply> TakePending() {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto p = std::move(pending_.front());
+    pending_.erase(pending_.begin());
+    return p;
+  }
+  std::future<absl::StatusOr<ClientResponse>> AsyncGet(std::string target) {
+    return std::async(std::launch::async, [p = server_->port(), target] {
+      Client client("127.0.0.1", p, 10'000);
+      return client.Request("GET", target);
+    });
+  }
+
+  std::unique_ptr<Server> server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, Reply>> pending_;
+};
+
+TEST_F(HttpDeferTest, ADeferredRequestFreesTheOnlyIoThread) {
+  StartServer(/*threads=*/1);
+  auto deferred = AsyncGet("/defer?n=1");
+  ASSERT_TRUE(WaitPending(1));
+  // The one io thread is free: another connection is served while the first waits.
+  Client other("127.0.0.1", server_->port(), 5'000);
+  auto r = other.Request("GET", "/other");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "direct /other");
+  EXPECT_EQ(deferred.wait_for(0s), std::future_status::timeout);  // still unanswered
+
+  auto [target, reply] = TakePending();
+  EXPECT_EQ(target, "/defer?n=1");
+  std::thread([reply = std::move(reply)] {
+    reply(Response{201, "text/plain", "later"});
+    reply(Response{500, "text/plain", "ignored"});  // only the first reply counts
+  }).join();
+  auto d = deferred.get();
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->status, 201);
+  EXPECT_EQ(d->body, "later");
+}
+
+TEST_F(HttpDeferTest, KeepAliveContinuesAfterADeferredReply) {
+  StartServer(/*threads=*/2);
+  auto client = std::async(std::launch::async, [p = server_->port()] {
+    Client c("127.0.0.1", p, 10'000);
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 3; ++i) {
+      auto r = c.Request("GET", i == 1 ? "/plain" : "/defer?i=" + std::to_string(i));
+      bodies.push_back(r.ok() ? r->body : r.status().ToString());
+    }
+    return bodies;
+  });
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(WaitPending(1));
+    auto [target, reply] = TakePending();
+    reply(Response{200, "text/plain", "answer " + target});
+  }
+  EXPECT_EQ(client.get(),
+            (std::vector<std::string>{"answer /defer?i=0", "direct /plain", "answer /defer?i=2"}));
+}
+
+TEST_F(HttpDeferTest, ADroppedReplyAnswers500) {
+  StartServer(/*threads=*/1);
+  auto deferred = AsyncGet("/defer");
+  ASSERT_TRUE(WaitPending(1));
+  { auto dropped = TakePending(); }  // destroyed uncalled
+  auto d = deferred.get();
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->status, 500);
+  EXPECT_NE(d->body.find("dropped"), std::string::npos) << d->body;
+}
+
+TEST_F(HttpDeferTest, StopWaitsForOutstandingReplies) {
+  StartServer(/*threads=*/1);
+  auto deferred = AsyncGet("/defer");
+  ASSERT_TRUE(WaitPending(1));
+  auto [target, reply] = TakePending();
+  std::atomic<bool> replied{false};
+  std::thread late([&, reply = std::move(reply)] {
+    std::this_thread::sleep_for(200ms);
+    replied = true;
+    reply(Response{200, "text/plain", "late but sent"});
+  });
+  server_->Stop();
+  EXPECT_TRUE(replied);  // Stop returned only after the reply was given
+  late.join();
+  auto d = deferred.get();
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->body, "late but sent");
 }
 
 TEST_F(HttpTest, BindFailsWhenPortInUse) {

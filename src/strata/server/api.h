@@ -68,6 +68,9 @@ class Api {
   http::Response DeleteObject(std::string_view bucket, const std::string& key);
   http::Response RestoreObject(std::string_view bucket, const std::string& key);
   http::Response PutObjectWhole(const http::Request& request);
+  // A deferred Response (http::Response::defer) that runs `work` on `pool` and replies
+  // with its result, so the io thread serves other connections meanwhile.
+  static http::Response Deferred(ThreadPool* pool, std::function<http::Response()> work);
   http::Response PostEvents(const http::Request& request);
   http::Response Ingest(const http::Request& request);
   http::Response GetViewing(uint64_t member, const http::Request& request);
@@ -85,11 +88,13 @@ class Api {
 
   viewing::ViewingService* viewing_;
   media::MediaService* media_;
-  // Ingest batches are parsed and written here, at a lower CPU priority than reads (the
-  // HTTP thread waits, idle), so a burst of large writes does not stretch read latency.
+  // Ingest batches are parsed and written here, at a lower CPU priority than reads, and
+  // deferred (the io thread goes on serving reads), so a burst of large writes neither
+  // occupies the io threads nor stretches read latency.
   std::unique_ptr<ThreadPool> ingest_pool_;
-  // Bulk reads (history pages of more than kBulkReadLimit records) run here, slightly below
-  // normal priority, so the small "recent" reads that dominate traffic preempt them.
+  // Bulk reads (history pages of more than kBulkReadLimit records) run here, deferred and
+  // slightly below normal priority, so the small "recent" reads that dominate traffic
+  // always find a free io thread and preempt them.
   static constexpr uint64_t kBulkReadLimit = 100;
   std::unique_ptr<ThreadPool> bulk_pool_;
   MetricsRegistry* metrics_;

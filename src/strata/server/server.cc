@@ -179,9 +179,11 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   queue_options.metrics = metrics;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::EmbeddedQueue> queue,
                           store::EmbeddedQueue::Open(rows.get(), queue_options));
+  viewing::ViewingOptions viewing_options = config.viewing;
+  viewing_options.read_thread_slice_us = config.request_slice_us;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<viewing::ViewingService> viewing,
                           viewing::ViewingService::Open(rows.get(), SystemClock::Default(),
-                                                        config.viewing, metrics, queue.get()));
+                                                        viewing_options, metrics, queue.get()));
   blob::LocalBlobStoreOptions blob_options;
   blob_options.root = config.data_dir + "/blobs";
   blob_options.part_bytes = config.blob_part_bytes;
@@ -260,6 +262,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   Api api(viewing.get(), media.get(), metrics, std::move(admin));
   api.SetLifecycle(gc_collector.get(), archive_collector.get());
   http::ServerOptions http_options = config.http;
+  http_options.thread_slice_us = config.request_slice_us;
   http::StreamingRoute object_puts;
   object_puts.method = "PUT";
   object_puts.path_prefix = "/v1/buckets/";

@@ -31,6 +31,13 @@ struct ServerConfig {
   std::string sync = "periodic";
   int sync_interval_ms = 100;
   viewing::ViewingOptions viewing;
+  // Time slice, in microseconds, that the threads answering requests (HTTP io threads,
+  // viewing read threads) ask the kernel for (Linux 6.12+ EEVDF; older kernels ignore it).
+  // The default slice is ~1.4 ms on 2 cores, and a thread woken by a request waited up to
+  // that long behind an ingest or bulk-read thread; with a shorter slice it preempts them.
+  // 0 = the kernel's default. Default 100 (the kernel's minimum). Overrides
+  // http.thread_slice_us and viewing.read_thread_slice_us.
+  int request_slice_us = 100;
   // Media objects: bytes of one blob part (objects larger than this are stored as several
   // part files under <data_dir>/blobs). Default 64 MiB.
   uint64_t blob_part_bytes = uint64_t{64} << 20;

@@ -72,7 +72,8 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
       rollup_locks_(new std::mutex[kLockStripes]),
       write_seq_(new std::atomic<uint64_t>[kLockStripes]()),
       languages_cache_(std::make_unique<LanguageCache>()),
-      read_pool_(std::make_unique<ThreadPool>(options.read_threads, 0, "strata-read")) {
+      read_pool_(std::make_unique<ThreadPool>(options.read_threads, 0, "strata-read",
+                                              options.read_thread_slice_us)) {
   if (options.encode_threads > 0) {
     encode_pool_ = std::make_unique<ThreadPool>(options.encode_threads, /*nice_increment=*/10,
                                                 "strata-encode");
@@ -201,6 +202,14 @@ absl::Status ViewingService::Init() {
                                     "Member rotations between age tiers");
   rotation_errors_ = metrics_->GetCounter("strata_viewing_rotation_errors_total",
                                           "Rotations that failed (retried on the next trigger)");
+  read_seconds_hit_ = metrics_->GetHistogram(
+      "strata_viewing_read_seconds",
+      "History reads (one page), by whether the history cache held the member's recent tier",
+      "cache=\"hit\"");
+  read_seconds_miss_ = metrics_->GetHistogram(
+      "strata_viewing_read_seconds",
+      "History reads (one page), by whether the history cache held the member's recent tier",
+      "cache=\"miss\"");
   past_prefetches_ = metrics_->GetCounter(
       "strata_viewing_past_prefetches_total",
       "Reads that read the past tier in parallel with a recent tier not in the cache");
@@ -896,17 +905,28 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
       if (f.valid()) f.wait();
     }
   } wait_prefetch{past_prefetch};
-  std::function<void()> prefetch_on_miss;
-  if (query.kind == Kind::kPlay && query.since < recent_floor && query.since < before) {
-    prefetch_on_miss = [&] {
-      past_prefetches_->Inc();
-      past_prefetch = read_pool_->Submit([this, member, limit = query.limit,
-                                          since = query.since, before] {
-        return PrefetchPast(member, limit, since, before);
-      });
-    };
-  }
-  STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member, prefetch_on_miss));
+  const bool reaches_past =
+      query.kind == Kind::kPlay && query.since < recent_floor && query.since < before;
+  struct ObserveOnExit {  // read latency by whether the history cache answered
+    ViewingService* self;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    bool missed = false;
+    ~ObserveOnExit() {
+      (missed ? self->read_seconds_miss_ : self->read_seconds_hit_)
+          ->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                        .count());
+    }
+  } observe{this};
+  auto on_miss = [&] {
+    observe.missed = true;
+    if (!reaches_past) return;
+    past_prefetches_->Inc();
+    past_prefetch = read_pool_->Submit([this, member, limit = query.limit,
+                                        since = query.since, before] {
+      return PrefetchPast(member, limit, since, before);
+    });
+  };
+  STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member, on_miss));
   Millis detail_from = INT64_MIN;  // plays: older ones exist only in the summary
   auto qualifies = [&](const ViewingRecord& r) {
     return r.started_at >= query.since && r.started_at < query.until &&

@@ -84,6 +84,9 @@ struct ViewingOptions {
   size_t cache_bytes = 256ull << 20;
   // Threads that read chunks and tables in parallel on a cache miss. Default 2.
   int read_threads = 2;
+  // Time slice of the read threads, microseconds (ThreadPool::SetCurrentThreadSlice; 0 =
+  // the kernel's default). Default 0; `strata serve` sets --request-slice-us.
+  int read_thread_slice_us = 0;
   // Background threads (low CPU priority) that encode the chunks of a large roll-up or
   // rotation in parallel with the worker that runs it (from 4 chunks, ~2,000 records, on).
   // 0 = the worker encodes alone. Default 2.
@@ -430,6 +433,8 @@ class ViewingService {
   Counter* rollup_records_;
   Counter* rollup_errors_;
   Histogram* rollup_seconds_;
+  Histogram* read_seconds_hit_;
+  Histogram* read_seconds_miss_;
   Counter* rotations_;
   Counter* rotation_errors_;
   Counter* moved_to_past_;
