@@ -527,25 +527,34 @@ absl::Status ViewingService::UnchangedLiveRows(Shard& shard, MemberId member,
                                                std::vector<Millis>* survivors) {
   const bool unchanged =
       write_seq_[StripeOf(member)].load(std::memory_order_acquire) == write_seq;
-  const std::string partition = MemberKey(member);
-  for (const auto& r : read) {
-    std::string key = LiveClusteringKey(r.started_at, r.session);
-    if (!unchanged) {
-      // A write touched the member's stripe: is this row still the version that was read?
-      auto row = shard.live->Get(partition, key);
-      if (absl::IsNotFound(row.status())) continue;
-      STRATA_RETURN_IF_ERROR(row.status());
-      ViewingRecord stored;
-      stored.started_at = r.started_at;
-      STRATA_RETURN_IF_ERROR(DecodeLiveValue(*row, &stored));
-      if (stored.event_time != r.event_time) {
-        survivors->push_back(r.started_at);
-        continue;
-      }
-    }
-    deletes->Delete(std::move(key));
+  if (unchanged || read.empty()) {
+    for (const auto& r : read) deletes->Delete(LiveClusteringKey(r.started_at, r.session));
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  // A write touched the member's stripe: which rolled rows still hold the version that was
+  // read? One scan of the partition from the first rolled row, merged with `read` (both in
+  // clustering order), instead of a point read per row (each probing every memtable and
+  // level: ~5% of the server's CPU during ingest).
+  size_t i = 0;
+  return ScanLiveRows(
+      shard.live, member, shard.kind, read.front().started_at,
+      [&](std::string&& key, ViewingRecord&& stored) -> absl::Status {
+        // Rolled rows sorting before this one are gone (erased meanwhile): nothing to delete.
+        while (i < read.size() && std::tie(read[i].started_at, read[i].session) <
+                                      std::tie(stored.started_at, stored.session)) {
+          ++i;
+        }
+        if (i < read.size() && read[i].started_at == stored.started_at &&
+            read[i].session == stored.session) {
+          if (stored.event_time == read[i].event_time) {
+            deletes->Delete(std::move(key));
+          } else {
+            survivors->push_back(stored.started_at);  // a newer event replaced it
+          }
+          ++i;
+        }
+        return absl::OkStatus();
+      });
 }
 
 Millis ViewingService::LiveFrom(Shard& shard, MemberId member) {
