@@ -105,6 +105,12 @@ class ThreadPool {
     return result;
   }
 
+  // Tasks submitted and not yet started.
+  size_t queued() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tasks_.size();
+  }
+
  private:
   void Run() {
     for (;;) {
@@ -120,7 +126,7 @@ class ThreadPool {
     }
   }
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;

@@ -49,6 +49,27 @@ TEST(ThreadPoolTest, RunsTasksAndReturnsResults) {
   EXPECT_EQ(doubled, 10100);
 }
 
+TEST(ThreadPoolTest, QueuedCountsTasksNotYetStarted) {
+  ThreadPool pool(1, 0, "strata-test");
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::promise<void> started;
+  auto first = pool.Submit([&started, gate] {
+    started.set_value();
+    gate.wait();
+  });
+  started.get_future().wait();  // the only worker is busy
+  EXPECT_EQ(pool.queued(), 0u);
+  auto second = pool.Submit([] {});
+  auto third = pool.Submit([] {});
+  EXPECT_EQ(pool.queued(), 2u);
+  release.set_value();
+  first.get();
+  second.get();
+  third.get();
+  EXPECT_EQ(pool.queued(), 0u);
+}
+
 TEST(ThreadPoolTest, WorkersTakeTheRequestedSliceAndNice) {
   if (!KernelHasCustomSlices() || CurrentSliceNanos() < 0) {
     GTEST_SKIP() << "kernel without per-thread slices (Linux < 6.12) or no se.slice in /proc";

@@ -86,7 +86,12 @@ Api::Api(viewing::ViewingService* viewing, media::MediaService* media, MetricsRe
       ingest_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/3, "strata-ingest")),
       bulk_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/2, "strata-bulkread")),
       metrics_(metrics),
-      admin_(std::move(admin)) {}
+      admin_(std::move(admin)) {
+  deferred_waits_ = metrics_->GetCounter(
+      "strata_http_deferred_waits_total",
+      "Ingest batches and bulk pages whose HTTP thread waited for them because their pool "
+      "already had a backlog (backpressure: a sign of overload)");
+}
 
 http::Response Api::Handle(const http::Request& request) {
   const auto start = std::chrono::steady_clock::now();
@@ -111,6 +116,15 @@ http::Response Api::Handle(const http::Request& request) {
 }
 
 http::Response Api::Deferred(ThreadPool* pool, std::function<http::Response()> work) {
+  return DeferToPool(pool, kMaxDeferredQueued, std::move(work), deferred_waits_);
+}
+
+http::Response DeferToPool(ThreadPool* pool, size_t max_queued,
+                           std::function<http::Response()> work, Counter* waits) {
+  if (pool->queued() >= max_queued) {
+    if (waits != nullptr) waits->Inc();
+    return pool->Submit(std::move(work)).get();
+  }
   http::Response r;
   r.defer = [pool, work = std::move(work)](http::Reply reply) mutable {
     // The future is not kept: the reply is the result (a Reply dropped uncalled, e.g. on

@@ -29,6 +29,14 @@ http::Response Json(int status, std::string body);
 bool ParseUint(std::string_view s, uint64_t* out);
 bool ParseInt(std::string_view s, int64_t* out);
 
+// Runs `work` on `pool` without holding the calling io thread: returns a deferred Response
+// (http::Response::defer) that replies with work's result. When `max_queued` tasks already
+// wait in the pool, it instead waits for its own task and returns the result itself
+// (counting the wait in `waits`, if given): the io thread then stops reading new requests,
+// so a flood of large bodies cannot pile up in memory behind a busy pool.
+http::Response DeferToPool(ThreadPool* pool, size_t max_queued,
+                           std::function<http::Response()> work, Counter* waits = nullptr);
+
 // Operations the API needs from the deployment's wiring, not from a service.
 struct AdminHooks {
   std::function<absl::Status()> health;   // for /healthz: are the backends usable?
@@ -68,9 +76,11 @@ class Api {
   http::Response DeleteObject(std::string_view bucket, const std::string& key);
   http::Response RestoreObject(std::string_view bucket, const std::string& key);
   http::Response PutObjectWhole(const http::Request& request);
-  // A deferred Response (http::Response::defer) that runs `work` on `pool` and replies
-  // with its result, so the io thread serves other connections meanwhile.
-  static http::Response Deferred(ThreadPool* pool, std::function<http::Response()> work);
+  // DeferToPool with kMaxDeferredQueued: ingest batches and bulk pages leave the io thread
+  // unless their pool is backed up (then the io thread waits, as every handler once did).
+  static constexpr size_t kMaxDeferredQueued = 16;
+  http::Response Deferred(ThreadPool* pool, std::function<http::Response()> work);
+  Counter* deferred_waits_ = nullptr;
   http::Response PostEvents(const http::Request& request);
   http::Response Ingest(const http::Request& request);
   http::Response GetViewing(uint64_t member, const http::Request& request);
