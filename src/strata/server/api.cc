@@ -115,8 +115,9 @@ http::Response Api::Handle(const http::Request& request) {
   return response;
 }
 
-http::Response Api::Deferred(ThreadPool* pool, std::function<http::Response()> work) {
-  return DeferToPool(pool, kMaxDeferredQueued, std::move(work), deferred_waits_);
+http::Response Api::Deferred(ThreadPool* pool, size_t max_queued,
+                             std::function<http::Response()> work) {
+  return DeferToPool(pool, max_queued, std::move(work), deferred_waits_);
 }
 
 http::Response DeferToPool(ThreadPool* pool, size_t max_queued,
@@ -305,7 +306,8 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
 http::Response Api::PostEvents(const http::Request& request) {
   // The request is copied (its body is ~100 KB for 500 events, a few microseconds): the
   // io thread's copy ends with this call.
-  return Deferred(ingest_pool_.get(), [this, request] { return Ingest(request); });
+  return Deferred(ingest_pool_.get(), kMaxQueuedIngest,
+                  [this, request] { return Ingest(request); });
 }
 
 http::Response Api::Ingest(const http::Request& request) {
@@ -354,7 +356,8 @@ http::Response Api::GetViewing(uint64_t member, const http::Request& request) {
   }
   if (auto v = http::QueryParam(request.query, "cursor")) q.cursor = *v;
   if (q.limit > kBulkReadLimit) {
-    return Deferred(bulk_pool_.get(), [this, member, q] { return HistoryPageResponse(member, q); });
+    return Deferred(bulk_pool_.get(), kMaxQueuedBulkReads,
+                    [this, member, q] { return HistoryPageResponse(member, q); });
   }
   return HistoryPageResponse(member, q);
 }

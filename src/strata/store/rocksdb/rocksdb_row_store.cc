@@ -478,6 +478,10 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       // make point lookups cheap; LZ4 costs little CPU.
       cf.write_buffer_size = options_.live_write_buffer_bytes;
       cf.max_write_buffer_number = 4;
+      // Flush two memtables together: a live row and the roll-up's delete of it often sit
+      // in consecutive memtables, and then only the tombstone reaches L0 (ingest: 6.3-6.6
+      // us of server CPU per event instead of 6.6-7.4, docs/benchmarks.md).
+      cf.min_write_buffer_number_to_merge = 2;
       cf.compaction_style = rocksdb::kCompactionStyleLevel;
       cf.level0_file_num_compaction_trigger = 2;
       cf.target_file_size_base = uint64_t{64} << 20;
