@@ -115,11 +115,6 @@ http::Response Api::Handle(const http::Request& request) {
   return response;
 }
 
-http::Response Api::Deferred(ThreadPool* pool, size_t max_queued,
-                             std::function<http::Response()> work) {
-  return DeferToPool(pool, max_queued, std::move(work), deferred_waits_);
-}
-
 http::Response DeferToPool(ThreadPool* pool, size_t max_queued,
                            std::function<http::Response()> work, Counter* waits) {
   if (pool->queued() >= max_queued) {
@@ -306,8 +301,8 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
 http::Response Api::PostEvents(const http::Request& request) {
   // The request is copied (its body is ~100 KB for 500 events, a few microseconds): the
   // io thread's copy ends with this call.
-  return Deferred(ingest_pool_.get(), kMaxQueuedIngest,
-                  [this, request] { return Ingest(request); });
+  return DeferToPool(ingest_pool_.get(), kMaxQueuedIngest,
+                     [this, request] { return Ingest(request); }, deferred_waits_);
 }
 
 http::Response Api::Ingest(const http::Request& request) {
@@ -356,8 +351,9 @@ http::Response Api::GetViewing(uint64_t member, const http::Request& request) {
   }
   if (auto v = http::QueryParam(request.query, "cursor")) q.cursor = *v;
   if (q.limit > kBulkReadLimit) {
-    return Deferred(bulk_pool_.get(), kMaxQueuedBulkReads,
-                    [this, member, q] { return HistoryPageResponse(member, q); });
+    return DeferToPool(bulk_pool_.get(), kMaxQueuedBulkReads,
+                       [this, member, q] { return HistoryPageResponse(member, q); },
+                       deferred_waits_);
   }
   return HistoryPageResponse(member, q);
 }

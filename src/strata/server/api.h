@@ -76,15 +76,13 @@ class Api {
   http::Response DeleteObject(std::string_view bucket, const std::string& key);
   http::Response RestoreObject(std::string_view bucket, const std::string& key);
   http::Response PutObjectWhole(const http::Request& request);
-  // DeferToPool: ingest batches and bulk pages leave the io thread unless their pool is
-  // backed up (then the io thread waits, as every handler once did). Ingest requests carry
-  // bodies (~100 KB per 500 events, up to max_body_bytes), so few may wait; a bulk page
-  // request is a few hundred bytes until its pool thread builds the page, so its limit only
-  // guards against a runaway backlog (25 readers of the bench reached 16 at times).
+  // Backlog limits for DeferToPool: ingest batches and bulk pages leave the io thread
+  // unless their pool is backed up (then the io thread waits, as every handler once did).
+  // Ingest requests carry bodies (~100 KB per 500 events, up to max_body_bytes), so few may
+  // wait; a bulk page request is a few hundred bytes until its pool thread builds the page,
+  // so its limit only guards against a runaway backlog (25 bench readers reached 16).
   static constexpr size_t kMaxQueuedIngest = 16;
   static constexpr size_t kMaxQueuedBulkReads = 256;
-  http::Response Deferred(ThreadPool* pool, size_t max_queued,
-                          std::function<http::Response()> work);
   Counter* deferred_waits_ = nullptr;
   http::Response PostEvents(const http::Request& request);
   http::Response Ingest(const http::Request& request);

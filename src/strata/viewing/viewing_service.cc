@@ -204,14 +204,12 @@ absl::Status ViewingService::Init() {
                                     "Member rotations between age tiers");
   rotation_errors_ = metrics_->GetCounter("strata_viewing_rotation_errors_total",
                                           "Rotations that failed (retried on the next trigger)");
-  read_seconds_hit_ = metrics_->GetHistogram(
-      "strata_viewing_read_seconds",
-      "History reads (one page), by whether the history cache held the member's recent tier",
-      "cache=\"hit\"");
-  read_seconds_miss_ = metrics_->GetHistogram(
-      "strata_viewing_read_seconds",
-      "History reads (one page), by whether the history cache held the member's recent tier",
-      "cache=\"miss\"");
+  const char* read_help =
+      "History reads (one page), by whether the history cache held the member's recent tier";
+  read_seconds_hit_ =
+      metrics_->GetHistogram("strata_viewing_read_seconds", read_help, "cache=\"hit\"");
+  read_seconds_miss_ =
+      metrics_->GetHistogram("strata_viewing_read_seconds", read_help, "cache=\"miss\"");
   past_prefetches_ = metrics_->GetCounter(
       "strata_viewing_past_prefetches_total",
       "Reads that read the past tier in parallel with a recent tier not in the cache");
