@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <tuple>
 
 #include "strata/base/coding.h"
@@ -150,7 +151,9 @@ absl::StatusOr<std::vector<TitleSummary>> DecodeSummary(std::string_view blob) {
   TitleId title = 0;
   for (uint64_t i = 0; i < n; ++i) {
     if (!coding::GetVarint64(&in, &v)) return corrupt("truncated title column");
-    if (i > 0 && v == 0) return corrupt("titles not ascending");
+    // Strictly ascending: a zero step repeats a title, and a step past UINT64_MAX would
+    // wrap to a smaller one.
+    if ((i > 0 && v == 0) || v > UINT64_MAX - title) return corrupt("titles not ascending");
     title += v;
     out[i].title = title;
   }

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "strata/base/coding.h"
 #include "strata/store/embedded_queue.h"
 #include "strata/store/memory_row_store.h"
@@ -580,6 +581,30 @@ TEST(SummaryEncoding, RoundTripsAndRejectsCorruption) {
   EXPECT_EQ(p2->summary_from, kNow0 - 7);
   EXPECT_EQ(p2->meta_version, 4u);
   EXPECT_EQ(p2->summary, SortedByTitle(titles));
+}
+
+// Found by scripts/fuzz-codec.sh: a historical state whose summary's title column steps from
+// 3 by 2^64-8 (wrapping to 2^64-5) and then by 40 (wrapping to 35). The decoder used to accept
+// the unsorted titles, so re-encoding (which sorts) changed the summary.
+TEST(SummaryEncoding, RejectsATitleColumnThatWrapsPastUint64Max) {
+  std::string wrapped;
+  ASSERT_TRUE(absl::Base64Unescape(
+      "AQOA0M+6hWABKLUv/SA5yQEAAwP4//////////8BKIDTDgCA0coIgJDMva9iiZDMva9iioD09pBdgJBywEoAgKC3"
+      "h+kFCgBvJZYB",
+      &wrapped));
+  auto state = DecodeHistoricalState(wrapped);
+  ASSERT_FALSE(state.ok());
+  EXPECT_NE(state.status().message().find("titles not ascending"), std::string_view::npos)
+      << state.status();
+
+  // The largest title is still fine, as the only one and after a smaller one.
+  for (const auto& titles : {std::vector<TitleSummary>{{UINT64_MAX, 1, 5, 10, 20, 5}},
+                             std::vector<TitleSummary>{{3, 1, 5, 10, 20, 5},
+                                                       {UINT64_MAX, 2, 6, 11, 21, 6}}}) {
+    auto back = DecodeSummary(EncodeSummary(titles));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, titles);
+  }
 }
 
 }  // namespace
