@@ -478,6 +478,13 @@ http::Response Api::ViewingTables() {
     } else {
       w.Null();
     }
+    w.Key("rows").BeginObject();
+    for (const auto& [kind, rows] : t.rows) {
+      w.Key(kind).BeginObject();
+      w.Key("rows").Uint(rows.rows).Key("key_bytes").Uint(rows.key_bytes);
+      w.Key("value_bytes").Uint(rows.value_bytes).EndObject();
+    }
+    w.EndObject();
     w.EndObject();
   }
   w.EndArray().EndObject();

@@ -1058,6 +1058,18 @@ absl::Status ViewingService::EraseMember(MemberId member) {
   return absl::OkStatus();
 }
 
+std::string ViewingService::RowKind(const store::Table* table,
+                                    std::string_view clustering) const {
+  if (table == languages_) return !clustering.empty() && clustering[0] == 'h' ? "change" : "current";
+  if (table == historical_) return "state";
+  for (const auto& shard : shards_) {
+    if (table == shard->live) return "live";
+  }
+  if (clustering == kMetaKey) return "meta";
+  if (!clustering.empty() && clustering[0] == 's') return "segment";
+  return "state";  // the past tier's "p" row
+}
+
 absl::StatusOr<std::vector<TableReport>> ViewingService::Report() {
   std::vector<TableReport> out;
   auto scan_table = [&](store::Table* table,
@@ -1080,6 +1092,10 @@ absl::StatusOr<std::vector<TableReport>> ViewingService::Report() {
             last_partition = row.partition;
             any = true;
           }
+          RowKindReport& kind = rep.rows[RowKind(table, row.clustering)];
+          ++kind.rows;
+          kind.key_bytes += row.partition.size() + row.clustering.size();
+          kind.value_bytes += row.value.size();
           STRATA_RETURN_IF_ERROR(count(row, &rep));
         }
         cursor = std::move(page.next_cursor);

@@ -33,6 +33,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -165,6 +166,14 @@ struct LanguageHistory {
   std::vector<LanguagePreference> changes;  // stored deltas, newest first
 };
 
+// Rows of one kind in a table and their logical size (before the row store's own block
+// compression; blobs and summaries are already zstd-compressed by the codec).
+struct RowKindReport {
+  uint64_t rows = 0;
+  uint64_t key_bytes = 0;    // partition + clustering key
+  uint64_t value_bytes = 0;
+};
+
 // Per-table figures for operators and the benchmark.
 struct TableReport {
   std::string table;
@@ -172,6 +181,10 @@ struct TableReport {
   uint64_t members = 0;
   uint64_t records = 0;
   uint64_t disk_bytes = 0;
+  // By row kind: "live" (a live record), "meta" (a compressed history's metadata row),
+  // "segment" (a chunk of compressed records), "state" (a tier's state row with its
+  // summary), "current" / "change" (language preferences). docs/viewing.md has the layout.
+  std::map<std::string, RowKindReport> rows;
 };
 
 class ViewingService {
@@ -234,6 +247,8 @@ class ViewingService {
   std::vector<store::Table*> tables() const;
 
  private:
+  // The kind of a row of `table` in TableReport::rows.
+  std::string RowKind(const store::Table* table, std::string_view clustering) const;
   struct Shard;
   ViewingService(store::RowStore* store, Clock* clock, const ViewingOptions& options,
                  MetricsRegistry* metrics);

@@ -500,6 +500,55 @@ TEST_F(ViewingTiersTest, EraseRemovesEveryTier) {
   EXPECT_EQ(Records("plays_past_compressed"), 0u);
 }
 
+// The report breaks each table down by row kind: after a rotation of one member with plays in
+// every tier, and two language changes, each kind is counted once per row it has.
+TEST_F(ViewingTiersTest, ReportCountsRowsByKind) {
+  Open();
+  std::vector<ViewingRecord> batch;
+  for (int i = 0; i < 40; ++i) {
+    const Millis started = kNow0 - 150 * kDay + i * 4 * kDay;  // 150 days ago .. 6 days ago
+    batch.push_back(Play(6, started, "s", started + 1000, i));
+  }
+  batch.push_back(Play(6, kNow0 - kDay, "live", kNow0 - kDay + 5, 77));
+  ViewingRecord lang = Play(6, kNow0 - 2 * kDay, "l1", kNow0 - 2 * kDay, 78);
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  ASSERT_TRUE(service_->Rotate(6).ok());
+  lang.audio_lang = "de";
+  ASSERT_TRUE(service_->Ingest({&lang, 1}).ok());
+  auto report = service_->Report();
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::map<std::string, std::map<std::string, RowKindReport>> by_table;
+  for (const auto& t : *report) by_table[t.table] = t.rows;
+  auto kinds = [&](const std::string& table) {
+    std::map<std::string, uint64_t> out;
+    for (const auto& [kind, rows] : by_table[table]) {
+      // An 8-byte member partition; "m" and "p" are one byte, "s" + id nine.
+      const uint64_t clustering = kind == "meta" || kind == "state" ? 1 : kind == "segment" ? 9 : 0;
+      if (clustering > 0) {
+        EXPECT_EQ(rows.key_bytes, rows.rows * (8 + clustering)) << table << " " << kind;
+      } else {
+        EXPECT_GT(rows.key_bytes, rows.rows * 8) << table << " " << kind;
+      }
+      EXPECT_GT(rows.value_bytes, 0u) << table << " " << kind;
+      out[kind] = rows.rows;
+    }
+    return out;
+  };
+  // Past: one metadata row, one state row, and segments of at most 32 records.
+  auto past = kinds("plays_past_compressed");
+  EXPECT_EQ(past["meta"], 1u);
+  EXPECT_EQ(past["state"], 1u);
+  EXPECT_GE(past["segment"], 1u);
+  EXPECT_EQ(past.size(), 3u);
+  EXPECT_EQ(kinds("plays_historical"), (std::map<std::string, uint64_t>{{"state", 1}}));
+  // The two newest plays (1 and 6 days ago) are live rows in the recent tier.
+  EXPECT_EQ(kinds("plays_recent_live")["live"], Records("plays_recent_live"));
+  EXPECT_GT(Records("plays_recent_live"), 0u);
+  auto languages = kinds("languages");
+  EXPECT_GE(languages["current"], 1u);
+  EXPECT_GE(languages["change"], 1u);
+}
+
 // Rotation tasks on the durable queue: a task queued by an earlier process (that then died,
 // with or without having taken it) is carried out after a restart.
 TEST_F(ViewingTiersTest, QueuedRotationsSurviveARestartAndUntakenOnesAreRedelivered) {
