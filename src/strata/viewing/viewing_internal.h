@@ -37,13 +37,16 @@ inline std::string SegmentKey(uint64_t id) {
 }
 
 // Calls visit(clustering key, record) for each live row of the member whose started_at is
-// >= live_from (INT64_MIN: all, INT64_MAX: none), in key order, page by page.
+// >= live_from (INT64_MIN: all, INT64_MAX: none) and whose clustering key is < end_key
+// (empty: no bound), in key order, page by page.
 inline absl::Status ScanLiveRows(
     store::Table* live, MemberId member, Kind kind, Millis live_from,
-    const std::function<absl::Status(std::string&& key, ViewingRecord&& record)>& visit) {
+    const std::function<absl::Status(std::string&& key, ViewingRecord&& record)>& visit,
+    std::string end_key = "") {
   if (live_from == INT64_MAX) return absl::OkStatus();
   store::ScanOptions scan;
   if (live_from != INT64_MIN) scan.start = LiveClusteringKey(live_from, "");
+  scan.end = std::move(end_key);
   const std::string partition = MemberKey(member);
   for (;;) {
     STRATA_ASSIGN_OR_RETURN(store::ScanPage page, live->Scan(partition, scan));

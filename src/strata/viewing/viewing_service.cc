@@ -99,6 +99,9 @@ absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
   if (options.segment_records < 1) {
     return absl::InvalidArgumentError("viewing.segment_records: must be at least 1");
   }
+  if (options.past_segment_records < 1) {
+    return absl::InvalidArgumentError("viewing.past_segment_records: must be at least 1");
+  }
   if (options.encode_threads < 0) {
     return absl::InvalidArgumentError("viewing.encode_threads: must not be negative");
   }
@@ -534,8 +537,11 @@ absl::Status ViewingService::UnchangedLiveRows(Shard& shard, MemberId member,
   // A write touched the member's stripe: which rolled rows still hold the version that was
   // read? One scan of the partition from the first rolled row, merged with `read` (both in
   // clustering order), instead of a point read per row (each probing every memtable and
-  // level: ~5% of the server's CPU during ingest).
+  // level: ~5% of the server's CPU during ingest). It stops after the last rolled row: the
+  // smallest key above it is the key with a zero byte appended.
   size_t i = 0;
+  std::string end_key = LiveClusteringKey(read.back().started_at, read.back().session);
+  end_key.push_back('\0');
   return ScanLiveRows(
       shard.live, member, shard.kind, read.front().started_at,
       [&](std::string&& key, ViewingRecord&& stored) -> absl::Status {
@@ -554,7 +560,8 @@ absl::Status ViewingService::UnchangedLiveRows(Shard& shard, MemberId member,
           ++i;
         }
         return absl::OkStatus();
-      });
+      },
+      std::move(end_key));
 }
 
 Millis ViewingService::LiveFrom(Shard& shard, MemberId member) {
