@@ -234,6 +234,9 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--segment-records", v.segment_records,
                     "Records per compressed chunk (segment), each decodable alone")
       ->capture_default_str();
+  serve->add_option("--past-segment-records", v.past_segment_records,
+                    "Records per compressed chunk of the past tier")
+      ->capture_default_str();
   serve->add_option("--zstd-level", v.zstd_level, "zstd level of compressed blobs (1-19)")
       ->capture_default_str();
   serve->add_option("--cache-bytes", v.cache_bytes, "History cache budget")

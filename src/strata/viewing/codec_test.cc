@@ -588,6 +588,11 @@ TEST(HistorySize, RealisticMemberBytesPerRecord) {
   double realistic = 0;
   ReportSize("realistic (5000)", RealisticHistory(5000, 2024), &realistic);
   ReportSize("realistic (500)", RealisticHistory(500, 2025), nullptr);
+  // Segment-sized blobs (a roll-up writes segments of --segment-records, default 512; a
+  // member's first rotation to the past tier often moves a few hundred plays).
+  ReportSize("realistic (200)", RealisticHistory(200, 2024), nullptr);
+  ReportSize("realistic (512)", RealisticHistory(512, 2024), nullptr);
+  ReportSize("realistic (2048)", RealisticHistory(2048, 2024), nullptr);
 
   // For comparison: the same shape with position_ms and watched_ms independent of each other
   // and event_time anywhere within 3 h of started_at (no correlation for the codec to use).

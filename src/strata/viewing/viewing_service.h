@@ -77,6 +77,12 @@ struct ViewingOptions {
   // (about 5 KiB), each independently decodable and stored as its own row: recent reads
   // decode only the newest chunk, roll-ups rewrite only the chunks they touch. Default 512.
   size_t segment_records = 512;
+  // The same for the past tier (plays between recent_age_ms and historical_age_ms old, most
+  // of a long history). Its chunks are written by rotations, read by older pages and
+  // summaries on a cache miss, and never by recent reads, so they can be larger: on
+  // millisecond-random data 2048-record chunks take ~8% fewer bytes than 512-record ones
+  // (HistorySize in codec_test.cc; docs/benchmarks.md). Default 2048.
+  size_t past_segment_records = 2048;
   // zstd level of compressed blobs (1..19). Default 3.
   int zstd_level = 3;
   // Background roll-up worker threads. Default 1.
@@ -329,7 +335,8 @@ class ViewingService {
                                  std::vector<ViewingRecord>* records, Millis* detail_from,
                                  const PastTier* prefetched = nullptr);
   // A plan input for a plays history of the member with the service's encoding options.
-  SegmentPlanInput PlayPlanInput(MemberId member, Millis ttl_ms, Millis now) const;
+  // `past`: the plan writes the past tier's chunks (past_segment_records per chunk).
+  SegmentPlanInput PlayPlanInput(MemberId member, Millis ttl_ms, Millis now, bool past) const;
   absl::Status RotateRecentToPast(MemberId member, Millis cutoff);
   absl::Status RotatePastToHistorical(MemberId member, Millis cutoff);
   // Queues a rotation when the oldest records of a tier are past its boundary plus slack.

@@ -190,13 +190,14 @@ absl::Status ViewingService::AddPastCandidates(
 // ---------------------------------------------------------------------------------------
 // Rotation
 
-SegmentPlanInput ViewingService::PlayPlanInput(MemberId member, Millis ttl_ms, Millis now) const {
+SegmentPlanInput ViewingService::PlayPlanInput(MemberId member, Millis ttl_ms, Millis now,
+                                               bool past) const {
   SegmentPlanInput in;
   in.member = member;
   in.kind = Kind::kPlay;
   in.ttl_ms = ttl_ms;
   in.now = now;
-  in.segment_records = options_.segment_records;
+  in.segment_records = past ? options_.past_segment_records : options_.segment_records;
   in.zstd_level = options_.zstd_level;
   if (run_all_) in.run_all = &run_all_;
   return in;
@@ -247,7 +248,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   const std::shared_ptr<const CompressedHistory> recent_version =
       recent.compressed ? recent.compressed : std::make_shared<const CompressedHistory>();
 
-  SegmentPlanInput recent_in = PlayPlanInput(member, shard.ttl_ms, now);
+  SegmentPlanInput recent_in = PlayPlanInput(member, shard.ttl_ms, now, /*past=*/false);
   recent_in.current = recent_version.get();
   recent_in.segment_bytes = [&](size_t i) {
     return ReadSegment(shard, member, recent_version->meta.segments[i]);
@@ -275,7 +276,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   late_dropped_->Inc(before - moved.size());
 
   SummaryBuilder past_summary;
-  SegmentPlanInput past_in = PlayPlanInput(member, shard.ttl_ms, now);
+  SegmentPlanInput past_in = PlayPlanInput(member, shard.ttl_ms, now, /*past=*/true);
   past_in.current = past.history.get();
   past_in.segment_bytes = [&](size_t i) {
     return ReadSegment(past_, shard.ttl_ms, member, past.history->meta.segments[i]);
@@ -385,7 +386,7 @@ absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cuto
   const Millis until = std::max(hist.until, cutoff);
 
   SummaryBuilder past_summary;
-  SegmentPlanInput in = PlayPlanInput(member, ttl, clock_->NowMillis());
+  SegmentPlanInput in = PlayPlanInput(member, ttl, clock_->NowMillis(), /*past=*/true);
   in.current = past.history.get();
   in.segment_bytes = [&](size_t i) {
     return ReadSegment(past_, ttl, member, past.history->meta.segments[i]);

@@ -68,6 +68,7 @@ class ViewingTiersTest : public ::testing::Test {
     options_.rotation_max_per_s = 0;
     options_.rollup_min_live_rows = rollup_min_live_rows;
     options_.segment_records = 32;
+    options_.past_segment_records = 24;  // chunks are re-cut as plays move between tiers
     auto s = ViewingService::Open(store_.get(), &clock_, options_, &metrics_);
     ASSERT_TRUE(s.ok()) << s.status();
     service_ = std::move(*s);
@@ -547,6 +548,36 @@ TEST_F(ViewingTiersTest, ReportCountsRowsByKind) {
   auto languages = kinds("languages");
   EXPECT_GE(languages["current"], 1u);
   EXPECT_GE(languages["change"], 1u);
+}
+
+// The past tier cuts its chunks at past_segment_records (24 here), the recent tier at
+// segment_records (32).
+TEST_F(ViewingTiersTest, PastChunksHoldPastSegmentRecords) {
+  Open();
+  std::vector<ViewingRecord> batch;
+  for (int i = 0; i < 100; ++i) {  // 90 days ago .. 11 days ago: all past after a rotation
+    const Millis started = kNow0 - 90 * kDay + i * (79 * kDay / 100);
+    batch.push_back(Play(8, started, "s", started + 1000, i % 7));
+  }
+  for (int i = 0; i < 40; ++i) {  // recent
+    const Millis started = kNow0 - 5 * kDay + i * 1000;
+    batch.push_back(Play(8, started, "r", started + 10, i % 7));
+  }
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  ASSERT_TRUE(service_->RollUp(8, Kind::kPlay).ok());
+  ASSERT_TRUE(service_->Rotate(8).ok());
+  ASSERT_EQ(Records("plays_past_compressed"), 100u);
+  auto report = service_->Report();
+  ASSERT_TRUE(report.ok()) << report.status();
+  for (const auto& t : *report) {
+    if (t.table == "plays_past_compressed") {
+      EXPECT_EQ(t.rows.at("segment").rows, 5u);  // 100 records, 24 per chunk
+    }
+    if (t.table == "plays_recent_compressed") {
+      EXPECT_EQ(t.rows.at("segment").rows, 2u);  // 40 records, 32 per chunk
+    }
+  }
+  EXPECT_EQ(ReadAll(8).size(), 140u);
 }
 
 // Rotation tasks on the durable queue: a task queued by an earlier process (that then died,
