@@ -70,6 +70,7 @@ Opened OpenAt(const std::string& dir, MetricsRegistry* metrics, ManualClock* clo
   vo.rollup_min_live_rows = 1'000'000;  // only explicit roll-ups in this test
   vo.segment_records = 32;              // many chunks per version
   vo.past_segment_records = 24;         // in the past tier too (another size: chunks re-cut)
+  vo.past_summary_min_records = 0;      // the state row always carries a summary
   if (tiers) {
     vo.recent_age_ms = 10 * kDay;
     vo.historical_age_ms = 100 * kDay;

@@ -253,6 +253,9 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--historical-age-ms", v.historical_age_ms,
                     "Plays older than this are folded into the historical summary")
       ->capture_default_str();
+  serve->add_option("--past-summary-min-records", v.past_summary_min_records,
+                    "Store a member's past-tier summary from this many past plays (0 = always)")
+      ->capture_default_str();
   serve->add_option("--rotation-slack-ms", v.rotation_slack_ms,
                     "Rotate a member once its oldest play is this far past a tier boundary")
       ->capture_default_str();

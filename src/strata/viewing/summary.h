@@ -87,6 +87,8 @@ struct PastState {
   // tier's `until` (otherwise a rotation to the historical tier was interrupted between
   // its two commits and they summarise the past records themselves).
   Millis summary_from = INT64_MIN;
+  // 0: no summary is stored (the past tier held fewer than
+  // ViewingOptions::past_summary_min_records records); readers summarise the records.
   uint64_t meta_version = 0;
   std::vector<TitleSummary> summary;
 };

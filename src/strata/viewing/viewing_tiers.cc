@@ -190,6 +190,18 @@ absl::Status ViewingService::AddPastCandidates(
 // ---------------------------------------------------------------------------------------
 // Rotation
 
+std::string ViewingService::EncodeStoredPastState(const PastState& state,
+                                                  const HistoryMeta& meta) const {
+  if (meta.records() >= options_.past_summary_min_records) {
+    return EncodePastState(state, options_.zstd_level);
+  }
+  PastState without_summary;
+  without_summary.rotated_until = state.rotated_until;
+  without_summary.summary_from = state.summary_from;
+  without_summary.meta_version = 0;  // no summary: readers summarise the records
+  return EncodePastState(without_summary, options_.zstd_level);
+}
+
 SegmentPlanInput ViewingService::PlayPlanInput(MemberId member, Millis ttl_ms, Millis now,
                                                bool past) const {
   SegmentPlanInput in;
@@ -321,7 +333,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     // Destination first: the past tier's new version and state, in one batch.
     store::WriteBatch commit;
     commit.Put(kMetaKey, EncodeMeta(past_plan.meta), past_plan.expire_at);
-    commit.Put(kPastStateKey, EncodePastState(state, options_.zstd_level), 0);
+    commit.Put(kPastStateKey, EncodeStoredPastState(state, past_plan.meta), 0);
     STRATA_RETURN_IF_ERROR(past_->Apply(partition, commit));
     STRATA_CRASH_POINT("rotate.past_committed");
     // Then the source without the moved records.
@@ -423,7 +435,7 @@ absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cuto
     STRATA_CRASH_POINT("rotate.historical_committed");
     store::WriteBatch commit;
     commit.Put(kMetaKey, EncodeMeta(plan.meta), plan.expire_at);
-    commit.Put(kPastStateKey, EncodePastState(state, options_.zstd_level), 0);
+    commit.Put(kPastStateKey, EncodeStoredPastState(state, plan.meta), 0);
     STRATA_RETURN_IF_ERROR(past_->Apply(partition, commit));
     STRATA_CRASH_POINT("rotate.historical.past_committed");
     if (stable) {
@@ -784,8 +796,9 @@ absl::StatusOr<std::shared_ptr<const StableSummary>> ViewingService::GetStableSu
         past.state.meta_version == past.history->meta.version) {
       builder.Merge(past.state.summary);
     } else {
-      // A rotation to the historical tier was interrupted between its commits: summarise
-      // the past records the historical tier does not cover.
+      // No summary is stored (a small past tier: past_summary_min_records), or a rotation
+      // to the historical tier was interrupted between its commits: summarise the past
+      // records the historical tier does not cover.
       STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> records,
                               PastRecords(member, past, hist.until, INT64_MAX));
       for (const auto& r : records) builder.Add(r);

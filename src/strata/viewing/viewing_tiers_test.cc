@@ -12,6 +12,7 @@
 #include "strata/base/coding.h"
 #include "strata/store/embedded_queue.h"
 #include "strata/store/memory_row_store.h"
+#include "strata/viewing/viewing_internal.h"
 #include "strata/viewing/viewing_service.h"
 
 namespace strata::viewing {
@@ -69,6 +70,8 @@ class ViewingTiersTest : public ::testing::Test {
     options_.rollup_min_live_rows = rollup_min_live_rows;
     options_.segment_records = 32;
     options_.past_segment_records = 24;  // chunks are re-cut as plays move between tiers
+    // Members with small pasts summarise them on a read, larger ones store the summary.
+    options_.past_summary_min_records = 20;
     auto s = ViewingService::Open(store_.get(), &clock_, options_, &metrics_);
     ASSERT_TRUE(s.ok()) << s.status();
     service_ = std::move(*s);
@@ -578,6 +581,52 @@ TEST_F(ViewingTiersTest, PastChunksHoldPastSegmentRecords) {
     }
   }
   EXPECT_EQ(ReadAll(8).size(), 140u);
+}
+
+// A past tier of fewer than past_summary_min_records (20) plays stores no summary in its state
+// row, and summary reads summarise its plays; from 20 on, the summary is stored. Either way
+// the summary matches the oracle, from a cold cache too.
+TEST_F(ViewingTiersTest, SmallPastsStoreNoSummaryAndReadsSummariseThem) {
+  Open();
+  store::Table* past = *store_->OpenTable({"plays_past_compressed",
+                                           store::TableProfile::kCompressed});
+  auto stored_state = [&] {
+    auto row = past->Get(internal::MemberKey(9), "p");
+    EXPECT_TRUE(row.ok()) << row.status();
+    auto state = DecodePastState(row.ok() ? *row : "");
+    EXPECT_TRUE(state.ok()) << state.status();
+    return state.ok() ? *state : PastState{};
+  };
+  Oracle oracle;
+  auto add_past_plays = [&](int n, int first) {
+    std::vector<ViewingRecord> batch;
+    for (int i = first; i < first + n; ++i) {  // 60 .. 30 days ago
+      const Millis started = kNow0 - 60 * kDay + i * kDay / 2;
+      batch.push_back(Play(9, started, "p", started + 5000, 100 + i % 4));
+    }
+    for (const auto& r : batch) Note(&oracle, r);
+    ASSERT_TRUE(service_->Ingest(batch).ok());
+    ASSERT_TRUE(service_->Rotate(9).ok());
+  };
+  add_past_plays(12, 0);
+  ASSERT_EQ(Records("plays_past_compressed"), 12u);
+  PastState small = stored_state();
+  EXPECT_EQ(small.meta_version, 0u);
+  EXPECT_TRUE(small.summary.empty());
+  ExpectSummary(9, oracle);
+  Open();  // cold caches
+  ExpectSummary(9, oracle);
+
+  add_past_plays(12, 12);
+  ASSERT_EQ(Records("plays_past_compressed"), 24u);
+  PastState large = stored_state();
+  EXPECT_GT(large.meta_version, 0u);
+  uint64_t plays = 0;
+  for (const auto& t : large.summary) plays += t.plays;
+  EXPECT_EQ(plays, 24u);
+  ExpectSummary(9, oracle);
+  Open();
+  ExpectSummary(9, oracle);
 }
 
 // Rotation tasks on the durable queue: a task queued by an earlier process (that then died,
