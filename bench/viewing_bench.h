@@ -193,6 +193,9 @@ struct BenchReport {
   std::vector<std::string> server_metrics;
   // strata_table_disk_bytes / strata_table_records per table label, when both exist.
   std::map<std::string, double> bytes_per_record;
+  // Per table and row kind (GET /v1/admin/viewing/tables): the rows' key + value bytes per
+  // record, before the row store's own compression.
+  std::map<std::string, std::map<std::string, double>> row_bytes_per_record;
 };
 
 // "tiers" mode (time-compressed history, exercising rotation and summaries):

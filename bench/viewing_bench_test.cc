@@ -386,6 +386,37 @@ class FakeServer {
   std::unique_ptr<http::Server> server_;
 };
 
+// The shape GET /v1/admin/viewing/tables answers with (api.cc), nested row kinds included.
+TEST(ParseTableReportTest, ReadsTablesAndTheirRowKinds) {
+  const std::string body =
+      R"({"tables":[{"table":"plays_past_compressed","tier":"past","members":2,"records":100,)"
+      R"("disk_bytes":1300,"bytes_per_record":13,"rows":{"meta":{"rows":2,"key_bytes":18,)"
+      R"("value_bytes":82},"segment":{"rows":3,"key_bytes":51,"value_bytes":1049},)"
+      R"("state":{"rows":2,"key_bytes":18,"value_bytes":30}}},)"
+      R"({"table":"previews_recent_compressed","tier":"recent","members":0,"records":0,)"
+      R"("disk_bytes":2048,"bytes_per_record":null,"rows":{}},)"
+      R"({"table":"odd \"name\" {x}","records":5,"disk_bytes":50,"rows":{"live":{"rows":5,)"
+      R"("key_bytes":40,"value_bytes":160}}}]})";
+  auto tables = internal::ParseTableReport(body);
+  ASSERT_EQ(tables.size(), 3u);
+  EXPECT_EQ(tables[0].table, "plays_past_compressed");
+  EXPECT_EQ(tables[0].records, 100u);
+  EXPECT_EQ(tables[0].disk_bytes, 1300u);
+  EXPECT_EQ(tables[0].row_bytes,
+            (std::map<std::string, uint64_t>{{"meta", 100}, {"segment", 1100}, {"state", 48}}));
+  EXPECT_EQ(tables[1].table, "previews_recent_compressed");
+  EXPECT_EQ(tables[1].records, 0u);
+  EXPECT_EQ(tables[1].disk_bytes, 2048u);
+  EXPECT_TRUE(tables[1].row_bytes.empty());
+  EXPECT_EQ(tables[2].records, 5u);
+  EXPECT_EQ(tables[2].row_bytes, (std::map<std::string, uint64_t>{{"live", 200}}));
+  // Truncated or unrelated answers give what could be read, never a crash.
+  for (size_t cut = 0; cut < body.size(); cut += 7) {
+    EXPECT_LE(internal::ParseTableReport(body.substr(0, cut)).size(), 3u);
+  }
+  EXPECT_TRUE(internal::ParseTableReport(R"({"error":"not_found"})").empty());
+}
+
 TEST(RunViewingBenchTest, RunsAgainstAFakeServer) {
   FakeServer fake;
   ViewingBenchOptions o;
