@@ -169,7 +169,6 @@ absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body) {
     }
     simdjson::padded_string padded_line(line);
     simdjson::ondemand::document doc;
-    value v;
     if (parser.iterate(padded_line).get(doc) != simdjson::SUCCESS) {
       out.rejected.push_back({index++, "event: invalid JSON"});
       continue;

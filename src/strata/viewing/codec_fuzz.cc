@@ -1,4 +1,4 @@
-// libFuzzer target for the viewing-record codecs (built and run by scripts/fuzz-codec.sh).
+// libFuzzer target for the viewing-record codecs (built and run by scripts/fuzz.sh codec).
 //
 // Every input is offered to each decoder: DecodeHistory (a whole blob: version byte + zstd
 // frame), internal::DecodeHistoryPayload (the columnar payload without zstd, which mutations

@@ -712,7 +712,7 @@ TEST(SummaryEncoding, RoundTripsAndRejectsCorruption) {
   EXPECT_EQ(p2->summary, SortedByTitle(titles));
 }
 
-// Found by scripts/fuzz-codec.sh: a historical state whose summary's title column steps from
+// Found by scripts/fuzz.sh codec: a historical state whose summary's title column steps from
 // 3 by 2^64-8 (wrapping to 2^64-5) and then by 40 (wrapping to 35). The decoder used to accept
 // the unsorted titles, so re-encoding (which sorts) changed the summary.
 TEST(SummaryEncoding, RejectsATitleColumnThatWrapsPastUint64Max) {
