@@ -105,7 +105,8 @@ std::vector<TableFigures> ParseTableReport(std::string_view body) {
           const size_t q2 = object.find('"', q1 + 1);
           const size_t open = object.find('{', q2);
           const size_t close = open == std::string_view::npos ? open : MatchingClose(object, open);
-          if (q2 == std::string_view::npos || close == std::string_view::npos || close > rows_close) {
+          if (q2 == std::string_view::npos || close == std::string_view::npos ||
+              close > rows_close) {
             break;
           }
           std::string_view kind = object.substr(open, close - open);

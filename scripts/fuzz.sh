@@ -6,7 +6,8 @@
 #
 # Targets:
 #   codec  src/strata/viewing/codec_fuzz.cc  the viewing record decoders (history blobs,
-#          chunk metadata, live rows, summaries, tier state rows)
+#          chunk metadata, live rows, summaries, tier state rows, language rows) and the
+#          history cursor
 #   input  src/strata/server/input_fuzz.cc   client input (event bodies, bucket policies,
 #          Range headers, path segments) and the media and collector rows read from disk
 #
@@ -36,7 +37,7 @@ case "$target" in
     sources=(src/strata/viewing/codec.cc src/strata/viewing/segments.cc
              src/strata/viewing/summary.cc src/strata/viewing/codec_fuzz.cc)
     # Abseil's status and hash-map libraries (Debian ships pkg-config files for each).
-    libs="$(pkg-config --libs absl_status absl_statusor absl_flat_hash_map) -lzstd"
+    libs="$(pkg-config --libs absl_status absl_statusor absl_flat_hash_map absl_strings) -lzstd"
     ;;
   input)
     sources=(src/strata/server/viewing_json.cc src/strata/server/media_json.cc

@@ -22,6 +22,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "strata/base/coding.h"
 #include "strata/base/status.h"
 
@@ -1121,6 +1122,53 @@ absl::StatusOr<std::vector<ViewingRecord>> DecodeHistory(std::string_view blob, 
   if (ZSTD_isError(got)) return Corrupt(Cat("zstd: ", ZSTD_getErrorName(got)));
   if (got != size) return Corrupt("payload shorter than declared");
   return internal::DecodeHistoryPayload(std::string_view(payload.get(), got), member, kind);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Language-preference values and history cursors
+
+std::string EncodeLanguageValue(const LanguagePreference& p) {
+  std::string out(1, '\x01');
+  coding::PutLengthPrefixed(&out, p.audio_lang);
+  coding::PutLengthPrefixed(&out, p.subtitle_lang);
+  coding::PutVarint64(&out, static_cast<uint64_t>(p.event_time));
+  return out;
+}
+absl::Status DecodeLanguageValue(std::string_view in, LanguagePreference* p) {
+  std::string_view audio, subtitle;
+  uint64_t t;
+  if (in.empty() || in[0] != '\x01') return absl::DataLossError("language row: bad format");
+  in.remove_prefix(1);
+  if (!coding::GetLengthPrefixed(&in, &audio) || !coding::GetLengthPrefixed(&in, &subtitle) ||
+      !coding::GetVarint64(&in, &t) || !in.empty()) {
+    return absl::DataLossError("language row: corrupt");
+  }
+  p->audio_lang = std::string(audio);
+  p->subtitle_lang = std::string(subtitle);
+  p->event_time = static_cast<Millis>(t);
+  return absl::OkStatus();
+}
+
+std::string EncodeCursor(Millis started_at, std::string_view session) {
+  std::string raw;
+  coding::PutOrderedInt64(&raw, started_at);
+  raw.append(session);
+  return absl::BytesToHexString(raw);
+}
+
+absl::Status DecodeCursor(std::string_view cursor, Millis* started_at, std::string* session) {
+  if (cursor.size() < 18 || cursor.size() % 2 != 0 ||
+      cursor.size() > 2 * (8 + kMaxSessionBytes) ||
+      cursor.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    return absl::InvalidArgumentError("cursor: not a cursor returned by this API");
+  }
+  std::string raw = absl::HexStringToBytes(absl::string_view(cursor.data(), cursor.size()));
+  std::string_view in = raw;
+  if (!coding::GetOrderedInt64(&in, started_at)) {
+    return absl::InvalidArgumentError("cursor: not a cursor returned by this API");
+  }
+  *session = std::string(in);
+  return absl::OkStatus();
 }
 
 }  // namespace strata::viewing

@@ -58,6 +58,16 @@ std::string EncodeHistory(std::span<const ViewingRecord> records, int zstd_level
 absl::StatusOr<std::vector<ViewingRecord>> DecodeHistory(std::string_view blob, MemberId member,
                                                          Kind kind);
 
+// Value of a language-preference row (current or change; the content language is in the
+// key): audio and subtitle language and event_time. DataLoss on a value it did not write.
+std::string EncodeLanguageValue(const LanguagePreference& p);
+absl::Status DecodeLanguageValue(std::string_view in, LanguagePreference* p);
+
+// Cursor of a history page: opaque to clients (hex of started_at and session).
+// InvalidArgument ("cursor: ...") for anything EncodeCursor did not produce.
+std::string EncodeCursor(Millis started_at, std::string_view session);
+absl::Status DecodeCursor(std::string_view cursor, Millis* started_at, std::string* session);
+
 namespace internal {
 // The uncompressed columnar payload inside a V1 blob, exposed for tests, the fuzzer and tools.
 // *segments, if given, receives the end offsets of the payload's columns (and planes).

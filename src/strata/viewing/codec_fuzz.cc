@@ -3,8 +3,9 @@
 // Every input is offered to each decoder: DecodeHistory (a whole blob: version byte + zstd
 // frame), internal::DecodeHistoryPayload (the columnar payload without zstd, which mutations
 // reach far more easily than through a checksummed frame), DecodeLiveValue and
-// ParseLiveClusteringKey, and the age tiers' summary decoders. Whatever a decoder accepts is encoded again and decoded again, and
-// must come back equal; any difference aborts, which the fuzzer reports as a crash.
+// ParseLiveClusteringKey, the age tiers' summary decoders, language-preference values and
+// history cursors (client input). Whatever a decoder accepts is encoded again and decoded
+// again, and must come back equal; any difference aborts, which the fuzzer reports as a crash.
 //
 // With STRATA_CODEC_FUZZ_WRITE_SEEDS=<dir> in the environment the binary instead writes a
 // seed corpus of valid encodings into <dir> and exits (tests/fuzz/codec_corpus was made so).
@@ -50,9 +51,9 @@ void FuzzOne(std::string_view in) {
   }
 
   Millis started_at = 0;
-  std::string session;
-  if (ParseLiveClusteringKey(in, &started_at, &session).ok()) {
-    if (LiveClusteringKey(started_at, session) != in) Fail("live key round trip");
+  std::string live_session;
+  if (ParseLiveClusteringKey(in, &started_at, &live_session).ok()) {
+    if (LiveClusteringKey(started_at, live_session) != in) Fail("live key round trip");
   }
 
   // The compressed history's metadata row (segments.h) is read from disk too.
@@ -81,6 +82,24 @@ void FuzzOne(std::string_view in) {
     if (!again.ok() || again->until != hist->until || again->summary != hist->summary) {
       Fail("historical state round trip");
     }
+  }
+
+  // Language-preference rows, and the history cursor every client can send.
+  LanguagePreference pref;
+  if (DecodeLanguageValue(in, &pref).ok()) {
+    LanguagePreference again;
+    if (!DecodeLanguageValue(EncodeLanguageValue(pref), &again).ok() ||
+        again.audio_lang != pref.audio_lang || again.subtitle_lang != pref.subtitle_lang ||
+        again.event_time != pref.event_time) {
+      Fail("language value round trip");
+    }
+  }
+  Millis cursor_at = 0;
+  std::string cursor_session;
+  if (absl::Status s = DecodeCursor(in, &cursor_at, &cursor_session); s.ok()) {
+    if (EncodeCursor(cursor_at, cursor_session) != in) Fail("cursor round trip");
+  } else if (std::string(s.message()).rfind("cursor: ", 0) != 0) {
+    Fail("cursor error names no field");
   }
 
   ViewingRecord r;
@@ -168,6 +187,8 @@ void WriteSeeds(const std::string& dir) {
   WriteSeed(dir, "live-value", EncodeLiveValue(SeedRecord(3)));
   WriteSeed(dir, "live-value-extreme", EncodeLiveValue(mixed[2]));
   WriteSeed(dir, "live-key", LiveClusteringKey(1'700'000'000'000, "8231"));
+  WriteSeed(dir, "language-value", EncodeLanguageValue({"es", "en", "es", 1'700'000'000'000}));
+  WriteSeed(dir, "cursor", EncodeCursor(1'700'000'000'000, "8231"));
   WriteSeed(dir, "live-key-long", LiveClusteringKey(-1, std::string(kMaxSessionBytes, 's')));
   std::vector<TitleSummary> titles = {{3, 2, 120'000, 1'690'000'000'000, 1'700'000'000'000, 5},
                                       {80'000'123, 1, 0, -5, -5, 0},

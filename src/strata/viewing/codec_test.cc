@@ -631,5 +631,43 @@ TEST(HistorySize, RealisticMemberBytesPerRecord) {
   EXPECT_LT(realistic, 10.8);
 }
 
+TEST(LanguageValue, RoundTripsAndRejectsCorruption) {
+  const LanguagePreference p{"es", "en", "", 1'700'000'000'123};
+  const std::string value = EncodeLanguageValue(p);
+  LanguagePreference back;
+  ASSERT_TRUE(DecodeLanguageValue(value, &back).ok());
+  EXPECT_EQ(back.audio_lang, "en");
+  EXPECT_EQ(back.subtitle_lang, "");
+  EXPECT_EQ(back.event_time, p.event_time);
+  for (size_t cut = 0; cut < value.size(); ++cut) {
+    EXPECT_FALSE(DecodeLanguageValue(value.substr(0, cut), &back).ok()) << cut;
+  }
+  EXPECT_FALSE(DecodeLanguageValue(value + "x", &back).ok());
+  EXPECT_FALSE(DecodeLanguageValue("\x02" + value.substr(1), &back).ok());
+}
+
+TEST(HistoryCursor, RoundTripsAndRejectsWhatItDidNotWrite) {
+  Millis at = 0;
+  std::string session;
+  for (Millis t : {Millis{0}, Millis{-1}, Millis{1'700'000'000'000}, INT64_MIN, INT64_MAX}) {
+    // Sessions are 1..kMaxSessionBytes bytes (validation.h).
+    for (std::string s :
+         {std::string("8231"), std::string(kMaxSessionBytes, 'z'), std::string("\0", 1)}) {
+      const std::string cursor = EncodeCursor(t, s);
+      ASSERT_TRUE(DecodeCursor(cursor, &at, &session).ok()) << cursor;
+      EXPECT_EQ(at, t);
+      EXPECT_EQ(session, s);
+    }
+  }
+  const std::string good = EncodeCursor(1'700'000'000'000, "8231");
+  for (std::string bad : {std::string(), good.substr(0, 16), good.substr(1), good + "0",
+                          good + "zz", std::string(good.size(), 'A'),
+                          EncodeCursor(0, std::string(kMaxSessionBytes + 1, 's'))}) {
+    absl::Status s = DecodeCursor(bad, &at, &session);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(std::string(s.message()).rfind("cursor: ", 0), 0u) << s;
+  }
+}
+
 }  // namespace
 }  // namespace strata::viewing

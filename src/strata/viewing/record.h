@@ -48,4 +48,12 @@ inline auto PlaybackKey(const ViewingRecord& r) {
   return std::tie(r.started_at, r.session);
 }
 
+// A member's audio and subtitle choice for titles in one content language, as of event_time.
+struct LanguagePreference {
+  std::string content_lang;
+  std::string audio_lang;
+  std::string subtitle_lang;
+  Millis event_time = 0;
+};
+
 }  // namespace strata::viewing

@@ -166,13 +166,6 @@ struct MemberSummary {
   Millis detail_from = INT64_MIN;
 };
 
-struct LanguagePreference {
-  std::string content_lang;
-  std::string audio_lang;
-  std::string subtitle_lang;
-  Millis event_time = 0;
-};
-
 struct LanguageHistory {
   std::vector<LanguagePreference> current;  // one per content language
   std::vector<LanguagePreference> changes;  // stored deltas, newest first
@@ -475,9 +468,5 @@ class ViewingService {
   Counter* late_dropped_;
   Histogram* rotation_seconds_;
 };
-
-// Cursor of a history page: opaque to clients (hex of started_at and session).
-std::string EncodeCursor(Millis started_at, std::string_view session);
-absl::Status DecodeCursor(std::string_view cursor, Millis* started_at, std::string* session);
 
 }  // namespace strata::viewing
