@@ -947,6 +947,46 @@ void LoadHistories(int connections, const Plan& plan, Shared& shared, uint64_t f
   shared.events_acked.store(0);
 }
 
+// Summary reads on a summary-cache miss for the members of ranks first_rank ..
+// first_rank + members - 1: `passes` passes over them, the server's viewing caches dropped
+// before each pass (but the first, unless drop_first). Prints one line.
+void SummaryMissReads(const Plan& plan, Shared& shared, uint64_t first_rank, uint64_t members,
+                      int passes, bool drop_first, const std::string& what, std::ostream& out) {
+  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  OpStats stats;
+  uint64_t slowest = 0;
+  int slowest_pass = 0;
+  uint64_t slowest_us = 0;
+  bool dropped = true;
+  for (int pass = 1; pass <= std::max(1, passes); ++pass) {
+    if (pass > 1 || drop_first) {
+      auto d = client.Request("POST", "/v1/admin/viewing/caches:drop", "");
+      if (!d.ok() || d->status != 200) {
+        dropped = false;
+        break;
+      }
+    }
+    for (uint64_t rank = first_rank; rank < first_rank + members; ++rank) {
+      const uint64_t member = shared.workload.MemberForRank(rank);
+      auto due = SteadyClock::now();
+      auto r = client.Request("GET", "/v1/members/" + std::to_string(member) + "/summary");
+      const uint64_t us = MicrosSince(due);
+      stats.Add(r.ok() ? r->status : 0, us);
+      if ((pass == 1 && rank == first_rank) || us > slowest_us) {
+        slowest_us = us;
+        slowest = rank - first_rank + 1;
+        slowest_pass = pass;
+      }
+    }
+  }
+  OpReport rep = MakeOpReport("summary read, cache miss", stats, 1);
+  out << "summary reads on cache miss (" << what << "): " << rep.count << " reads, p50 "
+      << Fmt("%.2f", rep.p50_ms) << " ms, p99 " << Fmt("%.2f", rep.p99_ms) << " ms, max "
+      << Fmt("%.2f", rep.max_ms) << " ms (pass " << slowest_pass << ", member " << slowest
+      << " of " << members << "), errors " << rep.errors
+      << (dropped ? "" : " (could not drop the server's caches)") << "\n";
+}
+
 void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, std::ostream& out,
               BenchReport* report) {
   constexpr Millis kDay = 86'400'000;
@@ -974,41 +1014,9 @@ void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, st
   // 3. Summary reads on cache miss: each loaded member's first read, then (--miss-passes)
   // the same reads again after the server dropped its viewing caches, for more samples
   // than one per member (a p99 of 50 reads is their maximum).
-  {
-    http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
-    OpStats stats;
-    int slowest = 0, slowest_pass = 0;
-    uint64_t slowest_us = 0;
-    bool dropped = true;
-    for (int pass = 1; pass <= std::max(1, o.miss_passes); ++pass) {
-      if (pass > 1) {
-        auto d = client.Request("POST", "/v1/admin/viewing/caches:drop", "");
-        if (!d.ok() || d->status != 200) {
-          dropped = false;
-          break;
-        }
-      }
-      for (int rank = 1; rank <= o.history_members; ++rank) {
-        const uint64_t member = shared.workload.MemberForRank(static_cast<uint64_t>(rank));
-        auto due = SteadyClock::now();
-        auto r = client.Request("GET", "/v1/members/" + std::to_string(member) + "/summary");
-        const uint64_t us = MicrosSince(due);
-        stats.Add(r.ok() ? r->status : 0, us);
-        if ((pass == 1 && rank == 1) || us > slowest_us) {
-          slowest_us = us;
-          slowest = rank;
-          slowest_pass = pass;
-        }
-      }
-    }
-    OpReport rep = MakeOpReport("summary read, cache miss", stats, 1);
-    out << "summary reads on cache miss (" << Thousands(o.history_plays)
-        << " plays of history each): " << rep.count << " reads, p50 " << Fmt("%.2f", rep.p50_ms)
-        << " ms, p99 " << Fmt("%.2f", rep.p99_ms) << " ms, max " << Fmt("%.2f", rep.max_ms)
-        << " ms (pass " << slowest_pass << ", member " << slowest << " of "
-        << o.history_members << "), errors " << rep.errors
-        << (dropped ? "" : " (could not drop the server's caches: first pass only)") << "\n";
-  }
+  SummaryMissReads(plan, shared, 1, static_cast<uint64_t>(o.history_members), o.miss_passes,
+                   /*drop_first=*/false,
+                   Thousands(o.history_plays) + " plays of history each", out);
 
   // 4. Warm-up, then the baseline mix. Warm-up: the members' reads (summaries and the last
   // 90 days, Zipf-drawn like the mix's) as fast as the server answers, then the mix itself,
@@ -1122,7 +1130,15 @@ void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, st
     print_ratios("after", control);
   }
 
-  // 7. Sizes per tier.
+  // 7. Summary reads on a cache miss for members whose plays just rotated: their past tiers
+  // are small (rotation_plays each), so they store no summary (past_summary_min_records)
+  // and a miss summarises their chunk.
+  SummaryMissReads(plan, shared, static_cast<uint64_t>(o.history_members) + 1,
+                   std::min<uint64_t>(static_cast<uint64_t>(o.rotation_members), 200),
+                   o.miss_passes, /*drop_first=*/true,
+                   "rotated members, " + Thousands(o.rotation_plays) + " plays each", out);
+
+  // 8. Sizes per tier.
   *report = during;
   CollectServerStats(plan, report);
   out << "\nbytes per record (disk bytes / records; plays_historical: / plays summarised;\n"

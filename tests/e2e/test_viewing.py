@@ -456,7 +456,11 @@ class BenchTiersTest(unittest.TestCase):
             self.assertIn("read p99 during rotation / after:", text)
             # Three passes over the 2 long histories: the later two after the server dropped
             # its caches (POST /v1/admin/viewing/caches:drop), so 6 misses.
-            self.assertRegex(text, r"summary reads on cache miss .*: 6 reads")
+            self.assertRegex(text, r"summary reads on cache miss \(500 plays.*: 6 reads")
+            # And three passes over the 20 rotated members, each with caches dropped first:
+            # their 10-play pasts store no summary, so every read summarises their chunk.
+            self.assertRegex(text, r"summary reads on cache miss \(rotated members, 10 plays "
+                                   r"each\): 60 reads, .* errors 0")
             self.assertNotIn("could not drop", text)
             status, body = server.json("POST", "/v1/admin/viewing/caches:drop", "")
             self.assertEqual(status, 200, body)
