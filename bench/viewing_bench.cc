@@ -57,7 +57,7 @@ size_t MatchingClose(std::string_view body, size_t open) {
   return std::string_view::npos;
 }
 
-// The string value of `"key": "..."` at the start of `object`'s members, or "".
+// The string value of the first `"key": "..."` in `object`, or "".
 std::string JsonString(std::string_view object, std::string_view key) {
   const std::string needle = "\"" + std::string(key) + "\"";
   size_t at = object.find(needle);
@@ -66,6 +66,28 @@ std::string JsonString(std::string_view object, std::string_view key) {
   size_t q2 = q1 == std::string_view::npos ? q1 : object.find('"', q1 + 1);
   if (q2 == std::string_view::npos) return "";
   return std::string(object.substr(q1 + 1, q2 - q1 - 1));
+}
+
+// The "rows" object opening at object[open] -- {"kind": {"rows": n, "key_bytes": k,
+// "value_bytes": v}, ...} -- as kind -> k + v. Stops at the first entry it cannot read.
+std::map<std::string, uint64_t> RowKindBytes(std::string_view object, size_t open) {
+  std::map<std::string, uint64_t> out;
+  const size_t end = MatchingClose(object, open);
+  if (end == std::string_view::npos) return out;
+  for (size_t at = open + 1;;) {
+    const size_t q1 = object.find('"', at);
+    if (q1 == std::string_view::npos || q1 >= end) break;
+    const size_t q2 = object.find('"', q1 + 1);
+    const size_t kind_open = q2 == std::string_view::npos ? q2 : object.find('{', q2);
+    const size_t kind_close =
+        kind_open == std::string_view::npos ? kind_open : MatchingClose(object, kind_open);
+    if (kind_close == std::string_view::npos || kind_close > end) break;
+    std::string_view kind = object.substr(kind_open, kind_close - kind_open);
+    out[std::string(object.substr(q1 + 1, q2 - q1 - 1))] =
+        JsonUint(kind, "key_bytes").value_or(0) + JsonUint(kind, "value_bytes").value_or(0);
+    at = kind_close;
+  }
+  return out;
 }
 
 }  // namespace
@@ -94,27 +116,7 @@ std::vector<TableFigures> ParseTableReport(std::string_view body) {
     t.disk_bytes = *disk;
     if (rows_at != std::string_view::npos) {
       const size_t rows_open = object.find('{', rows_at);
-      const size_t rows_close =
-          rows_open == std::string_view::npos ? rows_open : MatchingClose(object, rows_open);
-      if (rows_close != std::string_view::npos) {
-        // {"kind": {"rows": n, "key_bytes": k, "value_bytes": v}, ...}
-        size_t k = rows_open + 1;
-        while (true) {
-          const size_t q1 = object.find('"', k);
-          if (q1 == std::string_view::npos || q1 >= rows_close) break;
-          const size_t q2 = object.find('"', q1 + 1);
-          const size_t open = object.find('{', q2);
-          const size_t close = open == std::string_view::npos ? open : MatchingClose(object, open);
-          if (q2 == std::string_view::npos || close == std::string_view::npos ||
-              close > rows_close) {
-            break;
-          }
-          std::string_view kind = object.substr(open, close - open);
-          t.row_bytes[std::string(object.substr(q1 + 1, q2 - q1 - 1))] =
-              JsonUint(kind, "key_bytes").value_or(0) + JsonUint(kind, "value_bytes").value_or(0);
-          k = close;
-        }
-      }
+      if (rows_open != std::string_view::npos) t.row_bytes = RowKindBytes(object, rows_open);
     }
     out.push_back(std::move(t));
   }
