@@ -845,30 +845,6 @@ absl::StatusOr<CachedHistory> ViewingService::ReadEntry(Shard& shard, MemberId m
   return h;
 }
 
-absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecords(Shard& shard,
-                                                                      MemberId member) {
-  // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
-  std::shared_lock<std::shared_mutex> lock(MemberLock(member));
-  return AllRecordsLocked(shard, member);
-}
-
-absl::StatusOr<std::vector<ViewingRecord>> ViewingService::AllRecordsLocked(Shard& shard,
-                                                                            MemberId member) {
-  STRATA_ASSIGN_OR_RETURN(CachedHistory h, ReadEntry(shard, member));
-  std::vector<ViewingRecord> records;
-  if (h.compressed) {
-    for (size_t i = 0; i < h.compressed->segments.size(); ++i) {
-      STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
-                              DecodeChunk(shard, member, *h.compressed, i));
-      for (auto& r : part) records.push_back(std::move(r));
-    }
-  }
-  MergeRecords(&records, h.Live());
-  const Millis now = clock_->NowMillis();
-  std::erase_if(records, [&](const ViewingRecord& r) { return Expired(r, shard.ttl_ms, now); });
-  return records;
-}
-
 absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
                                                         const HistoryQuery& query) {
   if (query.limit < 1 || query.limit > 1000) {

@@ -292,10 +292,6 @@ class ViewingService {
   // the threshold. Caller holds the member's shared lock. `on_miss` as for GetHistory.
   absl::StatusOr<CachedHistory> ReadEntry(Shard& shard, MemberId member,
                                           const std::function<void()>& on_miss = {});
-  // All records of the member in a shard, merged, unexpired, ascending by playback.
-  absl::StatusOr<std::vector<ViewingRecord>> AllRecords(Shard& shard, MemberId member);
-  // AllRecords with the member's shared lock already held.
-  absl::StatusOr<std::vector<ViewingRecord>> AllRecordsLocked(Shard& shard, MemberId member);
   absl::Status RollUpMember(Shard& shard, MemberId member, bool force);
   // RollUpMember with the member's roll-up lock already held.
   absl::Status RollUpLocked(Shard& shard, MemberId member, bool force);
