@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "strata/base/clock.h"
+#include "strata/base/ttl.h"
 
 namespace strata::media {
 
@@ -56,11 +57,11 @@ struct ObjectRow {
   std::string wrapped_key;                                // opaque; empty = none
   std::vector<std::pair<std::string, std::string>> meta;  // sorted by key, unique keys
 
-  Millis expires_at() const { return ttl_ms > 0 ? created_at + ttl_ms : 0; }
+  Millis expires_at() const { return TtlExpiresAt(created_at, ttl_ms); }
   // Soft-deleted and no longer restorable at `t`: the garbage collector may remove it.
   bool GracePassed(Millis t) const { return deleted_at != 0 && deleted_at + grace_ms <= t; }
   // Past its TTL at `t` (invisible, not restorable): the garbage collector may remove it.
-  bool Expired(Millis t) const { return ttl_ms > 0 && created_at + ttl_ms <= t; }
+  bool Expired(Millis t) const { return TtlExpired(created_at, ttl_ms, t); }
 };
 
 struct SupersededRow {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "strata/base/status.h"
+#include "strata/base/ttl.h"
 #include "strata/viewing/codec.h"
 #include "strata/viewing/history_cache.h"
 
@@ -17,7 +18,7 @@ absl::StatusOr<SegmentPlan> PlanSegments(const SegmentPlanInput& in) {
   plan.meta.version = old_meta.version + 1;
   plan.meta.next_segment_id = old_meta.next_segment_id;
   auto expired = [&](const ViewingRecord& r) {
-    return in.ttl_ms > 0 && r.event_time + in.ttl_ms <= in.now;
+    return TtlExpired(r.event_time, in.ttl_ms, in.now);
   };
   auto add_fresh = [&](std::vector<ViewingRecord>& records) {
     std::vector<Segment> encoded;
@@ -74,7 +75,7 @@ absl::StatusOr<SegmentPlan> PlanSegments(const SegmentPlanInput& in) {
     }
     std::span<const ViewingRecord> assigned = updates.subspan(next, end - next);
     next = end;
-    const bool wholly_expired = in.ttl_ms > 0 && ref.max_event_time + in.ttl_ms <= in.now;
+    const bool wholly_expired = TtlExpired(ref.max_event_time, in.ttl_ms, in.now);
     const bool leaves = ref.first_started_at < in.drop_before;
     if (assigned.empty() && !leaves) {
       if (wholly_expired) {

@@ -37,7 +37,7 @@ struct SegmentPlanInput {
   // Collect the records that leave (into SegmentPlan::removed). Without it, segments wholly
   // below drop_before are dropped without being read.
   bool collect_removed = false;
-  // Records with event_time + ttl_ms <= now are dropped (ttl_ms 0: never).
+  // Records with event_time + ttl_ms <= now are dropped (ttl_ms 0: never; TtlExpired).
   Millis ttl_ms = 0;
   Millis now = 0;
   size_t segment_records = 512;

@@ -13,6 +13,7 @@
 #include "strata/base/log.h"
 #include "strata/base/status.h"
 #include "strata/base/thread_pool.h"
+#include "strata/base/ttl.h"
 #include "strata/viewing/codec.h"
 #include "strata/viewing/segment_plan.h"
 #include "strata/viewing/viewing_internal.h"
@@ -29,10 +30,6 @@ using internal::SegmentKey;
 using internal::WritePlannedSegments;
 using internal::DeleteSegments;
 using internal::CommittedHistory;
-
-bool Expired(const ViewingRecord& r, Millis ttl_ms, Millis now) {
-  return ttl_ms > 0 && r.event_time + ttl_ms <= now;
-}
 
 constexpr auto kKeyLess = [](const ViewingRecord& a, const ViewingRecord& b) {
   return PlaybackKey(a) < PlaybackKey(b);
@@ -300,7 +297,7 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
       dropped_previews_->Inc();
       continue;
     }
-    if (Expired(r, ShardFor(r.kind).ttl_ms, now)) {
+    if (TtlExpired(r.event_time, ShardFor(r.kind).ttl_ms, now)) {
       ++result.dropped;
       dropped_expired_->Inc();
       continue;
@@ -330,7 +327,7 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
       const ViewingRecord& r = *order[k];
       w.batch.PutIfNewer(LiveClusteringKey(r.started_at, r.session),
                          static_cast<uint64_t>(r.event_time), EncodeLiveValue(r),
-                         shard.ttl_ms > 0 ? r.event_time + shard.ttl_ms : 0);
+                         TtlExpiresAt(r.event_time, shard.ttl_ms));
     }
     writes.push_back(std::move(w));
     groups.push_back({&shard, order[i]->member, i, j});
@@ -453,7 +450,7 @@ absl::Status ViewingService::PlanLanguageChanges(
     w.batch.PutIfNewer(CurrentLanguageKey(r->content_lang),
                        static_cast<uint64_t>(r->event_time), value);
     w.batch.Put(LanguageChangeKey(r->event_time, r->content_lang), value,
-                expire_ttl > 0 ? r->event_time + expire_ttl : 0);
+                TtlExpiresAt(r->event_time, expire_ttl));
     language_changes_->Inc();
     same_as = r;
     if (it != current_prefs.end()) {
@@ -722,8 +719,8 @@ absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
 absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
     store::Table* table, Millis ttl_ms, MemberId member, const SegmentRef& ref) {
   auto row = table->Get(MemberKey(member), SegmentKey(ref.id));
-  if (absl::IsNotFound(row.status()) && ttl_ms > 0 &&
-      ref.max_event_time + ttl_ms <= clock_->NowMillis()) {
+  if (absl::IsNotFound(row.status()) &&
+      TtlExpired(ref.max_event_time, ttl_ms, clock_->NowMillis())) {
     // Every record of the chunk has expired and so has its row (chunk rows carry the
     // expiry of the version that wrote them); the next roll-up drops it from the metadata.
     return std::shared_ptr<const std::string>();
@@ -901,7 +898,7 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   auto qualifies = [&](const ViewingRecord& r) {
     return r.started_at >= query.since && r.started_at < query.until &&
            r.started_at >= detail_from && (!has_cursor || kKeyLess(r, cursor)) &&
-           !Expired(r, shard.ttl_ms, now);
+           !TtlExpired(r.event_time, shard.ttl_ms, now);
   };
 
   // Decode segments from the newest down until they alone hold limit + 1 qualifying records:

@@ -31,6 +31,7 @@
 #include "strata/base/crash_point.h"
 #include "strata/base/log.h"
 #include "strata/base/status.h"
+#include "strata/base/ttl.h"
 #include "strata/viewing/codec.h"
 #include "strata/viewing/segment_plan.h"
 #include "strata/viewing/viewing_internal.h"
@@ -276,7 +277,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   std::vector<ViewingRecord> moved = std::move(recent_plan.removed);
   MergeRecords(&moved, old_live);  // a live row is a later event of its playback
   std::erase_if(moved, [&](const ViewingRecord& r) {
-    return shard.ttl_ms > 0 && r.event_time + shard.ttl_ms <= now;
+    return TtlExpired(r.event_time, shard.ttl_ms, now);
   });
 
   STRATA_ASSIGN_OR_RETURN(PastTier past, LoadPast(member));
@@ -816,7 +817,7 @@ absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
   Shard& shard = ShardFor(Kind::kPlay);
   const Millis now = clock_->NowMillis();
   auto expired = [&](const ViewingRecord& r) {
-    return shard.ttl_ms > 0 && r.event_time + shard.ttl_ms <= now;
+    return TtlExpired(r.event_time, shard.ttl_ms, now);
   };
   // Shared: no rotation or roll-up commits while the tiers are combined.
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
