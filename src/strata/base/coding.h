@@ -4,6 +4,8 @@
 // return false on truncated or overlong input.
 #pragma once
 
+#include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -58,13 +60,22 @@ inline bool GetOrderedInt64(std::string_view* in, int64_t* v) {
   return true;
 }
 
+// LEB128: 7 bits a byte, least significant group first, the high bit set on every byte but
+// the last; 1 to 10 bytes. Built in a local buffer and appended once (the columnar history
+// codec writes millions of these: one append is cheaper than a push_back per byte).
 inline void PutVarint64(std::string* out, uint64_t v) {
+  char buf[10];
+  size_t n = 0;
   while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  buf[n++] = static_cast<char>(v);
+  out->append(buf, n);
 }
+
+// The bytes PutVarint64 writes for v (1 to 10), without writing them.
+inline size_t VarintLength64(uint64_t v) { return (std::bit_width(v | 1) + 6) / 7; }
 
 inline bool GetVarint64(std::string_view* in, uint64_t* v) {
   uint64_t r = 0;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace strata::coding {
@@ -22,6 +24,46 @@ TEST(Coding, VarintRoundTripsBoundaries) {
     EXPECT_EQ(got, v);
   }
   EXPECT_TRUE(in.empty());
+}
+
+// The bytes are part of every on-disk format (docs/formats.md): pin them, not just the round
+// trip.
+TEST(Coding, VarintBytesAreLeb128) {
+  const std::pair<uint64_t, std::string> cases[] = {
+      {0, std::string(1, '\0')},
+      {1, "\x01"},
+      {127, "\x7f"},
+      {128, "\x80\x01"},
+      {300, "\xac\x02"},
+      {16383, "\xff\x7f"},
+      {16384, "\x80\x80\x01"},
+      {uint64_t{1} << 63, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01"},
+      {std::numeric_limits<uint64_t>::max(), "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"},
+  };
+  for (const auto& [v, bytes] : cases) {
+    std::string out = "prefix";
+    PutVarint64(&out, v);
+    EXPECT_EQ(out, "prefix" + bytes) << v;
+  }
+}
+
+TEST(Coding, VarintLengthMatchesTheBytesWritten) {
+  std::vector<uint64_t> values = {0, std::numeric_limits<uint64_t>::max()};
+  for (int bits = 1; bits < 64; ++bits) {
+    values.push_back((uint64_t{1} << bits) - 1);  // the largest of each width
+    values.push_back(uint64_t{1} << bits);        // the smallest of the next
+  }
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 1000; ++i) values.push_back(rng() >> (rng() % 64));
+  for (uint64_t v : values) {
+    std::string out;
+    PutVarint64(&out, v);
+    EXPECT_EQ(VarintLength64(v), out.size()) << v;
+  }
+  EXPECT_EQ(VarintLength64(0), 1u);
+  EXPECT_EQ(VarintLength64(127), 1u);
+  EXPECT_EQ(VarintLength64(128), 2u);
+  EXPECT_EQ(VarintLength64(std::numeric_limits<uint64_t>::max()), 10u);
 }
 
 TEST(Coding, VarintRejectsTruncatedAndOverlong) {

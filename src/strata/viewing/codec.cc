@@ -29,7 +29,9 @@
 namespace strata::viewing {
 namespace {
 
+using coding::PutVarint64;
 using coding::UnZigZag;
+using coding::VarintLength64;
 using coding::ZigZag;
 
 // ---------------------------------------------------------------------------------------------
@@ -40,19 +42,6 @@ inline int64_t WrapAdd(int64_t a, int64_t b) {
 }
 inline int64_t WrapSub(int64_t a, int64_t b) {
   return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
-}
-
-inline size_t VarintLength(uint64_t v) { return (std::bit_width(v | 1) + 6) / 7; }
-
-inline void PutVarint(std::string* out, uint64_t v) {
-  char buf[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  buf[n++] = static_cast<char>(v);
-  out->append(buf, n);
 }
 
 inline void PutByte(std::string* out, uint8_t b) { out->push_back(static_cast<char>(b)); }
@@ -558,7 +547,7 @@ void PutStringColumn(std::string* out, std::span<const ViewingRecord> records, G
     texts = dict.values();
     indexes = dict.TakeIndexes();
   }
-  PutVarint(out, texts.size());
+  PutVarint64(out, texts.size());
   for (std::string_view s : texts) coding::PutLengthPrefixed(out, s);
   if (segments != nullptr) segments->push_back(out->size());
   PutIndexes(out, texts.size(), indexes, segments);
@@ -580,7 +569,7 @@ void PutSessionColumn(std::string* out, std::span<const ViewingRecord> records) 
   uint64_t prev = 0;
   for (size_t i = 0; i < records.size(); ++i) {
     const std::string& s = records[i].session;
-    const size_t string_bytes = 1 + VarintLength(s.size()) + s.size();
+    const size_t string_bytes = 1 + VarintLength64(s.size()) + s.size();
     uint64_t v;
     if (!ParseNumericSession(s, &v)) {
       numbers[i] = kNotNumeric;
@@ -589,12 +578,12 @@ void PutSessionColumn(std::string* out, std::span<const ViewingRecord> records) 
       continue;
     }
     numbers[i] = v;
-    absolute_bytes += VarintLength(v + 1);
+    absolute_bytes += VarintLength64(v + 1);
     const uint64_t zz = ZigZag(static_cast<int64_t>(v - prev));
     if (zz == kNotNumeric) {
       delta_bytes += string_bytes;  // written as bytes in delta mode; prev stays
     } else {
-      delta_bytes += VarintLength(zz + 1);
+      delta_bytes += VarintLength64(zz + 1);
       prev = v;
     }
   }
@@ -605,17 +594,17 @@ void PutSessionColumn(std::string* out, std::span<const ViewingRecord> records) 
     const uint64_t v = numbers[i];
     if (v != kNotNumeric) {
       if (mode == kSessionAbsolute) {
-        PutVarint(out, v + 1);
+        PutVarint64(out, v + 1);
         continue;
       }
       const uint64_t zz = ZigZag(static_cast<int64_t>(v - prev));
       if (zz != kNotNumeric) {
-        PutVarint(out, zz + 1);
+        PutVarint64(out, zz + 1);
         prev = v;
         continue;
       }
     }
-    PutVarint(out, 0);
+    PutVarint64(out, 0);
     coding::PutLengthPrefixed(out, records[i].session);
   }
 }
@@ -857,10 +846,10 @@ std::string EncodeLiveValue(const ViewingRecord& r) {
   out.reserve(40 + r.device.size() + r.country.size() + r.content_lang.size() +
               r.audio_lang.size() + r.subtitle_lang.size());
   PutByte(&out, kLiveFormatV1);
-  PutVarint(&out, r.title);
-  PutVarint(&out, ZigZag(WrapSub(r.event_time, r.started_at)));
-  PutVarint(&out, ZigZag(r.position_ms));
-  PutVarint(&out, ZigZag(r.watched_ms));
+  PutVarint64(&out, r.title);
+  PutVarint64(&out, ZigZag(WrapSub(r.event_time, r.started_at)));
+  PutVarint64(&out, ZigZag(r.position_ms));
+  PutVarint64(&out, ZigZag(r.watched_ms));
   for (const std::string* s : ShortStrings(r)) coding::PutLengthPrefixed(&out, *s);
   return out;
 }
@@ -934,7 +923,7 @@ std::string EncodeHistoryPayload(std::span<const ViewingRecord> records,
   auto end_segment = [&] {
     if (segments != nullptr) segments->push_back(out.size());
   };
-  PutVarint(&out, n);
+  PutVarint64(&out, n);
   std::vector<uint64_t> scratch;
 
   // started_at.
@@ -946,7 +935,7 @@ std::string EncodeHistoryPayload(std::span<const ViewingRecord> records,
     }
     const uint8_t scale = ChooseScale(scratch);
     PutByte(&out, scale);
-    if (n > 0) PutVarint(&out, ZigZag(records[0].started_at));
+    if (n > 0) PutVarint64(&out, ZigZag(records[0].started_at));
     const uint64_t div = static_cast<uint64_t>(kPow10[scale]);
     for (uint64_t& d : scratch) d /= div;
     PutPlanes(&out, scratch, segments);
@@ -958,8 +947,8 @@ std::string EncodeHistoryPayload(std::span<const ViewingRecord> records,
   {
     DictionaryBuilder<uint64_t> titles(n);
     for (const ViewingRecord& r : records) titles.Add(r.title);
-    PutVarint(&out, titles.values().size());
-    for (uint64_t t : titles.values()) PutVarint(&out, t);
+    PutVarint64(&out, titles.values().size());
+    for (uint64_t t : titles.values()) PutVarint64(&out, t);
     end_segment();
     PutIndexes(&out, titles.values().size(), titles.indexes(), segments);
   }
