@@ -1,5 +1,6 @@
-// LruCache: the embedded Cache, in process -- N shards, each a mutex, a hash map and an LRU
-// list, bounded in bytes.
+// LruCache: the in-process Cache -- N shards, each a mutex, a hash map and an LRU list,
+// bounded in bytes. Only its tests construct it today: the server's viewing caches are
+// HistoryCache and SummaryCache (docs/queue-and-cache.md).
 //
 // Each item is charged key size + value size + kLruEntryOverheadBytes; a shard holds at most
 // capacity_bytes / shards, and storing past that evicts its least recently used items (a
