@@ -1,5 +1,8 @@
 // The `strata` command line: `serve`, operator commands that talk to a running server over
-// HTTP, the demo-data loader and the benchmark. CLI11 is confined to cli.cc (slow to compile).
+// HTTP, the demo-data loader and the benchmark. cli.cc declares the command tree with CLI11
+// (confined to that file: it is slow to compile); each command group's commands live in a
+// file of their own without it (viewing_commands.h, media_commands.h, gc_commands.h,
+// server_commands.h, over the HTTP helpers of call.h).
 #pragma once
 
 namespace strata::cli {

@@ -1,0 +1,30 @@
+// The `strata serve`, `strata admin ...` and `strata bench ...` commands: running the
+// embedded server, operator actions on its store, and the benchmarks that load a running
+// server. Each function runs one parsed command and returns the process exit code (see
+// call.h). No CLI11 here: cli.cc fills the options.
+#pragma once
+
+#include <string>
+
+#include "bench/gc_bench.h"
+#include "bench/object_bench.h"
+#include "bench/viewing_bench.h"
+#include "strata/server/server.h"
+
+namespace strata::cli {
+
+// Runs the server until it is stopped; 1 (the reason on stderr) if it could not start.
+int RunServe(const server::ServerConfig& config);
+
+// `strata admin compact` (blocks until every table is compacted) and `drop-caches`.
+int AdminCompact(const std::string& server_url);
+int AdminDropCaches(const std::string& server_url);
+
+// `strata bench viewing`: the viewing-history load generator; its report goes to stdout.
+int BenchViewing(const bench::ViewingBenchOptions& options);
+// `strata bench gc`: 0 only if the sweep deleted every eligible object.
+int BenchGc(const bench::GcBenchOptions& options);
+// `strata bench objects`.
+int BenchObjects(const bench::ObjectBenchOptions& options);
+
+}  // namespace strata::cli
