@@ -260,6 +260,12 @@ class MediaApiTest(unittest.TestCase):
         out = json.loads(cli("bucket", "put", "cli-bucket", "--ttl", "60d", "--grace", "1d"))
         self.assertEqual((out["ttl"], out["grace"]), ("60d", "1d"))
         self.assertEqual(json.loads(cli("bucket", "get", "cli-bucket"))["ttl_ms"], 60 * 86400000)
+        # A value reaches the server as the string typed, quotes and all: the server names the
+        # bad field, and a quote cannot end the string early and smuggle in another field.
+        for bad in ['Hot"1', 'cold","grace":"1s', "back\\slash", "tab\there"]:
+            err = json.loads(cli("bucket", "put", "cli-bucket", "--storage-class", bad, ok=False))
+            self.assertTrue(err["error"]["message"].startswith("storage_class:"), (bad, err))
+        self.assertEqual(json.loads(cli("bucket", "get", "cli-bucket"))["grace"], "1d")
         data = random.Random(3).randbytes(2 * MIB + 5)
         src = os.path.join(self.dir, "cli-src.bin")
         dst = os.path.join(self.dir, "cli-dst.bin")

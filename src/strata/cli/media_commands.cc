@@ -13,6 +13,7 @@
 
 #include "strata/cli/call.h"
 #include "strata/http/http_client.h"
+#include "strata/server/json_writer.h"
 
 namespace strata::cli {
 namespace {
@@ -99,8 +100,16 @@ std::string BucketPath(const std::string& bucket) {
 
 std::string BucketPolicyJson(const std::string& ttl, const std::string& grace,
                              const std::string& storage_class) {
-  return "{\"ttl\":" + (ttl.empty() ? std::string("null") : "\"" + ttl + "\"") +
-         ",\"grace\":\"" + grace + "\",\"storage_class\":\"" + storage_class + "\"}";
+  server::JsonWriter json;
+  json.BeginObject().PlainKey("ttl");
+  if (ttl.empty()) {
+    json.Null();
+  } else {
+    json.String(ttl);
+  }
+  json.PlainKey("grace").String(grace).PlainKey("storage_class").String(storage_class);
+  json.EndObject();
+  return json.Take();
 }
 
 int BucketPut(const BucketArgs& args) {

@@ -19,7 +19,9 @@ struct BucketArgs {
 int BucketPut(const BucketArgs& args);
 int BucketGet(const BucketArgs& args);
 
-// The body of PUT /v1/buckets/{bucket}: {"ttl":<ttl or null>,"grace":...,"storage_class":...}.
+// The body of PUT /v1/buckets/{bucket}: {"ttl":<ttl or null>,"grace":...,"storage_class":...},
+// each value a JSON string escaped per RFC 8259, so the server gets the string typed and names
+// the field when it is bad (a quote in a value must not break the JSON or add a field).
 // Empty ttl = null.
 std::string BucketPolicyJson(const std::string& ttl, const std::string& grace,
                              const std::string& storage_class);
