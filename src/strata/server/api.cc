@@ -467,7 +467,28 @@ http::Response Api::ViewingTables() {
   auto report = viewing_->Report();
   if (!report.ok()) return ErrorResponse(report.status());
   JsonWriter w;
-  w.BeginObject().Key("tables").BeginArray();
+  w.BeginObject();
+  // The honest size: the whole data directory over every viewing record stored, whatever
+  // table, log or queue the bytes are in (per-table figures below leave the WAL out).
+  uint64_t records = 0;
+  for (const auto& t : *report) {
+    if (t.tier != "historical") records += t.records;
+  }
+  w.Key("records").Uint(records);
+  if (admin_.store) {
+    const StoreFigures f = admin_.store();
+    w.Key("store").BeginObject();
+    w.Key("data_dir_bytes").Uint(f.data_dir_bytes).Key("wal_bytes").Uint(f.wal_bytes);
+    w.Key("sst_bytes").Uint(f.sst_bytes).Key("memtable_bytes").Uint(f.memtable_bytes);
+    w.EndObject();
+    w.Key("data_dir_bytes_per_record");
+    if (records > 0) {
+      w.Double(static_cast<double>(f.data_dir_bytes) / static_cast<double>(records));
+    } else {
+      w.Null();
+    }
+  }
+  w.Key("tables").BeginArray();
   for (const auto& t : *report) {
     w.BeginObject();
     w.Key("table").String(t.table).Key("tier").String(t.tier).Key("members").Uint(t.members);

@@ -38,9 +38,18 @@ http::Response DeferToPool(ThreadPool* pool, size_t max_queued,
                            std::function<http::Response()> work, Counter* waits = nullptr);
 
 // Operations the API needs from the deployment's wiring, not from a service.
+// Where the bytes of the data directory are, for the table report.
+struct StoreFigures {
+  uint64_t data_dir_bytes = 0;  // every file under --data-dir (WAL, tables, queue, blobs, ...)
+  uint64_t wal_bytes = 0;       // RocksDB write-ahead log files still live
+  uint64_t sst_bytes = 0;       // RocksDB table files
+  uint64_t memtable_bytes = 0;  // in memory, not yet in table files (their data is in the WAL)
+};
+
 struct AdminHooks {
   std::function<absl::Status()> health;   // for /healthz: are the backends usable?
   std::function<absl::Status()> compact;  // POST /v1/admin/compact: full compaction
+  std::function<StoreFigures()> store;    // the table report's "store" object (may be null)
 };
 
 class Api {

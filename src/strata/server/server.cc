@@ -61,8 +61,31 @@ double ProcessCpuSeconds() {
   return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// Bytes of every regular file under `dir` (0 for what cannot be read): the disk cost of a
+// deployment as an operator's `du` sees it, WAL, queue and exports included.
+uint64_t DirectoryBytes(const std::string& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           dir, std::filesystem::directory_options::skip_permission_denied, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) {
+      const uint64_t size = it->file_size(size_ec);
+      if (!size_ec) total += size;
+    }
+  }
+  return total;
+}
+
 void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows,
-                            std::vector<store::Table*> tables) {
+                            std::vector<store::Table*> tables, const std::string& data_dir) {
+  metrics->AddGauge("strata_data_dir_bytes",
+                    "Bytes of every file under --data-dir (WAL, tables, queue, blobs, exports)",
+                    [data_dir] {
+                      return std::vector<std::pair<std::string, double>>{
+                          {"", static_cast<double>(DirectoryBytes(data_dir))}};
+                    });
   metrics->AddGauge("strata_process_resident_memory_bytes", "Resident set size", [] {
     return std::vector<std::pair<std::string, double>>{{"", ProcStatusBytes("VmRSS:")}};
   });
@@ -90,6 +113,17 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
                         }
                       }
                       return out;
+                    });
+  metrics->AddGauge("strata_rocksdb_wal_bytes",
+                    "Bytes of the write-ahead log files still live (bounded by --max-wal-bytes)",
+                    [rows] {
+                      return std::vector<std::pair<std::string, double>>{
+                          {"", static_cast<double>(rows->Health().wal_bytes)}};
+                    });
+  metrics->AddGauge("strata_rocksdb_memtable_bytes", "Bytes in RocksDB's memtables, all tables",
+                    [rows] {
+                      return std::vector<std::pair<std::string, double>>{
+                          {"", static_cast<double>(rows->Health().memtable_bytes)}};
                     });
   metrics->AddGauge("strata_rocksdb_pending_compaction_bytes",
                     "Estimated bytes compaction still has to rewrite", [rows] {
@@ -171,6 +205,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
     return absl::InvalidArgumentError("sync_interval_ms: must be at least 1");
   }
   row_options.sync_interval_ms = config.sync_interval_ms;
+  row_options.max_wal_bytes = config.max_wal_bytes;
+  row_options.total_write_buffer_bytes = config.memtable_budget_bytes;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::RocksRowStore> rows,
                           store::RocksRowStore::Open(row_options));
   MetricsRegistry* metrics = MetricsRegistry::Default();
@@ -212,7 +248,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   tables.push_back(media->buckets_table());
   tables.push_back(media->objects_table());
   tables.push_back(inline_blobs->table());
-  RegisterProcessMetrics(metrics, rows.get(), std::move(tables));
+  RegisterProcessMetrics(metrics, rows.get(), std::move(tables), config.data_dir);
 
   store::RocksRowStore* rows_ptr = rows.get();
   AdminHooks admin;
@@ -224,6 +260,15 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
     return absl::OkStatus();
   };
   admin.compact = [rows_ptr] { return rows_ptr->CompactAll(); };
+  admin.store = [rows_ptr, data_dir = config.data_dir] {
+    const store::RocksHealth h = rows_ptr->Health();
+    StoreFigures f;
+    f.data_dir_bytes = DirectoryBytes(data_dir);
+    f.wal_bytes = h.wal_bytes;
+    f.sst_bytes = h.live_sst_bytes;
+    f.memtable_bytes = h.memtable_bytes;
+    return f;
+  };
   gc::CollectorOptions gc_options;
   gc_options.export_dir = config.gc_export ? config.data_dir + "/lifecycle-export" : "";
   gc_options.daily_at = config.gc_daily_at;

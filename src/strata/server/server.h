@@ -30,6 +30,12 @@ struct ServerConfig {
   // kill -9 of the server; "batch" also survives power loss.
   std::string sync = "periodic";
   int sync_interval_ms = 100;
+  // Cap on the write-ahead log's bytes on disk (RocksRowStoreOptions::max_wal_bytes): past
+  // it, the tables holding the oldest log are flushed so it can be deleted. Default 64 MiB.
+  uint64_t max_wal_bytes = uint64_t{64} << 20;
+  // Cap on RocksDB's memtables across all tables, bytes (the largest is flushed when
+  // reached). Default 512 MiB.
+  uint64_t memtable_budget_bytes = uint64_t{512} << 20;
   viewing::ViewingOptions viewing;
   // Time slice, in microseconds, that the threads answering requests (HTTP io threads,
   // viewing read threads) ask the kernel for (Linux 6.12+ EEVDF; older kernels ignore it).

@@ -403,6 +403,8 @@ class Core {
  private:
   rocksdb::DBOptions MakeDBOptions() const;
   void SyncLoop();
+  // Flushes every table when the WAL holds enough to be worth it (idle_flush_ms).
+  void MaybeFlushIdle();
   std::vector<rocksdb::ColumnFamilyHandle*> AllHandles() const;
 
   const RocksRowStoreOptions options_;
@@ -426,6 +428,8 @@ class Core {
   std::thread sync_thread_;
   std::atomic<uint64_t> unsynced_writes_{0};
   std::atomic<uint64_t> wal_sync_failures_{0};
+  std::atomic<uint64_t> writes_{0};        // successful writes since Open (idle detection)
+  std::atomic<uint64_t> idle_flushes_{0};
   // Set when a write failed (e.g. ENOSPC while appending to the WAL). RocksDB then refuses
   // further writes, and syncing its failed WAL writer trips an assertion in Debian's build
   // (WritableFileWriter::AssertFalseAndGetStatusForPrevError), so no WAL sync is attempted
@@ -449,6 +453,7 @@ rocksdb::DBOptions Core::MakeDBOptions() const {
   db.max_background_jobs = options_.max_background_jobs;
   db.db_write_buffer_size = options_.total_write_buffer_bytes;
   db.bytes_per_sync = 1 << 20;  // smooth SST writeback instead of one big flush at the end
+  db.max_total_wal_size = options_.max_wal_bytes;
   db.info_log = std::make_shared<StrataRocksLogger>();
   // manual_wal_flush stays false: every write reaches the OS before it is acknowledged,
   // which is what makes acknowledged writes survive kill -9.
@@ -585,7 +590,7 @@ absl::Status Core::Open() {
                                          options_.path + " is not supported");
   }
 
-  if (options_.sync_policy == SyncPolicy::kPeriodic) {
+  if (options_.sync_policy == SyncPolicy::kPeriodic || options_.idle_flush_ms > 0) {
     sync_thread_ = std::thread([this] { SyncLoop(); });
   }
   return absl::OkStatus();
@@ -621,11 +626,31 @@ void Core::Close() {
 }
 
 void Core::SyncLoop() {
-  const auto interval = std::chrono::milliseconds(options_.sync_interval_ms);
+  const bool periodic = options_.sync_policy == SyncPolicy::kPeriodic;
+  const auto interval = std::chrono::milliseconds(
+      periodic ? options_.sync_interval_ms : std::min<int64_t>(options_.idle_flush_ms, 1000));
+  uint64_t seen_writes = writes_.load(std::memory_order_relaxed);
+  auto last_write_seen = std::chrono::steady_clock::now();
   std::unique_lock lock(sync_mu_);
   while (!stop_sync_) {
     sync_cv_.wait_for(lock, interval, [this] { return stop_sync_; });
     if (stop_sync_) break;
+    if (options_.idle_flush_ms > 0) {
+      const auto now = std::chrono::steady_clock::now();
+      const uint64_t writes = writes_.load(std::memory_order_relaxed);
+      if (writes != seen_writes) {
+        seen_writes = writes;
+        last_write_seen = now;
+      } else if (now - last_write_seen >= std::chrono::milliseconds(options_.idle_flush_ms) &&
+                 !write_failed_.load(std::memory_order_acquire)) {
+        lock.unlock();
+        MaybeFlushIdle();
+        lock.lock();
+        last_write_seen = now;  // checked again an idle period later
+        continue;
+      }
+    }
+    if (!periodic) continue;
     if (unsynced_writes_.exchange(0, std::memory_order_relaxed) == 0) continue;
     if (write_failed_.load(std::memory_order_acquire)) continue;
     lock.unlock();
@@ -638,6 +663,26 @@ void Core::SyncLoop() {
     }
     lock.lock();
   }
+}
+
+void Core::MaybeFlushIdle() {
+  uint64_t wal_bytes = 0;
+  rocksdb::VectorLogPtr logs;
+  if (!db_->GetSortedWalFiles(logs).ok()) return;
+  for (const auto& log : logs) {
+    if (log->Type() == rocksdb::kAliveLogFile) wal_bytes += log->SizeFileBytes();
+  }
+  if (wal_bytes < options_.idle_flush_min_wal_bytes) return;
+  rocksdb::FlushOptions flush;
+  flush.allow_write_stall = true;  // idle: nothing to stall
+  rocksdb::Status s = db_->Flush(flush, AllHandles());
+  if (!s.ok()) {
+    STRATA_LOG_WARN("rocksdb: idle flush failed", "path", options_.path, "error", s.ToString());
+    return;
+  }
+  idle_flushes_.fetch_add(1, std::memory_order_relaxed);
+  STRATA_LOG_INFO("rocksdb: writes idle, flushed every table so the log can be deleted", "path",
+                  options_.path, "wal_bytes", wal_bytes);
 }
 
 std::vector<rocksdb::ColumnFamilyHandle*> Core::AllHandles() const {
@@ -736,6 +781,7 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch) {
     return ToStatus(written, "write");
   }
   unsynced_writes_.fetch_add(1, std::memory_order_relaxed);
+  writes_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -811,6 +857,15 @@ RocksHealth Core::Health() const {
     }
   }
   health.wal_sync_failures = wal_sync_failures_.load(std::memory_order_relaxed);
+  health.idle_flushes = idle_flushes_.load(std::memory_order_relaxed);
+  rocksdb::VectorLogPtr logs;
+  if (db_->GetSortedWalFiles(logs).ok()) {
+    for (const auto& log : logs) {
+      if (log->Type() != rocksdb::kAliveLogFile) continue;
+      health.wal_bytes += log->SizeFileBytes();
+      ++health.wal_files;
+    }
+  }
   return health;
 }
 

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "strata/base/crash_point.h"
 #include "strata/store/row_store_conformance.h"
@@ -442,6 +443,45 @@ TEST_F(RocksRowStoreTest, HealthAndStats) {
   EXPECT_EQ(stats->approximate_rows, 500u);
   EXPECT_GT(stats->disk_bytes, 0u);
   EXPECT_TRUE(store->Sync().ok());
+}
+
+// A write-idle store flushes its memtables so its log files can go: the disk then holds the
+// tables, not a log of everything since the last flush. Writes below the threshold are left.
+TEST_F(RocksRowStoreTest, IdleFlushEmptiesTheLogAndKeepsTheData) {
+  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
+  options.idle_flush_ms = 100;
+  options.idle_flush_min_wal_bytes = 64 << 10;
+  {
+    std::unique_ptr<RocksRowStore> store = OpenStore(options);
+    ASSERT_NE(store, nullptr);
+    Table* t = MustOpenTable(store.get(), "rows");
+    Table* rare = MustOpenTable(store.get(), "rare", TableProfile::kIndex);
+    ASSERT_NE(t, nullptr);
+    ASSERT_NE(rare, nullptr);
+    ASSERT_TRUE(rare->Put("p", "k", "small").ok());  // under the threshold alone
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_EQ(store->Health().idle_flushes, 0u);
+    EXPECT_GT(store->Health().wal_bytes, 0u);
+
+    WriteBatch batch;
+    for (int i = 0; i < 500; ++i) batch.Put("k" + std::to_string(i), std::string(200, 'x'));
+    ASSERT_TRUE(t->Apply("p", batch).ok());
+    const RocksHealth busy = store->Health();
+    EXPECT_GE(busy.wal_bytes, 100'000u);
+    EXPECT_GE(busy.wal_files, 1u);
+    RocksHealth idle = busy;
+    for (int i = 0; i < 100 && idle.wal_bytes != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      idle = store->Health();
+    }
+    EXPECT_EQ(idle.wal_bytes, 0u);
+    EXPECT_GE(idle.idle_flushes, 1u);
+    EXPECT_GT(idle.live_sst_bytes, 0u);
+  }
+  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(GetOr(MustOpenTable(store.get(), "rows"), "p", "k499"), std::string(200, 'x'));
+  EXPECT_EQ(GetOr(MustOpenTable(store.get(), "rare", TableProfile::kIndex), "p", "k"), "small");
 }
 
 TEST_F(RocksRowStoreTest, OpenValidatesOptionsAndLocksTheDirectory) {
