@@ -93,6 +93,13 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--sync-interval-ms", c->sync_interval_ms, "Periodic fsync interval")
       ->capture_default_str();
+  serve->add_option("--max-wal-bytes", c->max_wal_bytes,
+                    "Cap on write-ahead log bytes; past it the tables pinning the oldest log "
+                    "are flushed (0 = RocksDB's default, 4x the memtable budget)")
+      ->capture_default_str();
+  serve->add_option("--memtable-budget-bytes", c->memtable_budget_bytes,
+                    "Cap on RocksDB memtable bytes across all tables")
+      ->capture_default_str();
   auto& v = c->viewing;
   serve->add_option("--min-preview-ms", v.min_preview_watched_ms,
                     "Previews watched less than this are not stored")
@@ -112,6 +119,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--rollup-max-live-rows", v.rollup_max_live_rows,
                     "Live rows per member that always trigger a roll-up (caps the fraction)")
+      ->capture_default_str();
+  serve->add_option("--rollup-max-live-age-ms", v.rollup_max_live_age_ms,
+                    "Roll a member's live rows up, whatever their number, once the oldest was "
+                    "written this long ago (0 = by count only)")
       ->capture_default_str();
   serve->add_option("--rollup-threads", v.rollup_threads, "Background roll-up workers")
       ->capture_default_str();

@@ -135,6 +135,9 @@ struct ViewingService::Shard {
     // The least started_at written since the last MarkLiveWrites (INT64_MAX: none): what a
     // roll-up or rotation, which read the live rows after marking, may not have seen.
     Millis written_min = INT64_MAX;
+    // Clock time of the oldest live write no roll-up has covered yet (0: none): once it is
+    // rollup_max_live_age_ms old the member is rolled up whatever its live row count.
+    Millis unrolled_since = 0;
   };
   std::mutex counts_mu;
   std::unordered_map<MemberId, LiveCount> counts;

@@ -236,6 +236,9 @@ absl::Status ViewingService::Init() {
     rotation_workers_.emplace_back([this, i] { RotationWorker(i); });
   }
   if (task_queue_) rotation_publisher_ = std::thread([this] { RotationPublisher(); });
+  if (options_.rollup_max_live_age_ms > 0) {
+    aged_rollup_thread_ = std::thread([this] { AgedRollupLoop(); });
+  }
   if (options_.rotation_sweep_interval_ms > 0) {
     sweep_timer_ = std::thread([this] {
       ThreadPool::NameCurrentThread("strata-sweeptimer");
@@ -260,6 +263,8 @@ ViewingService::~ViewingService() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
+  aged_cv_.notify_all();
+  if (aged_rollup_thread_.joinable()) aged_rollup_thread_.join();
   for (auto& t : workers_) t.join();
   {
     std::lock_guard<std::mutex> lock(rotation_mu_);
@@ -482,10 +487,12 @@ bool ViewingService::NoteLiveWrites(Shard& shard, MemberId member,
                                     std::span<const ViewingRecord* const> records) {
   Millis min_started = INT64_MAX;
   for (const ViewingRecord* r : records) min_started = std::min(min_started, r->started_at);
+  const Millis now = clock_->NowMillis();
   std::lock_guard<std::mutex> lock(shard.counts_mu);
   auto [it, inserted] = shard.counts.try_emplace(member);
   Shard::LiveCount& c = it->second;
   if (inserted) c.trigger_at = options_.rollup_min_live_rows;  // live_from stays "unknown"
+  if (c.unrolled_since == 0) c.unrolled_since = now;
   c.live_from = std::min(c.live_from, min_started);
   c.written_min = std::min(c.written_min, min_started);
   c.rows += records.size();
@@ -545,13 +552,91 @@ Millis ViewingService::LiveFrom(Shard& shard, MemberId member) {
   return it == shard.counts.end() ? INT64_MIN : it->second.live_from;
 }
 
-void ViewingService::EnqueueRollup(Shard& shard, MemberId member) {
+void ViewingService::EnqueueRollup(Shard& shard, MemberId member, bool by_age) {
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
+    if (by_age) queued_by_age_[shard.index].insert(member);
     if (!queued_[shard.index].insert(member).second) return;
     queue_.emplace_back(shard.index, member);
   }
   queue_cv_.notify_one();
+}
+
+size_t ViewingService::QueueAgedRollups() {
+  if (options_.rollup_max_live_age_ms <= 0) return 0;
+  const Millis now = clock_->NowMillis();
+  size_t queued = 0;
+  for (auto& shard_ptr : shards_) {
+    Shard& shard = *shard_ptr;
+    std::vector<MemberId> due;
+    {
+      std::lock_guard<std::mutex> lock(shard.counts_mu);
+      for (auto& [member, c] : shard.counts) {
+        if (c.unrolled_since != 0 && now - c.unrolled_since >= options_.rollup_max_live_age_ms) {
+          // Re-armed: the roll-up clears it, or sets it to now if rows stay live; a failed
+          // one is retried an age later.
+          c.unrolled_since = now;
+          due.push_back(member);
+        }
+      }
+    }
+    for (MemberId member : due) EnqueueRollup(shard, member, /*by_age=*/true);
+    queued += due.size();
+  }
+  return queued;
+}
+
+absl::Status ViewingService::CountStoredLiveRows(Shard& shard) {
+  std::unordered_map<MemberId, uint64_t> rows;
+  STRATA_ASSIGN_OR_RETURN(auto ranges, shard.live->SplitRanges(1));
+  for (const auto& range : ranges) {
+    std::string cursor;
+    do {
+      {
+        std::lock_guard<std::mutex> lock(queue_mu_);
+        if (stopping_) return absl::CancelledError("stopping");
+      }
+      STRATA_ASSIGN_OR_RETURN(auto page, shard.live->ScanRange(range, store::kMaxPageRows, cursor));
+      for (const auto& row : page.rows) {
+        std::string_view p = row.partition;
+        uint64_t member;
+        if (coding::GetFixed64BE(&p, &member)) ++rows[member];
+      }
+      cursor = std::move(page.next_cursor);
+    } while (!cursor.empty());
+  }
+  const Millis now = clock_->NowMillis();
+  std::lock_guard<std::mutex> lock(shard.counts_mu);
+  for (const auto& [member, n] : rows) {
+    auto [it, inserted] = shard.counts.try_emplace(member);
+    if (inserted) it->second.trigger_at = options_.rollup_min_live_rows;
+    it->second.rows += n;
+    if (it->second.unrolled_since == 0) it->second.unrolled_since = now;
+  }
+  return absl::OkStatus();
+}
+
+void ViewingService::AgedRollupLoop() {
+  ThreadPool::NameCurrentThread("strata-rollupage");
+  ThreadPool::LowerCurrentThreadPriority(5);
+  for (auto& shard : shards_) {
+    absl::Status s = CountStoredLiveRows(*shard);
+    if (absl::IsCancelled(s)) return;
+    if (!s.ok()) {
+      STRATA_LOG_WARN("counting stored live rows failed; they roll up on their next write",
+                      "kind", KindName(shard->kind), "error", s.ToString());
+    }
+  }
+  const auto interval =
+      std::chrono::milliseconds(std::min<Millis>(1000, options_.rollup_max_live_age_ms));
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  while (!stopping_) {
+    aged_cv_.wait_for(lock, interval, [this] { return stopping_; });
+    if (stopping_) return;
+    lock.unlock();
+    QueueAgedRollups();
+    lock.lock();
+  }
 }
 
 void ViewingService::RollupWorker() {
@@ -560,6 +645,7 @@ void ViewingService::RollupWorker() {
   ThreadPool::LowerCurrentThreadPriority(5);
   for (;;) {
     std::pair<int, MemberId> task;
+    bool by_age = false;
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
       queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -567,10 +653,11 @@ void ViewingService::RollupWorker() {
       task = queue_.front();
       queue_.pop_front();
       queued_[task.first].erase(task.second);
+      by_age = queued_by_age_[task.first].erase(task.second) > 0;
       ++running_rollups_;
     }
     Shard& shard = *shards_[task.first];
-    absl::Status s = RollUpMember(shard, task.second, /*force=*/false);
+    absl::Status s = RollUpMember(shard, task.second, /*force=*/by_age);
     if (!s.ok()) {
       rollup_errors_->Inc();
       STRATA_LOG_WARN("roll-up failed", "member", task.second, "kind", KindName(shard.kind),
@@ -635,6 +722,8 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
     auto& c = shard.counts[member];
     c.trigger_at = threshold;
     c.rows = current.Live().size();
+    // Nothing live, and nothing written since this roll-up looked: nothing to age.
+    if (current.Live().empty() && c.written_min == INT64_MAX) c.unrolled_since = 0;
   }
   if (current.Live().empty() || (!force && current.Live().size() < threshold)) {
     return absl::OkStatus();
@@ -699,6 +788,8 @@ absl::Status ViewingService::RollUpLocked(Shard& shard, MemberId member, bool fo
     c.live_from = c.written_min;
     for (Millis t : survivors) c.live_from = std::min(c.live_from, t);
     c.trigger_at = RollupThreshold(total_records);
+    c.unrolled_since =
+        c.written_min == INT64_MAX && survivors.empty() ? 0 : clock_->NowMillis();
   }
   lock.unlock();
   rollups_->Inc();

@@ -73,6 +73,13 @@ struct ViewingOptions {
   size_t rollup_min_live_rows = 256;
   double rollup_growth_fraction = 0.02;
   size_t rollup_max_live_rows = 2048;
+  // A member's live rows are also rolled up, whatever their number, once the oldest of them
+  // was written this long ago (0 = by count only). Live rows cost ~50 bytes a record on disk
+  // against ~6-12 compressed; without an age trigger the rows of members below
+  // rollup_min_live_rows (most members: activity is Zipf-skewed) stayed live forever.
+  // Default 30 s: a member's burst of activity becomes one roll-up. The check runs every
+  // second (and the live tables are scanned once at start, for rows written before it).
+  Millis rollup_max_live_age_ms = 30'000;
   // Compressed histories are stored in chunks ("segments") of at most this many records
   // (about 5 KiB), each independently decodable and stored as its own row: recent reads
   // decode only the newest chunk, roll-ups rewrite only the chunks they touch. Default 512.
@@ -225,6 +232,10 @@ class ViewingService {
   absl::Status RollUp(MemberId member, Kind kind);
   // Blocks until the roll-up queue is empty and no roll-up runs (tests, benchmarks).
   void WaitForRollups();
+  // Queues a roll-up of every member whose oldest unrolled live write is at least
+  // rollup_max_live_age_ms old by the service's clock; returns how many it queued. A
+  // background thread calls it every second; tests call it after moving their clock.
+  size_t QueueAgedRollups();
 
   // Rotates the member's plays between the age tiers now (recent -> past -> historical),
   // whatever the slack. Used by workers, operators and tests.
@@ -375,8 +386,13 @@ class ViewingService {
                                  store::WriteBatch* deletes, std::vector<Millis>* survivors);
   // Live rows that trigger a roll-up of a member with this many compressed records.
   uint64_t RollupThreshold(uint64_t compressed_records) const;
-  void EnqueueRollup(Shard& shard, MemberId member);
+  // `by_age`: roll up whatever the live row count (QueueAgedRollups).
+  void EnqueueRollup(Shard& shard, MemberId member, bool by_age = false);
   void RollupWorker();
+  // The age trigger's thread: counts the live rows already stored (rows written before
+  // this start have no count), then calls QueueAgedRollups every second.
+  void AgedRollupLoop();
+  absl::Status CountStoredLiveRows(Shard& shard);
 
   store::RowStore* store_;
   Clock* clock_;
@@ -436,6 +452,9 @@ class ViewingService {
   std::condition_variable idle_cv_;
   std::deque<std::pair<int, MemberId>> queue_;
   std::unordered_set<uint64_t> queued_[2];
+  std::unordered_set<uint64_t> queued_by_age_[2];  // of queued_, those to roll up whatever count
+  std::thread aged_rollup_thread_;
+  std::condition_variable aged_cv_;  // wakes aged_rollup_thread_ to stop (with queue_mu_)
   int running_rollups_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

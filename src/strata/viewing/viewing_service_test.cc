@@ -251,6 +251,57 @@ TEST_F(ViewingServiceTest, RollupMaxLiveRowsCapsTheGrowthFraction) {
   }
 }
 
+// Members below the count trigger (most of them, under Zipf activity) are rolled up once
+// their oldest live write is rollup_max_live_age_ms old; rows written later wait for their
+// own age. After a restart the stored live rows are counted and age from the restart.
+TEST_F(ViewingServiceTest, LiveRowsBelowTheCountTriggerRollUpByAge) {
+  ViewingOptions options;
+  options.rollup_min_live_rows = 1000;  // never reached here
+  options.rollup_max_live_age_ms = 60'000;
+  Open(options);
+  auto plays = [](int from, int count) {
+    std::vector<ViewingRecord> events;
+    for (int i = from; i < from + count; ++i) {
+      events.push_back(Play(4, kT0 + i * 1000, "s", kT0 + i * 1000 + 500));
+    }
+    return events;
+  };
+  ASSERT_TRUE(service_->Ingest(plays(0, 3)).ok());
+  clock_.Advance(59'999);
+  EXPECT_EQ(service_->QueueAgedRollups(), 0u);
+  service_->WaitForRollups();
+  EXPECT_EQ(Records("plays_recent_live"), 3u);
+
+  clock_.Advance(1);
+  service_->QueueAgedRollups();  // or the service's own thread did it already
+  service_->WaitForRollups();
+  EXPECT_EQ(Records("plays_recent_live"), 0u);
+  EXPECT_EQ(Records("plays_recent_compressed"), 3u);
+  EXPECT_EQ(service_->QueueAgedRollups(), 0u);  // nothing live: nothing ages
+
+  // New rows age from their own write.
+  ASSERT_TRUE(service_->Ingest(plays(3, 2)).ok());
+  clock_.Advance(30'000);
+  EXPECT_EQ(service_->QueueAgedRollups(), 0u);
+  EXPECT_EQ(Records("plays_recent_live"), 2u);
+
+  // A restart forgets the counts; the stored rows are counted again and age from then.
+  service_.reset();
+  Open(options);
+  for (int i = 0; i < 200 && Records("plays_recent_live") != 0; ++i) {
+    // The start-up count runs on the service's thread: until it has, nothing is due.
+    clock_.Advance(60'000);
+    service_->QueueAgedRollups();
+    service_->WaitForRollups();
+    if (Records("plays_recent_live") != 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  EXPECT_EQ(Records("plays_recent_live"), 0u);
+  EXPECT_EQ(Records("plays_recent_compressed"), 5u);
+  EXPECT_EQ(ReadAll(4).size(), 5u);
+}
+
 TEST_F(ViewingServiceTest, ReadsFromTheStoreMatchReadsFromTheCache) {
   ViewingOptions options;
   options.rollup_min_live_rows = 10;
