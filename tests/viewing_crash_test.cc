@@ -160,7 +160,6 @@ TEST_P(RollupCrashTest, EveryAcknowledgedRecordSurvivesExactlyOnce) {
 
 INSTANTIATE_TEST_SUITE_P(Steps, RollupCrashTest,
                          ::testing::Values("rollup.after_chunks", "rollup.after_commit",
-                                           "rollup.after_old_chunks_deleted",
                                            "rollup.after_live_deleted"));
 
 // ---------------------------------------------------------------------------------------
