@@ -48,11 +48,17 @@ void MergeRecords(std::vector<ViewingRecord>* records, std::span<const ViewingRe
     MergeRecord(records, updates[0]);
     return;
   }
-  // Sort the updates by key, then keep the latest event of each key.
+  // Sort the updates by key, then keep the latest event of each key. Updates that are
+  // already sorted with unique keys (a cache entry's live rows, as reads pass them) skip it.
   std::vector<const ViewingRecord*> sorted;
   sorted.reserve(updates.size());
   for (const auto& u : updates) sorted.push_back(&u);
-  std::sort(sorted.begin(), sorted.end(), [](const ViewingRecord* a, const ViewingRecord* b) {
+  const bool strictly_sorted =
+      std::adjacent_find(updates.begin(), updates.end(),
+                         [](const ViewingRecord& a, const ViewingRecord& b) {
+                           return !(PlaybackKey(a) < PlaybackKey(b));
+                         }) == updates.end();
+  if (!strictly_sorted) std::sort(sorted.begin(), sorted.end(), [](const ViewingRecord* a, const ViewingRecord* b) {
     auto ka = PlaybackKey(*a), kb = PlaybackKey(*b);
     if (ka != kb) return ka < kb;
     return a->event_time < b->event_time;

@@ -1019,7 +1019,57 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
       for (auto& r : *it) records.push_back(std::move(r));
     }
   }
-  MergeRecords(&records, h.Live());
+  // Only the newest limit + 1 qualifying records of the union of chunks and live rows can
+  // be on the page. If one side alone holds that many (counting only plays of the recent
+  // tier, which the past tier and the summary boundary cannot affect), nothing older than
+  // its (limit+1)-th can be either, so both sides are cut below the larger of the two
+  // bounds before merging: a hot member's read then merges about `limit` of its live rows
+  // instead of copying and sorting up to rollup_max_live_rows of them. (Counting either
+  // side's own versions is safe: a playback's merged version has the latest event_time, so
+  // it qualifies whenever one of its versions does.)
+  std::span<const ViewingRecord> live = h.Live();  // arrival order, repeats possible
+  std::vector<ViewingRecord> newest_live;
+  {
+    auto counts = [&](const ViewingRecord& r) {
+      return qualifies(r) && (query.kind != Kind::kPlay || r.started_at >= recent_floor);
+    };
+    std::optional<ViewingRecord> bound;  // records (sorted, unique): the (limit+1)-th newest
+    for (size_t i = records.size(), n = 0; i-- > 0;) {
+      if (counts(records[i]) && ++n == query.limit + 1) {
+        bound = records[i];
+        break;
+      }
+    }
+    // Live rows: the (limit+1)-th newest distinct qualifying playback, from a partial sort
+    // of the qualifying rows (twice as many as needed, as repeats of a playback count once).
+    std::vector<const ViewingRecord*> candidates;
+    candidates.reserve(live.size());
+    for (const auto& r : live) {
+      if (counts(r) && (!bound || !kKeyLess(r, *bound))) candidates.push_back(&r);
+    }
+    if (candidates.size() > query.limit) {
+      auto newer = [](const ViewingRecord* a, const ViewingRecord* b) { return kKeyLess(*b, *a); };
+      const size_t take = std::min(candidates.size(), 2 * (query.limit + 1));
+      std::partial_sort(candidates.begin(), candidates.begin() + take, candidates.end(), newer);
+      size_t distinct = 0;
+      for (size_t i = 0; i < take; ++i) {
+        if (i == 0 || kKeyLess(*candidates[i], *candidates[i - 1])) ++distinct;
+        if (distinct == query.limit + 1) {
+          bound = *candidates[i];  // not older than the records' bound: it was filtered by it
+          break;
+        }
+      }
+    }
+    if (bound) {
+      records.erase(records.begin(),
+                    std::lower_bound(records.begin(), records.end(), *bound, kKeyLess));
+      for (const auto& r : live) {
+        if (!kKeyLess(r, *bound)) newest_live.push_back(r);
+      }
+      live = newest_live;
+    }
+  }
+  MergeRecords(&records, live);
 
   HistoryPage page;
   if (query.kind == Kind::kPlay) {
