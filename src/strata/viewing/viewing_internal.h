@@ -1,5 +1,6 @@
-// Row keys and segment-writing steps shared by the viewing service's files (roll-ups in
-// viewing_service.cc, tier rotation in viewing_tiers.cc). Not part of the service's API.
+// Row keys, lock stripes and segment-writing steps shared by the viewing service's files
+// (roll-ups in viewing_rollup.cc, tier rotation in viewing_tiers.cc, reads in
+// viewing_service.cc) and its components. Not part of the service's API.
 #pragma once
 
 #include <functional>
@@ -19,7 +20,9 @@ namespace strata::viewing::internal {
 
 inline constexpr char kMetaKey[] = "m";
 
-// The member's lock stripe: the top 12 bits of a multiplicative hash (4096 stripes).
+// Per-member locks and maps are striped: kLockStripes of them, the member's stripe being the
+// top 12 bits of a multiplicative hash.
+inline constexpr size_t kLockStripes = 4096;
 inline size_t StripeOf(MemberId member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
 
 inline std::string MemberKey(MemberId member) {

@@ -14,6 +14,12 @@
 // replaced chunks and the rolled-up live rows are deleted. A crash at any step leaves every
 // acknowledged record readable exactly once (readers merge live and compressed by playback).
 //
+// The class is implemented across files (README.md in this folder has the map):
+// viewing_service.cc (opening, ingest, reads, erasure), viewing_rollup.cc (roll-up triggers,
+// queue and workers), viewing_tiers.cc (age tiers: rotation, past-tier reads, summaries). It
+// owns the components with a state of their own: LanguagePreferences, TableReporter,
+// ViewingMetrics, HistoryCache and SummaryCache.
+//
 // Concurrency: every method is thread-safe. Per member, writes and reads share a striped
 // reader/writer lock; a roll-up encodes and writes its new chunks without it and takes it
 // exclusively only to commit and delete, deleting only live rows no write has changed since
@@ -26,7 +32,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,11 +52,14 @@
 #include "strata/store/queue.h"
 #include "strata/store/row_store.h"
 #include "strata/viewing/history_cache.h"
+#include "strata/viewing/language_preferences.h"
 #include "strata/viewing/record.h"
 #include "strata/viewing/segment_plan.h"
 #include "strata/viewing/segments.h"
 #include "strata/viewing/summary.h"
 #include "strata/viewing/summary_cache.h"
+#include "strata/viewing/table_report.h"
+#include "strata/viewing/viewing_metrics.h"
 
 namespace strata::viewing {
 
@@ -173,32 +182,6 @@ struct MemberSummary {
   Millis detail_from = INT64_MIN;
 };
 
-struct LanguageHistory {
-  std::vector<LanguagePreference> current;  // one per content language
-  std::vector<LanguagePreference> changes;  // stored deltas, newest first
-};
-
-// Rows of one kind in a table and their logical size (before the row store's own block
-// compression; blobs and summaries are already zstd-compressed by the codec).
-struct RowKindReport {
-  uint64_t rows = 0;
-  uint64_t key_bytes = 0;    // partition + clustering key
-  uint64_t value_bytes = 0;
-};
-
-// Per-table figures for operators and the benchmark.
-struct TableReport {
-  std::string table;
-  std::string tier;  // "recent", "past" or "historical"
-  uint64_t members = 0;
-  uint64_t records = 0;
-  uint64_t disk_bytes = 0;
-  // By row kind: "live" (a live record), "meta" (a compressed history's metadata row),
-  // "segment" (a chunk of compressed records), "state" (a tier's state row with its
-  // summary), "current" / "change" (language preferences). docs/viewing.md has the layout.
-  std::map<std::string, RowKindReport> rows;
-};
-
 class ViewingService {
  public:
   // Opens the service's tables in `store`. `store` and `clock` must outlive the service.
@@ -222,7 +205,10 @@ class ViewingService {
 
   absl::StatusOr<HistoryPage> ReadHistory(MemberId member, const HistoryQuery& query);
   absl::StatusOr<MemberSummary> Summary(MemberId member);
-  absl::StatusOr<LanguageHistory> Languages(MemberId member);
+  // The member's language preferences (LanguagePreferences::Read).
+  absl::StatusOr<LanguageHistory> Languages(MemberId member) {
+    return languages_->Read(member);
+  }
 
   // Erases every record of the member in every table and cache.
   absl::Status EraseMember(MemberId member);
@@ -246,33 +232,45 @@ class ViewingService {
   // Blocks until no rotation is queued or running and no sweep runs (tests, benchmarks).
   void WaitForRotations();
   RotationStatus rotation_status();
-  // Tests: called by a roll-up between writing its new chunks and taking the member lock to
-  // commit, where concurrent writes may land. Set before use; not thread-safe.
   // Empties the history and summary caches (operators measuring cold reads); returns the
   // entries dropped from each.
   std::pair<size_t, size_t> DropCaches() { return {cache_->Clear(), summary_cache_->Clear()}; }
 
+  // Tests: called by a roll-up between writing its new chunks and taking the member lock to
+  // commit, where concurrent writes may land. Set before use; not thread-safe.
   void SetRollupHookForTesting(std::function<void()> hook) { rollup_hook_ = std::move(hook); }
 
-  // Scans the tables (expensive: for operators, not for hot paths).
-  absl::StatusOr<std::vector<TableReport>> Report();
+  // Scans the tables (expensive: for operators, not for hot paths). See TableReporter.
+  absl::StatusOr<std::vector<TableReport>> Report() { return reporter_->Report(); }
 
   const HistoryCache& cache() const { return *cache_; }
   const SummaryCache& summary_cache() const { return *summary_cache_; }
   // Every table the service uses, for size metrics.
-  std::vector<store::Table*> tables() const;
+  std::vector<store::Table*> tables() const { return reporter_->tables().All(); }
 
  private:
-  // The kind of a row of `table` in TableReport::rows.
-  std::string RowKind(const store::Table* table, std::string_view clustering) const;
   struct Shard;
+  struct PastTier;  // below, with the age tiers
   ViewingService(store::RowStore* store, Clock* clock, const ViewingOptions& options,
                  MetricsRegistry* metrics);
+
+  // Opening (viewing_service.cc): Init runs the four steps below in their order.
   absl::Status Init();
+  // Opens every table, each shard's first (docs/viewing.md, "Tables").
+  absl::Status OpenTables();
+  // Registers the counters and histograms (metrics_) and the gauges over the service's state.
+  void RegisterMetrics();
+  // The components over the opened tables: language preferences and the table reporter.
+  void CreateComponents();
+  // Roll-up and rotation workers, the rotation publisher and the sweep timer.
+  void StartBackgroundThreads();
+  void SweepTimerLoop();
 
   Shard& ShardFor(Kind kind) { return *shards_[static_cast<size_t>(kind)]; }
   std::shared_mutex& MemberLock(MemberId member);
 
+  // Reads (viewing_service.cc).
+  //
   // Reads the member's live rows and committed compressed history of one shard from the
   // store (live rows and chunks in parallel).
   // Without segments, the compressed history holds the metadata and null segment bytes.
@@ -303,9 +301,59 @@ class ViewingService {
   // the threshold. Caller holds the member's shared lock. `on_miss` as for GetHistory.
   absl::StatusOr<CachedHistory> ReadEntry(Shard& shard, MemberId member,
                                           const std::function<void()>& on_miss = {});
+  // ReadHistory's steps (viewing_service.cc defines PageFilter).
+  struct PageFilter;
+  // The records of the recent tier that can hold the page, ascending by playback: the
+  // newest chunks that alone hold limit + 1 records passing `filter`, merged with the live
+  // records that can reach the page (TrimToPageReach). `recent_floor`: plays started before
+  // it belong to the past tier.
+  absl::StatusOr<std::vector<ViewingRecord>> RecentCandidates(Shard& shard, MemberId member,
+                                                              const CachedHistory& h,
+                                                              const HistoryQuery& query,
+                                                              Millis recent_floor,
+                                                              const PageFilter& filter);
+  // Cuts *records (decoded, sorted, unique) and `live` (arrival order, repeats possible) below
+  // the newest limit + 1 qualifying recent records of either side, which bound the page.
+  // Returns the live rows to merge: `live` itself, or the ones kept, copied to *newest_live.
+  static std::span<const ViewingRecord> TrimToPageReach(std::span<const ViewingRecord> live,
+                                                        const HistoryQuery& query,
+                                                        Millis recent_floor,
+                                                        const PageFilter& filter,
+                                                        std::vector<ViewingRecord>* records,
+                                                        std::vector<ViewingRecord>* newest_live);
+  // For plays: merges into *records the past tier's candidates when the recent tier alone
+  // cannot fill the page (sets filter->detail_from and page->detail_from), using the
+  // prefetch if one was started. Caller holds the member's shared lock.
+  absl::Status AddPastToPage(MemberId member, const HistoryQuery& query, Millis recent_floor,
+                             Millis before,
+                             std::future<absl::StatusOr<PastTier>>& prefetch,
+                             PageFilter* filter, std::vector<ViewingRecord>* records,
+                             HistoryPage* page);
+  // The page: the newest `query.limit` of `records` (ascending) that pass `filter`, moved
+  // out, and the cursor of the next page if there is one.
+  static void FillPage(std::vector<ViewingRecord>& records, const HistoryQuery& query,
+                       const PageFilter& filter, HistoryPage* page);
+
+  // Roll-ups (viewing_rollup.cc).
   absl::Status RollUpMember(Shard& shard, MemberId member, bool force);
   // RollUpMember with the member's roll-up lock already held.
   absl::Status RollUpLocked(Shard& shard, MemberId member, bool force);
+  // The committed version a roll-up or rotation rewrites, read under the member's shared
+  // lock: the live rows from LiveFrom (none if they start at or after `live_before`), the
+  // compressed metadata (chunks not loaded, or the cache's loaded ones when it holds the
+  // same version). Marks live writes first and sets *write_seq for UnchangedLiveRows.
+  absl::StatusOr<CachedHistory> LoadForRewrite(Shard& shard, MemberId member,
+                                               Millis live_before, uint64_t* write_seq);
+  // A plan input with the service's encoding options: `segment_records` records a chunk.
+  SegmentPlanInput PlanInput(MemberId member, Kind kind, Millis ttl_ms, Millis now,
+                             size_t segment_records) const;
+  // Roll-up phase B, under the member's exclusive lock: commits `plan` (written by phase A
+  // from the live rows `live`) and deletes the chunks it replaced in one batch, deletes the
+  // live rows no write has changed since, and settles the member's live count. Returns the
+  // live rows deleted.
+  absl::StatusOr<uint64_t> CommitRollup(Shard& shard, MemberId member, SegmentPlan plan,
+                                        const std::vector<ViewingRecord>& live,
+                                        uint64_t write_seq);
 
   // Age tiers (viewing_tiers.cc).
   struct PastTier {
@@ -362,13 +410,9 @@ class ViewingService {
   // Members queued in the durable queue and not yet processed (its backlog).
   uint64_t RotationBacklog();
   void SweepForRotation();
-  // Adds to *writes the language-preference changes that `records` carry.
-  absl::Status PlanLanguageChanges(std::span<const ViewingRecord* const> member_records,
-                                   std::vector<store::PartitionWrite>* writes,
-                                   std::vector<MemberId>* touched);
-  // Drops the member's language comparison points (they are re-read from the store).
-  void ForgetLanguages(MemberId member);
 
+  // Roll-up triggers (viewing_rollup.cc).
+  //
   // Counts acknowledged live writes of a member; true when a roll-up is due.
   bool NoteLiveWrites(Shard& shard, MemberId member,
                       std::span<const ViewingRecord* const> records);
@@ -397,12 +441,15 @@ class ViewingService {
   store::RowStore* store_;
   Clock* clock_;
   ViewingOptions options_;
-  MetricsRegistry* metrics_;
+  MetricsRegistry* registry_;
+  ViewingMetrics metrics_;  // registered by Init
   std::unique_ptr<Shard> shards_[2];
-  store::Table* languages_ = nullptr;
   std::unique_ptr<HistoryCache> cache_;
   std::unique_ptr<SummaryCache> summary_cache_;
+  std::unique_ptr<LanguagePreferences> languages_;  // created by Init
+  std::unique_ptr<TableReporter> reporter_;         // created by Init
   store::Queue* task_queue_ = nullptr;  // rotation tasks; null = in memory
+  store::Table* languages_table_ = nullptr;
   store::Table* past_ = nullptr;        // plays_past_compressed
   store::Table* historical_ = nullptr;  // plays_historical
 
@@ -429,17 +476,13 @@ class ViewingService {
   std::atomic<uint64_t> sweep_scanned_{0};
   std::atomic<uint64_t> sweep_queued_{0};
 
-  static constexpr size_t kLockStripes = 4096;
+  // Per member stripe (internal::StripeOf, internal::kLockStripes of them).
   std::unique_ptr<std::shared_mutex[]> member_locks_;
-  // Serialises language-preference read-compare-write per stripe.
-  std::unique_ptr<std::mutex[]> language_locks_;
   // One roll-up (or erasure) per member at a time, per stripe.
   std::unique_ptr<std::mutex[]> rollup_locks_;
   // Bumped, per stripe, by every acknowledged write while it holds the shared member lock:
   // a roll-up that sees it unchanged between its phases knows no write intervened.
   std::unique_ptr<std::atomic<uint64_t>[]> write_seq_;
-  struct LanguageCache;
-  std::unique_ptr<LanguageCache> languages_cache_;
   std::unique_ptr<ThreadPool> read_pool_;
   // Encodes chunks for roll-ups and rotations (null with encode_threads 0); run_all_ hands
   // it a plan's encodings, running one share on the calling thread.
@@ -459,29 +502,6 @@ class ViewingService {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::function<void()> rollup_hook_;
-
-  // Metrics.
-  Counter* ingested_[2];
-  Counter* dropped_previews_;
-  Counter* dropped_expired_;
-  Counter* language_changes_;
-  Counter* language_unchanged_;
-  Counter* rollups_;
-  Counter* segment_summaries_built_;
-  Counter* segment_summaries_reused_;
-  Counter* rollup_records_;
-  Counter* rollup_errors_;
-  Histogram* rollup_seconds_;
-  Histogram* read_seconds_hit_;
-  Histogram* read_seconds_miss_;
-  Counter* rotations_;
-  Counter* rotation_errors_;
-  Counter* moved_to_past_;
-  Counter* past_prefetches_;
-  Counter* past_prefetch_used_;
-  Counter* folded_to_historical_;
-  Counter* late_dropped_;
-  Histogram* rotation_seconds_;
 };
 
 }  // namespace strata::viewing

@@ -205,15 +205,8 @@ std::string ViewingService::EncodeStoredPastState(const PastState& state,
 
 SegmentPlanInput ViewingService::PlayPlanInput(MemberId member, Millis ttl_ms, Millis now,
                                                bool past) const {
-  SegmentPlanInput in;
-  in.member = member;
-  in.kind = Kind::kPlay;
-  in.ttl_ms = ttl_ms;
-  in.now = now;
-  in.segment_records = past ? options_.past_segment_records : options_.segment_records;
-  in.zstd_level = options_.zstd_level;
-  if (run_all_) in.run_all = &run_all_;
-  return in;
+  return PlanInput(member, Kind::kPlay, ttl_ms, now,
+                   past ? options_.past_segment_records : options_.segment_records);
 }
 
 absl::Status ViewingService::Rotate(MemberId member) {
@@ -222,8 +215,8 @@ absl::Status ViewingService::Rotate(MemberId member) {
   const Millis now = clock_->NowMillis();
   STRATA_RETURN_IF_ERROR(RotateRecentToPast(member, now - options_.recent_age_ms));
   STRATA_RETURN_IF_ERROR(RotatePastToHistorical(member, now - options_.historical_age_ms));
-  rotations_->Inc();
-  rotation_seconds_->Observe(
+  metrics_.rotations->Inc();
+  metrics_.rotation_seconds->Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return absl::OkStatus();
 }
@@ -235,22 +228,9 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   // The caller holds the roll-up lock: the recent compressed version and the past tier
   // cannot change under us; only live rows can. Live rows older than the cutoff move too
   // (no roll-up first): they are deleted after the commits if no write changed them.
-  CachedHistory recent;
   uint64_t write_seq = 0;
-  {
-    std::shared_lock<std::shared_mutex> lock(MemberLock(member));
-    MarkLiveWrites(shard, member);
-    write_seq = write_seq_[StripeOf(member)].load(std::memory_order_acquire);
-    const Millis live_from = LiveFrom(shard, member);
-    STRATA_ASSIGN_OR_RETURN(recent, LoadFromStore(shard, member, /*newest_segments=*/0,
-                                                  live_from >= cutoff ? INT64_MAX : live_from));
-    if (recent.compressed) {
-      auto cached = cache_->PeekCompressed(shard.index, member);
-      if (cached && cached->meta.version == recent.compressed->meta.version) {
-        recent.compressed = std::move(cached);
-      }
-    }
-  }
+  STRATA_ASSIGN_OR_RETURN(CachedHistory recent,
+                          LoadForRewrite(shard, member, /*live_before=*/cutoff, &write_seq));
   std::vector<ViewingRecord> old_live;  // sorted, unique (from the store)
   for (auto& r : recent.Live()) {
     if (r.started_at < cutoff) old_live.push_back(std::move(r));
@@ -286,7 +266,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   // they would double count (their playback may already be summarised), so they go.
   const size_t before = moved.size();
   std::erase_if(moved, [&](const ViewingRecord& r) { return r.started_at < hist.until; });
-  late_dropped_->Inc(before - moved.size());
+  metrics_.late_dropped->Inc(before - moved.size());
 
   SummaryBuilder past_summary;
   SegmentPlanInput past_in = PlayPlanInput(member, shard.ttl_ms, now, /*past=*/true);
@@ -383,7 +363,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, past_plan.replaced));
   STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, recent_replaced));
   STRATA_CRASH_POINT("rotate.garbage_deleted");
-  moved_to_past_->Inc(moved.size());
+  metrics_.moved_to_past->Inc(moved.size());
   return absl::OkStatus();
 }
 
@@ -458,7 +438,7 @@ absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cuto
   }
   STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, plan.replaced));
   STRATA_CRASH_POINT("rotate.historical.garbage_deleted");
-  folded_to_historical_->Inc(folded_count);
+  metrics_.folded_to_historical->Inc(folded_count);
   return absl::OkStatus();
 }
 
@@ -516,7 +496,7 @@ void ViewingService::RotationPublisher() {
       }
       auto published = task_queue_->Publish(kRotationTopic, messages);
       if (!published.ok()) {
-        rotation_errors_->Inc();
+        metrics_.rotation_errors->Inc();
         STRATA_LOG_WARN("rotations not queued", "members", end - begin, "error",
                         published.status().ToString());
         std::lock_guard<std::mutex> lock(rotation_mu_);
@@ -558,7 +538,7 @@ void ViewingService::RunRotation(MemberId member, bool counted) {
   }
   absl::Status s = Rotate(member);
   if (!s.ok()) {
-    rotation_errors_->Inc();
+    metrics_.rotation_errors->Inc();
     STRATA_LOG_WARN("rotation failed", "member", member, "error", s.ToString());
   }
   {
@@ -759,9 +739,9 @@ RotationStatus ViewingService::rotation_status() {
     std::lock_guard<std::mutex> lock(rotation_mu_);
     st.running = static_cast<uint64_t>(running_rotations_);
   }
-  st.rotated_members = rotations_->Value();
-  st.moved_to_past = moved_to_past_->Value();
-  st.folded_to_historical = folded_to_historical_->Value();
+  st.rotated_members = metrics_.rotations->Value();
+  st.moved_to_past = metrics_.moved_to_past->Value();
+  st.folded_to_historical = metrics_.folded_to_historical->Value();
   st.sweep_running = sweep_running_;
   st.sweep_scanned = sweep_scanned_;
   st.sweep_queued = sweep_queued_;
@@ -865,12 +845,12 @@ absl::StatusOr<MemberSummary> ViewingService::Summary(MemberId member) {
           b.Merge(seg->titles);
           built->late.insert(built->late.end(), seg->late.begin(), seg->late.end());
           built->segments.push_back(seg);
-          segment_summaries_reused_->Inc();
+          metrics_.segment_summaries_reused->Inc();
           continue;
         }
         STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
                                 DecodeChunk(shard, member, *h.compressed, i));
-        segment_summaries_built_->Inc();
+        metrics_.segment_summaries_built->Inc();
         if (!per_segment) {
           summarise(part, b, &built->late);
           continue;
