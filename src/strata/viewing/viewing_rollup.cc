@@ -1,5 +1,6 @@
 // Roll-ups (docs/viewing.md, "Roll-up"): what triggers them (live-row counts per member,
-// kept as writes are acknowledged), their queue and background workers, and the roll-up of
+// kept as writes are acknowledged, and the age of the oldest write no roll-up has covered,
+// checked by the age thread), their queue and background workers, and the roll-up of
 // one member: phase A plans and writes the new chunks without blocking the member, phase B
 // commits under the member's exclusive lock. Part of ViewingService (viewing_service.h);
 // rotations (viewing_tiers.cc) reuse the live-row bookkeeping and LoadForRewrite.
