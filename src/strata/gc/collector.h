@@ -65,7 +65,7 @@ struct CollectorOptions {
   // forced journal commit of the sweep is one an online PUT's fsync may have to wait behind;
   // a crash redelivers at most a batch (every step is idempotent). Default 64: at 1M objects
   // batches of 1024 did not lower PUT p99 during the sweep (x2.54 vs x2.98 idle) and the
-  // coarser steps kept the throttle near its floor (943 s vs 294 s; docs/benchmarks.md).
+  // coarser steps kept the throttle near its floor (943 s vs 294 s; docs/benchmark-log.md).
   int sweep_batch = 64;
   uint64_t backlog_per_worker = 2000;
   // Parallel ranges of the mark scan. Default 2.

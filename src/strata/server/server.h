@@ -17,7 +17,7 @@ struct ServerConfig {
   // Request handlers run on the HTTP threads and may block on storage and per-member locks
   // (ingest batches wait for the ingest pool), so the server runs a few more threads than
   // cores. Default 4: measured on 2 cores, 2-4 threads gave the lowest read p99 and CPU,
-  // 8 and 16 more context switches and a longer tail (docs/benchmarks.md).
+  // 8 and 16 more context switches and a longer tail (docs/benchmark-log.md).
   ServerConfig() { http.threads = 4; }
 
   // Directory holding all data (RocksDB under <data_dir>/rows). Default "./data".
@@ -76,7 +76,7 @@ struct ServerConfig {
   // (default 2.0), or RocksDB's pending compaction exceeds gc_max_pending_compaction_bytes
   // (default 256 MiB), or writes stall. The p99 is the server's own (request in to reply
   // out), so a client sees a smaller ratio: measured, 2.0 here kept client p99 within
-  // 1.40-1.49x and 1.3 within 1.29x at half the sweep speed (docs/benchmarks.md).
+  // 1.40-1.49x and 1.3 within 1.29x at half the sweep speed (docs/benchmark-log.md).
   double gc_latency_factor = 2.0;
   // Object p99 below this is healthy whatever its baseline (a histogram bucket's width of
   // noise). Default 0.25 ms: a small object's PUT takes ~0.25 ms at p99 when it is inline.

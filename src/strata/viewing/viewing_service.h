@@ -78,7 +78,7 @@ struct ViewingOptions {
   // latency. The cap bounds what every read of a long history merges: before it, a member
   // with 500k records kept up to 10k live rows, which each of its reads copied and merged;
   // a roll-up rewrites only the chunks it touches, so the cap costs little. See
-  // docs/benchmarks.md.)
+  // docs/benchmark-log.md.)
   size_t rollup_min_live_rows = 256;
   double rollup_growth_fraction = 0.02;
   size_t rollup_max_live_rows = 2048;
@@ -97,7 +97,7 @@ struct ViewingOptions {
   // of a long history). Its chunks are written by rotations, read by older pages and
   // summaries on a cache miss, and never by recent reads, so they can be larger: on
   // millisecond-random data 2048-record chunks take ~8% fewer bytes than 512-record ones
-  // (HistorySize in codec_test.cc; docs/benchmarks.md). Default 2048.
+  // (HistorySize in codec_test.cc; docs/benchmark-log.md). Default 2048.
   size_t past_segment_records = 2048;
   // zstd level of compressed blobs (1..19). Default 3.
   int zstd_level = 3;

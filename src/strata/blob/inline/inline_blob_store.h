@@ -4,7 +4,7 @@
 // Why: a small object on local files costs a file, an inode, a directory entry and two
 // fsyncs to write (each one a file-system journal commit), and a rename plus a directory
 // fsync to delete. At a million 1 KiB objects that is what a PUT waits on while the garbage
-// collector sweeps, and what bounds the sweep (docs/benchmarks.md). As a row, a small blob is
+// collector sweeps, and what bounds the sweep (docs/benchmark-log.md). As a row, a small blob is
 // one write-ahead-log append to write and one tombstone to delete. Object stores do the same
 // (MinIO keeps objects below 128 KiB inside their metadata file).
 //

@@ -485,7 +485,7 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       cf.max_write_buffer_number = 4;
       // Flush two memtables together: a live row and the roll-up's delete of it often sit
       // in consecutive memtables, and then only the tombstone reaches L0 (ingest: 6.3-6.6
-      // us of server CPU per event instead of 6.6-7.4, docs/benchmarks.md).
+      // us of server CPU per event instead of 6.6-7.4, docs/benchmark-log.md).
       cf.min_write_buffer_number_to_merge = 2;
       cf.compaction_style = rocksdb::kCompactionStyleLevel;
       cf.level0_file_num_compaction_trigger = 2;
