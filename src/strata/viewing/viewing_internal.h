@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,14 @@ inline std::string SegmentKey(uint64_t id) {
   coding::PutFixed64BE(&k, id);
   return k;
 }
+
+// Appends to *out the events of one member and kind that decide its live rows: for each
+// playback (PlaybackKey) the one with the highest event_time, ties going to the later one in
+// `events` (arrival order), in PlaybackKey order. Writing only these with PutIfNewer leaves
+// every row as writing all of `events` would (last writer wins by event_time), with one
+// memtable entry per playback instead of one per event. Leaves out's earlier elements alone.
+void CoalescePlaybacks(std::span<const ViewingRecord* const> events,
+                       std::vector<const ViewingRecord*>* out);
 
 // Calls visit(clustering key, record) for each live row of the member whose started_at is
 // >= live_from (INT64_MIN: all, INT64_MAX: none) and whose clustering key is < end_key

@@ -23,6 +23,7 @@ namespace strata::viewing {
 namespace {
 
 using internal::kLockStripes;
+using internal::CoalescePlaybacks;
 using internal::kMetaKey;
 using internal::MemberKey;
 using internal::ScanLiveRows;
@@ -58,6 +59,30 @@ struct ObserveReadOnExit {
 };
 
 }  // namespace
+
+namespace internal {
+
+void CoalescePlaybacks(std::span<const ViewingRecord* const> events,
+                       std::vector<const ViewingRecord*>* out) {
+  const size_t first = out->size();
+  out->insert(out->end(), events.begin(), events.end());
+  auto begin = out->begin() + static_cast<std::ptrdiff_t>(first);
+  // Stable: of events with the same playback and event_time, the later arrival stays last.
+  std::stable_sort(begin, out->end(), [](const ViewingRecord* a, const ViewingRecord* b) {
+    return std::tie(a->started_at, a->session, a->event_time) <
+           std::tie(b->started_at, b->session, b->event_time);
+  });
+  // Keep the last event of each playback: the highest event_time, ties to the later arrival.
+  auto kept = begin;
+  for (auto it = begin; it != out->end(); ++it) {
+    auto next = it + 1;
+    if (next != out->end() && PlaybackKey(**next) == PlaybackKey(**it)) continue;
+    *kept++ = *it;
+  }
+  out->erase(kept, out->end());
+}
+
+}  // namespace internal
 
 // ---------------------------------------------------------------------------------------
 // Opening
@@ -288,10 +313,13 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
   struct Group {
     Shard* shard;
     MemberId member;
-    size_t begin, end;  // range in `order`
+    size_t begin, end;            // range in `order`: every accepted event of the group
+    size_t rows_begin, rows_end;  // range in `rows`: the live rows it writes
   };
   std::vector<Group> groups;
   std::vector<store::PartitionWrite> writes;
+  std::vector<const ViewingRecord*> rows;
+  rows.reserve(order.size());
   for (size_t i = 0; i < order.size();) {
     size_t j = i;
     while (j < order.size() && order[j]->kind == order[i]->kind &&
@@ -299,15 +327,17 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
       ++j;
     }
     Shard& shard = ShardFor(order[i]->kind);
+    const size_t rows_begin = rows.size();
+    CoalescePlaybacks(std::span<const ViewingRecord* const>(order.data() + i, j - i), &rows);
     store::PartitionWrite w{shard.live, MemberKey(order[i]->member), {}};
-    for (size_t k = i; k < j; ++k) {
-      const ViewingRecord& r = *order[k];
+    for (size_t k = rows_begin; k < rows.size(); ++k) {
+      const ViewingRecord& r = *rows[k];
       w.batch.PutIfNewer(LiveClusteringKey(r.started_at, r.session),
                          static_cast<uint64_t>(r.event_time), EncodeLiveValue(r),
                          TtlExpiresAt(r.event_time, shard.ttl_ms));
     }
     writes.push_back(std::move(w));
-    groups.push_back({&shard, order[i]->member, i, j});
+    groups.push_back({&shard, order[i]->member, i, j, rows_begin, rows.size()});
     i = j;
   }
 
@@ -332,7 +362,8 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
   std::vector<std::pair<Shard*, MemberId>> rollups_due;
   if (write_status.ok()) {
     for (const Group& g : groups) {
-      std::span<const ViewingRecord* const> group(order.data() + g.begin, g.end - g.begin);
+      std::span<const ViewingRecord* const> group(rows.data() + g.rows_begin,
+                                                  g.rows_end - g.rows_begin);
       cache_->MergeWrites(g.shard->index, g.member, group);
       // Inside the shared section, so a roll-up's exclusive phase sees every completed
       // write counted (see RollUpMember).

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "strata/store/memory_row_store.h"
+#include "strata/viewing/viewing_internal.h"
 
 namespace strata::viewing {
 namespace {
@@ -89,6 +90,75 @@ TEST_F(ViewingServiceTest, LatestEventWinsInAnyArrivalOrderAndRetriesAreIdempote
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].event_time, kT0 + 3000);
   EXPECT_EQ(all[0].position_ms, 3000);
+}
+
+TEST(CoalescePlaybacksTest, KeepsTheLatestEventOfEachPlaybackInKeyOrder) {
+  std::vector<ViewingRecord> events = {
+      Play(1, kT0 + 5, "b", kT0 + 10),  // 0
+      Play(1, kT0, "a", kT0 + 30),      // 1: latest of (kT0, "a")
+      Play(1, kT0 + 5, "b", kT0 + 20),  // 2: latest of (kT0 + 5, "b")
+      Play(1, kT0, "a", kT0 + 20),      // 3
+      Play(1, kT0, "c", kT0 + 7),       // 4: tied with 5, arrived first
+      Play(1, kT0, "c", kT0 + 7),       // 5: tied, arrived later: kept
+  };
+  events[4].position_ms = 1;
+  events[5].position_ms = 2;
+  std::vector<const ViewingRecord*> in;
+  for (const auto& e : events) in.push_back(&e);
+  const ViewingRecord other = Play(9, 0, "z", 1);
+  std::vector<const ViewingRecord*> out = {&other};
+  internal::CoalescePlaybacks(in, &out);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[0], &other);  // earlier elements untouched
+  EXPECT_EQ(out[1], &events[1]);
+  EXPECT_EQ(out[2], &events[5]);
+  EXPECT_EQ(out[3], &events[2]);
+}
+
+// Coalescing a batch's events per playback must not change what is stored, read or counted:
+// every event is accepted, the latest wins whatever the arrival order (within and across
+// batches), and a superseded event's language choice still reaches the language filter.
+TEST_F(ViewingServiceTest, EventsOfOnePlaybackInOneBatchAreAllAppliedAndCounted) {
+  Open();
+  std::mt19937 rng(7);
+  std::map<std::pair<Millis, std::string>, Millis> latest;  // oracle: playback -> event_time
+  for (int batch = 0; batch < 20; ++batch) {
+    std::vector<ViewingRecord> events;
+    for (int k = 0; k < 50; ++k) {
+      Millis started = kT0 + static_cast<Millis>(rng() % 8) * 1000;
+      std::string session = "s" + std::to_string(rng() % 3);
+      Millis event_time = started + static_cast<Millis>(rng() % 500);
+      events.push_back(Play(5, started, session, event_time));
+      Millis& l = latest[{started, session}];
+      l = std::max(l, event_time);
+    }
+    auto result = service_->Ingest(events);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->accepted, events.size());
+  }
+  auto all = ReadAll(5);
+  ASSERT_EQ(all.size(), latest.size());
+  for (const auto& r : all) {
+    EXPECT_EQ(r.event_time, (latest[{r.started_at, r.session}])) << r.session;
+    EXPECT_EQ(r.position_ms, r.event_time - r.started_at);
+  }
+
+  // One playback, three events in one batch; the middle one (by event time) switches audio.
+  ViewingRecord a = Play(6, kT0, "p", kT0 + 100);
+  ViewingRecord b = Play(6, kT0, "p", kT0 + 200);
+  b.audio_lang = "fr";
+  ViewingRecord c = Play(6, kT0, "p", kT0 + 300);
+  c.audio_lang = "fr";
+  std::vector<ViewingRecord> batch = {c, a, b};
+  ASSERT_TRUE(service_->Ingest(batch).ok());
+  auto langs = service_->Languages(6);
+  ASSERT_TRUE(langs.ok()) << langs.status();
+  ASSERT_EQ(langs->changes.size(), 2u);  // en at +100, fr at +200
+  EXPECT_EQ(langs->changes[0].audio_lang, "fr");
+  EXPECT_EQ(langs->changes[0].event_time, kT0 + 200);
+  auto six = ReadAll(6);
+  ASSERT_EQ(six.size(), 1u);
+  EXPECT_EQ(six[0].event_time, kT0 + 300);
 }
 
 TEST_F(ViewingServiceTest, NewestFirstWithCursorPagingAndTimeFilter) {
