@@ -265,7 +265,8 @@ absl::StatusOr<CachedHistory> ViewingService::LoadForRewrite(Shard& shard, Membe
   const Millis live_from = LiveFrom(shard, member);
   STRATA_ASSIGN_OR_RETURN(current, LoadFromStore(shard, member, /*newest_segments=*/0,
                                                  live_from >= live_before ? INT64_MAX
-                                                                          : live_from));
+                                                                          : live_from,
+                                                 /*parallel=*/false));
   if (current.compressed) {
     auto cached = cache_->PeekCompressed(shard.index, member);
     if (cached && cached->meta.version == current.compressed->meta.version) {

@@ -432,10 +432,9 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::DecodeChunk(
 
 absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, MemberId member,
                                                             size_t newest_segments,
-                                                            Millis live_from) {
+                                                            Millis live_from, bool parallel) {
   const std::string partition = MemberKey(member);
-  // Live rows on a pool thread while this thread reads the compressed version.
-  auto live_future = read_pool_->Submit([&]() -> absl::StatusOr<std::vector<ViewingRecord>> {
+  auto scan_live = [&]() -> absl::StatusOr<std::vector<ViewingRecord>> {
     std::vector<ViewingRecord> live;
     STRATA_RETURN_IF_ERROR(ScanLiveRows(shard.live, member, shard.kind, live_from,
                                         [&](std::string&&, ViewingRecord&& r) {
@@ -443,7 +442,10 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
                                           return absl::OkStatus();
                                         }));
     return live;  // in clustering order = PlaybackKey order
-  });
+  };
+  // Live rows on a pool thread while this thread reads the compressed version.
+  std::future<absl::StatusOr<std::vector<ViewingRecord>>> live_future;
+  if (parallel) live_future = read_pool_->Submit(scan_live);
 
   CachedHistory h;
   absl::Status compressed_status = [&]() -> absl::Status {
@@ -460,8 +462,12 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
     // Segments are read in parallel; the newest on this thread.
     std::vector<std::future<void>> futures;
     for (size_t i = first; i + 1 < refs.size(); ++i) {
-      futures.push_back(read_pool_->Submit(
-          [&, i] { segments[i] = ReadSegment(shard, member, refs[i]); }));
+      if (parallel) {
+        futures.push_back(read_pool_->Submit(
+            [&, i] { segments[i] = ReadSegment(shard, member, refs[i]); }));
+      } else {
+        segments[i] = ReadSegment(shard, member, refs[i]);
+      }
     }
     if (first < refs.size()) segments.back() = ReadSegment(shard, member, refs.back());
     for (auto& f : futures) f.get();
@@ -473,7 +479,7 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
     h.compressed = std::move(history);
     return absl::OkStatus();
   }();
-  auto live = live_future.get();
+  auto live = parallel ? live_future.get() : scan_live();
   STRATA_RETURN_IF_ERROR(compressed_status);
   STRATA_RETURN_IF_ERROR(live.status());
   h.live = std::make_shared<std::vector<ViewingRecord>>(std::move(*live));

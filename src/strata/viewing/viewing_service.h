@@ -277,9 +277,14 @@ class ViewingService {
   // Loads the live rows and the compressed metadata, and the bytes of the newest
   // `newest_segments` chunks (the others stay null and are read when needed).
   // `live_from`: live rows start at or after it (LiveFrom); INT64_MAX = none.
+  // `parallel`: read the live rows and chunks on the read pool, in parallel (requests);
+  // false reads them one after another on the calling thread (background roll-ups and
+  // rotations: on the pool, their reads queued ahead of requests' cache misses and ran at
+  // the requests' priority).
   absl::StatusOr<CachedHistory> LoadFromStore(Shard& shard, MemberId member,
                                               size_t newest_segments,
-                                              Millis live_from = INT64_MIN);
+                                              Millis live_from = INT64_MIN,
+                                              bool parallel = true);
   // Decodes chunk i, from the cached bytes or, when not loaded, from the store.
   absl::StatusOr<std::vector<ViewingRecord>> DecodeChunk(Shard& shard, MemberId member,
                                                          const CompressedHistory& h, size_t i);
