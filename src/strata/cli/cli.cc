@@ -138,6 +138,11 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--read-threads", v.read_threads, "Threads for parallel reads on a miss")
       ->capture_default_str();
+  serve->add_option("--background-nice", v.background_nice,
+                    "Nice value of roll-up, rotation, sweep and encode threads (they take the "
+                    "CPU requests leave; 0-19)")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
   serve->add_option("--encode-threads", v.encode_threads,
                     "Background threads encoding large roll-ups and rotations in parallel "
                     "(0 = none)")

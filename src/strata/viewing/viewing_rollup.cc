@@ -182,7 +182,7 @@ absl::Status ViewingService::CountStoredLiveRows(Shard& shard) {
 
 void ViewingService::AgedRollupLoop() {
   ThreadPool::NameCurrentThread("strata-rollupage");
-  ThreadPool::LowerCurrentThreadPriority(5);
+  ThreadPool::LowerCurrentThreadPriority(options_.background_nice);
   for (auto& shard : shards_) {
     absl::Status s = CountStoredLiveRows(*shard);
     if (absl::IsCancelled(s)) return;
@@ -206,7 +206,7 @@ void ViewingService::AgedRollupLoop() {
 void ViewingService::RollupWorker() {
   // Roll-ups are background work: they yield the CPU to requests.
   ThreadPool::NameCurrentThread("strata-rollup");
-  ThreadPool::LowerCurrentThreadPriority(5);
+  ThreadPool::LowerCurrentThreadPriority(options_.background_nice);
   for (;;) {
     std::pair<int, MemberId> task;
     bool by_age = false;

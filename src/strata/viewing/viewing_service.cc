@@ -101,7 +101,7 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
       read_pool_(std::make_unique<ThreadPool>(options.read_threads, 0, "strata-read",
                                               options.read_thread_slice_us)) {
   if (options.encode_threads > 0) {
-    encode_pool_ = std::make_unique<ThreadPool>(options.encode_threads, /*nice_increment=*/10,
+    encode_pool_ = std::make_unique<ThreadPool>(options.encode_threads, /*nice_increment=*/options.background_nice,
                                                 "strata-encode");
     run_all_ = [pool = encode_pool_.get()](std::vector<std::function<void()>>& tasks) {
       // All but the first on the pool, the first here; then wait for the pool's share.

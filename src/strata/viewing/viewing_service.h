@@ -110,6 +110,13 @@ struct ViewingOptions {
   // Time slice of the read threads, microseconds (ThreadPool::SetCurrentThreadSlice; 0 =
   // the kernel's default). Default 0; `strata serve` sets --request-slice-us.
   int read_thread_slice_us = 0;
+  // Nice value of the background threads (roll-ups, the age trigger, rotations, sweeps and
+  // the encode pool): they yield the 2 cores to requests, and take the CPU the requests
+  // leave. Where a request can wait for them (a member's exclusive lock, the store's write
+  // slot) they run at normal priority (ScopedPriorityBoost). Default 19 (was 5 for
+  // roll-ups and 10 for rotations: their work then competed with reads, and the read tail
+  // followed the roll-up backlog).
+  int background_nice = 19;
   // Background threads (low CPU priority) that encode the chunks of a large roll-up or
   // rotation in parallel with the worker that runs it (from 4 chunks, ~2,000 records, on).
   // 0 = the worker encodes alone. Default 2.

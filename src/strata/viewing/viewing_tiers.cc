@@ -550,7 +550,7 @@ void ViewingService::RunRotation(MemberId member, bool counted) {
 
 void ViewingService::RotationWorker(int index) {
   ThreadPool::NameCurrentThread("strata-rotate");
-  ThreadPool::LowerCurrentThreadPriority(10);
+  ThreadPool::LowerCurrentThreadPriority(options_.background_nice);
   if (task_queue_) {
     // This worker's share of the topic's partitions (one consumer per partition).
     const int workers = std::max(options_.rotation_threads, 1);
@@ -645,7 +645,7 @@ void ViewingService::StartRotationSweep() {
   if (sweep_thread_.joinable()) sweep_thread_.join();  // the previous sweep has finished
   sweep_thread_ = std::thread([this] {
     ThreadPool::NameCurrentThread("strata-sweep");
-    ThreadPool::LowerCurrentThreadPriority(10);
+    ThreadPool::LowerCurrentThreadPriority(options_.background_nice);
     SweepForRotation();
     sweep_running_ = false;
     rotation_idle_cv_.notify_all();
