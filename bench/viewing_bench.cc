@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "bench/latency_histogram.h"
+#include "bench/load_driver.h"
 #include "bench/viewing_bench_internal.h"
 #include "bench/viewing_workload.h"
 #include "strata/base/thread_pool.h"
@@ -161,7 +162,6 @@ bool KeepMetricLine(std::string_view line) {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
 using internal::CountOccurrences;
 using internal::JsonUint;
 using internal::NextCursor;
@@ -183,26 +183,6 @@ enum Op {
 };
 constexpr int kMonthsLimit = 100;
 constexpr Millis kMonthsSpan = 90LL * 24 * 3600 * 1000;
-
-struct OpStats {
-  LatencyHistogram micros;
-  std::map<int, uint64_t> statuses;
-  uint64_t count = 0;
-  uint64_t errors = 0;
-
-  void Add(int status, uint64_t latency_us) {
-    ++count;
-    ++statuses[status];
-    if (status < 200 || status >= 300) ++errors;
-    if (status != 0) micros.Record(latency_us);
-  }
-  void Merge(const OpStats& o) {
-    micros.Merge(o.micros);
-    for (auto [s, n] : o.statuses) statuses[s] += n;
-    count += o.count;
-    errors += o.errors;
-  }
-};
 
 struct ThreadStats {
   OpStats ops[kNumOps];
@@ -246,7 +226,8 @@ struct Shared {
   ViewingWorkload workload;
   std::atomic<uint64_t> events_acked{0};
   std::atomic<uint64_t> reads_started{0};
-  std::atomic<uint64_t> next_read{0};  // paced "pool" reads: the next arrival to take
+  // Paced "pool" reads: the current timed phase's arrival schedule.
+  std::optional<ArrivalSchedule> read_arrivals;
   std::atomic<uint64_t> reads_done{0};
   std::atomic<uint64_t> errors{0};
   // Bodies built before the timed phase (--pregenerate), taken in order by the writers.
@@ -279,12 +260,6 @@ Millis WallMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-uint64_t MicrosSince(SteadyClock::time_point t0) {
-  auto d = SteadyClock::now() - t0;
-  if (d.count() < 0) return 0;
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
 }
 
 bool Ok(int status) { return status >= 200 && status < 300; }
@@ -325,24 +300,6 @@ void PreloadLoop(const Plan& plan, Shared& shared, ThreadStats& ts) {
     AppendBatchJson(events, &body);
     PostBatch(client, body, events.size(), SteadyClock::now(), kPreloadBatch, shared, ts);
   }
-}
-
-// Due time of request `i` of connection `index` out of `of`, at `rate` per second over all
-// of them: connections are staggered evenly within one interval.
-SteadyClock::time_point Due(SteadyClock::time_point start, double rate, int index, int of,
-                            uint64_t i) {
-  double per_connection_interval = of / rate;
-  double offset = per_connection_interval * (static_cast<double>(index) / of + i);
-  return start +
-         std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(offset));
-}
-
-// How many requests of this connection, from the i-th on, fall due before `end`.
-uint64_t CountDue(SteadyClock::time_point start, double rate, int index, int of, uint64_t i,
-                  SteadyClock::time_point end) {
-  uint64_t n = 0;
-  while (Due(start, rate, index, of, i + n) < end) ++n;
-  return n;
 }
 
 void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
@@ -402,10 +359,9 @@ void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
     SteadyClock::time_point due;
     if (paced && plan.pooled_reads) {
       // The next arrival of the shared schedule, whichever connection is free first.
-      const uint64_t n = shared.next_read.fetch_add(1, std::memory_order_relaxed);
-      due = Due(start, plan.reads_per_s, 0, 1, n);
-      if (due >= end) return;
-      if (SteadyClock::now() >= end) {
+      const ArrivalSchedule::Take take = shared.read_arrivals->Next(&due);
+      if (take == ArrivalSchedule::Take::kDone) return;
+      if (take == ArrivalSchedule::Take::kUnsent) {
         ++ts.unsent_reads;  // each arrival is taken once, so counted once
         continue;
       }
@@ -438,8 +394,7 @@ void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
         !history && !months && u < plan.history_share + plan.months_share + plan.summary_share;
     std::string base = "/v1/members/" + std::to_string(member) + "/viewing?kind=play&limit=";
     if (paced) {
-      std::this_thread::sleep_until(due);
-      if (SteadyClock::now() - due > std::chrono::milliseconds(1)) ++ts.late_reads;
+      if (SleepUntilDue(due)) ++ts.late_reads;
     }
     if (months || summary) {
       // The last three months (recent + past tiers), or the whole-history summary.
@@ -483,37 +438,6 @@ void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
     }
     shared.reads_done.fetch_add(1, std::memory_order_relaxed);
   }
-}
-
-OpReport MakeOpReport(std::string name, const OpStats& s, double seconds) {
-  OpReport r;
-  r.name = std::move(name);
-  r.count = s.count;
-  r.errors = s.errors;
-  r.per_second = seconds > 0 ? static_cast<double>(s.count) / seconds : 0;
-  r.p50_ms = s.micros.Percentile(50) / 1000.0;
-  r.p99_ms = s.micros.Percentile(99) / 1000.0;
-  r.p999_ms = s.micros.Percentile(99.9) / 1000.0;
-  r.max_ms = s.micros.max() / 1000.0;
-  r.mean_ms = s.micros.mean() / 1000.0;
-  r.statuses = s.statuses;
-  return r;
-}
-
-std::string Fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), format, v);
-  return buf;
-}
-
-std::string Thousands(uint64_t v) {
-  std::string digits = std::to_string(v);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return out;
 }
 
 void PrintOpRow(const OpReport& r, std::ostream& out) {
@@ -783,7 +707,6 @@ void Pregenerate(const Plan& plan, uint64_t events, Shared& shared, std::ostream
 // Runs writers and readers for duration_s and fills the timed-phase fields of *report.
 void TimedPhase(const Plan& plan, Shared& shared, double duration_s, std::ostream& out,
                 BenchReport* report) {
-  shared.next_read = 0;  // this phase's read schedule starts at its own start
   out << "running " << report->mode << " for " << duration_s << " s on "
       << plan.writers + plan.readers << " connections ...\n"
       << std::flush;
@@ -793,6 +716,8 @@ void TimedPhase(const Plan& plan, Shared& shared, double duration_s, std::ostrea
   auto start = SteadyClock::now() + std::chrono::milliseconds(20);
   auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
                          std::chrono::duration<double>(duration_s));
+  // This phase's read schedule starts at its own start.
+  shared.read_arrivals.emplace(start, end, plan.reads_per_s > 0 ? plan.reads_per_s : 1);
   std::vector<std::thread> threads;
   for (int i = 0; i < plan.writers; ++i) {
     threads.emplace_back([&, i] { WriterLoop(plan, i, start, end, shared, stats[i]); });

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bench/load_driver.h"
 
 namespace strata::bench {
 
@@ -125,21 +126,6 @@ struct ViewingBenchOptions {
   // first reads, then, per further pass, the same reads after
   // POST /v1/admin/viewing/caches:drop. Default 3 (150 reads with 50 members).
   int miss_passes = 3;
-};
-
-// Latency in milliseconds; counts are of completed requests (errors included, transport
-// failures counted under status 0).
-struct OpReport {
-  std::string name;
-  uint64_t count = 0;
-  uint64_t errors = 0;  // non-2xx answers plus transport failures
-  double per_second = 0;
-  double p50_ms = 0;
-  double p99_ms = 0;
-  double p999_ms = 0;
-  double max_ms = 0;
-  double mean_ms = 0;
-  std::map<int, uint64_t> statuses;  // HTTP status (0 = transport error) -> count
 };
 
 struct BenchReport {
