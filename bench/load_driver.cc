@@ -26,13 +26,18 @@ uint64_t MicrosSince(SteadyClock::time_point t0) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
 }
 
+double SecondsSince(SteadyClock::time_point t0) {
+  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
+}
+
 bool SleepUntilDue(SteadyClock::time_point due) {
   std::this_thread::sleep_until(due);
   return SteadyClock::now() - due > kLateAfter;
 }
 
-ArrivalSchedule::Take ArrivalSchedule::Next(SteadyClock::time_point* due) {
+ArrivalSchedule::Take ArrivalSchedule::Next(SteadyClock::time_point* due, uint64_t* arrival) {
   const uint64_t n = next_.fetch_add(1, std::memory_order_relaxed);
+  if (arrival != nullptr) *arrival = n;
   *due = Due(start_, rate_, 0, 1, n);
   if (*due >= end_) return Take::kDone;
   if (SteadyClock::now() >= end_) return Take::kUnsent;
@@ -69,5 +74,7 @@ std::string Thousands(uint64_t v) {
   }
   return out;
 }
+
+std::string MiB(uint64_t bytes) { return Fmt("%.1f", static_cast<double>(bytes) / 1048576.0); }
 
 }  // namespace strata::bench

@@ -39,6 +39,8 @@ uint64_t CountDue(SteadyClock::time_point start, double rate, int index, int of,
                   SteadyClock::time_point end);
 // Microseconds from t0 to now (0 if t0 is in the future).
 uint64_t MicrosSince(SteadyClock::time_point t0);
+// Seconds from t0 to now.
+double SecondsSince(SteadyClock::time_point t0);
 // Sleeps until `due`; true when the caller woke more than kLateAfter after it.
 bool SleepUntilDue(SteadyClock::time_point due);
 
@@ -53,7 +55,8 @@ class ArrivalSchedule {
   };
   ArrivalSchedule(SteadyClock::time_point start, SteadyClock::time_point end, double rate)
       : start_(start), end_(end), rate_(rate) {}
-  Take Next(SteadyClock::time_point* due);
+  // With `arrival`, also the arrival's number (0, 1, ... in due order).
+  Take Next(SteadyClock::time_point* due, uint64_t* arrival = nullptr);
   // Arrivals taken so far (kSend and kUnsent).
   uint64_t taken() const { return next_.load(std::memory_order_relaxed); }
 
@@ -108,5 +111,7 @@ OpReport MakeOpReport(std::string name, const OpStats& s, double seconds);
 std::string Fmt(const char* format, double v);
 // 1234567 -> "1,234,567".
 std::string Thousands(uint64_t v);
+// Bytes as MiB with one decimal: 1572864 -> "1.5".
+std::string MiB(uint64_t bytes);
 
 }  // namespace strata::bench
