@@ -1,0 +1,301 @@
+#include "bench/child_process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace strata::bench {
+namespace {
+
+std::string Errno(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+// The fields after the ")" that ends the command name in /proc/PID/stat (the name may hold
+// spaces and parentheses), or "" when the process is gone.
+std::string StatFields(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return "";
+  const size_t close = line.rfind(')');
+  return close == std::string::npos ? "" : line.substr(close + 2);
+}
+
+// pid -> parent pid of every process visible in /proc.
+std::map<pid_t, pid_t> Parents() {
+  std::map<pid_t, pid_t> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    std::istringstream fields(StatFields(pid));
+    std::string state;
+    pid_t ppid = 0;
+    if (fields >> state >> ppid) out[pid] = ppid;
+  }
+  return out;
+}
+
+// `root` and its descendants (empty when root is gone).
+std::vector<pid_t> Tree(pid_t root) {
+  const std::map<pid_t, pid_t> parents = Parents();
+  if (parents.count(root) == 0) return {};
+  std::multimap<pid_t, pid_t> children;
+  for (auto [pid, ppid] : parents) children.emplace(ppid, pid);
+  std::vector<pid_t> out = {root};
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto [lo, hi] = children.equal_range(out[i]);
+    for (auto it = lo; it != hi; ++it) out.push_back(it->second);
+  }
+  return out;
+}
+
+// Whether any process belongs to process group `pgid`.
+bool GroupHasMembers(pid_t pgid) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::istringstream fields(StatFields(static_cast<pid_t>(std::stol(name))));
+    std::string state;
+    pid_t ppid = 0, pgrp = 0;
+    if (fields >> state >> ppid >> pgrp && pgrp == pgid) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(const ChildSpec& spec) {
+  if (spec.argv.empty()) return absl::InvalidArgumentError("argv: empty");
+  const int log_fd = open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return absl::InternalError(Errno(("open " + spec.log_path).c_str()));
+  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int exec_error[2];  // the child reports a failed exec through it
+  if (null_fd < 0 || pipe2(exec_error, O_CLOEXEC) != 0) {
+    close(log_fd);
+    if (null_fd >= 0) close(null_fd);
+    return absl::InternalError(Errno("open /dev/null or pipe"));
+  }
+  // Everything the child uses is built before the fork: after it, the child of this
+  // multi-threaded process may only make async-signal-safe calls.
+  std::vector<std::string> argv_storage = spec.argv;
+  std::vector<std::string> env_storage = spec.env;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const pid_t parent = getpid();
+
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(log_fd);
+    close(null_fd);
+    close(exec_error[0]);
+    close(exec_error[1]);
+    return absl::InternalError(Errno("fork"));
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, nullptr);
+    signal(SIGPIPE, SIG_DFL);  // an ignored signal would stay ignored across exec
+    dup2(null_fd, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    int err = 0;
+    if (spec.gid >= 0 && (setgroups(0, nullptr) != 0 || setgid(spec.gid) != 0)) err = errno;
+    if (err == 0 && spec.uid >= 0 && setuid(spec.uid) != 0) err = errno;
+    // After the user change, which clears the parent-death signal.
+    if (err == 0 && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) err = errno;
+    if (err == 0 && getppid() != parent) _exit(127);  // the bench died already
+    if (err == 0) {
+      execve(argv[0], argv.data(), envp.data());
+      err = errno;
+    }
+    (void)!write(exec_error[1], &err, sizeof(err));
+    _exit(127);
+  }
+  setpgid(pid, pid);  // also here, so a kill of the group right away cannot miss it
+  close(log_fd);
+  close(null_fd);
+  close(exec_error[1]);
+  int err = 0;
+  ssize_t n;
+  do {
+    n = read(exec_error[0], &err, sizeof(err));
+  } while (n < 0 && errno == EINTR);
+  close(exec_error[0]);
+  std::unique_ptr<ChildProcess> child(new ChildProcess(pid));
+  if (n == static_cast<ssize_t>(sizeof(err))) {
+    child->Kill();
+    return absl::InternalError("cannot execute " + spec.argv[0] + ": " + std::strerror(err));
+  }
+  return child;
+}
+
+ChildProcess::~ChildProcess() {
+  if (!reaped_) Kill();
+}
+
+bool ChildProcess::Running() {
+  if (reaped_) return false;
+  int status = 0;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_ || (r < 0 && errno == ECHILD)) {
+    reaped_ = true;
+    status_ = status;
+    return false;
+  }
+  return true;
+}
+
+absl::StatusOr<int> ChildProcess::Wait(double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (Running()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return absl::DeadlineExceededError("process " + std::to_string(pid_) + " still runs");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status_;
+}
+
+absl::Status ChildProcess::Stop(int signal, double timeout_s) {
+  absl::Status result = absl::OkStatus();
+  if (Running()) {
+    kill(pid_, signal);
+    if (!Wait(timeout_s).ok()) {
+      result = absl::DeadlineExceededError("process " + std::to_string(pid_) + " ignored signal " +
+                                           std::to_string(signal) + " for " +
+                                           std::to_string(timeout_s) + " s; killed");
+    }
+  }
+  Kill();  // the leader if it still runs, and whatever is left of its group
+  return result;
+}
+
+void ChildProcess::Kill() {
+  // The group: the process and what it forked. Once the leader is reaped its id may be
+  // reused, so the group is signalled then only while members of it are seen (a process
+  // group id is not handed out again while the group has members).
+  if (!reaped_ || GroupHasMembers(pid_)) kill(-pid_, SIGKILL);
+  if (!reaped_) {
+    int status = 0;
+    pid_t r;
+    do {
+      r = waitpid(pid_, &status, 0);
+    } while (r < 0 && errno == EINTR);
+    reaped_ = true;
+    status_ = status;
+  }
+}
+
+absl::Status RunToCompletion(const ChildSpec& spec, double timeout_s) {
+  auto child = ChildProcess::Start(spec);
+  if (!child.ok()) return child.status();
+  auto status = (*child)->Wait(timeout_s);
+  if (!status.ok()) {
+    (*child)->Kill();
+    return absl::InternalError(spec.argv[0] + " did not finish within " +
+                               std::to_string(timeout_s) + " s (see " + spec.log_path + ")");
+  }
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    return absl::InternalError(spec.argv[0] + " failed (wait status " + std::to_string(*status) +
+                               "; see " + spec.log_path + ")");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> ProcessTreePssBytes(pid_t root) {
+  const std::vector<pid_t> tree = Tree(root);
+  if (tree.empty()) return absl::NotFoundError("process " + std::to_string(root) + " is gone");
+  uint64_t kib = 0;
+  for (pid_t pid : tree) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("Pss:", 0) == 0) {
+        kib += std::strtoull(line.c_str() + 4, nullptr, 10);
+        break;
+      }
+    }
+  }
+  return kib * 1024;
+}
+
+absl::StatusOr<double> ProcessTreeCpuSeconds(pid_t root) {
+  const std::vector<pid_t> tree = Tree(root);
+  if (tree.empty()) return absl::NotFoundError("process " + std::to_string(root) + " is gone");
+  const double ticks_per_s = static_cast<double>(sysconf(_SC_CLK_TCK));
+  uint64_t ticks = 0;
+  for (pid_t pid : tree) {
+    // Fields after the name: state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt
+    // cmajflt utime(14) stime cutime cstime.
+    std::istringstream fields(StatFields(pid));
+    std::string skip;
+    for (int i = 3; i < 14 && (fields >> skip); ++i) {
+    }
+    uint64_t utime = 0, stime = 0, cutime = 0, cstime = 0;
+    if (fields >> utime >> stime >> cutime >> cstime) ticks += utime + stime + cutime + cstime;
+  }
+  return static_cast<double>(ticks) / ticks_per_s;
+}
+
+DirectoryBytes MeasureDirectory(const std::string& dir, std::string_view suffix) {
+  DirectoryBytes out;
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(
+      dir, std::filesystem::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec) || fec) continue;
+    const uint64_t size = it->file_size(fec);
+    if (fec) continue;  // deleted meanwhile
+    out.total += size;
+    ++out.files;
+    const std::string name = it->path().filename().string();
+    if (!suffix.empty() && name.size() >= suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      out.matching += size;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<int> FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(Errno("socket"));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string err = Errno("bind 127.0.0.1:0");
+    close(fd);
+    return absl::InternalError(err);
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace strata::bench
