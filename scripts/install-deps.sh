@@ -10,6 +10,7 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libmemcached-dev memcached
+  libpq-dev postgresql-15  # `strata bench viewing --mode compare` (and its e2e test) runs PostgreSQL 15
   curl procps python3
   chromium  # the dashboard test (tests/e2e/test_gc.py) renders the page headless
 )
