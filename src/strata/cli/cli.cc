@@ -40,6 +40,7 @@ struct DemoArgs {
 };
 struct BenchArgs {
   bench::ViewingBenchOptions viewing;
+  bench::CompareOptions compare;  // --mode compare (its own defaults)
   bool no_settle = false;
   bool no_compact = false;
   bench::GcBenchOptions gc;
@@ -417,8 +418,10 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
   bench::ViewingBenchOptions& bo = a->viewing;
   CLI::App* bench_viewing = bench->add_subcommand("viewing", "Viewing-history load generator");
   bench_viewing->add_option("--server", bo.server, "Server URL")->capture_default_str();
-  bench_viewing->add_option("--mode", bo.mode, "ingest or mix")
-      ->check(CLI::IsMember({"ingest", "mix", "tiers"}))
+  bench_viewing->add_option("--mode", bo.mode,
+                            "ingest, mix, tiers, or compare (Strata vs PostgreSQL 15, both "
+                            "started by the bench; bench/README.md)")
+      ->check(CLI::IsMember({"ingest", "mix", "tiers", "compare"}))
       ->capture_default_str();
   bench_viewing->add_option("--members", bo.members, "Distinct members")->capture_default_str();
   bench_viewing->add_option("--zipf", bo.zipf_s, "Zipf exponent of member activity")
@@ -485,8 +488,64 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
   bool& no_compact = a->no_compact;
   bench_viewing->add_flag("--no-compact", no_compact,
                           "Measure bytes per record without compacting first");
+  // Compare mode: its own defaults (bench/compare_bench.h); the shared flags above override
+  // them only when given.
+  bench::CompareOptions& co = a->compare;
+  bench_viewing->add_option("--peer", co.peer, "compare mode: postgres, or none (Strata only)")
+      ->check(CLI::IsMember({"postgres", "none"}))
+      ->capture_default_str();
+  bench_viewing->add_option("--order", co.order, "compare mode: strata-first or postgres-first")
+      ->check(CLI::IsMember({"strata-first", "postgres-first"}))
+      ->capture_default_str();
+  bench_viewing->add_option("--strata-arg", co.strata_args,
+                            "compare mode: extra `serve` argument for Strata (repeatable, "
+                            "e.g. --strata-arg=--sync=batch)");
+  bench_viewing->add_option("--events", co.events, "compare mode: phase-1 events")
+      ->capture_default_str();
+  bench_viewing->add_option("--titles", co.titles, "compare mode: title catalogue size")
+      ->capture_default_str();
+  bench_viewing->add_option("--history-days", co.history_days,
+                            "compare mode: days the phase-1 history spans (at most 725)")
+      ->capture_default_str();
+  bench_viewing->add_option("--read-connections", co.read_connections,
+                            "compare mode: phase-2 read connections")
+      ->capture_default_str();
+  bench_viewing->add_option("--warmup-reads", co.warmup_reads,
+                            "compare mode: untimed reads per read connection before phase 2")
+      ->capture_default_str();
+  bench_viewing->add_option("--oracle-members", co.oracle_members,
+                            "compare mode: members whose newest plays are checked")
+      ->capture_default_str();
+  bench_viewing->add_option("--idle", co.idle_s,
+                            "compare mode: idle seconds after phase 2 before disk is measured "
+                            "again")
+      ->capture_default_str();
+  bench_viewing->add_option("--pg-bin", co.pg_bin_dir, "compare mode: PostgreSQL's bin directory")
+      ->capture_default_str();
+  bench_viewing->add_option("--pg-shared-buffers", co.pg_shared_buffers,
+                            "compare mode: PostgreSQL shared_buffers")
+      ->capture_default_str();
+  bench_viewing->add_option("--work-dir", co.work_dir,
+                            "compare mode: parent of the temporary data directory "
+                            "(default $TMPDIR or /tmp)");
+  bench_viewing->add_flag("--keep-dirs", co.keep_dirs,
+                          "compare mode: keep the servers' data directory at the end");
 
-  commands->push_back({bench_viewing, [a] {
+  commands->push_back({bench_viewing, [a, bench_viewing] {
+    if (a->viewing.mode == "compare") {
+      auto given = [&](const char* flag) { return bench_viewing->count(flag) > 0; };
+      bench::CompareOptions& co = a->compare;
+      if (given("--members")) co.members = a->viewing.members;
+      if (given("--zipf")) co.zipf_s = a->viewing.zipf_s;
+      if (given("--seed")) co.seed = a->viewing.seed;
+      if (given("--batch")) co.batch_size = a->viewing.batch_size;
+      if (given("--duration")) co.phase2_s = a->viewing.duration_s;
+      if (given("--events-per-s")) co.events_per_s = a->viewing.target_events_per_s;
+      if (given("--reads-per-s")) co.reads_per_s = a->viewing.target_reads_per_s;
+      if (given("--write-connections")) co.write_connections = a->viewing.write_connections;
+      if (given("--client-slice-us")) co.client_slice_us = a->viewing.client_slice_us;
+      return BenchCompare(co);
+    }
     a->viewing.compact_before_sizes = !a->no_compact;
     a->viewing.settle_before_rotation = !a->no_settle;
     return BenchViewing(a->viewing);

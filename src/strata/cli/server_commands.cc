@@ -34,6 +34,15 @@ int BenchViewing(const bench::ViewingBenchOptions& options) {
   return 0;
 }
 
+int BenchCompare(const bench::CompareOptions& options) {
+  auto report = bench::RunCompareBench(options, std::cout);
+  if (!report.ok()) {
+    std::cerr << "strata bench viewing: " << report.status().ToString() << "\n";
+    return 1;
+  }
+  return report->passed ? 0 : 1;
+}
+
 int BenchGc(const bench::GcBenchOptions& options) {
   auto report = bench::RunGcBench(options, std::cout);
   if (!report.ok()) {

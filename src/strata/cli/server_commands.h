@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "bench/compare_bench.h"
 #include "bench/gc_bench.h"
 #include "bench/object_bench.h"
 #include "bench/viewing_bench.h"
@@ -22,6 +23,9 @@ int AdminDropCaches(const std::string& server_url);
 
 // `strata bench viewing`: the viewing-history load generator; its report goes to stdout.
 int BenchViewing(const bench::ViewingBenchOptions& options);
+// `strata bench viewing --mode compare`: Strata against PostgreSQL (bench/compare_bench.h);
+// 0 only if every system ran and passed the oracle checks.
+int BenchCompare(const bench::CompareOptions& options);
 // `strata bench gc`: 0 only if the sweep deleted every eligible object.
 int BenchGc(const bench::GcBenchOptions& options);
 // `strata bench objects`.
