@@ -589,6 +589,7 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
         }
         // The batches in due order: request i of connection c is batch i * nw + c.
         const size_t b = w.phase1_batches + i * nw + c;
+        if (b >= w.batches.size()) return;  // (never: the schedule made the batches)
         if (SleepUntilDue(due)) ++late_batches[c];
         const int code = writers[c]->Write(b);
         write_stats[c].Add(code, MicrosSince(due));
