@@ -894,9 +894,13 @@ std::string Machine(const std::string& dir) {
       }
     }
   }
+  std::string load = "?";
+  std::ifstream loadavg("/proc/loadavg");
+  std::getline(loadavg, load);
+  load = load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1));
   return "nproc " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ", memory " + mem +
-         ", kernel " + u.sysname + " " + u.release + " " + u.machine + "; data under " + dir +
-         " (" + fs + ")";
+         ", kernel " + u.sysname + " " + u.release + " " + u.machine + ", load average " + load +
+         " at start; data under " + dir + " (" + fs + ")";
 }
 
 absl::Status Validate(const CompareOptions& o) {
