@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -257,6 +258,40 @@ absl::StatusOr<double> ProcessTreeCpuSeconds(pid_t root) {
     if (fields >> utime >> stime >> cutime >> cstime) ticks += utime + stime + cutime + cstime;
   }
   return static_cast<double>(ticks) / ticks_per_s;
+}
+
+MachineCpu MachineCpuSeconds() {
+  MachineCpu out;
+  const double ticks_per_s = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) {
+    out.busy = static_cast<double>(user + nice + system + irq + softirq + steal) / ticks_per_s;
+    out.interrupts = static_cast<double>(irq + softirq) / ticks_per_s;
+  }
+  constexpr pid_t kKthreadd = 2;
+  uint64_t ticks = 0;
+  for (auto [pid, ppid] : Parents()) {
+    if (pid != kKthreadd && ppid != kKthreadd) continue;
+    std::istringstream fields(StatFields(pid));
+    std::string skip;
+    for (int i = 3; i < 14 && (fields >> skip); ++i) {
+    }
+    uint64_t utime = 0, stime = 0;
+    if (fields >> utime >> stime) ticks += utime + stime;
+  }
+  out.kernel_threads = static_cast<double>(ticks) / ticks_per_s;
+  return out;
+}
+
+double SelfCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+  };
+  return seconds(ru.ru_utime) + seconds(ru.ru_stime);
 }
 
 DirectoryBytes MeasureDirectory(const std::string& dir, std::string_view suffix) {

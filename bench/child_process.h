@@ -84,6 +84,19 @@ absl::StatusOr<uint64_t> ProcessTreePssBytes(pid_t root);
 // they have reaped (PostgreSQL's finished backends). NotFound when `root` is gone.
 absl::StatusOr<double> ProcessTreeCpuSeconds(pid_t root);
 
+// CPU seconds since boot: the whole machine busy (user, nice, system, irq, softirq, steal
+// from /proc/stat), of which interrupts (irq, softirq) and kernel threads (children of
+// kthreadd: I/O completion, journal commits, writeback -- work a server's fsyncs cause).
+// Differences over a phase tell what else ran meanwhile.
+struct MachineCpu {
+  double busy = 0;
+  double interrupts = 0;
+  double kernel_threads = 0;
+};
+MachineCpu MachineCpuSeconds();
+// The calling process's own CPU seconds (getrusage: all its threads, not its children).
+double SelfCpuSeconds();
+
 // Bytes (file sizes) of the regular files under `dir`, recursively, and of those among
 // them whose name ends with `suffix` (e.g. ".log"). Files that vanish during the walk (a
 // compaction deleting them) are skipped; a missing `dir` gives zeros.

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -378,9 +379,14 @@ class PeakPssSampler {
  private:
   void Loop() {
     // Each sample costs the kernel a walk of the processes' page tables (~5 ms of CPU for
-    // Strata, ~18 ms for PostgreSQL's dozen processes and 1 GB of shared buffers, measured):
+    // Strata, 18-36 ms for PostgreSQL's dozen processes and 1 GB of shared buffers,
+    // measured): 10 nice levels below the bench (and the servers it started), at most 19,
     // the servers' threads go first. Under full load samples come less often.
-    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+    errno = 0;
+    const int nice = getpriority(PRIO_PROCESS, 0);  // this thread's (Linux)
+    if (errno == 0) {
+      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), std::min(19, nice + 10));
+    }
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       lock.unlock();
@@ -411,6 +417,38 @@ class PeakPssSampler {
 double CpuSeconds(const System& sys) {
   auto cpu = ProcessTreeCpuSeconds(sys.pid());
   return cpu.ok() ? *cpu : -1;
+}
+
+// CPU seconds used so far by the server, the bench, and the whole machine.
+struct CpuSnapshot {
+  double server = -1;
+  double bench = 0;
+  MachineCpu machine;
+};
+CpuSnapshot TakeCpu(const System& sys) {
+  return CpuSnapshot{CpuSeconds(sys), SelfCpuSeconds(), MachineCpuSeconds()};
+}
+// CPU seconds over a phase, by whom.
+struct PhaseCpu {
+  double server = -1;  // -1 = unknown
+  double bench = 0;
+  double kernel = 0;   // kernel threads and interrupts
+  double others = -1;  // every other process (other users' work on a shared machine)
+};
+PhaseCpu CpuBetween(const CpuSnapshot& a, const CpuSnapshot& b) {
+  PhaseCpu c;
+  c.bench = b.bench - a.bench;
+  c.kernel = (b.machine.kernel_threads - a.machine.kernel_threads) +
+             (b.machine.interrupts - a.machine.interrupts);
+  if (a.server < 0 || b.server < a.server) return c;
+  c.server = b.server - a.server;
+  c.others = std::max(0.0, (b.machine.busy - a.machine.busy) - c.server - c.bench - c.kernel);
+  return c;
+}
+std::string Describe(const PhaseCpu& c) {
+  return "CPU: server " + Fmt("%.1f", c.server) + " s, bench " + Fmt("%.1f", c.bench) +
+         " s, kernel threads and interrupts " + Fmt("%.1f", c.kernel) + " s, other processes " +
+         Fmt("%.1f", c.others) + " s";
 }
 
 // Opens n connections.
@@ -571,7 +609,7 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
   std::vector<uint64_t> late_batches(writers.size(), 0), unsent_batches(writers.size(), 0);
   std::vector<uint64_t> late_reads(readers.size(), 0), unsent_reads(readers.size(), 0);
   std::vector<uint64_t> rows(readers.size(), 0);
-  const double cpu0 = CpuSeconds(sys);
+  const CpuSnapshot cpu0 = TakeCpu(sys);
   const auto start = SteadyClock::now() + std::chrono::milliseconds(20);
   const auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
                                std::chrono::duration<double>(o.phase2_s));
@@ -619,8 +657,11 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
   }
   for (auto& t : threads) t.join();
   run->phase2_s = SecondsSince(start);
-  const double cpu1 = CpuSeconds(sys);
-  if (cpu0 >= 0 && cpu1 >= cpu0) run->phase2_cpu_s = cpu1 - cpu0;
+  const PhaseCpu cpu = CpuBetween(cpu0, TakeCpu(sys));
+  run->phase2_cpu_s = cpu.server;
+  run->phase2_bench_cpu_s = cpu.bench;
+  run->phase2_kernel_cpu_s = cpu.kernel;
+  run->phase2_others_cpu_s = cpu.others;
   OpStats ws, rs;
   for (auto& s : write_stats) ws.Merge(s);
   for (auto& s : read_stats) rs.Merge(s);
@@ -676,10 +717,13 @@ SystemRun RunSystem(System& sys, const Workload& w, const CompareOptions& o, std
       << std::flush;
   std::vector<size_t> phase1(w.phase1_batches);
   for (size_t b = 0; b < phase1.size(); ++b) phase1[b] = b;
-  const double cpu0 = CpuSeconds(sys);
+  const CpuSnapshot cpu0 = TakeCpu(sys);
   ClosedLoopResult p1 = SendClosedLoop(phase1, w, *writers, o.client_slice_us, &acked);
-  const double cpu1 = CpuSeconds(sys);
-  if (cpu0 >= 0 && cpu1 >= cpu0) run.phase1_cpu_s = cpu1 - cpu0;
+  const PhaseCpu cpu1 = CpuBetween(cpu0, TakeCpu(sys));
+  run.phase1_cpu_s = cpu1.server;
+  run.phase1_bench_cpu_s = cpu1.bench;
+  run.phase1_kernel_cpu_s = cpu1.kernel;
+  run.phase1_others_cpu_s = cpu1.others;
   run.phase1_events = p1.events;
   run.phase1_s = p1.seconds;
   run.phase1_events_per_s = p1.seconds > 0 ? static_cast<double>(p1.events) / p1.seconds : 0;
@@ -687,7 +731,7 @@ SystemRun RunSystem(System& sys, const Workload& w, const CompareOptions& o, std
   out << name << ": phase 1: " << Thousands(p1.events) << " events in " << Fmt("%.1f", p1.seconds)
       << " s = " << Fmt("%.0f", run.phase1_events_per_s) << " events/s; batch p50 "
       << Fmt("%.1f", run.phase1_batch.p50_ms) << " ms, p99 " << Fmt("%.1f", run.phase1_batch.p99_ms)
-      << " ms, errors " << run.phase1_batch.errors << "\n";
+      << " ms, errors " << run.phase1_batch.errors << "; " << Describe(cpu1) << "\n";
   if (!p1.first_error.empty()) {
     run.first_error = p1.first_error;
     out << name << ": phase 1: first error: " << run.first_error << "\n";
@@ -718,7 +762,11 @@ SystemRun RunSystem(System& sys, const Workload& w, const CompareOptions& o, std
       << Fmt("%.1f", run.write_batch.p50_ms) << " / p99 " << Fmt("%.1f", run.write_batch.p99_ms)
       << " / max " << Fmt("%.1f", run.write_batch.max_ms) << " ms ("
       << Thousands(run.write_batch.count) << " batches, " << run.write_batch.errors << " errors, "
-      << run.late_batches << " late, " << run.unsent_batches << " unsent)\n";
+      << run.late_batches << " late, " << run.unsent_batches << " unsent)\n"
+      << name << ": phase 2: "
+      << Describe(PhaseCpu{run.phase2_cpu_s, run.phase2_bench_cpu_s, run.phase2_kernel_cpu_s,
+                           run.phase2_others_cpu_s})
+      << "\n";
   for (const auto* conns : {&*writers, &*readers}) {
     const std::string e = FirstError(*conns);
     if (!e.empty() && run.write_batch.errors + run.read.errors > 0) {
@@ -1076,6 +1124,16 @@ void PrintCompareTable(const CompareOptions& o, const CompareReport& report, std
     return r.phase2_cpu_s >= 0 && r.phase2_s > 0 ? 100 * r.phase2_cpu_s / r.phase2_s : -1.0;
   };
   add("phase 2: server CPU, % of a core", val(s, cpu2), val(p, cpu2), "%.0f%%", false);
+  auto share = [](double cpu_s, double secs) {
+    return cpu_s >= 0 && secs > 0 ? Fmt("%.0f%%", 100 * cpu_s / secs) : std::string("?");
+  };
+  auto load_cells = [&](const SystemRun* r) {
+    if (r == nullptr || r->phase2_s <= 0) return std::string("-");
+    return share(r->phase2_bench_cpu_s, r->phase2_s) + " / " +
+           share(r->phase2_kernel_cpu_s, r->phase2_s) + " / " +
+           share(r->phase2_others_cpu_s, r->phase2_s);
+  };
+  text("phase 2: CPU of bench / kernel / others (3)", load_cells(s), load_cells(p));
   add("records held", val(s, [](const SystemRun& r) { return static_cast<double>(r.records); }),
       val(p, [](const SystemRun& r) { return static_cast<double>(r.records); }), "%.0f", true,
       true);
@@ -1130,7 +1188,10 @@ void PrintCompareTable(const CompareOptions& o, const CompareReport& report, std
          "    it holds; PostgreSQL: pg_total_relation_size of the table with its index after "
          "VACUUM and\n"
          "    CHECKPOINT, per record it holds.\n"
-         "(2) PostgreSQL's WAL directory (pg_wal), not counted in its bytes/record.\n";
+         "(2) PostgreSQL's WAL directory (pg_wal), not counted in its bytes/record.\n"
+         "(3) % of a core: the load generator itself; kernel threads and interrupts (I/O, journal "
+         "and\n    writeback work the servers' writes cause); every other process on the machine "
+         "(other users'\n    work on shared cores, which the figures above then suffer from).\n";
   for (const SystemRun* r : {s, p}) {
     if (r == nullptr) continue;
     out << r->name << ": ";

@@ -130,12 +130,18 @@ struct SystemRun {
   uint64_t phase1_events = 0;
   double phase1_s = 0;
   double phase1_events_per_s = 0;
-  double phase1_cpu_s = -1;  // server CPU during the phase (-1 = unknown)
+  double phase1_cpu_s = -1;         // server CPU during the phase (-1 = unknown)
+  double phase1_bench_cpu_s = 0;    // the bench's own CPU during the phase
+  double phase1_kernel_cpu_s = 0;   // kernel threads and interrupts (I/O the servers cause)
+  double phase1_others_cpu_s = -1;  // every other process's on the machine (-1 = unknown)
   OpReport phase1_batch;
 
   double phase2_s = 0;
   uint64_t phase2_events = 0;
   double phase2_cpu_s = -1;
+  double phase2_bench_cpu_s = 0;
+  double phase2_kernel_cpu_s = 0;
+  double phase2_others_cpu_s = -1;
   OpReport write_batch;
   OpReport read;
   double rows_per_read = 0;
