@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 #include "bench/child_process.h"
 #include "bench/compare_bench_internal.h"
@@ -228,6 +229,9 @@ using compare::Workload;
 constexpr Millis kHourMs = 3'600'000;
 constexpr Millis kDayMs = 24 * kHourMs;
 constexpr int kOracleExamples = 5;
+// Other processes' CPU during a timed phase, as a share of one core, above which the table
+// warns that the phase's figures are not the server's alone.
+constexpr double kBusyMachineShare = 0.25;
 
 Millis WallMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -1213,6 +1217,20 @@ void PrintCompareTable(const CompareOptions& o, const CompareReport& report, std
     for (const auto& line : r->settings) out << "    " << line << "\n";
     if (!r->first_error.empty()) out << "    first request error: " << r->first_error << "\n";
     if (!r->completed) out << "    run did not complete: " << r->error << "\n";
+  }
+  // A timed phase that shared the cores with much other work measured that work as much as
+  // the server: say so where the reader looks.
+  for (const SystemRun* r : {s, p}) {
+    if (r == nullptr) continue;
+    for (auto [phase, others, secs] :
+         {std::tuple{"phase 1", r->phase1_others_cpu_s, r->phase1_s},
+          std::tuple{"phase 2", r->phase2_others_cpu_s, r->phase2_s}}) {
+      if (secs > 0 && others / secs > kBusyMachineShare) {
+        out << "WARNING: other processes used " << Fmt("%.0f", 100 * others / secs)
+            << "% of a core during " << r->name << "'s " << phase << ": its " << phase
+            << " figures measure that load too; rerun on a quiet machine to compare.\n";
+      }
+    }
   }
   out << "result: " << (report.passed ? "PASS" : "FAIL")
       << " (every system completed and returned exactly the oracle's newest plays)\n";
