@@ -86,9 +86,9 @@ struct ViewingOptions {
   // was written this long ago (0 = by count only). Live rows cost ~50 bytes a record on disk
   // against ~6-12 compressed; without an age trigger the rows of members below
   // rollup_min_live_rows (most members: activity is Zipf-skewed) stayed live forever.
-  // Default 30 s: a member's burst of activity becomes one roll-up. The check runs every
+  // Default 15 s: a member's burst of activity becomes one roll-up. The check runs every
   // second (and the live tables are scanned once at start, for rows written before it).
-  Millis rollup_max_live_age_ms = 30'000;
+  Millis rollup_max_live_age_ms = 15'000;
   // Compressed histories are stored in chunks ("segments") of at most this many records
   // (about 5 KiB), each independently decodable and stored as its own row: recent reads
   // decode only the newest chunk, roll-ups rewrite only the chunks they touch. Default 512.
@@ -113,10 +113,12 @@ struct ViewingOptions {
   // Nice value of the background threads (roll-ups, the age trigger, rotations, sweeps and
   // the encode pool): they yield the 2 cores to requests, and take the CPU the requests
   // leave. Where a request can wait for them (a member's exclusive lock, the store's write
-  // slot) they run at normal priority (ScopedPriorityBoost). Default 19 (was 5 for
-  // roll-ups and 10 for rotations: their work then competed with reads, and the read tail
-  // followed the roll-up backlog).
-  int background_nice = 19;
+  // slot) they run at normal priority (ScopedPriorityBoost). Default 5 (rotations and the
+  // encode pool were at 10 before this option). 19 was tried and is worse: a thread that gets ~1.5% of a busy core can be
+  // preempted while it holds a lock that requests need (the history cache's, RocksDB's),
+  // and they wait for it -- the compare bench's read p99 went from 11.8 ms to 487 ms with a
+  // roll-up backlog in phase 2 (docs/benchmark-log.md).
+  int background_nice = 5;
   // Background threads (low CPU priority) that encode the chunks of a large roll-up or
   // rotation in parallel with the worker that runs it (from 4 chunks, ~2,000 records, on).
   // 0 = the worker encodes alone. Default 2.

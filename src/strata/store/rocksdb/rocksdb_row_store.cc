@@ -676,17 +676,46 @@ void Core::MaybeFlushIdle() {
   for (const auto& log : logs) {
     if (log->Type() == rocksdb::kAliveLogFile) wal_bytes += log->SizeFileBytes();
   }
-  if (wal_bytes < options_.idle_flush_min_wal_bytes) return;
-  rocksdb::FlushOptions flush;
-  flush.allow_write_stall = true;  // idle: nothing to stall
-  rocksdb::Status s = db_->Flush(flush, AllHandles());
-  if (!s.ok()) {
-    STRATA_LOG_WARN("rocksdb: idle flush failed", "path", options_.path, "error", s.ToString());
-    return;
+  if (wal_bytes >= options_.idle_flush_min_wal_bytes) {
+    rocksdb::FlushOptions flush;
+    flush.allow_write_stall = true;  // idle: nothing to stall
+    rocksdb::Status s = db_->Flush(flush, AllHandles());
+    if (!s.ok()) {
+      STRATA_LOG_WARN("rocksdb: idle flush failed", "path", options_.path, "error", s.ToString());
+      return;
+    }
+    idle_flushes_.fetch_add(1, std::memory_order_relaxed);
   }
-  idle_flushes_.fetch_add(1, std::memory_order_relaxed);
-  STRATA_LOG_INFO("rocksdb: writes idle, flushed every table so the log can be deleted", "path",
-                  options_.path, "wal_bytes", wal_bytes);
+  // Live tables: rows that were rolled up are now tombstones in a fresh L0 file, above the
+  // rows they delete in older files; with fewer L0 files than the compaction trigger nothing
+  // would ever meet them, and the dead rows would stay on disk. A live table holds only rows
+  // not yet rolled up, so compacting it whole is small work; compressed tables, which hold
+  // the data, are left to their own compaction.
+  // (Also when the log was too small to flush: the tombstones may have been flushed by
+  // the WAL cap, and only the compaction is missing.)
+  std::vector<rocksdb::ColumnFamilyHandle*> live;
+  {
+    std::lock_guard lock(tables_mu_);
+    for (const auto& [name, table] : tables_) {
+      uint64_t sst_bytes = 0;
+      if (table->profile() == TableProfile::kLive &&
+          db_->GetIntProperty(table->cf(), "rocksdb.live-sst-files-size", &sst_bytes) &&
+          sst_bytes >= options_.idle_flush_min_wal_bytes) {
+        live.push_back(table->cf());
+      }
+    }
+  }
+  if (live.empty() && wal_bytes < options_.idle_flush_min_wal_bytes) return;
+  for (rocksdb::ColumnFamilyHandle* cf : live) {
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    if (rocksdb::Status c = db_->CompactRange(compact, cf, nullptr, nullptr); !c.ok()) {
+      STRATA_LOG_WARN("rocksdb: idle compaction of a live table failed", "path", options_.path,
+                      "error", c.ToString());
+    }
+  }
+  STRATA_LOG_INFO("rocksdb: writes idle, flushed every table so the log can be deleted, and "
+                  "compacted the live tables", "path", options_.path, "wal_bytes", wal_bytes);
 }
 
 std::vector<rocksdb::ColumnFamilyHandle*> Core::AllHandles() const {

@@ -70,12 +70,14 @@ struct RocksRowStoreOptions {
   // table with data in it has flushed that data; a table written rarely (a queue, language
   // changes) would otherwise keep every log since its last flush alive (408 MB of logs
   // against 61 MB of tables were seen). Past the cap, RocksDB flushes the tables that hold
-  // the oldest log. 0 = RocksDB's default (4 x the memtable budget). Default 64 MiB.
-  uint64_t max_wal_bytes = uint64_t{64} << 20;
+  // the oldest log. 0 = RocksDB's default (4 x the memtable budget). Default 32 MiB.
+  uint64_t max_wal_bytes = uint64_t{32} << 20;
   // After this many milliseconds without a write, if the live write-ahead log holds at least
   // idle_flush_min_wal_bytes, every table's memtable is flushed so the log files can go: an
   // idle server's disk then holds its tables and an empty log, not a log of everything
-  // since the last flush. 0 = never. Defaults 10 s and 1 MiB.
+  // since the last flush. Live-profile tables holding at least that many SST bytes are then
+  // compacted whole (rows rolled up are tombstones above the rows they delete, and nothing
+  // else would bring them together). 0 = never. Defaults 10 s and 1 MiB.
   int64_t idle_flush_ms = 10'000;
   uint64_t idle_flush_min_wal_bytes = uint64_t{1} << 20;
   // Target bytes of one SST file of a kCompressed table (kLive and kIndex use 64 MiB).
