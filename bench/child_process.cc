@@ -79,6 +79,20 @@ bool GroupHasMembers(pid_t pgid) {
   return false;
 }
 
+// Members of the group that have not finished exiting (zombies have: they hold nothing).
+bool GroupHasLiveMembers(pid_t pgid) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::istringstream fields(StatFields(static_cast<pid_t>(std::stol(name))));
+    std::string state;
+    pid_t ppid = 0, pgrp = 0;
+    if (fields >> state >> ppid >> pgrp && pgrp == pgid && state != "Z") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(const ChildSpec& spec) {
@@ -206,6 +220,13 @@ void ChildProcess::Kill() {
     } while (r < 0 && errno == EINTR);
     reaped_ = true;
     status_ = status;
+  }
+  // The leader is reaped, but the rest of the group (PostgreSQL's backends) may still be
+  // exiting, holding what a restart needs (PostgreSQL refuses to start while a killed
+  // backend is still attached to the old shared memory): wait for them, a bounded while.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (GroupHasLiveMembers(pid_) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 

@@ -59,7 +59,8 @@ class ChildProcess {
   // case, SIGKILLs whatever is left of its process group. OK when it exited within the
   // timeout (whatever its exit status); DeadlineExceeded when it had to be killed.
   absl::Status Stop(int signal, double timeout_s);
-  // SIGKILL to the whole process group (a crash), then reaps the process.
+  // SIGKILL to the whole process group (a crash), then reaps the process and waits (up to
+  // 10 s) until no other member of the group is still exiting.
   void Kill();
   // Waits up to `timeout_s` for the process to exit; its waitpid status.
   // DeadlineExceeded when it still runs.
