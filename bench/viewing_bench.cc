@@ -93,6 +93,16 @@ std::map<std::string, uint64_t> RowKindBytes(std::string_view object, size_t ope
 
 }  // namespace
 
+double ParseDataDirBytesPerRecord(std::string_view body) {
+  constexpr std::string_view kKey = "\"data_dir_bytes_per_record\":";
+  const size_t at = body.find(kKey);
+  if (at == std::string_view::npos) return -1;
+  const std::string value(body.substr(at + kKey.size(), 32));
+  char* end = nullptr;
+  const double v = std::strtod(value.c_str(), &end);
+  return end == value.c_str() || v < 0 ? -1 : v;
+}
+
 std::vector<TableFigures> ParseTableReport(std::string_view body) {
   std::vector<TableFigures> out;
   size_t at = body.find("\"tables\"");
@@ -510,6 +520,7 @@ void CollectServerStats(const Plan& plan, BenchReport* report) {
   // The viewing service's own accounting counts records inside compressed blobs too.
   auto tables = client.Request("GET", "/v1/admin/viewing/tables");
   if (tables.ok() && Ok(tables->status)) {
+    report->data_dir_bytes_per_record = internal::ParseDataDirBytesPerRecord(tables->body);
     for (const auto& t : internal::ParseTableReport(tables->body)) {
       records[t.table] = static_cast<double>(t.records);
       disk_bytes[t.table] = static_cast<double>(t.disk_bytes);
@@ -585,6 +596,10 @@ absl::Status Validate(const ViewingBenchOptions& o) {
 
 // "  table: 12.82 (meta 0.13, segment 12.46, state 0.15)", one line per table.
 void PrintBytesPerRecord(const BenchReport& r, std::ostream& out) {
+  if (r.data_dir_bytes_per_record >= 0) {
+    out << "  whole data directory (WAL, tables, queue, everything): "
+        << Fmt("%.2f", r.data_dir_bytes_per_record) << " bytes per record\n";
+  }
   for (const auto& [table, bpr] : r.bytes_per_record) {
     out << "  " << table << ": " << Fmt("%.2f", bpr);
     auto kinds = r.row_bytes_per_record.find(table);

@@ -182,6 +182,10 @@ struct BenchReport {
   // Per table and row kind (GET /v1/admin/viewing/tables): the rows' key + value bytes per
   // record, before the row store's own compression.
   std::map<std::string, std::map<std::string, double>> row_bytes_per_record;
+  // The whole data directory over every record stored, as the server's table report gives
+  // it: the figure a user's `du` would give, which the per-table ones above leave the WAL
+  // and queue out of. Negative when the server did not report it.
+  double data_dir_bytes_per_record = -1;
 };
 
 // "tiers" mode (time-compressed history, exercising rotation and summaries):

@@ -27,5 +27,8 @@ struct TableFigures {
 };
 // The tables of that answer, in its order; tables missing records or disk_bytes are left out.
 std::vector<TableFigures> ParseTableReport(std::string_view body);
+// The answer's top-level "data_dir_bytes_per_record" (the whole data directory over the
+// records stored); negative when absent or null.
+double ParseDataDirBytesPerRecord(std::string_view body);
 
 }  // namespace strata::bench::internal

@@ -417,6 +417,15 @@ TEST(ParseTableReportTest, ReadsTablesAndTheirRowKinds) {
   EXPECT_TRUE(internal::ParseTableReport(R"({"error":"not_found"})").empty());
 }
 
+TEST(ParseTableReportTest, ReadsTheWholeDataDirectoryFigure) {
+  EXPECT_DOUBLE_EQ(internal::ParseDataDirBytesPerRecord(
+                       R"({"records":10,"store":{"data_dir_bytes":205},"data_dir_bytes_per_record":20.5,"tables":[]})"),
+                   20.5);
+  EXPECT_LT(internal::ParseDataDirBytesPerRecord(R"({"data_dir_bytes_per_record":null})"), 0);
+  EXPECT_LT(internal::ParseDataDirBytesPerRecord(R"({"tables":[]})"), 0);
+  EXPECT_LT(internal::ParseDataDirBytesPerRecord(R"({"data_dir_bytes_per_record":)"), 0);
+}
+
 TEST(RunViewingBenchTest, RunsAgainstAFakeServer) {
   FakeServer fake;
   ViewingBenchOptions o;
