@@ -66,7 +66,9 @@ std::vector<pid_t> Tree(pid_t root) {
 }
 
 // Whether any process belongs to process group `pgid`.
-bool GroupHasMembers(pid_t pgid) {
+// Whether any process is in the group; with `live_only`, any that has not finished exiting
+// (zombies have: they hold nothing).
+bool GroupHasMembers(pid_t pgid, bool live_only = false) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
@@ -74,21 +76,9 @@ bool GroupHasMembers(pid_t pgid) {
     std::istringstream fields(StatFields(static_cast<pid_t>(std::stol(name))));
     std::string state;
     pid_t ppid = 0, pgrp = 0;
-    if (fields >> state >> ppid >> pgrp && pgrp == pgid) return true;
-  }
-  return false;
-}
-
-// Members of the group that have not finished exiting (zombies have: they hold nothing).
-bool GroupHasLiveMembers(pid_t pgid) {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::istringstream fields(StatFields(static_cast<pid_t>(std::stol(name))));
-    std::string state;
-    pid_t ppid = 0, pgrp = 0;
-    if (fields >> state >> ppid >> pgrp && pgrp == pgid && state != "Z") return true;
+    if (fields >> state >> ppid >> pgrp && pgrp == pgid && !(live_only && state == "Z")) {
+      return true;
+    }
   }
   return false;
 }
@@ -225,7 +215,8 @@ void ChildProcess::Kill() {
   // exiting, holding what a restart needs (PostgreSQL refuses to start while a killed
   // backend is still attached to the old shared memory): wait for them, a bounded while.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (GroupHasLiveMembers(pid_) && std::chrono::steady_clock::now() < deadline) {
+  while (GroupHasMembers(pid_, /*live_only=*/true) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
