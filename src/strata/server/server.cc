@@ -125,6 +125,12 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
                       return std::vector<std::pair<std::string, double>>{
                           {"", static_cast<double>(rows->Health().memtable_bytes)}};
                     });
+  metrics->AddGauge("strata_rocksdb_idle_compactions",
+                    "Tables compacted whole while writes were idle, since start (a counter)",
+                    [rows] {
+                      return std::vector<std::pair<std::string, double>>{
+                          {"", static_cast<double>(rows->Health().idle_compactions)}};
+                    });
   metrics->AddGauge("strata_rocksdb_pending_compaction_bytes",
                     "Estimated bytes compaction still has to rewrite", [rows] {
                       return std::vector<std::pair<std::string, double>>{

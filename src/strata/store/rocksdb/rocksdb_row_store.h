@@ -75,9 +75,11 @@ struct RocksRowStoreOptions {
   // After this many milliseconds without a write, if the live write-ahead log holds at least
   // idle_flush_min_wal_bytes, every table's memtable is flushed so the log files can go: an
   // idle server's disk then holds its tables and an empty log, not a log of everything
-  // since the last flush. Live-profile tables holding at least that many SST bytes are then
-  // compacted whole (rows rolled up are tombstones above the rows they delete, and nothing
-  // else would bring them together). 0 = never. Defaults 10 s and 1 MiB.
+  // since the last flush. Then every table that has grown by an eighth since it was last
+  // compacted this way, or whose entries are a tenth deletions, is compacted whole: rolled-up
+  // live rows and chunks rotated away are tombstones above the bytes they delete, which
+  // compaction triggered by writes would not reach (rocksdb_row_store.cc, MaybeFlushIdle).
+  // 0 = never. Defaults 10 s and 1 MiB.
   int64_t idle_flush_ms = 10'000;
   uint64_t idle_flush_min_wal_bytes = uint64_t{1} << 20;
   // Target bytes of one SST file of a kCompressed table (kLive and kIndex use 64 MiB).
@@ -108,6 +110,7 @@ struct RocksHealth {
   uint64_t background_errors = 0;         // accumulated background (flush/compaction) errors
   uint64_t wal_sync_failures = 0;         // failed periodic WAL fsyncs since Open
   uint64_t idle_flushes = 0;              // flushes of every table after writes went idle
+  uint64_t idle_compactions = 0;          // tables compacted whole while writes were idle
 };
 
 struct RocksTableInfo {
