@@ -373,6 +373,7 @@ class Core {
         compaction_filter_(std::make_unique<ExpiryCompactionFilter>(clock_)) {
     for (rocksdb::CompressionType type : rocksdb::GetSupportedCompressions()) {
       if (type == rocksdb::kLZ4Compression) lz4_supported_ = true;
+      if (type == rocksdb::kZSTD) zstd_supported_ = true;
     }
     write_options_.sync = options.sync_policy == SyncPolicy::kPerBatch;
   }
@@ -421,6 +422,7 @@ class Core {
   std::shared_ptr<rocksdb::MergeOperator> merge_operator_;
   std::unique_ptr<ExpiryCompactionFilter> compaction_filter_;  // outlives db_
   bool lz4_supported_ = false;
+  bool zstd_supported_ = false;
   rocksdb::WriteOptions write_options_;
 
   std::unique_ptr<rocksdb::DB> db_;
@@ -533,7 +535,7 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       cf.target_file_size_base = uint64_t{64} << 20;
       cf.level_compaction_dynamic_level_bytes = true;
       cf.compression = light;
-      cf.bottommost_compression = rocksdb::kZSTD;
+      cf.bottommost_compression = zstd_supported_ ? rocksdb::kZSTD : light;
       break;
   }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
