@@ -159,8 +159,7 @@ TEST_P(RollupCrashTest, EveryAcknowledgedRecordSurvivesExactlyOnce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, RollupCrashTest,
-                         ::testing::Values("rollup.after_chunks", "rollup.after_commit",
-                                           "rollup.after_live_deleted"));
+                         ::testing::Values("rollup.after_chunks", "rollup.after_commit"));
 
 // ---------------------------------------------------------------------------------------
 // Rotation between age tiers: a kill at each step loses nothing, and summaries never count a
