@@ -297,8 +297,7 @@ TEST_P(RotationCrashTest, NothingLostNothingCountedTwice) {
 INSTANTIATE_TEST_SUITE_P(
     Steps, RotationCrashTest,
     ::testing::Values("rotate.past_chunks_written", "rotate.recent_chunks_written",
-                      "rotate.past_committed", "rotate.recent_committed",
-                      "rotate.live_deleted",
+                      "rotate.committed",
                       "rotate.garbage_deleted", "rotate.historical.past_chunks_written",
                       "rotate.historical_committed", "rotate.historical.past_committed",
                       "rotate.historical.garbage_deleted"),

@@ -201,6 +201,19 @@ class RowStore {
   // Backends apply them together where they can, which is what makes ingest fast.
   virtual absl::Status Write(std::span<const PartitionWrite> writes) = 0;
 
+  // Applies the batches in the order given: each batch is atomic, and when one fails none
+  // after it is applied (those before it may be). For a commit that must land before the
+  // deletes it makes safe (a roll-up's metadata row, then the live rows it now holds), in
+  // one call. The default applies them one by one; a backend that writes them atomically
+  // together (RocksDB, the memory store) overrides it with one write.
+  virtual absl::Status WriteInOrder(std::span<const PartitionWrite> writes) {
+    for (const PartitionWrite& w : writes) {
+      if (w.table == nullptr) return absl::InvalidArgumentError("table: must not be null");
+      if (absl::Status s = w.table->Apply(w.partition, w.batch); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
   virtual absl::StatusOr<std::unique_ptr<Snapshot>> NewSnapshot() = 0;
 
   // Makes every write acknowledged so far durable against power loss (fsync).

@@ -928,6 +928,40 @@ TEST_P(RowStoreConformanceTest, WriteRejectsInvalidInput) {
   EXPECT_EQ(GetOr(t, "p", "k"), kNotFound);
 }
 
+// A failed batch stops the ones after it: what a commit followed by the deletes it makes
+// safe relies on.
+TEST_P(RowStoreConformanceTest, WriteInOrderAppliesNothingAfterAFailedBatch) {
+  Table* meta = OpenTable("meta", TableProfile::kCompressed);
+  Table* live = OpenTable("live");
+  ASSERT_NE(meta, nullptr);
+  ASSERT_NE(live, nullptr);
+  ASSERT_TRUE(live->Put("m", "row", "v").ok());
+  std::vector<PartitionWrite> writes;
+  writes.push_back(PartitionWrite{meta, "m", WriteBatch()});
+  writes.back().batch.Put("meta", "v2");
+  writes.back().batch.Delete(std::string(kMaxClusteringKeySize + 1, 'k'));  // fails
+  writes.push_back(PartitionWrite{live, "m", WriteBatch()});
+  writes.back().batch.Delete("row");
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->WriteInOrder(writes)));
+  EXPECT_EQ(GetOr(meta, "m", "meta"), kNotFound) << "each batch is all or nothing";
+  EXPECT_EQ(GetOr(live, "m", "row"), "v") << "nothing after the failed batch";
+
+  // The interface's default (batch by batch, what a backend without atomic multi-table
+  // writes gets) keeps the same guarantee.
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->RowStore::WriteInOrder(writes)));
+  EXPECT_EQ(GetOr(meta, "m", "meta"), kNotFound);
+  EXPECT_EQ(GetOr(live, "m", "row"), "v");
+
+  writes[0].batch = WriteBatch();
+  writes[0].batch.Put("meta", "v2");
+  ASSERT_TRUE(store_->WriteInOrder(writes).ok());
+  EXPECT_EQ(GetOr(meta, "m", "meta"), "v2");
+  EXPECT_EQ(GetOr(live, "m", "row"), kNotFound);
+  ASSERT_TRUE(live->Put("m", "row", "v").ok());
+  ASSERT_TRUE(store_->RowStore::WriteInOrder(writes).ok());
+  EXPECT_EQ(GetOr(live, "m", "row"), kNotFound);
+}
+
 // ---------------------------------------------------------------------------------------
 // Concurrency, stats, sync
 

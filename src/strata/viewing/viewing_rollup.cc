@@ -357,8 +357,8 @@ absl::StatusOr<uint64_t> ViewingService::CommitRollup(Shard& shard, MemberId mem
 
   // 2. The metadata row (the commit point), the deletes of the chunks it replaced (no reader
   // can reach them once it is committed: the exclusive lock keeps out readers of the old
-  // version) and the deletes of the live rows the new version holds, in one atomic write
-  // across the two tables: readers of the member wait for this lock, and every store write
+  // version) and the deletes of the live rows the new version holds, in one write across
+  // the two tables, in that order (WriteInOrder; atomic on RocksDB): readers of the member wait for this lock, and every store write
   // waits for the write slot behind ingest batches (a hot member's phase B held the lock
   // 5-7 ms with three writes).
   const uint64_t total_records = plan.meta.records();
@@ -369,7 +369,7 @@ absl::StatusOr<uint64_t> ViewingService::CommitRollup(Shard& shard, MemberId mem
     commit[0].batch.Put(kMetaKey, EncodeMeta(plan.meta), plan.expire_at);
     for (uint64_t id : plan.replaced) commit[0].batch.Delete(SegmentKey(id));
     if (!live_deletes.empty()) commit.push_back({shard.live, partition, std::move(live_deletes)});
-    STRATA_RETURN_IF_ERROR(store_->Write(commit));
+    STRATA_RETURN_IF_ERROR(store_->WriteInOrder(commit));
   }
   STRATA_CRASH_POINT("rollup.after_commit");
   // The cached entry keeps the live records no rolled-up version covers.

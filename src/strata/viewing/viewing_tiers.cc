@@ -311,28 +311,29 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   {
     ScopedPriorityBoost boost;  // requests wait for this section
     std::unique_lock<std::shared_mutex> lock(MemberLock(member));
-    // Destination first: the past tier's new version and state, in one batch.
-    store::WriteBatch commit;
-    commit.Put(kMetaKey, EncodeMeta(past_plan.meta), past_plan.expire_at);
-    commit.Put(kPastStateKey, EncodeStoredPastState(state, past_plan.meta), 0);
-    STRATA_RETURN_IF_ERROR(past_->Apply(partition, commit));
-    STRATA_CRASH_POINT("rotate.past_committed");
-    // Then the source without the moved records.
-    if (recent_plan.changed) {
-      STRATA_RETURN_IF_ERROR(shard.compressed->Put(
-          partition, kMetaKey, EncodeMeta(recent_plan.meta), recent_plan.expire_at));
-    }
-    STRATA_CRASH_POINT("rotate.recent_committed");
-    // And the moved live rows, unless a write changed them since they were read (the newer
-    // event stays live and moves with the next rotation).
+    // One write across the three tables, in this order (WriteInOrder; atomic on RocksDB):
+    // the destination (the past tier's new version and state), then the source (the recent
+    // tier's version without the moved records), then the deletes of the moved live rows, unless a write changed them since they were read (the newer event stays live
+    // and moves with the next rotation). Requests for the member wait for this lock, and
+    // every store write waits for the write slot behind ingest batches: one wait, not three.
     store::WriteBatch live_deletes;
     std::vector<Millis> survivors;
     STRATA_RETURN_IF_ERROR(
         UnchangedLiveRows(shard, member, old_live, write_seq, &live_deletes, &survivors));
-    if (!live_deletes.empty()) {
-      STRATA_RETURN_IF_ERROR(shard.live->Apply(partition, live_deletes));
+    const uint64_t live_moved = live_deletes.size();
+    std::vector<store::PartitionWrite> commit;
+    commit.push_back({past_, partition, {}});
+    commit.back().batch.Put(kMetaKey, EncodeMeta(past_plan.meta), past_plan.expire_at);
+    commit.back().batch.Put(kPastStateKey, EncodeStoredPastState(state, past_plan.meta), 0);
+    if (recent_plan.changed) {
+      commit.push_back({shard.compressed, partition, {}});
+      commit.back().batch.Put(kMetaKey, EncodeMeta(recent_plan.meta), recent_plan.expire_at);
     }
-    STRATA_CRASH_POINT("rotate.live_deleted");
+    if (!live_deletes.empty()) {
+      commit.push_back({shard.live, partition, std::move(live_deletes)});
+    }
+    STRATA_RETURN_IF_ERROR(store_->WriteInOrder(commit));
+    STRATA_CRASH_POINT("rotate.committed");
     // The cached entry: the new compressed version, without the live records moved out.
     cache_->CommitLiveMove(shard.index, member,
                            recent_plan.changed ? CommittedHistory(std::move(recent_plan))
@@ -341,7 +342,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     if (!old_live.empty()) {
       std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
       auto& c = shard.counts[member];
-      c.rows -= std::min<uint64_t>(c.rows, live_deletes.size());
+      c.rows -= std::min<uint64_t>(c.rows, live_moved);
       // Left live: rows not moved (started at or after the cutoff), moved rows a write
       // changed meanwhile, and rows written since the mark.
       Millis from = c.written_min;

@@ -135,6 +135,10 @@ class RocksRowStore final : public RowStore {
   // name); opening it with another profile returns the existing table unchanged.
   absl::StatusOr<Table*> OpenTable(const TableOptions& options) override;
   absl::Status Write(std::span<const PartitionWrite> writes) override;
+  // Write is atomic across its batches, so it keeps the order's guarantee.
+  absl::Status WriteInOrder(std::span<const PartitionWrite> writes) override {
+    return Write(writes);
+  }
   absl::StatusOr<std::unique_ptr<Snapshot>> NewSnapshot() override;
   absl::Status Sync() override;
 
