@@ -147,6 +147,22 @@ class StrataSystem final : public System {
           std::pair{" compaction pending", "strata_rocksdb_pending_compaction_bytes"}}) {
       if (auto v = MetricSum(r->body, name)) line += std::string(label) + " " + MiB(*v) + " MiB";
     }
+    // The server's own time for the history reads (handler start to answer, every read so
+    // far, warm-ups included): a slow read the server answered fast waited before it ran
+    // (for a connection's io thread or a core), not inside the store.
+    const std::string read_prefix =
+        "strata_http_request_seconds_bucket{route=\"/v1/members/{member}/viewing\","
+        "method=\"GET\",le=\"";
+    const auto all = MetricSum(r->body, read_prefix + "+Inf\"}");
+    if (all && *all > 0) {
+      line += "; reads over 2.5 / 5 / 10 ms inside the server:";
+      const char* bounds[] = {"0.0025", "0.005", "0.01"};
+      for (size_t i = 0; i < std::size(bounds); ++i) {
+        const uint64_t under = MetricSum(r->body, read_prefix + bounds[i] + "\"}").value_or(0);
+        line += (i == 0 ? " " : " / ") + Thousands(*all - under);
+      }
+      line += " of " + Thousands(*all);
+    }
     return line;
   }
 
