@@ -647,10 +647,14 @@ std::span<const ViewingRecord> ViewingService::TrimToPageReach(
   }
   // Live rows: the (limit+1)-th newest distinct qualifying playback, from a partial sort
   // of the qualifying rows (twice as many as needed, as repeats of a playback count once).
+  // Newest arrivals first: live rows are in arrival order, which mostly follows started_at,
+  // so the partial sort's heap fills with the newest rows at once and each older row costs
+  // one comparison (in arrival order every row displaced the heap's top: ~4% of the
+  // server's CPU in a compare run's phase 2).
   std::vector<const ViewingRecord*> candidates;
   candidates.reserve(live.size());
-  for (const auto& r : live) {
-    if (counts(r) && (!bound || !kKeyLess(r, *bound))) candidates.push_back(&r);
+  for (auto it = live.rbegin(); it != live.rend(); ++it) {
+    if (counts(*it) && (!bound || !kKeyLess(*it, *bound))) candidates.push_back(&*it);
   }
   if (candidates.size() > query.limit) {
     auto newer = [](const ViewingRecord* a, const ViewingRecord* b) { return kKeyLess(*b, *a); };
