@@ -993,14 +993,17 @@ std::string EncodeHistoryPayload(std::span<const ViewingRecord> records,
 }
 
 absl::StatusOr<std::vector<ViewingRecord>> DecodeHistoryPayload(std::string_view payload,
-                                                                MemberId member, Kind kind) {
+                                                                MemberId member, Kind kind,
+                                                                size_t newest, size_t* total) {
   Columns c;
   STRATA_RETURN_IF_ERROR(ParsePayload(payload, &c));
   const size_t n = static_cast<size_t>(c.n);
-  std::vector<ViewingRecord> out(n);
+  if (total != nullptr) *total = n;
+  const size_t from = n - std::min(n, newest);
+  std::vector<ViewingRecord> out(n - from);
   char buf[20];
-  for (size_t i = 0; i < n; ++i) {
-    ViewingRecord& r = out[i];
+  for (size_t i = from; i < n; ++i) {
+    ViewingRecord& r = out[i - from];
     r.member = member;
     r.kind = kind;
     r.started_at = c.started_at[i];
@@ -1064,7 +1067,7 @@ std::string EncodeHistory(std::span<const ViewingRecord> records, int zstd_level
 }
 
 absl::StatusOr<std::vector<ViewingRecord>> DecodeHistory(std::string_view blob, MemberId member,
-                                                         Kind kind) {
+                                                         Kind kind, size_t newest, size_t* total) {
   if (blob.empty()) return Corrupt("empty");
   const uint8_t version = static_cast<uint8_t>(blob[0]);
   if (version != kHistoryFormatV1) {
@@ -1110,7 +1113,8 @@ absl::StatusOr<std::vector<ViewingRecord>> DecodeHistory(std::string_view blob, 
   const size_t got = ZSTD_decompressDCtx(dctx, payload.get(), size, frame.data(), frame.size());
   if (ZSTD_isError(got)) return Corrupt(Cat("zstd: ", ZSTD_getErrorName(got)));
   if (got != size) return Corrupt("payload shorter than declared");
-  return internal::DecodeHistoryPayload(std::string_view(payload.get(), got), member, kind);
+  return internal::DecodeHistoryPayload(std::string_view(payload.get(), got), member, kind,
+                                        newest, total);
 }
 
 // ---------------------------------------------------------------------------------------------

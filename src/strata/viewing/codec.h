@@ -11,6 +11,7 @@
 // All functions are thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -54,9 +55,13 @@ absl::Status ValidateForEncoding(std::span<const ViewingRecord> records);
 // Encodes the records of one member and kind. `records` must be sorted by PlaybackKey and
 // hold no two records with the same key. zstd_level: 1..19.
 std::string EncodeHistory(std::span<const ViewingRecord> records, int zstd_level = 3);
-// Decodes a blob written by EncodeHistory; `member` and `kind` fill those fields.
+// Decodes a blob written by EncodeHistory; `member` and `kind` fill those fields. With
+// `newest`, only the blob's last `newest` records (the newest by PlaybackKey) are built, and
+// *total, if given, receives how many the blob holds: a read that needs the newest 51 of a
+// 2,048-record chunk builds 51 records (the columns are decoded whole either way).
 absl::StatusOr<std::vector<ViewingRecord>> DecodeHistory(std::string_view blob, MemberId member,
-                                                         Kind kind);
+                                                         Kind kind, size_t newest = SIZE_MAX,
+                                                         size_t* total = nullptr);
 
 // Value of a language-preference row (current or change; the content language is in the
 // key): audio and subtitle language and event_time. DataLoss on a value it did not write.
@@ -74,7 +79,9 @@ namespace internal {
 std::string EncodeHistoryPayload(std::span<const ViewingRecord> records,
                                  std::vector<size_t>* segments = nullptr);
 absl::StatusOr<std::vector<ViewingRecord>> DecodeHistoryPayload(std::string_view payload,
-                                                                MemberId member, Kind kind);
+                                                                MemberId member, Kind kind,
+                                                                size_t newest = SIZE_MAX,
+                                                                size_t* total = nullptr);
 }  // namespace internal
 
 }  // namespace strata::viewing

@@ -128,6 +128,27 @@ absl::StatusOr<std::vector<ViewingRecord>> DecodeSegment(const CompressedHistory
   return part;
 }
 
+absl::StatusOr<std::vector<ViewingRecord>> DecodeNewest(
+    std::string_view bytes, MemberId member, Kind kind, uint64_t expected, size_t want,
+    const std::function<bool(const ViewingRecord&)>& qualifies) {
+  auto mismatch = [] {
+    return absl::DataLossError("compressed history: segment record count mismatch");
+  };
+  size_t total = 0;
+  if (want < expected) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> tail,
+                            DecodeHistory(bytes, member, kind, want, &total));
+    if (total != expected) return mismatch();
+    if (static_cast<size_t>(std::count_if(tail.begin(), tail.end(), qualifies)) >= want) {
+      return tail;
+    }
+  }
+  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> all,
+                          DecodeHistory(bytes, member, kind, SIZE_MAX, &total));
+  if (total != expected) return mismatch();
+  return all;
+}
+
 absl::StatusOr<std::vector<ViewingRecord>> DecodeAllSegments(const CompressedHistory& h,
                                                              MemberId member, Kind kind) {
   std::vector<ViewingRecord> out;

@@ -84,6 +84,13 @@ absl::StatusOr<HistoryMeta> DecodeMeta(std::string_view in);
 // Decodes segment i, checking its record count.
 absl::StatusOr<std::vector<ViewingRecord>> DecodeSegment(const CompressedHistory& h, size_t i,
                                                          MemberId member, Kind kind);
+// Decodes the newest records of one segment (`bytes`, holding `expected` records by its
+// metadata: DataLoss otherwise) until `want` of them pass `qualifies`: first the newest
+// `want` records, then, if fewer than `want` of those qualify, all of them. Ascending, like
+// DecodeSegment; a page of the newest 50 then builds ~51 records of a 2,048-record chunk.
+absl::StatusOr<std::vector<ViewingRecord>> DecodeNewest(
+    std::string_view bytes, MemberId member, Kind kind, uint64_t expected, size_t want,
+    const std::function<bool(const ViewingRecord&)>& qualifies);
 // Decodes every segment into one ascending vector.
 absl::StatusOr<std::vector<ViewingRecord>> DecodeAllSegments(const CompressedHistory& h,
                                                              MemberId member, Kind kind);

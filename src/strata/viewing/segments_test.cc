@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "strata/viewing/codec.h"
+
 namespace strata::viewing {
 namespace {
 
@@ -48,6 +50,37 @@ TEST(Segments, SplitAndDecode) {
   auto all = DecodeAllSegments(Build(segs), 3, Kind::kPlay);
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(*all, records);
+}
+
+// DecodeNewest builds the newest records only while enough of them qualify, and the whole
+// segment otherwise; a wrong record count is DataLoss either way.
+TEST(Segments, DecodeNewestBuildsTheTailUnlessTooFewQualify) {
+  const auto records = Records(500);
+  const std::string blob = EncodeHistory(records, 3);
+  auto any = [](const ViewingRecord&) { return true; };
+
+  auto tail = DecodeNewest(blob, 3, Kind::kPlay, 500, 51, any);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_EQ(*tail, std::vector<ViewingRecord>(records.end() - 51, records.end()));
+
+  // Only even titles qualify: the newest 51 hold fewer than 51 of them, so all 500 come back.
+  auto even = [](const ViewingRecord& r) { return r.title % 2 == 0; };
+  auto all = DecodeNewest(blob, 3, Kind::kPlay, 500, 51, even);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, records);
+
+  auto whole = DecodeNewest(blob, 3, Kind::kPlay, 500, 500, any);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(*whole, records);
+
+  size_t total = 0;
+  auto newest3 = DecodeHistory(blob, 3, Kind::kPlay, 3, &total);
+  ASSERT_TRUE(newest3.ok());
+  EXPECT_EQ(total, 500u);
+  EXPECT_EQ(*newest3, std::vector<ViewingRecord>(records.end() - 3, records.end()));
+
+  EXPECT_TRUE(absl::IsDataLoss(DecodeNewest(blob, 3, Kind::kPlay, 499, 51, any).status()));
+  EXPECT_TRUE(absl::IsDataLoss(DecodeNewest(blob, 3, Kind::kPlay, 501, 600, any).status()));
 }
 
 // Through a RunAll (here: a thread per task), large encodings give the same segments in

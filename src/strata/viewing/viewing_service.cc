@@ -416,18 +416,17 @@ absl::StatusOr<std::shared_ptr<const std::string>> ViewingService::ReadSegment(
 }
 
 absl::StatusOr<std::vector<ViewingRecord>> ViewingService::DecodeChunk(
-    Shard& shard, MemberId member, const CompressedHistory& h, size_t i) {
-  if (h.segments[i]) return DecodeSegment(h, i, member, shard.kind);
-  // Not cached (a miss loads only the newest chunks): read it from the store.
-  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes,
-                          ReadSegment(shard, member, h.meta.segments[i]));
-  if (!bytes) return std::vector<ViewingRecord>();  // expired and gone
-  STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
-                          DecodeHistory(*bytes, member, shard.kind));
-  if (part.size() != h.meta.segments[i].records) {
-    return absl::DataLossError("compressed history: segment record count mismatch");
+    Shard& shard, MemberId member, const CompressedHistory& h, size_t i, size_t want,
+    const std::function<bool(const ViewingRecord&)>& qualifies) {
+  std::shared_ptr<const std::string> bytes = h.segments[i];
+  if (!bytes) {
+    // Not cached (a miss loads only the newest chunks): read it from the store.
+    STRATA_ASSIGN_OR_RETURN(bytes, ReadSegment(shard, member, h.meta.segments[i]));
+    if (!bytes) return std::vector<ViewingRecord>();  // expired and gone
   }
-  return part;
+  if (!qualifies) want = SIZE_MAX;
+  return DecodeNewest(*bytes, member, shard.kind, h.meta.segments[i].records, want,
+                      qualifies ? qualifies : [](const ViewingRecord&) { return true; });
 }
 
 absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, MemberId member,
@@ -602,8 +601,9 @@ absl::StatusOr<std::vector<ViewingRecord>> ViewingService::RecentCandidates(
       if (refs[i].first_started_at >= query.until) continue;
       if (filter.has_cursor && refs[i].first_started_at > filter.cursor.started_at) continue;
       if (refs[i].last_started_at < query.since) break;
-      STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
-                              DecodeChunk(shard, member, *h.compressed, i));
+      STRATA_ASSIGN_OR_RETURN(
+          std::vector<ViewingRecord> part,
+          DecodeChunk(shard, member, *h.compressed, i, query.limit + 1 - found, std::cref(filter)));
       found += std::count_if(part.begin(), part.end(), std::cref(filter));
       decoded.push_back(std::move(part));
     }

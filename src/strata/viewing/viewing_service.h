@@ -294,9 +294,11 @@ class ViewingService {
                                               size_t newest_segments,
                                               Millis live_from = INT64_MIN,
                                               bool parallel = true);
-  // Decodes chunk i, from the cached bytes or, when not loaded, from the store.
-  absl::StatusOr<std::vector<ViewingRecord>> DecodeChunk(Shard& shard, MemberId member,
-                                                         const CompressedHistory& h, size_t i);
+  // Decodes chunk i, from the cached bytes or, when not loaded, from the store. With
+  // `qualifies`, only its newest records until `want` of them qualify (DecodeNewest).
+  absl::StatusOr<std::vector<ViewingRecord>> DecodeChunk(
+      Shard& shard, MemberId member, const CompressedHistory& h, size_t i,
+      size_t want = SIZE_MAX, const std::function<bool(const ViewingRecord&)>& qualifies = {});
   // Chunks a cache miss loads: enough for recent reads; older ones are read on demand.
   static constexpr size_t kSegmentsLoadedOnMiss = 2;
   // Reads one chunk and checks its size and checksum against the metadata. Null (not an

@@ -171,10 +171,8 @@ absl::Status ViewingService::AddPastCandidates(
     }
     if (!bytes) continue;
     STRATA_ASSIGN_OR_RETURN(std::vector<ViewingRecord> part,
-                            DecodeHistory(*bytes, member, Kind::kPlay));
-    if (part.size() != refs[i].records) {
-      return absl::DataLossError("past tier: segment record count mismatch");
-    }
+                            DecodeNewest(*bytes, member, Kind::kPlay, refs[i].records,
+                                         limit + 1 - found, qualifies));
     found += std::count_if(part.begin(), part.end(), qualifies);
     decoded.push_back(std::move(part));
   }
