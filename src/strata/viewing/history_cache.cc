@@ -98,6 +98,9 @@ HistoryCache::HistoryCache(size_t capacity_bytes, MetricsRegistry* metrics)
                                 "History cache lookups that read the store");
   evictions_ = metrics->GetCounter("strata_viewing_cache_evictions_total",
                                    "History cache entries evicted to stay within budget");
+  write_fills_ = metrics->GetCounter(
+      "strata_viewing_cache_write_fills_total",
+      "History cache entries installed by a roll-up (not by a read's miss)");
 }
 
 std::optional<CachedHistory> HistoryCache::Get(int data_type, uint64_t member,
@@ -217,14 +220,23 @@ void HistoryCache::ReplaceCompressed(int data_type, uint64_t member,
 
 void HistoryCache::CommitLiveMove(int data_type, uint64_t member,
                                   std::shared_ptr<const CompressedHistory> compressed,
-                                  std::span<const ViewingRecord> moved) {
+                                  std::span<const ViewingRecord> moved,
+                                  bool install_if_absent) {
   Key k{data_type, member};
   size_t stripe = StripeOf(k);
   ShardState& s = ShardOf(stripe);
   std::lock_guard<std::mutex> lock(s.mu);
   ++generations_[stripe];
   auto it = s.map.find(k);
-  if (it == s.map.end()) return;
+  if (it == s.map.end()) {
+    if (install_if_absent && compressed && s.bytes < capacity_per_shard_ / 2) {
+      CachedHistory entry;
+      entry.compressed = std::move(compressed);
+      SetSlotLocked(s, k, std::move(entry));
+      write_fills_->Inc();
+    }
+    return;
+  }
   CachedHistory entry = std::move(it->second.history);
   bool live_private = it->second.live_private;
   if (compressed) entry.compressed = std::move(compressed);

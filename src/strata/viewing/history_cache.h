@@ -88,9 +88,14 @@ class HistoryCache {
   // records every one that a `moved` record covers -- same playback, event_time not later.
   // Records written meanwhile (later events) stay. `moved` is sorted and unique by
   // PlaybackKey. Bumps the generation.
+  // With `install_if_absent` (the caller knows the member has no live rows left) and no
+  // entry for the member, installs {compressed, no live records} while the cache holds less
+  // than half its budget: a roll-up has just read and written the member's newest chunks, so
+  // the next read of a recently active member hits instead of reading and decoding them
+  // again; the other half stays for what reads bring in.
   void CommitLiveMove(int data_type, uint64_t member,
                       std::shared_ptr<const CompressedHistory> compressed,
-                      std::span<const ViewingRecord> moved);
+                      std::span<const ViewingRecord> moved, bool install_if_absent = false);
   // Drops the member's entry; bumps the generation.
   void Erase(int data_type, uint64_t member);
   // Drops every entry (an operator's cold-cache test); returns how many there were. Entries
@@ -143,6 +148,7 @@ class HistoryCache {
   Counter* hits_;
   Counter* misses_;
   Counter* evictions_;
+  Counter* write_fills_;
 };
 
 }  // namespace strata::viewing

@@ -70,6 +70,35 @@ TEST(HistoryCache, StaysWithinItsByteBudget) {
   EXPECT_LT(cache.entries(), 2000u);
 }
 
+// A roll-up that left nothing live installs its committed version for a member the cache
+// does not hold, up to half the budget; without the flag it only updates present entries.
+TEST(HistoryCache, CommitLiveMoveInstallsAbsentEntriesUpToHalfTheBudget) {
+  MetricsRegistry metrics;
+  const size_t budget = 64 * 1024;
+  HistoryCache cache(budget, &metrics);
+  auto version = [] {
+    auto c = std::make_shared<CompressedHistory>();
+    c->bytes = 500;
+    return c;
+  };
+  uint64_t gen = 0;
+  cache.CommitLiveMove(0, 1, version(), {});
+  EXPECT_FALSE(cache.Get(0, 1, &gen).has_value()) << "not asked to install";
+  cache.CommitLiveMove(0, 1, version(), {}, /*install_if_absent=*/true);
+  auto hit = cache.Get(0, 1, &gen);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->compressed->bytes, 500u);
+  EXPECT_TRUE(hit->Live().empty());
+
+  for (uint64_t m = 2; m <= 2000; ++m) cache.CommitLiveMove(0, m, version(), {}, true);
+  EXPECT_LE(cache.bytes(), budget / 2 + budget / 8);  // each shard stops near its half
+  EXPECT_GT(cache.entries(), 1u);
+  EXPECT_LT(cache.entries(), 1999u);
+  EXPECT_NE(metrics.RenderPrometheus().find("strata_viewing_cache_evictions_total 0\n"),
+            std::string::npos)
+      << "installs never push out what reads brought in";
+}
+
 TEST(HistoryCache, EraseDropsTheEntry) {
   MetricsRegistry metrics;
   HistoryCache cache(1 << 20, &metrics);

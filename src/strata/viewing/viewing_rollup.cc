@@ -372,20 +372,24 @@ absl::StatusOr<uint64_t> ViewingService::CommitRollup(Shard& shard, MemberId mem
     STRATA_RETURN_IF_ERROR(store_->WriteInOrder(commit));
   }
   STRATA_CRASH_POINT("rollup.after_commit");
-  // The cached entry keeps the live records no rolled-up version covers.
-  cache_->CommitLiveMove(shard.index, member, CommittedHistory(std::move(plan)), live);
+  bool nothing_live = false;
   {
     // Under the exclusive lock: no write is between its store write and its count.
     std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
     auto& c = shard.counts[member];
+    nothing_live = c.written_min == INT64_MAX && survivors.empty();
     c.rows -= std::min<uint64_t>(c.rows, rolled);
     // What is left live: rows a write changed, and rows written since phase A's mark.
     c.live_from = c.written_min;
     for (Millis t : survivors) c.live_from = std::min(c.live_from, t);
     c.trigger_at = RollupThreshold(total_records);
-    c.unrolled_since =
-        c.written_min == INT64_MAX && survivors.empty() ? 0 : clock_->NowMillis();
+    c.unrolled_since = nothing_live ? 0 : clock_->NowMillis();
   }
+  // The cached entry keeps the live records no rolled-up version covers. With none left
+  // (the same bookkeeping a cache miss trusts to scan live rows from), a member not in the
+  // cache gets the committed version: its next read hits.
+  cache_->CommitLiveMove(shard.index, member, CommittedHistory(std::move(plan)), live,
+                         /*install_if_absent=*/nothing_live);
   return rolled;
 }
 
