@@ -332,11 +332,15 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     }
     STRATA_RETURN_IF_ERROR(store_->WriteInOrder(commit));
     STRATA_CRASH_POINT("rotate.committed");
-    // The cached entry: the new compressed version, without the live records moved out.
-    cache_->CommitLiveMove(shard.index, member,
-                           recent_plan.changed ? CommittedHistory(std::move(recent_plan))
-                                               : nullptr,
-                           old_live);
+    bool nothing_live = false;
+    {
+      std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
+      auto known = shard.counts.find(member);
+      if (old_live.empty()) {
+        nothing_live = known != shard.counts.end() && known->second.live_from == INT64_MAX &&
+                       known->second.written_min == INT64_MAX;
+      }
+    }
     if (!old_live.empty()) {
       std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
       auto& c = shard.counts[member];
@@ -352,7 +356,14 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
         }
       }
       c.live_from = from;
+      nothing_live = from == INT64_MAX;
     }
+    // The cached entry: the new compressed version, without the live records moved out. A
+    // member the cache does not hold gets it when nothing is left live (as after a roll-up).
+    std::shared_ptr<const CompressedHistory> committed =
+        recent_plan.changed ? CommittedHistory(std::move(recent_plan)) : nullptr;
+    cache_->CommitLiveMove(shard.index, member, committed, old_live,
+                           /*install_if_absent=*/nothing_live);
     if (refresh_summary) {
       summary_cache_->Refresh(member, std::move(stable), std::move(recent_part));
     } else {
