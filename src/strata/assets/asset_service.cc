@@ -6,6 +6,7 @@
 
 #include "strata/assets/index_key.h"
 #include "strata/base/coding.h"
+#include "strata/base/crash_point.h"
 #include "strata/base/log.h"
 #include "strata/base/status.h"
 
@@ -446,6 +447,9 @@ absl::Status AssetService::EnsureBucket(const AssetType& type, Millis bucket) {
 void AssetService::Forward(const std::string& type, const std::string& partition,
                            const std::string& outbox_key,
                            const std::vector<std::string>& events) {
+  // The batch is durable; its events wait in the outbox row (Open publishes them if the
+  // process dies here).
+  STRATA_CRASH_POINT("assets.before_publish");
   absl::Status s = absl::OkStatus();
   std::vector<store::PublishMessage> messages;
   messages.reserve(events.size());
@@ -457,6 +461,8 @@ void AssetService::Forward(const std::string& type, const std::string& partition
   }
   if (s.ok()) {
     published_->Inc(events.size());
+    // Published but still in the outbox: Open publishes them again (at-least-once).
+    STRATA_CRASH_POINT("assets.before_outbox_delete");
     s = assets_->Delete(partition, outbox_key);
   }
   if (!s.ok()) {
