@@ -238,7 +238,7 @@ TEST_P(AssetServiceTest, CreateGetReplacePatchDeleteWithVersions) {
 
 TEST_P(AssetServiceTest, StaleIfMatchIs412AndChangesNothing) {
   Asset a = Create(Video(1, "hd", 10));
-  ASSERT_TRUE(service_->Patch("video", a.id.ToString(), R"({"duration_s":11})", 1).ok());
+  ASSERT_TRUE(service_->Patch("video", a.id.ToString(), R"({"duration_s":11.0})", 1).ok());
   absl::StatusOr<Asset> stale =
       service_->Replace("video", a.id.ToString(), Video(1, "sd", 99), 1);
   ASSERT_TRUE(absl::IsFailedPrecondition(stale.status())) << stale.status();

@@ -90,8 +90,17 @@ void AppendDouble(std::string* out, double d) {
     return;
   }
   char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), d);  // shortest round-trip form
-  out->append(buf, static_cast<size_t>(end - buf));
+  // Shortest round-trip form; from 1e18 on in exponent form, because the shortest form of a
+  // large integral double is a bare integer that may not fit 64 bits, which simdjson (and
+  // other parsers) refuse to read back.
+  auto [end, ec] = std::fabs(d) >= 1e18
+                       ? std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific)
+                       : std::to_chars(buf, buf + sizeof(buf), d);
+  const std::string_view text(buf, static_cast<size_t>(end - buf));
+  out->append(text);
+  // An integral double keeps a fraction (600.0, -0.0), so it reads back as a double and
+  // serialises the same way again.
+  if (text.find_first_of(".e") == std::string_view::npos) out->append(".0");
 }
 
 }  // namespace
@@ -264,24 +273,25 @@ void MergePatch(JsonValue* target, const JsonValue& patch) {
 void AppendJsonString(std::string* out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   out->push_back('"');
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    switch (c) {
+  size_t run = 0;  // start of the pending run of characters that need no escaping
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char u = static_cast<unsigned char>(s[i]);
+    if (u >= 0x20 && u != '"' && u != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
+    switch (u) {
       case '"': out->append("\\\""); break;
       case '\\': out->append("\\\\"); break;
       case '\n': out->append("\\n"); break;
       case '\r': out->append("\\r"); break;
       case '\t': out->append("\\t"); break;
-      default:
-        if (u < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[u >> 4]);
-          out->push_back(kHex[u & 15]);
-        } else {
-          out->push_back(c);
-        }
+      default: {
+        const char esc[6] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
+        out->append(esc, 6);
+      }
     }
   }
+  out->append(s.data() + run, s.size() - run);
   out->push_back('"');
 }
 

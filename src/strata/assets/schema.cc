@@ -69,6 +69,14 @@ std::string TypesText(unsigned types) {
   return out;
 }
 
+// A bound as the schema author likely wrote it: 1, not 1.0.
+std::string BoundText(double d) {
+  if (std::floor(d) == d && std::fabs(d) < 9e15) {
+    return JsonValue::Int(static_cast<int64_t>(d)).Serialize();
+  }
+  return JsonValue::Double(d).Serialize();
+}
+
 }  // namespace
 
 absl::StatusOr<Schema> Schema::Parse(const JsonValue& doc, std::string_view field,
@@ -200,10 +208,10 @@ absl::Status Schema::ValidateAt(const JsonValue& v, std::string* pointer,
   }
   if (v.is_number()) {
     if (minimum_ && v.number() < *minimum_) {
-      return fail("minimum", "must be >= " + JsonValue::Double(*minimum_).Serialize());
+      return fail("minimum", "must be >= " + BoundText(*minimum_));
     }
     if (maximum_ && v.number() > *maximum_) {
-      return fail("maximum", "must be <= " + JsonValue::Double(*maximum_).Serialize());
+      return fail("maximum", "must be <= " + BoundText(*maximum_));
     }
   }
   if (v.is_string() && max_length_ && v.string_value().size() > *max_length_) {
