@@ -826,8 +826,18 @@ absl::Status AssetService::Delete(std::string_view type_name, std::string_view i
     batch.Expect(key, *raw);
     batch.Delete(key);
     for (const std::string& e : old->index_entries) batch.Delete(IndexKeyFromEntry(e, id));
-    const std::string history = HistoryPrefix(id);
-    batch.DeleteRange(history, PrefixSuccessor(history));
+    // The kept versions, found by a scan and deleted one by one (no range tombstone, which
+    // RocksDB would have to check on every later read of the partition). The condition
+    // above makes the batch fail if an update added one since this scan.
+    store::ScanOptions history;
+    history.start = HistoryPrefix(id);
+    history.end = PrefixSuccessor(history.start);
+    for (;;) {
+      STRATA_ASSIGN_OR_RETURN(store::ScanPage page, assets_->Scan(partition, history));
+      for (store::Row& r : page.rows) batch.Delete(std::move(r.clustering));
+      if (page.next_cursor.empty()) break;
+      history.cursor = std::move(page.next_cursor);
+    }
     const uint32_t version = old->version + 1;
     std::vector<std::string> events = {EncodeChangeEvent(
         {type->name, id, version, ChangeOp::kDelete, clock_->NowMillis()})};

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "strata/assets/index_key.h"
+#include "strata/base/coding.h"
 #include "strata/store/embedded_queue.h"
 #include "strata/store/memory_row_store.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
@@ -223,6 +224,11 @@ TEST_P(AssetServiceTest, CreateGetReplacePatchDeleteWithVersions) {
 
   ASSERT_TRUE(service_->Delete("video", a.id.ToString(), 6).ok());
   EXPECT_TRUE(absl::IsNotFound(service_->Get("video", a.id.ToString()).status()));
+  // Nothing of the asset is left in its partition: row, index entries, versions, outbox.
+  absl::StatusOr<store::ScanPage> rest = service_->assets_table()->Scan(
+      BucketPartition("video", BucketUnit::kDay, BucketStart(BucketUnit::kDay, kStart)), {});
+  ASSERT_TRUE(rest.ok());
+  EXPECT_TRUE(rest->rows.empty()) << rest->rows.size() << " rows left";
   EXPECT_TRUE(absl::IsNotFound(service_->Versions("video", a.id.ToString()).status()));
   EXPECT_TRUE(absl::IsNotFound(service_->Delete("video", a.id.ToString(), {})));
   EXPECT_TRUE(SearchIds({"/show_id=12"}).empty());
@@ -334,6 +340,41 @@ TEST_P(AssetServiceTest, IndexStaysConsistentWithRowsThroughUpdatesAndDeletes) {
     std::set<std::string> unique(got.begin(), got.end());
     EXPECT_EQ(unique.size(), got.size()) << "duplicates for " << q[0];
     EXPECT_EQ(unique, Oracle(live, q)) << q[0];
+  }
+  // Every partition's index entries are exactly those its asset rows name (no orphan, none
+  // missing), and no outbox row is left behind.
+  absl::StatusOr<store::ScanPage> buckets = service_->types_table()->Scan("video", {"b", "c"});
+  ASSERT_TRUE(buckets.ok());
+  EXPECT_GT(buckets->rows.size(), 3u);
+  for (const store::Row& b : buckets->rows) {
+    std::string_view k(b.clustering);
+    k.remove_prefix(1);
+    uint64_t start = 0;
+    ASSERT_TRUE(coding::GetFixed64BE(&k, &start));
+    const std::string partition =
+        BucketPartition("video", BucketUnit::kDay, static_cast<Millis>(start));
+    std::set<std::string> named, present;
+    store::ScanOptions all;
+    for (;;) {
+      absl::StatusOr<store::ScanPage> page = service_->assets_table()->Scan(partition, all);
+      ASSERT_TRUE(page.ok());
+      for (const store::Row& r : page->rows) {
+        if (r.clustering[0] == kAssetPrefix) {
+          std::optional<AssetRow> row = DecodeAssetRow(r.value);
+          ASSERT_TRUE(row.has_value());
+          for (const std::string& e : row->index_entries) {
+            named.insert(IndexKeyFromEntry(e, *AssetIdFromKey(r.clustering)));
+          }
+        } else if (r.clustering[0] == kIndexPrefix) {
+          present.insert(r.clustering);
+        } else {
+          EXPECT_EQ(r.clustering[0], kHistoryPrefix) << "unexpected row in " << partition;
+        }
+      }
+      if (page->next_cursor.empty()) break;
+      all.cursor = page->next_cursor;
+    }
+    EXPECT_EQ(named, present) << partition;
   }
   // Plain listing: every live asset once, newest first.
   std::vector<std::string> all = SearchIds({}, 9);
