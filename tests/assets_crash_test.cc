@@ -71,11 +71,10 @@ class AssetsCrashTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(AssetsCrashTest, AcknowledgedWritesSurviveAndTheFeedMissesNothing) {
   const Case c = GetParam();
-  const std::string dir =
-      (std::filesystem::temp_directory_path() /
-       ("strata_assets_crash_" + std::to_string(getpid()) + "_" +
-        CrashPointTestName(c.point) + (c.batch ? "_batch" : "_update")))
-          .string();
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("strata_assets_crash_" + std::to_string(getpid()) + "_" +
+                            CrashPointTestName(c.point) + (c.batch ? "_batch" : "_update")))
+                              .string();
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string acks = dir + "/acks";
@@ -174,15 +173,15 @@ TEST_P(AssetsCrashTest, AcknowledgedWritesSurviveAndTheFeedMissesNothing) {
   std::filesystem::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Points, AssetsCrashTest,
-    ::testing::Values(Case{"assets.before_publish", false},
-                      Case{"assets.before_outbox_delete", false},
-                      Case{"assets.before_publish", true},
-                      Case{"assets.before_outbox_delete", true}),
-    [](const ::testing::TestParamInfo<Case>& info) {
-      return CrashPointTestName(info.param.point) + (info.param.batch ? "_batch" : "_update");
-    });
+INSTANTIATE_TEST_SUITE_P(Points, AssetsCrashTest,
+                         ::testing::Values(Case{"assets.before_publish", false},
+                                           Case{"assets.before_outbox_delete", false},
+                                           Case{"assets.before_publish", true},
+                                           Case{"assets.before_outbox_delete", true}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return CrashPointTestName(info.param.point) +
+                                  (info.param.batch ? "_batch" : "_update");
+                         });
 
 }  // namespace
 }  // namespace strata

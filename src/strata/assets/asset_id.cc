@@ -92,8 +92,8 @@ AssetId AssetIdGenerator::NextLocked() {
     ++counter_;
   }
   const uint64_t ts = static_cast<uint64_t>(last_ms_) & ((uint64_t{1} << 48) - 1);
-  const uint64_t counter_high = counter_ >> 30;         // 12 bits
-  const uint64_t counter_low = counter_ & 0x3FFFFFFF;   // 30 bits
+  const uint64_t counter_high = counter_ >> 30;        // 12 bits
+  const uint64_t counter_low = counter_ & 0x3FFFFFFF;  // 30 bits
   const uint64_t hi = ts << 16 | uint64_t{7} << 12 | counter_high;
   const uint64_t lo = uint64_t{2} << 62 | counter_low << 32 | (random_() & 0xFFFFFFFF);
   AssetId id;

@@ -63,9 +63,9 @@ class AssetIdGenerator {
 
   Clock* const clock_;
   std::mutex mu_;
-  std::mt19937_64 random_;   // guarded by mu_
-  Millis last_ms_ = 0;       // guarded by mu_
-  uint64_t counter_ = 0;     // 42 bits; guarded by mu_
+  std::mt19937_64 random_;  // guarded by mu_
+  Millis last_ms_ = 0;      // guarded by mu_
+  uint64_t counter_ = 0;    // 42 bits; guarded by mu_
 };
 
 }  // namespace strata::assets

@@ -14,8 +14,8 @@ TEST(AssetIdTest, LayoutIsVersion7WithTheTimestamp) {
   AssetIdGenerator gen(&clock, 42);
   const AssetId id = gen.Next();
   EXPECT_EQ(id.time(), 1'765'000'000'123);
-  EXPECT_EQ(id.bytes[6] >> 4, 7);     // version
-  EXPECT_EQ(id.bytes[8] >> 6, 2);     // variant 10
+  EXPECT_EQ(id.bytes[6] >> 4, 7);  // version
+  EXPECT_EQ(id.bytes[8] >> 6, 2);  // variant 10
   const std::string text = id.ToString();
   ASSERT_EQ(text.size(), 36u);
   EXPECT_EQ(text[14], '7');

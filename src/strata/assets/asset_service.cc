@@ -22,8 +22,8 @@ absl::Status ValidateTypeName(std::string_view type) {
     return absl::InvalidArgumentError("type: must be 1..64 characters of [A-Za-z0-9_-]");
   }
   for (char c : type) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-')) {
       return absl::InvalidArgumentError("type: must be 1..64 characters of [A-Za-z0-9_-]");
     }
   }
@@ -39,13 +39,10 @@ absl::StatusOr<AssetId> ParseId(std::string_view id) {
   return *parsed;
 }
 
-std::string_view BucketName(BucketUnit unit) {
-  return unit == BucketUnit::kDay ? "day" : "month";
-}
+std::string_view BucketName(BucketUnit unit) { return unit == BucketUnit::kDay ? "day" : "month"; }
 
 absl::Status NoAsset(std::string_view type, const AssetId& id) {
-  return absl::NotFoundError("asset: no asset " + id.ToString() + " of type " +
-                             std::string(type));
+  return absl::NotFoundError("asset: no asset " + id.ToString() + " of type " + std::string(type));
 }
 
 bool IsConditionFailure(const absl::Status& s) { return absl::IsFailedPrecondition(s); }
@@ -132,11 +129,7 @@ std::string AssetType::ToJson() const {
 
 AssetService::AssetService(store::RowStore* rows, store::Queue* queue, Clock* clock,
                            MetricsRegistry* metrics, AssetOptions options)
-    : rows_(rows),
-      queue_(queue),
-      clock_(clock),
-      options_(options),
-      ids_(clock, options.id_seed) {
+    : rows_(rows), queue_(queue), clock_(clock), options_(options), ids_(clock, options.id_seed) {
   auto counter = [&](const char* name, const char* help, const std::string& labels = "") {
     return metrics->GetCounter(name, help, labels);
   };
@@ -147,8 +140,8 @@ AssetService::AssetService(store::RowStore* rows, store::Queue* queue, Clock* cl
   conflicts_ = counter("strata_assets_write_conflicts_total",
                        "Asset writes whose compare-and-set found the row changed (retried, "
                        "or 412 under If-Match)");
-  rejected_ = counter("strata_assets_rejected_total",
-                      "Asset payloads refused by their type's schema");
+  rejected_ =
+      counter("strata_assets_rejected_total", "Asset payloads refused by their type's schema");
   published_ = counter("strata_assets_changes_published_total",
                        "Change events published to the per-type topics");
   publish_failures_ = counter("strata_assets_publish_failures_total",
@@ -158,8 +151,7 @@ AssetService::AssetService(store::RowStore* rows, store::Queue* queue, Clock* cl
 }
 
 absl::StatusOr<std::unique_ptr<AssetService>> AssetService::Open(store::RowStore* rows,
-                                                                 store::Queue* queue,
-                                                                 Clock* clock,
+                                                                 store::Queue* queue, Clock* clock,
                                                                  MetricsRegistry* metrics,
                                                                  AssetOptions options) {
   if (rows == nullptr || queue == nullptr || clock == nullptr || metrics == nullptr) {
@@ -177,8 +169,7 @@ absl::StatusOr<std::unique_ptr<AssetService>> AssetService::Open(store::RowStore
 }
 
 absl::Status AssetService::Init() {
-  STRATA_ASSIGN_OR_RETURN(types_,
-                          rows_->OpenTable({"asset_types", store::TableProfile::kLive}));
+  STRATA_ASSIGN_OR_RETURN(types_, rows_->OpenTable({"asset_types", store::TableProfile::kLive}));
   STRATA_ASSIGN_OR_RETURN(assets_, rows_->OpenTable({"assets", store::TableProfile::kLive}));
   return RecoverOutboxes();
 }
@@ -222,8 +213,7 @@ absl::StatusOr<std::shared_ptr<const AssetType>> AssetService::PutType(std::stri
   STRATA_RETURN_IF_ERROR(ValidateTypeName(type));
   if (body.size() > options_.max_schema_bytes + 16 * 1024) {
     return absl::OutOfRangeError("body: larger than " +
-                                 std::to_string(options_.max_schema_bytes + 16 * 1024) +
-                                 " bytes");
+                                 std::to_string(options_.max_schema_bytes + 16 * 1024) + " bytes");
   }
   STRATA_ASSIGN_OR_RETURN(JsonValue doc,
                           ParseJson(body, "body", options_.max_schema_depth * 2 + 4));
@@ -273,8 +263,9 @@ absl::StatusOr<std::shared_ptr<const AssetType>> AssetService::PutType(std::stri
       }
       keep = static_cast<uint32_t>(m.second.int_value());
     } else {
-      return absl::InvalidArgumentError(m.first + ": unknown field (known: schema, indexed, "
-                                                  "bucket, keep_versions)");
+      return absl::InvalidArgumentError(m.first +
+                                        ": unknown field (known: schema, indexed, "
+                                        "bucket, keep_versions)");
     }
   }
   if (schema_doc == nullptr) return absl::InvalidArgumentError("schema: required");
@@ -285,8 +276,7 @@ absl::StatusOr<std::shared_ptr<const AssetType>> AssetService::PutType(std::stri
   STRATA_ASSIGN_OR_RETURN(Schema schema,
                           Schema::Parse(*schema_doc, "schema", options_.max_schema_depth));
   for (size_t i = 0; i < indexed.size(); ++i) {
-    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tokens,
-                            ParsePointer(indexed[i], "indexed"));
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> tokens, ParsePointer(indexed[i], "indexed"));
     const unsigned types = schema.TypesAt(tokens);
     if (types != Schema::kAny && !(types & ~(Schema::kObject | Schema::kArray))) {
       return absl::InvalidArgumentError("indexed/" + std::to_string(i) + ": " + indexed[i] +
@@ -445,8 +435,7 @@ absl::Status AssetService::EnsureBucket(const AssetType& type, Millis bucket) {
 }
 
 void AssetService::Forward(const std::string& type, const std::string& partition,
-                           const std::string& outbox_key,
-                           const std::vector<std::string>& events) {
+                           const std::string& outbox_key, const std::vector<std::string>& events) {
   // The batch is durable; its events wait in the outbox row (Open publishes them if the
   // process dies here).
   STRATA_CRASH_POINT("assets.before_publish");
@@ -467,8 +456,8 @@ void AssetService::Forward(const std::string& type, const std::string& partition
   }
   if (!s.ok()) {
     publish_failures_->Inc();
-    STRATA_LOG_WARN("assets: change events left in the outbox for a retry", "partition",
-                    partition, "error", s.ToString());
+    STRATA_LOG_WARN("assets: change events left in the outbox for a retry", "partition", partition,
+                    "error", s.ToString());
     std::lock_guard<std::mutex> lock(cache_mu_);
     pending_outbox_partitions_.insert(partition);
     has_pending_.store(true);
@@ -493,8 +482,7 @@ absl::Status AssetService::FlushPartition(const std::string& partition) {
         const size_t n = std::min(store::kMaxPublishBatch, messages.size() - at);
         STRATA_RETURN_IF_ERROR(
             queue_
-                ->Publish(TopicFor(type),
-                          std::span<const store::PublishMessage>(&messages[at], n))
+                ->Publish(TopicFor(type), std::span<const store::PublishMessage>(&messages[at], n))
                 .status());
       }
       published_->Inc(messages.size());
@@ -589,8 +577,8 @@ absl::StatusOr<Asset> AssetService::Create(std::string_view type_name,
   for (const std::string& e : asset.row.index_entries) {
     batch.Put(IndexKeyFromEntry(e, asset.id), "");
   }
-  std::vector<std::string> events = {EncodeChangeEvent(
-      {type->name, asset.id, 1, ChangeOp::kCreate, asset.row.created_at})};
+  std::vector<std::string> events = {
+      EncodeChangeEvent({type->name, asset.id, 1, ChangeOp::kCreate, asset.row.created_at})};
   const std::string outbox_key = OutboxKey(asset.id, 1);
   batch.Put(outbox_key, EncodeOutbox(events));
   STRATA_RETURN_IF_ERROR(assets_->Apply(partition, batch));
@@ -713,8 +701,8 @@ absl::StatusOr<Asset> AssetService::Patch(std::string_view type, std::string_vie
 }
 
 absl::StatusOr<Asset> AssetService::Update(std::string_view type_name, std::string_view id_text,
-                                           std::string_view body,
-                                           std::optional<uint32_t> if_match, UpdateKind kind) {
+                                           std::string_view body, std::optional<uint32_t> if_match,
+                                           UpdateKind kind) {
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
   STRATA_ASSIGN_OR_RETURN(AssetId id, ParseId(id_text));
   JsonValue input;
@@ -768,8 +756,7 @@ absl::StatusOr<Asset> AssetService::Update(std::string_view type_name, std::stri
     store::WriteBatch batch;
     batch.Expect(key, *raw);
     batch.Put(key, EncodeAssetRow(row));
-    std::unordered_set<std::string_view> fresh(row.index_entries.begin(),
-                                               row.index_entries.end());
+    std::unordered_set<std::string_view> fresh(row.index_entries.begin(), row.index_entries.end());
     std::unordered_set<std::string_view> stale(old->index_entries.begin(),
                                                old->index_entries.end());
     for (const std::string& e : old->index_entries) {
@@ -839,8 +826,8 @@ absl::Status AssetService::Delete(std::string_view type_name, std::string_view i
       history.cursor = std::move(page.next_cursor);
     }
     const uint32_t version = old->version + 1;
-    std::vector<std::string> events = {EncodeChangeEvent(
-        {type->name, id, version, ChangeOp::kDelete, clock_->NowMillis()})};
+    std::vector<std::string> events = {
+        EncodeChangeEvent({type->name, id, version, ChangeOp::kDelete, clock_->NowMillis()})};
     const std::string outbox_key = OutboxKey(id, version);
     batch.Put(outbox_key, EncodeOutbox(events));
     absl::Status s = assets_->Apply(partition, batch);
@@ -862,8 +849,8 @@ absl::StatusOr<std::vector<AssetRow>> AssetService::Versions(std::string_view ty
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
   std::vector<AssetRow> out;
   out.push_back(std::move(current.row));
-  const std::string partition = BucketPartition(
-      type->name, type->bucket, BucketStart(type->bucket, current.id.time()));
+  const std::string partition =
+      BucketPartition(type->name, type->bucket, BucketStart(type->bucket, current.id.time()));
   store::ScanOptions options;
   options.start = HistoryPrefix(current.id);
   options.end = PrefixSuccessor(options.start);
@@ -885,8 +872,7 @@ absl::StatusOr<std::vector<AssetRow>> AssetService::Versions(std::string_view ty
 // ---------------------------------------------------------------------------------------
 // Reads: pages and search
 
-absl::StatusOr<AssetPage> AssetService::List(std::string_view type_name,
-                                             const ListQuery& query) {
+absl::StatusOr<AssetPage> AssetService::List(std::string_view type_name, const ListQuery& query) {
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
   if (query.limit < 1 || query.limit > kMaxListLimit) {
     return absl::InvalidArgumentError("limit: must be 1..1000");
@@ -907,8 +893,8 @@ class BucketWalk {
   BucketWalk(store::Table* types, std::string type, std::optional<Millis> from)
       : types_(types), type_(std::move(type)) {
     options_.start = std::string(1, kBucketPrefix);
-    options_.end = from ? BucketDirectoryKey(*from) + std::string(1, '\0')
-                        : std::string(1, kBucketPrefix + 1);
+    options_.end =
+        from ? BucketDirectoryKey(*from) + std::string(1, '\0') : std::string(1, kBucketPrefix + 1);
     options_.reverse = true;
     options_.limit = 64;
   }
@@ -1006,8 +992,8 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
       std::string known;
       for (const IndexDef& d : type.indexes) known += (known.empty() ? "" : ", ") + d.pointer;
       return absl::InvalidArgumentError("where: " + c.pointer + " is not indexed in type " +
-                                        type.name + " (indexed: " +
-                                        (known.empty() ? "none" : known) + ")");
+                                        type.name +
+                                        " (indexed: " + (known.empty() ? "none" : known) + ")");
     }
     if (!index->ready) {
       return absl::FailedPreconditionError(
@@ -1018,9 +1004,9 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
     conditions.push_back(std::move(c));
   }
   if (conditions.size() > 16) return absl::InvalidArgumentError("where: more than 16 conditions");
-  hash = Fnv1a(std::to_string(query.since.value_or(-1)) + "/" +
-                   std::to_string(query.until.value_or(-1)),
-               hash);
+  hash = Fnv1a(
+      std::to_string(query.since.value_or(-1)) + "/" + std::to_string(query.until.value_or(-1)),
+      hash);
   // The driving condition: the first equality, else the first condition. Every condition on
   // its pointer narrows the scanned range; all conditions are re-checked on the payload.
   size_t drive = 0;
@@ -1062,12 +1048,23 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
     const bool truncated =
         c.value.is_string() && c.value.string_value().size() > kMaxIndexedStringBytes;
     switch (c.op) {
-      case WhereOp::kEq: narrow(enc, PrefixSuccessor(enc)); break;
-      case WhereOp::kGe: narrow(enc, ""); break;
-      case WhereOp::kGt: narrow(truncated ? enc : PrefixSuccessor(enc), ""); break;
-      case WhereOp::kLe: narrow("", PrefixSuccessor(enc)); break;
-      case WhereOp::kLt: narrow("", truncated ? PrefixSuccessor(enc) : enc); break;
-      case WhereOp::kPrefix: break;
+      case WhereOp::kEq:
+        narrow(enc, PrefixSuccessor(enc));
+        break;
+      case WhereOp::kGe:
+        narrow(enc, "");
+        break;
+      case WhereOp::kGt:
+        narrow(truncated ? enc : PrefixSuccessor(enc), "");
+        break;
+      case WhereOp::kLe:
+        narrow("", PrefixSuccessor(enc));
+        break;
+      case WhereOp::kLt:
+        narrow("", truncated ? PrefixSuccessor(enc) : enc);
+        break;
+      case WhereOp::kPrefix:
+        break;
     }
   }
   AssetPage out;
@@ -1078,8 +1075,9 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
     cursor = DecodeSearchCursor(query.cursor);
     if (!cursor) return absl::InvalidArgumentError("cursor: malformed (pass next_cursor as given)");
     if (cursor->query_hash != hash) {
-      return absl::InvalidArgumentError("cursor: belongs to another query (same type, where, "
-                                        "since and until needed)");
+      return absl::InvalidArgumentError(
+          "cursor: belongs to another query (same type, where, "
+          "since and until needed)");
     }
   }
   std::optional<Millis> from;
@@ -1149,9 +1147,8 @@ absl::StatusOr<std::vector<ChangeRecord>> AssetService::Changes(std::string_view
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
   if (limit < 1 || limit > 1000) return absl::InvalidArgumentError("limit: must be 1..1000");
   if (after && *after == UINT64_MAX) return std::vector<ChangeRecord>{};
-  STRATA_ASSIGN_OR_RETURN(
-      std::vector<store::Message> messages,
-      queue_->Read(TopicFor(type->name), 0, after ? *after + 1 : 0, limit));
+  STRATA_ASSIGN_OR_RETURN(std::vector<store::Message> messages,
+                          queue_->Read(TopicFor(type->name), 0, after ? *after + 1 : 0, limit));
   std::vector<ChangeRecord> out;
   out.reserve(messages.size());
   for (store::Message& m : messages) out.push_back({m.offset, std::move(m.value)});

@@ -105,7 +105,7 @@ struct Asset {
 };
 
 struct ListQuery {
-  size_t limit = 100;  // 1..1000
+  size_t limit = 100;           // 1..1000
   std::optional<Millis> since;  // creation time >= since
   std::optional<Millis> until;  // creation time < until
   std::string cursor;
@@ -135,9 +135,9 @@ class AssetService {
   // Opens the tables (asset_types, assets) and publishes change events a crash left in
   // outbox rows. The store, queue, clock and metrics must outlive the service.
   static absl::StatusOr<std::unique_ptr<AssetService>> Open(store::RowStore* rows,
-                                                           store::Queue* queue, Clock* clock,
-                                                           MetricsRegistry* metrics,
-                                                           AssetOptions options = {});
+                                                            store::Queue* queue, Clock* clock,
+                                                            MetricsRegistry* metrics,
+                                                            AssetOptions options = {});
 
   // PUT /v1/asset-types/{type}: `body` is {"schema", "indexed"?, "bucket"?,
   // "keep_versions"?}. Creates the type (version 1) or a new version; an identical
@@ -154,10 +154,9 @@ class AssetService {
   // changed.
   absl::StatusOr<Asset> Replace(std::string_view type, std::string_view id,
                                 std::string_view payload, std::optional<uint32_t> if_match);
-  absl::StatusOr<Asset> Patch(std::string_view type, std::string_view id,
-                              std::string_view patch, std::optional<uint32_t> if_match);
-  absl::Status Delete(std::string_view type, std::string_view id,
-                      std::optional<uint32_t> if_match);
+  absl::StatusOr<Asset> Patch(std::string_view type, std::string_view id, std::string_view patch,
+                              std::optional<uint32_t> if_match);
+  absl::Status Delete(std::string_view type, std::string_view id, std::optional<uint32_t> if_match);
   // The current version and the kept previous ones, newest first.
   absl::StatusOr<std::vector<AssetRow>> Versions(std::string_view type, std::string_view id);
 
@@ -175,8 +174,8 @@ class AssetService {
   const AssetOptions& options() const { return options_; }
 
  private:
-  AssetService(store::RowStore* rows, store::Queue* queue, Clock* clock,
-               MetricsRegistry* metrics, AssetOptions options);
+  AssetService(store::RowStore* rows, store::Queue* queue, Clock* clock, MetricsRegistry* metrics,
+               AssetOptions options);
   absl::Status Init();
   absl::Status RecoverOutboxes();
   absl::StatusOr<std::shared_ptr<const AssetType>> LoadType(std::string_view type);
@@ -185,16 +184,15 @@ class AssetService {
   std::vector<std::string> IndexEntries(const AssetType& type, const JsonValue& payload) const;
   absl::Status EnsureBucket(const AssetType& type, Millis bucket);
   // Publishes the outbox row's events and deletes it. Failures leave the row for a retry.
-  void Forward(const std::string& type, const std::string& partition,
-               const std::string& outbox_key, const std::vector<std::string>& events);
+  void Forward(const std::string& type, const std::string& partition, const std::string& outbox_key,
+               const std::vector<std::string>& events);
   // Publishes and deletes every outbox row of a partition.
   absl::Status FlushPartition(const std::string& partition);
   void RetryPending();
   // Reads, transforms, validates and writes one asset under compare-and-set.
   enum class UpdateKind { kReplace, kPatch };
-  absl::StatusOr<Asset> Update(std::string_view type, std::string_view id,
-                               std::string_view body, std::optional<uint32_t> if_match,
-                               UpdateKind kind);
+  absl::StatusOr<Asset> Update(std::string_view type, std::string_view id, std::string_view body,
+                               std::optional<uint32_t> if_match, UpdateKind kind);
   absl::StatusOr<AssetPage> ListAll(const AssetType& type, const ListQuery& query);
   absl::StatusOr<AssetPage> Search(const AssetType& type, const ListQuery& query);
   std::mutex& StripeFor(const AssetId& id);
@@ -211,8 +209,8 @@ class AssetService {
   // type -> (raw head row, parsed type): a cheap Get per request re-validates it.
   std::map<std::string, std::pair<std::string, std::shared_ptr<const AssetType>>, std::less<>>
       type_cache_;
-  std::set<std::string, std::less<>> known_buckets_;   // "<type>/<bucket ms>", guarded
-  std::set<std::string> pending_outbox_partitions_;    // guarded by cache_mu_
+  std::set<std::string, std::less<>> known_buckets_;  // "<type>/<bucket ms>", guarded
+  std::set<std::string> pending_outbox_partitions_;   // guarded by cache_mu_
   std::atomic<bool> has_pending_{false};
   std::array<std::mutex, 64> stripes_;
 

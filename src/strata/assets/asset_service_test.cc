@@ -40,8 +40,8 @@ constexpr char kVideoType[] = R"({
 
 std::string Video(int show, const char* format, double duration, const std::string& title = "t") {
   return "{\"show_id\":" + std::to_string(show) + ",\"format\":\"" + format +
-         "\",\"duration_s\":" + JsonValue::Double(duration).Serialize() + ",\"title\":\"" +
-         title + "\"}";
+         "\",\"duration_s\":" + JsonValue::Double(duration).Serialize() + ",\"title\":\"" + title +
+         "\"}";
 }
 
 class AssetServiceTest : public ::testing::TestWithParam<std::string> {
@@ -200,8 +200,8 @@ TEST_P(AssetServiceTest, CreateGetReplacePatchDeleteWithVersions) {
   EXPECT_EQ(replaced->row.version, 2u);
   EXPECT_EQ(replaced->row.updated_at, kStart + 1000);
   EXPECT_EQ(replaced->row.created_at, kStart);
-  absl::StatusOr<Asset> patched = service_->Patch(
-      "video", a.id.ToString(), R"({"title":null,"duration_s":90})", std::nullopt);
+  absl::StatusOr<Asset> patched =
+      service_->Patch("video", a.id.ToString(), R"({"title":null,"duration_s":90})", std::nullopt);
   ASSERT_TRUE(patched.ok()) << patched.status();
   EXPECT_EQ(patched->row.payload, R"({"show_id":7,"format":"4k","duration_s":90})");
   // A patch that breaks the schema changes nothing and names the pointer and the rule.
@@ -209,9 +209,9 @@ TEST_P(AssetServiceTest, CreateGetReplacePatchDeleteWithVersions) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(), "payload /format: enum: must be one of the listed values");
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(service_->Patch("video", a.id.ToString(), "{\"show_id\":" +
-                                                              std::to_string(10 + i) + "}",
-                                std::nullopt)
+    ASSERT_TRUE(service_
+                    ->Patch("video", a.id.ToString(),
+                            "{\"show_id\":" + std::to_string(10 + i) + "}", std::nullopt)
                     .ok());
   }
   // Version 6 now; keep_versions 3 keeps versions 3, 4, 5 behind it.
@@ -237,16 +237,14 @@ TEST_P(AssetServiceTest, CreateGetReplacePatchDeleteWithVersions) {
             "id: \"nope\" is not a UUIDv7 asset id");
   EXPECT_EQ(service_->Create("video", R"({"show_id":1})").status().message(),
             "payload /: required: missing property \"format\"");
-  EXPECT_EQ(service_->Create("video", "[1]").status().message(),
-            "payload: must be a JSON object");
+  EXPECT_EQ(service_->Create("video", "[1]").status().message(), "payload: must be a JSON object");
   EXPECT_TRUE(absl::IsNotFound(service_->Create("nope", "{}").status()));
 }
 
 TEST_P(AssetServiceTest, StaleIfMatchIs412AndChangesNothing) {
   Asset a = Create(Video(1, "hd", 10));
   ASSERT_TRUE(service_->Patch("video", a.id.ToString(), R"({"duration_s":11.0})", 1).ok());
-  absl::StatusOr<Asset> stale =
-      service_->Replace("video", a.id.ToString(), Video(1, "sd", 99), 1);
+  absl::StatusOr<Asset> stale = service_->Replace("video", a.id.ToString(), Video(1, "sd", 99), 1);
   ASSERT_TRUE(absl::IsFailedPrecondition(stale.status())) << stale.status();
   EXPECT_EQ(stale.status().message(), "If-Match: the asset is at version 2, not 1");
   EXPECT_TRUE(absl::IsFailedPrecondition(service_->Delete("video", a.id.ToString(), 1)));
@@ -272,10 +270,9 @@ TEST_P(AssetServiceTest, ConcurrentIfMatchWritersNeverLoseAnUpdate) {
         ASSERT_TRUE(cur.ok());
         JsonValue doc = *ParseJson(cur->row.payload, "p");
         const double n = doc.Find("duration_s")->number() + 1;
-        absl::StatusOr<Asset> w =
-            service_->Patch("video", a.id.ToString(),
-                            "{\"duration_s\":" + JsonValue::Double(n).Serialize() + "}",
-                            cur->row.version);
+        absl::StatusOr<Asset> w = service_->Patch(
+            "video", a.id.ToString(), "{\"duration_s\":" + JsonValue::Double(n).Serialize() + "}",
+            cur->row.version);
         if (w.ok()) {
           ++done;
         } else {
@@ -496,9 +493,9 @@ TEST_P(AssetServiceTest, ChangeFeedHasEveryWriteInOrder) {
   ASSERT_TRUE(all.ok()) << all.status();
   ASSERT_EQ(all->size(), 3u);
   const std::string id = a.id.ToString();
-  EXPECT_EQ((*all)[0].event_json, "{\"type\":\"video\",\"id\":\"" + id +
-                                      "\",\"version\":1,\"op\":\"create\",\"time\":" +
-                                      std::to_string(kStart) + "}");
+  EXPECT_EQ((*all)[0].event_json,
+            "{\"type\":\"video\",\"id\":\"" + id +
+                "\",\"version\":1,\"op\":\"create\",\"time\":" + std::to_string(kStart) + "}");
   EXPECT_NE((*all)[1].event_json.find("\"version\":2,\"op\":\"update\""), std::string::npos);
   EXPECT_NE((*all)[2].event_json.find("\"version\":3,\"op\":\"delete\""), std::string::npos);
   absl::StatusOr<std::vector<ChangeRecord>> after = service_->Changes("video", 0, 1);
@@ -523,7 +520,8 @@ TEST_P(AssetServiceTest, OutboxLeftOverIsPublishedAtOpen) {
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[1].event_json, event);
-  EXPECT_TRUE(absl::IsNotFound(service_->assets_table()->Get(partition, OutboxKey(a.id, 9)).status()));
+  EXPECT_TRUE(
+      absl::IsNotFound(service_->assets_table()->Get(partition, OutboxKey(a.id, 9)).status()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, AssetServiceTest, ::testing::Values("Rocks", "Memory"),

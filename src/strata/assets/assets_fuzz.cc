@@ -126,10 +126,10 @@ void CheckCursors(std::string_view in) {
 }
 
 const Schema& TypedSchema() {
-  static const Schema schema = *Schema::Parse(
-      *ParseJson(R"({"type":"object","properties":{"n":{"type":"integer"},
+  static const Schema schema =
+      *Schema::Parse(*ParseJson(R"({"type":"object","properties":{"n":{"type":"integer"},
         "s":{"type":"string"},"b":{"type":"boolean"},"x":{"type":["number","string"]}}})",
-                 "seed"));
+                                "seed"));
   return schema;
 }
 
@@ -210,10 +210,11 @@ void WriteSeeds(const std::string& dir) {
             EncodeOutbox({EncodeChangeEvent({"video", id, 1, ChangeOp::kCreate, 1}),
                           EncodeChangeEvent({"video", id, 2, ChangeOp::kDelete, 2})}));
   WriteSeed(dir, "index-string", *EncodeIndexValue(JsonValue::String(std::string("a\0b", 3))));
-  WriteSeed(dir, "index-numbers", *EncodeIndexValue(JsonValue::Double(-2.5)) +
-                                      *EncodeIndexValue(JsonValue::Int(600)));
-  WriteSeed(dir, "index-strings", *EncodeIndexValue(JsonValue::String("ab")) +
-                                      *EncodeIndexValue(JsonValue::String("abc")));
+  WriteSeed(dir, "index-numbers",
+            *EncodeIndexValue(JsonValue::Double(-2.5)) + *EncodeIndexValue(JsonValue::Int(600)));
+  WriteSeed(
+      dir, "index-strings",
+      *EncodeIndexValue(JsonValue::String("ab")) + *EncodeIndexValue(JsonValue::String("abc")));
   WriteSeed(dir, "list-cursor", EncodeListCursor({id}));
   WriteSeed(dir, "search-cursor",
             EncodeSearchCursor({42, 1'764'979'200'000, IndexKey(1, "\x30x\x00\x01", id)}));

@@ -26,18 +26,23 @@ void AppendIndexStringPrefix(std::string* out, std::string_view s) {
 std::optional<std::string> EncodeIndexValue(const JsonValue& value) {
   std::string out;
   switch (value.kind()) {
-    case JsonValue::Kind::kNull: out.push_back(kIndexTagNull); break;
+    case JsonValue::Kind::kNull:
+      out.push_back(kIndexTagNull);
+      break;
     case JsonValue::Kind::kBool:
       out.push_back(value.bool_value() ? kIndexTagTrue : kIndexTagFalse);
       break;
     case JsonValue::Kind::kInt:
-    case JsonValue::Kind::kDouble: AppendIndexNumber(&out, value.number()); break;
+    case JsonValue::Kind::kDouble:
+      AppendIndexNumber(&out, value.number());
+      break;
     case JsonValue::Kind::kString:
       AppendIndexStringPrefix(&out, value.string_value());
       out.push_back('\0');
       out.push_back('\x01');
       break;
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
   return out;
 }
@@ -47,9 +52,12 @@ std::optional<JsonValue> DecodeIndexValue(std::string_view* in) {
   const char tag = (*in)[0];
   in->remove_prefix(1);
   switch (tag) {
-    case kIndexTagNull: return JsonValue::Null();
-    case kIndexTagFalse: return JsonValue::Bool(false);
-    case kIndexTagTrue: return JsonValue::Bool(true);
+    case kIndexTagNull:
+      return JsonValue::Null();
+    case kIndexTagFalse:
+      return JsonValue::Bool(false);
+    case kIndexTagTrue:
+      return JsonValue::Bool(true);
     case kIndexTagNumber: {
       if (in->size() < 8) return std::nullopt;
       uint64_t bits = 0;
@@ -78,7 +86,8 @@ std::optional<JsonValue> DecodeIndexValue(std::string_view* in) {
       }
       return std::nullopt;
     }
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 

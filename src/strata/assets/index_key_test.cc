@@ -11,8 +11,8 @@ namespace {
 std::string Enc(const JsonValue& v) { return *EncodeIndexValue(v); }
 
 TEST(IndexKeyTest, NumbersSortByValue) {
-  const std::vector<double> sorted = {-1e300, -1000.5, -1, -0.25, 0, 1e-9, 0.5, 1,
-                                      2,      10,      599, 600,  1e15, 1e300};
+  const std::vector<double> sorted = {-1e300, -1000.5, -1, -0.25, 0,   1e-9, 0.5,
+                                      1,      2,       10, 599,   600, 1e15, 1e300};
   for (size_t i = 1; i < sorted.size(); ++i) {
     EXPECT_LT(Enc(JsonValue::Double(sorted[i - 1])), Enc(JsonValue::Double(sorted[i])))
         << sorted[i - 1] << " vs " << sorted[i];
@@ -28,9 +28,16 @@ TEST(IndexKeyTest, NumbersSortByValue) {
 }
 
 TEST(IndexKeyTest, StringsSortBytewiseAndNoneIsAPrefixOfAnother) {
-  const std::vector<std::string> sorted = {"", std::string("\0", 1), std::string("\0\0", 2),
-                                           "a", std::string("a\0", 2), "a\x01", "ab", "b",
-                                           "\xff", "\xff\xff"};
+  const std::vector<std::string> sorted = {"",
+                                           std::string("\0", 1),
+                                           std::string("\0\0", 2),
+                                           "a",
+                                           std::string("a\0", 2),
+                                           "a\x01",
+                                           "ab",
+                                           "b",
+                                           "\xff",
+                                           "\xff\xff"};
   for (size_t i = 1; i < sorted.size(); ++i) {
     const std::string a = Enc(JsonValue::String(sorted[i - 1]));
     const std::string b = Enc(JsonValue::String(sorted[i]));
@@ -57,9 +64,8 @@ TEST(IndexKeyTest, KindsDoNotInterleaveAndDecodeRoundTrips) {
   EXPECT_LT(Enc(JsonValue::Double(1e308)), Enc(JsonValue::String("")));
   EXPECT_FALSE(EncodeIndexValue(JsonValue::Array()).has_value());
   EXPECT_FALSE(EncodeIndexValue(JsonValue::Object()).has_value());
-  for (const JsonValue& v :
-       {JsonValue::Null(), JsonValue::Bool(true), JsonValue::Double(-2.5),
-        JsonValue::String(std::string("x\0y", 3))}) {
+  for (const JsonValue& v : {JsonValue::Null(), JsonValue::Bool(true), JsonValue::Double(-2.5),
+                             JsonValue::String(std::string("x\0y", 3))}) {
     std::string e = Enc(v) + "tail";
     std::string_view in(e);
     std::optional<JsonValue> back = DecodeIndexValue(&in);

@@ -181,16 +181,24 @@ std::string JsonValue::Serialize() const {
 
 void JsonValue::AppendTo(std::string* out) const {
   switch (kind_) {
-    case Kind::kNull: out->append("null"); return;
-    case Kind::kBool: out->append(bool_ ? "true" : "false"); return;
+    case Kind::kNull:
+      out->append("null");
+      return;
+    case Kind::kBool:
+      out->append(bool_ ? "true" : "false");
+      return;
     case Kind::kInt: {
       char buf[24];
       auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), int_);
       out->append(buf, static_cast<size_t>(end - buf));
       return;
     }
-    case Kind::kDouble: AppendDouble(out, double_); return;
-    case Kind::kString: AppendJsonString(out, string_); return;
+    case Kind::kDouble:
+      AppendDouble(out, double_);
+      return;
+    case Kind::kString:
+      AppendJsonString(out, string_);
+      return;
     case Kind::kArray: {
       out->push_back('[');
       for (size_t i = 0; i < items_.size(); ++i) {
@@ -221,10 +229,14 @@ bool JsonValue::operator==(const JsonValue& o) const {
   }
   if (kind_ != o.kind_) return false;
   switch (kind_) {
-    case Kind::kNull: return true;
-    case Kind::kBool: return bool_ == o.bool_;
-    case Kind::kString: return string_ == o.string_;
-    case Kind::kArray: return items_ == o.items_;
+    case Kind::kNull:
+      return true;
+    case Kind::kBool:
+      return bool_ == o.bool_;
+    case Kind::kString:
+      return string_ == o.string_;
+    case Kind::kArray:
+      return items_ == o.items_;
     case Kind::kObject: {
       if (members_.size() != o.members_.size()) return false;
       for (const Member& m : members_) {
@@ -233,12 +245,12 @@ bool JsonValue::operator==(const JsonValue& o) const {
       }
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
-absl::StatusOr<JsonValue> ParseJson(std::string_view text, std::string_view field,
-                                    int max_depth) {
+absl::StatusOr<JsonValue> ParseJson(std::string_view text, std::string_view field, int max_depth) {
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
   simdjson::error_code error = parser.parse(text.data(), text.size()).get(root);
@@ -280,11 +292,21 @@ void AppendJsonString(std::string* out, std::string_view s) {
     out->append(s.data() + run, i - run);
     run = i + 1;
     switch (u) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default: {
         const char esc[6] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
         out->append(esc, 6);
@@ -317,8 +339,7 @@ absl::StatusOr<std::vector<std::string>> ParsePointer(std::string_view pointer,
         continue;
       }
       return absl::InvalidArgumentError(std::string(field) + ": JSON pointer \"" +
-                                        std::string(pointer) +
-                                        "\" has '~' not followed by 0 or 1");
+                                        std::string(pointer) + "\" has '~' not followed by 0 or 1");
     }
     token.push_back(pointer[i]);
   }

@@ -79,9 +79,7 @@ Millis BucketStart(BucketUnit unit, Millis t) {
   return DaysFromCivil(y, m, 1) * kDayMs;
 }
 
-Millis PreviousBucketStart(BucketUnit unit, Millis start) {
-  return BucketStart(unit, start - 1);
-}
+Millis PreviousBucketStart(BucketUnit unit, Millis start) { return BucketStart(unit, start - 1); }
 
 std::string BucketPartition(std::string_view type, BucketUnit unit, Millis start) {
   int64_t y;
@@ -201,8 +199,8 @@ std::optional<AssetRow> DecodeAssetRow(std::string_view in) {
   uint64_t version, schema_version, created, updated, entries;
   if (!coding::GetVarint64(&in, &version) || !coding::GetVarint64(&in, &schema_version) ||
       !coding::GetVarint64(&in, &created) || !coding::GetVarint64(&in, &updated) ||
-      !coding::GetVarint64(&in, &entries) || version > UINT32_MAX ||
-      schema_version > UINT32_MAX || entries > 4096) {
+      !coding::GetVarint64(&in, &entries) || version > UINT32_MAX || schema_version > UINT32_MAX ||
+      entries > 4096) {
     return std::nullopt;
   }
   row.version = static_cast<uint32_t>(version);
@@ -221,9 +219,12 @@ std::optional<AssetRow> DecodeAssetRow(std::string_view in) {
 
 std::string_view ChangeOpName(ChangeOp op) {
   switch (op) {
-    case ChangeOp::kCreate: return "create";
-    case ChangeOp::kUpdate: return "update";
-    case ChangeOp::kDelete: return "delete";
+    case ChangeOp::kCreate:
+      return "create";
+    case ChangeOp::kUpdate:
+      return "update";
+    case ChangeOp::kDelete:
+      return "delete";
   }
   return "?";
 }
@@ -232,8 +233,8 @@ std::string EncodeChangeEvent(const ChangeEvent& e) {
   std::string out = "{\"type\":";
   AppendJsonString(&out, e.type);
   out += ",\"id\":\"" + e.id.ToString() + "\",\"version\":" + std::to_string(e.version) +
-         ",\"op\":\"" + std::string(ChangeOpName(e.op)) + "\",\"time\":" +
-         std::to_string(e.time) + "}";
+         ",\"op\":\"" + std::string(ChangeOpName(e.op)) + "\",\"time\":" + std::to_string(e.time) +
+         "}";
   return out;
 }
 

@@ -16,9 +16,9 @@ TEST(RowsTest, BucketsAreUtcDaysAndMonths) {
   EXPECT_EQ(BucketStart(BucketUnit::kMonth, t), 1'764'547'200'000);  // 2025-12-01
   EXPECT_EQ(PreviousBucketStart(BucketUnit::kMonth, 1'764'547'200'000),
             1'761'955'200'000);  // 2025-11-01
-  EXPECT_EQ(BucketPartition("v", BucketUnit::kMonth,
-                            BucketStart(BucketUnit::kMonth, 1'709'251'199'999)),
-            "v/m202402");  // 2024-02-29T23:59:59.999Z, a leap day
+  EXPECT_EQ(
+      BucketPartition("v", BucketUnit::kMonth, BucketStart(BucketUnit::kMonth, 1'709'251'199'999)),
+      "v/m202402");  // 2024-02-29T23:59:59.999Z, a leap day
 }
 
 TEST(RowsTest, AssetKeysSortNewestFirst) {

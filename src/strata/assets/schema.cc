@@ -38,13 +38,20 @@ bool IsInteger(const JsonValue& v) {
 
 std::string TypeName(const JsonValue& v) {
   switch (v.kind()) {
-    case JsonValue::Kind::kNull: return "null";
-    case JsonValue::Kind::kBool: return "boolean";
-    case JsonValue::Kind::kInt: return "integer";
-    case JsonValue::Kind::kDouble: return IsInteger(v) ? "integer" : "number";
-    case JsonValue::Kind::kString: return "string";
-    case JsonValue::Kind::kArray: return "array";
-    case JsonValue::Kind::kObject: return "object";
+    case JsonValue::Kind::kNull:
+      return "null";
+    case JsonValue::Kind::kBool:
+      return "boolean";
+    case JsonValue::Kind::kInt:
+      return "integer";
+    case JsonValue::Kind::kDouble:
+      return IsInteger(v) ? "integer" : "number";
+    case JsonValue::Kind::kString:
+      return "string";
+    case JsonValue::Kind::kArray:
+      return "array";
+    case JsonValue::Kind::kObject:
+      return "object";
   }
   return "?";
 }
@@ -79,13 +86,12 @@ std::string BoundText(double d) {
 
 }  // namespace
 
-absl::StatusOr<Schema> Schema::Parse(const JsonValue& doc, std::string_view field,
-                                     int max_depth) {
+absl::StatusOr<Schema> Schema::Parse(const JsonValue& doc, std::string_view field, int max_depth) {
   struct Parser {
     std::string_view field;
     int max_depth;
     absl::StatusOr<std::shared_ptr<Schema>> Run(const JsonValue& v, const std::string& at,
-                                                 int depth) {
+                                                int depth) {
       if (depth > max_depth) {
         return SchemaError(field, at, "nested deeper than " + std::to_string(max_depth));
       }
@@ -153,9 +159,10 @@ absl::StatusOr<Schema> Schema::Parse(const JsonValue& doc, std::string_view fiel
                    m.first == "$id" || m.first == "default" || m.first == "examples") {
           // Annotations: no effect on validation.
         } else {
-          return SchemaError(field, here, "unsupported keyword (supported: type, properties, "
-                                          "required, enum, minimum, maximum, maxLength, "
-                                          "items, additionalProperties)");
+          return SchemaError(field, here,
+                             "unsupported keyword (supported: type, properties, "
+                             "required, enum, minimum, maximum, maxLength, "
+                             "items, additionalProperties)");
         }
       }
       if (s->minimum_ && s->maximum_ && *s->minimum_ > *s->maximum_) {
@@ -190,13 +197,25 @@ absl::Status Schema::ValidateAt(const JsonValue& v, std::string* pointer,
   };
   unsigned bit = 0;
   switch (v.kind()) {
-    case JsonValue::Kind::kNull: bit = kNull; break;
-    case JsonValue::Kind::kBool: bit = kBoolean; break;
+    case JsonValue::Kind::kNull:
+      bit = kNull;
+      break;
+    case JsonValue::Kind::kBool:
+      bit = kBoolean;
+      break;
     case JsonValue::Kind::kInt:
-    case JsonValue::Kind::kDouble: bit = IsInteger(v) ? (kInteger | kNumber) : kNumber; break;
-    case JsonValue::Kind::kString: bit = kString; break;
-    case JsonValue::Kind::kArray: bit = kArray; break;
-    case JsonValue::Kind::kObject: bit = kObject; break;
+    case JsonValue::Kind::kDouble:
+      bit = IsInteger(v) ? (kInteger | kNumber) : kNumber;
+      break;
+    case JsonValue::Kind::kString:
+      bit = kString;
+      break;
+    case JsonValue::Kind::kArray:
+      bit = kArray;
+      break;
+    case JsonValue::Kind::kObject:
+      bit = kObject;
+      break;
   }
   if (!(types_ & bit)) {
     return fail("type", "must be " + TypesText(types_) + ", not " + TypeName(v));

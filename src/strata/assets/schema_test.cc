@@ -85,8 +85,8 @@ TEST(SchemaTest, BadSchemasNameTheField) {
             "schema /patternProperties: unsupported keyw");
   EXPECT_EQ(error("[]"), "schema /: must be an object");
   EXPECT_EQ(error(R"({"description":"x","title":"y"})"), "ok");
-  absl::StatusOr<Schema> deep = Schema::Parse(
-      P(R"({"items":{"items":{"items":{"items":{}}}}})"), "schema", 3);
+  absl::StatusOr<Schema> deep =
+      Schema::Parse(P(R"({"items":{"items":{"items":{"items":{}}}}})"), "schema", 3);
   ASSERT_FALSE(deep.ok());
   EXPECT_EQ(deep.status().message(), "schema /items/items/items/items: nested deeper than 3");
 }

@@ -7,8 +7,8 @@ namespace strata::assets {
 namespace {
 
 absl::Status Bad(std::string_view condition, std::string_view what) {
-  return absl::InvalidArgumentError("where \"" + std::string(condition) + "\": " +
-                                    std::string(what));
+  return absl::InvalidArgumentError("where \"" + std::string(condition) +
+                                    "\": " + std::string(what));
 }
 
 // A JSON number literal, all of `s`.
@@ -36,9 +36,10 @@ int Compare(const JsonValue& a, const JsonValue& b) {
     }
     return a.number() < b.number() ? -1 : a.number() > b.number() ? 1 : 0;
   }
-  if (a.is_string()) return a.string_value().compare(b.string_value()) < 0
-                                ? -1
-                                : a.string_value() == b.string_value() ? 0 : 1;
+  if (a.is_string())
+    return a.string_value().compare(b.string_value()) < 0 ? -1
+           : a.string_value() == b.string_value()         ? 0
+                                                          : 1;
   if (a.kind() == JsonValue::Kind::kBool) return int(a.bool_value()) - int(b.bool_value());
   return 0;  // null == null
 }
@@ -52,12 +53,18 @@ bool SameKind(const JsonValue& a, const JsonValue& b) {
 
 std::string_view WhereOpText(WhereOp op) {
   switch (op) {
-    case WhereOp::kEq: return "=";
-    case WhereOp::kLt: return "<";
-    case WhereOp::kLe: return "<=";
-    case WhereOp::kGt: return ">";
-    case WhereOp::kGe: return ">=";
-    case WhereOp::kPrefix: return "^=";
+    case WhereOp::kEq:
+      return "=";
+    case WhereOp::kLt:
+      return "<";
+    case WhereOp::kLe:
+      return "<=";
+    case WhereOp::kGt:
+      return ">";
+    case WhereOp::kGe:
+      return ">=";
+    case WhereOp::kPrefix:
+      return "^=";
   }
   return "?";
 }
@@ -117,8 +124,7 @@ absl::Status BindWhere(const Schema& schema, WhereCondition* c) {
         return absl::OkStatus();
       }
       if (!(types & (Schema::kString | Schema::kBoolean))) {
-        return Bad(display, "value must be a number (the schema says so for " + c->pointer +
-                                ")");
+        return Bad(display, "value must be a number (the schema says so for " + c->pointer + ")");
       }
     }
     if (types & Schema::kBoolean) {
@@ -164,19 +170,26 @@ bool MatchesWhere(const WhereCondition& c, const JsonValue& payload) {
   const JsonValue* v = Resolve(payload, c.tokens);
   if (v == nullptr) return false;
   if (c.op == WhereOp::kPrefix) {
-    return v->is_string() && v->string_value().compare(0, c.value.string_value().size(),
-                                                       c.value.string_value()) == 0 &&
+    return v->is_string() &&
+           v->string_value().compare(0, c.value.string_value().size(), c.value.string_value()) ==
+               0 &&
            v->string_value().size() >= c.value.string_value().size();
   }
   if (!SameKind(*v, c.value)) return false;
   const int cmp = Compare(*v, c.value);
   switch (c.op) {
-    case WhereOp::kEq: return cmp == 0;
-    case WhereOp::kLt: return cmp < 0;
-    case WhereOp::kLe: return cmp <= 0;
-    case WhereOp::kGt: return cmp > 0;
-    case WhereOp::kGe: return cmp >= 0;
-    case WhereOp::kPrefix: return false;
+    case WhereOp::kEq:
+      return cmp == 0;
+    case WhereOp::kLt:
+      return cmp < 0;
+    case WhereOp::kLe:
+      return cmp <= 0;
+    case WhereOp::kGt:
+      return cmp > 0;
+    case WhereOp::kGe:
+      return cmp >= 0;
+    case WhereOp::kPrefix:
+      return false;
   }
   return false;
 }

@@ -24,11 +24,11 @@ namespace strata::assets {
 enum class WhereOp { kEq, kLt, kLe, kGt, kGe, kPrefix };
 
 struct WhereCondition {
-  std::string pointer;               // as written, e.g. "/format"
-  std::vector<std::string> tokens;   // parsed pointer
+  std::string pointer;              // as written, e.g. "/format"
+  std::vector<std::string> tokens;  // parsed pointer
   WhereOp op = WhereOp::kEq;
-  std::string text;                  // the value as written (url-decoded)
-  JsonValue value;                   // typed, see above
+  std::string text;  // the value as written (url-decoded)
+  JsonValue value;   // typed, see above
 };
 
 // Splits one condition into pointer, operator and text (no typing yet).

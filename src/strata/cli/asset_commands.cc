@@ -74,8 +74,8 @@ std::string AssetTypeJson(const std::string& schema, const std::vector<std::stri
 }
 
 std::string AssetListTarget(const AssetArgs& a) {
-  std::string target = "/v1/assets/" + http::UrlEncode(a.type) + "?limit=" +
-                       std::to_string(a.limit);
+  std::string target =
+      "/v1/assets/" + http::UrlEncode(a.type) + "?limit=" + std::to_string(a.limit);
   if (a.since >= 0) target += "&since=" + std::to_string(a.since);
   if (a.until >= 0) target += "&until=" + std::to_string(a.until);
   if (!a.cursor.empty()) target += "&cursor=" + http::UrlEncode(a.cursor);
@@ -118,8 +118,8 @@ int AssetVersions(const AssetArgs& a) {
 int AssetList(const AssetArgs& a) { return Call(a.server_url, "GET", AssetListTarget(a)); }
 
 int AssetChanges(const AssetArgs& a) {
-  std::string target = "/v1/asset-types/" + http::UrlEncode(a.type) + "/changes?limit=" +
-                       std::to_string(a.limit);
+  std::string target =
+      "/v1/asset-types/" + http::UrlEncode(a.type) + "/changes?limit=" + std::to_string(a.limit);
   if (a.after >= 0) target += "&after=" + std::to_string(a.after);
   return Call(a.server_url, "GET", target);
 }

@@ -15,7 +15,7 @@ struct AssetArgs {
   // type put: the schema document's file ("-" = stdin), indexed pointers, bucket, keep.
   std::string schema_file;
   std::vector<std::string> indexed;
-  std::string bucket;   // "" = the server's default (day) or the type's
+  std::string bucket;      // "" = the server's default (day) or the type's
   int keep_versions = -1;  // -1 = the server's default or the type's
   // create / replace / patch: the payload, inline (--data) or from a file ("-" = stdin).
   std::string data;

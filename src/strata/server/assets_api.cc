@@ -125,8 +125,8 @@ http::Response Api::RouteAssets(const http::Request& request,
             return AssetError(absl::InvalidArgumentError("limit: must be 1..1000"));
           }
         } else {
-          return AssetError(absl::InvalidArgumentError(
-              "query: unknown parameter \"" + name + "\" (known: after, limit)"));
+          return AssetError(absl::InvalidArgumentError("query: unknown parameter \"" + name +
+                                                       "\" (known: after, limit)"));
         }
       }
       absl::StatusOr<std::vector<assets::ChangeRecord>> changes =
@@ -157,8 +157,7 @@ http::Response Api::RouteAssets(const http::Request& request,
     if (colon != std::string::npos) {
       *route = "/v1/assets/{type}:batch";
       if (type.substr(colon) != ":batch") {
-        return AssetError(absl::InvalidArgumentError("path: unknown action " +
-                                                     type.substr(colon)));
+        return AssetError(absl::InvalidArgumentError("path: unknown action " + type.substr(colon)));
       }
       if (method != "POST") return method_not_allowed();
       return DeferToPool(
@@ -218,9 +217,9 @@ http::Response Api::RouteAssets(const http::Request& request,
       } else if (name == "where") {
         q.where.push_back(value);
       } else {
-        return AssetError(absl::InvalidArgumentError(
-            "query: unknown parameter \"" + name + "\" (known: limit, since, until, cursor, "
-            "where)"));
+        return AssetError(absl::InvalidArgumentError("query: unknown parameter \"" + name +
+                                                     "\" (known: limit, since, until, cursor, "
+                                                     "where)"));
       }
     }
     absl::StatusOr<assets::AssetPage> page = assets_->List(type, q);
@@ -248,9 +247,9 @@ http::Response Api::RouteAssets(const http::Request& request,
     absl::StatusOr<std::optional<uint32_t>> if_match = IfMatch(request);
     if (!if_match.ok()) return AssetError(if_match.status());
     if (method == "PUT" || method == "PATCH") {
-      absl::StatusOr<assets::Asset> a =
-          method == "PUT" ? assets_->Replace(type, id, request.body, *if_match)
-                          : assets_->Patch(type, id, request.body, *if_match);
+      absl::StatusOr<assets::Asset> a = method == "PUT"
+                                            ? assets_->Replace(type, id, request.body, *if_match)
+                                            : assets_->Patch(type, id, request.body, *if_match);
       if (!a.ok()) return AssetError(a.status());
       return AssetResponse(200, *a);
     }
