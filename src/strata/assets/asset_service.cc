@@ -877,6 +877,11 @@ absl::StatusOr<AssetPage> AssetService::List(std::string_view type_name, const L
   if (query.limit < 1 || query.limit > kMaxListLimit) {
     return absl::InvalidArgumentError("limit: must be 1..1000");
   }
+  if ((query.since && *query.since < 0) || (query.until && *query.until < 0)) {
+    return absl::InvalidArgumentError(
+        std::string(query.since && *query.since < 0 ? "since" : "until") +
+        ": must be >= 0 (milliseconds since the epoch)");
+  }
   if (query.since && query.until && *query.since >= *query.until) {
     return absl::InvalidArgumentError("since: must be before until");
   }

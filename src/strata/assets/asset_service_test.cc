@@ -438,6 +438,10 @@ TEST_P(AssetServiceTest, SearchRejectsNamedBadInput) {
             "where \"/show_id=x\": value must be a number (the schema says so for /show_id)");
   EXPECT_EQ(error({"/format"}), "where \"/format\": no operator (use =, <, <=, >, >= or ^=)");
   EXPECT_EQ(error({"/format=hd"}, "zz"), "cursor: malformed (pass next_cursor as given)");
+  ListQuery negative;
+  negative.until = -1;
+  EXPECT_EQ(service_->List("video", negative).status().message(),
+            "until: must be >= 0 (milliseconds since the epoch)");
   // A cursor of one query does not fit another.
   ListQuery q;
   q.limit = 1;
