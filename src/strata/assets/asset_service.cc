@@ -715,13 +715,55 @@ absl::StatusOr<Asset> AssetService::Update(std::string_view type_name, std::stri
     }
     STRATA_ASSIGN_OR_RETURN(input, ParseJson(body, "patch", options_.max_depth));
   }
-  const std::string partition =
-      BucketPartition(type->name, type->bucket, BucketStart(type->bucket, id.time()));
-  const std::string key = AssetKey(id);
+  Transform transform = [&](const AssetRow& old, JsonValue* next) -> absl::StatusOr<bool> {
+    if (kind == UpdateKind::kReplace) {
+      *next = input;
+      return true;
+    }
+    STRATA_ASSIGN_OR_RETURN(*next, ParseJson(old.payload, "stored payload", 1024));
+    MergePatch(next, input);
+    if (!next->is_object()) return absl::InvalidArgumentError("patch: must leave an object");
+    return true;
+  };
   std::lock_guard<std::mutex> stripe(StripeFor(id));  // fewer retries; not for correctness
+  STRATA_ASSIGN_OR_RETURN(Mutation m, Mutate(*type, id, transform, if_match, nullptr));
+  return std::move(m.asset);
+}
+
+absl::StatusOr<ProcessResult> AssetService::ProcessOnce(
+    std::string_view type_name, std::string_view id_text, const JobMark& mark,
+    const std::function<absl::StatusOr<bool>(JsonValue* payload)>& fn) {
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
+  STRATA_ASSIGN_OR_RETURN(AssetId id, ParseId(id_text));
+  Transform transform = [&](const AssetRow& old, JsonValue* next) -> absl::StatusOr<bool> {
+    STRATA_ASSIGN_OR_RETURN(*next, ParseJson(old.payload, "stored payload", 1024));
+    STRATA_ASSIGN_OR_RETURN(bool changed, fn(next));
+    if (changed && !next->is_object()) {
+      return absl::InvalidArgumentError("processor: must leave an object");
+    }
+    return changed;
+  };
+  // No stripe lock: a job's processor must never hold up production writes; conflicts are
+  // handled by the compare-and-set (and counted).
+  absl::StatusOr<Mutation> m = Mutate(*type, id, transform, std::nullopt, &mark);
+  if (absl::IsNotFound(m.status())) return ProcessResult{ProcessResult::Kind::kGone, 0, 0};
+  if (!m.ok()) return m.status();
+  return ProcessResult{m->kind, m->asset.row.version, m->conflicts};
+}
+
+absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& type,
+                                                            const AssetId& id,
+                                                            const Transform& transform,
+                                                            std::optional<uint32_t> if_match,
+                                                            const JobMark* mark) {
+  const std::string partition =
+      BucketPartition(type.name, type.bucket, BucketStart(type.bucket, id.time()));
+  const std::string key = AssetKey(id);
+  const std::string mark_key = mark != nullptr ? JobMarkKey(mark->job_id, id) : "";
+  Mutation out;
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     absl::StatusOr<std::string> raw = assets_->Get(partition, key);
-    if (absl::IsNotFound(raw.status())) return NoAsset(type->name, id);
+    if (absl::IsNotFound(raw.status())) return NoAsset(type.name, id);
     if (!raw.ok()) return raw.status();
     std::optional<AssetRow> old = DecodeAssetRow(*raw);
     if (!old) return absl::DataLossError("asset " + id.ToString() + ": corrupt row");
@@ -730,21 +772,45 @@ absl::StatusOr<Asset> AssetService::Update(std::string_view type_name, std::stri
                                            std::to_string(old->version) + ", not " +
                                            std::to_string(*if_match));
     }
-    JsonValue next;
-    if (kind == UpdateKind::kReplace) {
-      next = input;
-    } else {
-      STRATA_ASSIGN_OR_RETURN(next, ParseJson(old->payload, "stored payload", 1024));
-      MergePatch(&next, input);
-      if (!next.is_object()) return absl::InvalidArgumentError("patch: must leave an object");
+    if (mark != nullptr) {
+      absl::StatusOr<std::string> done = assets_->Get(partition, mark_key);
+      if (done.ok()) {
+        out.kind = ProcessResult::Kind::kAlreadyDone;
+        out.asset = Asset{type.name, id, std::move(*old)};
+        return out;
+      }
+      if (!absl::IsNotFound(done.status())) return done.status();
     }
-    if (absl::Status s = type->schema.Validate(next); !s.ok()) {
+    JsonValue next;
+    STRATA_ASSIGN_OR_RETURN(bool changed, transform(*old, &next));
+    store::WriteBatch batch;
+    batch.Expect(key, *raw);
+    if (mark != nullptr) {
+      // The job's mark goes in with the effect: a redelivered event finds it and does
+      // nothing, so each asset is processed once in effect whatever the queue redelivers.
+      batch.Expect(mark_key, std::nullopt);
+      batch.Put(mark_key, "", mark->expire_at);
+    }
+    if (!changed) {
+      out.kind = ProcessResult::Kind::kUnchanged;
+      out.asset = Asset{type.name, id, *old};
+      if (mark == nullptr) return out;
+      absl::Status s = assets_->Apply(partition, batch);
+      if (IsConditionFailure(s)) {
+        conflicts_->Inc();
+        ++out.conflicts;
+        continue;
+      }
+      STRATA_RETURN_IF_ERROR(s);
+      return out;
+    }
+    if (absl::Status s = type.schema.Validate(next); !s.ok()) {
       rejected_->Inc();
       return s;
     }
     AssetRow row;
     row.version = old->version + 1;
-    row.schema_version = type->version;
+    row.schema_version = type.version;
     row.created_at = old->created_at;
     row.updated_at = std::max(clock_->NowMillis(), old->updated_at);
     row.payload = next.Serialize();
@@ -752,9 +818,7 @@ absl::StatusOr<Asset> AssetService::Update(std::string_view type_name, std::stri
       return absl::OutOfRangeError("payload: larger than " +
                                    std::to_string(options_.max_payload_bytes) + " bytes");
     }
-    row.index_entries = IndexEntries(*type, next);
-    store::WriteBatch batch;
-    batch.Expect(key, *raw);
+    row.index_entries = IndexEntries(type, next);
     batch.Put(key, EncodeAssetRow(row));
     std::unordered_set<std::string_view> fresh(row.index_entries.begin(), row.index_entries.end());
     std::unordered_set<std::string_view> stale(old->index_entries.begin(),
@@ -765,27 +829,30 @@ absl::StatusOr<Asset> AssetService::Update(std::string_view type_name, std::stri
     for (const std::string& e : row.index_entries) {
       if (!stale.count(e)) batch.Put(IndexKeyFromEntry(e, id), "");
     }
-    if (type->keep_versions > 0) {
+    if (type.keep_versions > 0) {
       AssetRow previous = *old;
       previous.index_entries.clear();
       batch.Put(HistoryKey(id, old->version), EncodeAssetRow(previous));
-      if (old->version > type->keep_versions) {
-        batch.Delete(HistoryKey(id, old->version - type->keep_versions));
+      if (old->version > type.keep_versions) {
+        batch.Delete(HistoryKey(id, old->version - type.keep_versions));
       }
     }
     std::vector<std::string> events = {
-        EncodeChangeEvent({type->name, id, row.version, ChangeOp::kUpdate, row.updated_at})};
+        EncodeChangeEvent({type.name, id, row.version, ChangeOp::kUpdate, row.updated_at})};
     const std::string outbox_key = OutboxKey(id, row.version);
     batch.Put(outbox_key, EncodeOutbox(events));
     absl::Status s = assets_->Apply(partition, batch);
     if (IsConditionFailure(s)) {
       conflicts_->Inc();
+      ++out.conflicts;
       continue;  // re-read: under If-Match this answers 412 with the new version
     }
     STRATA_RETURN_IF_ERROR(s);
     updates_->Inc();
-    Forward(type->name, partition, outbox_key, events);
-    return Asset{type->name, id, std::move(row)};
+    Forward(type.name, partition, outbox_key, events);
+    out.kind = ProcessResult::Kind::kChanged;
+    out.asset = Asset{type.name, id, std::move(row)};
+    return out;
   }
   return absl::AbortedError("asset: too many concurrent updates, try again");
 }

@@ -27,6 +27,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -125,6 +126,25 @@ struct BatchResult {
   uint32_t schema_version = 0;
 };
 
+// Marks an asset as processed by a job, in the same atomic batch as the job's effect.
+struct JobMark {
+  uint64_t job_id = 0;
+  // When the mark expires (ms; 0 = never): after the job can no longer redeliver.
+  Millis expire_at = 0;
+};
+
+struct ProcessResult {
+  enum class Kind {
+    kChanged,      // a new version was written (with the mark)
+    kUnchanged,    // the processor changed nothing; only the mark was written
+    kAlreadyDone,  // the mark was there: an earlier delivery of this event took effect
+    kGone,         // the asset no longer exists
+  };
+  Kind kind = Kind::kUnchanged;
+  uint32_t version = 0;  // the asset's version after the call
+  int conflicts = 0;     // writes that lost a race with another writer and were redone
+};
+
 struct ChangeRecord {
   uint64_t offset = 0;
   std::string event_json;
@@ -157,6 +177,17 @@ class AssetService {
   absl::StatusOr<Asset> Patch(std::string_view type, std::string_view id, std::string_view patch,
                               std::optional<uint32_t> if_match);
   absl::Status Delete(std::string_view type, std::string_view id, std::optional<uint32_t> if_match);
+  // One reprocessing step, exactly once in effect per (job, asset): reads the asset, runs
+  // `fn` on its payload (true = changed; an error is returned as is, nothing written),
+  // validates the result against the type's current schema, and writes the new version
+  // together with the job's mark under compare-and-set. A concurrent production write makes
+  // the batch fail; the asset is then re-read and `fn` applied again to the new payload
+  // (counted in `conflicts`), so a production update is never overwritten. If the mark is
+  // already there, nothing is done (kAlreadyDone). Takes no in-process lock.
+  absl::StatusOr<ProcessResult> ProcessOnce(
+      std::string_view type, std::string_view id, const JobMark& mark,
+      const std::function<absl::StatusOr<bool>(JsonValue* payload)>& fn);
+
   // The current version and the kept previous ones, newest first.
   absl::StatusOr<std::vector<AssetRow>> Versions(std::string_view type, std::string_view id);
 
@@ -189,7 +220,17 @@ class AssetService {
   // Publishes and deletes every outbox row of a partition.
   absl::Status FlushPartition(const std::string& partition);
   void RetryPending();
-  // Reads, transforms, validates and writes one asset under compare-and-set.
+  // Reads, transforms, validates and writes one asset under compare-and-set, retrying
+  // lost races. The transform fills the new payload from the old row; false = unchanged.
+  using Transform = std::function<absl::StatusOr<bool>(const AssetRow& old, JsonValue* next)>;
+  struct Mutation {
+    ProcessResult::Kind kind = ProcessResult::Kind::kUnchanged;
+    Asset asset;
+    int conflicts = 0;
+  };
+  absl::StatusOr<Mutation> Mutate(const AssetType& type, const AssetId& id,
+                                  const Transform& transform, std::optional<uint32_t> if_match,
+                                  const JobMark* mark);
   enum class UpdateKind { kReplace, kPatch };
   absl::StatusOr<Asset> Update(std::string_view type, std::string_view id, std::string_view body,
                                std::optional<uint32_t> if_match, UpdateKind kind);

@@ -528,6 +528,83 @@ TEST_P(AssetServiceTest, OutboxLeftOverIsPublishedAtOpen) {
       absl::IsNotFound(service_->assets_table()->Get(partition, OutboxKey(a.id, 9)).status()));
 }
 
+// A reprocessing step takes effect once per (job, asset), whatever the queue redelivers.
+TEST_P(AssetServiceTest, ProcessOnceTakesEffectOncePerJob) {
+  Asset a = Create(Video(1, "hd", 10));
+  const std::string id = a.id.ToString();
+  int calls = 0;
+  auto set_title = [&](JsonValue* payload) -> absl::StatusOr<bool> {
+    ++calls;
+    if (const JsonValue* t = payload->Find("title"); t != nullptr && t->string_value() == "x") {
+      return false;
+    }
+    payload->Set("title", JsonValue::String("x"));
+    return true;
+  };
+  absl::StatusOr<ProcessResult> r = service_->ProcessOnce("video", id, {1, 0}, set_title);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kChanged);
+  EXPECT_EQ(r->version, 2u);
+  // Redelivered: nothing happens, the processor is not even run.
+  r = service_->ProcessOnce("video", id, {1, 0}, set_title);
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kAlreadyDone);
+  EXPECT_EQ(calls, 1);
+  // Another job that changes nothing records its mark and writes no version.
+  r = service_->ProcessOnce("video", id, {2, 0}, set_title);
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kUnchanged);
+  r = service_->ProcessOnce("video", id, {2, 0}, set_title);
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kAlreadyDone);
+  EXPECT_EQ(service_->Get("video", id)->row.version, 2u);
+  EXPECT_EQ(service_->Changes("video", {}, 10)->size(), 2u);  // create + one update
+  // A processor error or a schema violation writes nothing (no mark: a retry runs again).
+  auto failing = [](JsonValue*) -> absl::StatusOr<bool> {
+    return absl::InvalidArgumentError("map: no entry");
+  };
+  EXPECT_EQ(service_->ProcessOnce("video", id, {3, 0}, failing).status().message(),
+            "map: no entry");
+  auto breaking = [](JsonValue* p) -> absl::StatusOr<bool> {
+    p->Set("format", JsonValue::String("8k"));
+    return true;
+  };
+  EXPECT_EQ(service_->ProcessOnce("video", id, {3, 0}, breaking).status().message(),
+            "payload /format: enum: must be one of the listed values");
+  r = service_->ProcessOnce("video", id, {3, 0}, set_title);
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kUnchanged);
+  ASSERT_TRUE(service_->Delete("video", id, {}).ok());
+  r = service_->ProcessOnce("video", id, {4, 0}, set_title);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kGone);
+}
+
+// A production write between the job's read and its write is never overwritten: the job's
+// write fails its condition, re-reads and processes the new payload.
+TEST_P(AssetServiceTest, ProcessOnceNeverOverwritesAConcurrentWrite) {
+  Asset a = Create(Video(1, "hd", 10));
+  const std::string id = a.id.ToString();
+  bool first = true;
+  auto step = [&](JsonValue* payload) -> absl::StatusOr<bool> {
+    if (first) {
+      first = false;
+      // A client updates the asset while the job holds its copy.
+      absl::StatusOr<Asset> client =
+          service_->Patch("video", id, R"({"duration_s":99})", std::nullopt);
+      EXPECT_TRUE(client.ok()) << client.status();
+    }
+    payload->Set("title", JsonValue::String("reprocessed"));
+    return true;
+  };
+  absl::StatusOr<ProcessResult> r = service_->ProcessOnce("video", id, {7, 0}, step);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kChanged);
+  EXPECT_EQ(r->conflicts, 1);
+  EXPECT_EQ(r->version, 3u);
+  absl::StatusOr<Asset> now = service_->Get("video", id);
+  EXPECT_EQ(now->row.payload,
+            R"({"show_id":1,"format":"hd","duration_s":99,"title":"reprocessed"})");
+  EXPECT_EQ(SearchIds({"/duration_s=99"}).size(), 1u);
+  EXPECT_EQ(SearchIds({"/title=reprocessed"}).size(), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, AssetServiceTest, ::testing::Values("Rocks", "Memory"),
                          [](const auto& info) { return info.param; });
 

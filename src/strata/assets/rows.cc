@@ -168,6 +168,13 @@ std::string OutboxKey(const AssetId& id, uint32_t version) {
   return k;
 }
 
+std::string JobMarkKey(uint64_t job_id, const AssetId& id) {
+  std::string k(1, kJobMarkPrefix);
+  coding::PutFixed64BE(&k, job_id);
+  k.append(id.view());
+  return k;
+}
+
 std::string TypeVersionKey(uint32_t version) {
   std::string k(1, kTypeVersionPrefix);
   coding::PutFixed32BE(&k, version);

@@ -10,6 +10,7 @@
 //   "h" + id + be32(version)                    a previous version of the asset
 //   "i" + be16(index id) + value + ~id          an index entry (index_key.h), value ""
 //   "o" + id + be32(version)                    outbox: change events not yet on the queue
+//   "j" + be64(job id) + id                     a reprocessing job's mark, value ""
 // Everything one write changes lives in one partition, so one atomic batch covers the row,
 // its index entries, its history and its change events.
 //
@@ -41,6 +42,7 @@ inline constexpr char kAssetPrefix = 'a';
 inline constexpr char kHistoryPrefix = 'h';
 inline constexpr char kIndexPrefix = 'i';
 inline constexpr char kOutboxPrefix = 'o';
+inline constexpr char kJobMarkPrefix = 'j';
 inline constexpr char kTypeVersionPrefix = 'v';
 inline constexpr char kBucketPrefix = 'b';
 std::string AssetKey(const AssetId& id);
@@ -60,6 +62,7 @@ std::string AssetKeyAfter(const AssetId& id);
 // The id at the end of an index entry key.
 std::optional<AssetId> AssetIdFromIndexKey(std::string_view key);
 std::string OutboxKey(const AssetId& id, uint32_t version);
+std::string JobMarkKey(uint64_t job_id, const AssetId& id);
 std::string TypeVersionKey(uint32_t version);
 std::string BucketDirectoryKey(Millis start);
 
