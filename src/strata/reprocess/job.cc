@@ -202,6 +202,10 @@ std::string EncodeJobRecord(const JobRecord& job) {
   out += ",\"created_at\":" + std::to_string(job.created_at) +
          ",\"updated_at\":" + std::to_string(job.updated_at) + ",\"error\":";
   assets::AppendJsonString(&out, job.error);
+  out += ",\"planned\":";
+  out += job.planned ? "true" : "false";
+  out += ",\"plan_cursor\":";
+  assets::AppendJsonString(&out, job.plan_cursor);
   out += "}";
   return out;
 }
@@ -246,6 +250,11 @@ absl::StatusOr<JobRecord> DecodeJobRecord(std::string_view in) {
   job.created_at = created->int_value();
   job.updated_at = updated->int_value();
   job.error = error->string_value();
+  STRATA_ASSIGN_OR_RETURN(const JsonValue* planned, need(doc, "planned", JsonValue::Kind::kBool));
+  STRATA_ASSIGN_OR_RETURN(const JsonValue* plan_cursor,
+                          need(doc, "plan_cursor", JsonValue::Kind::kString));
+  job.planned = planned->bool_value();
+  job.plan_cursor = plan_cursor->string_value();
   return job;
 }
 

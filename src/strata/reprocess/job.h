@@ -1,7 +1,6 @@
 // The reprocessing job model (issue 15, "Reprocessing"): a job's spec as `POST
 // /v1/reprocess/jobs` takes it, its states and the transitions between them, its counters,
-// and the stored job record. Nothing here runs a job: planning (selecting ids and
-// publishing one event per asset) and workers are still to be built on top of this.
+// and the stored job record. JobRunner (job_runner.h) runs jobs.
 //
 // Spec (every field but `type` and `processor` optional):
 //   {"type": "video",
@@ -75,6 +74,10 @@ struct JobRecord {
   Millis created_at = 0;
   Millis updated_at = 0;
   std::string error;  // why it failed, if it did
+  // Planning progress: the selection's page cursor after the last page published, and
+  // whether every page was.
+  std::string plan_cursor;
+  bool planned = false;
 };
 
 // The stored form: format byte 0x01 + JSON (a few rows per job, rarely written: JSON keeps

@@ -1,5 +1,6 @@
 #include "strata/reprocess/job_store.h"
 
+#include "strata/assets/json.h"
 #include "strata/base/coding.h"
 #include "strata/base/status.h"
 
@@ -119,6 +120,43 @@ absl::StatusOr<JobRecord> JobStore::AddCounts(uint64_t id, const JobCounts& d) {
     c.dead_lettered += d.dead_lettered;
     return absl::OkStatus();
   });
+}
+
+absl::StatusOr<JobRecord> JobStore::SavePlanProgress(uint64_t id, std::string cursor,
+                                                     uint64_t selected, bool done) {
+  return Change(id, [&](JobRecord* job) -> absl::Status {
+    job->plan_cursor = cursor;
+    job->counts.selected += selected;
+    job->planned = done;
+    return absl::OkStatus();
+  });
+}
+
+absl::Status JobStore::AddDeadLetter(uint64_t job_id, std::string_view asset_id,
+                                     std::string_view reason, int attempts) {
+  std::string value = "{\"id\":";
+  assets::AppendJsonString(&value, asset_id);
+  value += ",\"reason\":";
+  assets::AppendJsonString(&value, reason);
+  value += ",\"attempts\":" + std::to_string(attempts) +
+           ",\"time\":" + std::to_string(clock_->NowMillis()) + "}";
+  return table_->Put("dead/" + std::to_string(job_id), asset_id, value);
+}
+
+absl::StatusOr<std::vector<std::string>> JobStore::DeadLetters(uint64_t job_id, size_t limit,
+                                                               std::string_view after) {
+  if (limit < 1 || limit > 1000) return absl::InvalidArgumentError("limit: must be 1..1000");
+  store::ScanOptions options;
+  if (!after.empty()) {
+    options.start = std::string(after);
+    options.start.push_back('\0');
+  }
+  options.limit = limit;
+  STRATA_ASSIGN_OR_RETURN(store::ScanPage page,
+                          table_->Scan("dead/" + std::to_string(job_id), options));
+  std::vector<std::string> out;
+  for (store::Row& r : page.rows) out.push_back(std::move(r.value));
+  return out;
 }
 
 }  // namespace strata::reprocess

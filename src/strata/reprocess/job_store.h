@@ -1,14 +1,17 @@
 // Where reprocessing jobs are kept: one row per job in the table `reprocess_jobs`
 // (partition "jobs", clustering be64(id) -> EncodeJobRecord) and a counter row (clustering
-// "" -> varint next id). Every change is a compare-and-set on the job's row
-// (WriteBatch::Expect), so several nodes may change jobs without losing a change: ids are
-// unique, state moves only along CheckTransition, and counter additions are never lost.
+// "" -> varint next id); dead letters in partition "dead/<job id>". Every change is a
+// compare-and-set on the job's row (WriteBatch::Expect), so several nodes may change jobs without
+// losing a change: ids are unique, state moves only along CheckTransition, and counter additions
+// are never lost.
 //
 // Thread safety: every method is thread-safe. The RowStore and Clock must outlive it.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -34,6 +37,18 @@ class JobStore {
   absl::StatusOr<JobRecord> Transition(uint64_t id, JobState to, std::string error = "");
   // Adds `delta` to the job's counters.
   absl::StatusOr<JobRecord> AddCounts(uint64_t id, const JobCounts& delta);
+  // Records a published page of the selection: its cursor, `selected` more assets, and
+  // whether it was the last page.
+  absl::StatusOr<JobRecord> SavePlanProgress(uint64_t id, std::string cursor, uint64_t selected,
+                                             bool done);
+
+  // Dead letters: partition "dead/<job id>", clustering = the asset id, value = JSON
+  // {"id", "reason", "attempts", "time"}. A second one for the same asset replaces it.
+  absl::Status AddDeadLetter(uint64_t job_id, std::string_view asset_id, std::string_view reason,
+                             int attempts);
+  // As JSON objects, by asset id, at most `limit` (1..1000), after `after` ("" = first).
+  absl::StatusOr<std::vector<std::string>> DeadLetters(uint64_t job_id, size_t limit,
+                                                       std::string_view after = "");
 
   store::Table* table() const { return table_; }
 
