@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.parse
 
@@ -275,6 +276,104 @@ class AssetApiTest(unittest.TestCase):
         self.assertEqual(len(json.loads(out)["assets"]), 1)
         rc, out = cli("changes", "cli")
         self.assertEqual(len(json.loads(out)["changes"]), 2)
+
+    def wait_job(self, server, job_id, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status, job = server.json("GET", "/v1/reprocess/jobs/%d" % job_id)
+            self.assertEqual(status, 200, job)
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                return job
+            time.sleep(0.05)
+        self.fail("job %d did not finish" % job_id)
+
+    def test_reprocess_job_with_dead_letters_and_bad_input(self):
+        self.server.json("PUT", "/v1/asset-types/rp", VIDEO)
+        status, body = self.server.json("POST", "/v1/assets/rp:batch",
+                                        [{"show_id": i + 1, "format": ["hd", "4k"][i % 2]}
+                                         for i in range(200)])
+        ids = body["ids"]
+        status, job = self.server.json("POST", "/v1/reprocess/jobs", {
+            "type": "rp", "select": {"where": ["/format=4k"]},
+            "processor": {"kind": "set", "path": "/title", "value": "remastered"},
+            "concurrency": 2})
+        self.assertEqual(status, 201, job)
+        job = self.wait_job(self.server, job["id"])
+        self.assertEqual(job["state"], "succeeded", job)
+        self.assertEqual((job["counts"]["selected"], job["counts"]["changed"]), (100, 100))
+        for i, asset_id in enumerate(ids):
+            status, a = self.server.json("GET", "/v1/assets/rp/" + asset_id)
+            self.assertEqual(a.get("payload", {}).get("title"),
+                             "remastered" if i % 2 else None, i)
+        # A processor whose result breaks the schema: every asset dead-lettered, none changed.
+        status, job = self.server.json("POST", "/v1/reprocess/jobs", {
+            "type": "rp", "select": {"where": ["/show_id<=10"]},
+            "processor": {"kind": "set", "path": "/show_id", "value": 0}})
+        job = self.wait_job(self.server, job["id"])
+        self.assertEqual(job["counts"]["dead_lettered"], 10, job)
+        status, dead = self.server.json("GET", "/v1/reprocess/jobs/%d/dead-letters" % job["id"])
+        self.assertEqual(len(dead["dead_letters"]), 10)
+        self.assertIn("payload /show_id: minimum", dead["dead_letters"][0]["reason"])
+        self.error(*self.server.json("POST", "/v1/reprocess/jobs/%d:pause" % job["id"]), 409,
+                   "state: a succeeded job cannot become paused")
+        self.error(*self.server.json("POST", "/v1/reprocess/jobs", {"type": "rp"}), 400,
+                   "processor: required")
+        self.error(*self.server.json("POST", "/v1/reprocess/jobs", {
+            "type": "rp", "processor": {"kind": "set", "path": "/x"}}), 400,
+                   "processor/value: required")
+        self.error(*self.server.json("POST", "/v1/reprocess/jobs", {
+            "type": "rp", "select": {"where": ["/title=x"]},
+            "processor": {"kind": "remove", "path": "/x"}}), 400, "where: /title is not indexed")
+        self.error(*self.server.json("GET", "/v1/reprocess/jobs/999999"), 404, "job: no job")
+        self.error(*self.server.json("GET", "/v1/reprocess/jobs/x"), 400, "id: must be a job id")
+        status, jobs = self.server.json("GET", "/v1/reprocess/jobs")
+        self.assertGreaterEqual(len(jobs["jobs"]), 2)
+        # The CLI follows a job to its end.
+        out = subprocess.run(
+            [STRATA, "reprocess", "start", "--wait", "--server",
+             "http://127.0.0.1:%d" % self.server.port, "--data",
+             json.dumps({"type": "rp", "processor": {"kind": "remove", "path": "/title"}})],
+            capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertEqual(json.loads(out.stdout)["counts"]["changed"], 100)
+
+    def test_reprocess_job_survives_kill_9_and_touches_each_asset_once(self):
+        d = tempfile.mkdtemp(prefix="strata_e2e_reprocess_crash_")
+        try:
+            server = Server(d)
+            server.json("PUT", "/v1/asset-types/rk", VIDEO)
+            status, body = server.json("POST", "/v1/assets/rk:batch",
+                                       [{"show_id": i + 1, "format": "hd"} for i in range(400)])
+            ids = body["ids"]
+            status, job = server.json("POST", "/v1/reprocess/jobs", {
+                "type": "rk", "processor": {"kind": "set", "path": "/title", "value": "v2"},
+                "rate": 200, "concurrency": 2})
+            self.assertEqual(status, 201, job)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                status, now = server.json("GET", "/v1/reprocess/jobs/%d" % job["id"])
+                if now["counts"]["processed"] >= 50:
+                    break
+                time.sleep(0.02)
+            self.assertEqual(now["state"], "running", now)
+            # Production writes during the job must survive it.
+            for asset_id in ids[::40]:
+                self.assertEqual(server.json("PATCH", "/v1/assets/rk/" + asset_id,
+                                             {"format": "4k"})[0], 200)
+            server.stop(signal.SIGKILL)
+            server = Server(d)
+            done = self.wait_job(server, job["id"])
+            self.assertEqual(done["state"], "succeeded", done)
+            for i, asset_id in enumerate(ids):
+                status, a = server.json("GET", "/v1/assets/rk/" + asset_id)
+                self.assertEqual(a["payload"]["title"], "v2", i)
+                patched = i % 40 == 0
+                self.assertEqual(a["payload"]["format"], "4k" if patched else "hd", i)
+                # Exactly once in effect: one job write per asset (plus the client's).
+                self.assertEqual(a["version"], 3 if patched else 2, i)
+            server.stop()
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
     def test_kill_9_keeps_every_acknowledged_write(self):
         d = tempfile.mkdtemp(prefix="strata_e2e_assets_crash_")

@@ -14,6 +14,7 @@
 #include "strata/cli/asset_commands.h"
 #include "strata/cli/gc_commands.h"
 #include "strata/cli/media_commands.h"
+#include "strata/cli/reprocess_commands.h"
 #include "strata/cli/server_commands.h"
 #include "strata/cli/viewing_commands.h"
 
@@ -419,6 +420,38 @@ void AddAssetCommands(CLI::App& app, AssetArgs* a, Commands* commands) {
   commands->push_back({changes, [a] { return AssetChanges(*a); }});
 }
 
+// Reprocessing jobs (docs/assets.md, "Reprocessing").
+void AddReprocessCommands(CLI::App& app, ReprocessArgs* a, Commands* commands) {
+  CLI::App* reprocess = app.add_subcommand("reprocess", "Reprocessing jobs over assets");
+  reprocess->require_subcommand(1);
+  CLI::App* start = reprocess->add_subcommand("start", "Start a job (body: docs/api.md)");
+  start->add_option("--data", a->data, "The job's JSON inline");
+  start->add_option("-f,--file", a->file, "Read the job's JSON from this file (- = stdin)");
+  start->add_flag("--wait", a->wait, "Follow the job to its end (progress on a terminal)");
+  AddServerOption(start, &a->server_url);
+  commands->push_back({start, [a] { return ReprocessStart(*a); }});
+  CLI::App* status = reprocess->add_subcommand("status", "A job's state, counts, rate, ETA");
+  status->add_option("id", a->id, "Job id")->required();
+  AddServerOption(status, &a->server_url);
+  commands->push_back({status, [a] { return ReprocessStatus(*a); }});
+  CLI::App* list = reprocess->add_subcommand("list", "Jobs, newest first");
+  list->add_option("--limit", a->limit, "Jobs (1-1000)")->capture_default_str();
+  AddServerOption(list, &a->server_url);
+  commands->push_back({list, [a] { return ReprocessList(*a); }});
+  for (const char* action : {"pause", "resume", "cancel"}) {
+    CLI::App* cmd = reprocess->add_subcommand(action, std::string(action) + " a job");
+    cmd->add_option("id", a->id, "Job id")->required();
+    AddServerOption(cmd, &a->server_url);
+    commands->push_back({cmd, [a, action] { return ReprocessAction(*a, action); }});
+  }
+  CLI::App* dead = reprocess->add_subcommand("dead-letters", "Assets a job could not process");
+  dead->add_option("id", a->id, "Job id")->required();
+  dead->add_option("--limit", a->limit, "Entries (1-1000)")->capture_default_str();
+  dead->add_option("--after", a->after, "Start after this asset id");
+  AddServerOption(dead, &a->server_url);
+  commands->push_back({dead, [a] { return ReprocessDeadLetters(*a); }});
+}
+
 // Media objects.
 void AddObjectCommands(CLI::App& app, ObjectArgs* a, Commands* commands) {
   CLI::App* object = app.add_subcommand("object", "Media objects");
@@ -705,6 +738,7 @@ int Run(int argc, char** argv) {
   BucketArgs bucket;
   ObjectArgs object;
   AssetArgs asset;
+  ReprocessArgs reprocess;
   GcArgs gc;
   DemoArgs demo;
   BenchArgs bench;
@@ -716,6 +750,7 @@ int Run(int argc, char** argv) {
   AddBucketCommands(app, &bucket, &commands);
   AddObjectCommands(app, &object, &commands);
   AddAssetCommands(app, &asset, &commands);
+  AddReprocessCommands(app, &reprocess, &commands);
   AddGcCommands(app, &gc, &commands);
   AddDemoCommands(app, &demo, &commands);
   AddBenchCommands(app, &bench, &commands);

@@ -13,6 +13,7 @@
 #include "strata/base/thread_pool.h"
 #include "strata/assets/asset_service.h"
 #include "strata/gc/collector.h"
+#include "strata/reprocess/job_runner.h"
 #include "strata/http/http_server.h"
 #include "strata/media/media_service.h"
 #include "strata/viewing/viewing_service.h"
@@ -69,6 +70,8 @@ class Api {
   // The asset service behind /v1/assets/... and /v1/asset-types/... (null: 404). Call
   // before serving.
   void SetAssets(assets::AssetService* assets) { assets_ = assets; }
+  // The job runner behind /v1/reprocess/... (null: 404). Call before serving.
+  void SetReprocess(reprocess::JobRunner* runner) { reprocess_ = runner; }
 
   // The StreamingRoute::open of `PUT /v1/buckets/...`: an object PUT streams its body into
   // the blob store; anything else (a bucket PUT) takes the whole-body path.
@@ -112,6 +115,8 @@ class Api {
   http::Response RotationStatus();
   http::Response RouteAssets(const http::Request& request,
                              const std::vector<std::string_view>& parts, std::string* route);
+  http::Response RouteReprocess(const http::Request& request,
+                                const std::vector<std::string_view>& parts, std::string* route);
   http::Response RouteLifecycle(const http::Request& request,
                                 const std::vector<std::string_view>& parts, std::string* route);
 
@@ -131,6 +136,7 @@ class Api {
   gc::Collector* gc_ = nullptr;
   gc::Collector* archive_ = nullptr;
   assets::AssetService* assets_ = nullptr;
+  reprocess::JobRunner* reprocess_ = nullptr;
 };
 
 }  // namespace strata::server

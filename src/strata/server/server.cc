@@ -22,6 +22,7 @@
 #include "strata/gc/collector.h"
 #include "strata/assets/asset_service.h"
 #include "strata/media/media_service.h"
+#include "strata/reprocess/job_runner.h"
 #include "strata/server/api.h"
 #include "strata/store/embedded_queue.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
@@ -254,6 +255,11 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                           assets::AssetService::Open(rows.get(), queue.get(),
                                                      SystemClock::Default(), metrics,
                                                      asset_options));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobStore> job_store,
+                          reprocess::JobStore::Open(rows.get(), SystemClock::Default()));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobRunner> job_runner,
+                          reprocess::JobRunner::Open(asset_service.get(), queue.get(),
+                                                     job_store.get(), SystemClock::Default()));
   std::vector<store::Table*> tables = viewing->tables();
   tables.push_back(asset_service->types_table());
   tables.push_back(asset_service->assets_table());
@@ -319,6 +325,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   Api api(viewing.get(), media.get(), metrics, std::move(admin));
   api.SetLifecycle(gc_collector.get(), archive_collector.get());
   api.SetAssets(asset_service.get());
+  api.SetReprocess(job_runner.get());
   http::ServerOptions http_options = config.http;
   http_options.thread_slice_us = config.request_slice_us;
   http::StreamingRoute object_puts;
@@ -346,6 +353,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   archive_collector.reset();
   gc_collector.reset();
   viewing.reset();
+  job_runner.reset();
+  job_store.reset();
   asset_service.reset();
   queue.reset();
   media.reset();
