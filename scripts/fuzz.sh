@@ -10,6 +10,8 @@
 #          history cursor
 #   input  src/strata/server/input_fuzz.cc   client input (event bodies, bucket policies,
 #          Range headers, path segments) and the media and collector rows read from disk
+#   assets src/strata/assets/assets_fuzz.cc  asset rows, outbox rows, index keys (round trip
+#          and order), page cursors, where-conditions, asset ids, JSON payloads and schemas
 #
 # Usage: scripts/fuzz.sh TARGET [SECONDS] [extra libFuzzer flags...]   (SECONDS defaults to 60)
 #        STRATA_FUZZ_JOBS=N runs N fuzzing processes side by side (default 1).
@@ -21,6 +23,7 @@
 # To regenerate a seed corpus after a format change:
 #   STRATA_CODEC_FUZZ_WRITE_SEEDS=tests/fuzz/codec_corpus build-fuzz/codec_fuzz
 #   STRATA_INPUT_FUZZ_WRITE_SEEDS=tests/fuzz/input_corpus build-fuzz/input_fuzz
+#   STRATA_ASSETS_FUZZ_WRITE_SEEDS=tests/fuzz/assets_corpus build-fuzz/assets_fuzz
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,7 +31,7 @@ target="${1:-}"
 seconds="${2:-60}"
 if [[ $# -gt 2 ]]; then shift 2; else shift $#; fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
-  echo "usage: $0 codec|input [SECONDS] [libFuzzer flags...]" >&2
+  echo "usage: $0 codec|input|assets [SECONDS] [libFuzzer flags...]" >&2
   exit 2
 fi
 
@@ -47,8 +50,15 @@ case "$target" in
     libs="$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format simdjson \
             libcrypto libxxhash)"
     ;;
+  assets)
+    sources=(src/strata/assets/json.cc src/strata/assets/asset_id.cc
+             src/strata/assets/index_key.cc src/strata/assets/schema.cc
+             src/strata/assets/where.cc src/strata/assets/rows.cc
+             src/strata/assets/assets_fuzz.cc)
+    libs="$(pkg-config --libs absl_status absl_statusor simdjson)"
+    ;;
   *)
-    echo "usage: $0 codec|input [SECONDS] [libFuzzer flags...]" >&2
+    echo "usage: $0 codec|input|assets [SECONDS] [libFuzzer flags...]" >&2
     exit 2
     ;;
 esac

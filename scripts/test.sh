@@ -15,4 +15,5 @@ bash scripts/build.sh
 ctest --test-dir build --output-on-failure -j "$(nproc)" ${CTEST_ARGS:-}
 bash scripts/fuzz.sh codec "${FUZZ_SECONDS:-60}" -seed="${FUZZ_SEED:-1}"
 bash scripts/fuzz.sh input "${FUZZ_SECONDS:-60}" -seed="${FUZZ_SEED:-1}"
+bash scripts/fuzz.sh assets "${FUZZ_SECONDS:-60}" -seed="${FUZZ_SEED:-1}"
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"

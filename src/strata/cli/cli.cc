@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "strata/cli/asset_commands.h"
 #include "strata/cli/gc_commands.h"
 #include "strata/cli/media_commands.h"
+#include "strata/cli/reprocess_commands.h"
 #include "strata/cli/server_commands.h"
 #include "strata/cli/viewing_commands.h"
 
@@ -229,6 +231,21 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--archive-daily-at", c->archive_daily_at,
                     "Daily archival run at this UTC time, HH:MM")
       ->capture_default_str();
+  serve->add_option("--asset-max-payload-bytes", c->asset_max_payload_bytes,
+                    "Largest asset payload, bytes; larger get 413")
+      ->check(CLI::Range(uint64_t{2}, uint64_t{16} << 20))
+      ->capture_default_str();
+  serve->add_option("--asset-max-depth", c->asset_max_depth, "Deepest asset payload nesting")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  serve->add_option("--asset-max-batch", c->asset_max_batch,
+                    "Most assets in one POST /v1/assets/{type}:batch")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  serve->add_option("--asset-keep-versions", c->asset_keep_versions,
+                    "Previous versions kept per asset when its type does not say")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   serve->add_option("--log-level", c->log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -323,6 +340,116 @@ void AddBucketCommands(CLI::App& app, BucketArgs* a, Commands* commands) {
   get->add_option("bucket", a->bucket, "Bucket name")->required();
   AddServerOption(get, &a->server_url);
   commands->push_back({get, [a] { return BucketGet(*a); }});
+}
+
+// Assets (docs/assets.md).
+void AddAssetCommands(CLI::App& app, AssetArgs* a, Commands* commands) {
+  CLI::App* asset = app.add_subcommand("asset", "Asset types and assets");
+  asset->require_subcommand(1);
+  CLI::App* type = asset->add_subcommand("type", "Asset types (schema, indexed pointers)");
+  type->require_subcommand(1);
+  CLI::App* type_put = type->add_subcommand("put", "Create an asset type or a new version");
+  type_put->add_option("type", a->type, "Type name")->required();
+  type_put->add_option("--schema", a->schema_file, "JSON Schema file (- = stdin)")->required();
+  type_put->add_option("--indexed", a->indexed, "JSON pointer to index (repeatable)");
+  type_put->add_option("--bucket", a->bucket, "Creation-time bucket: day or month")
+      ->check(CLI::IsMember({"day", "month"}));
+  type_put->add_option("--keep-versions", a->keep_versions, "Previous versions kept per asset")
+      ->check(CLI::Range(0, 1000));
+  AddServerOption(type_put, &a->server_url);
+  commands->push_back({type_put, [a] { return AssetTypePut(*a); }});
+  CLI::App* type_get = type->add_subcommand("get", "An asset type and its history");
+  type_get->add_option("type", a->type, "Type name")->required();
+  AddServerOption(type_get, &a->server_url);
+  commands->push_back({type_get, [a] { return AssetTypeGet(*a); }});
+
+  auto add_input = [a](CLI::App* cmd) {
+    cmd->add_option("--data", a->data, "The JSON inline");
+    cmd->add_option("-f,--file", a->file, "Read the JSON from this file (- = stdin, default)");
+  };
+  CLI::App* create = asset->add_subcommand("create", "Create an asset (or many with --batch)");
+  create->add_option("type", a->type, "Type name")->required();
+  add_input(create);
+  create->add_flag("--batch", a->batch, "The input is a JSON array of payloads");
+  AddServerOption(create, &a->server_url);
+  commands->push_back({create, [a] { return AssetCreate(*a); }});
+  auto add_asset = [a](CLI::App* cmd) {
+    cmd->add_option("type", a->type, "Type name")->required();
+    cmd->add_option("id", a->id, "Asset id (UUIDv7)")->required();
+    AddServerOption(cmd, &a->server_url);
+  };
+  CLI::App* get = asset->add_subcommand("get", "An asset (its ETag is its version)");
+  add_asset(get);
+  commands->push_back({get, [a] { return AssetGet(*a); }});
+  CLI::App* update = asset->add_subcommand("update", "Replace an asset's payload (or patch it)");
+  add_asset(update);
+  add_input(update);
+  update->add_flag("--patch", a->patch, "Apply the input as a JSON merge patch (RFC 7396)");
+  update->add_option("--if-match", a->if_match, "Only if the asset is at this version");
+  commands->push_back({update, [a] { return AssetUpdate(*a); }});
+  CLI::App* del = asset->add_subcommand("delete", "Delete an asset");
+  add_asset(del);
+  del->add_option("--if-match", a->if_match, "Only if the asset is at this version");
+  commands->push_back({del, [a] { return AssetDelete(*a); }});
+  CLI::App* versions = asset->add_subcommand("versions", "An asset's kept versions");
+  add_asset(versions);
+  commands->push_back({versions, [a] { return AssetVersions(*a); }});
+  auto add_list = [a](CLI::App* cmd) {
+    cmd->add_option("type", a->type, "Type name")->required();
+    cmd->add_option("--limit", a->limit, "Assets per page (1-1000)")->capture_default_str();
+    cmd->add_option("--since", a->since, "Created at or after (ms)");
+    cmd->add_option("--until", a->until, "Created before (ms)");
+    cmd->add_option("--cursor", a->cursor, "next_cursor of the previous page");
+    cmd->add_option("--where", a->where,
+                    "Condition on an indexed pointer, e.g. /format=4k or /duration_s>=600 "
+                    "(repeatable: AND)");
+    AddServerOption(cmd, &a->server_url);
+  };
+  CLI::App* list = asset->add_subcommand("list", "Assets of a type, newest first");
+  add_list(list);
+  commands->push_back({list, [a] { return AssetList(*a); }});
+  CLI::App* search = asset->add_subcommand("search", "Assets matching --where conditions");
+  add_list(search);
+  search->get_option("--where")->required();
+  commands->push_back({search, [a] { return AssetList(*a); }});
+  CLI::App* changes = asset->add_subcommand("changes", "A type's change feed");
+  changes->add_option("type", a->type, "Type name")->required();
+  changes->add_option("--after", a->after, "Events after this offset");
+  changes->add_option("--limit", a->limit, "Events (1-1000)")->capture_default_str();
+  AddServerOption(changes, &a->server_url);
+  commands->push_back({changes, [a] { return AssetChanges(*a); }});
+}
+
+// Reprocessing jobs (docs/assets.md, "Reprocessing").
+void AddReprocessCommands(CLI::App& app, ReprocessArgs* a, Commands* commands) {
+  CLI::App* reprocess = app.add_subcommand("reprocess", "Reprocessing jobs over assets");
+  reprocess->require_subcommand(1);
+  CLI::App* start = reprocess->add_subcommand("start", "Start a job (body: docs/api.md)");
+  start->add_option("--data", a->data, "The job's JSON inline");
+  start->add_option("-f,--file", a->file, "Read the job's JSON from this file (- = stdin)");
+  start->add_flag("--wait", a->wait, "Follow the job to its end (progress on a terminal)");
+  AddServerOption(start, &a->server_url);
+  commands->push_back({start, [a] { return ReprocessStart(*a); }});
+  CLI::App* status = reprocess->add_subcommand("status", "A job's state, counts, rate, ETA");
+  status->add_option("id", a->id, "Job id")->required();
+  AddServerOption(status, &a->server_url);
+  commands->push_back({status, [a] { return ReprocessStatus(*a); }});
+  CLI::App* list = reprocess->add_subcommand("list", "Jobs, newest first");
+  list->add_option("--limit", a->limit, "Jobs (1-1000)")->capture_default_str();
+  AddServerOption(list, &a->server_url);
+  commands->push_back({list, [a] { return ReprocessList(*a); }});
+  for (const char* action : {"pause", "resume", "cancel"}) {
+    CLI::App* cmd = reprocess->add_subcommand(action, std::string(action) + " a job");
+    cmd->add_option("id", a->id, "Job id")->required();
+    AddServerOption(cmd, &a->server_url);
+    commands->push_back({cmd, [a, action] { return ReprocessAction(*a, action); }});
+  }
+  CLI::App* dead = reprocess->add_subcommand("dead-letters", "Assets a job could not process");
+  dead->add_option("id", a->id, "Job id")->required();
+  dead->add_option("--limit", a->limit, "Entries (1-1000)")->capture_default_str();
+  dead->add_option("--after", a->after, "Start after this asset id");
+  AddServerOption(dead, &a->server_url);
+  commands->push_back({dead, [a] { return ReprocessDeadLetters(*a); }});
 }
 
 // Media objects.
@@ -610,6 +737,8 @@ int Run(int argc, char** argv) {
   ServerArgs admin;
   BucketArgs bucket;
   ObjectArgs object;
+  AssetArgs asset;
+  ReprocessArgs reprocess;
   GcArgs gc;
   DemoArgs demo;
   BenchArgs bench;
@@ -620,6 +749,8 @@ int Run(int argc, char** argv) {
   AddAdminCommands(app, &admin, &commands);
   AddBucketCommands(app, &bucket, &commands);
   AddObjectCommands(app, &object, &commands);
+  AddAssetCommands(app, &asset, &commands);
+  AddReprocessCommands(app, &reprocess, &commands);
   AddGcCommands(app, &gc, &commands);
   AddDemoCommands(app, &demo, &commands);
   AddBenchCommands(app, &bench, &commands);

@@ -3,10 +3,30 @@
 
 #include <string>
 
+#include "strata/cli/asset_commands.h"
 #include "strata/cli/media_commands.h"
 
 namespace strata::cli {
 namespace {
+
+TEST(AssetTypeJson, SchemaAsGivenPointersEscapedOptionalFieldsOnlyWhenSet) {
+  EXPECT_EQ(AssetTypeJson(R"({"type":"object"})", {"/a", "/b\"c"}, "", -1),
+            R"({"schema":{"type":"object"},"indexed":["/a","/b\"c"]})");
+  EXPECT_EQ(AssetTypeJson("{}", {}, "month", 3),
+            R"({"schema":{},"indexed":[],"bucket":"month","keep_versions":3})");
+}
+
+TEST(AssetListTarget, PercentEncodesConditionsAndCursor) {
+  AssetArgs a;
+  a.type = "video";
+  a.limit = 5;
+  a.since = 10;
+  a.where = {"/duration_s>=600", "/title^=a&b"};
+  a.cursor = "01ab";
+  EXPECT_EQ(AssetListTarget(a),
+            "/v1/assets/video?limit=5&since=10&cursor=01ab&where=%2Fduration_s%3E%3D600"
+            "&where=%2Ftitle%5E%3Da%26b");
+}
 
 TEST(BucketPolicyJson, PlainValues) {
   EXPECT_EQ(BucketPolicyJson("60d", "1d", "hot"),

@@ -291,6 +291,13 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
   if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "buckets") {
     return RouteMedia(request, parts, route);
   }
+  if (parts.size() >= 3 && parts[0] == "v1" &&
+      (parts[1] == "assets" || parts[1] == "asset-types")) {
+    return RouteAssets(request, parts, route);
+  }
+  if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "reprocess" && parts[2] == "jobs") {
+    return RouteReprocess(request, parts, route);
+  }
   if ((parts.size() == 1 && parts[0] == "dashboard") ||
       (parts.size() >= 3 && parts[0] == "v1" && (parts[1] == "gc" || parts[1] == "archive"))) {
     return RouteLifecycle(request, parts, route);

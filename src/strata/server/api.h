@@ -11,7 +11,9 @@
 #include "absl/status/status.h"
 #include "strata/base/metrics.h"
 #include "strata/base/thread_pool.h"
+#include "strata/assets/asset_service.h"
 #include "strata/gc/collector.h"
+#include "strata/reprocess/job_runner.h"
 #include "strata/http/http_server.h"
 #include "strata/media/media_service.h"
 #include "strata/viewing/viewing_service.h"
@@ -65,6 +67,12 @@ class Api {
     archive_ = archive;
   }
 
+  // The asset service behind /v1/assets/... and /v1/asset-types/... (null: 404). Call
+  // before serving.
+  void SetAssets(assets::AssetService* assets) { assets_ = assets; }
+  // The job runner behind /v1/reprocess/... (null: 404). Call before serving.
+  void SetReprocess(reprocess::JobRunner* runner) { reprocess_ = runner; }
+
   // The StreamingRoute::open of `PUT /v1/buckets/...`: an object PUT streams its body into
   // the blob store; anything else (a bucket PUT) takes the whole-body path.
   http::StreamStart OpenObjectStream(const http::Request& head);
@@ -105,6 +113,10 @@ class Api {
   http::Response RollUp(uint64_t member, const http::Request& request);
   http::Response Rotate(uint64_t member);
   http::Response RotationStatus();
+  http::Response RouteAssets(const http::Request& request,
+                             const std::vector<std::string_view>& parts, std::string* route);
+  http::Response RouteReprocess(const http::Request& request,
+                                const std::vector<std::string_view>& parts, std::string* route);
   http::Response RouteLifecycle(const http::Request& request,
                                 const std::vector<std::string_view>& parts, std::string* route);
 
@@ -123,6 +135,8 @@ class Api {
   AdminHooks admin_;
   gc::Collector* gc_ = nullptr;
   gc::Collector* archive_ = nullptr;
+  assets::AssetService* assets_ = nullptr;
+  reprocess::JobRunner* reprocess_ = nullptr;
 };
 
 }  // namespace strata::server

@@ -35,6 +35,8 @@ class JsonWriter {
     return *this;
   }
   JsonWriter& String(std::string_view v) { Sep(); AppendString(v); return *this; }
+  // A value that is already JSON text (e.g. a stored payload), appended as is.
+  JsonWriter& Raw(std::string_view json) { Sep(); out_.append(json); return *this; }
   JsonWriter& Int(int64_t v) { Sep(); AppendNumber(v); return *this; }
   JsonWriter& Uint(uint64_t v) { Sep(); AppendNumber(v); return *this; }
   // Grows the buffer once for a response of about `bytes` (e.g. records x their typical size).

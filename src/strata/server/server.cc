@@ -20,7 +20,9 @@
 #include "strata/blob/inline/inline_blob_store.h"
 #include "strata/blob/local/local_blob_store.h"
 #include "strata/gc/collector.h"
+#include "strata/assets/asset_service.h"
 #include "strata/media/media_service.h"
+#include "strata/reprocess/job_runner.h"
 #include "strata/server/api.h"
 #include "strata/store/embedded_queue.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
@@ -250,7 +252,23 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_ASSIGN_OR_RETURN(
       std::unique_ptr<media::MediaService> media,
       media::MediaService::Open(rows.get(), blobs, SystemClock::Default(), metrics));
+  assets::AssetOptions asset_options;
+  asset_options.max_payload_bytes = config.asset_max_payload_bytes;
+  asset_options.max_depth = config.asset_max_depth;
+  asset_options.max_batch = config.asset_max_batch;
+  asset_options.default_keep_versions = config.asset_keep_versions;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<assets::AssetService> asset_service,
+                          assets::AssetService::Open(rows.get(), queue.get(),
+                                                     SystemClock::Default(), metrics,
+                                                     asset_options));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobStore> job_store,
+                          reprocess::JobStore::Open(rows.get(), SystemClock::Default()));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobRunner> job_runner,
+                          reprocess::JobRunner::Open(asset_service.get(), queue.get(),
+                                                     job_store.get(), SystemClock::Default()));
   std::vector<store::Table*> tables = viewing->tables();
+  tables.push_back(asset_service->types_table());
+  tables.push_back(asset_service->assets_table());
   tables.push_back(media->buckets_table());
   tables.push_back(media->objects_table());
   tables.push_back(inline_blobs->table());
@@ -312,6 +330,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
 
   Api api(viewing.get(), media.get(), metrics, std::move(admin));
   api.SetLifecycle(gc_collector.get(), archive_collector.get());
+  api.SetAssets(asset_service.get());
+  api.SetReprocess(job_runner.get());
   http::ServerOptions http_options = config.http;
   http_options.thread_slice_us = config.request_slice_us;
   http::StreamingRoute object_puts;
@@ -339,6 +359,9 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   archive_collector.reset();
   gc_collector.reset();
   viewing.reset();
+  job_runner.reset();
+  job_store.reset();
+  asset_service.reset();
   queue.reset();
   media.reset();
   inline_blobs.reset();

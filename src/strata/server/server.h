@@ -94,6 +94,13 @@ struct ServerConfig {
   Millis archive_after_ms = 0;
   std::string archive_class = "cold";
   std::string archive_daily_at = "04:00";
+  // Assets (docs/assets.md): largest payload in bytes (default 256 KiB; larger get 413),
+  // deepest payload nesting (default 32 levels), most assets in one batch create (default
+  // 1000, at most 10000), previous versions kept when a type does not say (default 10).
+  uint64_t asset_max_payload_bytes = 256 * 1024;
+  int asset_max_depth = 32;
+  uint64_t asset_max_batch = 1000;
+  uint32_t asset_keep_versions = 10;
   // "debug", "info", "warn", "error". Default "info".
   std::string log_level = "info";
 };

@@ -513,6 +513,52 @@ absl::StatusOr<EmbeddedQueue::GroupState*> EmbeddedQueue::EnsureGroup(std::strin
   return raw;
 }
 
+absl::StatusOr<std::vector<Message>> EmbeddedQueue::Read(std::string_view topic_name,
+                                                         int partition, uint64_t offset,
+                                                         int max_messages) {
+  if (max_messages < 1 || max_messages > kMaxPollMessages) {
+    return absl::InvalidArgumentError("max_messages: must be 1.." +
+                                      std::to_string(kMaxPollMessages));
+  }
+  TopicState* topic;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    STRATA_ASSIGN_OR_RETURN(topic, FindTopicLocked(topic_name));
+    if (partition < 0 || partition >= topic->info.partitions) {
+      return BadPartition("partition", partition, topic->info.partitions);
+    }
+    const PartitionState& state = *topic->partitions[partition];
+    begin = std::max(offset, state.start);
+    end = state.next;
+  }
+  std::vector<Message> out;
+  if (begin >= end) return out;
+  end = std::min<uint64_t>(end, begin + static_cast<uint64_t>(max_messages));
+  ScanOptions options;
+  options.start = OffsetKey(begin);
+  options.end = OffsetKey(end);
+  options.limit = std::min<uint64_t>(kMaxPageRows, end - begin);
+  const std::string key = PartitionKey(topic_name, partition);
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(ScanPage page, messages_table_->Scan(key, options));
+    for (Row& row : page.rows) {
+      std::string_view k(row.clustering);
+      Message message;
+      // Trimming may race with this read: a missing prefix is fine, corrupt rows are not.
+      if (!coding::GetFixed64BE(&k, &message.offset) || !DecodeMessage(row.value, &message)) {
+        return absl::DataLossError("queue: partition " + key + " has a corrupt message");
+      }
+      message.partition = partition;
+      out.push_back(std::move(message));
+    }
+    if (page.next_cursor.empty()) break;
+    options.cursor = std::move(page.next_cursor);
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<Message>> EmbeddedQueue::Poll(const PollRequest& request) {
   STRATA_RETURN_IF_ERROR(ValidatePollRequest(request));
   TopicState* topic;

@@ -82,6 +82,8 @@ class EmbeddedQueue final : public Queue {
   absl::StatusOr<std::vector<PublishResult>> Publish(
       std::string_view topic, std::span<const PublishMessage> messages) override;
   absl::StatusOr<std::vector<Message>> Poll(const PollRequest& request) override;
+  absl::StatusOr<std::vector<Message>> Read(std::string_view topic, int partition,
+                                            uint64_t offset, int max_messages) override;
   absl::Status Commit(std::string_view group, std::string_view topic, int partition,
                       uint64_t offset) override;
   absl::Status Rewind(std::string_view group, std::string_view topic) override;

@@ -125,6 +125,7 @@ class MemoryTable final : public Table {
     STRATA_RETURN_IF_ERROR(ValidatePartitionKey(partition));
     STRATA_RETURN_IF_ERROR(ValidateWriteBatch(batch));
     std::lock_guard lock(store_->mu_);
+    STRATA_RETURN_IF_ERROR(CheckLocked(partition, batch));
     ApplyLocked(partition, batch);
     return absl::OkStatus();
   }
@@ -250,6 +251,24 @@ class MemoryTable final : public Table {
     return stats;
   }
 
+  // The batch's conditions (WriteBatch::Expect); the caller holds store_->mu_.
+  absl::Status CheckLocked(std::string_view partition, const WriteBatch& batch) const {
+    if (batch.conditions().empty()) return absl::OkStatus();
+    auto pit = partitions_.find(partition);
+    const Millis now = Now();
+    for (const WriteBatch::Condition& c : batch.conditions()) {
+      const Cell* cell = nullptr;
+      if (pit != partitions_.end()) {
+        auto cit = pit->second.find(c.key);
+        if (cit != pit->second.end() && !Expired(cit->second, now)) cell = &cit->second;
+      }
+      const bool holds = c.value.has_value() ? (cell != nullptr && cell->value == *c.value)
+                                             : cell == nullptr;
+      if (!holds) return absl::FailedPreconditionError("condition: the row has changed");
+    }
+    return absl::OkStatus();
+  }
+
   // Applies a validated batch; the caller holds store_->mu_.
   void ApplyLocked(std::string_view partition, const WriteBatch& batch) {
     if (batch.empty()) return;
@@ -337,6 +356,9 @@ absl::Status MemoryRowStore::Write(std::span<const PartitionWrite> writes) {
     if (it == tables_.end() || it->second.get() != table) {
       return absl::InvalidArgumentError("table: not a table of this store");
     }
+  }
+  for (size_t i = 0; i < writes.size(); ++i) {
+    STRATA_RETURN_IF_ERROR(tables[i]->CheckLocked(writes[i].partition, writes[i].batch));
   }
   for (size_t i = 0; i < writes.size(); ++i) {
     tables[i]->ApplyLocked(writes[i].partition, writes[i].batch);

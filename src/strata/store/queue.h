@@ -160,6 +160,14 @@ class Queue {
   // partition. An empty result means none arrived within wait_ms.
   virtual absl::StatusOr<std::vector<Message>> Poll(const PollRequest& request) = 0;
 
+  // Reads messages of one partition from `offset` on (at most max_messages, in offset
+  // order), outside any consumer group: no position moves, no group becomes known. For
+  // viewers of a topic's history (an asset type's change feed). An offset below the first
+  // retained one starts at the first retained message; at or past the end gives none.
+  // Kafka: assign() the partition, seek(offset), consume.
+  virtual absl::StatusOr<std::vector<Message>> Read(std::string_view topic, int partition,
+                                                    uint64_t offset, int max_messages) = 0;
+
   // Records that the group processed every message of the partition below `offset`.
   // offset <= end_offset; a commit at or below the current one is ignored (OK).
   virtual absl::Status Commit(std::string_view group, std::string_view topic, int partition,

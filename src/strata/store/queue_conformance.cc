@@ -728,3 +728,31 @@ TEST_P(QueueConformanceTest, RetentionRacingConsumersLosesNothing) {
 
 }  // namespace
 }  // namespace strata::store::testing
+
+namespace strata::store::testing {
+
+TEST_P(QueueConformanceTest, ReadFromAnOffsetMovesNoGroup) {
+  CreateTopic(queue_.get(), "feed", 2);
+  std::vector<PublishMessage> batch = {To(0, "a"), To(0, "b"), To(0, "c"), To(1, "x")};
+  ASSERT_TRUE(queue_->Publish("feed", batch).ok());
+  auto read = [&](int partition, uint64_t offset, int max) {
+    absl::StatusOr<std::vector<Message>> m = queue_->Read("feed", partition, offset, max);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? *m : std::vector<Message>{};
+  };
+  EXPECT_THAT(Values(read(0, 0, 10)), ElementsAre("a", "b", "c"));
+  EXPECT_THAT(Offsets(read(0, 1, 1)), ElementsAre(1u));
+  EXPECT_TRUE(read(0, 3, 10).empty());
+  EXPECT_THAT(Values(read(1, 0, 10)), ElementsAre("x"));
+  // No group became known, and a group still starts at offset 0.
+  absl::StatusOr<std::vector<std::string>> groups = queue_->ListGroups("feed");
+  ASSERT_TRUE(groups.ok());
+  EXPECT_TRUE(groups->empty());
+  EXPECT_THAT(Values(PollOrDie(queue_.get(), Request("g", "feed", {0}))),
+              ElementsAre("a", "b", "c"));
+  EXPECT_TRUE(absl::IsInvalidArgument(queue_->Read("feed", 2, 0, 10).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(queue_->Read("nope", 0, 0, 10).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(queue_->Read("feed", 0, 0, 0).status()));
+}
+
+}  // namespace strata::store::testing

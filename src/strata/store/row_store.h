@@ -121,12 +121,30 @@ class WriteBatch {
     ops_.push_back({OpType::kDeleteRange, std::move(start), std::move(end), 0, 0});
   }
 
+  // A condition of the whole batch (compare-and-set): the batch is applied only if, at the
+  // moment it is applied, row `clustering` of the batch's partition holds exactly `value`
+  // (std::nullopt: the row is absent or expired). If any condition fails, nothing of the
+  // batch is applied and Apply answers FailedPrecondition ("condition: ..."); in
+  // RowStore::Write a failed condition of any batch applies none of them. The check is
+  // atomic with the write against every other write to the same rows, conditional or not
+  // (RocksDB: checked under the store's write lock; RADOS: omap_cmp in the same op).
+  // Conditions on a row cost one point read each at write time.
+  void Expect(std::string clustering, std::optional<std::string> value) {
+    conditions_.push_back({std::move(clustering), std::move(value)});
+  }
+  struct Condition {
+    std::string key;
+    std::optional<std::string> value;  // nullopt = absent
+  };
+
   const std::vector<Op>& ops() const { return ops_; }
+  const std::vector<Condition>& conditions() const { return conditions_; }
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }
 
  private:
   std::vector<Op> ops_;
+  std::vector<Condition> conditions_;
 };
 
 // A consistent point-in-time view of every table of a store, for export (e.g. the GC's
@@ -264,6 +282,9 @@ inline absl::Status ValidateScanOptions(const ScanOptions& options) {
 }
 
 inline absl::Status ValidateWriteBatch(const WriteBatch& batch) {
+  for (const WriteBatch::Condition& c : batch.conditions()) {
+    if (absl::Status s = ValidateClusteringKey(c.key, "condition"); !s.ok()) return s;
+  }
   for (const WriteBatch::Op& op : batch.ops()) {
     if (absl::Status s = ValidateClusteringKey(op.key); !s.ok()) return s;
     if (op.type == WriteBatch::OpType::kDeleteRange) {

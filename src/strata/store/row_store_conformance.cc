@@ -1047,3 +1047,100 @@ TEST_P(RowStoreConformanceTest, SyncSucceedsAndKeepsData) {
 }
 
 }  // namespace strata::store::testing
+
+namespace strata::store::testing {
+
+// ---------------------------------------------------------------------------------------
+// Conditions (compare-and-set)
+
+TEST_P(RowStoreConformanceTest, ConditionsGuardTheWholeBatch) {
+  Table* t = OpenTable("cas");
+  ASSERT_NE(t, nullptr);
+  // Absent: a batch expecting absence applies once; the second sees the row.
+  WriteBatch create;
+  create.Expect("head", std::nullopt);
+  create.Put("head", "v1");
+  create.Put("other", "x1");
+  ASSERT_TRUE(t->Apply("p", create).ok());
+  absl::Status again = t->Apply("p", create);
+  EXPECT_TRUE(absl::IsFailedPrecondition(again)) << again;
+  // A stale expectation applies nothing, not even ops on other rows.
+  WriteBatch stale;
+  stale.Expect("head", std::string("v0"));
+  stale.Put("head", "v2");
+  stale.Put("other", "x2");
+  EXPECT_TRUE(absl::IsFailedPrecondition(t->Apply("p", stale)));
+  EXPECT_EQ(GetOr(t, "p", "head"), "v1");
+  EXPECT_EQ(GetOr(t, "p", "other"), "x1");
+  // The current value applies.
+  WriteBatch fresh;
+  fresh.Expect("head", std::string("v1"));
+  fresh.Put("head", "v2");
+  fresh.Delete("other");
+  ASSERT_TRUE(t->Apply("p", fresh).ok());
+  EXPECT_EQ(GetOr(t, "p", "head"), "v2");
+  EXPECT_EQ(GetOr(t, "p", "other"), kNotFound);
+  // Conditions look at the batch's own partition only.
+  WriteBatch elsewhere;
+  elsewhere.Expect("head", std::nullopt);
+  elsewhere.Put("head", "q1");
+  EXPECT_TRUE(t->Apply("q", elsewhere).ok());
+  // An expired row counts as absent.
+  ASSERT_TRUE(t->Put("p", "ttl", "t", clock_.NowMillis() + 10).ok());
+  clock_.Advance(10);
+  WriteBatch after_expiry;
+  after_expiry.Expect("ttl", std::nullopt);
+  after_expiry.Put("ttl", "t2");
+  EXPECT_TRUE(t->Apply("p", after_expiry).ok());
+  EXPECT_EQ(GetOr(t, "p", "ttl"), "t2");
+}
+
+TEST_P(RowStoreConformanceTest, FailedConditionInMultiPartitionWriteAppliesNothing) {
+  Table* t = OpenTable("cas_multi");
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->Put("b", "k", "old").ok());
+  std::vector<PartitionWrite> writes(2);
+  writes[0].table = t;
+  writes[0].partition = "a";
+  writes[0].batch.Put("k", "new");
+  writes[1].table = t;
+  writes[1].partition = "b";
+  writes[1].batch.Expect("k", std::string("other"));
+  writes[1].batch.Put("k", "new");
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->Write(writes)));
+  EXPECT_EQ(GetOr(t, "a", "k"), kNotFound);
+  EXPECT_EQ(GetOr(t, "b", "k"), "old");
+}
+
+TEST_P(RowStoreConformanceTest, ConcurrentCompareAndSetLosesNoIncrement) {
+  Table* t = OpenTable("cas_counter");
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->Put("p", "n", "0").ok());
+  constexpr int kThreads = 4;
+  constexpr int kIncrements = 200;
+  std::atomic<int> conflicts{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      for (int done = 0; done < kIncrements;) {
+        absl::StatusOr<std::string> v = t->Get("p", "n");
+        ASSERT_TRUE(v.ok());
+        WriteBatch b;
+        b.Expect("n", *v);
+        b.Put("n", std::to_string(std::stoi(*v) + 1));
+        absl::Status s = t->Apply("p", b);
+        if (s.ok()) {
+          ++done;
+        } else {
+          ASSERT_TRUE(absl::IsFailedPrecondition(s)) << s;
+          ++conflicts;
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(GetOr(t, "p", "n"), std::to_string(kThreads * kIncrements))
+      << conflicts.load() << " conflicts";
+}
+
+}  // namespace strata::store::testing

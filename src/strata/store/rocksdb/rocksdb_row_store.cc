@@ -394,8 +394,18 @@ class Core {
   absl::Status AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_view partition,
                              const WriteBatch& batch, rocksdb::WriteBatch* out,
                              EncodeScratch* scratch) const;
-  absl::Status Commit(rocksdb::WriteBatch* batch);
+  // A WriteBatch condition resolved to a column family and a full key.
+  struct Check {
+    rocksdb::ColumnFamilyHandle* cf;
+    std::string key;
+    const std::optional<std::string>* value;
+  };
+  // Writes `batch` under the write lock, after checking `checks` under the same lock (so a
+  // check and the write are atomic against every other write of the store).
+  absl::Status Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& checks = {});
   absl::Status Write(std::span<const PartitionWrite> writes);
+  static void AddChecks(rocksdb::ColumnFamilyHandle* cf, std::string_view partition,
+                        const WriteBatch& batch, std::vector<Check>* checks);
 
   // Points `ro` at the snapshot of `options`, if any.
   absl::Status UseSnapshot(const ReadOptions& options, rocksdb::ReadOptions* ro) const;
@@ -836,14 +846,47 @@ absl::Status Core::AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_vi
   return absl::OkStatus();
 }
 
-absl::Status Core::Commit(rocksdb::WriteBatch* batch) {
-  if (batch->Count() == 0) return absl::OkStatus();
+void Core::AddChecks(rocksdb::ColumnFamilyHandle* cf, std::string_view partition,
+                     const WriteBatch& batch, std::vector<Check>* checks) {
+  for (const WriteBatch::Condition& c : batch.conditions()) {
+    std::string key = PartitionPrefix(partition);
+    key.append(c.key);
+    checks->push_back(Check{cf, std::move(key), &c.value});
+  }
+}
+
+absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& checks) {
+  if (batch->Count() == 0 && checks.empty()) return absl::OkStatus();
   // Background (niced) writers run at normal priority while they hold the write slot.
   ScopedPriorityBoost boost;
   std::lock_guard<std::mutex> write_lock(write_mu_);
   if (write_failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError("write: the row store failed an earlier write (disk full?); "
                                   "restart the server once the cause is fixed");
+  }
+  if (!checks.empty()) {
+    // Every write of the store holds write_mu_, so no write lands between these reads and
+    // the write below.
+    const Millis now = Now();
+    for (const Check& check : checks) {
+      rocksdb::PinnableSlice current;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), check.cf, check.key, &current);
+      std::optional<std::string_view> found;
+      DecodedValue decoded;
+      if (s.ok()) {
+        if (!DecodeValue(View(current), &decoded)) {
+          return absl::InternalError("condition: corrupt row value");
+        }
+        if (!Expired(decoded, now)) found = decoded.payload;
+      } else if (!s.IsNotFound()) {
+        return ToStatus(s, "condition");
+      }
+      const bool holds = check.value->has_value()
+                             ? (found.has_value() && *found == **check.value)
+                             : !found.has_value();
+      if (!holds) return absl::FailedPreconditionError("condition: the row has changed");
+    }
+    if (batch->Count() == 0) return absl::OkStatus();
   }
   rocksdb::Status written = db_->Write(write_options_, batch);
   if (!written.ok()) {
@@ -873,11 +916,13 @@ absl::Status Core::Write(std::span<const PartitionWrite> writes) {
   }
   rocksdb::WriteBatch batch(bytes);
   EncodeScratch scratch;
+  std::vector<Check> checks;
   for (const PartitionWrite& write : writes) {
-    STRATA_RETURN_IF_ERROR(AppendToBatch(static_cast<const RocksTable*>(write.table)->cf(),
-                                         write.partition, write.batch, &batch, &scratch));
+    rocksdb::ColumnFamilyHandle* cf = static_cast<const RocksTable*>(write.table)->cf();
+    STRATA_RETURN_IF_ERROR(AppendToBatch(cf, write.partition, write.batch, &batch, &scratch));
+    AddChecks(cf, write.partition, write.batch, &checks);
   }
-  return Commit(&batch);
+  return Commit(&batch, checks);
 }
 
 absl::Status Core::UseSnapshot(const ReadOptions& options, rocksdb::ReadOptions* ro) const {
@@ -1015,7 +1060,9 @@ absl::Status RocksTable::Apply(std::string_view partition, const WriteBatch& bat
   rocksdb::WriteBatch out;
   EncodeScratch scratch;
   STRATA_RETURN_IF_ERROR(core_->AppendToBatch(cf_, partition, batch, &out, &scratch));
-  return core_->Commit(&out);
+  std::vector<Core::Check> checks;
+  Core::AddChecks(cf_, partition, batch, &checks);
+  return core_->Commit(&out, checks);
 }
 
 absl::StatusOr<ScanPage> RocksTable::Scan(std::string_view partition, const ScanOptions& options,

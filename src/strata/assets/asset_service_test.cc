@@ -1,0 +1,612 @@
+// The asset service on the embedded RocksDB row store and queue (and the in-memory store).
+#include "strata/assets/asset_service.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "strata/assets/index_key.h"
+#include "strata/base/coding.h"
+#include "strata/store/embedded_queue.h"
+#include "strata/store/memory_row_store.h"
+#include "strata/store/rocksdb/rocksdb_row_store.h"
+
+namespace strata::assets {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr Millis kDay = 86'400'000;
+constexpr Millis kStart = 1'765'000'000'000;  // 2025-12-06T05:46:40Z
+
+constexpr char kVideoType[] = R"({
+  "schema": {
+    "type": "object",
+    "required": ["show_id", "format"],
+    "properties": {
+      "show_id": {"type": "integer", "minimum": 1},
+      "format": {"type": "string", "enum": ["hd", "4k", "sd"]},
+      "duration_s": {"type": "number", "minimum": 0},
+      "title": {"type": "string", "maxLength": 100}
+    }
+  },
+  "indexed": ["/show_id", "/format", "/duration_s", "/title"],
+  "bucket": "day",
+  "keep_versions": 3
+})";
+
+std::string Video(int show, const char* format, double duration, const std::string& title = "t") {
+  return "{\"show_id\":" + std::to_string(show) + ",\"format\":\"" + format +
+         "\",\"duration_s\":" + JsonValue::Double(duration).Serialize() + ",\"title\":\"" + title +
+         "\"}";
+}
+
+class AssetServiceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    static std::mt19937_64 rng{std::random_device{}()};
+    dir_ = (fs::temp_directory_path() / ("strata_assets_" + std::to_string(rng()))).string();
+    Open();
+    ASSERT_TRUE(service_->PutType("video", kVideoType).ok());
+  }
+  void Open() {
+    if (GetParam() == "Memory") {
+      if (!memory_) memory_ = std::make_unique<store::MemoryRowStore>(&clock_);
+      rows_ = memory_.get();
+    } else {
+      store::RocksRowStoreOptions o;
+      o.path = dir_ + "/rows";
+      o.clock = &clock_;
+      o.block_cache_bytes = 8 << 20;
+      auto r = store::RocksRowStore::Open(o);
+      ASSERT_TRUE(r.ok()) << r.status();
+      rocks_ = std::move(*r);
+      rows_ = rocks_.get();
+    }
+    store::EmbeddedQueueOptions qo;
+    qo.clock = &clock_;
+    qo.metrics = &metrics_;
+    qo.retention_interval_ms = 0;
+    auto q = store::EmbeddedQueue::Open(rows_, qo);
+    ASSERT_TRUE(q.ok()) << q.status();
+    queue_ = std::move(*q);
+    AssetOptions options;
+    options.id_seed = 99;
+    auto s = AssetService::Open(rows_, queue_.get(), &clock_, &metrics_, options);
+    ASSERT_TRUE(s.ok()) << s.status();
+    service_ = std::move(*s);
+  }
+  void Close() {
+    service_.reset();
+    queue_.reset();
+    rocks_.reset();
+  }
+  void TearDown() override {
+    Close();
+    memory_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  Asset Create(const std::string& payload) {
+    absl::StatusOr<Asset> a = service_->Create("video", payload);
+    EXPECT_TRUE(a.ok()) << a.status();
+    return a.ok() ? *a : Asset{};
+  }
+  // Every id of a full search, following cursors.
+  std::vector<std::string> SearchIds(std::vector<std::string> where, size_t limit = 7,
+                                     std::optional<Millis> since = {},
+                                     std::optional<Millis> until = {}) {
+    std::vector<std::string> ids;
+    ListQuery q;
+    q.limit = limit;
+    q.where = std::move(where);
+    q.since = since;
+    q.until = until;
+    for (int guard = 0; guard < 10000; ++guard) {
+      absl::StatusOr<AssetPage> page = service_->List("video", q);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      for (const Asset& a : page->assets) ids.push_back(a.id.ToString());
+      if (page->next_cursor.empty()) break;
+      q.cursor = page->next_cursor;
+    }
+    return ids;
+  }
+  // The oracle: ids of live assets whose payload matches, by brute force.
+  std::set<std::string> Oracle(const std::map<std::string, std::string>& live,
+                               const std::vector<std::string>& where) {
+    Schema schema = *Schema::Parse(*(*ParseJson(kVideoType, "t")).Find("schema"));
+    std::set<std::string> out;
+    for (const auto& [id, payload] : live) {
+      JsonValue doc = *ParseJson(payload, "p");
+      bool match = true;
+      for (const std::string& w : where) {
+        WhereCondition c = *ParseWhere(w);
+        EXPECT_TRUE(BindWhere(schema, &c).ok());
+        match = match && MatchesWhere(c, doc);
+      }
+      if (match) out.insert(id);
+    }
+    return out;
+  }
+
+  ManualClock clock_{kStart};
+  MetricsRegistry metrics_;
+  std::string dir_;
+  std::unique_ptr<store::MemoryRowStore> memory_;
+  std::unique_ptr<store::RocksRowStore> rocks_;
+  store::RowStore* rows_ = nullptr;
+  std::unique_ptr<store::EmbeddedQueue> queue_;
+  std::unique_ptr<AssetService> service_;
+};
+
+TEST_P(AssetServiceTest, TypesAreVersionedAndBadOnesNamed) {
+  absl::StatusOr<TypeWithHistory> t = service_->GetType("video");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->current->version, 1u);
+  EXPECT_EQ(t->current->keep_versions, 3u);
+  // The same definition again changes nothing; a changed schema makes version 2.
+  ASSERT_EQ((*service_->PutType("video", kVideoType))->version, 1u);
+  std::string v2 = kVideoType;
+  v2.replace(v2.find("\"maxLength\": 100"), 16, "\"maxLength\": 50");
+  ASSERT_EQ((*service_->PutType("video", v2))->version, 2u);
+  t = service_->GetType("video");
+  ASSERT_EQ(t->history_json.size(), 2u);
+  EXPECT_NE(t->history_json[0].find("\"version\":2"), std::string::npos);
+  EXPECT_NE(t->history_json[1].find("\"version\":1"), std::string::npos);
+
+  auto error = [&](std::string_view type, std::string_view body) {
+    absl::StatusOr<std::shared_ptr<const AssetType>> r = service_->PutType(type, body);
+    return r.ok() ? std::string("ok") : std::string(r.status().message());
+  };
+  EXPECT_EQ(error("video", R"({"schema":{"type":"object"},"bucket":"month"})"),
+            "bucket: cannot change from day to month once the type exists (rows are "
+            "partitioned by it)");
+  EXPECT_EQ(error("x", R"({"schema":{"type":"obj"}})").substr(0, 29),
+            "schema /type: must be one of ");
+  EXPECT_EQ(error("x", R"({"schema":{},"indexed":["a"]})"),
+            "indexed/0: JSON pointer \"a\" must start with '/'");
+  EXPECT_EQ(error("x", R"({"schema":{},"indexed":["/a","/a"]})"), "indexed/1: repeats /a");
+  EXPECT_EQ(error("x", R"({"schema":{"properties":{"o":{"type":"object"}}},"indexed":["/o"]})"),
+            "indexed/0: /o is an object or array in the schema; only scalar values are indexed");
+  EXPECT_EQ(error("x", R"({"schema":{},"colour":1})"),
+            "colour: unknown field (known: schema, indexed, bucket, keep_versions)");
+  EXPECT_EQ(error("x", R"({"indexed":[]})"), "schema: required");
+  EXPECT_EQ(error("x", R"({"schema":{},"keep_versions":-1})"),
+            "keep_versions: must be an integer 0..1000");
+  EXPECT_EQ(error("bad/name", R"({"schema":{}})"),
+            "type: must be 1..64 characters of [A-Za-z0-9_-]");
+  EXPECT_TRUE(absl::IsNotFound(service_->GetType("nope").status()));
+}
+
+TEST_P(AssetServiceTest, CreateGetReplacePatchDeleteWithVersions) {
+  Asset a = Create(Video(7, "hd", 60));
+  EXPECT_EQ(a.row.version, 1u);
+  EXPECT_EQ(a.row.schema_version, 1u);
+  EXPECT_EQ(a.row.created_at, kStart);
+  EXPECT_EQ(a.id.time(), kStart);
+  absl::StatusOr<Asset> got = service_->Get("video", a.id.ToString());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->row.payload, Video(7, "hd", 60));
+
+  clock_.Advance(1000);
+  absl::StatusOr<Asset> replaced =
+      service_->Replace("video", a.id.ToString(), Video(7, "4k", 61), 1);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(replaced->row.version, 2u);
+  EXPECT_EQ(replaced->row.updated_at, kStart + 1000);
+  EXPECT_EQ(replaced->row.created_at, kStart);
+  absl::StatusOr<Asset> patched =
+      service_->Patch("video", a.id.ToString(), R"({"title":null,"duration_s":90})", std::nullopt);
+  ASSERT_TRUE(patched.ok()) << patched.status();
+  EXPECT_EQ(patched->row.payload, R"({"show_id":7,"format":"4k","duration_s":90})");
+  // A patch that breaks the schema changes nothing and names the pointer and the rule.
+  absl::StatusOr<Asset> bad = service_->Patch("video", a.id.ToString(), R"({"format":"8k"})", 3);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "payload /format: enum: must be one of the listed values");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(service_
+                    ->Patch("video", a.id.ToString(),
+                            "{\"show_id\":" + std::to_string(10 + i) + "}", std::nullopt)
+                    .ok());
+  }
+  // Version 6 now; keep_versions 3 keeps versions 3, 4, 5 behind it.
+  absl::StatusOr<std::vector<AssetRow>> versions = service_->Versions("video", a.id.ToString());
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  std::vector<uint32_t> numbers;
+  for (const AssetRow& r : *versions) numbers.push_back(r.version);
+  EXPECT_EQ(numbers, (std::vector<uint32_t>{6, 5, 4, 3}));
+  EXPECT_EQ(versions->back().payload, R"({"show_id":7,"format":"4k","duration_s":90})");
+
+  ASSERT_TRUE(service_->Delete("video", a.id.ToString(), 6).ok());
+  EXPECT_TRUE(absl::IsNotFound(service_->Get("video", a.id.ToString()).status()));
+  // Nothing of the asset is left in its partition: row, index entries, versions, outbox.
+  absl::StatusOr<store::ScanPage> rest = service_->assets_table()->Scan(
+      BucketPartition("video", BucketUnit::kDay, BucketStart(BucketUnit::kDay, kStart)), {});
+  ASSERT_TRUE(rest.ok());
+  EXPECT_TRUE(rest->rows.empty()) << rest->rows.size() << " rows left";
+  EXPECT_TRUE(absl::IsNotFound(service_->Versions("video", a.id.ToString()).status()));
+  EXPECT_TRUE(absl::IsNotFound(service_->Delete("video", a.id.ToString(), {})));
+  EXPECT_TRUE(SearchIds({"/show_id=12"}).empty());
+  // Bad input is named.
+  EXPECT_EQ(service_->Get("video", "nope").status().message(),
+            "id: \"nope\" is not a UUIDv7 asset id");
+  EXPECT_EQ(service_->Create("video", R"({"show_id":1})").status().message(),
+            "payload /: required: missing property \"format\"");
+  EXPECT_EQ(service_->Create("video", "[1]").status().message(), "payload: must be a JSON object");
+  EXPECT_TRUE(absl::IsNotFound(service_->Create("nope", "{}").status()));
+}
+
+TEST_P(AssetServiceTest, StaleIfMatchIs412AndChangesNothing) {
+  Asset a = Create(Video(1, "hd", 10));
+  ASSERT_TRUE(service_->Patch("video", a.id.ToString(), R"({"duration_s":11.0})", 1).ok());
+  absl::StatusOr<Asset> stale = service_->Replace("video", a.id.ToString(), Video(1, "sd", 99), 1);
+  ASSERT_TRUE(absl::IsFailedPrecondition(stale.status())) << stale.status();
+  EXPECT_EQ(stale.status().message(), "If-Match: the asset is at version 2, not 1");
+  EXPECT_TRUE(absl::IsFailedPrecondition(service_->Delete("video", a.id.ToString(), 1)));
+  absl::StatusOr<Asset> now = service_->Get("video", a.id.ToString());
+  EXPECT_EQ(now->row.version, 2u);
+  EXPECT_EQ(now->row.payload, Video(1, "hd", 11));
+  EXPECT_EQ(SearchIds({"/format=sd"}).size(), 0u);
+  EXPECT_EQ(SearchIds({"/format=hd"}).size(), 1u);
+}
+
+// Writers race on one asset with If-Match: exactly one wins each version, the others get
+// 412, and no update is lost.
+TEST_P(AssetServiceTest, ConcurrentIfMatchWritersNeverLoseAnUpdate) {
+  Asset a = Create(R"({"show_id":1,"format":"hd","duration_s":0})");
+  constexpr int kThreads = 4;
+  constexpr int kEach = 25;
+  std::atomic<int> conflicts{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int done = 0; done < kEach;) {
+        absl::StatusOr<Asset> cur = service_->Get("video", a.id.ToString());
+        ASSERT_TRUE(cur.ok());
+        JsonValue doc = *ParseJson(cur->row.payload, "p");
+        const double n = doc.Find("duration_s")->number() + 1;
+        absl::StatusOr<Asset> w = service_->Patch(
+            "video", a.id.ToString(), "{\"duration_s\":" + JsonValue::Double(n).Serialize() + "}",
+            cur->row.version);
+        if (w.ok()) {
+          ++done;
+        } else {
+          ASSERT_TRUE(absl::IsFailedPrecondition(w.status())) << w.status();
+          ++conflicts;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  absl::StatusOr<Asset> end = service_->Get("video", a.id.ToString());
+  JsonValue doc = *ParseJson(end->row.payload, "p");
+  EXPECT_EQ(doc.Find("duration_s")->number(), kThreads * kEach) << conflicts.load();
+  EXPECT_EQ(end->row.version, 1u + kThreads * kEach);
+  // The index holds exactly the final value.
+  EXPECT_EQ(SearchIds({"/duration_s>=0"}).size(), 1u);
+  EXPECT_EQ(SearchIds({"/duration_s=" + std::to_string(kThreads * kEach)}).size(), 1u);
+}
+
+TEST_P(AssetServiceTest, IndexStaysConsistentWithRowsThroughUpdatesAndDeletes) {
+  std::mt19937_64 rng(5);
+  std::map<std::string, std::string> live;
+  const char* formats[] = {"hd", "4k", "sd"};
+  auto payload = [&] {
+    return Video(1 + static_cast<int>(rng() % 5), formats[rng() % 3],
+                 static_cast<double>(rng() % 1000) / 4,
+                 std::string(1, static_cast<char>('a' + rng() % 4)) +
+                     std::string(1, static_cast<char>('a' + rng() % 4)));
+  };
+  for (int step = 0; step < 400; ++step) {
+    clock_.Advance(static_cast<Millis>(rng() % (kDay / 4)));  // several buckets
+    const int action = live.empty() ? 0 : static_cast<int>(rng() % 4);
+    if (action <= 1) {
+      Asset a = Create(payload());
+      live[a.id.ToString()] = a.row.payload;
+    } else {
+      auto it = live.begin();
+      std::advance(it, static_cast<long>(rng() % live.size()));
+      if (action == 2) {
+        absl::StatusOr<Asset> u = service_->Replace("video", it->first, payload(), {});
+        ASSERT_TRUE(u.ok()) << u.status();
+        it->second = u->row.payload;
+      } else {
+        ASSERT_TRUE(service_->Delete("video", it->first, {}).ok());
+        live.erase(it);
+      }
+    }
+  }
+  const std::vector<std::vector<std::string>> queries = {
+      {"/format=4k"},
+      {"/show_id=3"},
+      {"/duration_s>=100", "/duration_s<200"},
+      {"/duration_s>240"},
+      {"/duration_s<=10"},
+      {"/title^=b"},
+      {"/title>c"},
+      {"/format=hd", "/show_id>=4"},
+      {"/show_id<3", "/title^=a", "/format=sd"},
+  };
+  for (const auto& q : queries) {
+    std::vector<std::string> got = SearchIds(q);
+    std::set<std::string> unique(got.begin(), got.end());
+    EXPECT_EQ(unique.size(), got.size()) << "duplicates for " << q[0];
+    EXPECT_EQ(unique, Oracle(live, q)) << q[0];
+  }
+  // Every partition's index entries are exactly those its asset rows name (no orphan, none
+  // missing), and no outbox row is left behind.
+  absl::StatusOr<store::ScanPage> buckets = service_->types_table()->Scan("video", {"b", "c"});
+  ASSERT_TRUE(buckets.ok());
+  EXPECT_GT(buckets->rows.size(), 3u);
+  for (const store::Row& b : buckets->rows) {
+    std::string_view k(b.clustering);
+    k.remove_prefix(1);
+    uint64_t start = 0;
+    ASSERT_TRUE(coding::GetFixed64BE(&k, &start));
+    const std::string partition =
+        BucketPartition("video", BucketUnit::kDay, static_cast<Millis>(start));
+    std::set<std::string> named, present;
+    store::ScanOptions all;
+    for (;;) {
+      absl::StatusOr<store::ScanPage> page = service_->assets_table()->Scan(partition, all);
+      ASSERT_TRUE(page.ok());
+      for (const store::Row& r : page->rows) {
+        if (r.clustering[0] == kAssetPrefix) {
+          std::optional<AssetRow> row = DecodeAssetRow(r.value);
+          ASSERT_TRUE(row.has_value());
+          for (const std::string& e : row->index_entries) {
+            named.insert(IndexKeyFromEntry(e, *AssetIdFromKey(r.clustering)));
+          }
+        } else if (r.clustering[0] == kIndexPrefix) {
+          present.insert(r.clustering);
+        } else {
+          EXPECT_EQ(r.clustering[0], kHistoryPrefix) << "unexpected row in " << partition;
+        }
+      }
+      if (page->next_cursor.empty()) break;
+      all.cursor = page->next_cursor;
+    }
+    EXPECT_EQ(named, present) << partition;
+  }
+  // Plain listing: every live asset once, newest first.
+  std::vector<std::string> all = SearchIds({}, 9);
+  EXPECT_EQ(all.size(), live.size());
+  EXPECT_TRUE(std::is_sorted(all.rbegin(), all.rend()));
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), live.size());
+}
+
+TEST_P(AssetServiceTest, PagesNewestFirstAcrossBucketsWithTimeBounds) {
+  std::vector<Asset> made;
+  for (int i = 0; i < 30; ++i) {
+    made.push_back(Create(Video(1, "hd", i)));
+    clock_.Advance(kDay / 5);  // about 6 days, 7 buckets
+  }
+  std::vector<std::string> all = SearchIds({}, 4);
+  ASSERT_EQ(all.size(), 30u);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(all[i], made[29 - i].id.ToString());
+  const Millis since = made[5].row.created_at;
+  const Millis until = made[20].row.created_at;
+  std::vector<std::string> window = SearchIds({}, 4, since, until);
+  ASSERT_EQ(window.size(), 15u);
+  EXPECT_EQ(window.front(), made[19].id.ToString());
+  EXPECT_EQ(window.back(), made[5].id.ToString());
+  // Same window through the index.
+  EXPECT_EQ(SearchIds({"/format=hd"}, 4, since, until), window);
+}
+
+TEST_P(AssetServiceTest, PagingWhileCreatingSeesEachOldAssetExactlyOnce) {
+  std::set<std::string> before;
+  for (int i = 0; i < 50; ++i) {
+    before.insert(Create(Video(1, "hd", i)).id.ToString());
+    clock_.Advance(kDay / 10);
+  }
+  ListQuery q;
+  q.limit = 7;
+  std::vector<std::string> seen;
+  for (int guard = 0; guard < 100; ++guard) {
+    absl::StatusOr<AssetPage> page = service_->List("video", q);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const Asset& a : page->assets) seen.push_back(a.id.ToString());
+    // New assets keep arriving between pages (in the newest bucket and a new one).
+    for (int k = 0; k < 3; ++k) Create(Video(2, "sd", k));
+    clock_.Advance(kDay / 3);
+    if (page->next_cursor.empty()) break;
+    q.cursor = page->next_cursor;
+  }
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), before);
+  EXPECT_EQ(seen.size(), before.size());
+}
+
+TEST_P(AssetServiceTest, SearchRejectsNamedBadInput) {
+  Create(Video(1, "hd", 1));
+  auto error = [&](std::vector<std::string> where, std::string cursor = "") {
+    ListQuery q;
+    q.where = std::move(where);
+    q.cursor = std::move(cursor);
+    absl::StatusOr<AssetPage> p = service_->List("video", q);
+    return p.ok() ? std::string("ok") : std::string(p.status().message());
+  };
+  EXPECT_EQ(error({"/nope=1"}),
+            "where: /nope is not indexed in type video (indexed: /show_id, /format, "
+            "/duration_s, /title)");
+  EXPECT_EQ(error({"/show_id=x"}),
+            "where \"/show_id=x\": value must be a number (the schema says so for /show_id)");
+  EXPECT_EQ(error({"/format"}), "where \"/format\": no operator (use =, <, <=, >, >= or ^=)");
+  EXPECT_EQ(error({"/format=hd"}, "zz"), "cursor: malformed (pass next_cursor as given)");
+  ListQuery negative;
+  negative.until = -1;
+  EXPECT_EQ(service_->List("video", negative).status().message(),
+            "until: must be >= 0 (milliseconds since the epoch)");
+  // A cursor of one query does not fit another.
+  ListQuery q;
+  q.limit = 1;
+  q.where = {"/format=hd"};
+  Create(Video(1, "hd", 2));
+  absl::StatusOr<AssetPage> p = service_->List("video", q);
+  ASSERT_TRUE(p.ok());
+  ASSERT_FALSE(p->next_cursor.empty());
+  EXPECT_EQ(error({"/format=sd"}, p->next_cursor),
+            "cursor: belongs to another query (same type, where, since and until needed)");
+  // An index added after assets exist is not used until built.
+  std::string v2 = kVideoType;
+  v2.replace(v2.find("\"/title\"]"), 9, "\"/title\", \"/extra\"]");
+  ASSERT_TRUE(service_->PutType("video", v2).ok());
+  ListQuery extra;
+  extra.where = {"/extra=1"};
+  EXPECT_TRUE(absl::IsFailedPrecondition(service_->List("video", extra).status()));
+}
+
+TEST_P(AssetServiceTest, BatchCreateWritesValidOnesAndNamesRejects) {
+  std::string body = "[";
+  for (int i = 0; i < 100; ++i) {
+    if (i > 0) body += ",";
+    body += i == 17 ? R"({"show_id":0,"format":"hd"})" : Video(i + 1, i % 2 ? "4k" : "hd", i);
+  }
+  body += ",7]";
+  absl::StatusOr<BatchResult> r = service_->CreateBatch("video", body);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->ids.size(), 101u);
+  ASSERT_EQ(r->rejected.size(), 2u);
+  EXPECT_EQ(r->rejected[0].first, 17u);
+  EXPECT_EQ(r->rejected[0].second, "payload[17] /show_id: minimum: must be >= 1");
+  EXPECT_EQ(r->rejected[1].first, 100u);
+  EXPECT_FALSE(r->ids[17].has_value());
+  for (size_t i = 1; i < 100; ++i) {
+    if (i == 17 || i == 18) continue;
+    EXPECT_LT(*r->ids[i - 1], *r->ids[i]);  // creation order
+  }
+  EXPECT_EQ(SearchIds({"/format=4k"}).size(), 49u);  // odd i, but 17 was rejected
+  EXPECT_EQ(SearchIds({}, 1000).size(), 99u);
+  absl::StatusOr<std::vector<ChangeRecord>> changes = service_->Changes("video", {}, 1000);
+  ASSERT_TRUE(changes.ok());
+  EXPECT_EQ(changes->size(), 99u);
+  EXPECT_EQ(service_->CreateBatch("video", "{}").status().message(),
+            "body: must be a JSON array of payloads");
+}
+
+TEST_P(AssetServiceTest, ChangeFeedHasEveryWriteInOrder) {
+  Asset a = Create(Video(1, "hd", 1));
+  ASSERT_TRUE(service_->Patch("video", a.id.ToString(), R"({"duration_s":2})", {}).ok());
+  ASSERT_TRUE(service_->Delete("video", a.id.ToString(), {}).ok());
+  absl::StatusOr<std::vector<ChangeRecord>> all = service_->Changes("video", {}, 10);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 3u);
+  const std::string id = a.id.ToString();
+  EXPECT_EQ((*all)[0].event_json,
+            "{\"type\":\"video\",\"id\":\"" + id +
+                "\",\"version\":1,\"op\":\"create\",\"time\":" + std::to_string(kStart) + "}");
+  EXPECT_NE((*all)[1].event_json.find("\"version\":2,\"op\":\"update\""), std::string::npos);
+  EXPECT_NE((*all)[2].event_json.find("\"version\":3,\"op\":\"delete\""), std::string::npos);
+  absl::StatusOr<std::vector<ChangeRecord>> after = service_->Changes("video", 0, 1);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].offset, 1u);
+  EXPECT_TRUE(service_->Changes("video", 2, 10)->empty());
+  EXPECT_TRUE(absl::IsNotFound(service_->Changes("nope", {}, 10).status()));
+}
+
+// An outbox row left by a crash between the write and the publish is published at Open.
+TEST_P(AssetServiceTest, OutboxLeftOverIsPublishedAtOpen) {
+  Asset a = Create(Video(1, "hd", 1));
+  // Simulate the crash window: put an outbox row back as if the publish never happened.
+  const std::string partition =
+      BucketPartition("video", BucketUnit::kDay, BucketStart(BucketUnit::kDay, kStart));
+  const std::string event = EncodeChangeEvent({"video", a.id, 9, ChangeOp::kUpdate, kStart});
+  store::Table* assets = service_->assets_table();
+  ASSERT_TRUE(assets->Put(partition, OutboxKey(a.id, 9), EncodeOutbox({event})).ok());
+  Close();
+  Open();
+  absl::StatusOr<std::vector<ChangeRecord>> all = service_->Changes("video", {}, 10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].event_json, event);
+  EXPECT_TRUE(
+      absl::IsNotFound(service_->assets_table()->Get(partition, OutboxKey(a.id, 9)).status()));
+}
+
+// A reprocessing step takes effect once per (job, asset), whatever the queue redelivers.
+TEST_P(AssetServiceTest, ProcessOnceTakesEffectOncePerJob) {
+  Asset a = Create(Video(1, "hd", 10));
+  const std::string id = a.id.ToString();
+  int calls = 0;
+  auto set_title = [&](JsonValue* payload) -> absl::StatusOr<bool> {
+    ++calls;
+    if (const JsonValue* t = payload->Find("title"); t != nullptr && t->string_value() == "x") {
+      return false;
+    }
+    payload->Set("title", JsonValue::String("x"));
+    return true;
+  };
+  absl::StatusOr<ProcessResult> r = service_->ProcessOnce("video", id, {1, 0}, set_title);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kChanged);
+  EXPECT_EQ(r->version, 2u);
+  // Redelivered: nothing happens, the processor is not even run.
+  r = service_->ProcessOnce("video", id, {1, 0}, set_title);
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kAlreadyDone);
+  EXPECT_EQ(calls, 1);
+  // Another job that changes nothing records its mark and writes no version.
+  r = service_->ProcessOnce("video", id, {2, 0}, set_title);
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kUnchanged);
+  r = service_->ProcessOnce("video", id, {2, 0}, set_title);
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kAlreadyDone);
+  EXPECT_EQ(service_->Get("video", id)->row.version, 2u);
+  EXPECT_EQ(service_->Changes("video", {}, 10)->size(), 2u);  // create + one update
+  // A processor error or a schema violation writes nothing (no mark: a retry runs again).
+  auto failing = [](JsonValue*) -> absl::StatusOr<bool> {
+    return absl::InvalidArgumentError("map: no entry");
+  };
+  EXPECT_EQ(service_->ProcessOnce("video", id, {3, 0}, failing).status().message(),
+            "map: no entry");
+  auto breaking = [](JsonValue* p) -> absl::StatusOr<bool> {
+    p->Set("format", JsonValue::String("8k"));
+    return true;
+  };
+  EXPECT_EQ(service_->ProcessOnce("video", id, {3, 0}, breaking).status().message(),
+            "payload /format: enum: must be one of the listed values");
+  r = service_->ProcessOnce("video", id, {3, 0}, set_title);
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kUnchanged);
+  ASSERT_TRUE(service_->Delete("video", id, {}).ok());
+  r = service_->ProcessOnce("video", id, {4, 0}, set_title);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kGone);
+}
+
+// A production write between the job's read and its write is never overwritten: the job's
+// write fails its condition, re-reads and processes the new payload.
+TEST_P(AssetServiceTest, ProcessOnceNeverOverwritesAConcurrentWrite) {
+  Asset a = Create(Video(1, "hd", 10));
+  const std::string id = a.id.ToString();
+  bool first = true;
+  auto step = [&](JsonValue* payload) -> absl::StatusOr<bool> {
+    if (first) {
+      first = false;
+      // A client updates the asset while the job holds its copy.
+      absl::StatusOr<Asset> client =
+          service_->Patch("video", id, R"({"duration_s":99})", std::nullopt);
+      EXPECT_TRUE(client.ok()) << client.status();
+    }
+    payload->Set("title", JsonValue::String("reprocessed"));
+    return true;
+  };
+  absl::StatusOr<ProcessResult> r = service_->ProcessOnce("video", id, {7, 0}, step);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->kind, ProcessResult::Kind::kChanged);
+  EXPECT_EQ(r->conflicts, 1);
+  EXPECT_EQ(r->version, 3u);
+  absl::StatusOr<Asset> now = service_->Get("video", id);
+  EXPECT_EQ(now->row.payload,
+            R"({"show_id":1,"format":"hd","duration_s":99,"title":"reprocessed"})");
+  EXPECT_EQ(SearchIds({"/duration_s=99"}).size(), 1u);
+  EXPECT_EQ(SearchIds({"/title=reprocessed"}).size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, AssetServiceTest, ::testing::Values("Rocks", "Memory"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace strata::assets

@@ -1,0 +1,278 @@
+#include "strata/reprocess/job_runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <span>
+
+#include "strata/base/log.h"
+#include "strata/base/status.h"
+#include "strata/reprocess/processor.h"
+
+namespace strata::reprocess {
+
+struct JobRunner::Running {
+  uint64_t id = 0;
+  JobSpec spec;
+  std::unique_ptr<Processor> processor;
+  std::thread thread;
+  std::mutex pace_mu;
+  std::chrono::steady_clock::time_point next_slot{};  // guarded by pace_mu
+};
+
+JobRunner::JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore* jobs,
+                     Clock* clock, JobRunnerOptions options)
+    : assets_(assets), queue_(queue), jobs_(jobs), clock_(clock), options_(options) {}
+
+std::string JobRunner::TopicFor(uint64_t id) { return "reprocess.job-" + std::to_string(id); }
+std::string JobRunner::GroupFor(uint64_t id) { return "reprocess-job-" + std::to_string(id); }
+
+absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Open(assets::AssetService* assets,
+                                                           store::Queue* queue, JobStore* jobs,
+                                                           Clock* clock, JobRunnerOptions options) {
+  std::unique_ptr<JobRunner> runner(new JobRunner(assets, queue, jobs, clock, options));
+  uint64_t before = 0;
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<JobRecord> page, jobs->List(1000, before));
+    for (const JobRecord& job : page) {
+      if (!IsFinal(job.state)) runner->Start(job.id);
+    }
+    if (page.size() < 1000) break;
+    before = page.back().id;
+  }
+  return runner;
+}
+
+JobRunner::~JobRunner() {
+  stopping_.store(true);
+  std::map<uint64_t, std::unique_ptr<Running>> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running.swap(running_);
+  }
+  for (auto& [id, run] : running) {
+    if (run->thread.joinable()) run->thread.join();
+  }
+}
+
+absl::StatusOr<JobRecord> JobRunner::Submit(std::string_view body) {
+  STRATA_ASSIGN_OR_RETURN(JobSpec spec, ParseJobSpec(body));
+  if (spec.dry_run_sample) {
+    return absl::InvalidArgumentError("dry_run: not built yet (run without it)");
+  }
+  // The selection must be valid now (the type exists, where-pointers are indexed and built),
+  // not fail later in planning.
+  assets::ListQuery probe;
+  probe.limit = 1;
+  probe.since = spec.since;
+  probe.until = spec.until;
+  probe.where = spec.where;
+  STRATA_RETURN_IF_ERROR(assets_->List(spec.type, probe).status());
+  STRATA_ASSIGN_OR_RETURN(JobRecord job, jobs_->Create(std::move(spec)));
+  Start(job.id);
+  return job;
+}
+
+absl::StatusOr<JobRecord> JobRunner::Pause(uint64_t id) {
+  return jobs_->Transition(id, JobState::kPaused);
+}
+
+absl::StatusOr<JobRecord> JobRunner::Resume(uint64_t id) {
+  STRATA_ASSIGN_OR_RETURN(JobRecord job, jobs_->Transition(id, JobState::kRunning));
+  Start(id);  // no-op when its threads run here already
+  return job;
+}
+
+absl::StatusOr<JobRecord> JobRunner::Cancel(uint64_t id) {
+  return jobs_->Transition(id, JobState::kCancelled);
+}
+
+void JobRunner::Start(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_.load() || running_.count(id)) return;
+  auto run = std::make_unique<Running>();
+  run->id = id;
+  Running* raw = run.get();
+  running_[id] = std::move(run);
+  raw->thread = std::thread([this, raw] { Run(raw); });
+}
+
+void JobRunner::Run(Running* run) {
+  absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
+  if (!job.ok()) {
+    STRATA_LOG_WARN("reprocess: cannot read job", "job", run->id, "error", job.status().ToString());
+    return;
+  }
+  if (IsFinal(job->state)) return;
+  auto fail = [&](const absl::Status& s) {
+    STRATA_LOG_WARN("reprocess: job failed", "job", run->id, "error", s.ToString());
+    (void)jobs_->Transition(run->id, JobState::kFailed, std::string(s.message()));
+  };
+  run->spec = job->spec;
+  absl::StatusOr<std::unique_ptr<Processor>> processor = MakeProcessor(run->spec.processor);
+  if (!processor.ok()) return fail(processor.status());
+  run->processor = std::move(*processor);
+  absl::Status topic =
+      queue_->CreateTopic(store::TopicOptions{TopicFor(run->id), run->spec.concurrency});
+  if (!topic.ok()) return fail(topic);
+  if (!job->planned) {
+    absl::Status planned = Plan(run, *job);
+    if (!planned.ok()) return fail(planned);
+    if (stopping_.load()) return;
+  }
+  if (job->state == JobState::kPlanning) {
+    // FailedPrecondition: cancelled meanwhile; the workers see it and stop.
+    (void)jobs_->Transition(run->id, JobState::kRunning);
+  }
+  std::vector<std::thread> workers;
+  for (int p = 0; p < run->spec.concurrency; ++p) {
+    workers.emplace_back([this, run, p] { Work(run, p); });
+  }
+  for (std::thread& w : workers) w.join();
+}
+
+absl::Status JobRunner::Plan(Running* run, JobRecord job) {
+  assets::ListQuery q;
+  q.limit = options_.plan_page;
+  q.since = job.spec.since;
+  q.until = job.spec.until;
+  q.where = job.spec.where;
+  q.cursor = job.plan_cursor;
+  const std::string topic = TopicFor(run->id);
+  for (;;) {
+    if (stopping_.load()) return absl::OkStatus();  // resumed by the next Open
+    STRATA_ASSIGN_OR_RETURN(JobRecord now, jobs_->Get(run->id));
+    if (IsFinal(now.state)) return absl::OkStatus();
+    STRATA_ASSIGN_OR_RETURN(assets::AssetPage page, assets_->List(job.spec.type, q));
+    std::vector<store::PublishMessage> messages;
+    messages.reserve(page.assets.size());
+    for (const assets::Asset& a : page.assets) {
+      std::string id = a.id.ToString();
+      messages.push_back({id, id, store::kAnyPartition});
+    }
+    for (size_t at = 0; at < messages.size(); at += store::kMaxPublishBatch) {
+      const size_t n = std::min(store::kMaxPublishBatch, messages.size() - at);
+      STRATA_RETURN_IF_ERROR(
+          queue_->Publish(topic, std::span<const store::PublishMessage>(&messages[at], n))
+              .status());
+    }
+    const bool done = page.next_cursor.empty();
+    STRATA_RETURN_IF_ERROR(
+        jobs_->SavePlanProgress(run->id, page.next_cursor, messages.size(), done).status());
+    if (done) return absl::OkStatus();
+    q.cursor = std::move(page.next_cursor);
+  }
+}
+
+void JobRunner::Pace(Running* run) {
+  if (run->spec.rate <= 0) return;
+  const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(1.0 / run->spec.rate));
+  std::chrono::steady_clock::time_point slot;
+  {
+    std::lock_guard<std::mutex> lock(run->pace_mu);
+    slot = std::max(std::chrono::steady_clock::now(), run->next_slot);
+    run->next_slot = slot + interval;
+  }
+  std::this_thread::sleep_until(slot);
+}
+
+void JobRunner::Work(Running* run, int partition) {
+  const std::string topic = TopicFor(run->id);
+  const std::string group = GroupFor(run->id);
+  const auto state_every = std::chrono::milliseconds(options_.state_poll_ms);
+  auto checked_at = std::chrono::steady_clock::now() - state_every;
+  JobState state = JobState::kRunning;
+  auto apply = [run](assets::JsonValue* payload) -> absl::StatusOr<bool> {
+    STRATA_ASSIGN_OR_RETURN(Outcome o, run->processor->Apply(payload));
+    return o == Outcome::kChanged;
+  };
+  while (!stopping_.load()) {
+    if (std::chrono::steady_clock::now() - checked_at >= state_every) {
+      absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
+      if (job.ok()) state = job->state;
+      checked_at = std::chrono::steady_clock::now();
+    }
+    if (IsFinal(state)) return;
+    if (state != JobState::kRunning) {
+      std::this_thread::sleep_for(state_every);
+      continue;
+    }
+    store::PollRequest poll;
+    poll.group = group;
+    poll.topic = topic;
+    poll.partitions = {partition};
+    poll.max_messages = options_.poll_batch;
+    poll.wait_ms = options_.poll_wait_ms;
+    absl::StatusOr<std::vector<store::Message>> messages = queue_->Poll(poll);
+    if (!messages.ok()) {
+      STRATA_LOG_WARN("reprocess: poll failed", "job", run->id, "error",
+                      messages.status().ToString());
+      std::this_thread::sleep_for(state_every);
+      continue;
+    }
+    if (messages->empty()) {
+      // Done when every event of every partition is committed (planning finished before
+      // the workers started). Several workers may see it; one transition wins.
+      absl::StatusOr<std::vector<store::PartitionLag>> lag = queue_->Lag(group, topic);
+      if (lag.ok() && std::all_of(lag->begin(), lag->end(),
+                                  [](const store::PartitionLag& l) { return l.backlog == 0; })) {
+        (void)jobs_->Transition(run->id, JobState::kSucceeded);
+        checked_at = std::chrono::steady_clock::now() - state_every;
+      }
+      continue;
+    }
+    JobCounts delta;
+    for (const store::Message& m : *messages) {
+      Pace(run);
+      for (int attempt = 1; attempt <= run->spec.max_attempts; ++attempt) {
+        assets::JobMark mark{run->id, clock_->NowMillis() + options_.mark_ttl_ms};
+        absl::StatusOr<assets::ProcessResult> r =
+            assets_->ProcessOnce(run->spec.type, m.value, mark, apply);
+        if (r.ok()) {
+          delta.conflicts_retried += static_cast<uint64_t>(r->conflicts);
+          switch (r->kind) {
+            case assets::ProcessResult::Kind::kChanged:
+              ++delta.processed;
+              ++delta.changed;
+              break;
+            case assets::ProcessResult::Kind::kUnchanged:
+            case assets::ProcessResult::Kind::kGone:
+              ++delta.processed;
+              ++delta.unchanged;
+              break;
+            case assets::ProcessResult::Kind::kAlreadyDone:
+              break;  // an earlier delivery took effect and was counted
+          }
+          break;
+        }
+        ++delta.failed;
+        // Processor, schema and size errors fail the same way every time.
+        const bool permanent =
+            absl::IsInvalidArgument(r.status()) || absl::IsOutOfRange(r.status());
+        if (permanent || attempt == run->spec.max_attempts) {
+          ++delta.dead_lettered;
+          absl::Status dl =
+              jobs_->AddDeadLetter(run->id, m.value, std::string(r.status().message()), attempt);
+          if (!dl.ok()) {
+            STRATA_LOG_WARN("reprocess: dead letter not written", "job", run->id, "error",
+                            dl.ToString());
+          }
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
+      }
+    }
+    absl::Status counted = jobs_->AddCounts(run->id, delta).status();
+    if (!counted.ok()) {
+      STRATA_LOG_WARN("reprocess: counts not recorded", "job", run->id, "error",
+                      counted.ToString());
+    }
+    absl::Status committed = queue_->Commit(group, topic, partition, messages->back().offset + 1);
+    if (!committed.ok()) {
+      STRATA_LOG_WARN("reprocess: commit failed (the batch will be redelivered)", "job", run->id,
+                      "error", committed.ToString());
+    }
+  }
+}
+
+}  // namespace strata::reprocess

@@ -1,0 +1,101 @@
+// Runs reprocessing jobs: plans each job's selection into one queue event per asset, then
+// processes the events with workers while production reads and writes go on.
+//
+// Data path of a job (docs/assets.md, "Reprocessing"):
+//  * Planning pages through the selection with AssetService::List (bucket walk, or the index
+//    with `where`; newest first; assets created after planning began are not selected) and
+//    publishes each page's ids to the job's topic "reprocess.job-<id>" (`concurrency`
+//    partitions, keyed by asset id), then records the page's cursor in the job row. A crash
+//    between the two republishes that page: harmless (below), though `selected` then counts
+//    those assets twice.
+//  * Workers: one per partition, in the consumer group "reprocess-job-<id>". Each event is
+//    one AssetService::ProcessOnce: the processor's result and the job's mark are written in
+//    one compare-and-set batch, so a redelivered event does nothing and a concurrent
+//    production write is re-read and re-processed, never overwritten. Processor and schema
+//    errors go straight to the dead letters; other errors are retried up to `max_attempts`.
+//    After each polled batch a worker adds its counts to the job row, then commits its
+//    offset: a crash in between redelivers the batch, which counts nothing again (a crash
+//    before the counts are added loses those counts; the effects are not lost).
+//  * The job succeeds when planning is done and no partition has a backlog.
+//  * Pause (workers stop polling), resume and cancel change the job row; workers read it
+//    every `state_poll_ms`. On Open, jobs found planning, running or paused are resumed from
+//    their row and committed offsets.
+//
+// Not built yet: dry runs (Submit refuses them), ETA, metrics.
+//
+// Thread safety: every method is thread-safe. Destroying the runner stops its threads
+// (jobs stay as they are, to be resumed by the next Open).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "strata/assets/asset_service.h"
+#include "strata/base/clock.h"
+#include "strata/reprocess/job_store.h"
+#include "strata/store/queue.h"
+
+namespace strata::reprocess {
+
+struct JobRunnerOptions {
+  // Assets selected per planning page. Default 1000.
+  size_t plan_page = 1000;
+  // Longest a worker waits in one Poll, ms (wall time). Default 200.
+  Millis poll_wait_ms = 200;
+  // Events a worker takes per Poll (one count update and one commit each). Default 100.
+  int poll_batch = 100;
+  // How often workers re-read the job's state (pause, cancel), ms. Default 200.
+  Millis state_poll_ms = 200;
+  // How long a job's marks outlive it on the assets, ms. Default 30 days.
+  Millis mark_ttl_ms = 30LL * 24 * 3600 * 1000;
+};
+
+class JobRunner {
+ public:
+  // Resumes every job found planning, running or paused. All pointers must outlive the
+  // runner.
+  static absl::StatusOr<std::unique_ptr<JobRunner>> Open(assets::AssetService* assets,
+                                                         store::Queue* queue, JobStore* jobs,
+                                                         Clock* clock,
+                                                         JobRunnerOptions options = {});
+  ~JobRunner();
+
+  // POST /v1/reprocess/jobs: parses the spec, checks the type exists, stores the job and
+  // starts it.
+  absl::StatusOr<JobRecord> Submit(std::string_view body);
+  absl::StatusOr<JobRecord> Pause(uint64_t id);
+  absl::StatusOr<JobRecord> Resume(uint64_t id);
+  absl::StatusOr<JobRecord> Cancel(uint64_t id);
+  JobStore* jobs() const { return jobs_; }
+
+  static std::string TopicFor(uint64_t id);
+  static std::string GroupFor(uint64_t id);
+
+ private:
+  struct Running;
+  JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore* jobs, Clock* clock,
+            JobRunnerOptions options);
+  void Start(uint64_t id);
+  void Run(Running* run);
+  absl::Status Plan(Running* run, JobRecord job);
+  void Work(Running* run, int partition);
+  // Waits for the rate limit (assets/s, 0 = none).
+  void Pace(Running* run);
+
+  assets::AssetService* const assets_;
+  store::Queue* const queue_;
+  JobStore* const jobs_;
+  Clock* const clock_;
+  const JobRunnerOptions options_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::map<uint64_t, std::unique_ptr<Running>> running_;  // guarded by mu_
+};
+
+}  // namespace strata::reprocess

@@ -1,0 +1,82 @@
+#include "strata/reprocess/processor.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::reprocess {
+namespace {
+
+using assets::JsonValue;
+
+JsonValue P(std::string_view text) { return *assets::ParseJson(text, "test"); }
+
+// Applies the processor of `spec` to `payload`: "changed <json>", "unchanged <json>" or the
+// error message.
+std::string ApplySpec(std::string_view spec, std::string_view payload) {
+  absl::StatusOr<std::unique_ptr<Processor>> p = MakeProcessor(P(spec));
+  if (!p.ok()) return "spec: " + std::string(p.status().message());
+  JsonValue doc = P(payload);
+  absl::StatusOr<Outcome> o = (*p)->Apply(&doc);
+  if (!o.ok()) return "error: " + std::string(o.status().message());
+  return std::string(*o == Outcome::kChanged ? "changed " : "unchanged ") + doc.Serialize();
+}
+
+TEST(ProcessorTest, Set) {
+  const char* spec = R"({"kind":"set","path":"/status","value":"done"})";
+  EXPECT_EQ(ApplySpec(spec, R"({"a":1})"), R"(changed {"a":1,"status":"done"})");
+  EXPECT_EQ(ApplySpec(spec, R"({"status":"done"})"), R"(unchanged {"status":"done"})");
+  EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"/x/y","value":1})", "{}"),
+            R"(changed {"x":{"y":1}})");
+  EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"/n","value":1.0})", R"({"n":1})"),
+            R"(changed {"n":1.0})");  // the kind counts
+  EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"/l/-","value":3})", R"({"l":[1]})"),
+            R"(changed {"l":[1,3]})");
+  EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"/l/5","value":3})", R"({"l":[1]})"),
+            "error: set /l/5: no such array element");
+  EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"/s/x","value":3})", R"({"s":"str"})"),
+            "error: set /s/x: the parent is a scalar");
+}
+
+TEST(ProcessorTest, RemoveRenameCopyMap) {
+  EXPECT_EQ(ApplySpec(R"({"kind":"remove","path":"/a"})", R"({"a":1,"b":2})"),
+            R"(changed {"b":2})");
+  EXPECT_EQ(ApplySpec(R"({"kind":"remove","path":"/z"})", R"({"a":1})"), R"(unchanged {"a":1})");
+  EXPECT_EQ(ApplySpec(R"({"kind":"remove","path":"/l/0"})", R"({"l":[1,2]})"),
+            R"(changed {"l":[2]})");
+  EXPECT_EQ(ApplySpec(R"({"kind":"rename","from":"/a","to":"/b/c"})", R"({"a":[1]})"),
+            R"(changed {"b":{"c":[1]}})");
+  EXPECT_EQ(ApplySpec(R"({"kind":"rename","from":"/a","to":"/b"})", R"({"a":1,"b":2})"),
+            "error: rename: /b exists");
+  EXPECT_EQ(ApplySpec(R"({"kind":"copy","from":"/a","to":"/b"})", R"({"a":1})"),
+            R"(changed {"a":1,"b":1})");
+  EXPECT_EQ(ApplySpec(R"({"kind":"copy","from":"/q","to":"/b"})", R"({"a":1})"),
+            R"(unchanged {"a":1})");
+  const char* map = R"({"kind":"map","path":"/f","table":{"4K":"4k","UHD":"4k"}})";
+  EXPECT_EQ(ApplySpec(map, R"({"f":"UHD"})"), R"(changed {"f":"4k"})");
+  EXPECT_EQ(ApplySpec(map, R"({"f":"hd"})"), R"(unchanged {"f":"hd"})");
+  EXPECT_EQ(ApplySpec(map, R"({"f":7})"), R"(unchanged {"f":7})");
+  EXPECT_EQ(
+      ApplySpec(R"({"kind":"map","path":"/f","table":{"a":"b"},"default":null})", R"({"f":"x"})"),
+      R"(changed {"f":null})");
+}
+
+TEST(ProcessorTest, BadSpecsNameTheField) {
+  EXPECT_EQ(ApplySpec(R"({"kind":"sett"})", "{}"),
+            "spec: processor/kind: \"sett\" is not a processor (set, remove, rename, copy, map)");
+  EXPECT_EQ(ApplySpec(R"({"path":"/a"})", "{}"),
+            "spec: processor/kind: required: set, remove, "
+            "rename, copy or map");
+  EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"a","value":1})", "{}"),
+            "spec: processor/path: JSON pointer \"a\" must start with '/'");
+  EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"/a"})", "{}"),
+            "spec: processor/value: required (null is a value)");
+  EXPECT_EQ(ApplySpec(R"({"kind":"remove","path":"/a","value":1})", "{}"),
+            "spec: processor/value: unknown field for this kind");
+  EXPECT_EQ(ApplySpec(R"({"kind":"rename","from":"/a","to":"/a/b"})", "{}"),
+            "spec: processor/to: must not be inside \"from\"");
+  EXPECT_EQ(ApplySpec(R"({"kind":"map","path":"/a","table":{}})", "{}"),
+            "spec: processor/table: required: a non-empty object of string -> value");
+  EXPECT_EQ(ApplySpec("[]", "{}"), "spec: processor: must be an object");
+}
+
+}  // namespace
+}  // namespace strata::reprocess

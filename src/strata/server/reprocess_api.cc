@@ -1,0 +1,136 @@
+// The reprocessing routes of the HTTP API (docs/api.md, "Reprocessing"): submit, list and
+// read jobs, pause/resume/cancel, dead letters.
+#include <string>
+#include <vector>
+
+#include "strata/reprocess/job_runner.h"
+#include "strata/server/api.h"
+#include "strata/server/json_writer.h"
+
+namespace strata::server {
+namespace {
+
+// The stored job JSON plus its processing rate (assets/s since it was created, while it was
+// running or paused) and an estimate of the time left, ms (null when unknown).
+std::string JobJson(const reprocess::JobRecord& job) {
+  std::string body = reprocess::EncodeJobRecord(job).substr(1);
+  body.pop_back();
+  const double seconds = static_cast<double>(job.updated_at - job.created_at) / 1000.0;
+  const double rate = seconds > 0 ? static_cast<double>(job.counts.processed) / seconds : 0;
+  JsonWriter w;
+  w.Double(rate);
+  body += ",\"rate\":" + w.Take() + ",\"eta_ms\":";
+  const uint64_t done = job.counts.processed + job.counts.dead_lettered;
+  if (job.state == reprocess::JobState::kRunning && rate > 0 && job.planned &&
+      job.counts.selected >= done) {
+    body += std::to_string(
+        static_cast<int64_t>(static_cast<double>(job.counts.selected - done) / rate * 1000));
+  } else {
+    body += "null";
+  }
+  body += "}";
+  return body;
+}
+
+}  // namespace
+
+http::Response Api::RouteReprocess(const http::Request& request,
+                                   const std::vector<std::string_view>& parts, std::string* route) {
+  const std::string& method = request.method;
+  auto method_not_allowed = [] {
+    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
+  };
+  if (reprocess_ == nullptr) {
+    return Json(404, ErrorBody("not_found", "reprocess: not served by this node"));
+  }
+  if (parts.size() == 3) {
+    *route = "/v1/reprocess/jobs";
+    if (method == "POST") {
+      absl::StatusOr<reprocess::JobRecord> job = reprocess_->Submit(request.body);
+      if (!job.ok()) return ErrorResponse(job.status());
+      return Json(201, JobJson(*job));
+    }
+    if (method != "GET") return method_not_allowed();
+    uint64_t limit = 100, before = 0;
+    if (auto v = http::QueryParam(request.query, "limit"); v) {
+      if (!ParseUint(*v, &limit) || limit < 1 || limit > 1000) {
+        return ErrorResponse(absl::InvalidArgumentError("limit: must be 1..1000"));
+      }
+    }
+    if (auto v = http::QueryParam(request.query, "before"); v && !ParseUint(*v, &before)) {
+      return ErrorResponse(absl::InvalidArgumentError("before: must be a job id"));
+    }
+    absl::StatusOr<std::vector<reprocess::JobRecord>> jobs =
+        reprocess_->jobs()->List(limit, before);
+    if (!jobs.ok()) return ErrorResponse(jobs.status());
+    std::string body = "{\"jobs\":[";
+    for (size_t i = 0; i < jobs->size(); ++i) {
+      if (i > 0) body.push_back(',');
+      body += JobJson((*jobs)[i]);
+    }
+    body += "]}";
+    return Json(200, std::move(body));
+  }
+  std::string_view id_part = parts[3];
+  std::string_view action;
+  if (const size_t colon = id_part.find(':'); colon != std::string_view::npos) {
+    action = id_part.substr(colon + 1);
+    id_part = id_part.substr(0, colon);
+  }
+  uint64_t id = 0;
+  if (!ParseUint(id_part, &id) || id == 0) {
+    *route = "/v1/reprocess/jobs/{id}";
+    return ErrorResponse(absl::InvalidArgumentError("id: must be a job id (a positive integer)"));
+  }
+  if (parts.size() == 4 && !action.empty()) {
+    *route = "/v1/reprocess/jobs/{id}:" + std::string(action);
+    if (method != "POST") return method_not_allowed();
+    absl::StatusOr<reprocess::JobRecord> job;
+    if (action == "pause") {
+      job = reprocess_->Pause(id);
+    } else if (action == "resume") {
+      job = reprocess_->Resume(id);
+    } else if (action == "cancel") {
+      job = reprocess_->Cancel(id);
+    } else {
+      *route = "/v1/reprocess/jobs/{id}:action";
+      return ErrorResponse(absl::InvalidArgumentError(
+          "path: unknown action \"" + std::string(action) + "\" (pause, resume, cancel)"));
+    }
+    if (!job.ok()) return ErrorResponse(job.status());
+    return Json(200, JobJson(*job));
+  }
+  if (parts.size() == 4) {
+    *route = "/v1/reprocess/jobs/{id}";
+    if (method != "GET") return method_not_allowed();
+    absl::StatusOr<reprocess::JobRecord> job = reprocess_->jobs()->Get(id);
+    if (!job.ok()) return ErrorResponse(job.status());
+    return Json(200, JobJson(*job));
+  }
+  if (parts.size() == 5 && parts[4] == "dead-letters") {
+    *route = "/v1/reprocess/jobs/{id}/dead-letters";
+    if (method != "GET") return method_not_allowed();
+    uint64_t limit = 100;
+    if (auto v = http::QueryParam(request.query, "limit"); v) {
+      if (!ParseUint(*v, &limit) || limit < 1 || limit > 1000) {
+        return ErrorResponse(absl::InvalidArgumentError("limit: must be 1..1000"));
+      }
+    }
+    std::string after = http::QueryParam(request.query, "after").value_or("");
+    absl::StatusOr<reprocess::JobRecord> job = reprocess_->jobs()->Get(id);
+    if (!job.ok()) return ErrorResponse(job.status());
+    absl::StatusOr<std::vector<std::string>> dead =
+        reprocess_->jobs()->DeadLetters(id, limit, after);
+    if (!dead.ok()) return ErrorResponse(dead.status());
+    std::string body = "{\"dead_letters\":[";
+    for (size_t i = 0; i < dead->size(); ++i) {
+      if (i > 0) body.push_back(',');
+      body += (*dead)[i];
+    }
+    body += "]}";
+    return Json(200, std::move(body));
+  }
+  return Json(404, ErrorBody("not_found", "path: no route for " + request.path));
+}
+
+}  // namespace strata::server
