@@ -57,7 +57,7 @@ JobRunner::~JobRunner() {
 absl::StatusOr<JobRecord> JobRunner::Submit(std::string_view body) {
   STRATA_ASSIGN_OR_RETURN(JobSpec spec, ParseJobSpec(body));
   if (spec.dry_run_sample) {
-    return absl::InvalidArgumentError("dry_run: not built yet (run without it)");
+    return absl::InvalidArgumentError("dry_run: a dry run is not a job (use DryRun)");
   }
   // The selection must be valid now (the type exists, where-pointers are indexed and built),
   // not fail later in planning.
@@ -70,6 +70,39 @@ absl::StatusOr<JobRecord> JobRunner::Submit(std::string_view body) {
   STRATA_ASSIGN_OR_RETURN(JobRecord job, jobs_->Create(std::move(spec)));
   Start(job.id);
   return job;
+}
+
+absl::StatusOr<std::vector<DryRunItem>> JobRunner::DryRun(const JobSpec& spec) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Processor> processor, MakeProcessor(spec.processor));
+  STRATA_ASSIGN_OR_RETURN(assets::TypeWithHistory type, assets_->GetType(spec.type));
+  assets::ListQuery q;
+  q.limit = spec.dry_run_sample.value_or(10);
+  q.since = spec.since;
+  q.until = spec.until;
+  q.where = spec.where;
+  STRATA_ASSIGN_OR_RETURN(assets::AssetPage page, assets_->List(spec.type, q));
+  std::vector<DryRunItem> out;
+  for (const assets::Asset& a : page.assets) {
+    DryRunItem item;
+    item.id = a.id.ToString();
+    item.before = a.row.payload;
+    STRATA_ASSIGN_OR_RETURN(assets::JsonValue payload,
+                            assets::ParseJson(a.row.payload, "stored payload", 1024));
+    absl::StatusOr<Outcome> o = processor->Apply(&payload);
+    absl::Status valid =
+        o.ok() && *o == Outcome::kChanged ? type.current->schema.Validate(payload) : o.status();
+    if (!valid.ok()) {
+      item.outcome = "error";
+      item.error = std::string(valid.message());
+    } else if (*o == Outcome::kChanged) {
+      item.outcome = "changed";
+      item.after = payload.Serialize();
+    } else {
+      item.outcome = "unchanged";
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
 }
 
 absl::StatusOr<JobRecord> JobRunner::Pause(uint64_t id) {

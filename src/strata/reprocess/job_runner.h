@@ -21,7 +21,7 @@
 //    every `state_poll_ms`. On Open, jobs found planning, running or paused are resumed from
 //    their row and committed offsets.
 //
-// Not built yet: dry runs (Submit refuses them), ETA, metrics.
+// Dry runs (DryRun) write nothing and store no job. Not built yet: per-job metrics.
 //
 // Thread safety: every method is thread-safe. Destroying the runner stops its threads
 // (jobs stay as they are, to be resumed by the next Open).
@@ -56,6 +56,15 @@ struct JobRunnerOptions {
   Millis mark_ttl_ms = 30LL * 24 * 3600 * 1000;
 };
 
+// One asset of a dry run: what the processor would make of it.
+struct DryRunItem {
+  std::string id;
+  std::string outcome;  // "changed", "unchanged" or "error"
+  std::string before;   // the payload (JSON)
+  std::string after;    // the payload it would get (JSON; empty unless changed)
+  std::string error;    // the processor's or the schema's error (outcome "error")
+};
+
 class JobRunner {
  public:
   // Resumes every job found planning, running or paused. All pointers must outlive the
@@ -69,6 +78,10 @@ class JobRunner {
   // POST /v1/reprocess/jobs: parses the spec, checks the type exists, stores the job and
   // starts it.
   absl::StatusOr<JobRecord> Submit(std::string_view body);
+  // A dry run (the spec's `dry_run.sample`): the processor applied to copies of the first
+  // `sample` assets of the selection, validated against the type's schema; nothing is
+  // written and no job is stored.
+  absl::StatusOr<std::vector<DryRunItem>> DryRun(const JobSpec& spec);
   absl::StatusOr<JobRecord> Pause(uint64_t id);
   absl::StatusOr<JobRecord> Resume(uint64_t id);
   absl::StatusOr<JobRecord> Cancel(uint64_t id);

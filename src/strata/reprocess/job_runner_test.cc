@@ -133,12 +133,34 @@ TEST_F(JobRunnerTest, BadJobsAreRefusedBeforeTheyStart) {
             "where: /status is not indexed in ");
   EXPECT_TRUE(absl::IsNotFound(
       runner_->Submit(R"({"type":"nope","processor":{"kind":"remove","path":"/x"}})").status()));
+}
+
+TEST_F(JobRunnerTest, DryRunShowsBeforeAndAfterAndWritesNothing) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpec(R"({"type":"video","dry_run":{"sample":4},
+      "select":{"where":["/n<6"]},"processor":{"kind":"map","path":"/format",
+      "table":{"4k":"hd","hd":"8k"}}})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::vector<DryRunItem>> items = runner_->DryRun(*spec);
+  ASSERT_TRUE(items.ok()) << items.status();
+  ASSERT_EQ(items->size(), 4u);
+  // By /n (the driving index), newest first within a value: n = 0, 1, 2, 3. 0 and 3 are 4k
+  // (-> hd); 1 and 2 are hd (-> 8k, which the schema's enum refuses).
+  EXPECT_EQ((*items)[0].outcome, "changed");
+  EXPECT_EQ((*items)[0].before, R"({"n":0,"format":"4k"})");
+  EXPECT_EQ((*items)[0].after, R"({"n":0,"format":"hd"})");
+  EXPECT_EQ((*items)[1].outcome, "error");
+  EXPECT_EQ((*items)[1].error, "payload /format: enum: must be one of the listed values");
+  EXPECT_EQ((*items)[1].after, "");
+  for (const std::string& id : ids_) EXPECT_EQ(assets_->Get("video", id)->row.version, 1u);
+  absl::StatusOr<std::vector<JobRecord>> jobs = jobs_->List(10);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE(jobs->empty());
   EXPECT_EQ(runner_
                 ->Submit(R"({"type":"video","dry_run":{"sample":3},
       "processor":{"kind":"remove","path":"/x"}})")
                 .status()
                 .message(),
-            "dry_run: not built yet (run without it)");
+            "dry_run: a dry run is not a job (use DryRun)");
 }
 
 // Paused, the job makes no progress; resumed, it finishes with exact counts. Production
