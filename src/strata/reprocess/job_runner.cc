@@ -23,13 +23,56 @@ JobRunner::JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore
                      Clock* clock, JobRunnerOptions options)
     : assets_(assets), queue_(queue), jobs_(jobs), clock_(clock), options_(options) {}
 
+struct JobRunner::GaugeLink {
+  std::mutex mu;
+  JobRunner* runner = nullptr;  // null once the runner is gone
+};
+
+std::vector<std::pair<std::string, double>> JobRunner::JobGauge() {
+  std::vector<std::pair<std::string, double>> out;
+  absl::StatusOr<std::vector<JobRecord>> jobs = jobs_->List(1000);
+  if (!jobs.ok()) return out;
+  size_t shown = 0;
+  for (const JobRecord& job : *jobs) {
+    if (IsFinal(job.state) && shown >= 20) continue;
+    ++shown;
+    const std::string labels = "job=\"" + std::to_string(job.id) + "\",state=\"" +
+                               std::string(JobStateName(job.state)) + "\",count=\"";
+    const std::pair<const char*, uint64_t> counts[] = {
+        {"selected", job.counts.selected},
+        {"processed", job.counts.processed},
+        {"changed", job.counts.changed},
+        {"unchanged", job.counts.unchanged},
+        {"conflicts_retried", job.counts.conflicts_retried},
+        {"failed", job.counts.failed},
+        {"dead_lettered", job.counts.dead_lettered}};
+    for (const auto& [name, value] : counts) {
+      out.emplace_back(labels + name + "\"", static_cast<double>(value));
+    }
+  }
+  return out;
+}
+
 std::string JobRunner::TopicFor(uint64_t id) { return "reprocess.job-" + std::to_string(id); }
 std::string JobRunner::GroupFor(uint64_t id) { return "reprocess-job-" + std::to_string(id); }
 
 absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Open(assets::AssetService* assets,
                                                            store::Queue* queue, JobStore* jobs,
-                                                           Clock* clock, JobRunnerOptions options) {
+                                                           Clock* clock, JobRunnerOptions options,
+                                                           MetricsRegistry* metrics) {
   std::unique_ptr<JobRunner> runner(new JobRunner(assets, queue, jobs, clock, options));
+  if (metrics != nullptr) {
+    auto link = std::make_shared<GaugeLink>();
+    link->runner = runner.get();
+    runner->gauge_link_ = link;
+    metrics->AddGauge("strata_reprocess_job_assets",
+                      "Reprocessing jobs' counters (assets), per job, state and counter",
+                      [link]() -> std::vector<std::pair<std::string, double>> {
+                        std::lock_guard<std::mutex> lock(link->mu);
+                        if (link->runner == nullptr) return {};
+                        return link->runner->JobGauge();
+                      });
+  }
   uint64_t before = 0;
   for (;;) {
     STRATA_ASSIGN_OR_RETURN(std::vector<JobRecord> page, jobs->List(1000, before));
@@ -43,6 +86,10 @@ absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Open(assets::AssetService*
 }
 
 JobRunner::~JobRunner() {
+  if (gauge_link_) {
+    std::lock_guard<std::mutex> lock(gauge_link_->mu);
+    gauge_link_->runner = nullptr;
+  }
   stopping_.store(true);
   std::map<uint64_t, std::unique_ptr<Running>> running;
   {

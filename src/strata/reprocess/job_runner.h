@@ -21,7 +21,11 @@
 //    every `state_poll_ms`. On Open, jobs found planning, running or paused are resumed from
 //    their row and committed offsets.
 //
-// Dry runs (DryRun) write nothing and store no job. Not built yet: per-job metrics.
+// Dry runs (DryRun) write nothing and store no job.
+//
+// Metrics (the registry given to Open, if any): strata_reprocess_job_assets{job,state,count}
+// -- each counter of the jobs that are not final and of the 20 newest, read from their rows
+// when /metrics is rendered.
 //
 // Thread safety: every method is thread-safe. Destroying the runner stops its threads
 // (jobs stay as they are, to be resumed by the next Open).
@@ -38,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "strata/assets/asset_service.h"
 #include "strata/base/clock.h"
+#include "strata/base/metrics.h"
 #include "strata/reprocess/job_store.h"
 #include "strata/store/queue.h"
 
@@ -72,7 +77,8 @@ class JobRunner {
   static absl::StatusOr<std::unique_ptr<JobRunner>> Open(assets::AssetService* assets,
                                                          store::Queue* queue, JobStore* jobs,
                                                          Clock* clock,
-                                                         JobRunnerOptions options = {});
+                                                         JobRunnerOptions options = {},
+                                                         MetricsRegistry* metrics = nullptr);
   ~JobRunner();
 
   // POST /v1/reprocess/jobs: parses the spec, checks the type exists, stores the job and
@@ -92,6 +98,8 @@ class JobRunner {
 
  private:
   struct Running;
+  struct GaugeLink;
+  std::vector<std::pair<std::string, double>> JobGauge();
   JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore* jobs, Clock* clock,
             JobRunnerOptions options);
   void Start(uint64_t id);
@@ -109,6 +117,7 @@ class JobRunner {
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::map<uint64_t, std::unique_ptr<Running>> running_;  // guarded by mu_
+  std::shared_ptr<GaugeLink> gauge_link_;
 };
 
 }  // namespace strata::reprocess

@@ -47,7 +47,7 @@ class JobRunnerTest : public ::testing::Test {
     o.state_poll_ms = 20;
     o.plan_page = 64;
     o.poll_batch = 16;
-    auto r = JobRunner::Open(assets_.get(), queue_.get(), jobs_.get(), &clock_, o);
+    auto r = JobRunner::Open(assets_.get(), queue_.get(), jobs_.get(), &clock_, o, &metrics_);
     ASSERT_TRUE(r.ok()) << r.status();
     runner_ = std::move(*r);
   }
@@ -92,6 +92,9 @@ TEST_F(JobRunnerTest, ASetJobReachesEverySelectedAssetOnce) {
   EXPECT_EQ(done.counts.processed, 100u);
   EXPECT_EQ(done.counts.changed, 100u);
   EXPECT_EQ(done.counts.dead_lettered, 0u);
+  EXPECT_NE(metrics_.RenderPrometheus().find("strata_reprocess_job_assets{job=\"1\",state=\""
+                                             "succeeded\",count=\"changed\"} 100"),
+            std::string::npos);
   for (size_t i = 0; i < ids_.size(); ++i) {
     absl::StatusOr<assets::Asset> a = assets_->Get("video", ids_[i]);
     ASSERT_TRUE(a.ok());
