@@ -23,6 +23,27 @@ JobRunner::JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore
                      Clock* clock, JobRunnerOptions options)
     : assets_(assets), queue_(queue), jobs_(jobs), clock_(clock), options_(options) {}
 
+namespace {
+
+// The schema of a type version (nullopt = current), for the `validate` processor.
+SchemaLookup LookupFor(assets::AssetService* assets, std::string type) {
+  return [assets, type](std::optional<uint32_t> version) -> absl::StatusOr<assets::Schema> {
+    STRATA_ASSIGN_OR_RETURN(assets::TypeWithHistory t, assets->GetType(type));
+    if (!version || *version == t.current->version) return t.current->schema;
+    for (const std::string& json : t.history_json) {
+      STRATA_ASSIGN_OR_RETURN(assets::JsonValue doc, assets::ParseJson(json, "stored type", 64));
+      const assets::JsonValue* v = doc.Find("version");
+      const assets::JsonValue* schema = doc.Find("schema");
+      if (v != nullptr && schema != nullptr && v->number() == *version) {
+        return assets::Schema::Parse(*schema, "stored schema", 64);
+      }
+    }
+    return absl::NotFoundError("type " + type + " has no version " + std::to_string(*version));
+  };
+}
+
+}  // namespace
+
 struct JobRunner::GaugeLink {
   std::mutex mu;
   JobRunner* runner = nullptr;  // null once the runner is gone
@@ -114,13 +135,15 @@ absl::StatusOr<JobRecord> JobRunner::Submit(std::string_view body) {
   probe.until = spec.until;
   probe.where = spec.where;
   STRATA_RETURN_IF_ERROR(assets_->List(spec.type, probe).status());
+  STRATA_RETURN_IF_ERROR(MakeProcessor(spec.processor, LookupFor(assets_, spec.type)).status());
   STRATA_ASSIGN_OR_RETURN(JobRecord job, jobs_->Create(std::move(spec)));
   Start(job.id);
   return job;
 }
 
 absl::StatusOr<std::vector<DryRunItem>> JobRunner::DryRun(const JobSpec& spec) {
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Processor> processor, MakeProcessor(spec.processor));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Processor> processor,
+                          MakeProcessor(spec.processor, LookupFor(assets_, spec.type)));
   STRATA_ASSIGN_OR_RETURN(assets::TypeWithHistory type, assets_->GetType(spec.type));
   assets::ListQuery q;
   q.limit = spec.dry_run_sample.value_or(10);
@@ -188,7 +211,8 @@ void JobRunner::Run(Running* run) {
     (void)jobs_->Transition(run->id, JobState::kFailed, std::string(s.message()));
   };
   run->spec = job->spec;
-  absl::StatusOr<std::unique_ptr<Processor>> processor = MakeProcessor(run->spec.processor);
+  absl::StatusOr<std::unique_ptr<Processor>> processor =
+      MakeProcessor(run->spec.processor, LookupFor(assets_, run->spec.type));
   if (!processor.ok()) return fail(processor.status());
   run->processor = std::move(*processor);
   absl::Status topic =

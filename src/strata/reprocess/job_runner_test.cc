@@ -126,6 +126,36 @@ TEST_F(JobRunnerTest, WhatCannotBeProcessedIsDeadLettered) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(assets_->Get("video", ids_[i])->row.version, 1u);
 }
 
+// A schema change that existing assets violate is allowed; `validate` finds them.
+TEST_F(JobRunnerTest, ValidateFindsAssetsThatViolateANewSchemaVersion) {
+  ASSERT_TRUE(assets_
+                  ->PutType("video", R"({"schema":{"type":"object","required":["n","format"],
+      "properties":{"n":{"type":"integer","maximum":9},"format":{"type":"string",
+      "enum":["hd","4k"]},"status":{"type":"string"}}},"indexed":["/format","/n"]})")
+                  .ok());
+  absl::StatusOr<JobRecord> job =
+      runner_->Submit(R"({"type":"video","processor":{"kind":"validate"}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  JobRecord done = WaitFinal(job->id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.counts.dead_lettered, 290u);  // n = 10..299
+  EXPECT_EQ(done.counts.unchanged, 10u);
+  absl::StatusOr<std::vector<std::string>> dead = jobs_->DeadLetters(job->id, 1);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_NE((*dead)[0].find("payload /n: maximum: must be <= 9"), std::string::npos);
+  job = runner_->Submit(R"({"type":"video","processor":{"kind":"validate","schema_version":1}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  done = WaitFinal(job->id);
+  EXPECT_EQ(done.counts.dead_lettered, 0u);
+  EXPECT_EQ(done.counts.unchanged, 300u);
+  EXPECT_EQ(
+      runner_->Submit(R"({"type":"video","processor":{"kind":"validate","schema_version":5}})")
+          .status()
+          .message(),
+      "processor/schema_version: type video has no version 5");
+}
+
 TEST_F(JobRunnerTest, BadJobsAreRefusedBeforeTheyStart) {
   EXPECT_EQ(runner_
                 ->Submit(R"({"type":"video","select":{"where":["/status=x"]},
