@@ -293,6 +293,17 @@ class AssetApiTest(unittest.TestCase):
                                         [{"show_id": i + 1, "format": ["hd", "4k"][i % 2]}
                                          for i in range(200)])
         ids = body["ids"]
+        # A dry run shows before and after and writes nothing.
+        status, dry = self.server.json("POST", "/v1/reprocess/jobs", {
+            "type": "rp", "select": {"where": ["/format=4k"]}, "dry_run": {"sample": 3},
+            "processor": {"kind": "set", "path": "/title", "value": "remastered"}})
+        self.assertEqual(status, 200, dry)
+        self.assertEqual(len(dry["sample"]), 3)
+        self.assertEqual(dry["sample"][0]["outcome"], "changed")
+        self.assertEqual(dry["sample"][0]["after"], dict(dry["sample"][0]["before"],
+                                                         title="remastered"))
+        self.assertEqual(self.server.json("GET", "/v1/assets/rp/" + dry["sample"][0]["id"])[1]
+                         ["version"], 1)
         status, job = self.server.json("POST", "/v1/reprocess/jobs", {
             "type": "rp", "select": {"where": ["/format=4k"]},
             "processor": {"kind": "set", "path": "/title", "value": "remastered"},

@@ -23,13 +23,77 @@ JobRunner::JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore
                      Clock* clock, JobRunnerOptions options)
     : assets_(assets), queue_(queue), jobs_(jobs), clock_(clock), options_(options) {}
 
+namespace {
+
+// The schema of a type version (nullopt = current), for the `validate` processor.
+SchemaLookup LookupFor(assets::AssetService* assets, std::string type) {
+  return [assets, type](std::optional<uint32_t> version) -> absl::StatusOr<assets::Schema> {
+    STRATA_ASSIGN_OR_RETURN(assets::TypeWithHistory t, assets->GetType(type));
+    if (!version || *version == t.current->version) return t.current->schema;
+    for (const std::string& json : t.history_json) {
+      STRATA_ASSIGN_OR_RETURN(assets::JsonValue doc, assets::ParseJson(json, "stored type", 64));
+      const assets::JsonValue* v = doc.Find("version");
+      const assets::JsonValue* schema = doc.Find("schema");
+      if (v != nullptr && schema != nullptr && v->number() == *version) {
+        return assets::Schema::Parse(*schema, "stored schema", 64);
+      }
+    }
+    return absl::NotFoundError("type " + type + " has no version " + std::to_string(*version));
+  };
+}
+
+}  // namespace
+
+struct JobRunner::GaugeLink {
+  std::mutex mu;
+  JobRunner* runner = nullptr;  // null once the runner is gone
+};
+
+std::vector<std::pair<std::string, double>> JobRunner::JobGauge() {
+  std::vector<std::pair<std::string, double>> out;
+  absl::StatusOr<std::vector<JobRecord>> jobs = jobs_->List(1000);
+  if (!jobs.ok()) return out;
+  size_t shown = 0;
+  for (const JobRecord& job : *jobs) {
+    if (IsFinal(job.state) && shown >= 20) continue;
+    ++shown;
+    const std::string labels = "job=\"" + std::to_string(job.id) + "\",state=\"" +
+                               std::string(JobStateName(job.state)) + "\",count=\"";
+    const std::pair<const char*, uint64_t> counts[] = {
+        {"selected", job.counts.selected},
+        {"processed", job.counts.processed},
+        {"changed", job.counts.changed},
+        {"unchanged", job.counts.unchanged},
+        {"conflicts_retried", job.counts.conflicts_retried},
+        {"failed", job.counts.failed},
+        {"dead_lettered", job.counts.dead_lettered}};
+    for (const auto& [name, value] : counts) {
+      out.emplace_back(labels + name + "\"", static_cast<double>(value));
+    }
+  }
+  return out;
+}
+
 std::string JobRunner::TopicFor(uint64_t id) { return "reprocess.job-" + std::to_string(id); }
 std::string JobRunner::GroupFor(uint64_t id) { return "reprocess-job-" + std::to_string(id); }
 
 absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Open(assets::AssetService* assets,
                                                            store::Queue* queue, JobStore* jobs,
-                                                           Clock* clock, JobRunnerOptions options) {
+                                                           Clock* clock, JobRunnerOptions options,
+                                                           MetricsRegistry* metrics) {
   std::unique_ptr<JobRunner> runner(new JobRunner(assets, queue, jobs, clock, options));
+  if (metrics != nullptr) {
+    auto link = std::make_shared<GaugeLink>();
+    link->runner = runner.get();
+    runner->gauge_link_ = link;
+    metrics->AddGauge("strata_reprocess_job_assets",
+                      "Reprocessing jobs' counters (assets), per job, state and counter",
+                      [link]() -> std::vector<std::pair<std::string, double>> {
+                        std::lock_guard<std::mutex> lock(link->mu);
+                        if (link->runner == nullptr) return {};
+                        return link->runner->JobGauge();
+                      });
+  }
   uint64_t before = 0;
   for (;;) {
     STRATA_ASSIGN_OR_RETURN(std::vector<JobRecord> page, jobs->List(1000, before));
@@ -43,6 +107,10 @@ absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Open(assets::AssetService*
 }
 
 JobRunner::~JobRunner() {
+  if (gauge_link_) {
+    std::lock_guard<std::mutex> lock(gauge_link_->mu);
+    gauge_link_->runner = nullptr;
+  }
   stopping_.store(true);
   std::map<uint64_t, std::unique_ptr<Running>> running;
   {
@@ -57,7 +125,7 @@ JobRunner::~JobRunner() {
 absl::StatusOr<JobRecord> JobRunner::Submit(std::string_view body) {
   STRATA_ASSIGN_OR_RETURN(JobSpec spec, ParseJobSpec(body));
   if (spec.dry_run_sample) {
-    return absl::InvalidArgumentError("dry_run: not built yet (run without it)");
+    return absl::InvalidArgumentError("dry_run: a dry run is not a job (use DryRun)");
   }
   // The selection must be valid now (the type exists, where-pointers are indexed and built),
   // not fail later in planning.
@@ -67,9 +135,44 @@ absl::StatusOr<JobRecord> JobRunner::Submit(std::string_view body) {
   probe.until = spec.until;
   probe.where = spec.where;
   STRATA_RETURN_IF_ERROR(assets_->List(spec.type, probe).status());
+  STRATA_RETURN_IF_ERROR(MakeProcessor(spec.processor, LookupFor(assets_, spec.type)).status());
   STRATA_ASSIGN_OR_RETURN(JobRecord job, jobs_->Create(std::move(spec)));
   Start(job.id);
   return job;
+}
+
+absl::StatusOr<std::vector<DryRunItem>> JobRunner::DryRun(const JobSpec& spec) {
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Processor> processor,
+                          MakeProcessor(spec.processor, LookupFor(assets_, spec.type)));
+  STRATA_ASSIGN_OR_RETURN(assets::TypeWithHistory type, assets_->GetType(spec.type));
+  assets::ListQuery q;
+  q.limit = spec.dry_run_sample.value_or(10);
+  q.since = spec.since;
+  q.until = spec.until;
+  q.where = spec.where;
+  STRATA_ASSIGN_OR_RETURN(assets::AssetPage page, assets_->List(spec.type, q));
+  std::vector<DryRunItem> out;
+  for (const assets::Asset& a : page.assets) {
+    DryRunItem item;
+    item.id = a.id.ToString();
+    item.before = a.row.payload;
+    STRATA_ASSIGN_OR_RETURN(assets::JsonValue payload,
+                            assets::ParseJson(a.row.payload, "stored payload", 1024));
+    absl::StatusOr<Outcome> o = processor->Apply(&payload);
+    absl::Status valid =
+        o.ok() && *o == Outcome::kChanged ? type.current->schema.Validate(payload) : o.status();
+    if (!valid.ok()) {
+      item.outcome = "error";
+      item.error = std::string(valid.message());
+    } else if (*o == Outcome::kChanged) {
+      item.outcome = "changed";
+      item.after = payload.Serialize();
+    } else {
+      item.outcome = "unchanged";
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
 }
 
 absl::StatusOr<JobRecord> JobRunner::Pause(uint64_t id) {
@@ -108,7 +211,8 @@ void JobRunner::Run(Running* run) {
     (void)jobs_->Transition(run->id, JobState::kFailed, std::string(s.message()));
   };
   run->spec = job->spec;
-  absl::StatusOr<std::unique_ptr<Processor>> processor = MakeProcessor(run->spec.processor);
+  absl::StatusOr<std::unique_ptr<Processor>> processor =
+      MakeProcessor(run->spec.processor, LookupFor(assets_, run->spec.type));
   if (!processor.ok()) return fail(processor.status());
   run->processor = std::move(*processor);
   absl::Status topic =

@@ -21,7 +21,11 @@
 //    every `state_poll_ms`. On Open, jobs found planning, running or paused are resumed from
 //    their row and committed offsets.
 //
-// Not built yet: dry runs (Submit refuses them), ETA, metrics.
+// Dry runs (DryRun) write nothing and store no job.
+//
+// Metrics (the registry given to Open, if any): strata_reprocess_job_assets{job,state,count}
+// -- each counter of the jobs that are not final and of the 20 newest, read from their rows
+// when /metrics is rendered.
 //
 // Thread safety: every method is thread-safe. Destroying the runner stops its threads
 // (jobs stay as they are, to be resumed by the next Open).
@@ -38,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "strata/assets/asset_service.h"
 #include "strata/base/clock.h"
+#include "strata/base/metrics.h"
 #include "strata/reprocess/job_store.h"
 #include "strata/store/queue.h"
 
@@ -56,6 +61,15 @@ struct JobRunnerOptions {
   Millis mark_ttl_ms = 30LL * 24 * 3600 * 1000;
 };
 
+// One asset of a dry run: what the processor would make of it.
+struct DryRunItem {
+  std::string id;
+  std::string outcome;  // "changed", "unchanged" or "error"
+  std::string before;   // the payload (JSON)
+  std::string after;    // the payload it would get (JSON; empty unless changed)
+  std::string error;    // the processor's or the schema's error (outcome "error")
+};
+
 class JobRunner {
  public:
   // Resumes every job found planning, running or paused. All pointers must outlive the
@@ -63,12 +77,17 @@ class JobRunner {
   static absl::StatusOr<std::unique_ptr<JobRunner>> Open(assets::AssetService* assets,
                                                          store::Queue* queue, JobStore* jobs,
                                                          Clock* clock,
-                                                         JobRunnerOptions options = {});
+                                                         JobRunnerOptions options = {},
+                                                         MetricsRegistry* metrics = nullptr);
   ~JobRunner();
 
   // POST /v1/reprocess/jobs: parses the spec, checks the type exists, stores the job and
   // starts it.
   absl::StatusOr<JobRecord> Submit(std::string_view body);
+  // A dry run (the spec's `dry_run.sample`): the processor applied to copies of the first
+  // `sample` assets of the selection, validated against the type's schema; nothing is
+  // written and no job is stored.
+  absl::StatusOr<std::vector<DryRunItem>> DryRun(const JobSpec& spec);
   absl::StatusOr<JobRecord> Pause(uint64_t id);
   absl::StatusOr<JobRecord> Resume(uint64_t id);
   absl::StatusOr<JobRecord> Cancel(uint64_t id);
@@ -79,6 +98,8 @@ class JobRunner {
 
  private:
   struct Running;
+  struct GaugeLink;
+  std::vector<std::pair<std::string, double>> JobGauge();
   JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore* jobs, Clock* clock,
             JobRunnerOptions options);
   void Start(uint64_t id);
@@ -96,6 +117,7 @@ class JobRunner {
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::map<uint64_t, std::unique_ptr<Running>> running_;  // guarded by mu_
+  std::shared_ptr<GaugeLink> gauge_link_;
 };
 
 }  // namespace strata::reprocess

@@ -47,7 +47,7 @@ class JobRunnerTest : public ::testing::Test {
     o.state_poll_ms = 20;
     o.plan_page = 64;
     o.poll_batch = 16;
-    auto r = JobRunner::Open(assets_.get(), queue_.get(), jobs_.get(), &clock_, o);
+    auto r = JobRunner::Open(assets_.get(), queue_.get(), jobs_.get(), &clock_, o, &metrics_);
     ASSERT_TRUE(r.ok()) << r.status();
     runner_ = std::move(*r);
   }
@@ -92,6 +92,9 @@ TEST_F(JobRunnerTest, ASetJobReachesEverySelectedAssetOnce) {
   EXPECT_EQ(done.counts.processed, 100u);
   EXPECT_EQ(done.counts.changed, 100u);
   EXPECT_EQ(done.counts.dead_lettered, 0u);
+  EXPECT_NE(metrics_.RenderPrometheus().find("strata_reprocess_job_assets{job=\"1\",state=\""
+                                             "succeeded\",count=\"changed\"} 100"),
+            std::string::npos);
   for (size_t i = 0; i < ids_.size(); ++i) {
     absl::StatusOr<assets::Asset> a = assets_->Get("video", ids_[i]);
     ASSERT_TRUE(a.ok());
@@ -123,6 +126,36 @@ TEST_F(JobRunnerTest, WhatCannotBeProcessedIsDeadLettered) {
   for (int i = 0; i < 10; ++i) EXPECT_EQ(assets_->Get("video", ids_[i])->row.version, 1u);
 }
 
+// A schema change that existing assets violate is allowed; `validate` finds them.
+TEST_F(JobRunnerTest, ValidateFindsAssetsThatViolateANewSchemaVersion) {
+  ASSERT_TRUE(assets_
+                  ->PutType("video", R"({"schema":{"type":"object","required":["n","format"],
+      "properties":{"n":{"type":"integer","maximum":9},"format":{"type":"string",
+      "enum":["hd","4k"]},"status":{"type":"string"}}},"indexed":["/format","/n"]})")
+                  .ok());
+  absl::StatusOr<JobRecord> job =
+      runner_->Submit(R"({"type":"video","processor":{"kind":"validate"}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  JobRecord done = WaitFinal(job->id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.counts.dead_lettered, 290u);  // n = 10..299
+  EXPECT_EQ(done.counts.unchanged, 10u);
+  absl::StatusOr<std::vector<std::string>> dead = jobs_->DeadLetters(job->id, 1);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_NE((*dead)[0].find("payload /n: maximum: must be <= 9"), std::string::npos);
+  job = runner_->Submit(R"({"type":"video","processor":{"kind":"validate","schema_version":1}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  done = WaitFinal(job->id);
+  EXPECT_EQ(done.counts.dead_lettered, 0u);
+  EXPECT_EQ(done.counts.unchanged, 300u);
+  EXPECT_EQ(
+      runner_->Submit(R"({"type":"video","processor":{"kind":"validate","schema_version":5}})")
+          .status()
+          .message(),
+      "processor/schema_version: type video has no version 5");
+}
+
 TEST_F(JobRunnerTest, BadJobsAreRefusedBeforeTheyStart) {
   EXPECT_EQ(runner_
                 ->Submit(R"({"type":"video","select":{"where":["/status=x"]},
@@ -133,12 +166,34 @@ TEST_F(JobRunnerTest, BadJobsAreRefusedBeforeTheyStart) {
             "where: /status is not indexed in ");
   EXPECT_TRUE(absl::IsNotFound(
       runner_->Submit(R"({"type":"nope","processor":{"kind":"remove","path":"/x"}})").status()));
+}
+
+TEST_F(JobRunnerTest, DryRunShowsBeforeAndAfterAndWritesNothing) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpec(R"({"type":"video","dry_run":{"sample":4},
+      "select":{"where":["/n<6"]},"processor":{"kind":"map","path":"/format",
+      "table":{"4k":"hd","hd":"8k"}}})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::vector<DryRunItem>> items = runner_->DryRun(*spec);
+  ASSERT_TRUE(items.ok()) << items.status();
+  ASSERT_EQ(items->size(), 4u);
+  // By /n (the driving index), newest first within a value: n = 0, 1, 2, 3. 0 and 3 are 4k
+  // (-> hd); 1 and 2 are hd (-> 8k, which the schema's enum refuses).
+  EXPECT_EQ((*items)[0].outcome, "changed");
+  EXPECT_EQ((*items)[0].before, R"({"n":0,"format":"4k"})");
+  EXPECT_EQ((*items)[0].after, R"({"n":0,"format":"hd"})");
+  EXPECT_EQ((*items)[1].outcome, "error");
+  EXPECT_EQ((*items)[1].error, "payload /format: enum: must be one of the listed values");
+  EXPECT_EQ((*items)[1].after, "");
+  for (const std::string& id : ids_) EXPECT_EQ(assets_->Get("video", id)->row.version, 1u);
+  absl::StatusOr<std::vector<JobRecord>> jobs = jobs_->List(10);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE(jobs->empty());
   EXPECT_EQ(runner_
                 ->Submit(R"({"type":"video","dry_run":{"sample":3},
       "processor":{"kind":"remove","path":"/x"}})")
                 .status()
                 .message(),
-            "dry_run: not built yet (run without it)");
+            "dry_run: a dry run is not a job (use DryRun)");
 }
 
 // Paused, the job makes no progress; resumed, it finishes with exact counts. Production

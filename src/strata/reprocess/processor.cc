@@ -152,6 +152,19 @@ class MapProcessor final : public Processor {
   std::optional<JsonValue> fallback_;
 };
 
+class ValidateProcessor final : public Processor {
+ public:
+  explicit ValidateProcessor(std::optional<assets::Schema> schema) : schema_(std::move(schema)) {}
+  absl::StatusOr<Outcome> Apply(JsonValue* payload) const override {
+    if (!schema_) return absl::InternalError("validate: no schema to validate against");
+    STRATA_RETURN_IF_ERROR(schema_->Validate(*payload));
+    return Outcome::kUnchanged;
+  }
+
+ private:
+  std::optional<assets::Schema> schema_;
+};
+
 }  // namespace
 
 absl::Status SetAt(JsonValue* root, const std::vector<std::string>& tokens, JsonValue value,
@@ -204,11 +217,12 @@ bool RemoveAt(JsonValue* root, const std::vector<std::string>& tokens) {
   return false;
 }
 
-absl::StatusOr<std::unique_ptr<Processor>> MakeProcessor(const JsonValue& spec) {
+absl::StatusOr<std::unique_ptr<Processor>> MakeProcessor(const JsonValue& spec,
+                                                         const SchemaLookup& lookup) {
   if (!spec.is_object()) return absl::InvalidArgumentError("processor: must be an object");
   const JsonValue* kind = spec.Find("kind");
   if (kind == nullptr || !kind->is_string()) {
-    return SpecError("kind", "required: set, remove, rename, copy or map");
+    return SpecError("kind", "required: set, remove, rename, copy, map or validate");
   }
   const std::string& k = kind->string_value();
   if (k == "set") {
@@ -247,7 +261,22 @@ absl::StatusOr<std::unique_ptr<Processor>> MakeProcessor(const JsonValue& spec) 
     return std::unique_ptr<Processor>(new MapProcessor(
         std::move(path.first), std::move(path.second), *table, std::move(fallback)));
   }
-  return SpecError("kind", "\"" + k + "\" is not a processor (set, remove, rename, copy, map)");
+  if (k == "validate") {
+    STRATA_RETURN_IF_ERROR(OnlyFields(spec, {"kind", "schema_version"}));
+    std::optional<uint32_t> version;
+    if (const JsonValue* v = spec.Find("schema_version")) {
+      if (v->kind() != JsonValue::Kind::kInt || v->int_value() < 1 || v->int_value() > UINT32_MAX) {
+        return SpecError("schema_version", "must be a type version (an integer >= 1)");
+      }
+      version = static_cast<uint32_t>(v->int_value());
+    }
+    if (!lookup) return std::unique_ptr<Processor>(new ValidateProcessor(std::nullopt));
+    absl::StatusOr<assets::Schema> schema = lookup(version);
+    if (!schema.ok()) return SpecError("schema_version", std::string(schema.status().message()));
+    return std::unique_ptr<Processor>(new ValidateProcessor(std::move(*schema)));
+  }
+  return SpecError("kind",
+                   "\"" + k + "\" is not a processor (set, remove, rename, copy, map, validate)");
 }
 
 }  // namespace strata::reprocess

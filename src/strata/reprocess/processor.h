@@ -13,6 +13,11 @@
 //                                                 (or `default` if given); unchanged when it
 //                                                 is absent, not a string, or has no entry and
 //                                                 no default
+//   {"kind":"validate","schema_version":N?}       checks the payload against version N of
+//                                                 the type's schema (default: the current
+//                                                 one); a violation is an error (the job's
+//                                                 dead letter, with the pointer and rule);
+//                                                 never changes anything
 // A new processor is one class implementing Processor plus one line in MakeProcessor.
 //
 // Errors: MakeProcessor answers InvalidArgument naming the spec field ("processor/path:
@@ -23,12 +28,15 @@
 // Thread safety: Apply is const and thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "strata/assets/json.h"
+#include "strata/assets/schema.h"
 
 namespace strata::reprocess {
 
@@ -41,7 +49,12 @@ class Processor {
   virtual absl::StatusOr<Outcome> Apply(assets::JsonValue* payload) const = 0;
 };
 
-absl::StatusOr<std::unique_ptr<Processor>> MakeProcessor(const assets::JsonValue& spec);
+// The schema of a type version (nullopt = the current one), for `validate`.
+using SchemaLookup = std::function<absl::StatusOr<assets::Schema>(std::optional<uint32_t> version)>;
+
+// Without a lookup, `validate` specs are checked but the processor refuses to run (Internal).
+absl::StatusOr<std::unique_ptr<Processor>> MakeProcessor(const assets::JsonValue& spec,
+                                                         const SchemaLookup& lookup = {});
 
 // Sets the value at `tokens` (creating missing parent objects; an existing array element
 // may be replaced, "-" appends). InvalidArgument if a parent is a scalar or an array index

@@ -59,12 +59,41 @@ TEST(ProcessorTest, RemoveRenameCopyMap) {
       R"(changed {"f":null})");
 }
 
+TEST(ProcessorTest, ValidateReportsViolationsOfTheChosenSchemaVersion) {
+  const assets::Schema v1 = *assets::Schema::Parse(P(R"({"required":["a"]})"));
+  const assets::Schema v2 = *assets::Schema::Parse(P(R"({"required":["a","b"]})"));
+  SchemaLookup lookup = [&](std::optional<uint32_t> version) -> absl::StatusOr<assets::Schema> {
+    if (!version || *version == 2) return v2;
+    if (*version == 1) return v1;
+    return absl::NotFoundError("no version " + std::to_string(*version));
+  };
+  auto run = [&](std::string_view spec, std::string_view payload) {
+    absl::StatusOr<std::unique_ptr<Processor>> p = MakeProcessor(P(spec), lookup);
+    if (!p.ok()) return "spec: " + std::string(p.status().message());
+    JsonValue doc = P(payload);
+    absl::StatusOr<Outcome> o = (*p)->Apply(&doc);
+    return o.ok() ? std::string("unchanged") : std::string(o.status().message());
+  };
+  EXPECT_EQ(run(R"({"kind":"validate"})", R"({"a":1})"),
+            "payload /: required: missing property \"b\"");
+  EXPECT_EQ(run(R"({"kind":"validate","schema_version":1})", R"({"a":1})"), "unchanged");
+  EXPECT_EQ(run(R"({"kind":"validate","schema_version":7})", "{}"),
+            "spec: processor/schema_version: no version 7");
+  EXPECT_EQ(run(R"({"kind":"validate","schema_version":0})", "{}"),
+            "spec: processor/schema_version: must be a type version (an integer >= 1)");
+  // Without a lookup (checking a job's spec) it is accepted but does not run.
+  absl::StatusOr<std::unique_ptr<Processor>> unbound = MakeProcessor(P(R"({"kind":"validate"})"));
+  ASSERT_TRUE(unbound.ok());
+  JsonValue doc = P("{}");
+  EXPECT_TRUE(absl::IsInternal((*unbound)->Apply(&doc).status()));
+}
+
 TEST(ProcessorTest, BadSpecsNameTheField) {
   EXPECT_EQ(ApplySpec(R"({"kind":"sett"})", "{}"),
-            "spec: processor/kind: \"sett\" is not a processor (set, remove, rename, copy, map)");
+            "spec: processor/kind: \"sett\" is not a processor (set, remove, rename, copy, map, "
+            "validate)");
   EXPECT_EQ(ApplySpec(R"({"path":"/a"})", "{}"),
-            "spec: processor/kind: required: set, remove, "
-            "rename, copy or map");
+            "spec: processor/kind: required: set, remove, rename, copy, map or validate");
   EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"a","value":1})", "{}"),
             "spec: processor/path: JSON pointer \"a\" must start with '/'");
   EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"/a"})", "{}"),

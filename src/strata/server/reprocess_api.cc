@@ -46,6 +46,32 @@ http::Response Api::RouteReprocess(const http::Request& request,
   if (parts.size() == 3) {
     *route = "/v1/reprocess/jobs";
     if (method == "POST") {
+      absl::StatusOr<reprocess::JobSpec> spec = reprocess::ParseJobSpec(request.body);
+      if (!spec.ok()) return ErrorResponse(spec.status());
+      if (spec->dry_run_sample) {
+        absl::StatusOr<std::vector<reprocess::DryRunItem>> items = reprocess_->DryRun(*spec);
+        if (!items.ok()) return ErrorResponse(items.status());
+        JsonWriter w;
+        w.BeginObject().PlainKey("dry_run").Bool(true).PlainKey("sample").BeginArray();
+        for (const reprocess::DryRunItem& item : *items) {
+          w.BeginObject().PlainKey("id").String(item.id).PlainKey("outcome").String(item.outcome);
+          w.PlainKey("before").Raw(item.before).PlainKey("after");
+          if (item.after.empty()) {
+            w.Null();
+          } else {
+            w.Raw(item.after);
+          }
+          w.PlainKey("error");
+          if (item.error.empty()) {
+            w.Null();
+          } else {
+            w.String(item.error);
+          }
+          w.EndObject();
+        }
+        w.EndArray().EndObject();
+        return Json(200, w.Take());
+      }
       absl::StatusOr<reprocess::JobRecord> job = reprocess_->Submit(request.body);
       if (!job.ok()) return ErrorResponse(job.status());
       return Json(201, JobJson(*job));

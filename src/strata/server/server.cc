@@ -14,13 +14,13 @@
 #include <thread>
 #include <vector>
 
+#include "strata/assets/asset_service.h"
 #include "strata/base/log.h"
 #include "strata/base/metrics.h"
 #include "strata/base/status.h"
 #include "strata/blob/inline/inline_blob_store.h"
 #include "strata/blob/local/local_blob_store.h"
 #include "strata/gc/collector.h"
-#include "strata/assets/asset_service.h"
 #include "strata/media/media_service.h"
 #include "strata/reprocess/job_runner.h"
 #include "strata/server/api.h"
@@ -265,7 +265,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                           reprocess::JobStore::Open(rows.get(), SystemClock::Default()));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobRunner> job_runner,
                           reprocess::JobRunner::Open(asset_service.get(), queue.get(),
-                                                     job_store.get(), SystemClock::Default()));
+                                                     job_store.get(), SystemClock::Default(),
+                                                     {}, metrics));
   std::vector<store::Table*> tables = viewing->tables();
   tables.push_back(asset_service->types_table());
   tables.push_back(asset_service->assets_table());
