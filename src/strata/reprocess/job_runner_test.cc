@@ -270,9 +270,16 @@ TEST_F(JobRunnerTest, CancelStopsAJob) {
   ASSERT_TRUE(runner_->Cancel(job->id).ok());
   JobRecord done = WaitFinal(job->id);
   EXPECT_EQ(done.state, JobState::kCancelled);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  const uint64_t processed = jobs_->Get(job->id)->counts.processed;
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Workers notice within a state poll (20 ms here) and one message; on a loaded machine
+  // that can take longer, so wait (bounded) for the count to settle, then check it stays.
+  uint64_t processed = jobs_->Get(job->id)->counts.processed;
+  for (int i = 0; i < 40; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const uint64_t now = jobs_->Get(job->id)->counts.processed;
+    if (now == processed) break;
+    processed = now;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(jobs_->Get(job->id)->counts.processed, processed);
   EXPECT_LT(processed, 300u);
 }
