@@ -201,6 +201,14 @@ class ViewingApiTest(unittest.TestCase):
                      "strata_viewing_cache_hits_total", "strata_viewing_filter_dropped_total",
                      "strata_table_disk_bytes", "strata_process_peak_rss_bytes"]:
             self.assertIn(name, text)
+        # Made-up methods are answered, and counted under one label, not one each.
+        for i in range(20):
+            status, _ = self.server.request("BREW%d" % i, "/v1/viewing/events")
+            self.assertEqual(status, 405)
+        status, text = self.server.request("GET", "/metrics")
+        text = text.decode()
+        self.assertNotIn('method="BREW', text)
+        self.assertIn('method="other"', text)
         status, tables = self.server.json("GET", "/v1/admin/viewing/tables")
         self.assertEqual(status, 200)
         names = {t["table"] for t in tables["tables"]}

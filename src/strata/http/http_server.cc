@@ -308,6 +308,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res.version(version);
     res.result(static_cast<unsigned>(out.status));
     if (!out.content_type.empty()) res.set(bhttp::field::content_type, out.content_type);
+    res.set("X-Content-Type-Options", "nosniff");  // browsers use the declared type only
     for (auto& [name, value] : out.headers) {
       if (beast::iequals(name, "content-length") || beast::iequals(name, "connection")) continue;
       res.insert(name, value);
@@ -486,6 +487,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res.version(version);
     res.result(static_cast<unsigned>(out.status));
     if (!out.content_type.empty()) res.set(bhttp::field::content_type, out.content_type);
+    res.set("X-Content-Type-Options", "nosniff");  // browsers use the declared type only
     std::string head_length;
     for (auto& [name, value] : out.headers) {
       if (beast::iequals(name, "content-length")) {
@@ -541,6 +543,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res.version(11);
     res.result(static_cast<unsigned>(out.status));
     if (!out.content_type.empty()) res.set(bhttp::field::content_type, out.content_type);
+    res.set("X-Content-Type-Options", "nosniff");  // browsers use the declared type only
     for (auto& [name, value] : out.headers) {
       if (beast::iequals(name, "content-length") || beast::iequals(name, "connection")) continue;
       res.insert(name, value);

@@ -188,6 +188,8 @@ TEST_F(HttpTest, StatusesHeadersAndHandlerExceptions) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, "hello");
   EXPECT_EQ(r->Header("x-reply"), "yes");
+  // Every answer tells browsers to trust only its declared type.
+  EXPECT_EQ(r->Header("x-content-type-options"), "nosniff");
   r = client.Request("GET", "/throw");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 500);

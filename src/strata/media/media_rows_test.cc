@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
+
 #include "strata/media/checksums.h"
 #include "strata/media/rows.h"
 #include "strata/media/validation.h"
@@ -101,6 +103,17 @@ TEST(MediaValidationTest, BucketsKeysAndMeta) {
   }
   EXPECT_FALSE(ValidateObjectKey(std::string(201, 'a')).ok());
   EXPECT_FALSE(ValidateObjectKey(std::string(1025, 'a')).ok());
+  // UTF-8: multibyte keys are fine; bytes that are not UTF-8 are refused, naming the key.
+  EXPECT_TRUE(ValidateObjectKey("séries/東京/🎬.mov").ok());
+  for (std::string bad : {std::string("a\xff"), std::string("\xc3"), std::string("\xc0\xaf"),
+                          std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"),
+                          std::string("\x80" "abc"), std::string("ab\xe2\x82")}) {
+    absl::Status s = ValidateObjectKey(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << absl::CEscape(bad);
+    EXPECT_EQ(s.message(), "key: must be valid UTF-8") << absl::CEscape(bad);
+  }
+  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));  // U+10FFFF, the last code point
+  EXPECT_TRUE(IsValidUtf8("\xe2\x82\xac"));       // the euro sign
   EXPECT_TRUE(ValidateMetaKey("content-id_2").ok());
   EXPECT_FALSE(ValidateMetaKey("Upper").ok());
   EXPECT_FALSE(ValidateMetaValue("k", std::string(257, 'v')).ok());

@@ -22,9 +22,12 @@ inline constexpr size_t kMaxWrappedKeyBytes = 4096;
 
 // 3..63 characters of [a-z0-9.-], starting and ending with a letter or digit, no "..".
 absl::Status ValidateBucketName(std::string_view bucket);
-// 1..1024 bytes; no control bytes (< 0x20, 0x7f) and no '\\'; '/'-separated segments of
+// 1..1024 bytes of UTF-8; no control bytes (< 0x20, 0x7f) and no '\\'; '/'-separated segments of
 // 1..200 bytes that are not "." or "..".
 absl::Status ValidateObjectKey(std::string_view key);
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
+// past U+10FFFF).
+bool IsValidUtf8(std::string_view s);
 // 1..32 characters of [a-z0-9_-].
 absl::Status ValidateStorageClass(std::string_view storage_class);
 // Metadata keys: 1..64 characters of [a-z0-9_-] (HTTP header names arrive lower-cased);

@@ -130,8 +130,17 @@ http::Response DeferToPool(ThreadPool* pool, size_t max_queued,
   return r;
 }
 
-void Api::Record(const std::string& route, const std::string& method, int status,
+void Api::Record(const std::string& route, const std::string& raw_method, int status,
                  double seconds) {
+  // Methods become metric labels: only the standard ones, so made-up methods from clients
+  // cannot add series without bound (50 invented methods once added 1,000 lines).
+  static const std::string kOther = "other";
+  static constexpr std::string_view kKnown[] = {"GET",  "HEAD",   "POST",   "PUT",
+                                                "PATCH", "DELETE", "OPTIONS"};
+  const std::string& method =
+      std::find(std::begin(kKnown), std::end(kKnown), raw_method) != std::end(kKnown)
+          ? raw_method
+          : kOther;
   // Metric pointers are looked up once per (route, method, code) and kept.
   struct Key {
     std::string route, method;

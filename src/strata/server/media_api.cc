@@ -70,10 +70,34 @@ http::Response ObjectResponse(const media::ObjectInfo& info) {
   return Json(200, w.Take());
 }
 
+}  // namespace
+
+bool IsActiveContentType(std::string_view content_type) {
+  // The media type without parameters, trimmed and lower-cased.
+  std::string_view t = content_type.substr(0, content_type.find(';'));
+  while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+  std::string lower(t);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static constexpr std::string_view kActive[] = {
+      "text/html",       "application/xhtml+xml",  "image/svg+xml",         "text/xml",
+      "application/xml", "text/javascript",        "application/javascript", "text/ecmascript",
+      "application/ecmascript", "text/xsl",        "application/pdf"};
+  for (std::string_view a : kActive) {
+    if (lower == a) return true;
+  }
+  return false;
+}
+
+namespace {
+
 // Object metadata as reply headers (GET and HEAD).
 void AddObjectHeaders(const media::ObjectRow& row, http::Response* r) {
   r->content_type = row.content_type;
   auto& h = r->headers;
+  // A stored page or script served on the API's (and dashboard's) origin would run there
+  // with its rights: active types are downloads, never rendered.
+  if (IsActiveContentType(row.content_type)) h.emplace_back("Content-Disposition", "attachment");
   h.emplace_back("Accept-Ranges", "bytes");
   h.emplace_back("ETag", "\"" + media::Hex(row.md5) + "\"");
   h.emplace_back("x-strata-sha1", media::Hex(row.sha1));

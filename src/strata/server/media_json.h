@@ -22,6 +22,9 @@ absl::StatusOr<media::BucketPolicy> ParseBucketPolicy(std::string_view body);
 
 void AppendBucketJson(const media::Bucket& bucket, JsonWriter* w);
 void AppendObjectJson(const media::ObjectInfo& info, JsonWriter* w);
+// Whether a stored object of this Content-Type would be active content in a browser (HTML,
+// SVG, XML, scripts, PDF): such objects are served with `Content-Disposition: attachment`.
+bool IsActiveContentType(std::string_view content_type);
 
 // A byte range of an object, resolved against its size: [first, first + length).
 struct ByteRange {

@@ -148,6 +148,33 @@ TEST_F(MediaApiTest, RoutesAndErrors) {
   EXPECT_EQ(Call("PUT", "/v1/buckets/clips/objects/x", "", {{"x-strata-ttl", "soon"}}).status, 400);
   EXPECT_EQ(Call("PUT", "/v1/buckets/missing/objects/x", "").status, 404);
   EXPECT_EQ(Call("GET", "/v1/buckets/clips/objects?limit=0").status, 400);
+
+  // Active content is a download, not a page on the API's origin.
+  r = Call("PUT", "/v1/buckets/clips/objects/page.html", "<script>alert(1)</script>",
+           {{"content-type", "text/html; charset=utf-8"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  r = Call("GET", "/v1/buckets/clips/objects/page.html");
+  ASSERT_EQ(r.status, 200);
+  auto has = [&](std::string_view name, std::string_view value) {
+    for (const auto& [n, v] : r.headers) {
+      if (n == name && v == value) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("Content-Disposition", "attachment"));
+  ASSERT_EQ(Call("PUT", "/v1/buckets/clips/objects/plain.txt", "hello",
+                 {{"content-type", "text/plain"}})
+                .status,
+            200);
+  r = Call("GET", "/v1/buckets/clips/objects/plain.txt");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_FALSE(has("Content-Disposition", "attachment")) << "plain data stays inline";
+  EXPECT_TRUE(IsActiveContentType(" Image/SVG+XML ;x=1"));
+  EXPECT_FALSE(IsActiveContentType("video/mp4"));
+  // A key that is not UTF-8 (percent-decoded from the path) is refused, naming the key.
+  r = Call("PUT", "/v1/buckets/clips/objects/bad%FFkey", "x");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("key: must be valid UTF-8"), std::string::npos) << r.body;
 }
 
 }  // namespace
