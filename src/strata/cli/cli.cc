@@ -223,6 +223,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--gc-export", c->gc_export,
                     "Export each run's snapshot as NDJSON under <data-dir>/lifecycle-export")
       ->capture_default_str();
+  serve->add_option("--gc-export-keep-runs", c->gc_export_keep_runs,
+                    "Runs (dry runs too) whose exports are kept per task; older ones are "
+                    "deleted (0 = keep all)")
+      ->capture_default_str();
   serve->add_option("--archive-after-ms", c->archive_after_ms,
                     "Move objects older than this to --archive-class (0 = off)")
       ->capture_default_str();

@@ -446,7 +446,18 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
     }
   }
   run->eligible = work->size();
-  if (exporter) STRATA_RETURN_IF_ERROR(exporter->Finish());
+  if (exporter) {
+    STRATA_RETURN_IF_ERROR(exporter->Finish());
+    absl::StatusOr<size_t> pruned =
+        PruneExports(options_.export_dir, task_->name(), options_.export_keep_runs);
+    if (!pruned.ok()) {
+      STRATA_LOG_WARN("gc: pruning old exports failed", "task", task_->name(), "error",
+                      pruned.status().ToString());
+    } else if (*pruned > 0) {
+      STRATA_LOG_INFO("gc: deleted the export files of old runs", "task", task_->name(),
+                      "files", *pruned, "kept_runs", options_.export_keep_runs);
+    }
+  }
   run->marked_at = clock_->NowMillis();
   STRATA_LOG_INFO("lifecycle mark done", "task", task_->name(), "run", run->id, "scanned",
                   run->scanned, "eligible", run->eligible, "as_of", run->as_of);

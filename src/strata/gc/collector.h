@@ -49,6 +49,9 @@ namespace strata::gc {
 struct CollectorOptions {
   // Directory of the analytic export; "" = no export files (the work list is still computed).
   std::string export_dir;
+  // Runs whose export files are kept (per task, newest by run id; dry runs count); older
+  // ones are deleted after each export. 0 = keep all. Default 30.
+  size_t export_keep_runs = 30;
   // Partitions of the sweep topic (fixed once created; bounds the useful workers). Default 16.
   int topic_partitions = 16;
   // Sweep workers: at least `min_workers` (default 1), one more per `backlog_per_worker`

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "strata/media/checksums.h"
 
@@ -272,6 +273,46 @@ absl::Status Exporter::Finish() {
   }
   files_.clear();
   return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> PruneExports(const std::string& export_dir, std::string_view task,
+                                    size_t keep_runs) {
+  namespace fs = std::filesystem;
+  if (keep_runs == 0) return size_t{0};
+  const fs::path root = fs::path(export_dir) / std::string(task);
+  std::error_code ec;
+  if (!fs::exists(root, ec)) return size_t{0};
+  // run id -> its files, over every table's day directories.
+  std::map<uint64_t, std::vector<fs::path>> runs;
+  for (const char* table : {"buckets", "objects", "worklist"}) {
+    const fs::path dir = root / table;
+    if (!fs::is_directory(dir, ec)) continue;
+    for (const auto& day : fs::directory_iterator(dir, ec)) {
+      if (!day.is_directory(ec)) continue;
+      for (const auto& file : fs::directory_iterator(day.path(), ec)) {
+        const std::string name = file.path().filename().string();
+        if (name.rfind("run-", 0) != 0) continue;
+        uint64_t id = 0;
+        size_t i = 4;
+        for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i) {
+          id = id * 10 + static_cast<uint64_t>(name[i] - '0');
+        }
+        if (i == 4) continue;
+        runs[id].push_back(file.path());
+      }
+    }
+  }
+  if (ec) return absl::InternalError("export: list " + root.string() + ": " + ec.message());
+  size_t deleted = 0;
+  size_t to_drop = runs.size() > keep_runs ? runs.size() - keep_runs : 0;
+  for (auto it = runs.begin(); to_drop > 0; ++it, --to_drop) {  // oldest ids first
+    for (const fs::path& f : it->second) {
+      if (fs::remove(f, ec)) ++deleted;
+      const fs::path day = f.parent_path();
+      if (fs::is_empty(day, ec)) fs::remove(day, ec);
+    }
+  }
+  return deleted;
 }
 
 }  // namespace strata::gc

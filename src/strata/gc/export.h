@@ -66,6 +66,13 @@ class Exporter {
   absl::Status status_;
 };
 
+// Deletes the export files of all but the newest `keep_runs` runs (by run id) under
+// <export_dir>/<task>, and the day directories left empty; every run, dry runs included,
+// writes a snapshot, so without this the disk fills. Files not named run-<id>... are left
+// alone. Returns how many files were deleted. keep_runs == 0: nothing is deleted.
+absl::StatusOr<size_t> PruneExports(const std::string& export_dir, std::string_view task,
+                                    size_t keep_runs);
+
 // Appends `s` as a JSON string (quotes included).
 void AppendJsonString(std::string* out, std::string_view s);
 

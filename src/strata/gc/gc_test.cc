@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "strata/base/coding.h"
@@ -205,6 +206,7 @@ class GcFixture : public ::testing::Test {
     }
     CollectorOptions co;
     co.export_dir = dir_ + "/export";
+    co.export_keep_runs = export_keep_runs_;
     co.control_interval_ms = 20;
     co.max_workers = 3;
     co.backlog_per_worker = 50;
@@ -268,6 +270,7 @@ class GcFixture : public ::testing::Test {
 
   std::string dir_;
   std::string daily_at_;
+  size_t export_keep_runs_ = 30;
   ManualClock clock_;
   MetricsRegistry metrics_;
   std::unique_ptr<store::RocksRowStore> rows_;
@@ -304,6 +307,62 @@ size_t CountLines(const std::filesystem::path& dir, const std::string& name_pref
     while (std::getline(in, line)) ++n;
   }
   return n;
+}
+
+// Only the newest N runs' export files stay (per task); older runs' files and the day
+// directories they leave empty go, and files that are not a run's are left alone.
+TEST(GcExport, PruneKeepsTheNewestRuns) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("strata-prune-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  auto touch = [&](const std::string& rel) {
+    fs::create_directories((dir / rel).parent_path());
+    std::ofstream(dir / rel) << "{}\n";
+  };
+  for (int run = 1; run <= 5; ++run) {
+    const std::string day = "dt=2026-12-0" + std::to_string(run);
+    touch("gc/buckets/" + day + "/run-" + std::to_string(run) + ".ndjson");
+    touch("gc/objects/" + day + "/run-" + std::to_string(run) + "-part-0.ndjson");
+    touch("gc/worklist/" + day + "/run-" + std::to_string(run) + "-part-0.ndjson");
+  }
+  touch("gc/_schema.json");
+  touch("gc/objects/dt=2026-12-01/notes.txt");
+  touch("archive/objects/dt=2026-12-01/run-1-part-0.ndjson");  // another task
+
+  absl::StatusOr<size_t> deleted = PruneExports(dir.string(), "gc", 2);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 9u);  // runs 1-3, three files each
+  EXPECT_TRUE(fs::exists(dir / "gc/objects/dt=2026-12-05/run-5-part-0.ndjson"));
+  EXPECT_TRUE(fs::exists(dir / "gc/worklist/dt=2026-12-04/run-4-part-0.ndjson"));
+  EXPECT_FALSE(fs::exists(dir / "gc/buckets/dt=2026-12-03"));  // emptied, removed
+  EXPECT_TRUE(fs::exists(dir / "gc/objects/dt=2026-12-01/notes.txt"));
+  EXPECT_TRUE(fs::exists(dir / "gc/_schema.json"));
+  EXPECT_TRUE(fs::exists(dir / "archive/objects/dt=2026-12-01/run-1-part-0.ndjson"));
+  EXPECT_EQ(*PruneExports(dir.string(), "gc", 2), 0u);
+  EXPECT_EQ(*PruneExports(dir.string(), "gc", 0), 0u) << "0 keeps everything";
+  fs::remove_all(dir);
+}
+
+// Each run, dry runs included, writes an export; the collector keeps the newest N.
+TEST_F(GcFixture, RunsKeepOnlyTheNewestExports) {
+  Close();
+  export_keep_runs_ = 2;
+  Open();
+  ASSERT_TRUE(media_->PutBucket("media", media::BucketPolicy{}).ok());
+  Put("a", "x");
+  std::vector<uint64_t> runs;
+  for (int i = 0; i < 4; ++i) {
+    auto run = collector_->RunAndWait({.dry_run = true}, 10'000);
+    ASSERT_TRUE(run.ok()) << run.status();
+    runs.push_back(run->id);
+  }
+  std::set<std::string> seen;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir_ + "/export/gc")) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("run-", 0) == 0) seen.insert(name.substr(0, name.find_first_of("-.", 4)));
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"run-" + std::to_string(runs[2]),
+                                         "run-" + std::to_string(runs[3])}));
 }
 
 TEST_F(GcFixture, DryRunForecastsAndExportsWithoutDeleting) {

@@ -296,6 +296,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   };
   gc::CollectorOptions gc_options;
   gc_options.export_dir = config.gc_export ? config.data_dir + "/lifecycle-export" : "";
+  gc_options.export_keep_runs = config.gc_export_keep_runs;
   gc_options.daily_at = config.gc_daily_at;
   gc_options.min_workers = config.gc_min_workers;
   gc_options.max_workers = config.gc_max_workers;
