@@ -135,13 +135,16 @@ class ViewingApiTest(unittest.TestCase):
         negative = event(13, T0, "b")
         negative["started_at"] = -1
         unknown_kind = event(13, T0, "c", kind="trailer")
-        status, body = self.post([event(13, T0, "ok"), bad_member, negative, unknown_kind])
+        year_2100 = event(13, 4102444800000, "d")  # past the default 1 h future skew
+        status, body = self.post([event(13, T0, "ok"), bad_member, negative, unknown_kind,
+                                  year_2100])
         self.assertEqual(status, 200, body)
         self.assertEqual(body["accepted"], 1)
         errors = {r["index"]: r["error"] for r in body["rejected"]}
         self.assertTrue(errors[1].startswith("member:"), errors)
         self.assertTrue(errors[2].startswith("started_at:"), errors)
         self.assertTrue(errors[3].startswith("kind:"), errors)
+        self.assertTrue(errors[4].startswith("started_at: more than the allowed skew"), errors)
 
     def test_bad_requests_name_the_field(self):
         cases = [

@@ -127,6 +127,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "Roll a member's live rows up, whatever their number, once the oldest was "
                     "written this long ago (0 = by count only)")
       ->capture_default_str();
+  serve->add_option("--max-future-skew-ms", v.max_future_skew_ms,
+                    "Reject events whose started_at or event_time is this far ahead of the "
+                    "server's clock (negative = accept any time)")
+      ->capture_default_str();
   serve->add_option("--rollup-threads", v.rollup_threads, "Background roll-up workers")
       ->capture_default_str();
   serve->add_option("--segment-records", v.segment_records,

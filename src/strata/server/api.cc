@@ -322,7 +322,7 @@ http::Response Api::PostEvents(const http::Request& request) {
 }
 
 http::Response Api::Ingest(const http::Request& request) {
-  auto parsed = ParseViewingEvents(request.body);
+  auto parsed = ParseViewingEvents(request.body, viewing_->LatestAcceptedTime());
   if (!parsed.ok()) return ErrorResponse(parsed.status());
   viewing::IngestResult result;
   if (!parsed->valid.empty()) {

@@ -104,7 +104,16 @@ std::string ParseEvent(object obj, viewing::ViewingRecord* r) {
   return "";
 }
 
-void Consume(value v, size_t index, ParsedEvents* out) {
+// "" unless the event's times are after `latest`.
+std::string FutureError(const viewing::ViewingRecord& r, Millis latest) {
+  if (r.started_at <= latest && r.event_time <= latest) return "";
+  return absl::StrCat(r.started_at > latest ? "started_at" : "event_time",
+                      ": more than the allowed skew (--max-future-skew-ms) ahead of the "
+                      "server's clock; latest accepted now: ",
+                      latest);
+}
+
+void Consume(value v, size_t index, Millis latest, ParsedEvents* out) {
   object obj;
   if (v.get_object().get(obj) != simdjson::SUCCESS) {
     out->rejected.push_back({index, "event: must be a JSON object"});
@@ -112,6 +121,7 @@ void Consume(value v, size_t index, ParsedEvents* out) {
   }
   viewing::ViewingRecord r;
   std::string err = ParseEvent(obj, &r);
+  if (err.empty()) err = FutureError(r, latest);
   if (err.empty()) {
     out->valid.push_back(std::move(r));
   } else {
@@ -121,7 +131,7 @@ void Consume(value v, size_t index, ParsedEvents* out) {
 
 }  // namespace
 
-absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body) {
+absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body, Millis latest) {
   size_t start = body.find_first_not_of(" \t\r\n");
   if (start == std::string_view::npos) {
     return absl::InvalidArgumentError("body: empty; expected a JSON array or NDJSON events");
@@ -155,7 +165,7 @@ absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body) {
         return absl::InvalidArgumentError(
             absl::StrCat("body: more than ", kMaxEventsPerBatch, " events"));
       }
-      Consume(v, index++, &out);
+      Consume(v, index++, latest, &out);
       // An error inside an object leaves the iterator unusable: stop with a clear error.
       if (!out.rejected.empty() && out.rejected.back().index == index - 1 &&
           out.rejected.back().error.rfind("body:", 0) == 0) {
@@ -197,6 +207,7 @@ absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body) {
     } else {
       ++json_lines;
     }
+    if (err.empty()) err = FutureError(r, latest);
     if (err.empty()) {
       out.valid.push_back(std::move(r));
     } else {

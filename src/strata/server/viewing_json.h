@@ -29,7 +29,9 @@ struct ParsedEvents {
 // Parses a JSON array of event objects, or NDJSON (one object per line). Events with a bad
 // field are listed in `rejected` (with their index); a body that is not JSON at all, or has
 // too many events, is an InvalidArgument error naming "body".
-absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body);
+// Events whose started_at or event_time is after `latest` are rejected, naming the field.
+absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body,
+                                                Millis latest = INT64_MAX);
 
 void AppendRecordJson(const viewing::ViewingRecord& r, class JsonWriter* w);
 

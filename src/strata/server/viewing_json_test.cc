@@ -95,6 +95,28 @@ TEST(JsonWriter, NumbersPlainKeysAndEscapes) {
                      R"("a\"b":"x\ny"})");
 }
 
+// Times past the latest accepted one are rejected per event, naming the field, in both
+// body forms; the others in the batch are kept.
+TEST(ViewingJson, RejectsTimesTooFarInTheFuture) {
+  std::string array = std::string("[") + kEvent + "," + kEvent + "]";
+  std::string ndjson = std::string(kEvent) + "\n" + kEvent + "\n";
+  for (const std::string& body : {array, ndjson}) {
+    auto parsed = ParseViewingEvents(body, 1700000059999);  // between started_at and event_time
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_TRUE(parsed->valid.empty());
+    ASSERT_EQ(parsed->rejected.size(), 2u);
+    EXPECT_EQ(parsed->rejected[1].index, 1u);
+    EXPECT_EQ(parsed->rejected[0].error.rfind("event_time: more than the allowed skew", 0), 0u)
+        << parsed->rejected[0].error;
+    parsed = ParseViewingEvents(body, 1700000000000 - 1);
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(parsed->rejected[0].error.rfind("started_at: ", 0), 0u);
+    parsed = ParseViewingEvents(body, 1700000060000);
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(parsed->valid.size(), 2u);
+  }
+}
+
 // A record written by the API parses back into the same event (the JSON round trip).
 TEST(JsonWriter, RecordJsonParsesBack) {
   auto parsed = ParseViewingEvents(kEvent);

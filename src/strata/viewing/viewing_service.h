@@ -89,6 +89,11 @@ struct ViewingOptions {
   // Default 15 s: a member's burst of activity becomes one roll-up. The check runs every
   // second (and the live tables are scanned once at start, for rows written before it).
   Millis rollup_max_live_age_ms = 15'000;
+  // Events whose started_at or event_time lies more than this far ahead of the service's
+  // clock are rejected (a client clock years ahead would otherwise pin a playback's newest
+  // state, since the latest event_time wins, and keep records from ever expiring).
+  // Default 1 hour; a negative value accepts any time.
+  Millis max_future_skew_ms = 3'600'000;
   // Compressed histories are stored in chunks ("segments") of at most this many records
   // (about 5 KiB), each independently decodable and stored as its own row: recent reads
   // decode only the newest chunk, roll-ups rewrite only the chunks they touch. Default 512.
@@ -211,6 +216,12 @@ class ViewingService {
   // Stores valid records. Each record must have passed ValidateRecord. On error nothing is
   // acknowledged (the caller may retry the whole batch: it is idempotent).
   absl::StatusOr<IngestResult> Ingest(std::span<const ViewingRecord> records);
+  // The latest started_at / event_time an event may carry now (max_future_skew_ms ahead of
+  // the service's clock; INT64_MAX when the check is off). Input parsers reject later ones.
+  Millis LatestAcceptedTime() const {
+    return options_.max_future_skew_ms < 0 ? INT64_MAX
+                                           : clock_->NowMillis() + options_.max_future_skew_ms;
+  }
 
   absl::StatusOr<HistoryPage> ReadHistory(MemberId member, const HistoryQuery& query);
   absl::StatusOr<MemberSummary> Summary(MemberId member);
