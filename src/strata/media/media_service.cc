@@ -475,7 +475,10 @@ absl::Status MediaService::MoveObjectBytes(std::string_view bucket, std::string_
     return absl::FailedPreconditionError("generation: '" + std::string(key) +
                                          "' was re-written");
   }
-  if (row.blob == blob) return absl::OkStatus();
+  // The caller deletes the old bytes next, durably: the new pointer must be durable first,
+  // or a power loss in between leaves a live row pointing at deleted bytes. (Also when an
+  // earlier delivery already moved it: that write may not have been synced either.)
+  if (row.blob == blob) return rows_->Sync();
   // Never point a row the garbage collector may already be deleting at new bytes: they
   // would outlive it. (Both conditions only ever become true, and the GC checks them first.)
   const Millis now = clock_->NowMillis();
@@ -485,7 +488,8 @@ absl::Status MediaService::MoveObjectBytes(std::string_view bucket, std::string_
   }
   row.storage_class = std::string(storage_class);
   row.blob = std::string(blob);
-  return objects_->Put(bucket, ObjectClustering(key), EncodeObjectRow(row));
+  STRATA_RETURN_IF_ERROR(objects_->Put(bucket, ObjectClustering(key), EncodeObjectRow(row)));
+  return rows_->Sync();
 }
 
 uint64_t MediaService::NextGeneration(uint64_t at_least) {

@@ -184,8 +184,10 @@ class MediaService {
   absl::StatusOr<SupersededRow> AbandonUpload(std::string_view bucket, std::string_view key,
                                               uint64_t generation, Millis started_before);
   // Points the row `key`@`generation` at bytes already copied to `blob` in `storage_class`
-  // (archival). FailedPrecondition if the key holds another generation or the row is eligible
-  // for garbage collection (soft-deleted past grace, or expired); NotFound if absent.
+  // (archival), and makes that durable (RowStore::Sync) before returning, since the caller
+  // deletes the old bytes next. FailedPrecondition if the key holds another generation or
+  // the row is eligible for garbage collection (soft-deleted past grace, or expired);
+  // NotFound if absent.
   absl::Status MoveObjectBytes(std::string_view bucket, std::string_view key,
                                uint64_t generation, std::string_view storage_class,
                                std::string_view blob);

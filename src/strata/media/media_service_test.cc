@@ -2,12 +2,14 @@
 #include "strata/media/media_service.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "strata/base/metrics.h"
 #include "strata/blob/local/local_blob_store.h"
 #include "strata/store/memory_row_store.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
@@ -459,6 +461,64 @@ TEST_P(MediaServiceTest, ConsistentSnapshotScanFindsWhatTheGcMustDelete) {
   EXPECT_EQ(eligible, (std::set<std::string>{"gone", "old"}));
   EXPECT_EQ(superseded_blobs, std::set<std::string>{first->row.blob});
   EXPECT_EQ(index_entries, 0u);
+}
+
+// Archival repoints a row and then deletes the old bytes durably: the repoint must be
+// synced first, or a power loss in between leaves a live row pointing at deleted bytes.
+class CountingSyncRowStore final : public store::RowStore {
+ public:
+  explicit CountingSyncRowStore(Clock* clock) : inner_(clock) {}
+  absl::StatusOr<store::Table*> OpenTable(const store::TableOptions& o) override {
+    return inner_.OpenTable(o);
+  }
+  absl::Status Write(std::span<const store::PartitionWrite> w) override { return inner_.Write(w); }
+  absl::StatusOr<std::unique_ptr<store::Snapshot>> NewSnapshot() override {
+    return inner_.NewSnapshot();
+  }
+  absl::Status Sync() override {
+    ++syncs;
+    return inner_.Sync();
+  }
+  int syncs = 0;
+
+ private:
+  store::MemoryRowStore inner_;
+};
+
+TEST(MediaArchival, MoveObjectBytesIsDurableBeforeItReturns) {
+  ManualClock clock;
+  MetricsRegistry metrics;
+  CountingSyncRowStore rows(&clock);
+  const std::string dir =
+      (fs::temp_directory_path() / ("strata_media_move_" + std::to_string(getpid()))).string();
+  blob::LocalBlobStoreOptions bo;
+  bo.root = dir;
+  auto blobs = blob::LocalBlobStore::Open(bo);
+  ASSERT_TRUE(blobs.ok()) << blobs.status();
+  auto service = MediaService::Open(&rows, blobs->get(), &clock, &metrics);
+  ASSERT_TRUE(service.ok()) << service.status();
+  ASSERT_TRUE((*service)->PutBucket("media", BucketPolicy{}).ok());
+  auto up = (*service)->BeginPut("media", "clip", {});
+  ASSERT_TRUE(up.ok());
+  ASSERT_TRUE((*up)->Append("bytes").ok());
+  auto info = (*up)->Commit();
+  ASSERT_TRUE(info.ok()) << info.status();
+
+  const int before = rows.syncs;
+  ASSERT_TRUE(
+      (*service)->MoveObjectBytes("media", "clip", info->row.generation, "cold", "cold/copy").ok());
+  EXPECT_GT(rows.syncs, before) << "the repoint was not made durable";
+  auto row = (*service)->RowAtGeneration("media", "clip", info->row.generation);
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->blob, "cold/copy");
+  // A redelivery that finds the move done syncs too (that earlier write may not be).
+  const int again = rows.syncs;
+  ASSERT_TRUE(
+      (*service)->MoveObjectBytes("media", "clip", info->row.generation, "cold", "cold/copy").ok());
+  EXPECT_GT(rows.syncs, again);
+  service->reset();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, MediaServiceTest, ::testing::Values("Memory", "Rocks"),
