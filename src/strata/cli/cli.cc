@@ -78,6 +78,10 @@ std::vector<std::string> HoistConfigFlag(int argc, char** argv) {
 void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--data-dir", c->data_dir, "Directory for all data")->capture_default_str();
   serve->add_option("--address", c->http.address, "Address to listen on")->capture_default_str();
+  serve->add_option("--allowed-hosts", c->allowed_hosts,
+                    "Host names clients use for this server, besides localhost, 127.0.0.1, "
+                    "::1, the --address and the machine's name (\"*\" = any); other Host "
+                    "headers get 421, other Origins of state-changing requests 403");
   serve->add_option("--port", c->http.port, "TCP port (0 = pick a free one)")
       ->capture_default_str();
   serve->add_option("--http-threads", c->http.threads, "HTTP I/O threads")->capture_default_str();

@@ -93,9 +93,66 @@ Api::Api(viewing::ViewingService* viewing, media::MediaService* media, MetricsRe
       "already had a backlog (backpressure: a sign of overload)");
 }
 
+namespace {
+
+// The host of a Host header value or an Origin's authority, lower-cased, without the port
+// and without IPv6 brackets ("[::1]:80" -> "::1", "Example.com:80" -> "example.com").
+std::string HostName(std::string_view authority) {
+  std::string_view h = authority;
+  if (!h.empty() && h.front() == '[') {
+    const size_t close = h.find(']');
+    h = close == std::string_view::npos ? h.substr(1) : h.substr(1, close - 1);
+  } else if (const size_t colon = h.rfind(':'); colon != std::string_view::npos &&
+                                                 h.find(':') == colon) {
+    h = h.substr(0, colon);  // one colon: a port (more: a bare IPv6 literal)
+  }
+  std::string out(h);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool ChangesState(std::string_view method) {
+  return method != "GET" && method != "HEAD" && method != "OPTIONS";
+}
+
+}  // namespace
+
+std::optional<http::Response> Api::CheckOrigin(const http::Request& request) const {
+  if (allowed_hosts_.empty()) return std::nullopt;
+  auto allowed = [&](const std::string& name) {
+    return std::find(allowed_hosts_.begin(), allowed_hosts_.end(), name) != allowed_hosts_.end();
+  };
+  const std::string host = HostName(request.Header("host"));
+  if (!allowed(host)) {
+    return http::Response{421, "application/json",
+                          http::JsonErrorBody("misdirected",
+                                              "host: '" + host +
+                                                  "' is not a name of this server "
+                                                  "(--allowed-hosts)")};
+  }
+  if (!ChangesState(request.method)) return std::nullopt;
+  const std::string_view origin = request.Header("origin");
+  if (origin.empty()) return std::nullopt;  // not a browser's cross-site request
+  const size_t scheme = origin.find("://");
+  const std::string origin_host =
+      scheme == std::string_view::npos ? std::string() : HostName(origin.substr(scheme + 3));
+  if (!allowed(origin_host)) {
+    return http::Response{403, "application/json",
+                          http::JsonErrorBody("forbidden",
+                                              "origin: a page from '" + std::string(origin) +
+                                                  "' may not change this server's state")};
+  }
+  return std::nullopt;
+}
+
 http::Response Api::Handle(const http::Request& request) {
   const auto start = std::chrono::steady_clock::now();
   std::string route = "unmatched";
+  if (std::optional<http::Response> refused = CheckOrigin(request)) {
+    Record(route, request.method, refused->status,
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return std::move(*refused);
+  }
   http::Response response = Route(request, &route);
   if (response.defer) {
     // Recorded when the deferred reply is given.

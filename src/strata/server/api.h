@@ -5,8 +5,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "strata/base/metrics.h"
@@ -72,6 +74,13 @@ class Api {
   void SetAssets(assets::AssetService* assets) { assets_ = assets; }
   // The job runner behind /v1/reprocess/... (null: 404). Call before serving.
   void SetReprocess(reprocess::JobRunner* runner) { reprocess_ = runner; }
+  // The names (host names or IP literals, no port) a request's Host may carry; also what a
+  // state-changing request's Origin must name. Others get 421 (Host: DNS rebinding) or 403
+  // (Origin: cross-site requests from a browser). Empty = any (the default, for tests that
+  // build an Api directly; the server always sets them). Call before serving.
+  void SetAllowedHosts(std::vector<std::string> hosts) { allowed_hosts_ = std::move(hosts); }
+  // 421 or 403 for a request the allowed hosts refuse; nullopt for one they admit.
+  std::optional<http::Response> CheckOrigin(const http::Request& request) const;
 
   // The StreamingRoute::open of `PUT /v1/buckets/...`: an object PUT streams its body into
   // the blob store; anything else (a bucket PUT) takes the whole-body path.
@@ -137,6 +146,7 @@ class Api {
   gc::Collector* archive_ = nullptr;
   assets::AssetService* assets_ = nullptr;
   reprocess::JobRunner* reprocess_ = nullptr;
+  std::vector<std::string> allowed_hosts_;
 };
 
 }  // namespace strata::server

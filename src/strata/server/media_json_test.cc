@@ -116,6 +116,37 @@ class MediaApiTest : public ::testing::Test {
   std::unique_ptr<Api> api_;
 };
 
+// DNS rebinding (a foreign Host) and cross-site requests (a foreign Origin on a
+// state-changing method) are refused once the server names its hosts.
+TEST_F(MediaApiTest, HostAndOriginChecks) {
+  api_->SetAllowedHosts({"localhost", "127.0.0.1", "::1", "media.example"});
+  using H = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(Call("GET", "/healthz", "", H{{"host", "127.0.0.1:8080"}}).status, 200);
+  EXPECT_EQ(Call("GET", "/healthz", "", H{{"host", "[::1]:8080"}}).status, 200);
+  EXPECT_EQ(Call("GET", "/healthz", "", H{{"host", "Media.Example"}}).status, 200);
+  auto r = Call("GET", "/healthz", "", H{{"host", "evil.example:8080"}});
+  EXPECT_EQ(r.status, 421);
+  EXPECT_NE(r.body.find("host: 'evil.example'"), std::string::npos) << r.body;
+  EXPECT_EQ(Call("GET", "/healthz", "").status, 421) << "no Host at all";
+  // The audit's request: a cross-site POST to an admin action.
+  r = Call("PUT", "/v1/buckets/clips", "{}",
+           H{{"host", "127.0.0.1:8080"}, {"origin", "http://evil.example"}});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("origin:"), std::string::npos) << r.body;
+  EXPECT_EQ(Call("GET", "/v1/buckets/clips", "", H{{"host", "127.0.0.1"}}).status, 404)
+      << "the refused PUT changed nothing";
+  // Same-origin pages and non-browser clients (no Origin) may write; reads need no Origin.
+  EXPECT_EQ(Call("PUT", "/v1/buckets/clips", "{}",
+                 H{{"host", "127.0.0.1:8080"}, {"origin", "http://127.0.0.1:8080"}})
+                .status,
+            200);
+  EXPECT_EQ(Call("PUT", "/v1/buckets/clips2", "{}", H{{"host", "localhost"}}).status, 200);
+  EXPECT_EQ(Call("GET", "/healthz", "",
+                 H{{"host", "localhost"}, {"origin", "http://evil.example"}})
+                .status,
+            200);
+}
+
 TEST_F(MediaApiTest, RoutesAndErrors) {
   EXPECT_EQ(Call("PUT", "/v1/buckets/clips", R"({"ttl":"7d"})").status, 200);
   auto r = Call("GET", "/v1/buckets/clips");

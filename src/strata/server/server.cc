@@ -143,6 +143,28 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
 // The sweep throttle's signal: object GET/PUT p99 over the last control interval (from the
 // API's latency histograms) and RocksDB's compaction debt and stalls. One per collector (it
 // keeps the previous histogram counts).
+// The Host names the API answers: loopback, the address it is bound to, this machine's host
+// name and --allowed-hosts; empty (any) when --allowed-hosts has "*".
+std::vector<std::string> AllowedHosts(const ServerConfig& config) {
+  std::vector<std::string> hosts = {"localhost", "127.0.0.1", "::1"};
+  for (const std::string& h : config.allowed_hosts) {
+    if (h == "*") return {};
+    std::string lower = h;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    hosts.push_back(lower);
+  }
+  if (config.http.address != "0.0.0.0" && config.http.address != "::") {
+    hosts.push_back(config.http.address);
+  }
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) == 0 && name[0] != '\0') {
+    std::string lower = name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    hosts.push_back(lower);
+  }
+  return hosts;
+}
+
 std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
                                               store::RocksRowStore* rows) {
   constexpr char kName[] = "strata_http_request_seconds";
@@ -334,6 +356,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   api.SetLifecycle(gc_collector.get(), archive_collector.get());
   api.SetAssets(asset_service.get());
   api.SetReprocess(job_runner.get());
+  api.SetAllowedHosts(AllowedHosts(config));
   http::ServerOptions http_options = config.http;
   http_options.thread_slice_us = config.request_slice_us;
   http::StreamingRoute object_puts;

@@ -89,6 +89,9 @@ struct ServerConfig {
   uint64_t gc_max_pending_compaction_bytes = uint64_t{256} << 20;
   // Export each run's snapshot as NDJSON under <data_dir>/lifecycle-export. Default true.
   bool gc_export = true;
+  // Names a request's Host (and a state-changing request's Origin) may carry, besides
+  // localhost, 127.0.0.1, ::1, the bound address and the machine's host name; "*" = any.
+  std::vector<std::string> allowed_hosts;
   size_t gc_export_keep_runs = 30;  // exports kept per task (0 = all)
   // Archival: objects older than this move to archive_class (0 = off, the default), daily at
   // archive_daily_at ("" = only on demand). Defaults "cold", "04:00".
