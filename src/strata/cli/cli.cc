@@ -90,6 +90,9 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "background work (Linux 6.12+; 0 = kernel default)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
+  serve->add_option("--max-connections", c->http.max_connections,
+                    "Open connections at most; more are answered 503 and closed (0 = no limit)")
+      ->capture_default_str();
   serve->add_option("--max-body-bytes", c->http.max_body_bytes,
                     "Largest accepted request body; larger get 413")
       ->capture_default_str();

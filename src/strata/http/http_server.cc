@@ -729,11 +729,39 @@ class Server::Impl {
     }
     error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
+    size_t open = 0;
+    {
+      std::lock_guard<std::mutex> lock(shared_.mu);
+      open = shared_.live.size();
+    }
+    if (shared_.options.max_connections > 0 && open >= shared_.options.max_connections) {
+      // Over the limit: a short answer, best effort without blocking, then close.
+      static const std::string kBusy = [] {
+        const std::string body =
+            JsonErrorBody("unavailable", "connections: the server's connection limit is reached");
+        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+               "Connection: close\r\nRetry-After: 1\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body;
+      }();
+      socket.non_blocking(true, ignored);
+      socket.write_some(net::buffer(kBusy), ignored);
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      socket.close(ignored);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_refusal_log_ >= std::chrono::seconds(10)) {
+        last_refusal_log_ = now;
+        STRATA_LOG_WARN("http: connection refused, limit reached", "max_connections",
+                        shared_.options.max_connections);
+      }
+      DoAccept();
+      return;
+    }
     std::make_shared<Connection>(std::move(socket), &shared_)->Start();
     DoAccept();
   }
 
   Shared shared_;
+  std::chrono::steady_clock::time_point last_refusal_log_{};  // the acceptor's strand only
   bool started_ = false;
   bool stopped_ = false;
   std::atomic<uint16_t> port_{0};

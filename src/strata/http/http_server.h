@@ -128,6 +128,10 @@ struct ServerOptions {
   // Milliseconds a connection may stay idle between requests (or take to deliver one
   // request) before the server closes it. Default 60000.
   int64_t idle_timeout_ms = 60'000;
+  // Most connections open at once; one more is answered 503 and closed at once, so a
+  // client holding many idle connections cannot exhaust the server's file descriptors and
+  // memory. Default 1024; 0 = no limit.
+  size_t max_connections = 1024;
   // Milliseconds allowed for writing one response to a slow reader. Default 30000.
   int64_t write_timeout_ms = 30'000;
   // Milliseconds Stop() waits for in-flight requests to finish before it closes every

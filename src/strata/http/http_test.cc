@@ -226,6 +226,35 @@ TEST_F(HttpTest, QueryParamsAreDecoded) {
   EXPECT_NE(r->body.find("name=a b+c len"), std::string::npos) << r->body;
 }
 
+// Past --max-connections a new connection is answered 503 and closed; once one closes, a
+// new one is served again.
+TEST_F(HttpTest, ConnectionLimit) {
+  ServerOptions options;
+  options.max_connections = 2;
+  StartServer(options);
+  Client a("127.0.0.1", port());
+  Client b("127.0.0.1", port());
+  ASSERT_EQ(a.Request("GET", "/x")->status, 200);  // both stay open (keep-alive)
+  ASSERT_EQ(b.Request("GET", "/x")->status, 200);
+  int fd = RawConnect(port());
+  std::string got;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) got.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(got.rfind("HTTP/1.1 503", 0), 0u) << got;
+  EXPECT_NE(got.find("connections: "), std::string::npos) << got;
+  a.Close();
+  absl::StatusOr<ClientResponse> r;
+  for (int i = 0; i < 100; ++i) {  // the server sees the close asynchronously
+    Client c("127.0.0.1", port());
+    r = c.Request("GET", "/x");
+    if (r.ok() && r->status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST_F(HttpTest, LargeBodiesWithinLimit) {
   ServerOptions options;
   options.max_body_bytes = 4 << 20;
