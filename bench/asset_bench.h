@@ -18,7 +18,8 @@
 //   2. Create, closed loop: `assets` assets in batches over `write_connections` keep-alive
 //      connections (Strata `POST /v1/assets/bench:batch`; PostgreSQL one multi-row INSERT
 //      per batch, autocommit, UUIDv7 ids made by the bench), as fast as they are answered.
-//   3. (PostgreSQL: ANALYZE, untimed.) Search, open loop: `search_rate` searches/s for
+//   3. (Untimed: PostgreSQL ANALYZE; with `settle`, Strata compacts and PostgreSQL VACUUM
+//      ANALYZEs.) Search, open loop: `search_rate` searches/s for
 //      `search_s` seconds of the newest `search_limit` assets of a uniformly drawn show
 //      (Strata `GET /v1/assets/bench?where=/show_id=N&limit=100`; PostgreSQL `WHERE
 //      (payload->>'show_id')::bigint = $1 ORDER BY id DESC LIMIT 100`), one arrival schedule
@@ -69,6 +70,11 @@ struct AssetBenchOptions {
   int search_connections = 4;
   int warmup_searches = 200;
   int search_limit = 100;
+  // After the create phase, untimed: compact Strata's tables (`POST /v1/admin/compact`, the
+  // time printed) and VACUUM ANALYZE PostgreSQL's table, so search and paging measure the
+  // settled stores rather than the compaction debt of the load. Default false: both right
+  // after the load (PostgreSQL gets ANALYZE only; its planner needs statistics).
+  bool settle = false;
   // Paging: assets per page (1..1000). Default 1000.
   int page_limit = 1000;
   // Seconds between samples of the servers' memory (PSS). Default 0.2.

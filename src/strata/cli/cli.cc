@@ -754,6 +754,8 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
       ->capture_default_str();
   bench_assets->add_option("--search-limit", ab.search_limit, "Assets per search")
       ->capture_default_str();
+  bench_assets->add_flag("--settle", ab.settle,
+                         "After the load, untimed: compact Strata, VACUUM ANALYZE PostgreSQL");
   bench_assets->add_option("--page-limit", ab.page_limit, "Assets per page when paging")
       ->capture_default_str();
   bench_assets->add_option("--strata-arg", ab.strata_args,
