@@ -54,7 +54,7 @@ class BenchAssetsTest(unittest.TestCase):
         t0 = time.time()
         # 20,500 assets: the last batch is partial (500 of 1000).
         out = subprocess.run(
-            [STRATA, "bench", "assets", "--assets", "20500", "--assets-per-show", "150",
+            [STRATA, "bench", "assets", "--assets", "20500", "--assets-per-show", "300",
              "--distinct-batches", "8", "--search-rate", "100", "--search-seconds", "2",
              "--warmup-searches", "10"],
             capture_output=True, text=True, timeout=240)
@@ -80,8 +80,11 @@ class BenchAssetsTest(unittest.TestCase):
             s, p = row(text, label)
             self.assertGreater(number(s), 0, label)
             self.assertGreater(number(p), 0, label)
-        # ~136 assets per show: every search finds more than the 100 it asks for.
-        self.assertEqual(row(text, "search: assets per answer"), ("100.0", "100.0"))
+        # The same data and the same searches: both answer the same number of assets, nearly
+        # always the 100 asked for (~68 shows of ~300 assets; a payload repeats ~2.5 times).
+        s, p = row(text, "search: assets per answer")
+        self.assertEqual(s, p)
+        self.assertGreater(number(s), 95)
         for cell in row(text, "search: late>1ms / unsent / errors"):
             self.assertTrue(cell.endswith(" / 0"), cell)
         self.assertEqual(row(text, "paging: ids seen / assets created"),
