@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -50,11 +50,11 @@ constexpr double kGoalPageIdsPerS = 1'000'000;
 
 struct AssetWorkload {
   uint64_t shows = 1;
-  size_t batches = 0;                            // of the run
+  size_t batches = 0;                              // of the run
   std::vector<std::vector<std::string>> payloads;  // distinct batches of payload JSON texts
-  std::vector<uint64_t> searches;                // show ids, in arrival order
-  std::vector<uint64_t> warmup;                  // warmup_searches per connection
-  uint64_t payload_bytes = 0;                    // total of the distinct payloads
+  std::vector<uint64_t> searches;                  // show ids, in arrival order
+  std::vector<uint64_t> warmup;                    // warmup_searches per connection
+  uint64_t payload_bytes = 0;                      // total of the distinct payloads
   uint64_t distinct_payloads = 0;
 
   // Payloads of the run's batch b.
@@ -62,9 +62,7 @@ struct AssetWorkload {
     const uint64_t first = static_cast<uint64_t>(b) * o.batch_size;
     return static_cast<size_t>(std::min<uint64_t>(o.batch_size, o.assets - first));
   }
-  const std::vector<std::string>& Distinct(size_t b) const {
-    return payloads[b % payloads.size()];
-  }
+  const std::vector<std::string>& Distinct(size_t b) const { return payloads[b % payloads.size()]; }
 };
 
 // ~120 pseudo-words of 3-9 letters: filler text that compresses like prose, not like zeros.
@@ -131,7 +129,8 @@ AssetWorkload Generate(const AssetBenchOptions& o, std::ostream& out) {
   out << "workload: " << Thousands(o.assets) << " assets in " << Thousands(w.batches)
       << " batches of " << o.batch_size << " (" << Thousands(w.distinct_payloads)
       << " distinct payloads, mean "
-      << Fmt("%.0f", static_cast<double>(w.payload_bytes) / std::max<uint64_t>(w.distinct_payloads, 1))
+      << Fmt("%.0f",
+             static_cast<double>(w.payload_bytes) / std::max<uint64_t>(w.distinct_payloads, 1))
       << " bytes, cycled); " << Thousands(w.shows) << " shows (~" << o.assets_per_show
       << " assets each); " << Thousands(w.searches.size()) << " searches; generated in "
       << Fmt("%.1f", SecondsSince(t0)) << " s\n";
@@ -144,18 +143,18 @@ AssetWorkload Generate(const AssetBenchOptions& o, std::ostream& out) {
 class IdMaker {
  public:
   std::string Next() {
-    const uint64_t ms = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    const uint64_t ms =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
     const uint64_t seq = counter_.fetch_add(1, std::memory_order_relaxed);
     const uint64_t hi = (ms << 16) | 0x7000 | ((seq >> 30) & 0xFFF);
-    const uint64_t lo = 0x8000000000000000ULL | ((seq & 0x3FFFFFFF) << 32) |
-                        (Mix64(seq) & 0xFFFFFFFFULL);
+    const uint64_t lo =
+        0x8000000000000000ULL | ((seq & 0x3FFFFFFF) << 32) | (Mix64(seq) & 0xFFFFFFFFULL);
     char buf[40];
-    std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
-                  static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
-                  static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
+    std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                  static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
+                  static_cast<unsigned>(lo >> 48),
                   static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
     return buf;
   }
@@ -318,8 +317,7 @@ class StrataAssets final : public AssetSystem {
     http::Client c("127.0.0.1", port(), o_.timeout_ms);
     auto r = c.Request("PUT", std::string("/v1/asset-types/") + kType, TypeDefinition());
     if (!r.ok() || r->status != 200) {
-      return absl::InternalError("PUT /v1/asset-types/" + std::string(kType) + ": " +
-                                 HttpError(r));
+      return absl::InternalError("PUT /v1/asset-types/" + std::string(kType) + ": " + HttpError(r));
     }
     return absl::OkStatus();
   }
@@ -390,9 +388,9 @@ class StrataAssetConnection final : public AssetConnection {
     return 200;
   }
   int Search(uint64_t show, size_t* rows) override {
-    auto r = client_.Request("GET", list_path_ + "?where=" +
-                                        PercentEncode("/show_id=" + std::to_string(show)) +
-                                        "&limit=" + limit_);
+    auto r = client_.Request(
+        "GET", list_path_ + "?where=" + PercentEncode("/show_id=" + std::to_string(show)) +
+                   "&limit=" + limit_);
     if (!r.ok() || r->status != 200) {
       last_error = HttpError(r);
       return r.ok() ? r->status : 0;
@@ -598,8 +596,8 @@ class PostgresAssetConnection final : public AssetConnection {
       std::string sql = "INSERT INTO assets (id, created_at, updated_at, payload) VALUES ";
       for (size_t i = 0; i < n; ++i) {
         sql += (i == 0 ? "($" : ",($") + std::to_string(3 * i + 1) + "::uuid,$" +
-               std::to_string(3 * i + 2) + "::bigint,$" + std::to_string(3 * i + 2) +
-               "::bigint,$" + std::to_string(3 * i + 3) + "::jsonb)";
+               std::to_string(3 * i + 2) + "::bigint,$" + std::to_string(3 * i + 2) + "::bigint,$" +
+               std::to_string(3 * i + 3) + "::jsonb)";
       }
       if (absl::Status s = conn_->Prepare(name, sql); !s.ok()) {
         last_error = s.ToString();
@@ -608,10 +606,9 @@ class PostgresAssetConnection final : public AssetConnection {
       prepared_[n] = true;
     }
     ids_.resize(n);
-    const std::string now = std::to_string(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    const std::string now = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count());
     params_.clear();
     for (size_t i = 0; i < n; ++i) {
       ids_[i] = sys_->ids().Next();
@@ -709,8 +706,7 @@ void PrintLogTail(const std::string& path, std::ostream& out) {
   for (const auto& line : lines) out << "  | " << line << "\n";
 }
 
-absl::StatusOr<std::vector<std::unique_ptr<AssetConnection>>> Connections(AssetSystem& sys,
-                                                                         int n) {
+absl::StatusOr<std::vector<std::unique_ptr<AssetConnection>>> Connections(AssetSystem& sys, int n) {
   std::vector<std::unique_ptr<AssetConnection>> out;
   for (int i = 0; i < n; ++i) {
     STRATA_ASSIGN_OR_RETURN(auto c, sys.Connect());
@@ -895,18 +891,17 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
 
   auto searchers = Connections(sys, o.search_connections);
   if (!searchers.ok()) return fail(searchers.status());
-  out << name << ": search: " << Fmt("%.0f", o.search_rate) << "/s for "
-      << Fmt("%.0f", o.search_s) << " s on " << o.search_connections << " connections (after "
-      << o.warmup_searches << " warm-up searches each), newest " << o.search_limit
-      << " of a show, open loop ...\n"
+  out << name << ": search: " << Fmt("%.0f", o.search_rate) << "/s for " << Fmt("%.0f", o.search_s)
+      << " s on " << o.search_connections << " connections (after " << o.warmup_searches
+      << " warm-up searches each), newest " << o.search_limit << " of a show, open loop ...\n"
       << std::flush;
   RunSearch(sys, w, o, *searchers, &run);
   out << name << ": search: p50 " << Fmt("%.2f", run.search.p50_ms) << " / p99 "
       << Fmt("%.2f", run.search.p99_ms) << " / p99.9 " << Fmt("%.2f", run.search.p999_ms)
       << " / max " << Fmt("%.2f", run.search.max_ms) << " ms (" << Thousands(run.search.count)
-      << " searches, avg " << Fmt("%.1f", run.rows_per_search) << " assets, "
-      << run.short_searches << " short, " << run.search.errors << " errors, " << run.late_searches
-      << " late, " << run.unsent_searches << " unsent); server CPU "
+      << " searches, avg " << Fmt("%.1f", run.rows_per_search) << " assets, " << run.short_searches
+      << " short, " << run.search.errors << " errors, " << run.late_searches << " late, "
+      << run.unsent_searches << " unsent); server CPU "
       << Fmt("%.0f", run.search_s > 0 ? 100 * run.search_cpu_s / run.search_s : 0)
       << "% of a core\n";
   if (const std::string e = FirstError(*searchers); !e.empty()) {
@@ -1017,9 +1012,9 @@ absl::StatusOr<AssetBenchReport> RunAssetBench(const AssetBenchOptions& options,
   systems.clear();
   report.passed = true;
   for (const auto& r : report.systems) {
-    report.passed = report.passed && r.completed && r.create_batch.errors == 0 &&
-                    r.rejected == 0 && r.created == options.assets && r.search.errors == 0 &&
-                    r.page_errors == 0 && r.paged_ids == r.created;
+    report.passed = report.passed && r.completed && r.create_batch.errors == 0 && r.rejected == 0 &&
+                    r.created == options.assets && r.search.errors == 0 && r.page_errors == 0 &&
+                    r.paged_ids == r.created;
   }
   if (options.keep_dirs) out << "\ndata kept in " << dir->path() << "\n";
   PrintAssetTable(options, report, out);
@@ -1053,26 +1048,37 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
     if (sv && pv && *pv > 0) r.ratio = Fmt("%.2fx", *sv / *pv);
     rows.push_back(std::move(r));
   };
-  auto text = [&](const std::string& label, const std::function<std::string(const AssetSystemRun&)>& f) {
+  auto text = [&](const std::string& label,
+                  const std::function<std::string(const AssetSystemRun&)>& f) {
     rows.push_back(Row{label, s ? f(*s) : "-", p ? f(*p) : "-", "", ""});
   };
-  add("create assets/s (closed loop)", [](const auto& r) { return r.create_per_s; }, "%.0f", true,
+  add(
+      "create assets/s (closed loop)", [](const auto& r) { return r.create_per_s; }, "%.0f", true,
       true);
-  add("create batch p50 ms", [](const auto& r) { return r.create_batch.p50_ms; }, "%.1f", false);
-  add("create batch p99 ms", [](const auto& r) { return r.create_batch.p99_ms; }, "%.1f", false);
-  add("create: server CPU us/asset",
+  add(
+      "create batch p50 ms", [](const auto& r) { return r.create_batch.p50_ms; }, "%.1f", false);
+  add(
+      "create batch p99 ms", [](const auto& r) { return r.create_batch.p99_ms; }, "%.1f", false);
+  add(
+      "create: server CPU us/asset",
       [](const auto& r) {
         return r.create_cpu_s >= 0 && r.created > 0 ? 1e6 * r.create_cpu_s / r.created : -1.0;
       },
       "%.2f", false);
-  add("search p50 ms (open loop)", [](const auto& r) { return r.search.p50_ms; }, "%.2f", false);
-  add("search p99 ms", [](const auto& r) { return r.search.p99_ms; }, "%.2f", false);
-  add("search p99.9 ms", [](const auto& r) { return r.search.p999_ms; }, "%.2f", false);
-  add("search max ms", [](const auto& r) { return r.search.max_ms; }, "%.2f", false);
-  add("search: assets per answer", [](const auto& r) { return r.rows_per_search; }, "%.1f", true);
+  add(
+      "search p50 ms (open loop)", [](const auto& r) { return r.search.p50_ms; }, "%.2f", false);
+  add(
+      "search p99 ms", [](const auto& r) { return r.search.p99_ms; }, "%.2f", false);
+  add(
+      "search p99.9 ms", [](const auto& r) { return r.search.p999_ms; }, "%.2f", false);
+  add(
+      "search max ms", [](const auto& r) { return r.search.max_ms; }, "%.2f", false);
+  add(
+      "search: assets per answer", [](const auto& r) { return r.rows_per_search; }, "%.1f", true);
   rows.back().ratio.clear();
   rows.back().better.clear();
-  add("search: server CPU, % of a core",
+  add(
+      "search: server CPU, % of a core",
       [](const auto& r) {
         return r.search_cpu_s >= 0 && r.search_s > 0 ? 100 * r.search_cpu_s / r.search_s : -1.0;
       },
@@ -1081,13 +1087,16 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
     return Thousands(r.late_searches) + " / " + Thousands(r.unsent_searches) + " / " +
            Thousands(r.search.errors);
   });
-  add("paging ids/s (limit " + std::to_string(o.page_limit) + ", one connection)",
+  add(
+      "paging ids/s (limit " + std::to_string(o.page_limit) + ", one connection)",
       [](const auto& r) { return r.page_ids_per_s; }, "%.0f", true, true);
-  add("paging: page p50 ms", [](const auto& r) { return r.page.p50_ms; }, "%.1f", false);
+  add(
+      "paging: page p50 ms", [](const auto& r) { return r.page.p50_ms; }, "%.1f", false);
   text("paging: ids seen / assets created", [](const AssetSystemRun& r) {
     return Thousands(r.paged_ids) + " / " + Thousands(r.created);
   });
-  add("disk bytes/asset (1)",
+  add(
+      "disk bytes/asset (1)",
       [](const auto& r) {
         return r.bytes > 0 && r.created > 0 ? static_cast<double>(r.bytes) / r.created : -1.0;
       },
@@ -1097,9 +1106,9 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
     return r.name == "Strata" ? Fmt("%.0f%%", 100.0 * r.wal_bytes / r.bytes)
                               : MiB(r.wal_bytes) + " MiB";
   });
-  add("peak PSS MiB (server process tree)",
-      [](const auto& r) { return r.peak_pss > 0 ? r.peak_pss / 1048576.0 : -1.0; }, "%.0f",
-      false);
+  add(
+      "peak PSS MiB (server process tree)",
+      [](const auto& r) { return r.peak_pss > 0 ? r.peak_pss / 1048576.0 : -1.0; }, "%.0f", false);
 
   out << "\n== strata bench assets: Strata vs "
       << (o.peer == "postgres" ? "PostgreSQL 15" : "(no peer)") << ", " << Thousands(o.assets)
@@ -1126,8 +1135,8 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
         << verdict(s->create_per_s >= kGoalCreatePerS) << "\n";
     if (p != nullptr && p->completed && p->create_per_s > 0) {
       const double r = s->create_per_s / p->create_per_s;
-      out << "  create >= 2x PostgreSQL: " << Fmt("%.2fx", r) << " " << verdict(r >= kGoalCreateVsPg)
-          << "\n";
+      out << "  create >= 2x PostgreSQL: " << Fmt("%.2fx", r) << " "
+          << verdict(r >= kGoalCreateVsPg) << "\n";
     }
     out << "  search p99 <= 2 ms: " << Fmt("%.2f", s->search.p99_ms) << " ms "
         << verdict(s->search.p99_ms <= kGoalSearchP99Ms) << "\n";
@@ -1145,10 +1154,9 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
     for (const auto& l : r->settings) out << "    " << l << "\n";
     if (!r->first_error.empty()) out << "    first request error: " << r->first_error << "\n";
     if (!r->completed) out << "    run did not complete: " << r->error << "\n";
-    for (auto [phase, others, secs] :
-         {std::tuple{"create", r->create_others_cpu_s, r->create_s},
-          std::tuple{"search", r->search_others_cpu_s, r->search_s},
-          std::tuple{"paging", r->page_others_cpu_s, r->page_s}}) {
+    for (auto [phase, others, secs] : {std::tuple{"create", r->create_others_cpu_s, r->create_s},
+                                       std::tuple{"search", r->search_others_cpu_s, r->search_s},
+                                       std::tuple{"paging", r->page_others_cpu_s, r->page_s}}) {
       if (secs > 0 && others / secs > kBusyMachineShare) {
         out << "WARNING: other processes used " << Fmt("%.0f", 100 * others / secs)
             << "% of a core during " << r->name << "'s " << phase << " phase: its figures "

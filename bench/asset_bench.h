@@ -112,7 +112,7 @@ struct AssetSystemRun {
   uint64_t rejected = 0;
   double create_s = 0;
   double create_per_s = 0;
-  double create_cpu_s = -1;     // server CPU over the phase (-1 = unknown)
+  double create_cpu_s = -1;  // server CPU over the phase (-1 = unknown)
   double create_bench_cpu_s = 0;
   double create_others_cpu_s = -1;
   OpReport create_batch;
