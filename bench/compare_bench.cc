@@ -27,6 +27,7 @@
 #include "bench/compare_bench_internal.h"
 #include "bench/compare_systems.h"
 #include "bench/history_workload.h"
+#include "bench/run_support.h"
 #include "bench/viewing_workload.h"
 #include "strata/base/status.h"
 #include "strata/base/thread_pool.h"
@@ -352,71 +353,6 @@ Workload Generate(const CompareOptions& o, std::ostream& out) {
 }
 
 // ---- Measurement helpers ---------------------------------------------------------------------
-
-double ThreadCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// Samples the PSS of a process tree every `interval_s` on its own thread until Stop().
-class PeakPssSampler {
- public:
-  PeakPssSampler(pid_t pid, double interval_s)
-      : pid_(pid), interval_(interval_s), thread_([this] { Loop(); }) {}
-  ~PeakPssSampler() { Stop(); }
-  // Stops sampling; the peak in bytes.
-  uint64_t Stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    return peak_;
-  }
-  // After Stop(): samples taken, and the mean CPU time one took (the bench's, on the cores
-  // the server uses; mostly the kernel walking the processes' page tables).
-  uint64_t samples() const { return samples_; }
-  double mean_sample_ms() const { return samples_ > 0 ? 1000 * sampling_s_ / samples_ : 0; }
-
- private:
-  void Loop() {
-    // Each sample costs the kernel a walk of the processes' page tables (~5 ms of CPU for
-    // Strata, 18-36 ms for PostgreSQL's dozen processes and 1 GB of shared buffers,
-    // measured): 10 nice levels below the bench (and the servers it started), at most 19,
-    // the servers' threads go first. Under full load samples come less often.
-    errno = 0;
-    const int nice = getpriority(PRIO_PROCESS, 0);  // this thread's (Linux)
-    if (errno == 0) {
-      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), std::min(19, nice + 10));
-    }
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      lock.unlock();
-      const double cpu0 = ThreadCpuSeconds();
-      auto pss = ProcessTreePssBytes(pid_);
-      const double took = ThreadCpuSeconds() - cpu0;
-      lock.lock();
-      if (pss.ok()) {
-        peak_ = std::max(peak_, *pss);
-        ++samples_;
-        sampling_s_ += took;
-      }
-      cv_.wait_for(lock, std::chrono::duration<double>(interval_), [&] { return stop_; });
-    }
-  }
-
-  const pid_t pid_;
-  const double interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  uint64_t peak_ = 0;
-  uint64_t samples_ = 0;
-  double sampling_s_ = 0;
-  std::thread thread_;  // last: starts once the fields above exist
-};
 
 double CpuSeconds(const System& sys) {
   auto cpu = ProcessTreeCpuSeconds(sys.pid());
@@ -858,103 +794,6 @@ SystemRun RunSystem(System& sys, const Workload& w, const CompareOptions& o, std
 
 // ---- The run ---------------------------------------------------------------------------------
 
-// The temporary directory holding the servers' data; removed on destruction unless kept.
-class WorkDir {
- public:
-  static absl::StatusOr<std::unique_ptr<WorkDir>> Create(const std::string& parent, bool keep) {
-    std::string base = parent;
-    if (base.empty()) {
-      const char* tmp = std::getenv("TMPDIR");
-      base = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
-    }
-    std::string pattern = base + "/strata-compare-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) {
-      return absl::InternalError("work_dir: cannot create a directory under " + base);
-    }
-    // Traversable by the postgres user (its own directory inside is private to it).
-    chmod(pattern.c_str(), 0755);
-    return std::unique_ptr<WorkDir>(new WorkDir(pattern, keep));
-  }
-  ~WorkDir() {
-    if (keep_) return;
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  WorkDir(std::string path, bool keep) : path_(std::move(path)), keep_(keep) {}
-  std::string path_;
-  bool keep_;
-};
-
-std::string CommandLine() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::string out;
-  size_t start = 0;
-  while (start < all.size()) {
-    size_t end = all.find('\0', start);
-    if (end == std::string::npos) end = all.size();
-    std::string arg = all.substr(start, end - start);
-    if (!out.empty()) out += ' ';
-    if (arg.empty() || arg.find_first_of(" \t'\"$") != std::string::npos) {
-      out += "'" + arg + "'";
-    } else {
-      out += arg;
-    }
-    start = end + 1;
-  }
-  return out;
-}
-
-std::string Machine(const std::string& dir) {
-  std::string mem = "?";
-  std::ifstream meminfo("/proc/meminfo");
-  std::string line;
-  while (std::getline(meminfo, line)) {
-    if (line.rfind("MemTotal:", 0) == 0) {
-      mem = Fmt("%.1f", std::strtod(line.c_str() + 9, nullptr) / 1048576.0) + " GiB";
-      break;
-    }
-  }
-  struct utsname u {};
-  uname(&u);
-  std::string fs = "?";
-  struct statfs sf {};
-  if (statfs(dir.c_str(), &sf) == 0) {
-    switch (static_cast<unsigned long>(sf.f_type)) {
-      case 0xEF53:
-        fs = "ext4";
-        break;
-      case 0x01021994:
-        fs = "tmpfs";
-        break;
-      case 0x58465342:
-        fs = "xfs";
-        break;
-      case 0x9123683E:
-        fs = "btrfs";
-        break;
-      case 0x794c7630:
-        fs = "overlayfs";
-        break;
-      default: {
-        char buf[32];
-        std::snprintf(buf, sizeof(buf), "0x%lx", static_cast<unsigned long>(sf.f_type));
-        fs = buf;
-      }
-    }
-  }
-  std::string load = "?";
-  std::ifstream loadavg("/proc/loadavg");
-  std::getline(loadavg, load);
-  load = load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1));
-  return "nproc " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + ", memory " + mem +
-         ", kernel " + u.sysname + " " + u.release + " " + u.machine + ", load average " + load +
-         " at start; data under " + dir + " (" + fs + ")";
-}
-
 absl::Status Validate(const CompareOptions& o) {
   if (o.peer != "postgres" && o.peer != "none") {
     return absl::InvalidArgumentError("peer: must be \"postgres\" or \"none\"");
@@ -1014,7 +853,7 @@ absl::StatusOr<CompareReport> RunCompareBench(const CompareOptions& options, std
       }
     }
   }
-  STRATA_ASSIGN_OR_RETURN(auto dir, WorkDir::Create(options.work_dir, options.keep_dirs));
+  STRATA_ASSIGN_OR_RETURN(auto dir, WorkDir::Create(options.work_dir, options.keep_dirs, "strata-compare"));
   out << "strata bench viewing --mode compare: Strata vs "
       << (options.peer == "postgres" ? "PostgreSQL 15" : "nothing (--peer none)") << "\n"
       << "command: " << CommandLine() << "\n"

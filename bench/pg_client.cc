@@ -192,6 +192,31 @@ absl::Status PgConnection::Upsert(const PgBatch& batch) {
   return absl::OkStatus();
 }
 
+absl::Status PgConnection::Prepare(const std::string& name, const std::string& sql) {
+  Result r{PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr)};
+  if (PQresultStatus(r.r) != PGRES_COMMAND_OK) {
+    return absl::InternalError("postgres: prepare " + name + ": " + Message(conn_));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> PgConnection::ExecPrepared(const std::string& name,
+                                                  const std::vector<const char*>& params,
+                                                  std::string* last_first_column) {
+  Result r{PQexecPrepared(conn_, name.c_str(), static_cast<int>(params.size()), params.data(),
+                          nullptr, nullptr, 0)};
+  const ExecStatusType st = PQresultStatus(r.r);
+  if (st == PGRES_COMMAND_OK) return size_t{0};
+  if (st != PGRES_TUPLES_OK) {
+    return absl::InternalError("postgres: " + name + ": " + Message(conn_));
+  }
+  const int n = PQntuples(r.r);
+  if (last_first_column != nullptr && n > 0 && PQnfields(r.r) > 0) {
+    last_first_column->assign(PQgetvalue(r.r, n - 1, 0));
+  }
+  return static_cast<size_t>(n);
+}
+
 absl::StatusOr<size_t> PgConnection::NewestPlays(uint64_t member, int limit,
                                                  std::vector<StoredPlay>* out) {
   if (newest_limit_ == 0) {

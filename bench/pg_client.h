@@ -73,6 +73,17 @@ class PgConnection {
   // first use, with that limit; InvalidArgument for another limit later.
   absl::StatusOr<size_t> NewestPlays(uint64_t member, int limit, std::vector<StoredPlay>* out);
 
+  // Generic prepared statements (the asset bench's): Prepare parses `sql` once per
+  // connection as statement `name`, parameter types inferred by the server; Internal with
+  // the server's message on failure.
+  absl::Status Prepare(const std::string& name, const std::string& sql);
+  // Executes prepared statement `name` with NUL-terminated text parameters (nullptr = NULL),
+  // results as text. The number of rows returned (0 for a command), and the first column of
+  // the last row into *last_first_column when that is not null and there are rows.
+  absl::StatusOr<size_t> ExecPrepared(const std::string& name,
+                                      const std::vector<const char*>& params,
+                                      std::string* last_first_column = nullptr);
+
  private:
   explicit PgConnection(pg_conn* conn) : conn_(conn) {}
   absl::Status PrepareUpsert(uint32_t rows);

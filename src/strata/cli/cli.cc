@@ -47,6 +47,7 @@ struct BenchArgs {
   bool no_compact = false;
   bench::GcBenchOptions gc;
   bench::ObjectBenchOptions objects;
+  bench::AssetBenchOptions assets;
 };
 
 void AddServerOption(CLI::App* cmd, std::string* server_url) {
@@ -731,6 +732,62 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
   bench_objects->add_option("--large-bytes", ob.large_bytes, "Size of a large object")
       ->capture_default_str();
 
+  bench::AssetBenchOptions& ab = a->assets;
+  CLI::App* bench_assets = bench->add_subcommand(
+      "assets",
+      "Asset service vs PostgreSQL 15 (both started by the bench): create, search, paging");
+  bench_assets->add_option("--peer", ab.peer, "postgres, or none (Strata only)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"postgres", "none"}));
+  bench_assets->add_option("--order", ab.order, "strata-first or postgres-first")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"strata-first", "postgres-first"}));
+  bench_assets->add_option("--assets", ab.assets, "Assets to create")->capture_default_str();
+  bench_assets->add_option("--batch", ab.batch_size, "Assets per create request")
+      ->capture_default_str();
+  bench_assets->add_option("--payload-bytes", ab.payload_bytes, "Approximate payload size")
+      ->capture_default_str();
+  bench_assets->add_option("--assets-per-show", ab.assets_per_show,
+                           "Assets per /show_id value (a search finds about this many)")
+      ->capture_default_str();
+  bench_assets->add_option("--distinct-batches", ab.distinct_batches,
+                           "Distinct pre-built batches, cycled")
+      ->capture_default_str();
+  bench_assets->add_option("--seed", ab.seed, "Workload seed")->capture_default_str();
+  bench_assets->add_option("--write-connections", ab.write_connections,
+                           "Connections of the create phase")
+      ->capture_default_str();
+  bench_assets->add_option("--search-rate", ab.search_rate, "Searches per second (open loop)")
+      ->capture_default_str();
+  bench_assets->add_option("--search-seconds", ab.search_s, "Length of the search phase")
+      ->capture_default_str();
+  bench_assets->add_option("--search-connections", ab.search_connections,
+                           "Connections of the search phase")
+      ->capture_default_str();
+  bench_assets->add_option("--warmup-searches", ab.warmup_searches,
+                           "Untimed searches per connection before the search phase")
+      ->capture_default_str();
+  bench_assets->add_option("--search-limit", ab.search_limit, "Assets per search")
+      ->capture_default_str();
+  bench_assets->add_flag("--settle", ab.settle,
+                         "After the load, untimed: compact Strata, VACUUM ANALYZE PostgreSQL");
+  bench_assets->add_option("--page-limit", ab.page_limit, "Assets per page when paging")
+      ->capture_default_str();
+  bench_assets->add_option("--strata-arg", ab.strata_args,
+                           "Extra `serve` argument for Strata (repeatable, --strata-arg=--x=y)");
+  bench_assets->add_option("--pg-bin", ab.pg_bin_dir, "PostgreSQL's bin directory")
+      ->capture_default_str();
+  bench_assets->add_option("--pg-shared-buffers", ab.pg_shared_buffers,
+                           "PostgreSQL shared_buffers")
+      ->capture_default_str();
+  bench_assets->add_option("--work-dir", ab.work_dir,
+                           "Parent of the temporary data directory (default $TMPDIR or /tmp)");
+  bench_assets->add_flag("--keep-dirs", ab.keep_dirs, "Keep the servers' data directory");
+  bench_assets->add_option("--client-slice-us", ab.client_slice_us,
+                           "Time slice of the bench's connection threads (0 = kernel default)")
+      ->capture_default_str();
+
+  commands->push_back({bench_assets, [a] { return BenchAssets(a->assets); }});
   commands->push_back({bench_gc, [a] { return BenchGc(a->gc); }});
   commands->push_back({bench_objects, [a] { return BenchObjects(a->objects); }});
 }

@@ -43,6 +43,15 @@ int BenchCompare(const bench::CompareOptions& options) {
   return report->passed ? 0 : 1;
 }
 
+int BenchAssets(const bench::AssetBenchOptions& options) {
+  auto report = bench::RunAssetBench(options, std::cout);
+  if (!report.ok()) {
+    std::cerr << "strata bench assets: " << report.status().ToString() << "\n";
+    return 1;
+  }
+  return report->passed ? 0 : 1;
+}
+
 int BenchGc(const bench::GcBenchOptions& options) {
   auto report = bench::RunGcBench(options, std::cout);
   if (!report.ok()) {

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "bench/asset_bench.h"
 #include "bench/compare_bench.h"
 #include "bench/gc_bench.h"
 #include "bench/object_bench.h"
@@ -30,5 +31,8 @@ int BenchCompare(const bench::CompareOptions& options);
 int BenchGc(const bench::GcBenchOptions& options);
 // `strata bench objects`.
 int BenchObjects(const bench::ObjectBenchOptions& options);
+// `strata bench assets`: the asset service against PostgreSQL (bench/asset_bench.h); 0 only
+// if every system ran without errors and paged every asset it created.
+int BenchAssets(const bench::AssetBenchOptions& options);
 
 }  // namespace strata::cli
