@@ -86,7 +86,8 @@ Api::Api(viewing::ViewingService* viewing, media::MediaService* media, MetricsRe
       ingest_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/3, "strata-ingest")),
       bulk_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/2, "strata-bulkread")),
       metrics_(metrics),
-      admin_(std::move(admin)) {
+      admin_(std::move(admin)),
+      admin_pool_(std::make_unique<ThreadPool>(1, /*nice_increment=*/0, "strata-admin")) {
   deferred_waits_ = metrics_->GetCounter(
       "strata_http_deferred_waits_total",
       "Ingest batches and bulk pages whose HTTP thread waited for them because their pool "
@@ -309,16 +310,9 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
     }
     if (parts.size() == 3 && parts[1] == "admin" && parts[2] == "compact") {
       *route = "/v1/admin/compact";
+      if (method == "GET") return CompactStatus();
       if (method != "POST") return method_not_allowed();
-      if (!admin_.compact) return ErrorResponse(absl::UnimplementedError("compact: not here"));
-      const auto start = std::chrono::steady_clock::now();
-      absl::Status s = admin_.compact();
-      if (!s.ok()) return ErrorResponse(s);
-      return Json(200, absl::StrCat("{\"compacted\":true,\"seconds\":",
-                                    std::chrono::duration<double>(
-                                        std::chrono::steady_clock::now() - start)
-                                        .count(),
-                                    "}"));
+      return Compact(request);
     }
     if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
         parts[3] == "tables") {
@@ -516,6 +510,75 @@ http::Response Api::Rotate(uint64_t member) {
   absl::Status s = viewing_->Rotate(member);
   if (!s.ok()) return ErrorResponse(s);
   return Json(200, "{\"rotated\":true}");
+}
+
+http::Response Api::Compact(const http::Request& request) {
+  if (!admin_.compact) return ErrorResponse(absl::UnimplementedError("compact: not here"));
+  bool wait = true;
+  if (auto v = http::QueryParam(request.query, "wait")) {
+    if (*v != "true" && *v != "false") {
+      return ErrorResponse(absl::InvalidArgumentError("wait: must be true or false"));
+    }
+    wait = *v == "true";
+  }
+  std::shared_ptr<CompactState> state = compact_state_;
+  {
+    std::lock_guard<std::mutex> lock(state->mu);
+    if (state->running) {
+      return Json(409, http::JsonErrorBody("conflict",
+                                           "compact: a compaction is already running "
+                                           "(GET /v1/admin/compact shows it)"));
+    }
+    state->running = true;
+    state->started_at = static_cast<Millis>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  }
+  auto run = [compact = admin_.compact, state]() -> http::Response {
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status s = compact();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->running = false;
+      ++state->runs;
+      state->last_seconds = seconds;
+      state->last_error = s.ok() ? "" : s.ToString();
+    }
+    if (!s.ok()) return ErrorResponse(s);
+    return Json(200, absl::StrCat("{\"compacted\":true,\"seconds\":", seconds, "}"));
+  };
+  if (!wait) {
+    (void)admin_pool_->Submit([run] { (void)run(); });
+    return Json(202, "{\"started\":true}");
+  }
+  // Answered when done, from the admin thread; the io thread goes back to other requests.
+  http::Response r;
+  r.defer = [pool = admin_pool_.get(), run](http::Reply reply) mutable {
+    (void)pool->Submit([run, reply = std::move(reply)]() mutable { reply(run()); });
+  };
+  return r;
+}
+
+http::Response Api::CompactStatus() {
+  std::lock_guard<std::mutex> lock(compact_state_->mu);
+  const CompactState& s = *compact_state_;
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("running").Bool(s.running);
+  w.Key("runs").Uint(s.runs);
+  w.Key("started_at").Int(s.started_at);
+  w.Key("last_seconds").Double(s.last_seconds);
+  w.Key("last_error");
+  if (s.last_error.empty()) {
+    w.Null();
+  } else {
+    w.String(s.last_error);
+  }
+  w.EndObject();
+  return Json(200, w.Take());
 }
 
 http::Response Api::RotationStatus() {

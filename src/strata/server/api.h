@@ -122,6 +122,8 @@ class Api {
   http::Response RollUp(uint64_t member, const http::Request& request);
   http::Response Rotate(uint64_t member);
   http::Response RotationStatus();
+  http::Response Compact(const http::Request& request);
+  http::Response CompactStatus();
   http::Response RouteAssets(const http::Request& request,
                              const std::vector<std::string_view>& parts, std::string* route);
   http::Response RouteReprocess(const http::Request& request,
@@ -147,6 +149,19 @@ class Api {
   assets::AssetService* assets_ = nullptr;
   reprocess::JobRunner* reprocess_ = nullptr;
   std::vector<std::string> allowed_hosts_;
+  // Full compactions (POST /v1/admin/compact) run one at a time on their own thread, never
+  // on an io thread: four concurrent calls used to hold four io threads for the whole
+  // compaction and stall the server.
+  std::unique_ptr<ThreadPool> admin_pool_;
+  struct CompactState {
+    std::mutex mu;
+    bool running = false;
+    uint64_t runs = 0;             // finished compactions since start
+    Millis started_at = 0;         // of the running or last one (ms since epoch)
+    double last_seconds = 0;
+    std::string last_error;        // "" = the last one succeeded
+  };
+  std::shared_ptr<CompactState> compact_state_ = std::make_shared<CompactState>();
 };
 
 }  // namespace strata::server

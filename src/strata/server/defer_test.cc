@@ -56,5 +56,54 @@ TEST(DeferToPoolTest, WaitsOnTheCallingThreadWhenThePoolHasABacklog) {
   queued2.get();
 }
 
+http::Request Req(std::string method, std::string target) {
+  http::Request r;
+  r.method = std::move(method);
+  r.target = target;
+  const size_t q = target.find('?');
+  r.path = target.substr(0, q);
+  if (q != std::string::npos) r.query = target.substr(q + 1);
+  return r;
+}
+
+// A full compaction runs on the admin thread: the io thread gets a deferred answer at once
+// (or 202 with ?wait=false), a second one while it runs gets 409, and GET reports it.
+TEST(AdminCompactTest, RunsOffTheIoThreadOneAtATime) {
+  MetricsRegistry metrics;
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::atomic<int> calls{0};
+  AdminHooks hooks;
+  hooks.compact = [&calls, gate] {
+    ++calls;
+    gate.wait();
+    return absl::OkStatus();
+  };
+  Api api(nullptr, nullptr, &metrics, hooks);
+
+  http::Response started = api.Handle(Req("POST", "/v1/admin/compact?wait=false"));
+  EXPECT_EQ(started.status, 202);
+  EXPECT_EQ(api.Handle(Req("POST", "/v1/admin/compact")).status, 409);
+  http::Response status = api.Handle(Req("GET", "/v1/admin/compact"));
+  EXPECT_NE(status.body.find(R"("running":true)"), std::string::npos) << status.body;
+  EXPECT_EQ(api.Handle(Req("POST", "/v1/admin/compact?wait=maybe")).status, 400);
+  release.set_value();
+  for (int i = 0; i < 200; ++i) {
+    status = api.Handle(Req("GET", "/v1/admin/compact"));
+    if (status.body.find(R"("running":false)") != std::string::npos) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_NE(status.body.find(R"("running":false,"runs":1)"), std::string::npos) << status.body;
+
+  http::Response waited = api.Handle(Req("POST", "/v1/admin/compact"));
+  ASSERT_TRUE(waited.defer) << "the io thread must not run the compaction";
+  std::promise<http::Response> replied;
+  waited.defer([&replied](http::Response out) { replied.set_value(std::move(out)); });
+  http::Response out = replied.get_future().get();
+  EXPECT_EQ(out.status, 200);
+  EXPECT_NE(out.body.find(R"("compacted":true)"), std::string::npos) << out.body;
+  EXPECT_EQ(calls.load(), 2);
+}
+
 }  // namespace
 }  // namespace strata::server
