@@ -300,6 +300,34 @@ class AgeTiersTest(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
+class ConnectionLimitsTest(unittest.TestCase):
+    """--idle-timeout-ms closes a silent connection; --max-connections refuses one more."""
+
+    def test_idle_timeout_and_connection_limit(self):
+        tmp = tempfile.mkdtemp(prefix="strata_conn_")
+        server = strata_e2e.ServerProcess(STRATA, tmp, ["--idle-timeout-ms", "300",
+                                                 "--max-connections", "3"])
+        try:
+            import socket
+            quiet = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            start = time.time()
+            self.assertEqual(quiet.recv(1), b"")  # closed by the server, not by us
+            self.assertLess(time.time() - start, 4)
+            quiet.close()
+            held = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                    for _ in range(3)]
+            time.sleep(0.1)
+            extra = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            answer = extra.recv(4096)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer)
+            extra.close()
+            for s in held:
+                s.close()
+        finally:
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class ConfigFileTest(unittest.TestCase):
     def test_options_come_from_the_config_file_and_bad_keys_are_refused(self):
         tmp = tempfile.mkdtemp(prefix="strata_cfg_")

@@ -91,6 +91,19 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "background work (Linux 6.12+; 0 = kernel default)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
+  serve->add_option("--idle-timeout-ms", c->http.idle_timeout_ms,
+                    "Close a connection idle this long between requests, or this slow to "
+                    "deliver one request's header")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve->add_option("--write-timeout-ms", c->http.write_timeout_ms,
+                    "Close a connection whose reader takes longer than this for one response")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve->add_option("--max-header-bytes", c->http.max_header_bytes,
+                    "Largest request line plus headers; larger get 400")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   serve->add_option("--max-connections", c->http.max_connections,
                     "Open connections at most; more are answered 503 and closed (0 = no limit)")
       ->capture_default_str();
