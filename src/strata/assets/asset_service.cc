@@ -47,6 +47,29 @@ absl::Status NoAsset(std::string_view type, const AssetId& id) {
 
 bool IsConditionFailure(const absl::Status& s) { return absl::IsFailedPrecondition(s); }
 
+// A stored asset as an update reads it: the row, and its bytes, which the update's
+// compare-and-set expects unchanged. NotFound naming the asset, DataLoss on a corrupt row,
+// FailedPrecondition when `if_match` names another version.
+struct StoredAsset {
+  std::string raw;
+  AssetRow row;
+};
+absl::StatusOr<StoredAsset> ReadForUpdate(store::Table* assets, const std::string& partition,
+                                          const std::string& key, std::string_view type,
+                                          const AssetId& id, std::optional<uint32_t> if_match) {
+  absl::StatusOr<std::string> raw = assets->Get(partition, key);
+  if (absl::IsNotFound(raw.status())) return NoAsset(type, id);
+  if (!raw.ok()) return raw.status();
+  std::optional<AssetRow> row = DecodeAssetRow(*raw);
+  if (!row) return absl::DataLossError("asset " + id.ToString() + ": corrupt row");
+  if (if_match && row->version != *if_match) {
+    return absl::FailedPreconditionError("If-Match: the asset is at version " +
+                                         std::to_string(row->version) + ", not " +
+                                         std::to_string(*if_match));
+  }
+  return StoredAsset{std::move(*raw), std::move(*row)};
+}
+
 uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
   for (char c : s) {
     h ^= static_cast<uint8_t>(c);
@@ -762,29 +785,21 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
   const std::string mark_key = mark != nullptr ? JobMarkKey(mark->job_id, id) : "";
   Mutation out;
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-    absl::StatusOr<std::string> raw = assets_->Get(partition, key);
-    if (absl::IsNotFound(raw.status())) return NoAsset(type.name, id);
-    if (!raw.ok()) return raw.status();
-    std::optional<AssetRow> old = DecodeAssetRow(*raw);
-    if (!old) return absl::DataLossError("asset " + id.ToString() + ": corrupt row");
-    if (if_match && old->version != *if_match) {
-      return absl::FailedPreconditionError("If-Match: the asset is at version " +
-                                           std::to_string(old->version) + ", not " +
-                                           std::to_string(*if_match));
-    }
+    STRATA_ASSIGN_OR_RETURN(StoredAsset stored,
+                            ReadForUpdate(assets_, partition, key, type.name, id, if_match));
     if (mark != nullptr) {
       absl::StatusOr<std::string> done = assets_->Get(partition, mark_key);
       if (done.ok()) {
         out.kind = ProcessResult::Kind::kAlreadyDone;
-        out.asset = Asset{type.name, id, std::move(*old)};
+        out.asset = Asset{type.name, id, std::move(stored.row)};
         return out;
       }
       if (!absl::IsNotFound(done.status())) return done.status();
     }
     JsonValue next;
-    STRATA_ASSIGN_OR_RETURN(bool changed, transform(*old, &next));
+    STRATA_ASSIGN_OR_RETURN(bool changed, transform(stored.row, &next));
     store::WriteBatch batch;
-    batch.Expect(key, *raw);
+    batch.Expect(key, stored.raw);
     if (mark != nullptr) {
       // The job's mark goes in with the effect: a redelivered event finds it and does
       // nothing, so each asset is processed once in effect whatever the queue redelivers.
@@ -793,7 +808,7 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
     }
     if (!changed) {
       out.kind = ProcessResult::Kind::kUnchanged;
-      out.asset = Asset{type.name, id, *old};
+      out.asset = Asset{type.name, id, stored.row};
       if (mark == nullptr) return out;
       absl::Status s = assets_->Apply(partition, batch);
       if (IsConditionFailure(s)) {
@@ -809,10 +824,10 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
       return s;
     }
     AssetRow row;
-    row.version = old->version + 1;
+    row.version = stored.row.version + 1;
     row.schema_version = type.version;
-    row.created_at = old->created_at;
-    row.updated_at = std::max(clock_->NowMillis(), old->updated_at);
+    row.created_at = stored.row.created_at;
+    row.updated_at = std::max(clock_->NowMillis(), stored.row.updated_at);
     row.payload = next.Serialize();
     if (row.payload.size() > options_.max_payload_bytes) {
       return absl::OutOfRangeError("payload: larger than " +
@@ -821,20 +836,20 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
     row.index_entries = IndexEntries(type, next);
     batch.Put(key, EncodeAssetRow(row));
     std::unordered_set<std::string_view> fresh(row.index_entries.begin(), row.index_entries.end());
-    std::unordered_set<std::string_view> stale(old->index_entries.begin(),
-                                               old->index_entries.end());
-    for (const std::string& e : old->index_entries) {
+    std::unordered_set<std::string_view> stale(stored.row.index_entries.begin(),
+                                               stored.row.index_entries.end());
+    for (const std::string& e : stored.row.index_entries) {
       if (!fresh.count(e)) batch.Delete(IndexKeyFromEntry(e, id));
     }
     for (const std::string& e : row.index_entries) {
       if (!stale.count(e)) batch.Put(IndexKeyFromEntry(e, id), "");
     }
     if (type.keep_versions > 0) {
-      AssetRow previous = *old;
+      AssetRow previous = stored.row;
       previous.index_entries.clear();
-      batch.Put(HistoryKey(id, old->version), EncodeAssetRow(previous));
-      if (old->version > type.keep_versions) {
-        batch.Delete(HistoryKey(id, old->version - type.keep_versions));
+      batch.Put(HistoryKey(id, stored.row.version), EncodeAssetRow(previous));
+      if (stored.row.version > type.keep_versions) {
+        batch.Delete(HistoryKey(id, stored.row.version - type.keep_versions));
       }
     }
     std::vector<std::string> events = {
@@ -866,20 +881,12 @@ absl::Status AssetService::Delete(std::string_view type_name, std::string_view i
   const std::string key = AssetKey(id);
   std::lock_guard<std::mutex> stripe(StripeFor(id));
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-    absl::StatusOr<std::string> raw = assets_->Get(partition, key);
-    if (absl::IsNotFound(raw.status())) return NoAsset(type->name, id);
-    if (!raw.ok()) return raw.status();
-    std::optional<AssetRow> old = DecodeAssetRow(*raw);
-    if (!old) return absl::DataLossError("asset " + id.ToString() + ": corrupt row");
-    if (if_match && old->version != *if_match) {
-      return absl::FailedPreconditionError("If-Match: the asset is at version " +
-                                           std::to_string(old->version) + ", not " +
-                                           std::to_string(*if_match));
-    }
+    STRATA_ASSIGN_OR_RETURN(StoredAsset stored,
+                            ReadForUpdate(assets_, partition, key, type->name, id, if_match));
     store::WriteBatch batch;
-    batch.Expect(key, *raw);
+    batch.Expect(key, stored.raw);
     batch.Delete(key);
-    for (const std::string& e : old->index_entries) batch.Delete(IndexKeyFromEntry(e, id));
+    for (const std::string& e : stored.row.index_entries) batch.Delete(IndexKeyFromEntry(e, id));
     // The kept versions, found by a scan and deleted one by one (no range tombstone, which
     // RocksDB would have to check on every later read of the partition). The condition
     // above makes the batch fail if an update added one since this scan.
@@ -892,7 +899,7 @@ absl::Status AssetService::Delete(std::string_view type_name, std::string_view i
       if (page.next_cursor.empty()) break;
       history.cursor = std::move(page.next_cursor);
     }
-    const uint32_t version = old->version + 1;
+    const uint32_t version = stored.row.version + 1;
     std::vector<std::string> events = {
         EncodeChangeEvent({type->name, id, version, ChangeOp::kDelete, clock_->NowMillis()})};
     const std::string outbox_key = OutboxKey(id, version);
