@@ -333,15 +333,12 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     STRATA_RETURN_IF_ERROR(store_->WriteInOrder(commit));
     STRATA_CRASH_POINT("rotate.committed");
     bool nothing_live = false;
-    {
+    if (old_live.empty()) {
       std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
       auto known = shard.counts.find(member);
-      if (old_live.empty()) {
-        nothing_live = known != shard.counts.end() && known->second.live_from == INT64_MAX &&
-                       known->second.written_min == INT64_MAX;
-      }
-    }
-    if (!old_live.empty()) {
+      nothing_live = known != shard.counts.end() && known->second.live_from == INT64_MAX &&
+                     known->second.written_min == INT64_MAX;
+    } else {
       std::lock_guard<std::mutex> counts_lock(shard.counts_mu);
       auto& c = shard.counts[member];
       c.rows -= std::min<uint64_t>(c.rows, live_moved);
