@@ -307,13 +307,20 @@ class ConnectionLimitsTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="strata_conn_")
         server = strata_e2e.ServerProcess(STRATA, tmp, ["--idle-timeout-ms", "300",
                                                  "--max-connections", "3"])
+        import socket
         try:
-            import socket
             quiet = socket.create_connection(("127.0.0.1", server.port), timeout=5)
             start = time.time()
             self.assertEqual(quiet.recv(1), b"")  # closed by the server, not by us
             self.assertLess(time.time() - start, 4)
             quiet.close()
+        finally:
+            server.stop()
+        # The limit on its own server: with the 300 ms idle timeout above, a slow CI machine
+        # could close a held connection before the extra one arrives, freeing its slot.
+        server = strata_e2e.ServerProcess(STRATA, tmp, ["--idle-timeout-ms", "60000",
+                                                 "--max-connections", "3"])
+        try:
             held = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
                     for _ in range(3)]
             time.sleep(0.1)
