@@ -10,6 +10,9 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libmemcached-dev memcached
+  # The distributed deployment (issue 12) and its throwaway test cluster (scripts/cluster.sh):
+  ceph-mon ceph-osd radosgw ceph-common librados-dev libradospp-dev uuid-runtime
+  librdkafka-dev libcurl4-openssl-dev libpugixml-dev
   libpq-dev postgresql-15  # `strata bench viewing --mode compare` (and its e2e test) runs PostgreSQL 15
   curl procps python3
   chromium  # the dashboard test (tests/e2e/test_gc.py) renders the page headless
