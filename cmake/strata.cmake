@@ -6,3 +6,17 @@ function(strata_test name)
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)
   gtest_discover_tests(${name} PROPERTIES LABELS "unit;${T_LABELS}" DISCOVERY_TIMEOUT 30)
 endfunction()
+
+# strata_cluster_test(NAME SOURCES... DEPS ... [LABELS ...])
+# A GoogleTest executable whose tests run against the throwaway distributed cluster
+# (scripts/cluster.sh: Ceph mon + memstore OSD + radosgw, memcached). CTest starts the
+# cluster once before the first such test (fixture `cluster`) and stops it after the last;
+# the tests find it through STRATA_CLUSTER_ENV (see src/strata/store/cluster_env.h).
+function(strata_cluster_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)
+  gtest_discover_tests(${name} PROPERTIES LABELS "cluster;${T_LABELS}" DISCOVERY_TIMEOUT 30
+                       FIXTURES_REQUIRED cluster
+                       ENVIRONMENT "STRATA_CLUSTER_ENV=${STRATA_CLUSTER_DIR}/env")
+endfunction()
