@@ -130,9 +130,14 @@ std::vector<absl::StatusOr<Outcome>> HardDeleteTask::ProcessBatch(
     rest[i] = Rest::kObject;
   }
 
-  // 2. Bytes, every part of every blob of the batch, durable together.
+  // 2. Bytes, every part of every blob of the batch, durable together. First the rows the
+  // decisions rest on must be durable: the mark and the re-check read the latest rows, which
+  // under periodic sync may include an acknowledged write (a rewrite, a soft delete) not yet
+  // on disk; deleting bytes for it and then losing it to a power cut would leave a row that
+  // names deleted bytes. One fsync per batch.
   if (!blobs.empty()) {
-    absl::Status s = media_->blobs()->DeleteMany(blobs);
+    absl::Status s = media_->SyncRows();
+    if (s.ok()) s = media_->blobs()->DeleteMany(blobs);
     if (!s.ok()) {
       for (size_t i = 0; i < items.size(); ++i) {
         if (rest[i] != Rest::kNone) results[i] = s;  // retried alone by the collector

@@ -183,6 +183,10 @@ class MediaService {
   // upload row (committed, cleaned up, or claimed before); FailedPrecondition if younger.
   absl::StatusOr<SupersededRow> AbandonUpload(std::string_view bucket, std::string_view key,
                                               uint64_t generation, Millis started_before);
+  // Makes every row write acknowledged so far durable (RowStore::Sync): for a caller about to
+  // delete bytes durably because of what it read (the collector's sweep), so that a power
+  // cut cannot bring back a row that names them.
+  absl::Status SyncRows() { return rows_->Sync(); }
   // Points the row `key`@`generation` at bytes already copied to `blob` in `storage_class`
   // (archival), and makes that durable (RowStore::Sync) before returning, since the caller
   // deletes the old bytes next. FailedPrecondition if the key holds another generation or

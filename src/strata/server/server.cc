@@ -133,6 +133,13 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
                       return std::vector<std::pair<std::string, double>>{
                           {"", static_cast<double>(rows->Health().idle_compactions)}};
                     });
+  metrics->AddGauge("strata_rocksdb_wal_sync_failures_total",
+                    "Failed WAL fsyncs since start; after one, writes are refused (503) until "
+                    "a restart",
+                    [rows] {
+                      return std::vector<std::pair<std::string, double>>{
+                          {"", static_cast<double>(rows->Health().wal_sync_failures)}};
+                    });
   metrics->AddGauge("strata_rocksdb_pending_compaction_bytes",
                     "Estimated bytes compaction still has to rewrite", [rows] {
                       return std::vector<std::pair<std::string, double>>{
@@ -301,6 +308,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   AdminHooks admin;
   admin.health = [rows_ptr]() -> absl::Status {
     store::RocksHealth h = rows_ptr->Health();
+    if (!h.writes_refused.empty()) return absl::UnavailableError("row store: " + h.writes_refused);
     if (h.background_errors > 0) {
       return absl::UnavailableError("row store: background errors (see the server log)");
     }

@@ -117,6 +117,25 @@ absl::Status FsyncPath(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Creates `dir` and any missing ancestors. With `sync`, each new directory's entry is made
+// durable by fsyncing its parent once it exists: without that, a power cut can drop a new
+// directory (and every blob renamed into it) even though the blob file itself was fsynced.
+absl::Status CreateDirectories(const std::string& dir, bool sync) {
+  std::vector<fs::path> missing;
+  std::error_code ec;
+  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    missing.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) {
+      return ErrnoError("mkdir " + it->string(), errno);
+    }
+    if (sync) STRATA_RETURN_IF_ERROR(FsyncPath(it->parent_path().string()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteAll(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -237,9 +256,7 @@ class LocalBlobWriter final : public BlobWriter {
       if (absl::Status s = FsyncPath(temp_dir_); !s.ok()) return Fail(s);
     }
     const std::string parent = fs::path(final_path_).parent_path().string();
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) return Fail(absl::InternalError("create " + parent + ": " + ec.message()));
+    if (absl::Status s = CreateDirectories(parent, options_->sync); !s.ok()) return Fail(s);
     STRATA_CRASH_POINT("blob.commit.before_rename");
     if (::renameat2(AT_FDCWD, source.c_str(), AT_FDCWD, final_path_.c_str(), RENAME_NOREPLACE) !=
         0) {
@@ -450,9 +467,8 @@ absl::StatusOr<std::unique_ptr<LocalBlobStore>> LocalBlobStore::Open(
   if (options.part_bytes < 4096) {
     return absl::InvalidArgumentError("part_bytes: must be at least 4096");
   }
+  STRATA_RETURN_IF_ERROR(CreateDirectories(options.root, options.sync));
   std::error_code ec;
-  fs::create_directories(options.root, ec);
-  if (ec) return absl::InternalError("create " + options.root + ": " + ec.message());
   // Whatever is under ~tmp was being written or deleted by a process that is gone.
   const std::string temp = options.root + "/" + std::string(kTempDir);
   fs::remove_all(temp, ec);

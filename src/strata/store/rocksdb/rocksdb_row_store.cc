@@ -33,6 +33,10 @@
 namespace strata::store {
 namespace rocksdb_internal {
 
+constexpr const char* kSyncFailedMessage =
+    "write: a WAL fsync failed, so recent writes may not be durable; writes are refused "
+    "until the server is restarted (check the disk, then restart)";
+
 // ---------------------------------------------------------------------------------------
 // Status mapping: the one place where rocksdb::Status becomes absl::Status.
 
@@ -456,6 +460,8 @@ class Core {
   // (WritableFileWriter::AssertFalseAndGetStatusForPrevError), so no WAL sync is attempted
   // after it; what was acknowledged before the failure is already in the OS page cache.
   std::atomic<bool> write_failed_{false};
+  // Set when a periodic WAL fsync failed: writes are refused from then on (see SyncLoop).
+  std::atomic<bool> sync_failed_{false};
   // Serialises DB::Write calls. After one writer's WAL append fails, a concurrent writer
   // that already passed RocksDB's error check appends to the failed WAL writer, which
   // aborts the process in Debian's assertion-enabled build; one writer at a time means the
@@ -683,13 +689,19 @@ void Core::SyncLoop() {
     if (!periodic) continue;
     if (unsynced_writes_.exchange(0, std::memory_order_relaxed) == 0) continue;
     if (write_failed_.load(std::memory_order_acquire)) continue;
+    if (sync_failed_.load(std::memory_order_acquire)) continue;
     lock.unlock();
     rocksdb::Status s = db_->SyncWAL();
     if (!s.ok()) {
+      // Writes acknowledged since the last good sync may not be on disk, and after a failed
+      // fsync the kernel may have dropped the dirty pages, so a retry that succeeds proves
+      // nothing. Like PostgreSQL (data_sync_retry = off), stop acknowledging writes and
+      // report unhealthy until a restart recovers from the WAL.
       wal_sync_failures_.fetch_add(1, std::memory_order_relaxed);
-      unsynced_writes_.fetch_add(1, std::memory_order_relaxed);  // try again next time
-      STRATA_LOG_WARN("rocksdb: periodic WAL sync failed", "path", options_.path, "error",
-                      s.ToString());
+      if (!sync_failed_.exchange(true, std::memory_order_acq_rel)) {
+        STRATA_LOG_ERROR("rocksdb: WAL fsync failed; refusing writes until restart", "path",
+                         options_.path, "error", s.ToString());
+      }
     }
     lock.lock();
   }
@@ -864,6 +876,9 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& 
     return absl::UnavailableError("write: the row store failed an earlier write (disk full?); "
                                   "restart the server once the cause is fixed");
   }
+  if (sync_failed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError(kSyncFailedMessage);
+  }
   if (!checks.empty()) {
     // Every write of the store holds write_mu_, so no write lands between these reads and
     // the write below.
@@ -945,6 +960,9 @@ absl::Status Core::Sync() {
   if (write_failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError("sync WAL: skipped after a failed write");
   }
+  if (sync_failed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError(kSyncFailedMessage);
+  }
   return ToStatus(db_->FlushWAL(/*sync=*/true), "sync WAL");
 }
 
@@ -975,6 +993,11 @@ RocksHealth Core::Health() const {
     }
   }
   health.wal_sync_failures = wal_sync_failures_.load(std::memory_order_relaxed);
+  if (sync_failed_.load(std::memory_order_acquire)) {
+    health.writes_refused = kSyncFailedMessage;
+  } else if (write_failed_.load(std::memory_order_acquire)) {
+    health.writes_refused = "a write to the row store failed (disk full?); restart once fixed";
+  }
   health.idle_flushes = idle_flushes_.load(std::memory_order_relaxed);
   health.idle_compactions = idle_compactions_.load(std::memory_order_relaxed);
   rocksdb::VectorLogPtr logs;
