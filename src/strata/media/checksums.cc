@@ -52,6 +52,22 @@ Digests ObjectHasher::Finish() {
   return d;
 }
 
+Xxh3Stream::Xxh3Stream() : state_(XXH3_createState()) {
+  if (state_ == nullptr || XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_)) != XXH_OK) {
+    throw std::bad_alloc();
+  }
+}
+
+Xxh3Stream::~Xxh3Stream() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
+
+void Xxh3Stream::Update(std::string_view data) {
+  if (!data.empty()) XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), data.data(), data.size());
+}
+
+uint64_t Xxh3Stream::Digest() const {
+  return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_));
+}
+
 std::string Hex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

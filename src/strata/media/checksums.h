@@ -32,6 +32,21 @@ class ObjectHasher {
   std::unique_ptr<State> state_;
 };
 
+// XXH3-64 alone, streaming: to verify an object's bytes as they are read back (the fastest
+// of the three stored checksums, ~13 GB/s). Not thread-safe.
+class Xxh3Stream {
+ public:
+  Xxh3Stream();
+  ~Xxh3Stream();
+  Xxh3Stream(const Xxh3Stream&) = delete;
+  Xxh3Stream& operator=(const Xxh3Stream&) = delete;
+  void Update(std::string_view data);
+  uint64_t Digest() const;
+
+ private:
+  void* state_;  // XXH3_state_t, kept out of this header
+};
+
 // Lower-case hex of raw bytes, and of a 64-bit value (16 digits).
 std::string Hex(std::string_view bytes);
 std::string Hex64(uint64_t v);

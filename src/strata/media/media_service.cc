@@ -5,7 +5,9 @@
 
 #include "strata/base/coding.h"
 #include "strata/base/crash_point.h"
+#include "strata/base/log.h"
 #include "strata/base/status.h"
+#include "strata/media/checksums.h"
 #include "strata/media/validation.h"
 
 namespace strata::media {
@@ -89,7 +91,21 @@ absl::StatusOr<std::unique_ptr<MediaService>> MediaService::Open(store::RowStore
   s->restores_ = metrics->GetCounter("strata_media_object_restores_total", "Objects restored");
   s->bytes_in_ = metrics->GetCounter("strata_media_bytes_in_total", "Object bytes written");
   s->bytes_out_ = metrics->GetCounter("strata_media_bytes_out_total", "Object bytes sent");
+  s->checksum_mismatches_ = metrics->GetCounter(
+      "strata_media_checksum_mismatches_total",
+      "Whole-object reads whose bytes did not match the stored XXH3 (answered 500 / aborted)");
   return s;
+}
+
+absl::Status MediaService::ChecksumMismatch(std::string_view bucket, std::string_view key,
+                                            const ObjectRow& row, uint64_t read_xxh3) {
+  checksum_mismatches_->Inc();
+  STRATA_LOG_ERROR("media: object bytes do not match their checksum", "bucket", bucket, "key",
+                   key, "generation", row.generation, "blob", row.blob, "stored_xxh3",
+                   Hex64(row.xxh3), "read_xxh3", Hex64(read_xxh3));
+  return absl::InternalError("object: its bytes do not match the stored checksum (xxh3 " +
+                             Hex64(row.xxh3) + ", read " + Hex64(read_xxh3) +
+                             "); the stored copy is damaged");
 }
 
 absl::StatusOr<Bucket> MediaService::PutBucket(std::string_view name, const BucketPolicy& policy) {

@@ -200,6 +200,10 @@ class MediaService {
 
   // Counts bytes sent to clients (the API streams them out).
   void RecordBytesOut(uint64_t n) { bytes_out_->Inc(n); }
+  // The bytes of `key` read back do not match its stored XXH3: counts it, logs it as an
+  // error, and returns the Internal status to answer with (never silently bad bytes).
+  absl::Status ChecksumMismatch(std::string_view bucket, std::string_view key,
+                                const ObjectRow& row, uint64_t read_xxh3);
 
   store::Table* objects_table() const { return objects_; }
   store::Table* buckets_table() const { return buckets_; }
@@ -233,6 +237,7 @@ class MediaService {
   Counter* restores_ = nullptr;
   Counter* bytes_in_ = nullptr;
   Counter* bytes_out_ = nullptr;
+  Counter* checksum_mismatches_ = nullptr;
 };
 
 }  // namespace strata::media

@@ -200,22 +200,10 @@ void Api::Record(const std::string& route, const std::string& raw_method, int st
           ? raw_method
           : kOther;
   // Metric pointers are looked up once per (route, method, code) and kept.
-  struct Key {
-    std::string route, method;
-    int code;
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      return std::hash<std::string>()(k.route) ^ std::hash<std::string>()(k.method) ^ k.code;
-    }
-  };
-  static std::mutex mu;
-  static std::unordered_map<Key, std::pair<Counter*, Histogram*>, KeyHash> cache;
   std::pair<Counter*, Histogram*> m;
   {
-    std::lock_guard<std::mutex> lock(mu);
-    auto& slot = cache[Key{route, method, status}];
+    std::lock_guard<std::mutex> lock(request_metrics_mu_);
+    auto& slot = request_metrics_[RequestMetricKey{route, method, status}];
     if (!slot.first) {
       slot.first = metrics_->GetCounter(
           "strata_http_requests_total", "HTTP requests by route, method and status",

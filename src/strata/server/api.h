@@ -6,8 +6,11 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -143,6 +146,22 @@ class Api {
   static constexpr uint64_t kBulkReadLimit = 100;
   std::unique_ptr<ThreadPool> bulk_pool_;
   MetricsRegistry* metrics_;
+  // Request metrics looked up once per (route, method, status) and kept (Record). Per Api,
+  // not static: the pointers belong to metrics_.
+  struct RequestMetricKey {
+    std::string route, method;
+    int code;
+    bool operator==(const RequestMetricKey&) const = default;
+  };
+  struct RequestMetricKeyHash {
+    size_t operator()(const RequestMetricKey& k) const {
+      return std::hash<std::string>()(k.route) ^ (std::hash<std::string>()(k.method) << 1) ^
+             static_cast<size_t>(k.code);
+    }
+  };
+  std::mutex request_metrics_mu_;
+  std::unordered_map<RequestMetricKey, std::pair<Counter*, Histogram*>, RequestMetricKeyHash>
+      request_metrics_;
   AdminHooks admin_;
   gc::Collector* gc_ = nullptr;
   gc::Collector* archive_ = nullptr;

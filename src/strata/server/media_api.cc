@@ -328,24 +328,46 @@ http::Response Api::GetObject(std::string_view bucket, const std::string& key,
     r.headers.emplace_back("Content-Length", std::to_string(range.length));
     return r;
   }
+  // A read of the whole object is checked against the stored XXH3 (a range cannot be: the
+  // checksum covers the whole object; the background scrub covers what ranges skip).
+  const bool whole = range.first == 0 && range.length == size;
   if (range.length <= kStreamPieceBytes) {
     absl::Status s = opened->reader->ReadAt(range.first, range.length, &r.body);
     if (!s.ok()) return ErrorResponse(s);
+    if (whole) {
+      media::Xxh3Stream xxh3;
+      xxh3.Update(r.body);
+      if (xxh3.Digest() != row.xxh3) {
+        return ErrorResponse(media_->ChecksumMismatch(bucket, key, row, xxh3.Digest()));
+      }
+    }
     media_->RecordBytesOut(r.body.size());
     return r;
   }
   // Large: stream it out piece by piece, from the reader opened above (so a concurrent
-  // rewrite or delete does not change the bytes mid-reply).
+  // rewrite or delete does not change the bytes mid-reply). The status line is sent
+  // before the bytes are read, so a mismatch found at the end cannot become a 500: the
+  // last piece is withheld and the connection aborted, and the client sees a short body
+  // (an error for any HTTP client), never a complete reply with bad bytes.
   r.stream_length = range.length;
   auto reader = std::shared_ptr<blob::BlobReader>(std::move(opened->reader));
+  auto xxh3 = whole ? std::make_shared<media::Xxh3Stream>() : nullptr;
   uint64_t next = range.first;
   uint64_t remaining = range.length;
   media::MediaService* media = media_;
-  r.stream = [reader, next, remaining, media](std::string* out) mutable -> absl::Status {
+  r.stream = [reader, xxh3, next, remaining, media, bucket = std::string(bucket), key,
+              row](std::string* out) mutable -> absl::Status {
     size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, kStreamPieceBytes));
+    const size_t before = out->size();
     if (absl::Status s = reader->ReadAt(next, n, out); !s.ok()) return s;
     next += n;
     remaining -= n;
+    if (xxh3 != nullptr) {
+      xxh3->Update(std::string_view(*out).substr(before));
+      if (remaining == 0 && xxh3->Digest() != row.xxh3) {
+        return media->ChecksumMismatch(bucket, key, row, xxh3->Digest());
+      }
+    }
     media->RecordBytesOut(n);
     return absl::OkStatus();
   };
