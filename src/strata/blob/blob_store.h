@@ -1,7 +1,7 @@
 // The blob-store interface: named, immutable byte objects ("blobs"), written once by a
 // streaming writer, read by byte ranges, listed by name prefix, deleted whole.
 //
-// Contracts common to every implementation (the embedded one on local files, and later S3):
+// Contracts common to every implementation (local files, rows + files, S3):
 //  * Names are 1..1024 bytes of '/'-separated components; no component is empty, "." or
 //    "..", and no byte is NUL or '\\'. Other names give InvalidArgument naming "name".
 //  * Names are write-once: committing a name that already exists gives AlreadyExists and
@@ -18,7 +18,13 @@
 //  * Errors are values: NotFound for an absent blob, OutOfRange for a read past the end,
 //    InvalidArgument for bad arguments, Internal / Unavailable for I/O failures.
 //  * Every method of BlobStore is thread-safe. A BlobWriter or BlobReader is used by one
-//    thread at a time. A reader opened before a Delete keeps reading the old bytes.
+//    thread at a time. A reader opened before a Delete keeps reading the old bytes, for as
+//    long as the store keeps them: local files until the reader is closed; S3 on a versioned
+//    bucket until the noncurrent version expires (a lifecycle rule, days). S3 on an
+//    unversioned bucket is the documented exception: such a reader never sees other bytes
+//    but gets NotFound after the Delete (s3/s3_blob_store.h). Services must not rely on more
+//    than that: the media service deletes bytes only through the garbage collector, a grace
+//    period after the soft delete that ended every read.
 #pragma once
 
 #include <cstddef>

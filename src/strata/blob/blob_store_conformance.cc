@@ -15,6 +15,7 @@ BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name,
 
 void BlobStoreConformanceTest::SetUp() {
   store_ = GetParam().factory(kPartBytes);
+  if (IsSkipped()) return;  // the factory found no server to test against (GTEST_SKIP)
   ASSERT_NE(store_, nullptr) << "factory returned no store";
 }
 
