@@ -118,6 +118,8 @@ osd class default list = *
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw data = $DIR/rgw
 rgw dns name = 127.0.0.1
+# Tests use small multipart parts (S3's own minimum is 5 MiB).
+rgw multipart min part size = 4096
 EOF
 
   {

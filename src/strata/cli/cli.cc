@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,9 +76,73 @@ std::vector<std::string> HoistConfigFlag(int argc, char** argv) {
   return args;
 }
 
+// The config file's backend sections ([rows], [blobs], [queue], [cache]; keys as in the
+// issue and docs/configuration.md, `ceph_conf` or `ceph-conf`) are read as serve's options
+// `--<section>-<key>`: CLI11 would take a section for a subcommand of that name.
+class StrataConfigFormat : public CLI::ConfigTOML {
+ public:
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::vector<CLI::ConfigItem> items = CLI::ConfigTOML::from_config(input);
+    std::vector<CLI::ConfigItem> out;
+    for (CLI::ConfigItem& item : items) {
+      if (item.parents.size() == 1 && IsBackendSection(item.parents[0])) {
+        if (item.name == "++" || item.name == "--") continue;  // section open/close marks
+        std::string name = item.parents[0] + "-" + item.name;
+        for (char& ch : name) {
+          if (ch == '_') ch = '-';
+        }
+        item.name = name;
+        item.parents = {"serve"};
+      }
+      out.push_back(std::move(item));
+    }
+    return out;
+  }
+
+ private:
+  static bool IsBackendSection(const std::string& s) {
+    return s == "rows" || s == "blobs" || s == "queue" || s == "cache";
+  }
+};
+
+// serve's backend choice (server/backends.h). Secrets have no flag: S3 keys come from the
+// environment or --blobs-credentials-file.
+void AddBackendOptions(CLI::App* serve, server::BackendConfig* b) {
+  serve->add_option("--rows-backend", b->rows.backend,
+                    "Row store: rocksdb (embedded) or rados (Ceph)")
+      ->capture_default_str();
+  serve->add_option("--rows-ceph-conf", b->rows.ceph_conf, "rados: Ceph client config file")
+      ->capture_default_str();
+  serve->add_option("--rows-pool-prefix", b->rows.pool_prefix,
+                    "rados: prefix of the pools (one per table family)")
+      ->capture_default_str();
+  serve->add_option("--blobs-backend", b->blobs.backend,
+                    "Object bytes: local (files under --data-dir) or s3")
+      ->capture_default_str();
+  serve->add_option("--blobs-endpoint", b->blobs.endpoint, "s3: service URL (http[s]://...)");
+  serve->add_option("--blobs-bucket", b->blobs.bucket, "s3: bucket holding the bytes");
+  serve->add_option("--blobs-region", b->blobs.region, "s3: signing region")
+      ->capture_default_str();
+  serve->add_option("--blobs-credentials-file", b->blobs.credentials_file,
+                    "s3: file with access_key/secret_key lines (default: the environment's "
+                    "STRATA_S3_ACCESS_KEY/STRATA_S3_SECRET_KEY or AWS_ACCESS_KEY_ID/"
+                    "AWS_SECRET_ACCESS_KEY)");
+  serve->add_option("--queue-backend", b->queue.backend,
+                    "Work queues: embedded (in the row store) or kafka")
+      ->capture_default_str();
+  serve->add_option("--queue-brokers", b->queue.brokers, "kafka: bootstrap brokers, host:port")
+      ->delimiter(',');
+  serve->add_option("--cache-backend", b->cache.backend,
+                    "Caches: memory (per process) or memcached (shared by every server)")
+      ->capture_default_str();
+  serve->add_option("--cache-servers", b->cache.servers, "memcached: servers, host:port")
+      ->delimiter(',');
+}
+
 // serve's options: every field of the server's configuration, with its default.
 void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--data-dir", c->data_dir, "Directory for all data")->capture_default_str();
+  AddBackendOptions(serve, &c->backends);
   serve->add_option("--address", c->http.address, "Address to listen on")->capture_default_str();
   serve->add_option("--allowed-hosts", c->allowed_hosts,
                     "Host names clients use for this server, besides localhost, 127.0.0.1, "
@@ -810,9 +875,11 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
 int Run(int argc, char** argv) {
   CLI::App app{"strata: storage for viewing history, media objects and asset metadata"};
   app.require_subcommand(1);
+  app.config_formatter(std::make_shared<StrataConfigFormat>());
   app.set_config("--config", "",
                  "Read options from this TOML/INI file: a [serve] section whose keys are the "
-                 "flag names (e.g. port = 8081); also accepted after `serve`");
+                 "flag names (e.g. port = 8081), and [rows], [blobs], [queue], [cache] "
+                 "sections (e.g. [cache] backend = \"memcached\"); also accepted after `serve`");
   app.allow_config_extras(false);  // a misspelt key is an error, not silently ignored
 
   // Each group's arguments, filled while parsing and read by the command that runs.

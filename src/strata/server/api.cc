@@ -53,6 +53,7 @@ int StatusToHttp(const absl::Status& s) {
     case absl::StatusCode::kResourceExhausted: return 429;
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded: return 503;
+    case absl::StatusCode::kUnimplemented: return 501;
     default: return 500;
   }
 }
@@ -68,6 +69,7 @@ std::string StatusCodeName(const absl::Status& s) {
     case absl::StatusCode::kResourceExhausted: return "throttled";
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded: return "unavailable";
+    case absl::StatusCode::kUnimplemented: return "not_implemented";
     case absl::StatusCode::kDataLoss: return "data_loss";
     default: return "internal";
   }
@@ -501,7 +503,10 @@ http::Response Api::Rotate(uint64_t member) {
 }
 
 http::Response Api::Compact(const http::Request& request) {
-  if (!admin_.compact) return ErrorResponse(absl::UnimplementedError("compact: not here"));
+  if (!admin_.compact) {
+    return ErrorResponse(absl::UnimplementedError(
+        "compact: the row store backend has no manual compaction (it compacts on its own)"));
+  }
   bool wait = true;
   if (auto v = http::QueryParam(request.query, "wait")) {
     if (*v != "true" && *v != "false") {

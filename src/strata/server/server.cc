@@ -19,13 +19,11 @@
 #include "strata/base/metrics.h"
 #include "strata/base/status.h"
 #include "strata/blob/inline/inline_blob_store.h"
-#include "strata/blob/local/local_blob_store.h"
 #include "strata/gc/collector.h"
 #include "strata/media/media_service.h"
 #include "strata/reprocess/job_runner.h"
 #include "strata/server/api.h"
-#include "strata/store/embedded_queue.h"
-#include "strata/store/rocksdb/rocksdb_row_store.h"
+#include "strata/server/backends.h"
 
 namespace strata::server {
 namespace {
@@ -80,7 +78,8 @@ uint64_t DirectoryBytes(const std::string& dir) {
   return total;
 }
 
-void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows,
+// Process and table gauges; the row store adds its backend's own (RowStore::ExportMetrics).
+void RegisterProcessMetrics(MetricsRegistry* metrics, store::RowStore* rows,
                             std::vector<store::Table*> tables, const std::string& data_dir) {
   metrics->AddGauge("strata_data_dir_bytes",
                     "Bytes of every file under --data-dir (WAL, tables, queue, blobs, exports)",
@@ -105,7 +104,7 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
     }
     return out;
   });
-  metrics->AddGauge("strata_table_approximate_rows", "Rows in a table (RocksDB estimate)",
+  metrics->AddGauge("strata_table_approximate_rows", "Rows in a table (backend estimate)",
                     [tables] {
                       std::vector<std::pair<std::string, double>> out;
                       for (store::Table* t : tables) {
@@ -116,39 +115,17 @@ void RegisterProcessMetrics(MetricsRegistry* metrics, store::RocksRowStore* rows
                       }
                       return out;
                     });
-  metrics->AddGauge("strata_rocksdb_wal_bytes",
-                    "Bytes of the write-ahead log files still live (bounded by --max-wal-bytes)",
-                    [rows] {
+  metrics->AddGauge("strata_row_store_load",
+                    "Row store backpressure, 0..1 (1 = delaying or refusing writes)", [rows] {
                       return std::vector<std::pair<std::string, double>>{
-                          {"", static_cast<double>(rows->Health().wal_bytes)}};
+                          {"", rows->CheckHealth().load}};
                     });
-  metrics->AddGauge("strata_rocksdb_memtable_bytes", "Bytes in RocksDB's memtables, all tables",
-                    [rows] {
-                      return std::vector<std::pair<std::string, double>>{
-                          {"", static_cast<double>(rows->Health().memtable_bytes)}};
-                    });
-  metrics->AddGauge("strata_rocksdb_idle_compactions",
-                    "Tables compacted whole while writes were idle, since start (a counter)",
-                    [rows] {
-                      return std::vector<std::pair<std::string, double>>{
-                          {"", static_cast<double>(rows->Health().idle_compactions)}};
-                    });
-  metrics->AddGauge("strata_rocksdb_wal_sync_failures_total",
-                    "Failed WAL fsyncs since start; after one, writes are refused (503) until "
-                    "a restart",
-                    [rows] {
-                      return std::vector<std::pair<std::string, double>>{
-                          {"", static_cast<double>(rows->Health().wal_sync_failures)}};
-                    });
-  metrics->AddGauge("strata_rocksdb_pending_compaction_bytes",
-                    "Estimated bytes compaction still has to rewrite", [rows] {
-                      return std::vector<std::pair<std::string, double>>{
-                          {"", static_cast<double>(rows->Health().pending_compaction_bytes)}};
-                    });
+  rows->ExportMetrics(metrics);
 }
 
 // The sweep throttle's signal: object GET/PUT p99 over the last control interval (from the
-// API's latency histograms) and RocksDB's compaction debt and stalls. One per collector (it
+// API's latency histograms) and the row store's load (RowStore::CheckHealth: on RocksDB its
+// compaction debt and write stalls; a backend without a load signal reports none). One per collector (it
 // keeps the previous histogram counts).
 // The Host names the API answers: loopback, the address it is bound to, this machine's host
 // name and --allowed-hosts; empty (any) when --allowed-hosts has "*".
@@ -173,7 +150,7 @@ std::vector<std::string> AllowedHosts(const ServerConfig& config) {
 }
 
 std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
-                                              store::RocksRowStore* rows) {
+                                              store::RowStore* rows) {
   constexpr char kName[] = "strata_http_request_seconds";
   constexpr char kHelp[] = "HTTP request latency by route";
   Histogram* get = metrics->GetHistogram(
@@ -211,9 +188,9 @@ std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
       // A p99 of fewer than 20 requests is one slow request: not a signal.
       s.p99_ms.push_back(n >= 20 ? Histogram::Quantile(window, 0.99) * 1000 : -1);
     }
-    store::RocksHealth h = rows->Health();
-    s.pending_compaction_bytes = h.pending_compaction_bytes;
-    s.write_stalled = h.write_stalled;
+    const store::BackendHealth h = rows->CheckHealth();
+    s.pending_compaction_bytes = h.pending_background_bytes;
+    s.write_stalled = h.load >= 1.0;
     return s;
   };
 }
@@ -228,46 +205,19 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
     return absl::InvalidArgumentError("data_dir: cannot create " + config.data_dir + ": " +
                                       ec.message());
   }
-  store::RocksRowStoreOptions row_options;
-  row_options.path = config.data_dir + "/rows";
-  row_options.block_cache_bytes = config.block_cache_bytes;
-  if (config.sync == "periodic") {
-    row_options.sync_policy = store::RocksRowStoreOptions::SyncPolicy::kPeriodic;
-  } else if (config.sync == "batch") {
-    row_options.sync_policy = store::RocksRowStoreOptions::SyncPolicy::kPerBatch;
-  } else {
-    return absl::InvalidArgumentError("sync: must be \"periodic\" or \"batch\"");
-  }
-  if (config.sync_interval_ms < 1) {
-    return absl::InvalidArgumentError("sync_interval_ms: must be at least 1");
-  }
-  row_options.sync_interval_ms = config.sync_interval_ms;
-  row_options.max_wal_bytes = config.max_wal_bytes;
-  row_options.total_write_buffer_bytes = config.memtable_budget_bytes;
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::RocksRowStore> rows,
-                          store::RocksRowStore::Open(row_options));
   MetricsRegistry* metrics = MetricsRegistry::Default();
-  // Work queues (rotation tasks; later GC and reprocessing) live in the same RocksDB.
-  store::EmbeddedQueueOptions queue_options;
-  queue_options.metrics = metrics;
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::EmbeddedQueue> queue,
-                          store::EmbeddedQueue::Open(rows.get(), queue_options));
+  STRATA_ASSIGN_OR_RETURN(Backends backends, OpenBackends(config, metrics));
+  store::RowStore* rows = backends.rows.get();
+  store::Queue* queue = backends.queue.get();
   viewing::ViewingOptions viewing_options = config.viewing;
   viewing_options.read_thread_slice_us = config.request_slice_us;
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<viewing::ViewingService> viewing,
-                          viewing::ViewingService::Open(rows.get(), SystemClock::Default(),
-                                                        viewing_options, metrics, queue.get()));
-  blob::LocalBlobStoreOptions blob_options;
-  blob_options.root = config.data_dir + "/blobs";
-  blob_options.part_bytes = config.blob_part_bytes;
-  if (config.blob_part_bytes < 4096) {
-    return absl::InvalidArgumentError("blob_part_bytes: must be at least 4096");
-  }
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<viewing::ViewingService> viewing,
+      viewing::ViewingService::Open(rows, SystemClock::Default(), viewing_options, metrics,
+                                    queue, backends.cache.get()));
   if (config.blob_inline_max_bytes > config.blob_part_bytes) {
     return absl::InvalidArgumentError("blob_inline_max_bytes: must be at most blob_part_bytes");
   }
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<blob::LocalBlobStore> files,
-                          blob::LocalBlobStore::Open(blob_options));
   // Always in front of the files, even with --blob-inline-max-bytes 0: objects written inline
   // under an earlier setting stay readable and collectable.
   blob::InlineBlobStoreOptions inline_options;
@@ -276,24 +226,24 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   inline_options.never_inline_prefixes = {config.archive_class + "/"};
   STRATA_ASSIGN_OR_RETURN(
       std::unique_ptr<blob::InlineBlobStore> inline_blobs,
-      blob::InlineBlobStore::Open(rows.get(), files.get(), inline_options, metrics));
+      blob::InlineBlobStore::Open(rows, backends.files.get(), inline_options, metrics));
   blob::BlobStore* blobs = inline_blobs.get();
   STRATA_ASSIGN_OR_RETURN(
       std::unique_ptr<media::MediaService> media,
-      media::MediaService::Open(rows.get(), blobs, SystemClock::Default(), metrics));
+      media::MediaService::Open(rows, blobs, SystemClock::Default(), metrics));
   assets::AssetOptions asset_options;
   asset_options.max_payload_bytes = config.asset_max_payload_bytes;
   asset_options.max_depth = config.asset_max_depth;
   asset_options.max_batch = config.asset_max_batch;
   asset_options.default_keep_versions = config.asset_keep_versions;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<assets::AssetService> asset_service,
-                          assets::AssetService::Open(rows.get(), queue.get(),
+                          assets::AssetService::Open(rows, queue,
                                                      SystemClock::Default(), metrics,
                                                      asset_options));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobStore> job_store,
-                          reprocess::JobStore::Open(rows.get(), SystemClock::Default()));
+                          reprocess::JobStore::Open(rows, SystemClock::Default()));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobRunner> job_runner,
-                          reprocess::JobRunner::Open(asset_service.get(), queue.get(),
+                          reprocess::JobRunner::Open(asset_service.get(), queue,
                                                      job_store.get(), SystemClock::Default(),
                                                      {}, metrics));
   std::vector<store::Table*> tables = viewing->tables();
@@ -302,26 +252,25 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   tables.push_back(media->buckets_table());
   tables.push_back(media->objects_table());
   tables.push_back(inline_blobs->table());
-  RegisterProcessMetrics(metrics, rows.get(), std::move(tables), config.data_dir);
+  RegisterProcessMetrics(metrics, rows, std::move(tables), config.data_dir);
 
-  store::RocksRowStore* rows_ptr = rows.get();
   AdminHooks admin;
-  admin.health = [rows_ptr]() -> absl::Status {
-    store::RocksHealth h = rows_ptr->Health();
-    if (!h.writes_refused.empty()) return absl::UnavailableError("row store: " + h.writes_refused);
-    if (h.background_errors > 0) {
-      return absl::UnavailableError("row store: background errors (see the server log)");
+  admin.health = [rows]() -> absl::Status {
+    const store::BackendHealth h = rows->CheckHealth();
+    if (!h.healthy) {
+      return absl::UnavailableError(h.detail.empty() ? "row store: unhealthy" : h.detail);
     }
     return absl::OkStatus();
   };
-  admin.compact = [rows_ptr] { return rows_ptr->CompactAll(); };
-  admin.store = [rows_ptr, data_dir = config.data_dir] {
-    const store::RocksHealth h = rows_ptr->Health();
+  // Left unset (the endpoint answers 501) when the backend has no manual compaction.
+  if (rows->SupportsCompaction()) admin.compact = [rows] { return rows->Compact(); };
+  admin.store = [rows, data_dir = config.data_dir] {
+    const store::BackendHealth h = rows->CheckHealth();
     StoreFigures f;
     f.data_dir_bytes = DirectoryBytes(data_dir);
-    f.wal_bytes = h.wal_bytes;
-    f.sst_bytes = h.live_sst_bytes;
-    f.memtable_bytes = h.memtable_bytes;
+    f.wal_bytes = h.log_bytes;
+    f.sst_bytes = h.table_bytes;
+    f.memtable_bytes = h.memory_bytes;
     return f;
   };
   gc::CollectorOptions gc_options;
@@ -339,10 +288,10 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.throttle.latency_factor = config.gc_latency_factor;
   gc_options.throttle.latency_floor_ms = config.gc_latency_floor_ms;
   gc_options.throttle.max_pending_compaction_bytes = config.gc_max_pending_compaction_bytes;
-  gc_options.load_probe = MakeLoadProbe(metrics, rows.get());
+  gc_options.load_probe = MakeLoadProbe(metrics, rows);
   gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gc::Collector> gc_collector,
-                          gc::Collector::Open(rows.get(), queue.get(), media.get(), &gc_task,
+                          gc::Collector::Open(rows, queue, media.get(), &gc_task,
                                               SystemClock::Default(), metrics, gc_options));
   std::unique_ptr<gc::ArchiveTask> archive_task;
   std::unique_ptr<gc::Collector> archive_collector;
@@ -351,10 +300,10 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                                                      config.archive_class);
     gc::CollectorOptions archive_options = gc_options;
     archive_options.daily_at = config.archive_daily_at;
-    archive_options.load_probe = MakeLoadProbe(metrics, rows.get());
+    archive_options.load_probe = MakeLoadProbe(metrics, rows);
     STRATA_ASSIGN_OR_RETURN(
         archive_collector,
-        gc::Collector::Open(rows.get(), queue.get(), media.get(), archive_task.get(),
+        gc::Collector::Open(rows, queue, media.get(), archive_task.get(),
                             SystemClock::Default(), metrics, archive_options));
   }
   STRATA_RETURN_IF_ERROR(gc_collector->Start());
@@ -378,7 +327,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_RETURN_IF_ERROR(http_server.Start());
   if (port_out) port_out->store(http_server.port());
   STRATA_LOG_INFO("strata serving", "address", config.http.address, "port", http_server.port(),
-                  "data_dir", config.data_dir, "sync", config.sync);
+                  "data_dir", config.data_dir, "sync", config.sync, "backends",
+                  backends.Describe());
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
@@ -395,12 +345,13 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   job_runner.reset();
   job_store.reset();
   asset_service.reset();
-  queue.reset();
+  backends.queue.reset();
   media.reset();
   inline_blobs.reset();
-  files.reset();
+  backends.files.reset();
+  backends.cache.reset();
   absl::Status sync = rows->Sync();
-  rows.reset();
+  backends.rows.reset();
   STRATA_LOG_INFO("strata stopped");
   return sync;
 }

@@ -1,5 +1,6 @@
-// `strata serve`: wires the embedded deployment together (RocksDB row store, local blob
-// store, services, HTTP API) and runs until SIGINT/SIGTERM. Every option has a default; docs/configuration.md
+// `strata serve`: wires a deployment together (the backends that config.backends names --
+// by default the embedded RocksDB row store, local blob store, embedded queue and in-process
+// caches, see backends.h -- the services and the HTTP API) and runs until SIGINT/SIGTERM. Every option has a default; docs/configuration.md
 // lists them with the command-line flags and config-file keys that set them.
 #pragma once
 
@@ -9,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "strata/http/http_server.h"
+#include "strata/server/backends.h"
 #include "strata/viewing/viewing_service.h"
 
 namespace strata::server {
@@ -22,6 +24,8 @@ struct ServerConfig {
 
   // Directory holding all data (RocksDB under <data_dir>/rows). Default "./data".
   std::string data_dir = "./data";
+  // Which engine backs each storage interface ([rows], [blobs], [queue], [cache]).
+  BackendConfig backends;
   http::ServerOptions http;
   // RocksDB block cache shared by all tables, bytes. Default 256 MiB.
   size_t block_cache_bytes = 256ull << 20;

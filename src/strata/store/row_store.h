@@ -31,6 +31,12 @@
 #include "absl/status/statusor.h"
 #include "strata/base/clock.h"
 
+namespace strata {
+
+class MetricsRegistry;
+
+}  // namespace strata
+
 namespace strata::store {
 
 inline constexpr size_t kMaxPageRows = 1024;
@@ -198,6 +204,26 @@ class Table {
   virtual absl::StatusOr<TableStats> Stats() = 0;
 };
 
+// A backend's state as the server and the GC throttle see it, whatever the backend: a
+// snapshot, cheap to take (no I/O beyond what the backend already tracks).
+struct BackendHealth {
+  // False when the backend cannot serve correctly (RocksDB: background errors; a remote
+  // backend: its cluster unreachable). /healthz answers 503 with `detail`.
+  bool healthy = true;
+  // Backpressure, 0..1: 0 = idle, 1 = the backend is delaying or refusing writes now
+  // (RocksDB: a write stall). Background work (the GC sweep) backs off at 1.
+  double load = 0;
+  // Bytes of background work the backend owes (RocksDB: pending compaction); 0 where the
+  // backend has no such notion. The GC sweep backs off above its limit.
+  uint64_t pending_background_bytes = 0;
+  // Bytes on this machine, for the admin table report (0 where not applicable): the
+  // write-ahead log, the tables' live files, and what is buffered in memory.
+  uint64_t log_bytes = 0;
+  uint64_t table_bytes = 0;
+  uint64_t memory_bytes = 0;
+  std::string detail;  // why not healthy, or "" when healthy
+};
+
 // One partition's batch, for RowStore::Write.
 struct PartitionWrite {
   Table* table;
@@ -236,6 +262,24 @@ class RowStore {
 
   // Makes every write acknowledged so far durable against power loss (fsync).
   virtual absl::Status Sync() = 0;
+
+  // Optional capabilities, so the server and the GC work with any backend. The defaults
+  // describe a backend with nothing to report: always healthy, no load signal, no
+  // backend-specific metrics, no manual compaction.
+  //
+  // Health and load (see BackendHealth). Thread-safe; called every GC control step and by
+  // /healthz, so it must be cheap.
+  virtual BackendHealth CheckHealth() const { return {}; }
+  // Registers the backend's own gauges (e.g. strata_rocksdb_*) in `metrics`. Called once;
+  // the gauges read the store until it is destroyed, so the registry must not be scraped
+  // after that (the server stops HTTP first).
+  virtual void ExportMetrics(MetricsRegistry* /*metrics*/) {}
+  // Whether Compact does anything: the admin endpoint answers 501 when not.
+  virtual bool SupportsCompaction() const { return false; }
+  // Rewrites every table so expired and deleted rows leave the disk (slow; operators).
+  virtual absl::Status Compact() {
+    return absl::UnimplementedError("compact: this row store backend has no manual compaction");
+  }
 };
 
 // Argument checks of the contract above, shared by every backend so that they agree on what

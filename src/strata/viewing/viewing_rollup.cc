@@ -390,6 +390,8 @@ absl::StatusOr<uint64_t> ViewingService::CommitRollup(Shard& shard, MemberId mem
   // cache gets the committed version: its next read hits.
   cache_->CommitLiveMove(shard.index, member, CommittedHistory(std::move(plan)), live,
                          /*install_if_absent=*/nothing_live);
+  // Shared cache: entries of the old version name chunks this commit deleted.
+  STRATA_RETURN_IF_ERROR(InvalidateShared(member, {shard.index}));
   return rolled;
 }
 

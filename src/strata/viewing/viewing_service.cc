@@ -116,7 +116,7 @@ ViewingService::ViewingService(store::RowStore* store, Clock* clock,
 
 absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
     store::RowStore* store, Clock* clock, const ViewingOptions& options,
-    MetricsRegistry* metrics, store::Queue* queue) {
+    MetricsRegistry* metrics, store::Queue* queue, store::Cache* shared_cache) {
   if (options.zstd_level < 1 || options.zstd_level > 19) {
     return absl::InvalidArgumentError("viewing.zstd_level: must be 1..19");
   }
@@ -143,7 +143,18 @@ absl::StatusOr<std::unique_ptr<ViewingService>> ViewingService::Open(
     return absl::InvalidArgumentError(
         "viewing.rotation_slack / viewing.rotation_max_per_s: must not be negative");
   }
-  std::unique_ptr<ViewingService> s(new ViewingService(store, clock, options, metrics));
+  ViewingOptions effective = options;
+  if (shared_cache != nullptr) {
+    // The in-process caches hold what this process saw; another server's write would leave
+    // them stale. A budget of 0 keeps them empty (their fills are refused as too large).
+    effective.cache_bytes = 0;
+    effective.summary_cache_bytes = 0;
+  }
+  std::unique_ptr<ViewingService> s(new ViewingService(store, clock, effective, metrics));
+  if (shared_cache != nullptr) {
+    STRATA_ASSIGN_OR_RETURN(s->shared_, SharedHistoryCache::Open(shared_cache, store, metrics,
+                                                                 options.shared_cache_ttl_ms));
+  }
   if (queue) {
     auto topic = queue->DescribeTopic(kRotationTopic);
     if (absl::IsNotFound(topic.status())) {
@@ -373,6 +384,13 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
   }
   for (size_t s : stripes) member_locks_[s].unlock_shared();
   for (const auto& [shard, member] : rollups_due) EnqueueRollup(*shard, member);
+  if (write_status.ok() && shared_) {
+    // Before the acknowledgement: from now on every server reads past its cached entry.
+    std::vector<std::pair<int, MemberId>> changed;
+    changed.reserve(groups.size());
+    for (const Group& g : groups) changed.emplace_back(g.shard->index, g.member);
+    write_status = shared_->Invalidate(changed);
+  }
   if (!write_status.ok()) {
     // The language comparison points may be ahead of the store now: forget them.
     for (MemberId m : touched_languages) languages_->Forget(m);
@@ -487,6 +505,17 @@ absl::StatusOr<CachedHistory> ViewingService::LoadFromStore(Shard& shard, Member
 
 absl::StatusOr<CachedHistory> ViewingService::GetHistory(
     Shard& shard, MemberId member, const std::function<void()>& on_miss) {
+  if (shared_) {
+    STRATA_ASSIGN_OR_RETURN(SharedHistoryCache::Lookup found,
+                            shared_->Get(shard.index, member, shard.kind));
+    if (found.entry) return std::move(*found.entry);
+    if (on_miss) on_miss();
+    // Every live row: LiveFrom knows only this process's writes.
+    STRATA_ASSIGN_OR_RETURN(CachedHistory h,
+                            LoadFromStore(shard, member, kSegmentsLoadedOnMiss, INT64_MIN));
+    shared_->Fill(shard.index, member, found.token, h);
+    return h;
+  }
   uint64_t generation = 0;
   if (auto hit = cache_->Get(shard.index, member, &generation)) return std::move(*hit);
   if (on_miss) on_miss();
@@ -723,6 +752,14 @@ void ViewingService::FillPage(std::vector<ViewingRecord>& records, const History
   }
 }
 
+absl::Status ViewingService::InvalidateShared(MemberId member,
+                                              std::initializer_list<int> shard_indexes) {
+  if (!shared_) return absl::OkStatus();
+  std::vector<std::pair<int, MemberId>> changed;
+  for (int index : shard_indexes) changed.emplace_back(index, member);
+  return shared_->Invalidate(changed);
+}
+
 // ---------------------------------------------------------------------------------------
 // Erasure
 
@@ -741,6 +778,7 @@ absl::Status ViewingService::EraseMember(MemberId member) {
   STRATA_RETURN_IF_ERROR(past_->DeleteRange(partition, "", ""));
   STRATA_RETURN_IF_ERROR(historical_->DeleteRange(partition, "", ""));
   summary_cache_->Invalidate(member);
+  STRATA_RETURN_IF_ERROR(InvalidateShared(member, {0, 1}));
   STRATA_RETURN_IF_ERROR(languages_->EraseLocked(member));
   STRATA_LOG_INFO("member erased", "member", member);
   return absl::OkStatus();

@@ -49,6 +49,7 @@
 #include "strata/base/clock.h"
 #include "strata/base/metrics.h"
 #include "strata/base/thread_pool.h"
+#include "strata/store/cache.h"
 #include "strata/store/queue.h"
 #include "strata/store/row_store.h"
 #include "strata/viewing/history_cache.h"
@@ -56,6 +57,7 @@
 #include "strata/viewing/record.h"
 #include "strata/viewing/segment_plan.h"
 #include "strata/viewing/segments.h"
+#include "strata/viewing/shared_history_cache.h"
 #include "strata/viewing/summary.h"
 #include "strata/viewing/summary_cache.h"
 #include "strata/viewing/table_report.h"
@@ -109,7 +111,11 @@ struct ViewingOptions {
   // Background roll-up worker threads. Default 1.
   int rollup_threads = 1;
   // Memory budget of the history cache (compressed blobs + live deltas). Default 256 MiB.
+  // Unused with a shared cache (see ViewingService::Open).
   size_t cache_bytes = 256ull << 20;
+  // With a shared cache: how long an entry may stay in it, ms (entries of old versions are
+  // garbage until memcached evicts or expires them). Default 1 hour; 0 = no expiry.
+  Millis shared_cache_ttl_ms = 3'600'000;
   // Threads that read chunks and tables in parallel on a cache miss. Default 2.
   int read_threads = 2;
   // Time slice of the read threads, microseconds (ThreadPool::SetCurrentThreadSlice; 0 =
@@ -203,11 +209,17 @@ class ViewingService {
   // which must outlive the service too: durable, so queued rotations survive a restart and
   // an interrupted one is redelivered. Without a queue (unit tests) they are queued in
   // memory.
-  static absl::StatusOr<std::unique_ptr<ViewingService>> Open(store::RowStore* store,
-                                                              Clock* clock,
-                                                              const ViewingOptions& options,
-                                                              MetricsRegistry* metrics,
-                                                              store::Queue* queue = nullptr);
+  // `shared_cache` (memcached; null = the in-process caches): several services over one
+  // row store share it for member histories, and none serves a history older than a write
+  // another acknowledged (SharedHistoryCache: version tokens in the row store). With it the
+  // in-process history and summary caches are off (they would go stale after another
+  // server's write), reads scan a member's live rows whole (this process cannot know what
+  // others wrote), and every write batch writes the touched members' tokens. Must outlive
+  // the service.
+  static absl::StatusOr<std::unique_ptr<ViewingService>> Open(
+      store::RowStore* store, Clock* clock, const ViewingOptions& options,
+      MetricsRegistry* metrics, store::Queue* queue = nullptr,
+      store::Cache* shared_cache = nullptr);
   static constexpr char kRotationTopic[] = "viewing.rotation";
   static constexpr char kRotationGroup[] = "viewing-rotation";
   static constexpr int kRotationPartitions = 8;
@@ -264,6 +276,8 @@ class ViewingService {
   absl::StatusOr<std::vector<TableReport>> Report() { return reporter_->Report(); }
 
   const HistoryCache& cache() const { return *cache_; }
+  // Null unless opened with a shared cache.
+  const SharedHistoryCache* shared_cache() const { return shared_.get(); }
   const SummaryCache& summary_cache() const { return *summary_cache_; }
   // Every table the service uses, for size metrics.
   std::vector<store::Table*> tables() const { return reporter_->tables().All(); }
@@ -473,6 +487,11 @@ class ViewingService {
   std::unique_ptr<Shard> shards_[2];
   std::unique_ptr<HistoryCache> cache_;
   std::unique_ptr<SummaryCache> summary_cache_;
+  // Set with a shared cache: GetHistory reads it instead of cache_ (which stays empty).
+  std::unique_ptr<SharedHistoryCache> shared_;
+  // New shared-cache tokens for the member's history in each shard index of `shard_indexes`
+  // (no-op without a shared cache). Call after the store acknowledged the change.
+  absl::Status InvalidateShared(MemberId member, std::initializer_list<int> shard_indexes);
   std::unique_ptr<LanguagePreferences> languages_;  // created by Init
   std::unique_ptr<TableReporter> reporter_;         // created by Init
   store::Queue* task_queue_ = nullptr;  // rotation tasks; null = in memory

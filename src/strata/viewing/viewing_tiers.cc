@@ -366,6 +366,9 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
     } else {
       summary_cache_->Invalidate(member);
     }
+    // Shared cache: before the replaced chunks go, so no server keeps reading the old
+    // version from the cache once they are deleted.
+    STRATA_RETURN_IF_ERROR(InvalidateShared(member, {shard.index}));
   }
   STRATA_RETURN_IF_ERROR(DeleteSegments(past_, partition, past_plan.replaced));
   STRATA_RETURN_IF_ERROR(DeleteSegments(shard.compressed, partition, recent_replaced));

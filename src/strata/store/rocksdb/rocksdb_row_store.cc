@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "strata/base/coding.h"
+#include "strata/base/metrics.h"
 #include "strata/base/log.h"
 #include "strata/base/status.h"
 #include "strata/base/thread_pool.h"
@@ -1331,6 +1332,47 @@ std::vector<RocksTableInfo> RocksRowStore::ListTables() const {
 RocksHealth RocksRowStore::Health() const { return impl_->core.Health(); }
 
 absl::Status RocksRowStore::CompactAll() { return impl_->core.CompactAll(); }
+
+BackendHealth RocksRowStore::CheckHealth() const {
+  const RocksHealth h = Health();
+  BackendHealth out;
+  if (!h.writes_refused.empty()) {
+    out.healthy = false;
+    out.detail = "row store: " + h.writes_refused;
+  } else if (h.background_errors > 0) {
+    out.healthy = false;
+    out.detail = "row store: background errors (see the server log)";
+  }
+  out.load = h.write_stalled || !h.writes_refused.empty() ? 1.0 : 0.0;
+  out.pending_background_bytes = h.pending_compaction_bytes;
+  out.log_bytes = h.wal_bytes;
+  out.table_bytes = h.live_sst_bytes;
+  out.memory_bytes = h.memtable_bytes;
+  return out;
+}
+
+void RocksRowStore::ExportMetrics(MetricsRegistry* metrics) {
+  using Samples = std::vector<std::pair<std::string, double>>;
+  auto gauge = [this, metrics](const char* name, const char* help,
+                               uint64_t RocksHealth::*field) {
+    metrics->AddGauge(name, help, [this, field] {
+      return Samples{{"", static_cast<double>(Health().*field)}};
+    });
+  };
+  gauge("strata_rocksdb_wal_bytes",
+        "Bytes of the write-ahead log files still live (bounded by --max-wal-bytes)",
+        &RocksHealth::wal_bytes);
+  gauge("strata_rocksdb_memtable_bytes", "Bytes in RocksDB's memtables, all tables",
+        &RocksHealth::memtable_bytes);
+  gauge("strata_rocksdb_idle_compactions",
+        "Tables compacted whole while writes were idle, since start (a counter)",
+        &RocksHealth::idle_compactions);
+  gauge("strata_rocksdb_wal_sync_failures_total",
+        "Failed WAL fsyncs since start; after one, writes are refused (503) until a restart",
+        &RocksHealth::wal_sync_failures);
+  gauge("strata_rocksdb_pending_compaction_bytes",
+        "Estimated bytes compaction still has to rewrite", &RocksHealth::pending_compaction_bytes);
+}
 
 absl::StatusOr<uint64_t> RocksRowStore::CountRawEntriesForTesting(std::string_view table) {
   rocksdb_internal::RocksTable* t = impl_->core.FindTable(table);

@@ -148,6 +148,15 @@ class RocksRowStore final : public RowStore {
   std::vector<RocksTableInfo> ListTables() const;
   RocksHealth Health() const;
 
+  // The neutral view of Health() (RowStore's optional capabilities): unhealthy with
+  // background errors; load 1 while writes stall, else 0; pending compaction as the
+  // background debt; WAL, live SST and memtable bytes.
+  BackendHealth CheckHealth() const override;
+  // strata_rocksdb_wal_bytes, _memtable_bytes, _idle_compactions, _pending_compaction_bytes.
+  void ExportMetrics(MetricsRegistry* metrics) override;
+  bool SupportsCompaction() const override { return true; }
+  absl::Status Compact() override { return CompactAll(); }
+
   // Flushes and fully compacts every table: expired rows are dropped, merge operands folded.
   // Slow on big databases; for operators and tests.
   absl::Status CompactAll();
