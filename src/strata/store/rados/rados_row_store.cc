@@ -501,6 +501,7 @@ struct PageRead {
 // ---------------------------------------------------------------------------------------
 
 class RadosTable;
+struct WriteJob;
 
 struct RadosRowStore::Impl {
   RadosRowStoreOptions options;
@@ -528,6 +529,7 @@ struct RadosRowStore::Impl {
   absl::StatusOr<rados_ioctx_t> OpenPool(const std::string& pool);
   absl::StatusOr<Table*> OpenTable(const TableOptions& options);
   absl::Status ApplyOne(RadosTable* table, const std::string& partition, const WriteBatch& batch);
+  void RunJobs(std::span<WriteJob> jobs);
   absl::Status Write(std::span<const PartitionWrite> writes);
   void ReapAsync(RadosTable* table, const std::string& oid,
                  std::vector<std::pair<std::string, std::string>> expired);
@@ -746,65 +748,158 @@ absl::StatusOr<PendingWrite> Submit(rados_ioctx_t cio, const std::string& oid, c
   return pending;
 }
 
-// The outcome of an optimistic write: done, or needs the read-then-write path.
-enum class FastOutcome { kDone, kSlowPath };
+}  // namespace
 
-absl::StatusOr<FastOutcome> JudgeFast(int r, const Plan& plan, const std::string& what) {
-  if (r == 0) return FastOutcome::kDone;
-  if (plan.HasAssertions() && (r == -ECANCELED || r == -ENOENT)) return FastOutcome::kSlowPath;
-  // omap removals on an absent object: nothing to remove, and the batch sets nothing.
-  if (r == -ENOENT && !plan.has_set) return FastOutcome::kDone;
-  return RadosError(r, what);
-}
+// One batch on its way through the write path. Every batch starts with an optimistic write
+// (kFast: assertions guess the rows it depends on). If the object did not exist (omap_cmp
+// on a missing object is ENOENT) the next attempt writes as if every row were absent,
+// asserting the object still does not exist (kAbsent: exclusive create). If a guess was
+// wrong (ECANCELED) or the object appeared (EEXIST), the rows are read and the write
+// asserts exactly the bytes read (kRead), again while they keep changing, up to
+// max_conditional_attempts. All batches in one step go concurrently.
+struct WriteJob {
+  enum class Step { kFast, kAbsent, kRead };
+  RadosTable* table;
+  std::string oid;
+  const WriteBatch* batch;
+  Step step = Step::kFast;
+  int attempts = 0;
+  bool done = false;
+  absl::Status status;
+};
+
+namespace {
+
+// Reads the rows `batch` depends on. *absent when the object does not exist.
+struct DependencyRead {
+  librados::ObjectReadOperation op;
+  std::map<std::string, librados::bufferlist> vals;
+  int rval = 0;
+  librados::AioCompletion* completion = nullptr;
+  ~DependencyRead() {
+    if (completion != nullptr) {
+      completion->wait_for_complete();
+      completion->release();
+    }
+  }
+};
 
 }  // namespace
 
-// The read-then-conditional-write path: reads the rows the batch depends on, compiles the
-// batch against them, and writes asserting they are unchanged; retried while they change.
-absl::Status SlowApply(RadosRowStore::Impl* store, RadosTable* table, const std::string& oid,
-                       const WriteBatch& batch) {
-  const std::set<std::string> keys = DependentKeys(batch);
-  for (int attempt = 0; attempt < store->options.max_conditional_attempts; ++attempt) {
-    std::map<std::string, librados::bufferlist> vals;
-    int rval = 0;
-    librados::ObjectReadOperation read;
-    read.omap_get_vals_by_keys(keys, &vals, &rval);
-    int r = table->io().operate(oid, &read, nullptr);
-    if (r < 0 && r != -ENOENT) return RadosError(r, "reading rows of a conditional write");
-    std::map<std::string, std::string> stored;
-    for (auto& [k, v] : vals) stored.emplace(k, v.to_str());
-    STRATA_ASSIGN_OR_RETURN(Plan plan, Compile(batch, &stored, store->clock->NowMillis()));
-    // The conditions hold on the rows read and nothing is to be written: done (as of the read).
-    if (plan.ops.empty()) return absl::OkStatus();
-    if (r == -ENOENT) {
-      // The object is absent: assert it still is, instead of comparing rows.
-      plan.equal.clear();
-      plan.less.clear();
-      plan.create_exclusive = true;
-    }
-    WriteOp op(plan);
-    int w = rados_write_op_operate(op.get(), table->cio(), oid.c_str(), nullptr, 0);
-    if (w == 0) return absl::OkStatus();
-    if (w == -ENOENT && !plan.has_set && !plan.HasAssertions()) return absl::OkStatus();
-    if (w != -ECANCELED && w != -EEXIST && w != -ENOENT) {
-      return RadosError(w, "conditional write");
+void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
+  for (size_t begin = 0; begin < jobs.size(); begin += options.max_in_flight) {
+    std::span<WriteJob> chunk =
+        jobs.subspan(begin, std::min(options.max_in_flight, jobs.size() - begin));
+    for (;;) {
+      // Reads of the jobs at kRead, concurrently.
+      std::vector<std::unique_ptr<DependencyRead>> reads(chunk.size());
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        WriteJob& job = chunk[i];
+        if (job.done || job.step != WriteJob::Step::kRead) continue;
+        auto read = std::make_unique<DependencyRead>();
+        read->op.omap_get_vals_by_keys(DependentKeys(*job.batch), &read->vals, &read->rval);
+        read->completion = librados::Rados::aio_create_completion();
+        int r = job.table->io().aio_operate(job.oid, read->completion, &read->op, nullptr);
+        if (r < 0) {
+          job.done = true;
+          job.status = RadosError(r, "reading rows of a conditional write");
+          continue;
+        }
+        reads[i] = std::move(read);
+      }
+      // Plans and writes, concurrently.
+      std::vector<Plan> plans(chunk.size());
+      std::vector<std::optional<PendingWrite>> pending(chunk.size());
+      bool any = false;
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        WriteJob& job = chunk[i];
+        if (job.done) continue;
+        const Millis now = clock->NowMillis();
+        absl::StatusOr<Plan> plan;
+        bool absent = job.step == WriteJob::Step::kAbsent;
+        std::map<std::string, std::string> stored;
+        if (job.step == WriteJob::Step::kRead) {
+          DependencyRead& read = *reads[i];
+          read.completion->wait_for_complete();
+          int r = read.completion->get_return_value();
+          read.completion->release();
+          read.completion = nullptr;
+          if (r == 0 && read.rval < 0) r = read.rval;
+          if (r == -ENOENT) {
+            absent = true;
+          } else if (r < 0) {
+            job.done = true;
+            job.status = RadosError(r, "reading rows of a conditional write");
+            continue;
+          } else {
+            for (auto& [k, v] : read.vals) stored.emplace(k, v.to_str());
+          }
+        }
+        plan = Compile(*job.batch, job.step == WriteJob::Step::kFast ? nullptr : &stored, now);
+        if (!plan.ok()) {
+          job.done = true;
+          job.status = plan.status();
+          continue;
+        }
+        if (absent) {
+          // The object is absent: assert it still is, instead of comparing rows.
+          plan->equal.clear();
+          plan->less.clear();
+          plan->create_exclusive = true;
+        }
+        // Nothing to write (empty ranges; conditions that held on the rows read).
+        if (plan->ops.empty() && (!plan->HasAssertions() || job.step != WriteJob::Step::kFast)) {
+          job.done = true;
+          continue;
+        }
+        plans[i] = std::move(*plan);
+        absl::StatusOr<PendingWrite> write = Submit(job.table->cio(), job.oid, plans[i]);
+        if (!write.ok()) {
+          job.done = true;
+          job.status = write.status();
+          continue;
+        }
+        pending[i] = std::move(*write);
+        any = true;
+      }
+      if (!any) break;
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        if (!pending[i]) continue;
+        WriteJob& job = chunk[i];
+        const Plan& plan = plans[i];
+        const int r = pending[i]->Wait();
+        ++job.attempts;
+        if (r == 0 || (r == -ENOENT && !plan.has_set && !plan.HasAssertions() &&
+                       !plan.create_exclusive)) {
+          // Done; or removals on an object that does not exist: nothing to remove.
+          job.done = true;
+          continue;
+        }
+        const bool retry = r == -ECANCELED || r == -EEXIST || (r == -ENOENT && plan.HasAssertions());
+        if (!retry) {
+          job.done = true;
+          job.status = RadosError(r, "write");
+          continue;
+        }
+        if (job.attempts >= options.max_conditional_attempts + 1) {
+          job.done = true;
+          job.status = absl::AbortedError(
+              "condition: the rows kept changing during the conditional write, try again");
+          continue;
+        }
+        job.step = job.step == WriteJob::Step::kFast && r == -ENOENT ? WriteJob::Step::kAbsent
+                                                                     : WriteJob::Step::kRead;
+      }
     }
   }
-  return absl::AbortedError(
-      "condition: the rows kept changing during the conditional write, try again");
 }
 
 absl::Status RadosRowStore::Impl::ApplyOne(RadosTable* table, const std::string& partition,
                                            const WriteBatch& batch) {
   if (batch.empty() && batch.conditions().empty()) return absl::OkStatus();
-  const std::string oid = ObjectName(partition);
-  STRATA_ASSIGN_OR_RETURN(Plan plan, Compile(batch, nullptr, clock->NowMillis()));
-  if (plan.ops.empty() && !plan.HasAssertions()) return absl::OkStatus();  // e.g. empty ranges
-  STRATA_ASSIGN_OR_RETURN(PendingWrite pending, Submit(table->cio(), oid, plan));
-  const int r = pending.Wait();
-  STRATA_ASSIGN_OR_RETURN(FastOutcome outcome, JudgeFast(r, plan, "write"));
-  if (outcome == FastOutcome::kDone) return absl::OkStatus();
-  return SlowApply(this, table, oid, batch);
+  WriteJob job{table, ObjectName(partition), &batch};
+  RunJobs(std::span<WriteJob>(&job, 1));
+  return job.status;
 }
 
 absl::Status RadosRowStore::Impl::Write(std::span<const PartitionWrite> writes) {
@@ -826,68 +921,24 @@ absl::Status RadosRowStore::Impl::Write(std::span<const PartitionWrite> writes) 
   // The rest in rounds: round k holds the k-th batch of each partition, so a partition's
   // batches apply in order while different partitions go concurrently.
   std::map<std::pair<RadosTable*, std::string>, size_t> seen;
-  std::vector<std::vector<size_t>> rounds;
-  for (size_t i = 0; i < writes.size(); ++i) {
-    const PartitionWrite& w = writes[i];
+  std::vector<std::vector<WriteJob>> rounds;
+  for (const PartitionWrite& w : writes) {
     if (!w.batch.conditions().empty() || w.batch.empty()) continue;
-    size_t& n = seen[{static_cast<RadosTable*>(w.table), w.partition}];
+    auto* table = static_cast<RadosTable*>(w.table);
+    size_t& n = seen[{table, w.partition}];
     if (rounds.size() <= n) rounds.resize(n + 1);
-    rounds[n].push_back(i);
+    rounds[n].push_back(WriteJob{table, ObjectName(w.partition), &w.batch});
     ++n;
   }
-  absl::Status first_error;
-  for (const std::vector<size_t>& round : rounds) {
-    for (size_t begin = 0; begin < round.size(); begin += options.max_in_flight) {
-      const size_t end = std::min(round.size(), begin + options.max_in_flight);
-      struct InFlight {
-        size_t index;
-        std::string oid;
-        Plan plan;
-        PendingWrite pending;
-      };
-      std::vector<InFlight> in_flight;
-      in_flight.reserve(end - begin);
-      for (size_t k = begin; k < end; ++k) {
-        const PartitionWrite& w = writes[round[k]];
-        auto* table = static_cast<RadosTable*>(w.table);
-        InFlight f{round[k], ObjectName(w.partition), Plan{}, PendingWrite{}};
-        absl::StatusOr<Plan> plan = Compile(w.batch, nullptr, clock->NowMillis());
-        if (!plan.ok()) {
-          if (first_error.ok()) first_error = plan.status();
-          continue;
-        }
-        f.plan = std::move(*plan);
-        if (f.plan.ops.empty() && !f.plan.HasAssertions()) continue;  // nothing to write
-        absl::StatusOr<PendingWrite> pending = Submit(table->cio(), f.oid, f.plan);
-        if (!pending.ok()) {
-          if (first_error.ok()) first_error = pending.status();
-          continue;
-        }
-        f.pending = std::move(*pending);
-        in_flight.push_back(std::move(f));
-      }
-      std::vector<size_t> slow;
-      for (InFlight& f : in_flight) {
-        const int r = f.pending.Wait();
-        absl::StatusOr<FastOutcome> outcome = JudgeFast(r, f.plan, "write");
-        if (!outcome.ok()) {
-          if (first_error.ok()) first_error = outcome.status();
-        } else if (*outcome == FastOutcome::kSlowPath) {
-          slow.push_back(f.index);
-        }
-      }
-      for (size_t index : slow) {
-        const PartitionWrite& w = writes[index];
-        absl::Status s = SlowApply(this, static_cast<RadosTable*>(w.table),
-                                   ObjectName(w.partition), w.batch);
-        if (!s.ok() && first_error.ok()) first_error = s;
-      }
+  for (std::vector<WriteJob>& round : rounds) {
+    RunJobs(round);
+    // A later round's batch must not apply when an earlier batch of its partition failed;
+    // stopping at the first failed round keeps that (callers retry the call).
+    for (const WriteJob& job : round) {
+      if (!job.status.ok()) return job.status;
     }
-    // A later round's batch must not apply if an earlier batch of its partition failed;
-    // stopping at the first failed round is simplest and callers retry the call.
-    if (!first_error.ok()) return first_error;
   }
-  return first_error;
+  return absl::OkStatus();
 }
 
 // Deletes expired rows seen by a read, if they still hold the bytes seen (asynchronous).
