@@ -4,7 +4,11 @@ function(strata_test name)
   cmake_parse_arguments(T "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)
-  gtest_discover_tests(${name} PROPERTIES LABELS "unit;${T_LABELS}" DISCOVERY_TIMEOUT 30)
+  # DISCOVERY_TIMEOUT is an option of gtest_discover_tests, not a test property: after
+  # PROPERTIES it would end the property list. The properties reach the generated
+  # set_tests_properties() flattened, so LABELS keeps only its first value there (the extra
+  # labels come last, where they cannot shift other properties).
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 30 PROPERTIES LABELS "unit;${T_LABELS}")
 endfunction()
 
 # strata_cluster_test(NAME SOURCES... DEPS ... [LABELS ...])
@@ -16,7 +20,8 @@ function(strata_cluster_test name)
   cmake_parse_arguments(T "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)
-  gtest_discover_tests(${name} PROPERTIES LABELS "cluster;${T_LABELS}" DISCOVERY_TIMEOUT 30
-                       FIXTURES_REQUIRED cluster
-                       ENVIRONMENT "STRATA_CLUSTER_ENV=${STRATA_CLUSTER_DIR}/env")
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 30
+                       PROPERTIES FIXTURES_REQUIRED cluster
+                       ENVIRONMENT "STRATA_CLUSTER_ENV=${STRATA_CLUSTER_DIR}/env"
+                       LABELS "cluster;${T_LABELS}")
 endfunction()
