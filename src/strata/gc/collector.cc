@@ -302,7 +302,20 @@ void Collector::RunThread(RunRecord run) {
 }
 
 absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<store::Snapshot> snapshot, rows_->NewSnapshot());
+  // A consistent snapshot where the backend has one (RocksDB, memory). Without one (RADOS:
+  // Unimplemented) the mark reads the latest rows: the export is then not a point-in-time
+  // view and the work list may name an object that changed during the scan. That is safe
+  // because a sweep worker re-checks each item's eligibility on the live row before every
+  // delete step (docs/gc.md, "Mark consistency per backend").
+  std::unique_ptr<store::Snapshot> snapshot;
+  if (absl::StatusOr<std::unique_ptr<store::Snapshot>> taken = rows_->NewSnapshot(); taken.ok()) {
+    snapshot = std::move(*taken);
+  } else if (absl::IsUnimplemented(taken.status())) {
+    STRATA_LOG_INFO("mark reads the latest rows: the row store has no snapshots", "task",
+                    task_->name(), "run", run->id);
+  } else {
+    return taken.status();
+  }
   const store::ReadOptions read{snapshot.get()};
   std::unique_ptr<Exporter> exporter;
   if (!options_.export_dir.empty()) {

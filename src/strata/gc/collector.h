@@ -3,7 +3,8 @@
 //
 // A run:
 //  1. Mark: takes a consistent snapshot of the row store (RowStore::NewSnapshot; never the
-//     online tables), scans media_buckets and media_objects through it (SplitRanges +
+//     online read path; on a backend without snapshots, RADOS, the latest rows: the sweep's
+//     re-check keeps that safe), scans media_buckets and media_objects through it (SplitRanges +
 //     ScanRange), exports every bucket, object and superseded row to NDJSON files partitioned
 //     by day (<export_dir>/<task>/<table>/dt=YYYY-MM-DD/run-<id>.ndjson, schema in
 //     <export_dir>/<task>/_schema.json), and computes the work list: the rows the task finds

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -151,6 +152,31 @@ TEST(GcThrottleTest, ALatencyCutHoldsWhileTheWindowStillShowsTheOldRate) {
 }
 
 // Data directory with the stores, the media service and one collector.
+// The RocksDB store without its snapshots, as the collector sees a RADOS store: NewSnapshot
+// answers Unimplemented, so the mark reads the latest rows.
+class NoSnapshotRowStore final : public store::RowStore {
+ public:
+  explicit NoSnapshotRowStore(store::RowStore* inner) : inner_(inner) {}
+  absl::StatusOr<store::Table*> OpenTable(const store::TableOptions& o) override {
+    return inner_->OpenTable(o);
+  }
+  absl::Status Write(std::span<const store::PartitionWrite> w) override {
+    return inner_->Write(w);
+  }
+  absl::Status WriteInOrder(std::span<const store::PartitionWrite> w) override {
+    return inner_->WriteInOrder(w);
+  }
+  absl::StatusOr<std::unique_ptr<store::Snapshot>> NewSnapshot() override {
+    ++snapshot_requests;
+    return absl::UnimplementedError("snapshot: none here");
+  }
+  absl::Status Sync() override { return inner_->Sync(); }
+  std::atomic<int> snapshot_requests{0};
+
+ private:
+  store::RowStore* inner_;
+};
+
 class GcFixture : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -213,8 +239,13 @@ class GcFixture : public ::testing::Test {
     co.throttle.initial_rate = 20000;
     co.throttle.max_rate = 100000;
     co.daily_at = daily_at_;
-    auto collector = Collector::Open(rows_.get(), queue_.get(), media_.get(), task_.get(), &clock_,
-                                     &metrics_, co);
+    store::RowStore* collector_rows = rows_.get();
+    if (no_snapshots_) {
+      no_snapshot_rows_ = std::make_unique<NoSnapshotRowStore>(rows_.get());
+      collector_rows = no_snapshot_rows_.get();
+    }
+    auto collector = Collector::Open(collector_rows, queue_.get(), media_.get(), task_.get(),
+                                     &clock_, &metrics_, co);
     ASSERT_TRUE(collector.ok()) << collector.status();
     collector_ = std::move(*collector);
     if (start) {
@@ -230,6 +261,7 @@ class GcFixture : public ::testing::Test {
     blobs_ = nullptr;
     inline_.reset();
     files_.reset();
+    no_snapshot_rows_.reset();
     rows_.reset();
   }
 
@@ -274,6 +306,9 @@ class GcFixture : public ::testing::Test {
   ManualClock clock_;
   MetricsRegistry metrics_;
   std::unique_ptr<store::RocksRowStore> rows_;
+  // The collector reads through a store without snapshots (as on RADOS).
+  bool no_snapshots_ = false;
+  std::unique_ptr<NoSnapshotRowStore> no_snapshot_rows_;
   // Objects of at most this many bytes are inline rows (blob::InlineBlobStore), the rest
   // files; 0 = files only.
   uint64_t inline_max_ = 0;
@@ -292,6 +327,15 @@ class GcInlineFixture : public GcFixture {
  protected:
   void SetUp() override {
     inline_max_ = 10;
+    GcFixture::SetUp();
+  }
+};
+
+// The collector on a row store without snapshots (RADOS): the mark reads the latest rows.
+class GcNoSnapshotFixture : public GcFixture {
+ protected:
+  void SetUp() override {
+    no_snapshots_ = true;
     GcFixture::SetUp();
   }
 };
@@ -417,6 +461,10 @@ TEST_F(GcFixture, DryRunForecastsAndExportsWithoutDeleting) {
 
 TEST_F(GcFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) { RunSweepDeletes(); }
 TEST_F(GcInlineFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) { RunSweepDeletes(); }
+TEST_F(GcNoSnapshotFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) {
+  RunSweepDeletes();
+  EXPECT_GT(no_snapshot_rows_->snapshot_requests.load(), 0) << "the mark asked, and went on";
+}
 
 void GcFixture::RunSweepDeletes() {
   media::BucketPolicy p;
@@ -648,6 +696,7 @@ TEST_F(GcFixture, DailyScheduleStartsOneRunPerDayAfterItsTime) {
 // and every hard delete in the audit was of a generation eligible when it was deleted.
 TEST_F(GcFixture, OracleNoIneligibleObjectIsEverDeleted) { RunOracle(); }
 TEST_F(GcInlineFixture, OracleNoIneligibleObjectIsEverDeleted) { RunOracle(); }
+TEST_F(GcNoSnapshotFixture, OracleNoIneligibleObjectIsEverDeleted) { RunOracle(); }
 
 void GcFixture::RunOracle() {
   media::BucketPolicy p;

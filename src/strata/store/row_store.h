@@ -9,7 +9,8 @@
 //  * Keys and values are arbitrary bytes. Partition keys are at most 1024 bytes, clustering
 //    keys at most 4096 bytes; longer keys give InvalidArgument.
 //  * Rows may carry an expiry time (ms since epoch, from the store's Clock). A row whose
-//    expiry is <= now is invisible to every read, and is removed physically later.
+//    expiry is <= now is invisible to every read, and is removed physically later (RocksDB:
+//    by a compaction filter; RADOS: by reads that see it and a background reaper).
 //  * A scan page holds at most kMaxPageRows rows (the RADOS omap page limit).
 //  * Errors are values: NotFound for an absent row, InvalidArgument for bad arguments,
 //    Unavailable / Internal for backend failures. Nothing throws.
@@ -113,7 +114,10 @@ class WriteBatch {
   }
   // Last-writer-wins by version: after any set of PutIfNewer calls on one row, in any order,
   // the row holds the value with the highest version (ties: any one of the tied values).
-  // Rows written this way must only be changed by PutIfNewer or deleted.
+  // Rows written this way must only be changed by PutIfNewer or deleted. A conditional
+  // write: RocksDB uses a merge operator; RADOS an omap_cmp on the stored version in the
+  // same operation (read-then-conditional-write when that guess fails), where an expired
+  // row counts as absent.
   void PutIfNewer(std::string clustering, uint64_t version, std::string value,
                   Millis expire_at = 0) {
     ops_.push_back(
@@ -135,6 +139,11 @@ class WriteBatch {
   // atomic with the write against every other write to the same rows, conditional or not
   // (RocksDB: checked under the store's write lock; RADOS: omap_cmp in the same op).
   // Conditions on a row cost one point read each at write time.
+  // In RowStore::Write, "none of them" holds fully on backends that write all batches
+  // atomically (RocksDB, memory). On RADOS the conditional batches are applied first, one
+  // by one, and the others only after all of them succeeded: a failed condition of the first
+  // conditional batch applies nothing, but a failure of a later one may leave the earlier
+  // conditional batches applied. Put conditions on one batch per call where that matters.
   void Expect(std::string clustering, std::optional<std::string> value) {
     conditions_.push_back({std::move(clustering), std::move(value)});
   }
@@ -156,6 +165,8 @@ class WriteBatch {
 // A consistent point-in-time view of every table of a store, for export (e.g. the GC's
 // mark phase). Reads through a snapshot see exactly the writes that completed before
 // NewSnapshot returned. Release it promptly: it pins old data.
+// An optional capability: RowStore::NewSnapshot answers Unimplemented on a backend that has
+// none (RADOS: no snapshot spans objects), and callers must then read the latest data.
 class Snapshot {
  public:
   virtual ~Snapshot() = default;
@@ -196,7 +207,13 @@ class Table {
 
   // Splits the whole table into at most `n` (>= 1) ranges for a parallel full-table scan.
   virtual absl::StatusOr<std::vector<KeyRange>> SplitRanges(int n) = 0;
-  // One page (at most `limit` rows) of a full-table scan of `range`, in key order.
+  // One page (at most `limit` rows) of a full-table scan of `range`. Each partition's rows
+  // come together (contiguous, in one range only) and in clustering order; the order of the
+  // partitions is the backend's: byte order of the partition key on RocksDB and the memory
+  // store, hash order on RADOS (object listing). Callers must not rely on partition order
+  // (the GC's mark, table reports, roll-up and rotation sweeps, asset recovery do not).
+  // Without a snapshot, a partition that exists for the whole scan is seen exactly once;
+  // one created or deleted meanwhile may or may not be.
   virtual absl::StatusOr<TableScanPage> ScanRange(const KeyRange& range, size_t limit,
                                                   std::string_view cursor,
                                                   const ReadOptions& options = {}) = 0;
@@ -258,6 +275,8 @@ class RowStore {
     return absl::OkStatus();
   }
 
+  // A consistent snapshot of every table (see Snapshot). Unimplemented on a backend
+  // without one (RADOS); callers then read the latest data and say so.
   virtual absl::StatusOr<std::unique_ptr<Snapshot>> NewSnapshot() = 0;
 
   // Makes every write acknowledged so far durable against power loss (fsync).

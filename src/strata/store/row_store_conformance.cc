@@ -802,6 +802,9 @@ TEST_P(RowStoreConformanceTest, SnapshotIsolation) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(t->Put("pages", "k" + std::to_string(i), "old").ok());
 
   absl::StatusOr<std::unique_ptr<Snapshot>> snapshot = store_->NewSnapshot();
+  if (absl::IsUnimplemented(snapshot.status())) {
+    GTEST_SKIP() << "snapshots are an optional capability: " << snapshot.status();
+  }
   ASSERT_TRUE(snapshot.ok()) << snapshot.status();
   ReadOptions at;
   at.snapshot = snapshot->get();

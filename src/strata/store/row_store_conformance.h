@@ -1,5 +1,6 @@
 // The row-store conformance suite: one set of GoogleTest tests that every RowStore backend
-// must pass unchanged (memory, RocksDB, and later Ceph RADOS).
+// must pass unchanged (memory, RocksDB, Ceph RADOS). Snapshots are optional: the snapshot
+// test skips on a backend whose NewSnapshot answers Unimplemented.
 //
 // A backend's test file instantiates it with a factory that returns a fresh, empty store
 // whose expiry decisions follow the given ManualClock (the clock outlives the store):
