@@ -175,10 +175,12 @@ class StartupErrors(unittest.TestCase):
         self.assertEqual(code, 1, err)
         self.assertIn('cache backend "memcached": server 127.0.0.1:%d unreachable' % port, err)
 
-    def test_backend_not_in_this_build(self):
-        code, err = self.serve("--rows-backend", "rados")
+    def test_unreachable_ceph(self):
+        code, err = self.serve("--rows-backend", "rados", "--rows-ceph-conf",
+                               os.path.join(self.tmp, "no-such-ceph.conf"))
         self.assertEqual(code, 1, err)
-        self.assertIn('rows backend "rados": not built into this binary', err)
+        self.assertIn('rows backend "rados"', err)
+        self.assertIn("no-such-ceph.conf", err)
 
     def test_misspelt_key_in_a_backend_section(self):
         config = write_config(self.tmp, '[cache]\nbackend = "memory"\nserver = ["x:1"]\n')

@@ -127,6 +127,8 @@ void AddBackendOptions(CLI::App* serve, server::BackendConfig* b) {
                     "s3: file with access_key/secret_key lines (default: the environment's "
                     "STRATA_S3_ACCESS_KEY/STRATA_S3_SECRET_KEY or AWS_ACCESS_KEY_ID/"
                     "AWS_SECRET_ACCESS_KEY)");
+  serve->add_flag("--blobs-create-bucket", b->blobs.create_bucket,
+                  "s3: create the bucket (versioned) at start if it does not exist");
   serve->add_option("--queue-backend", b->queue.backend,
                     "Work queues: embedded (in the row store) or kafka")
       ->capture_default_str();

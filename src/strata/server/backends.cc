@@ -12,6 +12,12 @@
 #include "strata/store/embedded_queue.h"
 #include "strata/store/memcached/memcached_cache.h"
 #include "strata/store/rocksdb/rocksdb_row_store.h"
+#ifdef STRATA_HAVE_RADOS
+#include "strata/store/rados/rados_row_store.h"
+#endif
+#ifdef STRATA_HAVE_S3
+#include "strata/blob/s3/s3_blob_store.h"
+#endif
 
 // Adding a distributed backend once its folder is merged takes three steps, all local:
 //  1. link its library in src/strata/server/CMakeLists.txt (strata_store_rados,
@@ -52,8 +58,20 @@ absl::Status Required(const char* key, const char* section, const char* backend)
 absl::StatusOr<std::unique_ptr<store::RowStore>> OpenRows(const ServerConfig& config) {
   const RowsBackendConfig& rows = config.backends.rows;
   if (rows.backend == "rados") {
-    // RADOS: store::RadosRowStore::Open({rows.ceph_conf, rows.pool_prefix}).
+#ifdef STRATA_HAVE_RADOS
+    store::RadosRowStoreOptions options;
+    options.ceph_conf = rows.ceph_conf;
+    options.pool_prefix = rows.pool_prefix;
+    auto opened = store::RadosRowStore::Open(options);
+    if (!opened.ok()) {
+      return Unreachable(opened.status(), "rows backend \"rados\" (ceph_conf \"" +
+                                              rows.ceph_conf + "\", pools " +
+                                              rows.pool_prefix + ".*)");
+    }
+    return std::unique_ptr<store::RowStore>(std::move(*opened));
+#else
     return NotBuilt("rows", rows.backend);
+#endif
   }
   store::RocksRowStoreOptions options;
   options.path = config.data_dir + "/rows";
@@ -86,8 +104,29 @@ absl::StatusOr<std::unique_ptr<blob::BlobStore>> OpenFiles(const ServerConfig& c
     // *ResolveS3Credentials(blobs), config.blob_part_bytes}). The keys are resolved here
     // already, so a missing one is reported before "not built".
     STRATA_ASSIGN_OR_RETURN(S3Credentials credentials, ResolveS3Credentials(blobs));
+#ifdef STRATA_HAVE_S3
+    blob::S3BlobStoreOptions options;
+    options.endpoint = blobs.endpoint;
+    options.bucket = blobs.bucket;
+    options.region = blobs.region;
+    options.credentials.access_key = credentials.access_key;
+    options.credentials.secret_key = credentials.secret_key;
+    options.create_bucket = blobs.create_bucket;
+    options.enable_versioning = blobs.create_bucket;
+    if (config.blob_part_bytes < 4096) {
+      return absl::InvalidArgumentError("blob_part_bytes: must be at least 4096");
+    }
+    options.part_bytes = config.blob_part_bytes;
+    auto opened = blob::S3BlobStore::Open(options);
+    if (!opened.ok()) {
+      return Unreachable(opened.status(), "blobs backend \"s3\" at " + blobs.endpoint +
+                                              " bucket " + blobs.bucket);
+    }
+    return std::unique_ptr<blob::BlobStore>(std::move(*opened));
+#else
     (void)credentials;
     return NotBuilt("blobs", blobs.backend);
+#endif
   }
   if (config.blob_part_bytes < 4096) {
     return absl::InvalidArgumentError("blob_part_bytes: must be at least 4096");

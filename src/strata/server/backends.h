@@ -52,6 +52,10 @@ struct BlobsBackendConfig {
   // environment (STRATA_S3_ACCESS_KEY / STRATA_S3_SECRET_KEY, else AWS_ACCESS_KEY_ID /
   // AWS_SECRET_ACCESS_KEY). Secrets are never taken from the command line.
   std::string credentials_file;
+  // s3: create the bucket at start when it does not exist, with versioning on (the local
+  // demo, tests). Default off: a production bucket is made by its operator, with versioning
+  // and lifecycle rules (src/strata/blob/s3/README.md).
+  bool create_bucket = false;
 };
 
 struct QueueBackendConfig {
