@@ -1,11 +1,80 @@
 """Shared helpers of the end-to-end tests: run the real `strata serve` on a free loopback port
 with a throwaway data directory. Only the Python standard library is used."""
+import glob
+import hashlib
 import http.client
 import os
 import signal
 import socket
 import subprocess
 import time
+import unittest
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+
+# Which deployment the tests run against: "embedded" (RocksDB + local files, the default) or
+# "distributed" (rows on Ceph RADOS, bytes on S3 = radosgw, the viewing cache in memcached),
+# on the cluster that CTest's `cluster` fixture started (STRATA_CLUSTER_ENV names its env file).
+DEPLOYMENT = os.environ.get("STRATA_E2E_DEPLOYMENT", "embedded")
+
+
+def embedded_only(reason):
+    """Skips a test on the distributed deployment, saying why (RocksDB- or disk-specific)."""
+    return unittest.skipIf(DEPLOYMENT == "distributed", "embedded deployment only: " + reason)
+
+
+def cluster_settings():
+    path = os.environ.get("STRATA_CLUSTER_ENV")
+    if not path or not os.path.exists(path):
+        raise RuntimeError("STRATA_E2E_DEPLOYMENT=distributed needs STRATA_CLUSTER_ENV "
+                           "(run under ctest, or: bash scripts/cluster.sh start DIR)")
+    settings = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("export ") and "=" in line:
+                key, value = line[len("export "):].split("=", 1)
+                settings[key] = value
+    return settings
+
+
+def deployment(data_dir, env=None):
+    """The serve flags and environment of DEPLOYMENT for a server over DATA_DIR. On the
+    distributed one each data directory gets its own pools and bucket (named after it), so a
+    restarted server finds its data and tests do not see each other's."""
+    if DEPLOYMENT != "distributed":
+        return [], env
+    s = cluster_settings()
+    tag = "e2e-" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:12]
+    env = dict(env if env is not None else os.environ)
+    env["STRATA_S3_ACCESS_KEY"] = s["STRATA_S3_ACCESS_KEY"]
+    env["STRATA_S3_SECRET_KEY"] = s["STRATA_S3_SECRET_KEY"]
+    return ["--rows-backend", "rados", "--rows-ceph-conf", s["CEPH_CONF"],
+            "--rows-pool-prefix", tag,
+            "--blobs-backend", "s3", "--blobs-endpoint", s["STRATA_S3_ENDPOINT"],
+            "--blobs-bucket", tag, "--blobs-create-bucket",
+            "--cache-backend", "memcached", "--cache-servers", s["STRATA_MEMCACHED"]], env
+
+
+def blob_names(data_dir, prefix):
+    """Names of the stored blobs starting with PREFIX ("hot/media/large@"), read from the
+    blob store itself: the files under DATA_DIR/d/blobs, or on the distributed deployment the
+    S3 bucket, listed by curl (an independent S3 client, its own SigV4)."""
+    if DEPLOYMENT != "distributed":
+        root = os.path.join(data_dir, "d", "blobs")
+        return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, prefix + "*")))
+    s = cluster_settings()
+    tag = "e2e-" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:12]
+    url = "%s/%s?list-type=2&prefix=%s" % (s["STRATA_S3_ENDPOINT"], tag,
+                                          urllib.parse.quote(prefix, safe=""))
+    out = subprocess.run(
+        ["curl", "-sf", "--aws-sigv4", "aws:amz:%s:s3" % s.get("STRATA_S3_REGION", "us-east-1"),
+         "--user", "%s:%s" % (s["STRATA_S3_ACCESS_KEY"], s["STRATA_S3_SECRET_KEY"]),
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", url],
+        capture_output=True, check=True, timeout=30).stdout
+    ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+    return sorted(k.text for k in ET.fromstring(out).iter(ns + "Key"))
 
 
 def free_port():
@@ -23,9 +92,10 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.log = open(os.path.join(data_dir, "server.log"), "ab")
+        backend_args, env = deployment(data_dir, env)
         self.proc = subprocess.Popen(
             [strata, "serve", "--data-dir", os.path.join(data_dir, "d"), "--port", str(self.port),
-             "--log-level", "warn", *extra],
+             "--log-level", "warn", *backend_args, *extra],
             stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -25,6 +25,7 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strata_e2e  # noqa: E402
 import test_media  # noqa: E402  (Server, free_port)
 
 STRATA = None
@@ -195,9 +196,8 @@ class GcTest(unittest.TestCase):
         small, large = b"tiny object", bytes(range(256)) * 160  # 11 B inline, 40 KiB a file
         self.put("media", "small", small)
         self.put("media", "large", large)
-        blobs = os.path.join(self.dir, "d", "blobs")
-        self.assertEqual(glob.glob(os.path.join(blobs, "hot", "media", "small@*")), [])
-        self.assertEqual(len(glob.glob(os.path.join(blobs, "hot", "media", "large@*"))), 1)
+        self.assertEqual(strata_e2e.blob_names(self.dir, "hot/media/small@"), [])
+        self.assertEqual(len(strata_e2e.blob_names(self.dir, "hot/media/large@")), 1)
         time.sleep(0.05)
         status, run = self.server.json("POST", "/v1/archive/runs", b'{"dry_run": false}')
         self.assertEqual(status, 202, run)
@@ -208,9 +208,9 @@ class GcTest(unittest.TestCase):
             status, headers, body = self.server.request("GET", "/v1/buckets/media/objects/" + key)
             self.assertEqual(status, 200, key)
             self.assertEqual(body, data, key)
-            self.assertEqual(len(glob.glob(os.path.join(blobs, "cold", "media", key + "@*"))), 1,
+            self.assertEqual(len(strata_e2e.blob_names(self.dir, "cold/media/" + key + "@")), 1,
                              key)
-        self.assertEqual(glob.glob(os.path.join(blobs, "hot", "media", "*")), [])
+        self.assertEqual(strata_e2e.blob_names(self.dir, "hot/media/"), [])
 
     def test_inline_objects_survive_turning_inlining_off(self):
         # Small objects written inline stay readable and collectable after a restart with
@@ -225,8 +225,7 @@ class GcTest(unittest.TestCase):
         status, _, body = self.server.request("GET", "/v1/buckets/media/objects/kept")
         self.assertEqual((status, body), (200, b"inline bytes"))
         self.put("media", "new", b"a file now")
-        blobs = os.path.join(self.dir, "d", "blobs")
-        self.assertEqual(len(glob.glob(os.path.join(blobs, "hot", "media", "new@*"))), 1)
+        self.assertEqual(len(strata_e2e.blob_names(self.dir, "hot/media/new@")), 1)
         status, _ = self.server.json("DELETE", "/v1/buckets/media/objects/dropped")
         self.assertEqual(status, 200)
         time.sleep(1.2)

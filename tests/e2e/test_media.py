@@ -314,8 +314,11 @@ class MediaCrashTest(unittest.TestCase):
             status, hdrs, body = server.request("GET", obj("crash", "movie"))
             self.assertEqual(status, 200)
             self.assertEqual(body, data)  # the old version, whole
-            tmp = os.path.join(d, "d", "blobs", "~tmp")
-            self.assertEqual(os.listdir(tmp), [])
+            if strata_e2e.DEPLOYMENT == "embedded":
+                # The local store's leftovers are cleared at start (S3's are aborted uploads,
+                # covered by the S3 backend's own tests).
+                tmp = os.path.join(d, "d", "blobs", "~tmp")
+                self.assertEqual(os.listdir(tmp), [])
             server.stop()
         finally:
             shutil.rmtree(d, ignore_errors=True)

@@ -376,6 +376,8 @@ class ConfigFileTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@strata_e2e.embedded_only("fills a tmpfs under the data directory; the distributed stores' "
+                          "disks are the cluster's")
 class DiskFullTest(unittest.TestCase):
     """Fills a small tmpfs under the server: writes must fail cleanly (503, nothing
     acknowledged that is not stored), reads must go on, and after the disk grows and the
@@ -473,6 +475,8 @@ class BenchTiersTest(unittest.TestCase):
     """`strata bench viewing --mode tiers`, scaled down: every phase runs against a real server
     and reports what the benchmark's figures are built from."""
 
+    @strata_e2e.embedded_only("reads the in-process caches' entries, which the shared "
+                              "memcached cache replaces")
     def test_tiers_mode_runs_every_phase(self):
         d = tempfile.mkdtemp(prefix="strata_e2e_bench_")
         server = Server(d)

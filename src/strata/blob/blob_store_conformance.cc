@@ -60,7 +60,9 @@ TEST_P(BlobStoreConformanceTest, LargeBlobIsSplitIntoPartsAndRangesCrossThem) {
     ASSERT_TRUE((*w)->Append(std::string_view(data).substr(off, 1000)).ok());
   }
   EXPECT_EQ((*w)->size(), data.size());
+  EXPECT_EQ((*w)->parts(), 4u);
   ASSERT_TRUE((*w)->Commit().ok());
+  EXPECT_EQ((*w)->parts(), 4u) << "the writer's count after Commit is what services record";
   absl::StatusOr<BlobInfo> info = store_->Stat("big");
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->size, data.size());

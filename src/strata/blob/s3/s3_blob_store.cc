@@ -370,7 +370,12 @@ class S3Writer final : public BlobWriter {
   }
 
   uint64_t size() const override { return size_; }
-  uint32_t parts() const override { return static_cast<uint32_t>(etags_.size()) + 1; }
+  // The uploaded parts, plus the buffered one (also for an empty blob). After a multipart
+  // Commit the last part is among the uploaded ones and the buffer is empty.
+  uint32_t parts() const override {
+    const bool last_uploaded = buffer_.empty() && !etags_.empty();
+    return static_cast<uint32_t>(etags_.size()) + (last_uploaded ? 0 : 1);
+  }
 
  private:
   absl::Status Fail(absl::Status st) {
