@@ -34,14 +34,20 @@ if [ $DISTRIBUTED -eq 1 ]; then
   # shellcheck disable=SC1091
   source "$CLUSTER_DIR/env"
   mkdir -p "$DATA_DIR"
-  # One config section per storage interface. A section names a distributed backend when this
-  # binary has it; the others stay on the embedded default until their backend is merged,
-  # when their lines become e.g.
-  #   [rows]  backend = "rados"  ceph_conf = "$CEPH_CONF"
-  #   [blobs] backend = "s3"  endpoint = "$STRATA_S3_ENDPOINT"  bucket = "strata-demo"
-  #           (keys from STRATA_S3_ACCESS_KEY / STRATA_S3_SECRET_KEY, exported above)
-  #   [queue] backend = "kafka"  brokers = ["..."]
+  # One config section per storage interface: rows on Ceph RADOS, object bytes on S3
+  # (radosgw; keys from STRATA_S3_ACCESS_KEY / STRATA_S3_SECRET_KEY, exported above), the
+  # viewing cache in memcached. The queue stays embedded until the Kafka backend lands
+  # ([queue] backend = "kafka", brokers = ["..."]).
   cat >"$DATA_DIR/strata.toml" <<EOT
+[rows]
+backend = "rados"
+ceph_conf = "$CEPH_CONF"
+pool_prefix = "strata-demo"
+[blobs]
+backend = "s3"
+endpoint = "$STRATA_S3_ENDPOINT"
+bucket = "strata-demo"
+create_bucket = true
 [cache]
 backend = "memcached"
 servers = ["$STRATA_MEMCACHED"]
