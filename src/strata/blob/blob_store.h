@@ -105,6 +105,15 @@ class BlobStore {
   virtual absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                         size_t limit) = 0;
 
+  // Copies every committed blob into `dir` (a new directory) for `strata backup`: the local
+  // store hard-links its files (blobs are write-once, so a link is a frozen copy). The caller
+  // keeps deletions out while it runs. Unimplemented where the service has its own backups
+  // (S3: bucket versioning and replication).
+  virtual absl::Status Checkpoint(const std::string& dir) {
+    return absl::UnimplementedError("backup: this blob store has no checkpoint (use the "
+                                    "object store's own backup tools)");
+  }
+
   // Convenience: reads [offset, offset + n) of a blob in one call.
   absl::StatusOr<std::string> Read(std::string_view name, uint64_t offset, size_t n);
   // Convenience: writes a whole blob from memory (tests, small blobs).

@@ -36,6 +36,7 @@ struct MemberArgs {
 };
 struct ServerArgs {
   std::string server_url = "http://127.0.0.1:8080";
+  std::string backup_name, backup_dir, restore_data_dir;  // strata backup ...
 };
 struct DemoArgs {
   std::string server_url = "http://127.0.0.1:8080";
@@ -413,6 +414,19 @@ void AddAdminCommands(CLI::App& app, ServerArgs* a, Commands* commands) {
   CLI::App* compact = admin->add_subcommand("compact", "Compact every table now (blocks)");
   AddServerOption(compact, &a->server_url);
   commands->push_back({compact, [a] { return AdminCompact(a->server_url); }});
+  CLI::App* backup = app.add_subcommand("backup", "Online backups of the embedded store");
+  backup->require_subcommand(1);
+  CLI::App* create = backup->add_subcommand(
+      "create", "Back up the running server into <data-dir>/backups/NAME (consistent, online)");
+  create->add_option("name", a->backup_name, "Backup name, [A-Za-z0-9._-]")->required();
+  AddServerOption(create, &a->server_url);
+  commands->push_back({create, [a] { return BackupCreate(a->server_url, a->backup_name); }});
+  CLI::App* restore = backup->add_subcommand(
+      "restore", "Restore a backup into a new data directory (offline: no server on it)");
+  restore->add_option("backup_dir", a->backup_dir, "The backup's directory")->required();
+  restore->add_option("--data-dir", a->restore_data_dir, "The new data directory")->required();
+  commands->push_back(
+      {restore, [a] { return BackupRestore(a->backup_dir, a->restore_data_dir); }});
   CLI::App* drop_caches = admin->add_subcommand(
       "drop-caches", "Empty the viewing history and summary caches (cold-read measurements)");
   AddServerOption(drop_caches, &a->server_url);

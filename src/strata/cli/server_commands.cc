@@ -1,5 +1,8 @@
 #include "strata/cli/server_commands.h"
 
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "strata/base/log.h"
@@ -19,6 +22,61 @@ int RunServe(const server::ServerConfig& config) {
 
 int AdminCompact(const std::string& server_url) {
   return Call(server_url, "POST", "/v1/admin/compact");
+}
+
+int BackupCreate(const std::string& server_url, const std::string& name) {
+  std::string encoded;
+  for (char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') {
+      encoded += c;
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
+      encoded += buf;
+    }
+  }
+  return Call(server_url, "POST", "/v1/admin/backup?name=" + encoded);
+}
+
+int BackupRestore(const std::string& backup_dir, const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(fs::path(backup_dir) / "STRATA_BACKUP", ec)) {
+    std::cerr << "strata backup restore: " << backup_dir
+              << " is not a complete backup (no STRATA_BACKUP marker)\n";
+    return 1;
+  }
+  if (fs::exists(data_dir, ec) && !fs::is_empty(data_dir, ec)) {
+    std::cerr << "strata backup restore: data-dir: " << data_dir
+              << " exists and is not empty; restore into a new directory\n";
+    return 1;
+  }
+  fs::create_directories(data_dir, ec);
+  // Rows: a copy (RocksDB appends to its log and manifest, which must not be the backup's).
+  fs::copy(fs::path(backup_dir) / "rows", fs::path(data_dir) / "rows", fs::copy_options::recursive,
+           ec);
+  if (ec) {
+    std::cerr << "strata backup restore: copy rows: " << ec.message() << "\n";
+    return 1;
+  }
+  // Blobs: write-once files, so hard links are safe; a copy across filesystems.
+  const fs::path blobs_from = fs::path(backup_dir) / "blobs";
+  const fs::path blobs_to = fs::path(data_dir) / "blobs";
+  if (fs::exists(blobs_from, ec)) {
+    fs::copy(blobs_from, blobs_to,
+             fs::copy_options::recursive | fs::copy_options::create_hard_links, ec);
+    if (ec) {
+      ec.clear();
+      fs::remove_all(blobs_to, ec);
+      fs::copy(blobs_from, blobs_to, fs::copy_options::recursive, ec);
+    }
+    if (ec) {
+      std::cerr << "strata backup restore: copy blobs: " << ec.message() << "\n";
+      return 1;
+    }
+  }
+  std::cout << "{\"restored\":\"" << data_dir << "\"}\n";
+  return 0;
 }
 
 int AdminDropCaches(const std::string& server_url) {

@@ -22,6 +22,12 @@ int RunServe(const server::ServerConfig& config);
 int AdminCompact(const std::string& server_url);
 int AdminDropCaches(const std::string& server_url);
 
+// `strata backup create NAME`: an online backup into the server's <data-dir>/backups/NAME.
+int BackupCreate(const std::string& server_url, const std::string& name);
+// `strata backup restore BACKUP_DIR --data-dir DIR`, offline: DIR must not exist (or be
+// empty); the rows are copied, the blob files hard-linked when on the same filesystem.
+int BackupRestore(const std::string& backup_dir, const std::string& data_dir);
+
 // `strata bench viewing`: the viewing-history load generator; its report goes to stdout.
 int BenchViewing(const bench::ViewingBenchOptions& options);
 // `strata bench viewing --mode compare`: Strata against PostgreSQL (bench/compare_bench.h);

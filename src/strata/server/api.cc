@@ -298,6 +298,11 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
         return GetLanguages(member);
       }
     }
+    if (parts.size() == 3 && parts[1] == "admin" && parts[2] == "backup") {
+      *route = "/v1/admin/backup";
+      if (method != "POST") return method_not_allowed();
+      return Backup(request);
+    }
     if (parts.size() == 3 && parts[1] == "admin" && parts[2] == "compact") {
       *route = "/v1/admin/compact";
       if (method == "GET") return CompactStatus();
@@ -500,6 +505,34 @@ http::Response Api::Rotate(uint64_t member) {
   absl::Status s = viewing_->Rotate(member);
   if (!s.ok()) return ErrorResponse(s);
   return Json(200, "{\"rotated\":true}");
+}
+
+http::Response Api::Backup(const http::Request& request) {
+  if (!admin_.backup) {
+    return ErrorResponse(absl::UnimplementedError("backup: not available on this deployment"));
+  }
+  std::string name(http::QueryParam(request.query, "name").value_or(""));
+  if (name.empty() || name.size() > 100 || name[0] == '.' ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+          std::string::npos) {
+    return ErrorResponse(absl::InvalidArgumentError(
+        "name: must be 1..100 characters of [A-Za-z0-9._-], not starting with '.'"));
+  }
+  // Off the io threads: a checkpoint flushes the memtables and links every file.
+  return DeferToPool(bulk_pool_.get(), kMaxQueuedBulkReads,
+                     [backup = admin_.backup, name]() -> http::Response {
+                       const auto start = std::chrono::steady_clock::now();
+                       absl::StatusOr<std::string> dir = backup(name);
+                       if (!dir.ok()) return ErrorResponse(dir.status());
+                       const double seconds = std::chrono::duration<double>(
+                                                  std::chrono::steady_clock::now() - start)
+                                                  .count();
+                       JsonWriter w;
+                       w.BeginObject().Key("name").String(name).Key("dir").String(*dir);
+                       w.Key("seconds").Double(seconds).EndObject();
+                       return Json(200, w.Take());
+                     },
+                     nullptr);
 }
 
 http::Response Api::Compact(const http::Request& request) {

@@ -57,6 +57,8 @@ struct AdminHooks {
   std::function<absl::Status()> health;   // for /healthz: are the backends usable?
   std::function<absl::Status()> compact;  // POST /v1/admin/compact: full compaction
   std::function<StoreFigures()> store;    // the table report's "store" object (may be null)
+  // POST /v1/admin/backup?name=N: an online, consistent backup named N; answers where it is.
+  std::function<absl::StatusOr<std::string>(const std::string& name)> backup;
 };
 
 class Api {
@@ -126,6 +128,7 @@ class Api {
   http::Response Rotate(uint64_t member);
   http::Response RotationStatus();
   http::Response Compact(const http::Request& request);
+  http::Response Backup(const http::Request& request);
   http::Response CompactStatus();
   http::Response RouteAssets(const http::Request& request,
                              const std::vector<std::string_view>& parts, std::string* route);

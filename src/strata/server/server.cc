@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <fstream>
+#include <shared_mutex>
 #include <iterator>
 #include <sstream>
 #include <thread>
@@ -264,6 +265,41 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   };
   // Left unset (the endpoint answers 501) when the backend has no manual compaction.
   if (rows->SupportsCompaction()) admin.compact = [rows] { return rows->Compact(); };
+  // Backups go to <data-dir>/backups/<name> (the same filesystem: blob files are hard links).
+  // Deletes of object bytes wait while it runs, so every byte a checkpointed row names is
+  // still there to be linked. Only where both stores have checkpoints (the embedded one).
+  admin.backup = [rows, blobs = inline_blobs.get(),
+                  root = config.data_dir + "/backups"](
+                     const std::string& name) -> absl::StatusOr<std::string> {
+    const std::string dir = root + "/" + name;
+    std::error_code ec;
+    std::filesystem::create_directories(root, ec);
+    if (ec) return absl::InternalError("backup: create " + root + ": " + ec.message());
+    if (std::filesystem::exists(dir, ec)) {
+      return absl::AlreadyExistsError("name: backup '" + name + "' exists in " + root);
+    }
+    std::filesystem::create_directory(dir, ec);
+    if (ec) return absl::InternalError("backup: create " + dir + ": " + ec.message());
+    absl::Status s;
+    {
+      std::unique_lock<std::shared_mutex> no_deletes = blobs->BlockDeletes();
+      s = rows->Checkpoint(dir + "/rows");
+      if (s.ok()) s = blobs->Checkpoint(dir + "/blobs");
+    }
+    if (s.ok()) {
+      std::ofstream marker(dir + "/STRATA_BACKUP");
+      marker << "created_at_ms=" << SystemClock::Default()->NowMillis() << "\n";
+      marker.close();
+      if (!marker) s = absl::InternalError("backup: write " + dir + "/STRATA_BACKUP");
+    }
+    if (!s.ok()) {
+      std::filesystem::remove_all(dir, ec);
+      STRATA_LOG_ERROR("backup failed", "name", name, "error", s.ToString());
+      return s;
+    }
+    STRATA_LOG_INFO("backup created", "name", name, "dir", dir);
+    return dir;
+  };
   admin.store = [rows, data_dir = config.data_dir] {
     const store::BackendHealth h = rows->CheckHealth();
     StoreFigures f;

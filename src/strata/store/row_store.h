@@ -299,6 +299,13 @@ class RowStore {
   virtual absl::Status Compact() {
     return absl::UnimplementedError("compact: this row store backend has no manual compaction");
   }
+  // Writes a consistent, openable copy of every table as of one instant into `dir` (which
+  // must not exist), while serving. For `strata backup`; Unimplemented where the backend has
+  // its own backups (Ceph: pool snapshots, rbd/rados export).
+  virtual absl::Status Checkpoint(const std::string& dir) {
+    return absl::UnimplementedError("backup: this row store backend has no checkpoint (use the "
+                                    "cluster's own backup tools)");
+  }
 };
 
 // Argument checks of the contract above, shared by every backend so that they agree on what

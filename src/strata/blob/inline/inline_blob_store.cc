@@ -182,6 +182,7 @@ absl::Status InlineBlobStore::Delete(std::string_view name) {
 
 absl::Status InlineBlobStore::DeleteMany(std::span<const std::string> names) {
   for (const std::string& name : names) STRATA_RETURN_IF_ERROR(ValidateBlobName(name));
+  std::shared_lock<std::shared_mutex> gate(deletes_gate_);
   store::WriteBatch batch;
   std::vector<std::string> elsewhere;
   for (const std::string& name : names) {

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,6 +65,14 @@ class InlineBlobStore final : public BlobStore {
   absl::Status Delete(std::string_view name) override;
   // Inline blobs go in one row-store batch; the others in one DeleteMany of the base store.
   absl::Status DeleteMany(std::span<const std::string> names) override;
+  // The base store's checkpoint (inline blobs are rows: the row store's checkpoint has them).
+  absl::Status Checkpoint(const std::string& dir) override { return base_->Checkpoint(dir); }
+  // Holds back every Delete/DeleteMany until the returned lock is released: a backup takes
+  // it around the row store's checkpoint and this store's, so no bytes a checkpointed row
+  // names are deleted before they are linked.
+  std::unique_lock<std::shared_mutex> BlockDeletes() {
+    return std::unique_lock<std::shared_mutex>(deletes_gate_);
+  }
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                 size_t limit) override;
 
@@ -87,6 +96,7 @@ class InlineBlobStore final : public BlobStore {
   InlineBlobStoreOptions options_;
   store::Table* table_ = nullptr;
   std::array<std::mutex, 64> name_locks_;
+  std::shared_mutex deletes_gate_;  // shared by deletes, exclusive for a backup
   Counter* inline_commits_ = nullptr;
   Counter* spilled_commits_ = nullptr;
 };

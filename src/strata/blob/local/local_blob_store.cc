@@ -623,4 +623,30 @@ absl::StatusOr<ListPage> LocalBlobStore::List(std::string_view prefix, std::stri
   return page;
 }
 
+absl::Status LocalBlobStore::Checkpoint(const std::string& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec)) return absl::AlreadyExistsError("backup: " + dir + " exists");
+  STRATA_RETURN_IF_ERROR(CreateDirectories(dir, options_.sync));
+  const fs::path root(options_.root);
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const fs::path rel = fs::relative(it->path(), root, ec);
+    if (ec) break;
+    if (!rel.empty() && *rel.begin() == kTempDir) {  // uploads in flight: not committed
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    const fs::path target = fs::path(dir) / rel;
+    if (it->is_directory()) {
+      if (::mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) {
+        return ErrnoError("mkdir " + target.string(), errno);
+      }
+    } else if (::link(it->path().c_str(), target.c_str()) != 0) {
+      return ErrnoError("link " + target.string(), errno);
+    }
+  }
+  if (ec) return absl::InternalError("backup: walk " + options_.root + ": " + ec.message());
+  return absl::OkStatus();
+}
+
 }  // namespace strata::blob

@@ -59,6 +59,8 @@ class LocalBlobStore final : public BlobStore {
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                 size_t limit) override;
 
+  absl::Status Checkpoint(const std::string& dir) override;
+
   const LocalBlobStoreOptions& options() const { return options_; }
   // The directory of a committed blob (for tests and operators). InvalidArgument for a bad
   // name.

@@ -9,6 +9,7 @@
 #include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -418,6 +419,7 @@ class Core {
   absl::Status Sync();
   RocksHealth Health() const;
   absl::Status CompactAll();
+  absl::Status CheckpointTo(const std::string& dir);
 
   rocksdb::ColumnFamilyOptions ColumnFamilyOptionsFor(TableProfile profile) const;
 
@@ -1012,6 +1014,15 @@ RocksHealth Core::Health() const {
   return health;
 }
 
+absl::Status Core::CheckpointTo(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  STRATA_RETURN_IF_ERROR(ToStatus(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush 0: the memtables are flushed first, so the copy needs no WAL replay
+  // beyond what is copied, and every acknowledged write is in it.
+  return ToStatus(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "checkpoint");
+}
+
 absl::Status Core::CompactAll() {
   for (rocksdb::ColumnFamilyHandle* cf : AllHandles()) {
     STRATA_RETURN_IF_ERROR(ToStatus(db_->Flush(rocksdb::FlushOptions(), cf), "flush"));
@@ -1332,6 +1343,10 @@ std::vector<RocksTableInfo> RocksRowStore::ListTables() const {
 RocksHealth RocksRowStore::Health() const { return impl_->core.Health(); }
 
 absl::Status RocksRowStore::CompactAll() { return impl_->core.CompactAll(); }
+
+absl::Status RocksRowStore::Checkpoint(const std::string& dir) {
+  return impl_->core.CheckpointTo(dir);
+}
 
 BackendHealth RocksRowStore::CheckHealth() const {
   const RocksHealth h = Health();
