@@ -326,7 +326,16 @@ void JobRunner::Work(Running* run, int partition) {
       continue;
     }
     JobCounts delta;
+    // The offset after the last message handled; a pause or cancel noticed mid-batch stops
+    // here, and only what was handled is committed (the rest is redelivered on resume).
+    uint64_t next_offset = messages->front().offset;
     for (const store::Message& m : *messages) {
+      if (std::chrono::steady_clock::now() - checked_at >= state_every) {
+        absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
+        if (job.ok()) state = job->state;
+        checked_at = std::chrono::steady_clock::now();
+        if (state != JobState::kRunning) break;
+      }
       Pace(run);
       for (int attempt = 1; attempt <= run->spec.max_attempts; ++attempt) {
         assets::JobMark mark{run->id, clock_->NowMillis() + options_.mark_ttl_ms};
@@ -365,13 +374,15 @@ void JobRunner::Work(Running* run, int partition) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
       }
+      next_offset = m.offset + 1;
     }
     absl::Status counted = jobs_->AddCounts(run->id, delta).status();
     if (!counted.ok()) {
       STRATA_LOG_WARN("reprocess: counts not recorded", "job", run->id, "error",
                       counted.ToString());
     }
-    absl::Status committed = queue_->Commit(group, topic, partition, messages->back().offset + 1);
+    if (next_offset == messages->front().offset) continue;  // stopped before the first
+    absl::Status committed = queue_->Commit(group, topic, partition, next_offset);
     if (!committed.ok()) {
       STRATA_LOG_WARN("reprocess: commit failed (the batch will be redelivered)", "job", run->id,
                       "error", committed.ToString());
