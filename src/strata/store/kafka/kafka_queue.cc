@@ -241,6 +241,7 @@ struct GroupConsumer {
     int64_t fetched = -1;        // offset after the last fetched message (-1: not yet known)
     int64_t delivered = -1;      // offset after the last message handed out (-1: none yet)
     int64_t committed = -1;      // the group's committed offset (-1: none or unknown)
+    bool committed_known = false;  // `committed` was read from the broker or set by Commit
     Millis last_progress = 0;    // by the injected clock: delivery or commit
   };
 
@@ -748,6 +749,7 @@ void KafkaQueue::OnRebalance(GroupConsumer* c, rd_kafka_resp_err_t err,
         part = GroupConsumer::Part{};
         part.assigned = true;
         part.committed = committed[p];
+        part.committed_known = known;
         part.fetched = part.delivered = committed[p];
         part.last_progress = clock_->NowMillis();
         if (known && committed[p] >= 0) partitions->elems[i].offset = committed[p];
@@ -1091,8 +1093,23 @@ absl::Status KafkaQueue::Commit(std::string_view group, std::string_view topic, 
   } else {
     STRATA_ASSIGN_OR_RETURN(rk, Committer(group));
   }
-  STRATA_ASSIGN_OR_RETURN(std::vector<int64_t> committed, Committed(rk, kafka_topic, partitions));
-  const int64_t before = committed[partition];
+  // The partition's owner knows the committed offset (it alone commits it); anyone else
+  // asks the broker.
+  int64_t before = -1;
+  bool known = false;
+  if (c != nullptr) {
+    std::lock_guard<std::mutex> lock(c->mu);
+    const GroupConsumer::Part& part = c->parts[partition];
+    if (part.assigned && part.committed_known) {
+      before = part.committed;
+      known = true;
+    }
+  }
+  if (!known) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<int64_t> committed,
+                            Committed(rk, kafka_topic, partitions));
+    before = committed[partition];
+  }
   if (static_cast<int64_t>(offset) <= before) return absl::OkStatus();  // only forward
   PartitionList list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), kafka_topic.c_str(), partition)->offset =
@@ -1116,6 +1133,7 @@ absl::Status KafkaQueue::Commit(std::string_view group, std::string_view topic, 
     c->committed_total->Inc(static_cast<uint64_t>(static_cast<int64_t>(offset) -
                                                   std::max<int64_t>(before, low)));
     part.committed = std::max<int64_t>(part.committed, static_cast<int64_t>(offset));
+    if (part.assigned) part.committed_known = true;
     part.last_progress = clock_->NowMillis();
     // Committing ahead of the position skips those messages for the group.
     if (part.assigned && part.delivered < part.committed) {
@@ -1158,6 +1176,7 @@ absl::Status KafkaQueue::Rewind(std::string_view group, std::string_view topic) 
   for (size_t p = 0; p < c->parts.size(); ++p) {
     if (!c->parts[p].assigned) continue;
     c->parts[p].committed = committed[p];
+    c->parts[p].committed_known = true;
     assigned.push_back(static_cast<int>(p));
   }
   absl::Status s = assigned.empty() ? absl::OkStatus() : SeekToCommitted(c, assigned, lock);
