@@ -1,7 +1,7 @@
 // KafkaQueue when its brokers go away: librdkafka's mock cluster in this process, whose
-// brokers the test stops and restarts. Publishing meanwhile fails with Unavailable after the
-// configured timeout (it does not hang), and every publish that was acknowledged, before or
-// after the outage, can be read back.
+// brokers the test stops and restarts. Publish, Lag, Commit and Poll meanwhile fail with
+// Unavailable after the configured timeouts (they do not hang), and every publish that was
+// acknowledged, before or after the outage, can be read back.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -64,12 +64,27 @@ TEST(KafkaFaultTest, BrokersLostMidPublishGiveUnavailableAndLoseNoAcknowledgedMe
     return r.status();
   };
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(publish(10).ok());
+  // A consumer that joined before the outage.
+  PollRequest poll;
+  poll.group = "g";
+  poll.topic = "work";
+  poll.max_messages = 1000;
+  poll.wait_ms = 200;
+  absl::StatusOr<std::vector<Message>> before = q->Poll(poll);
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_FALSE(before->empty());
 
   ASSERT_TRUE((*cluster)->SetBrokersDown(true).ok());
   absl::Status during = publish(10);
   EXPECT_TRUE(absl::IsUnavailable(during)) << during;
   absl::Status lag = q->Lag("g", "work").status();
   EXPECT_TRUE(absl::IsUnavailable(lag)) << lag;
+  absl::Status commit = q->Commit("g", "work", before->back().partition, before->back().offset + 1);
+  EXPECT_TRUE(absl::IsUnavailable(commit)) << commit;
+  // Nothing new can be fetched and the backlog cannot be checked: an error, not a hang.
+  absl::Status polled = absl::OkStatus();
+  for (int i = 0; i < 50 && polled.ok(); ++i) polled = q->Poll(poll).status();
+  EXPECT_TRUE(absl::IsUnavailable(polled)) << polled;
   ASSERT_TRUE((*cluster)->SetBrokersDown(false).ok());
 
   // Back: publishing works again (the producer reconnects; a few attempts at most).

@@ -467,6 +467,30 @@ absl::StatusOr<int> KafkaQueue::Partitions(std::string_view topic) {
 
 absl::Status KafkaQueue::Watermarks(const std::string& kafka_topic, int partition, int64_t* low,
                                     int64_t* high) {
+  // rd_kafka_query_watermark_offsets does not bound its wait when the partition's leader
+  // went away after it was looked up (seen with librdkafka 2.0.2: it waits until the broker
+  // is back). A metadata request for the topic first does honour the timeout, so a lost
+  // cluster gives Unavailable here; the window between the two calls stays open.
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_.get(), kafka_topic.c_str(), nullptr);
+  if (rkt == nullptr) return absl::InternalError("kafka: topic handle for " + kafka_topic);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t meta = rd_kafka_metadata(producer_.get(), 0, rkt, &md, Timeout());
+  bool leader_known = false;
+  if (meta == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      for (int k = 0; k < md->topics[i].partition_cnt; ++k) {
+        const rd_kafka_metadata_partition_t& mp = md->topics[i].partitions[k];
+        if (mp.id == partition && mp.leader >= 0) leader_known = true;
+      }
+    }
+    rd_kafka_metadata_destroy(md);
+  }
+  rd_kafka_topic_destroy(rkt);
+  if (meta != RD_KAFKA_RESP_ERR_NO_ERROR) return Unavailable("metadata of " + kafka_topic, meta);
+  if (!leader_known) {
+    return absl::UnavailableError("kafka: no leader for " + kafka_topic + " partition " +
+                                  std::to_string(partition));
+  }
   rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
       producer_.get(), kafka_topic.c_str(), partition, low, high, Timeout());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Unavailable("watermarks of " + kafka_topic, err);
