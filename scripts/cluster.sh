@@ -11,6 +11,10 @@
 #   CEPH_CONF                    librados (the keyring path is inside the conf)
 #   STRATA_S3_ENDPOINT, STRATA_S3_ACCESS_KEY, STRATA_S3_SECRET_KEY, STRATA_S3_REGION
 #   STRATA_MEMCACHED             host:port
+#   STRATA_KAFKA_BROKERS         host:port,... (strata-kafka-mock: librdkafka's mock cluster)
+#   STRATA_KAFKA_MOCK_CONTROL    host:port of the helper's control port (tests create topics)
+# The Kafka helper is $STRATA_KAFKA_MOCK, else build/tests/tools/strata-kafka-mock; when it is
+# not built (no librdkafka-dev), the cluster starts without Kafka.
 # Ports come from the environment (CEPH_MON_PORT, RGW_PORT, MEMCACHED_PORT) or free ones are
 # picked, so two clusters (two test runs) can live side by side. Needs root, as the Ceph
 # daemons are started directly, without systemd.
@@ -157,6 +161,16 @@ EOF
     -u "$(id -un)" >>"$DIR/log/setup.log" 2>&1
   wait_for 10 "memcached" bash -c "exec 3<>/dev/tcp/127.0.0.1/$mc_port"
 
+  local kafka_mock=${STRATA_KAFKA_MOCK:-$(cd "$(dirname "$0")/.." && pwd)/build/tests/tools/strata-kafka-mock}
+  if [ -x "$kafka_mock" ]; then
+    nohup "$kafka_mock" --brokers 3 --env-file "$DIR/kafka.env" --pid-file "$DIR/kafka-mock.pid" \
+      >>"$DIR/log/kafka-mock.log" 2>&1 </dev/null &
+    wait_for 10 "strata-kafka-mock" test -s "$DIR/kafka.env"
+  else
+    echo "cluster: $kafka_mock not built; starting without Kafka" >&2
+    : >"$DIR/kafka.env"
+  fi
+
   cat >"$DIR/env" <<EOF
 export CEPH_CONF=$CEPH_CONF
 export STRATA_S3_ENDPOINT=http://127.0.0.1:$rgw_port
@@ -165,6 +179,7 @@ export STRATA_S3_SECRET_KEY=$secret
 export STRATA_S3_REGION=us-east-1
 export STRATA_MEMCACHED=127.0.0.1:$mc_port
 EOF
+  cat "$DIR/kafka.env" >>"$DIR/env"
   cat "$DIR/env"
   echo "cluster: up in $((SECONDS - t0)) s in $DIR (stop: bash scripts/cluster.sh stop $DIR)" >&2
 }

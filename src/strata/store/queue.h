@@ -11,7 +11,9 @@
 //    returned OK is durable under the backend's sync policy (for the embedded queue: the row
 //    store's; it survives kill -9 of the process). A batch publish that fails may have
 //    published a prefix of some partitions' messages: retrying it can duplicate messages,
-//    which at-least-once consumers must tolerate anyway.
+//    which at-least-once consumers must tolerate anyway. A batch's messages to one partition
+//    get increasing offsets in batch order; they are consecutive unless another publisher's
+//    messages interleave (the embedded queue never interleaves a batch; Kafka may).
 //  * A consumer group has one committed offset per (topic, partition): the offset of the
 //    next message the group has not yet processed (Kafka's convention). Commit only moves it
 //    forward; a lower offset is ignored.
@@ -25,24 +27,41 @@
 //    commit covers it; consumers make their processing idempotent.
 //  * Like Kafka, a partition should be consumed by one consumer of a group at a time (give
 //    each consumer its own partitions); several groups read the same topic independently.
-//  * Retention: a message is trimmed once (a) every group known to the topic (one that has
-//    polled or committed it) has committed past it, and (b) it is older than the topic's
-//    retention. Lag/backlog per group and partition is queryable.
+//  * Membership: on a broker-backed queue (Kafka) the group's partitions are divided among
+//    the PROCESSES (queue instances) that poll it, by the broker. Poll(partitions) returns
+//    messages only of the requested partitions that are assigned to this process; the others
+//    come back empty here and are consumed by their owner. When an owner stops polling (for
+//    max.poll.interval.ms) or dies (session timeout), its partitions move to the remaining
+//    members and restart at the committed offset. The embedded queue has one member: every
+//    partition is always this process's. Poll's wait_ms bounds the wait for NEW messages:
+//    messages already published beyond the position are returned even with wait_ms = 0 (a
+//    broker-backed queue fetches them, a bounded round trip).
+//  * Commit may fail with Aborted on a broker-backed queue while the group rebalances (the
+//    partition may now be someone else's): the messages are then delivered again, here or
+//    to the new owner. Handlers are idempotent; a failed commit is logged, not retried.
+//  * Retention (embedded): a message is trimmed once (a) every group known to the topic (one
+//    that has polled or committed it) has committed past it, and (b) it is older than the
+//    topic's retention. A broker-backed queue's broker trims by age alone (Kafka's
+//    retention.ms, floored so that retention_ms = 0 does not delete unread work; see
+//    store/kafka/kafka_queue.h) and its EnforceRetention returns 0.
+//    Lag/backlog per group and partition is queryable.
 //
-// Mapping to Kafka (a later store/kafka backend, librdkafka):
+// Mapping to Kafka (store/kafka/kafka_queue.h, librdkafka; docs/queue-and-cache.md):
 //  * topic + partitions -> a Kafka topic with that many partitions (CreateTopic = admin
 //    CreateTopics; an existing topic with the same count is fine).
-//  * Publish -> rd_kafka_producev with partitioner=consistent_random (CRC-32 of non-empty
-//    keys, the same KeyPartition), acks=all, enable.idempotence=true; OK after the delivery report.
+//  * Publish -> rd_kafka_producev to the partition chosen here (KeyPartition is librdkafka's
+//    consistent_random hash of non-empty keys), acks=all, enable.idempotence=true; OK after
+//    the delivery reports.
 //    PublishResult = the delivery report's partition and offset. Message::publish_time =
 //    the message timestamp (CreateTime).
-//  * group -> group.id; Poll(partitions) -> assign() of those partitions at the committed
-//    offsets, then consume up to max_messages waiting up to wait_ms; Commit -> commitSync of
-//    offset (Kafka also stores "next offset to read"); Rewind -> seek to committed;
-//    redelivery_timeout -> max.poll.interval.ms (a stalled member is evicted and its
-//    partitions restart at the committed offset).
+//  * group -> group.id; the first Poll of (group, topic) in a process subscribe()s one
+//    consumer, so the broker balances partitions over processes; Poll(partitions) consumes
+//    those of them assigned here; Commit -> synchronous commit of the offset (Kafka also
+//    stores "next offset to read"); Rewind -> seek this member's partitions to committed;
+//    max.poll.interval.ms -> a process that stops polling loses its partitions; the
+//    redelivery timeout (injected clock) still covers a hung thread in a live process.
 //  * Lag -> committed offsets (committed()) and watermarks (query_watermark_offsets);
-//    ListTopics -> metadata; ListGroups -> ListConsumerGroups + ListConsumerGroupOffsets.
+//    ListTopics -> metadata; ListGroups -> a registry topic the first Poll/Commit writes to.
 //  * EnforceRetention -> nothing to do: Kafka trims by retention.ms on the broker, without
 //    regard to consumers; set retention.ms well above the worst backlog age.
 //
@@ -151,13 +170,14 @@ class Queue {
   virtual absl::StatusOr<std::vector<std::string>> ListGroups(std::string_view topic) = 0;
 
   // Publishes messages (at most kMaxPublishBatch) in order; results are in the same order.
-  // Messages to one partition get consecutive offsets in batch order. InvalidArgument
+  // Messages to one partition get increasing offsets in batch order (see the header). InvalidArgument
   // (nothing published) for an unknown topic, a bad partition or an oversize message.
   virtual absl::StatusOr<std::vector<PublishResult>> Publish(
       std::string_view topic, std::span<const PublishMessage> messages) = 0;
 
   // Messages after the group's position, at most max_messages, in offset order within each
-  // partition. An empty result means none arrived within wait_ms.
+  // partition, from the requested partitions that this process owns in the group (all of
+  // them on the embedded queue). An empty result means none arrived within wait_ms.
   virtual absl::StatusOr<std::vector<Message>> Poll(const PollRequest& request) = 0;
 
   // Reads messages of one partition from `offset` on (at most max_messages, in offset
@@ -169,12 +189,14 @@ class Queue {
                                                     uint64_t offset, int max_messages) = 0;
 
   // Records that the group processed every message of the partition below `offset`.
-  // offset <= end_offset; a commit at or below the current one is ignored (OK).
+  // offset <= end_offset; a commit at or below the current one is ignored (OK). Aborted when
+  // a broker refused it during a rebalance (the messages will be delivered again).
   virtual absl::Status Commit(std::string_view group, std::string_view topic, int partition,
                               uint64_t offset) = 0;
 
-  // Moves the group's position in every partition of the topic back to its committed
-  // offset, so outstanding messages are delivered again (after a consumer crash).
+  // Moves the group's position in every partition of the topic (that this process owns)
+  // back to its committed offset, so outstanding messages are delivered again (after a
+  // consumer crash).
   virtual absl::Status Rewind(std::string_view group, std::string_view topic) = 0;
 
   // The group's lag in every partition of the topic, by partition.
@@ -182,7 +204,8 @@ class Queue {
                                                         std::string_view topic) = 0;
 
   // Trims every message that retention allows (see the header comment); returns how many.
-  // Embedded backends need this called periodically; broker-backed ones return 0.
+  // Embedded backends need this called periodically; broker-backed ones (Kafka, whose
+  // broker trims by age alone) return 0.
   virtual absl::StatusOr<uint64_t> EnforceRetention() = 0;
 };
 

@@ -20,6 +20,7 @@ QueueConformanceParam MakeQueueConformanceParam(std::string name, QueueHarnessFa
 
 void QueueConformanceTest::SetUp() {
   harness_ = GetParam().factory();
+  if (harness_ == nullptr && IsSkipped()) return;
   ASSERT_NE(harness_, nullptr) << "factory returned no harness";
   absl::StatusOr<std::unique_ptr<Queue>> queue = harness_->Open(&clock_, &metrics_);
   ASSERT_TRUE(queue.ok()) << queue.status();
@@ -393,6 +394,7 @@ TEST_P(QueueConformanceTest, LagReportsBacklogPerPartition) {
 }
 
 TEST_P(QueueConformanceTest, RetentionTrimsOnlyWhatEveryGroupCommittedAndIsOld) {
+  if (!harness_->TrimsOnEnforceRetention()) GTEST_SKIP() << "the broker trims by age alone";
   constexpr Millis kRetention = 1000;
   CreateTopic(queue_.get(), "work", 1, kRetention);
   std::vector<PublishMessage> batch(10, To(0, "old"));
@@ -437,6 +439,7 @@ TEST_P(QueueConformanceTest, RetentionTrimsOnlyWhatEveryGroupCommittedAndIsOld) 
 }
 
 TEST_P(QueueConformanceTest, RetentionWaitsForAGroupThatHasOnlyPolled) {
+  if (!harness_->TrimsOnEnforceRetention()) GTEST_SKIP() << "the broker trims by age alone";
   CreateTopic(queue_.get(), "work", 1, 0);
   std::vector<PublishMessage> batch(3, To(0, "x"));
   ASSERT_TRUE(queue_->Publish("work", batch).ok());
@@ -670,7 +673,7 @@ TEST_P(QueueConformanceTest, RetentionRacingConsumersLosesNothing) {
   std::thread trimmer([&] {
     while (!consumers_done.load()) {
       if (!queue_->EnforceRetention().ok()) ++errors;
-      std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   });
   std::vector<std::string> received;
@@ -698,7 +701,8 @@ TEST_P(QueueConformanceTest, RetentionRacingConsumersLosesNothing) {
   // Late groups join while trimming runs; they may start anywhere, but in order and without
   // errors.
   std::thread joiner([&] {
-    for (int n = 0; n < 20 && errors.load() == 0; ++n) {
+    // Few groups: on a broker each one is a group join of seconds.
+    for (int n = 0; n < 4 && errors.load() == 0; ++n) {
       std::map<int, uint64_t> last;
       for (int round = 0; round < 5; ++round) {
         absl::StatusOr<std::vector<Message>> page =

@@ -9,7 +9,8 @@
 //
 //   INSTANTIATE_QUEUE_CONFORMANCE(Memory, [] { return std::make_unique<MyHarness>(); });
 //
-// The factory is called once per test. Tests use only the Queue interface (plus the given
+// The factory is called once per test; it may GTEST_SKIP() and return nullptr (a backend
+// whose server is not there). Tests use only the Queue interface (plus the given
 // ManualClock for publish times, retention and the redelivery timeout) and make no timing
 // assertions; the one wall-clock bound (a Poll blocked for a minute must wake on a publish)
 // checks the wake-up, not speed.
@@ -40,6 +41,10 @@ class QueueHarness {
   // `metrics`. The suite destroys the previous queue before opening the next.
   virtual absl::StatusOr<std::unique_ptr<Queue>> Open(ManualClock* clock,
                                                       MetricsRegistry* metrics) = 0;
+  // Whether EnforceRetention trims by the contract's rule (every known group committed past
+  // a message, and it is older than the retention). Broker-backed queues whose broker trims
+  // by age alone (Kafka) answer false, and the two retention tests skip, saying so.
+  virtual bool TrimsOnEnforceRetention() const { return true; }
 };
 
 using QueueHarnessFactory = std::function<std::unique_ptr<QueueHarness>()>;
