@@ -2,11 +2,13 @@
 //
 //   strata_rados_bench --ceph-conf PATH [--seconds 10] [--threads 4] [--partitions 100]
 //                      [--rows 10] [--members 100000] [--value-bytes 120] [--put-if-newer 1]
+//                      [--shards 64]
 //
 // Each thread calls RowStore::Write in a loop with `partitions` partition batches (members
 // drawn uniformly from `members`) of `rows` rows each: a live viewing row per event (key =
 // started_at BE + session, value = `value-bytes` bytes), written with PutIfNewer as the
 // viewing service does. Prints rows (events) per second and the mean latency per Write call.
+// `shards`: shard objects of the live table (0 = one object per partition).
 // Uses a fresh pool prefix and deletes its pools at the end. Not a test: no assertions.
 #include <algorithm>
 #include <atomic>
@@ -34,6 +36,7 @@ struct Args {
   size_t value_bytes = 120;
   bool put_if_newer = true;
   size_t max_in_flight = 128;
+  uint32_t shards = 64;
 };
 
 bool Parse(int argc, char** argv, Args* a) {
@@ -49,6 +52,7 @@ bool Parse(int argc, char** argv, Args* a) {
     else if (k == "--value-bytes") a->value_bytes = std::strtoull(v, nullptr, 10);
     else if (k == "--put-if-newer") a->put_if_newer = std::atoi(v) != 0;
     else if (k == "--max-in-flight") a->max_in_flight = std::strtoull(v, nullptr, 10);
+    else if (k == "--shards") a->shards = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
     else return false;
   }
   return (argc % 2) == 1 && a->threads > 0 && a->partitions > 0 && a->rows > 0 &&
@@ -65,7 +69,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: strata_rados_bench --ceph-conf PATH [--seconds S] [--threads N] "
                  "[--partitions N] [--rows N] [--members N] [--value-bytes N] "
-                 "[--put-if-newer 0|1] [--max-in-flight N]\n");
+                 "[--put-if-newer 0|1] [--max-in-flight N] [--shards N]\n");
     return 2;
   }
   RadosRowStoreOptions options;
@@ -73,6 +77,7 @@ int main(int argc, char** argv) {
   options.pool_prefix = "strata.bench." + std::to_string(std::random_device()() % 1000000);
   options.delete_pools_on_close = true;
   options.max_in_flight = args.max_in_flight;
+  options.live_shards = args.shards;
   absl::StatusOr<std::unique_ptr<RadosRowStore>> store = RadosRowStore::Open(options);
   if (!store.ok()) {
     std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
@@ -126,10 +131,10 @@ int main(int argc, char** argv) {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
-      "rados rows: %d threads x Write(%d partitions x %d rows, %zu-byte values, %s): "
+      "rados rows: %d threads x Write(%d partitions x %d rows, %zu-byte values, %s, %u shards): "
       "%.0f rows/s, %.1f ms per Write call, %llu errors, %.1f s\n",
       args.threads, args.partitions, args.rows, args.value_bytes,
-      args.put_if_newer ? "PutIfNewer" : "Put", rows.load() / elapsed,
+      args.put_if_newer ? "PutIfNewer" : "Put", args.shards, rows.load() / elapsed,
       calls.load() ? 1000.0 * elapsed * args.threads / calls.load() : 0.0,
       static_cast<unsigned long long>(errors.load()), elapsed);
   return errors.load() == 0 ? 0 : 1;

@@ -144,6 +144,45 @@ bool PartitionOfObject(std::string_view oid, std::string* partition) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Shards. A sharded table of N shards keeps partition p in object `s<ShardOf(p) % N>` (decimal),
+// under omap keys `ShardKeyPrefix(p) + clustering`. The prefix (u16 big-endian length, then
+// the bytes) is prefix-free: no partition's prefix starts another's, so the keys of one
+// partition are exactly those that start with its prefix, one contiguous range in clustering
+// order, and [prefix, prefix + KeyAfterAll()) covers it and nothing else. The hash is part
+// of the on-disk format: it must never change (FNV-1a, 64 bits).
+
+constexpr uint32_t kMaxShards = 65536;
+
+uint64_t PartitionHash(std::string_view partition) {
+  uint64_t h = 14695981039346656037ULL;
+  for (char c : partition) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string ShardKeyPrefix(std::string_view partition) {
+  std::string out;
+  out.reserve(2 + partition.size());
+  out.push_back(static_cast<char>((partition.size() >> 8) & 0xff));
+  out.push_back(static_cast<char>(partition.size() & 0xff));
+  out.append(partition);
+  return out;
+}
+
+// Splits a shard object's omap key into partition and clustering key.
+bool SplitShardKey(std::string_view key, std::string* partition, std::string* clustering) {
+  if (key.size() < 2) return false;
+  const size_t n = (static_cast<size_t>(static_cast<unsigned char>(key[0])) << 8) |
+                   static_cast<unsigned char>(key[1]);
+  if (key.size() < 2 + n) return false;
+  partition->assign(key.substr(2, n));
+  clustering->assign(key.substr(2 + n));
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
 // Errors.
 
 absl::Status RadosError(int r, std::string_view what) {
@@ -188,6 +227,48 @@ const char* ProfileSuffix(TableProfile profile) {
       return "index";
   }
   return "live";
+}
+
+// Catalog entries: `<profile>` (one object per partition, the original format) or
+// `<profile> shards=<N>`.
+std::string CatalogEntry(TableProfile profile, uint32_t shards) {
+  std::string out = ProfileSuffix(profile);
+  if (shards > 0) out += " shards=" + std::to_string(shards);
+  return out;
+}
+
+absl::Status ParseCatalogEntry(std::string_view entry, TableProfile* profile, uint32_t* shards) {
+  const size_t space = entry.find(' ');
+  const std::string_view name = entry.substr(0, space);
+  if (name == "live") {
+    *profile = TableProfile::kLive;
+  } else if (name == "index") {
+    *profile = TableProfile::kIndex;
+  } else if (name == "compressed") {
+    *profile = TableProfile::kCompressed;
+  } else {
+    return absl::DataLossError("table catalog: unknown profile \"" + std::string(name) + "\"");
+  }
+  *shards = 0;
+  if (space == std::string_view::npos) return absl::OkStatus();
+  std::string_view rest = entry.substr(space + 1);
+  constexpr std::string_view kShards = "shards=";
+  if (rest.substr(0, kShards.size()) != kShards || rest.size() == kShards.size()) {
+    return absl::DataLossError("table catalog: unknown entry \"" + std::string(entry) + "\"");
+  }
+  uint64_t n = 0;
+  for (char c : rest.substr(kShards.size())) {
+    if (c < '0' || c > '9' || n > kMaxShards) {
+      return absl::DataLossError("table catalog: bad shard count in \"" + std::string(entry) +
+                                 "\"");
+    }
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n == 0 || n > kMaxShards) {
+    return absl::DataLossError("table catalog: bad shard count in \"" + std::string(entry) + "\"");
+  }
+  *shards = static_cast<uint32_t>(n);
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -372,6 +453,33 @@ std::set<std::string> DependentKeys(const WriteBatch& batch) {
   return keys;
 }
 
+// Rewrites a plan compiled on clustering keys for a partition stored under `prefix` in a
+// shard object: every key is prefixed, and clearing the partition becomes a range delete of
+// its key range (omap_clear would clear the other partitions of the object).
+void PrefixPlan(const std::string& prefix, Plan* plan) {
+  if (prefix.empty()) return;
+  for (Plan::Op& op : plan->ops) {
+    if (op.kind == Plan::Kind::kClear) {
+      op.kind = Plan::Kind::kRemoveRange;
+      op.key.clear();
+      op.value = KeyAfterAll();
+    }
+    op.key.insert(0, prefix);
+    if (op.kind == Plan::Kind::kRemoveRange) op.value.insert(0, prefix);
+  }
+  for (auto& [key, operand] : plan->equal) key.insert(0, prefix);
+  for (auto& [key, operand] : plan->less) key.insert(0, prefix);
+}
+
+// Appends `part` (of another partition of the same object) to `plan`: one operation for both.
+void MergePlan(Plan&& part, Plan* plan) {
+  for (Plan::Op& op : part.ops) plan->ops.push_back(std::move(op));
+  for (auto& e : part.equal) plan->equal.push_back(std::move(e));
+  for (auto& l : part.less) plan->less.push_back(std::move(l));
+  plan->has_set = plan->has_set || part.has_set;
+  plan->has_remove = plan->has_remove || part.has_remove;
+}
+
 // A C write operation built from a plan; owns the op and the bytes it points into until
 // the operation completes.
 class WriteOp {
@@ -466,9 +574,11 @@ struct PageRead {
   int rval_first = 0;
   librados::AioCompletion* completion = nullptr;
 
-  void Prepare(const std::string& lower, bool inclusive, size_t max) {
+  // `filter`: only keys that start with it (a shard's partition prefix; "" = all).
+  void Prepare(const std::string& lower, bool inclusive, size_t max,
+               const std::string& filter = std::string()) {
     if (inclusive) op.omap_get_vals_by_keys({lower}, &first, &rval_first);
-    op.omap_get_vals2(lower, max, &vals, &more, &rval_vals);
+    op.omap_get_vals2(lower, filter, max, &vals, &more, &rval_vals);
   }
   ~PageRead() {
     if (completion != nullptr) {
@@ -530,6 +640,7 @@ struct RadosRowStore::Impl {
   absl::StatusOr<Table*> OpenTable(const TableOptions& options);
   absl::Status ApplyOne(RadosTable* table, const std::string& partition, const WriteBatch& batch);
   void RunJobs(std::span<WriteJob> jobs);
+  void RunRound(std::vector<WriteJob>& jobs);
   absl::Status Write(std::span<const PartitionWrite> writes);
   void ReapAsync(RadosTable* table, const std::string& oid,
                  std::vector<std::pair<std::string, std::string>> expired);
@@ -541,8 +652,8 @@ struct RadosRowStore::Impl {
 class RadosTable final : public Table {
  public:
   RadosTable(RadosRowStore::Impl* store, std::string name, TableProfile profile,
-             rados_ioctx_t cio)
-      : store_(store), name_(std::move(name)), profile_(profile), cio_(cio) {
+             uint32_t shards, rados_ioctx_t cio)
+      : store_(store), name_(std::move(name)), profile_(profile), shards_(shards), cio_(cio) {
     librados::IoCtx::from_rados_ioctx_t(cio_, io_);
   }
   ~RadosTable() override {
@@ -554,6 +665,27 @@ class RadosTable final : public Table {
   RadosRowStore::Impl* store() const { return store_; }
   rados_ioctx_t cio() const { return cio_; }
   librados::IoCtx& io() { return io_; }
+  uint32_t shards() const { return shards_; }
+
+  // Where a partition lives: its object, and the prefix of its omap keys ("" unsharded).
+  std::string ObjectOf(std::string_view partition) const {
+    if (shards_ == 0) return ObjectName(partition);
+    return "s" + std::to_string(PartitionHash(partition) % shards_);
+  }
+  std::string KeyPrefix(std::string_view partition) const {
+    return shards_ == 0 ? std::string() : ShardKeyPrefix(partition);
+  }
+  // The partition and clustering key of omap key `key` of object `oid`; false for an object
+  // or key that is not this table's.
+  bool RowOf(const std::string& oid, const std::string& key, std::string* partition,
+             std::string* clustering) const {
+    if (shards_ == 0) {
+      if (!PartitionOfObject(oid, partition)) return false;
+      *clustering = key;
+      return true;
+    }
+    return !oid.empty() && oid[0] == 's' && SplitShardKey(key, partition, clustering);
+  }
 
   absl::StatusOr<std::string> Get(std::string_view partition, std::string_view clustering,
                                   const ReadOptions& options) override;
@@ -590,9 +722,10 @@ class RadosTable final : public Table {
   absl::StatusOr<TableStats> Stats() override;
 
   // Reads one page synchronously. ENOENT is an empty page.
+  // `filter`: only keys starting with it ("" = all).
   absl::Status ReadPage(const std::string& oid, const std::string& lower, bool inclusive,
                         size_t max, std::vector<std::pair<std::string, std::string>>* rows,
-                        bool* more);
+                        bool* more, const std::string& filter = std::string());
   // Lists up to `count` objects from `from` to `to`; *next is where to go on.
   absl::Status List(const std::string& from, const std::string& to, size_t count,
                     std::vector<std::string>* oids, std::string* next, bool* at_end);
@@ -612,6 +745,7 @@ class RadosTable final : public Table {
   RadosRowStore::Impl* store_;
   std::string name_;
   TableProfile profile_;
+  uint32_t shards_;  // 0 = one object per partition
   rados_ioctx_t cio_;
   librados::IoCtx io_;
 };
@@ -671,8 +805,27 @@ absl::StatusOr<Table*> RadosRowStore::Impl::OpenTable(const TableOptions& table_
   auto found = tables.find(table_options.name);
   if (found != tables.end()) return found->second.get();
 
-  // The catalog decides the profile: the first OpenTable records it (create-if-absent).
+  // The catalog decides the profile and the shard count: the first OpenTable records them
+  // (create-if-absent).
   TableProfile profile = table_options.profile;
+  uint32_t wanted_shards = 0;
+  if (auto it = options.table_shards.find(table_options.name); it != options.table_shards.end()) {
+    wanted_shards = it->second;
+  } else {
+    switch (profile) {
+      case TableProfile::kLive:
+        wanted_shards = options.live_shards;
+        break;
+      case TableProfile::kIndex:
+        wanted_shards = options.index_shards;
+        break;
+      case TableProfile::kCompressed:
+        wanted_shards = options.compressed_shards;
+        break;
+    }
+  }
+  uint32_t shards = wanted_shards;
+  bool stored_entry = false;
   {
     std::map<std::string, librados::bufferlist> vals;
     int rval = 0;
@@ -681,10 +834,8 @@ absl::StatusOr<Table*> RadosRowStore::Impl::OpenTable(const TableOptions& table_
     int r = catalog.operate("tables", &read, nullptr);
     if (r < 0 && r != -ENOENT) return RadosError(r, "reading the table catalog");
     if (r == 0 && !vals.empty()) {
-      const std::string stored = vals.begin()->second.to_str();
-      if (stored == "compressed") profile = TableProfile::kCompressed;
-      if (stored == "index") profile = TableProfile::kIndex;
-      if (stored == "live") profile = TableProfile::kLive;
+      STRATA_RETURN_IF_ERROR(ParseCatalogEntry(vals.begin()->second.to_str(), &profile, &shards));
+      stored_entry = true;
     } else {
       // Register the profile unless another node did first (then read theirs).
       Plan plan;
@@ -693,7 +844,7 @@ absl::StatusOr<Table*> RadosRowStore::Impl::OpenTable(const TableOptions& table_
       } else {
         plan.equal.emplace_back(table_options.name, "");
       }
-      plan.ops.push_back({Plan::Kind::kSet, table_options.name, ProfileSuffix(profile)});
+      plan.ops.push_back({Plan::Kind::kSet, table_options.name, CatalogEntry(profile, shards)});
       plan.has_set = true;
       WriteOp op(plan);
       int w = rados_write_op_operate(op.get(), catalog_cio, "tables", nullptr, 0);
@@ -707,17 +858,22 @@ absl::StatusOr<Table*> RadosRowStore::Impl::OpenTable(const TableOptions& table_
         r = catalog.operate("tables", &again, nullptr);
         if (r < 0) return RadosError(r, "reading the table catalog");
         if (vals.empty()) return absl::AbortedError("table catalog: changed meanwhile, try again");
-        const std::string stored = vals.begin()->second.to_str();
-        if (stored == "compressed") profile = TableProfile::kCompressed;
-        if (stored == "index") profile = TableProfile::kIndex;
-        if (stored == "live") profile = TableProfile::kLive;
+        STRATA_RETURN_IF_ERROR(
+            ParseCatalogEntry(vals.begin()->second.to_str(), &profile, &shards));
+        stored_entry = true;
       }
     }
+  }
+  if (stored_entry && shards != wanted_shards) {
+    // The layout is fixed at creation: another count would look for rows in other objects.
+    STRATA_LOG_WARN("rados table keeps its stored shard count", "table", table_options.name,
+                    "stored_shards", std::to_string(shards), "option_shards",
+                    std::to_string(wanted_shards));
   }
   const std::string pool = options.pool_prefix + "." + ProfileSuffix(profile);
   STRATA_ASSIGN_OR_RETURN(rados_ioctx_t cio, OpenPool(pool));
   rados_ioctx_set_namespace(cio, table_options.name.c_str());
-  auto table = std::make_unique<RadosTable>(this, table_options.name, profile, cio);
+  auto table = std::make_unique<RadosTable>(this, table_options.name, profile, shards, cio);
   Table* out = table.get();
   tables.emplace(table_options.name, std::move(table));
   return out;
@@ -762,6 +918,7 @@ struct WriteJob {
   RadosTable* table;
   std::string oid;
   const WriteBatch* batch;
+  std::string prefix;  // of the partition's omap keys in a shard object ("" unsharded)
   Step step = Step::kFast;
   int attempts = 0;
   bool done = false;
@@ -797,7 +954,9 @@ void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
         WriteJob& job = chunk[i];
         if (job.done || job.step != WriteJob::Step::kRead) continue;
         auto read = std::make_unique<DependencyRead>();
-        read->op.omap_get_vals_by_keys(DependentKeys(*job.batch), &read->vals, &read->rval);
+        std::set<std::string> keys;
+        for (const std::string& k : DependentKeys(*job.batch)) keys.insert(job.prefix + k);
+        read->op.omap_get_vals_by_keys(keys, &read->vals, &read->rval);
         read->completion = librados::Rados::aio_create_completion();
         int r = job.table->io().aio_operate(job.oid, read->completion, &read->op, nullptr);
         if (r < 0) {
@@ -832,7 +991,7 @@ void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
             job.status = RadosError(r, "reading rows of a conditional write");
             continue;
           } else {
-            for (auto& [k, v] : read.vals) stored.emplace(k, v.to_str());
+            for (auto& [k, v] : read.vals) stored.emplace(k.substr(job.prefix.size()), v.to_str());
           }
         }
         plan = Compile(*job.batch, job.step == WriteJob::Step::kFast ? nullptr : &stored, now);
@@ -841,6 +1000,7 @@ void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
           job.status = plan.status();
           continue;
         }
+        PrefixPlan(job.prefix, &*plan);
         if (absent) {
           // The object is absent: assert it still is, instead of comparing rows.
           plan->equal.clear();
@@ -894,10 +1054,127 @@ void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
   }
 }
 
+// One round of RowStore::Write (at most one batch per partition, none with conditions). The
+// batches of the partitions that share a shard object go in ONE operation, all such
+// operations concurrently (at most max_in_flight at once): optimistic first; if the object
+// does not exist, once more as an exclusive create. The combined operation is atomic; if it
+// still does not succeed because an omap_cmp guess of one of its partitions was wrong (or
+// the object appeared meanwhile), its batches go again one by one through RunJobs, so that
+// one partition's condition never fails another's batch. Another error fails every batch of
+// the operation (outcome unknown: all or nothing of it). Unsharded batches and batches alone
+// in their object go to RunJobs directly.
+void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
+  std::map<std::pair<RadosTable*, std::string>, std::vector<size_t>> groups;
+  std::vector<WriteJob*> single;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (jobs[i].table->shards() == 0) {
+      single.push_back(&jobs[i]);
+    } else {
+      groups[{jobs[i].table, jobs[i].oid}].push_back(i);
+    }
+  }
+  struct Group {
+    const std::vector<size_t>* members;
+    bool absent = false;  // the object did not exist: the next attempt creates it
+    bool done = false;
+  };
+  std::vector<Group> combined;
+  for (auto& [key, members] : groups) {
+    if (members.size() == 1) {
+      single.push_back(&jobs[members[0]]);
+    } else {
+      combined.push_back(Group{&members});
+    }
+  }
+  std::vector<WriteJob> retry;  // batches of combined operations that did not succeed
+  std::vector<WriteJob*> retry_of;
+  auto fall_back = [&](Group& group) {
+    group.done = true;
+    for (size_t i : *group.members) {
+      retry.push_back(WriteJob{jobs[i].table, jobs[i].oid, jobs[i].batch, jobs[i].prefix});
+      retry_of.push_back(&jobs[i]);
+    }
+  };
+  auto fail = [&](Group& group, const absl::Status& status) {
+    group.done = true;
+    for (size_t i : *group.members) {
+      jobs[i].done = true;
+      jobs[i].status = status;
+    }
+  };
+  const std::map<std::string, std::string> nothing_stored;
+  for (size_t begin = 0; begin < combined.size(); begin += options.max_in_flight) {
+    const size_t end = std::min(combined.size(), begin + options.max_in_flight);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::vector<Plan> plans(end - begin);
+      std::vector<std::optional<PendingWrite>> pending(end - begin);
+      const Millis now = clock->NowMillis();
+      for (size_t g = begin; g < end; ++g) {
+        Group& group = combined[g];
+        if (group.done) continue;
+        Plan& plan = plans[g - begin];
+        bool ok = true;
+        for (size_t i : *group.members) {
+          absl::StatusOr<Plan> part =
+              Compile(*jobs[i].batch, group.absent ? &nothing_stored : nullptr, now);
+          if (!part.ok()) {  // not expected: these batches have no conditions
+            ok = false;
+            break;
+          }
+          PrefixPlan(jobs[i].prefix, &*part);
+          MergePlan(std::move(*part), &plan);
+        }
+        if (!ok) {
+          fall_back(group);
+          continue;
+        }
+        if (group.absent) {
+          plan.equal.clear();
+          plan.less.clear();
+          plan.create_exclusive = true;
+        }
+        const WriteJob& first = jobs[group.members->front()];
+        absl::StatusOr<PendingWrite> write = Submit(first.table->cio(), first.oid, plan);
+        if (!write.ok()) {
+          fail(group, write.status());
+          continue;
+        }
+        pending[g - begin] = std::move(*write);
+      }
+      for (size_t g = begin; g < end; ++g) {
+        if (!pending[g - begin]) continue;
+        Group& group = combined[g];
+        const Plan& plan = plans[g - begin];
+        const int r = pending[g - begin]->Wait();
+        if (r == 0 || (r == -ENOENT && !plan.has_set && !plan.HasAssertions() &&
+                       !plan.create_exclusive)) {
+          group.done = true;
+          for (size_t i : *group.members) jobs[i].done = true;
+        } else if (r == -ENOENT && !group.absent) {
+          group.absent = true;
+        } else if (r == -ECANCELED || r == -EEXIST || r == -ENOENT) {
+          fall_back(group);
+        } else {
+          fail(group, RadosError(r, "write"));
+        }
+      }
+    }
+    for (size_t g = begin; g < end; ++g) {
+      if (!combined[g].done) fall_back(combined[g]);
+    }
+  }
+  std::vector<WriteJob> rest;
+  for (WriteJob* job : single) rest.push_back(*job);
+  RunJobs(rest);
+  for (size_t i = 0; i < single.size(); ++i) *single[i] = std::move(rest[i]);
+  RunJobs(retry);
+  for (size_t i = 0; i < retry.size(); ++i) *retry_of[i] = std::move(retry[i]);
+}
+
 absl::Status RadosRowStore::Impl::ApplyOne(RadosTable* table, const std::string& partition,
                                            const WriteBatch& batch) {
   if (batch.empty() && batch.conditions().empty()) return absl::OkStatus();
-  WriteJob job{table, ObjectName(partition), &batch};
+  WriteJob job{table, table->ObjectOf(partition), &batch, table->KeyPrefix(partition)};
   RunJobs(std::span<WriteJob>(&job, 1));
   return job.status;
 }
@@ -927,11 +1204,12 @@ absl::Status RadosRowStore::Impl::Write(std::span<const PartitionWrite> writes) 
     auto* table = static_cast<RadosTable*>(w.table);
     size_t& n = seen[{table, w.partition}];
     if (rounds.size() <= n) rounds.resize(n + 1);
-    rounds[n].push_back(WriteJob{table, ObjectName(w.partition), &w.batch});
+    rounds[n].push_back(
+        WriteJob{table, table->ObjectOf(w.partition), &w.batch, table->KeyPrefix(w.partition)});
     ++n;
   }
   for (std::vector<WriteJob>& round : rounds) {
-    RunJobs(round);
+    RunRound(round);
     // A later round's batch must not apply when an earlier batch of its partition failed;
     // stopping at the first failed round keeps that (callers retry the call).
     for (const WriteJob& job : round) {
@@ -999,9 +1277,9 @@ void RadosRowStore::Impl::ReapAsync(RadosTable* table, const std::string& oid,
 absl::Status RadosTable::ReadPage(const std::string& oid, const std::string& lower,
                                   bool inclusive, size_t max,
                                   std::vector<std::pair<std::string, std::string>>* rows,
-                                  bool* more) {
+                                  bool* more, const std::string& filter) {
   PageRead read;
-  read.Prepare(lower, inclusive, max);
+  read.Prepare(lower, inclusive, max, filter);
   read.completion = librados::Rados::aio_create_completion();
   int r = io_.aio_operate(oid, read.completion, &read.op, nullptr);
   if (r < 0) return RadosError(r, "reading rows");
@@ -1021,11 +1299,11 @@ absl::StatusOr<std::string> RadosTable::Get(std::string_view partition,
   STRATA_RETURN_IF_ERROR(ValidatePartitionKey(partition));
   STRATA_RETURN_IF_ERROR(ValidateClusteringKey(clustering));
   STRATA_RETURN_IF_ERROR(CheckRead(options));
-  const std::string oid = ObjectName(partition);
+  const std::string oid = ObjectOf(partition);
   std::map<std::string, librados::bufferlist> vals;
   int rval = 0;
   librados::ObjectReadOperation read;
-  read.omap_get_vals_by_keys({std::string(clustering)}, &vals, &rval);
+  read.omap_get_vals_by_keys({KeyPrefix(partition) + std::string(clustering)}, &vals, &rval);
   int r = io_.operate(oid, &read, nullptr);
   if (r == -ENOENT || (r == 0 && vals.empty())) return absl::NotFoundError("row not found");
   if (r < 0) return RadosError(r, "reading a row");
@@ -1051,7 +1329,8 @@ absl::StatusOr<ScanPage> RadosTable::Scan(std::string_view partition, const Scan
     }
     cursor_key = options.cursor.substr(1);
   }
-  const std::string oid = ObjectName(partition);
+  const std::string oid = ObjectOf(partition);
+  const std::string prefix = KeyPrefix(partition);
   const Millis now = store_->clock->NowMillis();
   std::vector<std::pair<std::string, std::string>> expired;
   ScanPage page;
@@ -1073,6 +1352,12 @@ absl::StatusOr<ScanPage> RadosTable::Scan(std::string_view partition, const Scan
     }
   }
   if (!upper.empty() && lower >= upper) return page;
+  // In a shard object the partition is the key range [prefix, prefix + KeyAfterAll()); the
+  // bounds move into it (omap keys below carry the prefix, rows returned do not).
+  if (!prefix.empty()) {
+    lower.insert(0, prefix);
+    upper = upper.empty() ? prefix + KeyAfterAll() : prefix + upper;
+  }
 
   // Reverse keeps the last limit+1 live rows of a forward walk.
   std::deque<Row> tail;
@@ -1082,9 +1367,9 @@ absl::StatusOr<ScanPage> RadosTable::Scan(std::string_view partition, const Scan
   size_t max = options.reverse ? kMaxPageRows : std::min(kMaxPageRows, options.limit + 1);
   bool done = false;
   while (!done) {
-    STRATA_RETURN_IF_ERROR(ReadPage(oid, lower, inclusive, max, &rows, &more));
+    STRATA_RETURN_IF_ERROR(ReadPage(oid, lower, inclusive, max, &rows, &more, prefix));
     for (auto& [key, raw] : rows) {
-      if (!upper.empty() && key >= upper) {
+      if ((!upper.empty() && key >= upper) || key.compare(0, prefix.size(), prefix) != 0) {
         done = true;
         break;
       }
@@ -1095,7 +1380,7 @@ absl::StatusOr<ScanPage> RadosTable::Scan(std::string_view partition, const Scan
         continue;
       }
       if (options.reverse) {
-        tail.push_back(Row{key, std::string(row.value)});
+        tail.push_back(Row{key.substr(prefix.size()), std::string(row.value)});
         if (tail.size() > options.limit + 1) tail.pop_front();
       } else {
         if (page.rows.size() == options.limit) {
@@ -1103,7 +1388,7 @@ absl::StatusOr<ScanPage> RadosTable::Scan(std::string_view partition, const Scan
           done = true;
           break;
         }
-        page.rows.push_back(Row{key, std::string(row.value)});
+        page.rows.push_back(Row{key.substr(prefix.size()), std::string(row.value)});
       }
     }
     if (done || !more || rows.empty()) break;
@@ -1213,9 +1498,9 @@ absl::StatusOr<TableScanPage> RadosTable::ScanRange(const KeyRange& range, size_
     for (size_t i = first; i < oids.size(); ++i) {
       PageRead& read = *reads[i - first];
       const std::string& oid = oids[i];
-      std::string partition;
+      std::string partition, clustering;
       int r = read.Wait();
-      if (r == -ENOENT || !PartitionOfObject(oid, &partition)) continue;
+      if (r == -ENOENT) continue;
       if (r < 0) return RadosError(r, "reading rows");
       std::vector<std::pair<std::string, std::string>> rows = read.Rows();
       bool more = read.more;
@@ -1243,7 +1528,10 @@ absl::StatusOr<TableScanPage> RadosTable::ScanRange(const KeyRange& range, size_
             page.next_cursor = EncodeRangeCursor(c);
             return page;
           }
-          page.rows.push_back(TableRow{partition, key, std::string(row.value)});
+          // Keys that are not this table's (not expected) are skipped.
+          if (RowOf(oid, key, &partition, &clustering)) {
+            page.rows.push_back(TableRow{partition, clustering, std::string(row.value)});
+          }
           last_returned = key;
         }
         if (!more || rows.empty()) break;
@@ -1325,7 +1613,10 @@ absl::StatusOr<TableStats> RadosTable::Stats() {
     bool more = false;
     std::string lower;
     bool inclusive = true;
-    for (int p = 0; p < 4; ++p) {
+    // A shard object holds many partitions: read more of it (32k rows; beyond that a
+    // sharded table's count is low).
+    const int max_pages = shards_ == 0 ? 4 : 32;
+    for (int p = 0; p < max_pages; ++p) {
       STRATA_RETURN_IF_ERROR(ReadPage(objects[i], lower, inclusive, kMaxPageRows, &page, &more));
       for (auto& [k, v] : page) {
         StoredRow row;
@@ -1464,6 +1755,16 @@ absl::StatusOr<std::unique_ptr<RadosRowStore>> RadosRowStore::Open(
   if (options.max_conditional_attempts < 1) {
     return absl::InvalidArgumentError("max_conditional_attempts: must be >= 1");
   }
+  for (auto [field, n] : {std::pair<const char*, uint32_t>{"live_shards", options.live_shards},
+                          {"index_shards", options.index_shards},
+                          {"compressed_shards", options.compressed_shards}}) {
+    if (n > kMaxShards) return absl::InvalidArgumentError(std::string(field) + ": must be 0..65536");
+  }
+  for (const auto& [name, n] : options.table_shards) {
+    if (n > kMaxShards) {
+      return absl::InvalidArgumentError("table_shards[" + name + "]: must be 0..65536");
+    }
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->clock = options.clock != nullptr ? options.clock : SystemClock::Default();
@@ -1528,6 +1829,13 @@ std::string RadosRowStore::PoolName(TableProfile profile) const {
   return impl_->options.pool_prefix + "." + ProfileSuffix(profile);
 }
 
+absl::StatusOr<uint32_t> RadosRowStore::ShardsOf(std::string_view table_name) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->tables.find(std::string(table_name));
+  if (it == impl_->tables.end()) return absl::NotFoundError("table: not open");
+  return it->second->shards();
+}
+
 absl::StatusOr<std::vector<std::string>> RadosRowStore::RawKeysForTesting(
     std::string_view table_name, std::string_view partition) {
   RadosTable* table = nullptr;
@@ -1540,12 +1848,15 @@ absl::StatusOr<std::vector<std::string>> RadosRowStore::RawKeysForTesting(
   std::vector<std::string> keys;
   std::vector<std::pair<std::string, std::string>> rows;
   bool more = true;
-  std::string lower;
+  const std::string prefix = table->KeyPrefix(partition);
+  std::string lower = prefix;
   bool inclusive = true;
   while (more) {
-    STRATA_RETURN_IF_ERROR(
-        table->ReadPage(ObjectName(partition), lower, inclusive, kMaxPageRows, &rows, &more));
-    for (auto& [k, v] : rows) keys.push_back(k);
+    STRATA_RETURN_IF_ERROR(table->ReadPage(table->ObjectOf(partition), lower, inclusive,
+                                           kMaxPageRows, &rows, &more, prefix));
+    for (auto& [k, v] : rows) {
+      if (k.compare(0, prefix.size(), prefix) == 0) keys.push_back(k.substr(prefix.size()));
+    }
     if (rows.empty()) break;
     lower = rows.back().first;
     inclusive = false;
@@ -1564,7 +1875,7 @@ absl::StatusOr<bool> RadosRowStore::ObjectExistsForTesting(std::string_view tabl
   }
   uint64_t size = 0;
   time_t mtime = 0;
-  int r = rados_stat(table->cio(), ObjectName(partition).c_str(), &size, &mtime);
+  int r = rados_stat(table->cio(), table->ObjectOf(partition).c_str(), &size, &mtime);
   if (r == -ENOENT) return false;
   if (r < 0) return RadosError(r, "stat");
   return true;

@@ -2,7 +2,11 @@
 // ("The RADOS backend") for the object layout, the value format and the cost of each call.
 //
 // Layout: one RADOS object per (table, partition), rows in its omap (omap key = clustering
-// key, omap value = a 17-byte header (format, version, expiry) + the value). Tables live in
+// key, omap value = a 17-byte header (format, version, expiry) + the value); or, for a
+// sharded table, N objects per table, a partition living in object `s<hash % N>` under the
+// omap keys `u16 BE length | partition | clustering` (one contiguous key range each), so that
+// RowStore::Write can send the batches of all partitions of one shard object in ONE
+// operation. Tables live in
 // one pool per table family, chosen by the table's profile: `<pool_prefix>.live`,
 // `<pool_prefix>.index`, `<pool_prefix>.compressed`, so each family can get its own pg count,
 // replication and device class. Inside a pool each table is a RADOS namespace (its name), so
@@ -37,6 +41,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -60,6 +65,22 @@ struct RadosRowStoreOptions {
   // `strata`; create them beforehand to choose pg counts, replication or a device class.
   // Default "strata.rows".
   std::string pool_prefix = "strata.rows";
+
+  // Shards: how many RADOS objects hold a new table's partitions. 0 = one object per
+  // partition. N > 0 = N shard objects, each holding many partitions, so RowStore::Write
+  // sends one operation per shard object touched instead of one per partition (ingest
+  // spread over many small partitions). Chosen when a table is first opened and stored in
+  // the catalog: a table keeps its stored shard count whatever these say later (see
+  // OpenTable). Keys per shard object ~ rows of the table / N: give N >= rows / 100k to
+  // keep objects under ~100k omap keys. Defaults: live tables 64 (small rows, bounded by the
+  // roll-up), index and compressed tables 0 (large values, or partitions read by scans that
+  // gain nothing from sharing an object). 1..65536, or 0.
+  uint32_t live_shards = 64;
+  uint32_t index_shards = 0;
+  uint32_t compressed_shards = 0;
+  // Per table name, overrides the profile's count above (e.g. 0 for a live table whose row
+  // count is unbounded). Default empty.
+  std::map<std::string, uint32_t> table_shards;
 
   // Clock that decides expiry (reads and the reaper). Must outlive the store.
   // Default nullptr = SystemClock::Default().
@@ -110,8 +131,9 @@ class RadosRowStore final : public RowStore {
   RadosRowStore(const RadosRowStore&) = delete;
   RadosRowStore& operator=(const RadosRowStore&) = delete;
 
-  // A table keeps the profile it was created with (stored in the catalog): opening it with
-  // another profile returns the existing table, in its original pool.
+  // A table keeps the profile and the shard count it was created with (stored in the
+  // catalog): opening it with another profile, or after the shard options changed, returns
+  // the existing table, in its original pool and layout (a warning is logged for shards).
   absl::StatusOr<Table*> OpenTable(const TableOptions& options) override;
   // Batches with conditions are applied first, one by one; the others only after all of
   // them succeeded, concurrently (see RowStore::Write).
@@ -126,12 +148,15 @@ class RadosRowStore final : public RowStore {
 
   // The pool that holds `profile`'s tables, e.g. "strata.rows.live".
   std::string PoolName(TableProfile profile) const;
+  // The stored shard count of an open table (0 = one object per partition); NotFound if
+  // the table is not open.
+  absl::StatusOr<uint32_t> ShardsOf(std::string_view table) const;
 
   // For tests: the omap keys stored for a partition, expired rows included (the reaper's
   // view). Empty when the object does not exist.
   absl::StatusOr<std::vector<std::string>> RawKeysForTesting(std::string_view table,
                                                              std::string_view partition);
-  // For tests: whether the partition's object exists.
+  // For tests: whether the partition's object (its shard object, when sharded) exists.
   absl::StatusOr<bool> ObjectExistsForTesting(std::string_view table, std::string_view partition);
 
   struct Impl;

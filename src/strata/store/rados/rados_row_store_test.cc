@@ -31,9 +31,13 @@ std::string FreshPrefix() {
          "." + std::to_string(counter++);
 }
 
+// `shards`: the shard count of every profile (0 = one object per partition).
 RadosRowStoreOptions TestOptions(Clock* clock, const std::string& prefix,
-                                 bool reap_on_read = true) {
+                                 bool reap_on_read = true, uint32_t shards = 0) {
   RadosRowStoreOptions options;
+  options.live_shards = shards;
+  options.index_shards = shards;
+  options.compressed_shards = shards;
   options.ceph_conf = ClusterSetting("CEPH_CONF").value_or("");
   options.pool_prefix = prefix;
   options.clock = clock;
@@ -53,18 +57,25 @@ std::unique_ptr<RadosRowStore> OpenOrFail(const RadosRowStoreOptions& options) {
   return std::move(*store);
 }
 
-std::unique_ptr<RowStore> ConformanceStore(ManualClock* clock) {
+std::unique_ptr<RowStore> ConformanceStore(ManualClock* clock, uint32_t shards) {
   if (std::string missing = ClusterMissing("CEPH_CONF"); !missing.empty()) {
     ADD_FAILURE() << missing;
     return nullptr;
   }
-  return OpenOrFail(TestOptions(clock, FreshPrefix()));
+  return OpenOrFail(TestOptions(clock, FreshPrefix(), /*reap_on_read=*/true, shards));
 }
 
 }  // namespace
 }  // namespace strata::store
 
-INSTANTIATE_ROW_STORE_CONFORMANCE(Rados, ::strata::store::ConformanceStore);
+// One object per partition, and every table sharded into 3 objects (few, so that the
+// suite's partitions share objects).
+INSTANTIATE_ROW_STORE_CONFORMANCE(Rados, [](strata::ManualClock* clock) {
+  return ::strata::store::ConformanceStore(clock, 0);
+});
+INSTANTIATE_ROW_STORE_CONFORMANCE(RadosSharded, [](strata::ManualClock* clock) {
+  return ::strata::store::ConformanceStore(clock, 3);
+});
 
 namespace strata::store {
 namespace {
@@ -451,6 +462,279 @@ TEST_F(RadosRowStoreTest, BinaryAndLongPartitionKeysRoundTrip) {
   std::sort(expected.begin(), expected.end());
   std::sort(seen.begin(), seen.end());
   EXPECT_EQ(seen, expected);
+}
+
+// ---------------------------------------------------------------------------------------
+// Sharded tables: many partitions per object.
+
+class RadosShardedTest : public RadosRowStoreTest {
+ protected:
+  // Replaces the store by one whose tables all have `shards` shard objects.
+  void Reshard(uint32_t shards) {
+    store_.reset();
+    prefix_ = FreshPrefix();
+    store_ = OpenOrFail(TestOptions(&clock_, prefix_, /*reap_on_read=*/false, shards));
+    ASSERT_NE(store_, nullptr);
+  }
+
+  std::vector<TableRow> ScanTable(Table* t, size_t limit) {
+    std::vector<TableRow> rows;
+    absl::StatusOr<std::vector<KeyRange>> ranges = t->SplitRanges(2);
+    EXPECT_TRUE(ranges.ok()) << ranges.status();
+    if (!ranges.ok()) return rows;
+    for (const KeyRange& range : *ranges) {
+      std::string cursor;
+      do {
+        absl::StatusOr<TableScanPage> page = t->ScanRange(range, limit, cursor);
+        EXPECT_TRUE(page.ok()) << page.status();
+        if (!page.ok()) return rows;
+        for (TableRow& r : page->rows) rows.push_back(std::move(r));
+        cursor = page->next_cursor;
+      } while (!cursor.empty());
+    }
+    return rows;
+  }
+};
+
+// With one shard every partition shares the object: none sees another's rows, in scans
+// (both directions, paged, bounded), point reads, range deletes and full-table scans,
+// including partition keys that are prefixes of one another and extreme clustering keys.
+TEST_F(RadosShardedTest, PartitionsInOneObjectAreIsolated) {
+  Reshard(1);
+  Table* t = Open("iso");
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(*store_->ShardsOf("iso"), 1u);
+  const std::string max_key(kMaxClusteringKeySize, '\xff');
+  const std::vector<std::string> partitions = {
+      "", "a", "ab", std::string("a\0", 2), "b", std::string("\x01", 1), "\xff",
+      std::string(kMaxPartitionKeySize, '\xff')};
+  // Clustering keys chosen to collide with the neighbours' bytes ("b" after partition "a"
+  // spells "ab").
+  const std::vector<std::string> keys = {"", "b", std::string("\0", 1), "k1", "k2", max_key};
+  std::vector<PartitionWrite> writes;
+  for (const std::string& p : partitions) {
+    writes.push_back(PartitionWrite{t, p, WriteBatch()});
+    for (const std::string& k : keys) writes.back().batch.Put(k, p + "|" + k);
+  }
+  ASSERT_TRUE(store_->Write(writes).ok());
+  std::vector<std::string> sorted_keys = keys;
+  std::sort(sorted_keys.begin(), sorted_keys.end());
+  std::vector<std::string> reversed(sorted_keys.rbegin(), sorted_keys.rend());
+  for (const std::string& p : partitions) {
+    SCOPED_TRACE(::testing::PrintToString(p));
+    ScanOptions paged;
+    paged.limit = 2;
+    EXPECT_EQ(ScanKeys(t, p, paged), sorted_keys);
+    ScanOptions reverse;
+    reverse.reverse = true;
+    reverse.limit = 4;
+    EXPECT_EQ(ScanKeys(t, p, reverse), reversed);
+    ScanOptions bounded;
+    bounded.start = "b";
+    bounded.end = "k2";
+    EXPECT_THAT(ScanKeys(t, p, bounded), ElementsAre("b", "k1"));
+    for (const std::string& k : keys) EXPECT_EQ(*t->Get(p, k), p + "|" + k);
+  }
+  EXPECT_TRUE(absl::IsNotFound(t->Get("abc", "").status()));
+  EXPECT_TRUE(ScanKeys(t, "abc", {}).empty());
+  EXPECT_TRUE(ScanKeys(t, "a\xff", {}).empty());
+
+  // The full-table scan returns every partition whole, contiguous, in clustering order.
+  std::vector<TableRow> all = ScanTable(t, 3);
+  ASSERT_EQ(all.size(), partitions.size() * keys.size());
+  for (size_t i = 0; i < all.size(); i += keys.size()) {
+    for (size_t j = 0; j < keys.size(); ++j) {
+      EXPECT_EQ(all[i + j].partition, all[i].partition);
+      EXPECT_EQ(all[i + j].clustering, sorted_keys[j]);
+      EXPECT_EQ(all[i + j].value, all[i].partition + "|" + sorted_keys[j]);
+    }
+  }
+
+  // Deleting a whole partition (an omap range, not omap_clear), an open-ended range, and a
+  // bounded one touch only that partition.
+  ASSERT_TRUE(t->DeleteRange("a", "", "").ok());
+  ASSERT_TRUE(t->DeleteRange("ab", "k1", "").ok());
+  ASSERT_TRUE(t->DeleteRange("", "", "k1").ok());
+  EXPECT_TRUE(store_->RawKeysForTesting("iso", "a")->empty());
+  EXPECT_THAT(*store_->RawKeysForTesting("iso", "ab"), ElementsAre("", std::string("\0", 1), "b"));
+  EXPECT_THAT(*store_->RawKeysForTesting("iso", ""), ElementsAre("k1", "k2", max_key));
+  for (const std::string& p : {std::string("a\0", 2), std::string("b")}) {
+    EXPECT_EQ(ScanKeys(t, p, {}), sorted_keys);
+  }
+  EXPECT_EQ(ScanTable(t, kMaxPageRows).size(), partitions.size() * keys.size() - 6 - 3 - 3);
+}
+
+// Pages, cursors and reverse scans across omap reads (1024) inside a shard object, with
+// neighbouring partitions on both sides of the partition's key range.
+TEST_F(RadosShardedTest, LargePartitionInASharedObject) {
+  Reshard(1);
+  Table* t = Open("big");
+  ASSERT_NE(t, nullptr);
+  std::vector<std::string> all;
+  for (int start = 0; start < 2500; start += 500) {
+    std::vector<PartitionWrite> writes;
+    writes.push_back(PartitionWrite{t, "o", WriteBatch()});
+    writes.push_back(PartitionWrite{t, "p", WriteBatch()});
+    writes.push_back(PartitionWrite{t, "q", WriteBatch()});
+    for (int i = start; i < start + 500; ++i) {
+      all.push_back("k" + Pad(i));
+      for (PartitionWrite& w : writes) w.batch.Put(all.back(), w.partition);
+    }
+    ASSERT_TRUE(store_->Write(writes).ok());
+  }
+  EXPECT_EQ(ScanKeys(t, "p", {}), all);
+  ScanOptions reverse;
+  reverse.reverse = true;
+  reverse.limit = 700;
+  EXPECT_EQ(ScanKeys(t, "p", reverse), std::vector<std::string>(all.rbegin(), all.rend()));
+  absl::StatusOr<ScanPage> page = t->Scan("p", {});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->rows.size(), kMaxPageRows);
+  for (const Row& r : page->rows) ASSERT_EQ(r.value, "p");
+  absl::StatusOr<TableStats> stats = t->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->approximate_rows, 7500u);
+  EXPECT_EQ(ScanTable(t, 1000).size(), 7500u);
+}
+
+// A combined operation fails whole when one partition's omap_cmp guess is wrong (here: its
+// stored row is newer than the PutIfNewer); the batches are then applied one by one, so the
+// other partitions of the object are written and the stale PutIfNewer loses alone.
+TEST_F(RadosShardedTest, CombinedWriteRetriesPartitionsOneByOne) {
+  Reshard(1);
+  Table* t = Open("lww");
+  ASSERT_NE(t, nullptr);
+  WriteBatch newer;
+  newer.PutIfNewer("k", 10, "v10");
+  ASSERT_TRUE(t->Apply("x", newer).ok());
+  std::vector<PartitionWrite> writes;
+  writes.push_back(PartitionWrite{t, "x", WriteBatch()});
+  writes.back().batch.PutIfNewer("k", 5, "v5");  // loses: the combined op's cmp fails
+  writes.back().batch.Put("other", "x-other");
+  writes.push_back(PartitionWrite{t, "y", WriteBatch()});
+  writes.back().batch.Put("k", "y");
+  writes.push_back(PartitionWrite{t, "w", WriteBatch()});
+  writes.back().batch.PutIfNewer("k", 1, "w1");
+  ASSERT_TRUE(store_->Write(writes).ok());
+  EXPECT_EQ(*t->Get("x", "k"), "v10");
+  EXPECT_EQ(*t->Get("x", "other"), "x-other");
+  EXPECT_EQ(*t->Get("y", "k"), "y");
+  EXPECT_EQ(*t->Get("w", "k"), "w1");
+
+  // A failed Expect is that batch's FailedPrecondition. Conditional batches go first, one
+  // by one (the contract of RowStore::Write on RADOS), so the unconditional batch of the
+  // same call is not applied; the conditional batch of another partition before it is.
+  std::vector<PartitionWrite> guarded;
+  guarded.push_back(PartitionWrite{t, "y", WriteBatch()});
+  guarded.back().batch.Expect("k", std::string("y"));
+  guarded.back().batch.Put("k", "y2");
+  guarded.push_back(PartitionWrite{t, "x", WriteBatch()});
+  guarded.back().batch.Expect("k", std::string("wrong"));
+  guarded.back().batch.Put("k", "never");
+  guarded.push_back(PartitionWrite{t, "w", WriteBatch()});
+  guarded.back().batch.Put("after", "never");
+  absl::Status s = store_->Write(guarded);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_EQ(*t->Get("y", "k"), "y2");
+  EXPECT_EQ(*t->Get("x", "k"), "v10");
+  EXPECT_TRUE(absl::IsNotFound(t->Get("w", "after").status()));
+}
+
+// The first write into a shard object that does not exist yet: one exclusive create for
+// all its partitions; and many partitions over several shards in one call.
+TEST_F(RadosShardedTest, ManyPartitionsOverFewShards) {
+  Reshard(4);
+  Table* t = Open("many");
+  ASSERT_NE(t, nullptr);
+  std::vector<PartitionWrite> writes;
+  for (int p = 0; p < 200; ++p) {
+    writes.push_back(PartitionWrite{t, "m" + Pad(p), WriteBatch()});
+    for (int r = 0; r < 3; ++r) writes.back().batch.PutIfNewer("r" + Pad(r), 1 + r, "v");
+    // A second batch of the same partition in the same call applies after the first.
+    writes.push_back(PartitionWrite{t, "m" + Pad(p), WriteBatch()});
+    writes.back().batch.Delete("r00000");
+  }
+  ASSERT_TRUE(store_->Write(writes).ok());
+  for (int p = 0; p < 200; p += 17) {
+    EXPECT_THAT(ScanKeys(t, "m" + Pad(p), {}), ElementsAre("r00001", "r00002"));
+  }
+  EXPECT_EQ(ScanTable(t, 100).size(), 400u);
+  ASSERT_TRUE(store_->Write(writes).ok());  // again, on existing objects: idempotent
+  EXPECT_EQ(ScanTable(t, kMaxPageRows).size(), 400u);
+}
+
+// Expired rows of a sharded table are reaped; the shard object stays while any partition
+// has rows, and goes when none has.
+TEST_F(RadosShardedTest, ReaperWorksOnShardObjects) {
+  Reshard(1);
+  Table* t = Open("ttl");
+  ASSERT_NE(t, nullptr);
+  const Millis now = clock_.NowMillis();
+  ASSERT_TRUE(t->Put("a", "x", "v", now + 10).ok());
+  ASSERT_TRUE(t->Put("b", "x", "v").ok());
+  clock_.Advance(10);
+  absl::StatusOr<RadosReapStats> stats = store_->ReapExpired();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->rows_removed, 1u);
+  EXPECT_EQ(stats->objects_removed, 0u);
+  EXPECT_TRUE(store_->RawKeysForTesting("ttl", "a")->empty());
+  ASSERT_TRUE(t->Delete("b", "x").ok());
+  stats = store_->ReapExpired();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->objects_removed, 1u);
+  EXPECT_FALSE(*store_->ObjectExistsForTesting("ttl", "b"));
+}
+
+// The shard count is fixed when a table is created: reopening with other options keeps the
+// stored count and finds every row; a new table takes the new options; an override by table
+// name wins over the profile's count.
+TEST_F(RadosShardedTest, ReopenKeepsTheStoredShardCount) {
+  store_.reset();
+  RadosRowStoreOptions options = TestOptions(&clock_, prefix_, false, 4);
+  options.delete_pools_on_close = false;
+  options.table_shards["unsharded_live"] = 0;
+  std::unique_ptr<RadosRowStore> first = OpenOrFail(options);
+  ASSERT_NE(first, nullptr);
+  absl::StatusOr<Table*> t = first->OpenTable(TableOptions{"rows", TableProfile::kLive});
+  ASSERT_TRUE(t.ok());
+  absl::StatusOr<Table*> plain =
+      first->OpenTable(TableOptions{"unsharded_live", TableProfile::kLive});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(*first->ShardsOf("rows"), 4u);
+  EXPECT_EQ(*first->ShardsOf("unsharded_live"), 0u);
+  for (int p = 0; p < 50; ++p) {
+    ASSERT_TRUE((*t)->Put("p" + Pad(p), "k", "v" + std::to_string(p)).ok());
+    ASSERT_TRUE((*plain)->Put("p" + Pad(p), "k", "v" + std::to_string(p)).ok());
+  }
+  first.reset();
+
+  RadosRowStoreOptions other = TestOptions(&clock_, prefix_, false, 16);  // deletes the pools
+  store_ = OpenOrFail(other);
+  ASSERT_NE(store_, nullptr);
+  Table* again = Open("rows");
+  Table* plain_again = Open("unsharded_live");
+  ASSERT_NE(again, nullptr);
+  ASSERT_NE(plain_again, nullptr);
+  EXPECT_EQ(*store_->ShardsOf("rows"), 4u);
+  EXPECT_EQ(*store_->ShardsOf("unsharded_live"), 0u);
+  for (int p = 0; p < 50; ++p) {
+    EXPECT_EQ(again->Get("p" + Pad(p), "k").value_or("<missing>"), "v" + std::to_string(p));
+    EXPECT_EQ(plain_again->Get("p" + Pad(p), "k").value_or("<missing>"),
+              "v" + std::to_string(p));
+  }
+  ASSERT_NE(Open("fresh"), nullptr);
+  EXPECT_EQ(*store_->ShardsOf("fresh"), 16u);
+}
+
+TEST(RadosRowStoreOpenTest, ShardCountsAreChecked) {
+  RadosRowStoreOptions options;
+  options.live_shards = 65537;
+  EXPECT_TRUE(absl::IsInvalidArgument(RadosRowStore::Open(options).status()));
+  options.live_shards = 1;
+  options.table_shards["t"] = 100000;
+  absl::Status s = RadosRowStore::Open(options).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("table_shards[t]"));
 }
 
 // A cluster that cannot be reached is a clear Unavailable naming the conf file, after the
