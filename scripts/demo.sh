@@ -36,8 +36,9 @@ if [ $DISTRIBUTED -eq 1 ]; then
   mkdir -p "$DATA_DIR"
   # One config section per storage interface: rows on Ceph RADOS, object bytes on S3
   # (radosgw; keys from STRATA_S3_ACCESS_KEY / STRATA_S3_SECRET_KEY, exported above), the
-  # viewing cache in memcached. The queue stays embedded until the Kafka backend lands
-  # ([queue] backend = "kafka", brokers = ["..."]).
+  # viewing cache in memcached, work queues on Kafka (librdkafka's mock broker from
+  # scripts/cluster.sh, which creates topics through its control port:
+  # STRATA_KAFKA_MOCK_CONTROL, exported above).
   cat >"$DATA_DIR/strata.toml" <<EOT
 [rows]
 backend = "rados"
@@ -48,6 +49,9 @@ backend = "s3"
 endpoint = "$STRATA_S3_ENDPOINT"
 bucket = "strata-demo"
 create_bucket = true
+[queue]
+backend = "kafka"
+brokers = ["${STRATA_KAFKA_BROKERS//,/\",\"}"]
 [cache]
 backend = "memcached"
 servers = ["$STRATA_MEMCACHED"]
@@ -71,7 +75,7 @@ done
 ./build/apps/strata demo load --server "http://127.0.0.1:$PORT"
 if [ $DISTRIBUTED -eq 1 ]; then
   echo
-  echo "Backends: $(tr "\n" " " <"$DATA_DIR/strata.toml")(the others embedded); cluster in $CLUSTER_DIR"
+  echo "Backends: $(tr "\n" " " <"$DATA_DIR/strata.toml"); cluster in $CLUSTER_DIR"
 fi
 cat <<EOT
 

@@ -14,7 +14,8 @@ import xml.etree.ElementTree as ET
 
 
 # Which deployment the tests run against: "embedded" (RocksDB + local files, the default) or
-# "distributed" (rows on Ceph RADOS, bytes on S3 = radosgw, the viewing cache in memcached),
+# "distributed" (rows on Ceph RADOS, bytes on S3 = radosgw, queues on Kafka = librdkafka's mock
+# cluster in strata-kafka-mock, the viewing cache in memcached),
 # on the cluster that CTest's `cluster` fixture started (STRATA_CLUSTER_ENV names its env file).
 DEPLOYMENT = os.environ.get("STRATA_E2E_DEPLOYMENT", "embedded")
 
@@ -50,7 +51,10 @@ def deployment(data_dir, env=None):
     env = dict(env if env is not None else os.environ)
     env["STRATA_S3_ACCESS_KEY"] = s["STRATA_S3_ACCESS_KEY"]
     env["STRATA_S3_SECRET_KEY"] = s["STRATA_S3_SECRET_KEY"]
-    return ["--rows-backend", "rados", "--rows-ceph-conf", s["CEPH_CONF"],
+    env["STRATA_KAFKA_MOCK_CONTROL"] = s["STRATA_KAFKA_MOCK_CONTROL"]
+    return ["--queue-backend", "kafka", "--queue-brokers", s["STRATA_KAFKA_BROKERS"],
+            "--queue-topic-prefix", tag + ".",
+            "--rows-backend", "rados", "--rows-ceph-conf", s["CEPH_CONF"],
             "--rows-pool-prefix", tag,
             "--blobs-backend", "s3", "--blobs-endpoint", s["STRATA_S3_ENDPOINT"],
             "--blobs-bucket", tag, "--blobs-create-bucket",

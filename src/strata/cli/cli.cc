@@ -135,6 +135,8 @@ void AddBackendOptions(CLI::App* serve, server::BackendConfig* b) {
       ->capture_default_str();
   serve->add_option("--queue-brokers", b->queue.brokers, "kafka: bootstrap brokers, host:port")
       ->delimiter(',');
+  serve->add_option("--queue-topic-prefix", b->queue.topic_prefix,
+                    "kafka: prefix of every topic name (deployments sharing one cluster)");
   serve->add_option("--cache-backend", b->cache.backend,
                     "Caches: memory (per process) or memcached (shared by every server)")
       ->capture_default_str();

@@ -15,6 +15,10 @@
 #ifdef STRATA_HAVE_RADOS
 #include "strata/store/rados/rados_row_store.h"
 #endif
+#ifdef STRATA_HAVE_KAFKA
+#include "strata/store/kafka/kafka_queue.h"
+#include "strata/store/kafka/mock_cluster.h"
+#endif
 #ifdef STRATA_HAVE_S3
 #include "strata/blob/s3/s3_blob_store.h"
 #endif
@@ -33,7 +37,7 @@
 namespace strata::server {
 namespace {
 
-absl::Status NotBuilt(const char* section, const std::string& backend) {
+[[maybe_unused]] absl::Status NotBuilt(const char* section, const std::string& backend) {
   return absl::UnimplementedError(absl::StrCat(section, " backend \"", backend,
                                                "\": not built into this binary"));
 }
@@ -146,8 +150,31 @@ absl::StatusOr<std::unique_ptr<store::Queue>> OpenQueue(const ServerConfig& conf
                                                         MetricsRegistry* metrics) {
   const QueueBackendConfig& queue = config.backends.queue;
   if (queue.backend == "kafka") {
-    // Kafka: store::KafkaQueue::Open({queue.brokers, metrics}).
+#ifdef STRATA_HAVE_KAFKA
+    store::KafkaQueueOptions options;
+    for (const std::string& b : queue.brokers) {
+      options.brokers += (options.brokers.empty() ? "" : ",") + b;
+    }
+    options.metrics = metrics;
+    options.topic_prefix = queue.topic_prefix;
+    // Kafka brokers create topics through their admin API. The test cluster's broker
+    // (librdkafka's mock, strata-kafka-mock: no Kafka broker is packaged in Debian) has none;
+    // its control port, named by STRATA_KAFKA_MOCK_CONTROL, stands in for tests and the demo.
+    // It must outlive the queue: one per process, kept to the end (it holds an address).
+    static std::unique_ptr<store::MockControlAdmin> mock_admin;
+    if (const char* control = std::getenv("STRATA_KAFKA_MOCK_CONTROL");
+        control != nullptr && *control != '\0') {
+      if (!mock_admin) mock_admin = std::make_unique<store::MockControlAdmin>(control);
+      options.topic_admin = mock_admin.get();
+    }
+    auto opened = store::OpenKafkaQueue(options);
+    if (!opened.ok()) {
+      return Unreachable(opened.status(), "queue backend \"kafka\" at " + options.brokers);
+    }
+    return std::move(*opened);
+#else
     return NotBuilt("queue", queue.backend);
+#endif
   }
   // Durable topics in the row store, beside the data they describe.
   store::EmbeddedQueueOptions options;

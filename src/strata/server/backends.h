@@ -63,6 +63,9 @@ struct QueueBackendConfig {
   std::string backend = "embedded";
   // kafka: bootstrap brokers, "host:port" each. Required for kafka.
   std::vector<std::string> brokers;
+  // kafka: prepended to every topic name, so several deployments (or test servers) can share
+  // one Kafka cluster. Default "".
+  std::string topic_prefix;
 };
 
 struct CacheBackendConfig {
