@@ -326,15 +326,17 @@ void JobRunner::Work(Running* run, int partition) {
       continue;
     }
     JobCounts delta;
-    // The offset after the last message handled; a pause or cancel noticed mid-batch stops
-    // here, and only what was handled is committed (the rest is redelivered on resume).
+    // The offset after the last message handled. A cancel (any final state) noticed
+    // mid-batch stops here: nothing more of the job is processed. A pause lets the batch
+    // finish: the queue would not hand the rest of it out again on resume until its
+    // redelivery timeout, and the job could be judged done before that.
     uint64_t next_offset = messages->front().offset;
     for (const store::Message& m : *messages) {
       if (std::chrono::steady_clock::now() - checked_at >= state_every) {
         absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
         if (job.ok()) state = job->state;
         checked_at = std::chrono::steady_clock::now();
-        if (state != JobState::kRunning) break;
+        if (IsFinal(state)) break;
       }
       Pace(run);
       for (int attempt = 1; attempt <= run->spec.max_attempts; ++attempt) {
