@@ -321,9 +321,20 @@ class ConnectionLimitsTest(unittest.TestCase):
         server = strata_e2e.ServerProcess(STRATA, tmp, ["--idle-timeout-ms", "60000",
                                                  "--max-connections", "3"])
         try:
-            held = [socket.create_connection(("127.0.0.1", server.port), timeout=5)
-                    for _ in range(3)]
-            time.sleep(0.1)
+            # Each held connection proves it was accepted with a request of its own: the
+            # server may still count the start-up health check's connection for a moment, in
+            # which case a connection is refused (503) and is tried again.
+            held = []
+            for _ in range(3):
+                for _attempt in range(50):
+                    c = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                    c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    if c.recv(4096).startswith(b"HTTP/1.1 200"):
+                        held.append(c)
+                        break
+                    c.close()
+                    time.sleep(0.1)
+            self.assertEqual(len(held), 3)
             extra = socket.create_connection(("127.0.0.1", server.port), timeout=5)
             answer = extra.recv(4096)
             self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer)
