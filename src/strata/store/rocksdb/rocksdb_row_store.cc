@@ -694,7 +694,18 @@ void Core::SyncLoop() {
     if (write_failed_.load(std::memory_order_acquire)) continue;
     if (sync_failed_.load(std::memory_order_acquire)) continue;
     lock.unlock();
-    rocksdb::Status s = db_->SyncWAL();
+    rocksdb::Status s;
+    {
+      // Under the writers' lock: a WAL append failing (ENOSPC) while this sync flushes the
+      // same log writer trips the assertion of Debian's build (see write_mu_), and a sync
+      // after a failed write must not start.
+      std::lock_guard<std::mutex> write_lock(write_mu_);
+      if (write_failed_.load(std::memory_order_acquire)) {
+        lock.lock();
+        continue;
+      }
+      s = db_->SyncWAL();
+    }
     if (!s.ok()) {
       // Writes acknowledged since the last good sync may not be on disk, and after a failed
       // fsync the kernel may have dropped the dirty pages, so a retry that succeeds proves
@@ -965,6 +976,10 @@ absl::Status Core::Sync() {
   }
   if (sync_failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError(kSyncFailedMessage);
+  }
+  std::lock_guard<std::mutex> write_lock(write_mu_);  // see SyncLoop
+  if (write_failed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("sync WAL: skipped after a failed write");
   }
   return ToStatus(db_->FlushWAL(/*sync=*/true), "sync WAL");
 }
