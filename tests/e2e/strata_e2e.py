@@ -40,6 +40,11 @@ def cluster_settings():
     return settings
 
 
+def deployment_tag(data_dir):
+    """The pool prefix, bucket and topic prefix of a server over DATA_DIR (distributed)."""
+    return "e2e-" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:12]
+
+
 def deployment(data_dir, env=None):
     """The serve flags and environment of DEPLOYMENT for a server over DATA_DIR. On the
     distributed one each data directory gets its own pools and bucket (named after it), so a
@@ -47,7 +52,7 @@ def deployment(data_dir, env=None):
     if DEPLOYMENT != "distributed":
         return [], env
     s = cluster_settings()
-    tag = "e2e-" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:12]
+    tag = deployment_tag(data_dir)
     env = dict(env if env is not None else os.environ)
     env["STRATA_S3_ACCESS_KEY"] = s["STRATA_S3_ACCESS_KEY"]
     env["STRATA_S3_SECRET_KEY"] = s["STRATA_S3_SECRET_KEY"]
@@ -69,7 +74,7 @@ def blob_names(data_dir, prefix):
         root = os.path.join(data_dir, "d", "blobs")
         return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, prefix + "*")))
     s = cluster_settings()
-    tag = "e2e-" + hashlib.sha1(os.path.abspath(data_dir).encode()).hexdigest()[:12]
+    tag = deployment_tag(data_dir)
     url = "%s/%s?list-type=2&prefix=%s" % (s["STRATA_S3_ENDPOINT"], tag,
                                           urllib.parse.quote(prefix, safe=""))
     out = subprocess.run(

@@ -143,10 +143,9 @@ int SyncCommon(int fd, int (*real)(int)) {
   return rc;
 }
 
-int OpenCommon(int dirfd, const char* path, int flags, mode_t mode, const char* real_name) {
+int OpenCommon(int dirfd, const char* path, int flags, mode_t mode) {
   using OpenAtFn = int (*)(int, const char*, int, ...);
   static OpenAtFn real_openat = Real<OpenAtFn>("openat");
-  (void)real_name;
   std::string full;
   bool created = false;
   if ((flags & O_CREAT) != 0) {
@@ -162,56 +161,42 @@ int OpenCommon(int dirfd, const char* path, int flags, mode_t mode, const char* 
 
 extern "C" {
 
-int open(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if ((flags & (O_CREAT | O_TMPFILE)) != 0) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = static_cast<mode_t>(va_arg(ap, int));
-    va_end(ap);
+// The optional mode argument of the open family (present with O_CREAT or O_TMPFILE).
+#define STRATA_SHIM_MODE(flags, mode)                \
+  mode_t mode = 0;                                   \
+  if (((flags) & (O_CREAT | O_TMPFILE)) != 0) {      \
+    va_list ap;                                      \
+    va_start(ap, flags);                             \
+    mode = static_cast<mode_t>(va_arg(ap, int));     \
+    va_end(ap);                                      \
   }
-  return OpenCommon(AT_FDCWD, path, flags, mode, "open");
+
+int open(const char* path, int flags, ...) {
+  STRATA_SHIM_MODE(flags, mode)
+  return OpenCommon(AT_FDCWD, path, flags, mode);
 }
 
 int open64(const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if ((flags & (O_CREAT | O_TMPFILE)) != 0) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = static_cast<mode_t>(va_arg(ap, int));
-    va_end(ap);
-  }
-  return OpenCommon(AT_FDCWD, path, flags, mode, "open64");
+  STRATA_SHIM_MODE(flags, mode)
+  return OpenCommon(AT_FDCWD, path, flags, mode);
 }
 
 int openat(int dirfd, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if ((flags & (O_CREAT | O_TMPFILE)) != 0) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = static_cast<mode_t>(va_arg(ap, int));
-    va_end(ap);
-  }
-  return OpenCommon(dirfd, path, flags, mode, "openat");
+  STRATA_SHIM_MODE(flags, mode)
+  return OpenCommon(dirfd, path, flags, mode);
 }
 
 int openat64(int dirfd, const char* path, int flags, ...) {
-  mode_t mode = 0;
-  if ((flags & (O_CREAT | O_TMPFILE)) != 0) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = static_cast<mode_t>(va_arg(ap, int));
-    va_end(ap);
-  }
-  return OpenCommon(dirfd, path, flags, mode, "openat64");
+  STRATA_SHIM_MODE(flags, mode)
+  return OpenCommon(dirfd, path, flags, mode);
 }
 
 int creat(const char* path, mode_t mode) {
-  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, "creat");
+  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
 int creat64(const char* path, mode_t mode) {
-  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, "creat64");
+  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
 int mkdirat(int dirfd, const char* path, mode_t mode) {
