@@ -54,6 +54,12 @@ enum class TableProfile {
 struct TableOptions {
   std::string name;  // [a-z0-9_]+, unique within the store
   TableProfile profile = TableProfile::kLive;
+  // Whether one write usually touches many small partitions of the table at once (a row or
+  // two for each member of an ingest batch). A backend that keeps a partition per object
+  // (RADOS) then keeps many partitions in each of a few objects, so a batch costs one
+  // operation per object instead of one per partition. Default false: the profile decides
+  // (kLive tables are grouped that way already).
+  bool spread_writes = false;
 };
 
 struct Row {
@@ -176,6 +182,12 @@ struct ReadOptions {
   const Snapshot* snapshot = nullptr;  // nullptr = latest
 };
 
+// A row's address, for Table::MultiGet.
+struct RowKey {
+  std::string_view partition;
+  std::string_view clustering;
+};
+
 struct TableStats {
   uint64_t approximate_rows = 0;
   uint64_t disk_bytes = 0;  // bytes the table occupies on disk, after compression
@@ -190,6 +202,17 @@ class Table {
   virtual absl::StatusOr<std::string> Get(std::string_view partition,
                                           std::string_view clustering,
                                           const ReadOptions& options = {}) = 0;
+  // Reads many rows, of any partitions, at once: result i is keys[i]'s value, NotFound
+  // (absent or expired), or an error of that row's read. Where a Get is a network round
+  // trip (RADOS) the backend sends them together (one operation per object, all in flight);
+  // the default reads them one by one, which is what a local store does anyway.
+  virtual std::vector<absl::StatusOr<std::string>> MultiGet(std::span<const RowKey> keys,
+                                                            const ReadOptions& options = {}) {
+    std::vector<absl::StatusOr<std::string>> out;
+    out.reserve(keys.size());
+    for (const RowKey& k : keys) out.push_back(Get(k.partition, k.clustering, options));
+    return out;
+  }
   virtual absl::Status Put(std::string_view partition, std::string_view clustering,
                            std::string_view value, Millis expire_at = 0) = 0;
   // Deleting an absent row is OK.

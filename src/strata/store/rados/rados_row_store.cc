@@ -22,38 +22,66 @@
 
 #include "strata/base/coding.h"
 #include "strata/base/log.h"
+#include "strata/base/metrics.h"
 #include "strata/base/status.h"
 
 namespace strata::store {
 namespace {
 
 // ---------------------------------------------------------------------------------------
-// Row values: format byte | version (u64 BE) | expire_at (i64 BE, 0 = never) | value.
+// Row values: format byte | version (10 bytes) | expire_at (i64 BE, 0 = never) | value.
 // The version comes right after the format byte so that omap_cmp(LT) on the prefix
 // `format | version` is "the stored row is older than this version" (or absent: a missing
 // key compares as the empty string, which is less than anything).
+//
+// The OSD compares omap values byte by byte as *signed* chars (Ceph's bufferlist
+// comparison), so a byte >= 0x80 sorts below 0x7f. A plain big-endian u64 version then
+// orders wrongly whenever the first differing byte crosses 0x80 (with event times as
+// versions: often), and an older event overwrote a newer one. The version is therefore ten
+// 7-bit groups, most significant first, every byte below 0x80: the same order whether bytes
+// compare signed or unsigned. (Format 1, the plain u64, was never released.)
 
-constexpr char kRowFormatV1 = 1;
-constexpr size_t kRowHeaderSize = 17;
+constexpr char kRowFormat = 2;
+constexpr size_t kVersionBytes = 10;
+constexpr size_t kRowHeaderSize = 1 + kVersionBytes + 8;
 // Bigger than every valid clustering key (<= 4096 bytes): the end of an open-ended range.
 const std::string& KeyAfterAll() {
   static const std::string* s = new std::string(kMaxClusteringKeySize + 1, '\xff');
   return *s;
 }
 
+void PutVersion(std::string* out, uint64_t version) {
+  for (int group = kVersionBytes - 1; group >= 0; --group) {
+    out->push_back(static_cast<char>((version >> (7 * group)) & 0x7f));
+  }
+}
+
+bool GetVersion(std::string_view* in, uint64_t* version) {
+  if (in->size() < kVersionBytes) return false;
+  uint64_t v = 0;
+  for (size_t i = 0; i < kVersionBytes; ++i) {
+    const auto byte = static_cast<unsigned char>((*in)[i]);
+    if (byte >= 0x80) return false;
+    v = (v << 7) | byte;
+  }
+  in->remove_prefix(kVersionBytes);
+  *version = v;
+  return true;
+}
+
 std::string EncodeRow(std::string_view value, uint64_t version, Millis expire_at) {
   std::string out;
   out.reserve(kRowHeaderSize + value.size());
-  out.push_back(kRowFormatV1);
-  coding::PutFixed64BE(&out, version);
+  out.push_back(kRowFormat);
+  PutVersion(&out, version);
   coding::PutFixed64BE(&out, static_cast<uint64_t>(expire_at));
   out.append(value);
   return out;
 }
 
 std::string VersionPrefix(uint64_t version) {
-  std::string out(1, kRowFormatV1);
-  coding::PutFixed64BE(&out, version);
+  std::string out(1, kRowFormat);
+  PutVersion(&out, version);
   return out;
 }
 
@@ -64,10 +92,10 @@ struct StoredRow {
 };
 
 bool DecodeRow(std::string_view raw, StoredRow* row) {
-  if (raw.size() < kRowHeaderSize || raw[0] != kRowFormatV1) return false;
+  if (raw.size() < kRowHeaderSize || raw[0] != kRowFormat) return false;
   raw.remove_prefix(1);
   uint64_t expire = 0;
-  coding::GetFixed64BE(&raw, &row->version);
+  if (!GetVersion(&raw, &row->version)) return false;
   coding::GetFixed64BE(&raw, &expire);
   row->expire_at = static_cast<Millis>(expire);
   row->value = raw;
@@ -689,6 +717,10 @@ class RadosTable final : public Table {
 
   absl::StatusOr<std::string> Get(std::string_view partition, std::string_view clustering,
                                   const ReadOptions& options) override;
+  // One omap read per object touched (a shard object serves all its partitions' keys in one
+  // operation), all in flight at once.
+  std::vector<absl::StatusOr<std::string>> MultiGet(std::span<const RowKey> keys,
+                                                    const ReadOptions& options) override;
   absl::Status Put(std::string_view partition, std::string_view clustering,
                    std::string_view value, Millis expire_at) override {
     WriteBatch batch;
@@ -729,6 +761,14 @@ class RadosTable final : public Table {
   // Lists up to `count` objects from `from` to `to`; *next is where to go on.
   absl::Status List(const std::string& from, const std::string& to, size_t count,
                     std::vector<std::string>* oids, std::string* next, bool* at_end);
+
+  // Operations sent to the OSDs for this table since start (for /metrics): reads (omap
+  // pages, point reads, a conditional write's dependency reads) and writes (one per object
+  // per round, retries included), and conditional writes that had to go again because a
+  // guess or a condition failed (ECANCELED, EEXIST, ENOENT).
+  std::atomic<uint64_t> read_ops{0};
+  std::atomic<uint64_t> write_ops{0};
+  std::atomic<uint64_t> write_retries{0};
 
   // Reaper state: where the background sweep resumes in this table's listing.
   std::mutex sweep_mu;
@@ -811,6 +851,8 @@ absl::StatusOr<Table*> RadosRowStore::Impl::OpenTable(const TableOptions& table_
   uint32_t wanted_shards = 0;
   if (auto it = options.table_shards.find(table_options.name); it != options.table_shards.end()) {
     wanted_shards = it->second;
+  } else if (table_options.spread_writes) {
+    wanted_shards = options.live_shards;
   } else {
     switch (profile) {
       case TableProfile::kLive:
@@ -958,6 +1000,7 @@ void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
         for (const std::string& k : DependentKeys(*job.batch)) keys.insert(job.prefix + k);
         read->op.omap_get_vals_by_keys(keys, &read->vals, &read->rval);
         read->completion = librados::Rados::aio_create_completion();
+        job.table->read_ops.fetch_add(1, std::memory_order_relaxed);
         int r = job.table->io().aio_operate(job.oid, read->completion, &read->op, nullptr);
         if (r < 0) {
           job.done = true;
@@ -1013,6 +1056,7 @@ void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
           continue;
         }
         plans[i] = std::move(*plan);
+        job.table->write_ops.fetch_add(1, std::memory_order_relaxed);
         absl::StatusOr<PendingWrite> write = Submit(job.table->cio(), job.oid, plans[i]);
         if (!write.ok()) {
           job.done = true;
@@ -1041,6 +1085,7 @@ void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
           job.status = RadosError(r, "write");
           continue;
         }
+        job.table->write_retries.fetch_add(1, std::memory_order_relaxed);
         if (job.attempts >= options.max_conditional_attempts + 1) {
           job.done = true;
           job.status = absl::AbortedError(
@@ -1103,6 +1148,7 @@ void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
     }
   };
   const std::map<std::string, std::string> nothing_stored;
+  auto first_table = [&](const Group& group) { return jobs[group.members->front()].table; };
   for (size_t begin = 0; begin < combined.size(); begin += options.max_in_flight) {
     const size_t end = std::min(combined.size(), begin + options.max_in_flight);
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -1134,6 +1180,7 @@ void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
           plan.create_exclusive = true;
         }
         const WriteJob& first = jobs[group.members->front()];
+        first.table->write_ops.fetch_add(1, std::memory_order_relaxed);
         absl::StatusOr<PendingWrite> write = Submit(first.table->cio(), first.oid, plan);
         if (!write.ok()) {
           fail(group, write.status());
@@ -1151,8 +1198,10 @@ void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
           group.done = true;
           for (size_t i : *group.members) jobs[i].done = true;
         } else if (r == -ENOENT && !group.absent) {
+          first_table(group)->write_retries.fetch_add(1, std::memory_order_relaxed);
           group.absent = true;
         } else if (r == -ECANCELED || r == -EEXIST || r == -ENOENT) {
+          first_table(group)->write_retries.fetch_add(1, std::memory_order_relaxed);
           fall_back(group);
         } else {
           fail(group, RadosError(r, "write"));
@@ -1281,6 +1330,7 @@ absl::Status RadosTable::ReadPage(const std::string& oid, const std::string& low
   PageRead read;
   read.Prepare(lower, inclusive, max, filter);
   read.completion = librados::Rados::aio_create_completion();
+  read_ops.fetch_add(1, std::memory_order_relaxed);
   int r = io_.aio_operate(oid, read.completion, &read.op, nullptr);
   if (r < 0) return RadosError(r, "reading rows");
   r = read.Wait();
@@ -1304,6 +1354,7 @@ absl::StatusOr<std::string> RadosTable::Get(std::string_view partition,
   int rval = 0;
   librados::ObjectReadOperation read;
   read.omap_get_vals_by_keys({KeyPrefix(partition) + std::string(clustering)}, &vals, &rval);
+  read_ops.fetch_add(1, std::memory_order_relaxed);
   int r = io_.operate(oid, &read, nullptr);
   if (r == -ENOENT || (r == 0 && vals.empty())) return absl::NotFoundError("row not found");
   if (r < 0) return RadosError(r, "reading a row");
@@ -1315,6 +1366,86 @@ absl::StatusOr<std::string> RadosTable::Get(std::string_view partition,
     return absl::NotFoundError("row not found");
   }
   return std::string(row.value);
+}
+
+std::vector<absl::StatusOr<std::string>> RadosTable::MultiGet(std::span<const RowKey> keys,
+                                                              const ReadOptions& options) {
+  std::vector<absl::StatusOr<std::string>> out(keys.size(), absl::NotFoundError("row not found"));
+  if (absl::Status s = CheckRead(options); !s.ok()) {
+    std::fill(out.begin(), out.end(), s);
+    return out;
+  }
+  // Object -> (omap key -> indexes of `keys` asking for it).
+  std::map<std::string, std::map<std::string, std::vector<size_t>>> by_object;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (absl::Status s = ValidatePartitionKey(keys[i].partition); !s.ok()) {
+      out[i] = s;
+      continue;
+    }
+    by_object[ObjectOf(keys[i].partition)][KeyPrefix(keys[i].partition) +
+                                           std::string(keys[i].clustering)]
+        .push_back(i);
+  }
+  struct ObjectRead {
+    const std::string* oid;
+    const std::map<std::string, std::vector<size_t>>* wanted;
+    DependencyRead read;
+  };
+  std::vector<std::unique_ptr<ObjectRead>> reads;
+  reads.reserve(by_object.size());
+  for (const auto& [oid, wanted] : by_object) {
+    auto r = std::make_unique<ObjectRead>();
+    r->oid = &oid;
+    r->wanted = &wanted;
+    std::set<std::string> omap_keys;
+    for (const auto& [key, unused] : wanted) omap_keys.insert(key);
+    r->read.op.omap_get_vals_by_keys(omap_keys, &r->read.vals, &r->read.rval);
+    r->read.completion = librados::Rados::aio_create_completion();
+    read_ops.fetch_add(1, std::memory_order_relaxed);
+    const int rc = io_.aio_operate(oid, r->read.completion, &r->read.op, nullptr);
+    if (rc < 0) {
+      r->read.completion->release();
+      r->read.completion = nullptr;
+      for (const auto& [key, indexes] : wanted) {
+        for (size_t i : indexes) out[i] = RadosError(rc, "reading rows");
+      }
+      continue;
+    }
+    reads.push_back(std::move(r));
+  }
+  const Millis now = store_->clock->NowMillis();
+  for (auto& r : reads) {
+    r->read.completion->wait_for_complete();
+    int rc = r->read.completion->get_return_value();
+    r->read.completion->release();
+    r->read.completion = nullptr;
+    if (rc == 0 && r->read.rval < 0) rc = r->read.rval;
+    if (rc == -ENOENT) continue;  // no object: every row NotFound
+    if (rc < 0) {
+      for (const auto& [key, indexes] : *r->wanted) {
+        for (size_t i : indexes) out[i] = RadosError(rc, "reading rows");
+      }
+      continue;
+    }
+    std::vector<std::pair<std::string, std::string>> expired;
+    for (auto& [key, bl] : r->read.vals) {
+      auto it = r->wanted->find(key);
+      if (it == r->wanted->end()) continue;
+      std::string raw = bl.to_str();
+      StoredRow row;
+      absl::StatusOr<std::string> result = absl::NotFoundError("row not found");
+      if (!DecodeRow(raw, &row)) {
+        result = absl::DataLossError("row: unknown value format");
+      } else if (Expired(row, now)) {
+        expired.emplace_back(key, std::move(raw));
+      } else {
+        result = std::string(row.value);
+      }
+      for (size_t i : it->second) out[i] = result;
+    }
+    if (!expired.empty()) store_->ReapAsync(this, *r->oid, std::move(expired));
+  }
+  return out;
 }
 
 absl::StatusOr<ScanPage> RadosTable::Scan(std::string_view partition, const ScanOptions& options,
@@ -1487,6 +1618,7 @@ absl::StatusOr<TableScanPage> RadosTable::ScanRange(const KeyRange& range, size_
       const bool after = i == first && first_after;
       read->Prepare(after ? cursor.after : std::string(), !after, max);
       read->completion = librados::Rados::aio_create_completion();
+      read_ops.fetch_add(1, std::memory_order_relaxed);
       int r = io_.aio_operate(oids[i], read->completion, &read->op, nullptr);
       if (r < 0) {
         read->completion->release();
@@ -1666,6 +1798,7 @@ absl::StatusOr<RadosReapStats> RadosRowStore::Impl::Sweep(size_t max_objects_per
           PageRead read;
           read.Prepare(lower, inclusive, kMaxPageRows);
           read.completion = librados::Rados::aio_create_completion();
+          table->read_ops.fetch_add(1, std::memory_order_relaxed);
           int r = table->io().aio_operate(oid, read.completion, &read.op, nullptr);
           if (r < 0) return RadosError(r, "reaper: reading rows");
           read.completion->wait_for_complete();
@@ -1815,6 +1948,34 @@ absl::StatusOr<std::unique_ptr<Snapshot>> RadosRowStore::NewSnapshot() {
 }
 
 absl::Status RadosRowStore::Sync() { return absl::OkStatus(); }
+
+void RadosRowStore::ExportMetrics(MetricsRegistry* metrics) {
+  using Samples = std::vector<std::pair<std::string, double>>;
+  Impl* impl = impl_.get();
+  metrics->AddGauge("strata_rados_operations_total",
+                    "Operations sent to the OSDs per table since start (a counter)", [impl] {
+                      Samples out;
+                      for (RadosTable* t : impl->Tables()) {
+                        const std::string table = "table=\"" + t->name() + "\"";
+                        out.emplace_back(table + ",op=\"read\"",
+                                         static_cast<double>(t->read_ops.load()));
+                        out.emplace_back(table + ",op=\"write\"",
+                                         static_cast<double>(t->write_ops.load()));
+                      }
+                      return out;
+                    });
+  metrics->AddGauge(
+      "strata_rados_write_retries_total",
+      "Writes sent again because a conditional write's guess or condition failed (a counter)",
+      [impl] {
+        Samples out;
+        for (RadosTable* t : impl->Tables()) {
+          out.emplace_back("table=\"" + t->name() + "\"",
+                           static_cast<double>(t->write_retries.load()));
+        }
+        return out;
+      });
+}
 
 absl::StatusOr<RadosReapStats> RadosRowStore::ReapExpired() {
   // A whole sweep: from the start of every table, to its end.

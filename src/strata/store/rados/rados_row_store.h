@@ -142,6 +142,9 @@ class RadosRowStore final : public RowStore {
   absl::StatusOr<std::unique_ptr<Snapshot>> NewSnapshot() override;
   // OK: every acknowledged write is already committed by the OSDs.
   absl::Status Sync() override;
+  // strata_rados_operations_total{table,op="read"|"write"} and
+  // strata_rados_write_retries_total{table}: what each table costs the OSDs.
+  void ExportMetrics(MetricsRegistry* metrics) override;
 
   // One whole sweep of the reaper over every open table, now, in the calling thread.
   absl::StatusOr<RadosReapStats> ReapExpired();
