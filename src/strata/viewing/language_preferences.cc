@@ -1,6 +1,7 @@
 #include "strata/viewing/language_preferences.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -35,6 +36,10 @@ std::string LanguageChangeKey(Millis event_time, std::string_view content_lang) 
 bool SameChoice(const LanguagePreference& p, const ViewingRecord& r) {
   return p.audio_lang == r.audio_lang && p.subtitle_lang == r.subtitle_lang;
 }
+
+// A cached comparison point that records "no current preference stored" (Prefetch read the
+// row and it was absent), so PlanChanges does not read it again.
+constexpr Millis kAbsentMarker = std::numeric_limits<Millis>::min();
 
 }  // namespace
 
@@ -95,7 +100,10 @@ absl::Status LanguagePreferences::PlanChanges(
     same_as = nullptr;
     Cache::Key key{member, r->content_lang};
     auto it = current_prefs.find(key);
-    if (it == current_prefs.end()) {
+    if (it != current_prefs.end() && it->second.event_time == kAbsentMarker) {
+      current_prefs.erase(it);  // known absent: the first preference follows
+      it = current_prefs.end();
+    } else if (it == current_prefs.end()) {
       // Not known here (first sight, or after a restart): the stored current preference.
       LanguagePreference stored;
       auto row = table_->Get(w.partition, CurrentLanguageKey(r->content_lang));
@@ -134,6 +142,65 @@ absl::Status LanguagePreferences::PlanChanges(
   if (!w.batch.empty()) {
     writes->push_back(std::move(w));
     touched->push_back(member);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LanguagePreferences::Prefetch(std::span<const ViewingRecord* const> plays) {
+  // The distinct (member, content language) pairs that memory does not hold. Ingest passes
+  // the plays ordered by member: one lock per member, and a member's few content languages
+  // are told apart by a scan of what it already asked for.
+  std::vector<Cache::Key> missing;
+  for (size_t begin = 0; begin < plays.size();) {
+    const MemberId member = plays[begin]->member;
+    size_t end = begin;
+    while (end < plays.size() && plays[end]->member == member) ++end;
+    const size_t stripe = StripeOf(member);
+    const size_t first_missing = missing.size();
+    std::lock_guard<std::mutex> lock(locks_[stripe]);
+    std::string_view previous;
+    for (size_t i = begin; i < end; ++i) {
+      const std::string& lang = plays[i]->content_lang;
+      if (lang.empty() || lang == previous) continue;
+      previous = lang;
+      Cache::Key key{member, lang};
+      if (cache_->stripes[stripe].contains(key)) continue;
+      bool asked = false;
+      for (size_t m = first_missing; m < missing.size() && !asked; ++m) {
+        asked = missing[m].content_lang == lang;
+      }
+      if (!asked) missing.push_back(std::move(key));
+    }
+    begin = end;
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::vector<std::string> partitions, clusterings;
+  partitions.reserve(missing.size());
+  clusterings.reserve(missing.size());
+  std::vector<store::RowKey> keys;
+  keys.reserve(missing.size());
+  for (const Cache::Key& k : missing) {
+    partitions.push_back(MemberKey(k.member));
+    clusterings.push_back(CurrentLanguageKey(k.content_lang));
+  }
+  for (size_t i = 0; i < missing.size(); ++i) keys.push_back({partitions[i], clusterings[i]});
+  std::vector<absl::StatusOr<std::string>> rows = table_->MultiGet(keys);
+  for (size_t i = 0; i < missing.size(); ++i) {
+    LanguagePreference stored;
+    if (rows[i].ok()) {
+      STRATA_RETURN_IF_ERROR(DecodeLanguageValue(*rows[i], &stored));
+    } else if (absl::IsNotFound(rows[i].status())) {
+      stored.event_time = kAbsentMarker;
+    } else {
+      return rows[i].status();
+    }
+    const size_t stripe = StripeOf(missing[i].member);
+    std::lock_guard<std::mutex> lock(locks_[stripe]);
+    Cache::Map& current_prefs = cache_->stripes[stripe];
+    // A PlanChanges of another batch may have moved this point on since the read: keep its.
+    if (current_prefs.contains(missing[i])) continue;
+    if (current_prefs.size() >= Cache::kMaxEntriesPerStripe) current_prefs.clear();
+    current_prefs.emplace(std::move(missing[i]), std::move(stored));
   }
   return absl::OkStatus();
 }

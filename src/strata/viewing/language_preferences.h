@@ -56,6 +56,14 @@ class LanguagePreferences {
                            std::vector<store::PartitionWrite>* writes,
                            std::vector<MemberId>* touched);
 
+  // Loads, with one Table::MultiGet, the comparison points of every (member, content
+  // language) of `plays` (any members, any order) that memory does not hold, so that the
+  // PlanChanges calls of the batch that follow read nothing: on a remote row store a Get is a
+  // round trip, and one per new member made the ingest wait on them one after another.
+  // Rows found and rows known absent are both remembered. Optional: PlanChanges reads what
+  // is still missing itself.
+  absl::Status Prefetch(std::span<const ViewingRecord* const> plays);
+
   // Drops the member's comparison points (they are re-read from the table).
   void Forget(MemberId member);
 

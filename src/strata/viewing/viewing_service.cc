@@ -199,7 +199,8 @@ absl::Status ViewingService::OpenTables() {
     shards_[shard->index] = std::move(shard);
   }
   STRATA_ASSIGN_OR_RETURN(languages_table_,
-                          store_->OpenTable({"languages", store::TableProfile::kIndex}));
+                          store_->OpenTable({"languages", store::TableProfile::kIndex,
+                                             /*spread_writes=*/true}));
   STRATA_ASSIGN_OR_RETURN(past_, store_->OpenTable({"plays_past_compressed",
                                                     store::TableProfile::kCompressed}));
   STRATA_ASSIGN_OR_RETURN(historical_, store_->OpenTable({"plays_historical",
@@ -352,7 +353,14 @@ absl::StatusOr<IngestResult> ViewingService::Ingest(std::span<const ViewingRecor
     i = j;
   }
 
-  // Language preferences come from plays: store a change only when it differs.
+  // Language preferences come from plays: store a change only when it differs. The
+  // comparison points of members not in memory are read first, all at once.
+  std::vector<const ViewingRecord*> plays;
+  for (const Group& g : groups) {
+    if (g.shard->kind != Kind::kPlay) continue;
+    plays.insert(plays.end(), order.begin() + g.begin, order.begin() + g.end);
+  }
+  STRATA_RETURN_IF_ERROR(languages_->Prefetch(plays));
   std::vector<MemberId> touched_languages;
   for (const Group& g : groups) {
     if (g.shard->kind != Kind::kPlay) continue;
