@@ -102,11 +102,12 @@ absl::Status AuditLog::Append(AuditRecord r) {
   // The log line comes first: it is written even when the row store is what failed.
   STRATA_LOG_INFO("audit", "key", r.key, "action", r.action, "target", r.target, "result",
                   r.result, "status", r.status, "detail", r.detail, "time", r.time);
-  std::array<uint8_t, 8> nonce;
+  std::array<uint8_t, 4> nonce;
   absl::Status s = random_(nonce);
   if (s.ok()) {
     std::string clustering;
     coding::PutOrderedInt64(&clustering, r.time);
+    coding::PutFixed32BE(&clustering, sequence_.fetch_add(1));
     clustering.append(reinterpret_cast<const char*>(nonce.data()), nonce.size());
     s = table_->Put(Partition(DayNumber(r.time)), clustering, EncodeAuditRecord(r),
                     r.time + options_.retention_ms);

@@ -3,15 +3,17 @@
 // table `audit_log`, so they survive restarts and are shared by every node of a distributed
 // deployment; each is also written to the server's log (msg=audit).
 //
-// Layout: partition = "d" + be32(UTC day number), clustering = ordered be64(time ms) + 8
-// random bytes (records of one millisecond from several nodes never collide), value: docs/
-// formats.md, "Audit record". Each row expires `retention_ms` after its time (the row
+// Layout: partition = "d" + be32(UTC day number), clustering = ordered be64(time ms) +
+// be32(this AuditLog's sequence number) + 4 random bytes (records of one millisecond keep
+// their order on one node, and several nodes never collide), value: docs/formats.md, "Audit
+// record". Each row expires `retention_ms` after its time (the row
 // store's per-row expiry), which bounds the table.
 //
 // Thread safety: every method is thread-safe. The RowStore, Clock and MetricsRegistry must
 // outlive it.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +75,7 @@ class AuditLog {
   const RandomSource random_;
   Counter* const written_;  // may be null
   Counter* const errors_;   // may be null
+  std::atomic<uint32_t> sequence_{0};
 };
 
 // The row value of a record (exposed for tests and docs/formats.md).

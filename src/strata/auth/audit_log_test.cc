@@ -53,9 +53,12 @@ TEST_F(AuditLogTest, ListsNewestFirstAcrossDays) {
   EXPECT_NE(metrics_.RenderPrometheus().find("strata_audit_records_total 5"), std::string::npos);
 }
 
-TEST_F(AuditLogTest, RecordsOfTheSameMillisecondAreAllKept) {
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(log_->Append(Record("same")).ok());
-  EXPECT_EQ(log_->Recent(1000)->size(), 50u);
+TEST_F(AuditLogTest, RecordsOfTheSameMillisecondAreAllKeptInOrder) {
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(log_->Append(Record("r" + std::to_string(i))).ok());
+  absl::StatusOr<std::vector<AuditRecord>> all = log_->Recent(1000);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ((*all)[49 - i].action, "r" + std::to_string(i));
 }
 
 TEST_F(AuditLogTest, RecordsExpireAfterTheRetention) {
