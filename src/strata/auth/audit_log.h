@@ -5,8 +5,8 @@
 //
 // Layout: partition = "d" + be32(UTC day number), clustering = ordered be64(time ms) +
 // be32(this AuditLog's sequence number) + 4 random bytes (records of one millisecond keep
-// their order on one node, and several nodes never collide), value: docs/formats.md, "Audit
-// record". Each row expires `retention_ms` after its time (the row
+// their order on one node, and several nodes never collide), value: docs/operations.md,
+// "Audit log". Each row expires `retention_ms` after its time (the row
 // store's per-row expiry), which bounds the table.
 //
 // Thread safety: every method is thread-safe. The RowStore, Clock and MetricsRegistry must
@@ -78,7 +78,7 @@ class AuditLog {
   std::atomic<uint32_t> sequence_{0};
 };
 
-// The row value of a record (exposed for tests and docs/formats.md).
+// The row value of a record (exposed for tests; docs/operations.md, "Audit log").
 std::string EncodeAuditRecord(const AuditRecord& record);
 absl::StatusOr<AuditRecord> DecodeAuditRecord(std::string_view value);
 

@@ -1,5 +1,5 @@
 // Where API keys are kept: the row-store table `api_keys`, partition "keys", one row per key
-// (clustering = the key's 16-hex-digit id; value: docs/formats.md, "API key row"). Only the
+// (clustering = the key's 16-hex-digit id; value: docs/operations.md, "API keys"). Only the
 // SHA-256 of a key's secret is stored; the token is handed out once, by Create.
 //
 // A key is never deleted, only revoked (revoked_at set): its id stays resolvable in the audit
@@ -72,7 +72,7 @@ class KeyStore {
   const RandomSource random_;
 };
 
-// The row value of a key (exposed for tests and docs/formats.md).
+// The row value of a key (exposed for tests; docs/operations.md, "API keys").
 std::string EncodeKeyRecord(const KeyRecord& record);
 // DataLoss for a value that is not a key row of a known version.
 absl::StatusOr<KeyRecord> DecodeKeyRecord(std::string_view id, std::string_view value);
