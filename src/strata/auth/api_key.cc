@@ -15,10 +15,10 @@ struct ScopeEntry {
   std::string_view name;
 };
 constexpr ScopeEntry kScopes[] = {
-    {Scope::kViewingRead, "viewing:read"},   {Scope::kViewingWrite, "viewing:write"},
-    {Scope::kObjectsRead, "objects:read"},   {Scope::kObjectsWrite, "objects:write"},
-    {Scope::kAssetsRead, "assets:read"},     {Scope::kAssetsWrite, "assets:write"},
-    {Scope::kMetricsRead, "metrics:read"},   {Scope::kAdmin, "admin"},
+    {Scope::kViewingRead, "viewing:read"}, {Scope::kViewingWrite, "viewing:write"},
+    {Scope::kObjectsRead, "objects:read"}, {Scope::kObjectsWrite, "objects:write"},
+    {Scope::kAssetsRead, "assets:read"},   {Scope::kAssetsWrite, "assets:write"},
+    {Scope::kMetricsRead, "metrics:read"}, {Scope::kAdmin, "admin"},
 };
 
 std::string_view Trim(std::string_view s) {
@@ -107,8 +107,8 @@ absl::StatusOr<Scope> ParseScope(std::string_view name) {
     if (!expected.empty()) expected += ", ";
     expected += e.name;
   }
-  return absl::InvalidArgumentError("scopes: unknown scope '" + std::string(name) +
-                                    "' (expected " + expected + ")");
+  return absl::InvalidArgumentError("scopes: unknown scope '" + std::string(name) + "' (expected " +
+                                    expected + ")");
 }
 
 Scopes Scopes::Of(std::initializer_list<Scope> scopes) {

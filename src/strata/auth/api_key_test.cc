@@ -20,9 +20,9 @@ TEST(ScopesTest, ParsesAListAndNamesTheUnknownScope) {
 }
 
 TEST(ScopesTest, EveryScopeRoundTripsByName) {
-  for (Scope s : {Scope::kViewingRead, Scope::kViewingWrite, Scope::kObjectsRead,
-                  Scope::kObjectsWrite, Scope::kAssetsRead, Scope::kAssetsWrite,
-                  Scope::kMetricsRead, Scope::kAdmin}) {
+  for (Scope s :
+       {Scope::kViewingRead, Scope::kViewingWrite, Scope::kObjectsRead, Scope::kObjectsWrite,
+        Scope::kAssetsRead, Scope::kAssetsWrite, Scope::kMetricsRead, Scope::kAdmin}) {
     absl::StatusOr<Scope> back = ParseScope(ScopeName(s));
     ASSERT_TRUE(back.ok()) << ScopeName(s);
     EXPECT_EQ(*back, s);
@@ -110,9 +110,7 @@ TEST(HashTest, IsSha256AndComparesEqualOnlyForTheSameSecret) {
 }
 
 TEST(AuthorizationHeaderTest, TakesBearerAndOptionallyBasic) {
-  auto token = [](std::string_view v, bool basic) {
-    return TokenFromAuthorization(v, basic);
-  };
+  auto token = [](std::string_view v, bool basic) { return TokenFromAuthorization(v, basic); };
   EXPECT_EQ(token("", false)->has_value(), false);
   EXPECT_EQ(token("Bearer abc", false)->value(), "abc");
   EXPECT_EQ(token("bearer   abc  ", false)->value(), "abc");

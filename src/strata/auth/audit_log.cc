@@ -100,8 +100,8 @@ absl::Status AuditLog::Append(AuditRecord r) {
   r.target = Cut(std::move(r.target), kMaxFieldBytes);
   r.detail = Cut(std::move(r.detail), kMaxDetailBytes);
   // The log line comes first: it is written even when the row store is what failed.
-  STRATA_LOG_INFO("audit", "key", r.key, "action", r.action, "target", r.target, "result",
-                  r.result, "status", r.status, "detail", r.detail, "time", r.time);
+  STRATA_LOG_INFO("audit", "key", r.key, "action", r.action, "target", r.target, "result", r.result,
+                  "status", r.status, "detail", r.detail, "time", r.time);
   std::array<uint8_t, 4> nonce;
   absl::Status s = random_(nonce);
   if (s.ok()) {

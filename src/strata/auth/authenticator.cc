@@ -73,7 +73,8 @@ absl::StatusOr<Principal> Authenticator::Verify(std::string_view token) {
   const SecretHash presented = HashSecret(parsed->secret);
   const bool match = HashesEqual(presented, record->has_value() ? (*record)->hash : kNoKey);
   if (!record->has_value() || !match) {
-    return absl::UnauthenticatedError("authorization: invalid API key (unknown key or wrong secret)");
+    return absl::UnauthenticatedError(
+        "authorization: invalid API key (unknown key or wrong secret)");
   }
   const KeyRecord& key = **record;
   if (!key.active()) {

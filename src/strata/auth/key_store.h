@@ -49,8 +49,7 @@ class KeyStore {
 
   // A new active key. InvalidArgument naming `scopes` when empty, `name` when too long or not
   // printable ASCII.
-  absl::StatusOr<NewKey> Create(std::string_view name, Scopes scopes,
-                                std::string_view created_by);
+  absl::StatusOr<NewKey> Create(std::string_view name, Scopes scopes, std::string_view created_by);
   // NotFound ("key: no key <id>") when there is none.
   absl::StatusOr<KeyRecord> Get(std::string_view id);
   // Every key, active and revoked, by id.

@@ -47,10 +47,9 @@ TEST_F(KeyStoreTest, StoresOnlyTheHashOfTheSecret) {
 TEST_F(KeyStoreTest, RefusesBadInput) {
   EXPECT_EQ(keys_->Create("x", Scopes(), "t").status().message(),
             "scopes: a key needs at least one scope");
-  EXPECT_EQ(keys_->Create(std::string(65, 'n'), Scopes::Of({Scope::kAdmin}), "t")
-                .status()
-                .message(),
-            "name: at most 64 characters");
+  EXPECT_EQ(
+      keys_->Create(std::string(65, 'n'), Scopes::Of({Scope::kAdmin}), "t").status().message(),
+      "name: at most 64 characters");
   EXPECT_EQ(keys_->Create("a\nb", Scopes::Of({Scope::kAdmin}), "t").status().message(),
             "name: only printable ASCII characters");
   EXPECT_TRUE(absl::IsInvalidArgument(keys_->Get("nothex").status()));

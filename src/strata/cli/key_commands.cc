@@ -90,8 +90,9 @@ int KeyCreate(const KeyArgs& args) {
   if (!scopes.ok()) return Fail("create", scopes.status());
   if (args.admin) scopes->Add(auth::Scope::kAdmin);
   if (scopes->empty()) {
-    return Fail("create", absl::InvalidArgumentError(
-                              "scopes: give --scopes (e.g. viewing:read,objects:write) or --admin"));
+    return Fail("create",
+                absl::InvalidArgumentError(
+                    "scopes: give --scopes (e.g. viewing:read,objects:write) or --admin"));
   }
   absl::StatusOr<OpenedStore> store = Open(args);
   if (!store.ok()) return Fail("create", store.status());

@@ -30,12 +30,12 @@ http::Response Unauthorized(std::string_view message, const RouteAccess& access,
 http::Response Forbidden(const auth::Principal& who, auth::Scope needed) {
   const std::string scope(auth::ScopeName(needed));
   const std::string held = who.scopes.ToString();
-  http::Response r = Json(
-      403, ErrorBody("forbidden", "scope: this request needs the '" + scope + "' scope; key " +
-                                      who.key_id + " has " + (held.empty() ? "none" : held)));
-  r.headers.emplace_back("WWW-Authenticate", std::string(kRealm) +
-                                                 ", error=\"insufficient_scope\", scope=\"" +
-                                                 scope + "\"");
+  http::Response r =
+      Json(403, ErrorBody("forbidden", "scope: this request needs the '" + scope + "' scope; key " +
+                                           who.key_id + " has " + (held.empty() ? "none" : held)));
+  r.headers.emplace_back(
+      "WWW-Authenticate",
+      std::string(kRealm) + ", error=\"insufficient_scope\", scope=\"" + scope + "\"");
   return r;
 }
 
@@ -123,7 +123,8 @@ std::optional<http::Response> Api::Authorize(const http::Request& request,
   if (!*required) return std::nullopt;
   absl::StatusOr<std::optional<std::string>> token =
       auth::TokenFromAuthorization(request.Header("authorization"), access.allow_basic);
-  if (!token.ok()) return Unauthorized(std::string(token.status().message()), access, "invalid_request");
+  if (!token.ok())
+    return Unauthorized(std::string(token.status().message()), access, "invalid_request");
   if (!token->has_value()) {
     return Unauthorized(
         "authorization: this server requires an API key: send 'Authorization: Bearer <key>'",

@@ -108,8 +108,8 @@ TEST(IsLoopbackAddressTest, OnlyThisMachine) {
   for (const char* a : {"127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"}) {
     EXPECT_TRUE(IsLoopbackAddress(a)) << a;
   }
-  for (const char* a : {"0.0.0.0", "::", "10.0.0.1", "192.168.1.5", "::ffff:10.0.0.1",
-                        "128.0.0.1", "example.com", ""}) {
+  for (const char* a : {"0.0.0.0", "::", "10.0.0.1", "192.168.1.5", "::ffff:10.0.0.1", "128.0.0.1",
+                        "example.com", ""}) {
     EXPECT_FALSE(IsLoopbackAddress(a)) << a;
   }
 }
@@ -194,15 +194,14 @@ TEST_F(ApiAccessTest, OnceAKeyExistsRequestsNeedOne) {
   EXPECT_EQ(r.status, 401);
   EXPECT_NE(r.body.find("\"unauthorized\""), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("requires an API key"), std::string::npos) << r.body;
-  EXPECT_EQ(Challenges(r),
-            (std::vector<std::string>{"Bearer realm=\"strata\"",
-                                      "Basic realm=\"strata\", charset=\"UTF-8\""}));
+  EXPECT_EQ(Challenges(r), (std::vector<std::string>{"Bearer realm=\"strata\"",
+                                                     "Basic realm=\"strata\", charset=\"UTF-8\""}));
 
   r = api_->Handle(Req("POST", "/v1/admin/compact", "strata_nonsense"));
   EXPECT_EQ(r.status, 401);
   EXPECT_NE(r.body.find("malformed API key"), std::string::npos) << r.body;
-  EXPECT_EQ(Challenges(r), (std::vector<std::string>{
-                               "Bearer realm=\"strata\", error=\"invalid_token\""}));
+  EXPECT_EQ(Challenges(r),
+            (std::vector<std::string>{"Bearer realm=\"strata\", error=\"invalid_token\""}));
   std::string wrong = admin;
   wrong.back() = wrong.back() == '0' ? '1' : '0';
   r = api_->Handle(Req("POST", "/v1/admin/compact", wrong));
@@ -252,8 +251,7 @@ TEST_F(ApiAccessTest, TheAuditNamesTheKeyOfADeferredAdminAction) {
 
   r = api_->Handle(Req("GET", "/v1/admin/audit?limit=5", admin));
   EXPECT_EQ(r.status, 200);
-  EXPECT_NE(r.body.find("\"key\":\"" + id + "\",\"action\":\"admin.compact\""),
-            std::string::npos)
+  EXPECT_NE(r.body.find("\"key\":\"" + id + "\",\"action\":\"admin.compact\""), std::string::npos)
       << r.body;
   EXPECT_EQ(api_->Handle(Req("GET", "/v1/admin/audit?limit=0", admin)).status, 400);
 }
@@ -296,8 +294,8 @@ TEST_F(ApiAccessTest, KeysAreManagedOverHttpAndRevocationIsImmediate) {
   EXPECT_EQ(records.back().key, admin_id);
   bool revoked = false;
   for (const auth::AuditRecord& rec : records) {
-    revoked |= rec.action == "key.revoke" && rec.target == "/v1/admin/keys/" + id &&
-               rec.result == "ok";
+    revoked |=
+        rec.action == "key.revoke" && rec.target == "/v1/admin/keys/" + id && rec.result == "ok";
     EXPECT_EQ(rec.detail.find(token.substr(24)), std::string::npos) << "never a secret";
   }
   EXPECT_TRUE(revoked);
