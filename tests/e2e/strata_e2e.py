@@ -97,14 +97,14 @@ class ServerProcess:
     The server's output goes to DATA_DIR/server.log. Test files subclass it with their own
     request helpers."""
 
-    def __init__(self, strata, data_dir, extra=(), env=None):
+    def __init__(self, strata, data_dir, extra=(), env=None, log_level="warn"):
         self.data_dir = data_dir
         self.port = free_port()
         self.log = open(os.path.join(data_dir, "server.log"), "ab")
         backend_args, env = deployment(data_dir, env)
         self.proc = subprocess.Popen(
             [strata, "serve", "--data-dir", os.path.join(data_dir, "d"), "--port", str(self.port),
-             "--log-level", "warn", *backend_args, *extra],
+             "--log-level", log_level, *backend_args, *extra],
             stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:

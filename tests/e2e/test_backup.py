@@ -74,6 +74,13 @@ class BackupTest(unittest.TestCase):
             self.assertIn("name:", out.stdout + out.stderr)
             status, body = server.request("POST", "/v1/admin/backup?name=../x")
             self.assertEqual(status, 400, body)
+            # Backups are admin actions: audited (anonymous: this server has no keys).
+            status, audit = server.json("GET", "/v1/admin/audit")
+            self.assertEqual(status, 200, audit)
+            backups = [(r["key"], r["target"], r["result"], r["status"])
+                       for r in audit["records"] if r["action"] == "admin.backup"]
+            self.assertIn(("anonymous", "/v1/admin/backup?name=nightly", "ok", 200), backups)
+            self.assertIn(("anonymous", "/v1/admin/backup?name=nightly", "error", 409), backups)
             server.stop()
 
             # Restore into a new directory and serve it.
@@ -108,6 +115,11 @@ class BackupTest(unittest.TestCase):
                 for o in listed["objects"]:
                     status, data = server.request("GET", "/v1/buckets/media/objects/" + o["key"])
                     self.assertEqual((status, data), (200, b"x" * 20000), o["key"])
+                # Its audit log names the restore.
+                status, audit = server.json("GET", "/v1/admin/audit")
+                self.assertEqual(status, 200, audit)
+                self.assertIn(("offline-cli", "backup.restore", backup_dir),
+                              [(r["key"], r["action"], r["target"]) for r in audit["records"]])
                 # The restored store accepts writes.
                 self.assertEqual(server.json("POST", "/v1/viewing/events",
                                              [event(4200, T0, "after")])[0], 200)

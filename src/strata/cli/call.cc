@@ -1,5 +1,6 @@
 #include "strata/cli/call.h"
 
+#include <cstdlib>
 #include <iostream>
 
 namespace strata::cli {
@@ -10,7 +11,13 @@ std::optional<http::Client> ClientFor(const std::string& url, int timeout_ms) {
     std::cerr << "strata: " << endpoint.status().message() << "\n";
     return std::nullopt;
   }
-  return http::Client(endpoint->host, endpoint->port, timeout_ms);
+  http::Client client(endpoint->host, endpoint->port, timeout_ms);
+  // The key comes from the environment, never a flag: a command line is visible to every
+  // user of the machine (ps).
+  if (const char* key = std::getenv("STRATA_API_KEY"); key != nullptr && key[0] != '\0') {
+    client.AddDefaultHeader("Authorization", std::string("Bearer ") + key);
+  }
+  return client;
 }
 
 void PrintTransportError(const std::string& url, const absl::Status& status) {

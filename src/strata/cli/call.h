@@ -13,7 +13,8 @@
 namespace strata::cli {
 
 // A client for the server at `url` ("http://host:port"), not yet connected; nullopt (with
-// the reason printed) when the URL does not parse.
+// the reason printed) when the URL does not parse. When the environment has STRATA_API_KEY,
+// every request carries it (`Authorization: Bearer ...`).
 std::optional<http::Client> ClientFor(const std::string& url, int timeout_ms = 30'000);
 
 // Prints a transport failure talking to `url`.

@@ -14,6 +14,7 @@
 
 #include "strata/cli/asset_commands.h"
 #include "strata/cli/gc_commands.h"
+#include "strata/cli/key_commands.h"
 #include "strata/cli/media_commands.h"
 #include "strata/cli/reprocess_commands.h"
 #include "strata/cli/server_commands.h"
@@ -153,6 +154,13 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "Host names clients use for this server, besides localhost, 127.0.0.1, "
                     "::1, the --address and the machine's name (\"*\" = any); other Host "
                     "headers get 421, other Origins of state-changing requests 403");
+  serve->add_flag("--insecure-no-auth", c->insecure_no_auth,
+                  "Start on a non-loopback --address although no API key exists, serving "
+                  "every request unauthenticated (once a key exists, keys are always required)");
+  serve->add_option("--audit-retention-days", c->audit_retention_days,
+                    "Days audit records (admin actions, hard deletes) are kept")
+      ->check(CLI::Range(1, 36500))
+      ->capture_default_str();
   serve->add_option("--port", c->http.port, "TCP port (0 = pick a free one)")
       ->capture_default_str();
   serve->add_option("--http-threads", c->http.threads, "HTTP I/O threads")->capture_default_str();
@@ -433,6 +441,42 @@ void AddAdminCommands(CLI::App& app, ServerArgs* a, Commands* commands) {
       "drop-caches", "Empty the viewing history and summary caches (cold-read measurements)");
   AddServerOption(drop_caches, &a->server_url);
   commands->push_back({drop_caches, [a] { return AdminDropCaches(a->server_url); }});
+}
+
+// API keys, offline on the store (the server stopped, on the embedded deployment).
+void AddKeyCommands(CLI::App& app, KeyArgs* a, Commands* commands) {
+  CLI::App* key = app.add_subcommand(
+      "key", "API keys, managed offline on the data directory (stop the server first)");
+  key->require_subcommand(1);
+  auto add_store = [a](CLI::App* cmd) {
+    cmd->add_option("--data-dir", a->store.data_dir, "The server's data directory")
+        ->capture_default_str();
+    cmd->add_option("--rows-backend", a->store.backends.rows.backend,
+                    "Row store: rocksdb (embedded) or rados (Ceph)")
+        ->capture_default_str();
+    cmd->add_option("--rows-ceph-conf", a->store.backends.rows.ceph_conf,
+                    "rados: Ceph client config file")
+        ->capture_default_str();
+    cmd->add_option("--rows-pool-prefix", a->store.backends.rows.pool_prefix,
+                    "rados: prefix of the pools")
+        ->capture_default_str();
+  };
+  CLI::App* create = key->add_subcommand(
+      "create", "Create a key and print its token (shown only this once)");
+  create->add_option("--scopes", a->scopes,
+                     "Comma-separated: viewing:read, viewing:write, objects:read, objects:write, "
+                     "assets:read, assets:write, metrics:read, admin");
+  create->add_flag("--admin", a->admin, "Add the admin scope (allows everything)");
+  create->add_option("--name", a->name, "A label for the key (who or what uses it)");
+  add_store(create);
+  commands->push_back({create, [a] { return KeyCreate(*a); }});
+  CLI::App* list = key->add_subcommand("list", "List every key (active and revoked), no secrets");
+  add_store(list);
+  commands->push_back({list, [a] { return KeyList(*a); }});
+  CLI::App* revoke = key->add_subcommand("revoke", "Revoke a key (it stays listed)");
+  revoke->add_option("id", a->id, "The key's id (16 hex digits)")->required();
+  add_store(revoke);
+  commands->push_back({revoke, [a] { return KeyRevoke(*a); }});
 }
 
 // Media buckets and their lifecycle policy.
@@ -905,6 +949,7 @@ int Run(int argc, char** argv) {
   ViewingArgs viewing;
   MemberArgs member;
   ServerArgs admin;
+  KeyArgs key;
   BucketArgs bucket;
   ObjectArgs object;
   AssetArgs asset;
@@ -917,6 +962,7 @@ int Run(int argc, char** argv) {
   AddViewingCommands(app, &viewing, &commands);
   AddMemberCommands(app, &member, &commands);
   AddAdminCommands(app, &admin, &commands);
+  AddKeyCommands(app, &key, &commands);
   AddBucketCommands(app, &bucket, &commands);
   AddObjectCommands(app, &object, &commands);
   AddAssetCommands(app, &asset, &commands);

@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <iostream>
 
+#include "strata/auth/audit_log.h"
 #include "strata/base/log.h"
 #include "strata/cli/call.h"
+#include "strata/server/backends.h"
 
 namespace strata::cli {
 
@@ -74,6 +76,29 @@ int BackupRestore(const std::string& backup_dir, const std::string& data_dir) {
       std::cerr << "strata backup restore: copy blobs: " << ec.message() << "\n";
       return 1;
     }
+  }
+  // The restored store's audit log says where its data came from (key "offline-cli").
+  // Failing to record it does not undo the restore: a warning says so.
+  server::ServerConfig restored;
+  restored.data_dir = data_dir;
+  log::Init("warn");
+  absl::Status audited = [&]() -> absl::Status {
+    absl::StatusOr<std::unique_ptr<store::RowStore>> rows = server::OpenRowStore(restored);
+    if (!rows.ok()) return rows.status();
+    absl::StatusOr<std::unique_ptr<auth::AuditLog>> audit =
+        auth::AuditLog::Open(rows->get(), SystemClock::Default());
+    if (!audit.ok()) return audit.status();
+    auth::AuditRecord r;
+    r.key = "offline-cli";
+    r.action = "backup.restore";
+    r.target = backup_dir;
+    r.result = "ok";
+    if (absl::Status s = (*audit)->Append(std::move(r)); !s.ok()) return s;
+    return (*rows)->Sync();
+  }();
+  if (!audited.ok()) {
+    std::cerr << "strata backup restore: warning: audit record not stored: " << audited.message()
+              << "\n";
   }
   std::cout << "{\"restored\":\"" << data_dir << "\"}\n";
   return 0;

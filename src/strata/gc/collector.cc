@@ -722,6 +722,7 @@ void Collector::MaybeStartScheduled() {
     STRATA_LOG_WARN("lifecycle scheduled run not started", "task", task_->name(), "error",
                     run.status().ToString());
   }
+  if (options_.on_scheduled_run) options_.on_scheduled_run(run);
 }
 
 absl::StatusOr<RunRecord> Collector::GetRun(uint64_t id) {

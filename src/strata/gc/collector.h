@@ -84,6 +84,10 @@ struct CollectorOptions {
   // Sampled every control step to drive the throttle; nullptr = no signal (the rate then
   // only grows, up to throttle.max_rate).
   std::function<LoadSample()> load_probe;
+  // Told of every run the daily schedule starts (or fails to start), for the audit log: runs
+  // started through StartRun are audited by their caller. Called on the control thread; may
+  // be null.
+  std::function<void(const absl::StatusOr<RunRecord>& run)> on_scheduled_run;
 };
 
 struct RunRequest {

@@ -239,6 +239,9 @@ class GcFixture : public ::testing::Test {
     co.throttle.initial_rate = 20000;
     co.throttle.max_rate = 100000;
     co.daily_at = daily_at_;
+    co.on_scheduled_run = [this](const absl::StatusOr<RunRecord>& run) {
+      scheduled_runs_.push_back(run.ok() ? run->id : 0);
+    };
     store::RowStore* collector_rows = rows_.get();
     if (no_snapshots_) {
       no_snapshot_rows_ = std::make_unique<NoSnapshotRowStore>(rows_.get());
@@ -302,6 +305,8 @@ class GcFixture : public ::testing::Test {
 
   std::string dir_;
   std::string daily_at_;
+  // Runs the schedule reported starting (0: one that failed to start), for the audit log.
+  std::vector<uint64_t> scheduled_runs_;
   size_t export_keep_runs_ = 30;
   ManualClock clock_;
   MetricsRegistry metrics_;
@@ -680,6 +685,7 @@ TEST_F(GcFixture, DailyScheduleStartsOneRunPerDayAfterItsTime) {
   clock_.Advance(kHour);
   collector_->ControlStep();
   EXPECT_EQ(collector_->ListRuns(10)->size(), 1u);  // once a day
+  EXPECT_EQ(scheduled_runs_, std::vector<uint64_t>{1});  // and reported, for the audit
   // A restart the same day does not run it again; the next day does.
   Close();
   Open(/*start=*/false);
@@ -688,6 +694,7 @@ TEST_F(GcFixture, DailyScheduleStartsOneRunPerDayAfterItsTime) {
   clock_.Advance(24 * kHour);
   collector_->ControlStep();
   EXPECT_EQ(collector_->ListRuns(10)->size(), 2u);
+  EXPECT_EQ(scheduled_runs_, (std::vector<uint64_t>{1, 2}));
   daily_at_.clear();
 }
 

@@ -80,7 +80,8 @@ Client::Client(Client&& other) noexcept
       buf_(std::move(other.buf_)),
       pos_(other.pos_),
       end_(other.end_),
-      received_(other.received_) {
+      received_(other.received_),
+      default_headers_(std::move(other.default_headers_)) {
   other.fd_ = -1;
   other.pos_ = other.end_ = 0;
 }
@@ -97,6 +98,7 @@ Client& Client::operator=(Client&& other) noexcept {
     pos_ = other.pos_;
     end_ = other.end_;
     received_ = other.received_;
+    default_headers_ = std::move(other.default_headers_);
     other.fd_ = -1;
     other.pos_ = other.end_ = 0;
   }
@@ -407,6 +409,9 @@ absl::StatusOr<ClientResponse> Client::Request(
     head_.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   }
   for (const auto& [name, value] : extra_headers) {
+    head_.append(name).append(": ").append(value).append("\r\n");
+  }
+  for (const auto& [name, value] : default_headers_) {
     head_.append(name).append(": ").append(value).append("\r\n");
   }
   head_.append("\r\n");

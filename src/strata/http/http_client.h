@@ -60,6 +60,12 @@ class Client {
       std::string_view content_type,
       const std::vector<std::pair<std::string, std::string>>& extra_headers);
 
+  // A header field sent with every later request (e.g. {"Authorization", "Bearer ..."}), after
+  // the per-request ones.
+  void AddDefaultHeader(std::string name, std::string value) {
+    default_headers_.emplace_back(std::move(name), std::move(value));
+  }
+
   // Closes the connection if open. The next Request() reconnects.
   void Close();
 
@@ -90,6 +96,7 @@ class Client {
   size_t end_ = 0;
   uint64_t received_ = 0;  // bytes received over the client's lifetime
   std::string head_;       // request head, reused between requests
+  std::vector<std::pair<std::string, std::string>> default_headers_;
 };
 
 struct Endpoint {

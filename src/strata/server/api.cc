@@ -156,12 +156,28 @@ http::Response Api::Handle(const http::Request& request) {
            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return std::move(*refused);
   }
-  http::Response response = Route(request, &route);
+  const RouteAccess access = ClassifyRequest(request.method, request.path);
+  auth::Principal who;
+  if (std::optional<http::Response> refused = Authorize(request, access, &who)) {
+    // A valid key refused an audited action is recorded (someone tried); requests without a
+    // valid key are not: anyone can send those, and they would flood the log.
+    if (!access.action.empty() && refused->status == 403) {
+      FinishAudit(StartAudit(who, access, request), *refused);
+    }
+    Record(route, request.method, refused->status,
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return std::move(*refused);
+  }
+  std::optional<PendingAudit> audit;
+  if (!access.action.empty()) audit = StartAudit(who, access, request);
+  http::Response response = Route(request, who, &route);
   if (response.defer) {
-    // Recorded when the deferred reply is given.
+    // Recorded (and audited) when the deferred reply is given.
     response.defer = [this, start, route = std::move(route), method = request.method,
+                      audit = std::move(audit),
                       defer = std::move(response.defer)](http::Reply reply) {
-      defer([this, start, route, method, reply = std::move(reply)](http::Response r) {
+      defer([this, start, route, method, audit, reply = std::move(reply)](http::Response r) {
+        if (audit) FinishAudit(*audit, r);
         Record(route, method, r.status,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
         reply(std::move(r));
@@ -169,6 +185,7 @@ http::Response Api::Handle(const http::Request& request) {
     };
     return response;
   }
+  if (audit) FinishAudit(std::move(*audit), response);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Record(route, request.method, response.status, seconds);
@@ -220,7 +237,8 @@ void Api::Record(const std::string& route, const std::string& raw_method, int st
   m.second->Observe(seconds);
 }
 
-http::Response Api::Route(const http::Request& request, std::string* route) {
+http::Response Api::Route(const http::Request& request, const auth::Principal& who,
+                          std::string* route) {
   const std::string& method = request.method;
   std::vector<std::string_view> parts;
   for (size_t pos = 0; pos < request.path.size();) {
@@ -297,6 +315,9 @@ http::Response Api::Route(const http::Request& request, std::string* route) {
         if (method != "GET") return method_not_allowed();
         return GetLanguages(member);
       }
+    }
+    if (parts.size() >= 3 && parts[1] == "admin" && (parts[2] == "keys" || parts[2] == "audit")) {
+      return RouteAccessAdmin(request, parts, who, route);
     }
     if (parts.size() == 3 && parts[1] == "admin" && parts[2] == "backup") {
       *route = "/v1/admin/backup";

@@ -17,10 +17,14 @@
 #include "strata/base/metrics.h"
 #include "strata/base/thread_pool.h"
 #include "strata/assets/asset_service.h"
+#include "strata/auth/audit_log.h"
+#include "strata/auth/authenticator.h"
+#include "strata/auth/key_store.h"
 #include "strata/gc/collector.h"
 #include "strata/reprocess/job_runner.h"
 #include "strata/http/http_server.h"
 #include "strata/media/media_service.h"
+#include "strata/server/access.h"
 #include "strata/viewing/viewing_service.h"
 
 namespace strata::server {
@@ -61,6 +65,18 @@ struct AdminHooks {
   std::function<absl::StatusOr<std::string>(const std::string& name)> backup;
 };
 
+// Who may call the API and where its audit records go (docs/api.md, "Authentication").
+struct AccessControl {
+  // Checks keys; null = every request is the anonymous principal (tests that build an Api
+  // directly). With one, requests need a key as soon as the store holds any.
+  auth::Authenticator* authenticator = nullptr;
+  // Behind /v1/admin/keys; null = those routes answer 404.
+  auth::KeyStore* keys = nullptr;
+  // Where admin actions and hard deletes are recorded, and /v1/admin/audit reads; null = not
+  // recorded (and /v1/admin/audit answers 404).
+  auth::AuditLog* audit = nullptr;
+};
+
 class Api {
  public:
   // `media` may be null (its routes then answer 404).
@@ -87,6 +103,15 @@ class Api {
   // 421 or 403 for a request the allowed hosts refuse; nullopt for one they admit.
   std::optional<http::Response> CheckOrigin(const http::Request& request) const;
 
+  // Authentication and the audit log. Call before serving.
+  void SetAccessControl(AccessControl access) { access_ = access; }
+  // Whether `request` may go on: nullopt when it may (its principal in *who: a key, or
+  // anonymous while authentication is off); else the answer -- 401 (no key, or a malformed,
+  // unknown or revoked one), 403 (the key lacks the scope `access` names) or 503 (the key
+  // store cannot be read) -- with *who set when the key was valid.
+  std::optional<http::Response> Authorize(const http::Request& request, const RouteAccess& access,
+                                          auth::Principal* who);
+
   // The StreamingRoute::open of `PUT /v1/buckets/...`: an object PUT streams its body into
   // the blob store; anything else (a bucket PUT) takes the whole-body path.
   http::StreamStart OpenObjectStream(const http::Request& head);
@@ -94,9 +119,21 @@ class Api {
  private:
   class ObjectSink;
   http::StreamStart StartObjectUpload(const http::Request& head, bool record_metrics);
+  // An audited request's record, filled before it is routed and finished with its answer.
+  struct PendingAudit {
+    std::string key, action, target, detail;
+  };
+  PendingAudit StartAudit(const auth::Principal& who, const RouteAccess& access,
+                          const http::Request& request) const;
+  void FinishAudit(PendingAudit pending, const http::Response& response);
+  // /v1/admin/keys[/{id}] and /v1/admin/audit.
+  http::Response RouteAccessAdmin(const http::Request& request,
+                                  const std::vector<std::string_view>& parts,
+                                  const auth::Principal& who, std::string* route);
   // Counts a request in the per-route metrics.
   void Record(const std::string& route, const std::string& method, int status, double seconds);
-  http::Response Route(const http::Request& request, std::string* route);
+  http::Response Route(const http::Request& request, const auth::Principal& who,
+                       std::string* route);
   http::Response RouteMedia(const http::Request& request,
                             const std::vector<std::string_view>& parts, std::string* route);
   http::Response PutBucket(std::string_view bucket, const http::Request& request);
@@ -171,6 +208,7 @@ class Api {
   assets::AssetService* assets_ = nullptr;
   reprocess::JobRunner* reprocess_ = nullptr;
   std::vector<std::string> allowed_hosts_;
+  AccessControl access_;
   // Full compactions (POST /v1/admin/compact) run one at a time on their own thread, never
   // on an io thread: four concurrent calls used to hold four io threads for the whole
   // compaction and stall the server.

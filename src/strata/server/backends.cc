@@ -331,6 +331,11 @@ absl::StatusOr<S3Credentials> ResolveS3Credentials(
   return out;
 }
 
+absl::StatusOr<std::unique_ptr<store::RowStore>> OpenRowStore(const ServerConfig& config) {
+  STRATA_RETURN_IF_ERROR(ValidateBackendConfig(config.backends));
+  return OpenRows(config);
+}
+
 absl::StatusOr<Backends> OpenBackends(const ServerConfig& config, MetricsRegistry* metrics) {
   STRATA_RETURN_IF_ERROR(ValidateBackendConfig(config.backends));
   Backends b;

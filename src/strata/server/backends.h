@@ -111,6 +111,10 @@ struct Backends {
   std::string description;
 };
 
+// Only the row store that config.backends.rows names (offline commands such as `strata key`
+// need nothing else). Errors as OpenBackends.
+absl::StatusOr<std::unique_ptr<store::RowStore>> OpenRowStore(const ServerConfig& config);
+
 // Validates config.backends and opens each backend. A backend that cannot be opened or
 // reached is an error naming it ("cache backend \"memcached\": server 127.0.0.1:1
 // unreachable: ..."); one not compiled into this binary is Unimplemented, naming it.

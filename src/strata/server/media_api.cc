@@ -153,6 +153,19 @@ class Api::ObjectSink final : public http::BodySink {
 };
 
 http::StreamStart Api::OpenObjectStream(const http::Request& head) {
+  // A streamed PUT never reaches Handle: the same Host/Origin and key checks run here, before
+  // a byte of the body is read.
+  std::optional<http::Response> refused = CheckOrigin(head);
+  if (!refused) {
+    auth::Principal who;
+    refused = Authorize(head, ClassifyRequest(head.method, head.path), &who);
+  }
+  if (refused) {
+    Record("unmatched", head.method, refused->status, 0);
+    http::StreamStart start;
+    start.response = std::move(refused);
+    return start;
+  }
   return StartObjectUpload(head, /*record_metrics=*/true);
 }
 

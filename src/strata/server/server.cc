@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -16,6 +17,9 @@
 #include <vector>
 
 #include "strata/assets/asset_service.h"
+#include "strata/auth/audit_log.h"
+#include "strata/auth/authenticator.h"
+#include "strata/auth/key_store.h"
 #include "strata/base/log.h"
 #include "strata/base/metrics.h"
 #include "strata/base/status.h"
@@ -23,6 +27,7 @@
 #include "strata/gc/collector.h"
 #include "strata/media/media_service.h"
 #include "strata/reprocess/job_runner.h"
+#include "strata/server/access.h"
 #include "strata/server/api.h"
 #include "strata/server/backends.h"
 
@@ -150,6 +155,46 @@ std::vector<std::string> AllowedHosts(const ServerConfig& config) {
   return hosts;
 }
 
+// Refuses to serve everyone unauthenticated: a non-loopback address needs a key to exist,
+// unless the operator said --insecure-no-auth.
+absl::Status CheckExposure(const ServerConfig& config, auth::KeyStore* keys) {
+  STRATA_ASSIGN_OR_RETURN(bool any_key, keys->AnyKey());
+  if (any_key) {
+    STRATA_ASSIGN_OR_RETURN(std::vector<auth::KeyRecord> all, keys->List());
+    if (std::none_of(all.begin(), all.end(), [](const auth::KeyRecord& k) { return k.active(); })) {
+      STRATA_LOG_WARN("every API key is revoked: every request but /healthz will get 401; "
+                      "create one with `strata key create --admin` (offline)");
+    }
+    return absl::OkStatus();
+  }
+  if (IsLoopbackAddress(config.http.address)) return absl::OkStatus();
+  if (config.insecure_no_auth) {
+    STRATA_LOG_WARN("serving WITHOUT authentication on a non-loopback address "
+                    "(--insecure-no-auth): anyone who can reach it can read, change and delete "
+                    "everything",
+                    "address", config.http.address);
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      "address: " + config.http.address +
+      " is not a loopback address and no API key exists, so every request would be served "
+      "without authentication. Create an admin key first (with the server stopped: strata key "
+      "create --admin --data-dir " + config.data_dir +
+      "), or pass --insecure-no-auth to serve unauthenticated anyway");
+}
+
+// Audits a run the daily schedule started: it has no key behind it.
+void AuditScheduledRun(auth::AuditLog* audit, const std::string& action,
+                       const absl::StatusOr<gc::RunRecord>& run) {
+  auth::AuditRecord r;
+  r.key = "scheduler";
+  r.action = action;
+  r.target = run.ok() ? "run " + std::to_string(run->id) : "run";
+  r.result = run.ok() ? "ok" : "error";
+  r.detail = run.ok() ? "scheduled" : run.status().ToString();
+  (void)audit->Append(std::move(r));  // a failure is logged and counted by Append
+}
+
 std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
                                               store::RowStore* rows) {
   constexpr char kName[] = "strata_http_request_seconds";
@@ -210,6 +255,18 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_ASSIGN_OR_RETURN(Backends backends, OpenBackends(config, metrics));
   store::RowStore* rows = backends.rows.get();
   store::Queue* queue = backends.queue.get();
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<auth::KeyStore> keys,
+                          auth::KeyStore::Open(rows, SystemClock::Default()));
+  STRATA_RETURN_IF_ERROR(CheckExposure(config, keys.get()));
+  if (config.audit_retention_days < 1) {
+    return absl::InvalidArgumentError("audit_retention_days: must be at least 1");
+  }
+  auth::AuditLogOptions audit_options;
+  audit_options.retention_ms = Millis{config.audit_retention_days} * 86'400'000;
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<auth::AuditLog> audit,
+      auth::AuditLog::Open(rows, SystemClock::Default(), audit_options, metrics));
+  auth::Authenticator authenticator(keys.get(), SystemClock::Default());
   viewing::ViewingOptions viewing_options = config.viewing;
   viewing_options.read_thread_slice_us = config.request_slice_us;
   STRATA_ASSIGN_OR_RETURN(
@@ -325,6 +382,9 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.throttle.latency_floor_ms = config.gc_latency_floor_ms;
   gc_options.throttle.max_pending_compaction_bytes = config.gc_max_pending_compaction_bytes;
   gc_options.load_probe = MakeLoadProbe(metrics, rows);
+  gc_options.on_scheduled_run = [audit = audit.get()](const absl::StatusOr<gc::RunRecord>& run) {
+    AuditScheduledRun(audit, "gc.run", run);
+  };
   gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gc::Collector> gc_collector,
                           gc::Collector::Open(rows, queue, media.get(), &gc_task,
@@ -337,6 +397,10 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
     gc::CollectorOptions archive_options = gc_options;
     archive_options.daily_at = config.archive_daily_at;
     archive_options.load_probe = MakeLoadProbe(metrics, rows);
+    archive_options.on_scheduled_run =
+        [audit = audit.get()](const absl::StatusOr<gc::RunRecord>& run) {
+          AuditScheduledRun(audit, "archive.run", run);
+        };
     STRATA_ASSIGN_OR_RETURN(
         archive_collector,
         gc::Collector::Open(rows, queue, media.get(), archive_task.get(),
@@ -350,6 +414,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   api.SetAssets(asset_service.get());
   api.SetReprocess(job_runner.get());
   api.SetAllowedHosts(AllowedHosts(config));
+  api.SetAccessControl({&authenticator, keys.get(), audit.get()});
   http::ServerOptions http_options = config.http;
   http_options.thread_slice_us = config.request_slice_us;
   http::StreamingRoute object_puts;
@@ -362,9 +427,11 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                            [&api](const http::Request& r) { return api.Handle(r); });
   STRATA_RETURN_IF_ERROR(http_server.Start());
   if (port_out) port_out->store(http_server.port());
+  absl::StatusOr<bool> auth_required = authenticator.Required();
   STRATA_LOG_INFO("strata serving", "address", config.http.address, "port", http_server.port(),
                   "data_dir", config.data_dir, "sync", config.sync, "backends",
-                  backends.Describe());
+                  backends.Describe(), "auth",
+                  !auth_required.ok() ? "unknown" : *auth_required ? "api-keys" : "off");
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
@@ -381,6 +448,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   job_runner.reset();
   job_store.reset();
   asset_service.reset();
+  audit.reset();
+  keys.reset();
   backends.queue.reset();
   media.reset();
   inline_blobs.reset();

@@ -96,6 +96,14 @@ struct ServerConfig {
   // Names a request's Host (and a state-changing request's Origin) may carry, besides
   // localhost, 127.0.0.1, ::1, the bound address and the machine's host name; "*" = any.
   std::vector<std::string> allowed_hosts;
+  // Start on a non-loopback address although no API key exists, i.e. serve every request
+  // without authentication. Default false: such a start is refused, naming `strata key
+  // create --admin`. It never turns authentication off: once a key exists every request
+  // needs one, whatever this says (docs/api.md, "Authentication").
+  bool insecure_no_auth = false;
+  // Days an audit record is kept (admin actions and hard deletes; docs/operations.md, "Audit
+  // log"). Default 90.
+  int audit_retention_days = 90;
   size_t gc_export_keep_runs = 30;  // exports kept per task (0 = all)
   // Archival: objects older than this move to archive_class (0 = off, the default), daily at
   // archive_daily_at ("" = only on demand). Defaults "cold", "04:00".
