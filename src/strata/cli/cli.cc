@@ -118,6 +118,11 @@ void AddBackendOptions(CLI::App* serve, server::BackendConfig* b) {
   serve->add_option("--rows-pool-prefix", b->rows.pool_prefix,
                     "rados: prefix of the pools (one per table family)")
       ->capture_default_str();
+  serve->add_option("--rows-live-shards", b->rows.live_shards,
+                    "rados: shard objects of a new table written over many small partitions "
+                    "(fixed at the table's creation)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
   serve->add_option("--blobs-backend", b->blobs.backend,
                     "Object bytes: local (files under --data-dir) or s3")
       ->capture_default_str();

@@ -66,6 +66,7 @@ absl::StatusOr<std::unique_ptr<store::RowStore>> OpenRows(const ServerConfig& co
     store::RadosRowStoreOptions options;
     options.ceph_conf = rows.ceph_conf;
     options.pool_prefix = rows.pool_prefix;
+    options.live_shards = rows.live_shards;
     auto opened = store::RadosRowStore::Open(options);
     if (!opened.ok()) {
       return Unreachable(opened.status(), "rows backend \"rados\" (ceph_conf \"" +

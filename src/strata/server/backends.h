@@ -36,6 +36,12 @@ struct RowsBackendConfig {
   std::string ceph_conf = "/etc/ceph/ceph.conf";
   // rados: prefix of the pools, one per table family ("<prefix>_<family>"). Default "strata".
   std::string pool_prefix = "strata";
+  // rados: how many shard objects hold a new table's partitions when its writes spread over
+  // many small partitions (live tables, languages, cache tokens): one operation per shard
+  // object touched per ingest batch, so fewer shards = fewer operations per batch but more
+  // keys per object and fewer OSDs sharing the load. Fixed per table at its creation.
+  // 1..65536. Default 64.
+  uint32_t live_shards = 64;
 };
 
 struct BlobsBackendConfig {

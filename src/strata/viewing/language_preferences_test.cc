@@ -29,6 +29,59 @@ ViewingRecord Play(MemberId member, Millis event_time, std::string audio,
   return r;
 }
 
+// Counts the point reads that reach a table (the rest passes through).
+class CountingTable final : public store::Table {
+ public:
+  explicit CountingTable(store::Table* inner) : inner_(inner) {}
+  const std::string& name() const override { return inner_->name(); }
+  absl::StatusOr<std::string> Get(std::string_view p, std::string_view c,
+                                  const store::ReadOptions& o) override {
+    ++gets;
+    return inner_->Get(p, c, o);
+  }
+  std::vector<absl::StatusOr<std::string>> MultiGet(std::span<const store::RowKey> keys,
+                                                    const store::ReadOptions& o) override {
+    ++multi_gets;
+    multi_get_keys += keys.size();
+    std::vector<absl::StatusOr<std::string>> out;
+    for (const auto& k : keys) out.push_back(inner_->Get(k.partition, k.clustering, o));
+    return out;
+  }
+  absl::Status Put(std::string_view p, std::string_view c, std::string_view v,
+                   Millis e) override {
+    return inner_->Put(p, c, v, e);
+  }
+  absl::Status Delete(std::string_view p, std::string_view c) override {
+    return inner_->Delete(p, c);
+  }
+  absl::Status DeleteRange(std::string_view p, std::string_view s, std::string_view e) override {
+    return inner_->DeleteRange(p, s, e);
+  }
+  absl::Status Apply(std::string_view p, const store::WriteBatch& b) override {
+    return inner_->Apply(p, b);
+  }
+  absl::StatusOr<store::ScanPage> Scan(std::string_view p, const store::ScanOptions& o,
+                                       const store::ReadOptions& r) override {
+    return inner_->Scan(p, o, r);
+  }
+  absl::StatusOr<std::vector<store::KeyRange>> SplitRanges(int n) override {
+    return inner_->SplitRanges(n);
+  }
+  absl::StatusOr<store::TableScanPage> ScanRange(const store::KeyRange& r, size_t l,
+                                                 std::string_view c,
+                                                 const store::ReadOptions& o) override {
+    return inner_->ScanRange(r, l, c, o);
+  }
+  absl::StatusOr<store::TableStats> Stats() override { return inner_->Stats(); }
+
+  int gets = 0;
+  int multi_gets = 0;
+  size_t multi_get_keys = 0;
+
+ private:
+  store::Table* inner_;
+};
+
 class LanguagePreferencesTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -98,6 +151,48 @@ TEST_F(LanguagePreferencesTest, EachContentLanguageHasItsOwnPreference) {
   EXPECT_EQ(prefs_->Read(3)->current.size(), 2u);
   // Plays without a content language carry no preference.
   EXPECT_EQ(Ingest({Play(3, kT0 + 2, "fr", "", "")}), 0u);
+}
+
+TEST_F(LanguagePreferencesTest, PrefetchReadsAllMissingPointsAtOnce) {
+  // Stored: members 10..19 chose "en" for English content.
+  for (MemberId m = 10; m < 20; ++m) ASSERT_EQ(Ingest({Play(m, kT0, "en")}), 1u);
+  // A restarted server: nothing in memory, reads counted.
+  CountingTable counting(table_);
+  LanguagePreferences fresh(&counting, 30 * kDay, &changes_, &unchanged_);
+  // One batch, ordered by member as ingest orders it: members 10..14 repeat their choice,
+  // 15..19 change it, 20..24 are new; member 12 also plays Portuguese content.
+  std::vector<ViewingRecord> batch;
+  for (MemberId m = 10; m < 25; ++m) {
+    batch.push_back(Play(m, kT0 + 10, m < 15 ? "en" : "fr"));
+    batch.push_back(Play(m, kT0 + 11, m < 15 ? "en" : "fr"));
+    if (m == 12) batch.push_back(Play(m, kT0 + 12, "pt", "", "pt"));
+  }
+  std::vector<const ViewingRecord*> ptrs;
+  for (const auto& r : batch) ptrs.push_back(&r);
+  ASSERT_TRUE(fresh.Prefetch(ptrs).ok());
+  EXPECT_EQ(counting.multi_gets, 1);
+  EXPECT_EQ(counting.multi_get_keys, 16u) << "15 members' en, member 12's pt, each once";
+  // Planning the batch member by member reads nothing more, and finds the same changes as
+  // reads one at a time would: none for 10..14, one each for 15..24, one for 12's pt.
+  size_t planned = 0;
+  for (size_t begin = 0; begin < ptrs.size();) {
+    size_t end = begin;
+    while (end < ptrs.size() && ptrs[end]->member == ptrs[begin]->member) ++end;
+    std::vector<store::PartitionWrite> writes;
+    std::vector<MemberId> touched;
+    ASSERT_TRUE(fresh
+                    .PlanChanges(std::span<const ViewingRecord* const>(ptrs.data() + begin,
+                                                                       end - begin),
+                                 &writes, &touched)
+                    .ok());
+    for (const auto& w : writes) planned += w.batch.size() / 2;
+    begin = end;
+  }
+  EXPECT_EQ(counting.gets, 0);
+  EXPECT_EQ(planned, 11u);
+  // Everything is in memory now: a second prefetch reads nothing.
+  ASSERT_TRUE(fresh.Prefetch(ptrs).ok());
+  EXPECT_EQ(counting.multi_gets, 1);
 }
 
 TEST_F(LanguagePreferencesTest, ForgetRereadsTheStoredPreference) {
