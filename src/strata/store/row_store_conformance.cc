@@ -623,6 +623,41 @@ TEST_P(RowStoreConformanceTest, PutIfNewerComparesLargeVersionsAsNumbers) {
   }
 }
 
+// One Write over many partitions (a sharded backend combines those of one object into one
+// operation) where some PutIfNewer rows lose to stored ones and others win or are new.
+TEST_P(RowStoreConformanceTest, PutIfNewerOverManyPartitionsInOneWrite) {
+  Table* t = OpenTable("rows");
+  ASSERT_NE(t, nullptr);
+  std::vector<PartitionWrite> first;
+  for (int p = 0; p < 40; ++p) {
+    first.push_back(PartitionWrite{t, "p" + Pad(p), WriteBatch()});
+    first.back().batch.PutIfNewer("k", 10, "v10");
+  }
+  ASSERT_TRUE(store_->Write(first).ok());
+  std::vector<PartitionWrite> second;
+  for (int p = 0; p < 40; ++p) {
+    second.push_back(PartitionWrite{t, "p" + Pad(p), WriteBatch()});
+    const uint64_t v = p % 3 == 0 ? 20 : 5;  // every third wins, the others lose
+    second.back().batch.PutIfNewer("k", v, "v" + std::to_string(v));
+    second.back().batch.PutIfNewer("new", v, "n" + std::to_string(v));
+  }
+  ASSERT_TRUE(store_->Write(second).ok());
+  for (int p = 0; p < 40; ++p) {
+    const std::string partition = "p" + Pad(p);
+    EXPECT_EQ(GetOr(t, partition, "k"), p % 3 == 0 ? "v20" : "v10") << partition;
+    EXPECT_EQ(GetOr(t, partition, "new"), p % 3 == 0 ? "n20" : "n5") << partition;
+  }
+  // All of them losing: nothing changes.
+  for (PartitionWrite& w : second) {
+    w.batch = WriteBatch();
+    w.batch.PutIfNewer("k", 1, "v1");
+  }
+  ASSERT_TRUE(store_->Write(second).ok());
+  for (int p = 0; p < 40; ++p) {
+    EXPECT_EQ(GetOr(t, "p" + Pad(p), "k"), p % 3 == 0 ? "v20" : "v10");
+  }
+}
+
 TEST_P(RowStoreConformanceTest, PutIfNewerWithDeletesAndTies) {
   Table* t = OpenTable("rows");
   ASSERT_NE(t, nullptr);

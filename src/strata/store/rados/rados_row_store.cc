@@ -1102,10 +1102,12 @@ void RadosRowStore::Impl::RunJobs(std::span<WriteJob> jobs) {
 // One round of RowStore::Write (at most one batch per partition, none with conditions). The
 // batches of the partitions that share a shard object go in ONE operation, all such
 // operations concurrently (at most max_in_flight at once): optimistic first; if the object
-// does not exist, once more as an exclusive create. The combined operation is atomic; if it
-// still does not succeed because an omap_cmp guess of one of its partitions was wrong (or
-// the object appeared meanwhile), its batches go again one by one through RunJobs, so that
-// one partition's condition never fails another's batch. Another error fails every batch of
+// does not exist, once more as an exclusive create; if an omap_cmp guess was wrong (a
+// PutIfNewer row already stored), once more after reading every row the operation depends
+// on, still as one operation (PutIfNewer rows that lose are left out, the rows read are
+// pinned). The combined operation is atomic; if it still does not succeed (a concurrent
+// writer changed a pinned row, or the object appeared meanwhile), its batches go again one
+// by one through RunJobs, so that one partition never fails another's batch. Another error fails every batch of
 // the operation (outcome unknown: all or nothing of it). Unsharded batches and batches alone
 // in their object go to RunJobs directly.
 void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
@@ -1121,6 +1123,7 @@ void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
   struct Group {
     const std::vector<size_t>* members;
     bool absent = false;  // the object did not exist: the next attempt creates it
+    bool read = false;    // a guess failed: the next attempt reads the rows first
     bool done = false;
   };
   std::vector<Group> combined;
@@ -1149,20 +1152,75 @@ void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
   };
   const std::map<std::string, std::string> nothing_stored;
   auto first_table = [&](const Group& group) { return jobs[group.members->front()].table; };
+  // Attempts: 0 optimistic (guesses); 1 an exclusive create if the object was missing, or
+  // the rows read first if a guess failed (a PutIfNewer row that exists: progress updates
+  // of a playback, common), still one operation for the whole object; 2 a create after a
+  // read found no object. What is not done then goes one batch at a time (RunJobs).
   for (size_t begin = 0; begin < combined.size(); begin += options.max_in_flight) {
     const size_t end = std::min(combined.size(), begin + options.max_in_flight);
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      // Reads of the groups that need them, concurrently.
+      std::vector<std::unique_ptr<DependencyRead>> reads(end - begin);
+      for (size_t g = begin; g < end; ++g) {
+        Group& group = combined[g];
+        if (group.done || !group.read) continue;
+        auto read = std::make_unique<DependencyRead>();
+        std::set<std::string> keys;
+        for (size_t i : *group.members) {
+          for (const std::string& k : DependentKeys(*jobs[i].batch)) keys.insert(jobs[i].prefix + k);
+        }
+        read->op.omap_get_vals_by_keys(keys, &read->vals, &read->rval);
+        read->completion = librados::Rados::aio_create_completion();
+        const WriteJob& first = jobs[group.members->front()];
+        first.table->read_ops.fetch_add(1, std::memory_order_relaxed);
+        if (first.table->io().aio_operate(first.oid, read->completion, &read->op, nullptr) < 0) {
+          read->completion->release();
+          read->completion = nullptr;
+          fall_back(group);
+          continue;
+        }
+        reads[g - begin] = std::move(read);
+      }
       std::vector<Plan> plans(end - begin);
       std::vector<std::optional<PendingWrite>> pending(end - begin);
       const Millis now = clock->NowMillis();
       for (size_t g = begin; g < end; ++g) {
         Group& group = combined[g];
         if (group.done) continue;
+        // The rows read, per member partition (keys without the partition's prefix).
+        std::map<std::string, std::string> stored_all;
+        if (group.read) {
+          DependencyRead& read = *reads[g - begin];
+          read.completion->wait_for_complete();
+          int r = read.completion->get_return_value();
+          read.completion->release();
+          read.completion = nullptr;
+          if (r == 0 && read.rval < 0) r = read.rval;
+          if (r == -ENOENT) {
+            group.read = false;
+            group.absent = true;
+          } else if (r < 0) {
+            fall_back(group);
+            continue;
+          } else {
+            for (auto& [k, v] : read.vals) stored_all.emplace(k, v.to_str());
+          }
+        }
         Plan& plan = plans[g - begin];
         bool ok = true;
         for (size_t i : *group.members) {
-          absl::StatusOr<Plan> part =
-              Compile(*jobs[i].batch, group.absent ? &nothing_stored : nullptr, now);
+          std::map<std::string, std::string> stored;
+          const std::map<std::string, std::string>* stored_ptr = nullptr;
+          if (group.absent) {
+            stored_ptr = &nothing_stored;
+          } else if (group.read) {
+            for (auto it = stored_all.lower_bound(jobs[i].prefix);
+                 it != stored_all.end() && it->first.starts_with(jobs[i].prefix); ++it) {
+              stored.emplace(it->first.substr(jobs[i].prefix.size()), it->second);
+            }
+            stored_ptr = &stored;
+          }
+          absl::StatusOr<Plan> part = Compile(*jobs[i].batch, stored_ptr, now);
           if (!part.ok()) {  // not expected: these batches have no conditions
             ok = false;
             break;
@@ -1178,6 +1236,12 @@ void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
           plan.equal.clear();
           plan.less.clear();
           plan.create_exclusive = true;
+        }
+        if (plan.ops.empty() && group.read) {
+          // Every row lost to a newer stored one: nothing to write.
+          group.done = true;
+          for (size_t i : *group.members) jobs[i].done = true;
+          continue;
         }
         const WriteJob& first = jobs[group.members->front()];
         first.table->write_ops.fetch_add(1, std::memory_order_relaxed);
@@ -1197,9 +1261,12 @@ void RadosRowStore::Impl::RunRound(std::vector<WriteJob>& jobs) {
                        !plan.create_exclusive)) {
           group.done = true;
           for (size_t i : *group.members) jobs[i].done = true;
-        } else if (r == -ENOENT && !group.absent) {
+        } else if (r == -ENOENT && !group.absent && !group.read) {
           first_table(group)->write_retries.fetch_add(1, std::memory_order_relaxed);
           group.absent = true;
+        } else if (r == -ECANCELED && !group.absent && !group.read) {
+          first_table(group)->write_retries.fetch_add(1, std::memory_order_relaxed);
+          group.read = true;
         } else if (r == -ECANCELED || r == -EEXIST || r == -ENOENT) {
           first_table(group)->write_retries.fetch_add(1, std::memory_order_relaxed);
           fall_back(group);
