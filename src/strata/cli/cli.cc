@@ -187,6 +187,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "Largest request line plus headers; larger get 400")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  serve->add_option("--max-chunk-extension-bytes", c->http.max_chunk_extension_bytes,
+                    "Most bytes of chunk extensions in one request body; more get 400")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   serve->add_option("--max-connections", c->http.max_connections,
                     "Open connections at most; more are answered 503 and closed (0 = no limit)")
       ->capture_default_str();

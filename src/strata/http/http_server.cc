@@ -40,6 +40,7 @@
 #include <unordered_map>
 
 #include "strata/base/log.h"
+#include "strata/base/metrics.h"
 
 namespace strata::http {
 namespace {
@@ -55,6 +56,8 @@ using beast::error_code;
 // reset. Bounded in time only.
 constexpr auto kLingerTime = std::chrono::seconds(5);
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// Bytes asked of the socket per read (see Connection's constructor).
+constexpr size_t kReadBufferBytes = 64 << 10;
 
 using internal::LowerAscii;
 
@@ -64,6 +67,29 @@ bool IsHttpParseError(const error_code& ec) {
 
 class Connection;
 
+// Counters of what the transport refuses; null when ServerOptions::metrics is.
+struct RefusalCounters {
+  Counter* header_too_large = nullptr;
+  Counter* chunk_extensions_too_large = nullptr;
+  Counter* connection_limit = nullptr;
+
+  void Init(MetricsRegistry* metrics) {
+    if (metrics == nullptr) return;
+    auto get = [metrics](const char* reason) {
+      return metrics->GetCounter("strata_http_refused_total",
+                                 "Requests and connections the HTTP transport refused, by reason",
+                                 std::string("reason=\"") + reason + "\"");
+    };
+    header_too_large = get("header_too_large");
+    chunk_extensions_too_large = get("chunk_extensions_too_large");
+    connection_limit = get("connection_limit");
+  }
+};
+
+void Count(Counter* counter) {
+  if (counter != nullptr) counter->Inc();
+}
+
 // State shared by the listener and the connections. Owned by Server::Impl and destroyed
 // only after every connection is gone.
 struct Shared {
@@ -72,6 +98,11 @@ struct Shared {
   // Body limit while reading a header: max_body_bytes, or the largest streaming route's
   // limit if larger (the route is only known once the header is in).
   size_t header_body_limit = 0;
+  // Cap of a connection's read buffer: the longest unparsed element (a header, a chunk-size
+  // line with its extensions, a trailer) plus one read. Beast grows the buffer until the
+  // element is complete, so without it one endless chunk extension grows memory unbounded.
+  size_t read_buffer_limit = 0;
+  RefusalCounters refused;
   std::atomic<bool> stopping{false};
 
   std::mutex mu;
@@ -86,7 +117,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Beast reads at most the buffer's free capacity per read; the parser moves body bytes
     // out as they come, so an unreserved buffer stays ~1 KiB and a 150 KB body took ~150
     // reads, each a wakeup of an io thread. 64 KiB reads take three.
+    buffer_.max_size(shared_->read_buffer_limit);
     buffer_.reserve(kReadBufferBytes);
+    // Beast keeps a reference to this callable (set on each parser in turn).
+    on_chunk_header_ = [this](std::uint64_t, beast::string_view extensions, error_code& ec) {
+      chunk_extension_bytes_ += extensions.size();
+      if (chunk_extension_bytes_ > shared_->options.max_chunk_extension_bytes) {
+        chunk_extensions_over_ = true;
+        ec = bhttp::error::bad_chunk_extension;
+      }
+    };
   }
 
   ~Connection() {
@@ -127,6 +167,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     state_ = State::kReading;
     parser_.emplace();
+    parser_->on_chunk_header(on_chunk_header_);
+    chunk_extension_bytes_ = 0;
+    chunk_extensions_over_ = false;
     parser_->body_limit(static_cast<std::uint64_t>(shared_->header_body_limit));
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<size_t>(shared_->options.max_header_bytes, UINT32_MAX)));
@@ -225,6 +268,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_parser_.emplace(std::move(*parser_));
     parser_.reset();
     stream_parser_->body_limit(static_cast<std::uint64_t>(route->max_body_bytes));
+    stream_parser_->on_chunk_header(on_chunk_header_);  // not carried over by the conversion
     if (chunk_.empty()) chunk_.resize(kReadBufferBytes);
     if (expect_continue) {
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
@@ -281,7 +325,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return SendErrorAndClose(413, "payload_too_large",
                                "request body exceeds " + std::to_string(stream_limit_) + " bytes");
     }
-    OnReadError(ec);
+    RefuseOrClose(ec, /*header_done=*/true);
   }
 
   void FinishStream() {
@@ -374,7 +418,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
           413, "payload_too_large",
           "request body exceeds " + std::to_string(BodyLimitOfRequest()) + " bytes");
     }
-    if (ec == bhttp::error::header_limit) {
+    RefuseOrClose(ec, parser_ && parser_->is_header_done());
+  }
+
+  // A read that failed for anything but the body limit: an answer naming the problem where
+  // the client can still read one, else a close. `header_done`: the header was parsed.
+  void RefuseOrClose(const error_code& ec, bool header_done) {
+    // The read buffer reached its cap with one element still incomplete: before the end of
+    // the header, the header is too large; after it, a chunk-size line (its extensions) or
+    // the trailer is, told apart by whether the buffered line has ended.
+    const bool overflow = ec == bhttp::error::buffer_overflow;
+    if (chunk_extensions_over_ || (overflow && header_done && !BufferedLineEnds())) {
+      Count(shared_->refused.chunk_extensions_too_large);
+      return SendErrorAndClose(400, "bad_request",
+                               "chunk extensions: more than " +
+                                   std::to_string(shared_->options.max_chunk_extension_bytes) +
+                                   " bytes in one request body");
+    }
+    if (overflow && header_done) {
+      Count(shared_->refused.header_too_large);
+      return SendErrorAndClose(
+          400, "bad_request",
+          "request trailer exceeds " + std::to_string(shared_->read_buffer_limit) + " bytes");
+    }
+    if (ec == bhttp::error::header_limit || overflow) {
+      Count(shared_->refused.header_too_large);
       return SendErrorAndClose(
           400, "bad_request",
           "request header exceeds " + std::to_string(shared_->options.max_header_bytes) + " bytes");
@@ -562,6 +630,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
+  // Whether the unparsed bytes in the read buffer hold a line end, after the CRLF that
+  // closes the previous chunk's data.
+  bool BufferedLineEnds() const {
+    const auto data = buffer_.data();
+    std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+    if (bytes.substr(0, 2) == "\r\n") bytes.remove_prefix(2);
+    return bytes.find("\r\n") != std::string_view::npos;
+  }
+
   void Drain() {
     buffer_.clear();
     stream_.async_read_some(buffer_.prepare(64 << 10),
@@ -580,9 +657,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   beast::tcp_stream stream_;
   Shared* shared_;
-  static constexpr size_t kReadBufferBytes = 64 << 10;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  // Chunk extensions of the request being read, bytes, and whether they went over the limit.
+  std::function<void(std::uint64_t, beast::string_view, error_code&)> on_chunk_header_;
+  size_t chunk_extension_bytes_ = 0;
+  bool chunk_extensions_over_ = false;
   std::optional<bhttp::response<bhttp::string_body>> res_;
   State state_ = State::kReading;
   // Streaming request body (StreamingRoute): the converted parser, its buffer and the sink.
@@ -609,6 +689,14 @@ class Server::Impl {
     for (const StreamingRoute& r : shared_.options.streaming_routes) {
       shared_.header_body_limit = std::max(shared_.header_body_limit, r.max_body_bytes);
     }
+    // The chunk-size line's own bytes besides its extensions: a leading CRLF ending the
+    // previous chunk, up to 16 hex digits, its CRLF (with room to spare).
+    constexpr size_t kChunkLineOverhead = 64;
+    shared_.read_buffer_limit =
+        std::max(shared_.options.max_header_bytes,
+                 shared_.options.max_chunk_extension_bytes + kChunkLineOverhead) +
+        kReadBufferBytes;
+    shared_.refused.Init(shared_.options.metrics);
   }
 
   ~Impl() {
@@ -743,6 +831,7 @@ class Server::Impl {
                "Connection: close\r\nRetry-After: 1\r\nContent-Length: " +
                std::to_string(body.size()) + "\r\n\r\n" + body;
       }();
+      Count(shared_.refused.connection_limit);
       socket.non_blocking(true, ignored);
       socket.write_some(net::buffer(kBusy), ignored);
       socket.shutdown(tcp::socket::shutdown_both, ignored);

@@ -13,6 +13,9 @@
 //     the body is read (the Content-Length is checked as soon as the header arrives).
 //     Malformed HTTP gets 400 and the connection is closed.
 //   - Idle keep-alive connections are closed after `idle_timeout_ms`.
+//   - Bounded per connection: the request header (`max_header_bytes`, 400 above) and the
+//     chunk extensions of one body (`max_chunk_extension_bytes`, 400 above; the read buffer
+//     is capped, so one endless chunk line cannot grow memory).
 //   - A handler that throws gets the client a 500 JSON error; the server keeps running.
 //   - Opt-in streaming (ServerOptions::streaming_routes): for a request whose method and path
 //     prefix match a StreamingRoute, the route's `open` sees the header first and may return
@@ -35,6 +38,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+
+namespace strata {
+class MetricsRegistry;
+}  // namespace strata
 
 namespace strata::http {
 
@@ -123,8 +130,14 @@ struct ServerOptions {
   // Largest accepted request body, in bytes. Default 16 MiB. Larger bodies get 413.
   size_t max_body_bytes = 16 << 20;
   // Largest accepted request line plus header fields, in bytes. Default 16 KiB; larger
-  // headers get 400.
+  // headers get 400. A chunked body's trailer fields are bounded by the read buffer
+  // (max(max_header_bytes, max_chunk_extension_bytes) + 64 KiB).
   size_t max_header_bytes = 16 << 10;
+  // Most bytes of chunk extensions (the `;name=value` after a chunk's size, which the
+  // server ignores) in one request body, all chunks together. Default 4 KiB; more get 400.
+  // One chunk-size line longer than this is refused once the read buffer's cap (see
+  // max_header_bytes) is reached, before it is complete: memory stays bounded.
+  size_t max_chunk_extension_bytes = 4 << 10;
   // Milliseconds a connection may stay idle between requests (or take to deliver one
   // request) before the server closes it. Default 60000.
   int64_t idle_timeout_ms = 60'000;
@@ -139,6 +152,11 @@ struct ServerOptions {
   int64_t stop_grace_ms = 10'000;
   // Requests whose body is streamed to a BodySink instead of read whole. Default none.
   std::vector<StreamingRoute> streaming_routes;
+
+  // Where the transport counts what it refuses (not owned; must outlive the server).
+  // nullptr (default) = not counted. Series: strata_http_refused_total{reason}
+  // (header_too_large, chunk_extensions_too_large, connection_limit).
+  MetricsRegistry* metrics = nullptr;
 };
 
 class Server {

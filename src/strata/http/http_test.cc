@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "strata/base/metrics.h"
 #include "strata/http/http_client.h"
 #include "strata/http/http_server.h"
 
@@ -340,6 +341,103 @@ TEST_F(HttpTest, GarbageGets400AndClose) {
     EXPECT_TRUE(closed);
   }
   // The server is still fine.
+  Client client("127.0.0.1", port());
+  auto r = client.Request("GET", "/");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+}
+
+// ---- Transport limits ----
+
+// Sends `request` on a new connection (stopping at the first failed send: the server may
+// answer and close early) and reads until the server closes or 5 s pass.
+std::string Exchange(uint16_t port, const std::string& request, bool* closed) {
+  int fd = RawConnect(port);
+  for (size_t sent = 0; sent < request.size();) {
+    ssize_t n = ::send(fd, request.data() + sent, std::min<size_t>(request.size() - sent, 64 << 10),
+                       MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  std::string reply = ReadAll(fd, closed);
+  ::close(fd);
+  return reply;
+}
+
+uint64_t Refused(MetricsRegistry& metrics, const std::string& reason) {
+  return metrics.GetCounter("strata_http_refused_total", "", "reason=\"" + reason + "\"")
+      ->Value();
+}
+
+TEST_F(HttpTest, OversizeHeaderGets400AndIsCounted) {
+  MetricsRegistry metrics;
+  ServerOptions options;
+  options.max_header_bytes = 1024;
+  options.metrics = &metrics;
+  StartServer(options);
+  bool closed = false;
+  std::string reply = Exchange(
+      port(), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n",
+      &closed);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply;
+  EXPECT_NE(reply.find("request header exceeds 1024 bytes"), std::string::npos) << reply;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(Refused(metrics, "header_too_large"), 1u);
+  reply = Exchange(port(),
+                   "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " +
+                       std::string(900, 'a') + "\r\n\r\n",
+                   &closed);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 200") << reply;
+}
+
+// Chunk extensions count over the whole body: many small ones add up.
+TEST_F(HttpTest, ChunkExtensionsAreBoundedPerBody) {
+  MetricsRegistry metrics;
+  ServerOptions options;
+  options.max_chunk_extension_bytes = 100;
+  options.metrics = &metrics;
+  StartServer(options);
+  const std::string head =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string ext = ";name=" + std::string(34, 'v');  // 40 bytes
+  bool closed = false;
+  std::string reply =
+      Exchange(port(), head + "5" + ext + "\r\nhello\r\n5" + ext + "\r\nworld\r\n0\r\n\r\n", &closed);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 200") << reply;
+  EXPECT_NE(reply.find("len=10"), std::string::npos) << reply;
+  reply = Exchange(port(),
+                   head + "5" + ext + "\r\nhello\r\n5" + ext + "\r\nworld\r\n1" + ext +
+                       "\r\n!\r\n0\r\n\r\n",
+                   &closed);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply;
+  EXPECT_NE(reply.find("chunk extensions: more than 100 bytes in one request body"),
+            std::string::npos)
+      << reply;
+  EXPECT_EQ(Refused(metrics, "chunk_extensions_too_large"), 1u);
+}
+
+// One chunk-size line that never ends: refused once the read buffer's cap is reached (Beast
+// alone buffered the whole line: 40 MiB of one extension grew the server by 46 MB).
+TEST_F(HttpTest, AnEndlessChunkExtensionIsRefusedBeforeItEnds) {
+  MetricsRegistry metrics;
+  ServerOptions options;
+  options.metrics = &metrics;
+  StartServer(options);
+  bool closed = false;
+  std::string reply = Exchange(port(),
+                               "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "5;x=" + std::string(8 << 20, 'a'),
+                               &closed);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply.substr(0, 200);
+  EXPECT_NE(reply.find("chunk extensions: more than 4096 bytes"), std::string::npos) << reply;
+  EXPECT_EQ(Refused(metrics, "chunk_extensions_too_large"), 1u);
+  // So is an endless trailer.
+  reply = Exchange(port(),
+                   "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "5\r\nhello\r\n0\r\nX-Trailer: " + std::string(1 << 20, 'a'),
+                   &closed);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply.substr(0, 200);
+  EXPECT_NE(reply.find("request trailer exceeds"), std::string::npos) << reply;
   Client client("127.0.0.1", port());
   auto r = client.Request("GET", "/");
   ASSERT_TRUE(r.ok());
@@ -721,6 +819,18 @@ TEST_F(HttpStreamingTest, OversizeChunkedStreamIsCutOffAndAbandoned) {
   EXPECT_NE(reply.find("413"), std::string::npos) << reply.substr(0, 200);
   EXPECT_EQ(stats_.finished.load(), 0);
   EXPECT_EQ(stats_.opened.load(), 1);
+}
+
+TEST_F(HttpStreamingTest, AnEndlessChunkExtensionAbandonsTheStream) {
+  bool closed = false;
+  std::string reply = Exchange(server_->port(),
+                               "PUT /stream/ext HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5\r\nhello\r\n5;x=" + std::string(4 << 20, 'a'),
+                               &closed);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply.substr(0, 200);
+  EXPECT_NE(reply.find("chunk extensions"), std::string::npos) << reply;
+  EXPECT_EQ(stats_.opened.load(), 1);
+  EXPECT_EQ(stats_.finished.load(), 0);
 }
 
 TEST_F(HttpStreamingTest, OpenAndSinkCanAnswerWithoutTheBody) {

@@ -417,6 +417,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   api.SetAccessControl({&authenticator, keys.get(), audit.get()});
   http::ServerOptions http_options = config.http;
   http_options.thread_slice_us = config.request_slice_us;
+  http_options.metrics = metrics;
   http::StreamingRoute object_puts;
   object_puts.method = "PUT";
   object_puts.path_prefix = "/v1/buckets/";
