@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """End-to-end tests of the HTTP transport of the real `strata` binary: the caps on header and
-chunk-extension bytes.
+chunk-extension bytes, and the minimum upload rate.
 
 Usage: test_transport.py PATH_TO_STRATA
 
@@ -73,6 +73,69 @@ class Server(strata_e2e.ServerProcess):
 
     def healthy(self):
         return self.request("GET", "/healthz")[0] == 200
+
+
+def slow_drip(test, connect, path, interval=0.2, bound=8.0):
+    """Starts a streamed PUT of 1 MB on a socket from CONNECT() and sends one byte every
+    INTERVAL seconds until the server answers; returns (answer, seconds it took). Fails if no
+    answer comes within BOUND seconds."""
+    sock = connect()
+    try:
+        sock.sendall(b"PUT " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n")
+        start = time.time()
+        sock.settimeout(interval)
+        reply = b""
+        while time.time() - start < bound:
+            try:
+                sock.sendall(b"x")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            try:
+                piece = sock.recv(65536)
+                if not piece:
+                    break
+                reply += piece
+                if b"\r\n\r\n" in reply:
+                    break
+            except socket.timeout:
+                pass
+        took = time.time() - start
+        sock.settimeout(5)
+        reply += read_reply(sock)
+    finally:
+        sock.close()
+    test.assertLess(took, bound, "no answer to a slow-drip upload within %.1f s" % bound)
+    return reply, took
+
+
+class SlowUploadTest(unittest.TestCase):
+    """An upload slower than --min-upload-bytes-per-second is cut with 408 and counted."""
+
+    def test_slow_drip_upload_is_cut(self):
+        tmp = tempfile.mkdtemp(prefix="strata_transport_slow_")
+        server = Server(tmp, ["--min-upload-bytes-per-second", "1024",
+                              "--upload-rate-window-ms", "1000"])
+        try:
+            self.assertIn(server.request("PUT", "/v1/buckets/slow", b"{}")[0], (200, 201))
+            reply, took = slow_drip(
+                self, lambda: socket.create_connection(("127.0.0.1", server.port), timeout=10),
+                b"/v1/buckets/slow/objects/drip")
+            # One window of grace, cut at the end of the first (1 s); 5 bytes/s.
+            self.assertTrue(reply.startswith(b"HTTP/1.1 408"), reply[:300])
+            self.assertIn(b"below the minimum of 1024 bytes/s", reply)
+            self.assertGreater(took, 0.8)
+            self.assertEqual(server.request("GET", "/v1/buckets/slow/objects/drip")[0], 404)
+            self.assertTrue(server.healthy())
+            self.assertEqual(metric(server.metrics(), "strata_http_refused_total",
+                                    'reason="min_upload_rate"'), 1)
+            # An upload at a normal pace is untouched.
+            status, _ = server.request("PUT", "/v1/buckets/slow/objects/fast", b"y" * (1 << 20),
+                                       {"Content-Type": "application/octet-stream"})
+            self.assertIn(status, (200, 201))
+        finally:
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class LimitsTest(unittest.TestCase):

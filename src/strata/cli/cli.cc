@@ -191,6 +191,14 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "Most bytes of chunk extensions in one request body; more get 400")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  serve->add_option("--min-upload-bytes-per-second", c->http.min_upload_bytes_per_second,
+                    "Slowest pace of an object upload, over each --upload-rate-window-ms; "
+                    "slower ones get 408 (0 = no minimum)")
+      ->capture_default_str();
+  serve->add_option("--upload-rate-window-ms", c->http.upload_rate_window_ms,
+                    "Window of --min-upload-bytes-per-second (the first is the grace period)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   serve->add_option("--max-connections", c->http.max_connections,
                     "Open connections at most; more are answered 503 and closed (0 = no limit)")
       ->capture_default_str();

@@ -71,6 +71,7 @@ class Connection;
 struct RefusalCounters {
   Counter* header_too_large = nullptr;
   Counter* chunk_extensions_too_large = nullptr;
+  Counter* min_upload_rate = nullptr;
   Counter* connection_limit = nullptr;
 
   void Init(MetricsRegistry* metrics) {
@@ -82,6 +83,7 @@ struct RefusalCounters {
     };
     header_too_large = get("header_too_large");
     chunk_extensions_too_large = get("chunk_extensions_too_large");
+    min_upload_rate = get("min_upload_rate");
     connection_limit = get("connection_limit");
   }
 };
@@ -113,7 +115,8 @@ struct Shared {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket&& socket, Shared* shared) : stream_(std::move(socket)), shared_(shared) {
+  Connection(tcp::socket&& socket, Shared* shared)
+      : stream_(std::move(socket)), shared_(shared), rate_timer_(stream_.get_executor()) {
     // Beast reads at most the buffer's free capacity per read; the parser moves body bytes
     // out as they come, so an unreserved buffer stays ~1 KiB and a 150 KB body took ~150
     // reads, each a wakeup of an io thread. 64 KiB reads take three.
@@ -277,12 +280,57 @@ class Connection : public std::enable_shared_from_this<Connection> {
                            self->sink_.reset();
                            return self->Close();
                          }
+                         self->StartRateWindow();
                          self->ReadStreamBody();
                        });
       return true;
     }
+    StartRateWindow();
     ReadStreamBody();
     return true;
+  }
+
+  // The minimum upload rate of a streamed body, over back-to-back windows: each read still
+  // has idle_timeout_ms (Beast's stream timer, which closes the socket), but that alone let
+  // one byte every 25 s hold a connection for ever. At the end of each window a timer on the
+  // connection's strand compares the window's bytes with the minimum; too few cancel the
+  // pending read, and OnStreamBody answers 408.
+  void StartRateWindow() {
+    const ServerOptions& o = shared_->options;
+    if (o.min_upload_bytes_per_second == 0 || o.upload_rate_window_ms <= 0) return;
+    window_bytes_ = 0;
+    const uint64_t window = ++rate_window_;
+    rate_timer_.expires_after(std::chrono::milliseconds(o.upload_rate_window_ms));
+    rate_timer_.async_wait([self = shared_from_this(), window](error_code ec) {
+      if (ec || window != self->rate_window_ || !self->sink_) return;  // stopped or stale
+      const ServerOptions& o = self->shared_->options;
+      const uint64_t needed =
+          o.min_upload_bytes_per_second * static_cast<uint64_t>(o.upload_rate_window_ms) / 1000;
+      if (self->window_bytes_ >= needed) return self->StartRateWindow();
+      self->too_slow_ = true;
+      error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+
+  // Ends the current window: a timer that already fired sees the new window number.
+  void StopRateWindow() {
+    ++rate_window_;
+    rate_timer_.cancel();
+  }
+
+  void RefuseSlowBody() {
+    const ServerOptions& o = shared_->options;
+    const uint64_t rate = window_bytes_ * 1000 / static_cast<uint64_t>(o.upload_rate_window_ms);
+    StopRateWindow();
+    sink_.reset();  // abandons the upload
+    stream_parser_.reset();
+    too_slow_ = false;
+    Count(shared_->refused.min_upload_rate);
+    SendErrorAndClose(408, "request_timeout",
+                      "request body: " + std::to_string(rate) + " bytes/s over the last " +
+                          std::to_string(o.upload_rate_window_ms) + " ms, below the minimum of " +
+                          std::to_string(o.min_upload_bytes_per_second) + " bytes/s");
   }
 
   void ReadStreamBody() {
@@ -298,9 +346,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnStreamBody(error_code ec, size_t) {
+    // Before the error check: the cancelled read ends with operation_aborted, or with the
+    // bytes it had already got when the window closed.
+    if (too_slow_) return RefuseSlowBody();
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) return OnStreamError(ec);
     const size_t got = chunk_.size() - stream_parser_->get().body().size;
+    window_bytes_ += got;
     if (got > 0) {
       std::optional<Response> stop;
       try {
@@ -310,6 +362,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         stop = Response{500, "application/json", JsonErrorBody("internal", "handler failed")};
       }
       if (stop) {
+        StopRateWindow();
         sink_.reset();
         stream_parser_.reset();
         return SendAndClose(std::move(*stop));
@@ -319,6 +372,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnStreamError(const error_code& ec) {
+    StopRateWindow();
     sink_.reset();  // abandons the upload
     stream_parser_.reset();
     if (ec == bhttp::error::body_limit) {
@@ -329,6 +383,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void FinishStream() {
+    StopRateWindow();
     state_ = State::kHandling;
     Response out;
     try {
@@ -650,6 +705,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Close() {
     state_ = State::kClosing;
+    StopRateWindow();
     error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
@@ -670,6 +726,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string chunk_;
   std::unique_ptr<BodySink> sink_;
   size_t stream_limit_ = 0;
+  // Minimum upload rate (StartRateWindow): the timer, the current window's number (a timer
+  // whose number is stale does nothing), its bytes so far, and whether it came up short.
+  net::steady_timer rate_timer_;
+  uint64_t rate_window_ = 0;
+  uint64_t window_bytes_ = 0;
+  bool too_slow_ = false;
   // Streaming response body (Response::stream).
   std::optional<bhttp::response<bhttp::empty_body>> stream_res_;
   std::optional<bhttp::response_serializer<bhttp::empty_body>> stream_sr_;

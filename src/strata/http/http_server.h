@@ -13,9 +13,10 @@
 //     the body is read (the Content-Length is checked as soon as the header arrives).
 //     Malformed HTTP gets 400 and the connection is closed.
 //   - Idle keep-alive connections are closed after `idle_timeout_ms`.
-//   - Bounded per connection: the request header (`max_header_bytes`, 400 above) and the
-//     chunk extensions of one body (`max_chunk_extension_bytes`, 400 above; the read buffer
-//     is capped, so one endless chunk line cannot grow memory).
+//   - Bounded per connection: the request header (`max_header_bytes`, 400 above), the chunk
+//     extensions of one body (`max_chunk_extension_bytes`, 400 above; the read buffer is
+//     capped, so one endless chunk line cannot grow memory), and the pace of a streamed
+//     body (`min_upload_bytes_per_second`, 408 below it).
 //   - A handler that throws gets the client a 500 JSON error; the server keeps running.
 //   - Opt-in streaming (ServerOptions::streaming_routes): for a request whose method and path
 //     prefix match a StreamingRoute, the route's `open` sees the header first and may return
@@ -138,6 +139,15 @@ struct ServerOptions {
   // One chunk-size line longer than this is refused once the read buffer's cap (see
   // max_header_bytes) is reached, before it is complete: memory stays bounded.
   size_t max_chunk_extension_bytes = 4 << 10;
+  // Slowest accepted pace of a streamed request body (StreamingRoute), bytes per second:
+  // the bytes that arrive in each window of upload_rate_window_ms, counted from when the
+  // server starts reading the body, must reach this rate, or the upload is abandoned and
+  // answered 408. The first window is the grace period. Default 1024 (1 KiB/s); 0 = no
+  // minimum (each read then only has idle_timeout_ms). A whole-body request instead has
+  // idle_timeout_ms for its header and body together.
+  uint64_t min_upload_bytes_per_second = 1024;
+  // The window of min_upload_bytes_per_second, milliseconds (> 0). Default 20000.
+  int64_t upload_rate_window_ms = 20'000;
   // Milliseconds a connection may stay idle between requests (or take to deliver one
   // request) before the server closes it. Default 60000.
   int64_t idle_timeout_ms = 60'000;
@@ -155,7 +165,7 @@ struct ServerOptions {
 
   // Where the transport counts what it refuses (not owned; must outlive the server).
   // nullptr (default) = not counted. Series: strata_http_refused_total{reason}
-  // (header_too_large, chunk_extensions_too_large, connection_limit).
+  // (header_too_large, chunk_extensions_too_large, min_upload_rate, connection_limit).
   MetricsRegistry* metrics = nullptr;
 };
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <string>
@@ -710,7 +711,11 @@ std::string PatternBody(size_t n) {
 
 class HttpStreamingTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { StartServer(nullptr); }
+
+  // (Re)starts the server; `change` (if set) edits its options first.
+  void StartServer(const std::function<void(ServerOptions*)>& change) {
+    if (server_) server_->Stop();
     ServerOptions options;
     options.port = 0;
     options.max_body_bytes = 1 << 20;
@@ -730,6 +735,7 @@ class HttpStreamingTest : public ::testing::Test {
       return start;
     };
     options.streaming_routes.push_back(route);
+    if (change) change(&options);
     server_ = std::make_unique<Server>(options, [](const Request& req) {
       if (req.path == "/download" || req.path == "/broken") {
         Response r;
@@ -831,6 +837,74 @@ TEST_F(HttpStreamingTest, AnEndlessChunkExtensionAbandonsTheStream) {
   EXPECT_NE(reply.find("chunk extensions"), std::string::npos) << reply;
   EXPECT_EQ(stats_.opened.load(), 1);
   EXPECT_EQ(stats_.finished.load(), 0);
+}
+
+// A body that arrives slower than the minimum rate is cut with 408 at the end of a window,
+// however often single bytes arrive (each used to restart the idle timer); a fast one, or a
+// slow one within the rate, is not.
+TEST_F(HttpStreamingTest, ASlowBodyIsCutAt408) {
+  MetricsRegistry metrics;
+  StartServer([&metrics](ServerOptions* o) {
+    o->min_upload_bytes_per_second = 2000;
+    o->upload_rate_window_ms = 300;
+    o->metrics = &metrics;
+  });
+  int fd = RawConnect(server_->port());
+  const std::string head = "PUT /stream/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  const auto start = std::chrono::steady_clock::now();
+  const std::string body = PatternBody(100);
+  std::string reply;
+  char buf[4096];
+  for (size_t i = 0; i < body.size() && reply.empty(); ++i) {  // ~100 bytes/s
+    if (::send(fd, body.data() + i, 1, MSG_NOSIGNAL) != 1) break;
+    std::this_thread::sleep_for(10ms);
+    ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) reply.assign(buf, static_cast<size_t>(n));
+  }
+  bool closed = false;
+  reply += ReadAll(fd, &closed);
+  ::close(fd);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 408") << reply;
+  EXPECT_NE(reply.find("below the minimum of 2000 bytes/s"), std::string::npos) << reply;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_EQ(stats_.opened.load(), 1);
+  EXPECT_EQ(stats_.abandoned.load(), 1);
+  EXPECT_EQ(stats_.finished.load(), 0);
+  EXPECT_EQ(Refused(metrics, "min_upload_rate"), 1u);
+
+  // A stall after a good start is cut too (the rate is per window, not since the start).
+  fd = RawConnect(server_->port());
+  const std::string first = head + PatternBody(50'000);
+  ASSERT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(first.size()));
+  reply = ReadAll(fd, &closed);
+  ::close(fd);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 408") << reply;
+  EXPECT_EQ(Refused(metrics, "min_upload_rate"), 2u);
+
+  // Within the rate: 1000 bytes every 100 ms (10000 bytes/s) for 1 s. Windows of 1 s here,
+  // so a scheduling hiccup of the test's own thread cannot empty one.
+  StartServer([&metrics](ServerOptions* o) {
+    o->min_upload_bytes_per_second = 2000;
+    o->upload_rate_window_ms = 1000;
+    o->metrics = &metrics;
+  });
+  fd = RawConnect(server_->port());
+  const std::string whole = PatternBody(10'000);
+  const std::string head10k =
+      "PUT /stream/paced HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10000\r\n\r\n";
+  ASSERT_EQ(::send(fd, head10k.data(), head10k.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(head10k.size()));
+  for (size_t off = 0; off < whole.size(); off += 1000) {
+    ASSERT_EQ(::send(fd, whole.data() + off, 1000, MSG_NOSIGNAL), 1000);
+    std::this_thread::sleep_for(100ms);
+  }
+  reply = ReadAll(fd, &closed);
+  ::close(fd);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 200") << reply;
+  EXPECT_NE(reply.find("bytes=10000 ok=yes"), std::string::npos) << reply;
+  EXPECT_EQ(Refused(metrics, "min_upload_rate"), 2u);
 }
 
 TEST_F(HttpStreamingTest, OpenAndSinkCanAnswerWithoutTheBody) {
