@@ -65,7 +65,16 @@ bool IsHttpParseError(const error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category();
 }
 
-class Connection;
+// What Server::Stop needs of a connection, whatever its stream type.
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  // The connection's strand; safe to read from any thread (it never changes).
+  virtual net::any_io_executor executor() = 0;
+  // Run on the connection's strand: closes it if it is waiting for a request that has not
+  // started to arrive.
+  virtual void CloseIfIdle() = 0;
+};
 
 // Counters of what the transport refuses; null when ServerOptions::metrics is.
 struct RefusalCounters {
@@ -109,11 +118,18 @@ struct Shared {
 
   std::mutex mu;
   std::condition_variable drained;  // signalled when `live` or `deferred` becomes empty
-  std::unordered_map<Connection*, std::weak_ptr<Connection>> live;
+  std::unordered_map<ConnectionBase*, std::weak_ptr<ConnectionBase>> live;
   size_t deferred = 0;  // Replies handed out and not yet called or dropped
 };
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// The stream types a connection runs on.
+using PlainStream = beast::tcp_stream;
+
+// One client connection. `Stream` is the byte stream the HTTP messages travel on; the
+// request/response logic is the same for every stream type.
+template <class Stream>
+class Connection final : public ConnectionBase,
+                         public std::enable_shared_from_this<Connection<Stream>> {
  public:
   Connection(tcp::socket&& socket, Shared* shared)
       : stream_(std::move(socket)), shared_(shared), rate_timer_(stream_.get_executor()) {
@@ -141,19 +157,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start() {
     {
       std::lock_guard<std::mutex> lock(shared_->mu);
-      shared_->live.emplace(this, weak_from_this());
+      shared_->live.emplace(this, this->weak_from_this());
     }
     net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Connection::ReadHeader, shared_from_this()));
+                  beast::bind_front_handler(&Connection::ReadHeader, self()));
   }
 
-  // The connection's strand; safe to read from any thread (it never changes).
-  net::any_io_executor executor() { return stream_.get_executor(); }
+  net::any_io_executor executor() override { return stream_.get_executor(); }
 
-  // Posted by Server::Stop onto this connection's strand: closes the connection if it is
-  // waiting for a request that has not started to arrive. Busy connections close after
+  // Posted by Server::Stop onto this connection's strand. Busy connections close after
   // their current response (they see `stopping`).
-  void CloseIfIdle() {
+  void CloseIfIdle() override {
     if (state_ != State::kReading) return;
     bool request_started =
         buffer_.size() > 0 || (parser_ && parser_->got_some()) || stream_parser_.has_value();
@@ -162,6 +176,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   enum class State { kReading, kHandling, kWriting, kClosing };
+
+  std::shared_ptr<Connection> self() { return this->shared_from_this(); }
+  // The TCP layer under the stream: its timer (expires_after) and socket.
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
 
   void ReadHeader() {
     if (shared_->stopping.load(std::memory_order_acquire)) {
@@ -176,9 +194,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->body_limit(static_cast<std::uint64_t>(shared_->header_body_limit));
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<size_t>(shared_->options.max_header_bytes, UINT32_MAX)));
-    stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
+    Tcp().expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             beast::bind_front_handler(&Connection::OnHeader, shared_from_this()));
+                             beast::bind_front_handler(&Connection::OnHeader, self()));
   }
 
   void OnHeader(error_code ec, size_t) {
@@ -188,7 +206,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto expect = parser_->get()[bhttp::field::expect];
     if (beast::iequals(expect, "100-continue")) {
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                       [self = shared_from_this()](error_code ec, size_t) {
+                       [self = self()](error_code ec, size_t) {
                          if (ec) return self->Close();
                          self->ReadBody();
                        });
@@ -275,7 +293,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (chunk_.empty()) chunk_.resize(kReadBufferBytes);
     if (expect_continue) {
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                       [self = shared_from_this()](error_code ec, size_t) {
+                       [self = self()](error_code ec, size_t) {
                          if (ec) {
                            self->sink_.reset();
                            return self->Close();
@@ -301,7 +319,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     window_bytes_ = 0;
     const uint64_t window = ++rate_window_;
     rate_timer_.expires_after(std::chrono::milliseconds(o.upload_rate_window_ms));
-    rate_timer_.async_wait([self = shared_from_this(), window](error_code ec) {
+    rate_timer_.async_wait([self = self(), window](error_code ec) {
       if (ec || window != self->rate_window_ || !self->sink_) return;  // stopped or stale
       const ServerOptions& o = self->shared_->options;
       const uint64_t needed =
@@ -309,7 +327,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (self->window_bytes_ >= needed) return self->StartRateWindow();
       self->too_slow_ = true;
       error_code ignored;
-      self->stream_.socket().cancel(ignored);
+      self->Tcp().socket().cancel(ignored);
     });
   }
 
@@ -339,10 +357,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     body.data = chunk_.data();
     body.size = chunk_.size();
     body.more = true;
-    stream_.expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
+    Tcp().expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
     bhttp::async_read_some(
         stream_, buffer_, *stream_parser_,
-        beast::bind_front_handler(&Connection::OnStreamBody, shared_from_this()));
+        beast::bind_front_handler(&Connection::OnStreamBody, self()));
   }
 
   void OnStreamBody(error_code ec, size_t) {
@@ -417,9 +435,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_remaining_ = head ? 0 : out.stream_length;
     out_stream_ = std::move(out.stream);
     stream_sr_.emplace(res);
-    stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+    Tcp().expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
     bhttp::async_write_header(stream_, *stream_sr_,
-                              [self = shared_from_this(), keep_alive](error_code ec, size_t) {
+                              [self = self(), keep_alive](error_code ec, size_t) {
                                 if (ec) return self->EndStreamed(keep_alive, ec);
                                 self->WriteNextPiece(keep_alive);
                               });
@@ -440,9 +458,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return EndStreamed(keep_alive, net::error::make_error_code(net::error::broken_pipe));
     }
     out_remaining_ -= out_piece_.size();
-    stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+    Tcp().expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
     net::async_write(stream_, net::buffer(out_piece_),
-                     [self = shared_from_this(), keep_alive](error_code ec, size_t) {
+                     [self = self(), keep_alive](error_code ec, size_t) {
                        if (ec) return self->EndStreamed(keep_alive, ec);
                        self->WriteNextPiece(keep_alive);
                      });
@@ -459,7 +477,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void ReadBody() {
     bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&Connection::OnBody, shared_from_this()));
+                      beast::bind_front_handler(&Connection::OnBody, self()));
   }
 
   void OnBody(error_code ec, size_t) {
@@ -589,7 +607,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   void Defer(std::function<void(Reply)> defer, unsigned version, bool keep_alive, bool head) {
-    auto pending = std::make_shared<PendingReply>(shared_from_this(), version, keep_alive, head);
+    auto pending = std::make_shared<PendingReply>(self(), version, keep_alive, head);
     try {
       defer([pending](Response out) { pending->Send(std::move(out)); });
     } catch (...) {
@@ -634,9 +652,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       res.body() = std::move(out.body);
       res.prepare_payload();
     }
-    stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+    Tcp().expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
     bhttp::async_write(stream_, res,
-                       [self = shared_from_this(), keep_alive](error_code ec, size_t) {
+                       [self = self(), keep_alive](error_code ec, size_t) {
                          self->OnWrite(keep_alive, ec);
                        });
   }
@@ -646,7 +664,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (ec) return Close();
     if (!keep_alive || shared_->stopping.load(std::memory_order_acquire)) {
       error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
       return Close();
     }
     ReadHeader();
@@ -674,13 +692,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res.keep_alive(false);
     res.body() = std::move(out.body);
     res.prepare_payload();
-    stream_.expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
-    bhttp::async_write(stream_, res, [self = shared_from_this()](error_code ec, size_t) {
+    Tcp().expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+    bhttp::async_write(stream_, res, [self = self()](error_code ec, size_t) {
       self->res_.reset();
       if (ec) return self->Close();
       error_code ignored;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      self->stream_.expires_after(kLingerTime);
+      self->Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->Tcp().expires_after(kLingerTime);
       self->Drain();
     });
   }
@@ -697,7 +715,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Drain() {
     buffer_.clear();
     stream_.async_read_some(buffer_.prepare(64 << 10),
-                            [self = shared_from_this()](error_code ec, size_t) {
+                            [self = self()](error_code ec, size_t) {
                               if (ec) return self->Close();
                               self->Drain();
                             });
@@ -707,11 +725,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     state_ = State::kClosing;
     StopRateWindow();
     error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    Tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Tcp().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   Shared* shared_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -833,7 +851,7 @@ class Server::Impl {
       acceptor_->close(ignored);
       retry_timer_->cancel();
     });
-    std::vector<std::shared_ptr<Connection>> live;
+    std::vector<std::shared_ptr<ConnectionBase>> live;
     {
       std::lock_guard<std::mutex> lock(shared_.mu);
       for (auto& [ptr, weak] : shared_.live) {
@@ -907,7 +925,7 @@ class Server::Impl {
       DoAccept();
       return;
     }
-    std::make_shared<Connection>(std::move(socket), &shared_)->Start();
+    std::make_shared<Connection<PlainStream>>(std::move(socket), &shared_)->Start();
     DoAccept();
   }
 
