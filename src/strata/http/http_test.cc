@@ -402,8 +402,8 @@ TEST_F(HttpTest, ChunkExtensionsAreBoundedPerBody) {
       "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
   const std::string ext = ";name=" + std::string(34, 'v');  // 40 bytes
   bool closed = false;
-  std::string reply =
-      Exchange(port(), head + "5" + ext + "\r\nhello\r\n5" + ext + "\r\nworld\r\n0\r\n\r\n", &closed);
+  std::string reply = Exchange(
+      port(), head + "5" + ext + "\r\nhello\r\n5" + ext + "\r\nworld\r\n0\r\n\r\n", &closed);
   EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 200") << reply;
   EXPECT_NE(reply.find("len=10"), std::string::npos) << reply;
   reply = Exchange(port(),
@@ -425,17 +425,14 @@ TEST_F(HttpTest, AnEndlessChunkExtensionIsRefusedBeforeItEnds) {
   options.metrics = &metrics;
   StartServer(options);
   bool closed = false;
-  std::string reply = Exchange(port(),
-                               "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                               "5;x=" + std::string(8 << 20, 'a'),
-                               &closed);
+  const std::string head =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string reply = Exchange(port(), head + "5;x=" + std::string(8 << 20, 'a'), &closed);
   EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply.substr(0, 200);
   EXPECT_NE(reply.find("chunk extensions: more than 4096 bytes"), std::string::npos) << reply;
   EXPECT_EQ(Refused(metrics, "chunk_extensions_too_large"), 1u);
   // So is an endless trailer.
-  reply = Exchange(port(),
-                   "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                   "5\r\nhello\r\n0\r\nX-Trailer: " + std::string(1 << 20, 'a'),
+  reply = Exchange(port(), head + "5\r\nhello\r\n0\r\nX-Trailer: " + std::string(1 << 20, 'a'),
                    &closed);
   EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply.substr(0, 200);
   EXPECT_NE(reply.find("request trailer exceeds"), std::string::npos) << reply;
@@ -830,8 +827,9 @@ TEST_F(HttpStreamingTest, OversizeChunkedStreamIsCutOffAndAbandoned) {
 TEST_F(HttpStreamingTest, AnEndlessChunkExtensionAbandonsTheStream) {
   bool closed = false;
   std::string reply = Exchange(server_->port(),
-                               "PUT /stream/ext HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                               "\r\n5\r\nhello\r\n5;x=" + std::string(4 << 20, 'a'),
+                               "PUT /stream/ext HTTP/1.1\r\nHost: x\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5;x=" +
+                                   std::string(4 << 20, 'a'),
                                &closed);
   EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 400") << reply.substr(0, 200);
   EXPECT_NE(reply.find("chunk extensions"), std::string::npos) << reply;
