@@ -168,6 +168,18 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--port", c->http.port, "TCP port (0 = pick a free one)")
       ->capture_default_str();
+  serve->add_option("--plain-http", c->http.plain_http,
+                    "Serve plain HTTP on --port (false: TLS only, needs --tls-cert)")
+      ->capture_default_str();
+  serve->add_option("--tls-cert", c->http.tls_cert_file,
+                    "PEM certificate chain (leaf first) to serve TLS on --tls-port; reread on "
+                    "SIGHUP");
+  serve->add_option("--tls-key", c->http.tls_key_file,
+                    "PEM private key (unencrypted) of --tls-cert; reread on SIGHUP");
+  serve->add_option("--tls-port", c->http.tls_port, "TLS port (0 = pick a free one)")
+      ->capture_default_str();
+  serve->add_option("--tls-address", c->http.tls_address,
+                    "Address of the TLS listener (default: --address)");
   serve->add_option("--http-threads", c->http.threads, "HTTP I/O threads")->capture_default_str();
   serve->add_option("--request-slice-us", c->request_slice_us,
                     "Time slice (us) of the threads answering requests, so they preempt "

@@ -1,13 +1,16 @@
 // The HTTP server on Boost.Beast. This is the only translation unit that includes Beast
-// (it takes ~20 s to compile); keep it that way.
+// and Asio's SSL (it takes ~40 s to compile); keep it that way.
 //
 // Structure: one io_context run by `threads` threads; one strand per connection, so a
-// connection's handlers never run concurrently; an acceptor on its own strand. Stop() only
-// posts work onto those strands and then waits for the connections to drain.
+// connection's handlers never run concurrently; one acceptor per listener (plain HTTP, TLS),
+// each on its own strand. Stop() only posts work onto those strands and then waits for the
+// connections to drain.
 //
-// Per connection: read the header (async_read_header, so an oversize Content-Length is
-// refused before any body byte is read, and `Expect: 100-continue` can be answered), read
-// the body, call the handler, write the response, repeat while keep-alive.
+// Per connection: (TLS: the handshake,) read the header (async_read_header, so an oversize
+// Content-Length is refused before any body byte is read, and `Expect: 100-continue` can be
+// answered), read the body, call the handler, write the response, repeat while keep-alive.
+// Connection<Stream> holds that logic once for both stream types; only the handshake and
+// the end of a connection differ.
 
 // clang-format off
 // g++ 12 in C++20 mode needs <utility> before the Asio headers.
@@ -16,6 +19,8 @@
 
 #include "strata/http/http_server.h"
 #include "strata/http/internal/ascii.h"
+
+#include "absl/status/statusor.h"
 
 #include <algorithm>
 #include <atomic>
@@ -28,14 +33,23 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/optional.hpp>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
 
+#include <openssl/asn1.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 #include "strata/base/thread_pool.h"
 #include <unordered_map>
 
@@ -76,12 +90,16 @@ class ConnectionBase {
   virtual void CloseIfIdle() = 0;
 };
 
-// Counters of what the transport refuses; null when ServerOptions::metrics is.
+// Counters of what the transport refuses, and of TLS events; null when
+// ServerOptions::metrics is.
 struct RefusalCounters {
   Counter* header_too_large = nullptr;
   Counter* chunk_extensions_too_large = nullptr;
   Counter* min_upload_rate = nullptr;
   Counter* connection_limit = nullptr;
+  Counter* tls_handshake_failures = nullptr;
+  Counter* tls_reloads_ok = nullptr;
+  Counter* tls_reloads_failed = nullptr;
 
   void Init(MetricsRegistry* metrics) {
     if (metrics == nullptr) return;
@@ -94,6 +112,14 @@ struct RefusalCounters {
     chunk_extensions_too_large = get("chunk_extensions_too_large");
     min_upload_rate = get("min_upload_rate");
     connection_limit = get("connection_limit");
+    tls_handshake_failures = metrics->GetCounter(
+        "strata_tls_handshake_failures_total",
+        "TLS connections closed before their handshake finished (a client speaking plain "
+        "HTTP or an old TLS version, a certificate it refused, a timeout)");
+    const char* reload_help = "Certificate reloads (SIGHUP), by result";
+    tls_reloads_ok = metrics->GetCounter("strata_tls_reloads_total", reload_help, "result=\"ok\"");
+    tls_reloads_failed =
+        metrics->GetCounter("strata_tls_reloads_total", reload_help, "result=\"error\"");
   }
 };
 
@@ -124,15 +150,92 @@ struct Shared {
 
 // The stream types a connection runs on.
 using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// A TLS context (certificate, key, settings). Shared: each TLS connection holds the one it
+// was accepted with, so a reload can replace the server's without touching open ones.
+using TlsContext = std::shared_ptr<net::ssl::context>;
+
+// The notAfter of the context's certificate, seconds since the epoch; 0 if unknown.
+int64_t CertificateExpiry(net::ssl::context& context) {
+  X509* cert = SSL_CTX_get0_certificate(context.native_handle());
+  struct tm tm {};
+  if (cert == nullptr || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+// Builds a server context from PEM files: TLS 1.2 and 1.3 only; for TLS 1.2 only ECDHE key
+// exchange (forward secrecy) with AEAD ciphers (TLS 1.3's suites are all AEAD: OpenSSL's
+// defaults stay); no renegotiation (a client could make the server redo the expensive part
+// of a handshake at will), no compression (CRIME). The errors name the file at fault.
+absl::StatusOr<TlsContext> LoadTlsContext(const std::string& cert_file,
+                                          const std::string& key_file) {
+  for (const auto& [name, file] : {std::pair{"tls_cert", &cert_file}, {"tls_key", &key_file}}) {
+    if (::access(file->c_str(), R_OK) != 0) {
+      return absl::InvalidArgumentError(std::string(name) + ": cannot read '" + *file +
+                                        "': " + std::strerror(errno));
+    }
+  }
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  SSL_CTX* native = context->native_handle();
+  // OpenSSL would prompt on the terminal for the passphrase of an encrypted key, blocking a
+  // reload; without one such a key fails to load, with an error naming the file.
+  SSL_CTX_set_default_passwd_cb(native, [](char*, int, int, void*) { return 0; });
+  if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(native,
+                              "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                              "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                              "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305") != 1) {
+    return absl::InternalError("tls: OpenSSL refused the protocol or cipher settings");
+  }
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  error_code ec;
+  context->use_certificate_chain_file(cert_file, ec);
+  if (ec) {
+    return absl::InvalidArgumentError("tls_cert: no PEM certificate chain in '" + cert_file +
+                                      "': " + ec.message());
+  }
+  context->use_private_key_file(key_file, net::ssl::context::pem, ec);
+  if (ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {
+    return absl::InvalidArgumentError("tls_key: '" + key_file +
+                                      "' is not the key of the certificate in '" + cert_file + "'");
+  }
+  if (ec) {
+    return absl::InvalidArgumentError("tls_key: no usable PEM private key in '" + key_file +
+                                      "' (unencrypted, matching the certificate): " +
+                                      ec.message());
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return absl::InvalidArgumentError("tls_key: '" + key_file +
+                                      "' is not the key of the certificate in '" + cert_file + "'");
+  }
+  return context;
+}
 
 // One client connection. `Stream` is the byte stream the HTTP messages travel on; the
 // request/response logic is the same for every stream type.
 template <class Stream>
 class Connection final : public ConnectionBase,
                          public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
   Connection(tcp::socket&& socket, Shared* shared)
+    requires(!kTls)
       : stream_(std::move(socket)), shared_(shared), rate_timer_(stream_.get_executor()) {
+    Init();
+  }
+
+  Connection(tcp::socket&& socket, Shared* shared, TlsContext context)
+    requires kTls
+      : tls_context_(std::move(context)),
+        stream_(std::move(socket), *tls_context_),
+        shared_(shared),
+        rate_timer_(stream_.get_executor()) {
+    Init();
+  }
+
+ private:
+  void Init() {
     // Beast reads at most the buffer's free capacity per read; the parser moves body bytes
     // out as they come, so an unreserved buffer stays ~1 KiB and a 150 KB body took ~150
     // reads, each a wakeup of an io thread. 64 KiB reads take three.
@@ -148,6 +251,7 @@ class Connection final : public ConnectionBase,
     };
   }
 
+ public:
   ~Connection() {
     std::lock_guard<std::mutex> lock(shared_->mu);
     shared_->live.erase(this);
@@ -159,8 +263,13 @@ class Connection final : public ConnectionBase,
       std::lock_guard<std::mutex> lock(shared_->mu);
       shared_->live.emplace(this, this->weak_from_this());
     }
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Connection::ReadHeader, self()));
+    if constexpr (kTls) {
+      net::dispatch(stream_.get_executor(),
+                    beast::bind_front_handler(&Connection::Handshake, self()));
+    } else {
+      net::dispatch(stream_.get_executor(),
+                    beast::bind_front_handler(&Connection::ReadHeader, self()));
+    }
   }
 
   net::any_io_executor executor() override { return stream_.get_executor(); }
@@ -168,6 +277,7 @@ class Connection final : public ConnectionBase,
   // Posted by Server::Stop onto this connection's strand. Busy connections close after
   // their current response (they see `stopping`).
   void CloseIfIdle() override {
+    if (state_ == State::kHandshake) return Close();
     if (state_ != State::kReading) return;
     bool request_started =
         buffer_.size() > 0 || (parser_ && parser_->got_some()) || stream_parser_.has_value();
@@ -175,11 +285,49 @@ class Connection final : public ConnectionBase,
   }
 
  private:
-  enum class State { kReading, kHandling, kWriting, kClosing };
+  enum class State { kHandshake, kReading, kHandling, kWriting, kClosing };
 
   std::shared_ptr<Connection> self() { return this->shared_from_this(); }
   // The TCP layer under the stream: its timer (expires_after) and socket.
   beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  // TLS only: the handshake, within the idle timeout (it is the first request's start).
+  void Handshake() {
+    state_ = State::kHandshake;
+    Tcp().expires_after(std::chrono::milliseconds(shared_->options.idle_timeout_ms));
+    stream_.async_handshake(net::ssl::stream_base::server, [self = self()](error_code ec) {
+      if (ec) {
+        Count(self->shared_->refused.tls_handshake_failures);
+        STRATA_LOG_DEBUG("tls handshake failed", "error", ec.message());
+        return self->Close();
+      }
+      self->ReadHeader();
+    });
+  }
+
+  // Ends this side of the conversation after the last response, then runs `then` on the
+  // strand. Over TLS that is a close_notify alert first, without waiting for the client's
+  // (the connection closes anyway, and OpenSSL fails a shutdown that meets application data
+  // the client is still sending): the client reads a clean end instead of a truncation.
+  template <class Then>
+  void ShutdownSend(Then then) {
+    if constexpr (kTls) {
+      // Marking the client's close_notify as received makes SSL_shutdown send ours and
+      // finish, instead of reading on for the client's.
+      SSL_set_shutdown(stream_.native_handle(),
+                       SSL_get_shutdown(stream_.native_handle()) | SSL_RECEIVED_SHUTDOWN);
+      Tcp().expires_after(std::chrono::milliseconds(shared_->options.write_timeout_ms));
+      stream_.async_shutdown([self = self(), then = std::move(then)](error_code) mutable {
+        error_code ignored;
+        self->Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        then();
+      });
+    } else {
+      error_code ignored;
+      Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      then();
+    }
+  }
 
   void ReadHeader() {
     if (shared_->stopping.load(std::memory_order_acquire)) {
@@ -663,9 +811,7 @@ class Connection final : public ConnectionBase,
     res_.reset();
     if (ec) return Close();
     if (!keep_alive || shared_->stopping.load(std::memory_order_acquire)) {
-      error_code ignored;
-      Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
-      return Close();
+      return ShutdownSend([this] { Close(); });
     }
     ReadHeader();
   }
@@ -696,10 +842,10 @@ class Connection final : public ConnectionBase,
     bhttp::async_write(stream_, res, [self = self()](error_code ec, size_t) {
       self->res_.reset();
       if (ec) return self->Close();
-      error_code ignored;
-      self->Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
-      self->Tcp().expires_after(kLingerTime);
-      self->Drain();
+      self->ShutdownSend([c = self.get()] {
+        c->Tcp().expires_after(kLingerTime);
+        c->Drain();
+      });
     });
   }
 
@@ -712,13 +858,13 @@ class Connection final : public ConnectionBase,
     return bytes.find("\r\n") != std::string_view::npos;
   }
 
+  // Reads and discards what the client still sends, below TLS (ours is closed by then).
   void Drain() {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(64 << 10),
-                            [self = self()](error_code ec, size_t) {
-                              if (ec) return self->Close();
-                              self->Drain();
-                            });
+    Tcp().async_read_some(buffer_.prepare(64 << 10), [self = self()](error_code ec, size_t) {
+      if (ec) return self->Close();
+      self->Drain();
+    });
   }
 
   void Close() {
@@ -729,6 +875,7 @@ class Connection final : public ConnectionBase,
     Tcp().close();
   }
 
+  TlsContext tls_context_;  // TLS only; declared before stream_, which uses it
   Stream stream_;
   Shared* shared_;
   beast::flat_buffer buffer_;
@@ -783,8 +930,7 @@ class Server::Impl {
     Stop();
     // Destroying the io_context destroys any handler still queued, and with them the
     // connections they own; `shared_` must still be alive then.
-    acceptor_.reset();
-    retry_timer_.reset();
+    listeners_.clear();
     work_.reset();
     ioc_.reset();
   }
@@ -793,39 +939,52 @@ class Server::Impl {
     if (started_) return absl::FailedPreconditionError("server already started");
     started_ = true;
     const ServerOptions& o = shared_.options;
-    error_code ec;
-    net::ip::address address = net::ip::make_address(o.address, ec);
-    if (ec) {
-      return absl::InvalidArgumentError("address: not an IP address: '" + o.address + "'");
+    const bool tls = !o.tls_cert_file.empty() || !o.tls_key_file.empty();
+    if (tls && o.tls_cert_file.empty()) {
+      return absl::InvalidArgumentError("tls_cert: required with tls_key");
+    }
+    if (tls && o.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("tls_key: required with tls_cert");
+    }
+    if (!o.plain_http && !tls) {
+      return absl::InvalidArgumentError(
+          "plain_http: cannot be off without TLS (tls_cert and tls_key)");
+    }
+    if (tls) {
+      absl::StatusOr<TlsContext> context = LoadTlsContext(o.tls_cert_file, o.tls_key_file);
+      if (!context.ok()) return context.status();
+      expiry_->store(CertificateExpiry(**context), std::memory_order_relaxed);
+      std::lock_guard<std::mutex> lock(tls_mu_);
+      tls_context_ = *std::move(context);
     }
     int threads = std::max(1, o.threads);
     ioc_ = std::make_unique<net::io_context>(threads);
-    // The io threads run until Stop, even with no operation pending (while the acceptor is
-    // closed by Stop, a deferred reply may still need to be posted and written).
+    // The io threads run until Stop, even with no operation pending (while the acceptors
+    // are closed by Stop, a deferred reply may still need to be posted and written).
     work_ = std::make_unique<net::executor_work_guard<net::io_context::executor_type>>(
         ioc_->get_executor());
-    acceptor_ = std::make_unique<tcp::acceptor>(net::make_strand(*ioc_));
-    retry_timer_ = std::make_unique<net::steady_timer>(acceptor_->get_executor());
-    tcp::endpoint endpoint(address, o.port);
-    auto fail = [&](const char* what) {
-      error_code ignored;
-      acceptor_->close(ignored);
-      return absl::UnavailableError(std::string(what) + " " + o.address + ":" +
-                                    std::to_string(o.port) + ": " + ec.message());
-    };
-    acceptor_->open(endpoint.protocol(), ec);
-    if (ec) return fail("open");
-    // SO_REUSEADDR only lets us rebind over TIME_WAIT leftovers; unlike SO_REUSEPORT it
-    // does not let two listeners share the port.
-    acceptor_->set_option(net::socket_base::reuse_address(true), ec);
-    if (ec) return fail("setsockopt");
-    acceptor_->bind(endpoint, ec);
-    if (ec) return fail("bind");
-    acceptor_->listen(net::socket_base::max_listen_connections, ec);
-    if (ec) return fail("listen");
-    port_.store(acceptor_->local_endpoint(ec).port(), std::memory_order_release);
+    if (o.plain_http) {
+      absl::Status s = Listen(/*tls=*/false, "address", o.address, o.port);
+      if (!s.ok()) return s;
+    }
+    if (tls) {
+      absl::Status s = Listen(/*tls=*/true, "tls_address",
+                              o.tls_address.empty() ? o.address : o.tls_address, o.tls_port);
+      if (!s.ok()) {
+        listeners_.clear();  // closes the plain one
+        return s;
+      }
+      if (o.metrics != nullptr) {
+        o.metrics->AddGauge("strata_tls_certificate_expiry_seconds",
+                            "notAfter of the TLS certificate in use, seconds since the epoch",
+                            [expiry = expiry_] {
+                              return std::vector<std::pair<std::string, double>>{
+                                  {"", static_cast<double>(expiry->load())}};
+                            });
+      }
+    }
 
-    DoAccept();
+    for (auto& listener : listeners_) DoAccept(listener.get());
     threads_.reserve(threads);
     for (int i = 0; i < threads; ++i) {
       threads_.emplace_back([this] {
@@ -836,21 +995,44 @@ class Server::Impl {
         ioc_->run();
       });
     }
+    tls_ready_.store(tls, std::memory_order_release);
     return absl::OkStatus();
   }
 
   uint16_t port() const { return port_.load(std::memory_order_acquire); }
+  uint16_t tls_port() const { return tls_port_.load(std::memory_order_acquire); }
+
+  absl::Status ReloadTls() {
+    if (!tls_ready_.load(std::memory_order_acquire)) {
+      return absl::FailedPreconditionError("tls: not serving TLS");
+    }
+    const ServerOptions& o = shared_.options;
+    absl::StatusOr<TlsContext> context = LoadTlsContext(o.tls_cert_file, o.tls_key_file);
+    if (!context.ok()) {
+      Count(shared_.refused.tls_reloads_failed);
+      return context.status();
+    }
+    expiry_->store(CertificateExpiry(**context), std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(tls_mu_);
+      tls_context_ = *std::move(context);  // the old one lives on in its open connections
+    }
+    Count(shared_.refused.tls_reloads_ok);
+    return absl::OkStatus();
+  }
 
   void Stop() {
     if (!started_ || stopped_) return;
     stopped_ = true;
     if (threads_.empty()) return;  // Start failed
     shared_.stopping.store(true, std::memory_order_release);
-    net::post(acceptor_->get_executor(), [this] {
-      error_code ignored;
-      acceptor_->close(ignored);
-      retry_timer_->cancel();
-    });
+    for (auto& listener : listeners_) {
+      net::post(listener->acceptor.get_executor(), [l = listener.get()] {
+        error_code ignored;
+        l->acceptor.close(ignored);
+        l->retry_timer.cancel();
+      });
+    }
     std::vector<std::shared_ptr<ConnectionBase>> live;
     {
       std::lock_guard<std::mutex> lock(shared_.mu);
@@ -878,20 +1060,66 @@ class Server::Impl {
   }
 
  private:
-  void DoAccept() {
-    acceptor_->async_accept(net::make_strand(*ioc_),
-                            beast::bind_front_handler(&Impl::OnAccept, this));
+  // One listening socket; its acceptor and retry timer run on their own strand.
+  struct Listener {
+    Listener(net::io_context& ioc, bool tls)
+        : tls(tls), acceptor(net::make_strand(ioc)), retry_timer(acceptor.get_executor()) {}
+    const bool tls;
+    tcp::acceptor acceptor;
+    net::steady_timer retry_timer;
+    std::chrono::steady_clock::time_point last_refusal_log{};  // the acceptor's strand only
+  };
+
+  // Binds a listener; `field` names the address option in errors.
+  absl::Status Listen(bool tls, const char* field, const std::string& address_text,
+                      uint16_t port) {
+    error_code ec;
+    net::ip::address address = net::ip::make_address(address_text, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(std::string(field) + ": not an IP address: '" +
+                                        address_text + "'");
+    }
+    auto listener = std::make_unique<Listener>(*ioc_, tls);
+    tcp::acceptor& acceptor = listener->acceptor;
+    tcp::endpoint endpoint(address, port);
+    auto fail = [&](const char* what) {
+      error_code ignored;
+      acceptor.close(ignored);
+      return absl::UnavailableError(std::string(what) + " " + (tls ? "(tls) " : "") +
+                                    address_text + ":" + std::to_string(port) + ": " +
+                                    ec.message());
+    };
+    acceptor.open(endpoint.protocol(), ec);
+    if (ec) return fail("open");
+    // SO_REUSEADDR only lets us rebind over TIME_WAIT leftovers; unlike SO_REUSEPORT it
+    // does not let two listeners share the port.
+    acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (ec) return fail("setsockopt");
+    acceptor.bind(endpoint, ec);
+    if (ec) return fail("bind");
+    acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return fail("listen");
+    (tls ? tls_port_ : port_).store(acceptor.local_endpoint(ec).port(), std::memory_order_release);
+    listeners_.push_back(std::move(listener));
+    return absl::OkStatus();
   }
 
-  void OnAccept(error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
+  void DoAccept(Listener* l) {
+    l->acceptor.async_accept(net::make_strand(*ioc_),
+                             [this, l](error_code ec, tcp::socket socket) {
+                               OnAccept(l, ec, std::move(socket));
+                             });
+  }
+
+  void OnAccept(Listener* l, error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !l->acceptor.is_open()) return;
     if (shared_.stopping.load(std::memory_order_acquire)) return;  // socket closes here
     if (ec) {
       // E.g. out of file descriptors: back off instead of spinning.
       STRATA_LOG_WARN("http accept failed", "error", ec.message());
-      retry_timer_->expires_after(std::chrono::milliseconds(50));
-      retry_timer_->async_wait([this](error_code ec) {
-        if (!ec && acceptor_->is_open()) DoAccept();
+      l->retry_timer.expires_after(std::chrono::milliseconds(50));
+      l->retry_timer.async_wait([this, l](error_code ec) {
+        if (!ec && l->acceptor.is_open()) DoAccept(l);
       });
       return;
     }
@@ -903,7 +1131,8 @@ class Server::Impl {
       open = shared_.live.size();
     }
     if (shared_.options.max_connections > 0 && open >= shared_.options.max_connections) {
-      // Over the limit: a short answer, best effort without blocking, then close.
+      // Over the limit: a short answer, best effort without blocking, then close. A TLS
+      // client gets no answer (that would take a handshake, the work the limit saves).
       static const std::string kBusy = [] {
         const std::string body =
             JsonErrorBody("unavailable", "connections: the server's connection limit is reached");
@@ -912,33 +1141,50 @@ class Server::Impl {
                std::to_string(body.size()) + "\r\n\r\n" + body;
       }();
       Count(shared_.refused.connection_limit);
-      socket.non_blocking(true, ignored);
-      socket.write_some(net::buffer(kBusy), ignored);
+      if (!l->tls) {
+        socket.non_blocking(true, ignored);
+        socket.write_some(net::buffer(kBusy), ignored);
+      }
       socket.shutdown(tcp::socket::shutdown_both, ignored);
       socket.close(ignored);
       const auto now = std::chrono::steady_clock::now();
-      if (now - last_refusal_log_ >= std::chrono::seconds(10)) {
-        last_refusal_log_ = now;
+      if (now - l->last_refusal_log >= std::chrono::seconds(10)) {
+        l->last_refusal_log = now;
         STRATA_LOG_WARN("http: connection refused, limit reached", "max_connections",
                         shared_.options.max_connections);
       }
-      DoAccept();
+      DoAccept(l);
       return;
     }
-    std::make_shared<Connection<PlainStream>>(std::move(socket), &shared_)->Start();
-    DoAccept();
+    if (l->tls) {
+      TlsContext context;
+      {
+        std::lock_guard<std::mutex> lock(tls_mu_);
+        context = tls_context_;
+      }
+      std::make_shared<Connection<TlsStream>>(std::move(socket), &shared_, std::move(context))
+          ->Start();
+    } else {
+      std::make_shared<Connection<PlainStream>>(std::move(socket), &shared_)->Start();
+    }
+    DoAccept(l);
   }
 
   Shared shared_;
-  std::chrono::steady_clock::time_point last_refusal_log_{};  // the acceptor's strand only
   bool started_ = false;
   bool stopped_ = false;
   std::atomic<uint16_t> port_{0};
+  std::atomic<uint16_t> tls_port_{0};
   std::unique_ptr<net::io_context> ioc_;
   std::unique_ptr<net::executor_work_guard<net::io_context::executor_type>> work_;
-  std::unique_ptr<tcp::acceptor> acceptor_;
-  std::unique_ptr<net::steady_timer> retry_timer_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::thread> threads_;
+  // TLS: whether it is served (ReloadTls may run), the context new connections get, and the
+  // expiry of its certificate (shared with the metrics gauge, which may outlive the server).
+  std::atomic<bool> tls_ready_{false};
+  std::mutex tls_mu_;
+  TlsContext tls_context_;  // guarded by tls_mu_
+  std::shared_ptr<std::atomic<int64_t>> expiry_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 Server::Server(ServerOptions options, Handler handler)
@@ -949,6 +1195,10 @@ Server::~Server() = default;
 absl::Status Server::Start() { return impl_->Start(); }
 
 uint16_t Server::port() const { return impl_->port(); }
+
+uint16_t Server::tls_port() const { return impl_->tls_port(); }
+
+absl::Status Server::ReloadTls() { return impl_->ReloadTls(); }
 
 void Server::Stop() { impl_->Stop(); }
 

@@ -17,6 +17,9 @@
 //     extensions of one body (`max_chunk_extension_bytes`, 400 above; the read buffer is
 //     capped, so one endless chunk line cannot grow memory), and the pace of a streamed
 //     body (`min_upload_bytes_per_second`, 408 below it).
+//   - Optional TLS (ServerOptions::tls_cert_file) on a port of its own, beside plain HTTP or
+//     instead of it; every feature above works the same over both. ReloadTls() swaps the
+//     certificate for new handshakes without touching open connections.
 //   - A handler that throws gets the client a 500 JSON error; the server keeps running.
 //   - Opt-in streaming (ServerOptions::streaming_routes): for a request whose method and path
 //     prefix match a StreamingRoute, the route's `open` sees the header first and may return
@@ -24,8 +27,9 @@
 //     memory), with the route's own size limit. Every other request takes the whole-body
 //     path above, unchanged. A Response may also stream its body out (Response::stream).
 //
-// Thread safety: Start/Stop/port may be called from any thread, but not concurrently with
-// each other. The handler is called concurrently from up to `threads` threads.
+// Thread safety: Start/Stop/port/tls_port may be called from any thread, but not
+// concurrently with each other. ReloadTls may be called from any thread at any time after
+// Start. The handler is called concurrently from up to `threads` threads.
 #pragma once
 
 #include <cstddef>
@@ -163,9 +167,25 @@ struct ServerOptions {
   // Requests whose body is streamed to a BodySink instead of read whole. Default none.
   std::vector<StreamingRoute> streaming_routes;
 
-  // Where the transport counts what it refuses (not owned; must outlive the server).
-  // nullptr (default) = not counted. Series: strata_http_refused_total{reason}
-  // (header_too_large, chunk_extensions_too_large, min_upload_rate, connection_limit).
+  // Plain HTTP on `address`:`port`. Default true; false needs TLS (tls_cert_file).
+  bool plain_http = true;
+  // TLS: PEM files of the certificate chain (leaf first) and its private key (unencrypted).
+  // Empty (default) = no TLS listener; both or neither. TLS 1.2 and 1.3 only, forward-secret
+  // AEAD cipher suites, no renegotiation, no compression. The files are read at Start and
+  // again by ReloadTls.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Address and port of the TLS listener. An empty address means `address`. Port 0 lets the
+  // kernel pick (read it back with tls_port()). Default 8443. The TLS handshake counts as
+  // the first request's header: it must finish within idle_timeout_ms.
+  std::string tls_address;
+  uint16_t tls_port = 8443;
+
+  // Where the transport counts what it refuses and its TLS events (not owned; must outlive
+  // the server). nullptr (default) = not counted. Series: strata_http_refused_total{reason}
+  // (header_too_large, chunk_extensions_too_large, min_upload_rate, connection_limit),
+  // strata_tls_handshake_failures_total, strata_tls_reloads_total{result} (ok, error) and
+  // the gauge strata_tls_certificate_expiry_seconds (notAfter of the certificate in use).
   MetricsRegistry* metrics = nullptr;
 };
 
@@ -178,13 +198,24 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds and listens on options.address:options.port and starts the io threads. Returns
-  // InvalidArgument for a bad address, Unavailable if the port cannot be bound (e.g. it is
-  // in use), FailedPrecondition if called twice. A server is started at most once.
+  // Binds and listens on options.address:options.port (unless plain_http is false) and, with
+  // TLS, on tls_address:tls_port, and starts the io threads. Returns InvalidArgument for a
+  // bad address or TLS setting (naming it: a missing, unreadable or mismatched certificate
+  // or key is `tls_cert: ...` / `tls_key: ...`), Unavailable if a port cannot be bound (e.g.
+  // it is in use), FailedPrecondition if called twice. A server is started at most once.
   absl::Status Start();
 
-  // The bound port (useful with options.port == 0); 0 before a successful Start().
+  // The bound port (useful with options.port == 0); 0 before a successful Start() or
+  // without plain HTTP.
   uint16_t port() const;
+  // The bound TLS port; 0 before a successful Start() or without TLS.
+  uint16_t tls_port() const;
+
+  // Reads tls_cert_file and tls_key_file again and uses them for every later handshake;
+  // connections already open keep the certificate they were opened with. On error (the
+  // message names the file) the certificate in use stays. Counted in
+  // strata_tls_reloads_total{result}. FailedPrecondition without TLS or before Start().
+  absl::Status ReloadTls();
 
   // Graceful stop: stops accepting, closes idle connections, lets requests already being
   // handled finish and get their response (with `Connection: close`), then joins the io

@@ -36,6 +36,9 @@ namespace {
 
 std::atomic<bool> g_signalled{false};
 void OnSignal(int) { g_signalled.store(true); }
+// SIGHUP: reload the TLS certificate and key (the serving loop does it, off the handler).
+std::atomic<bool> g_reload{false};
+void OnReloadSignal(int) { g_reload.store(true); }
 
 // VmRSS / VmHWM of this process from /proc, in bytes.
 double ProcStatusBytes(const char* key) {
@@ -143,8 +146,8 @@ std::vector<std::string> AllowedHosts(const ServerConfig& config) {
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     hosts.push_back(lower);
   }
-  if (config.http.address != "0.0.0.0" && config.http.address != "::") {
-    hosts.push_back(config.http.address);
+  for (const std::string& address : {config.http.address, config.http.tls_address}) {
+    if (!address.empty() && address != "0.0.0.0" && address != "::") hosts.push_back(address);
   }
   char name[256] = {};
   if (::gethostname(name, sizeof(name) - 1) == 0 && name[0] != '\0') {
@@ -430,16 +433,33 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   if (port_out) port_out->store(http_server.port());
   absl::StatusOr<bool> auth_required = authenticator.Required();
   STRATA_LOG_INFO("strata serving", "address", config.http.address, "port", http_server.port(),
-                  "data_dir", config.data_dir, "sync", config.sync, "backends",
-                  backends.Describe(), "auth",
+                  "tls_port", http_server.tls_port(), "data_dir", config.data_dir, "sync",
+                  config.sync, "backends", backends.Describe(), "auth",
                   !auth_required.ok() ? "unknown" : *auth_required ? "api-keys" : "off");
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction reload {};
+  reload.sa_handler = OnReloadSignal;
+  sigaction(SIGHUP, &reload, nullptr);
   while (!g_signalled.load() && !(stop && stop->load())) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (g_reload.exchange(false)) {
+      if (http_server.tls_port() == 0) {
+        STRATA_LOG_INFO("SIGHUP: nothing to reload (no TLS)");
+        continue;
+      }
+      // A failed reload keeps the certificate in use (strata_tls_reloads_total{result}).
+      absl::Status s = http_server.ReloadTls();
+      if (s.ok()) {
+        STRATA_LOG_INFO("tls certificate reloaded", "cert", config.http.tls_cert_file);
+      } else {
+        STRATA_LOG_ERROR("tls reload failed, the previous certificate stays", "error",
+                         s.ToString());
+      }
+    }
   }
   STRATA_LOG_INFO("strata stopping");
   http_server.Stop();

@@ -1,7 +1,8 @@
 // `strata serve`: wires a deployment together (the backends that config.backends names --
 // by default the embedded RocksDB row store, local blob store, embedded queue and in-process
 // caches, see backends.h -- the services and the HTTP API) and runs until SIGINT/SIGTERM. Every option has a default; docs/configuration.md
-// lists them with the command-line flags and config-file keys that set them.
+// lists them with the command-line flags and config-file keys that set them. SIGHUP reloads
+// the TLS certificate and key (http::Server::ReloadTls).
 #pragma once
 
 #include <atomic>
