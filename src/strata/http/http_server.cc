@@ -188,6 +188,9 @@ absl::StatusOr<TlsContext> LoadTlsContext(const std::string& cert_file,
     return absl::InternalError("tls: OpenSSL refused the protocol or cipher settings");
   }
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // An idle keep-alive connection hands OpenSSL's record buffers back (tens of KiB each):
+  // most open connections are idle.
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   error_code ec;
   context->use_certificate_chain_file(cert_file, ec);
   if (ec) {
