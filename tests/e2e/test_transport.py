@@ -471,6 +471,10 @@ class TlsTest(unittest.TestCase):
             (["--tls-cert", self.cert_a, "--tls-key", self.key_b],
              "is not the key of the certificate"),
             (["--plain-http", "false"], "plain_http: cannot be off without TLS"),
+            # Without API keys, TLS on a non-loopback address is refused like plain HTTP is
+            # (before anything is bound).
+            (["--tls-cert", self.cert_a, "--tls-key", self.key_a, "--tls-address", "0.0.0.0"],
+             "tls_address: 0.0.0.0 is not a loopback address"),
         ]
         for args, message in cases:
             out = subprocess.run(

@@ -170,16 +170,26 @@ absl::Status CheckExposure(const ServerConfig& config, auth::KeyStore* keys) {
     }
     return absl::OkStatus();
   }
-  if (IsLoopbackAddress(config.http.address)) return absl::OkStatus();
+  // Every listener counts: plain HTTP's and, with TLS, the TLS one (on --address by default).
+  std::vector<std::pair<std::string, std::string>> listeners;  // (option, address)
+  if (config.http.plain_http) listeners.emplace_back("address", config.http.address);
+  if (!config.http.tls_cert_file.empty()) {
+    listeners.emplace_back("tls_address", config.http.tls_address.empty()
+                                              ? config.http.address
+                                              : config.http.tls_address);
+  }
+  auto exposed = std::find_if(listeners.begin(), listeners.end(),
+                              [](const auto& l) { return !IsLoopbackAddress(l.second); });
+  if (exposed == listeners.end()) return absl::OkStatus();
   if (config.insecure_no_auth) {
     STRATA_LOG_WARN("serving WITHOUT authentication on a non-loopback address "
                     "(--insecure-no-auth): anyone who can reach it can read, change and delete "
                     "everything",
-                    "address", config.http.address);
+                    "address", exposed->second);
     return absl::OkStatus();
   }
   return absl::FailedPreconditionError(
-      "address: " + config.http.address +
+      exposed->first + ": " + exposed->second +
       " is not a loopback address and no API key exists, so every request would be served "
       "without authentication. Create an admin key first (with the server stopped: strata key "
       "create --admin --data-dir " + config.data_dir +
