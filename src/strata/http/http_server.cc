@@ -322,11 +322,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
                             : ByteStream(std::move(socket))),
         shared_(shared),
         rate_timer_(stream_.get_executor()) {
-    Init();
-  }
-
- private:
-  void Init() {
     // Beast reads at most the buffer's free capacity per read; the parser moves body bytes
     // out as they come, so an unreserved buffer stays ~1 KiB and a 150 KB body took ~150
     // reads, each a wakeup of an io thread. 64 KiB reads take three.
@@ -342,7 +337,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     };
   }
 
- public:
   ~Connection() {
     std::lock_guard<std::mutex> lock(shared_->mu);
     shared_->live.erase(this);
