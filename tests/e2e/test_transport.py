@@ -181,6 +181,7 @@ class SlowUploadTest(unittest.TestCase):
 
     def test_slow_drip_upload_is_cut(self):
         tmp = tempfile.mkdtemp(prefix="strata_transport_slow_")
+        self.addCleanup(shutil.rmtree, tmp, True)
         server = Server(tmp, ["--min-upload-bytes-per-second", "1024",
                               "--upload-rate-window-ms", "1000"])
         try:
@@ -202,7 +203,6 @@ class SlowUploadTest(unittest.TestCase):
             self.assertIn(status, (200, 201))
         finally:
             server.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class TlsServer(Server):
@@ -592,13 +592,13 @@ class LimitsTest(unittest.TestCase):
 
     def test_the_header_cap_is_configurable(self):
         tmp = tempfile.mkdtemp(prefix="strata_transport_hdr_")
+        self.addCleanup(shutil.rmtree, tmp, True)
         server = Server(tmp, ["--max-header-bytes", "65536"])
         try:
             status, _ = server.request("GET", "/healthz", headers={"X-Big": "a" * (20 << 10)})
             self.assertEqual(status, 200)
         finally:
             server.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
