@@ -1037,6 +1037,11 @@ class Server::Impl {
       std::lock_guard<std::mutex> lock(tls_mu_);
       tls_context_ = *std::move(context);
     }
+    if (o.max_header_bytes > kMaxHeaderBytes) {
+      return absl::InvalidArgumentError("max_header_bytes: must be at most " +
+                                        std::to_string(kMaxHeaderBytes) +
+                                        " (Beast keeps a header field's length in 16 bits)");
+    }
     int threads = std::max(1, o.threads);
     ioc_ = std::make_unique<net::io_context>(threads);
     // The io threads run until Stop, even with no operation pending (while the acceptors
@@ -1072,7 +1077,20 @@ class Server::Impl {
         if (shared_.options.thread_slice_us > 0) {
           ThreadPool::SetCurrentThreadSlice(shared_.options.thread_slice_us);
         }
-        ioc_->run();
+        // Beast throws std::length_error out of a read for a header or trailer field of 64 KiB
+        // or more (it stores field lengths in 16 bits), and only the read buffer bounds a
+        // chunked body's trailer: one such request used to terminate the process. An
+        // exception escaping a completion handler unwinds that handler, which drops its
+        // connection (closed without an answer); Asio lets run() be entered again after it.
+        for (;;) {
+          try {
+            ioc_->run();
+            return;
+          } catch (const std::exception& e) {
+            STRATA_LOG_ERROR("http: a connection failed with an exception and was closed",
+                             "what", e.what());
+          }
+        }
       });
     }
     tls_ready_.store(tls, std::memory_order_release);

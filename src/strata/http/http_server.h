@@ -118,6 +118,10 @@ struct StreamingRoute {
   std::function<StreamStart(const Request&)> open;
 };
 
+// The largest ServerOptions::max_header_bytes: Beast stores a header field's length in 16 bits
+// and throws for a longer one.
+inline constexpr size_t kMaxHeaderBytes = 65535;
+
 struct ServerOptions {
   // IP address to listen on (IPv4 or IPv6 literal). Default "127.0.0.1" (loopback only).
   std::string address = "127.0.0.1";
@@ -135,8 +139,9 @@ struct ServerOptions {
   // Largest accepted request body, in bytes. Default 16 MiB. Larger bodies get 413.
   size_t max_body_bytes = 16 << 20;
   // Largest accepted request line plus header fields, in bytes. Default 16 KiB; larger
-  // headers get 400. A chunked body's trailer fields are bounded by the read buffer
-  // (max(max_header_bytes, max_chunk_extension_bytes) + 64 KiB).
+  // headers get 400. At most kMaxHeaderBytes (Start refuses more). A chunked body's trailer
+  // fields are bounded by the read buffer (max(max_header_bytes, max_chunk_extension_bytes) +
+  // 64 KiB); one of 64 KiB or more costs its connection (closed without an answer).
   size_t max_header_bytes = 16 << 10;
   // Most bytes of chunk extensions (the `;name=value` after a chunk's size, which the
   // server ignores) in one request body, all chunks together. Default 4 KiB; more get 400.
@@ -200,9 +205,10 @@ class Server {
 
   // Binds and listens on options.address:options.port (unless plain_http is false) and, with
   // TLS, on tls_address:tls_port, and starts the io threads. Returns InvalidArgument for a
-  // bad address or TLS setting (naming it: a missing, unreadable or mismatched certificate
-  // or key is `tls_cert: ...` / `tls_key: ...`), Unavailable if a port cannot be bound (e.g.
-  // it is in use), FailedPrecondition if called twice. A server is started at most once.
+  // bad address, max_header_bytes over kMaxHeaderBytes or a bad TLS setting (naming it: a
+  // missing, unreadable or mismatched certificate or key is `tls_cert: ...` / `tls_key:
+  // ...`), Unavailable if a port cannot be bound (e.g. it is in use), FailedPrecondition if
+  // called twice. A server is started at most once.
   absl::Status Start();
 
   // The bound port (useful with options.port == 0); 0 before a successful Start() or

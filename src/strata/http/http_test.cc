@@ -641,6 +641,39 @@ TEST_F(HttpDeferTest, StopWaitsForOutstandingReplies) {
   EXPECT_EQ(d->body, "late but sent");
 }
 
+// Beast throws std::length_error for a header field of 64 KiB or more, from inside a read.
+// Nothing but the read buffer bounds a chunked body's trailer, so one such request used to
+// take the whole process down (std::terminate). It costs only its own connection now.
+TEST_F(HttpTest, ATrailerFieldOver64KiBDropsOnlyItsConnection) {
+  StartServer();
+  const std::string request = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "2\r\nab\r\n0\r\nX-Trailer: " +
+                              std::string(70'000, 't') + "\r\n\r\n";
+  for (int i = 0; i < 3; ++i) {  // every io thread survives, not just the first
+    int fd = RawConnect(port());
+    ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    bool closed = false;
+    std::string reply = ReadAll(fd, &closed);
+    ::close(fd);
+    EXPECT_TRUE(closed) << reply;
+  }
+  Client client("127.0.0.1", port());
+  auto r = client.Request("GET", "/");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(HttpServerOptionsTest, HeaderLimitOverBeastsFieldLimitIsRefused) {
+  ServerOptions options;
+  options.port = 0;
+  options.max_header_bytes = kMaxHeaderBytes + 1;
+  Server server(options, EchoHandler);
+  absl::Status s = server.Start();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(s.message().find("max_header_bytes"), std::string_view::npos) << s;
+}
+
 TEST_F(HttpTest, BindFailsWhenPortInUse) {
   StartServer();
   ServerOptions options;
