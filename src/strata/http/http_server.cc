@@ -430,6 +430,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnHeader(error_code ec, size_t) {
     if (ec) return OnReadError(ec);
+    if (RefuseTransferCoding()) return;
     if (!shared_->options.streaming_routes.empty() && MaybeStream()) return;
     if (parser_->is_done()) return Handle();
     auto expect = parser_->get()[bhttp::field::expect];
@@ -442,6 +443,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     ReadBody();
+  }
+
+  // Beast decodes `chunked` only. A request whose Transfer-Encoding does not end in chunked
+  // it frames as having no body, so its body's bytes would be read as the next request on
+  // the connection: the request-smuggling shape when a proxy in front frames it otherwise
+  // (RFC 9112 6.3: answer 400 and close). Other codings before chunked would reach the
+  // handler still encoded. Returns true when the request was refused (400, or 501 for a
+  // coding this server does not implement) and the connection is closing.
+  bool RefuseTransferCoding() {
+    const auto& header = parser_->get();
+    const size_t fields = header.count(bhttp::field::transfer_encoding);
+    if (fields == 0) return false;
+    const auto field = header[bhttp::field::transfer_encoding];
+    std::string_view value(field.data(), field.size());
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (fields == 1 && header.version() >= 11 && internal::EqualsIgnoreCase(value, "chunked")) {
+      return false;
+    }
+    const std::string shown(value.substr(0, 64));
+    if (header.version() < 11) {
+      SendErrorAndClose(400, "bad_request",
+                        "transfer-encoding: not allowed in an HTTP/1.0 request");
+    } else if (fields == 1 && parser_->chunked()) {
+      SendErrorAndClose(501, "not_implemented",
+                        "transfer-encoding: only chunked is supported, got '" + shown + "'");
+    } else {
+      SendErrorAndClose(400, "bad_request",
+                        "transfer-encoding: a request's codings must be one chunked, got '" +
+                            shown + "'");
+    }
+    return true;
   }
 
   // The body limit that applies to the request being read: its streaming route's, or

@@ -664,6 +664,49 @@ TEST_F(HttpTest, ATrailerFieldOver64KiBDropsOnlyItsConnection) {
   EXPECT_EQ(r->status, 200);
 }
 
+// Beast frames a request whose Transfer-Encoding does not end in chunked as bodiless, so
+// its body was read as a second request on the same connection (request smuggling behind a
+// proxy that frames it by the coding). Such requests are refused and the connection closed.
+TEST_F(HttpTest, TransferCodingsOtherThanChunkedAreRefusedAndClose) {
+  StartServer();
+  struct Case {
+    std::string codings;  // the Transfer-Encoding lines' values, after "Transfer-Encoding: "
+    std::string version;
+    std::string status;
+  };
+  for (const Case& c : std::vector<Case>{{"gzip", "1.1", "400"},
+                                         {"identity", "1.1", "400"},
+                                         {"chunked, gzip", "1.1", "400"},
+                                         {"xchunked", "1.1", "400"},
+                                         {"gzip, chunked", "1.1", "501"},
+                                         {"chunked", "1.0", "400"}}) {
+    const std::string request = "POST /echo HTTP/" + c.version +
+                                "\r\nHost: x\r\nTransfer-Encoding: " + c.codings +
+                                "\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = RawConnect(port());
+    ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    bool closed = false;
+    std::string reply = ReadAll(fd, &closed);
+    ::close(fd);
+    EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 " + c.status) << c.codings << ": " << reply;
+    EXPECT_NE(reply.find("transfer-encoding: "), std::string::npos) << reply;
+    EXPECT_EQ(reply.find("smuggled"), std::string::npos) << c.codings << ": " << reply;
+    EXPECT_TRUE(closed);
+  }
+  // Plain chunked still works.
+  const std::string chunked =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked \r\nConnection: close"
+      "\r\n\r\n2\r\nab\r\n0\r\n\r\n";
+  int fd = RawConnect(port());
+  ASSERT_GT(::send(fd, chunked.data(), chunked.size(), MSG_NOSIGNAL), 0);
+  bool closed = false;
+  std::string reply = ReadAll(fd, &closed);
+  ::close(fd);
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 200") << reply;
+  EXPECT_NE(reply.find("POST /echo q= name=<none> len=2"), std::string::npos) << reply;
+}
+
 TEST(HttpServerOptionsTest, HeaderLimitOverBeastsFieldLimitIsRefused) {
   ServerOptions options;
   options.port = 0;
