@@ -138,6 +138,14 @@ TEST(JsonErrorBodyTest, Escapes) {
             R"({"error":{"code":"bad_request","message":"field \"member\"\n"}})");
 }
 
+// Messages echo what a client sent (a path, a Host); bytes that are not UTF-8 must not make
+// the body invalid JSON. Well-formed multibyte text is kept.
+TEST(JsonErrorBodyTest, ReplacesBytesThatAreNotUtf8) {
+  EXPECT_EQ(JsonErrorBody("not_found", "path: /v1/\xff\xfe/caf\xc3\xa9 \xe2\x82"),
+            "{\"error\":{\"code\":\"not_found\",\"message\":\"path: /v1/\xef\xbf\xbd\xef\xbf\xbd/"
+            "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd\"}}");
+}
+
 TEST_F(HttpTest, GetPostDelete) {
   StartServer();
   Client client("127.0.0.1", port());

@@ -2,6 +2,7 @@
 // error-body helpers. Kept apart so editing them does not recompile the Beast file.
 #include <cstdio>
 
+#include "strata/base/utf8.h"
 #include "strata/http/http_server.h"
 #include "strata/http/internal/ascii.h"
 
@@ -20,8 +21,21 @@ int HexValue(char c) {
 
 void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
-  for (char ch : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
     auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80) {
+      // JSON is UTF-8: error messages echo client bytes (a path, a header), and a byte that
+      // is not part of well-formed UTF-8 becomes U+FFFD so the body stays valid JSON.
+      const size_t n = Utf8SequenceLength(s, i);
+      if (n == 0) {
+        out->append(kUtf8Replacement);
+      } else {
+        out->append(s.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"':
         out->append("\\\"");

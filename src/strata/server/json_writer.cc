@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "strata/base/utf8.h"
+
 namespace strata::server {
 
 JsonWriter& JsonWriter::Double(double v) {
@@ -23,7 +25,19 @@ void JsonWriter::AppendString(std::string_view s) {
   size_t run = 0;  // start of the pending run of characters that need no escaping
   for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') continue;
+    if (c >= 0x80) {
+      // JSON text is UTF-8 (RFC 8259): a well-formed sequence is copied, any other byte (a
+      // client's path or header echoed in an error) becomes U+FFFD.
+      if (const size_t n = Utf8SequenceLength(s, i); n > 0) {
+        i += n - 1;
+        continue;
+      }
+      out_.append(s.data() + run, i - run);
+      run = i + 1;
+      out_ += kUtf8Replacement;
+      continue;
+    }
     out_.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {

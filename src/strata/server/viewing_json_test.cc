@@ -78,6 +78,19 @@ TEST(JsonWriter, EscapesStrings) {
   EXPECT_EQ(w.str(), "{\"a\\\"b\":\"line\\n\\u0001\",\"n\":-3}");
 }
 
+// JSON text is UTF-8: a string that is not (a client's bytes echoed in an error) is written
+// with U+FFFD in place of each stray byte; well-formed multibyte text is copied.
+TEST(JsonWriter, ReplacesBytesThatAreNotUtf8) {
+  JsonWriter w;
+  w.BeginArray().String("\xff-caf\xc3\xa9-\xed\xa0\x80-\xf0\x9f\x8e\xac").String("\xc3").EndArray();
+  EXPECT_EQ(w.str(),
+            "[\"\xef\xbf\xbd-caf\xc3\xa9-\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd-\xf0\x9f\x8e\xac\","
+            "\"\xef\xbf\xbd\"]");
+  EXPECT_EQ(ErrorBody("query", "query: unknown parameter \"\xff\""),
+            "{\"error\":{\"code\":\"query\",\"message\":\"query: unknown parameter "
+            "\\\"\xef\xbf\xbd\\\"\"}}");
+}
+
 TEST(Api, ErrorCodesMapToHttp) {
   EXPECT_EQ(StatusToHttp(absl::InvalidArgumentError("x")), 400);
   EXPECT_EQ(StatusToHttp(absl::NotFoundError("x")), 404);
