@@ -29,6 +29,14 @@ http::Response Json(int status, std::string body) {
   return r;
 }
 
+http::Response MethodNotAllowed(std::string_view method) {
+  // Methods are tokens (the parser refuses other bytes) of any length: the message shows 32.
+  std::string shown(method.substr(0, 32));
+  if (method.size() > 32) shown += "...";
+  return Json(405, ErrorBody("method_not_allowed",
+                             "method: " + shown + " is not allowed on this path"));
+}
+
 bool ParseUint(std::string_view s, uint64_t* out) {
   if (s.empty() || s.size() > 20) return false;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
@@ -121,7 +129,22 @@ bool ChangesState(std::string_view method) {
 }  // namespace
 
 std::optional<http::Response> Api::CheckOrigin(const http::Request& request) const {
+  // RFC 9112 3.2: a request with more than one Host field, or an HTTP/1.1 request without
+  // one, is a 400. Two Hosts could also be read differently by a proxy in front.
+  const size_t hosts = std::count_if(request.headers.begin(), request.headers.end(),
+                                     [](const auto& h) { return h.first == "host"; });
+  if (hosts > 1) {
+    return http::Response{400, "application/json",
+                          http::JsonErrorBody("invalid_argument",
+                                              "host: more than one Host header")};
+  }
   if (allowed_hosts_.empty()) return std::nullopt;
+  if (hosts == 0) {
+    return http::Response{
+        400, "application/json",
+        http::JsonErrorBody("invalid_argument",
+                            "host: required (send the server's name in a Host header)")};
+  }
   auto allowed = [&](const std::string& name) {
     return std::find(allowed_hosts_.begin(), allowed_hosts_.end(), name) != allowed_hosts_.end();
   };
@@ -151,7 +174,17 @@ std::optional<http::Response> Api::CheckOrigin(const http::Request& request) con
 http::Response Api::Handle(const http::Request& request) {
   const auto start = std::chrono::steady_clock::now();
   std::string route = "unmatched";
-  if (std::optional<http::Response> refused = CheckOrigin(request)) {
+  std::optional<http::Response> refused;
+  if (request.path.empty() || request.path.front() != '/') {
+    // "healthz" was served as "/healthz", "http://other.example/v1/..." answered as a path of
+    // this server: only origin-form targets ("/v1/...") are routed.
+    refused = Json(400, ErrorBody("invalid_argument",
+                                  "path: the request target must start with '/', got '" +
+                                      request.path.substr(0, 64) + "'"));
+  } else {
+    refused = CheckOrigin(request);
+  }
+  if (refused) {
     Record(route, request.method, refused->status,
            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return std::move(*refused);
@@ -247,18 +280,18 @@ http::Response Api::Route(const http::Request& request, const auth::Principal& w
     if (end > pos) parts.emplace_back(request.path.data() + pos, end - pos);
     pos = end + 1;
   }
-  auto method_not_allowed = [] {
-    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
-  };
+  auto method_not_allowed = [&method] { return MethodNotAllowed(method); };
 
   if (parts.size() == 1 && parts[0] == "healthz") {
     *route = "/healthz";
+    if (method != "GET" && method != "HEAD") return method_not_allowed();
     absl::Status s = admin_.health ? admin_.health() : absl::OkStatus();
     if (!s.ok()) return ErrorResponse(absl::UnavailableError(std::string(s.message())));
     return Json(200, "{\"status\":\"ok\"}");
   }
   if (parts.size() == 1 && parts[0] == "metrics") {
     *route = "/metrics";
+    if (method != "GET" && method != "HEAD") return method_not_allowed();
     http::Response r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_->RenderPrometheus();

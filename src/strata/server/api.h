@@ -35,6 +35,8 @@ std::string StatusCodeName(const absl::Status& status);
 http::Response ErrorResponse(const absl::Status& status);
 // A response with `status` and a JSON body.
 http::Response Json(int status, std::string body);
+// 405 naming the method: "method: DELETE is not allowed on this path".
+http::Response MethodNotAllowed(std::string_view method);
 // A non-negative (ParseUint) or signed (ParseInt) decimal path segment or query value,
 // all of `s`.
 bool ParseUint(std::string_view s, uint64_t* out);

@@ -86,9 +86,7 @@ http::Response TypeResponse(const assets::TypeWithHistory& t) {
 http::Response Api::RouteAssets(const http::Request& request,
                                 const std::vector<std::string_view>& parts, std::string* route) {
   const std::string& method = request.method;
-  auto method_not_allowed = [] {
-    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
-  };
+  auto method_not_allowed = [&method] { return MethodNotAllowed(method); };
   if (assets_ == nullptr) {
     return Json(404, ErrorBody("not_found", "assets: not served by this node"));
   }

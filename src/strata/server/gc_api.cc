@@ -110,9 +110,7 @@ absl::StatusOr<gc::RunRequest> ParseRunRequest(std::string_view body) {
 http::Response Api::RouteLifecycle(const http::Request& request,
                                    const std::vector<std::string_view>& parts, std::string* route) {
   const std::string& method = request.method;
-  auto method_not_allowed = [] {
-    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
-  };
+  auto method_not_allowed = [&method] { return MethodNotAllowed(method); };
   if (parts.size() == 1) {
     *route = "/dashboard";
     if (method != "GET") return method_not_allowed();

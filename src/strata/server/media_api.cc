@@ -200,9 +200,7 @@ http::Response Api::PutObjectWhole(const http::Request& request) {
 http::Response Api::RouteMedia(const http::Request& request,
                                const std::vector<std::string_view>& parts, std::string* route) {
   const std::string& method = request.method;
-  auto method_not_allowed = [] {
-    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
-  };
+  auto method_not_allowed = [&method] { return MethodNotAllowed(method); };
   if (media_ == nullptr) {
     return Json(404, ErrorBody("not_found", "path: media objects are not enabled"));
   }

@@ -128,7 +128,13 @@ TEST_F(MediaApiTest, HostAndOriginChecks) {
   auto r = Call("GET", "/healthz", "", H{{"host", "evil.example:8080"}});
   EXPECT_EQ(r.status, 421);
   EXPECT_NE(r.body.find("host: 'evil.example'"), std::string::npos) << r.body;
-  EXPECT_EQ(Call("GET", "/healthz", "").status, 421) << "no Host at all";
+  // RFC 9112 3.2: no Host, or two, is a 400 (two could be read differently by a proxy).
+  r = Call("GET", "/healthz", "");
+  EXPECT_EQ(r.status, 400) << "no Host at all";
+  EXPECT_NE(r.body.find("host: required"), std::string::npos) << r.body;
+  r = Call("GET", "/healthz", "", H{{"host", "127.0.0.1"}, {"host", "evil.example"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("host: more than one Host header"), std::string::npos) << r.body;
   // The audit's request: a cross-site POST to an admin action.
   r = Call("PUT", "/v1/buckets/clips", "{}",
            H{{"host", "127.0.0.1:8080"}, {"origin", "http://evil.example"}});
@@ -146,6 +152,30 @@ TEST_F(MediaApiTest, HostAndOriginChecks) {
                  H{{"host", "localhost"}, {"origin", "http://evil.example"}})
                 .status,
             200);
+}
+
+// Only origin-form targets are routed ("healthz" used to be served as /healthz), every 405
+// names the method, and /healthz and /metrics answer GET and HEAD only.
+TEST_F(MediaApiTest, TargetsAndMethods) {
+  for (const char* target : {"healthz", "*", "http://other.example/healthz"}) {
+    http::Response r = Call("GET", target);
+    EXPECT_EQ(r.status, 400) << target;
+    EXPECT_NE(r.body.find("path: the request target must start with '/'"), std::string::npos)
+        << r.body;
+  }
+  for (const char* method : {"POST", "DELETE", "PUT"}) {
+    EXPECT_EQ(Call(method, "/healthz").status, 405) << method;
+    EXPECT_EQ(Call(method, "/metrics").status, 405) << method;
+  }
+  EXPECT_EQ(Call("HEAD", "/healthz").status, 200);
+  http::Response r = Call("PATCH", "/v1/buckets/clips");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_NE(r.body.find("method: PATCH is not allowed on this path"), std::string::npos)
+      << r.body;
+  r = Call(std::string(100, 'X'), "/v1/viewing/events");
+  EXPECT_NE(r.body.find("method: " + std::string(32, 'X') + "... is not allowed"),
+            std::string::npos)
+      << r.body;
 }
 
 TEST_F(MediaApiTest, RoutesAndErrors) {

@@ -37,9 +37,7 @@ std::string JobJson(const reprocess::JobRecord& job) {
 http::Response Api::RouteReprocess(const http::Request& request,
                                    const std::vector<std::string_view>& parts, std::string* route) {
   const std::string& method = request.method;
-  auto method_not_allowed = [] {
-    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
-  };
+  auto method_not_allowed = [&method] { return MethodNotAllowed(method); };
   if (reprocess_ == nullptr) {
     return Json(404, ErrorBody("not_found", "reprocess: not served by this node"));
   }
