@@ -203,18 +203,22 @@ absl::StatusOr<std::optional<std::string>> TokenFromAuthorization(std::string_vi
                                                                   bool allow_basic) {
   value = Trim(value);
   if (value.empty()) return std::optional<std::string>();
-  if (StartsWithIgnoringCase(value, "bearer ")) {
-    std::string_view token = Trim(value.substr(7));
-    if (token.empty()) return absl::UnauthenticatedError("authorization: empty Bearer token");
-    return std::optional<std::string>(std::string(token));
+  // The scheme, then its credentials (empty when the value is the scheme alone: "Bearer").
+  const size_t space = value.find_first_of(" \t");
+  const std::string_view scheme = value.substr(0, space);
+  const std::string_view credentials =
+      space == std::string_view::npos ? std::string_view() : Trim(value.substr(space));
+  if (scheme.size() == 6 && StartsWithIgnoringCase(scheme, "bearer")) {
+    if (credentials.empty()) return absl::UnauthenticatedError("authorization: empty Bearer token");
+    return std::optional<std::string>(std::string(credentials));
   }
-  if (StartsWithIgnoringCase(value, "basic ")) {
+  if (scheme.size() == 5 && StartsWithIgnoringCase(scheme, "basic")) {
     if (!allow_basic) {
       return absl::UnauthenticatedError(
           "authorization: Basic credentials are accepted only on GET and HEAD requests; send "
           "'Authorization: Bearer <key>'");
     }
-    std::optional<std::string> decoded = DecodeBase64(Trim(value.substr(6)));
+    std::optional<std::string> decoded = DecodeBase64(credentials);
     const size_t colon = decoded ? decoded->find(':') : std::string::npos;
     if (colon == std::string::npos) {
       return absl::UnauthenticatedError("authorization: malformed Basic credentials");

@@ -125,6 +125,22 @@ TEST(AuthorizationHeaderTest, TakesBearerAndOptionallyBasic) {
   EXPECT_TRUE(absl::IsUnauthenticated(token("Basic !!!!", true).status()));
   EXPECT_TRUE(absl::IsUnauthenticated(token("Basic dXNlcg==", true).status()));  // no colon
   EXPECT_TRUE(absl::IsUnauthenticated(token("Basic dXN=lcg=", true).status()));
+  EXPECT_EQ(token("bearer\tabc", false)->value(), "abc");
+}
+
+// A scheme sent without credentials is named as such (it used to be "unsupported scheme",
+// since the value is trimmed before the scheme is read).
+TEST(AuthorizationHeaderTest, SchemeAloneSaysWhatIsMissing) {
+  auto message = [](std::string_view v, bool basic) {
+    return std::string(TokenFromAuthorization(v, basic).status().message());
+  };
+  EXPECT_EQ(message("Bearer", false), "authorization: empty Bearer token");
+  EXPECT_EQ(message("BEARER   ", false), "authorization: empty Bearer token");
+  EXPECT_EQ(message("Basic", true), "authorization: malformed Basic credentials");
+  EXPECT_EQ(message("Basic ", true), "authorization: malformed Basic credentials");
+  EXPECT_NE(message("Basic", false).find("only on GET"), std::string::npos);
+  EXPECT_NE(message("Bearer:abc", false).find("unsupported scheme"), std::string::npos);
+  EXPECT_NE(message("Bearerabc", false).find("unsupported scheme"), std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // the routes /v1/admin/keys and /v1/admin/audit.
 #include <simdjson.h>
 
+#include <algorithm>
+
 #include "strata/base/log.h"
 #include "strata/server/api.h"
 #include "strata/server/json_writer.h"
@@ -121,6 +123,13 @@ std::optional<http::Response> Api::Authorize(const http::Request& request,
   absl::StatusOr<bool> required = access_.authenticator->Required();
   if (!required.ok()) return ErrorResponse(required.status());  // 503: fail closed
   if (!*required) return std::nullopt;
+  // One credential per request: with two, which one counts would depend on who reads them (a
+  // proxy in front may check the last, this server read the first).
+  if (std::count_if(request.headers.begin(), request.headers.end(),
+                    [](const auto& h) { return h.first == "authorization"; }) > 1) {
+    return Json(400, ErrorBody("invalid_argument",
+                               "authorization: more than one Authorization header"));
+  }
   absl::StatusOr<std::optional<std::string>> token =
       auth::TokenFromAuthorization(request.Header("authorization"), access.allow_basic);
   if (!token.ok())
@@ -175,9 +184,7 @@ http::Response Api::RouteAccessAdmin(const http::Request& request,
                                      const std::vector<std::string_view>& parts,
                                      const auth::Principal& who, std::string* route) {
   const std::string& method = request.method;
-  auto method_not_allowed = [] {
-    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
-  };
+  auto method_not_allowed = [&method] { return MethodNotAllowed(method); };
   if (parts[2] == "audit") {
     *route = "/v1/admin/audit";
     if (parts.size() != 3) return Json(404, ErrorBody("not_found", "path: no such route"));

@@ -208,6 +208,15 @@ TEST_F(ApiAccessTest, OnceAKeyExistsRequestsNeedOne) {
   EXPECT_EQ(r.status, 401);
   EXPECT_NE(r.body.find("invalid API key"), std::string::npos) << r.body;
 
+  // Two credentials: which one counts would depend on who reads them (a proxy may check the
+  // last; the first used to win here).
+  http::Request two = Req("GET", "/metrics", admin);
+  two.headers.emplace_back("authorization", "Bearer strata_nonsense");
+  r = api_->Handle(two);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("authorization: more than one Authorization header"), std::string::npos)
+      << r.body;
+
   EXPECT_EQ(api_->Handle(Req("GET", "/healthz")).status, 200);  // always open
   EXPECT_EQ(api_->Handle(Req("GET", "/metrics", admin)).status, 200);
   // Nothing without a valid key reached the audit log.
