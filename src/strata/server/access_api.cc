@@ -91,6 +91,11 @@ absl::StatusOr<NewKeyRequest> ParseNewKey(std::string_view body) {
       return absl::InvalidArgumentError(std::string(key) + ": unknown field");
     }
   }
+  // The on-demand parser reads no further than the object (simdjson 3.0 has no at_end(): the
+  // location past the last token is OUT_OF_BOUNDS): '{"scopes": [...]} }' was accepted.
+  if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+    return absl::InvalidArgumentError("body: unexpected content after the JSON object");
+  }
   if (!have_scopes) return absl::InvalidArgumentError("scopes: required");
   return out;
 }

@@ -288,6 +288,11 @@ TEST_F(ApiAccessTest, KeysAreManagedOverHttpAndRevocationIsImmediate) {
   r = api_->Handle(create);
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("scopes: unknown scope 'everything'"), std::string::npos) << r.body;
+  create.body = R"({"scopes":["admin"]} })";  // the parser used to stop at the object's end
+  r = api_->Handle(create);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("body: unexpected content after the JSON object"), std::string::npos)
+      << r.body;
 
   r = api_->Handle(Req("DELETE", "/v1/admin/keys/" + id, admin));
   EXPECT_EQ(r.status, 200) << r.body;

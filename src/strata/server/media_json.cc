@@ -59,6 +59,11 @@ absl::StatusOr<media::BucketPolicy> ParseBucketPolicy(std::string_view body) {
       return absl::InvalidArgumentError(std::string(key) + ": unknown field");
     }
   }
+  // The on-demand parser reads no further than the object (simdjson 3.0 has no at_end(): the
+  // location past the last token is OUT_OF_BOUNDS): '{"ttl": "1d"} {}' was accepted.
+  if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+    return absl::InvalidArgumentError("body: unexpected content after the JSON object");
+  }
   return policy;
 }
 

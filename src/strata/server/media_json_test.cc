@@ -38,6 +38,10 @@ TEST(MediaJson, BucketPolicyParsesDurationsAndNamesBadFields) {
   expect_field(R"({"colour": "red"})", "colour:");
   expect_field("[1]", "body:");
   expect_field("{", "body:");
+  // Nothing may follow the object (the parser used to stop reading at its end).
+  expect_field(R"({"ttl": "1d"} {})", "body: unexpected content");
+  expect_field(R"({"ttl": "1d"} })", "body: unexpected content");
+  EXPECT_TRUE(ParseBucketPolicy("{\"ttl\": \"1d\"}\r\n ").ok());
 }
 
 TEST(MediaJson, RangeHeaders) {

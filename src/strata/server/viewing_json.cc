@@ -173,6 +173,11 @@ absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body, Millis la
             absl::StrCat("body: invalid JSON at event ", index - 1));
       }
     }
+    // The on-demand parser reads no further than the array (past the last token the location
+    // is OUT_OF_BOUNDS): '[...] []' and '[...] x' were accepted.
+    if (doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+      return absl::InvalidArgumentError("body: unexpected content after the JSON array");
+    }
     return out;
   }
   // NDJSON: one object per line.
@@ -206,6 +211,10 @@ absl::StatusOr<ParsedEvents> ParseViewingEvents(std::string_view body, Millis la
       err = "event: invalid JSON";
     } else {
       ++json_lines;
+    }
+    // One event per line: '{...} {...}' on a line kept the first and dropped the rest.
+    if (err.empty() && doc.current_location().error() != simdjson::OUT_OF_BOUNDS) {
+      err = "event: unexpected content after the JSON object";
     }
     if (err.empty()) err = FutureError(r, latest);
     if (err.empty()) {

@@ -64,6 +64,26 @@ TEST(ViewingJson, GarbageBodiesAreErrorsNamingTheBody) {
   }
 }
 
+// The on-demand parser stops at the end of the first value: whatever followed it used to be
+// ignored ('[...] []' accepted, a second event on an NDJSON line dropped in silence).
+TEST(ViewingJson, NothingMayFollowTheBatch) {
+  const std::string event =
+      R"({"member":1,"kind":"play","title":7,"session":"s","started_at":1000,"event_time":2000})";
+  for (const std::string& body : std::vector<std::string>{
+           "[] []", "[] x", "[" + event + "] [" + event + "]", "[]]"}) {
+    auto parsed = ParseViewingEvents(body);
+    EXPECT_TRUE(absl::IsInvalidArgument(parsed.status())) << body;
+    EXPECT_EQ(std::string(parsed.status().message()).rfind("body:", 0), 0u) << parsed.status();
+  }
+  EXPECT_TRUE(ParseViewingEvents("[" + event + "] \n").ok());
+  auto parsed = ParseViewingEvents(event + " " + event + "\n" + event + "\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->valid.size(), 1u);
+  ASSERT_EQ(parsed->rejected.size(), 1u);
+  EXPECT_EQ(parsed->rejected[0].index, 0u);
+  EXPECT_EQ(parsed->rejected[0].error, "event: unexpected content after the JSON object");
+}
+
 TEST(ViewingJson, TooManyEventsIsAnError) {
   std::string body = "[";
   for (size_t i = 0; i <= kMaxEventsPerBatch; ++i) body += (i ? ",{}" : "{}");
