@@ -262,8 +262,16 @@ http::Response Api::GetBucket(std::string_view bucket) {
 
 http::Response Api::ListObjects(std::string_view bucket, const http::Request& request) {
   media::ListQuery q;
+  // Keys are UTF-8 (ValidateObjectKey), so a prefix or start key that is not cannot match:
+  // say so instead of answering an empty page.
   if (auto v = http::QueryParam(request.query, "prefix")) q.prefix = *v;
   if (auto v = http::QueryParam(request.query, "after")) q.after = *v;
+  if (!media::IsValidUtf8(q.prefix)) {
+    return ErrorResponse(absl::InvalidArgumentError("prefix: must be valid UTF-8"));
+  }
+  if (!media::IsValidUtf8(q.after)) {
+    return ErrorResponse(absl::InvalidArgumentError("after: must be valid UTF-8"));
+  }
   if (auto v = http::QueryParam(request.query, "deleted")) {
     if (*v != "true" && *v != "false") {
       return ErrorResponse(absl::InvalidArgumentError("deleted: must be true or false"));
@@ -271,9 +279,9 @@ http::Response Api::ListObjects(std::string_view bucket, const http::Request& re
     q.deleted = *v == "true";
   }
   if (auto v = http::QueryParam(request.query, "limit")) {
-    char* end = nullptr;
-    unsigned long long n = std::strtoull(v->c_str(), &end, 10);
-    if (v->empty() || *end != '\0' || n < 1 || n > 1000) {
+    // Digits only: strtoull took " 10", "+10" and "-0" too.
+    uint64_t n = 0;
+    if (!ParseUint(*v, &n) || n < 1 || n > 1000) {
       return ErrorResponse(absl::InvalidArgumentError("limit: must be between 1 and 1000"));
     }
     q.limit = n;

@@ -206,6 +206,13 @@ TEST_F(MediaApiTest, RoutesAndErrors) {
                 std::string::npos,
             true);
   EXPECT_EQ(Call("GET", "/v1/buckets/clips/objects?meta.a=1&meta.b=2").status, 400);
+  for (const char* query : {"limit=%2010", "limit=%2B10", "limit=-0", "prefix=%FF", "after=a%C0%AF"}) {
+    r = Call("GET", std::string("/v1/buckets/clips/objects?") + query);
+    EXPECT_EQ(r.status, 400) << query << ": " << r.body;
+    EXPECT_NE(r.body.find(std::string(query).substr(0, std::string(query).find('=')) + ": "),
+              std::string::npos)
+        << r.body;
+  }
   EXPECT_EQ(Call("DELETE", "/v1/buckets/clips/objects/a%20b/c.txt").status, 200);
   EXPECT_EQ(Call("HEAD", "/v1/buckets/clips/objects/a%20b/c.txt").status, 404);
   EXPECT_EQ(Call("POST", "/v1/buckets/clips/objects/a%20b/c.txt:restore").status, 200);
