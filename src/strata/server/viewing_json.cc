@@ -35,7 +35,14 @@ std::string ParseEvent(object obj, viewing::ViewingRecord* r) {
   };
   auto get_string = [](value v, std::string_view field, std::string* out) -> std::string {
     std::string_view s;
-    if (v.get_string().get(s) != simdjson::SUCCESS) return TypeError(field, "a string");
+    const simdjson::error_code e = v.get_string().get(s);
+    if (e == simdjson::STRING_ERROR) {
+      // A string, but not a valid one: "must be a string" would mislead.
+      return std::string(field) +
+             ": not a valid JSON string (a bad escape, or a lone UTF-16 surrogate such as "
+             "\\ud800)";
+    }
+    if (e != simdjson::SUCCESS) return TypeError(field, "a string");
     out->assign(s);
     return "";
   };

@@ -84,6 +84,19 @@ TEST(ViewingJson, NothingMayFollowTheBatch) {
   EXPECT_EQ(parsed->rejected[0].error, "event: unexpected content after the JSON object");
 }
 
+// A string with a bad escape used to be rejected as "must be a string".
+TEST(ViewingJson, InvalidStringsSayWhy) {
+  for (const char* session : {R"("\ud800")", R"("\q")", R"("\udc00x")"}) {
+    const std::string body = std::string(R"([{"member":1,"kind":"play","title":7,"session":)") +
+                             session + R"(,"started_at":1000,"event_time":2000}])";
+    auto parsed = ParseViewingEvents(body);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    ASSERT_EQ(parsed->rejected.size(), 1u) << body;
+    EXPECT_EQ(parsed->rejected[0].error.rfind("session: not a valid JSON string", 0), 0u)
+        << parsed->rejected[0].error;
+  }
+}
+
 TEST(ViewingJson, TooManyEventsIsAnError) {
   std::string body = "[";
   for (size_t i = 0; i <= kMaxEventsPerBatch; ++i) body += (i ? ",{}" : "{}");
