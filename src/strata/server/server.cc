@@ -30,6 +30,7 @@
 #include "strata/server/access.h"
 #include "strata/server/api.h"
 #include "strata/server/backends.h"
+#include "strata/server/file_limit.h"
 
 namespace strata::server {
 namespace {
@@ -258,6 +259,9 @@ std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
 
 absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                    std::atomic<int>* port_out) {
+  // Before anything opens files: each connection is a descriptor, and a soft limit of 1024
+  // would refuse connections long before --max-connections does.
+  RaiseFileLimit(config.http.max_connections);
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) {
