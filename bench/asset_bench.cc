@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "bench/child_process.h"
+#include "bench/load_driver.h"
 #include "bench/pg_client.h"
 #include "bench/run_support.h"
 #include "bench/viewing_bench_internal.h"
@@ -310,11 +311,11 @@ class StrataAssets final : public AssetSystem {
     spec.log_path = log_;
     STRATA_ASSIGN_OR_RETURN(child_, ChildProcess::Start(spec));
     STRATA_RETURN_IF_ERROR(WaitUntil(child_.get(), "Strata", log_, [&] {
-      http::Client c("127.0.0.1", port(), 1000);
+      http::Client c = NewClient("127.0.0.1", port(), 1000);
       auto r = c.Request("GET", "/healthz");
       return r.ok() && r->status == 200;
     }));
-    http::Client c("127.0.0.1", port(), o_.timeout_ms);
+    http::Client c = NewClient("127.0.0.1", port(), o_.timeout_ms);
     auto r = c.Request("PUT", std::string("/v1/asset-types/") + kType, TypeDefinition());
     if (!r.ok() || r->status != 200) {
       return absl::InternalError("PUT /v1/asset-types/" + std::string(kType) + ": " + HttpError(r));
@@ -346,7 +347,7 @@ class StrataAssets final : public AssetSystem {
   std::string AfterLoad() override {
     if (!o_.settle) return "";
     const auto t0 = SteadyClock::now();
-    http::Client c("127.0.0.1", port(), 600'000);
+    http::Client c = NewClient("127.0.0.1", port(), 600'000);
     auto r = c.Request("POST", "/v1/admin/compact");
     if (!r.ok() || r->status != 200) return "POST /v1/admin/compact failed: " + HttpError(r);
     return "POST /v1/admin/compact after the load (untimed, --settle): " +
@@ -370,7 +371,7 @@ class StrataAssets final : public AssetSystem {
 class StrataAssetConnection final : public AssetConnection {
  public:
   explicit StrataAssetConnection(StrataAssets* sys)
-      : sys_(sys), client_("127.0.0.1", sys->port(), sys->options().timeout_ms) {
+      : sys_(sys), client_(NewClient("127.0.0.1", sys->port(), sys->options().timeout_ms)) {
     batch_path_ = std::string("/v1/assets/") + kType + ":batch";
     list_path_ = std::string("/v1/assets/") + kType;
     limit_ = std::to_string(sys->options().search_limit);

@@ -129,7 +129,7 @@ class StrataSystem final : public System {
   }
 
   std::string Diagnostics() override {
-    http::Client c("127.0.0.1", static_cast<uint16_t>(port_), o_.timeout_ms);
+    http::Client c = NewClient("127.0.0.1", static_cast<uint16_t>(port_), o_.timeout_ms);
     auto r = c.Request("GET", "/metrics");
     if (!r.ok() || r->status != 200) return "";
     auto m = [&](std::string_view name) { return Thousands(MetricSum(r->body, name).value_or(0)); };
@@ -187,7 +187,7 @@ class StrataSystem final : public System {
     spec.log_path = log_;
     STRATA_ASSIGN_OR_RETURN(child_, ChildProcess::Start(spec));
     return WaitUntil(child_.get(), "Strata", log_, [&] {
-      http::Client c("127.0.0.1", static_cast<uint16_t>(port_), 1000);
+      http::Client c = NewClient("127.0.0.1", static_cast<uint16_t>(port_), 1000);
       auto r = c.Request("GET", "/healthz");
       return r.ok() && r->status == 200;
     });
@@ -204,7 +204,7 @@ class StrataSystem final : public System {
 class StrataConnection final : public Connection {
  public:
   explicit StrataConnection(StrataSystem* sys)
-      : sys_(sys), client_("127.0.0.1", sys->port(), sys->timeout_ms()) {
+      : sys_(sys), client_(NewClient("127.0.0.1", sys->port(), sys->timeout_ms())) {
     limit_ = std::to_string(sys->read_limit());
   }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bench/latency_histogram.h"
+#include "bench/load_driver.h"
 #include "strata/http/http_client.h"
 
 namespace strata::bench {
@@ -69,7 +70,7 @@ double P99Between(const Online& o, bool get, int64_t from_ms, int64_t to_ms) {
 void OnlineLoad(const http::Endpoint& ep, const GcBenchOptions& o, const std::string& bucket,
                 const std::string& put_bucket, std::atomic<bool>* stop, Online* out,
                 uint64_t put_base) {
-  http::Client client(ep.host, ep.port, o.timeout_ms);
+  http::Client client = NewClient(ep.host, ep.port, o.timeout_ms);
   const std::string body(o.object_bytes, 'p');
   const auto interval = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double>(1.0 / o.online_rate));
@@ -114,7 +115,7 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
   if (o.online_rate <= 0) return absl::InvalidArgumentError("online_rate: must be > 0");
   auto ep = http::ParseUrl(o.server);
   if (!ep.ok()) return ep.status();
-  http::Client control(ep->host, ep->port, o.timeout_ms);
+  http::Client control = NewClient(ep->host, ep->port, o.timeout_ms);
   auto health = control.Request("GET", "/healthz", "", "");
   if (!health.ok()) {
     return absl::UnavailableError("server: " + std::string(health.status().message()));
@@ -144,7 +145,7 @@ absl::StatusOr<GcBenchReport> RunGcBench(const GcBenchOptions& o, std::ostream& 
   std::vector<std::thread> threads;
   for (int t = 0; t < o.connections; ++t) {
     threads.emplace_back([&] {
-      http::Client client(ep->host, ep->port, o.timeout_ms);
+      http::Client client = NewClient(ep->host, ep->port, o.timeout_ms);
       for (uint64_t i = next.fetch_add(1); i < o.objects; i = next.fetch_add(1)) {
         std::vector<std::pair<std::string, std::string>> headers;
         if (Eligible(i, o.eligible_fraction)) headers.emplace_back("x-strata-ttl", "1s");

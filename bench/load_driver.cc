@@ -1,9 +1,25 @@
 #include "bench/load_driver.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 namespace strata::bench {
+
+std::string AuthorizationFromEnvironment() {
+  // From the environment, never a flag: a command line is visible to every user (ps).
+  const char* key = std::getenv(kApiKeyVariable);
+  if (key == nullptr || key[0] == '\0') return "";
+  return std::string("Bearer ") + key;
+}
+
+http::Client NewClient(const std::string& host, uint16_t port, int timeout_ms) {
+  http::Client client(host, port, timeout_ms);
+  if (std::string auth = AuthorizationFromEnvironment(); !auth.empty()) {
+    client.AddDefaultHeader("Authorization", std::move(auth));
+  }
+  return client;
+}
 
 SteadyClock::time_point Due(SteadyClock::time_point start, double rate, int index, int of,
                             uint64_t i) {

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "bench/latency_histogram.h"
+#include "strata/http/http_client.h"
 
 namespace strata::bench {
 
@@ -106,6 +107,16 @@ struct OpReport {
 
 // `seconds` is the phase's length, for the rate (0 leaves per_second at 0).
 OpReport MakeOpReport(std::string name, const OpStats& s, double seconds);
+
+// The environment variable holding the API key the bench sends (as the operator commands do).
+inline constexpr const char* kApiKeyVariable = "STRATA_API_KEY";
+// "Bearer <key>" when STRATA_API_KEY is set and not empty, else "". Read once per call.
+std::string AuthorizationFromEnvironment();
+// A client for host:port (http::Client) that sends `Authorization: Bearer $STRATA_API_KEY`
+// with every request when the variable is set: every load generator connects through it, so
+// a server with API keys can be measured (a key with the scopes the workload needs; a server
+// without keys ignores the header).
+http::Client NewClient(const std::string& host, uint16_t port, int timeout_ms);
 
 // printf-style formatting of one double ("%.2f").
 std::string Fmt(const char* format, double v);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bench/latency_histogram.h"
+#include "bench/load_driver.h"
 #include "strata/http/http_client.h"
 
 namespace strata::bench {
@@ -42,7 +43,7 @@ ObjectOpReport RunPhase(const std::string& name, const http::Endpoint& ep, int t
   const auto start = SteadyClock::now();
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
-      http::Client client(ep.host, ep.port, timeout_ms);
+      http::Client client = NewClient(ep.host, ep.port, timeout_ms);
       for (int i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
         op(client, i, stats[static_cast<size_t>(t)]);
       }
@@ -130,7 +131,7 @@ absl::StatusOr<ObjectBenchReport> RunObjectBench(const ObjectBenchOptions& o, st
   if (o.large_count < 0) return absl::InvalidArgumentError("large_count: must be >= 0");
   auto ep = http::ParseUrl(o.server);
   if (!ep.ok()) return ep.status();
-  http::Client admin(ep->host, ep->port, o.timeout_ms);
+  http::Client admin = NewClient(ep->host, ep->port, o.timeout_ms);
   auto health = admin.Request("GET", "/healthz");
   if (!health.ok())
     return absl::UnavailableError("server: " + std::string(health.status().message()));
@@ -179,7 +180,7 @@ absl::StatusOr<ObjectBenchReport> RunObjectBench(const ObjectBenchOptions& o, st
   std::vector<std::thread> load;
   for (int t = 0; t < o.load_connections; ++t) {
     load.emplace_back([&, t] {
-      http::Client c(ep->host, ep->port, o.timeout_ms);
+      http::Client c = NewClient(ep->host, ep->port, o.timeout_ms);
       for (int i = 0; !stop_load.load(std::memory_order_relaxed); ++i) {
         const std::string key = base + "load/" + std::to_string(t) + "/" + std::to_string(i % 500);
         Timed(c, load_stats[static_cast<size_t>(t)], "PUT", key, small, small.size());

@@ -297,7 +297,7 @@ int PostBatch(http::Client& client, const std::string& body, size_t events,
 }
 
 void PreloadLoop(const Plan& plan, Shared& shared, ThreadStats& ts) {
-  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   std::vector<ViewingEvent> events;
   std::string body;
   for (;;) {
@@ -315,7 +315,7 @@ void PreloadLoop(const Plan& plan, Shared& shared, ThreadStats& ts) {
 void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
                 SteadyClock::time_point end, Shared& shared, ThreadStats& ts) {
   if (plan.client_slice_us > 0) ThreadPool::SetCurrentThreadSlice(plan.client_slice_us);
-  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   std::vector<ViewingEvent> events;
   std::string body;
   const bool paced = plan.events_per_s > 0;
@@ -361,7 +361,7 @@ void WriterLoop(const Plan& plan, int index, SteadyClock::time_point start,
 void ReaderLoop(const Plan& plan, int index, SteadyClock::time_point start,
                 SteadyClock::time_point end, Shared& shared, ThreadStats& ts) {
   if (plan.client_slice_us > 0) ThreadPool::SetCurrentThreadSlice(plan.client_slice_us);
-  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   Rng rng(Mix64(plan.seed ^ (0x7EADE5ULL + static_cast<uint64_t>(index) * 0x9E37ULL)));
   const bool paced = plan.reads_per_s > 0;
   std::string target;
@@ -470,7 +470,7 @@ void PrintErrors(const OpReport& r, std::ostream& out) {
 
 // The server's strata_process_cpu_seconds_total, or -1.
 double ServerCpuSeconds(const Plan& plan) {
-  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   auto metrics = client.Request("GET", "/metrics");
   if (!metrics.ok() || !Ok(metrics->status)) return -1;
   constexpr std::string_view kName = "\nstrata_process_cpu_seconds_total ";
@@ -483,9 +483,9 @@ double ServerCpuSeconds(const Plan& plan) {
 // endpoint when the server has it (otherwise from metrics carrying record counts).
 void CollectServerStats(const Plan& plan, BenchReport* report) {
   report->server_stats_collected = true;
-  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   if (plan.compact_before_sizes) {
-    http::Client compactor(plan.endpoint.host, plan.endpoint.port, 600'000);
+    http::Client compactor = NewClient(plan.endpoint.host, plan.endpoint.port, 600'000);
     (void)compactor.Request("POST", "/v1/admin/compact", "");
   }
   std::map<std::string, double> disk_bytes;
@@ -808,7 +808,7 @@ void TimedPhase(const Plan& plan, Shared& shared, double duration_s, std::ostrea
 // ---- "tiers" mode -------------------------------------------------------------------------
 
 std::string GetBody(const Plan& plan, const char* method, const std::string& path) {
-  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   auto r = client.Request(method, path, "");
   return r.ok() && Ok(r->status) ? r->body : std::string();
 }
@@ -894,7 +894,7 @@ void LoadHistories(int connections, const Plan& plan, Shared& shared, uint64_t f
 // before each pass (but the first, unless drop_first). Prints one line.
 void SummaryMissReads(const Plan& plan, Shared& shared, uint64_t first_rank, uint64_t members,
                       int passes, bool drop_first, const std::string& what, std::ostream& out) {
-  http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+  http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   OpStats stats;
   uint64_t slowest = 0;
   int slowest_pass = 0;
@@ -972,7 +972,7 @@ void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, st
     std::vector<std::thread> readers;
     for (int i = 0; i < std::max(2, o.connections / 5); ++i) {
       readers.emplace_back([&, i] {
-        http::Client client(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
+        http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
         Rng rng(Mix64(o.seed ^ (0x3A3Aull + static_cast<uint64_t>(i))));
         while (SteadyClock::now() < stop) {
           const uint64_t member = shared.workload.SampleMember(rng);
@@ -1012,7 +1012,7 @@ void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, st
                 WallMillis() - kRecentAge - kDay, out);
   if (plan.settle_before_rotation) {
     const auto t0 = SteadyClock::now();
-    http::Client compactor(plan.endpoint.host, plan.endpoint.port, 600'000);
+    http::Client compactor = NewClient(plan.endpoint.host, plan.endpoint.port, 600'000);
     auto r = compactor.Request("POST", "/v1/admin/compact", "");
     out << "settle: compacted the server's tables in "
         << Fmt("%.1f", std::chrono::duration<double>(SteadyClock::now() - t0).count()) << " s"
@@ -1140,7 +1140,7 @@ absl::StatusOr<BenchReport> RunViewingBench(const ViewingBenchOptions& options, 
   report.pooled_reads = plan.pooled_reads;
 
   {
-    http::Client probe(plan.endpoint.host, plan.endpoint.port, 5000);
+    http::Client probe = NewClient(plan.endpoint.host, plan.endpoint.port, 5000);
     auto health = probe.Request("GET", "/healthz");
     if (!health.ok()) {
       return absl::UnavailableError("cannot reach " + options.server + ": " +

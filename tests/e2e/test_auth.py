@@ -305,6 +305,33 @@ class AuthTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("backlog", out.stdout)
 
+    def test_demo_load_and_the_bench_send_the_key_from_the_environment(self):
+        url = "http://127.0.0.1:%d" % self.server.port
+        env = dict(os.environ)
+        env.pop("STRATA_API_KEY", None)
+        demo = [STRATA, "demo", "load", "--members", "2", "--server", url]
+        out = subprocess.run(demo, capture_output=True, text=True, timeout=60, env=env)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("unauthorized", out.stdout + out.stderr)
+        env["STRATA_API_KEY"] = self.token("viewing:write")
+        out = subprocess.run(demo, capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn('"accepted"', out.stdout)
+        # A load generator: every request of the run carries the key (errors column 0).
+        env["STRATA_API_KEY"] = self.token("admin")
+        out = subprocess.run([STRATA, "bench", "objects", "--server", url, "--small-count", "20",
+                              "--small-bytes", "1024", "--large-count", "1", "--large-bytes",
+                              "100000", "--connections", "2", "--load-connections", "1"],
+                             capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        rows = [line.split() for line in out.stdout.splitlines()
+                if line.split()[:1] and line.split()[0] in ("put-small", "get-small",
+                                                            "delete-under-load")]
+        self.assertEqual(len(rows), 3, out.stdout)
+        for row in rows:
+            self.assertEqual(row[-1], "0", out.stdout)  # errors
+        self.assertIn("0 errors", out.stdout)
+
     @strata_e2e.embedded_only("RocksDB admits one process; RADOS is shared by design")
     def test_offline_key_commands_refuse_a_running_servers_directory(self):
         out = strata_key(self.tmp, "list")
