@@ -12,6 +12,8 @@
 #          Range headers, path segments) and the media and collector rows read from disk
 #   assets src/strata/assets/assets_fuzz.cc  asset rows, outbox rows, index keys (round trip
 #          and order), page cursors, where-conditions, asset ids, JSON payloads and schemas
+#   auth   src/strata/auth/auth_fuzz.cc      Authorization header values (Bearer, Basic and its
+#          base64), API key tokens, scope lists
 #
 # Usage: scripts/fuzz.sh TARGET [SECONDS] [extra libFuzzer flags...]   (SECONDS defaults to 60)
 #        STRATA_FUZZ_JOBS=N runs N fuzzing processes side by side (default 1).
@@ -24,6 +26,7 @@
 #   STRATA_CODEC_FUZZ_WRITE_SEEDS=tests/fuzz/codec_corpus build-fuzz/codec_fuzz
 #   STRATA_INPUT_FUZZ_WRITE_SEEDS=tests/fuzz/input_corpus build-fuzz/input_fuzz
 #   STRATA_ASSETS_FUZZ_WRITE_SEEDS=tests/fuzz/assets_corpus build-fuzz/assets_fuzz
+#   STRATA_AUTH_FUZZ_WRITE_SEEDS=tests/fuzz/auth_corpus build-fuzz/auth_fuzz
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -31,7 +34,7 @@ target="${1:-}"
 seconds="${2:-60}"
 if [[ $# -gt 2 ]]; then shift 2; else shift $#; fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
-  echo "usage: $0 codec|input|assets [SECONDS] [libFuzzer flags...]" >&2
+  echo "usage: $0 codec|input|assets|auth [SECONDS] [libFuzzer flags...]" >&2
   exit 2
 fi
 
@@ -57,8 +60,12 @@ case "$target" in
              src/strata/assets/assets_fuzz.cc)
     libs="$(pkg-config --libs absl_status absl_statusor simdjson)"
     ;;
+  auth)
+    sources=(src/strata/auth/api_key.cc src/strata/auth/auth_fuzz.cc)
+    libs="$(pkg-config --libs absl_status absl_statusor absl_strings libcrypto)"
+    ;;
   *)
-    echo "usage: $0 codec|input|assets [SECONDS] [libFuzzer flags...]" >&2
+    echo "usage: $0 codec|input|assets|auth [SECONDS] [libFuzzer flags...]" >&2
     exit 2
     ;;
 esac

@@ -16,4 +16,5 @@ ctest --test-dir build --output-on-failure -j "$(nproc)" ${CTEST_ARGS:-}
 bash scripts/fuzz.sh codec "${FUZZ_SECONDS:-60}" -seed="${FUZZ_SEED:-1}"
 bash scripts/fuzz.sh input "${FUZZ_SECONDS:-60}" -seed="${FUZZ_SEED:-1}"
 bash scripts/fuzz.sh assets "${FUZZ_SECONDS:-60}" -seed="${FUZZ_SEED:-1}"
+bash scripts/fuzz.sh auth "${FUZZ_SECONDS:-60}" -seed="${FUZZ_SEED:-1}"
 echo "test.sh: all tests passed in $(( $(date +%s) - start )) s"
