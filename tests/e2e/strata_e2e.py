@@ -97,7 +97,7 @@ class ServerProcess:
     The server's output goes to DATA_DIR/server.log. Test files subclass it with their own
     request helpers."""
 
-    def __init__(self, strata, data_dir, extra=(), env=None, log_level="warn"):
+    def __init__(self, strata, data_dir, extra=(), env=None, log_level="warn", preexec_fn=None):
         self.data_dir = data_dir
         self.port = free_port()
         self.log = open(os.path.join(data_dir, "server.log"), "ab")
@@ -105,7 +105,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [strata, "serve", "--data-dir", os.path.join(data_dir, "d"), "--port", str(self.port),
              "--log-level", log_level, *backend_args, *extra],
-            stdout=self.log, stderr=self.log, env=env)
+            stdout=self.log, stderr=self.log, env=env, preexec_fn=preexec_fn)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
