@@ -51,6 +51,7 @@ struct BenchArgs {
   bench::GcBenchOptions gc;
   bench::ObjectBenchOptions objects;
   bench::AssetBenchOptions assets;
+  bench::ConnectionsBenchOptions connections;
 };
 
 void AddServerOption(CLI::App* cmd, std::string* server_url) {
@@ -955,6 +956,48 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
   bench_assets->add_option("--client-slice-us", ab.client_slice_us,
                            "Time slice of the bench's connection threads (0 = kernel default)")
       ->capture_default_str();
+
+  bench::ConnectionsBenchOptions& cb = a->connections;
+  CLI::App* bench_conn = bench->add_subcommand(
+      "connections",
+      "A normal client's p99 with and without idle and slow-drip connections "
+      "(bench/connections_bench.h; starts its own server unless --server is given)");
+  bench_conn->add_option("--server", cb.server, "A running server's URL (default: start one)");
+  bench_conn->add_option("--idle", cb.idle_connections, "Idle connections of the loaded phase")
+      ->capture_default_str();
+  bench_conn->add_option("--slow", cb.slow_connections, "Slow-drip uploads of the loaded phase")
+      ->capture_default_str();
+  bench_conn->add_option("--slow-upload-bytes", cb.slow_upload_bytes,
+                         "Content-Length each slow upload announces")
+      ->capture_default_str();
+  bench_conn->add_option("--drip-interval-ms", cb.drip_interval_ms,
+                         "One byte per slow upload every this many ms")
+      ->capture_default_str();
+  bench_conn->add_option("--requests", cb.requests, "Normal client's GETs per phase")
+      ->capture_default_str();
+  bench_conn->add_option("--rate", cb.rate, "Normal client's GETs per second (open loop)")
+      ->capture_default_str();
+  bench_conn->add_option("--client-connections", cb.client_connections,
+                         "Normal client's keep-alive connections")
+      ->capture_default_str();
+  bench_conn->add_option("--warmup-requests", cb.warmup_requests,
+                         "Untimed GETs per client connection before each phase")
+      ->capture_default_str();
+  bench_conn->add_option("--object-bytes", cb.object_bytes, "Size of the object the client reads")
+      ->capture_default_str();
+  bench_conn->add_option("--runs", cb.runs, "Runs, each a quiet and a loaded phase")
+      ->capture_default_str();
+  bench_conn->add_option("--settle", cb.settle_s, "Seconds between opening the crowd and measuring")
+      ->capture_default_str();
+  bench_conn->add_option("--strata-arg", cb.strata_args,
+                         "Extra argument of the started `strata serve` (repeatable)");
+  bench_conn->add_option("--work-dir", cb.work_dir,
+                         "Parent of the started server's data directory (default $TMPDIR or /tmp)");
+  bench_conn->add_flag("--keep-dirs", cb.keep_dirs, "Keep the started server's data directory");
+  bench_conn->add_option("--client-slice-us", cb.client_slice_us,
+                         "Time slice of the client's threads (0 = kernel default)")
+      ->capture_default_str();
+  commands->push_back({bench_conn, [a] { return BenchConnections(a->connections); }});
 
   commands->push_back({bench_assets, [a] { return BenchAssets(a->assets); }});
   commands->push_back({bench_gc, [a] { return BenchGc(a->gc); }});

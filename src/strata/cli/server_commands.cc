@@ -135,6 +135,15 @@ int BenchAssets(const bench::AssetBenchOptions& options) {
   return report->passed ? 0 : 1;
 }
 
+int BenchConnections(const bench::ConnectionsBenchOptions& options) {
+  auto report = bench::RunConnectionsBench(options, std::cout);
+  if (!report.ok()) {
+    std::cerr << "strata bench connections: " << report.status().ToString() << "\n";
+    return 1;
+  }
+  return report->passed ? 0 : 1;
+}
+
 int BenchGc(const bench::GcBenchOptions& options) {
   auto report = bench::RunGcBench(options, std::cout);
   if (!report.ok()) {

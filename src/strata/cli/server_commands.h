@@ -7,6 +7,7 @@
 #include <string>
 
 #include "bench/asset_bench.h"
+#include "bench/connections_bench.h"
 #include "bench/compare_bench.h"
 #include "bench/gc_bench.h"
 #include "bench/object_bench.h"
@@ -40,5 +41,9 @@ int BenchObjects(const bench::ObjectBenchOptions& options);
 // `strata bench assets`: the asset service against PostgreSQL (bench/asset_bench.h); 0 only
 // if every system ran without errors and paged every asset it created.
 int BenchAssets(const bench::AssetBenchOptions& options);
+// `strata bench connections`: a normal client's p99 with and without a crowd of idle and
+// slow-drip connections (bench/connections_bench.h); 0 when every GET succeeded and the crowd
+// stayed open (the goal's verdict is printed, not the exit code: the figures are noisy).
+int BenchConnections(const bench::ConnectionsBenchOptions& options);
 
 }  // namespace strata::cli
