@@ -12,8 +12,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -133,6 +136,7 @@ class SlowCrowd {
   ~SlowCrowd() { Stop(); }
 
   absl::Status Start() {
+    if (o_.slow_connections == 0) return absl::OkStatus();  // no crowd, no thread
     slots_.resize(static_cast<size_t>(o_.slow_connections));
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (!Reopen(i)) {
@@ -338,11 +342,15 @@ class Server {
   std::unique_ptr<ChildProcess> child_;
 };
 
+std::vector<std::pair<double, uint64_t>> ScrapeObjectGets(const Server& server,
+                                                          const ConnectionsBenchOptions& o);
+
 // Runs the normal client with CPU accounting around it.
 ConnectionsPhase MeasurePhase(const std::string& name, const Server& server,
                               const ConnectionsBenchOptions& o) {
   ConnectionsPhase phase;
   phase.name = name;
+  const auto gets0 = ScrapeObjectGets(server, o);
   const MachineCpu machine0 = MachineCpuSeconds();
   const double self0 = SelfCpuSeconds();
   const absl::StatusOr<double> server0 =
@@ -354,26 +362,43 @@ ConnectionsPhase MeasurePhase(const std::string& name, const Server& server,
     absl::StatusOr<double> server1 = ProcessTreeCpuSeconds(server.pid());
     if (server0.ok() && server1.ok()) phase.server_cpu_s = *server1 - *server0;
     phase.server_fds = OpenDescriptors(server.pid());
+    absl::StatusOr<uint64_t> pss = ProcessTreePssBytes(server.pid());
+    if (pss.ok()) phase.server_pss_bytes = static_cast<int64_t>(*pss);
   }
   phase.other_cpu_s = std::max(0.0, (machine1.busy - machine0.busy) - phase.bench_cpu_s -
                                         std::max(0.0, phase.server_cpu_s));
   phase.client = MakeOpReport(name, r.stats, r.seconds);
+  // Includes the warm-up GETs: the same requests, a few percent more of them.
+  phase.server_p99_ms = internal::QuantileMs(gets0, ScrapeObjectGets(server, o), 0.99);
   phase.late = r.late;
   phase.unsent = r.unsent;
   phase.seconds = r.seconds;
   return phase;
 }
 
+std::vector<std::pair<double, uint64_t>> ScrapeObjectGets(const Server& server,
+                                                          const ConnectionsBenchOptions& o) {
+  http::Client c = NewClient(server.endpoint().host, server.endpoint().port, o.timeout_ms);
+  auto r = c.Request("GET", "/metrics");
+  if (!r.ok() || r->status != 200) return {};
+  return internal::ObjectGetBuckets(r->body);
+}
+
 void PrintPhase(const ConnectionsPhase& p, std::ostream& out) {
   out << "  " << p.name << (p.name.size() < 6 ? std::string(6 - p.name.size(), ' ') : "")
       << "  p50 " << Fmt("%6.2f", p.client.p50_ms) << "  p99 " << Fmt("%6.2f", p.client.p99_ms)
       << "  p99.9 " << Fmt("%6.2f", p.client.p999_ms) << "  max " << Fmt("%7.2f", p.client.max_ms)
-      << " ms;  " << p.client.count << " GETs, " << p.client.errors << " errors, " << p.late
+      << " ms (server side p99 "
+      << (p.server_p99_ms < 0 ? std::string("-") : Fmt("%.2f", p.server_p99_ms)) << ");  "
+      << p.client.count << " GETs, " << p.client.errors << " errors, " << p.late
       << " late, " << p.unsent << " unsent;  CPU s: server "
       << (p.server_cpu_s < 0 ? std::string("-") : Fmt("%.2f", p.server_cpu_s)) << ", bench "
       << Fmt("%.2f", p.bench_cpu_s) << ", other " << Fmt("%.2f", p.other_cpu_s) << " ("
       << Fmt("%.0f", p.seconds > 0 ? 100 * p.other_cpu_s / p.seconds : 0) << "% of a core)";
   if (p.server_fds >= 0) out << ";  server fds " << p.server_fds;
+  if (p.server_pss_bytes >= 0) {
+    out << ", PSS " << MiB(static_cast<uint64_t>(p.server_pss_bytes)) << " MiB";
+  }
   if (p.name == "loaded") {
     out << ";  idle open " << p.idle_open << ", slow cuts " << p.slow_cuts << ", slow bytes "
         << p.slow_bytes;
@@ -382,6 +407,59 @@ void PrintPhase(const ConnectionsPhase& p, std::ostream& out) {
 }
 
 }  // namespace
+
+namespace internal {
+
+std::vector<std::pair<double, uint64_t>> ObjectGetBuckets(std::string_view metrics) {
+  constexpr std::string_view kPrefix =
+      "strata_http_request_seconds_bucket{route=\"/v1/buckets/{bucket}/objects/{key}\","
+      "method=\"GET\",le=\"";
+  std::vector<std::pair<double, uint64_t>> out;
+  for (size_t pos = 0; pos < metrics.size();) {
+    size_t end = metrics.find('\n', pos);
+    if (end == std::string_view::npos) end = metrics.size();
+    const std::string_view line = metrics.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.substr(0, kPrefix.size()) != kPrefix) continue;
+    const std::string_view rest = line.substr(kPrefix.size());
+    const size_t quote = rest.find('"');
+    const size_t space = rest.rfind(' ');
+    if (quote == std::string_view::npos || space == std::string_view::npos) continue;
+    const std::string le(rest.substr(0, quote));
+    const double bound = le == "+Inf" ? std::numeric_limits<double>::infinity()
+                                      : std::strtod(le.c_str(), nullptr);
+    out.emplace_back(bound,
+                     std::strtoull(std::string(rest.substr(space + 1)).c_str(), nullptr, 10));
+  }
+  return out;
+}
+
+double QuantileMs(const std::vector<std::pair<double, uint64_t>>& before,
+                  const std::vector<std::pair<double, uint64_t>>& after, double q) {
+  if (after.empty() || (!before.empty() && before.size() != after.size())) return -1;
+  auto count = [&](size_t i) {
+    return after[i].second - (before.empty() ? 0 : std::min(before[i].second, after[i].second));
+  };
+  const uint64_t total = count(after.size() - 1);
+  if (total == 0) return -1;
+  const double rank = q * static_cast<double>(total);
+  uint64_t below = 0;
+  double lower = 0;
+  for (size_t i = 0; i < after.size(); ++i) {
+    const uint64_t at = count(i);
+    if (static_cast<double>(at) >= rank) {
+      if (std::isinf(after[i].first)) return lower * 1000;
+      const double in_bucket = static_cast<double>(at - below);
+      const double frac = in_bucket > 0 ? (rank - static_cast<double>(below)) / in_bucket : 1;
+      return (lower + frac * (after[i].first - lower)) * 1000;
+    }
+    below = at;
+    lower = after[i].first;
+  }
+  return lower * 1000;
+}
+
+}  // namespace internal
 
 absl::StatusOr<ConnectionsReport> RunConnectionsBench(const ConnectionsBenchOptions& o,
                                                       std::ostream& out) {

@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -73,6 +75,7 @@ struct ConnectionsBenchOptions {
 struct ConnectionsPhase {
   std::string name;  // "quiet" or "loaded"
   OpReport client;   // the normal client's GETs
+  double server_p99_ms = -1;  // the same GETs' p99 in the server (/metrics; -1 if unknown)
   uint64_t late = 0;     // sent more than kLateAfter after their due time
   uint64_t unsent = 0;   // fell due but the phase ended first
   double seconds = 0;    // of the measured part
@@ -86,6 +89,7 @@ struct ConnectionsPhase {
   double bench_cpu_s = 0;
   double other_cpu_s = 0;
   int64_t server_fds = -1;  // open descriptors of the started server at the end (-1: unknown)
+  int64_t server_pss_bytes = -1;  // the started server's PSS at the end (-1: unknown)
 };
 
 struct ConnectionsRun {
@@ -104,5 +108,17 @@ struct ConnectionsReport {
 
 absl::StatusOr<ConnectionsReport> RunConnectionsBench(const ConnectionsBenchOptions& options,
                                                       std::ostream& out);
+
+namespace internal {
+
+// The cumulative buckets of strata_http_request_seconds for object GETs in a /metrics text:
+// (upper bound in seconds, +inf for the last; count at or below it), in the text's order.
+std::vector<std::pair<double, uint64_t>> ObjectGetBuckets(std::string_view metrics);
+// The q-quantile, in ms, of the requests counted between two such scrapes, interpolated
+// linearly inside its bucket (the last, open bucket counts as its lower bound); -1 when none.
+double QuantileMs(const std::vector<std::pair<double, uint64_t>>& before,
+                  const std::vector<std::pair<double, uint64_t>>& after, double q);
+
+}  // namespace internal
 
 }  // namespace strata::bench
