@@ -118,9 +118,10 @@ struct StreamingRoute {
   std::function<StreamStart(const Request&)> open;
 };
 
-// The largest ServerOptions::max_header_bytes: Beast stores a header field's length in 16 bits
-// and throws for a longer one.
-inline constexpr size_t kMaxHeaderBytes = 65535;
+// The largest ServerOptions::max_header_bytes, 64 KiB: Beast keeps a header field's length in
+// 16 bits and throws for a value of 65534 bytes or more; within 64 KiB of header, less the
+// request line and the field's own name and delimiters, no value gets there.
+inline constexpr size_t kMaxHeaderBytes = 65536;
 
 struct ServerOptions {
   // IP address to listen on (IPv4 or IPv6 literal). Default "127.0.0.1" (loopback only).
