@@ -175,8 +175,7 @@ class SlowCrowd {
                              std::to_string(i) + "-" + std::to_string(s.upload++) +
                              " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) + "\r\n" +
                              auth_line_ + "Content-Type: application/octet-stream\r\n" +
-                             "Content-Length: " + std::to_string(o_.slow_upload_bytes) +
-                             "\r\n\r\n";
+                             "Content-Length: " + std::to_string(o_.slow_upload_bytes) + "\r\n\r\n";
     return ::send(s.fd, head.data(), head.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(head.size());
   }
@@ -293,8 +292,8 @@ class Server {
     endpoint_ = http::Endpoint{"127.0.0.1", static_cast<uint16_t>(port)};
     const std::string log = dir_->path() + "/server.log";
     ChildSpec spec;
-    spec.argv = {o_.strata_binary, "serve",      "--data-dir",  dir_->path() + "/d",
-                 "--port",         std::to_string(port), "--log-level", "warn"};
+    spec.argv = {o_.strata_binary,     "serve",       "--data-dir", dir_->path() + "/d", "--port",
+                 std::to_string(port), "--log-level", "warn"};
     const bool has_limit = std::find(o_.strata_args.begin(), o_.strata_args.end(),
                                      "--max-connections") != o_.strata_args.end();
     if (!has_limit) {
@@ -365,8 +364,8 @@ ConnectionsPhase MeasurePhase(const std::string& name, const Server& server,
     absl::StatusOr<uint64_t> pss = ProcessTreePssBytes(server.pid());
     if (pss.ok()) phase.server_pss_bytes = static_cast<int64_t>(*pss);
   }
-  phase.other_cpu_s = std::max(0.0, (machine1.busy - machine0.busy) - phase.bench_cpu_s -
-                                        std::max(0.0, phase.server_cpu_s));
+  phase.other_cpu_s = std::max(
+      0.0, (machine1.busy - machine0.busy) - phase.bench_cpu_s - std::max(0.0, phase.server_cpu_s));
   phase.client = MakeOpReport(name, r.stats, r.seconds);
   // Includes the warm-up GETs: the same requests, a few percent more of them.
   phase.server_p99_ms = internal::QuantileMs(gets0, ScrapeObjectGets(server, o), 0.99);
@@ -390,8 +389,8 @@ void PrintPhase(const ConnectionsPhase& p, std::ostream& out) {
       << "  p99.9 " << Fmt("%6.2f", p.client.p999_ms) << "  max " << Fmt("%7.2f", p.client.max_ms)
       << " ms (server side p99 "
       << (p.server_p99_ms < 0 ? std::string("-") : Fmt("%.2f", p.server_p99_ms)) << ");  "
-      << p.client.count << " GETs, " << p.client.errors << " errors, " << p.late
-      << " late, " << p.unsent << " unsent;  CPU s: server "
+      << p.client.count << " GETs, " << p.client.errors << " errors, " << p.late << " late, "
+      << p.unsent << " unsent;  CPU s: server "
       << (p.server_cpu_s < 0 ? std::string("-") : Fmt("%.2f", p.server_cpu_s)) << ", bench "
       << Fmt("%.2f", p.bench_cpu_s) << ", other " << Fmt("%.2f", p.other_cpu_s) << " ("
       << Fmt("%.0f", p.seconds > 0 ? 100 * p.other_cpu_s / p.seconds : 0) << "% of a core)";
@@ -426,8 +425,8 @@ std::vector<std::pair<double, uint64_t>> ObjectGetBuckets(std::string_view metri
     const size_t space = rest.rfind(' ');
     if (quote == std::string_view::npos || space == std::string_view::npos) continue;
     const std::string le(rest.substr(0, quote));
-    const double bound = le == "+Inf" ? std::numeric_limits<double>::infinity()
-                                      : std::strtod(le.c_str(), nullptr);
+    const double bound =
+        le == "+Inf" ? std::numeric_limits<double>::infinity() : std::strtod(le.c_str(), nullptr);
     out.emplace_back(bound,
                      std::strtoull(std::string(rest.substr(space + 1)).c_str(), nullptr, 10));
   }
@@ -470,8 +469,8 @@ absl::StatusOr<ConnectionsReport> RunConnectionsBench(const ConnectionsBenchOpti
         "not negative, the drip interval at least 1 ms");
   }
   const uint64_t fd_limit = RaiseOwnFileLimit();
-  const uint64_t needed = static_cast<uint64_t>(o.idle_connections) + o.slow_connections +
-                          o.client_connections + 64;
+  const uint64_t needed =
+      static_cast<uint64_t>(o.idle_connections) + o.slow_connections + o.client_connections + 64;
   if (fd_limit < needed) {
     return absl::FailedPreconditionError(
         "the bench's open-file limit is " + std::to_string(fd_limit) + ", it needs about " +
@@ -481,8 +480,8 @@ absl::StatusOr<ConnectionsReport> RunConnectionsBench(const ConnectionsBenchOpti
   STRATA_RETURN_IF_ERROR(server.Start(out));
   out << "command: " << CommandLine() << "\n"
       << "machine: " << Machine(server.dir()) << "\n"
-      << "client: " << o.requests << " GETs of a " << o.object_bytes << "-byte object at "
-      << o.rate << "/s per phase, open loop on " << o.client_connections
+      << "client: " << o.requests << " GETs of a " << o.object_bytes << "-byte object at " << o.rate
+      << "/s per phase, open loop on " << o.client_connections
       << " keep-alive connections (latency from the intended send time), after "
       << o.warmup_requests << " untimed GETs each\n"
       << "loaded: + " << o.idle_connections << " idle connections (never send a byte) + "
@@ -523,9 +522,9 @@ absl::StatusOr<ConnectionsReport> RunConnectionsBench(const ConnectionsBenchOpti
       slow.Stop();
       idle.Close();
     }
-    result.p99_ratio =
-        result.quiet.client.p99_ms > 0 ? result.loaded.client.p99_ms / result.quiet.client.p99_ms
-                                       : 0;
+    result.p99_ratio = result.quiet.client.p99_ms > 0
+                           ? result.loaded.client.p99_ms / result.quiet.client.p99_ms
+                           : 0;
     out << "run " << run + 1 << ":\n";
     PrintPhase(result.quiet, out);
     PrintPhase(result.loaded, out);
@@ -545,8 +544,8 @@ absl::StatusOr<ConnectionsReport> RunConnectionsBench(const ConnectionsBenchOpti
   report.median_ratio = ratios[ratios.size() / 2];
   report.goal_met = report.median_ratio <= o.goal_ratio;
   report.passed = !errors && crowd_ok;
-  out << "median p99 ratio over " << report.runs.size() << " runs: "
-      << Fmt("%.2f", report.median_ratio) << " (goal <= " << Fmt("%.1f", o.goal_ratio)
+  out << "median p99 ratio over " << report.runs.size()
+      << " runs: " << Fmt("%.2f", report.median_ratio) << " (goal <= " << Fmt("%.1f", o.goal_ratio)
       << "): " << (report.goal_met ? "met" : "NOT met") << "\n";
   if (!crowd_ok) out << "WARNING: idle connections were closed by the server during a phase\n";
   for (const ConnectionsRun& r : report.runs) {

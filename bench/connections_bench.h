@@ -73,22 +73,22 @@ struct ConnectionsBenchOptions {
 };
 
 struct ConnectionsPhase {
-  std::string name;  // "quiet" or "loaded"
-  OpReport client;   // the normal client's GETs
+  std::string name;           // "quiet" or "loaded"
+  OpReport client;            // the normal client's GETs
   double server_p99_ms = -1;  // the same GETs' p99 in the server (/metrics; -1 if unknown)
-  uint64_t late = 0;     // sent more than kLateAfter after their due time
-  uint64_t unsent = 0;   // fell due but the phase ended first
-  double seconds = 0;    // of the measured part
-  int idle_open = 0;     // idle connections still open at the end (loaded)
-  uint64_t slow_cuts = 0;  // slow uploads the server ended (answered or closed) meanwhile
-  uint64_t slow_bytes = 0;  // bytes the slow uploads dripped meanwhile
+  uint64_t late = 0;          // sent more than kLateAfter after their due time
+  uint64_t unsent = 0;        // fell due but the phase ended first
+  double seconds = 0;         // of the measured part
+  int idle_open = 0;          // idle connections still open at the end (loaded)
+  uint64_t slow_cuts = 0;     // slow uploads the server ended (answered or closed) meanwhile
+  uint64_t slow_bytes = 0;    // bytes the slow uploads dripped meanwhile
   // CPU seconds over the measured part: the server's process tree (-1 when not started
   // here), the bench, and everything else on the machine (other processes, kernel threads,
   // interrupts).
   double server_cpu_s = -1;
   double bench_cpu_s = 0;
   double other_cpu_s = 0;
-  int64_t server_fds = -1;  // open descriptors of the started server at the end (-1: unknown)
+  int64_t server_fds = -1;        // open descriptors of the started server at the end (-1: unknown)
   int64_t server_pss_bytes = -1;  // the started server's PSS at the end (-1: unknown)
 };
 

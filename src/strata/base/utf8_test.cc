@@ -17,11 +17,11 @@ TEST(Utf8Test, SequenceLengths) {
 }
 
 TEST(Utf8Test, WhatIsNotUtf8) {
-  for (std::string bad : {std::string("\x80"), std::string("\xbf"), std::string("\xff"),
-                          std::string("\xf8\x88\x80\x80\x80"), std::string("\xc3"),
-                          std::string("\xe2\x82"), std::string("\xc0\xaf"),
-                          std::string("\xe0\x80\xaf"), std::string("\xed\xa0\x80"),
-                          std::string("\xf4\x90\x80\x80"), std::string("\xc3\x28")}) {
+  for (std::string bad :
+       {std::string("\x80"), std::string("\xbf"), std::string("\xff"),
+        std::string("\xf8\x88\x80\x80\x80"), std::string("\xc3"), std::string("\xe2\x82"),
+        std::string("\xc0\xaf"), std::string("\xe0\x80\xaf"), std::string("\xed\xa0\x80"),
+        std::string("\xf4\x90\x80\x80"), std::string("\xc3\x28")}) {
     EXPECT_EQ(Utf8SequenceLength(bad, 0), 0u) << bad.size();
     EXPECT_FALSE(IsValidUtf8(bad));
   }

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "bench/asset_bench.h"
-#include "bench/connections_bench.h"
 #include "bench/compare_bench.h"
+#include "bench/connections_bench.h"
 #include "bench/gc_bench.h"
 #include "bench/object_bench.h"
 #include "bench/viewing_bench.h"

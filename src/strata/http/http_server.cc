@@ -457,8 +457,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (fields == 0) return false;
     const auto field = header[bhttp::field::transfer_encoding];
     std::string_view value(field.data(), field.size());
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    const size_t first = value.find_first_not_of(" \t");
+    value = first == std::string_view::npos
+                ? std::string_view()
+                : value.substr(first, value.find_last_not_of(" \t") - first + 1);
     if (fields == 1 && header.version() >= 11 && internal::EqualsIgnoreCase(value, "chunked")) {
       return false;
     }
@@ -470,9 +472,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       SendErrorAndClose(501, "not_implemented",
                         "transfer-encoding: only chunked is supported, got '" + shown + "'");
     } else {
-      SendErrorAndClose(400, "bad_request",
-                        "transfer-encoding: a request's codings must be one chunked, got '" +
-                            shown + "'");
+      SendErrorAndClose(
+          400, "bad_request",
+          "transfer-encoding: a request's codings must be one chunked, got '" + shown + "'");
     }
     return true;
   }
@@ -1120,8 +1122,8 @@ class Server::Impl {
             ioc_->run();
             return;
           } catch (const std::exception& e) {
-            STRATA_LOG_ERROR("http: a connection failed with an exception and was closed",
-                             "what", e.what());
+            STRATA_LOG_ERROR("http: a connection failed with an exception and was closed", "what",
+                             e.what());
           }
         }
       });

@@ -654,9 +654,10 @@ TEST_F(HttpDeferTest, StopWaitsForOutstandingReplies) {
 // take the whole process down (std::terminate). It costs only its own connection now.
 TEST_F(HttpTest, ATrailerFieldOver64KiBDropsOnlyItsConnection) {
   StartServer();
-  const std::string request = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "2\r\nab\r\n0\r\nX-Trailer: " +
-                              std::string(70'000, 't') + "\r\n\r\n";
+  const std::string request =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "2\r\nab\r\n0\r\nX-Trailer: " +
+      std::string(70'000, 't') + "\r\n\r\n";
   for (int i = 0; i < 3; ++i) {  // every io thread survives, not just the first
     int fd = RawConnect(port());
     ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),

@@ -132,8 +132,8 @@ std::optional<http::Response> Api::Authorize(const http::Request& request,
   // proxy in front may check the last, this server read the first).
   if (std::count_if(request.headers.begin(), request.headers.end(),
                     [](const auto& h) { return h.first == "authorization"; }) > 1) {
-    return Json(400, ErrorBody("invalid_argument",
-                               "authorization: more than one Authorization header"));
+    return Json(400,
+                ErrorBody("invalid_argument", "authorization: more than one Authorization header"));
   }
   absl::StatusOr<std::optional<std::string>> token =
       auth::TokenFromAuthorization(request.Header("authorization"), access.allow_basic);

@@ -33,8 +33,8 @@ http::Response MethodNotAllowed(std::string_view method) {
   // Methods are tokens (the parser refuses other bytes) of any length: the message shows 32.
   std::string shown(method.substr(0, 32));
   if (method.size() > 32) shown += "...";
-  return Json(405, ErrorBody("method_not_allowed",
-                             "method: " + shown + " is not allowed on this path"));
+  return Json(405,
+              ErrorBody("method_not_allowed", "method: " + shown + " is not allowed on this path"));
 }
 
 bool ParseUint(std::string_view s, uint64_t* out) {
@@ -134,9 +134,9 @@ std::optional<http::Response> Api::CheckOrigin(const http::Request& request) con
   const size_t hosts = std::count_if(request.headers.begin(), request.headers.end(),
                                      [](const auto& h) { return h.first == "host"; });
   if (hosts > 1) {
-    return http::Response{400, "application/json",
-                          http::JsonErrorBody("invalid_argument",
-                                              "host: more than one Host header")};
+    return http::Response{
+        400, "application/json",
+        http::JsonErrorBody("invalid_argument", "host: more than one Host header")};
   }
   if (allowed_hosts_.empty()) return std::nullopt;
   if (hosts == 0) {
@@ -178,9 +178,9 @@ http::Response Api::Handle(const http::Request& request) {
   if (request.path.empty() || request.path.front() != '/') {
     // "healthz" was served as "/healthz", "http://other.example/v1/..." answered as a path of
     // this server: only origin-form targets ("/v1/...") are routed.
-    refused = Json(400, ErrorBody("invalid_argument",
-                                  "path: the request target must start with '/', got '" +
-                                      request.path.substr(0, 64) + "'"));
+    refused = Json(
+        400, ErrorBody("invalid_argument", "path: the request target must start with '/', got '" +
+                                               request.path.substr(0, 64) + "'"));
   } else {
     refused = CheckOrigin(request);
   }

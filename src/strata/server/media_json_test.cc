@@ -174,8 +174,7 @@ TEST_F(MediaApiTest, TargetsAndMethods) {
   EXPECT_EQ(Call("HEAD", "/healthz").status, 200);
   http::Response r = Call("PATCH", "/v1/buckets/clips");
   EXPECT_EQ(r.status, 405);
-  EXPECT_NE(r.body.find("method: PATCH is not allowed on this path"), std::string::npos)
-      << r.body;
+  EXPECT_NE(r.body.find("method: PATCH is not allowed on this path"), std::string::npos) << r.body;
   r = Call(std::string(100, 'X'), "/v1/viewing/events");
   EXPECT_NE(r.body.find("method: " + std::string(32, 'X') + "... is not allowed"),
             std::string::npos)
@@ -206,7 +205,8 @@ TEST_F(MediaApiTest, RoutesAndErrors) {
                 std::string::npos,
             true);
   EXPECT_EQ(Call("GET", "/v1/buckets/clips/objects?meta.a=1&meta.b=2").status, 400);
-  for (const char* query : {"limit=%2010", "limit=%2B10", "limit=-0", "prefix=%FF", "after=a%C0%AF"}) {
+  for (const char* query :
+       {"limit=%2010", "limit=%2B10", "limit=-0", "prefix=%FF", "after=a%C0%AF"}) {
     r = Call("GET", std::string("/v1/buckets/clips/objects?") + query);
     EXPECT_EQ(r.status, 400) << query << ": " << r.body;
     EXPECT_NE(r.body.find(std::string(query).substr(0, std::string(query).find('=')) + ": "),

@@ -69,8 +69,8 @@ TEST(ViewingJson, GarbageBodiesAreErrorsNamingTheBody) {
 TEST(ViewingJson, NothingMayFollowTheBatch) {
   const std::string event =
       R"({"member":1,"kind":"play","title":7,"session":"s","started_at":1000,"event_time":2000})";
-  for (const std::string& body : std::vector<std::string>{
-           "[] []", "[] x", "[" + event + "] [" + event + "]", "[]]"}) {
+  for (const std::string& body :
+       std::vector<std::string>{"[] []", "[] x", "[" + event + "] [" + event + "]", "[]]"}) {
     auto parsed = ParseViewingEvents(body);
     EXPECT_TRUE(absl::IsInvalidArgument(parsed.status())) << body;
     EXPECT_EQ(std::string(parsed.status().message()).rfind("body:", 0), 0u) << parsed.status();
