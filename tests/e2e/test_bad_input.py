@@ -401,34 +401,42 @@ class BadInputCorpusTest(unittest.TestCase):
         for f in sorted(cls.flags_available):
             flags += OPTIONAL_FLAGS[f]
         cls.server = Server(STRATA, cls.tmp, flags)
-        port = cls.server.port
-        token = admin["token"]
-        now = int(time.time() * 1000)
-        cls.fx.values = {
-            "TOKEN_ADMIN": token, "TOKEN_READER": reader["token"],
-            "TOKEN_REVOKED": revoked["token"], "KEY_ID": admin["id"],
-            "HOST": "127.0.0.1:%d" % port, "NOW": now, "PAST": now - 3_600_000,
-            "FUTURE": now + 86_400_000,
-            # Same shape as a real token, wrong secret; and an id no key has.
-            "TOKEN_WRONG_SECRET": token[:-8] + ("0" * 8 if token[-8:] != "0" * 8 else "1" * 8),
-            "TOKEN_UNKNOWN_ID": "strata_" + "0" * 16 + "_" + "a" * 64,
-        }
-        # Fixtures the cases refer to.
-        srv = cls.server
-        assert srv.call("PUT", "/v1/buckets/media", {}, token).status == 200
-        put = srv.call("PUT", "/v1/buckets/media/objects/obj.bin", FIXTURE_OBJECT, token)
-        assert put.status == 200, put.body
-        put = srv.call("PUT", "/v1/buckets/media/objects/big.bin", b"b" * BIG_OBJECT_BYTES, token)
-        assert put.status == 200, put.body
-        assert srv.call("PUT", "/v1/asset-types/video", VIDEO_TYPE, token).status == 200
-        created = srv.call("POST", "/v1/assets/video", {"show_id": 1, "format": "hd"}, token)
-        assert created.status == 201, created.body
-        cls.fx.values["ASSET"] = json.loads(created.body)["id"]
-        job = srv.call("POST", "/v1/reprocess/jobs",
-                       {"type": "video", "processor": {"kind": "set", "path": "/title",
-                                                       "value": "x"}}, token)
-        assert job.status == 201, job.body
-        cls.fx.values["JOB"] = json.loads(job.body)["id"]
+        try:
+            port = cls.server.port
+            token = admin["token"]
+            now = int(time.time() * 1000)
+            cls.fx.values = {
+                "TOKEN_ADMIN": token, "TOKEN_READER": reader["token"],
+                "TOKEN_REVOKED": revoked["token"], "KEY_ID": admin["id"],
+                "HOST": "127.0.0.1:%d" % port, "NOW": now, "PAST": now - 3_600_000,
+                "FUTURE": now + 86_400_000,
+                # Same shape as a real token, wrong secret; and an id no key has.
+                "TOKEN_WRONG_SECRET":
+                    token[:-8] + ("0" * 8 if token[-8:] != "0" * 8 else "1" * 8),
+                "TOKEN_UNKNOWN_ID": "strata_" + "0" * 16 + "_" + "a" * 64,
+            }
+            # Fixtures the cases refer to.
+            srv = cls.server
+            assert srv.call("PUT", "/v1/buckets/media", {}, token).status == 200
+            put = srv.call("PUT", "/v1/buckets/media/objects/obj.bin", FIXTURE_OBJECT, token)
+            assert put.status == 200, put.body
+            put = srv.call("PUT", "/v1/buckets/media/objects/big.bin", b"b" * BIG_OBJECT_BYTES,
+                           token)
+            assert put.status == 200, put.body
+            assert srv.call("PUT", "/v1/asset-types/video", VIDEO_TYPE, token).status == 200
+            created = srv.call("POST", "/v1/assets/video", {"show_id": 1, "format": "hd"}, token)
+            assert created.status == 201, created.body
+            cls.fx.values["ASSET"] = json.loads(created.body)["id"]
+            job = srv.call("POST", "/v1/reprocess/jobs",
+                           {"type": "video", "processor": {"kind": "set", "path": "/title",
+                                                           "value": "x"}}, token)
+            assert job.status == 201, job.body
+            cls.fx.values["JOB"] = json.loads(job.body)["id"]
+        except BaseException:
+            # tearDownClass does not run when setUpClass fails: no server may outlive it.
+            cls.server.stop()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def tearDownClass(cls):

@@ -86,7 +86,10 @@ class ConnectionsTest(unittest.TestCase):
         if cls.min_rate:
             extra += ["--min-upload-bytes-per-second", "1024", "--upload-rate-window-ms", "1000"]
         cls.server = Server(cls.tmp, extra)
-        assert cls.server.request("PUT", "/v1/buckets/conn", b"{}")[0] == 200
+        if cls.server.request("PUT", "/v1/buckets/conn", b"{}")[0] != 200:
+            cls.server.stop()  # tearDownClass does not run when setUpClass fails
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise RuntimeError("could not create the bucket")
 
     @classmethod
     def tearDownClass(cls):
