@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -215,8 +216,7 @@ void ChildProcess::Kill() {
   // exiting, holding what a restart needs (PostgreSQL refuses to start while a killed
   // backend is still attached to the old shared memory): wait for them, a bounded while.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (GroupHasMembers(pid_, /*live_only=*/true) &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (GroupHasMembers(pid_, /*live_only=*/true) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
@@ -270,6 +270,69 @@ absl::StatusOr<double> ProcessTreeCpuSeconds(pid_t root) {
     if (fields >> utime >> stime >> cutime >> cstime) ticks += utime + stime + cutime + cstime;
   }
   return static_cast<double>(ticks) / ticks_per_s;
+}
+
+namespace {
+
+// The first line of /proc/PID/cmdline with NULs as spaces ("" when gone).
+std::string CommandLine(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (char& ch : s) {
+    if (ch == '\0') ch = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+// What a process does, from its command line: "postgres: checkpointer", and every
+// connection backend ("postgres: USER DB 127.0.0.1(PORT) STATE") as "postgres: backend".
+std::string ProcessRole(pid_t pid, const std::string& thread_name) {
+  const std::string cmd = CommandLine(pid);
+  if (cmd.rfind("postgres: ", 0) != 0) return thread_name;
+  if (cmd.find("127.0.0.1") != std::string::npos || cmd.find("[local]") != std::string::npos) {
+    return "postgres: backend";
+  }
+  return cmd;
+}
+
+std::string ThreadName(pid_t pid, const std::string& tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + tid + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+}  // namespace
+
+std::map<std::string, double> ThreadCpuSecondsByRole(pid_t root) {
+  std::map<std::string, double> out;
+  const double ticks_per_s = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (pid_t pid : Tree(root)) {
+    const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code ec;
+    std::vector<std::string> tids;
+    for (const auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
+      tids.push_back(entry.path().filename().string());
+    }
+    for (const std::string& tid : tids) {
+      std::ifstream in(task_dir + "/" + tid + "/stat");
+      std::string line;
+      if (!std::getline(in, line)) continue;
+      const size_t close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream fields(line.substr(close + 2));
+      std::string skip;
+      for (int i = 3; i < 14 && (fields >> skip); ++i) {
+      }
+      uint64_t utime = 0, stime = 0;
+      if (!(fields >> utime >> stime)) continue;
+      std::string role = ThreadName(pid, tid);
+      if (tids.size() == 1) role = ProcessRole(pid, role);
+      out[role] += static_cast<double>(utime + stime) / ticks_per_s;
+    }
+  }
+  return out;
 }
 
 MachineCpu MachineCpuSeconds() {

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -84,6 +85,12 @@ absl::StatusOr<uint64_t> ProcessTreePssBytes(pid_t root);
 // User + system CPU seconds of `root` and its live descendants, including the children
 // they have reaped (PostgreSQL's finished backends). NotFound when `root` is gone.
 absl::StatusOr<double> ProcessTreeCpuSeconds(pid_t root);
+// User + system CPU seconds of every live thread of `root` and its descendants, summed by
+// role: the thread's name (Strata names its threads: strata-io, strata-ingest, rocksdb:low,
+// ...), or for a single-threaded process its command line's role (PostgreSQL's
+// "postgres: checkpointer"; its connection backends as "postgres: backend"). Threads that
+// have exited are missing, so take differences over a phase. Empty when `root` is gone.
+std::map<std::string, double> ThreadCpuSecondsByRole(pid_t root);
 
 // CPU seconds since boot: the whole machine busy (user, nice, system, irq, softirq, steal
 // from /proc/stat), of which interrupts (irq, softirq) and kernel threads (children of

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -74,6 +75,27 @@ TEST_F(ChildProcessTest, StopsOnSignalAndLogsOutput) {
   EXPECT_LT(SecondsSince(t0), 5);
   EXPECT_FALSE((*child)->Running());
   EXPECT_EQ(ProcessTreePssBytes((*child)->pid()).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ChildProcessTest, ThreadCpuByRoleNamesBusyThreads) {
+  // A process that burns 0.4 s of CPU in a thread it names, and then sleeps in it.
+  auto child = ChildProcess::Start(
+      Shell("exec python3 -c 'import ctypes,threading,time\n"
+            "def spin():\n"
+            "    ctypes.CDLL(None).prctl(15, b\"busy-role\", 0, 0, 0)\n"
+            "    while time.thread_time() < 0.4: pass\n"
+            "    time.sleep(30)\n"
+            "threading.Thread(target=spin, daemon=True).start(); time.sleep(30)'",
+            log_));
+  ASSERT_TRUE(child.ok()) << child.status();
+  std::map<std::string, double> roles;
+  for (int i = 0; i < 1000 && roles["busy-role"] < 0.3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    roles = ThreadCpuSecondsByRole((*child)->pid());
+  }
+  EXPECT_GE(roles["busy-role"], 0.3);
+  EXPECT_TRUE((*child)->Stop(SIGKILL, 10).ok());
+  EXPECT_TRUE(ThreadCpuSecondsByRole((*child)->pid()).empty());
 }
 
 TEST_F(ChildProcessTest, KillReachesWhatTheChildForkedAndStopFallsBackToIt) {

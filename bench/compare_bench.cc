@@ -18,10 +18,12 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 #include "bench/child_process.h"
 #include "bench/compare_bench_internal.h"
@@ -550,6 +552,7 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
   std::vector<uint64_t> late_reads(readers.size(), 0), unsent_reads(readers.size(), 0);
   std::vector<uint64_t> rows(readers.size(), 0);
   const CpuSnapshot cpu0 = TakeCpu(sys);
+  const std::map<std::string, double> roles0 = ThreadCpuSecondsByRole(sys.pid());
   const auto start = SteadyClock::now() + std::chrono::milliseconds(20);
   const auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
                                std::chrono::duration<double>(o.phase2_s));
@@ -602,6 +605,13 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
   run->phase2_bench_cpu_s = cpu.bench;
   run->phase2_kernel_cpu_s = cpu.kernel;
   run->phase2_others_cpu_s = cpu.others;
+  for (const auto& [role, seconds] : ThreadCpuSecondsByRole(sys.pid())) {
+    const auto before = roles0.find(role);
+    const double used = seconds - (before == roles0.end() ? 0.0 : before->second);
+    if (used > 0) run->phase2_cpu_by_role.emplace_back(role, used);
+  }
+  std::sort(run->phase2_cpu_by_role.begin(), run->phase2_cpu_by_role.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
   OpStats ws, rs;
   for (auto& s : write_stats) ws.Merge(s);
   for (auto& s : read_stats) rs.Merge(s);
@@ -707,6 +717,15 @@ SystemRun RunSystem(System& sys, const Workload& w, const CompareOptions& o, std
       << Describe(PhaseCpu{run.phase2_cpu_s, run.phase2_bench_cpu_s, run.phase2_kernel_cpu_s,
                            run.phase2_others_cpu_s})
       << "\n";
+  if (!run.phase2_cpu_by_role.empty()) {
+    // Threads that exited during the phase are missing; the largest roles are what matters.
+    out << name << ": phase 2: server CPU by thread, % of a core:";
+    for (size_t i = 0; i < run.phase2_cpu_by_role.size() && i < 10; ++i) {
+      out << (i == 0 ? " " : ", ") << run.phase2_cpu_by_role[i].first << " "
+          << Fmt("%.0f", 100 * run.phase2_cpu_by_role[i].second / run.phase2_s) << "%";
+    }
+    out << "\n";
+  }
   for (const auto* conns : {&*writers, &*readers}) {
     const std::string e = FirstError(*conns);
     if (!e.empty() && run.write_batch.errors + run.read.errors > 0) {
@@ -853,7 +872,8 @@ absl::StatusOr<CompareReport> RunCompareBench(const CompareOptions& options, std
       }
     }
   }
-  STRATA_ASSIGN_OR_RETURN(auto dir, WorkDir::Create(options.work_dir, options.keep_dirs, "strata-compare"));
+  STRATA_ASSIGN_OR_RETURN(auto dir,
+                          WorkDir::Create(options.work_dir, options.keep_dirs, "strata-compare"));
   out << "strata bench viewing --mode compare: Strata vs "
       << (options.peer == "postgres" ? "PostgreSQL 15" : "nothing (--peer none)") << "\n"
       << "command: " << CommandLine() << "\n"

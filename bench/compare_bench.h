@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -142,6 +143,8 @@ struct SystemRun {
   double phase2_bench_cpu_s = 0;
   double phase2_kernel_cpu_s = 0;
   double phase2_others_cpu_s = -1;
+  // The server's phase-2 CPU seconds by thread role (ThreadCpuSecondsByRole), largest first.
+  std::vector<std::pair<std::string, double>> phase2_cpu_by_role;
   OpReport write_batch;
   OpReport read;
   double rows_per_read = 0;
