@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import unittest
 
 STRATA = None
@@ -50,7 +49,8 @@ class CompareModeTest(unittest.TestCase):
     def test_strata_and_postgres_side_by_side(self):
         if not os.path.exists("/usr/lib/postgresql/15/bin/postgres"):
             self.fail("PostgreSQL 15 is not installed: run scripts/install-deps.sh")
-        t0 = time.time()
+        # The subprocess timeout bounds the run; its duration is not asserted (a loaded CI
+        # machine is slower, and a benchmark's speed is judged by the bench, not a test).
         out = subprocess.run(
             [STRATA, "bench", "viewing", "--mode", "compare", "--members", "500",
              "--events", "50000", "--duration", "3", "--idle", "2", "--oracle-members", "100",
@@ -58,7 +58,6 @@ class CompareModeTest(unittest.TestCase):
             capture_output=True, text=True, timeout=180)
         text = out.stdout
         self.assertEqual(out.returncode, 0, text + out.stderr)
-        self.assertLess(time.time() - t0, 120, "the scaled-down run should stay short")
 
         self.assertRegex(text, r"(?m)^command: .*--mode compare")
         self.assertRegex(text, r"(?m)^machine: nproc \d+, memory [\d.]+ GiB, kernel ")
