@@ -1249,10 +1249,9 @@ class Server::Impl {
   void DoAccept(Listener* l) {
     // The next connection's context, in turn.
     net::io_context& ioc = *iocs_[next_context_.fetch_add(1) % iocs_.size()];
-    l->acceptor.async_accept(net::make_strand(ioc),
-                             [this, l](error_code ec, tcp::socket socket) {
-                               OnAccept(l, ec, std::move(socket));
-                             });
+    l->acceptor.async_accept(net::make_strand(ioc), [this, l](error_code ec, tcp::socket socket) {
+      OnAccept(l, ec, std::move(socket));
+    });
   }
 
   void OnAccept(Listener* l, error_code ec, tcp::socket socket) {
