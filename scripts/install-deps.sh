@@ -9,6 +9,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev
   libabsl-dev libspdlog-dev libfmt-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  rapidjson-dev prometheus-cpp-dev  # only strata_library_bench (bench/library_choice_bench.cc)
   libmemcached-dev memcached
   # The distributed deployment (issue 12) and its throwaway test cluster (scripts/cluster.sh):
   ceph-mon ceph-osd radosgw ceph-common librados-dev libradospp-dev uuid-runtime
