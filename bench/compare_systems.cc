@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -146,6 +147,27 @@ class StrataSystem final : public System {
           std::pair{" WAL", "strata_rocksdb_wal_bytes"},
           std::pair{" compaction pending", "strata_rocksdb_pending_compaction_bytes"}}) {
       if (auto v = MetricSum(r->body, name)) line += std::string(label) + " " + MiB(*v) + " MiB";
+    }
+    // Where the disk is: each table's bytes (strata_table_disk_bytes: SSTs and memtables),
+    // largest first.
+    {
+      constexpr std::string_view kPrefix = "strata_table_disk_bytes{table=\"";
+      std::vector<std::pair<double, std::string>> tables;
+      for (size_t at = r->body.find(kPrefix); at != std::string::npos;
+           at = r->body.find(kPrefix, at + 1)) {
+        if (at > 0 && r->body[at - 1] != '\n') continue;
+        const size_t name_end = r->body.find('"', at + kPrefix.size());
+        const size_t line_end = r->body.find('\n', at);
+        if (name_end == std::string::npos || name_end + 3 > line_end) continue;
+        tables.emplace_back(
+            std::strtod(r->body.substr(name_end + 3, line_end - name_end - 3).c_str(), nullptr),
+            r->body.substr(at + kPrefix.size(), name_end - at - kPrefix.size()));
+      }
+      std::sort(tables.rbegin(), tables.rend());
+      if (!tables.empty()) line += "; MiB by table:";
+      for (size_t i = 0; i < tables.size() && i < 8; ++i) {
+        line += (i == 0 ? " " : ", ") + tables[i].second + " " + MiB(tables[i].first);
+      }
     }
     // The server's own time for the history reads (handler start to answer, every read so
     // far, warm-ups included): a slow read the server answered fast waited before it ran
