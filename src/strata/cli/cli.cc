@@ -350,6 +350,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "bytes")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  serve->add_option("--gc-orphan-blob-scan", c->gc_orphan_blob_scan,
+                    "Each GC run lists the blob store and deletes blobs no row names that are "
+                    "older than --gc-orphan-age-ms")
+      ->capture_default_str();
   serve->add_option("--gc-max-pending-compaction-bytes", c->gc_max_pending_compaction_bytes,
                     "Back off above this RocksDB compaction debt")
       ->capture_default_str();

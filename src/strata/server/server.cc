@@ -402,6 +402,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.on_scheduled_run = [audit = audit.get()](const absl::StatusOr<gc::RunRecord>& run) {
     AuditScheduledRun(audit, "gc.run", run);
   };
+  gc_options.scan_orphan_blobs = config.gc_orphan_blob_scan;
   gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gc::Collector> gc_collector,
                           gc::Collector::Open(rows, queue, media.get(), &gc_task,

@@ -91,6 +91,9 @@ struct ServerConfig {
   // Upload rows older than this are abandoned uploads (a crash or a dropped stream between
   // the bytes and the metadata): the GC deletes their bytes. Default one day.
   Millis gc_orphan_age_ms = 86'400'000;
+  // Each GC run also lists the blob store and deletes the blobs no row names that are older
+  // than gc_orphan_age_ms (bytes whose upload row a power loss took). Default true.
+  bool gc_orphan_blob_scan = true;
   uint64_t gc_max_pending_compaction_bytes = uint64_t{256} << 20;
   // Export each run's snapshot as NDJSON under <data_dir>/lifecycle-export. Default true.
   bool gc_export = true;
