@@ -357,6 +357,14 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--gc-max-pending-compaction-bytes", c->gc_max_pending_compaction_bytes,
                     "Back off above this RocksDB compaction debt")
       ->capture_default_str();
+  serve->add_option("--scrub-rate-bytes", c->scrub_rate_bytes,
+                    "Read every object back and check its stored checksums at most this many "
+                    "bytes per second (0 = no scrub)")
+      ->capture_default_str();
+  serve->add_option("--scrub-interval-ms", c->scrub_interval_ms,
+                    "A scrub pass starts this long after the previous one started")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   serve->add_option("--gc-export", c->gc_export,
                     "Export each run's snapshot as NDJSON under <data-dir>/lifecycle-export")
       ->capture_default_str();

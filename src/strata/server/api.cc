@@ -357,6 +357,10 @@ http::Response Api::Route(const http::Request& request, const auth::Principal& w
       if (method != "POST") return method_not_allowed();
       return Backup(request);
     }
+    if (parts.size() == 3 && parts[1] == "admin" &&
+        (parts[2] == "scrub" || parts[2] == "scrub:run")) {
+      return RouteScrub(request, parts[2] == "scrub:run", route);
+    }
     if (parts.size() == 3 && parts[1] == "admin" && parts[2] == "compact") {
       *route = "/v1/admin/compact";
       if (method == "GET") return CompactStatus();

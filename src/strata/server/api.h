@@ -22,6 +22,7 @@
 #include "strata/auth/key_store.h"
 #include "strata/gc/collector.h"
 #include "strata/reprocess/job_runner.h"
+#include "strata/scrub/scrubber.h"
 #include "strata/http/http_server.h"
 #include "strata/media/media_service.h"
 #include "strata/server/access.h"
@@ -97,6 +98,12 @@ class Api {
   void SetAssets(assets::AssetService* assets) { assets_ = assets; }
   // The job runner behind /v1/reprocess/... (null: 404). Call before serving.
   void SetReprocess(reprocess::JobRunner* runner) { reprocess_ = runner; }
+  // The scrub behind /v1/admin/scrub (null: 404), and its rate (0: passes cannot run, so
+  // POST /v1/admin/scrub:run answers 409). Call before serving.
+  void SetScrub(scrub::Scrubber* scrub, uint64_t rate_bytes_per_s) {
+    scrub_ = scrub;
+    scrub_rate_bytes_per_s_ = rate_bytes_per_s;
+  }
   // The names (host names or IP literals, no port) a request's Host may carry; also what a
   // state-changing request's Origin must name. Others get 421 (Host: DNS rebinding) or 403
   // (Origin: cross-site requests from a browser). Empty = any (the default, for tests that
@@ -175,6 +182,8 @@ class Api {
                                 const std::vector<std::string_view>& parts, std::string* route);
   http::Response RouteLifecycle(const http::Request& request,
                                 const std::vector<std::string_view>& parts, std::string* route);
+  // GET /v1/admin/scrub, or POST /v1/admin/scrub:run when `run` (scrub_api.cc).
+  http::Response RouteScrub(const http::Request& request, bool run, std::string* route);
 
   viewing::ViewingService* viewing_;
   media::MediaService* media_;
@@ -209,6 +218,8 @@ class Api {
   gc::Collector* archive_ = nullptr;
   assets::AssetService* assets_ = nullptr;
   reprocess::JobRunner* reprocess_ = nullptr;
+  scrub::Scrubber* scrub_ = nullptr;
+  uint64_t scrub_rate_bytes_per_s_ = 0;
   std::vector<std::string> allowed_hosts_;
   AccessControl access_;
   // Full compactions (POST /v1/admin/compact) run one at a time on their own thread, never

@@ -27,6 +27,7 @@
 #include "strata/gc/collector.h"
 #include "strata/media/media_service.h"
 #include "strata/reprocess/job_runner.h"
+#include "strata/scrub/scrubber.h"
 #include "strata/server/access.h"
 #include "strata/server/api.h"
 #include "strata/server/backends.h"
@@ -426,11 +427,19 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   }
   STRATA_RETURN_IF_ERROR(gc_collector->Start());
   if (archive_collector) STRATA_RETURN_IF_ERROR(archive_collector->Start());
+  scrub::ScrubOptions scrub_options;
+  scrub_options.rate_bytes_per_s = config.scrub_rate_bytes;
+  scrub_options.interval_ms = config.scrub_interval_ms;
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<scrub::Scrubber> scrubber,
+                          scrub::Scrubber::Open(rows, media.get(), SystemClock::Default(),
+                                                metrics, scrub_options));
+  STRATA_RETURN_IF_ERROR(scrubber->Start());
 
   Api api(viewing.get(), media.get(), metrics, std::move(admin));
   api.SetLifecycle(gc_collector.get(), archive_collector.get());
   api.SetAssets(asset_service.get());
   api.SetReprocess(job_runner.get());
+  api.SetScrub(scrubber.get(), config.scrub_rate_bytes);
   api.SetAllowedHosts(AllowedHosts(config));
   api.SetAccessControl({&authenticator, keys.get(), audit.get()});
   http::ServerOptions http_options = config.http;
@@ -478,6 +487,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   }
   STRATA_LOG_INFO("strata stopping");
   http_server.Stop();
+  scrubber.reset();
   archive_collector.reset();
   gc_collector.reset();
   viewing.reset();
