@@ -38,6 +38,7 @@ struct MemberArgs {
 struct ServerArgs {
   std::string server_url = "http://127.0.0.1:8080";
   std::string backup_name, backup_dir, restore_data_dir;  // strata backup ...
+  bool scrub_run = false;                                  // strata admin scrub --run
 };
 struct DemoArgs {
   std::string server_url = "http://127.0.0.1:8080";
@@ -483,6 +484,11 @@ void AddAdminCommands(CLI::App& app, ServerArgs* a, Commands* commands) {
       "drop-caches", "Empty the viewing history and summary caches (cold-read measurements)");
   AddServerOption(drop_caches, &a->server_url);
   commands->push_back({drop_caches, [a] { return AdminDropCaches(a->server_url); }});
+  CLI::App* scrub = admin->add_subcommand(
+      "scrub", "The scrub's report: passes, position, objects found damaged");
+  scrub->add_flag("--run", a->scrub_run, "Start a scrub pass now (409 while one runs)");
+  AddServerOption(scrub, &a->server_url);
+  commands->push_back({scrub, [a] { return AdminScrub(a->server_url, a->scrub_run); }});
 }
 
 // API keys, offline on the store (the server stopped, on the embedded deployment).

@@ -26,6 +26,11 @@ int AdminCompact(const std::string& server_url) {
   return Call(server_url, "POST", "/v1/admin/compact");
 }
 
+int AdminScrub(const std::string& server_url, bool run) {
+  if (run) return Call(server_url, "POST", "/v1/admin/scrub:run");
+  return Call(server_url, "GET", "/v1/admin/scrub");
+}
+
 int BackupCreate(const std::string& server_url, const std::string& name) {
   std::string encoded;
   for (char c : name) {

@@ -22,6 +22,8 @@ int RunServe(const server::ServerConfig& config);
 // `strata admin compact` (blocks until every table is compacted) and `drop-caches`.
 int AdminCompact(const std::string& server_url);
 int AdminDropCaches(const std::string& server_url);
+// `strata admin scrub [--run]`: the scrub's report (GET /v1/admin/scrub), or start a pass.
+int AdminScrub(const std::string& server_url, bool run);
 
 // `strata backup create NAME`: an online backup into the server's <data-dir>/backups/NAME.
 int BackupCreate(const std::string& server_url, const std::string& name);
