@@ -236,6 +236,9 @@ absl::StatusOr<size_t> Scrubber::StepImpl(size_t max_objects, bool throttled) {
     scan.start = "o";
     if (bucket == from_bucket && !from_key.empty()) scan.start += from_key + '\0';
     scan.end = "p";
+    // A page no larger than what this step may handle: the next step scans on from the
+    // position anyway.
+    scan.limit = std::clamp<size_t>(max_objects + 1, 1, store::kMaxPageRows);
     std::string last_key;
     do {
       STRATA_ASSIGN_OR_RETURN(store::ScanPage page, media_->objects_table()->Scan(bucket, scan));
