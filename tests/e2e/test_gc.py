@@ -285,6 +285,12 @@ class GcTest(unittest.TestCase):
         self.assertIn("collected an orphan blob", log)
         self.assertIn(old, log)
         self.assertNotIn(young, log)
+        status, audit = self.server.json("GET", "/v1/admin/audit?limit=100")
+        self.assertEqual(status, 200, audit)
+        orphan_records = [r for r in audit["records"] if r["action"] == "gc.orphan_blob"]
+        self.assertEqual([(r["key"], r["target"], r["result"]) for r in orphan_records],
+                         [("collector", old, "ok")], audit)
+        self.assertIn("run %d" % run["id"], orphan_records[0]["detail"])
 
     def test_sweep_resumes_after_sigkill(self):
         # A slow sweep (5 items/s), killed mid-way; after the restart it resumes and finishes.

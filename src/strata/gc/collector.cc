@@ -359,9 +359,9 @@ void Collector::ScanOrphans(const ReferencedBlobs* referenced) {
   hooks.collected = [this, &run](const CollectedOrphan& c) {
     orphan_blobs_total_->Inc();
     orphan_blob_bytes_total_->Inc(c.size);
-    // The audit of this hard delete: one log line per blob, and the day's totals (reason
-    // "orphan_blob", so GET /v1/gc/stats and the dashboard count the bytes freed). The audit
-    // log of issue 13 will take its record here (options_.orphan_audit).
+    // The audit of this hard delete: one log line per blob, the day's totals (reason
+    // "orphan_blob", so GET /v1/gc/stats and the dashboard count the bytes freed), and the
+    // server's audit log (options_.orphan_audit).
     STRATA_LOG_WARN("gc: collected an orphan blob (no row named it)", "task", task_->name(),
                     "run", run.id, "blob", c.blob, "bucket", c.name.bucket, "key", c.name.key,
                     "generation", c.name.generation, "bytes", c.size, "age_ms", c.age_ms,

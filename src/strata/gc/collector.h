@@ -85,9 +85,9 @@ struct CollectorOptions {
   // row names and collect those older than the task's orphan age (orphan_scan.h; docs/gc.md,
   // "Orphan blobs"). Default true.
   bool scan_orphan_blobs = true;
-  // Called for each orphan blob collected, after the delete (run id, what was deleted): where
-  // the audit log records the hard delete. May be null (the log line and the day totals
-  // remain).
+  // Called for each orphan blob collected, after the delete (run id, what was deleted): the
+  // server writes its audit record (gc.orphan_blob). May be null (the log line and the day
+  // totals remain).
   std::function<void(uint64_t run_id, const CollectedOrphan&)> orphan_audit;
   ThrottleOptions throttle;
   // Sampled every control step to drive the throttle; nullptr = no signal (the rate then

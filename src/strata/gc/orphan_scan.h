@@ -97,8 +97,8 @@ struct OrphanScanHooks {
   // check (the collector passes its sweep throttle). false = stop now (the scan answers
   // Cancelled). Required.
   std::function<bool()> acquire;
-  // After each orphan is deleted. The collector logs it, counts it and -- once the audit log
-  // of issue 13 exists -- writes its audit record here. May be null.
+  // After each orphan is deleted. The collector logs it, counts it and has its audit record
+  // written (CollectorOptions::orphan_audit). May be null.
   std::function<void(const CollectedOrphan&)> collected;
   // After each page, with the counts so far. May be null.
   std::function<void(const OrphanScanCounts&)> progress;

@@ -77,6 +77,7 @@ TEST(ClassifyRequestTest, AdminActionsAndHardDeletesAreAudited) {
       {{"POST", "/v1/archive/runs"}, "archive.run"},
       {{"POST", "/v1/admin/backup"}, "admin.backup"},
       {{"POST", "/v1/admin/compact"}, "admin.compact"},
+      {{"POST", "/v1/admin/scrub:run"}, "admin.scrub"},
       {{"POST", "/v1/admin/viewing/caches:drop"}, "admin.caches_drop"},
       {{"POST", "/v1/admin/viewing/rotation:sweep"}, "admin.rotation_sweep"},
       {{"POST", "/v1/admin/keys"}, "key.create"},

@@ -198,6 +198,20 @@ absl::Status CheckExposure(const ServerConfig& config, auth::KeyStore* keys) {
       "), or pass --insecure-no-auth to serve unauthenticated anyway");
 }
 
+// Audits a blob the GC's orphan scan deleted: a hard delete that no request asked for (the
+// run that made it names its key, or "scheduler", in its own gc.run record).
+void AuditOrphanBlob(auth::AuditLog* audit, uint64_t run_id, const gc::CollectedOrphan& orphan) {
+  auth::AuditRecord r;
+  r.key = "collector";
+  r.action = "gc.orphan_blob";
+  r.target = orphan.blob;
+  r.result = "ok";
+  r.detail = "run " + std::to_string(run_id) + ": no row named it; " +
+             std::to_string(orphan.size) + " bytes, " + std::to_string(orphan.age_ms / 1000) +
+             " s old";
+  (void)audit->Append(std::move(r));  // a failure is logged and counted by Append
+}
+
 // Audits a run the daily schedule started: it has no key behind it.
 void AuditScheduledRun(auth::AuditLog* audit, const std::string& action,
                        const absl::StatusOr<gc::RunRecord>& run) {
@@ -404,6 +418,10 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
     AuditScheduledRun(audit, "gc.run", run);
   };
   gc_options.scan_orphan_blobs = config.gc_orphan_blob_scan;
+  gc_options.orphan_audit = [audit = audit.get()](uint64_t run_id,
+                                                  const gc::CollectedOrphan& orphan) {
+    AuditOrphanBlob(audit, run_id, orphan);
+  };
   gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gc::Collector> gc_collector,
                           gc::Collector::Open(rows, queue, media.get(), &gc_task,
