@@ -10,8 +10,7 @@
 
 namespace strata::blob::testing {
 
-BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name,
-                                                        BlobStoreFactory factory,
+BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name, BlobStoreFactory factory,
                                                         BlobStoreTraits traits) {
   return BlobStoreConformanceParam{std::move(name), std::move(factory), traits};
 }
@@ -194,9 +193,8 @@ TEST_P(BlobStoreConformanceTest, PagesWalkNestedNamesInOrderWhateverTheSize) {
   // Names that are prefixes of others, siblings that sort between a directory-like name and
   // its children ('!' < '/' < 'b'), and several levels: every page size must give the same
   // sorted sequence, resuming exactly after each page's last name.
-  std::vector<std::string> names = {"w/a",     "w/a/b",   "w/a/b/c", "w/a!",  "w/a-b/x",
-                                    "w/a/b!",  "w/a/bb",  "w/b",     "w/a/a", "w/a0/z/y",
-                                    "w/a/b/c/d", "w/ab"};
+  std::vector<std::string> names = {"w/a",    "w/a/b", "w/a/b/c", "w/a!",     "w/a-b/x",   "w/a/b!",
+                                    "w/a/bb", "w/b",   "w/a/a",   "w/a0/z/y", "w/a/b/c/d", "w/ab"};
   for (const std::string& n : names) ASSERT_TRUE(store_->Put(n, n).ok()) << n;
   std::sort(names.begin(), names.end());
   for (size_t limit : {size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{100}}) {

@@ -37,8 +37,7 @@ struct BlobStoreConformanceParam {
 };
 
 // Defined beside the tests, so using it pulls the suite's registrations out of the library.
-BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name,
-                                                        BlobStoreFactory factory,
+BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name, BlobStoreFactory factory,
                                                         BlobStoreTraits traits = {});
 
 class BlobStoreConformanceTest : public ::testing::TestWithParam<BlobStoreConformanceParam> {
@@ -52,16 +51,16 @@ class BlobStoreConformanceTest : public ::testing::TestWithParam<BlobStoreConfor
 
 }  // namespace strata::blob::testing
 
-#define INSTANTIATE_BLOB_STORE_CONFORMANCE(prefix, ...)                                    \
-  INSTANTIATE_BLOB_STORE_CONFORMANCE_WITH_TRAITS(prefix, ::strata::blob::testing::BlobStoreTraits{}, \
-                                                 __VA_ARGS__)
+#define INSTANTIATE_BLOB_STORE_CONFORMANCE(prefix, ...) \
+  INSTANTIATE_BLOB_STORE_CONFORMANCE_WITH_TRAITS(       \
+      prefix, ::strata::blob::testing::BlobStoreTraits{}, __VA_ARGS__)
 
 // The same for a store that leaves out what BlobStoreTraits allows.
-#define INSTANTIATE_BLOB_STORE_CONFORMANCE_WITH_TRAITS(prefix, traits, ...)                \
-  using ::strata::blob::testing::BlobStoreConformanceTest;                                 \
-  INSTANTIATE_TEST_SUITE_P(                                                                \
-      prefix, BlobStoreConformanceTest,                                                    \
-      ::testing::Values(::strata::blob::testing::MakeBlobStoreConformanceParam(            \
-          #prefix, (__VA_ARGS__), (traits))),                                              \
+#define INSTANTIATE_BLOB_STORE_CONFORMANCE_WITH_TRAITS(prefix, traits, ...)                  \
+  using ::strata::blob::testing::BlobStoreConformanceTest;                                   \
+  INSTANTIATE_TEST_SUITE_P(                                                                  \
+      prefix, BlobStoreConformanceTest,                                                      \
+      ::testing::Values(::strata::blob::testing::MakeBlobStoreConformanceParam(              \
+          #prefix, (__VA_ARGS__), (traits))),                                                \
       [](const ::testing::TestParamInfo<::strata::blob::testing::BlobStoreConformanceParam>& \
              info) { return info.param.name; })

@@ -38,7 +38,7 @@ struct MemberArgs {
 struct ServerArgs {
   std::string server_url = "http://127.0.0.1:8080";
   std::string backup_name, backup_dir, restore_data_dir;  // strata backup ...
-  bool scrub_run = false;                                  // strata admin scrub --run
+  bool scrub_run = false;                                 // strata admin scrub --run
 };
 struct DemoArgs {
   std::string server_url = "http://127.0.0.1:8080";

@@ -132,8 +132,8 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Open(
     c->orphan_blob_bytes_total_ = metrics->GetCounter(
         "strata_lifecycle_orphan_blob_bytes_total",
         "Bytes of the blobs counted in strata_lifecycle_orphan_blobs_total", labels);
-    c->blobs_listed_total_ = metrics->GetCounter(
-        "strata_lifecycle_blobs_listed_total", "Blobs listed by orphan scans", labels);
+    c->blobs_listed_total_ = metrics->GetCounter("strata_lifecycle_blobs_listed_total",
+                                                 "Blobs listed by orphan scans", labels);
   }
   Collector* self = c.get();
   metrics->AddGauge("strata_lifecycle_backlog", "Work items published but not yet processed",
@@ -362,8 +362,8 @@ void Collector::ScanOrphans(const ReferencedBlobs* referenced) {
     // The audit of this hard delete: one log line per blob, the day's totals (reason
     // "orphan_blob", so GET /v1/gc/stats and the dashboard count the bytes freed), and the
     // server's audit log (options_.orphan_audit).
-    STRATA_LOG_WARN("gc: collected an orphan blob (no row named it)", "task", task_->name(),
-                    "run", run.id, "blob", c.blob, "bucket", c.name.bucket, "key", c.name.key,
+    STRATA_LOG_WARN("gc: collected an orphan blob (no row named it)", "task", task_->name(), "run",
+                    run.id, "blob", c.blob, "bucket", c.name.bucket, "key", c.name.key,
                     "generation", c.name.generation, "bytes", c.size, "age_ms", c.age_ms,
                     "modified_ms", c.modified_ms);
     absl::Status s = RecordOrphanBlob(run.day, c);
@@ -388,12 +388,12 @@ void Collector::ScanOrphans(const ReferencedBlobs* referenced) {
     r.orphan_scan = OrphanScanState::kDone;
     r.errors += counts->errors;
     STRATA_LOG_INFO("gc: orphan scan done", "task", task_->name(), "run", r.id, "listed",
-                    counts->listed, "found", counts->found, "collected", counts->collected,
-                    "bytes", counts->collected_bytes, "young", counts->young, "errors",
-                    counts->errors, "dry_run", r.dry_run);
+                    counts->listed, "found", counts->found, "collected", counts->collected, "bytes",
+                    counts->collected_bytes, "young", counts->young, "errors", counts->errors,
+                    "dry_run", r.dry_run);
     if (counts->foreign > 0) {
-      STRATA_LOG_WARN("gc: the blob store holds names the media service does not make; left "
-                      "alone", "task", task_->name(), "run", r.id, "blobs", counts->foreign);
+      STRATA_LOG_WARN("gc: blobs named unlike media objects were left alone", "task", task_->name(),
+                      "run", r.id, "blobs", counts->foreign);
     }
   } else if (absl::IsCancelled(counts.status())) {
     r.orphan_scan = OrphanScanState::kInterrupted;

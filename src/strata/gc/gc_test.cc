@@ -949,8 +949,8 @@ void GcFixture::RunOrphanBlobs() {
   ASSERT_TRUE(blobs_->Put("elsewhere/not-a-media-name", "f").ok());
   clock_.Advance(grace + kHour);
   // Written just now (by its name) though its file is as old as the others.
-  const std::string young =
-      media::BlobName("hot", "media", "lost-young", static_cast<uint64_t>(clock_.NowMillis()) * 1000);
+  const std::string young = media::BlobName("hot", "media", "lost-young",
+                                            static_cast<uint64_t>(clock_.NowMillis()) * 1000);
   ASSERT_TRUE(blobs_->Put(young, "y").ok());
 
   auto forecast = collector_->RunAndWait({.dry_run = true}, 20'000);
@@ -1021,8 +1021,8 @@ TEST_F(GcFixture, TheOrphanScanCanBeTurnedOff) {
   scan_orphan_blobs_ = false;
   Open();
   clock_.Set(SystemClock::Default()->NowMillis());
-  const std::string lost = media::BlobName(
-      "hot", "media", "lost", static_cast<uint64_t>(clock_.NowMillis()) * 1000);
+  const std::string lost =
+      media::BlobName("hot", "media", "lost", static_cast<uint64_t>(clock_.NowMillis()) * 1000);
   ASSERT_TRUE(blobs_->Put(lost, "xx").ok());
   clock_.Advance(HardDeleteTask::kDefaultOrphanAgeMs + kHour);
   auto run = collector_->RunAndWait({}, 20'000);
@@ -1056,9 +1056,7 @@ TEST_F(GcFixture, AScanCutShortByARestartIsMarkedInterruptedAndTheRunFinishes) {
   EXPECT_EQ(done->blobs_listed, 1000u);
 }
 
-TEST_F(GcFixture, OrphanScanRacingWritersAndArchivalNeverDeletesNamedBytes) {
-  RunOrphanScanRace();
-}
+TEST_F(GcFixture, OrphanScanRacingWritersAndArchivalNeverDeletesNamedBytes) { RunOrphanScanRace(); }
 TEST_F(GcInlineFixture, OrphanScanRacingWritersAndArchivalNeverDeletesNamedBytes) {
   RunOrphanScanRace();
 }
@@ -1077,7 +1075,8 @@ void GcFixture::RunOrphanScanRace() {
     threads.emplace_back([&, t] {
       std::mt19937 rng(static_cast<unsigned>(t));
       for (int i = 0; !stop_writers.load(); ++i) {
-        const std::string key = "w" + std::to_string(t) + "-k" + std::to_string(rng() % kKeysPerWriter);
+        const std::string key =
+            "w" + std::to_string(t) + "-k" + std::to_string(rng() % kKeysPerWriter);
         // Inline-sized, one file, several parts.
         const size_t sizes[] = {5, 600, 9000};
         std::string value(sizes[rng() % 3], static_cast<char>('a' + i % 26));
@@ -1102,8 +1101,8 @@ void GcFixture::RunOrphanScanRace() {
   threads.emplace_back([&] {
     std::mt19937 rng(99);
     while (!stop.load()) {
-      const std::string key = "w" + std::to_string(rng() % kWriters) + "-k" +
-                              std::to_string(rng() % kKeysPerWriter);
+      const std::string key =
+          "w" + std::to_string(rng() % kWriters) + "-k" + std::to_string(rng() % kKeysPerWriter);
       auto head = media_->Head("media", key);
       if (!head.ok() || head->row.storage_class == "cold") continue;
       const media::ObjectRow& row = head->row;

@@ -69,8 +69,8 @@ absl::StatusOr<OrphanScanCounts> ScanOrphanBlobs(media::MediaService* media,
             media->BlobReferenced(name.bucket, name.key, name.generation, info.name);
         if (!named.ok()) {
           ++counts.errors;
-          STRATA_LOG_WARN("gc: orphan check failed (the next run tries again)", "blob",
-                          info.name, "error", named.status().ToString());
+          STRATA_LOG_WARN("gc: orphan check failed (the next run tries again)", "blob", info.name,
+                          "error", named.status().ToString());
           continue;
         }
         if (*named) continue;
@@ -96,7 +96,8 @@ absl::StatusOr<OrphanScanCounts> ScanOrphanBlobs(media::MediaService* media,
       ++counts.collected;
       counts.collected_bytes += info.size;
       if (hooks.collected) {
-        hooks.collected(CollectedOrphan{info.name, std::move(name), info.size, info.modified_ms, age});
+        hooks.collected(
+            CollectedOrphan{info.name, std::move(name), info.size, info.modified_ms, age});
       }
     }
     if (hooks.progress) hooks.progress(counts);

@@ -73,14 +73,14 @@ struct OrphanScanOptions {
 };
 
 struct OrphanScanCounts {
-  uint64_t listed = 0;           // blobs listed
-  uint64_t found = 0;            // no row names them and older than the grace
+  uint64_t listed = 0;  // blobs listed
+  uint64_t found = 0;   // no row names them and older than the grace
   uint64_t found_bytes = 0;
-  uint64_t collected = 0;        // of those, deleted (always 0 in a dry run)
+  uint64_t collected = 0;  // of those, deleted (always 0 in a dry run)
   uint64_t collected_bytes = 0;
-  uint64_t young = 0;            // no row names them but younger than the grace: left alone
-  uint64_t foreign = 0;          // names the media service does not make: left alone
-  uint64_t errors = 0;           // checks or deletes that failed (found again next run)
+  uint64_t young = 0;    // no row names them but younger than the grace: left alone
+  uint64_t foreign = 0;  // names the media service does not make: left alone
+  uint64_t errors = 0;   // checks or deletes that failed (found again next run)
 };
 
 // One collected orphan, for the log line and the audit hook.

@@ -184,9 +184,9 @@ absl::StatusOr<RunRecord> DecodeRunRecord(std::string_view in) {
     }
     r.orphan_scan = static_cast<OrphanScanState>(in[0]);
     in.remove_prefix(1);
-    for (uint64_t* v : {&r.blobs_listed, &r.orphan_blobs, &r.orphan_blob_bytes,
-                        &r.orphan_blobs_collected, &r.orphan_blob_bytes_collected,
-                        &r.orphan_blobs_young}) {
+    for (uint64_t* v :
+         {&r.blobs_listed, &r.orphan_blobs, &r.orphan_blob_bytes, &r.orphan_blobs_collected,
+          &r.orphan_blob_bytes_collected, &r.orphan_blobs_young}) {
       if (!coding::GetVarint64(&in, v)) return Corrupt("run record");
     }
   }

@@ -52,7 +52,7 @@ std::string_view RunStateName(RunState s);
 
 // The orphan-blob scan of a run (task gc; docs/gc.md, "Orphan blobs").
 enum class OrphanScanState : uint8_t {
-  kOff = 0,          // not part of this run (another task, the scan turned off, old records)
+  kOff = 0,  // not part of this run (another task, the scan turned off, old records)
   kRunning = 1,
   kDone = 2,
   kInterrupted = 3,  // the server stopped or restarted during it; the next run scans again

@@ -548,8 +548,7 @@ absl::StatusOr<bool> MediaService::BlobReferenced(std::string_view bucket, std::
 }
 
 absl::StatusOr<bool> MediaService::DeleteUnreferencedBlob(std::string_view bucket,
-                                                          std::string_view key,
-                                                          uint64_t generation,
+                                                          std::string_view key, uint64_t generation,
                                                           std::string_view blob) {
   std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
   STRATA_ASSIGN_OR_RETURN(bool referenced, ReferencedLocked(bucket, key, generation, blob));

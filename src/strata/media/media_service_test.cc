@@ -486,13 +486,13 @@ TEST_P(MediaServiceTest, EveryRowThatNamesBytesKeepsThemFromTheOrphanScan) {
     std::string blob;
     bool referenced;
   };
-  const Case cases[] = {{"k", v1->row.generation, v1->row.blob, true},  // superseded row
-                        {"k", v2->row.generation, v2->row.blob, true},  // object row
-                        {"p", pending_gen, pending, true},              // upload row
-                        {"lost", pending_gen, lost, false},
-                        // Another class's name for a generation a row holds: not named.
-                        {"k", v2->row.generation, BlobName("cold", "media", "k", v2->row.generation),
-                         false}};
+  const Case cases[] = {
+      {"k", v1->row.generation, v1->row.blob, true},  // superseded row
+      {"k", v2->row.generation, v2->row.blob, true},  // object row
+      {"p", pending_gen, pending, true},              // upload row
+      {"lost", pending_gen, lost, false},
+      // Another class's name for a generation a row holds: not named.
+      {"k", v2->row.generation, BlobName("cold", "media", "k", v2->row.generation), false}};
   for (const Case& c : cases) {
     auto referenced = service_->BlobReferenced("media", c.key, c.generation, c.blob);
     ASSERT_TRUE(referenced.ok()) << referenced.status();

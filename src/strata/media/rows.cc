@@ -204,8 +204,8 @@ std::string PrefixEnd(std::string_view prefix) {
   return end;
 }
 
-std::string BlobName(std::string_view storage_class, std::string_view bucket,
-                     std::string_view key, uint64_t generation) {
+std::string BlobName(std::string_view storage_class, std::string_view bucket, std::string_view key,
+                     uint64_t generation) {
   std::string out;
   out.reserve(storage_class.size() + bucket.size() + key.size() + 19);
   out.append(storage_class).append("/").append(bucket).append("/").append(key).append("@");

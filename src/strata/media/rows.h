@@ -114,8 +114,8 @@ std::string PrefixEnd(std::string_view prefix);
 // The generation makes every write of a key a new name (blob names are write-once), and
 // since a generation is at least the upload's start in microseconds (MediaService), a name
 // also tells when its upload began, at the latest.
-std::string BlobName(std::string_view storage_class, std::string_view bucket,
-                     std::string_view key, uint64_t generation);
+std::string BlobName(std::string_view storage_class, std::string_view bucket, std::string_view key,
+                     uint64_t generation);
 struct BlobNameParts {
   std::string storage_class;
   std::string bucket;

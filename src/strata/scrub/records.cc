@@ -45,8 +45,7 @@ void PutPass(std::string* out, const PassRecord& p) {
 }
 
 bool GetPass(std::string_view* in, PassRecord* p) {
-  if (!coding::GetVarint64(in, &p->id) || !GetZ(in, &p->started_at) ||
-      !GetZ(in, &p->finished_at)) {
+  if (!coding::GetVarint64(in, &p->id) || !GetZ(in, &p->started_at) || !GetZ(in, &p->finished_at)) {
     return false;
   }
   for (uint64_t* v : {&p->objects, &p->bytes, &p->damaged, &p->errors, &p->skipped}) {

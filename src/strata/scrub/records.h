@@ -30,9 +30,9 @@ struct PassRecord {
   Millis finished_at = 0;  // 0 while running
   uint64_t objects = 0;    // objects whose bytes were read and checked
   uint64_t bytes = 0;
-  uint64_t damaged = 0;    // objects found damaged (each counted once per pass)
-  uint64_t errors = 0;     // objects that could not be read (I/O errors): checked next pass
-  uint64_t skipped = 0;    // rewritten, moved or collected while being read; GC-eligible ones
+  uint64_t damaged = 0;  // objects found damaged (each counted once per pass)
+  uint64_t errors = 0;   // objects that could not be read (I/O errors): checked next pass
+  uint64_t skipped = 0;  // rewritten, moved or collected while being read; GC-eligible ones
 };
 
 struct ScrubState {
@@ -59,8 +59,8 @@ struct DamageRecord {
   // "checksum": bytes whose SHA-1, MD5 or XXH3 differ from the row's; "size": fewer or more
   // bytes than the row says; "missing": no bytes at all under the row's blob name.
   std::string kind;
-  std::string detail;  // which checksums differ, stored and read values
-  uint64_t size = 0;   // the row's size
+  std::string detail;      // which checksums differ, stored and read values
+  uint64_t size = 0;       // the row's size
   Millis detected_at = 0;  // first detection
   uint64_t last_pass = 0;  // the last pass that found it damaged
 };

@@ -104,9 +104,8 @@ absl::Status Scrubber::SaveState() {
 absl::StatusOr<PassRecord> Scrubber::RequestPass() {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_.current) {
-    return absl::FailedPreconditionError(
-        "scrub: pass " + std::to_string(state_.current->id) +
-        " is running (GET /v1/admin/scrub shows how far it is)");
+    return absl::FailedPreconditionError("scrub: pass " + std::to_string(state_.current->id) +
+                                         " is running (GET /v1/admin/scrub shows how far it is)");
   }
   PassRecord pass;
   pass.id = (state_.last ? state_.last->id : 0) + 1;
@@ -130,8 +129,8 @@ absl::StatusOr<ScrubReport> Scrubber::Report(size_t limit) {
     r.state = state_;
   }
   if (!r.state.current) {
-    r.next_pass_at = r.state.last ? r.state.last->started_at + options_.interval_ms
-                                  : clock_->NowMillis();
+    r.next_pass_at =
+        r.state.last ? r.state.last->started_at + options_.interval_ms : clock_->NowMillis();
   }
   store::ScanOptions scan;
   scan.limit = std::min(limit + 1, store::kMaxPageRows);
@@ -194,9 +193,8 @@ absl::StatusOr<std::vector<std::string>> Scrubber::Buckets() {
   for (const store::KeyRange& range : ranges) {
     std::string cursor;
     do {
-      STRATA_ASSIGN_OR_RETURN(store::TableScanPage page,
-                              media_->buckets_table()->ScanRange(range, store::kMaxPageRows,
-                                                                 cursor));
+      STRATA_ASSIGN_OR_RETURN(store::TableScanPage page, media_->buckets_table()->ScanRange(
+                                                             range, store::kMaxPageRows, cursor));
       for (const store::TableRow& r : page.rows) out.push_back(r.partition);
       cursor = page.next_cursor;
     } while (!cursor.empty());
@@ -329,8 +327,7 @@ Scrubber::Checked Scrubber::Verify(const std::string& bucket, const std::string&
   // collector is not removing it (archival moves bytes, the collector deletes them).
   auto missing = [&]() -> Checked {
     Checked m;
-    absl::StatusOr<media::ObjectRow> now =
-        media_->RowAtGeneration(bucket, key, row.generation);
+    absl::StatusOr<media::ObjectRow> now = media_->RowAtGeneration(bucket, key, row.generation);
     if (now.ok() && now->blob == row.blob && !Collectable(*now, clock_->NowMillis())) {
       m.verdict = Verdict::kDamaged;
       m.kind = "missing";
@@ -344,8 +341,8 @@ Scrubber::Checked Scrubber::Verify(const std::string& bucket, const std::string&
     return m;
   };
   auto error = [&](const absl::Status& s) {
-    STRATA_LOG_WARN("scrub: object not readable (checked again next pass)", "bucket", bucket,
-                    "key", key, "blob", row.blob, "error", s.ToString());
+    STRATA_LOG_WARN("scrub: object not readable (checked again next pass)", "bucket", bucket, "key",
+                    key, "blob", row.blob, "error", s.ToString());
     Checked e;
     e.verdict = Verdict::kError;
     return e;
@@ -365,7 +362,8 @@ Scrubber::Checked Scrubber::Verify(const std::string& bucket, const std::string&
   std::string piece;
   for (uint64_t off = 0; off < size || off == 0; off += options_.read_bytes) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(options_.read_bytes, size - off));
-    if (throttled && !Throttle(std::max<uint64_t>(n, off == 0 ? options_.min_object_cost_bytes : 0))) {
+    if (throttled &&
+        !Throttle(std::max<uint64_t>(n, off == 0 ? options_.min_object_cost_bytes : 0))) {
       c.verdict = Verdict::kStopped;
       return c;
     }
@@ -430,9 +428,10 @@ absl::StatusOr<bool> Scrubber::RecordDamage(const std::string& bucket, const std
   }
   if (first_this_pass) {
     metrics_->GetCounter("strata_scrub_damaged_total", "", "kind=\"" + d.kind + "\"")->Inc();
-    STRATA_LOG_ERROR("scrub: object bytes are damaged (marked; reads answer 500, nothing "
-                     "deleted)", "bucket", bucket, "key", key, "generation", row.generation,
-                     "blob", row.blob, "kind", d.kind, "detail", d.detail, "pass", pass);
+    // Marked, nothing deleted; reads answer 500 as before.
+    STRATA_LOG_ERROR("scrub: object bytes are damaged", "bucket", bucket, "key", key, "generation",
+                     row.generation, "blob", row.blob, "kind", d.kind, "detail", d.detail, "pass",
+                     pass);
   }
   return first_this_pass;
 }

@@ -93,9 +93,9 @@ struct ScrubReport {
   uint64_t rate_bytes_per_s = 0;
   Millis interval_ms = 0;
   ScrubState state;
-  Millis next_pass_at = 0;  // when the next pass starts (0: one is running)
+  Millis next_pass_at = 0;            // when the next pass starts (0: one is running)
   std::vector<DamageRecord> damaged;  // the first `limit` records, by bucket, key, generation
-  bool truncated = false;  // more records than listed
+  bool truncated = false;             // more records than listed
 };
 
 class Scrubber {
@@ -142,7 +142,8 @@ class Scrubber {
   // Records (or refreshes) damage found by pass `pass`; true if this is the pass's first
   // finding of it (a pass resumed after a restart may read an object twice).
   absl::StatusOr<bool> RecordDamage(const std::string& bucket, const std::string& key,
-                            const media::ObjectRow& row, const Checked& checked, uint64_t pass);
+                                    const media::ObjectRow& row, const Checked& checked,
+                                    uint64_t pass);
   // End of a pass: damage records the pass did not confirm are checked again and dropped
   // if the object is gone, rewritten or now correct.
   absl::Status RevisitDamage(uint64_t pass);

@@ -68,7 +68,7 @@ TEST(ScrubPacerTest, ReadsAverageTheRateAndIdleTimeIsNotBanked) {
   using std::chrono::milliseconds;
   Pacer pacer(1 << 20);  // 1 MiB/s
   const Pacer::Clock::time_point t0{};
-  EXPECT_EQ(pacer.Next(t0, 1 << 20), t0);                  // the first read at once
+  EXPECT_EQ(pacer.Next(t0, 1 << 20), t0);                         // the first read at once
   EXPECT_EQ(pacer.Next(t0, 512 << 10), t0 + milliseconds(1000));  // after the first's second
   EXPECT_EQ(pacer.Next(t0, 1), t0 + milliseconds(1500));
   // After a long pause, the next read starts now: no burst of banked reads.
@@ -236,9 +236,11 @@ TEST_F(ScrubFixture, DamagedBytesAreMarkedReportedAndNeverDeleted) {
   EXPECT_EQ(by_key["flipped"].kind, "checksum");
   EXPECT_EQ(by_key["flipped"].generation, flipped.row.generation);
   EXPECT_EQ(by_key["flipped"].blob, flipped.row.blob);
-  EXPECT_THAT(by_key["flipped"].detail, ::testing::HasSubstr("sha1 stored " + media::Hex(flipped.row.sha1)));
+  EXPECT_THAT(by_key["flipped"].detail,
+              ::testing::HasSubstr("sha1 stored " + media::Hex(flipped.row.sha1)));
   EXPECT_THAT(by_key["flipped"].detail, ::testing::HasSubstr("md5 stored"));
-  EXPECT_THAT(by_key["flipped"].detail, ::testing::HasSubstr("xxh3 stored " + media::Hex64(flipped.row.xxh3)));
+  EXPECT_THAT(by_key["flipped"].detail,
+              ::testing::HasSubstr("xxh3 stored " + media::Hex64(flipped.row.xxh3)));
   EXPECT_EQ(by_key["flipped-inline"].kind, "checksum");
   EXPECT_EQ(by_key["short"].kind, "size");
   EXPECT_EQ(by_key["gone"].kind, "missing");

@@ -5,8 +5,8 @@
 
 #include <functional>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -14,17 +14,17 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "strata/base/metrics.h"
-#include "strata/base/thread_pool.h"
 #include "strata/assets/asset_service.h"
 #include "strata/auth/audit_log.h"
 #include "strata/auth/authenticator.h"
 #include "strata/auth/key_store.h"
+#include "strata/base/metrics.h"
+#include "strata/base/thread_pool.h"
 #include "strata/gc/collector.h"
-#include "strata/reprocess/job_runner.h"
-#include "strata/scrub/scrubber.h"
 #include "strata/http/http_server.h"
 #include "strata/media/media_service.h"
+#include "strata/reprocess/job_runner.h"
+#include "strata/scrub/scrubber.h"
 #include "strata/server/access.h"
 #include "strata/viewing/viewing_service.h"
 

@@ -8,8 +8,8 @@
 // rejected one names its field, a range lies inside the object.
 //
 // Row values read from disk: the media rows (media/rows.h), the collector's records
-// (gc/records.h) and the scrub's (scrub/records.h). Whatever a decoder accepts is encoded again; that encoding must decode and
-// re-encode to the same bytes.
+// (gc/records.h) and the scrub's (scrub/records.h). Whatever a decoder accepts is encoded again;
+// that encoding must decode and re-encode to the same bytes.
 //
 // The first input byte picks the target; the rest is its input. With
 // STRATA_INPUT_FUZZ_WRITE_SEEDS=<dir> in the environment the binary writes a seed corpus into
@@ -209,8 +209,8 @@ void WriteSeeds(const std::string& dir) {
   scrub_state.current = scrub::PassRecord{2, 1'760'000'000'000, 0, 40, 1 << 20, 1, 0, 3};
   scrub_state.position_bucket = "media";
   scrub_state.position_key = "shows/pilot.mxf";
-  scrub_state.last = scrub::PassRecord{1, 1'759'000'000'000, 1'759'000'100'000, 38, 1 << 20, 0,
-                                       0, 2};
+  scrub_state.last =
+      scrub::PassRecord{1, 1'759'000'000'000, 1'759'000'100'000, 38, 1 << 20, 0, 0, 2};
   scrub_state.damaged_objects = 1;
   WriteSeed(dir, "scrub-state", 11, scrub::EncodeScrubState(scrub_state));
   scrub::DamageRecord damage;

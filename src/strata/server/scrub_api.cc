@@ -43,8 +43,8 @@ http::Response Api::RouteScrub(const http::Request& request, bool run, std::stri
       return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
     }
     if (scrub_rate_bytes_per_s_ == 0) {
-      return ErrorResponse(absl::FailedPreconditionError(
-          "scrub: off (--scrub-rate-bytes is 0): no pass can run"));
+      return ErrorResponse(
+          absl::FailedPreconditionError("scrub: off (--scrub-rate-bytes is 0): no pass can run"));
     }
     absl::StatusOr<scrub::PassRecord> pass = scrub_->RequestPass();
     if (!pass.ok()) return ErrorResponse(pass.status());

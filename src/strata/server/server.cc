@@ -7,11 +7,11 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
-#include <functional>
-#include <memory>
 #include <fstream>
-#include <shared_mutex>
+#include <functional>
 #include <iterator>
+#include <memory>
+#include <shared_mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -206,9 +206,8 @@ void AuditOrphanBlob(auth::AuditLog* audit, uint64_t run_id, const gc::Collected
   r.action = "gc.orphan_blob";
   r.target = orphan.blob;
   r.result = "ok";
-  r.detail = "run " + std::to_string(run_id) + ": no row named it; " +
-             std::to_string(orphan.size) + " bytes, " + std::to_string(orphan.age_ms / 1000) +
-             " s old";
+  r.detail = "run " + std::to_string(run_id) + ": no row named it; " + std::to_string(orphan.size) +
+             " bytes, " + std::to_string(orphan.age_ms / 1000) + " s old";
   (void)audit->Append(std::move(r));  // a failure is logged and counted by Append
 }
 
@@ -448,9 +447,9 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   scrub::ScrubOptions scrub_options;
   scrub_options.rate_bytes_per_s = config.scrub_rate_bytes;
   scrub_options.interval_ms = config.scrub_interval_ms;
-  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<scrub::Scrubber> scrubber,
-                          scrub::Scrubber::Open(rows, media.get(), SystemClock::Default(),
-                                                metrics, scrub_options));
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<scrub::Scrubber> scrubber,
+      scrub::Scrubber::Open(rows, media.get(), SystemClock::Default(), metrics, scrub_options));
   STRATA_RETURN_IF_ERROR(scrubber->Start());
 
   Api api(viewing.get(), media.get(), metrics, std::move(admin));
