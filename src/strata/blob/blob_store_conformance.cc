@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -252,6 +253,40 @@ TEST_P(BlobStoreConformanceTest, ListAndStatTellWhenEachBlobWasWritten) {
   }
   // A blob larger than any inline limit always comes from a store that keeps times.
   EXPECT_NE(page->blobs[0].modified_ms, 0) << "t/big has no modified time";
+}
+
+TEST_P(BlobStoreConformanceTest, ReadsRacingDeletesSeeTheBlobOrNothing) {
+  // The garbage collector deletes while its orphan scan and the scrub list, stat and open:
+  // a blob being deleted must look whole or absent (NotFound), never half gone.
+  const std::string data = Pattern(3 * kPartBytes + 9, 5);
+  std::atomic<bool> done{false};
+  std::thread deleter([&] {
+    for (int i = 0; i < 40; ++i) {
+      const std::string name = "race/" + std::to_string(i % 4);
+      EXPECT_TRUE(store_->Put(name, data).ok());
+      EXPECT_TRUE(store_->Delete(name).ok());
+    }
+    done = true;
+  });
+  int looks = 0;
+  while (!done.load() || looks < 20) {
+    ++looks;
+    absl::StatusOr<ListPage> page = store_->List("race/", "", 10);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const BlobInfo& b : page->blobs) EXPECT_EQ(b.size, data.size()) << b.name;
+    const std::string name = "race/" + std::to_string(looks % 4);
+    absl::StatusOr<BlobInfo> info = store_->Stat(name);
+    if (!absl::IsNotFound(info.status())) {
+      ASSERT_TRUE(info.ok()) << info.status();
+      EXPECT_EQ(info->size, data.size());
+    }
+    absl::StatusOr<std::unique_ptr<BlobReader>> r = store_->NewReader(name);
+    if (!absl::IsNotFound(r.status())) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ((*r)->size(), data.size());
+    }
+  }
+  deleter.join();
 }
 
 TEST_P(BlobStoreConformanceTest, OddCharactersRoundTripThroughNamesAndLists) {

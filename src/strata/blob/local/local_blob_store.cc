@@ -171,6 +171,28 @@ absl::StatusOr<std::vector<std::string>> PartFiles(const std::string& dir) {
   return parts;
 }
 
+// PartFiles of a committed blob that a Delete may be removing meanwhile. Delete renames
+// "<c>~obj" away to "<c>~del" and only then unlinks the parts, so a listing taken while the
+// directory is still in place -- the same directory before and after -- is complete. One
+// that raced a delete could be short or empty: the blob is then gone (NotFound, as for a
+// reader that came a moment later), unless a second look finds the name taken again.
+absl::StatusOr<std::vector<std::string>> LivePartFiles(const std::string& dir) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    struct stat before;
+    if (::stat(dir.c_str(), &before) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError("blob not found");
+      return ErrnoError("stat " + dir, errno);
+    }
+    absl::StatusOr<std::vector<std::string>> parts = PartFiles(dir);
+    struct stat after;
+    if (::stat(dir.c_str(), &after) == 0 && after.st_ino == before.st_ino &&
+        after.st_dev == before.st_dev) {
+      return parts;  // no delete began before the listing ended: what it says holds
+    }
+  }
+  return absl::NotFoundError("blob not found");
+}
+
 // Removes a blob directory (files only, no subdirectories): unlinkat each file, then rmdir.
 // Cheaper than std::filesystem::remove_all, whose remove() first tries unlink() on the
 // directory itself -- taking the parent directory's lock for nothing -- before rmdir().
@@ -348,7 +370,7 @@ class LocalBlobReader final : public BlobReader {
       return absl::OkStatus();
     }
     ::close(fd);
-    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, PartFiles(dir));
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, LivePartFiles(dir));
     for (const std::string& n : names) {
       std::string path = dir + "/" + n;
       int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -550,7 +572,7 @@ absl::StatusOr<BlobInfo> LocalBlobStore::Stat(std::string_view name) {
     info.size = static_cast<uint64_t>(whole.st_size);
     return info;
   }
-  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> parts, PartFiles(dir));
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> parts, LivePartFiles(dir));
   info.parts = static_cast<uint32_t>(parts.size());
   for (const std::string& p : parts) {
     struct stat st;
