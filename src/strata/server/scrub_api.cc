@@ -40,7 +40,7 @@ http::Response Api::RouteScrub(const http::Request& request, bool run, std::stri
   }
   if (run) {
     if (request.method != "POST") {
-      return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
+      return MethodNotAllowed(request.method);
     }
     if (scrub_rate_bytes_per_s_ == 0) {
       return ErrorResponse(
@@ -53,7 +53,7 @@ http::Response Api::RouteScrub(const http::Request& request, bool run, std::stri
     return Json(202, w.Take());
   }
   if (request.method != "GET") {
-    return Json(405, ErrorBody("method_not_allowed", "method not allowed on this path"));
+    return MethodNotAllowed(request.method);
   }
   uint64_t limit = 100;
   if (auto v = http::QueryParam(request.query, "limit")) {
