@@ -39,6 +39,8 @@ struct ServerArgs {
   std::string server_url = "http://127.0.0.1:8080";
   std::string backup_name, backup_dir, restore_data_dir;  // strata backup ...
   bool scrub_run = false;                                 // strata admin scrub --run
+  bool no_wait = false;                                   // strata admin compact --no-wait
+  std::string job_id;                                     // strata admin jobs [ID]
 };
 struct DemoArgs {
   std::string server_url = "http://127.0.0.1:8080";
@@ -464,9 +466,16 @@ void AddMemberCommands(CLI::App& app, MemberArgs* a, Commands* commands) {
 void AddAdminCommands(CLI::App& app, ServerArgs* a, Commands* commands) {
   CLI::App* admin = app.add_subcommand("admin", "Operator actions on the store");
   admin->require_subcommand(1);
-  CLI::App* compact = admin->add_subcommand("compact", "Compact every table now (blocks)");
+  CLI::App* compact = admin->add_subcommand(
+      "compact", "Compact every table now: a background job, followed until it finishes");
+  compact->add_flag("--no-wait", a->no_wait, "Print the started job and return at once");
   AddServerOption(compact, &a->server_url);
-  commands->push_back({compact, [a] { return AdminCompact(a->server_url); }});
+  commands->push_back({compact, [a] { return AdminCompact(a->server_url, !a->no_wait); }});
+  CLI::App* jobs = admin->add_subcommand(
+      "jobs", "Admin jobs (compactions, table reports): the recent ones, or one by id");
+  jobs->add_option("id", a->job_id, "A job id (j...-N); none lists the recent jobs");
+  AddServerOption(jobs, &a->server_url);
+  commands->push_back({jobs, [a] { return AdminJobs(a->server_url, a->job_id); }});
   CLI::App* backup = app.add_subcommand("backup", "Online backups of the embedded store");
   backup->require_subcommand(1);
   CLI::App* create = backup->add_subcommand(

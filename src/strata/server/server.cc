@@ -458,6 +458,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   api.SetReprocess(job_runner.get());
   api.SetScrub(scrubber.get(), config.scrub_rate_bytes);
   api.SetAllowedHosts(AllowedHosts(config));
+  api.SetHttpThreads(config.http.threads);
   api.SetAccessControl({&authenticator, keys.get(), audit.get()});
   http::ServerOptions http_options = config.http;
   http_options.thread_slice_us = config.request_slice_us;
