@@ -348,8 +348,10 @@ class StrataAssets final : public AssetSystem {
     if (!o_.settle) return "";
     const auto t0 = SteadyClock::now();
     http::Client c = NewClient("127.0.0.1", port(), 600'000);
-    auto r = c.Request("POST", "/v1/admin/compact");
-    if (!r.ok() || r->status != 200) return "POST /v1/admin/compact failed: " + HttpError(r);
+    auto r = c.Request("POST", "/v1/admin/compact?wait=true");
+    if (!r.ok() || r->status != 200) {
+      return "POST /v1/admin/compact?wait=true failed: " + HttpError(r);
+    }
     return "POST /v1/admin/compact after the load (untimed, --settle): " +
            Fmt("%.1f", SecondsSince(t0)) + " s";
   }

@@ -486,7 +486,7 @@ void CollectServerStats(const Plan& plan, BenchReport* report) {
   http::Client client = NewClient(plan.endpoint.host, plan.endpoint.port, plan.timeout_ms);
   if (plan.compact_before_sizes) {
     http::Client compactor = NewClient(plan.endpoint.host, plan.endpoint.port, 600'000);
-    (void)compactor.Request("POST", "/v1/admin/compact", "");
+    (void)compactor.Request("POST", "/v1/admin/compact?wait=true", "");
   }
   std::map<std::string, double> disk_bytes;
   std::map<std::string, double> records;
@@ -1013,7 +1013,7 @@ void RunTiers(const ViewingBenchOptions& o, const Plan& plan, Shared& shared, st
   if (plan.settle_before_rotation) {
     const auto t0 = SteadyClock::now();
     http::Client compactor = NewClient(plan.endpoint.host, plan.endpoint.port, 600'000);
-    auto r = compactor.Request("POST", "/v1/admin/compact", "");
+    auto r = compactor.Request("POST", "/v1/admin/compact?wait=true", "");
     out << "settle: compacted the server's tables in "
         << Fmt("%.1f", std::chrono::duration<double>(SteadyClock::now() - t0).count()) << " s"
         << (r.ok() && r->status / 100 == 2 ? "" : " (compaction request failed)") << "\n";

@@ -49,7 +49,8 @@ case "$target" in
     sources=(src/strata/server/viewing_json.cc src/strata/server/media_json.cc
              src/strata/server/json_writer.cc src/strata/viewing/validation.cc
              src/strata/media/validation.cc src/strata/media/checksums.cc
-             src/strata/media/rows.cc src/strata/gc/records.cc src/strata/server/input_fuzz.cc)
+             src/strata/media/rows.cc src/strata/gc/records.cc src/strata/scrub/records.cc
+             src/strata/server/input_fuzz.cc)
     libs="$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format simdjson \
             libcrypto libxxhash)"
     ;;

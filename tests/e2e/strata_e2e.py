@@ -68,11 +68,13 @@ def deployment(data_dir, env=None):
 
 def blob_names(data_dir, prefix):
     """Names of the stored blobs starting with PREFIX ("hot/media/large@"), read from the
-    blob store itself: the files under DATA_DIR/d/blobs, or on the distributed deployment the
-    S3 bucket, listed by curl (an independent S3 client, its own SigV4)."""
+    blob store itself: the files under DATA_DIR/d/blobs (without their "~obj" suffix; PREFIX
+    may not cross a '/' after its last one), or on the distributed deployment the S3 bucket,
+    listed by curl (an independent S3 client, its own SigV4)."""
     if DEPLOYMENT != "distributed":
         root = os.path.join(data_dir, "d", "blobs")
-        return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, prefix + "*")))
+        return sorted(os.path.relpath(p, root).removesuffix("~obj")
+                      for p in glob.glob(os.path.join(root, prefix + "*")))
     s = cluster_settings()
     tag = deployment_tag(data_dir)
     url = "%s/%s?list-type=2&prefix=%s" % (s["STRATA_S3_ENDPOINT"], tag,
@@ -84,6 +86,55 @@ def blob_names(data_dir, prefix):
         capture_output=True, check=True, timeout=30).stdout
     ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
     return sorted(k.text for k in ET.fromstring(out).iter(ns + "Key"))
+
+
+def _s3_curl(data_dir, method, name, body=None):
+    """curl (an independent S3 client, its own SigV4) against the distributed deployment's
+    bucket of DATA_DIR: METHOD on the object NAME, with BODY (bytes) for a PUT."""
+    s = cluster_settings()
+    url = "%s/%s/%s" % (s["STRATA_S3_ENDPOINT"], deployment_tag(data_dir),
+                        urllib.parse.quote(name, safe="/"))
+    extra = [] if body is None else ["-H", "Content-Type: application/octet-stream",
+                                     "--data-binary", "@-"]
+    return subprocess.run(
+        ["curl", "-sf", "-X", method,
+         "--aws-sigv4", "aws:amz:%s:s3" % s.get("STRATA_S3_REGION", "us-east-1"),
+         "--user", "%s:%s" % (s["STRATA_S3_ACCESS_KEY"], s["STRATA_S3_SECRET_KEY"]),
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", *extra, url],
+        input=body, capture_output=True, check=True, timeout=30).stdout
+
+
+def blob_path(data_dir, name):
+    """The file of blob NAME on the embedded deployment (names of plain characters only: the
+    store escapes '%', '~', control bytes and a leading '.' of each component)."""
+    return os.path.join(data_dir, "d", "blobs", *name.split("/")) + "~obj"
+
+
+def put_blob(data_dir, name, data):
+    """Writes blob NAME straight into the blob store, behind the server's back (what a crash
+    or a power loss can leave): a file, or an S3 object put by curl."""
+    if DEPLOYMENT != "distributed":
+        path = blob_path(data_dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    _s3_curl(data_dir, "PUT", name, data)
+
+
+def damage_blob(data_dir, name, offset):
+    """Flips the bits of one byte of blob NAME in place, size unchanged: a file's byte on
+    disk, or (S3) the object rewritten by curl with that byte flipped."""
+    if DEPLOYMENT != "distributed":
+        with open(blob_path(data_dir, name), "r+b") as f:
+            f.seek(offset)
+            b = f.read(1)
+            f.seek(offset)
+            f.write(bytes([b[0] ^ 0xff]))
+        return
+    data = bytearray(_s3_curl(data_dir, "GET", name))
+    data[offset] ^= 0xff
+    put_blob(data_dir, name, bytes(data))
 
 
 def free_port():

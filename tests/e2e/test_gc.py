@@ -236,6 +236,62 @@ class GcTest(unittest.TestCase):
         status, _, body = self.server.request("GET", "/v1/buckets/media/objects/kept")
         self.assertEqual((status, body), (200, b"inline bytes"))
 
+    def test_orphan_blobs_past_the_grace_are_collected_and_young_ones_kept(self):
+        # Bytes that no row names (a power loss took their upload rows), planted straight in
+        # the blob store: the run's orphan scan deletes the one older than the grace and
+        # leaves the younger one, and every object stays readable.
+        grace_s = 3
+        self.server.stop()
+        self.server = test_media.Server(self.dir, ("--gc-daily-at", "", "--gc-orphan-age-ms",
+                                                   str(grace_s * 1000)))
+        status, _ = self.server.json("PUT", "/v1/buckets/media", b"{}")
+        self.assertEqual(status, 200)
+        small, large = b"inline bytes", bytes(range(256)) * 160  # a row, and a file
+        self.put("media", "small", small)
+        self.put("media", "large", large)
+
+        def name(key):  # a media blob name, its generation from the clock as BeginPut's
+            return "hot/media/%s@%016x" % (key, int(time.time() * 1e6))
+
+        old = name("lost/old")
+        strata_e2e.put_blob(self.dir, old, b"o" * 5000)
+        time.sleep(grace_s + 0.5)
+        young = name("lost/young")
+        strata_e2e.put_blob(self.dir, young, b"y" * 3000)
+        self.assertEqual(strata_e2e.blob_names(self.dir, "hot/media/lost/"), sorted([old, young]))
+
+        status, run = self.server.json("POST", "/v1/gc/runs", b"{}")
+        self.assertEqual(status, 202, run)
+        run = self.wait_run(run["id"])
+        self.assertEqual(run["state"], "done", run)
+        orphans = run["orphan_blobs"]
+        self.assertEqual(orphans["scan"], "done", run)
+        self.assertEqual((orphans["found"], orphans["collected"], orphans["collected_bytes"],
+                          orphans["too_young"]), (1, 1, 5000, 1), run)
+        self.assertEqual(run["errors"], 0, run)
+        self.assertEqual(strata_e2e.blob_names(self.dir, "hot/media/lost/"), [young])
+        for key, data in (("small", small), ("large", large)):
+            status, _, body = self.server.request("GET", "/v1/buckets/media/objects/" + key)
+            self.assertEqual((status, body), (200, data), key)
+        # Audited: a log line naming the blob, the metric, and the day's totals.
+        metrics = self.server.request("GET", "/metrics")[2].decode()
+        self.assertIn('strata_lifecycle_orphan_blobs_total{task="gc"} 1', metrics)
+        self.assertIn('strata_lifecycle_orphan_blob_bytes_total{task="gc"} 5000', metrics)
+        status, stats = self.server.json("GET", "/v1/gc/stats?days=1")
+        self.assertIn({"bucket": "media", "reason": "orphan_blob", "objects": 1, "bytes": 5000},
+                      stats["days"][-1]["by_bucket"])
+        with open(os.path.join(self.dir, "server.log"), errors="replace") as f:
+            log = f.read()
+        self.assertIn("collected an orphan blob", log)
+        self.assertIn(old, log)
+        self.assertNotIn(young, log)
+        status, audit = self.server.json("GET", "/v1/admin/audit?limit=100")
+        self.assertEqual(status, 200, audit)
+        orphan_records = [r for r in audit["records"] if r["action"] == "gc.orphan_blob"]
+        self.assertEqual([(r["key"], r["target"], r["result"]) for r in orphan_records],
+                         [("collector", old, "ok")], audit)
+        self.assertIn("run %d" % run["id"], orphan_records[0]["detail"])
+
     def test_sweep_resumes_after_sigkill(self):
         # A slow sweep (5 items/s), killed mid-way; after the restart it resumes and finishes.
         self.server.stop()

@@ -13,6 +13,9 @@
 //   STRATA_POWERLOSS_JOURNAL  the journal file, appended to (required; outside the root)
 //   STRATA_POWERLOSS_FAIL_FLAG  while this file exists, fsync and fdatasync of any regular
 //                             file under the root fail with EIO (a failing disk)
+//   STRATA_POWERLOSS_STALL_FLAG while this file exists, fsync and fdatasync of any regular
+//                             file under the root wait (a stalled disk: every durable write,
+//                             WAL sync or compaction output waits until the file is removed)
 // Journal lines, each written with one write(2) (so a kill -9 never leaves half a line):
 //   C <dev:ino> f|d <path>     a name created (file or directory)
 //   R <dev:ino> <old>\t<new>   a rename
@@ -121,12 +124,18 @@ bool Failing() {
   return flag != nullptr && access(flag, F_OK) == 0;
 }
 
+bool Stalled() {
+  static const char* flag = getenv("STRATA_POWERLOSS_STALL_FLAG");
+  return flag != nullptr && access(flag, F_OK) == 0;
+}
+
 // fsync/fdatasync: journal what became durable once the real call succeeded.
 int SyncCommon(int fd, int (*real)(int)) {
   struct stat st;
   const bool have = fstat(fd, &st) == 0;
   const std::string path = have ? FdPath(fd) : "";
   const bool tracked = have && UnderRoot(path);
+  while (tracked && S_ISREG(st.st_mode) && Stalled()) usleep(10'000);
   if (tracked && S_ISREG(st.st_mode) && Failing()) {
     errno = EIO;
     return -1;

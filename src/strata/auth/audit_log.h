@@ -28,7 +28,8 @@ namespace strata::auth {
 
 struct AuditRecord {
   Millis time = 0;     // ms since the epoch; Append fills 0 with the clock's now
-  std::string key;     // the key id, or "anonymous" (auth off), "scheduler", "offline-cli"
+  std::string
+      key;  // the key id, or "anonymous" (auth off), "scheduler", "collector", "offline-cli"
   std::string action;  // e.g. "member.erase", "admin.backup", "gc.run", "key.revoke"
   std::string target;  // what it acted on: a path, a key id, a run id
   // "ok", "denied" (the key lacked the scope) or "error".

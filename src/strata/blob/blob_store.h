@@ -73,6 +73,14 @@ struct BlobInfo {
   std::string name;
   uint64_t size = 0;
   uint32_t parts = 0;
+  // When the store last wrote the blob's bytes, ms since the Unix epoch by the store's own
+  // clock (local files: the mtime of the file or of the directory of parts; S3: LastModified),
+  // or 0 where the store keeps no such time (the inline store's rows). Filled by List and
+  // Stat. A lower bound of the commit time and an upper bound of the first byte's, nothing
+  // more: S3 may date a multipart blob from its first part, a local blob of several parts
+  // dates from when its last part began. The garbage collector's orphan scan reads it as
+  // "how long ago the writer of this blob was at work" (docs/gc.md, "Orphan blobs").
+  int64_t modified_ms = 0;
 };
 
 struct ListPage {
@@ -101,7 +109,9 @@ class BlobStore {
   // it is the garbage collector's sweep path. The default calls Delete for each name.
   virtual absl::Status DeleteMany(std::span<const std::string> names);
   // Blobs whose name starts with `prefix` and sorts after `after` (exclusive; "" = from the
-  // start), at most `limit` (1..kMaxListLimit) of them.
+  // start), at most `limit` (1..kMaxListLimit) of them, with size, parts and modified time.
+  // Paging through a whole store this way sees every blob that exists for the whole walk
+  // exactly once; one committed or deleted meanwhile may or may not be seen.
   virtual absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                         size_t limit) = 0;
 

@@ -2,15 +2,18 @@
 
 #include <gmock/gmock.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <random>
 #include <thread>
 #include <vector>
 
 namespace strata::blob::testing {
 
-BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name,
-                                                        BlobStoreFactory factory) {
-  return BlobStoreConformanceParam{std::move(name), std::move(factory)};
+BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name, BlobStoreFactory factory,
+                                                        BlobStoreTraits traits) {
+  return BlobStoreConformanceParam{std::move(name), std::move(factory), traits};
 }
 
 void BlobStoreConformanceTest::SetUp() {
@@ -185,6 +188,105 @@ TEST_P(BlobStoreConformanceTest, ListByPrefixIsSortedAndPaged) {
   page = store_->List("zzz/", "", 10);
   ASSERT_TRUE(page.ok());
   EXPECT_TRUE(page->blobs.empty());
+}
+
+TEST_P(BlobStoreConformanceTest, PagesWalkNestedNamesInOrderWhateverTheSize) {
+  // Names that are prefixes of others, siblings that sort between a directory-like name and
+  // its children ('!' < '/' < 'b'), and several levels: every page size must give the same
+  // sorted sequence, resuming exactly after each page's last name.
+  std::vector<std::string> names = {"w/a",    "w/a/b", "w/a/b/c", "w/a!",     "w/a-b/x",   "w/a/b!",
+                                    "w/a/bb", "w/b",   "w/a/a",   "w/a0/z/y", "w/a/b/c/d", "w/ab"};
+  for (const std::string& n : names) ASSERT_TRUE(store_->Put(n, n).ok()) << n;
+  std::sort(names.begin(), names.end());
+  for (size_t limit : {size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{100}}) {
+    std::vector<std::string> all;
+    std::string after;
+    for (int pages = 0; pages < 50; ++pages) {
+      absl::StatusOr<ListPage> page = store_->List("w/", after, limit);
+      ASSERT_TRUE(page.ok()) << page.status();
+      EXPECT_LE(page->blobs.size(), limit);
+      for (const BlobInfo& b : page->blobs) all.push_back(b.name);
+      after = page->next_after;
+      if (after.empty()) break;
+    }
+    EXPECT_EQ(all, names) << "limit " << limit;
+  }
+  // Starting in the middle of a subtree, and with a prefix that ends mid-component.
+  absl::StatusOr<ListPage> page = store_->List("w/", "w/a/b/c", 100);
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Names(*page), ElementsAre("w/a/b/c/d", "w/a/bb", "w/a0/z/y", "w/ab", "w/b"));
+  page = store_->List("w/a/b", "", 100);
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Names(*page), ElementsAre("w/a/b", "w/a/b!", "w/a/b/c", "w/a/b/c/d", "w/a/bb"));
+}
+
+TEST_P(BlobStoreConformanceTest, ListAndStatTellWhenEachBlobWasWritten) {
+  auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const int64_t before = now_ms();
+  ASSERT_TRUE(store_->Put("t/small", "small").ok());
+  ASSERT_TRUE(store_->Put("t/big", Pattern(3 * kPartBytes + 1, 4)).ok());
+  const int64_t after = now_ms();
+  // File systems stamp times from a coarse clock (a few ms behind), and S3 from the
+  // server's clock and in whole seconds for HEAD: allow a little either way.
+  constexpr int64_t kSlackMs = 2000;
+  auto check = [&](const BlobInfo& b) {
+    if (b.modified_ms == 0) {
+      EXPECT_FALSE(GetParam().traits.every_blob_has_modified_time)
+          << b.name << ": no modified time";
+      return;
+    }
+    EXPECT_GE(b.modified_ms, before - kSlackMs) << b.name;
+    EXPECT_LE(b.modified_ms, after + kSlackMs) << b.name;
+  };
+  absl::StatusOr<ListPage> page = store_->List("t/", "", 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_THAT(Names(*page), ElementsAre("t/big", "t/small"));
+  for (const BlobInfo& b : page->blobs) check(b);
+  for (const char* name : {"t/small", "t/big"}) {
+    absl::StatusOr<BlobInfo> info = store_->Stat(name);
+    ASSERT_TRUE(info.ok()) << info.status();
+    check(*info);
+  }
+  // A blob larger than any inline limit always comes from a store that keeps times.
+  EXPECT_NE(page->blobs[0].modified_ms, 0) << "t/big has no modified time";
+}
+
+TEST_P(BlobStoreConformanceTest, ReadsRacingDeletesSeeTheBlobOrNothing) {
+  // The garbage collector deletes while its orphan scan and the scrub list, stat and open:
+  // a blob being deleted must look whole or absent (NotFound), never half gone.
+  const std::string data = Pattern(3 * kPartBytes + 9, 5);
+  std::atomic<bool> done{false};
+  std::thread deleter([&] {
+    for (int i = 0; i < 40; ++i) {
+      const std::string name = "race/" + std::to_string(i % 4);
+      EXPECT_TRUE(store_->Put(name, data).ok());
+      EXPECT_TRUE(store_->Delete(name).ok());
+    }
+    done = true;
+  });
+  int looks = 0;
+  while (!done.load() || looks < 20) {
+    ++looks;
+    absl::StatusOr<ListPage> page = store_->List("race/", "", 10);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const BlobInfo& b : page->blobs) EXPECT_EQ(b.size, data.size()) << b.name;
+    const std::string name = "race/" + std::to_string(looks % 4);
+    absl::StatusOr<BlobInfo> info = store_->Stat(name);
+    if (!absl::IsNotFound(info.status())) {
+      ASSERT_TRUE(info.ok()) << info.status();
+      EXPECT_EQ(info->size, data.size());
+    }
+    absl::StatusOr<std::unique_ptr<BlobReader>> r = store_->NewReader(name);
+    if (!absl::IsNotFound(r.status())) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ((*r)->size(), data.size());
+    }
+  }
+  deleter.join();
 }
 
 TEST_P(BlobStoreConformanceTest, OddCharactersRoundTripThroughNamesAndLists) {

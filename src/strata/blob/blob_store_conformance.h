@@ -23,14 +23,22 @@ namespace strata::blob::testing {
 
 using BlobStoreFactory = std::function<std::unique_ptr<BlobStore>(uint64_t part_bytes)>;
 
+// What a store may leave out of the contract, where the contract allows it.
+struct BlobStoreTraits {
+  // Whether every blob's BlobInfo::modified_ms is set. false: some blobs may answer 0 (the
+  // inline store's rows keep no time); a time that is set must still be right.
+  bool every_blob_has_modified_time = true;
+};
+
 struct BlobStoreConformanceParam {
   std::string name;
   BlobStoreFactory factory;
+  BlobStoreTraits traits;
 };
 
 // Defined beside the tests, so using it pulls the suite's registrations out of the library.
-BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name,
-                                                        BlobStoreFactory factory);
+BlobStoreConformanceParam MakeBlobStoreConformanceParam(std::string name, BlobStoreFactory factory,
+                                                        BlobStoreTraits traits = {});
 
 class BlobStoreConformanceTest : public ::testing::TestWithParam<BlobStoreConformanceParam> {
  protected:
@@ -43,11 +51,16 @@ class BlobStoreConformanceTest : public ::testing::TestWithParam<BlobStoreConfor
 
 }  // namespace strata::blob::testing
 
-#define INSTANTIATE_BLOB_STORE_CONFORMANCE(prefix, ...)                                    \
-  using ::strata::blob::testing::BlobStoreConformanceTest;                                 \
-  INSTANTIATE_TEST_SUITE_P(                                                                \
-      prefix, BlobStoreConformanceTest,                                                    \
-      ::testing::Values(                                                                   \
-          ::strata::blob::testing::MakeBlobStoreConformanceParam(#prefix, (__VA_ARGS__))), \
+#define INSTANTIATE_BLOB_STORE_CONFORMANCE(prefix, ...) \
+  INSTANTIATE_BLOB_STORE_CONFORMANCE_WITH_TRAITS(       \
+      prefix, ::strata::blob::testing::BlobStoreTraits{}, __VA_ARGS__)
+
+// The same for a store that leaves out what BlobStoreTraits allows.
+#define INSTANTIATE_BLOB_STORE_CONFORMANCE_WITH_TRAITS(prefix, traits, ...)                  \
+  using ::strata::blob::testing::BlobStoreConformanceTest;                                   \
+  INSTANTIATE_TEST_SUITE_P(                                                                  \
+      prefix, BlobStoreConformanceTest,                                                      \
+      ::testing::Values(::strata::blob::testing::MakeBlobStoreConformanceParam(              \
+          #prefix, (__VA_ARGS__), (traits))),                                                \
       [](const ::testing::TestParamInfo<::strata::blob::testing::BlobStoreConformanceParam>& \
              info) { return info.param.name; })

@@ -38,6 +38,9 @@ struct MemberArgs {
 struct ServerArgs {
   std::string server_url = "http://127.0.0.1:8080";
   std::string backup_name, backup_dir, restore_data_dir;  // strata backup ...
+  bool scrub_run = false;                                 // strata admin scrub --run
+  bool no_wait = false;                                   // strata admin compact --no-wait
+  std::string job_id;                                     // strata admin jobs [ID]
 };
 struct DemoArgs {
   std::string server_url = "http://127.0.0.1:8080";
@@ -350,8 +353,23 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "bytes")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  serve
+      ->add_option("--gc-orphan-blob-scan", c->gc_orphan_blob_scan,
+                   "Each GC run lists the blob store and deletes blobs no row names that are "
+                   "older than --gc-orphan-age-ms")
+      ->capture_default_str();
   serve->add_option("--gc-max-pending-compaction-bytes", c->gc_max_pending_compaction_bytes,
                     "Back off above this RocksDB compaction debt")
+      ->capture_default_str();
+  serve
+      ->add_option("--scrub-rate-bytes", c->scrub_rate_bytes,
+                   "Read every object back and check its stored checksums at most this many "
+                   "bytes per second (0 = no scrub)")
+      ->capture_default_str();
+  serve
+      ->add_option("--scrub-interval-ms", c->scrub_interval_ms,
+                   "A scrub pass starts this long after the previous one started")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   serve->add_option("--gc-export", c->gc_export,
                     "Export each run's snapshot as NDJSON under <data-dir>/lifecycle-export")
@@ -451,9 +469,16 @@ void AddMemberCommands(CLI::App& app, MemberArgs* a, Commands* commands) {
 void AddAdminCommands(CLI::App& app, ServerArgs* a, Commands* commands) {
   CLI::App* admin = app.add_subcommand("admin", "Operator actions on the store");
   admin->require_subcommand(1);
-  CLI::App* compact = admin->add_subcommand("compact", "Compact every table now (blocks)");
+  CLI::App* compact = admin->add_subcommand(
+      "compact", "Compact every table now: a background job, followed until it finishes");
+  compact->add_flag("--no-wait", a->no_wait, "Print the started job and return at once");
   AddServerOption(compact, &a->server_url);
-  commands->push_back({compact, [a] { return AdminCompact(a->server_url); }});
+  commands->push_back({compact, [a] { return AdminCompact(a->server_url, !a->no_wait); }});
+  CLI::App* jobs = admin->add_subcommand(
+      "jobs", "Admin jobs (compactions, table reports): the recent ones, or one by id");
+  jobs->add_option("id", a->job_id, "A job id (j...-N); none lists the recent jobs");
+  AddServerOption(jobs, &a->server_url);
+  commands->push_back({jobs, [a] { return AdminJobs(a->server_url, a->job_id); }});
   CLI::App* backup = app.add_subcommand("backup", "Online backups of the embedded store");
   backup->require_subcommand(1);
   CLI::App* create = backup->add_subcommand(
@@ -471,6 +496,11 @@ void AddAdminCommands(CLI::App& app, ServerArgs* a, Commands* commands) {
       "drop-caches", "Empty the viewing history and summary caches (cold-read measurements)");
   AddServerOption(drop_caches, &a->server_url);
   commands->push_back({drop_caches, [a] { return AdminDropCaches(a->server_url); }});
+  CLI::App* scrub =
+      admin->add_subcommand("scrub", "The scrub's report: passes, position, objects found damaged");
+  scrub->add_flag("--run", a->scrub_run, "Start a scrub pass now (409 while one runs)");
+  AddServerOption(scrub, &a->server_url);
+  commands->push_back({scrub, [a] { return AdminScrub(a->server_url, a->scrub_run); }});
 }
 
 // API keys, offline on the store (the server stopped, on the embedded deployment).

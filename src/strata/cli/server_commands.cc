@@ -1,9 +1,12 @@
 #include "strata/cli/server_commands.h"
 
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 #include "strata/auth/audit_log.h"
 #include "strata/base/log.h"
@@ -22,8 +25,70 @@ int RunServe(const server::ServerConfig& config) {
   return 0;
 }
 
-int AdminCompact(const std::string& server_url) {
-  return Call(server_url, "POST", "/v1/admin/compact");
+namespace {
+
+// The string value after the first "key":" in a JSON text (the job's own fields come first).
+std::string StringField(const std::string& json, const std::string& key) {
+  const std::string needle = "\"" + key + "\":\"";
+  const size_t at = json.find(needle);
+  if (at == std::string::npos) return "";
+  const size_t end = json.find('"', at + needle.size());
+  return json.substr(at + needle.size(), end - at - needle.size());
+}
+
+}  // namespace
+
+int RunAdminJob(const std::string& server_url, const std::string& method, const std::string& target,
+                bool wait) {
+  if (!wait) return Call(server_url, method, target);
+  std::optional<http::Client> client = ClientFor(server_url);
+  if (!client) return 2;
+  auto r = client->Request(method, target, "", "application/json", {});
+  if (!r.ok()) {
+    PrintTransportError(server_url, r.status());
+    return 1;
+  }
+  if (r->status != 202) {
+    std::cout << r->body << "\n";
+    return r->status / 100 == 2 ? 0 : 1;
+  }
+  const std::string id = StringField(r->body, "id");
+  if (id.empty()) {
+    std::cerr << "strata: no job id in the answer: " << r->body << "\n";
+    return 1;
+  }
+  // Polls: a long job never holds one HTTP request open (a proxy's timeout, a restart).
+  for (;;) {
+    auto job = client->Request("GET", "/v1/admin/jobs/" + id, "", "", {});
+    if (!job.ok()) {
+      PrintTransportError(server_url, job.status());
+      return 1;
+    }
+    if (job->status != 200) {
+      std::cerr << "strata: " << job->body << "\n";
+      return 1;
+    }
+    const std::string state = StringField(job->body, "state");
+    if (state == "succeeded" || state == "failed") {
+      std::cout << job->body << "\n";
+      return state == "succeeded" ? 0 : 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+int AdminCompact(const std::string& server_url, bool wait) {
+  return RunAdminJob(server_url, "POST", "/v1/admin/compact", wait);
+}
+
+int AdminJobs(const std::string& server_url, const std::string& id) {
+  if (id.empty()) return Call(server_url, "GET", "/v1/admin/jobs");
+  return Call(server_url, "GET", "/v1/admin/jobs/" + id);
+}
+
+int AdminScrub(const std::string& server_url, bool run) {
+  if (run) return Call(server_url, "POST", "/v1/admin/scrub:run");
+  return Call(server_url, "GET", "/v1/admin/scrub");
 }
 
 int BackupCreate(const std::string& server_url, const std::string& name) {

@@ -19,9 +19,18 @@ namespace strata::cli {
 // Runs the server until it is stopped; 1 (the reason on stderr) if it could not start.
 int RunServe(const server::ServerConfig& config);
 
-// `strata admin compact` (blocks until every table is compacted) and `drop-caches`.
-int AdminCompact(const std::string& server_url);
+// Starts an admin job (`method target` answers 202 with it); with `wait`, polls
+// GET /v1/admin/jobs/{id} every 500 ms until it finishes and prints the finished job (exit 0
+// if it succeeded); without, prints the 202 answer.
+int RunAdminJob(const std::string& server_url, const std::string& method, const std::string& target,
+                bool wait);
+// `strata admin compact [--no-wait]` (a job; waits until every table is compacted unless
+// told not to), `strata admin jobs [ID]` and `drop-caches`.
+int AdminCompact(const std::string& server_url, bool wait);
+int AdminJobs(const std::string& server_url, const std::string& id);
 int AdminDropCaches(const std::string& server_url);
+// `strata admin scrub [--run]`: the scrub's report (GET /v1/admin/scrub), or start a pass.
+int AdminScrub(const std::string& server_url, bool run);
 
 // `strata backup create NAME`: an online backup into the server's <data-dir>/backups/NAME.
 int BackupCreate(const std::string& server_url, const std::string& name);

@@ -18,6 +18,8 @@ namespace strata::gc {
 namespace {
 
 constexpr int kPublishBatch = 1000;
+// The day totals' reason for blobs collected by the orphan scan.
+constexpr char kOrphanBlobReason[] = "orphan_blob";
 constexpr int kProcessAttempts = 3;
 
 std::string RunClustering(uint64_t id) {
@@ -123,6 +125,16 @@ absl::StatusOr<std::unique_ptr<Collector>> Collector::Open(
   c->errors_total_ =
       metrics->GetCounter("strata_lifecycle_errors_total", "Work items that failed", labels);
   c->runs_total_ = metrics->GetCounter("strata_lifecycle_runs_total", "Runs started", labels);
+  if (task->ScansOrphanBlobs()) {
+    c->orphan_blobs_total_ = metrics->GetCounter(
+        "strata_lifecycle_orphan_blobs_total",
+        "Blobs that no row named, older than the orphan age, deleted by the orphan scan", labels);
+    c->orphan_blob_bytes_total_ = metrics->GetCounter(
+        "strata_lifecycle_orphan_blob_bytes_total",
+        "Bytes of the blobs counted in strata_lifecycle_orphan_blobs_total", labels);
+    c->blobs_listed_total_ = metrics->GetCounter("strata_lifecycle_blobs_listed_total",
+                                                 "Blobs listed by orphan scans", labels);
+  }
   Collector* self = c.get();
   metrics->AddGauge("strata_lifecycle_backlog", "Work items published but not yet processed",
                     [self, labels] {
@@ -184,6 +196,9 @@ absl::Status Collector::Start() {
             "found again by the next run";
       }
       run.state = RunState::kSweeping;
+      if (run.orphan_scan == OrphanScanState::kRunning) {
+        run.orphan_scan = OrphanScanState::kInterrupted;  // the next run scans again
+      }
       STRATA_RETURN_IF_ERROR(SaveRun(run));
       active_ = run;
       sweeping_ = true;
@@ -225,7 +240,8 @@ absl::StatusOr<RunRecord> Collector::StartRun(const RunRequest& request) {
   if (request.as_of && *request.as_of < 0) {
     return absl::InvalidArgumentError("as_of: must be >= 0");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::thread previous;
+  std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) return absl::UnavailableError("collector: stopping");
   if (active_) {
     return absl::FailedPreconditionError("run: run " + std::to_string(active_->id) + " is still " +
@@ -242,9 +258,14 @@ absl::StatusOr<RunRecord> Collector::StartRun(const RunRequest& request) {
   active_ = run;
   skipped_ = 0;
   errors_ = 0;
-  // The previous run thread cleared active_ as its last step under mu_, so it is finishing.
-  if (run_thread_.joinable()) run_thread_.join();
+  // The previous run thread is finishing, but maybe not yet done: the control loop may have
+  // finished its sweep while it scanned for orphans, and its last step (FinishSweepIfDrained)
+  // takes mu_. It only ever acts on a sweeping run once drained -- which this new one is
+  // not while it marks -- so it is joined outside the lock.
+  previous = std::move(run_thread_);
   run_thread_ = std::thread([this, run] { RunThread(run); });
+  lock.unlock();
+  if (previous.joinable()) previous.join();
   return run;
 }
 
@@ -269,39 +290,149 @@ absl::StatusOr<RunRecord> Collector::WaitRun(uint64_t id, int64_t timeout_ms) {
 void Collector::RunThread(RunRecord run) {
   ThreadPool::NameCurrentThread("strata-lc-mark");
   ThreadPool::LowerCurrentThreadPriority(options_.worker_nice);
-  std::vector<WorkItem> work;
-  absl::Status s = Mark(&run, &work);
-  if (s.ok() && !run.dry_run) {
-    run.state = RunState::kPublishing;
-    s = SaveRun(run);
-    if (s.ok()) s = Publish(&run, work);
+  const bool scan = ScansOrphanBlobs();
+  ReferencedBlobs referenced;
+  absl::Status s;
+  {
+    std::vector<WorkItem> work;
+    s = Mark(&run, &work, scan ? &referenced : nullptr);
+    if (s.ok() && !run.dry_run) {
+      run.state = RunState::kPublishing;
+      s = SaveRun(run);
+      if (s.ok()) s = Publish(&run, work);
+    }
   }
-  std::lock_guard<std::mutex> lock(mu_);
   if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
     run.state = RunState::kFailed;
     run.error = s.ToString();
     run.finished_at = clock_->NowMillis();
     STRATA_LOG_WARN("lifecycle run failed", "task", task_->name(), "run", run.id, "error",
                     run.error);
-  } else if (run.dry_run || run.published == 0) {
-    run.state = RunState::kDone;  // a dry run, or nothing to sweep
-    run.finished_at = clock_->NowMillis();
-  } else {
-    run.state = RunState::kSweeping;
-  }
-  absl::Status saved = SaveRun(run);
-  if (!saved.ok()) STRATA_LOG_WARN("lifecycle run not saved", "error", saved.ToString());
-  if (run.state == RunState::kSweeping) {
-    active_ = run;
-    sweeping_ = true;
-  } else {
+    absl::Status saved = SaveRun(run);
+    if (!saved.ok()) STRATA_LOG_WARN("lifecycle run not saved", "error", saved.ToString());
     active_.reset();
     sweeping_ = false;
+    cv_.notify_all();
+    return;
   }
+  {
+    // A real run sweeps from here (workers may have started during the publish); this
+    // thread scans for orphan blobs meanwhile. The run is done once both have finished
+    // (FinishSweepIfDrained). A dry run's forecast includes the scan's counts.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!run.dry_run) run.state = RunState::kSweeping;
+    if (scan) run.orphan_scan = OrphanScanState::kRunning;
+    orphan_scanning_ = scan;
+    active_ = run;
+    sweeping_ = !run.dry_run;
+    absl::Status saved = SaveRun(run);
+    if (!saved.ok()) STRATA_LOG_WARN("lifecycle run not saved", "error", saved.ToString());
+  }
+  cv_.notify_all();
+  if (scan) ScanOrphans(&referenced);
+  if (!run.dry_run) {
+    FinishSweepIfDrained();  // at once when nothing was published
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  active_->state = RunState::kDone;
+  active_->finished_at = clock_->NowMillis();
+  absl::Status saved = SaveRun(*active_);
+  if (!saved.ok()) STRATA_LOG_WARN("lifecycle run not saved", "error", saved.ToString());
+  active_.reset();
   cv_.notify_all();
 }
 
-absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
+void Collector::ScanOrphans(const ReferencedBlobs* referenced) {
+  RunRecord run;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    run = *active_;
+  }
+  OrphanScanOptions options;
+  options.min_age_ms = task_->OrphanAgeMs();
+  options.as_of = run.as_of;
+  options.dry_run = run.dry_run;
+  OrphanScanHooks hooks;
+  hooks.acquire = [this] { return throttle_.Acquire(); };
+  hooks.collected = [this, &run](const CollectedOrphan& c) {
+    orphan_blobs_total_->Inc();
+    orphan_blob_bytes_total_->Inc(c.size);
+    // The audit of this hard delete: one log line per blob, the day's totals (reason
+    // "orphan_blob", so GET /v1/gc/stats and the dashboard count the bytes freed), and the
+    // server's audit log (options_.orphan_audit).
+    STRATA_LOG_WARN("gc: collected an orphan blob (no row named it)", "task", task_->name(), "run",
+                    run.id, "blob", c.blob, "bucket", c.name.bucket, "key", c.name.key,
+                    "generation", c.name.generation, "bytes", c.size, "age_ms", c.age_ms,
+                    "modified_ms", c.modified_ms);
+    absl::Status s = RecordOrphanBlob(run.day, c);
+    if (!s.ok()) STRATA_LOG_WARN("gc: orphan blob not counted", "error", s.ToString());
+    if (options_.orphan_audit) options_.orphan_audit(run.id, c);
+  };
+  uint64_t listed_before = 0;
+  hooks.progress = [this, &listed_before](const OrphanScanCounts& c) {
+    blobs_listed_total_->Inc(c.listed - listed_before);
+    listed_before = c.listed;
+    std::lock_guard<std::mutex> lock(mu_);
+    CopyOrphanCounts(c, &*active_);
+    absl::Status s = SaveRun(*active_);
+    if (!s.ok()) STRATA_LOG_WARN("lifecycle run not saved", "error", s.ToString());
+  };
+  absl::StatusOr<OrphanScanCounts> counts = ScanOrphanBlobs(media_, referenced, options, hooks);
+  std::lock_guard<std::mutex> lock(mu_);
+  RunRecord& r = *active_;
+  if (counts.ok()) {
+    blobs_listed_total_->Inc(counts->listed - listed_before);
+    CopyOrphanCounts(*counts, &r);
+    r.orphan_scan = OrphanScanState::kDone;
+    r.errors += counts->errors;
+    STRATA_LOG_INFO("gc: orphan scan done", "task", task_->name(), "run", r.id, "listed",
+                    counts->listed, "found", counts->found, "collected", counts->collected, "bytes",
+                    counts->collected_bytes, "young", counts->young, "errors", counts->errors,
+                    "dry_run", r.dry_run);
+    if (counts->foreign > 0) {
+      STRATA_LOG_WARN("gc: blobs named unlike media objects were left alone", "task", task_->name(),
+                      "run", r.id, "blobs", counts->foreign);
+    }
+  } else if (absl::IsCancelled(counts.status())) {
+    r.orphan_scan = OrphanScanState::kInterrupted;
+  } else {
+    r.orphan_scan = OrphanScanState::kFailed;
+    r.error = "orphan scan: " + counts.status().ToString();
+    STRATA_LOG_WARN("gc: orphan scan failed (the next run scans again)", "task", task_->name(),
+                    "run", r.id, "error", r.error);
+  }
+  orphan_scanning_ = false;
+  absl::Status saved = SaveRun(r);
+  if (!saved.ok()) STRATA_LOG_WARN("lifecycle run not saved", "error", saved.ToString());
+}
+
+void Collector::CopyOrphanCounts(const OrphanScanCounts& c, RunRecord* r) {
+  r->blobs_listed = c.listed;
+  r->orphan_blobs = c.found;
+  r->orphan_blob_bytes = c.found_bytes;
+  r->orphan_blobs_collected = c.collected;
+  r->orphan_blob_bytes_collected = c.collected_bytes;
+  r->orphan_blobs_young = c.young;
+}
+
+absl::Status Collector::RecordOrphanBlob(const std::string& day, const CollectedOrphan& c) {
+  const std::string partition = AuditPartition(task_->name(), day);
+  const std::string key = DayTotalsClustering(c.name.bucket, kOrphanBlobReason);
+  std::lock_guard<std::mutex> lock(record_mu_);
+  STRATA_ASSIGN_OR_RETURN(Totals day_totals, GetTotals(audit_, partition, key));
+  day_totals.objects += 1;
+  day_totals.bytes += c.size;
+  return audit_->Put(partition, key, EncodeTotals(day_totals));
+}
+
+bool Collector::ScansOrphanBlobs() const {
+  return options_.scan_orphan_blobs && task_->ScansOrphanBlobs() && task_->OrphanAgeMs() > 0;
+}
+
+absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work,
+                             ReferencedBlobs* referenced) {
   // A consistent snapshot where the backend has one (RocksDB, memory). Without one (RADOS:
   // Unimplemented) the mark reads the latest rows: the export is then not a point-in-time
   // view and the work list may name an object that changed during the scan. That is safe
@@ -346,7 +477,9 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
     absl::Status status;
     std::vector<WorkItem> work;
     uint64_t scanned = 0;
+    ReferencedBlobs referenced;  // blobs the range's rows name (for the orphan scan)
   };
+  const bool collect_referenced = referenced != nullptr;
   std::vector<RangeResult> results(ranges.size());
   std::vector<ExportPart*> parts(ranges.size(), nullptr);
   for (size_t i = 0; exporter && i < ranges.size(); ++i) parts[i] = exporter->Part(i);
@@ -377,6 +510,7 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
               return;
             }
             ++out.scanned;
+            if (collect_referenced) out.referenced.Add(row->blob);
             item.key = r.clustering.substr(1);
             std::string_view reason = task_->Eligible(*row, run->as_of);
             if (part) part->Object(item.bucket, item.key, *row);
@@ -398,6 +532,7 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
               out.status = row.status();
               return;
             }
+            if (collect_referenced) out.referenced.Add(row->blob);
             if (part) part->Superseded(item.bucket, item.key, item.generation, *row);
             if (!task_->WantsSuperseded()) continue;
             item.kind = WorkItem::Kind::kSuperseded;
@@ -409,7 +544,7 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
           } else if (r.clustering[0] == 'u') {
             // An upload row: abandoned once older than the task's orphan age.
             const Millis orphan_age = task_->OrphanAgeMs();
-            if (orphan_age <= 0) continue;
+            if (orphan_age <= 0 && !collect_referenced) continue;
             if (!media::ParseGenerationClustering(r.clustering, &item.key, &item.generation)) {
               continue;
             }
@@ -418,6 +553,8 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
               out.status = row.status();
               return;
             }
+            if (collect_referenced) out.referenced.Add(row->blob);
+            if (orphan_age <= 0) continue;
             if (row->started_at > run->as_of - orphan_age) continue;  // may still commit
             item.kind = WorkItem::Kind::kOrphan;
             item.reason = "orphan";
@@ -444,6 +581,7 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
   for (RangeResult& r : results) {
     STRATA_RETURN_IF_ERROR(r.status);
     run->scanned += r.scanned;
+    if (collect_referenced) referenced->Merge(std::move(r.referenced));
     for (WorkItem& item : r.work) {
       run->eligible_bytes += item.size;
       if (item.kind == WorkItem::Kind::kSuperseded) {
@@ -459,6 +597,7 @@ absl::Status Collector::Mark(RunRecord* run, std::vector<WorkItem>* work) {
     }
   }
   run->eligible = work->size();
+  if (collect_referenced) referenced->Seal();
   if (exporter) {
     STRATA_RETURN_IF_ERROR(exporter->Finish());
     absl::StatusOr<size_t> pruned =
@@ -654,7 +793,7 @@ void Collector::ControlLoop() {
 
 void Collector::ControlStep() {
   const uint64_t backlog = Backlog();
-  const bool busy = sweeping_.load() || backlog > 0;
+  const bool busy = sweeping_.load() || orphan_scanning_.load() || backlog > 0;
   LoadSample sample;
   if (options_.load_probe) sample = options_.load_probe();
   throttle_.Update(sample, busy);
@@ -678,7 +817,7 @@ void Collector::FinishSweepIfDrained() {
     run.processed = totals->objects;
     run.processed_bytes = totals->bytes;
   }
-  const bool drained = Backlog() == 0;
+  const bool drained = Backlog() == 0 && !orphan_scanning_;
   if (drained) {
     run.state = RunState::kDone;
     run.finished_at = clock_->NowMillis();

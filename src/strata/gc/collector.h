@@ -39,6 +39,7 @@
 #include "strata/base/clock.h"
 #include "strata/base/metrics.h"
 #include "strata/gc/lifecycle_task.h"
+#include "strata/gc/orphan_scan.h"
 #include "strata/gc/records.h"
 #include "strata/gc/throttle.h"
 #include "strata/media/media_service.h"
@@ -80,6 +81,14 @@ struct CollectorOptions {
   int control_interval_ms = 500;
   // Nice increment of the sweep workers (lower CPU priority than requests). Default 10.
   int worker_nice = 10;
+  // Whether runs of a task that asks for it (the GC) also scan the blob store for bytes no
+  // row names and collect those older than the task's orphan age (orphan_scan.h; docs/gc.md,
+  // "Orphan blobs"). Default true.
+  bool scan_orphan_blobs = true;
+  // Called for each orphan blob collected, after the delete (run id, what was deleted): the
+  // server writes its audit record (gc.orphan_blob). May be null (the log line and the day
+  // totals remain).
+  std::function<void(uint64_t run_id, const CollectedOrphan&)> orphan_audit;
   ThrottleOptions throttle;
   // Sampled every control step to drive the throttle; nullptr = no signal (the rate then
   // only grows, up to throttle.max_rate).
@@ -151,7 +160,15 @@ class Collector {
             LifecycleTask* task, Clock* clock, CollectorOptions options);
 
   void RunThread(RunRecord run);
-  absl::Status Mark(RunRecord* run, std::vector<WorkItem>* work);
+  // `referenced` (null: not collected) receives the blob names the rows name, sealed.
+  absl::Status Mark(RunRecord* run, std::vector<WorkItem>* work, ReferencedBlobs* referenced);
+  bool ScansOrphanBlobs() const;
+  // The run's orphan-blob scan, on the run thread, while the sweep runs; keeps active_'s
+  // counts up to date.
+  void ScanOrphans(const ReferencedBlobs* referenced);
+  static void CopyOrphanCounts(const OrphanScanCounts& counts, RunRecord* run);
+  // Adds a collected orphan blob to its day's totals (reason "orphan_blob").
+  absl::Status RecordOrphanBlob(const std::string& day, const CollectedOrphan& orphan);
   absl::Status Publish(RunRecord* run, const std::vector<WorkItem>& work);
   absl::Status SaveRun(const RunRecord& run);
   void WorkerLoop(int index);
@@ -192,12 +209,16 @@ class Collector {
   std::atomic<uint64_t> skipped_{0};
   std::atomic<uint64_t> errors_{0};
   std::atomic<bool> sweeping_{false};
+  std::atomic<bool> orphan_scanning_{false};  // the run thread is in ScanOrphans
 
   Counter* processed_objects_ = nullptr;
   Counter* processed_bytes_ = nullptr;
   Counter* skipped_total_ = nullptr;
   Counter* errors_total_ = nullptr;
   Counter* runs_total_ = nullptr;
+  Counter* orphan_blobs_total_ = nullptr;  // these three: tasks that scan for orphan blobs
+  Counter* orphan_blob_bytes_total_ = nullptr;
+  Counter* blobs_listed_total_ = nullptr;
 };
 
 }  // namespace strata::gc

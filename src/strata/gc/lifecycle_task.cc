@@ -190,7 +190,7 @@ std::string_view ArchiveTask::Eligible(const media::ObjectRow& row, Millis as_of
 }
 
 std::string ArchiveTask::TargetBlob(const WorkItem& item) const {
-  return to_class_ + "/" + item.bucket + "/" + item.key + "@" + media::Hex64(item.generation);
+  return media::BlobName(to_class_, item.bucket, item.key, item.generation);
 }
 
 absl::StatusOr<Outcome> ArchiveTask::Process(const WorkItem& item, const ProcessContext& ctx) {

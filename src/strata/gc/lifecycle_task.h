@@ -53,6 +53,9 @@ class LifecycleTask {
   // Upload rows older than this are abandoned uploads whose bytes are work for this task
   // (0: not this task's work).
   virtual Millis OrphanAgeMs() const { return 0; }
+  // Whether the run also scans the blob store for bytes no row names and collects those
+  // older than OrphanAgeMs() (orphan_scan.h).
+  virtual bool ScansOrphanBlobs() const { return false; }
   virtual absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) = 0;
   // Processes one polled batch: one result per item, in order, each as Process would give
   // it (same contract per item). A task may run each step for the whole batch at once --
@@ -86,6 +89,7 @@ class HardDeleteTask final : public LifecycleTask {
   std::string_view Eligible(const media::ObjectRow& row, Millis as_of) const override;
   bool WantsSuperseded() const override { return true; }
   Millis OrphanAgeMs() const override { return orphan_age_ms_; }
+  bool ScansOrphanBlobs() const override { return true; }
   absl::StatusOr<Outcome> Process(const WorkItem& item, const ProcessContext& ctx) override;
   std::vector<absl::StatusOr<Outcome>> ProcessBatch(std::span<const WorkItem> items,
                                                     std::span<const ProcessContext> ctxs) override;

@@ -111,6 +111,22 @@ std::string_view RunStateName(RunState s) {
   return "unknown";
 }
 
+std::string_view OrphanScanStateName(OrphanScanState s) {
+  switch (s) {
+    case OrphanScanState::kOff:
+      return "off";
+    case OrphanScanState::kRunning:
+      return "running";
+    case OrphanScanState::kDone:
+      return "done";
+    case OrphanScanState::kInterrupted:
+      return "interrupted";
+    case OrphanScanState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
 std::string EncodeRunRecord(const RunRecord& r) {
   std::string out(1, kVersion);
   coding::PutVarint64(&out, r.id);
@@ -129,6 +145,11 @@ std::string EncodeRunRecord(const RunRecord& r) {
   coding::PutLengthPrefixed(&out, r.export_path);
   coding::PutLengthPrefixed(&out, r.error);
   coding::PutVarint64(&out, r.orphans);
+  out.push_back(static_cast<char>(r.orphan_scan));
+  for (uint64_t v : {r.blobs_listed, r.orphan_blobs, r.orphan_blob_bytes, r.orphan_blobs_collected,
+                     r.orphan_blob_bytes_collected, r.orphan_blobs_young}) {
+    coding::PutVarint64(&out, v);
+  }
   return out;
 }
 
@@ -153,9 +174,23 @@ absl::StatusOr<RunRecord> DecodeRunRecord(std::string_view in) {
     if (!coding::GetVarint64(&in, v)) return Corrupt("run record");
   }
   if (!GetString(&in, &r.day) || !GetString(&in, &r.export_path) || !GetString(&in, &r.error) ||
-      (!in.empty() && !coding::GetVarint64(&in, &r.orphans)) || !in.empty()) {
+      (!in.empty() && !coding::GetVarint64(&in, &r.orphans))) {
     return Corrupt("run record");
   }
+  // The orphan-blob scan's fields, all or none (records written before it have none).
+  if (!in.empty()) {
+    if (static_cast<uint8_t>(in[0]) > static_cast<uint8_t>(OrphanScanState::kFailed)) {
+      return Corrupt("run record");
+    }
+    r.orphan_scan = static_cast<OrphanScanState>(in[0]);
+    in.remove_prefix(1);
+    for (uint64_t* v :
+         {&r.blobs_listed, &r.orphan_blobs, &r.orphan_blob_bytes, &r.orphan_blobs_collected,
+          &r.orphan_blob_bytes_collected, &r.orphan_blobs_young}) {
+      if (!coding::GetVarint64(&in, v)) return Corrupt("run record");
+    }
+  }
+  if (!in.empty()) return Corrupt("run record");
   return r;
 }
 

@@ -50,6 +50,16 @@ enum class RunState : uint8_t {
 };
 std::string_view RunStateName(RunState s);
 
+// The orphan-blob scan of a run (task gc; docs/gc.md, "Orphan blobs").
+enum class OrphanScanState : uint8_t {
+  kOff = 0,  // not part of this run (another task, the scan turned off, old records)
+  kRunning = 1,
+  kDone = 2,
+  kInterrupted = 3,  // the server stopped or restarted during it; the next run scans again
+  kFailed = 4,       // listing failed (`error` says why)
+};
+std::string_view OrphanScanStateName(OrphanScanState s);
+
 struct RunRecord {
   uint64_t id = 0;
   bool dry_run = false;
@@ -73,6 +83,15 @@ struct RunRecord {
   std::string day;
   std::string export_path;  // directory of this run's export files ("" = none)
   std::string error;        // last error, if any
+  // The orphan-blob scan (encoded after `orphans`, optional: older records lack it). A dry
+  // run counts what it would collect (found) and collects nothing.
+  OrphanScanState orphan_scan = OrphanScanState::kOff;
+  uint64_t blobs_listed = 0;
+  uint64_t orphan_blobs = 0;  // no row names them, older than the grace
+  uint64_t orphan_blob_bytes = 0;
+  uint64_t orphan_blobs_collected = 0;
+  uint64_t orphan_blob_bytes_collected = 0;
+  uint64_t orphan_blobs_young = 0;  // no row names them, younger than the grace: left alone
 };
 
 std::string EncodeRunRecord(const RunRecord& run);

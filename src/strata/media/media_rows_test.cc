@@ -121,6 +121,24 @@ TEST(MediaValidationTest, BucketsKeysAndMeta) {
   EXPECT_TRUE(ValidateStorageClass("glacier_deep").ok());
 }
 
+TEST(MediaRowsTest, BlobNamesRoundTripAndForeignNamesAreRefused) {
+  const std::string name = BlobName("hot", "media", "shows/a@b/pilot.mxf", 0x0123456789abcdefULL);
+  EXPECT_EQ(name, "hot/media/shows/a@b/pilot.mxf@0123456789abcdef");
+  BlobNameParts p;
+  ASSERT_TRUE(ParseBlobName(name, &p));
+  EXPECT_EQ(p.storage_class, "hot");
+  EXPECT_EQ(p.bucket, "media");
+  EXPECT_EQ(p.key, "shows/a@b/pilot.mxf");
+  EXPECT_EQ(p.generation, 0x0123456789abcdefULL);
+  for (const char* foreign :
+       {"hot/media/k", "hot/media/k@123", "hot/media/k@0123456789ABCDEF",
+        "hot/media@0123456789abcdef", "hot/Media/k@0123456789abcdef",
+        "HOT/media/k@0123456789abcdef", "hot/media/@0123456789abcdef",
+        "hot/media/a/../b@0123456789abcdef", "nothing", "hot/media/k@0123456789abcdef0"}) {
+    EXPECT_FALSE(ParseBlobName(foreign, &p)) << foreign;
+  }
+}
+
 TEST(ChecksumsTest, KnownVectors) {
   ObjectHasher h;
   h.Update("a");

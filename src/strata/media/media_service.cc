@@ -161,10 +161,9 @@ absl::StatusOr<std::unique_ptr<Upload>> MediaService::BeginPut(std::string_view 
   } else if (!absl::IsNotFound(current.status())) {
     return current.status();
   }
-  const std::string blob_prefix = b.policy.storage_class + "/" + up->bucket_ + "/" + up->key_ + "@";
   for (;;) {
     row.generation = NextGeneration(at_least);
-    row.blob = blob_prefix + Hex64(row.generation);
+    row.blob = BlobName(b.policy.storage_class, up->bucket_, up->key_, row.generation);
     absl::StatusOr<blob::BlobInfo> taken = blobs_->Stat(row.blob);
     if (absl::IsNotFound(taken.status())) break;
     if (absl::IsInvalidArgument(taken.status())) {
@@ -502,10 +501,61 @@ absl::Status MediaService::MoveObjectBytes(std::string_view bucket, std::string_
     return absl::FailedPreconditionError("key: '" + std::string(key) +
                                          "' is being garbage collected");
   }
+  // The orphan scan deletes bytes no row names under this lock; a row that is to name a
+  // copy checks here, under the same lock, that the copy is still there.
+  absl::StatusOr<blob::BlobInfo> copy = blobs_->Stat(blob);
+  if (absl::IsNotFound(copy.status())) {
+    return absl::AbortedError("blob: the copy " + std::string(blob) +
+                              " was deleted before the row named it (collected as an orphan); "
+                              "copy it again");
+  }
+  if (!copy.ok()) return copy.status();
   row.storage_class = std::string(storage_class);
   row.blob = std::string(blob);
   STRATA_RETURN_IF_ERROR(objects_->Put(bucket, ObjectClustering(key), EncodeObjectRow(row)));
   return rows_->Sync();
+}
+
+absl::StatusOr<bool> MediaService::ReferencedLocked(std::string_view bucket, std::string_view key,
+                                                    uint64_t generation, std::string_view blob) {
+  absl::StatusOr<ObjectRow> row = ReadRow(bucket, key);
+  if (row.ok()) {
+    if (row->blob == blob) return true;
+  } else if (!absl::IsNotFound(row.status())) {
+    return row.status();
+  }
+  absl::StatusOr<std::string> v = objects_->Get(bucket, SupersededClustering(key, generation));
+  if (v.ok()) {
+    STRATA_ASSIGN_OR_RETURN(SupersededRow superseded, DecodeSupersededRow(*v));
+    if (superseded.blob == blob) return true;
+  } else if (!absl::IsNotFound(v.status())) {
+    return v.status();
+  }
+  v = objects_->Get(bucket, UploadClustering(key, generation));
+  if (v.ok()) {
+    STRATA_ASSIGN_OR_RETURN(UploadRow upload, DecodeUploadRow(*v));
+    if (upload.blob == blob) return true;
+  } else if (!absl::IsNotFound(v.status())) {
+    return v.status();
+  }
+  return false;
+}
+
+absl::StatusOr<bool> MediaService::BlobReferenced(std::string_view bucket, std::string_view key,
+                                                  uint64_t generation, std::string_view blob) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  return ReferencedLocked(bucket, key, generation, blob);
+}
+
+absl::StatusOr<bool> MediaService::DeleteUnreferencedBlob(std::string_view bucket,
+                                                          std::string_view key, uint64_t generation,
+                                                          std::string_view blob) {
+  std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
+  STRATA_ASSIGN_OR_RETURN(bool referenced, ReferencedLocked(bucket, key, generation, blob));
+  if (referenced) return false;
+  STRATA_RETURN_IF_ERROR(rows_->Sync());
+  STRATA_RETURN_IF_ERROR(blobs_->Delete(blob));
+  return true;
 }
 
 uint64_t MediaService::NextGeneration(uint64_t at_least) {

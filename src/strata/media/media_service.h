@@ -192,9 +192,31 @@ class MediaService {
   // deletes the old bytes next. FailedPrecondition if the key holds another generation or
   // the row is eligible for garbage collection (soft-deleted past grace, or expired);
   // NotFound if absent.
+  // Aborted (nothing changed; copy again) if `blob` no longer exists: the row may only come
+  // to name bytes that exist, checked under the key's lock (see DeleteUnreferencedBlob).
   absl::Status MoveObjectBytes(std::string_view bucket, std::string_view key,
                                uint64_t generation, std::string_view storage_class,
                                std::string_view blob);
+
+  // --- For the collector's orphan-blob scan (src/strata/gc/orphan_scan.h): bytes that no
+  // row names, left by a power loss that took their upload row (docs/gc.md).
+
+  // Whether a row names `blob`, whose name says it holds `key`@`generation` of `bucket`
+  // (ParseBlobName): the key's object row (whatever its generation: archival keeps the
+  // generation and changes the name), or the superseded or upload row of that generation.
+  // No other row names object bytes. Under the key's lock.
+  absl::StatusOr<bool> BlobReferenced(std::string_view bucket, std::string_view key,
+                                      uint64_t generation, std::string_view blob);
+  // Deletes `blob` if no row names it (as BlobReferenced), checked and deleted under the
+  // key's lock: true when deleted (or already absent), false when a row names it (nothing
+  // done). Safe against writers because a row only ever comes to name a blob (a) before the
+  // blob exists -- the upload row, written by BeginPut before any byte, under a name no
+  // existing blob has -- or (b) under the key's lock after checking that the blob exists
+  // (MoveObjectBytes). So once this finds no row, none can appear until the bytes are gone.
+  // The rows it read are made durable (RowStore::Sync) before the delete, as the sweep does:
+  // a power cut must not bring back a row naming them.
+  absl::StatusOr<bool> DeleteUnreferencedBlob(std::string_view bucket, std::string_view key,
+                                              uint64_t generation, std::string_view blob);
   blob::BlobStore* blobs() const { return blobs_; }
   Clock* clock() const { return clock_; }
 
@@ -215,6 +237,9 @@ class MediaService {
 
   absl::StatusOr<ObjectInfo> CommitUpload(Upload* upload);
   absl::StatusOr<ObjectRow> ReadRow(std::string_view bucket, std::string_view key);
+  // BlobReferenced without taking the key's lock (the caller holds it).
+  absl::StatusOr<bool> ReferencedLocked(std::string_view bucket, std::string_view key,
+                                        uint64_t generation, std::string_view blob);
   bool Visible(const ObjectRow& row, Millis now) const;
   bool Restorable(const ObjectRow& row, Millis now) const;
   uint64_t NextGeneration(uint64_t at_least);

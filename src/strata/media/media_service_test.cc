@@ -463,6 +463,76 @@ TEST_P(MediaServiceTest, ConsistentSnapshotScanFindsWhatTheGcMustDelete) {
   EXPECT_EQ(index_entries, 0u);
 }
 
+TEST_P(MediaServiceTest, EveryRowThatNamesBytesKeepsThemFromTheOrphanScan) {
+  auto v1 = Put("k", "one");
+  ASSERT_TRUE(v1.ok());
+  auto v2 = Put("k", "two");
+  ASSERT_TRUE(v2.ok());
+  // What a crash between the bytes and the metadata leaves: an upload row and its bytes.
+  const uint64_t pending_gen = v2->row.generation + 100;
+  const std::string pending = BlobName("hot", "media", "p", pending_gen);
+  ASSERT_TRUE(service_->objects_table()
+                  ->Put("media", UploadClustering("p", pending_gen),
+                        EncodeUploadRow({pending, "hot", clock_.NowMillis()}))
+                  .ok());
+  ASSERT_TRUE(blobs_->Put(pending, "pending").ok());
+  // What a power loss that took the upload row leaves: bytes alone.
+  const std::string lost = BlobName("hot", "media", "lost", pending_gen);
+  ASSERT_TRUE(blobs_->Put(lost, "lost").ok());
+
+  struct Case {
+    std::string key;
+    uint64_t generation;
+    std::string blob;
+    bool referenced;
+  };
+  const Case cases[] = {
+      {"k", v1->row.generation, v1->row.blob, true},  // superseded row
+      {"k", v2->row.generation, v2->row.blob, true},  // object row
+      {"p", pending_gen, pending, true},              // upload row
+      {"lost", pending_gen, lost, false},
+      // Another class's name for a generation a row holds: not named.
+      {"k", v2->row.generation, BlobName("cold", "media", "k", v2->row.generation), false}};
+  for (const Case& c : cases) {
+    auto referenced = service_->BlobReferenced("media", c.key, c.generation, c.blob);
+    ASSERT_TRUE(referenced.ok()) << referenced.status();
+    EXPECT_EQ(*referenced, c.referenced) << c.blob;
+  }
+  for (const Case& c : cases) {
+    if (!c.referenced) continue;
+    auto deleted = service_->DeleteUnreferencedBlob("media", c.key, c.generation, c.blob);
+    ASSERT_TRUE(deleted.ok()) << deleted.status();
+    EXPECT_FALSE(*deleted) << c.blob;
+    EXPECT_TRUE(blobs_->Stat(c.blob).ok()) << c.blob;
+  }
+  auto deleted = service_->DeleteUnreferencedBlob("media", "lost", pending_gen, lost);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_TRUE(*deleted);
+  EXPECT_TRUE(absl::IsNotFound(blobs_->Stat(lost).status()));
+  EXPECT_EQ(ReadAll("k"), "two");
+
+  // Archival: once the row names the copy, the old bytes are no row's.
+  const std::string copy = BlobName("cold", "media", "k", v2->row.generation);
+  ASSERT_TRUE(blobs_->Put(copy, "two").ok());
+  ASSERT_TRUE(service_->MoveObjectBytes("media", "k", v2->row.generation, "cold", copy).ok());
+  EXPECT_TRUE(*service_->BlobReferenced("media", "k", v2->row.generation, copy));
+  EXPECT_FALSE(*service_->BlobReferenced("media", "k", v2->row.generation, v2->row.blob));
+}
+
+TEST_P(MediaServiceTest, ARowIsNeverPointedAtACopyThatIsGone) {
+  // The orphan scan may delete an archive copy that no row names yet (a stalled archival);
+  // the repoint, under the same key lock, must then refuse, or the row would name nothing.
+  auto v = Put("k", "bytes");
+  ASSERT_TRUE(v.ok());
+  const std::string copy = BlobName("cold", "media", "k", v->row.generation);
+  absl::Status moved = service_->MoveObjectBytes("media", "k", v->row.generation, "cold", copy);
+  EXPECT_TRUE(absl::IsAborted(moved)) << moved;
+  auto head = service_->Head("media", "k");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->row.blob, v->row.blob);
+  EXPECT_EQ(ReadAll("k"), "bytes");
+}
+
 // Archival repoints a row and then deletes the old bytes durably: the repoint must be
 // synced first, or a power loss in between leaves a live row pointing at deleted bytes.
 class CountingSyncRowStore final : public store::RowStore {
@@ -504,6 +574,7 @@ TEST(MediaArchival, MoveObjectBytesIsDurableBeforeItReturns) {
   auto info = (*up)->Commit();
   ASSERT_TRUE(info.ok()) << info.status();
 
+  ASSERT_TRUE((*blobs)->Put("cold/copy", "bytes").ok());  // the archival copy
   const int before = rows.syncs;
   ASSERT_TRUE(
       (*service)->MoveObjectBytes("media", "clip", info->row.generation, "cold", "cold/copy").ok());

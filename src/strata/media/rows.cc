@@ -1,6 +1,8 @@
 #include "strata/media/rows.h"
 
 #include "strata/base/coding.h"
+#include "strata/media/checksums.h"
+#include "strata/media/validation.h"
 
 namespace strata::media {
 namespace {
@@ -200,6 +202,44 @@ std::string PrefixEnd(std::string_view prefix) {
     end.pop_back();
   }
   return end;
+}
+
+std::string BlobName(std::string_view storage_class, std::string_view bucket, std::string_view key,
+                     uint64_t generation) {
+  std::string out;
+  out.reserve(storage_class.size() + bucket.size() + key.size() + 19);
+  out.append(storage_class).append("/").append(bucket).append("/").append(key).append("@");
+  out.append(Hex64(generation));
+  return out;
+}
+
+bool ParseBlobName(std::string_view name, BlobNameParts* out) {
+  const size_t first = name.find('/');
+  if (first == std::string_view::npos) return false;
+  const size_t second = name.find('/', first + 1);
+  const size_t at = name.rfind('@');
+  if (second == std::string_view::npos || at == std::string_view::npos || at < second ||
+      name.size() - at - 1 != 16) {
+    return false;
+  }
+  uint64_t generation = 0;
+  for (char c : name.substr(at + 1)) {
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) return false;
+    generation = generation << 4 | static_cast<uint64_t>(v);
+  }
+  std::string_view storage_class = name.substr(0, first);
+  std::string_view bucket = name.substr(first + 1, second - first - 1);
+  std::string_view key = name.substr(second + 1, at - second - 1);
+  if (!ValidateStorageClass(storage_class).ok() || !ValidateBucketName(bucket).ok() ||
+      !ValidateObjectKey(key).ok()) {
+    return false;
+  }
+  out->storage_class = std::string(storage_class);
+  out->bucket = std::string(bucket);
+  out->key = std::string(key);
+  out->generation = generation;
+  return true;
 }
 
 }  // namespace strata::media

@@ -110,4 +110,21 @@ bool ParseGenerationClustering(std::string_view clustering, std::string* key,
 // The smallest string greater than every string starting with `prefix` ("" if none).
 std::string PrefixEnd(std::string_view prefix);
 
+// Blob names of object bytes: "<storage class>/<bucket>/<key>@<generation, 16 hex digits>".
+// The generation makes every write of a key a new name (blob names are write-once), and
+// since a generation is at least the upload's start in microseconds (MediaService), a name
+// also tells when its upload began, at the latest.
+std::string BlobName(std::string_view storage_class, std::string_view bucket, std::string_view key,
+                     uint64_t generation);
+struct BlobNameParts {
+  std::string storage_class;
+  std::string bucket;
+  std::string key;
+  uint64_t generation = 0;
+};
+// The inverse of BlobName; false for a name it cannot have made (a storage class, bucket or
+// key that breaks validation.h's rules, or no "@" + 16 lower-case hex digits at the end).
+// Keys may hold '/' and '@': the bucket ends at the second '/', the key at the last '@'.
+bool ParseBlobName(std::string_view name, BlobNameParts* out);
+
 }  // namespace strata::media

@@ -29,7 +29,9 @@ std::string AdminAction(std::string_view method, const std::vector<std::string_v
   }
   if (n == 3 && parts[2] == "backup") return "admin.backup";
   if (n == 3 && parts[2] == "compact") return "admin.compact";
+  if (n == 3 && parts[2] == "scrub:run") return "admin.scrub";
   if (n == 4 && parts[2] == "viewing" && parts[3] == "caches:drop") return "admin.caches_drop";
+  if (n == 4 && parts[2] == "viewing" && parts[3] == "tables") return "admin.viewing_tables";
   if (n == 4 && parts[2] == "viewing" && parts[3] == "rotation:sweep") {
     return "admin.rotation_sweep";
   }

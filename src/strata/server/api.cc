@@ -2,11 +2,13 @@
 
 #include <charconv>
 #include <chrono>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "strata/base/log.h"
+#include "strata/base/status.h"
 #include "strata/server/json_writer.h"
 #include "strata/server/viewing_json.h"
 
@@ -35,6 +37,21 @@ http::Response MethodNotAllowed(std::string_view method) {
   if (method.size() > 32) shown += "...";
   return Json(405,
               ErrorBody("method_not_allowed", "method: " + shown + " is not allowed on this path"));
+}
+
+// Every (name, value) of a raw query string, url-decoded, in order.
+std::vector<std::pair<std::string, std::string>> QueryPairs(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    out.emplace_back(http::UrlDecode(pair.substr(0, eq)),
+                     eq == std::string_view::npos ? "" : http::UrlDecode(pair.substr(eq + 1)));
+  }
+  return out;
 }
 
 bool ParseUint(std::string_view s, uint64_t* out) {
@@ -97,11 +114,15 @@ Api::Api(viewing::ViewingService* viewing, media::MediaService* media, MetricsRe
       bulk_pool_(std::make_unique<ThreadPool>(2, /*nice_increment=*/2, "strata-bulkread")),
       metrics_(metrics),
       admin_(std::move(admin)),
-      admin_pool_(std::make_unique<ThreadPool>(1, /*nice_increment=*/0, "strata-admin")) {
-  deferred_waits_ = metrics_->GetCounter(
-      "strata_http_deferred_waits_total",
-      "Ingest batches and bulk pages whose HTTP thread waited for them because their pool "
-      "already had a backlog (backpressure: a sign of overload)");
+      jobs_(std::make_unique<AdminJobs>(SystemClock::Default(), AdminJobs::Options{})) {
+  io_waits_ = std::make_unique<IoWaitGate>(
+      std::numeric_limits<int>::max(),
+      metrics_->GetCounter(
+          "strata_http_deferred_waits_total",
+          "Ingest batches and bulk pages whose HTTP thread waited for them because their pool "
+          "already had a backlog (0 in a server: it refuses them instead)"),
+      metrics_->GetCounter("strata_http_overload_refusals_total",
+                           "Requests answered 503 because their pool had a backlog (overload)"));
 }
 
 namespace {
@@ -225,11 +246,33 @@ http::Response Api::Handle(const http::Request& request) {
   return response;
 }
 
+bool IoWaitGate::TryEnter() {
+  const int limit = max_waiting_.load(std::memory_order_relaxed);
+  int n = waiting_.load(std::memory_order_relaxed);
+  do {
+    if (n >= limit) return false;
+  } while (!waiting_.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel));
+  return true;
+}
+
 http::Response DeferToPool(ThreadPool* pool, size_t max_queued,
-                           std::function<http::Response()> work, Counter* waits) {
+                           std::function<http::Response()> work, IoWaitGate* gate,
+                           std::string_view what) {
   if (pool->queued() >= max_queued) {
-    if (waits != nullptr) waits->Inc();
-    return pool->Submit(std::move(work)).get();
+    const size_t queued = pool->queued();
+    if (gate != nullptr && !gate->TryEnter()) {
+      // Waiting here too would leave no io thread for /healthz and other short requests.
+      if (gate->refused() != nullptr) gate->refused()->Inc();
+      http::Response r = ErrorResponse(absl::UnavailableError(
+          absl::StrCat(std::string(what), ": the server is overloaded (", queued,
+                       " waiting in its pool); not applied, retry")));
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
+    if (gate != nullptr && gate->waits() != nullptr) gate->waits()->Inc();
+    http::Response r = pool->Submit(std::move(work)).get();
+    if (gate != nullptr) gate->Leave();
+    return r;
   }
   http::Response r;
   r.defer = [pool, work = std::move(work)](http::Reply reply) mutable {
@@ -357,6 +400,13 @@ http::Response Api::Route(const http::Request& request, const auth::Principal& w
       if (method != "POST") return method_not_allowed();
       return Backup(request);
     }
+    if (parts.size() == 3 && parts[1] == "admin" &&
+        (parts[2] == "scrub" || parts[2] == "scrub:run")) {
+      return RouteScrub(request, parts[2] == "scrub:run", route);
+    }
+    if (parts.size() >= 3 && parts[1] == "admin" && parts[2] == "jobs") {
+      return RouteJobs(request, parts, route);
+    }
     if (parts.size() == 3 && parts[1] == "admin" && parts[2] == "compact") {
       *route = "/v1/admin/compact";
       if (method == "GET") return CompactStatus();
@@ -366,8 +416,8 @@ http::Response Api::Route(const http::Request& request, const auth::Principal& w
     if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
         parts[3] == "tables") {
       *route = "/v1/admin/viewing/tables";
-      if (method != "GET") return method_not_allowed();
-      return ViewingTables();
+      if (method != "GET" && method != "POST") return method_not_allowed();
+      return ViewingTables(request);
     }
     if (parts.size() == 4 && parts[1] == "admin" && parts[2] == "viewing" &&
         parts[3] == "rotation") {
@@ -417,8 +467,9 @@ http::Response Api::Route(const http::Request& request, const auth::Principal& w
 http::Response Api::PostEvents(const http::Request& request) {
   // The request is copied (its body is ~100 KB for 500 events, a few microseconds): the
   // io thread's copy ends with this call.
-  return DeferToPool(ingest_pool_.get(), kMaxQueuedIngest,
-                     [this, request] { return Ingest(request); }, deferred_waits_);
+  return DeferToPool(
+      ingest_pool_.get(), kMaxQueuedIngest, [this, request] { return Ingest(request); },
+      io_waits_.get(), "events");
 }
 
 http::Response Api::Ingest(const http::Request& request) {
@@ -467,9 +518,9 @@ http::Response Api::GetViewing(uint64_t member, const http::Request& request) {
   }
   if (auto v = http::QueryParam(request.query, "cursor")) q.cursor = *v;
   if (q.limit > kBulkReadLimit) {
-    return DeferToPool(bulk_pool_.get(), kMaxQueuedBulkReads,
-                       [this, member, q] { return HistoryPageResponse(member, q); },
-                       deferred_waits_);
+    return DeferToPool(
+        bulk_pool_.get(), kMaxQueuedBulkReads,
+        [this, member, q] { return HistoryPageResponse(member, q); }, io_waits_.get(), "viewing");
   }
   return HistoryPageResponse(member, q);
 }
@@ -589,76 +640,185 @@ http::Response Api::Backup(const http::Request& request) {
                      nullptr);
 }
 
+namespace {
+
+// A job as JSON (docs/api.md, "Admin jobs").
+void AppendJob(const AdminJob& j, JsonWriter* w) {
+  w->BeginObject();
+  w->Key("id").String(j.id).Key("kind").String(j.kind);
+  w->Key("state").String(JobStateName(j.state));
+  w->Key("created_at").Int(j.created_at);
+  w->Key("started_at");
+  j.started_at == 0 ? w->Null() : w->Int(j.started_at);
+  w->Key("finished_at");
+  j.finished_at == 0 ? w->Null() : w->Int(j.finished_at);
+  w->Key("progress");
+  if (j.progress.total == 0) {
+    w->Null();
+  } else {
+    w->BeginObject().Key("done").Uint(j.progress.done).Key("total").Uint(j.progress.total);
+    w->Key("unit").String(j.progress.unit).EndObject();
+  }
+  w->Key("result");
+  if (j.state == JobState::kSucceeded && !j.result_json.empty()) {
+    w->Raw(j.result_json);
+  } else {
+    w->Null();
+  }
+  w->Key("error");
+  if (j.state == JobState::kFailed) {
+    w->BeginObject().Key("code").String(StatusCodeName(j.error));
+    w->Key("message").String(std::string(j.error.message())).EndObject();
+  } else {
+    w->Null();
+  }
+  w->EndObject();
+}
+
+std::string JobJson(const AdminJob& j) {
+  JsonWriter w;
+  AppendJob(j, &w);
+  return w.Take();
+}
+
+// 202 with the job and where to follow it.
+http::Response JobAccepted(const AdminJob& j) {
+  http::Response r = Json(202, JobJson(j));
+  r.headers.emplace_back("Location", "/v1/admin/jobs/" + j.id);
+  return r;
+}
+
+// A finished job as an answer: 200 with the job, or its error.
+http::Response FinishedJobResponse(const AdminJob& j) {
+  if (j.state == JobState::kFailed) return ErrorResponse(j.error);
+  return Json(200, JobJson(j));
+}
+
+absl::StatusOr<bool> ParseWait(const http::Request& request) {
+  std::optional<std::string> v = http::QueryParam(request.query, "wait");
+  if (!v) return false;
+  if (*v != "true" && *v != "false") {
+    return absl::InvalidArgumentError("wait: must be true or false");
+  }
+  return *v == "true";
+}
+
+}  // namespace
+
+http::Response Api::AwaitJob(const std::string& id) {
+  http::Response r;
+  r.defer = [jobs = jobs_.get(), id](http::Reply reply) {
+    // Answered from the job's thread when it finishes (at once if it has); the io thread goes
+    // back to other requests meanwhile.
+    absl::Status s =
+        jobs->WhenDone(id, [reply](const AdminJob& j) mutable { reply(FinishedJobResponse(j)); });
+    if (!s.ok()) reply(ErrorResponse(s));
+  };
+  return r;
+}
+
 http::Response Api::Compact(const http::Request& request) {
   if (!admin_.compact) {
     return ErrorResponse(absl::UnimplementedError(
         "compact: the row store backend has no manual compaction (it compacts on its own)"));
   }
-  bool wait = true;
-  if (auto v = http::QueryParam(request.query, "wait")) {
-    if (*v != "true" && *v != "false") {
-      return ErrorResponse(absl::InvalidArgumentError("wait: must be true or false"));
-    }
-    wait = *v == "true";
-  }
-  std::shared_ptr<CompactState> state = compact_state_;
-  {
-    std::lock_guard<std::mutex> lock(state->mu);
-    if (state->running) {
-      return Json(409, http::JsonErrorBody("conflict",
-                                           "compact: a compaction is already running "
-                                           "(GET /v1/admin/compact shows it)"));
-    }
-    state->running = true;
-    state->started_at = static_cast<Millis>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
-  }
-  auto run = [compact = admin_.compact, state]() -> http::Response {
-    const auto start = std::chrono::steady_clock::now();
-    absl::Status s = compact();
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    {
-      std::lock_guard<std::mutex> lock(state->mu);
-      state->running = false;
-      ++state->runs;
-      state->last_seconds = seconds;
-      state->last_error = s.ok() ? "" : s.ToString();
-    }
-    if (!s.ok()) return ErrorResponse(s);
-    return Json(200, absl::StrCat("{\"compacted\":true,\"seconds\":", seconds, "}"));
-  };
-  if (!wait) {
-    (void)admin_pool_->Submit([run] { (void)run(); });
-    return Json(202, "{\"started\":true}");
-  }
-  // Answered when done, from the admin thread; the io thread goes back to other requests.
-  http::Response r;
-  r.defer = [pool = admin_pool_.get(), run](http::Reply reply) mutable {
-    (void)pool->Submit([run, reply = std::move(reply)]() mutable { reply(run()); });
-  };
-  return r;
+  absl::StatusOr<bool> wait = ParseWait(request);
+  if (!wait.ok()) return ErrorResponse(wait.status());
+  absl::StatusOr<AdminJobs::Started> started = jobs_->Start(
+      "compact",
+      [compact = admin_.compact](const AdminJobs::ReportProgress&) -> absl::StatusOr<std::string> {
+        const auto start = std::chrono::steady_clock::now();
+        STRATA_RETURN_IF_ERROR(compact());
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return absl::StrCat("{\"compacted\":true,\"seconds\":", seconds, "}");
+      },
+      AdminJobs::IfActive::kRefuse);
+  if (!started.ok()) return ErrorResponse(started.status());
+  if (*wait) return AwaitJob(started->job.id);
+  return JobAccepted(started->job);
 }
 
 http::Response Api::CompactStatus() {
-  std::lock_guard<std::mutex> lock(compact_state_->mu);
-  const CompactState& s = *compact_state_;
+  // The compaction jobs as the registry knows them (the running or the latest one).
+  const std::optional<AdminJob> latest = jobs_->Latest("compact");
+  std::optional<AdminJob> last_done;
+  for (const AdminJob& j : jobs_->List("compact", 1000)) {
+    if (j.done()) {
+      last_done = j;
+      break;
+    }
+  }
   JsonWriter w;
   w.BeginObject();
-  w.Key("running").Bool(s.running);
-  w.Key("runs").Uint(s.runs);
-  w.Key("started_at").Int(s.started_at);
-  w.Key("last_seconds").Double(s.last_seconds);
+  w.Key("running").Bool(latest && !latest->done());
+  w.Key("runs").Uint(jobs_->finished("compact"));
+  w.Key("started_at").Int(latest ? latest->started_at : 0);
+  w.Key("last_seconds")
+      .Double(last_done ? static_cast<double>(last_done->finished_at - last_done->started_at) / 1e3
+                        : 0.0);
   w.Key("last_error");
-  if (s.last_error.empty()) {
-    w.Null();
+  if (last_done && last_done->state == JobState::kFailed) {
+    w.String(last_done->error.ToString());
   } else {
-    w.String(s.last_error);
+    w.Null();
+  }
+  w.Key("job");
+  if (latest) {
+    AppendJob(*latest, &w);
+  } else {
+    w.Null();
   }
   w.EndObject();
   return Json(200, w.Take());
+}
+
+http::Response Api::RouteJobs(const http::Request& request,
+                              const std::vector<std::string_view>& parts, std::string* route) {
+  if (parts.size() == 3) {
+    *route = "/v1/admin/jobs";
+    if (request.method != "GET") return MethodNotAllowed(request.method);
+    uint64_t limit = 20;
+    std::string kind;
+    for (const auto& [name, value] : QueryPairs(request.query)) {
+      if (name == "limit") {
+        if (!ParseUint(value, &limit) || limit < 1 || limit > 1000) {
+          return ErrorResponse(absl::InvalidArgumentError("limit: must be 1..1000"));
+        }
+      } else if (name == "kind") {
+        if (value != "compact" && value != "viewing_tables") {
+          return ErrorResponse(
+              absl::InvalidArgumentError("kind: must be compact or viewing_tables"));
+        }
+        kind = value;
+      } else {
+        return ErrorResponse(absl::InvalidArgumentError("query: unknown parameter \"" + name +
+                                                        "\" (known: kind, limit)"));
+      }
+    }
+    JsonWriter w;
+    w.BeginObject().Key("jobs").BeginArray();
+    for (const AdminJob& j : jobs_->List(kind, limit)) AppendJob(j, &w);
+    w.EndArray().EndObject();
+    return Json(200, w.Take());
+  }
+  *route = "/v1/admin/jobs/{id}";
+  if (parts.size() != 4) {
+    return Json(404, ErrorBody("not_found", "path: no route for " + request.path));
+  }
+  if (request.method != "GET") return MethodNotAllowed(request.method);
+  const std::string_view id = parts[3];
+  if (id.empty() || id.size() > 64 ||
+      id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string_view::npos) {
+    return ErrorResponse(
+        absl::InvalidArgumentError("id: not a job id (GET /v1/admin/jobs lists them)"));
+  }
+  absl::StatusOr<bool> wait = ParseWait(request);
+  if (!wait.ok()) return ErrorResponse(wait.status());
+  absl::StatusOr<AdminJob> job = jobs_->Get(id);
+  if (!job.ok()) return ErrorResponse(job.status());
+  if (*wait && !job->done()) return AwaitJob(job->id);
+  return Json(200, JobJson(*job));
 }
 
 http::Response Api::RotationStatus() {
@@ -679,9 +839,31 @@ http::Response Api::RotationStatus() {
   return Json(200, w.Take());
 }
 
-http::Response Api::ViewingTables() {
-  auto report = viewing_->Report();
-  if (!report.ok()) return ErrorResponse(report.status());
+http::Response Api::ViewingTables(const http::Request& request) {
+  // The report scans every viewing table: a job, never on an io thread. Requests while one
+  // runs share it.
+  absl::StatusOr<AdminJobs::Started> started = jobs_->Start(
+      "viewing_tables",
+      [this](const AdminJobs::ReportProgress& progress) { return ViewingTablesJson(progress); },
+      AdminJobs::IfActive::kJoin);
+  if (!started.ok()) return ErrorResponse(started.status());
+  if (request.method == "POST") return JobAccepted(started->job);
+  // GET: the report itself, as before jobs existed, once the job is done.
+  http::Response r;
+  r.defer = [jobs = jobs_.get(), id = started->job.id](http::Reply reply) {
+    absl::Status s = jobs->WhenDone(id, [reply](const AdminJob& j) mutable {
+      reply(j.state == JobState::kFailed ? ErrorResponse(j.error) : Json(200, j.result_json));
+    });
+    if (!s.ok()) reply(ErrorResponse(s));
+  };
+  return r;
+}
+
+absl::StatusOr<std::string> Api::ViewingTablesJson(const AdminJobs::ReportProgress& progress) {
+  auto report = viewing_->Report([&progress](size_t done, size_t total) {
+    progress(JobProgress{done, total, "tables"});
+  });
+  if (!report.ok()) return report.status();
   JsonWriter w;
   w.BeginObject();
   // The honest size: the whole data directory over every viewing record stored, whatever
@@ -725,7 +907,7 @@ http::Response Api::ViewingTables() {
     w.EndObject();
   }
   w.EndArray().EndObject();
-  return Json(200, w.Take());
+  return w.Take();
 }
 
 }  // namespace strata::server

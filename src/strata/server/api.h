@@ -3,10 +3,11 @@
 // Handle() is thread-safe; it runs on the HTTP server's I/O threads.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -14,17 +15,19 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "strata/base/metrics.h"
-#include "strata/base/thread_pool.h"
 #include "strata/assets/asset_service.h"
 #include "strata/auth/audit_log.h"
 #include "strata/auth/authenticator.h"
 #include "strata/auth/key_store.h"
+#include "strata/base/metrics.h"
+#include "strata/base/thread_pool.h"
 #include "strata/gc/collector.h"
-#include "strata/reprocess/job_runner.h"
 #include "strata/http/http_server.h"
 #include "strata/media/media_service.h"
+#include "strata/reprocess/job_runner.h"
+#include "strata/scrub/scrubber.h"
 #include "strata/server/access.h"
+#include "strata/server/admin_jobs.h"
 #include "strata/viewing/viewing_service.h"
 
 namespace strata::server {
@@ -40,15 +43,43 @@ http::Response MethodNotAllowed(std::string_view method);
 // A non-negative (ParseUint) or signed (ParseInt) decimal path segment or query value,
 // all of `s`.
 bool ParseUint(std::string_view s, uint64_t* out);
+// Every (name, value) of a raw query string, url-decoded, in order.
+std::vector<std::pair<std::string, std::string>> QueryPairs(std::string_view query);
 bool ParseInt(std::string_view s, int64_t* out);
+
+// Backpressure of DeferToPool: how many io threads may wait for a pool at once. One io thread
+// is always left to answer what needs no pool (/healthz, /metrics, small reads): a request
+// that would be the next to wait is refused instead (503, Retry-After). Thread-safe.
+class IoWaitGate {
+ public:
+  // `max_waiting`: io threads that may wait at once (the server passes its io threads - 1;
+  // 0 = none may: a backlog always answers 503).
+  IoWaitGate(int max_waiting, Counter* waits, Counter* refused)
+      : max_waiting_(max_waiting), waits_(waits), refused_(refused) {}
+  bool TryEnter();
+  void Leave() { waiting_.fetch_sub(1, std::memory_order_acq_rel); }
+  void set_max_waiting(int n) { max_waiting_.store(n, std::memory_order_relaxed); }
+  int max_waiting() const { return max_waiting_.load(std::memory_order_relaxed); }
+  Counter* waits() const { return waits_; }
+  Counter* refused() const { return refused_; }
+
+ private:
+  std::atomic<int> max_waiting_;
+  std::atomic<int> waiting_{0};
+  Counter* waits_;    // may be null
+  Counter* refused_;  // may be null
+};
 
 // Runs `work` on `pool` without holding the calling io thread: returns a deferred Response
 // (http::Response::defer) that replies with work's result. When `max_queued` tasks already
-// wait in the pool, it instead waits for its own task and returns the result itself
-// (counting the wait in `waits`, if given): the io thread then stops reading new requests,
-// so a flood of large bodies cannot pile up in memory behind a busy pool.
+// wait in the pool, it instead waits for its own task and returns the result itself: the io
+// thread then stops reading new requests, so a flood of large bodies cannot pile up in memory
+// behind a busy pool. With a `gate`, it waits only if the gate admits one more waiting io
+// thread (counted in gate->waits()); else it answers 503 with Retry-After: 1 and an error
+// naming `what` (counted in gate->refused()) without running `work`.
 http::Response DeferToPool(ThreadPool* pool, size_t max_queued,
-                           std::function<http::Response()> work, Counter* waits = nullptr);
+                           std::function<http::Response()> work, IoWaitGate* gate = nullptr,
+                           std::string_view what = "request");
 
 // Operations the API needs from the deployment's wiring, not from a service.
 // Where the bytes of the data directory are, for the table report.
@@ -60,8 +91,11 @@ struct StoreFigures {
 };
 
 struct AdminHooks {
-  std::function<absl::Status()> health;   // for /healthz: are the backends usable?
-  std::function<absl::Status()> compact;  // POST /v1/admin/compact: full compaction
+  // For /healthz: are the backends usable? Must answer at once (it runs on an io thread and
+  // /healthz never waits): read flags, never wait for a lock a writer may hold.
+  std::function<absl::Status()> health;
+  // POST /v1/admin/compact: full compaction (runs as an admin job, on the jobs' threads).
+  std::function<absl::Status()> compact;
   std::function<StoreFigures()> store;    // the table report's "store" object (may be null)
   // POST /v1/admin/backup?name=N: an online, consistent backup named N; answers where it is.
   std::function<absl::StatusOr<std::string>(const std::string& name)> backup;
@@ -97,11 +131,25 @@ class Api {
   void SetAssets(assets::AssetService* assets) { assets_ = assets; }
   // The job runner behind /v1/reprocess/... (null: 404). Call before serving.
   void SetReprocess(reprocess::JobRunner* runner) { reprocess_ = runner; }
+  // The scrub behind /v1/admin/scrub (null: 404), and its rate (0: passes cannot run, so
+  // POST /v1/admin/scrub:run answers 409). Call before serving.
+  void SetScrub(scrub::Scrubber* scrub, uint64_t rate_bytes_per_s) {
+    scrub_ = scrub;
+    scrub_rate_bytes_per_s_ = rate_bytes_per_s;
+  }
   // The names (host names or IP literals, no port) a request's Host may carry; also what a
   // state-changing request's Origin must name. Others get 421 (Host: DNS rebinding) or 403
   // (Origin: cross-site requests from a browser). Empty = any (the default, for tests that
   // build an Api directly; the server always sets them). Call before serving.
   void SetAllowedHosts(std::vector<std::string> hosts) { allowed_hosts_ = std::move(hosts); }
+  // No io thread may wait for a backed-up pool: the HTTP server runs one event loop per io
+  // thread and a connection stays on its thread, so a waiting thread would stall every
+  // connection on it, /healthz included. A request that finds its pool backed up is answered
+  // 503 (Retry-After) instead. Unset (tests that build an Api directly): any number may
+  // wait. Call before serving.
+  void RefuseWhenBackedUp() { io_waits_->set_max_waiting(0); }
+  // The admin jobs (compactions, table reports) behind /v1/admin/jobs.
+  AdminJobs* jobs() { return jobs_.get(); }
   // 421 or 403 for a request the allowed hosts refuse; nullopt for one they admit.
   std::optional<http::Response> CheckOrigin(const http::Request& request) const;
 
@@ -146,14 +194,17 @@ class Api {
   http::Response DeleteObject(std::string_view bucket, const std::string& key);
   http::Response RestoreObject(std::string_view bucket, const std::string& key);
   http::Response PutObjectWhole(const http::Request& request);
-  // Backlog limits for DeferToPool: ingest batches and bulk pages leave the io thread
-  // unless their pool is backed up (then the io thread waits, as every handler once did).
-  // Ingest requests carry bodies (~100 KB per 500 events, up to max_body_bytes), so few may
-  // wait; a bulk page request is a few hundred bytes until its pool thread builds the page,
-  // so its limit only guards against a runaway backlog (25 bench readers reached 16).
-  static constexpr size_t kMaxQueuedIngest = 16;
+  // Backlog limits for DeferToPool: ingest batches and bulk pages leave the io thread; a
+  // request that finds its pool backed up is refused (503, see RefuseWhenBackedUp). A
+  // connection has one request in flight, so the backlog is at most the connections
+  // writing: 64 takes the 40-connection mix bench's preload (which reached 16 waiting) with
+  // room, while bounding the bodies held (~100 KB per 500 events, up to max_body_bytes);
+  // a bulk page request is a few hundred bytes until its pool thread builds the page, so
+  // its limit only guards against a runaway backlog.
+  static constexpr size_t kMaxQueuedIngest = 64;
   static constexpr size_t kMaxQueuedBulkReads = 256;
-  Counter* deferred_waits_ = nullptr;
+  // Shared by the ingest and bulk pools (created in the constructor).
+  std::unique_ptr<IoWaitGate> io_waits_;
   http::Response PostEvents(const http::Request& request);
   http::Response Ingest(const http::Request& request);
   http::Response GetViewing(uint64_t member, const http::Request& request);
@@ -162,19 +213,30 @@ class Api {
   http::Response GetSummary(uint64_t member);
   http::Response GetLanguages(uint64_t member);
   http::Response DeleteMember(uint64_t member);
-  http::Response ViewingTables();
+  // GET: the report, run as an admin job (joining one that runs) and answered when it is
+  // done; POST: starts that job, answered 202 with the job.
+  http::Response ViewingTables(const http::Request& request);
+  // The table report's JSON (the job's work).
+  absl::StatusOr<std::string> ViewingTablesJson(const AdminJobs::ReportProgress& progress);
   http::Response RollUp(uint64_t member, const http::Request& request);
   http::Response Rotate(uint64_t member);
   http::Response RotationStatus();
   http::Response Compact(const http::Request& request);
   http::Response Backup(const http::Request& request);
   http::Response CompactStatus();
+  // GET /v1/admin/jobs and /v1/admin/jobs/{id}.
+  http::Response RouteJobs(const http::Request& request, const std::vector<std::string_view>& parts,
+                           std::string* route);
+  // A deferred response answered once job `id` is done: 200 with the job, or the job's error.
+  http::Response AwaitJob(const std::string& id);
   http::Response RouteAssets(const http::Request& request,
                              const std::vector<std::string_view>& parts, std::string* route);
   http::Response RouteReprocess(const http::Request& request,
                                 const std::vector<std::string_view>& parts, std::string* route);
   http::Response RouteLifecycle(const http::Request& request,
                                 const std::vector<std::string_view>& parts, std::string* route);
+  // GET /v1/admin/scrub, or POST /v1/admin/scrub:run when `run` (scrub_api.cc).
+  http::Response RouteScrub(const http::Request& request, bool run, std::string* route);
 
   viewing::ViewingService* viewing_;
   media::MediaService* media_;
@@ -209,21 +271,14 @@ class Api {
   gc::Collector* archive_ = nullptr;
   assets::AssetService* assets_ = nullptr;
   reprocess::JobRunner* reprocess_ = nullptr;
+  scrub::Scrubber* scrub_ = nullptr;
+  uint64_t scrub_rate_bytes_per_s_ = 0;
   std::vector<std::string> allowed_hosts_;
   AccessControl access_;
-  // Full compactions (POST /v1/admin/compact) run one at a time on their own thread, never
-  // on an io thread: four concurrent calls used to hold four io threads for the whole
-  // compaction and stall the server.
-  std::unique_ptr<ThreadPool> admin_pool_;
-  struct CompactState {
-    std::mutex mu;
-    bool running = false;
-    uint64_t runs = 0;             // finished compactions since start
-    Millis started_at = 0;         // of the running or last one (ms since epoch)
-    double last_seconds = 0;
-    std::string last_error;        // "" = the last one succeeded
-  };
-  std::shared_ptr<CompactState> compact_state_ = std::make_shared<CompactState>();
+  // Long admin work (compactions, table reports) runs as jobs on their own threads, never on
+  // an io thread: four concurrent compactions once held four io threads and stalled the
+  // server. Last member: its threads are joined first.
+  std::unique_ptr<AdminJobs> jobs_;
 };
 
 }  // namespace strata::server

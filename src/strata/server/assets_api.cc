@@ -11,21 +11,6 @@
 namespace strata::server {
 namespace {
 
-// Every (name, value) of a raw query string, url-decoded, in order.
-std::vector<std::pair<std::string, std::string>> QueryPairs(std::string_view query) {
-  std::vector<std::pair<std::string, std::string>> out;
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    const size_t eq = pair.find('=');
-    out.emplace_back(http::UrlDecode(pair.substr(0, eq)),
-                     eq == std::string_view::npos ? "" : http::UrlDecode(pair.substr(eq + 1)));
-  }
-  return out;
-}
-
 // Errors of the asset routes: a stale If-Match is 412, an oversize payload 413; the rest
 // as everywhere else.
 http::Response AssetError(const absl::Status& s) {
@@ -186,7 +171,7 @@ http::Response Api::RouteAssets(const http::Request& request,
             w.EndArray().EndObject();
             return Json(200, w.Take());
           },
-          deferred_waits_);
+          io_waits_.get(), "assets");
     }
     *route = "/v1/assets/{type}";
     if (method == "POST") {
@@ -220,19 +205,25 @@ http::Response Api::RouteAssets(const http::Request& request,
                                                      "where)"));
       }
     }
-    absl::StatusOr<assets::AssetPage> page = assets_->List(type, q);
-    if (!page.ok()) return AssetError(page.status());
-    JsonWriter w;
-    w.BeginObject().PlainKey("assets").BeginArray();
-    for (const assets::Asset& a : page->assets) WriteAsset(&w, a);
-    w.EndArray().PlainKey("next_cursor");
-    if (page->next_cursor.empty()) {
-      w.Null();
-    } else {
-      w.String(page->next_cursor);
-    }
-    w.EndObject();
-    return Json(200, w.Take());
+    // A filtered page may scan many rows: on the bulk pool, not on an io thread.
+    return DeferToPool(
+        bulk_pool_.get(), kMaxQueuedBulkReads,
+        [this, type = std::string(type), q]() -> http::Response {
+          absl::StatusOr<assets::AssetPage> page = assets_->List(type, q);
+          if (!page.ok()) return AssetError(page.status());
+          JsonWriter w;
+          w.BeginObject().PlainKey("assets").BeginArray();
+          for (const assets::Asset& a : page->assets) WriteAsset(&w, a);
+          w.EndArray().PlainKey("next_cursor");
+          if (page->next_cursor.empty()) {
+            w.Null();
+          } else {
+            w.String(page->next_cursor);
+          }
+          w.EndObject();
+          return Json(200, w.Take());
+        },
+        io_waits_.get(), "assets");
   }
   const std::string id(parts[3]);
   if (parts.size() == 4) {

@@ -51,6 +51,19 @@ void AppendRun(const gc::RunRecord& r, std::string_view task, JsonWriter* w) {
   w->Key("deleted_bytes").Uint(task == "gc" ? r.processed_bytes : 0);
   w->Key("skipped").Uint(r.skipped);
   w->Key("errors").Uint(r.errors);
+  if (task == "gc") {
+    // The orphan-blob scan: bytes no row names (docs/gc.md, "Orphan blobs"). A dry run's
+    // `found` is its forecast.
+    w->Key("orphan_blobs").BeginObject();
+    w->Key("scan").String(gc::OrphanScanStateName(r.orphan_scan));
+    w->Key("listed").Uint(r.blobs_listed);
+    w->Key("found").Uint(r.orphan_blobs);
+    w->Key("found_bytes").Uint(r.orphan_blob_bytes);
+    w->Key("collected").Uint(r.orphan_blobs_collected);
+    w->Key("collected_bytes").Uint(r.orphan_blob_bytes_collected);
+    w->Key("too_young").Uint(r.orphan_blobs_young);
+    w->EndObject();
+  }
   w->Key("export_path");
   if (r.export_path.empty()) {
     w->Null();

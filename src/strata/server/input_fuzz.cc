@@ -7,9 +7,9 @@
 // that holds its promises: accepted events pass ValidateRecord and fit the batch limit, every
 // rejected one names its field, a range lies inside the object.
 //
-// Row values read from disk: the media rows (media/rows.h) and the collector's records
-// (gc/records.h). Whatever a decoder accepts is encoded again; that encoding must decode and
-// re-encode to the same bytes.
+// Row values read from disk: the media rows (media/rows.h), the collector's records
+// (gc/records.h) and the scrub's (scrub/records.h). Whatever a decoder accepts is encoded again;
+// that encoding must decode and re-encode to the same bytes.
 //
 // The first input byte picks the target; the rest is its input. With
 // STRATA_INPUT_FUZZ_WRITE_SEEDS=<dir> in the environment the binary writes a seed corpus into
@@ -23,6 +23,7 @@
 
 #include "strata/gc/records.h"
 #include "strata/media/rows.h"
+#include "strata/scrub/records.h"
 #include "strata/server/media_json.h"
 #include "strata/server/viewing_json.h"
 #include "strata/viewing/validation.h"
@@ -131,6 +132,15 @@ void FuzzOne(std::string_view data) {
     case 11:
       RoundTrip(in, gc::DecodeAuditEntry, gc::EncodeAuditEntry, "audit entry round trip");
       RoundTrip(in, gc::DecodeTotals, gc::EncodeTotals, "totals round trip");
+      RoundTrip(in, scrub::DecodeScrubState, scrub::EncodeScrubState, "scrub state round trip");
+      RoundTrip(
+          in,
+          [](std::string_view v) -> absl::StatusOr<scrub::DamageRecord> {
+            scrub::DamageRecord d;
+            if (absl::Status s = scrub::DecodeDamageRecord(v, &d); !s.ok()) return s;
+            return d;
+          },
+          scrub::EncodeDamageRecord, "scrub damage record round trip");
       break;
   }
 }
@@ -195,6 +205,22 @@ void WriteSeeds(const std::string& dir) {
   WriteSeed(dir, "run-record", 10, gc::EncodeRunRecord(gc::RunRecord{}));
   WriteSeed(dir, "audit-entry", 11, gc::EncodeAuditEntry(gc::AuditEntry{}));
   WriteSeed(dir, "totals", 11, gc::EncodeTotals(gc::Totals{}));
+  scrub::ScrubState scrub_state;
+  scrub_state.current = scrub::PassRecord{2, 1'760'000'000'000, 0, 40, 1 << 20, 1, 0, 3};
+  scrub_state.position_bucket = "media";
+  scrub_state.position_key = "shows/pilot.mxf";
+  scrub_state.last =
+      scrub::PassRecord{1, 1'759'000'000'000, 1'759'000'100'000, 38, 1 << 20, 0, 0, 2};
+  scrub_state.damaged_objects = 1;
+  WriteSeed(dir, "scrub-state", 11, scrub::EncodeScrubState(scrub_state));
+  scrub::DamageRecord damage;
+  damage.blob = "hot/media/k@0000000000000001";
+  damage.kind = "checksum";
+  damage.detail = "xxh3 stored 0000000000000001, read 0000000000000002";
+  damage.size = 5;
+  damage.detected_at = 1'760'000'000'000;
+  damage.last_pass = 2;
+  WriteSeed(dir, "scrub-damage", 11, scrub::EncodeDamageRecord(damage));
 }
 
 }  // namespace

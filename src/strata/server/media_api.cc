@@ -304,20 +304,26 @@ http::Response Api::ListObjects(std::string_view bucket, const http::Request& re
     }
     filter.emplace(std::move(name), std::move(value));
   }
-  absl::StatusOr<media::ObjectPage> page =
-      filter ? media_->Search(bucket, filter->first, filter->second, q) : media_->List(bucket, q);
-  if (!page.ok()) return ErrorResponse(page.status());
-  JsonWriter w;
-  w.BeginObject().Key("objects").BeginArray();
-  for (const media::ObjectInfo& o : page->objects) AppendObjectJson(o, &w);
-  w.EndArray().Key("next_after");
-  if (page->next_after.empty()) {
-    w.Null();
-  } else {
-    w.String(page->next_after);
-  }
-  w.EndObject();
-  return Json(200, w.Take());
+  // A page may scan far more rows than it lists (deleted objects, a search's misses): on the
+  // bulk pool, not on an io thread.
+  auto page_response = [this, bucket = std::string(bucket), q, filter]() -> http::Response {
+    absl::StatusOr<media::ObjectPage> page =
+        filter ? media_->Search(bucket, filter->first, filter->second, q) : media_->List(bucket, q);
+    if (!page.ok()) return ErrorResponse(page.status());
+    JsonWriter w;
+    w.BeginObject().Key("objects").BeginArray();
+    for (const media::ObjectInfo& o : page->objects) AppendObjectJson(o, &w);
+    w.EndArray().Key("next_after");
+    if (page->next_after.empty()) {
+      w.Null();
+    } else {
+      w.String(page->next_after);
+    }
+    w.EndObject();
+    return Json(200, w.Take());
+  };
+  return DeferToPool(bulk_pool_.get(), kMaxQueuedBulkReads, std::move(page_response),
+                     io_waits_.get(), "objects");
 }
 
 http::Response Api::GetObject(std::string_view bucket, const std::string& key,

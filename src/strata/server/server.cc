@@ -7,11 +7,11 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
-#include <functional>
-#include <memory>
 #include <fstream>
-#include <shared_mutex>
+#include <functional>
 #include <iterator>
+#include <memory>
+#include <shared_mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -27,6 +27,7 @@
 #include "strata/gc/collector.h"
 #include "strata/media/media_service.h"
 #include "strata/reprocess/job_runner.h"
+#include "strata/scrub/scrubber.h"
 #include "strata/server/access.h"
 #include "strata/server/api.h"
 #include "strata/server/backends.h"
@@ -195,6 +196,19 @@ absl::Status CheckExposure(const ServerConfig& config, auth::KeyStore* keys) {
       "without authentication. Create an admin key first (with the server stopped: strata key "
       "create --admin --data-dir " + config.data_dir +
       "), or pass --insecure-no-auth to serve unauthenticated anyway");
+}
+
+// Audits a blob the GC's orphan scan deleted: a hard delete that no request asked for (the
+// run that made it names its key, or "scheduler", in its own gc.run record).
+void AuditOrphanBlob(auth::AuditLog* audit, uint64_t run_id, const gc::CollectedOrphan& orphan) {
+  auth::AuditRecord r;
+  r.key = "collector";
+  r.action = "gc.orphan_blob";
+  r.target = orphan.blob;
+  r.result = "ok";
+  r.detail = "run " + std::to_string(run_id) + ": no row named it; " + std::to_string(orphan.size) +
+             " bytes, " + std::to_string(orphan.age_ms / 1000) + " s old";
+  (void)audit->Append(std::move(r));  // a failure is logged and counted by Append
 }
 
 // Audits a run the daily schedule started: it has no key behind it.
@@ -402,6 +416,11 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.on_scheduled_run = [audit = audit.get()](const absl::StatusOr<gc::RunRecord>& run) {
     AuditScheduledRun(audit, "gc.run", run);
   };
+  gc_options.scan_orphan_blobs = config.gc_orphan_blob_scan;
+  gc_options.orphan_audit = [audit = audit.get()](uint64_t run_id,
+                                                  const gc::CollectedOrphan& orphan) {
+    AuditOrphanBlob(audit, run_id, orphan);
+  };
   gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gc::Collector> gc_collector,
                           gc::Collector::Open(rows, queue, media.get(), &gc_task,
@@ -425,12 +444,21 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   }
   STRATA_RETURN_IF_ERROR(gc_collector->Start());
   if (archive_collector) STRATA_RETURN_IF_ERROR(archive_collector->Start());
+  scrub::ScrubOptions scrub_options;
+  scrub_options.rate_bytes_per_s = config.scrub_rate_bytes;
+  scrub_options.interval_ms = config.scrub_interval_ms;
+  STRATA_ASSIGN_OR_RETURN(
+      std::unique_ptr<scrub::Scrubber> scrubber,
+      scrub::Scrubber::Open(rows, media.get(), SystemClock::Default(), metrics, scrub_options));
+  STRATA_RETURN_IF_ERROR(scrubber->Start());
 
   Api api(viewing.get(), media.get(), metrics, std::move(admin));
   api.SetLifecycle(gc_collector.get(), archive_collector.get());
   api.SetAssets(asset_service.get());
   api.SetReprocess(job_runner.get());
+  api.SetScrub(scrubber.get(), config.scrub_rate_bytes);
   api.SetAllowedHosts(AllowedHosts(config));
+  api.RefuseWhenBackedUp();
   api.SetAccessControl({&authenticator, keys.get(), audit.get()});
   http::ServerOptions http_options = config.http;
   http_options.thread_slice_us = config.request_slice_us;
@@ -477,6 +505,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   }
   STRATA_LOG_INFO("strata stopping");
   http_server.Stop();
+  scrubber.reset();
   archive_collector.reset();
   gc_collector.reset();
   viewing.reset();

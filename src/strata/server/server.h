@@ -91,7 +91,15 @@ struct ServerConfig {
   // Upload rows older than this are abandoned uploads (a crash or a dropped stream between
   // the bytes and the metadata): the GC deletes their bytes. Default one day.
   Millis gc_orphan_age_ms = 86'400'000;
+  // Each GC run also lists the blob store and deletes the blobs no row names that are older
+  // than gc_orphan_age_ms (bytes whose upload row a power loss took). Default true.
+  bool gc_orphan_blob_scan = true;
   uint64_t gc_max_pending_compaction_bytes = uint64_t{256} << 20;
+  // The scrub (docs/media.md, "Scrub"): every object's bytes are read back and checked
+  // against the stored checksums at most this many bytes per second (0 = no scrub), one
+  // pass every scrub_interval_ms. Defaults 16 MiB/s, 7 days.
+  uint64_t scrub_rate_bytes = uint64_t{16} << 20;
+  Millis scrub_interval_ms = 7LL * 86'400'000;
   // Export each run's snapshot as NDJSON under <data_dir>/lifecycle-export. Default true.
   bool gc_export = true;
   // Names a request's Host (and a state-changing request's Origin) may carry, besides

@@ -53,8 +53,9 @@ std::string TableReporter::RowKind(const store::Table* table,
   return "state";  // the past tier's "p" row
 }
 
-absl::StatusOr<std::vector<TableReport>> TableReporter::Report() const {
+absl::StatusOr<std::vector<TableReport>> TableReporter::Report(const Progress& progress) const {
   std::vector<TableReport> out;
+  const size_t total = tables_.All().size();
   auto scan_table = [&](store::Table* table, const RecordCounter& count) -> absl::Status {
     TableReport rep;
     rep.table = table->name();
@@ -87,6 +88,7 @@ absl::StatusOr<std::vector<TableReport>> TableReporter::Report() const {
     STRATA_ASSIGN_OR_RETURN(store::TableStats stats, table->Stats());
     rep.disk_bytes = stats.disk_bytes;
     out.push_back(std::move(rep));
+    if (progress) progress(out.size(), total);
     return absl::OkStatus();
   };
   for (const auto& [live, compressed] : tables_.recent) {

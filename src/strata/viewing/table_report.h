@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -59,8 +60,10 @@ class TableReporter {
 
   // One report per table, in the order of Tables::All. "records" counts live rows, the
   // records a compressed table's metadata rows list, the plays the historical summaries stand
-  // for, and stored language changes.
-  absl::StatusOr<std::vector<TableReport>> Report() const;
+  // for, and stored language changes. `progress` (may be null) is called after each table
+  // with the tables done and the total.
+  using Progress = std::function<void(size_t done, size_t total)>;
+  absl::StatusOr<std::vector<TableReport>> Report(const Progress& progress = nullptr) const;
 
  private:
   // The kind of a row of `table` in TableReport::rows.

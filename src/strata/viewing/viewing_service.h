@@ -273,7 +273,11 @@ class ViewingService {
   void SetRollupHookForTesting(std::function<void()> hook) { rollup_hook_ = std::move(hook); }
 
   // Scans the tables (expensive: for operators, not for hot paths). See TableReporter.
-  absl::StatusOr<std::vector<TableReport>> Report() { return reporter_->Report(); }
+  // `progress` (may be null): after each table, the tables done and the total.
+  absl::StatusOr<std::vector<TableReport>> Report(
+      const TableReporter::Progress& progress = nullptr) {
+    return reporter_->Report(progress);
+  }
 
   const HistoryCache& cache() const { return *cache_; }
   // Null unless opened with a shared cache.

@@ -170,7 +170,7 @@ absl::StatusOr<std::unique_ptr<BlobReader>> InlineBlobStore::NewReader(std::stri
 absl::StatusOr<BlobInfo> InlineBlobStore::Stat(std::string_view name) {
   STRATA_RETURN_IF_ERROR(ValidateBlobName(name));
   absl::StatusOr<std::string> row = table_->Get(kPartition, name);
-  if (row.ok()) return BlobInfo{std::string(name), row->size(), 1};
+  if (row.ok()) return BlobInfo{std::string(name), row->size(), 1, 0};
   if (!absl::IsNotFound(row.status())) return row.status();
   return base_->Stat(name);
 }
@@ -228,7 +228,8 @@ absl::StatusOr<ListPage> InlineBlobStore::List(std::string_view prefix, std::str
         (i < rows.rows.size() && rows.rows[i].clustering < files.blobs[j].name);
     if (take_row) {
       const store::Row& r = rows.rows[i++];
-      page.blobs.push_back(BlobInfo{r.clustering, r.value.size(), 1});
+      // A row keeps no time (modified_ms 0): its value is the blob's bytes, nothing else.
+      page.blobs.push_back(BlobInfo{r.clustering, r.value.size(), 1, 0});
     } else {
       page.blobs.push_back(std::move(files.blobs[j++]));
     }
@@ -237,7 +238,9 @@ absl::StatusOr<ListPage> InlineBlobStore::List(std::string_view prefix, std::str
   // its page may stop before names of the other source; continuing from the last name
   // returned picks both up again.
   if (i < rows.rows.size() || j < files.blobs.size() || rows_more || files_more) {
-    page.next_after = page.blobs.back().name;
+    // An empty page that still has more: the base store's page held only blobs deleted
+    // while it was read (no row was left to take), so go on after them.
+    page.next_after = page.blobs.empty() ? files.next_after : page.blobs.back().name;
   }
   return page;
 }

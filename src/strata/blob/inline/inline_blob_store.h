@@ -13,6 +13,10 @@
 // into a writer of the base store from then on (so at most `max_inline_bytes` is ever held in
 // memory). Reads, Stat, Delete and List look at both; a name lives in exactly one of them.
 //
+// Inline blobs have no modified time (BlobInfo::modified_ms is 0 for them): the row is the
+// bytes alone, and the service that names them knows when it wrote them (the media service
+// puts the upload's start time in the name, as its generation).
+//
 // The BlobStore contract holds, with one difference in durability: an inline blob is as
 // durable as the row store's writes (kill -9: always; power loss: per the row store's sync
 // policy, `--sync batch` syncs each commit). The object rows that name blobs are in the same

@@ -171,6 +171,28 @@ absl::StatusOr<std::vector<std::string>> PartFiles(const std::string& dir) {
   return parts;
 }
 
+// PartFiles of a committed blob that a Delete may be removing meanwhile. Delete renames
+// "<c>~obj" away to "<c>~del" and only then unlinks the parts, so a listing taken while the
+// directory is still in place -- the same directory before and after -- is complete. One
+// that raced a delete could be short or empty: the blob is then gone (NotFound, as for a
+// reader that came a moment later), unless a second look finds the name taken again.
+absl::StatusOr<std::vector<std::string>> LivePartFiles(const std::string& dir) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    struct stat before;
+    if (::stat(dir.c_str(), &before) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError("blob not found");
+      return ErrnoError("stat " + dir, errno);
+    }
+    absl::StatusOr<std::vector<std::string>> parts = PartFiles(dir);
+    struct stat after;
+    if (::stat(dir.c_str(), &after) == 0 && after.st_ino == before.st_ino &&
+        after.st_dev == before.st_dev) {
+      return parts;  // no delete began before the listing ended: what it says holds
+    }
+  }
+  return absl::NotFoundError("blob not found");
+}
+
 // Removes a blob directory (files only, no subdirectories): unlinkat each file, then rmdir.
 // Cheaper than std::filesystem::remove_all, whose remove() first tries unlink() on the
 // directory itself -- taking the parent directory's lock for nothing -- before rmdir().
@@ -348,7 +370,7 @@ class LocalBlobReader final : public BlobReader {
       return absl::OkStatus();
     }
     ::close(fd);
-    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, PartFiles(dir));
+    STRATA_ASSIGN_OR_RETURN(std::vector<std::string> names, LivePartFiles(dir));
     for (const std::string& n : names) {
       std::string path = dir + "/" + n;
       int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -420,16 +442,33 @@ class LocalBlobReader final : public BlobReader {
   uint64_t size_ = 0;
 };
 
-// Collects the names of committed blobs under `dir` (whose blobs' names start with
-// `name_prefix/`) that start with `prefix` and sort after `after`.
+// The time of last modification of a file or directory, ms since the epoch.
+int64_t ModifiedMillis(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+}
+
+// Appends to *out, in name order, the names of the committed blobs under `dir` (whose blobs'
+// names start with `name_prefix/`) that start with `prefix` and sort after `after`, until
+// *out holds `want` names. Each directory's entries are ordered by the names they hold --
+// a blob "x" by "x", a directory "x" by "x/", since every name below it starts so and no
+// sibling's does -- so walking them in that order yields names in order: the walk stops as
+// soon as it has enough, and skips subtrees that only hold names <= `after`. A page then
+// costs the directories on its path (each read whole, as readdir has no order), not the
+// whole tree, and paging through a store reads each directory about once per page that
+// ends in it.
 absl::Status Walk(const std::string& dir, const std::string& name_prefix, std::string_view prefix,
-                  std::string_view after, std::vector<std::string>* out) {
+                  std::string_view after, size_t want, std::vector<std::string>* out) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
     if (errno == ENOENT || errno == ENOTDIR) return absl::OkStatus();
     return ErrnoError("opendir " + dir, errno);
   }
-  std::vector<std::pair<std::string, bool>> entries;  // (escaped name, is object)
+  struct Entry {
+    std::string order;    // the blob's name, or the directory's name + "/"
+    std::string escaped;  // the directory entry
+    bool object;
+  };
+  std::vector<Entry> entries;
   while (dirent* e = ::readdir(d)) {
     std::string_view n = e->d_name;
     if (n == "." || n == ".." || n == kTempDir) continue;
@@ -438,22 +477,34 @@ absl::Status Walk(const std::string& dir, const std::string& name_prefix, std::s
     // Escaped components never hold '~': anything else with one (a "~del" blob being
     // deleted) is not a name.
     if (!object && n.find('~') != std::string_view::npos) continue;
-    entries.emplace_back(std::string(n), object);
+    std::string component;
+    std::string_view escaped = n;
+    if (object) escaped.remove_suffix(kObjectSuffix.size());
+    if (!UnescapeComponent(escaped, &component)) continue;  // not ours
+    std::string order = name_prefix.empty() ? component : name_prefix + "/" + component;
+    if (!object) order.push_back('/');
+    // Prune what cannot match the prefix.
+    size_t common = std::min(order.size(), prefix.size());
+    if (order.compare(0, common, prefix.substr(0, common)) != 0) continue;
+    if (object) {
+      if (order.size() < prefix.size() || order <= after) continue;
+    } else if (order < after && after.substr(0, order.size()) != order) {
+      // Every name below starts with `order`, which sorts before `after` without being a
+      // prefix of it: all of them sort before `after`.
+      continue;
+    }
+    entries.push_back(Entry{std::move(order), std::string(n), object});
   }
   ::closedir(d);
-  for (const auto& [escaped, object] : entries) {
-    std::string component;
-    std::string_view e = escaped;
-    if (object) e.remove_suffix(kObjectSuffix.size());
-    if (!UnescapeComponent(e, &component)) continue;  // not ours
-    std::string name = name_prefix.empty() ? component : name_prefix + "/" + component;
-    // Prune subtrees that cannot hold a match.
-    size_t common = std::min(name.size(), prefix.size());
-    if (name.compare(0, common, prefix.substr(0, common)) != 0) continue;
-    if (object) {
-      if (name.size() >= prefix.size() && name > after) out->push_back(name);
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.order < b.order; });
+  for (Entry& e : entries) {
+    if (out->size() >= want) break;
+    if (e.object) {
+      out->push_back(std::move(e.order));
     } else {
-      STRATA_RETURN_IF_ERROR(Walk(dir + "/" + escaped, name, prefix, after, out));
+      e.order.pop_back();  // the trailing '/'
+      STRATA_RETURN_IF_ERROR(Walk(dir + "/" + e.escaped, e.order, prefix, after, want, out));
     }
   }
   return absl::OkStatus();
@@ -515,12 +566,13 @@ absl::StatusOr<BlobInfo> LocalBlobStore::Stat(std::string_view name) {
     if (errno == ENOENT || errno == ENOTDIR) return absl::NotFoundError("blob not found");
     return ErrnoError("stat " + dir, errno);
   }
+  info.modified_ms = ModifiedMillis(whole);
   if (S_ISREG(whole.st_mode)) {  // one part
     info.parts = 1;
     info.size = static_cast<uint64_t>(whole.st_size);
     return info;
   }
-  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> parts, PartFiles(dir));
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> parts, LivePartFiles(dir));
   info.parts = static_cast<uint32_t>(parts.size());
   for (const std::string& p : parts) {
     struct stat st;
@@ -606,20 +658,22 @@ absl::StatusOr<ListPage> LocalBlobStore::List(std::string_view prefix, std::stri
     dir += "/" + rel;
     name_prefix = std::string(head);
   }
+  // One name more than the page: whether more follow.
   std::vector<std::string> names;
-  STRATA_RETURN_IF_ERROR(Walk(dir, name_prefix, prefix, after, &names));
-  std::sort(names.begin(), names.end());
+  STRATA_RETURN_IF_ERROR(Walk(dir, name_prefix, prefix, after, limit + 1, &names));
   ListPage page;
   for (const std::string& n : names) {
     if (page.blobs.size() == limit) {
       page.next_after = page.blobs.back().name;
-      break;
+      return page;
     }
     absl::StatusOr<BlobInfo> info = Stat(n);
     if (absl::IsNotFound(info.status())) continue;  // deleted meanwhile
     if (!info.ok()) return info.status();
     page.blobs.push_back(std::move(*info));
   }
+  // Deletes made the page short while the walk stopped early: go on after what was read.
+  if (names.size() > limit) page.next_after = names.back();
   return page;
 }
 

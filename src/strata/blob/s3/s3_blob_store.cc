@@ -163,6 +163,15 @@ Millis ParseIsoTime(const std::string& s) {
   return ms;
 }
 
+// "Wed, 21 Oct 2015 07:28:00 GMT" (an HTTP date, RFC 9110) -> milliseconds since the epoch;
+// 0 when unparsable.
+Millis ParseHttpTime(const std::string& s) {
+  std::tm tm{};
+  const char* end = ::strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S", &tm);
+  if (end == nullptr) return 0;
+  return static_cast<Millis>(timegm(&tm)) * 1000;
+}
+
 bool ValidBucketName(const std::string& b) {
   if (b.size() < 3 || b.size() > 63) return false;
   return std::all_of(b.begin(), b.end(), [](char c) {
@@ -226,6 +235,7 @@ struct S3BlobStore::Impl {
     std::string etag;
     std::string version_id;
     std::string writer;
+    Millis modified = 0;  // Last-Modified (whole seconds), 0 if absent
   };
   // nullopt when absent.
   absl::StatusOr<std::optional<Head>> HeadObject(std::string_view name) {
@@ -237,6 +247,7 @@ struct S3BlobStore::Impl {
     h.etag = r.Header("etag");
     h.version_id = r.Header("x-amz-version-id");
     h.writer = r.Header("x-amz-meta-strata-writer");
+    h.modified = ParseHttpTime(r.Header("last-modified"));
     return std::optional<Head>(std::move(h));
   }
 
@@ -629,7 +640,7 @@ absl::StatusOr<BlobInfo> S3BlobStore::Stat(std::string_view name) {
   STRATA_RETURN_IF_ERROR(ValidateBlobName(name));
   STRATA_ASSIGN_OR_RETURN(std::optional<Impl::Head> head, impl_->HeadObject(name));
   if (!head) return absl::NotFoundError("blob " + std::string(name) + " not found");
-  return BlobInfo{std::string(name), head->size, PartsFromEtag(head->etag)};
+  return BlobInfo{std::string(name), head->size, PartsFromEtag(head->etag), head->modified};
 }
 
 absl::Status S3BlobStore::Delete(std::string_view name) {
@@ -686,6 +697,7 @@ absl::StatusOr<ListPage> S3BlobStore::List(std::string_view prefix, std::string_
       info.name = UriDecode(c.child("Key").text().as_string());
       info.size = c.child("Size").text().as_ullong();
       info.parts = PartsFromEtag(c.child("ETag").text().as_string());
+      info.modified_ms = ParseIsoTime(c.child("LastModified").text().as_string());
       page.blobs.push_back(std::move(info));
     }
     const bool truncated = std::string_view(root.child("IsTruncated").text().as_string()) == "true";
