@@ -119,9 +119,15 @@ uint64_t ViewingService::RollupThreshold(uint64_t compressed_records) const {
 void ViewingService::EnqueueRollup(Shard& shard, MemberId member, bool by_age) {
   {
     std::lock_guard<std::mutex> lock(queue_mu_);
-    if (by_age) queued_by_age_[shard.index].insert(member);
-    if (!queued_[shard.index].insert(member).second) return;
-    queue_.emplace_back(shard.index, member);
+    if (by_age) {
+      queued_by_age_[shard.index].insert(member);
+      if (!queued_[shard.index].insert(member).second) return;
+      queue_.emplace_back(shard.index, member);
+    } else {
+      if (!queued_urgent_[shard.index].insert(member).second) return;
+      queued_[shard.index].insert(member);
+      urgent_queue_.emplace_back(shard.index, member);
+    }
   }
   queue_cv_.notify_one();
 }
@@ -212,11 +218,20 @@ void ViewingService::RollupWorker() {
     bool by_age = false;
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      queue_cv_.wait(lock,
+                     [this] { return stopping_ || !urgent_queue_.empty() || !queue_.empty(); });
       if (stopping_) return;
-      task = queue_.front();
-      queue_.pop_front();
-      queued_[task.first].erase(task.second);
+      std::deque<std::pair<int, MemberId>>& from = urgent_queue_.empty() ? queue_ : urgent_queue_;
+      task = from.front();
+      from.pop_front();
+      // An aged entry whose member already rolled up through an urgent entry: stale.
+      if (queued_[task.first].erase(task.second) == 0) {
+        if (queue_.empty() && urgent_queue_.empty() && running_rollups_ == 0) {
+          idle_cv_.notify_all();
+        }
+        continue;
+      }
+      queued_urgent_[task.first].erase(task.second);
       by_age = queued_by_age_[task.first].erase(task.second) > 0;
       ++running_rollups_;
     }
@@ -237,7 +252,8 @@ void ViewingService::RollupWorker() {
 
 void ViewingService::WaitForRollups() {
   std::unique_lock<std::mutex> lock(queue_mu_);
-  idle_cv_.wait(lock, [this] { return queue_.empty() && running_rollups_ == 0; });
+  idle_cv_.wait(
+      lock, [this] { return urgent_queue_.empty() && queue_.empty() && running_rollups_ == 0; });
 }
 
 absl::Status ViewingService::RollUp(MemberId member, Kind kind) {

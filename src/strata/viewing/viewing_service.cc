@@ -213,7 +213,7 @@ void ViewingService::RegisterMetrics() {
   registry_->AddGauge("strata_viewing_rollup_backlog", "Members queued for a roll-up", [this] {
     std::lock_guard<std::mutex> lock(queue_mu_);
     return std::vector<std::pair<std::string, double>>{
-        {"", static_cast<double>(queue_.size())}};
+        {"", static_cast<double>(queued_[0].size() + queued_[1].size())}};
   });
   registry_->AddGauge("strata_viewing_cache_bytes", "Bytes held by the history cache", [this] {
     return std::vector<std::pair<std::string, double>>{

@@ -539,12 +539,20 @@ class ViewingService {
   std::unique_ptr<ThreadPool> encode_pool_;
   RunAll run_all_;
 
-  // Roll-up queue: (shard index, member), deduplicated.
+  // Roll-up queues: (shard index, member), deduplicated by queued_. Members over their
+  // live-row threshold (count-triggered) wait in urgent_queue_, which the workers drain
+  // first; aged roll-ups wait in queue_. Count-triggered roll-ups bound a member's live
+  // rows (and so the live partition's size); with a slow row store (RADOS) tens of
+  // thousands of aged roll-ups can be queued, and a busy member behind them in one FIFO
+  // gathered 200k live rows. A member queued by age that crosses its threshold gets an
+  // urgent entry too; its aged entry is then stale (not in queued_) and skipped.
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::condition_variable idle_cv_;
+  std::deque<std::pair<int, MemberId>> urgent_queue_;
   std::deque<std::pair<int, MemberId>> queue_;
   std::unordered_set<uint64_t> queued_[2];
+  std::unordered_set<uint64_t> queued_urgent_[2];  // of queued_, those in urgent_queue_
   std::unordered_set<uint64_t> queued_by_age_[2];  // of queued_, those to roll up whatever count
   std::thread aged_rollup_thread_;
   std::condition_variable aged_cv_;  // wakes aged_rollup_thread_ to stop (with queue_mu_)

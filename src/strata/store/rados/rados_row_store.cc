@@ -2053,6 +2053,81 @@ absl::StatusOr<RadosReapStats> RadosRowStore::ReapExpired() {
   return impl_->Sweep(SIZE_MAX);
 }
 
+absl::StatusOr<RadosOmapReport> RadosRowStore::CountOmapKeys(size_t top) {
+  RadosOmapReport report;
+  // Min-heap on keys holding the `top` largest objects seen so far.
+  auto larger = [](const RadosOmapReport::ObjectKeys& a, const RadosOmapReport::ObjectKeys& b) {
+    return a.keys > b.keys;
+  };
+  std::vector<RadosOmapReport::ObjectKeys> heap;
+  for (TableProfile profile :
+       {TableProfile::kLive, TableProfile::kIndex, TableProfile::kCompressed}) {
+    const std::string pool = PoolName(profile);
+    if (rados_pool_lookup(impl_->cluster, pool.c_str()) < 0) continue;
+    librados::IoCtx list_io;
+    int r = impl_->rados.ioctx_create(pool.c_str(), list_io);
+    if (r < 0) return RadosError(r, "opening pool " + pool);
+    librados::IoCtx read_io;
+    read_io.dup(list_io);
+    list_io.set_namespace(librados::all_nspaces);
+    std::map<std::string, RadosOmapReport::TableKeys> tables;
+    try {
+      for (librados::NObjectIterator it = list_io.nobjects_begin(); it != list_io.nobjects_end();
+           ++it) {
+        read_io.set_namespace(it->get_nspace());
+        uint64_t keys = 0;
+        std::string after;
+        bool more = true;
+        while (more) {
+          std::set<std::string> page;
+          int rval = 0;
+          librados::ObjectReadOperation op;
+          op.omap_get_keys2(after, kMaxPageRows, &page, &more, &rval);
+          r = read_io.operate(it->get_oid(), &op, nullptr);
+          if (r == -ENOENT) break;  // removed since it was listed
+          if (r < 0) return RadosError(r, "reading the omap keys of an object of " + pool);
+          if (rval < 0) return RadosError(rval, "reading the omap keys of an object of " + pool);
+          keys += page.size();
+          if (page.empty()) break;
+          after = *page.rbegin();
+        }
+        RadosOmapReport::TableKeys& t = tables[it->get_nspace()];
+        t.pool = pool;
+        t.table = it->get_nspace();
+        ++t.objects;
+        t.keys += keys;
+        t.max_keys = std::max(t.max_keys, keys);
+        ++report.objects;
+        report.keys += keys;
+        size_t bucket = 0;
+        if (keys > 0) {
+          bucket = 1;
+          for (uint64_t bound = 10; keys > bound && bucket + 1 < RadosOmapReport::kBuckets;
+               bound *= 10) {
+            ++bucket;
+          }
+        }
+        ++report.histogram[bucket];
+        if (top > 0 && (heap.size() < top || keys > heap.front().keys)) {
+          heap.push_back({pool, it->get_nspace(), it->get_oid(), keys});
+          std::push_heap(heap.begin(), heap.end(), larger);
+          if (heap.size() > top) {
+            std::pop_heap(heap.begin(), heap.end(), larger);
+            heap.pop_back();
+          }
+        }
+      }
+    } catch (const std::exception& e) {
+      // The object iterator reports listing errors by throwing.
+      return absl::UnavailableError("rados: listing the objects of " + pool + ": " + e.what());
+    }
+    for (auto& [name, t] : tables) report.tables.push_back(std::move(t));
+  }
+  std::sort_heap(heap.begin(), heap.end(), larger);
+  report.largest = std::move(heap);
+  return report;
+}
+
 std::string RadosRowStore::PoolName(TableProfile profile) const {
   return impl_->options.pool_prefix + "." + ProfileSuffix(profile);
 }

@@ -46,6 +46,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -111,6 +112,32 @@ struct RadosRowStoreOptions {
   bool delete_pools_on_close = false;
 };
 
+// What CountOmapKeys found: omap keys per RADOS object over every pool of the store's
+// prefix (all namespaces, so tables not open in this process count too, and the catalog).
+struct RadosOmapReport {
+  struct ObjectKeys {
+    std::string pool;
+    std::string table;   // the object's namespace ("" = the catalog's)
+    std::string object;  // its name (shard objects: "s<N>"; partitions: the raw key bytes)
+    uint64_t keys = 0;
+  };
+  struct TableKeys {
+    std::string pool;
+    std::string table;
+    uint64_t objects = 0;
+    uint64_t keys = 0;
+    uint64_t max_keys = 0;
+  };
+  uint64_t objects = 0;
+  uint64_t keys = 0;
+  // Objects by omap key count: [0] no keys, [1] 1..10, [2] 11..100, ..., [i] up to 10^i,
+  // [6] 100,001..1,000,000; the last bucket holds everything larger.
+  static constexpr size_t kBuckets = 8;
+  uint64_t histogram[kBuckets] = {};
+  std::vector<TableKeys> tables;    // by pool, then table
+  std::vector<ObjectKeys> largest;  // the `top` largest objects, largest first
+};
+
 // What one sweep of the reaper removed.
 struct RadosReapStats {
   uint64_t objects_visited = 0;
@@ -148,6 +175,13 @@ class RadosRowStore final : public RowStore {
 
   // One whole sweep of the reaper over every open table, now, in the calling thread.
   absl::StatusOr<RadosReapStats> ReapExpired();
+
+  // Lists every object of the pools `<pool_prefix>.live|index|compressed` (missing pools
+  // are skipped) and counts each one's omap keys, in pages of at most 1024 (expired rows not
+  // yet reaped count: the OSD's view). `top`: how many of the largest objects to name.
+  // Reads only; costs one listing per pool and ceil(keys / 1024) + 1 reads per object, in
+  // the calling thread (a report for operators and benchmarks, not for a request path).
+  absl::StatusOr<RadosOmapReport> CountOmapKeys(size_t top = 10);
 
   // The pool that holds `profile`'s tables, e.g. "strata.rows.live".
   std::string PoolName(TableProfile profile) const;

@@ -726,6 +726,63 @@ TEST_F(RadosShardedTest, ReopenKeepsTheStoredShardCount) {
   EXPECT_EQ(*store_->ShardsOf("fresh"), 16u);
 }
 
+// The omap key report counts every object's keys across omap pages (1,500 keys in one
+// shard object, binary keys included) and names the largest objects per table.
+TEST_F(RadosShardedTest, CountOmapKeysListsEveryObjectOfThePools) {
+  store_.reset();
+  prefix_ = FreshPrefix();
+  RadosRowStoreOptions options = TestOptions(&clock_, prefix_, false, 1);
+  options.table_shards["plain"] = 0;
+  store_ = OpenOrFail(options);
+  ASSERT_NE(store_, nullptr);
+  Table* sharded = Open("rows");
+  Table* plain = Open("plain", TableProfile::kIndex);
+  ASSERT_NE(sharded, nullptr);
+  ASSERT_NE(plain, nullptr);
+  for (int start = 0; start < 1500; start += 500) {
+    WriteBatch batch;
+    for (int i = start; i < start + 500; ++i) batch.Put("k" + Pad(i), "v");
+    ASSERT_TRUE(sharded->Apply("a", batch).ok());
+  }
+  WriteBatch small;
+  for (int i = 0; i < 20; ++i) small.Put(std::string("\0b", 2) + Pad(i), "v");
+  ASSERT_TRUE(sharded->Apply(std::string("\0\xff", 2), small).ok());
+  ASSERT_TRUE(plain->Put("x", "1", "v").ok());
+  ASSERT_TRUE(plain->Put("x", "2", "v").ok());
+  ASSERT_TRUE(plain->Put("x", "3", "v").ok());
+  ASSERT_TRUE(plain->Put("y", "1", "v").ok());
+
+  absl::StatusOr<RadosOmapReport> report = store_->CountOmapKeys(2);
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::map<std::string, RadosOmapReport::TableKeys> tables;
+  uint64_t objects = 0, keys = 0;
+  for (const RadosOmapReport::TableKeys& t : report->tables) {
+    tables[t.table] = t;
+    objects += t.objects;
+    keys += t.keys;
+  }
+  EXPECT_EQ(objects, report->objects);
+  EXPECT_EQ(keys, report->keys);
+  ASSERT_EQ(tables.count("rows"), 1u);
+  EXPECT_EQ(tables["rows"].pool, store_->PoolName(TableProfile::kLive));
+  EXPECT_EQ(tables["rows"].objects, 1u);
+  EXPECT_EQ(tables["rows"].keys, 1520u);
+  EXPECT_EQ(tables["rows"].max_keys, 1520u);
+  ASSERT_EQ(tables.count("plain"), 1u);
+  EXPECT_EQ(tables["plain"].pool, store_->PoolName(TableProfile::kIndex));
+  EXPECT_EQ(tables["plain"].objects, 2u);
+  EXPECT_EQ(tables["plain"].keys, 4u);
+  EXPECT_EQ(tables["plain"].max_keys, 3u);
+  ASSERT_EQ(report->largest.size(), 2u);
+  EXPECT_EQ(report->largest[0].table, "rows");
+  EXPECT_EQ(report->largest[0].keys, 1520u);
+  EXPECT_LE(report->largest[1].keys, 1520u);
+  EXPECT_EQ(report->histogram[4], 1u);  // 1,001..10,000 keys: the shard object
+  uint64_t in_buckets = 0;
+  for (uint64_t n : report->histogram) in_buckets += n;
+  EXPECT_EQ(in_buckets, report->objects);
+}
+
 TEST(RadosRowStoreOpenTest, ShardCountsAreChecked) {
   RadosRowStoreOptions options;
   options.live_shards = 65537;
