@@ -16,7 +16,8 @@ shim and checks what it holds against an oracle of what was acknowledged:
   archival   overwrites of a few keys with an archival run every 100 ms (objects older than
              50 ms move to the cold class) and a GC run every 300 ms
 
-Every path runs with --sync batch, where an acknowledgement promises durability. The checks
+Every path runs with --sync batch, where an acknowledgement promises durability (--sync
+periodic is a control: it promises none, and the campaign must find losses). The checks
 after the restart: every acknowledged viewing event is in its member's history and every
 record there was sent; every object key reads back as its last acknowledged state (bytes, or
 404 after an acknowledged delete) or the state of the one request in flight at the cut; an
@@ -56,7 +57,7 @@ PATHS = ("writes", "rollup", "rotation", "sweep", "archival")
 BUCKET = "media"
 RECENT_AGE_MS = 1500
 
-# Server flags of each path (besides --sync batch).
+# Server flags of each path (besides --sync).
 FLAGS = {
     "writes": ["--rollup-min-live-rows", "32"],
     "rollup": ["--rollup-min-live-rows", "8", "--rollup-max-live-rows", "16",
@@ -214,7 +215,7 @@ def prepare_template(args, workdir, path):
     """A data directory with the bucket, from a clean run: the durable baseline of each cycle."""
     tdir = os.path.join(workdir, "template-" + path)
     os.makedirs(tdir)
-    server = powerloss.Server(args.strata, tdir, ["--sync", "batch"] + FLAGS[path],
+    server = powerloss.Server(args.strata, tdir, args.sync_flags + FLAGS[path],
                               start_timeout=args.request_timeout)
     server.timeout = args.request_timeout
     status, body = server.json("PUT", "/v1/buckets/" + BUCKET, BUCKET_BODY.get(path, {}))
@@ -279,7 +280,7 @@ def run_cycle(args, templates, workdir, cycle):
         shutil.copytree(os.path.join(templates[path], "d"), root)
         journal = os.path.join(tmp, "journal")
         base = powerloss.baseline(root)
-        server = powerloss.Server(args.strata, tmp, ["--sync", "batch"] + FLAGS[path],
+        server = powerloss.Server(args.strata, tmp, args.sync_flags + FLAGS[path],
                                   env=powerloss.shim_env(args.shim, root, journal),
                                   start_timeout=args.request_timeout)
         oracle = Oracle()
@@ -324,7 +325,7 @@ def run_cycle(args, templates, workdir, cycle):
         cut = powerloss.cut_power(root, journal, base)
         result["dropped_names"] = cut["dropped_names"]
         result["cut_bytes"] = cut["cut_bytes"]
-        server = powerloss.Server(args.strata, tmp, ["--sync", "batch"] + FLAGS[path],
+        server = powerloss.Server(args.strata, tmp, args.sync_flags + FLAGS[path],
                                   start_timeout=args.request_timeout)
         server.timeout = args.request_timeout
         try:
@@ -357,6 +358,9 @@ def main():
     parser.add_argument("--max-cut-s", type=float, default=2.5,
                         help="cut times are uniform in [0.2, this] seconds after the start")
     parser.add_argument("--request-timeout", type=float, default=300)
+    parser.add_argument("--sync", default="batch", choices=("batch", "periodic"),
+                        help="the server's --sync; periodic (WAL synced every 10 s) is a control: "
+                        "it does not promise durability, so the campaign must find losses")
     parser.add_argument("--keep-failed", help="copy a failed cycle's directory here")
     parser.add_argument("--work-dir", help="where cycles run (default: a new temporary one)")
     parser.add_argument("--results", help="append one JSON line per cycle to this file")
@@ -364,6 +368,8 @@ def main():
     args.strata = os.path.abspath(args.strata)
     args.shim = os.path.abspath(args.shim)
     args.paths = args.paths.split(",")
+    args.sync_flags = ["--sync", args.sync] + (
+        ["--sync-interval-ms", "10000"] if args.sync == "periodic" else [])
     for p in args.paths:
         if p not in PATHS:
             parser.error("--paths: unknown path %r (known: %s)" % (p, ", ".join(PATHS)))
