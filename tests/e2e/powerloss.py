@@ -5,9 +5,94 @@ STRATA_POWERLOSS_ROOT=root and STRATA_POWERLOSS_JOURNAL=journal); kill -9 it; th
 cut_power(root, journal, snapshot) rewrites root to what the disk would hold: only names made
 durable by a directory fsync, each file cut to the size of its last fsync. The model is the
 shim's (see its header): removals count as durable at once, nothing is resurrected.
+
+Also the helpers that test_powerloss.py and powerloss_campaign.py share: a server with request
+helpers, the shim's environment, viewing events and the read-back of members' histories.
 """
+import http.client
+import json
 import os
 import shutil
+
+import strata_e2e
+
+T0 = 1_780_000_000_000  # 2026-05-28, ms
+
+
+def event(member, started, session, title=7):
+    """One viewing event whose record is identified by (member, started_at, session)."""
+    return {"member": member, "kind": "play", "title": title, "session": session,
+            "started_at": started, "event_time": started + 60_000, "position_ms": 60_000,
+            "watched_ms": 60_000, "device": "tv", "country": "US", "content_lang": "en",
+            "audio_lang": "en", "subtitle_lang": ""}
+
+
+def event_id(e):
+    return (e["member"], e["started_at"], e["session"])
+
+
+class Server(strata_e2e.ServerProcess):
+    """strata serve with the request helpers of the power-loss tests. timeout: seconds a
+    request may take (generous: the campaign may share the machine with benchmarks)."""
+
+    timeout = 30
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            conn.request(method, path, body, headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None):
+        status, data = self.request(method, path, json.dumps(body) if body is not None else None,
+                                    {"Content-Type": "application/json"})
+        return status, json.loads(data) if data else None
+
+    def stored_events(self, members):
+        """(member, started_at, session) of every record the members' histories hold, all
+        pages. Raises AssertionError on a non-200 answer."""
+        stored = set()
+        for member in members:
+            cursor = None
+            while True:
+                q = "limit=1000" + ("&cursor=" + cursor if cursor else "")
+                status, page = self.json("GET", "/v1/members/%d/viewing?%s" % (member, q))
+                if status != 200:
+                    raise AssertionError("history of %d: %s %s" % (member, status, page))
+                stored.update((r["member"], r["started_at"], r["session"])
+                              for r in page["records"])
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+        return stored
+
+    def live_objects(self, bucket):
+        """Keys of the bucket's live (not deleted) objects, all pages."""
+        keys = []
+        after = None
+        while True:
+            q = "limit=1000" + ("&after=" + after if after else "")
+            status, page = self.json("GET", "/v1/buckets/%s/objects?%s" % (bucket, q))
+            if status != 200:
+                raise AssertionError("list of %s: %s %s" % (bucket, status, page))
+            keys.extend(o["key"] for o in page["objects"])
+            after = page["next_after"]
+            if after is None:
+                return keys
+
+
+def shim_env(shim, root, journal, fail_flag=None):
+    """The environment of a process under the shim, journaling ROOT into JOURNAL."""
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = shim
+    env["STRATA_POWERLOSS_ROOT"] = root
+    env["STRATA_POWERLOSS_JOURNAL"] = journal
+    if fail_flag:
+        env["STRATA_POWERLOSS_FAIL_FLAG"] = fail_flag
+    return env
 
 
 def baseline(root):

@@ -146,9 +146,10 @@ def free_port():
 class ServerProcess:
     """`strata serve --data-dir DATA_DIR/d` on a free port, healthy when the constructor returns.
     The server's output goes to DATA_DIR/server.log. Test files subclass it with their own
-    request helpers."""
+    request helpers. start_timeout: seconds it may take to become healthy."""
 
-    def __init__(self, strata, data_dir, extra=(), env=None, log_level="warn", preexec_fn=None):
+    def __init__(self, strata, data_dir, extra=(), env=None, log_level="warn", preexec_fn=None,
+                 start_timeout=30):
         self.data_dir = data_dir
         self.port = free_port()
         self.log = open(os.path.join(data_dir, "server.log"), "ab")
@@ -157,7 +158,7 @@ class ServerProcess:
             [strata, "serve", "--data-dir", os.path.join(data_dir, "d"), "--port", str(self.port),
              "--log-level", log_level, *backend_args, *extra],
             stdout=self.log, stderr=self.log, env=env, preexec_fn=preexec_fn)
-        deadline = time.time() + 30
+        deadline = time.time() + start_timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited with %s" % self.proc.returncode)
@@ -173,7 +174,7 @@ class ServerProcess:
                 time.sleep(0.05)
         raise RuntimeError("server did not become healthy")
 
-    def stop(self, sig=signal.SIGTERM):
+    def stop(self, sig=signal.SIGTERM, timeout=30):
         self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
+        self.proc.wait(timeout=timeout)
         self.log.close()

@@ -17,44 +17,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import powerloss  # noqa: E402
-import strata_e2e  # noqa: E402
 
 STRATA = None
 SHIM = None
-T0 = 1_780_000_000_000  # 2026-05-28, ms
-
-
-def event(member, started, session):
-    return {"member": member, "kind": "play", "title": 7, "session": session,
-            "started_at": started, "event_time": started + 60_000, "position_ms": 60_000,
-            "watched_ms": 60_000, "device": "tv", "country": "US", "content_lang": "en",
-            "audio_lang": "en", "subtitle_lang": ""}
-
-
-class Server(strata_e2e.ServerProcess):
-    def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body, headers or {})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
-
-    def json(self, method, path, body=None):
-        status, data = self.request(method, path, json.dumps(body) if body is not None else None,
-                                    {"Content-Type": "application/json"})
-        return status, json.loads(data) if data else None
+T0 = powerloss.T0
+event = powerloss.event
+Server = powerloss.Server
 
 
 def shim_env(root, journal, fail_flag=None):
-    env = dict(os.environ)
-    env["LD_PRELOAD"] = SHIM
-    env["STRATA_POWERLOSS_ROOT"] = root
-    env["STRATA_POWERLOSS_JOURNAL"] = journal
-    if fail_flag:
-        env["STRATA_POWERLOSS_FAIL_FLAG"] = fail_flag
-    return env
+    return powerloss.shim_env(SHIM, root, journal, fail_flag)
 
 
 class PowerLossTest(unittest.TestCase):
@@ -141,18 +113,7 @@ class PowerLossTest(unittest.TestCase):
 
             server = Server(STRATA, tmp)
             try:
-                stored = set()
-                for member in range(2000, 2040):
-                    cursor = None
-                    while True:
-                        q = "limit=1000" + ("&cursor=" + cursor if cursor else "")
-                        status, page = server.json("GET", "/v1/members/%d/viewing?%s" % (member, q))
-                        self.assertEqual(status, 200, page)
-                        stored.update((r["member"], r["started_at"], r["session"])
-                                      for r in page["records"])
-                        cursor = page["next_cursor"]
-                        if cursor is None:
-                            break
+                stored = server.stored_events(range(2000, 2040))
                 lost = sorted(acked_events - stored)
                 self.assertEqual(lost[:5], [], "%d acknowledged events lost" % len(lost))
                 bad = []
