@@ -304,8 +304,11 @@ class StrataAssets final : public AssetSystem {
   absl::Status Start() override {
     STRATA_ASSIGN_OR_RETURN(port_, FreeLoopbackPort());
     ChildSpec spec;
-    spec.argv = {o_.strata_binary,      "serve",       "--data-dir", data_dir_, "--port",
-                 std::to_string(port_), "--log-level", "warn"};
+    spec.argv = {o_.strata_binary, "serve", "--data-dir", data_dir_, "--port",
+                 std::to_string(port_)};
+    // --log-level warn unless a --strata-arg sets it (debug logs RocksDB's flushes and
+    // compactions, for looking into a run).
+    if (!SetsLogLevel()) spec.argv.insert(spec.argv.end(), {"--log-level", "warn"});
     spec.argv.insert(spec.argv.end(), o_.strata_args.begin(), o_.strata_args.end());
     for (char** e = environ; *e != nullptr; ++e) spec.env.emplace_back(*e);
     spec.log_path = log_;
@@ -338,7 +341,7 @@ class StrataAssets final : public AssetSystem {
     std::string args;
     for (const auto& a : o_.strata_args) args += " " + a;
     return {"server: " + o_.strata_binary + " serve --data-dir " + data_dir_ + " --port " +
-                std::to_string(port_) + " --log-level warn" + args,
+                std::to_string(port_) + (SetsLogLevel() ? "" : " --log-level warn") + args,
             "type: PUT /v1/asset-types/bench, indexed /show_id /format /duration_s, bucket day",
             "durability: the server's --sync setting (default periodic: the WAL is fsynced every "
             "100 ms; PostgreSQL syncs each commit)"};
@@ -358,6 +361,11 @@ class StrataAssets final : public AssetSystem {
   const AssetBenchOptions& options() const { return o_; }
 
  private:
+  bool SetsLogLevel() const {
+    return std::any_of(o_.strata_args.begin(), o_.strata_args.end(),
+                       [](const std::string& a) { return a.rfind("--log-level", 0) == 0; });
+  }
+
   const AssetBenchOptions& o_;
   const std::string data_dir_;
   const std::string log_;
@@ -836,8 +844,8 @@ void RunPaging(AssetSystem& sys, AssetConnection& conn, AssetSystemRun* run) {
     cursor = next;
   }
   run->page_s = SecondsSince(t0);
-  double server = 0, bench = 0;
-  std::tie(server, bench, run->page_others_cpu_s) = CpuBetween(cpu0, TakeCpu(sys));
+  double bench = 0;
+  std::tie(run->page_cpu_s, bench, run->page_others_cpu_s) = CpuBetween(cpu0, TakeCpu(sys));
   run->page = MakeOpReport("page", stats, run->page_s);
   run->page_ids_per_s = run->page_s > 0 ? static_cast<double>(run->paged_ids) / run->page_s : 0;
 }
@@ -881,7 +889,10 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
   }
   writers->clear();
   sys.DropPayloads();
-  if (const std::string line = sys.AfterLoad(); !line.empty()) {
+  const Cpu before_settle = TakeCpu(sys);
+  if (std::string line = sys.AfterLoad(); !line.empty()) {
+    const double settle_cpu_s = std::get<0>(CpuBetween(before_settle, TakeCpu(sys)));
+    if (settle_cpu_s >= 0) line += " (server CPU " + Fmt("%.1f", settle_cpu_s) + " s)";
     out << name << ": " << line << "\n";
     run.settings.push_back(line);
   }
@@ -904,7 +915,12 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
       << " short, " << run.search.errors << " errors, " << run.late_searches << " late, "
       << run.unsent_searches << " unsent); server CPU "
       << Fmt("%.0f", run.search_s > 0 ? 100 * run.search_cpu_s / run.search_s : 0)
-      << "% of a core\n";
+      << "% of a core ("
+      << Fmt("%.0f", run.search.count > run.search.errors
+                         ? 1e6 * run.search_cpu_s /
+                               static_cast<double>(run.search.count - run.search.errors)
+                         : 0)
+      << " us per search)\n";
   if (const std::string e = FirstError(*searchers); !e.empty()) {
     if (run.first_error.empty()) run.first_error = e;
     out << name << ": search: an error: " << e << "\n";
@@ -916,7 +932,8 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
   out << name << ": paging: " << Thousands(run.paged_ids) << " ids in " << Thousands(run.pages)
       << " pages, " << Fmt("%.1f", run.page_s) << " s = " << Fmt("%.0f", run.page_ids_per_s)
       << " ids/s; page p50 " << Fmt("%.1f", run.page.p50_ms) << " / p99 "
-      << Fmt("%.1f", run.page.p99_ms) << " ms; errors " << run.page_errors << "\n";
+      << Fmt("%.1f", run.page.p99_ms) << " ms; errors " << run.page_errors << "; server CPU "
+      << Fmt("%.1f", run.page_cpu_s) << " s\n";
   if (run.page_errors > 0) {
     const std::string e = FirstError(*searchers);
     out << name << ": paging: error: " << e << "\n";
@@ -1084,6 +1101,13 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
         return r.search_cpu_s >= 0 && r.search_s > 0 ? 100 * r.search_cpu_s / r.search_s : -1.0;
       },
       "%.0f%%", false);
+  add(
+      "search: server CPU us/search",
+      [](const auto& r) {
+        const uint64_t ok = r.search.count - r.search.errors;
+        return r.search_cpu_s >= 0 && ok > 0 ? 1e6 * r.search_cpu_s / ok : -1.0;
+      },
+      "%.0f", false);
   text("search: late>1ms / unsent / errors", [](const AssetSystemRun& r) {
     return Thousands(r.late_searches) + " / " + Thousands(r.unsent_searches) + " / " +
            Thousands(r.search.errors);
@@ -1093,6 +1117,12 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
       [](const auto& r) { return r.page_ids_per_s; }, "%.0f", true, true);
   add(
       "paging: page p50 ms", [](const auto& r) { return r.page.p50_ms; }, "%.1f", false);
+  add(
+      "paging: server CPU us/1000 ids",
+      [](const auto& r) {
+        return r.page_cpu_s >= 0 && r.paged_ids > 0 ? 1e9 * r.page_cpu_s / r.paged_ids : -1.0;
+      },
+      "%.0f", false);
   text("paging: ids seen / assets created", [](const AssetSystemRun& r) {
     return Thousands(r.paged_ids) + " / " + Thousands(r.created);
   });

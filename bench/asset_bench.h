@@ -130,6 +130,7 @@ struct AssetSystemRun {
   double page_s = 0;
   double page_ids_per_s = 0;
   uint64_t page_errors = 0;
+  double page_cpu_s = -1;  // server CPU over the phase (-1 = unknown)
   double page_others_cpu_s = -1;
   OpReport page;
 
