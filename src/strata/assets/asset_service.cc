@@ -670,7 +670,14 @@ absl::StatusOr<BatchResult> AssetService::CreateBatch(std::string_view type_name
     store::PartitionWrite w;
     w.table = assets_;
     w.partition = BucketPartition(type->name, type->bucket, bucket);
-    for (size_t k : members) {
+    // The batch's keys in ascending order: the rows (ids ascend, so their inverted keys
+    // descend: newest first), then the index entries sorted, then the outbox row. RocksDB
+    // inserts a batch into its memtable in batch order, and a key just after the previous
+    // one is found from where that one went instead of by a search from the top of the
+    // skip list (that search was a tenth of the create CPU).
+    std::vector<std::string> index_keys;
+    for (auto it = members.rbegin(); it != members.rend(); ++it) {
+      const size_t k = *it;
       AssetRow& row = valid[k].row;
       row.version = 1;
       row.schema_version = type->version;
@@ -678,10 +685,14 @@ absl::StatusOr<BatchResult> AssetService::CreateBatch(std::string_view type_name
       row.updated_at = row.created_at;
       w.batch.Put(AssetKey(ids[k]), EncodeAssetRow(row));
       for (const std::string& e : row.index_entries) {
-        w.batch.Put(IndexKeyFromEntry(e, ids[k]), "");
+        index_keys.push_back(IndexKeyFromEntry(e, ids[k]));
       }
+    }
+    std::sort(index_keys.begin(), index_keys.end());
+    for (std::string& key : index_keys) w.batch.Put(std::move(key), "");
+    for (size_t k : members) {
       events[group].push_back(
-          EncodeChangeEvent({type->name, ids[k], 1, ChangeOp::kCreate, row.created_at}));
+          EncodeChangeEvent({type->name, ids[k], 1, ChangeOp::kCreate, ids[k].time()}));
     }
     outbox_keys.push_back(OutboxKey(ids[members.front()], 1));
     w.batch.Put(outbox_keys.back(), EncodeOutbox(events[group]));
