@@ -193,7 +193,9 @@ absl::StatusOr<std::unique_ptr<AssetService>> AssetService::Open(store::RowStore
 
 absl::Status AssetService::Init() {
   STRATA_ASSIGN_OR_RETURN(types_, rows_->OpenTable({"asset_types", store::TableProfile::kLive}));
-  STRATA_ASSIGN_OR_RETURN(assets_, rows_->OpenTable({"assets", store::TableProfile::kLive}));
+  // kDocument: a store created before that profile existed keeps the assets table's live
+  // tuning (a table keeps its profile).
+  STRATA_ASSIGN_OR_RETURN(assets_, rows_->OpenTable({"assets", store::TableProfile::kDocument}));
   return RecoverOutboxes();
 }
 

@@ -245,9 +245,12 @@ absl::Status RadosError(int r, std::string_view what) {
   }
 }
 
+// Document tables are stored as live ones (the profile tunes RocksDB only): same pool, same
+// shard count, catalog entry "live".
 const char* ProfileSuffix(TableProfile profile) {
   switch (profile) {
     case TableProfile::kLive:
+    case TableProfile::kDocument:
       return "live";
     case TableProfile::kCompressed:
       return "compressed";
@@ -856,6 +859,7 @@ absl::StatusOr<Table*> RadosRowStore::Impl::OpenTable(const TableOptions& table_
   } else {
     switch (profile) {
       case TableProfile::kLive:
+      case TableProfile::kDocument:
         wanted_shards = options.live_shards;
         break;
       case TableProfile::kIndex:
