@@ -1453,6 +1453,10 @@ std::vector<absl::StatusOr<std::string>> RadosTable::MultiGet(std::span<const Ro
       out[i] = s;
       continue;
     }
+    if (absl::Status s = ValidateClusteringKey(keys[i].clustering); !s.ok()) {
+      out[i] = s;  // as Get answers it
+      continue;
+    }
     by_object[ObjectOf(keys[i].partition)][KeyPrefix(keys[i].partition) +
                                            std::string(keys[i].clustering)]
         .push_back(i);
