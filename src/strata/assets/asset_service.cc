@@ -1,6 +1,7 @@
 #include "strata/assets/asset_service.h"
 
 #include <algorithm>
+#include <cmath>
 #include <span>
 #include <unordered_set>
 
@@ -120,6 +121,58 @@ absl::StatusOr<std::shared_ptr<AssetType>> ParseTypeJson(std::string_view json) 
   t->updated_at = updated->int_value();
   t->next_index_id = static_cast<uint16_t>(next_index->int_value());
   return t;
+}
+
+// |integers| below this are exact as doubles (index values are doubles).
+constexpr int64_t kExactDoubleLimit = int64_t{1} << 53;
+
+struct BoundCondition {
+  const WhereCondition* condition;
+  uint16_t index_id;
+  bool exact_value;  // the condition's value is exact as a double
+};
+
+// Whether a row satisfies every condition. Each is decided on the row's own index entry for
+// its pointer when that entry holds the value exactly -- a number within +-2^53, a string
+// shorter than the indexed prefix, a boolean, null -- and otherwise on the payload, parsed
+// once (a missing or non-scalar value has no entry; an entry of a long string or a big
+// integer is rounded). Index ids are never reused and each stands for one pointer, so an
+// entry is the value of this row's payload at that pointer.
+absl::StatusOr<bool> MatchesAll(const std::vector<BoundCondition>& conditions,
+                                const AssetRow& row) {
+  std::optional<JsonValue> payload;
+  for (const BoundCondition& b : conditions) {
+    std::optional<JsonValue> value;
+    if (b.exact_value) {
+      for (const std::string& e : row.index_entries) {
+        if (e.size() < 3 || static_cast<uint8_t>(e[0]) != (b.index_id >> 8) ||
+            static_cast<uint8_t>(e[1]) != (b.index_id & 0xff)) {
+          continue;
+        }
+        std::string_view encoded(e);
+        encoded.remove_prefix(2);
+        value = DecodeIndexValue(&encoded);
+        if (value && ((value->is_number() && std::fabs(value->number()) >=
+                                                 static_cast<double>(kExactDoubleLimit)) ||
+                      (value->is_string() &&
+                       value->string_value().size() >= kMaxIndexedStringBytes))) {
+          value.reset();  // possibly rounded or cut: ask the payload
+        }
+        break;
+      }
+    }
+    bool match;
+    if (value) {
+      match = MatchesWhereValue(*b.condition, &*value);
+    } else {
+      if (!payload) {
+        STRATA_ASSIGN_OR_RETURN(payload, ParseJson(row.payload, "stored payload", 1024));
+      }
+      match = MatchesWhere(*b.condition, *payload);
+    }
+    if (!match) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -1178,7 +1231,26 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
   } else if (query.until) {
     from = BucketStart(type.bucket, *query.until - 1);
   }
+  // Each condition with its index id and whether its value compares exactly as a double.
+  std::vector<BoundCondition> bound;
+  for (const WhereCondition& c : conditions) {
+    BoundCondition b{&c, 0, true};
+    for (const IndexDef& d : type.indexes) {
+      if (d.pointer == c.pointer) b.index_id = d.id;
+    }
+    b.exact_value = !(c.value.kind() == JsonValue::Kind::kInt &&
+                      (c.value.int_value() >= kExactDoubleLimit ||
+                       c.value.int_value() <= -kExactDoubleLimit));
+    bound.push_back(b);
+  }
+
+  // The candidates are examined in index order, one by one as far as the result goes (so the
+  // page stops, and its cursor points, where a one-at-a-time walk would stop), but their rows
+  // are read in batches of as many as the page still needs: one MultiGet, not a Get each.
   size_t examined = 0;
+  std::vector<std::string> asset_keys;
+  std::vector<size_t> asset_rows;  // index into the scan page of each asset key
+  std::vector<store::RowKey> row_keys;
   BucketWalk walk(types_, type.name, from);
   for (;;) {
     STRATA_ASSIGN_OR_RETURN(std::optional<Millis> bucket, walk.Next());
@@ -1197,30 +1269,50 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
       if (options.start >= options.end) break;
       options.limit = store::kMaxPageRows;
       STRATA_ASSIGN_OR_RETURN(store::ScanPage page, assets_->Scan(partition, options));
-      for (const store::Row& r : page.rows) {
-        ++examined;
-        std::optional<AssetId> id = AssetIdFromIndexKey(r.clustering);
+      std::vector<AssetId> ids(page.rows.size());
+      for (size_t i = 0; i < page.rows.size(); ++i) {
+        std::optional<AssetId> id = AssetIdFromIndexKey(page.rows[i].clustering);
         if (!id) return absl::DataLossError("assets: corrupt index key in " + partition);
-        const Millis t = id->time();
-        bool match = !(query.since && t < *query.since) && !(query.until && t >= *query.until);
-        if (match) {
-          absl::StatusOr<std::string> raw = assets_->Get(partition, AssetKey(*id));
-          if (raw.ok()) {
-            std::optional<AssetRow> row = DecodeAssetRow(*raw);
-            if (!row) return absl::DataLossError("asset " + id->ToString() + ": corrupt row");
-            STRATA_ASSIGN_OR_RETURN(JsonValue payload,
-                                    ParseJson(row->payload, "stored payload", 1024));
-            for (const WhereCondition& c : conditions) match = match && MatchesWhere(c, payload);
-            if (match) out.assets.push_back(Asset{type.name, *id, std::move(*row)});
-          } else if (!absl::IsNotFound(raw.status())) {
-            return raw.status();
+        ids[i] = *id;
+      }
+      size_t at = 0;
+      while (at < page.rows.size()) {
+        // The next stretch: no longer than the answer still needs (if every candidate in it
+        // matched, the page would be full at its end) nor than the examination limit allows.
+        const size_t n = std::min({page.rows.size() - at, query.limit - out.assets.size(),
+                                   options_.max_examined_per_page - examined});
+        asset_keys.clear();
+        asset_rows.clear();
+        for (size_t i = at; i < at + n; ++i) {
+          const Millis t = ids[i].time();
+          if ((query.since && t < *query.since) || (query.until && t >= *query.until)) continue;
+          asset_keys.push_back(AssetKey(ids[i]));
+          asset_rows.push_back(i);
+        }
+        row_keys.clear();
+        for (const std::string& k : asset_keys) row_keys.push_back({partition, k});
+        std::vector<absl::StatusOr<std::string>> raws = assets_->MultiGet(row_keys);
+        size_t next_raw = 0;
+        for (size_t i = at; i < at + n; ++i) {
+          ++examined;
+          if (next_raw < asset_rows.size() && asset_rows[next_raw] == i) {
+            absl::StatusOr<std::string>& raw = raws[next_raw++];
+            if (raw.ok()) {
+              std::optional<AssetRow> row = DecodeOwnedAssetRow(std::move(*raw));
+              if (!row) return absl::DataLossError("asset " + ids[i].ToString() + ": corrupt row");
+              STRATA_ASSIGN_OR_RETURN(bool match, MatchesAll(bound, *row));
+              if (match) out.assets.push_back(Asset{type.name, ids[i], std::move(*row)});
+            } else if (!absl::IsNotFound(raw.status())) {
+              return raw.status();
+            }
+          }
+          if (out.assets.size() == query.limit || examined >= options_.max_examined_per_page) {
+            examined_->Inc(examined);
+            out.next_cursor = EncodeSearchCursor({hash, *bucket, page.rows[i].clustering});
+            return out;
           }
         }
-        if (out.assets.size() == query.limit || examined >= options_.max_examined_per_page) {
-          examined_->Inc(examined);
-          out.next_cursor = EncodeSearchCursor({hash, *bucket, r.clustering});
-          return out;
-        }
+        at += n;
       }
       if (page.next_cursor.empty()) break;
       options.cursor = std::move(page.next_cursor);

@@ -199,7 +199,25 @@ std::string EncodeAssetRow(const AssetRow& row) {
   return out;
 }
 
+std::optional<AssetRow> DecodeOwnedAssetRow(std::string&& in) {
+  // The header is decoded from a view; the payload then keeps the buffer.
+  std::string_view rest(in);
+  std::optional<AssetRow> header = DecodeAssetRowHeader(&rest);
+  if (!header) return std::nullopt;
+  const size_t header_bytes = in.size() - rest.size();
+  header->payload = std::move(in);
+  header->payload.erase(0, header_bytes);
+  return header;
+}
+
 std::optional<AssetRow> DecodeAssetRow(std::string_view in) {
+  std::optional<AssetRow> row = DecodeAssetRowHeader(&in);
+  if (row) row->payload.assign(in.data(), in.size());
+  return row;
+}
+
+std::optional<AssetRow> DecodeAssetRowHeader(std::string_view* rest) {
+  std::string_view& in = *rest;
   if (in.empty() || in[0] != kAssetRowFormatV1) return std::nullopt;
   in.remove_prefix(1);
   AssetRow row;
@@ -220,7 +238,6 @@ std::optional<AssetRow> DecodeAssetRow(std::string_view in) {
     if (!coding::GetLengthPrefixed(&in, &e)) return std::nullopt;
     row.index_entries.emplace_back(e);
   }
-  row.payload.assign(in.data(), in.size());
   return row;
 }
 

@@ -80,6 +80,10 @@ struct AssetRow {
 inline constexpr char kAssetRowFormatV1 = 1;
 std::string EncodeAssetRow(const AssetRow& row);
 std::optional<AssetRow> DecodeAssetRow(std::string_view in);
+// The same, keeping the payload in `in`'s buffer (no copy of it).
+std::optional<AssetRow> DecodeOwnedAssetRow(std::string&& in);
+// Every field but the payload; `*in` is left at the payload.
+std::optional<AssetRow> DecodeAssetRowHeader(std::string_view* in);
 
 // A change event (what the change feed carries; JSON on the queue).
 enum class ChangeOp { kCreate, kUpdate, kDelete };
