@@ -488,6 +488,8 @@ absl::StatusOr<JsonValue> AssetService::ParsePayload(std::string_view text) cons
 std::vector<std::string> AssetService::IndexEntries(const AssetType& type,
                                                     const JsonValue& payload) const {
   std::vector<std::string> entries;
+  entries.reserve(type.indexes.size() + 1);
+  entries.push_back(IndexEntry(kEveryAssetIndex, ""));
   for (const IndexDef& def : type.indexes) {
     const JsonValue* v = Resolve(payload, def.tokens);
     if (v == nullptr) continue;
@@ -505,8 +507,9 @@ absl::Status AssetService::EnsureBucket(const AssetType& type, Millis bucket) {
     if (known_buckets_.count(key)) return absl::OkStatus();
   }
   // Written before the assets that go into it, so the directory never lacks a bucket that
-  // has assets (it may name an empty one, if the asset write then fails).
-  STRATA_RETURN_IF_ERROR(types_->Put(type.name, BucketDirectoryKey(bucket), ""));
+  // has assets (it may name an empty one, if the asset write then fails). Its value says
+  // that every asset of the bucket has an index-0 entry (this process writes one for each).
+  STRATA_RETURN_IF_ERROR(types_->Put(type.name, BucketDirectoryKey(bucket), kBucketListedByIndex));
   std::lock_guard<std::mutex> lock(cache_mu_);
   known_buckets_.insert(std::move(key));
   return absl::OkStatus();
@@ -1026,10 +1029,21 @@ absl::StatusOr<AssetPage> AssetService::List(std::string_view type_name, const L
     return absl::InvalidArgumentError("since: must be before until");
   }
   if (query.where.empty()) return ListAll(*type, query);
-  return Search(*type, query);
+  STRATA_ASSIGN_OR_RETURN(AssetPage page, Search(*type, query));
+  if (query.ids_only) {
+    // A search reads the rows anyway (to check its conditions); it answers their ids.
+    for (const Asset& a : page.assets) page.ids.push_back(a.id);
+    page.assets.clear();
+  }
+  return page;
 }
 
 namespace {
+
+struct Bucket {
+  Millis start = 0;
+  bool listed_by_index = false;  // every asset has its index-0 entry (rows.h)
+};
 
 // Walks a type's bucket directory newest first, from the bucket holding `from` (inclusive)
 // down to the bucket holding `down_to` (inclusive; nullopt = the oldest).
@@ -1043,10 +1057,10 @@ class BucketWalk {
     options_.reverse = true;
     options_.limit = 64;
   }
-  // The next bucket start, or nullopt at the end.
-  absl::StatusOr<std::optional<Millis>> Next() {
+  // The next bucket, or nullopt at the end.
+  absl::StatusOr<std::optional<Bucket>> Next() {
     while (at_ >= page_.size()) {
-      if (done_) return std::optional<Millis>();
+      if (done_) return std::optional<Bucket>();
       STRATA_ASSIGN_OR_RETURN(store::ScanPage page, types_->Scan(type_, options_));
       page_.clear();
       for (const store::Row& r : page.rows) {
@@ -1054,21 +1068,21 @@ class BucketWalk {
         k.remove_prefix(1);
         uint64_t start = 0;
         if (k.size() == 8 && coding::GetFixed64BE(&k, &start)) {
-          page_.push_back(static_cast<Millis>(start));
+          page_.push_back(Bucket{static_cast<Millis>(start), r.value == kBucketListedByIndex});
         }
       }
       at_ = 0;
       done_ = page.next_cursor.empty();
       options_.cursor = std::move(page.next_cursor);
     }
-    return std::optional<Millis>(page_[at_++]);
+    return std::optional<Bucket>(page_[at_++]);
   }
 
  private:
   store::Table* types_;
   std::string type_;
   store::ScanOptions options_;
-  std::vector<Millis> page_;
+  std::vector<Bucket> page_;
   size_t at_ = 0;
   bool done_ = false;
 };
@@ -1090,30 +1104,48 @@ absl::StatusOr<AssetPage> AssetService::ListAll(const AssetType& type, const Lis
   std::optional<Millis> from;
   if (upper) from = BucketStart(type.bucket, upper->time());
   AssetPage out;
+  auto count = [&] { return query.ids_only ? out.ids.size() : out.assets.size(); };
   BucketWalk walk(types_, type.name, from);
   for (;;) {
-    STRATA_ASSIGN_OR_RETURN(std::optional<Millis> bucket, walk.Next());
+    STRATA_ASSIGN_OR_RETURN(std::optional<Bucket> bucket, walk.Next());
     if (!bucket) break;
-    if (query.since && *bucket < BucketStart(type.bucket, *query.since)) break;
-    const std::string partition = BucketPartition(type.name, type.bucket, *bucket);
+    if (query.since && bucket->start < BucketStart(type.bucket, *query.since)) break;
+    const std::string partition = BucketPartition(type.name, type.bucket, bucket->start);
+    // Ids alone come from index 0 ("i" 0 0 + ~id: the same order and bounds as the rows'
+    // "a" + ~id), which holds no payloads; whole assets, and ids of a bucket made before
+    // index 0, from the rows.
+    const bool by_index = query.ids_only && bucket->listed_by_index;
+    const std::string key_prefix = by_index ? IndexPrefix(kEveryAssetIndex) : "a";
+    auto bound = [&](const AssetId& id) {
+      std::string k = key_prefix;
+      k.append(AssetKeyAfter(id), 1);  // ~id + "\0"
+      return k;
+    };
     store::ScanOptions options;
-    options.start = upper ? AssetKeyAfter(*upper) : std::string(1, kAssetPrefix);
-    options.end = query.since ? AssetKeyAfter(AssetId::MinForTime(*query.since))
-                              : std::string(1, kAssetPrefix + 1);
-    // AssetKeyAfter(MinForTime(since)) bounds ids >= MinForTime(since): their inverted
-    // keys are <= the inverted bound.
+    options.start = upper ? bound(*upper) : key_prefix;
+    // bound(MinForTime(since)) bounds ids >= MinForTime(since): their inverted keys are <= the
+    // inverted bound.
+    options.end = query.since ? bound(AssetId::MinForTime(*query.since))
+                              : PrefixSuccessor(key_prefix);
     for (;;) {
       if (options.start >= options.end) break;
-      options.limit = std::min(store::kMaxPageRows, query.limit - out.assets.size());
+      options.limit = std::min(store::kMaxPageRows, query.limit - count());
       STRATA_ASSIGN_OR_RETURN(store::ScanPage page, assets_->Scan(partition, options));
       for (store::Row& r : page.rows) {
-        std::optional<AssetId> id = AssetIdFromKey(r.clustering);
-        std::optional<AssetRow> row = DecodeAssetRow(r.value);
-        if (!id || !row) return absl::DataLossError("assets: corrupt row in " + partition);
+        std::optional<AssetId> id =
+            by_index ? AssetIdFromIndexKey(r.clustering) : AssetIdFromKey(r.clustering);
+        if (!id) return absl::DataLossError("assets: corrupt row key in " + partition);
+        if (query.ids_only) {
+          out.ids.push_back(*id);
+          continue;
+        }
+        std::optional<AssetRow> row = DecodeOwnedAssetRow(std::move(r.value));
+        if (!row) return absl::DataLossError("assets: corrupt row in " + partition);
         out.assets.push_back(Asset{type.name, *id, std::move(*row)});
       }
-      if (out.assets.size() == query.limit) {
-        out.next_cursor = EncodeListCursor({out.assets.back().id});
+      if (count() == query.limit) {
+        out.next_cursor =
+            EncodeListCursor({query.ids_only ? out.ids.back() : out.assets.back().id});
         return out;
       }
       if (page.next_cursor.empty()) break;
@@ -1253,14 +1285,15 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
   std::vector<store::RowKey> row_keys;
   BucketWalk walk(types_, type.name, from);
   for (;;) {
-    STRATA_ASSIGN_OR_RETURN(std::optional<Millis> bucket, walk.Next());
-    if (!bucket) break;
-    if (query.since && *bucket < BucketStart(type.bucket, *query.since)) break;
-    const std::string partition = BucketPartition(type.name, type.bucket, *bucket);
+    STRATA_ASSIGN_OR_RETURN(std::optional<Bucket> next_bucket, walk.Next());
+    if (!next_bucket) break;
+    const Millis bucket = next_bucket->start;
+    if (query.since && bucket < BucketStart(type.bucket, *query.since)) break;
+    const std::string partition = BucketPartition(type.name, type.bucket, bucket);
     store::ScanOptions options;
     options.start = lo;
     options.end = hi;
-    if (cursor && cursor->bucket == *bucket) {
+    if (cursor && cursor->bucket == bucket) {
       std::string resume = cursor->last_key;
       resume.push_back('\0');
       if (resume > options.start) options.start = std::move(resume);
@@ -1308,7 +1341,7 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
           }
           if (out.assets.size() == query.limit || examined >= options_.max_examined_per_page) {
             examined_->Inc(examined);
-            out.next_cursor = EncodeSearchCursor({hash, *bucket, page.rows[i].clustering});
+            out.next_cursor = EncodeSearchCursor({hash, bucket, page.rows[i].clustering});
             return out;
           }
         }

@@ -154,7 +154,7 @@ std::string AssetKeyAfter(const AssetId& id) {
 }
 
 std::optional<AssetId> AssetIdFromIndexKey(std::string_view key) {
-  if (key.size() < 3 + 1 + 16 || key[0] != kIndexPrefix) return std::nullopt;
+  if (key.size() < 3 + 16 || key[0] != kIndexPrefix) return std::nullopt;  // index 0: no value
   AssetId id;
   const size_t at = key.size() - 16;
   for (int i = 0; i < 16; ++i) id.bytes[i] = static_cast<uint8_t>(~key[at + i]);
