@@ -384,6 +384,8 @@ class StrataAssetConnection final : public AssetConnection {
     list_path_ = std::string("/v1/assets/") + kType;
     limit_ = std::to_string(sys->options().search_limit);
     page_limit_ = std::to_string(sys->options().page_limit);
+    ids_only_ = sys->options().page_fields == "id";
+    if (ids_only_) page_limit_ += "&fields=id";
   }
 
   int Create(size_t b, uint64_t* created, uint64_t* rejected) override {
@@ -415,7 +417,7 @@ class StrataAssetConnection final : public AssetConnection {
       last_error = HttpError(r);
       return r.ok() ? r->status : 0;
     }
-    *rows = internal::CountOccurrences(r->body, "\"schema_version\"");
+    *rows = internal::CountOccurrences(r->body, ids_only_ ? "\"id\"" : "\"schema_version\"");
     *next = PageCursor(r->body);
     return 200;
   }
@@ -424,6 +426,7 @@ class StrataAssetConnection final : public AssetConnection {
   StrataAssets* sys_;
   http::Client client_;
   std::string batch_path_, list_path_, limit_, page_limit_;
+  bool ids_only_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<AssetConnection>> StrataAssets::Connect() {
@@ -589,10 +592,11 @@ class PostgresAssetConnection final : public AssetConnection {
   absl::Status Prepare() {
     STRATA_RETURN_IF_ERROR(conn_->Prepare("search", sys_->SearchSql("$1")));
     const std::string limit = std::to_string(sys_->options().page_limit);
+    const std::string columns = sys_->options().page_fields == "id" ? "id" : "id, payload";
     STRATA_RETURN_IF_ERROR(conn_->Prepare(
-        "page_first", "SELECT id, payload FROM assets ORDER BY id DESC LIMIT " + limit));
-    return conn_->Prepare(
-        "page", "SELECT id, payload FROM assets WHERE id < $1 ORDER BY id DESC LIMIT " + limit);
+        "page_first", "SELECT " + columns + " FROM assets ORDER BY id DESC LIMIT " + limit));
+    return conn_->Prepare("page", "SELECT " + columns +
+                                      " FROM assets WHERE id < $1 ORDER BY id DESC LIMIT " + limit);
   }
 
   int Create(size_t b, uint64_t* created, uint64_t* rejected) override {
@@ -926,7 +930,8 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
     out << name << ": search: an error: " << e << "\n";
   }
 
-  out << name << ": paging: every asset, " << o.page_limit << " per page, newest first ...\n"
+  out << name << ": paging: every asset, " << o.page_limit << " per page, newest first, "
+      << (o.page_fields == "id" ? "ids only" : "whole assets") << " ...\n"
       << std::flush;
   RunPaging(sys, *(*searchers)[0], &run);
   out << name << ": paging: " << Thousands(run.paged_ids) << " ids in " << Thousands(run.pages)
@@ -979,6 +984,9 @@ absl::Status Validate(const AssetBenchOptions& o) {
     return absl::InvalidArgumentError("search_rate, search_seconds: must be > 0");
   }
   if (o.warmup_searches < 0) return absl::InvalidArgumentError("warmup_searches: must be >= 0");
+  if (o.page_fields != "id" && o.page_fields != "all") {
+    return absl::InvalidArgumentError("page_fields: must be \"id\" or \"all\"");
+  }
   if (o.search_limit < 1 || o.search_limit > 1000 || o.page_limit < 1 || o.page_limit > 1000) {
     return absl::InvalidArgumentError("search_limit, page_limit: must be 1..1000");
   }
@@ -1113,7 +1121,8 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
            Thousands(r.search.errors);
   });
   add(
-      "paging ids/s (limit " + std::to_string(o.page_limit) + ", one connection)",
+      "paging ids/s (limit " + std::to_string(o.page_limit) + ", " +
+          (o.page_fields == "id" ? "ids only" : "whole assets") + ", 1 conn)",
       [](const auto& r) { return r.page_ids_per_s; }, "%.0f", true, true);
   add(
       "paging: page p50 ms", [](const auto& r) { return r.page.p50_ms; }, "%.1f", false);
