@@ -570,8 +570,7 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       // sorted runs of similar size instead (write amplification ~ log of the data size).
       // The newer half of the data stays uncompressed, so flushes and the small merges spend
       // no CPU on LZ4 and reads of recent rows none on decompression; the older half is
-      // LZ4. Flushed blocks go into the block cache: what was just written is what is read
-      // next, and RocksDB would otherwise read each block of a bulk load from disk once.
+      // LZ4.
       // Memtables as live tables' (flushed two at a time): one of write_buffer_bytes (64 MiB,
       // above max_wal_bytes) kept write-ahead logs alive after their data was flushed -- in a
       // 200k-asset load 61% of the data directory was log.
@@ -589,8 +588,9 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       cf.memtable_prefix_bloom_size_ratio = 0.02;
       table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
       table.data_block_hash_table_util_ratio = 0.75;
-      table.prepopulate_block_cache =
-          rocksdb::BlockBasedTableOptions::PrepopulateBlockCache::kFlushOnly;
+      // Not prepopulate_block_cache: copying every flushed block into the cache was half of
+      // the flush threads' CPU in a bulk load (~15% of the server's create CPU), for blocks
+      // that the load's own later flushes evicted and its compactions replaced.
       break;
   }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -1539,11 +1539,6 @@ absl::StatusOr<std::string> RocksRowStore::DescribeTuningForTesting(std::string_
   out += " write_buffer=" + std::to_string(options.write_buffer_size);
   out += " l0_trigger=" + std::to_string(options.level0_file_num_compaction_trigger);
   out += " target_file=" + std::to_string(options.target_file_size_base);
-  if (const auto* table = options.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
-      table != nullptr && table->prepopulate_block_cache ==
-                              rocksdb::BlockBasedTableOptions::PrepopulateBlockCache::kFlushOnly) {
-    out += " prepopulate_block_cache=flush";
-  }
   out += " merge_operator=";
   out += options.merge_operator ? options.merge_operator->Name() : "none";
   out += " compaction_filter=";

@@ -203,7 +203,6 @@ TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
     EXPECT_THAT(tuning["blob_rows"], HasSubstr("compression=none"));
     EXPECT_THAT(tuning["index_rows"], HasSubstr("profile=index compaction=level"));
     EXPECT_THAT(tuning["doc_rows"], HasSubstr("profile=document compaction=universal"));
-    EXPECT_THAT(tuning["doc_rows"], HasSubstr("prepopulate_block_cache=flush"));
   }
   std::unique_ptr<RocksRowStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
