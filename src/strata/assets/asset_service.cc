@@ -682,38 +682,64 @@ absl::StatusOr<BatchResult> AssetService::CreateBatch(std::string_view type_name
   BatchResult result;
   result.schema_version = type->version;
   result.ids.resize(doc.items().size());
-  struct Pending {
-    size_t index;
-    AssetRow row;
-  };
-  std::vector<Pending> valid;
-  valid.reserve(doc.items().size());
+  // Validate first, then take ids for the valid ones and encode each row straight into its
+  // final buffer: header, then the payload serialised after it (no copy of the payload).
+  std::vector<size_t> checked;
+  checked.reserve(doc.items().size());
   for (size_t i = 0; i < doc.items().size(); ++i) {
     const JsonValue& payload = doc.items()[i];
-    const std::string field = "payload[" + std::to_string(i) + "]";
     if (!payload.is_object()) {
-      result.rejected.emplace_back(i, field + ": must be a JSON object");
+      result.rejected.emplace_back(i, "payload[" + std::to_string(i) + "]: must be a JSON object");
       continue;
     }
-    if (absl::Status s = type->schema.Validate(payload, field); !s.ok()) {
+    if (absl::Status s = type->schema.Validate(payload, "payload[" + std::to_string(i) + "]");
+        !s.ok()) {
       result.rejected.emplace_back(i, std::string(s.message()));
       continue;
     }
+    checked.push_back(i);
+  }
+  struct Pending {
+    size_t index;
+    AssetId id;
+    std::vector<std::string> index_entries;
+    std::string row;  // the encoded asset row
+  };
+  std::vector<Pending> valid;
+  valid.reserve(checked.size());
+  std::vector<AssetId> fresh_ids(checked.size());
+  ids_.NextMany(fresh_ids.size(), fresh_ids.data());
+  for (size_t k = 0; k < checked.size(); ++k) {
+    const size_t i = checked[k];
+    const JsonValue& payload = doc.items()[i];
     Pending p;
     p.index = i;
-    p.row.payload = payload.Serialize();
-    if (p.row.payload.size() > options_.max_payload_bytes) {
-      result.rejected.emplace_back(
-          i, field + ": larger than " + std::to_string(options_.max_payload_bytes) + " bytes");
+    p.id = fresh_ids[k];
+    AssetRow header;
+    header.version = 1;
+    header.schema_version = type->version;
+    header.created_at = p.id.time();
+    header.updated_at = header.created_at;
+    header.index_entries = IndexEntries(*type, payload);
+    p.row.reserve(1024 + 64);
+    AppendAssetRowHeader(header, &p.row);
+    const size_t header_bytes = p.row.size();
+    payload.AppendTo(&p.row);
+    if (p.row.size() - header_bytes > options_.max_payload_bytes) {
+      // Its id stays unused: ids only need to be unique and increasing.
+      result.rejected.emplace_back(i, "payload[" + std::to_string(i) + "]: larger than " +
+                                          std::to_string(options_.max_payload_bytes) + " bytes");
       continue;
     }
-    p.row.index_entries = IndexEntries(*type, payload);
+    p.index_entries = std::move(header.index_entries);
     valid.push_back(std::move(p));
   }
+  std::sort(result.rejected.begin(), result.rejected.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   rejected_->Inc(result.rejected.size());
   if (valid.empty()) return result;
   std::vector<AssetId> ids(valid.size());
-  ids_.NextMany(ids.size(), ids.data());
+  for (size_t k = 0; k < valid.size(); ++k) ids[k] = valid[k].id;
   // Group by bucket (a batch straddles two only around midnight or a month's end).
   std::map<Millis, std::vector<size_t>> by_bucket;
   for (size_t k = 0; k < valid.size(); ++k) {
@@ -734,15 +760,11 @@ absl::StatusOr<BatchResult> AssetService::CreateBatch(std::string_view type_name
     // one is found from where that one went instead of by a search from the top of the
     // skip list (that search was a tenth of the create CPU).
     std::vector<std::string> index_keys;
+    index_keys.reserve(members.size() * (type->indexes.size() + 1));
     for (auto it = members.rbegin(); it != members.rend(); ++it) {
       const size_t k = *it;
-      AssetRow& row = valid[k].row;
-      row.version = 1;
-      row.schema_version = type->version;
-      row.created_at = ids[k].time();
-      row.updated_at = row.created_at;
-      w.batch.Put(AssetKey(ids[k]), EncodeAssetRow(row));
-      for (const std::string& e : row.index_entries) {
+      w.batch.Put(AssetKey(ids[k]), std::move(valid[k].row));
+      for (const std::string& e : valid[k].index_entries) {
         index_keys.push_back(IndexKeyFromEntry(e, ids[k]));
       }
     }

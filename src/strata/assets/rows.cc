@@ -188,15 +188,21 @@ std::string BucketDirectoryKey(Millis start) {
 }
 
 std::string EncodeAssetRow(const AssetRow& row) {
-  std::string out(1, kAssetRowFormatV1);
-  coding::PutVarint64(&out, row.version);
-  coding::PutVarint64(&out, row.schema_version);
-  coding::PutVarint64(&out, coding::ZigZag(row.created_at));
-  coding::PutVarint64(&out, coding::ZigZag(row.updated_at));
-  coding::PutVarint64(&out, row.index_entries.size());
-  for (const std::string& e : row.index_entries) coding::PutLengthPrefixed(&out, e);
+  std::string out;
+  out.reserve(64 + row.payload.size());
+  AppendAssetRowHeader(row, &out);
   out.append(row.payload);
   return out;
+}
+
+void AppendAssetRowHeader(const AssetRow& row, std::string* out) {
+  out->push_back(kAssetRowFormatV1);
+  coding::PutVarint64(out, row.version);
+  coding::PutVarint64(out, row.schema_version);
+  coding::PutVarint64(out, coding::ZigZag(row.created_at));
+  coding::PutVarint64(out, coding::ZigZag(row.updated_at));
+  coding::PutVarint64(out, row.index_entries.size());
+  for (const std::string& e : row.index_entries) coding::PutLengthPrefixed(out, e);
 }
 
 std::optional<AssetRow> DecodeOwnedAssetRow(std::string&& in) {

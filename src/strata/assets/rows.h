@@ -86,6 +86,8 @@ struct AssetRow {
 };
 inline constexpr char kAssetRowFormatV1 = 1;
 std::string EncodeAssetRow(const AssetRow& row);
+// EncodeAssetRow without the payload, appended to `out` (the payload goes after it).
+void AppendAssetRowHeader(const AssetRow& row, std::string* out);
 std::optional<AssetRow> DecodeAssetRow(std::string_view in);
 // The same, keeping the payload in `in`'s buffer (no copy of it).
 std::optional<AssetRow> DecodeOwnedAssetRow(std::string&& in);

@@ -884,14 +884,22 @@ absl::Status Core::AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_vi
   scratch->prefix.clear();
   AppendPartitionPrefix(&scratch->prefix, partition);
   for (const WriteBatch::Op& op : batch.ops()) {
+    rocksdb::Status s;
+    if (op.type == WriteBatch::OpType::kPut) {
+      // Key and value go into the batch in parts (partition prefix + clustering key; value
+      // header + value): the value, often a kilobyte or more, is copied once, not twice.
+      EncodeValue(&scratch->value, "", op.expire_at, /*has_version=*/false, 0);
+      const rocksdb::Slice key_parts[2] = {scratch->prefix, op.key};
+      const rocksdb::Slice value_parts[2] = {scratch->value, op.value};
+      s = out->Put(cf, rocksdb::SliceParts(key_parts, 2), rocksdb::SliceParts(value_parts, 2));
+      if (!s.ok()) return ToStatus(s, "write batch");
+      continue;
+    }
     scratch->key.assign(scratch->prefix);
     scratch->key.append(op.key);
-    rocksdb::Status s;
     switch (op.type) {
       case WriteBatch::OpType::kPut:
-        EncodeValue(&scratch->value, op.value, op.expire_at, /*has_version=*/false, 0);
-        s = out->Put(cf, scratch->key, scratch->value);
-        break;
+        break;  // above
       case WriteBatch::OpType::kPutIfNewer:
         EncodeValue(&scratch->value, op.value, op.expire_at, /*has_version=*/true, op.version);
         s = out->Merge(cf, scratch->key, scratch->value);
