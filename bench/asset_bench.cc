@@ -304,8 +304,8 @@ class StrataAssets final : public AssetSystem {
   absl::Status Start() override {
     STRATA_ASSIGN_OR_RETURN(port_, FreeLoopbackPort());
     ChildSpec spec;
-    spec.argv = {o_.strata_binary, "serve", "--data-dir", data_dir_, "--port",
-                 std::to_string(port_)};
+    spec.argv = {o_.strata_binary, "serve",  "--data-dir",
+                 data_dir_,        "--port", std::to_string(port_)};
     // --log-level warn unless a --strata-arg sets it (debug logs RocksDB's flushes and
     // compactions, for looking into a run).
     if (!SetsLogLevel()) spec.argv.insert(spec.argv.end(), {"--log-level", "warn"});
@@ -595,8 +595,8 @@ class PostgresAssetConnection final : public AssetConnection {
     const std::string columns = sys_->options().page_fields == "id" ? "id" : "id, payload";
     STRATA_RETURN_IF_ERROR(conn_->Prepare(
         "page_first", "SELECT " + columns + " FROM assets ORDER BY id DESC LIMIT " + limit));
-    return conn_->Prepare("page", "SELECT " + columns +
-                                      " FROM assets WHERE id < $1 ORDER BY id DESC LIMIT " + limit);
+    return conn_->Prepare(
+        "page", "SELECT " + columns + " FROM assets WHERE id < $1 ORDER BY id DESC LIMIT " + limit);
   }
 
   int Create(size_t b, uint64_t* created, uint64_t* rejected) override {

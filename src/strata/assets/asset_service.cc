@@ -152,10 +152,10 @@ absl::StatusOr<bool> MatchesAll(const std::vector<BoundCondition>& conditions,
         std::string_view encoded(e);
         encoded.remove_prefix(2);
         value = DecodeIndexValue(&encoded);
-        if (value && ((value->is_number() && std::fabs(value->number()) >=
-                                                 static_cast<double>(kExactDoubleLimit)) ||
-                      (value->is_string() &&
-                       value->string_value().size() >= kMaxIndexedStringBytes))) {
+        if (value &&
+            ((value->is_number() &&
+              std::fabs(value->number()) >= static_cast<double>(kExactDoubleLimit)) ||
+             (value->is_string() && value->string_value().size() >= kMaxIndexedStringBytes))) {
           value.reset();  // possibly rounded or cut: ask the payload
         }
         break;
@@ -1147,8 +1147,8 @@ absl::StatusOr<AssetPage> AssetService::ListAll(const AssetType& type, const Lis
     options.start = upper ? bound(*upper) : key_prefix;
     // bound(MinForTime(since)) bounds ids >= MinForTime(since): their inverted keys are <= the
     // inverted bound.
-    options.end = query.since ? bound(AssetId::MinForTime(*query.since))
-                              : PrefixSuccessor(key_prefix);
+    options.end =
+        query.since ? bound(AssetId::MinForTime(*query.since)) : PrefixSuccessor(key_prefix);
     for (;;) {
       if (options.start >= options.end) break;
       options.limit = std::min(store::kMaxPageRows, query.limit - count());
@@ -1292,9 +1292,9 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
     for (const IndexDef& d : type.indexes) {
       if (d.pointer == c.pointer) b.index_id = d.id;
     }
-    b.exact_value = !(c.value.kind() == JsonValue::Kind::kInt &&
-                      (c.value.int_value() >= kExactDoubleLimit ||
-                       c.value.int_value() <= -kExactDoubleLimit));
+    b.exact_value =
+        !(c.value.kind() == JsonValue::Kind::kInt &&
+          (c.value.int_value() >= kExactDoubleLimit || c.value.int_value() <= -kExactDoubleLimit));
     bound.push_back(b);
   }
 

@@ -541,10 +541,8 @@ TEST_P(AssetServiceTest, SearchDecidesRoundedIndexValuesOnThePayload) {
     EXPECT_TRUE(a.ok()) << a.status();
     return a.ok() ? a->id.ToString() : "";
   };
-  const std::string big1 =
-      create(R"({"kind":"a","n":9007199254740993,"s":")" + base + "1\"}");
-  const std::string big2 =
-      create(R"({"kind":"a","n":9007199254740992,"s":")" + base + "2\"}");
+  const std::string big1 = create(R"({"kind":"a","n":9007199254740993,"s":")" + base + "1\"}");
+  const std::string big2 = create(R"({"kind":"a","n":9007199254740992,"s":")" + base + "2\"}");
   const std::string small = create(R"({"kind":"a","n":5,"s":"short"})");
   const std::string other = create(R"({"kind":"b","n":5.0})");
   const std::string nested = create(R"({"kind":"b","n":{"x":5},"s":["short"]})");

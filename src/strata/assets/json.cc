@@ -69,7 +69,8 @@ absl::Status Convert(simdjson::dom::element in, std::string_view field, const Pa
                    "nested deeper than " + std::to_string(max_depth) + " levels");
       }
       simdjson::dom::array array;
-      if (in.get_array().get(array) != simdjson::SUCCESS) return Bad(field, at.Render(), "bad array");
+      if (in.get_array().get(array) != simdjson::SUCCESS)
+        return Bad(field, at.Render(), "bad array");
       std::vector<JsonValue> items;
       items.reserve(array.size());
       Path child{&at, {}, 0, true};

@@ -197,9 +197,8 @@ absl::Status Schema::ValidateAt(const JsonValue& v, const Path& path,
                                 std::string_view field) const {
   auto fail = [&](std::string_view rule, const std::string& what) {
     const std::string pointer = path.Render();
-    return absl::InvalidArgumentError(std::string(field) + " " +
-                                      (pointer.empty() ? "/" : pointer) + ": " +
-                                      std::string(rule) + ": " + what);
+    return absl::InvalidArgumentError(std::string(field) + " " + (pointer.empty() ? "/" : pointer) +
+                                      ": " + std::string(rule) + ": " + what);
   };
   unsigned bit = 0;
   switch (v.kind()) {

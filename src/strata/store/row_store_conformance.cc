@@ -223,7 +223,8 @@ TEST_P(RowStoreConformanceTest, MultiGetAnswersAsGetInKeyOrder) {
     }
     return got;
   };
-  EXPECT_THAT(read(), ElementsAre("B", kNotFound, "A", "B", std::string("\0", 1), "", "E", kNotFound));
+  EXPECT_THAT(read(),
+              ElementsAre("B", kNotFound, "A", "B", std::string("\0", 1), "", "E", kNotFound));
   clock_.Advance(1000);  // e expires
   EXPECT_THAT(read(), ElementsAre("B", kNotFound, "A", "B", std::string("\0", 1), "", kNotFound,
                                   kNotFound));
