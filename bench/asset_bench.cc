@@ -304,8 +304,11 @@ class StrataAssets final : public AssetSystem {
   absl::Status Start() override {
     STRATA_ASSIGN_OR_RETURN(port_, FreeLoopbackPort());
     ChildSpec spec;
-    spec.argv = {o_.strata_binary,      "serve",       "--data-dir", data_dir_, "--port",
-                 std::to_string(port_), "--log-level", "warn"};
+    spec.argv = {o_.strata_binary, "serve",  "--data-dir",
+                 data_dir_,        "--port", std::to_string(port_)};
+    // --log-level warn unless a --strata-arg sets it (debug logs RocksDB's flushes and
+    // compactions, for looking into a run).
+    if (!SetsLogLevel()) spec.argv.insert(spec.argv.end(), {"--log-level", "warn"});
     spec.argv.insert(spec.argv.end(), o_.strata_args.begin(), o_.strata_args.end());
     for (char** e = environ; *e != nullptr; ++e) spec.env.emplace_back(*e);
     spec.log_path = log_;
@@ -338,7 +341,7 @@ class StrataAssets final : public AssetSystem {
     std::string args;
     for (const auto& a : o_.strata_args) args += " " + a;
     return {"server: " + o_.strata_binary + " serve --data-dir " + data_dir_ + " --port " +
-                std::to_string(port_) + " --log-level warn" + args,
+                std::to_string(port_) + (SetsLogLevel() ? "" : " --log-level warn") + args,
             "type: PUT /v1/asset-types/bench, indexed /show_id /format /duration_s, bucket day",
             "durability: the server's --sync setting (default periodic: the WAL is fsynced every "
             "100 ms; PostgreSQL syncs each commit)"};
@@ -360,6 +363,11 @@ class StrataAssets final : public AssetSystem {
   const AssetBenchOptions& options() const { return o_; }
 
  private:
+  bool SetsLogLevel() const {
+    return std::any_of(o_.strata_args.begin(), o_.strata_args.end(),
+                       [](const std::string& a) { return a.rfind("--log-level", 0) == 0; });
+  }
+
   const AssetBenchOptions& o_;
   const std::string data_dir_;
   const std::string log_;
@@ -378,6 +386,8 @@ class StrataAssetConnection final : public AssetConnection {
     list_path_ = std::string("/v1/assets/") + kType;
     limit_ = std::to_string(sys->options().search_limit);
     page_limit_ = std::to_string(sys->options().page_limit);
+    ids_only_ = sys->options().page_fields == "id";
+    if (ids_only_) page_limit_ += "&fields=id";
   }
 
   int Create(size_t b, uint64_t* created, uint64_t* rejected) override {
@@ -409,7 +419,7 @@ class StrataAssetConnection final : public AssetConnection {
       last_error = HttpError(r);
       return r.ok() ? r->status : 0;
     }
-    *rows = internal::CountOccurrences(r->body, "\"schema_version\"");
+    *rows = internal::CountOccurrences(r->body, ids_only_ ? "\"id\"" : "\"schema_version\"");
     *next = PageCursor(r->body);
     return 200;
   }
@@ -418,6 +428,7 @@ class StrataAssetConnection final : public AssetConnection {
   StrataAssets* sys_;
   http::Client client_;
   std::string batch_path_, list_path_, limit_, page_limit_;
+  bool ids_only_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<AssetConnection>> StrataAssets::Connect() {
@@ -583,10 +594,11 @@ class PostgresAssetConnection final : public AssetConnection {
   absl::Status Prepare() {
     STRATA_RETURN_IF_ERROR(conn_->Prepare("search", sys_->SearchSql("$1")));
     const std::string limit = std::to_string(sys_->options().page_limit);
+    const std::string columns = sys_->options().page_fields == "id" ? "id" : "id, payload";
     STRATA_RETURN_IF_ERROR(conn_->Prepare(
-        "page_first", "SELECT id, payload FROM assets ORDER BY id DESC LIMIT " + limit));
+        "page_first", "SELECT " + columns + " FROM assets ORDER BY id DESC LIMIT " + limit));
     return conn_->Prepare(
-        "page", "SELECT id, payload FROM assets WHERE id < $1 ORDER BY id DESC LIMIT " + limit);
+        "page", "SELECT " + columns + " FROM assets WHERE id < $1 ORDER BY id DESC LIMIT " + limit);
   }
 
   int Create(size_t b, uint64_t* created, uint64_t* rejected) override {
@@ -838,8 +850,8 @@ void RunPaging(AssetSystem& sys, AssetConnection& conn, AssetSystemRun* run) {
     cursor = next;
   }
   run->page_s = SecondsSince(t0);
-  double server = 0, bench = 0;
-  std::tie(server, bench, run->page_others_cpu_s) = CpuBetween(cpu0, TakeCpu(sys));
+  double bench = 0;
+  std::tie(run->page_cpu_s, bench, run->page_others_cpu_s) = CpuBetween(cpu0, TakeCpu(sys));
   run->page = MakeOpReport("page", stats, run->page_s);
   run->page_ids_per_s = run->page_s > 0 ? static_cast<double>(run->paged_ids) / run->page_s : 0;
 }
@@ -883,7 +895,10 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
   }
   writers->clear();
   sys.DropPayloads();
-  if (const std::string line = sys.AfterLoad(); !line.empty()) {
+  const Cpu before_settle = TakeCpu(sys);
+  if (std::string line = sys.AfterLoad(); !line.empty()) {
+    const double settle_cpu_s = std::get<0>(CpuBetween(before_settle, TakeCpu(sys)));
+    if (settle_cpu_s >= 0) line += " (server CPU " + Fmt("%.1f", settle_cpu_s) + " s)";
     out << name << ": " << line << "\n";
     run.settings.push_back(line);
   }
@@ -906,19 +921,26 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
       << " short, " << run.search.errors << " errors, " << run.late_searches << " late, "
       << run.unsent_searches << " unsent); server CPU "
       << Fmt("%.0f", run.search_s > 0 ? 100 * run.search_cpu_s / run.search_s : 0)
-      << "% of a core\n";
+      << "% of a core ("
+      << Fmt("%.0f", run.search.count > run.search.errors
+                         ? 1e6 * run.search_cpu_s /
+                               static_cast<double>(run.search.count - run.search.errors)
+                         : 0)
+      << " us per search)\n";
   if (const std::string e = FirstError(*searchers); !e.empty()) {
     if (run.first_error.empty()) run.first_error = e;
     out << name << ": search: an error: " << e << "\n";
   }
 
-  out << name << ": paging: every asset, " << o.page_limit << " per page, newest first ...\n"
+  out << name << ": paging: every asset, " << o.page_limit << " per page, newest first, "
+      << (o.page_fields == "id" ? "ids only" : "whole assets") << " ...\n"
       << std::flush;
   RunPaging(sys, *(*searchers)[0], &run);
   out << name << ": paging: " << Thousands(run.paged_ids) << " ids in " << Thousands(run.pages)
       << " pages, " << Fmt("%.1f", run.page_s) << " s = " << Fmt("%.0f", run.page_ids_per_s)
       << " ids/s; page p50 " << Fmt("%.1f", run.page.p50_ms) << " / p99 "
-      << Fmt("%.1f", run.page.p99_ms) << " ms; errors " << run.page_errors << "\n";
+      << Fmt("%.1f", run.page.p99_ms) << " ms; errors " << run.page_errors << "; server CPU "
+      << Fmt("%.1f", run.page_cpu_s) << " s\n";
   if (run.page_errors > 0) {
     const std::string e = FirstError(*searchers);
     out << name << ": paging: error: " << e << "\n";
@@ -964,6 +986,9 @@ absl::Status Validate(const AssetBenchOptions& o) {
     return absl::InvalidArgumentError("search_rate, search_seconds: must be > 0");
   }
   if (o.warmup_searches < 0) return absl::InvalidArgumentError("warmup_searches: must be >= 0");
+  if (o.page_fields != "id" && o.page_fields != "all") {
+    return absl::InvalidArgumentError("page_fields: must be \"id\" or \"all\"");
+  }
   if (o.search_limit < 1 || o.search_limit > 1000 || o.page_limit < 1 || o.page_limit > 1000) {
     return absl::InvalidArgumentError("search_limit, page_limit: must be 1..1000");
   }
@@ -1086,15 +1111,29 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
         return r.search_cpu_s >= 0 && r.search_s > 0 ? 100 * r.search_cpu_s / r.search_s : -1.0;
       },
       "%.0f%%", false);
+  add(
+      "search: server CPU us/search",
+      [](const auto& r) {
+        const uint64_t ok = r.search.count - r.search.errors;
+        return r.search_cpu_s >= 0 && ok > 0 ? 1e6 * r.search_cpu_s / ok : -1.0;
+      },
+      "%.0f", false);
   text("search: late>1ms / unsent / errors", [](const AssetSystemRun& r) {
     return Thousands(r.late_searches) + " / " + Thousands(r.unsent_searches) + " / " +
            Thousands(r.search.errors);
   });
   add(
-      "paging ids/s (limit " + std::to_string(o.page_limit) + ", one connection)",
+      "paging ids/s (limit " + std::to_string(o.page_limit) + ", " +
+          (o.page_fields == "id" ? "ids only" : "whole assets") + ", 1 conn)",
       [](const auto& r) { return r.page_ids_per_s; }, "%.0f", true, true);
   add(
       "paging: page p50 ms", [](const auto& r) { return r.page.p50_ms; }, "%.1f", false);
+  add(
+      "paging: server CPU us/1000 ids",
+      [](const auto& r) {
+        return r.page_cpu_s >= 0 && r.paged_ids > 0 ? 1e9 * r.page_cpu_s / r.paged_ids : -1.0;
+      },
+      "%.0f", false);
   text("paging: ids seen / assets created", [](const AssetSystemRun& r) {
     return Thousands(r.paged_ids) + " / " + Thousands(r.created);
   });

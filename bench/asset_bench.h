@@ -26,8 +26,8 @@
 //      taken by the next free of `search_connections` connections, after `warmup_searches`
 //      untimed searches per connection. Latency counts from the intended send time.
 //   4. Paging, one connection: every asset, newest first, `page_limit` per page with the
-//      cursor (PostgreSQL: `WHERE id < $last ORDER BY id DESC LIMIT 1000`): ids/s, and the
-//      count must equal the assets created.
+//      cursor (PostgreSQL: `WHERE id < $last ORDER BY id DESC LIMIT 1000`), ids only or whole
+//      assets (`page_fields`): ids/s, and the count must equal the assets created.
 //   5. Peak PSS of the server's process tree through phases 2-4; disk: Strata's whole data
 //      directory, PostgreSQL's pg_total_relation_size (table, TOAST, indexes) after VACUUM
 //      and CHECKPOINT (pg_wal reported, not counted). Then SIGTERM (SIGKILL after 60 s).
@@ -77,6 +77,9 @@ struct AssetBenchOptions {
   bool settle = false;
   // Paging: assets per page (1..1000). Default 1000.
   int page_limit = 1000;
+  // Paging reads "id" (ids only: Strata `fields=id`, PostgreSQL `SELECT id`) or "all"
+  // (whole assets, as before 2026-12-06). Default "id": the goal is ids per second.
+  std::string page_fields = "id";
   // Seconds between samples of the servers' memory (PSS). Default 0.2.
   double pss_interval_s = 0.2;
 
@@ -130,6 +133,7 @@ struct AssetSystemRun {
   double page_s = 0;
   double page_ids_per_s = 0;
   uint64_t page_errors = 0;
+  double page_cpu_s = -1;  // server CPU over the phase (-1 = unknown)
   double page_others_cpu_s = -1;
   OpReport page;
 

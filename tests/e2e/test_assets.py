@@ -178,6 +178,8 @@ class AssetApiTest(unittest.TestCase):
                    "since: must be milliseconds")
         self.error(*self.server.json("GET", "/v1/assets/video" + query(colour="red")), 400,
                    "query: unknown parameter \"colour\"")
+        self.error(*self.server.json("GET", "/v1/assets/video" + query(fields="payload")), 400,
+                   "fields: only \"id\" is supported")
         self.error(*self.server.json("POST", "/v1/assets/nope", {}), 404, "type: no asset type")
 
     def test_batch_search_and_paging_against_an_oracle(self):
@@ -200,14 +202,18 @@ class AssetApiTest(unittest.TestCase):
         self.assertEqual(body["rejected"][0]["index"], 1)
         by_id[body["ids"][0]] = {"show_id": 1, "format": "hd"}
 
-        def walk(**params):
+        def walk(ids_only=False, **params):
             got, cursor = [], None
             while True:
                 q = dict(params, limit=37)
+                if ids_only:
+                    q["fields"] = "id"
                 if cursor:
                     q["cursor"] = cursor
                 status, page = self.server.json("GET", "/v1/assets/clip" + query(**q))
                 self.assertEqual(status, 200, page)
+                for a in page["assets"]:
+                    self.assertEqual(list(a) == ["id"], ids_only, a)
                 got.extend(a["id"] for a in page["assets"])
                 cursor = page["next_cursor"]
                 if not cursor:
@@ -215,6 +221,7 @@ class AssetApiTest(unittest.TestCase):
 
         everything = walk()
         self.assertEqual(everything, sorted(by_id, reverse=True))  # newest first, each once
+        self.assertEqual(walk(ids_only=True), everything)  # fields=id: the same ids
         for where, pred in [
             (["/format=4k"], lambda p: p["format"] == "4k"),
             (["/duration_s>=600", "/show_id=3"],
@@ -226,6 +233,7 @@ class AssetApiTest(unittest.TestCase):
             want = {i for i, p in by_id.items() if pred(p)}
             self.assertEqual(len(got), len(set(got)), where)
             self.assertEqual(set(got), want, where)
+            self.assertEqual(walk(ids_only=True, where=where), got, where)
 
     def test_change_feed(self):
         self.server.json("PUT", "/v1/asset-types/feed", VIDEO)

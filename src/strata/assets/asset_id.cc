@@ -22,15 +22,19 @@ Millis AssetId::time() const {
 }
 
 std::string AssetId::ToString() const {
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[bytes[i] >> 4]);
-    out.push_back(kHex[bytes[i] & 15]);
-  }
+  std::string out(36, '\0');
+  Format(out.data());
   return out;
+}
+
+void AssetId::Format(char out[36]) const {
+  static const char kHex[] = "0123456789abcdef";
+  size_t at = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[at++] = '-';
+    out[at++] = kHex[bytes[i] >> 4];
+    out[at++] = kHex[bytes[i] & 15];
+  }
 }
 
 std::optional<AssetId> AssetId::FromBytes(std::string_view b) {

@@ -35,6 +35,8 @@ struct AssetId {
   Millis time() const;
   // Canonical 8-4-4-4-12 lower-case hex.
   std::string ToString() const;
+  // The same 36 characters written to `out` (no terminator, no allocation).
+  void Format(char out[36]) const;
   std::string_view view() const {
     return std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   }

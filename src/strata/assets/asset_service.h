@@ -111,11 +111,15 @@ struct ListQuery {
   std::optional<Millis> until;  // creation time < until
   std::string cursor;
   std::vector<std::string> where;  // conditions as written
+  // Only the ids are wanted (`fields=id`): the page fills `ids`, not `assets`, and a listing
+  // without `where` reads no asset rows (index 0, rows.h).
+  bool ids_only = false;
 };
 
 struct AssetPage {
   std::vector<Asset> assets;
-  std::string next_cursor;  // empty at the end
+  std::vector<AssetId> ids;  // instead of `assets` when the query was ids_only
+  std::string next_cursor;   // empty at the end
 };
 
 struct BatchResult {
@@ -211,7 +215,7 @@ class AssetService {
   absl::Status RecoverOutboxes();
   absl::StatusOr<std::shared_ptr<const AssetType>> LoadType(std::string_view type);
   absl::StatusOr<JsonValue> ParsePayload(std::string_view text) const;
-  // The index entries (index id + encoded value) of a payload.
+  // The index entries (index id + encoded value) of a payload, index 0's first.
   std::vector<std::string> IndexEntries(const AssetType& type, const JsonValue& payload) const;
   absl::Status EnsureBucket(const AssetType& type, Millis bucket);
   // Publishes the outbox row's events and deletes it. Failures leave the row for a retry.

@@ -399,6 +399,73 @@ TEST_P(AssetServiceTest, PagesNewestFirstAcrossBucketsWithTimeBounds) {
   EXPECT_EQ(SearchIds({"/format=hd"}, 4, since, until), window);
 }
 
+TEST_P(AssetServiceTest, IdsOnlyListingsMatchWholeOnesAlsoInBucketsMadeBeforeIndexZero) {
+  std::vector<Asset> made;
+  for (int i = 0; i < 40; ++i) {
+    made.push_back(Create(Video(1 + i % 3, i % 2 ? "hd" : "sd", i)));
+    clock_.Advance(kDay / 5);  // about 8 days, 9 buckets
+  }
+  for (int i : {3, 17, 39}) ASSERT_TRUE(service_->Delete("video", made[i].id.ToString(), {}).ok());
+  ASSERT_TRUE(service_->Replace("video", made[5].id.ToString(), Video(2, "4k", 1), {}).ok());
+  auto ids = [&](std::vector<std::string> where, bool ids_only, size_t limit,
+                 std::optional<Millis> since = {}, std::optional<Millis> until = {}) {
+    std::vector<std::string> out;
+    ListQuery q;
+    q.limit = limit;
+    q.where = where;
+    q.since = since;
+    q.until = until;
+    q.ids_only = ids_only;
+    for (int guard = 0; guard < 1000; ++guard) {
+      absl::StatusOr<AssetPage> page = service_->List("video", q);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      EXPECT_TRUE(ids_only ? page->assets.empty() : page->ids.empty());
+      for (const Asset& a : page->assets) out.push_back(a.id.ToString());
+      for (const AssetId& id : page->ids) out.push_back(id.ToString());
+      if (page->next_cursor.empty()) break;
+      q.cursor = page->next_cursor;
+    }
+    return out;
+  };
+  auto check = [&] {
+    const std::vector<std::string> all = ids({}, false, 1000);
+    ASSERT_EQ(all.size(), 37u);
+    for (size_t limit : {1, 4, 1000}) EXPECT_EQ(ids({}, true, limit), all) << limit;
+    const Millis since = made[6].row.created_at, until = made[30].row.created_at;
+    EXPECT_EQ(ids({}, true, 3, since, until), ids({}, false, 1000, since, until));
+    EXPECT_EQ(ids({}, true, 3, since), ids({}, false, 1000, since));
+    EXPECT_EQ(ids({"/format=hd"}, true, 3), ids({"/format=hd"}, false, 1000));
+  };
+  check();
+  // Buckets written before index 0 existed: directory rows without the marker, rows without
+  // index-0 entries. Ids then come from the rows, and the bucket stays so.
+  store::Table* types = service_->types_table();
+  absl::StatusOr<store::ScanPage> buckets = types->Scan("video", {"b", "c"});
+  ASSERT_TRUE(buckets.ok());
+  for (size_t b = 0; b < buckets->rows.size(); b += 2) {
+    const store::Row& dir = buckets->rows[b];
+    ASSERT_EQ(dir.value, kBucketListedByIndex);
+    ASSERT_TRUE(types->Put("video", dir.clustering, "").ok());
+    std::string_view k(dir.clustering);
+    k.remove_prefix(1);
+    uint64_t start = 0;
+    ASSERT_TRUE(coding::GetFixed64BE(&k, &start));
+    const std::string partition =
+        BucketPartition("video", BucketUnit::kDay, static_cast<Millis>(start));
+    const std::string zero = IndexPrefix(kEveryAssetIndex);
+    ASSERT_TRUE(service_->assets_table()->DeleteRange(partition, zero, PrefixSuccessor(zero)).ok());
+  }
+  check();
+  Close();
+  Open();
+  clock_.Advance(-kDay / 5);  // back into the newest bucket, which is now an old one
+  made.push_back(Create(Video(3, "hd", 7)));
+  const std::vector<std::string> all = ids({}, false, 1000);
+  ASSERT_EQ(all.size(), 38u);
+  EXPECT_EQ(ids({}, true, 5), all);
+}
+
 TEST_P(AssetServiceTest, PagingWhileCreatingSeesEachOldAssetExactlyOnce) {
   std::set<std::string> before;
   for (int i = 0; i < 50; ++i) {
@@ -459,6 +526,53 @@ TEST_P(AssetServiceTest, SearchRejectsNamedBadInput) {
   ListQuery extra;
   extra.where = {"/extra=1"};
   EXPECT_TRUE(absl::IsFailedPrecondition(service_->List("video", extra).status()));
+}
+
+TEST_P(AssetServiceTest, SearchDecidesRoundedIndexValuesOnThePayload) {
+  // Integers beyond 2^53 share an index value (the same double) and long strings share their
+  // indexed first 512 bytes: conditions on them must still be exact. Conditions on other
+  // values are decided on the rows' index entries; missing values never match.
+  ASSERT_TRUE(
+      service_->PutType("doc", R"({"schema":{"type":"object"},"indexed":["/kind","/n","/s"]})")
+          .ok());
+  const std::string base(600, 'x');
+  auto create = [&](const std::string& payload) {
+    absl::StatusOr<Asset> a = service_->Create("doc", payload);
+    EXPECT_TRUE(a.ok()) << a.status();
+    return a.ok() ? a->id.ToString() : "";
+  };
+  const std::string big1 = create(R"({"kind":"a","n":9007199254740993,"s":")" + base + "1\"}");
+  const std::string big2 = create(R"({"kind":"a","n":9007199254740992,"s":")" + base + "2\"}");
+  const std::string small = create(R"({"kind":"a","n":5,"s":"short"})");
+  const std::string other = create(R"({"kind":"b","n":5.0})");
+  const std::string nested = create(R"({"kind":"b","n":{"x":5},"s":["short"]})");
+  auto ids = [&](std::vector<std::string> where) {
+    ListQuery q;
+    q.where = std::move(where);
+    absl::StatusOr<AssetPage> page = service_->List("doc", q);
+    EXPECT_TRUE(page.ok()) << page.status();
+    std::vector<std::string> out;
+    if (page.ok()) {
+      for (const Asset& a : page->assets) out.push_back(a.id.ToString());
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids({"/kind=a", "/n=9007199254740993"}), V{big1});
+  EXPECT_EQ(ids({"/kind=a", "/n=9007199254740992"}), V{big2});
+  EXPECT_EQ(ids({"/kind=a", "/n>9007199254740992"}), V{big1});
+  EXPECT_EQ(ids({"/n=9007199254740993"}), V{big1});
+  EXPECT_EQ(ids({"/kind=a", "/s=" + base + "2"}), V{big2});
+  EXPECT_EQ(ids({"/kind=a", "/s^=" + base + "1"}), V{big1});
+  EXPECT_EQ(ids({"/kind=a", "/s>" + base + "1"}), V{big2});
+  EXPECT_EQ(ids({"/s=" + base + "1"}), V{big1});
+  EXPECT_EQ(ids({"/kind=a", "/n=5"}), V{small});
+  EXPECT_EQ(ids({"/n=5"}), (V{other, small}));
+  EXPECT_EQ(ids({"/kind=b", "/n<=5"}), V{other});
+  EXPECT_EQ(ids({"/kind=b", "/s=short"}), V{});
+  EXPECT_EQ(ids({"/kind=a", "/s^=sh"}), V{small});
+  EXPECT_EQ(ids({"/kind=a", "/n=\"5\""}), V{});
+  (void)nested;
 }
 
 TEST_P(AssetServiceTest, BatchCreateWritesValidOnesAndNamesRejects) {

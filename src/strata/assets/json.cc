@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <unordered_set>
 
 namespace strata::assets {
@@ -20,8 +21,27 @@ absl::Status Bad(std::string_view field, std::string_view pointer, std::string_v
   return absl::InvalidArgumentError(m);
 }
 
-absl::Status Convert(simdjson::dom::element in, std::string_view field, const std::string& at,
-                     int depth, int max_depth, JsonValue* out) {
+// Where Convert is, as a chain of frames on the stack: the pointer text is only built for an
+// error (building it for every member was a tenth of parsing a payload).
+struct Path {
+  const Path* parent = nullptr;
+  std::string_view key;  // an object member's name, or
+  size_t index = 0;      // an array item's index
+  bool is_index = false;
+
+  std::string Render() const {
+    std::string out = parent == nullptr ? std::string() : parent->Render();
+    if (parent == nullptr) return out;  // the root
+    return is_index ? out + "/" + std::to_string(index) : AppendPointerToken(out, key);
+  }
+};
+
+// Objects with up to this many members find repeated keys by comparing with the earlier ones;
+// larger objects use a hash set.
+constexpr size_t kLinearKeyCheck = 16;
+
+absl::Status Convert(simdjson::dom::element in, std::string_view field, const Path& at, int depth,
+                     int max_depth, JsonValue* out) {
   switch (in.type()) {
     case simdjson::dom::element_type::NULL_VALUE:
       *out = JsonValue::Null();
@@ -45,43 +65,56 @@ absl::Status Convert(simdjson::dom::element in, std::string_view field, const st
     }
     case simdjson::dom::element_type::ARRAY: {
       if (depth >= max_depth) {
-        return Bad(field, at, "nested deeper than " + std::to_string(max_depth) + " levels");
+        return Bad(field, at.Render(),
+                   "nested deeper than " + std::to_string(max_depth) + " levels");
       }
-      std::vector<JsonValue> items;
-      size_t i = 0;
       simdjson::dom::array array;
-      if (in.get_array().get(array) != simdjson::SUCCESS) return Bad(field, at, "bad array");
+      if (in.get_array().get(array) != simdjson::SUCCESS)
+        return Bad(field, at.Render(), "bad array");
+      std::vector<JsonValue> items;
+      items.reserve(array.size());
+      Path child{&at, {}, 0, true};
       for (simdjson::dom::element e : array) {
         items.emplace_back();
-        std::string child = at + "/" + std::to_string(i++);
         absl::Status s = Convert(e, field, child, depth + 1, max_depth, &items.back());
         if (!s.ok()) return s;
+        ++child.index;
       }
       *out = JsonValue::Array(std::move(items));
       return absl::OkStatus();
     }
     case simdjson::dom::element_type::OBJECT: {
       if (depth >= max_depth) {
-        return Bad(field, at, "nested deeper than " + std::to_string(max_depth) + " levels");
+        return Bad(field, at.Render(),
+                   "nested deeper than " + std::to_string(max_depth) + " levels");
+      }
+      simdjson::dom::object object;
+      if (in.get_object().get(object) != simdjson::SUCCESS) {
+        return Bad(field, at.Render(), "bad object");
       }
       std::vector<JsonValue::Member> members;
+      const size_t n = object.size();
+      members.reserve(n);
       std::unordered_set<std::string_view> seen;
-      simdjson::dom::object object;
-      if (in.get_object().get(object) != simdjson::SUCCESS) return Bad(field, at, "bad object");
       for (simdjson::dom::key_value_pair kv : object) {
-        if (!seen.insert(kv.key).second) {
-          return Bad(field, AppendPointerToken(at, kv.key), "repeated key");
+        bool repeated = false;
+        if (n <= kLinearKeyCheck) {
+          for (const JsonValue::Member& m : members) repeated = repeated || m.first == kv.key;
+        } else {
+          repeated = !seen.insert(kv.key).second;
         }
+        if (repeated) return Bad(field, AppendPointerToken(at.Render(), kv.key), "repeated key");
         members.emplace_back(std::string(kv.key), JsonValue());
-        absl::Status s = Convert(kv.value, field, AppendPointerToken(at, kv.key), depth + 1,
-                                 max_depth, &members.back().second);
+        const Path child{&at, kv.key, 0, false};
+        absl::Status s =
+            Convert(kv.value, field, child, depth + 1, max_depth, &members.back().second);
         if (!s.ok()) return s;
       }
       *out = JsonValue::Object(std::move(members));
       return absl::OkStatus();
     }
   }
-  return Bad(field, at, "unsupported JSON value");
+  return Bad(field, at.Render(), "unsupported JSON value");
 }
 
 void AppendDouble(std::string* out, double d) {
@@ -258,7 +291,8 @@ absl::StatusOr<JsonValue> ParseJson(std::string_view text, std::string_view fiel
     return Bad(field, "", std::string("invalid JSON (") + simdjson::error_message(error) + ")");
   }
   JsonValue out;
-  absl::Status s = Convert(root, field, "", 0, max_depth, &out);
+  const Path top;
+  absl::Status s = Convert(root, field, top, 0, max_depth, &out);
   if (!s.ok()) return s;
   return out;
 }
@@ -282,11 +316,33 @@ void MergePatch(JsonValue* target, const JsonValue& patch) {
   }
 }
 
+namespace {
+
+// Whether any of the 8 bytes of `w` is below 0x20, '"' or '\\' (bytes >= 0x80, UTF-8, are
+// not): the classic "has a zero byte" bit tricks, exact for each of the three tests.
+bool MayNeedEscape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  auto has_zero = [](uint64_t v) { return ((v - kOnes) & ~v & kHigh) != 0; };
+  const bool below_space = ((w - kOnes * 0x20) & ~w & kHigh) != 0;
+  return below_space || has_zero(w ^ (kOnes * '"')) || has_zero(w ^ (kOnes * '\\'));
+}
+
+}  // namespace
+
 void AppendJsonString(std::string* out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   out->push_back('"');
   size_t run = 0;  // start of the pending run of characters that need no escaping
   for (size_t i = 0; i < s.size(); ++i) {
+    // Skip 8 plain bytes at a time (payload strings rarely need an escape).
+    while (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (MayNeedEscape(w)) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
     const unsigned char u = static_cast<unsigned char>(s[i]);
     if (u >= 0x20 && u != '"' && u != '\\') continue;
     out->append(s.data() + run, i - run);

@@ -154,7 +154,7 @@ std::string AssetKeyAfter(const AssetId& id) {
 }
 
 std::optional<AssetId> AssetIdFromIndexKey(std::string_view key) {
-  if (key.size() < 3 + 1 + 16 || key[0] != kIndexPrefix) return std::nullopt;
+  if (key.size() < 3 + 16 || key[0] != kIndexPrefix) return std::nullopt;  // index 0: no value
   AssetId id;
   const size_t at = key.size() - 16;
   for (int i = 0; i < 16; ++i) id.bytes[i] = static_cast<uint8_t>(~key[at + i]);
@@ -188,18 +188,42 @@ std::string BucketDirectoryKey(Millis start) {
 }
 
 std::string EncodeAssetRow(const AssetRow& row) {
-  std::string out(1, kAssetRowFormatV1);
-  coding::PutVarint64(&out, row.version);
-  coding::PutVarint64(&out, row.schema_version);
-  coding::PutVarint64(&out, coding::ZigZag(row.created_at));
-  coding::PutVarint64(&out, coding::ZigZag(row.updated_at));
-  coding::PutVarint64(&out, row.index_entries.size());
-  for (const std::string& e : row.index_entries) coding::PutLengthPrefixed(&out, e);
+  std::string out;
+  out.reserve(64 + row.payload.size());
+  AppendAssetRowHeader(row, &out);
   out.append(row.payload);
   return out;
 }
 
+void AppendAssetRowHeader(const AssetRow& row, std::string* out) {
+  out->push_back(kAssetRowFormatV1);
+  coding::PutVarint64(out, row.version);
+  coding::PutVarint64(out, row.schema_version);
+  coding::PutVarint64(out, coding::ZigZag(row.created_at));
+  coding::PutVarint64(out, coding::ZigZag(row.updated_at));
+  coding::PutVarint64(out, row.index_entries.size());
+  for (const std::string& e : row.index_entries) coding::PutLengthPrefixed(out, e);
+}
+
+std::optional<AssetRow> DecodeOwnedAssetRow(std::string&& in) {
+  // The header is decoded from a view; the payload then keeps the buffer.
+  std::string_view rest(in);
+  std::optional<AssetRow> header = DecodeAssetRowHeader(&rest);
+  if (!header) return std::nullopt;
+  const size_t header_bytes = in.size() - rest.size();
+  header->payload = std::move(in);
+  header->payload.erase(0, header_bytes);
+  return header;
+}
+
 std::optional<AssetRow> DecodeAssetRow(std::string_view in) {
+  std::optional<AssetRow> row = DecodeAssetRowHeader(&in);
+  if (row) row->payload.assign(in.data(), in.size());
+  return row;
+}
+
+std::optional<AssetRow> DecodeAssetRowHeader(std::string_view* rest) {
+  std::string_view& in = *rest;
   if (in.empty() || in[0] != kAssetRowFormatV1) return std::nullopt;
   in.remove_prefix(1);
   AssetRow row;
@@ -220,7 +244,6 @@ std::optional<AssetRow> DecodeAssetRow(std::string_view in) {
     if (!coding::GetLengthPrefixed(&in, &e)) return std::nullopt;
     row.index_entries.emplace_back(e);
   }
-  row.payload.assign(in.data(), in.size());
   return row;
 }
 

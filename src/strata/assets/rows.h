@@ -9,6 +9,7 @@
 //   "a" + ~id (16 bytes, inverted)              the asset row (ascending = newest first)
 //   "h" + id + be32(version)                    a previous version of the asset
 //   "i" + be16(index id) + value + ~id          an index entry (index_key.h), value ""
+//   "i" 0x00 0x00 + ~id                         index 0: one per asset, for id listings
 //   "o" + id + be32(version)                    outbox: change events not yet on the queue
 //   "j" + be64(job id) + id                     a reprocessing job's mark, value ""
 // Everything one write changes lives in one partition, so one atomic batch covers the row,
@@ -49,6 +50,12 @@ std::string AssetKey(const AssetId& id);
 std::optional<AssetId> AssetIdFromKey(std::string_view key);  // "a" + ~id
 std::string HistoryKey(const AssetId& id, uint32_t version);
 std::string HistoryPrefix(const AssetId& id);
+// Index id 0 is no pointer's: its entry, "i" 0x00 0x00 + ~id with no value, exists for
+// every asset (in buckets that say so, below), so ids can be listed without reading rows.
+inline constexpr uint16_t kEveryAssetIndex = 0;
+// The value of a bucket directory row ("b" + start) whose every asset has its index-0
+// entry. A bucket made before index 0 existed has the value "" and is listed from its rows.
+inline constexpr std::string_view kBucketListedByIndex = "\x01";
 // The index entry prefix of one index ("i" + be16(index id)).
 std::string IndexPrefix(uint16_t index_id);
 // An index entry of an asset row: be16(index id) + encoded value (no prefix, no id).
@@ -79,7 +86,13 @@ struct AssetRow {
 };
 inline constexpr char kAssetRowFormatV1 = 1;
 std::string EncodeAssetRow(const AssetRow& row);
+// EncodeAssetRow without the payload, appended to `out` (the payload goes after it).
+void AppendAssetRowHeader(const AssetRow& row, std::string* out);
 std::optional<AssetRow> DecodeAssetRow(std::string_view in);
+// The same, keeping the payload in `in`'s buffer (no copy of it).
+std::optional<AssetRow> DecodeOwnedAssetRow(std::string&& in);
+// Every field but the payload; `*in` is left at the payload.
+std::optional<AssetRow> DecodeAssetRowHeader(std::string_view* in);
 
 // A change event (what the change feed carries; JSON on the queue).
 enum class ChangeOp { kCreate, kUpdate, kDelete };

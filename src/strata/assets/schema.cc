@@ -184,16 +184,21 @@ absl::StatusOr<Schema> Schema::Parse(const JsonValue& doc, std::string_view fiel
 }
 
 absl::Status Schema::Validate(const JsonValue& value, std::string_view field) const {
-  std::string pointer;
-  return ValidateAt(value, &pointer, field);
+  return ValidateAt(value, Path{}, field);
 }
 
-absl::Status Schema::ValidateAt(const JsonValue& v, std::string* pointer,
+std::string Schema::Path::Render() const {
+  if (parent == nullptr) return "";
+  std::string out = parent->Render();
+  return key != nullptr ? AppendPointerToken(out, *key) : out + "/" + std::to_string(index);
+}
+
+absl::Status Schema::ValidateAt(const JsonValue& v, const Path& path,
                                 std::string_view field) const {
   auto fail = [&](std::string_view rule, const std::string& what) {
-    return absl::InvalidArgumentError(std::string(field) + " " +
-                                      (pointer->empty() ? "/" : *pointer) + ": " +
-                                      std::string(rule) + ": " + what);
+    const std::string pointer = path.Render();
+    return absl::InvalidArgumentError(std::string(field) + " " + (pointer.empty() ? "/" : pointer) +
+                                      ": " + std::string(rule) + ": " + what);
   };
   unsigned bit = 0;
   switch (v.kind()) {
@@ -237,12 +242,9 @@ absl::Status Schema::ValidateAt(const JsonValue& v, std::string* pointer,
     return fail("maxLength", "longer than " + std::to_string(*max_length_) + " bytes");
   }
   if (v.is_array() && items_) {
-    const size_t base = pointer->size();
     for (size_t i = 0; i < v.items().size(); ++i) {
-      pointer->append("/" + std::to_string(i));
-      absl::Status s = items_->ValidateAt(v.items()[i], pointer, field);
+      absl::Status s = items_->ValidateAt(v.items()[i], Path{&path, nullptr, i}, field);
       if (!s.ok()) return s;
-      pointer->resize(base);
     }
   }
   if (v.is_object()) {
@@ -251,20 +253,19 @@ absl::Status Schema::ValidateAt(const JsonValue& v, std::string* pointer,
         return fail("required", "missing property \"" + r + "\"");
       }
     }
-    const size_t base = pointer->size();
     for (const JsonValue::Member& m : v.members()) {
       auto it = properties_.find(m.first);
       if (it == properties_.end()) {
         if (!additional_properties_) {
-          *pointer = AppendPointerToken(*pointer, m.first);
-          return fail("additionalProperties", "property not allowed");
+          const Path here{&path, &m.first, 0};
+          const std::string pointer = here.Render();
+          return absl::InvalidArgumentError(std::string(field) + " " + pointer +
+                                            ": additionalProperties: property not allowed");
         }
         continue;
       }
-      *pointer = AppendPointerToken(*pointer, m.first);
-      absl::Status s = it->second->ValidateAt(m.second, pointer, field);
+      absl::Status s = it->second->ValidateAt(m.second, Path{&path, &m.first, 0}, field);
       if (!s.ok()) return s;
-      pointer->resize(base);
     }
   }
   return absl::OkStatus();

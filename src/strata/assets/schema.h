@@ -55,8 +55,14 @@ class Schema {
   unsigned TypesAt(const std::vector<std::string>& tokens) const;
 
  private:
-  absl::Status ValidateAt(const JsonValue& value, std::string* pointer,
-                          std::string_view field) const;
+  // Where ValidateAt is: frames on the stack, rendered as a pointer only for an error.
+  struct Path {
+    const Path* parent = nullptr;
+    const std::string* key = nullptr;  // an object member's name, or
+    size_t index = 0;                  // an array item's index
+    std::string Render() const;
+  };
+  absl::Status ValidateAt(const JsonValue& value, const Path& path, std::string_view field) const;
 
   unsigned types_ = kAny;
   std::map<std::string, std::shared_ptr<Schema>, std::less<>> properties_;

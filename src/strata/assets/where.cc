@@ -167,7 +167,10 @@ absl::Status BindWhere(const Schema& schema, WhereCondition* c) {
 }
 
 bool MatchesWhere(const WhereCondition& c, const JsonValue& payload) {
-  const JsonValue* v = Resolve(payload, c.tokens);
+  return MatchesWhereValue(c, Resolve(payload, c.tokens));
+}
+
+bool MatchesWhereValue(const WhereCondition& c, const JsonValue* v) {
   if (v == nullptr) return false;
   if (c.op == WhereOp::kPrefix) {
     return v->is_string() &&

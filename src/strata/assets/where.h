@@ -38,6 +38,8 @@ absl::Status BindWhere(const Schema& schema, WhereCondition* condition);
 // Does the payload satisfy the condition? A missing value, or one of another JSON kind
 // (a string against a number), never does.
 bool MatchesWhere(const WhereCondition& condition, const JsonValue& payload);
+// The same for the value at the condition's pointer (nullptr: missing).
+bool MatchesWhereValue(const WhereCondition& condition, const JsonValue* value);
 std::string_view WhereOpText(WhereOp op);
 
 }  // namespace strata::assets

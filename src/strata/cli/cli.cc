@@ -973,6 +973,12 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
                          "After the load, untimed: compact Strata, VACUUM ANALYZE PostgreSQL");
   bench_assets->add_option("--page-limit", ab.page_limit, "Assets per page when paging")
       ->capture_default_str();
+  bench_assets
+      ->add_option("--page-fields", ab.page_fields,
+                   "What paging reads: id (ids only: Strata fields=id, PostgreSQL SELECT id) "
+                   "or all (whole assets)")
+      ->check(CLI::IsMember({"id", "all"}))
+      ->capture_default_str();
   bench_assets->add_option("--strata-arg", ab.strata_args,
                            "Extra `serve` argument for Strata (repeatable, --strata-arg=--x=y)");
   bench_assets->add_option("--pg-bin", ab.pg_bin_dir, "PostgreSQL's bin directory")

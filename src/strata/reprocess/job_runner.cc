@@ -241,6 +241,7 @@ absl::Status JobRunner::Plan(Running* run, JobRecord job) {
   q.until = job.spec.until;
   q.where = job.spec.where;
   q.cursor = job.plan_cursor;
+  q.ids_only = true;  // planning publishes ids: a listing without `where` reads no rows
   const std::string topic = TopicFor(run->id);
   for (;;) {
     if (stopping_.load()) return absl::OkStatus();  // resumed by the next Open
@@ -248,9 +249,9 @@ absl::Status JobRunner::Plan(Running* run, JobRecord job) {
     if (IsFinal(now.state)) return absl::OkStatus();
     STRATA_ASSIGN_OR_RETURN(assets::AssetPage page, assets_->List(job.spec.type, q));
     std::vector<store::PublishMessage> messages;
-    messages.reserve(page.assets.size());
-    for (const assets::Asset& a : page.assets) {
-      std::string id = a.id.ToString();
+    messages.reserve(page.ids.size());
+    for (const assets::AssetId& asset_id : page.ids) {
+      std::string id = asset_id.ToString();
       messages.push_back({id, id, store::kAnyPartition});
     }
     for (size_t at = 0; at < messages.size(); at += store::kMaxPublishBatch) {

@@ -49,6 +49,9 @@ enum class TableProfile {
   kLive,        // small rows, frequent writes and point reads: frequent compaction
   kCompressed,  // large, already-compressed blobs, rarely rewritten: rare compaction
   kIndex,       // small rows, read by scans
+  // Documents of about a kilobyte written in bulk, with small secondary-index rows beside
+  // them in the same partition; read by point lookups, index scans and listings (assets).
+  kDocument,
 };
 
 struct TableOptions {

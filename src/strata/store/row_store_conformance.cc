@@ -196,6 +196,63 @@ TEST_P(RowStoreConformanceTest, MultiGetReadsRowsOfManyPartitions) {
   EXPECT_TRUE(t->MultiGet({}).empty());
 }
 
+// What MultiGet shares with Get: key order, repeats, binary keys, empty values, expiry,
+// snapshots and argument checks.
+TEST_P(RowStoreConformanceTest, MultiGetAnswersAsGetInKeyOrder) {
+  Table* t = OpenTable("rows");
+  ASSERT_NE(t, nullptr);
+  const Millis now = clock_.NowMillis();
+  ASSERT_TRUE(t->Put("p", "b", "B").ok());
+  ASSERT_TRUE(t->Put("p", "a", "A").ok());
+  ASSERT_TRUE(t->Put("p", "e", "E", now + 1000).ok());
+  ASSERT_TRUE(t->Put("p", std::string("\0z", 2), std::string("\0", 1)).ok());
+  ASSERT_TRUE(t->Put("q", "c", "other partition").ok());
+  ASSERT_TRUE(t->Put("p", "d", "").ok());
+  // Unsorted, repeated and absent keys, an empty value, binary bytes, a key of another
+  // partition, a row about to expire.
+  const std::vector<std::string> keys = {"b", "c", "a", "b", std::string("\0z", 2), "d", "e", ""};
+  auto in_p = [](const std::vector<std::string>& clusterings) {
+    std::vector<RowKey> out;
+    for (const std::string& c : clusterings) out.push_back({"p", c});
+    return out;
+  };
+  auto read = [&] {
+    std::vector<std::string> got;
+    for (const absl::StatusOr<std::string>& r : t->MultiGet(in_p(keys))) {
+      got.push_back(r.ok() ? *r : absl::IsNotFound(r.status()) ? kNotFound : r.status().ToString());
+    }
+    return got;
+  };
+  EXPECT_THAT(read(),
+              ElementsAre("B", kNotFound, "A", "B", std::string("\0", 1), "", "E", kNotFound));
+  clock_.Advance(1000);  // e expires
+  EXPECT_THAT(read(), ElementsAre("B", kNotFound, "A", "B", std::string("\0", 1), "", kNotFound,
+                                  kNotFound));
+  // A snapshot applies to every key.
+  absl::StatusOr<std::unique_ptr<Snapshot>> snapshot = store_->NewSnapshot();
+  if (snapshot.ok()) {
+    ReadOptions at;
+    at.snapshot = snapshot->get();
+    ASSERT_TRUE(t->Put("p", "a", "A2").ok());
+    ASSERT_TRUE(t->Delete("p", "b").ok());
+    const std::vector<std::string> two = {"a", "b"};
+    std::vector<absl::StatusOr<std::string>> old = t->MultiGet(in_p(two), at);
+    ASSERT_EQ(old.size(), 2u);
+    ASSERT_TRUE(old[0].ok() && old[1].ok());
+    EXPECT_EQ(*old[0], "A");
+    EXPECT_EQ(*old[1], "B");
+    std::vector<absl::StatusOr<std::string>> now_rows = t->MultiGet(in_p(two));
+    ASSERT_TRUE(now_rows[0].ok());
+    EXPECT_EQ(*now_rows[0], "A2");
+    EXPECT_TRUE(absl::IsNotFound(now_rows[1].status()));
+  }
+  // An invalid key answers InvalidArgument, as Get would.
+  const std::vector<std::string> too_long = {"a", std::string(kMaxClusteringKeySize + 1, 'k')};
+  std::vector<absl::StatusOr<std::string>> bad = t->MultiGet(in_p(too_long));
+  ASSERT_EQ(bad.size(), 2u);
+  EXPECT_TRUE(absl::IsInvalidArgument(bad[1].status())) << bad[1].status();
+}
+
 TEST_P(RowStoreConformanceTest, BinaryAndEmptyKeysAndValues) {
   Table* t = OpenTable("rows");
   ASSERT_NE(t, nullptr);

@@ -245,9 +245,12 @@ absl::Status RadosError(int r, std::string_view what) {
   }
 }
 
+// Document tables are stored as live ones (the profile tunes RocksDB only): same pool, same
+// shard count, catalog entry "live".
 const char* ProfileSuffix(TableProfile profile) {
   switch (profile) {
     case TableProfile::kLive:
+    case TableProfile::kDocument:
       return "live";
     case TableProfile::kCompressed:
       return "compressed";
@@ -856,6 +859,7 @@ absl::StatusOr<Table*> RadosRowStore::Impl::OpenTable(const TableOptions& table_
   } else {
     switch (profile) {
       case TableProfile::kLive:
+      case TableProfile::kDocument:
         wanted_shards = options.live_shards;
         break;
       case TableProfile::kIndex:
@@ -1447,6 +1451,10 @@ std::vector<absl::StatusOr<std::string>> RadosTable::MultiGet(std::span<const Ro
   for (size_t i = 0; i < keys.size(); ++i) {
     if (absl::Status s = ValidatePartitionKey(keys[i].partition); !s.ok()) {
       out[i] = s;
+      continue;
+    }
+    if (absl::Status s = ValidateClusteringKey(keys[i].clustering); !s.ok()) {
+      out[i] = s;  // as Get answers it
       continue;
     }
     by_object[ObjectOf(keys[i].partition)][KeyPrefix(keys[i].partition) +

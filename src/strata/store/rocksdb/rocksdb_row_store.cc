@@ -279,6 +279,8 @@ const char* ProfileName(TableProfile profile) {
       return "compressed";
     case TableProfile::kIndex:
       return "index";
+    case TableProfile::kDocument:
+      return "document";
   }
   return "live";
 }
@@ -295,6 +297,8 @@ bool ParseColumnFamilyName(std::string_view cf_name, std::string* table, TablePr
     *profile = TableProfile::kCompressed;
   } else if (suffix == "index") {
     *profile = TableProfile::kIndex;
+  } else if (suffix == "document") {
+    *profile = TableProfile::kDocument;
   } else {
     return false;
   }
@@ -324,6 +328,8 @@ class RocksTable final : public Table {
 
   absl::StatusOr<std::string> Get(std::string_view partition, std::string_view clustering,
                                   const ReadOptions& options) override;
+  std::vector<absl::StatusOr<std::string>> MultiGet(std::span<const RowKey> keys,
+                                                    const ReadOptions& options) override;
   absl::Status Put(std::string_view partition, std::string_view clustering,
                    std::string_view value, Millis expire_at) override;
   absl::Status Delete(std::string_view partition, std::string_view clustering) override;
@@ -556,6 +562,34 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       cf.compression = light;
       cf.bottommost_compression = zstd_supported_ ? rocksdb::kZSTD : light;
       break;
+    case TableProfile::kDocument:
+      // Rows of ~1 KiB written in bulk, time-ordered (newest first), with index rows of
+      // random values in the same partition. Every flush then spans the partition's whole
+      // key range, so levelled compaction rewrote all of a partition's older rows on each
+      // L0 compaction (quadratic in the partition's size); universal compaction merges
+      // sorted runs of similar size instead (write amplification ~ log of the data size).
+      // LZ4 throughout: without compression a 400k-asset load cost more CPU, not less (twice
+      // the bytes through flushes, compactions, the page cache and the disk).
+      // Memtables as live tables' (flushed two at a time): one of write_buffer_bytes (64 MiB,
+      // above max_wal_bytes) kept write-ahead logs alive after their data was flushed -- in a
+      // 200k-asset load 61% of the data directory was log.
+      cf.write_buffer_size = options_.live_write_buffer_bytes;
+      cf.max_write_buffer_number = 4;
+      cf.min_write_buffer_number_to_merge = 2;
+      cf.compaction_style = rocksdb::kCompactionStyleUniversal;
+      cf.level0_file_num_compaction_trigger = 4;
+      cf.level0_slowdown_writes_trigger = 24;
+      cf.level0_stop_writes_trigger = 40;
+      cf.target_file_size_base = uint64_t{64} << 20;
+      cf.compression = light;
+      cf.memtable_whole_key_filtering = true;
+      cf.memtable_prefix_bloom_size_ratio = 0.02;
+      table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
+      table.data_block_hash_table_util_ratio = 0.75;
+      // Not prepopulate_block_cache: copying every flushed block into the cache was half of
+      // the flush threads' CPU in a bulk load (~15% of the server's create CPU), for blocks
+      // that the load's own later flushes evicted and its compactions replaced.
+      break;
   }
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return cf;
@@ -782,7 +816,13 @@ void Core::MaybeFlushIdle() {
 bool Core::WorthSettling(RocksTable* table, uint64_t sst_bytes) const {
   const uint64_t settled = table->settled_bytes();
   if (sst_bytes < kMinSettleBytes || sst_bytes == settled) return false;  // nothing new
-  if (sst_bytes >= settled + std::max<uint64_t>(kMinSettleBytes, settled / 8)) return true;
+  // Growth means new versions of rows in live and compressed tables; document tables grow
+  // by new rows (a bulk load would be rewritten whole after it, for nothing), so only their
+  // deletions count.
+  if (table->profile() != TableProfile::kDocument &&
+      sst_bytes >= settled + std::max<uint64_t>(kMinSettleBytes, settled / 8)) {
+    return true;
+  }
   rocksdb::TablePropertiesCollection props;
   if (!db_->GetPropertiesOfAllTables(table->cf(), &props).ok()) return false;
   uint64_t entries = 0;
@@ -842,14 +882,22 @@ absl::Status Core::AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_vi
   scratch->prefix.clear();
   AppendPartitionPrefix(&scratch->prefix, partition);
   for (const WriteBatch::Op& op : batch.ops()) {
+    rocksdb::Status s;
+    if (op.type == WriteBatch::OpType::kPut) {
+      // Key and value go into the batch in parts (partition prefix + clustering key; value
+      // header + value): the value, often a kilobyte or more, is copied once, not twice.
+      EncodeValue(&scratch->value, "", op.expire_at, /*has_version=*/false, 0);
+      const rocksdb::Slice key_parts[2] = {scratch->prefix, op.key};
+      const rocksdb::Slice value_parts[2] = {scratch->value, op.value};
+      s = out->Put(cf, rocksdb::SliceParts(key_parts, 2), rocksdb::SliceParts(value_parts, 2));
+      if (!s.ok()) return ToStatus(s, "write batch");
+      continue;
+    }
     scratch->key.assign(scratch->prefix);
     scratch->key.append(op.key);
-    rocksdb::Status s;
     switch (op.type) {
       case WriteBatch::OpType::kPut:
-        EncodeValue(&scratch->value, op.value, op.expire_at, /*has_version=*/false, 0);
-        s = out->Put(cf, scratch->key, scratch->value);
-        break;
+        break;  // above
       case WriteBatch::OpType::kPutIfNewer:
         EncodeValue(&scratch->value, op.value, op.expire_at, /*has_version=*/true, op.version);
         s = out->Merge(cf, scratch->key, scratch->value);
@@ -1071,6 +1119,65 @@ absl::StatusOr<std::string> RocksTable::Get(std::string_view partition,
   }
   if (Expired(decoded, core_->Now())) return absl::NotFoundError("row not found");
   return std::string(decoded.payload);
+}
+
+// One DB::MultiGet: RocksDB sorts the keys and shares the index, filter and data block
+// lookups of keys that fall in the same blocks (a search's rows of one partition mostly do).
+std::vector<absl::StatusOr<std::string>> RocksTable::MultiGet(std::span<const RowKey> keys,
+                                                              const ReadOptions& options) {
+  const size_t n = keys.size();
+  std::vector<absl::StatusOr<std::string>> out(n);
+  rocksdb::ReadOptions ro;
+  if (absl::Status s = core_->UseSnapshot(options, &ro); !s.ok()) {
+    out.assign(n, s);
+    return out;
+  }
+  std::vector<std::string> full_keys;
+  std::vector<rocksdb::Slice> slices;
+  std::vector<size_t> asked;  // index in `keys` of each valid key
+  full_keys.reserve(n);
+  slices.reserve(n);
+  asked.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    absl::Status valid = ValidatePartitionKey(keys[i].partition);
+    if (valid.ok()) valid = ValidateClusteringKey(keys[i].clustering);
+    if (!valid.ok()) {
+      out[i] = valid;
+      continue;
+    }
+    std::string& key = full_keys.emplace_back();
+    key.reserve(kPartitionLengthBytes + keys[i].partition.size() + keys[i].clustering.size());
+    AppendPartitionPrefix(&key, keys[i].partition);
+    key.append(keys[i].clustering);
+    asked.push_back(i);
+  }
+  for (const std::string& key : full_keys) slices.emplace_back(key);
+  std::vector<rocksdb::PinnableSlice> values(slices.size());
+  std::vector<rocksdb::Status> statuses(slices.size());
+  if (!slices.empty()) {
+    core_->db()->MultiGet(ro, cf_, slices.size(), slices.data(), values.data(), statuses.data());
+  }
+  const Millis now = core_->Now();
+  for (size_t j = 0; j < asked.size(); ++j) {
+    absl::StatusOr<std::string>& result = out[asked[j]];
+    if (statuses[j].IsNotFound()) {
+      result = absl::NotFoundError("row not found");
+      continue;
+    }
+    if (!statuses[j].ok()) {
+      result = ToStatus(statuses[j], "get");
+      continue;
+    }
+    DecodedValue decoded;
+    if (!DecodeValue(View(values[j]), &decoded)) {
+      result = absl::InternalError("corrupt row value in table " + name_);
+    } else if (Expired(decoded, now)) {
+      result = absl::NotFoundError("row not found");
+    } else {
+      result = std::string(decoded.payload);
+    }
+  }
+  return out;
 }
 
 absl::Status RocksTable::Put(std::string_view partition, std::string_view clustering,

@@ -188,7 +188,8 @@ TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
     ASSERT_NE(MustOpenTable(store.get(), "live_rows", TableProfile::kLive), nullptr);
     ASSERT_NE(MustOpenTable(store.get(), "blob_rows", TableProfile::kCompressed), nullptr);
     ASSERT_NE(MustOpenTable(store.get(), "index_rows", TableProfile::kIndex), nullptr);
-    for (const char* name : {"live_rows", "blob_rows", "index_rows"}) {
+    ASSERT_NE(MustOpenTable(store.get(), "doc_rows", TableProfile::kDocument), nullptr);
+    for (const char* name : {"live_rows", "blob_rows", "index_rows", "doc_rows"}) {
       absl::StatusOr<std::string> description = store->DescribeTuningForTesting(name);
       ASSERT_TRUE(description.ok()) << description.status();
       tuning[name] = *description;
@@ -201,6 +202,7 @@ TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
     EXPECT_THAT(tuning["blob_rows"], HasSubstr("profile=compressed compaction=universal"));
     EXPECT_THAT(tuning["blob_rows"], HasSubstr("compression=none"));
     EXPECT_THAT(tuning["index_rows"], HasSubstr("profile=index compaction=level"));
+    EXPECT_THAT(tuning["doc_rows"], HasSubstr("profile=document compaction=universal"));
   }
   std::unique_ptr<RocksRowStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
