@@ -117,8 +117,11 @@ class AuthTest(unittest.TestCase):
         # Nor does any file of the data directory hold a secret in clear.
         for dirpath, _, files in os.walk(os.path.join(self.tmp, "d")):
             for f in files:
-                with open(os.path.join(dirpath, f), "rb") as fh:
-                    self.assertNotIn(secret.encode(), fh.read(), os.path.join(dirpath, f))
+                try:
+                    with open(os.path.join(dirpath, f), "rb") as fh:
+                        self.assertNotIn(secret.encode(), fh.read(), os.path.join(dirpath, f))
+                except FileNotFoundError:
+                    pass  # removed since the walk listed it (a compaction's input file)
 
     def test_missing_or_invalid_key_is_401_naming_the_problem(self):
         status, data, resp = self.server.request("GET", "/v1/members/1/viewing")
