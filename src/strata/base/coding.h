@@ -98,6 +98,14 @@ inline uint64_t ZigZag(int64_t v) {
 inline int64_t UnZigZag(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
+// A signed value as a zigzag varint (small magnitudes of either sign take few bytes).
+inline void PutZigZag64(std::string* out, int64_t v) { PutVarint64(out, ZigZag(v)); }
+inline bool GetZigZag64(std::string_view* in, int64_t* v) {
+  uint64_t u = 0;
+  if (!GetVarint64(in, &u)) return false;
+  *v = UnZigZag(u);
+  return true;
+}
 
 inline void PutLengthPrefixed(std::string* out, std::string_view s) {
   PutVarint64(out, s.size());
@@ -108,6 +116,12 @@ inline bool GetLengthPrefixed(std::string_view* in, std::string_view* s) {
   if (!GetVarint64(in, &n) || n > in->size()) return false;
   *s = in->substr(0, n);
   in->remove_prefix(n);
+  return true;
+}
+inline bool GetLengthPrefixed(std::string_view* in, std::string* s) {
+  std::string_view v;
+  if (!GetLengthPrefixed(in, &v)) return false;
+  s->assign(v);
   return true;
 }
 

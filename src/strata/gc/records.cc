@@ -13,22 +13,6 @@ absl::Status Corrupt(std::string_view what) {
   return absl::DataLossError(std::string(what) + ": malformed");
 }
 
-void PutZ(std::string* out, int64_t v) { coding::PutVarint64(out, coding::ZigZag(v)); }
-
-bool GetZ(std::string_view* in, int64_t* v) {
-  uint64_t u = 0;
-  if (!coding::GetVarint64(in, &u)) return false;
-  *v = coding::UnZigZag(u);
-  return true;
-}
-
-bool GetString(std::string_view* in, std::string* s) {
-  std::string_view v;
-  if (!coding::GetLengthPrefixed(in, &v)) return false;
-  s->assign(v);
-  return true;
-}
-
 bool GetVersion(std::string_view* in) {
   if (in->empty() || (*in)[0] != kVersion) return false;
   in->remove_prefix(1);
@@ -84,11 +68,12 @@ absl::StatusOr<WorkItem> DecodeWorkItem(std::string_view in) {
   }
   item.kind = static_cast<WorkItem::Kind>(in[0]);
   in.remove_prefix(1);
-  if (!GetString(&in, &item.reason) || !coding::GetVarint64(&in, &item.run_id) ||
-      !GetString(&in, &item.day) || !GetString(&in, &item.bucket) || !GetString(&in, &item.key) ||
-      !coding::GetFixed64BE(&in, &item.generation) || !GetString(&in, &item.blob) ||
-      !coding::GetVarint64(&in, &item.size) || !coding::GetVarint64(&in, &parts) ||
-      !GetString(&in, &item.storage_class) || !in.empty()) {
+  if (!coding::GetLengthPrefixed(&in, &item.reason) || !coding::GetVarint64(&in, &item.run_id) ||
+      !coding::GetLengthPrefixed(&in, &item.day) || !coding::GetLengthPrefixed(&in, &item.bucket) ||
+      !coding::GetLengthPrefixed(&in, &item.key) || !coding::GetFixed64BE(&in, &item.generation) ||
+      !coding::GetLengthPrefixed(&in, &item.blob) || !coding::GetVarint64(&in, &item.size) ||
+      !coding::GetVarint64(&in, &parts) || !coding::GetLengthPrefixed(&in, &item.storage_class) ||
+      !in.empty()) {
     return Corrupt("work item");
   }
   item.parts = static_cast<uint32_t>(parts);
@@ -131,11 +116,11 @@ std::string EncodeRunRecord(const RunRecord& r) {
   std::string out(1, kVersion);
   coding::PutVarint64(&out, r.id);
   out.push_back(r.dry_run ? 1 : 0);
-  PutZ(&out, r.as_of);
+  coding::PutZigZag64(&out, r.as_of);
   out.push_back(static_cast<char>(r.state));
-  PutZ(&out, r.started_at);
-  PutZ(&out, r.marked_at);
-  PutZ(&out, r.finished_at);
+  coding::PutZigZag64(&out, r.started_at);
+  coding::PutZigZag64(&out, r.marked_at);
+  coding::PutZigZag64(&out, r.finished_at);
   for (uint64_t v :
        {r.scanned, r.eligible, r.eligible_bytes, r.expired, r.deleted_marked, r.superseded,
         r.published, r.processed, r.processed_bytes, r.skipped, r.errors}) {
@@ -160,12 +145,13 @@ absl::StatusOr<RunRecord> DecodeRunRecord(std::string_view in) {
   }
   r.dry_run = in[0] != 0;
   in.remove_prefix(1);
-  if (!GetZ(&in, &r.as_of) || in.empty() || static_cast<uint8_t>(in[0]) > 4) {
+  if (!coding::GetZigZag64(&in, &r.as_of) || in.empty() || static_cast<uint8_t>(in[0]) > 4) {
     return Corrupt("run record");
   }
   r.state = static_cast<RunState>(in[0]);
   in.remove_prefix(1);
-  if (!GetZ(&in, &r.started_at) || !GetZ(&in, &r.marked_at) || !GetZ(&in, &r.finished_at)) {
+  if (!coding::GetZigZag64(&in, &r.started_at) || !coding::GetZigZag64(&in, &r.marked_at) ||
+      !coding::GetZigZag64(&in, &r.finished_at)) {
     return Corrupt("run record");
   }
   for (uint64_t* v :
@@ -173,7 +159,8 @@ absl::StatusOr<RunRecord> DecodeRunRecord(std::string_view in) {
         &r.published, &r.processed, &r.processed_bytes, &r.skipped, &r.errors}) {
     if (!coding::GetVarint64(&in, v)) return Corrupt("run record");
   }
-  if (!GetString(&in, &r.day) || !GetString(&in, &r.export_path) || !GetString(&in, &r.error) ||
+  if (!coding::GetLengthPrefixed(&in, &r.day) || !coding::GetLengthPrefixed(&in, &r.export_path) ||
+      !coding::GetLengthPrefixed(&in, &r.error) ||
       (!in.empty() && !coding::GetVarint64(&in, &r.orphans))) {
     return Corrupt("run record");
   }
@@ -198,15 +185,16 @@ std::string EncodeAuditEntry(const AuditEntry& e) {
   std::string out(1, kVersion);
   coding::PutVarint64(&out, e.size);
   coding::PutLengthPrefixed(&out, e.reason);
-  PutZ(&out, e.time);
+  coding::PutZigZag64(&out, e.time);
   coding::PutVarint64(&out, e.run_id);
   return out;
 }
 
 absl::StatusOr<AuditEntry> DecodeAuditEntry(std::string_view in) {
   AuditEntry e;
-  if (!GetVersion(&in) || !coding::GetVarint64(&in, &e.size) || !GetString(&in, &e.reason) ||
-      !GetZ(&in, &e.time) || !coding::GetVarint64(&in, &e.run_id) || !in.empty()) {
+  if (!GetVersion(&in) || !coding::GetVarint64(&in, &e.size) ||
+      !coding::GetLengthPrefixed(&in, &e.reason) || !coding::GetZigZag64(&in, &e.time) ||
+      !coding::GetVarint64(&in, &e.run_id) || !in.empty()) {
     return Corrupt("audit entry");
   }
   return e;

@@ -11,22 +11,6 @@ absl::Status Corrupt(std::string_view what) {
   return absl::DataLossError(std::string(what) + ": malformed");
 }
 
-void PutZ(std::string* out, int64_t v) { coding::PutVarint64(out, coding::ZigZag(v)); }
-
-bool GetZ(std::string_view* in, int64_t* v) {
-  uint64_t u = 0;
-  if (!coding::GetVarint64(in, &u)) return false;
-  *v = coding::UnZigZag(u);
-  return true;
-}
-
-bool GetString(std::string_view* in, std::string* s) {
-  std::string_view v;
-  if (!coding::GetLengthPrefixed(in, &v)) return false;
-  s->assign(v);
-  return true;
-}
-
 bool GetVersion(std::string_view* in) {
   if (in->empty() || (*in)[0] != kVersion) return false;
   in->remove_prefix(1);
@@ -37,15 +21,16 @@ bool GetVersion(std::string_view* in) {
 // errors, skipped).
 void PutPass(std::string* out, const PassRecord& p) {
   coding::PutVarint64(out, p.id);
-  PutZ(out, p.started_at);
-  PutZ(out, p.finished_at);
+  coding::PutZigZag64(out, p.started_at);
+  coding::PutZigZag64(out, p.finished_at);
   for (uint64_t v : {p.objects, p.bytes, p.damaged, p.errors, p.skipped}) {
     coding::PutVarint64(out, v);
   }
 }
 
 bool GetPass(std::string_view* in, PassRecord* p) {
-  if (!coding::GetVarint64(in, &p->id) || !GetZ(in, &p->started_at) || !GetZ(in, &p->finished_at)) {
+  if (!coding::GetVarint64(in, &p->id) || !coding::GetZigZag64(in, &p->started_at) ||
+      !coding::GetZigZag64(in, &p->finished_at)) {
     return false;
   }
   for (uint64_t* v : {&p->objects, &p->bytes, &p->damaged, &p->errors, &p->skipped}) {
@@ -85,9 +70,9 @@ std::string EncodeScrubState(const ScrubState& s) {
 absl::StatusOr<ScrubState> DecodeScrubState(std::string_view in) {
   ScrubState s;
   if (!GetVersion(&in) || !GetOptionalPass(&in, &s.current) ||
-      !GetString(&in, &s.position_bucket) || !GetString(&in, &s.position_key) ||
-      !GetOptionalPass(&in, &s.last) || !coding::GetVarint64(&in, &s.damaged_objects) ||
-      !in.empty()) {
+      !coding::GetLengthPrefixed(&in, &s.position_bucket) ||
+      !coding::GetLengthPrefixed(&in, &s.position_key) || !GetOptionalPass(&in, &s.last) ||
+      !coding::GetVarint64(&in, &s.damaged_objects) || !in.empty()) {
     return Corrupt("scrub state");
   }
   return s;
@@ -120,15 +105,16 @@ std::string EncodeDamageRecord(const DamageRecord& d) {
   coding::PutLengthPrefixed(&out, d.kind);
   coding::PutLengthPrefixed(&out, d.detail);
   coding::PutVarint64(&out, d.size);
-  PutZ(&out, d.detected_at);
+  coding::PutZigZag64(&out, d.detected_at);
   coding::PutVarint64(&out, d.last_pass);
   return out;
 }
 
 absl::Status DecodeDamageRecord(std::string_view in, DamageRecord* d) {
-  if (!GetVersion(&in) || !GetString(&in, &d->blob) || !GetString(&in, &d->kind) ||
-      !GetString(&in, &d->detail) || !coding::GetVarint64(&in, &d->size) ||
-      !GetZ(&in, &d->detected_at) || !coding::GetVarint64(&in, &d->last_pass) || !in.empty()) {
+  if (!GetVersion(&in) || !coding::GetLengthPrefixed(&in, &d->blob) ||
+      !coding::GetLengthPrefixed(&in, &d->kind) || !coding::GetLengthPrefixed(&in, &d->detail) ||
+      !coding::GetVarint64(&in, &d->size) || !coding::GetZigZag64(&in, &d->detected_at) ||
+      !coding::GetVarint64(&in, &d->last_pass) || !in.empty()) {
     return Corrupt("scrub damage record");
   }
   return absl::OkStatus();
