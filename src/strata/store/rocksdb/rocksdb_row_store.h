@@ -163,6 +163,8 @@ class RocksRowStore final : public RowStore {
   // Slow on big databases; for operators and tests.
   absl::Status CompactAll();
 
+  // For tests: flushes every table's memtables to files (no compaction asked for).
+  absl::Status FlushForTesting();
   // For tests: the number of entries stored for `table` as RocksDB sees them, including
   // expired rows that compaction has not dropped yet. NotFound for an unknown table.
   absl::StatusOr<uint64_t> CountRawEntriesForTesting(std::string_view table);

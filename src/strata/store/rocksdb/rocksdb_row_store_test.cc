@@ -534,6 +534,48 @@ TEST_F(RocksRowStoreTest, IdleCompactionDropsDeletedRowsOfACompressedTable) {
   EXPECT_EQ(store->Health().idle_compactions, settled.idle_compactions);
 }
 
+// Live tables: a flushed file that is mostly deletions (a roll-up deleting the rows it folded
+// into a chunk) is compacted into the level below at once, so the deleted rows leave the disk
+// without waiting for a second file in L0 or for the store to go idle.
+TEST_F(RocksRowStoreTest, LiveTableCompactsAFileOfDeletionsAtOnce) {
+  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
+  options.idle_flush_ms = 0;  // no idle compaction: only the write-driven one may act
+  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  Table* t = MustOpenTable(store.get(), "live", TableProfile::kLive);
+  ASSERT_NE(t, nullptr);
+  auto value = [](int i) {  // 400 bytes that LZ4 cannot shrink much
+    std::string v(400, '\0');
+    uint32_t x = 2463534242u + static_cast<uint32_t>(i);
+    for (char& c : v) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      c = static_cast<char>(x);
+    }
+    return v;
+  };
+  WriteBatch rows;
+  for (int i = 0; i < 2000; ++i) rows.Put("k" + std::to_string(10000 + i), value(i));
+  ASSERT_TRUE(t->Apply("p", rows).ok());
+  ASSERT_TRUE(store->CompactAll().ok());
+  const uint64_t full = store->Health().live_sst_bytes;
+  ASSERT_GE(full, 2000u * 300);
+
+  WriteBatch deletes;
+  for (int i = 0; i < 1900; ++i) deletes.Delete("k" + std::to_string(10000 + i));
+  ASSERT_TRUE(t->Apply("p", deletes).ok());
+  ASSERT_TRUE(store->FlushForTesting().ok());
+  uint64_t bytes = store->Health().live_sst_bytes;
+  for (int i = 0; i < 200 && bytes >= full / 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    bytes = store->Health().live_sst_bytes;
+  }
+  EXPECT_LT(bytes, full / 4) << "100 of 2000 rows remain; " << full << " bytes before the deletes";
+  EXPECT_EQ(GetOr(t, "p", "k11999"), value(1999));
+  EXPECT_EQ(GetOr(t, "p", "k10000"), "<not found>");
+}
+
 TEST_F(RocksRowStoreTest, OpenValidatesOptionsAndLocksTheDirectory) {
   EXPECT_TRUE(absl::IsInvalidArgument(RocksRowStore::Open(TestOptions("", &clock_)).status()));
   RocksRowStoreOptions bad_interval = TestOptions(dir_.path(), &clock_);
