@@ -173,6 +173,16 @@ bool ChildProcess::Running() {
   return true;
 }
 
+std::string ChildProcess::ExitDescription() const {
+  if (!reaped_) return "still running";
+  if (WIFSIGNALED(status_)) {
+    const char* name = strsignal(WTERMSIG(status_));
+    return "signal " + std::to_string(WTERMSIG(status_)) + " (" + (name ? name : "?") + ")";
+  }
+  if (WIFEXITED(status_)) return "exit code " + std::to_string(WEXITSTATUS(status_));
+  return "status " + std::to_string(status_);
+}
+
 absl::StatusOr<int> ChildProcess::Wait(double timeout_s) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   while (Running()) {

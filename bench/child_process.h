@@ -66,6 +66,9 @@ class ChildProcess {
   // Waits up to `timeout_s` for the process to exit; its waitpid status.
   // DeadlineExceeded when it still runs.
   absl::StatusOr<int> Wait(double timeout_s);
+  // How the process ended, once Running() has returned false: "exit code N" or "signal N
+  // (NAME)"; "still running" before.
+  std::string ExitDescription() const;
 
  private:
   explicit ChildProcess(pid_t pid) : pid_(pid) {}

@@ -98,6 +98,20 @@ TEST_F(ChildProcessTest, ThreadCpuByRoleNamesBusyThreads) {
   EXPECT_TRUE(ThreadCpuSecondsByRole((*child)->pid()).empty());
 }
 
+// How a child ended is told in words: what a failed start reports when its log is silent.
+TEST_F(ChildProcessTest, ExitDescriptionNamesTheCodeOrTheSignal) {
+  auto exits = ChildProcess::Start(Shell("exit 3", log_));
+  ASSERT_TRUE(exits.ok()) << exits.status();
+  EXPECT_TRUE((*exits)->Wait(10).ok());
+  EXPECT_EQ((*exits)->ExitDescription(), "exit code 3");
+
+  auto sleeps = ChildProcess::Start(Shell("exec sleep 60", log_));
+  ASSERT_TRUE(sleeps.ok()) << sleeps.status();
+  EXPECT_EQ((*sleeps)->ExitDescription(), "still running");
+  (*sleeps)->Kill();
+  EXPECT_EQ((*sleeps)->ExitDescription().rfind("signal 9 (", 0), 0u) << (*sleeps)->ExitDescription();
+}
+
 TEST_F(ChildProcessTest, KillReachesWhatTheChildForkedAndStopFallsBackToIt) {
   // The shell ignores SIGTERM and waits on two background sleeps of its own.
   auto child = ChildProcess::Start(Shell("trap '' TERM; sleep 60 & sleep 60 & wait", log_));

@@ -63,7 +63,8 @@ absl::Status WaitUntil(ChildProcess* child, const std::string& what, const std::
   const auto deadline = SteadyClock::now() + std::chrono::duration<double>(kStartTimeoutS);
   while (!ready()) {
     if (!child->Running()) {
-      return absl::UnavailableError(what + " exited while starting (see " + log + ")");
+      return absl::UnavailableError(what + " exited while starting (" + child->ExitDescription() +
+                                    "; see " + log + ")");
     }
     if (SteadyClock::now() >= deadline) {
       return absl::DeadlineExceededError(what + " did not answer within " +
