@@ -110,7 +110,7 @@ def set_bucket_policy(data_dir, policy):
     deployment's bucket of DATA_DIR, with curl. Returns the bucket's name (for the ARNs)."""
     s = cluster_settings()
     tag = deployment_tag(data_dir)
-    url = "%s/%s?policy" % (s["STRATA_S3_ENDPOINT"], tag)
+    url = "%s/%s?policy=" % (s["STRATA_S3_ENDPOINT"], tag)  # "=": what curl signs
     extra = (["-X", "DELETE"] if policy is None else
              ["-X", "PUT", "--data-binary", "@-"])
     subprocess.run(

@@ -61,7 +61,7 @@ int Run(const std::string& command, std::string* out) {
 
 int SetBucketPolicy(const std::string& bucket, const std::string& policy, std::string* out) {
   const S3BlobStoreOptions o = ClusterOptions(4096, false);
-  const std::string url = o.endpoint + "/" + bucket + "?policy";
+  const std::string url = o.endpoint + "/" + bucket + "?policy=";  // "=": curl signs it so
   std::string command = "curl -sS -o /dev/stderr -w '%{http_code}' --aws-sigv4 'aws:amz:" +
                         o.region + ":s3' -u '" + o.credentials.access_key + ":" +
                         o.credentials.secret_key +
