@@ -2,6 +2,7 @@
 with a throwaway data directory. Only the Python standard library is used."""
 import glob
 import hashlib
+import json
 import http.client
 import os
 import signal
@@ -102,6 +103,24 @@ def _s3_curl(data_dir, method, name, body=None):
          "--user", "%s:%s" % (s["STRATA_S3_ACCESS_KEY"], s["STRATA_S3_SECRET_KEY"]),
          "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", *extra, url],
         input=body, capture_output=True, check=True, timeout=30).stdout
+
+
+def set_bucket_policy(data_dir, policy):
+    """Sets (POLICY, a dict) or removes (None) the S3 bucket policy of the distributed
+    deployment's bucket of DATA_DIR, with curl. Returns the bucket's name (for the ARNs)."""
+    s = cluster_settings()
+    tag = deployment_tag(data_dir)
+    url = "%s/%s?policy=" % (s["STRATA_S3_ENDPOINT"], tag)  # "=": what curl signs
+    extra = (["-X", "DELETE"] if policy is None else
+             ["-X", "PUT", "--data-binary", "@-"])
+    subprocess.run(
+        ["curl", "-sf", *extra,
+         "--aws-sigv4", "aws:amz:%s:s3" % s.get("STRATA_S3_REGION", "us-east-1"),
+         "--user", "%s:%s" % (s["STRATA_S3_ACCESS_KEY"], s["STRATA_S3_SECRET_KEY"]),
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", url],
+        input=None if policy is None else json.dumps(policy).encode(),
+        capture_output=True, check=True, timeout=30)
+    return tag
 
 
 def blob_path(data_dir, name):

@@ -23,6 +23,22 @@ absl::Status BlobStore::DeleteMany(std::span<const std::string> names) {
   return absl::OkStatus();
 }
 
+std::vector<absl::Status> BlobStore::DeleteEach(std::span<const std::string> names) {
+  std::vector<absl::Status> out(names.size());
+  std::vector<std::string> valid;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < names.size(); ++i) {
+    out[i] = ValidateBlobName(names[i]);
+    if (!out[i].ok()) continue;
+    valid.push_back(names[i]);
+    where.push_back(i);
+  }
+  if (valid.empty() || DeleteMany(valid).ok()) return out;
+  // Something of the batch failed: find out which, one blob at a time (idempotent).
+  for (size_t j = 0; j < valid.size(); ++j) out[where[j]] = Delete(valid[j]);
+  return out;
+}
+
 absl::Status ValidateBlobName(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameBytes) {
     return absl::InvalidArgumentError("name: must be 1..1024 bytes");

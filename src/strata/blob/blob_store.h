@@ -108,6 +108,14 @@ class BlobStore {
   // (the local store syncs each directory once, not once per blob; S3 has DeleteObjects):
   // it is the garbage collector's sweep path. The default calls Delete for each name.
   virtual absl::Status DeleteMany(std::span<const std::string> names);
+  // DeleteMany with one status per name, in the order given: OK when that blob is gone
+  // durably (or was absent), else why not -- that blob is left as it was or gone, and a
+  // later call may remove it. A failure of one name does not stop the others (an invalid
+  // name gets InvalidArgument, the rest are still deleted), so a caller can keep, for the
+  // next attempt, exactly the work whose bytes remain: the garbage collector's sweep does.
+  // S3 reports a DeleteObjects failure per key (AccessDenied, InternalError, ...); the
+  // default calls DeleteMany on the valid names and, if that fails, Delete on each of them.
+  virtual std::vector<absl::Status> DeleteEach(std::span<const std::string> names);
   // Blobs whose name starts with `prefix` and sorts after `after` (exclusive; "" = from the
   // start), at most `limit` (1..kMaxListLimit) of them, with size, parts and modified time.
   // Paging through a whole store this way sees every blob that exists for the whole walk

@@ -149,6 +149,25 @@ TEST_P(BlobStoreConformanceTest, DeleteManyRemovesABatchAndLeavesTheRest) {
   EXPECT_EQ(store_->Read("m/keep", 0, 10).value_or(""), "k");
 }
 
+TEST_P(BlobStoreConformanceTest, DeleteEachAnswersForEachName) {
+  ASSERT_TRUE(store_->Put("e/a", Pattern(2 * kPartBytes + 3, 2)).ok());
+  ASSERT_TRUE(store_->Put("e/b", "b").ok());
+  ASSERT_TRUE(store_->Put("e/keep", "k").ok());
+  const std::vector<std::string> batch = {"e/a", "e/../x", "e/b", "e/absent", "e/a"};
+  std::vector<absl::Status> got = store_->DeleteEach(batch);
+  ASSERT_EQ(got.size(), batch.size());
+  EXPECT_TRUE(got[0].ok()) << got[0];
+  EXPECT_TRUE(absl::IsInvalidArgument(got[1])) << got[1];  // alone: the others still go
+  EXPECT_TRUE(got[2].ok()) << got[2];
+  EXPECT_TRUE(got[3].ok()) << got[3];
+  EXPECT_TRUE(got[4].ok()) << got[4];
+  for (const char* gone : {"e/a", "e/b"}) {
+    EXPECT_TRUE(absl::IsNotFound(store_->Stat(gone).status())) << gone;
+  }
+  EXPECT_EQ(store_->Read("e/keep", 0, 10).value_or(""), "k");
+  EXPECT_TRUE(store_->DeleteEach({}).empty());
+}
+
 TEST_P(BlobStoreConformanceTest, OpenReaderKeepsReadingAfterDelete) {
   const std::string data = Pattern(2 * kPartBytes + 5, 9);
   ASSERT_TRUE(store_->Put("r", data).ok());

@@ -324,7 +324,8 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
   serve->add_option("--gc-min-workers", c->gc_min_workers, "Sweep workers at least")
       ->capture_default_str();
   serve->add_option("--gc-max-workers", c->gc_max_workers,
-                    "Sweep workers at most (0 = half the cores, at least --gc-min-workers)")
+                    "Sweep workers at most (0 = half the cores, at least --gc-min-workers; 4 with "
+                    "rows on RADOS or bytes on S3)")
       ->capture_default_str();
   serve->add_option("--gc-backlog-per-worker", c->gc_backlog_per_worker,
                     "One more sweep worker per this many queued items")

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "strata/base/coding.h"
 #include "strata/base/crash_point.h"
@@ -713,7 +715,13 @@ void Collector::ProcessMessages(std::span<const store::Message> messages) {
     ctxs[i].record = [this, item, now] { return Record(*item, now); };
     ctxs[i].recorded = [this, item] { return Recorded(*item); };
   }
-  std::vector<absl::StatusOr<Outcome>> outcomes = task_->ProcessBatch(items, ctxs);
+  BatchContext batch;
+  if (options_.batch_records) {
+    batch.record = [this, &items, now](std::span<const size_t> indices) {
+      return RecordMany(items, indices, now);
+    };
+  }
+  std::vector<absl::StatusOr<Outcome>> outcomes = task_->ProcessBatch(items, ctxs, batch);
   for (size_t i = 0; i < items.size(); ++i) {
     absl::StatusOr<Outcome>& outcome = outcomes[i];
     // A failed item is retried alone (every step is idempotent), with a growing pause.
@@ -767,6 +775,82 @@ absl::Status Collector::Record(const WorkItem& item, Millis now) {
   processed_bytes_->Inc(item.size);
   STRATA_CRASH_POINT("lifecycle.sweep.after_record");
   return absl::OkStatus();
+}
+
+std::vector<absl::Status> Collector::RecordMany(std::span<const WorkItem> items,
+                                                std::span<const size_t> indices, Millis now) {
+  std::vector<absl::Status> out(indices.size());
+  // By audit partition (task, day): one read of every row involved and one write each.
+  std::map<std::string, std::vector<size_t>> by_partition;  // -> positions in `indices`
+  for (size_t j = 0; j < indices.size(); ++j) {
+    by_partition[AuditPartition(task_->name(), items[indices[j]].day)].push_back(j);
+  }
+  bool wrote = false;
+  std::lock_guard<std::mutex> lock(record_mu_);
+  for (const auto& [partition, positions] : by_partition) {
+    // Rows read: each item's entry, then each distinct day and run totals row.
+    std::vector<std::string> entries;
+    std::map<std::string, Totals> totals;  // clustering -> value, filled below
+    for (size_t j : positions) {
+      const WorkItem& item = items[indices[j]];
+      entries.push_back(AuditClustering(item.bucket, item.key, item.generation));
+      totals.emplace(DayTotalsClustering(item.bucket, item.reason), Totals{});
+      totals.emplace(RunTotalsClustering(item.run_id), Totals{});
+    }
+    std::vector<store::RowKey> keys;
+    for (const std::string& e : entries) keys.push_back({partition, e});
+    for (const auto& [clustering, t] : totals) keys.push_back({partition, clustering});
+    std::vector<absl::StatusOr<std::string>> read = audit_->MultiGet(keys);
+    absl::Status failed;
+    for (const absl::StatusOr<std::string>& r : read) {
+      if (!r.ok() && !absl::IsNotFound(r.status())) failed = r.status();
+    }
+    size_t k = entries.size();
+    for (auto& [clustering, t] : totals) {
+      const absl::StatusOr<std::string>& r = read[k++];
+      if (!failed.ok() || !r.ok()) continue;
+      absl::StatusOr<Totals> decoded = DecodeTotals(*r);
+      if (decoded.ok()) {
+        t = *decoded;
+      } else {
+        failed = decoded.status();
+      }
+    }
+    if (!failed.ok()) {
+      for (size_t j : positions) out[j] = failed;
+      continue;
+    }
+    // New decisions only: an entry that exists is a redelivery, counted already (also an
+    // item twice in one batch counts once).
+    store::WriteBatch batch;
+    std::set<std::string_view> fresh;
+    uint64_t objects = 0, bytes = 0;
+    for (size_t p = 0; p < positions.size(); ++p) {
+      if (read[p].ok() || !fresh.insert(entries[p]).second) continue;
+      const WorkItem& item = items[indices[positions[p]]];
+      for (const std::string& key :
+           {DayTotalsClustering(item.bucket, item.reason), RunTotalsClustering(item.run_id)}) {
+        Totals& t = totals[key];
+        t.objects += 1;
+        t.bytes += item.size;
+      }
+      batch.Put(entries[p], EncodeAuditEntry({item.size, item.reason, now, item.run_id}));
+      objects += 1;
+      bytes += item.size;
+    }
+    if (batch.empty()) continue;
+    for (const auto& [clustering, t] : totals) batch.Put(clustering, EncodeTotals(t));
+    absl::Status s = audit_->Apply(partition, batch);
+    if (!s.ok()) {
+      for (size_t j : positions) out[j] = s;
+      continue;
+    }
+    processed_objects_->Inc(objects);
+    processed_bytes_->Inc(bytes);
+    wrote = true;
+  }
+  if (wrote) STRATA_CRASH_POINT("lifecycle.sweep.after_record");
+  return out;
 }
 
 uint64_t Collector::Backlog() {

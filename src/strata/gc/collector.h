@@ -73,6 +73,11 @@ struct CollectorOptions {
   // coarser steps kept the throttle near its floor (943 s vs 294 s; docs/benchmark-log.md).
   int sweep_batch = 64;
   uint64_t backlog_per_worker = 2000;
+  // Record a polled batch's decisions together (BatchContext::record: one read and one write
+  // per audit partition) instead of four operations per item, for a row store where every
+  // operation is a network round trip (RADOS). Off by default: on RocksDB one write per item
+  // measured better for online PUT p99 (docs/gc.md, "Batches").
+  bool batch_records = false;
   // Parallel ranges of the mark scan. Default 2.
   int scan_ranges = 2;
   // Daily schedule: "HH:MM" (UTC) starts a run each day at that time; "" = none (default).
@@ -176,6 +181,10 @@ class Collector {
   // Runs one polled batch through the task (ProcessBatch), retrying failed items alone.
   void ProcessMessages(std::span<const store::Message> messages);
   absl::Status Record(const WorkItem& item, Millis now);
+  // Record for items[indices[j]] of one batch: one MultiGet and one write per audit
+  // partition; one status per index.
+  std::vector<absl::Status> RecordMany(std::span<const WorkItem> items,
+                                       std::span<const size_t> indices, Millis now);
   absl::StatusOr<bool> Recorded(const WorkItem& item);
   void FinishSweepIfDrained();
   void MaybeStartScheduled();

@@ -246,6 +246,60 @@ class NoSnapshotRowStore final : public store::RowStore {
   store::RowStore* inner_;
 };
 
+// A blob store that refuses to delete blobs whose name contains "refuse" while `refuse` is
+// set, as S3 refuses some keys of a DeleteObjects (AccessDenied under a bucket policy): those
+// blobs stay, their own status says why, and the rest of the batch is deleted.
+class RefusingBlobStore final : public blob::BlobStore {
+ public:
+  explicit RefusingBlobStore(blob::BlobStore* inner) : inner_(inner) {}
+  absl::StatusOr<std::unique_ptr<blob::BlobWriter>> NewWriter(std::string_view n) override {
+    return inner_->NewWriter(n);
+  }
+  absl::StatusOr<std::unique_ptr<blob::BlobReader>> NewReader(std::string_view n) override {
+    return inner_->NewReader(n);
+  }
+  absl::StatusOr<blob::BlobInfo> Stat(std::string_view n) override { return inner_->Stat(n); }
+  absl::Status Delete(std::string_view n) override {
+    if (Refused(n)) return absl::PermissionDeniedError("refused: " + std::string(n));
+    return inner_->Delete(n);
+  }
+  std::vector<absl::Status> DeleteEach(std::span<const std::string> names) override {
+    std::vector<absl::Status> out(names.size());
+    std::vector<std::string> pass;
+    std::vector<size_t> at;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (Refused(names[i])) {
+        out[i] = absl::PermissionDeniedError("refused: " + names[i]);
+        ++refusals;
+      } else {
+        pass.push_back(names[i]);
+        at.push_back(i);
+      }
+    }
+    std::vector<absl::Status> got = inner_->DeleteEach(pass);
+    for (size_t j = 0; j < got.size(); ++j) out[at[j]] = std::move(got[j]);
+    return out;
+  }
+  absl::Status DeleteMany(std::span<const std::string> names) override {
+    for (absl::Status& s : DeleteEach(names)) {
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<blob::ListPage> List(std::string_view p, std::string_view a,
+                                      size_t l) override {
+    return inner_->List(p, a, l);
+  }
+  std::atomic<bool> refuse{false};
+  std::atomic<int> refusals{0};
+
+ private:
+  bool Refused(std::string_view n) const {
+    return refuse.load() && n.find("refuse") != std::string_view::npos;
+  }
+  blob::BlobStore* inner_;
+};
+
 class GcFixture : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -284,6 +338,8 @@ class GcFixture : public ::testing::Test {
       inline_ = std::move(*inline_blobs);
       blobs_ = inline_.get();
     }
+    refusing_ = std::make_unique<RefusingBlobStore>(blobs_);
+    blobs_ = refusing_.get();
     store::EmbeddedQueueOptions qo;
     qo.clock = &clock_;
     qo.metrics = &metrics_;
@@ -295,7 +351,8 @@ class GcFixture : public ::testing::Test {
     ASSERT_TRUE(media.ok()) << media.status();
     media_ = std::move(*media);
     if (task == "gc") {
-      task_ = std::make_unique<HardDeleteTask>(media_.get());
+      task_ = std::make_unique<HardDeleteTask>(
+          media_.get(), HardDeleteTask::kDefaultOrphanAgeMs, /*batch_rows=*/batched_);
     } else {
       task_ = std::make_unique<ArchiveTask>(media_.get(), 24 * kHour, "cold");
     }
@@ -312,6 +369,7 @@ class GcFixture : public ::testing::Test {
       scheduled_runs_.push_back(run.ok() ? run->id : 0);
     };
     co.scan_orphan_blobs = scan_orphan_blobs_;
+    co.batch_records = batched_;
     store::RowStore* collector_rows = rows_.get();
     if (no_snapshots_) {
       no_snapshot_rows_ = std::make_unique<NoSnapshotRowStore>(rows_.get());
@@ -332,6 +390,7 @@ class GcFixture : public ::testing::Test {
     media_.reset();
     queue_.reset();
     blobs_ = nullptr;
+    refusing_.reset();
     inline_.reset();
     files_.reset();
     no_snapshot_rows_.reset();
@@ -363,6 +422,8 @@ class GcFixture : public ::testing::Test {
   void RunOracle();
   // One run over expired, deleted, in-grace, live and rewritten objects, then a second run.
   void RunSweepDeletes();
+  // A run where the blob store refuses some deletes, then a run where it does not.
+  void RunRefusedDeletes();
   // Orphan blobs (no row names them) planted old and young, with every kind of named bytes
   // beside them: dry run, run, later run.
   void RunOrphanBlobs();
@@ -396,7 +457,11 @@ class GcFixture : public ::testing::Test {
   uint64_t inline_max_ = 0;
   std::unique_ptr<blob::LocalBlobStore> files_;
   std::unique_ptr<blob::InlineBlobStore> inline_;
+  // In front of the others; refuses nothing until told to.
+  std::unique_ptr<RefusingBlobStore> refusing_;
   blob::BlobStore* blobs_ = nullptr;
+  // The sweep's batched row steps and records, as the server runs them on RADOS.
+  bool batched_ = false;
   std::unique_ptr<store::EmbeddedQueue> queue_;
   std::unique_ptr<media::MediaService> media_;
   std::unique_ptr<LifecycleTask> task_;
@@ -418,6 +483,18 @@ class GcNoSnapshotFixture : public GcFixture {
  protected:
   void SetUp() override {
     no_snapshots_ = true;
+    GcFixture::SetUp();
+  }
+};
+
+// The sweep as on RADOS: no snapshots, a batch's rows re-checked with one MultiGet, its
+// decisions recorded in one write, its rows removed in one conditional write per bucket.
+class GcBatchedFixture : public GcFixture {
+ protected:
+  void SetUp() override {
+    no_snapshots_ = true;
+    batched_ = true;
+    inline_max_ = 10;
     GcFixture::SetUp();
   }
 };
@@ -546,6 +623,58 @@ TEST_F(GcInlineFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) { RunSweepDe
 TEST_F(GcNoSnapshotFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) {
   RunSweepDeletes();
   EXPECT_GT(no_snapshot_rows_->snapshot_requests.load(), 0) << "the mark asked, and went on";
+}
+
+TEST_F(GcBatchedFixture, SweepDeletesBytesIndexAndRowsAndAuditsOnce) { RunSweepDeletes(); }
+
+TEST_F(GcFixture, BytesTheStoreRefusesToDeleteLeaveTheirItemsForTheNextRun) {
+  RunRefusedDeletes();
+}
+TEST_F(GcBatchedFixture, BytesTheStoreRefusesToDeleteLeaveTheirItemsForTheNextRun) {
+  RunRefusedDeletes();
+}
+
+// Some blobs of each batch cannot be deleted (the store says so for each one): their items
+// fail, keep their rows and bytes, and the next run collects them; the rest of the batch is
+// collected at once, and each deletion is counted once.
+void GcFixture::RunRefusedDeletes() {
+  media::BucketPolicy p;
+  p.grace_ms = kHour;
+  ASSERT_TRUE(media_->PutBucket("media", p).ok());
+  for (int i = 0; i < 12; ++i) {
+    Put((i % 3 == 0 ? "refuse/" : "ok/") + std::to_string(i), std::string(20 + i, 'r'), kHour);
+  }
+  Put("live", "live bytes");
+  clock_.Advance(2 * kHour);
+  refusing_->refuse = true;
+  auto run = collector_->RunAndWait({}, 20'000);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->state, RunState::kDone) << run->error;
+  EXPECT_EQ(run->eligible, 12u);
+  EXPECT_EQ(run->errors, 4u);
+  EXPECT_GT(refusing_->refusals.load(), 0);
+  EXPECT_EQ(CountBlobs("hot/media/ok/"), 0u);
+  EXPECT_EQ(CountBlobs("hot/media/refuse/"), 4u);
+  for (int i = 0; i < 12; i += 3) {
+    const std::string key = "refuse/" + std::to_string(i);
+    EXPECT_TRUE(media_->objects_table()->Get("media", "o" + key).ok()) << key;
+  }
+  EXPECT_TRUE(absl::IsNotFound(media_->objects_table()->Get("media", "ook/1").status()));
+  EXPECT_EQ(CountIndexEntries("media"), 5u);  // live + the four refused
+  EXPECT_TRUE(media_->Head("media", "live").ok());
+
+  refusing_->refuse = false;
+  auto again = collector_->RunAndWait({}, 20'000);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->state, RunState::kDone) << again->error;
+  EXPECT_EQ(again->eligible, 4u);
+  EXPECT_EQ(again->errors, 0u);
+  EXPECT_EQ(CountBlobs("hot/media/refuse/"), 0u);
+  EXPECT_EQ(CountIndexEntries("media"), 1u);
+  auto stats = collector_->Stats(1);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->back().objects, 12u);  // decided (and recorded) once each
+  EXPECT_EQ(collector_->RunAndWait({}, 20'000)->eligible, 0u);
 }
 
 void GcFixture::RunSweepDeletes() {
@@ -781,6 +910,7 @@ TEST_F(GcFixture, DailyScheduleStartsOneRunPerDayAfterItsTime) {
 TEST_F(GcFixture, OracleNoIneligibleObjectIsEverDeleted) { RunOracle(); }
 TEST_F(GcInlineFixture, OracleNoIneligibleObjectIsEverDeleted) { RunOracle(); }
 TEST_F(GcNoSnapshotFixture, OracleNoIneligibleObjectIsEverDeleted) { RunOracle(); }
+TEST_F(GcBatchedFixture, OracleNoIneligibleObjectIsEverDeleted) { RunOracle(); }
 
 void GcFixture::RunOracle() {
   media::BucketPolicy p;

@@ -413,6 +413,76 @@ absl::StatusOr<ObjectRow> MediaService::RowAtGeneration(std::string_view bucket,
   return row;
 }
 
+std::vector<absl::StatusOr<MediaService::StoredRow>> MediaService::RowsAtGenerations(
+    std::span<const ObjectRef> objects) {
+  std::vector<std::string> clusterings;
+  clusterings.reserve(objects.size());
+  for (const ObjectRef& o : objects) clusterings.push_back(ObjectClustering(o.key));
+  std::vector<store::RowKey> keys;
+  keys.reserve(objects.size());
+  for (size_t i = 0; i < objects.size(); ++i) keys.push_back({objects[i].bucket, clusterings[i]});
+  std::vector<absl::StatusOr<std::string>> values = objects_->MultiGet(keys);
+  std::vector<absl::StatusOr<StoredRow>> out;
+  out.reserve(objects.size());
+  for (size_t i = 0; i < objects.size(); ++i) {
+    const ObjectRef& o = objects[i];
+    if (absl::IsNotFound(values[i].status())) {
+      out.push_back(NoObject(o.bucket, o.key));
+      continue;
+    }
+    if (!values[i].ok()) {
+      out.push_back(values[i].status());
+      continue;
+    }
+    absl::StatusOr<ObjectRow> row = DecodeObjectRow(*values[i]);
+    if (!row.ok()) {
+      out.push_back(row.status());
+      continue;
+    }
+    if (row->generation != o.generation) {
+      out.push_back(absl::FailedPreconditionError("generation: '" + std::string(o.key) +
+                                                  "' was re-written"));
+      continue;
+    }
+    out.push_back(StoredRow{std::move(*row), std::move(*values[i])});
+  }
+  return out;
+}
+
+absl::Status MediaService::DeleteObjectRowsIfUnchanged(std::string_view bucket,
+                                                       std::span<const std::string_view> keys,
+                                                       std::span<const StoredRow* const> rows) {
+  if (keys.size() != rows.size()) {
+    return absl::InvalidArgumentError("rows: one row per key");
+  }
+  if (keys.empty()) return absl::OkStatus();
+  store::WriteBatch batch;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string clustering = ObjectClustering(keys[i]);
+    batch.Expect(clustering, rows[i]->encoded);
+    for (const auto& [k, v] : rows[i]->row.meta) batch.Delete(IndexClustering(k, v, keys[i]));
+    batch.Delete(clustering);
+  }
+  // The keys' lock stripes, each once, in ascending order (every other path takes one).
+  std::vector<size_t> stripes;
+  stripes.reserve(keys.size());
+  for (std::string_view key : keys) stripes.push_back(KeyStripe(bucket, key));
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(stripes.size());
+  for (size_t stripe : stripes) locks.emplace_back(key_locks_[stripe]);
+  return objects_->Apply(bucket, batch);
+}
+
+absl::Status MediaService::DeleteSupersededRows(
+    std::string_view bucket, std::span<const std::pair<std::string_view, uint64_t>> rows) {
+  if (rows.empty()) return absl::OkStatus();
+  store::WriteBatch batch;
+  for (const auto& [key, generation] : rows) batch.Delete(SupersededClustering(key, generation));
+  return objects_->Apply(bucket, batch);
+}
+
 absl::Status MediaService::DeleteIndexEntries(std::string_view bucket, std::string_view key,
                                               uint64_t generation) {
   std::lock_guard<std::mutex> lock(KeyLock(bucket, key));
@@ -570,9 +640,13 @@ uint64_t MediaService::NextGeneration(uint64_t at_least) {
   }
 }
 
-std::mutex& MediaService::KeyLock(std::string_view bucket, std::string_view key) {
+size_t MediaService::KeyStripe(std::string_view bucket, std::string_view key) const {
   size_t h = std::hash<std::string_view>()(bucket) * 31 + std::hash<std::string_view>()(key);
-  return key_locks_[h % key_locks_.size()];
+  return h % key_locks_.size();
+}
+
+std::mutex& MediaService::KeyLock(std::string_view bucket, std::string_view key) {
+  return key_locks_[KeyStripe(bucket, key)];
 }
 
 }  // namespace strata::media

@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -161,6 +162,37 @@ class MediaService {
   // row, FailedPrecondition if the key now holds another generation (it was re-written).
   absl::StatusOr<ObjectRow> RowAtGeneration(std::string_view bucket, std::string_view key,
                                             uint64_t generation);
+  // The batched forms of the calls above, for the collector's sweep: on RADOS each row read
+  // or write is a network round trip, so a batch of items costs one MultiGet and one write
+  // per bucket instead of a few round trips per item.
+  struct ObjectRef {
+    std::string_view bucket;
+    std::string_view key;
+    uint64_t generation = 0;
+  };
+  // An object row as read, with its stored bytes (what a conditional removal compares).
+  struct StoredRow {
+    ObjectRow row;
+    std::string encoded;
+  };
+  // RowAtGeneration for each object, with one MultiGet: result i answers objects[i] as
+  // RowAtGeneration would. Reads without the keys' locks: a row is read atomically, and the
+  // collector's decision rests only on what, once true of a generation, stays true
+  // (eligibility), never on a change being absent.
+  std::vector<absl::StatusOr<StoredRow>> RowsAtGenerations(std::span<const ObjectRef> objects);
+  // For objects of one bucket, as read by RowsAtGenerations: removes each one's index entries
+  // and object row in one atomic write of the bucket's partition, on condition that every row
+  // still holds exactly `rows[i].encoded` (a compare-and-set, store-enforced), under the keys'
+  // locks (ordered against Commit, Delete and Restore as the one-item calls are).
+  // FailedPrecondition with nothing removed if any row changed meanwhile (a rewrite): then
+  // go item by item (DeleteIndexEntries, DeleteObjectRow), which handle that case.
+  absl::Status DeleteObjectRowsIfUnchanged(std::string_view bucket,
+                                           std::span<const std::string_view> keys,
+                                           std::span<const StoredRow* const> rows);
+  // DeleteSupersededRow for several generations of one bucket, in one write.
+  absl::Status DeleteSupersededRows(std::string_view bucket,
+                                    std::span<const std::pair<std::string_view, uint64_t>> rows);
+
   // Removes the search index entries of the row `key`@`generation` (its user metadata).
   // OK and a no-op when the key holds no row or another generation (a rewrite already
   // replaced the entries in its own batch).
@@ -243,6 +275,7 @@ class MediaService {
   bool Visible(const ObjectRow& row, Millis now) const;
   bool Restorable(const ObjectRow& row, Millis now) const;
   uint64_t NextGeneration(uint64_t at_least);
+  size_t KeyStripe(std::string_view bucket, std::string_view key) const;
   std::mutex& KeyLock(std::string_view bucket, std::string_view key);
   absl::StatusOr<ObjectPage> ScanVisible(std::string_view bucket, const ListQuery& query,
                                          std::string_view meta_key, std::string_view value,

@@ -269,6 +269,9 @@ std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
   };
 }
 
+// Sweep workers at most when rows or bytes are on a remote store and --gc-max-workers is 0.
+constexpr int kRemoteSweepWorkers = 4;
+
 }  // namespace
 
 absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
@@ -403,6 +406,16 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.daily_at = config.gc_daily_at;
   gc_options.min_workers = config.gc_min_workers;
   gc_options.max_workers = config.gc_max_workers;
+  if (config.gc_max_workers == 0 && (config.backends.rows.backend == "rados" ||
+                                     config.backends.blobs.backend == "s3")) {
+    // A sweep worker on remote stores mostly waits on round trips (RADOS, S3), not on the
+    // CPU: more of them overlap that waiting (docs/benchmark-log.md, "GC sweep on S3").
+    gc_options.max_workers = kRemoteSweepWorkers;
+  }
+  // On RADOS every row operation is a round trip: the sweep reads and writes a batch's rows
+  // together (one MultiGet, one write per partition) instead of a few operations per item.
+  const bool remote_rows = config.backends.rows.backend == "rados";
+  gc_options.batch_records = remote_rows;
   gc_options.backlog_per_worker = config.gc_backlog_per_worker;
   gc_options.sweep_batch = config.gc_sweep_batch;
   gc_options.throttle.initial_rate = config.gc_initial_rate;
@@ -421,7 +434,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                                                   const gc::CollectedOrphan& orphan) {
     AuditOrphanBlob(audit, run_id, orphan);
   };
-  gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms);
+  gc::HardDeleteTask gc_task(media.get(), config.gc_orphan_age_ms, /*batch_rows=*/remote_rows);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<gc::Collector> gc_collector,
                           gc::Collector::Open(rows, queue, media.get(), &gc_task,
                                               SystemClock::Default(), metrics, gc_options));

@@ -67,7 +67,8 @@ struct ServerConfig {
   std::string gc_daily_at = "03:00";
   // Sweep workers: gc_min_workers (default 1) plus one per gc_backlog_per_worker queued items
   // (default 2000), at most gc_max_workers (default 0 = half the cores, at least
-  // gc_min_workers; the sweep topic has 16 partitions).
+  // gc_min_workers; 4 when rows are on RADOS or bytes on S3, where a worker waits on round
+  // trips rather than the CPU; the sweep topic has 16 partitions).
   int gc_min_workers = 1;
   int gc_max_workers = 0;
   uint64_t gc_backlog_per_worker = 2000;

@@ -182,22 +182,51 @@ absl::Status InlineBlobStore::Delete(std::string_view name) {
 
 absl::Status InlineBlobStore::DeleteMany(std::span<const std::string> names) {
   for (const std::string& name : names) STRATA_RETURN_IF_ERROR(ValidateBlobName(name));
+  for (absl::Status& s : DeleteEach(names)) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<absl::Status> InlineBlobStore::DeleteEach(std::span<const std::string> names) {
+  std::vector<absl::Status> out(names.size());
   std::shared_lock<std::shared_mutex> gate(deletes_gate_);
+  // Which names are rows: one MultiGet (one read per object in flight on RADOS, where a
+  // Get each was one round trip per blob of the batch).
+  std::vector<store::RowKey> keys;
+  std::vector<size_t> where;
+  for (size_t i = 0; i < names.size(); ++i) {
+    out[i] = ValidateBlobName(names[i]);
+    if (!out[i].ok()) continue;
+    keys.push_back({kPartition, names[i]});
+    where.push_back(i);
+  }
+  std::vector<absl::StatusOr<std::string>> rows = table_->MultiGet(keys);
   store::WriteBatch batch;
+  std::vector<size_t> in_rows;
   std::vector<std::string> elsewhere;
-  for (const std::string& name : names) {
-    absl::StatusOr<std::string> row = table_->Get(kPartition, name);
-    if (row.ok()) {
-      batch.Delete(name);
-    } else if (absl::IsNotFound(row.status())) {
-      elsewhere.push_back(name);
+  std::vector<size_t> elsewhere_at;
+  for (size_t j = 0; j < rows.size(); ++j) {
+    const size_t i = where[j];
+    if (rows[j].ok()) {
+      batch.Delete(names[i]);
+      in_rows.push_back(i);
+    } else if (absl::IsNotFound(rows[j].status())) {
+      elsewhere.push_back(names[i]);
+      elsewhere_at.push_back(i);
     } else {
-      return row.status();
+      out[i] = rows[j].status();
     }
   }
-  if (!batch.empty()) STRATA_RETURN_IF_ERROR(table_->Apply(kPartition, batch));
-  if (!elsewhere.empty()) STRATA_RETURN_IF_ERROR(base_->DeleteMany(elsewhere));
-  return absl::OkStatus();
+  if (!batch.empty()) {
+    absl::Status s = table_->Apply(kPartition, batch);
+    for (size_t i : in_rows) out[i] = s;
+  }
+  if (!elsewhere.empty()) {
+    std::vector<absl::Status> got = base_->DeleteEach(elsewhere);
+    for (size_t j = 0; j < got.size(); ++j) out[elsewhere_at[j]] = std::move(got[j]);
+  }
+  return out;
 }
 
 absl::StatusOr<ListPage> InlineBlobStore::List(std::string_view prefix, std::string_view after,

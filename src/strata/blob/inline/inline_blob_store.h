@@ -69,6 +69,9 @@ class InlineBlobStore final : public BlobStore {
   absl::Status Delete(std::string_view name) override;
   // Inline blobs go in one row-store batch; the others in one DeleteMany of the base store.
   absl::Status DeleteMany(std::span<const std::string> names) override;
+  // Which names are rows is one MultiGet; those go in one row-store batch (one status for
+  // all of them), the others in one DeleteEach of the base store (a status each).
+  std::vector<absl::Status> DeleteEach(std::span<const std::string> names) override;
   // The base store's checkpoint (inline blobs are rows: the row store's checkpoint has them).
   absl::Status Checkpoint(const std::string& dir) override { return base_->Checkpoint(dir); }
   // Holds back every Delete/DeleteMany until the returned lock is released: a backup takes

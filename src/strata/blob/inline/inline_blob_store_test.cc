@@ -85,6 +85,9 @@ class ConformanceStore final : public BlobStore {
   absl::Status DeleteMany(std::span<const std::string> n) override {
     return stores_.blobs()->DeleteMany(n);
   }
+  std::vector<absl::Status> DeleteEach(std::span<const std::string> n) override {
+    return stores_.blobs()->DeleteEach(n);
+  }
   absl::StatusOr<ListPage> List(std::string_view p, std::string_view a, size_t l) override {
     return stores_.blobs()->List(p, a, l);
   }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <pugixml.hpp>
 #include <random>
@@ -294,7 +295,24 @@ struct S3BlobStore::Impl {
     return absl::AlreadyExistsError("blob " + std::string(name) + " already exists");
   }
 
-  absl::Status DeleteObjectsBatch(std::span<const std::pair<std::string, std::string>> keys) {
+  // The status of one <Error> of a DeleteObjects answer (NoSuchKey counts as deleted).
+  absl::Status DeleteErrorOf(const std::string& key, const std::string& code,
+                             const std::string& message) const {
+    if (code == "NoSuchKey" || code == "NoSuchVersion") return absl::OkStatus();
+    std::string what =
+        "S3 DeleteObjects " + options.bucket + "/" + key + ": " + code + " (" + message + ")";
+    if (code == "AccessDenied") return absl::PermissionDeniedError(what);
+    if (code == "SlowDown" || code == "InternalError" || code == "ServiceUnavailable") {
+      return absl::UnavailableError(what);
+    }
+    return absl::InternalError(what);
+  }
+
+  // One DeleteObjects request (at most 1000 keys, each with an optional version id): one
+  // status per key, in order. S3 answers per key (Quiet mode lists only the failures); a
+  // failure of the request itself (transport, HTTP status, unparsable answer) is every key's.
+  std::vector<absl::Status> DeleteObjectsBatch(
+      std::span<const std::pair<std::string, std::string>> keys) {
     std::string body =
         "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>";
     for (const auto& [key, version] : keys) {
@@ -303,24 +321,45 @@ struct S3BlobStore::Impl {
       body += "</Object>";
     }
     body += "</Delete>";
-    STRATA_ASSIGN_OR_RETURN(
-        HttpResponse r,
+    auto all = [&keys](absl::Status s) { return std::vector<absl::Status>(keys.size(), s); };
+    // radosgw (like AWS) requires an integrity header on this call: Content-MD5 of the body.
+    absl::StatusOr<HttpResponse> r =
         Do("POST", bucket_path, CanonicalQuery({{"delete", ""}}),
-           {{"Content-MD5", Base64Md5(body)}, {"Content-Type", "application/xml"}}, body));
-    if (r.status != 200) return ErrorOf(r, "DeleteObjects", keys.front().first);
+           {{"Content-MD5", Base64Md5(body)}, {"Content-Type", "application/xml"}}, body);
+    if (!r.ok()) return all(r.status());
+    if (r->status != 200) return all(ErrorOf(*r, "DeleteObjects", keys.front().first));
     pugi::xml_document doc;
-    if (!doc.load_buffer(r.body.data(), r.body.size())) {
-      return absl::InternalError("S3 DeleteObjects: unparsable answer");
+    if (!doc.load_buffer(r->body.data(), r->body.size())) {
+      return all(absl::InternalError("S3 DeleteObjects: unparsable answer"));
     }
-    for (pugi::xml_node e : doc.child("DeleteResult").children("Error")) {
-      std::string code = e.child("Code").text().as_string();
-      if (code == "NoSuchKey" || code == "NoSuchVersion") continue;
-      std::string what = "S3 DeleteObjects " + options.bucket + "/" +
-                         e.child("Key").text().as_string() + ": " + code + " (" +
-                         e.child("Message").text().as_string() + ")";
-      if (code == "AccessDenied") return absl::PermissionDeniedError(what);
-      if (code == "SlowDown" || code == "InternalError") return absl::UnavailableError(what);
-      return absl::InternalError(what);
+    pugi::xml_node result = doc.child("DeleteResult");
+    if (!result) {  // e.g. an <Error> document inside a 200
+      if (r->status == 200) r->status = 500;
+      return all(ErrorOf(*r, "DeleteObjects", keys.front().first));
+    }
+    std::vector<absl::Status> out(keys.size());
+    std::multimap<std::string, pugi::xml_node> errors;
+    for (pugi::xml_node e : result.children("Error")) {
+      errors.emplace(e.child("Key").text().as_string(), e);
+    }
+    if (errors.empty()) return out;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto [b, e] = errors.equal_range(keys[i].first);
+      for (auto it = b; it != e; ++it) {
+        const std::string version = it->second.child("VersionId").text().as_string();
+        if (!version.empty() && version != keys[i].second) continue;
+        out[i] = DeleteErrorOf(keys[i].first, it->second.child("Code").text().as_string(),
+                               it->second.child("Message").text().as_string());
+        break;
+      }
+    }
+    return out;
+  }
+
+  // DeleteObjectsBatch's first failure, or OK.
+  absl::Status DeleteObjectsBatchAll(std::span<const std::pair<std::string, std::string>> keys) {
+    for (absl::Status& s : DeleteObjectsBatch(keys)) {
+      if (!s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -652,20 +691,35 @@ absl::Status S3BlobStore::Delete(std::string_view name) {
 
 absl::Status S3BlobStore::DeleteMany(std::span<const std::string> names) {
   for (const std::string& name : names) STRATA_RETURN_IF_ERROR(ValidateBlobName(name));
+  for (absl::Status& s : DeleteEach(names)) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<absl::Status> S3BlobStore::DeleteEach(std::span<const std::string> names) {
+  std::vector<absl::Status> out(names.size());
   std::vector<std::pair<std::string, std::string>> batch;
-  for (const std::string& name : names) {
-    if (!XmlSafe(name)) {
-      STRATA_RETURN_IF_ERROR(Delete(name));
+  std::vector<size_t> where;
+  auto flush = [&] {
+    std::vector<absl::Status> got = impl_->DeleteObjectsBatch(batch);
+    for (size_t j = 0; j < got.size(); ++j) out[where[j]] = std::move(got[j]);
+    batch.clear();
+    where.clear();
+  };
+  for (size_t i = 0; i < names.size(); ++i) {
+    out[i] = ValidateBlobName(names[i]);
+    if (!out[i].ok()) continue;
+    if (!XmlSafe(names[i])) {  // not expressible in the XML body: a DELETE of its own
+      out[i] = Delete(names[i]);
       continue;
     }
-    batch.emplace_back(name, "");
-    if (batch.size() == 1000) {
-      STRATA_RETURN_IF_ERROR(impl_->DeleteObjectsBatch(batch));
-      batch.clear();
-    }
+    batch.emplace_back(names[i], "");
+    where.push_back(i);
+    if (batch.size() == 1000) flush();
   }
-  if (!batch.empty()) STRATA_RETURN_IF_ERROR(impl_->DeleteObjectsBatch(batch));
-  return absl::OkStatus();
+  if (!batch.empty()) flush();
+  return out;
 }
 
 absl::StatusOr<ListPage> S3BlobStore::List(std::string_view prefix, std::string_view after,
@@ -773,7 +827,7 @@ absl::Status S3BlobStore::DropBucket() {
       (XmlSafe(key.first) ? batch : unsafe).push_back(std::move(key));
     }
     if (batch.empty() && unsafe.empty()) break;
-    if (!batch.empty()) STRATA_RETURN_IF_ERROR(impl_->DeleteObjectsBatch(batch));
+    if (!batch.empty()) STRATA_RETURN_IF_ERROR(impl_->DeleteObjectsBatchAll(batch));
     for (const auto& [key, version] : unsafe) {
       std::string query = version.empty() ? "" : CanonicalQuery({{"versionId", version}});
       STRATA_ASSIGN_OR_RETURN(HttpResponse d, impl_->Do("DELETE", impl_->KeyPath(key), query));

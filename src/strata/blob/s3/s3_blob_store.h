@@ -38,7 +38,9 @@
 //      delete that ended access (the grace period), after re-checking eligibility; no reader
 //      that the API handed out is still reading then.
 //  * Delete is one DELETE (S3 answers 204 for an absent name; on a versioned bucket it also
-//    adds a delete marker); DeleteMany is DeleteObjects in batches of 1000. Deleting does not
+//    adds a delete marker); DeleteMany and DeleteEach are DeleteObjects in batches of 1000
+//    (with Content-MD5, which radosgw requires), whose answer lists failures per key: a key
+//    that failed is reported alone and the others are gone. Deleting does not
 //    chase incomplete uploads of the name: they are not visible and the age rule clears them.
 //  * Errors: NotFound (absent name), OutOfRange, InvalidArgument, AlreadyExists as the
 //    contract says; PermissionDenied when S3 rejects the credentials (the message names the
@@ -134,6 +136,9 @@ class S3BlobStore final : public BlobStore {
   absl::StatusOr<BlobInfo> Stat(std::string_view name) override;
   absl::Status Delete(std::string_view name) override;
   absl::Status DeleteMany(std::span<const std::string> names) override;
+  // DeleteObjects in batches of 1000; a key that S3 lists as an <Error> (AccessDenied,
+  // InternalError, ...) gets its own status, the others are deleted (NoSuchKey is OK).
+  std::vector<absl::Status> DeleteEach(std::span<const std::string> names) override;
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view after,
                                 size_t limit) override;
 

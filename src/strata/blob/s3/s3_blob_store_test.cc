@@ -57,6 +57,9 @@ class TempS3Store final : public BlobStore {
   absl::Status DeleteMany(std::span<const std::string> names) override {
     return s_->DeleteMany(names);
   }
+  std::vector<absl::Status> DeleteEach(std::span<const std::string> names) override {
+    return s_->DeleteEach(names);
+  }
   absl::StatusOr<ListPage> List(std::string_view p, std::string_view a, size_t l) override {
     return s_->List(p, a, l);
   }
@@ -254,6 +257,56 @@ TEST_F(S3BlobStoreTest, UnreachableEndpointIsUnavailableNamingIt) {
   ASSERT_FALSE(s.ok());
   EXPECT_TRUE(absl::IsUnavailable(s.status())) << s.status();
   EXPECT_NE(s.status().message().find(o.endpoint), std::string::npos) << s.status();
+}
+
+// DeleteEach (the GC sweep's call) against radosgw: a bucket policy denies s3:DeleteObject
+// under "locked/", so the one DeleteObjects request answers AccessDenied for those keys and
+// deletes the others; each key gets its own status, and once the policy is gone the keys that
+// failed go too (what the sweep's next attempt does).
+TEST_F(S3BlobStoreTest, DeleteEachReportsTheKeysThatFailedAndDeletesTheRest) {
+  auto store = OpenTemp(kPart, false);
+  ASSERT_NE(store, nullptr);
+  const std::vector<std::string> names = {"free/a", "locked/b", "free/c", "locked/d",
+                                          "free/never-written"};
+  for (const std::string& n : names) {
+    if (n == "free/never-written") continue;
+    ASSERT_TRUE(store->Put(n, "bytes of " + n).ok()) << n;
+  }
+  const std::string bucket = store->s3()->bucket();
+  const std::string policy =
+      R"({"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":["*"]},)"
+      R"("Action":"s3:DeleteObject","Resource":["arn:aws:s3:::)" +
+      bucket + R"(/locked/*"]}]})";
+  std::string out;
+  ASSERT_EQ(s3_testing::SetBucketPolicy(bucket, policy, &out), 0) << out;
+
+  std::vector<absl::Status> got = store->s3()->DeleteEach(names);
+  ASSERT_EQ(got.size(), names.size());
+  EXPECT_TRUE(got[0].ok()) << got[0];
+  EXPECT_TRUE(absl::IsPermissionDenied(got[1])) << got[1];
+  EXPECT_NE(got[1].message().find("locked/b"), std::string_view::npos) << got[1];
+  EXPECT_NE(got[1].message().find("AccessDenied"), std::string_view::npos) << got[1];
+  EXPECT_TRUE(got[2].ok()) << got[2];
+  EXPECT_TRUE(absl::IsPermissionDenied(got[3])) << got[3];
+  EXPECT_TRUE(got[4].ok()) << got[4];  // absent: deleted as far as the caller cares
+  EXPECT_TRUE(absl::IsNotFound(store->Stat("free/a").status()));
+  EXPECT_TRUE(absl::IsNotFound(store->Stat("free/c").status()));
+  EXPECT_EQ(store->Read("locked/b", 0, 100).value_or(""), "bytes of locked/b");
+  EXPECT_EQ(store->Read("locked/d", 0, 100).value_or(""), "bytes of locked/d");
+  // DeleteMany answers the first failure.
+  EXPECT_TRUE(absl::IsPermissionDenied(store->DeleteMany(names)));
+
+  ASSERT_EQ(s3_testing::SetBucketPolicy(bucket, "", &out), 0) << out;
+  got = store->s3()->DeleteEach(names);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(got[i].ok()) << names[i] << ": " << got[i];
+  EXPECT_TRUE(absl::IsNotFound(store->Stat("locked/b").status()));
+  EXPECT_TRUE(absl::IsNotFound(store->Stat("locked/d").status()));
+  // An invalid name is its own failure; the valid ones of the call are still deleted.
+  ASSERT_TRUE(store->Put("free/e", "e").ok());
+  got = store->s3()->DeleteEach(std::vector<std::string>{"bad//name", "free/e"});
+  EXPECT_TRUE(absl::IsInvalidArgument(got[0])) << got[0];
+  EXPECT_TRUE(got[1].ok()) << got[1];
+  EXPECT_TRUE(absl::IsNotFound(store->Stat("free/e").status()));
 }
 
 TEST_F(S3BlobStoreTest, UnversionedBucketIsWriteOnceAtomicallyAndReadersPinTheEtag) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -56,6 +57,32 @@ int Run(const std::string& command, std::string* out) {
   }
   int rc = pclose(p);
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int SetBucketPolicy(const std::string& bucket, const std::string& policy, std::string* out) {
+  const S3BlobStoreOptions o = ClusterOptions(4096, false);
+  const std::string url = o.endpoint + "/" + bucket + "?policy=";  // "=": curl signs it so
+  std::string command = "curl -sS -o /dev/stderr -w '%{http_code}' --aws-sigv4 'aws:amz:" +
+                        o.region + ":s3' -u '" + o.credentials.access_key + ":" +
+                        o.credentials.secret_key +
+                        "' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' ";
+  if (policy.empty()) {
+    command += "-X DELETE '" + url + "'";
+  } else {
+    const std::string file = ::testing::TempDir() + "strata_policy_" + bucket + ".json";
+    {
+      std::ofstream f(file);
+      f << policy;
+    }
+    command += "-X PUT --data-binary @" + file + " '" + url + "'";
+  }
+  std::string code;
+  const int rc = Run(command + " 2>&1", &code);
+  if (out != nullptr) *out = code;
+  if (rc != 0) return rc;
+  // The status code is the last three characters (the body, if any, comes first).
+  const std::string status = code.size() >= 3 ? code.substr(code.size() - 3) : code;
+  return status == "200" || status == "204" ? 0 : 1;
 }
 
 std::string ClusterDir() {

@@ -24,6 +24,11 @@ std::string FreshBucketName();
 // radosgw (admin socket `asok`, "" = the cluster's client.rgw.a) reports it. Once per process.
 void AllowSmallParts(const std::string& asok = "");
 
+// Sets the bucket policy (JSON) of `bucket` at the cluster's radosgw, or removes it when
+// `policy` is empty, with the curl tool (the store itself has no policy calls); 0 on success,
+// else the failure in *out.
+int SetBucketPolicy(const std::string& bucket, const std::string& policy, std::string* out);
+
 // Runs `command` with /bin/sh; returns its exit code and, if `out`, its stdout.
 int Run(const std::string& command, std::string* out = nullptr);
 

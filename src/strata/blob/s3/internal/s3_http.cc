@@ -1,6 +1,9 @@
 #include "strata/blob/s3/internal/s3_http.h"
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -120,6 +123,22 @@ struct UploadCursor {
   std::string_view rest;
 };
 
+// Called by curl on a connection (new or reused) just before it sends a request: asks the
+// kernel to acknowledge the answer's first segments at once. An S3 server that writes an
+// answer's headers and body separately with Nagle's algorithm on -- radosgw's default (its
+// beast frontend's tcp_nodelay is off) -- holds the body back until the headers are
+// acknowledged, and Linux delays that ACK by up to 40 ms on a connection in interactive
+// (ping-pong) mode, as a reused one is: every small GET answer took ~40 ms more.
+int AckAnswersAtOnce(void* easy, char*, char*, int, int) {
+  curl_socket_t sock = CURL_SOCKET_BAD;
+  if (curl_easy_getinfo(static_cast<CURL*>(easy), CURLINFO_ACTIVESOCKET, &sock) == CURLE_OK &&
+      sock != CURL_SOCKET_BAD) {
+    int one = 1;
+    (void)::setsockopt(sock, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
 size_t ReadBody(char* buffer, size_t size, size_t n, void* user) {
   auto* cursor = static_cast<UploadCursor*>(user);
   size_t take = std::min(size * n, cursor->rest.size());
@@ -234,6 +253,8 @@ absl::StatusOr<HttpResponse> S3Http::Once(Handle* handle, const HttpRequest& req
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, static_cast<long>(timeouts_.low_speed_seconds));
   curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, AckAnswersAtOnce);
+  curl_easy_setopt(easy, CURLOPT_PREREQDATA, easy);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, WriteBody);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, WriteHeader);
