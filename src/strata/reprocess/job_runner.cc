@@ -257,6 +257,13 @@ void JobRunner::Run(Running* run) {
     // FailedPrecondition: cancelled meanwhile; the workers see it and stop.
     (void)jobs_->Transition(run->id, JobState::kRunning);
   }
+  if (run->env.resumed) {
+    // Workers of an earlier run here may have polled messages they never committed (they
+    // stopped on seeing the job final): deliver from the committed offsets again.
+    if (absl::Status s = queue_->Rewind(GroupFor(run->id), TopicFor(run->id)); !s.ok()) {
+      return fail(s);
+    }
+  }
   std::vector<std::thread> workers;
   for (int p = 0; p < run->spec.concurrency; ++p) {
     workers.emplace_back([this, run, p] { Work(run, p); });
@@ -359,6 +366,18 @@ absl::StatusOr<JobRecord> JobRunner::RetryDeadLetters(uint64_t id) {
     return absl::FailedPreconditionError(
         "dead-letters: this processor's jobs cannot take dead letters back (an export's file "
         "is written once; start a new job for these assets)");
+  }
+  // A succeeded job's workers stop within a state poll; wait for them, so that the run
+  // started below is a fresh one (Start does nothing while they live).
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = running_.find(id);
+    if (job.state == JobState::kSucceeded && it != running_.end() &&
+        it->second->thread.joinable()) {
+      std::thread old = std::move(it->second->thread);
+      lock.unlock();
+      old.join();
+    }
   }
   // 1. The events go back on the job's topic (a crash after this leaves the dead letters
   // listed as well: a second retry does no harm, each asset is processed once in effect).
