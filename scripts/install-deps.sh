@@ -11,6 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   rapidjson-dev prometheus-cpp-dev  # only strata_library_bench (bench/library_choice_bench.cc)
   libmemcached-dev memcached
+  libavro-dev  # export jobs' Avro files (src/strata/reprocess/avro_file.cc, the only user)
+  python3-avro  # the e2e test reads an exported Avro file back (tests/e2e/test_reprocess.py)
   # The distributed deployment (issue 12) and its throwaway test cluster (scripts/cluster.sh):
   ceph-mon ceph-osd radosgw ceph-common librados-dev libradospp-dev uuid-runtime
   librdkafka-dev libcurl4-openssl-dev libpugixml-dev

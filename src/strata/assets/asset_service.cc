@@ -846,12 +846,13 @@ absl::StatusOr<Asset> AssetService::Update(std::string_view type_name, std::stri
 
 absl::StatusOr<ProcessResult> AssetService::ProcessOnce(
     std::string_view type_name, std::string_view id_text, const JobMark& mark,
-    const std::function<absl::StatusOr<bool>(JsonValue* payload)>& fn) {
+    const std::function<absl::StatusOr<bool>(const AssetRow& row, JsonValue* payload)>& fn,
+    bool rebuild_index) {
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
   STRATA_ASSIGN_OR_RETURN(AssetId id, ParseId(id_text));
   Transform transform = [&](const AssetRow& old, JsonValue* next) -> absl::StatusOr<bool> {
     STRATA_ASSIGN_OR_RETURN(*next, ParseJson(old.payload, "stored payload", 1024));
-    STRATA_ASSIGN_OR_RETURN(bool changed, fn(next));
+    STRATA_ASSIGN_OR_RETURN(bool changed, fn(old, next));
     if (changed && !next->is_object()) {
       return absl::InvalidArgumentError("processor: must leave an object");
     }
@@ -859,17 +860,70 @@ absl::StatusOr<ProcessResult> AssetService::ProcessOnce(
   };
   // No stripe lock: a job's processor must never hold up production writes; conflicts are
   // handled by the compare-and-set (and counted).
-  absl::StatusOr<Mutation> m = Mutate(*type, id, transform, std::nullopt, &mark);
+  absl::StatusOr<Mutation> m = Mutate(*type, id, transform, std::nullopt, &mark, rebuild_index);
   if (absl::IsNotFound(m.status())) return ProcessResult{ProcessResult::Kind::kGone, 0, 0};
   if (!m.ok()) return m.status();
   return ProcessResult{m->kind, m->asset.row.version, m->conflicts};
+}
+
+absl::StatusOr<ProcessResult> AssetService::RebuildIndex(std::string_view type_name,
+                                                         std::string_view id_text) {
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
+  STRATA_ASSIGN_OR_RETURN(AssetId id, ParseId(id_text));
+  Transform unchanged = [](const AssetRow&, JsonValue*) -> absl::StatusOr<bool> { return false; };
+  absl::StatusOr<Mutation> m =
+      Mutate(*type, id, unchanged, std::nullopt, nullptr, /*rebuild_index=*/true);
+  if (absl::IsNotFound(m.status())) return ProcessResult{ProcessResult::Kind::kGone, 0, 0};
+  if (!m.ok()) return m.status();
+  return ProcessResult{m->kind, m->asset.row.version, m->conflicts};
+}
+
+absl::Status AssetService::MarkIndexesReady(
+    std::string_view type, const std::vector<std::pair<std::string, uint16_t>>& indexes) {
+  STRATA_RETURN_IF_ERROR(ValidateTypeName(type));
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+    absl::StatusOr<std::string> head = types_->Get(type, "");
+    if (absl::IsNotFound(head.status())) {
+      return absl::NotFoundError("type: no asset type \"" + std::string(type) + "\"");
+    }
+    if (!head.ok()) return head.status();
+    if (head->empty() || (*head)[0] != kTypeRowFormatV1) {
+      return absl::DataLossError("type " + std::string(type) + ": unknown row format");
+    }
+    STRATA_ASSIGN_OR_RETURN(std::shared_ptr<AssetType> t,
+                            ParseTypeJson(std::string_view(*head).substr(1)));
+    bool changed = false;
+    for (IndexDef& def : t->indexes) {
+      for (const auto& [pointer, index_id] : indexes) {
+        if (!def.ready && def.pointer == pointer && def.id == index_id) {
+          def.ready = true;
+          changed = true;
+        }
+      }
+    }
+    if (!changed) return absl::OkStatus();
+    std::string row(1, kTypeRowFormatV1);
+    row += t->ToJson();
+    store::WriteBatch batch;
+    batch.Expect("", *head);
+    batch.Put("", row);
+    batch.Put(TypeVersionKey(t->version), row);
+    absl::Status s = types_->Apply(type, batch);
+    if (IsConditionFailure(s)) {
+      conflicts_->Inc();
+      continue;
+    }
+    return s;
+  }
+  return absl::AbortedError("type: too many concurrent changes, try again");
 }
 
 absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& type,
                                                             const AssetId& id,
                                                             const Transform& transform,
                                                             std::optional<uint32_t> if_match,
-                                                            const JobMark* mark) {
+                                                            const JobMark* mark,
+                                                            bool rebuild_index) {
   const std::string partition =
       BucketPartition(type.name, type.bucket, BucketStart(type.bucket, id.time()));
   const std::string key = AssetKey(id);
@@ -900,7 +954,32 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
     if (!changed) {
       out.kind = ProcessResult::Kind::kUnchanged;
       out.asset = Asset{type.name, id, stored.row};
-      if (mark == nullptr) return out;
+      if (rebuild_index) {
+        // Entries from the stored payload (the transform may have left `next` anything).
+        STRATA_ASSIGN_OR_RETURN(JsonValue payload,
+                                ParseJson(stored.row.payload, "stored payload", 1024));
+        std::vector<std::string> entries = IndexEntries(type, payload);
+        std::vector<std::string> sorted_new = entries;
+        std::vector<std::string> sorted_old = stored.row.index_entries;
+        std::sort(sorted_new.begin(), sorted_new.end());
+        std::sort(sorted_old.begin(), sorted_old.end());
+        if (sorted_new != sorted_old) {
+          std::unordered_set<std::string_view> fresh(entries.begin(), entries.end());
+          std::unordered_set<std::string_view> stale(stored.row.index_entries.begin(),
+                                                     stored.row.index_entries.end());
+          for (const std::string& e : stored.row.index_entries) {
+            if (!fresh.count(e)) batch.Delete(IndexKeyFromEntry(e, id));
+          }
+          for (const std::string& e : entries) {
+            if (!stale.count(e)) batch.Put(IndexKeyFromEntry(e, id), "");
+          }
+          // Same version, payload and times: only the list of keys to remove next changes.
+          out.asset.row.index_entries = std::move(entries);
+          batch.Put(key, EncodeAssetRow(out.asset.row));
+          out.kind = ProcessResult::Kind::kChanged;
+        }
+      }
+      if (mark == nullptr && out.kind == ProcessResult::Kind::kUnchanged) return out;
       absl::Status s = assets_->Apply(partition, batch);
       if (IsConditionFailure(s)) {
         conflicts_->Inc();

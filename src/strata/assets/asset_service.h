@@ -188,9 +188,22 @@ class AssetService {
   // the batch fail; the asset is then re-read and `fn` applied again to the new payload
   // (counted in `conflicts`), so a production update is never overwritten. If the mark is
   // already there, nothing is done (kAlreadyDone). Takes no in-process lock.
+  // `fn` is given the row read (version, times) with the payload parsed from it. With
+  // `rebuild_index`, an asset whose stored index entries differ from what the type's current
+  // definition gives its payload gets them rewritten in the same batch (same version, no
+  // change event; kChanged even if `fn` changed nothing): the reindex processor.
   absl::StatusOr<ProcessResult> ProcessOnce(
       std::string_view type, std::string_view id, const JobMark& mark,
-      const std::function<absl::StatusOr<bool>(JsonValue* payload)>& fn);
+      const std::function<absl::StatusOr<bool>(const AssetRow& row, JsonValue* payload)>& fn,
+      bool rebuild_index = false);
+  // Rewrites the asset's index entries from the type's current definition if they differ
+  // (kChanged), under compare-and-set, without a job mark; kGone if there is no such asset.
+  absl::StatusOr<ProcessResult> RebuildIndex(std::string_view type, std::string_view id);
+  // Marks the type's indexes on these (pointer, index id) pairs ready for search, if they
+  // are still defined with that id (a pointer removed and added again has a new id and
+  // stays not ready). Changes the current definition in place (no new type version).
+  absl::Status MarkIndexesReady(std::string_view type,
+                                const std::vector<std::pair<std::string, uint16_t>>& indexes);
 
   // The current version and the kept previous ones, newest first.
   absl::StatusOr<std::vector<AssetRow>> Versions(std::string_view type, std::string_view id);
@@ -234,7 +247,7 @@ class AssetService {
   };
   absl::StatusOr<Mutation> Mutate(const AssetType& type, const AssetId& id,
                                   const Transform& transform, std::optional<uint32_t> if_match,
-                                  const JobMark* mark);
+                                  const JobMark* mark, bool rebuild_index = false);
   enum class UpdateKind { kReplace, kPatch };
   absl::StatusOr<Asset> Update(std::string_view type, std::string_view id, std::string_view body,
                                std::optional<uint32_t> if_match, UpdateKind kind);

@@ -647,7 +647,7 @@ TEST_P(AssetServiceTest, ProcessOnceTakesEffectOncePerJob) {
   Asset a = Create(Video(1, "hd", 10));
   const std::string id = a.id.ToString();
   int calls = 0;
-  auto set_title = [&](JsonValue* payload) -> absl::StatusOr<bool> {
+  auto set_title = [&](const AssetRow&, JsonValue* payload) -> absl::StatusOr<bool> {
     ++calls;
     if (const JsonValue* t = payload->Find("title"); t != nullptr && t->string_value() == "x") {
       return false;
@@ -671,12 +671,12 @@ TEST_P(AssetServiceTest, ProcessOnceTakesEffectOncePerJob) {
   EXPECT_EQ(service_->Get("video", id)->row.version, 2u);
   EXPECT_EQ(service_->Changes("video", {}, 10)->size(), 2u);  // create + one update
   // A processor error or a schema violation writes nothing (no mark: a retry runs again).
-  auto failing = [](JsonValue*) -> absl::StatusOr<bool> {
+  auto failing = [](const AssetRow&, JsonValue*) -> absl::StatusOr<bool> {
     return absl::InvalidArgumentError("map: no entry");
   };
   EXPECT_EQ(service_->ProcessOnce("video", id, {3, 0}, failing).status().message(),
             "map: no entry");
-  auto breaking = [](JsonValue* p) -> absl::StatusOr<bool> {
+  auto breaking = [](const AssetRow&, JsonValue* p) -> absl::StatusOr<bool> {
     p->Set("format", JsonValue::String("8k"));
     return true;
   };
@@ -696,7 +696,7 @@ TEST_P(AssetServiceTest, ProcessOnceNeverOverwritesAConcurrentWrite) {
   Asset a = Create(Video(1, "hd", 10));
   const std::string id = a.id.ToString();
   bool first = true;
-  auto step = [&](JsonValue* payload) -> absl::StatusOr<bool> {
+  auto step = [&](const AssetRow&, JsonValue* payload) -> absl::StatusOr<bool> {
     if (first) {
       first = false;
       // A client updates the asset while the job holds its copy.

@@ -665,6 +665,8 @@ void AddReprocessCommands(CLI::App& app, ReprocessArgs* a, Commands* commands) {
   dead->add_option("id", a->id, "Job id")->required();
   dead->add_option("--limit", a->limit, "Entries (1-1000)")->capture_default_str();
   dead->add_option("--after", a->after, "Start after this asset id");
+  dead->add_flag("--retry", a->retry,
+                 "Put every dead letter back on the job's queue (a succeeded job runs again)");
   AddServerOption(dead, &a->server_url);
   commands->push_back({dead, [a] { return ReprocessDeadLetters(*a); }});
 }

@@ -137,6 +137,10 @@ int ReprocessAction(const ReprocessArgs& a, const std::string& action) {
 }
 
 int ReprocessDeadLetters(const ReprocessArgs& a) {
+  if (a.retry) {
+    return Call(a.server_url, "POST",
+                "/v1/reprocess/jobs/" + std::to_string(a.id) + "/dead-letters:retry");
+  }
   std::string target = "/v1/reprocess/jobs/" + std::to_string(a.id) +
                        "/dead-letters?limit=" + std::to_string(a.limit);
   if (!a.after.empty()) target += "&after=" + http::UrlEncode(a.after);

@@ -17,6 +17,7 @@ struct ReprocessArgs {
   bool wait = false;  // start: follow the job to its end (a progress line on a terminal)
   int limit = 100;    // list, dead-letters
   std::string after;  // dead-letters: asset id to start after
+  bool retry = false;  // dead-letters: put them back on the job's queue instead of listing
 };
 
 int ReprocessStart(const ReprocessArgs& args);

@@ -32,7 +32,8 @@ void AppendCounts(std::string* out, const JobCounts& c) {
           ",\"unchanged\":" + std::to_string(c.unchanged) +
           ",\"conflicts_retried\":" + std::to_string(c.conflicts_retried) +
           ",\"failed\":" + std::to_string(c.failed) +
-          ",\"dead_lettered\":" + std::to_string(c.dead_lettered) + "}";
+          ",\"dead_lettered\":" + std::to_string(c.dead_lettered) +
+          ",\"dead_letters_retried\":" + std::to_string(c.dead_letters_retried) + "}";
 }
 
 }  // namespace
@@ -246,6 +247,11 @@ absl::StatusOr<JobRecord> DecodeJobRecord(std::string_view in) {
   for (size_t i = 0; i < std::size(names); ++i) {
     STRATA_ASSIGN_OR_RETURN(const JsonValue* n, need(*counts, names[i], JsonValue::Kind::kInt));
     *fields[i] = static_cast<uint64_t>(n->int_value());
+  }
+  // Absent from rows written before dead letters could be retried.
+  if (const JsonValue* n = counts->Find("dead_letters_retried");
+      n != nullptr && n->kind() == JsonValue::Kind::kInt) {
+    job.counts.dead_letters_retried = static_cast<uint64_t>(n->int_value());
   }
   job.created_at = created->int_value();
   job.updated_at = updated->int_value();

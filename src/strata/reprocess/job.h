@@ -13,7 +13,8 @@
 // Errors are InvalidArgument naming the field ("select/since: ...", "processor/path: ...").
 //
 // States: planning -> running <-> paused; planning|running|paused -> cancelled;
-// running -> succeeded | failed. cancelled, succeeded and failed are final.
+// running -> succeeded | failed. cancelled, succeeded and failed are final, except that
+// retrying a succeeded job's dead letters runs it again (JobStore::Requeued).
 //
 // Thread safety: plain values and pure functions.
 #pragma once
@@ -63,7 +64,8 @@ struct JobCounts {
   uint64_t unchanged = 0;
   uint64_t conflicts_retried = 0;  // a production write came between read and write
   uint64_t failed = 0;             // attempts that failed (retried up to max_attempts)
-  uint64_t dead_lettered = 0;
+  uint64_t dead_lettered = 0;        // assets in the dead letters now
+  uint64_t dead_letters_retried = 0;  // dead letters put back on the queue (all retries)
 };
 
 struct JobRecord {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <span>
 
 #include "strata/base/log.h"
@@ -13,10 +14,13 @@ namespace strata::reprocess {
 struct JobRunner::Running {
   uint64_t id = 0;
   JobSpec spec;
+  JobEnv env;
   std::unique_ptr<Processor> processor;
   std::thread thread;
+  std::atomic<bool> finished{false};  // Run returned: the entry may be replaced
   std::mutex pace_mu;
   std::chrono::steady_clock::time_point next_slot{};  // guarded by pace_mu
+  std::mutex finish_mu;  // one worker at a time runs Finish and moves the job on
 };
 
 JobRunner::JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore* jobs,
@@ -25,9 +29,15 @@ JobRunner::JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore
 
 namespace {
 
-// The schema of a type version (nullopt = current), for the `validate` processor.
-SchemaLookup LookupFor(assets::AssetService* assets, std::string type) {
-  return [assets, type](std::optional<uint32_t> version) -> absl::StatusOr<assets::Schema> {
+// The schema of a type version (nullopt = current), for the `validate` processor, and the
+// current type, for `reindex`.
+ProcessorEnv LookupFor(assets::AssetService* assets, std::string type) {
+  ProcessorEnv env;
+  env.type = [assets, type]() -> absl::StatusOr<std::shared_ptr<const assets::AssetType>> {
+    STRATA_ASSIGN_OR_RETURN(assets::TypeWithHistory t, assets->GetType(type));
+    return t.current;
+  };
+  env.schema = [assets, type](std::optional<uint32_t> version) -> absl::StatusOr<assets::Schema> {
     STRATA_ASSIGN_OR_RETURN(assets::TypeWithHistory t, assets->GetType(type));
     if (!version || *version == t.current->version) return t.current->schema;
     for (const std::string& json : t.history_json) {
@@ -40,6 +50,7 @@ SchemaLookup LookupFor(assets::AssetService* assets, std::string type) {
     }
     return absl::NotFoundError("type " + type + " has no version " + std::to_string(*version));
   };
+  return env;
 }
 
 }  // namespace
@@ -98,7 +109,7 @@ absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Open(assets::AssetService*
   for (;;) {
     STRATA_ASSIGN_OR_RETURN(std::vector<JobRecord> page, jobs->List(1000, before));
     for (const JobRecord& job : page) {
-      if (!IsFinal(job.state)) runner->Start(job.id);
+      if (!IsFinal(job.state)) runner->Start(job.id, /*resumed=*/true);
     }
     if (page.size() < 1000) break;
     before = page.back().id;
@@ -137,7 +148,7 @@ absl::StatusOr<JobRecord> JobRunner::Submit(std::string_view body) {
   STRATA_RETURN_IF_ERROR(assets_->List(spec.type, probe).status());
   STRATA_RETURN_IF_ERROR(MakeProcessor(spec.processor, LookupFor(assets_, spec.type)).status());
   STRATA_ASSIGN_OR_RETURN(JobRecord job, jobs_->Create(std::move(spec)));
-  Start(job.id);
+  Start(job.id, /*resumed=*/false);
   return job;
 }
 
@@ -158,7 +169,9 @@ absl::StatusOr<std::vector<DryRunItem>> JobRunner::DryRun(const JobSpec& spec) {
     item.before = a.row.payload;
     STRATA_ASSIGN_OR_RETURN(assets::JsonValue payload,
                             assets::ParseJson(a.row.payload, "stored payload", 1024));
-    absl::StatusOr<Outcome> o = processor->Apply(&payload);
+    AssetInfo info{a.type, item.id, a.row.version, a.row.schema_version, a.row.created_at,
+                   a.row.updated_at};
+    absl::StatusOr<Outcome> o = processor->Apply(info, &payload);
     absl::Status valid =
         o.ok() && *o == Outcome::kChanged ? type.current->schema.Validate(payload) : o.status();
     if (!valid.ok()) {
@@ -181,7 +194,7 @@ absl::StatusOr<JobRecord> JobRunner::Pause(uint64_t id) {
 
 absl::StatusOr<JobRecord> JobRunner::Resume(uint64_t id) {
   STRATA_ASSIGN_OR_RETURN(JobRecord job, jobs_->Transition(id, JobState::kRunning));
-  Start(id);  // no-op when its threads run here already
+  Start(id, /*resumed=*/true);  // no-op when its threads run here already
   return job;
 }
 
@@ -189,14 +202,25 @@ absl::StatusOr<JobRecord> JobRunner::Cancel(uint64_t id) {
   return jobs_->Transition(id, JobState::kCancelled);
 }
 
-void JobRunner::Start(uint64_t id) {
+void JobRunner::Start(uint64_t id, bool resumed) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_.load() || running_.count(id)) return;
+  if (stopping_.load()) return;
+  if (auto it = running_.find(id); it != running_.end()) {
+    if (!it->second->finished.load()) return;
+    // Its threads ended (the job finished here): start afresh (a dead-letter retry).
+    if (it->second->thread.joinable()) it->second->thread.join();
+    running_.erase(it);
+    resumed = true;
+  }
   auto run = std::make_unique<Running>();
   run->id = id;
+  run->env.resumed = resumed;
   Running* raw = run.get();
   running_[id] = std::move(run);
-  raw->thread = std::thread([this, raw] { Run(raw); });
+  raw->thread = std::thread([this, raw] {
+    Run(raw);
+    raw->finished.store(true);
+  });
 }
 
 void JobRunner::Run(Running* run) {
@@ -215,6 +239,12 @@ void JobRunner::Run(Running* run) {
       MakeProcessor(run->spec.processor, LookupFor(assets_, run->spec.type));
   if (!processor.ok()) return fail(processor.status());
   run->processor = std::move(*processor);
+  run->env.job_id = run->id;
+  run->env.type = run->spec.type;
+  run->env.job_created_at = job->created_at;
+  run->env.assets = assets_;
+  run->env.export_dir = options_.export_dir;
+  if (absl::Status begun = run->processor->Begin(run->env); !begun.ok()) return fail(begun);
   absl::Status topic =
       queue_->CreateTopic(store::TopicOptions{TopicFor(run->id), run->spec.concurrency});
   if (!topic.ok()) return fail(topic);
@@ -226,6 +256,13 @@ void JobRunner::Run(Running* run) {
   if (job->state == JobState::kPlanning) {
     // FailedPrecondition: cancelled meanwhile; the workers see it and stop.
     (void)jobs_->Transition(run->id, JobState::kRunning);
+  }
+  if (run->env.resumed) {
+    // Workers of an earlier run here may have polled messages they never committed (they
+    // stopped on seeing the job final): deliver from the committed offsets again.
+    if (absl::Status s = queue_->Rewind(GroupFor(run->id), TopicFor(run->id)); !s.ok()) {
+      return fail(s);
+    }
   }
   std::vector<std::thread> workers;
   for (int p = 0; p < run->spec.concurrency; ++p) {
@@ -281,16 +318,132 @@ void JobRunner::Pace(Running* run) {
   std::this_thread::sleep_until(slot);
 }
 
+void JobRunner::Finish(Running* run) {
+  std::lock_guard<std::mutex> lock(run->finish_mu);
+  absl::StatusOr<JobRecord> now = jobs_->Get(run->id);
+  if (!now.ok() || now->state != JobState::kRunning) return;  // another worker was first
+  absl::Status finished = run->processor->Finish(run->env);
+  if (!finished.ok()) {
+    STRATA_LOG_WARN("reprocess: job failed", "job", run->id, "error", finished.ToString());
+    (void)jobs_->Transition(run->id, JobState::kFailed, std::string(finished.message()));
+    return;
+  }
+  (void)jobs_->Transition(run->id, JobState::kSucceeded);
+}
+
+void JobRunner::Backoff(int attempt, std::mt19937_64* random) {
+  // Exponential, capped, with "equal jitter": half the delay fixed, half random, so retries
+  // of many assets failing together (a webhook down) spread out.
+  double delay = static_cast<double>(options_.retry_base_ms);
+  for (int i = 1; i < attempt && delay < static_cast<double>(options_.retry_max_ms); ++i) {
+    delay *= 2;
+  }
+  delay = std::min(delay, static_cast<double>(options_.retry_max_ms));
+  std::uniform_real_distribution<double> half(0, delay / 2);
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::microseconds(static_cast<int64_t>((delay / 2 + half(*random)) * 1000));
+  // In slices, so that stopping the runner does not wait for a long backoff.
+  while (!stopping_.load()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        until - now, std::chrono::milliseconds(options_.state_poll_ms)));
+  }
+}
+
+absl::StatusOr<JobRecord> JobRunner::RetryDeadLetters(uint64_t id) {
+  STRATA_ASSIGN_OR_RETURN(JobRecord job, jobs_->Get(id));
+  if (job.state != JobState::kRunning && job.state != JobState::kPaused &&
+      job.state != JobState::kSucceeded) {
+    return absl::FailedPreconditionError("dead-letters: job " + std::to_string(id) + " is " +
+                                         std::string(JobStateName(job.state)) +
+                                         "; only a running, paused or succeeded job's dead "
+                                         "letters can be retried");
+  }
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<Processor> processor,
+                          MakeProcessor(job.spec.processor, LookupFor(assets_, job.spec.type)));
+  if (!processor->CanRetryDeadLetters()) {
+    return absl::FailedPreconditionError(
+        "dead-letters: this processor's jobs cannot take dead letters back (an export's file "
+        "is written once; start a new job for these assets)");
+  }
+  // A succeeded job's workers stop within a state poll; wait for them, so that the run
+  // started below is a fresh one (Start does nothing while they live).
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = running_.find(id);
+    if (job.state == JobState::kSucceeded && it != running_.end() &&
+        it->second->thread.joinable()) {
+      std::thread old = std::move(it->second->thread);
+      lock.unlock();
+      old.join();
+    }
+  }
+  // 1. The events go back on the job's topic (a crash after this leaves the dead letters
+  // listed as well: a second retry does no harm, each asset is processed once in effect).
+  const std::string topic = TopicFor(id);
+  std::vector<std::pair<std::string, std::string>> letters;  // (asset id, stored value)
+  std::string after;
+  for (;;) {
+    store::ScanOptions options;
+    if (!after.empty()) options.start = after + std::string(1, '\0');
+    options.limit = 1000;
+    STRATA_ASSIGN_OR_RETURN(store::ScanPage page,
+                            jobs_->table()->Scan(JobStore::DeadLetterPartition(id), options));
+    std::vector<store::PublishMessage> messages;
+    for (store::Row& r : page.rows) {
+      messages.push_back({r.clustering, r.clustering, store::kAnyPartition});
+      letters.emplace_back(r.clustering, std::move(r.value));
+    }
+    for (size_t at = 0; at < messages.size(); at += store::kMaxPublishBatch) {
+      const size_t n = std::min(store::kMaxPublishBatch, messages.size() - at);
+      STRATA_RETURN_IF_ERROR(
+          queue_->Publish(topic, std::span<const store::PublishMessage>(&messages[at], n))
+              .status());
+    }
+    if (page.rows.size() < 1000 || page.next_cursor.empty()) break;
+    after = letters.back().first;
+  }
+  if (letters.empty()) return job;
+  // 2. The counts and the state (a succeeded job runs again), then 3. each dead letter
+  // removed unless a worker has meanwhile replaced it with a new failure.
+  STRATA_ASSIGN_OR_RETURN(job, jobs_->Requeued(id, letters.size()));
+  for (const auto& [asset, value] : letters) {
+    store::WriteBatch batch;
+    batch.Expect(asset, value);
+    batch.Delete(asset);
+    absl::Status s = jobs_->table()->Apply(JobStore::DeadLetterPartition(id), batch);
+    if (!s.ok() && !absl::IsFailedPrecondition(s)) return s;  // replaced: kept
+  }
+  Start(id, /*resumed=*/true);  // no-op when its threads run here already
+  return job;
+}
+
 void JobRunner::Work(Running* run, int partition) {
   const std::string topic = TopicFor(run->id);
   const std::string group = GroupFor(run->id);
   const auto state_every = std::chrono::milliseconds(options_.state_poll_ms);
   auto checked_at = std::chrono::steady_clock::now() - state_every;
   JobState state = JobState::kRunning;
-  auto apply = [run](assets::JsonValue* payload) -> absl::StatusOr<bool> {
-    STRATA_ASSIGN_OR_RETURN(Outcome o, run->processor->Apply(payload));
+  const bool wants_committed = run->processor->WantsCommitted();
+  const bool rebuilds_index = run->processor->RebuildsIndex();
+  // The asset and payload of the last Apply (the one that committed), for Committed.
+  AssetInfo last_info;
+  std::string last_id;
+  assets::JsonValue last_payload;
+  auto apply = [&](const assets::AssetRow& row, assets::JsonValue* payload) -> absl::StatusOr<bool> {
+    AssetInfo info{run->spec.type, last_id, row.version, row.schema_version, row.created_at,
+                   row.updated_at};
+    STRATA_ASSIGN_OR_RETURN(Outcome o, run->processor->Apply(info, payload));
+    if (wants_committed) {
+      last_info = info;
+      last_payload = *payload;
+      if (o == Outcome::kChanged) ++last_info.version;  // the version it is written as
+    }
     return o == Outcome::kChanged;
   };
+  std::mt19937_64 jitter(options_.jitter_seed != 0 ? options_.jitter_seed + partition
+                                                   : std::random_device{}());
   while (!stopping_.load()) {
     if (std::chrono::steady_clock::now() - checked_at >= state_every) {
       absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
@@ -321,7 +474,7 @@ void JobRunner::Work(Running* run, int partition) {
       absl::StatusOr<std::vector<store::PartitionLag>> lag = queue_->Lag(group, topic);
       if (lag.ok() && std::all_of(lag->begin(), lag->end(),
                                   [](const store::PartitionLag& l) { return l.backlog == 0; })) {
-        (void)jobs_->Transition(run->id, JobState::kSucceeded);
+        Finish(run);
         checked_at = std::chrono::steady_clock::now() - state_every;
       }
       continue;
@@ -340,10 +493,22 @@ void JobRunner::Work(Running* run, int partition) {
         if (IsFinal(state)) break;
       }
       Pace(run);
+      last_id = m.value;
+      bool job_failed = false;
+      bool settled = false;  // processed, or dead-lettered
       for (int attempt = 1; attempt <= run->spec.max_attempts; ++attempt) {
         assets::JobMark mark{run->id, clock_->NowMillis() + options_.mark_ttl_ms};
         absl::StatusOr<assets::ProcessResult> r =
-            assets_->ProcessOnce(run->spec.type, m.value, mark, apply);
+            assets_->ProcessOnce(run->spec.type, m.value, mark, apply, rebuilds_index);
+        if (r.ok() && wants_committed &&
+            (r->kind == assets::ProcessResult::Kind::kChanged ||
+             r->kind == assets::ProcessResult::Kind::kUnchanged)) {
+          if (absl::Status c = run->processor->Committed(last_info, last_payload); !c.ok()) {
+            STRATA_LOG_WARN("reprocess: job failed", "job", run->id, "error", c.ToString());
+            (void)jobs_->Transition(run->id, JobState::kFailed, std::string(c.message()));
+            job_failed = true;
+          }
+        }
         if (r.ok()) {
           delta.conflicts_retried += static_cast<uint64_t>(r->conflicts);
           switch (r->kind) {
@@ -359,6 +524,7 @@ void JobRunner::Work(Running* run, int partition) {
             case assets::ProcessResult::Kind::kAlreadyDone:
               break;  // an earlier delivery took effect and was counted
           }
+          settled = true;
           break;
         }
         ++delta.failed;
@@ -373,11 +539,18 @@ void JobRunner::Work(Running* run, int partition) {
             STRATA_LOG_WARN("reprocess: dead letter not written", "job", run->id, "error",
                             dl.ToString());
           }
+          settled = true;
           break;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10 * attempt));
+        Backoff(attempt, &jitter);
+        if (stopping_.load()) break;
       }
+      if (!settled) break;  // stopped in a backoff: the event is redelivered
       next_offset = m.offset + 1;
+      if (job_failed) {
+        state = JobState::kFailed;
+        break;
+      }
     }
     absl::Status counted = jobs_->AddCounts(run->id, delta).status();
     if (!counted.ok()) {

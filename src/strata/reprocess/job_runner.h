@@ -20,6 +20,13 @@
 //  * Pause (workers stop polling), resume and cancel change the job row; workers read it
 //    every `state_poll_ms`. On Open, jobs found planning, running or paused are resumed from
 //    their row and committed offsets.
+//  * Processors with hooks (processor.h): Begin before the workers start (export opens its
+//    file), Committed after each asset's step took effect (export appends it), Finish
+//    before the job is marked succeeded (reindex marks its indexes ready, export renames its
+//    file); RebuildsIndex makes each step rewrite the asset's index entries (reindex).
+//  * Retries: errors other than InvalidArgument/OutOfRange (a webhook's 5xx or timeout) are
+//    tried again after an exponential backoff with jitter, up to max_attempts, then dead-
+//    lettered. RetryDeadLetters puts dead letters back on the queue.
 //
 // Dry runs (DryRun) write nothing and store no job.
 //
@@ -35,6 +42,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -59,6 +68,16 @@ struct JobRunnerOptions {
   Millis state_poll_ms = 200;
   // How long a job's marks outlive it on the assets, ms. Default 30 days.
   Millis mark_ttl_ms = 30LL * 24 * 3600 * 1000;
+  // Backoff between tries of one asset (an error other than a processor, schema or size
+  // error: a webhook's 5xx or timeout, a busy store): retry_base_ms doubled per try, at most
+  // retry_max_ms, of which a random half (equal jitter). Defaults 100 ms and 10 s.
+  Millis retry_base_ms = 100;
+  Millis retry_max_ms = 10'000;
+  // Seeds the jitter (tests); 0 = random.
+  uint64_t jitter_seed = 0;
+  // Where `export` jobs write their files (the server: <data dir>/exports). Empty = export
+  // jobs fail at their start.
+  std::string export_dir;
 };
 
 // One asset of a dry run: what the processor would make of it.
@@ -91,7 +110,14 @@ class JobRunner {
   absl::StatusOr<JobRecord> Pause(uint64_t id);
   absl::StatusOr<JobRecord> Resume(uint64_t id);
   absl::StatusOr<JobRecord> Cancel(uint64_t id);
+  // POST /v1/reprocess/jobs/{id}/dead-letters:retry: puts every dead letter's asset back on
+  // the job's queue, then counts them out of dead_lettered (a succeeded job runs again) and
+  // removes the dead letters that no worker has replaced meanwhile. FailedPrecondition for
+  // a planning, cancelled or failed job, and for processors whose jobs cannot take them
+  // back (export). Answers the job as it is after the counts.
+  absl::StatusOr<JobRecord> RetryDeadLetters(uint64_t id);
   JobStore* jobs() const { return jobs_; }
+  const JobRunnerOptions& options() const { return options_; }
 
   static std::string TopicFor(uint64_t id);
   static std::string GroupFor(uint64_t id);
@@ -102,10 +128,15 @@ class JobRunner {
   std::vector<std::pair<std::string, double>> JobGauge();
   JobRunner(assets::AssetService* assets, store::Queue* queue, JobStore* jobs, Clock* clock,
             JobRunnerOptions options);
-  void Start(uint64_t id);
+  // `resumed`: the job was not submitted by this process (Open, Resume, a retry).
+  void Start(uint64_t id, bool resumed);
   void Run(Running* run);
   absl::Status Plan(Running* run, JobRecord job);
   void Work(Running* run, int partition);
+  // Every event is processed: the processor's Finish, then succeeded (or failed).
+  void Finish(Running* run);
+  // Sleeps before try `attempt` + 1 (returns early when the runner stops).
+  void Backoff(int attempt, std::mt19937_64* random);
   // Waits for the rate limit (assets/s, 0 = none).
   void Pace(Running* run);
 

@@ -6,10 +6,17 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
+#include "strata/http/http_server.h"
+#include "strata/reprocess/avro_file.h"
 #include "strata/store/embedded_queue.h"
 #include "strata/store/memory_row_store.h"
 
@@ -47,6 +54,10 @@ class JobRunnerTest : public ::testing::Test {
     o.state_poll_ms = 20;
     o.plan_page = 64;
     o.poll_batch = 16;
+    o.retry_base_ms = 2;
+    o.retry_max_ms = 20;
+    o.jitter_seed = 7;
+    o.export_dir = export_dir_;
     auto r = JobRunner::Open(assets_.get(), queue_.get(), jobs_.get(), &clock_, o, &metrics_);
     ASSERT_TRUE(r.ok()) << r.status();
     runner_ = std::move(*r);
@@ -55,6 +66,7 @@ class JobRunnerTest : public ::testing::Test {
     runner_.reset();
     assets_.reset();
     queue_.reset();
+    std::filesystem::remove_all(export_dir_);
   }
 
   // Waits (up to 60 s of wall time) for the job to reach a final state.
@@ -79,6 +91,9 @@ class JobRunnerTest : public ::testing::Test {
   std::unique_ptr<JobStore> jobs_;
   std::unique_ptr<JobRunner> runner_;
   std::vector<std::string> ids_;
+  std::string export_dir_ = (std::filesystem::temp_directory_path() /
+                             ("strata_job_runner_test_" + std::to_string(::getpid())))
+                                .string();
 };
 
 TEST_F(JobRunnerTest, ASetJobReachesEverySelectedAssetOnce) {
@@ -282,6 +297,252 @@ TEST_F(JobRunnerTest, CancelStopsAJob) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(jobs_->Get(job->id)->counts.processed, processed);
   EXPECT_LT(processed, 300u);
+}
+
+// Adding a pointer to `indexed` of a type with assets leaves the index unsearchable (409
+// naming the pointer) until a reindex job has written every asset's entry.
+TEST_F(JobRunnerTest, ReindexBuildsAnIndexAddedToATypeWithAssets) {
+  // Statuses written before the index exists: their assets have no entry for it.
+  for (size_t i = 0; i < 30; ++i) {
+    ASSERT_TRUE(assets_->Patch("video", ids_[i], i % 2 ? R"({"status":"a"})" : R"({"status":"b"})",
+                               std::nullopt)
+                    .ok());
+  }
+  ASSERT_TRUE(assets_
+                  ->PutType("video", R"({"schema":{"type":"object","required":["n","format"],
+      "properties":{"n":{"type":"integer"},"format":{"type":"string","enum":["hd","4k"]},
+      "status":{"type":"string"}}},"indexed":["/format","/n","/status"]})")
+                  .ok());
+  assets::ListQuery q;
+  q.where = {"/status=a"};
+  absl::StatusOr<assets::AssetPage> refused = assets_->List("video", q);
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status()));
+  EXPECT_EQ(refused.status().message(),
+            "where: the index on /status was added after assets existed and is not built yet "
+            "(a reindex job builds it)");
+  // A write after the index was added maintains it already.
+  ASSERT_TRUE(assets_->Patch("video", ids_[100], R"({"status":"a"})", std::nullopt).ok());
+  absl::StatusOr<JobRecord> job = runner_->Submit(
+      R"({"type":"video","processor":{"kind":"reindex","pointers":["/status"]}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  JobRecord done = WaitFinal(job->id);
+  ASSERT_EQ(done.state, JobState::kSucceeded) << done.error;
+  EXPECT_EQ(done.counts.processed, 300u);
+  EXPECT_EQ(done.counts.changed, 30u);  // the 30 with a status and no entry
+  std::set<std::string> want;
+  for (size_t i = 1; i < 30; i += 2) want.insert(ids_[i]);
+  want.insert(ids_[100]);
+  absl::StatusOr<assets::AssetPage> found = assets_->List("video", q);
+  ASSERT_TRUE(found.ok()) << found.status();
+  std::set<std::string> got;
+  for (const assets::Asset& a : found->assets) got.insert(a.id.ToString());
+  EXPECT_EQ(got, want);
+  for (const std::string& id : ids_) EXPECT_LE(assets_->Get("video", id)->row.version, 2u);
+  // A reindex of a pointer that is not indexed is refused naming it.
+  EXPECT_EQ(runner_->Submit(R"({"type":"video","processor":{"kind":"reindex","pointers":["/x"]}})")
+                .status()
+                .message(),
+            "processor/pointers/0: /x is not indexed in type video");
+}
+
+// Without the job's steps, marking the index ready would make searches miss the assets
+// written before it existed: the steps are what builds it.
+TEST_F(JobRunnerTest, AnIndexMarkedReadyWithoutItsJobMissesOlderAssets) {
+  ASSERT_TRUE(assets_->Patch("video", ids_[0], R"({"status":"a"})", std::nullopt).ok());
+  absl::StatusOr<std::shared_ptr<const assets::AssetType>> t =
+      assets_->PutType("video", R"({"schema":{"type":"object"},"indexed":["/status"]})");
+  ASSERT_TRUE(t.ok());
+  ASSERT_FALSE((*t)->indexes[0].ready);
+  ASSERT_TRUE(assets_->MarkIndexesReady("video", {{"/status", (*t)->indexes[0].id}}).ok());
+  assets::ListQuery q;
+  q.where = {"/status=a"};
+  absl::StatusOr<assets::AssetPage> found = assets_->List("video", q);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_TRUE(found->assets.empty());
+  ASSERT_TRUE(assets_->RebuildIndex("video", ids_[0]).ok());
+  found = assets_->List("video", q);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->assets.size(), 1u);
+  EXPECT_EQ(found->assets[0].id.ToString(), ids_[0]);
+}
+
+TEST_F(JobRunnerTest, ExportWritesNdjsonAndAvroFilesOfTheSelection) {
+  // A production write before the export: the file holds what each asset is when exported.
+  ASSERT_TRUE(assets_->Patch("video", ids_[0], R"({"status":"x"})", std::nullopt).ok());
+  absl::StatusOr<JobRecord> nd =
+      runner_->Submit(R"({"type":"video","processor":{"kind":"export"},"concurrency":3})");
+  ASSERT_TRUE(nd.ok()) << nd.status();
+  absl::StatusOr<JobRecord> av = runner_->Submit(
+      R"({"type":"video","select":{"where":["/format=4k"]},"processor":{"kind":"export","format":"avro"}})");
+  ASSERT_TRUE(av.ok()) << av.status();
+  JobRecord nd_done = WaitFinal(nd->id);
+  JobRecord av_done = WaitFinal(av->id);
+  ASSERT_EQ(nd_done.state, JobState::kSucceeded) << nd_done.error;
+  ASSERT_EQ(av_done.state, JobState::kSucceeded) << av_done.error;
+  EXPECT_EQ(nd_done.counts.unchanged, 300u);
+
+  const std::string nd_path = export_dir_ + "/job-" + std::to_string(nd->id) + ".ndjson";
+  EXPECT_FALSE(std::filesystem::exists(nd_path + ".partial"));
+  std::ifstream in(nd_path);
+  ASSERT_TRUE(in.good()) << nd_path;
+  std::map<std::string, assets::JsonValue> lines;
+  for (std::string line; std::getline(in, line);) {
+    absl::StatusOr<assets::JsonValue> v = assets::ParseJson(line, "line");
+    ASSERT_TRUE(v.ok()) << line;
+    lines[v->Find("id")->string_value()] = *v;
+  }
+  ASSERT_EQ(lines.size(), 300u);
+  for (const std::string& id : ids_) {
+    ASSERT_TRUE(lines.count(id)) << id;
+    const assets::JsonValue& l = lines[id];
+    EXPECT_EQ(l.Find("type")->string_value(), "video");
+    EXPECT_EQ(*l.Find("payload"), Payload(id)) << id;
+    EXPECT_EQ(l.Find("version")->int_value(), id == ids_[0] ? 2 : 1);
+    EXPECT_EQ(l.Find("created_at")->int_value(), assets_->Get("video", id)->row.created_at);
+  }
+
+  std::string schema;
+  absl::StatusOr<std::vector<ExportRecord>> records = ReadAvroExport(
+      export_dir_ + "/job-" + std::to_string(av->id) + ".avro", &schema);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 100u);
+  std::set<std::string> want, got;
+  for (size_t i = 0; i < ids_.size(); i += 3) want.insert(ids_[i]);
+  for (const ExportRecord& r : *records) {
+    got.insert(r.id);
+    EXPECT_EQ(*assets::ParseJson(r.payload, "p"), Payload(r.id));
+    EXPECT_EQ(r.schema_version, 1);
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_NE(schema.find("\"name\":\"payload\""), std::string::npos) << schema;
+}
+
+// An export found unfinished at start-up (as after kill -9) fails: its file cannot be
+// resumed. And its dead letters cannot be retried.
+TEST_F(JobRunnerTest, AnExportDoesNotResumeAfterARestart) {
+  runner_.reset();
+  absl::StatusOr<JobSpec> spec =
+      ParseJobSpec(R"({"type":"video","processor":{"kind":"export","format":"avro"}})");
+  ASSERT_TRUE(spec.ok());
+  absl::StatusOr<JobRecord> job = jobs_->Create(*spec);  // as a crashed server left it
+  ASSERT_TRUE(job.ok());
+  StartRunner();
+  JobRecord done = WaitFinal(job->id);
+  EXPECT_EQ(done.state, JobState::kFailed);
+  EXPECT_EQ(done.error,
+            "export: interrupted by a restart; an export cannot be resumed (start a new export "
+            "job)");
+  absl::StatusOr<JobRecord> ok = runner_->Submit(R"({"type":"video","processor":{"kind":"export"}})");
+  ASSERT_TRUE(ok.ok());
+  ASSERT_EQ(WaitFinal(ok->id).state, JobState::kSucceeded);
+  EXPECT_TRUE(absl::IsFailedPrecondition(runner_->RetryDeadLetters(ok->id).status()));
+}
+
+// A webhook on 127.0.0.1: 200 = new payload, 204 = unchanged, 4xx = dead letter with the
+// status and body, 5xx and timeouts retried with backoff up to max_attempts. Then, with the
+// hook fixed, the dead letters are retried and the succeeded job runs again.
+TEST_F(JobRunnerTest, WebhookAnswersDecideAndDeadLettersCanBeRetried) {
+  std::mutex mu;
+  std::map<int64_t, int> calls;  // n -> requests seen
+  std::atomic<bool> fixed{false};
+  http::ServerOptions so;
+  so.address = "127.0.0.1";
+  so.port = 0;
+  so.threads = 4;
+  http::Server hook(so, [&](const http::Request& r) -> http::Response {
+    absl::StatusOr<assets::JsonValue> body = assets::ParseJson(r.body, "hook");
+    if (!body.ok() || r.path != "/hook" || r.method != "POST") return {400, "text/plain", "bad"};
+    assets::JsonValue payload = *body->Find("payload");
+    const int64_t n = payload.Find("n")->int_value();
+    int call;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      call = ++calls[n];
+    }
+    if (!fixed.load()) {
+      if (n % 10 == 1) return {422, "text/plain", "n ends in 1\nno"};
+      if (n % 10 == 2 && call == 1) return {503, "text/plain", "busy"};
+      if (n % 10 == 3) return {500, "text/plain", "broken"};
+      if (n == 5 && call == 1) std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    }
+    if (n % 10 == 4) return {204, "", ""};
+    payload.Set("status", assets::JsonValue::String("hooked"));
+    payload.Set("id_seen", *body->Find("id"));
+    return {200, "application/json", payload.Serialize()};
+  });
+  ASSERT_TRUE(hook.Start().ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string(hook.port()) + "/hook";
+  absl::StatusOr<JobRecord> job = runner_->Submit(
+      R"({"type":"video","select":{"where":["/n<40"]},"max_attempts":3,"processor":{"kind":"webhook","url":")" +
+      url + R"(","timeout_ms":300}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  JobRecord done = WaitFinal(job->id);
+  ASSERT_EQ(done.state, JobState::kSucceeded) << done.error;
+  EXPECT_EQ(done.counts.selected, 40u);
+  EXPECT_EQ(done.counts.dead_lettered, 8u);  // n % 10 == 1 or 3
+  EXPECT_EQ(done.counts.processed, 32u);
+  EXPECT_EQ(done.counts.unchanged, 4u);  // n % 10 == 4
+  EXPECT_EQ(done.counts.changed, 28u);
+  // 4 x 422 once, 4 x 500 three times, 4 x 503 once, n = 5 timed out once.
+  EXPECT_EQ(done.counts.failed, 4u + 12u + 4u + 1u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(calls[1], 1);
+    EXPECT_EQ(calls[3], 3);
+    EXPECT_EQ(calls[2], 2);
+    EXPECT_EQ(calls[5], 2);
+  }
+  absl::StatusOr<std::vector<std::string>> dead = jobs_->DeadLetters(job->id, 100);
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 8u);
+  std::map<std::string, std::string> reasons;
+  for (const std::string& d : *dead) {
+    assets::JsonValue v = *assets::ParseJson(d, "dead");
+    reasons[v.Find("id")->string_value()] =
+        v.Find("reason")->string_value() + " #" + std::to_string(v.Find("attempts")->int_value());
+  }
+  EXPECT_EQ(reasons[ids_[1]], "webhook: HTTP 422: n ends in 1 no #1");
+  EXPECT_EQ(reasons[ids_[3]], "webhook: HTTP 500: broken #3");
+  for (int n = 0; n < 40; ++n) {
+    assets::JsonValue p = Payload(ids_[n]);
+    const bool hooked = n % 10 != 1 && n % 10 != 3 && n % 10 != 4;
+    EXPECT_EQ(p.Find("status") != nullptr, hooked) << n;
+    if (hooked) {
+      EXPECT_EQ(p.Find("id_seen")->string_value(), ids_[n]);
+    }
+  }
+
+  fixed.store(true);
+  absl::StatusOr<JobRecord> retried = runner_->RetryDeadLetters(job->id);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->counts.dead_letters_retried, 8u);
+  done = WaitFinal(job->id);
+  ASSERT_EQ(done.state, JobState::kSucceeded) << done.error;
+  EXPECT_EQ(done.counts.dead_lettered, 0u);
+  EXPECT_EQ(done.counts.processed, 40u);
+  EXPECT_EQ(done.counts.changed, 36u);
+  EXPECT_TRUE(jobs_->DeadLetters(job->id, 100)->empty());
+  for (int n = 0; n < 40; ++n) {
+    EXPECT_EQ(Payload(ids_[n]).Find("status") != nullptr, n % 10 != 4) << n;
+  }
+  // Nothing left: a second retry changes nothing.
+  absl::StatusOr<JobRecord> again = runner_->RetryDeadLetters(job->id);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->state, JobState::kSucceeded);
+  EXPECT_EQ(again->counts.dead_letters_retried, 8u);
+  hook.Stop();
+}
+
+TEST_F(JobRunnerTest, DeadLettersOfACancelledJobAreNotRetried) {
+  absl::StatusOr<JobRecord> job = runner_->Submit(R"({"type":"video",
+      "processor":{"kind":"set","path":"/status","value":"done"},"rate":50})");
+  ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(runner_->Cancel(job->id).ok());
+  EXPECT_EQ(runner_->RetryDeadLetters(job->id).status().message(),
+            "dead-letters: job " + std::to_string(job->id) +
+                " is cancelled; only a running, paused or succeeded job's dead letters can be "
+                "retried");
+  EXPECT_TRUE(absl::IsNotFound(runner_->RetryDeadLetters(999).status()));
 }
 
 }  // namespace

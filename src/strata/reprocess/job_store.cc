@@ -1,5 +1,7 @@
 #include "strata/reprocess/job_store.h"
 
+#include <algorithm>
+
 #include "strata/assets/json.h"
 #include "strata/base/coding.h"
 #include "strata/base/status.h"
@@ -118,6 +120,21 @@ absl::StatusOr<JobRecord> JobStore::AddCounts(uint64_t id, const JobCounts& d) {
     c.conflicts_retried += d.conflicts_retried;
     c.failed += d.failed;
     c.dead_lettered += d.dead_lettered;
+    c.dead_letters_retried += d.dead_letters_retried;
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<JobRecord> JobStore::Requeued(uint64_t id, uint64_t n) {
+  return Change(id, [&](JobRecord* job) -> absl::Status {
+    if (job->state != JobState::kRunning && job->state != JobState::kPaused &&
+        job->state != JobState::kSucceeded) {
+      return absl::FailedPreconditionError("dead-letters: job " + std::to_string(id) + " is " +
+                                           std::string(JobStateName(job->state)));
+    }
+    if (job->state == JobState::kSucceeded) job->state = JobState::kRunning;
+    job->counts.dead_lettered -= std::min(n, job->counts.dead_lettered);
+    job->counts.dead_letters_retried += n;
     return absl::OkStatus();
   });
 }

@@ -42,6 +42,13 @@ class JobStore {
   absl::StatusOr<JobRecord> SavePlanProgress(uint64_t id, std::string cursor, uint64_t selected,
                                              bool done);
 
+  // Records that `n` dead letters were put back on the job's queue: dead_lettered goes down
+  // by n and dead_letters_retried up; a succeeded job is running again.
+  absl::StatusOr<JobRecord> Requeued(uint64_t id, uint64_t n);
+  static std::string DeadLetterPartition(uint64_t job_id) {
+    return "dead/" + std::to_string(job_id);
+  }
+
   // Dead letters: partition "dead/<job id>", clustering = the asset id, value = JSON
   // {"id", "reason", "attempts", "time"}. A second one for the same asset replaces it.
   absl::Status AddDeadLetter(uint64_t job_id, std::string_view asset_id, std::string_view reason,

@@ -4,15 +4,33 @@
 #include <optional>
 
 #include "strata/base/status.h"
+#include "strata/reprocess/internal/processors.h"
 
 namespace strata::reprocess {
-namespace {
 
 using assets::JsonValue;
+
+namespace internal {
 
 absl::Status SpecError(std::string_view field, std::string_view what) {
   return absl::InvalidArgumentError("processor/" + std::string(field) + ": " + std::string(what));
 }
+
+absl::Status OnlyFields(const JsonValue& spec, std::initializer_list<std::string_view> known) {
+  for (const JsonValue::Member& m : spec.members()) {
+    bool ok = false;
+    for (std::string_view k : known) ok = ok || m.first == k;
+    if (!ok) return SpecError(m.first, "unknown field for this kind");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::OnlyFields;
+using internal::SpecError;
 
 // The spec's pointer field, parsed; the whole document ("") is refused.
 absl::StatusOr<std::pair<std::string, std::vector<std::string>>> PointerField(
@@ -25,15 +43,6 @@ absl::StatusOr<std::pair<std::string, std::vector<std::string>>> PointerField(
       std::vector<std::string> tokens,
       assets::ParsePointer(v->string_value(), "processor/" + std::string(field)));
   return std::make_pair(v->string_value(), std::move(tokens));
-}
-
-absl::Status OnlyFields(const JsonValue& spec, std::initializer_list<std::string_view> known) {
-  for (const JsonValue::Member& m : spec.members()) {
-    bool ok = false;
-    for (std::string_view k : known) ok = ok || m.first == k;
-    if (!ok) return SpecError(m.first, "unknown field for this kind");
-  }
-  return absl::OkStatus();
 }
 
 bool ArrayIndex(const std::string& token, size_t size, size_t* index) {
@@ -70,7 +79,7 @@ class SetProcessor final : public Processor {
  public:
   SetProcessor(std::string pointer, std::vector<std::string> tokens, JsonValue value)
       : pointer_(std::move(pointer)), tokens_(std::move(tokens)), value_(std::move(value)) {}
-  absl::StatusOr<Outcome> Apply(JsonValue* payload) const override {
+  absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     const JsonValue* current = assets::Resolve(*payload, tokens_);
     if (current != nullptr && *current == value_ && current->kind() == value_.kind()) {
       return Outcome::kUnchanged;
@@ -88,7 +97,7 @@ class SetProcessor final : public Processor {
 class RemoveProcessor final : public Processor {
  public:
   explicit RemoveProcessor(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {}
-  absl::StatusOr<Outcome> Apply(JsonValue* payload) const override {
+  absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     return RemoveAt(payload, tokens_) ? Outcome::kChanged : Outcome::kUnchanged;
   }
 
@@ -104,7 +113,7 @@ class MoveProcessor final : public Processor {
         from_(std::move(from)),
         to_pointer_(std::move(to_pointer)),
         to_(std::move(to)) {}
-  absl::StatusOr<Outcome> Apply(JsonValue* payload) const override {
+  absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     const JsonValue* source = assets::Resolve(*payload, from_);
     if (source == nullptr) return Outcome::kUnchanged;
     if (assets::Resolve(*payload, to_) != nullptr) {
@@ -132,7 +141,7 @@ class MapProcessor final : public Processor {
         tokens_(std::move(tokens)),
         table_(std::move(table)),
         fallback_(std::move(fallback)) {}
-  absl::StatusOr<Outcome> Apply(JsonValue* payload) const override {
+  absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     const JsonValue* current = assets::Resolve(*payload, tokens_);
     if (current == nullptr || !current->is_string()) return Outcome::kUnchanged;
     const JsonValue* mapped = table_.Find(current->string_value());
@@ -155,7 +164,7 @@ class MapProcessor final : public Processor {
 class ValidateProcessor final : public Processor {
  public:
   explicit ValidateProcessor(std::optional<assets::Schema> schema) : schema_(std::move(schema)) {}
-  absl::StatusOr<Outcome> Apply(JsonValue* payload) const override {
+  absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     if (!schema_) return absl::InternalError("validate: no schema to validate against");
     STRATA_RETURN_IF_ERROR(schema_->Validate(*payload));
     return Outcome::kUnchanged;
@@ -218,11 +227,13 @@ bool RemoveAt(JsonValue* root, const std::vector<std::string>& tokens) {
 }
 
 absl::StatusOr<std::unique_ptr<Processor>> MakeProcessor(const JsonValue& spec,
-                                                         const SchemaLookup& lookup) {
+                                                         const ProcessorEnv& env) {
   if (!spec.is_object()) return absl::InvalidArgumentError("processor: must be an object");
   const JsonValue* kind = spec.Find("kind");
   if (kind == nullptr || !kind->is_string()) {
-    return SpecError("kind", "required: set, remove, rename, copy, map or validate");
+    return SpecError("kind",
+                     "required: set, remove, rename, copy, map, validate, reindex, export or "
+                     "webhook");
   }
   const std::string& k = kind->string_value();
   if (k == "set") {
@@ -270,13 +281,17 @@ absl::StatusOr<std::unique_ptr<Processor>> MakeProcessor(const JsonValue& spec,
       }
       version = static_cast<uint32_t>(v->int_value());
     }
-    if (!lookup) return std::unique_ptr<Processor>(new ValidateProcessor(std::nullopt));
-    absl::StatusOr<assets::Schema> schema = lookup(version);
+    if (!env.schema) return std::unique_ptr<Processor>(new ValidateProcessor(std::nullopt));
+    absl::StatusOr<assets::Schema> schema = env.schema(version);
     if (!schema.ok()) return SpecError("schema_version", std::string(schema.status().message()));
     return std::unique_ptr<Processor>(new ValidateProcessor(std::move(*schema)));
   }
-  return SpecError("kind",
-                   "\"" + k + "\" is not a processor (set, remove, rename, copy, map, validate)");
+  if (k == "reindex") return internal::MakeReindexProcessor(spec, env.type);
+  if (k == "export") return internal::MakeExportProcessor(spec);
+  if (k == "webhook") return internal::MakeWebhookProcessor(spec);
+  return SpecError("kind", "\"" + k +
+                               "\" is not a processor (set, remove, rename, copy, map, validate, "
+                               "reindex, export, webhook)");
 }
 
 }  // namespace strata::reprocess

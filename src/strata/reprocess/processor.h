@@ -18,7 +18,22 @@
 //                                                 one); a violation is an error (the job's
 //                                                 dead letter, with the pointer and rule);
 //                                                 never changes anything
-// A new processor is one class implementing Processor plus one line in MakeProcessor.
+//   {"kind":"reindex","pointers":["/x"]?}         rewrites the asset's index entries from
+//                                                 the type's current definition and, when
+//                                                 the job is done, marks the listed indexes
+//                                                 (default: every one not built yet) ready
+//                                                 for search; never changes the payload
+//   {"kind":"export","format":"ndjson"|"avro"}    appends the asset to the job's file,
+//                                                 <export dir>/job-<id>.ndjson or .avro
+//                                                 (export_processor.cc); never changes it
+//   {"kind":"webhook","url":"http://h:p/path","timeout_ms":N?}
+//                                                 POSTs the asset and takes the answer: 200
+//                                                 = the new payload, 204 = unchanged, 4xx =
+//                                                 an error (dead letter), 5xx, timeout or no
+//                                                 connection = Unavailable (the runner
+//                                                 retries with backoff) (webhook_processor.cc)
+// A new processor is one class implementing Processor (its hooks have defaults that fit a
+// payload transform) plus one line in MakeProcessor.
 //
 // Errors: MakeProcessor answers InvalidArgument naming the spec field ("processor/path:
 // ..."). Apply answers InvalidArgument for a payload it cannot process (the job's dead
@@ -37,24 +52,85 @@
 #include "absl/status/statusor.h"
 #include "strata/assets/json.h"
 #include "strata/assets/schema.h"
+#include "strata/base/clock.h"
+
+namespace strata::assets {
+class AssetService;
+struct AssetType;
+}  // namespace strata::assets
 
 namespace strata::reprocess {
 
 enum class Outcome { kChanged, kUnchanged };
 
+// The asset a processor is applied to (besides its payload). Views: valid during the call.
+struct AssetInfo {
+  std::string_view type;
+  std::string_view id;
+  uint32_t version = 0;  // the version read
+  uint32_t schema_version = 0;
+  Millis created_at = 0;
+  Millis updated_at = 0;
+};
+
+// What a processor may use while a job runs (Begin, Finish); not given to dry runs.
+struct JobEnv {
+  uint64_t job_id = 0;
+  std::string type;
+  Millis job_created_at = 0;
+  assets::AssetService* assets = nullptr;
+  // Where `export` writes its files; empty = exports are refused.
+  std::string export_dir;
+  // The job was started by an earlier process (it runs again after a restart), or its
+  // threads had stopped (a dead-letter retry of a finished job).
+  bool resumed = false;
+};
+
 class Processor {
  public:
   virtual ~Processor() = default;
-  // Transforms `payload` in place.
-  virtual absl::StatusOr<Outcome> Apply(assets::JsonValue* payload) const = 0;
+  // Transforms `payload` in place. Called from several workers at once; for one asset it
+  // may be called more than once (a production write came between read and write: the
+  // asset is re-read and this runs again on the new payload).
+  virtual absl::StatusOr<Outcome> Apply(const AssetInfo& asset,
+                                        assets::JsonValue* payload) const = 0;
+
+  // The hooks below have defaults that fit a payload transform.
+
+  // True: the runner also rewrites the asset's index entries from the type's current
+  // definition (reindex), counting an asset whose entries it rewrote as changed.
+  virtual bool RebuildsIndex() const { return false; }
+  // True: Committed is called once per asset whose step took effect (not for a redelivered
+  // event that had), with the payload as committed.
+  virtual bool WantsCommitted() const { return false; }
+  virtual absl::Status Committed(const AssetInfo& /*asset*/,
+                                 const assets::JsonValue& /*payload*/) {
+    return absl::OkStatus();
+  }
+  // Before the job's workers start, in the process that runs them. An error fails the job.
+  virtual absl::Status Begin(const JobEnv& /*env*/) { return absl::OkStatus(); }
+  // After every event was processed, before the job is marked succeeded (called by one
+  // worker; again if dead letters are retried and the job finishes again). An error fails
+  // the job.
+  virtual absl::Status Finish(const JobEnv& /*env*/) { return absl::OkStatus(); }
+  // False: a finished job cannot take its dead letters back (export: its file is closed).
+  virtual bool CanRetryDeadLetters() const { return true; }
 };
 
 // The schema of a type version (nullopt = the current one), for `validate`.
 using SchemaLookup = std::function<absl::StatusOr<assets::Schema>(std::optional<uint32_t> version)>;
+// The type's current definition, for `reindex`.
+using TypeLookup = std::function<absl::StatusOr<std::shared_ptr<const assets::AssetType>>()>;
 
-// Without a lookup, `validate` specs are checked but the processor refuses to run (Internal).
+struct ProcessorEnv {
+  SchemaLookup schema;
+  TypeLookup type;
+};
+
+// Without lookups, `validate` and `reindex` specs are checked but the processors refuse to
+// run (Internal).
 absl::StatusOr<std::unique_ptr<Processor>> MakeProcessor(const assets::JsonValue& spec,
-                                                         const SchemaLookup& lookup = {});
+                                                         const ProcessorEnv& env = {});
 
 // Sets the value at `tokens` (creating missing parent objects; an existing array element
 // may be replaced, "-" appends). InvalidArgument if a parent is a scalar or an array index

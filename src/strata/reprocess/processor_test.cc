@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "strata/assets/asset_service.h"
+
 namespace strata::reprocess {
 namespace {
 
@@ -15,7 +17,7 @@ std::string ApplySpec(std::string_view spec, std::string_view payload) {
   absl::StatusOr<std::unique_ptr<Processor>> p = MakeProcessor(P(spec));
   if (!p.ok()) return "spec: " + std::string(p.status().message());
   JsonValue doc = P(payload);
-  absl::StatusOr<Outcome> o = (*p)->Apply(&doc);
+  absl::StatusOr<Outcome> o = (*p)->Apply(AssetInfo{}, &doc);
   if (!o.ok()) return "error: " + std::string(o.status().message());
   return std::string(*o == Outcome::kChanged ? "changed " : "unchanged ") + doc.Serialize();
 }
@@ -68,10 +70,10 @@ TEST(ProcessorTest, ValidateReportsViolationsOfTheChosenSchemaVersion) {
     return absl::NotFoundError("no version " + std::to_string(*version));
   };
   auto run = [&](std::string_view spec, std::string_view payload) {
-    absl::StatusOr<std::unique_ptr<Processor>> p = MakeProcessor(P(spec), lookup);
+    absl::StatusOr<std::unique_ptr<Processor>> p = MakeProcessor(P(spec), ProcessorEnv{lookup, {}});
     if (!p.ok()) return "spec: " + std::string(p.status().message());
     JsonValue doc = P(payload);
-    absl::StatusOr<Outcome> o = (*p)->Apply(&doc);
+    absl::StatusOr<Outcome> o = (*p)->Apply(AssetInfo{}, &doc);
     return o.ok() ? std::string("unchanged") : std::string(o.status().message());
   };
   EXPECT_EQ(run(R"({"kind":"validate"})", R"({"a":1})"),
@@ -85,15 +87,16 @@ TEST(ProcessorTest, ValidateReportsViolationsOfTheChosenSchemaVersion) {
   absl::StatusOr<std::unique_ptr<Processor>> unbound = MakeProcessor(P(R"({"kind":"validate"})"));
   ASSERT_TRUE(unbound.ok());
   JsonValue doc = P("{}");
-  EXPECT_TRUE(absl::IsInternal((*unbound)->Apply(&doc).status()));
+  EXPECT_TRUE(absl::IsInternal((*unbound)->Apply(AssetInfo{}, &doc).status()));
 }
 
 TEST(ProcessorTest, BadSpecsNameTheField) {
   EXPECT_EQ(ApplySpec(R"({"kind":"sett"})", "{}"),
             "spec: processor/kind: \"sett\" is not a processor (set, remove, rename, copy, map, "
-            "validate)");
+            "validate, reindex, export, webhook)");
   EXPECT_EQ(ApplySpec(R"({"path":"/a"})", "{}"),
-            "spec: processor/kind: required: set, remove, rename, copy, map or validate");
+            "spec: processor/kind: required: set, remove, rename, copy, map, validate, reindex, "
+            "export or webhook");
   EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"a","value":1})", "{}"),
             "spec: processor/path: JSON pointer \"a\" must start with '/'");
   EXPECT_EQ(ApplySpec(R"({"kind":"set","path":"/a"})", "{}"),
@@ -105,6 +108,51 @@ TEST(ProcessorTest, BadSpecsNameTheField) {
   EXPECT_EQ(ApplySpec(R"({"kind":"map","path":"/a","table":{}})", "{}"),
             "spec: processor/table: required: a non-empty object of string -> value");
   EXPECT_EQ(ApplySpec("[]", "{}"), "spec: processor: must be an object");
+}
+
+TEST(ProcessorTest, BadSpecsOfReindexExportAndWebhookNameTheField) {
+  EXPECT_EQ(ApplySpec(R"({"kind":"reindex","pointers":[]})", "{}"),
+            "spec: processor/pointers: must be a non-empty array of indexed JSON pointers");
+  EXPECT_EQ(ApplySpec(R"({"kind":"reindex","pointers":["/a",3]})", "{}"),
+            "spec: processor/pointers/1: must be a JSON pointer string");
+  EXPECT_EQ(ApplySpec(R"({"kind":"reindex","pointers":["a"]})", "{}"),
+            "spec: processor/pointers/0: JSON pointer \"a\" must start with '/'");
+  EXPECT_EQ(ApplySpec(R"({"kind":"reindex","path":"/a"})", "{}"),
+            "spec: processor/path: unknown field for this kind");
+  EXPECT_EQ(ApplySpec(R"({"kind":"export","format":"csv"})", "{}"),
+            "spec: processor/format: must be \"ndjson\" (the default) or \"avro\"");
+  EXPECT_EQ(ApplySpec(R"({"kind":"export","name":"x"})", "{}"),
+            "spec: processor/name: unknown field for this kind");
+  EXPECT_EQ(ApplySpec(R"({"kind":"webhook"})", "{}"),
+            "spec: processor/url: required: an http:// URL such as \"http://127.0.0.1:9000/hook\"");
+  EXPECT_EQ(ApplySpec(R"({"kind":"webhook","url":"https://example.com/x"})", "{}"),
+            "spec: processor/url: must start with http:// (the client speaks no TLS)");
+  EXPECT_EQ(ApplySpec(R"({"kind":"webhook","url":"http://:80/x"})", "{}"),
+            "spec: processor/url: url: no host: 'http://:80/x'");
+  EXPECT_EQ(ApplySpec(R"({"kind":"webhook","url":"http://h:1/x","timeout_ms":0})", "{}"),
+            "spec: processor/timeout_ms: must be an integer 1..600000");
+  // Processors that do not transform the payload leave it unchanged.
+  EXPECT_EQ(ApplySpec(R"({"kind":"export","format":"avro"})", R"({"a":1})"), R"(unchanged {"a":1})");
+}
+
+TEST(ProcessorTest, ReindexResolvesItsPointersAgainstTheType) {
+  auto type = std::make_shared<assets::AssetType>();
+  type->name = "video";
+  type->indexes.push_back({"/a", {"a"}, 1, true});
+  type->indexes.push_back({"/b", {"b"}, 2, false});
+  ProcessorEnv env;
+  env.type = [type]() -> absl::StatusOr<std::shared_ptr<const assets::AssetType>> {
+    return std::shared_ptr<const assets::AssetType>(type);
+  };
+  EXPECT_TRUE(MakeProcessor(P(R"({"kind":"reindex"})"), env).ok());
+  EXPECT_TRUE(MakeProcessor(P(R"({"kind":"reindex","pointers":["/a"]})"), env).ok());
+  absl::StatusOr<std::unique_ptr<Processor>> p =
+      MakeProcessor(P(R"({"kind":"reindex","pointers":["/b","/c"]})"), env);
+  EXPECT_EQ(p.status().message(), "processor/pointers/1: /c is not indexed in type video");
+  absl::StatusOr<std::unique_ptr<Processor>> ok = MakeProcessor(P(R"({"kind":"reindex"})"), env);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE((*ok)->RebuildsIndex());
+  EXPECT_FALSE((*ok)->WantsCommitted());
 }
 
 }  // namespace

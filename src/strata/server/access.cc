@@ -72,6 +72,10 @@ RouteAccess ClassifyRequest(std::string_view method, std::string_view path) {
       return Needs(read ? Scope::kViewingRead : Scope::kViewingWrite);
     }
     if (family == "buckets") return Needs(read ? Scope::kObjectsRead : Scope::kObjectsWrite);
+    if (family == "reprocess" && n == 3 && parts[2] == "progress" && read) {
+      // Jobs' states and counts without their specs: monitoring (the dashboard reads it).
+      return Needs(Scope::kMetricsRead);
+    }
     if (family == "assets" || family == "asset-types" || family == "reprocess") {
       if (family == "assets" && n == 4 && method == "DELETE") {
         return Needs(Scope::kAssetsWrite, "asset.delete");

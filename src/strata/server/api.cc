@@ -454,7 +454,8 @@ http::Response Api::Route(const http::Request& request, const auth::Principal& w
       (parts[1] == "assets" || parts[1] == "asset-types")) {
     return RouteAssets(request, parts, route);
   }
-  if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "reprocess" && parts[2] == "jobs") {
+  if (parts.size() >= 3 && parts[0] == "v1" && parts[1] == "reprocess" &&
+      (parts[2] == "jobs" || parts[2] == "progress")) {
     return RouteReprocess(request, parts, route);
   }
   if ((parts.size() == 1 && parts[0] == "dashboard") ||

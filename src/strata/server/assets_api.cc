@@ -1,10 +1,12 @@
 // The asset routes of the HTTP API (docs/api.md, "Assets"): asset types, assets (CRUD with
 // ETag/If-Match, versions, batched creates), pages and index search, the change feed.
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "strata/assets/asset_service.h"
+#include "strata/reprocess/job_runner.h"
 #include "strata/server/api.h"
 #include "strata/server/json_writer.h"
 
@@ -56,9 +58,14 @@ http::Response AssetResponse(int status, const assets::Asset& a) {
   return r;
 }
 
-http::Response TypeResponse(const assets::TypeWithHistory& t) {
+// `reindex_job`: the job a PUT started to build the indexes it added (absent on GET).
+http::Response TypeResponse(const assets::TypeWithHistory& t,
+                            std::optional<std::optional<uint64_t>> reindex_job = std::nullopt) {
   std::string body = t.current->ToJson();
   body.pop_back();  // the closing brace
+  if (reindex_job) {
+    body += ",\"reindex_job\":" + (*reindex_job ? std::to_string(**reindex_job) : "null");
+  }
   body += ",\"history\":[";
   for (size_t i = 0; i < t.history_json.size(); ++i) {
     if (i > 0) body.push_back(',');
@@ -82,16 +89,43 @@ http::Response Api::RouteAssets(const http::Request& request,
   if (parts[1] == "asset-types") {
     if (parts.size() == 3) {
       *route = "/v1/asset-types/{type}";
+      std::optional<std::optional<uint64_t>> reindex_job;
       if (method == "PUT") {
+        // Indexes this PUT adds to a type that has assets are not searchable until a reindex
+        // job has built them: start one (docs/assets.md, "Adding an index").
+        std::set<uint16_t> known;
+        if (absl::StatusOr<assets::TypeWithHistory> before = assets_->GetType(type); before.ok()) {
+          for (const assets::IndexDef& d : before->current->indexes) known.insert(d.id);
+        }
         absl::StatusOr<std::shared_ptr<const assets::AssetType>> t =
             assets_->PutType(type, request.body);
         if (!t.ok()) return AssetError(t.status());
+        std::string pointers;
+        for (const assets::IndexDef& d : (*t)->indexes) {
+          if (d.ready || known.count(d.id)) continue;
+          if (!pointers.empty()) pointers.push_back(',');
+          assets::AppendJsonString(&pointers, d.pointer);
+        }
+        reindex_job.emplace();
+        if (!pointers.empty() && reprocess_ != nullptr) {
+          std::string job_body = "{\"type\":";
+          assets::AppendJsonString(&job_body, type);
+          job_body += ",\"processor\":{\"kind\":\"reindex\",\"pointers\":[" + pointers + "]}}";
+          absl::StatusOr<reprocess::JobRecord> job = reprocess_->Submit(job_body);
+          if (!job.ok()) {
+            return ErrorResponse(absl::Status(
+                job.status().code(), "type: changed, but its reindex job did not start (start "
+                                     "one with processor {\"kind\":\"reindex\"}): " +
+                                         std::string(job.status().message())));
+          }
+          *reindex_job = job->id;
+        }
       } else if (method != "GET") {
         return method_not_allowed();
       }
       absl::StatusOr<assets::TypeWithHistory> t = assets_->GetType(type);
       if (!t.ok()) return AssetError(t.status());
-      return TypeResponse(*t);
+      return TypeResponse(*t, reindex_job);
     }
     if (parts.size() == 4 && parts[3] == "changes") {
       *route = "/v1/asset-types/{type}/changes";

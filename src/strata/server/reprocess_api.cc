@@ -41,6 +41,36 @@ http::Response Api::RouteReprocess(const http::Request& request,
   if (reprocess_ == nullptr) {
     return Json(404, ErrorBody("not_found", "reprocess: not served by this node"));
   }
+  if (parts.size() == 3 && parts[2] == "progress") {
+    // The dashboard's view: each job's state, counts, rate and ETA, without its spec (which
+    // may name webhook URLs and query values), readable with metrics:read.
+    *route = "/v1/reprocess/progress";
+    if (method != "GET") return method_not_allowed();
+    uint64_t limit = 20;
+    if (auto v = http::QueryParam(request.query, "limit"); v) {
+      if (!ParseUint(*v, &limit) || limit < 1 || limit > 1000) {
+        return ErrorResponse(absl::InvalidArgumentError("limit: must be 1..1000"));
+      }
+    }
+    absl::StatusOr<std::vector<reprocess::JobRecord>> jobs = reprocess_->jobs()->List(limit);
+    if (!jobs.ok()) return ErrorResponse(jobs.status());
+    std::string body = "{\"jobs\":[";
+    for (size_t i = 0; i < jobs->size(); ++i) {
+      reprocess::JobRecord job = std::move((*jobs)[i]);
+      // The spec without what it may hold of the data: the processor's kind only, no where.
+      assets::JsonValue processor = assets::JsonValue::Object();
+      if (const assets::JsonValue* kind = job.spec.processor.Find("kind")) {
+        processor.Set("kind", *kind);
+      }
+      job.spec.processor = std::move(processor);
+      job.spec.where.clear();
+      if (i > 0) body.push_back(',');
+      body += JobJson(job);
+    }
+    body += "]}";
+    return Json(200, std::move(body));
+  }
+  if (parts[2] != "jobs") return Json(404, ErrorBody("not_found", "path: no route for " + request.path));
   if (parts.size() == 3) {
     *route = "/v1/reprocess/jobs";
     if (method == "POST") {
@@ -128,6 +158,13 @@ http::Response Api::RouteReprocess(const http::Request& request,
     *route = "/v1/reprocess/jobs/{id}";
     if (method != "GET") return method_not_allowed();
     absl::StatusOr<reprocess::JobRecord> job = reprocess_->jobs()->Get(id);
+    if (!job.ok()) return ErrorResponse(job.status());
+    return Json(200, JobJson(*job));
+  }
+  if (parts.size() == 5 && parts[4] == "dead-letters:retry") {
+    *route = "/v1/reprocess/jobs/{id}/dead-letters:retry";
+    if (method != "POST") return method_not_allowed();
+    absl::StatusOr<reprocess::JobRecord> job = reprocess_->RetryDeadLetters(id);
     if (!job.ok()) return ErrorResponse(job.status());
     return Json(200, JobJson(*job));
   }

@@ -334,10 +334,12 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                                                      asset_options));
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobStore> job_store,
                           reprocess::JobStore::Open(rows, SystemClock::Default()));
+  reprocess::JobRunnerOptions job_options;
+  job_options.export_dir = config.data_dir + "/exports";  // export jobs' files (docs/assets.md)
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobRunner> job_runner,
                           reprocess::JobRunner::Open(asset_service.get(), queue,
                                                      job_store.get(), SystemClock::Default(),
-                                                     {}, metrics));
+                                                     job_options, metrics));
   std::vector<store::Table*> tables = viewing->tables();
   tables.push_back(asset_service->types_table());
   tables.push_back(asset_service->assets_table());
