@@ -223,6 +223,11 @@ absl::StatusOr<std::optional<std::string>> TokenFromAuthorization(std::string_vi
     if (colon == std::string::npos) {
       return absl::UnauthenticatedError("authorization: malformed Basic credentials");
     }
+    if (colon + 1 == decoded->size()) {
+      return absl::UnauthenticatedError(
+          "authorization: Basic credentials with an empty password (the password is the API "
+          "key)");
+    }
     return std::optional<std::string>(decoded->substr(colon + 1));
   }
   return absl::UnauthenticatedError(

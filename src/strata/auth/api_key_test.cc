@@ -141,6 +141,12 @@ TEST(AuthorizationHeaderTest, SchemeAloneSaysWhatIsMissing) {
   EXPECT_NE(message("Basic", false).find("only on GET"), std::string::npos);
   EXPECT_NE(message("Bearer:abc", false).find("unsupported scheme"), std::string::npos);
   EXPECT_NE(message("Bearerabc", false).find("unsupported scheme"), std::string::npos);
+  // "user:" (an empty password, which is where the key goes) and ":" carry no key: found by
+  // the auth fuzzer, which saw an empty credential accepted.
+  EXPECT_EQ(message("Basic dXNlcjo=", true),
+            "authorization: Basic credentials with an empty password (the password is the API "
+            "key)");
+  EXPECT_TRUE(absl::IsUnauthenticated(TokenFromAuthorization("Basic Og==", true).status()));
 }
 
 }  // namespace
