@@ -55,6 +55,13 @@ absl::Status BadPartition(std::string_view field, int partition, int partitions)
                                     " is not in 0.." + std::to_string(partitions - 1));
 }
 
+absl::Status LostAssignment(const PollRequest& request) {
+  return absl::UnavailableError("kafka: group " + request.group + " lost its partitions of " +
+                                request.topic +
+                                " (no group coordinator answered within the session timeout); "
+                                "polling again rejoins once the brokers are back");
+}
+
 // A librdkafka configuration; Set() failures are programming errors reported at Build().
 class Config {
  public:
@@ -257,6 +264,9 @@ struct GroupConsumer {
   std::condition_variable changed;
   bool polling = false;  // a thread is inside rd_kafka_consumer_poll, a seek or pause
   bool joined = false;   // the first rebalance callback ran
+  // The member's session timed out without the coordinator (librdkafka revoked the
+  // partitions as lost); it rejoins by itself once the brokers answer again.
+  bool assignment_lost = false;
   std::vector<Part> parts;
   size_t next_start = 0;  // rotates which partition a Poll serves first
 };
@@ -778,10 +788,18 @@ void KafkaQueue::OnRebalance(GroupConsumer* c, rd_kafka_resp_err_t err,
         part.last_progress = clock_->NowMillis();
         if (known && committed[p] >= 0) partitions->elems[i].offset = committed[p];
       }
+      c->assignment_lost = false;
     }
     rd_kafka_assign(c->rk.get(), partitions);
   } else {
+    const bool lost = rd_kafka_assignment_lost(c->rk.get()) == 1;
+    if (lost) {
+      STRATA_LOG_WARN("kafka consumer lost its partitions (no group coordinator within the "
+                      "session timeout)",
+                      "group", c->group, "topic", c->topic);
+    }
     std::lock_guard<std::mutex> lock(c->mu);
+    c->assignment_lost = lost;
     for (int i = 0; i < partitions->cnt; ++i) {
       const int p = partitions->elems[i].partition;
       if (p >= 0 && p < static_cast<int>(c->parts.size())) c->parts[p] = GroupConsumer::Part{};
@@ -994,6 +1012,9 @@ absl::StatusOr<std::vector<Message>> KafkaQueue::Poll(const PollRequest& request
         c->delivered_total->Inc(out.size());
         return out;
       }
+      // A member whose session timed out without the brokers has no partitions: "nothing
+      // to deliver" would hide the outage from the caller.
+      if (c->assignment_lost) return LostAssignment(request);
       if (checked_pending) return out;
       // The request's wait is over. Messages the broker already holds beyond this member's
       // position are still fetched (a round trip), so that "nothing returned" means "nothing
