@@ -192,6 +192,68 @@ class StartupErrors(unittest.TestCase):
         self.assertIn("cache-server", err)
 
 
+def s3_versioning(bucket):
+    """The bucket's versioning status ("Enabled", "Suspended" or "" for never enabled), asked
+    with curl (its own SigV4) as an independent S3 client."""
+    # "versioning=": curl signs a bare "?versioning" unlike S3 canonicalises it.
+    url = "%s/%s?versioning=" % (cluster_setting("STRATA_S3_ENDPOINT"), bucket)
+    out = subprocess.run(
+        ["curl", "-sf", "--aws-sigv4",
+         "aws:amz:%s:s3" % (cluster_setting("STRATA_S3_REGION") or "us-east-1"),
+         "--user", "%s:%s" % (cluster_setting("STRATA_S3_ACCESS_KEY"),
+                              cluster_setting("STRATA_S3_SECRET_KEY")),
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", url],
+        capture_output=True, check=True, timeout=30).stdout.decode()
+    start = out.find("<Status>")
+    return out[start + 8:out.find("</Status>")] if start >= 0 else ""
+
+
+class BucketVersioning(unittest.TestCase):
+    """--blobs-versioning decides whether the bucket --blobs-create-bucket makes is versioned,
+    and the server says at start which it uses."""
+
+    def setUp(self):
+        if not cluster_setting("STRATA_S3_ENDPOINT"):
+            raise unittest.SkipTest("no cluster: run under ctest (fixture `cluster`)")
+        self.tmp = tempfile.mkdtemp(prefix="strata-e2e-ver-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+
+    def start(self, bucket, *extra):
+        env = dict(os.environ)
+        env["STRATA_S3_ACCESS_KEY"] = cluster_setting("STRATA_S3_ACCESS_KEY")
+        env["STRATA_S3_SECRET_KEY"] = cluster_setting("STRATA_S3_SECRET_KEY")
+        data = os.path.join(self.tmp, bucket)
+        os.makedirs(data)
+        server = Server(STRATA, data,
+                        ["--blobs-backend", "s3",
+                         "--blobs-endpoint", cluster_setting("STRATA_S3_ENDPOINT"),
+                         "--blobs-bucket", bucket, "--blobs-create-bucket", *extra],
+                        env=env, log_level="info")
+        server.stop()
+        with open(os.path.join(data, "server.log")) as f:
+            return [line for line in f if "s3 bucket opened" in line]
+
+    def test_created_bucket_is_versioned_unless_turned_off(self):
+        tag = os.urandom(4).hex()
+        lines = self.start("e2e-ver-on-" + tag)
+        self.assertEqual(s3_versioning("e2e-ver-on-" + tag), "Enabled")
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("versioning=enabled", lines[0])
+
+        lines = self.start("e2e-ver-off-" + tag, "--blobs-versioning", "false")
+        self.assertEqual(s3_versioning("e2e-ver-off-" + tag), "")
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("versioning=off", lines[0])
+        self.assertIn("remove the bytes at once", lines[0])
+
+    def test_bad_value_names_the_flag(self):
+        p = subprocess.run([STRATA, "serve", "--data-dir", os.path.join(self.tmp, "d"),
+                            "--port", "0", "--blobs-versioning", "maybe"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--blobs-versioning", p.stderr)
+
+
 if __name__ == "__main__":
     STRATA = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=2)

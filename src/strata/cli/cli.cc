@@ -139,7 +139,12 @@ void AddBackendOptions(CLI::App* serve, server::BackendConfig* b) {
                     "STRATA_S3_ACCESS_KEY/STRATA_S3_SECRET_KEY or AWS_ACCESS_KEY_ID/"
                     "AWS_SECRET_ACCESS_KEY)");
   serve->add_flag("--blobs-create-bucket", b->blobs.create_bucket,
-                  "s3: create the bucket (versioned) at start if it does not exist");
+                  "s3: create the bucket at start if it does not exist");
+  serve->add_option("--blobs-versioning", b->blobs.versioning,
+                    "s3: a bucket that --blobs-create-bucket makes gets versioning (readers "
+                    "survive deletes); false: deletes remove the bytes at once (faster on "
+                    "radosgw). An existing bucket is used as it is")
+      ->capture_default_str();
   serve->add_option("--queue-backend", b->queue.backend,
                     "Work queues: embedded (in the row store) or kafka")
       ->capture_default_str();

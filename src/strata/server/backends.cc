@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "strata/base/log.h"
 #include "strata/base/status.h"
 #include "strata/blob/local/local_blob_store.h"
 #include "strata/server/server.h"
@@ -117,7 +118,7 @@ absl::StatusOr<std::unique_ptr<blob::BlobStore>> OpenFiles(const ServerConfig& c
     options.credentials.access_key = credentials.access_key;
     options.credentials.secret_key = credentials.secret_key;
     options.create_bucket = blobs.create_bucket;
-    options.enable_versioning = blobs.create_bucket;
+    options.enable_versioning = blobs.create_bucket && blobs.versioning;
     if (config.blob_part_bytes < 4096) {
       return absl::InvalidArgumentError("blob_part_bytes: must be at least 4096");
     }
@@ -127,6 +128,11 @@ absl::StatusOr<std::unique_ptr<blob::BlobStore>> OpenFiles(const ServerConfig& c
       return Unreachable(opened.status(), "blobs backend \"s3\" at " + blobs.endpoint +
                                               " bucket " + blobs.bucket);
     }
+    STRATA_LOG_INFO("s3 bucket opened", "bucket", blobs.bucket, "endpoint", blobs.endpoint,
+                    "versioning", (*opened)->versioned() ? "enabled" : "off",
+                    "deletes", (*opened)->versioned()
+                                   ? "leave noncurrent versions for the bucket's lifecycle rule"
+                                   : "remove the bytes at once");
     return std::unique_ptr<blob::BlobStore>(std::move(*opened));
 #else
     (void)credentials;
