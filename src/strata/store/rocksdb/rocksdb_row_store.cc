@@ -500,6 +500,10 @@ rocksdb::DBOptions Core::MakeDBOptions() const {
 
 // Share of deletions at which a flushed live-table file is compacted right away.
 constexpr double kLiveCompactDeletionRatio = 0.3;
+// The collector's sliding window (entries) and the deletions within it that would also
+// trigger: one more than the window, so the window trigger never fires.
+constexpr size_t kLiveDeletionWindow = 128;
+constexpr size_t kLiveDeletionWindowTriggerOff = kLiveDeletionWindow + 1;
 
 rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) const {
   rocksdb::ColumnFamilyOptions cf;
@@ -544,10 +548,11 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       // stayed on disk until the next flush, and whether the bench measured before or after
       // it moved the viewing bench's bytes per record right after its run between ~39 and
       // ~55 (docs/benchmark-log.md). Ingest-only files (few deletions) keep the normal
-      // trigger. The window trigger is off (129 deletions can never fit in 128 entries):
+      // trigger. The window trigger is off (more deletions than the window holds entries):
       // only the file's whole ratio counts.
       cf.table_properties_collector_factories.push_back(
-          rocksdb::NewCompactOnDeletionCollectorFactory(128, 129, kLiveCompactDeletionRatio));
+          rocksdb::NewCompactOnDeletionCollectorFactory(
+              kLiveDeletionWindow, kLiveDeletionWindowTriggerOff, kLiveCompactDeletionRatio));
       break;
     case TableProfile::kCompressed:
       // Large values that are already zstd: compressing again wastes CPU. Universal
