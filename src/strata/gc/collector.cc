@@ -880,11 +880,6 @@ void Collector::ControlStep() {
   const bool busy = sweeping_.load() || orphan_scanning_.load() || backlog > 0;
   LoadSample sample;
   if (options_.load_probe) sample = options_.load_probe();
-  const auto now = std::chrono::steady_clock::now();
-  if (last_control_ != std::chrono::steady_clock::time_point{}) {
-    sample.interval_s = std::chrono::duration<double>(now - last_control_).count();
-  }
-  last_control_ = now;
   throttle_.Update(sample, busy);
   const uint64_t extra = backlog / options_.backlog_per_worker;
   desired_workers_ = static_cast<int>(

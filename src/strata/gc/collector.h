@@ -200,7 +200,6 @@ class Collector {
   store::Table* runs_ = nullptr;
   store::Table* audit_ = nullptr;
   AimdThrottle throttle_;
-  std::chrono::steady_clock::time_point last_control_{};  // ControlStep's previous sample
 
   std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;

@@ -220,52 +220,6 @@ TEST(GcThrottleTest, ALatencyCutHoldsWhileTheWindowStillShowsTheOldRate) {
   EXPECT_EQ(t.latency_holds(), 2u);
 }
 
-TEST(GcThrottleTest, TheRateFollowsWhatABackendBoundSweepUses) {
-  ThrottleOptions o;
-  o.initial_rate = 1000;
-  o.additive_step = 250;
-  o.decrease_factor = 0.5;
-  o.latency_factor = 1.5;
-  o.latency_floor_ms = 0.5;
-  o.latency_hold_steps = 0;
-  o.use_window = 4;
-  o.use_headroom = 2.0;
-  AimdThrottle t(o);
-  LoadSample idle;
-  idle.p99_ms = {2.0};
-  idle.interval_s = 0.5;
-  t.Update(idle, false);
-  EXPECT_LT(t.used_rate(), 1.0);  // nothing taken while idle
-  // The sweep takes 30 tokens per sample that says 0.1 s passed (300/s: its deletes allow no
-  // more). Acquire paces them at the real rate (1000/s: ~0.6 s in all); only the samples'
-  // interval_s counts for the use.
-  LoadSample ok;
-  ok.p99_ms = {2.5};
-  ok.interval_s = 0.1;
-  for (int step = 0; step < 20; ++step) {
-    for (int i = 0; i < 30; ++i) ASSERT_TRUE(t.Acquire());
-    t.Update(ok, true);
-  }
-  EXPECT_NEAR(t.used_rate(), 300, 1);
-  // Twenty healthy samples at +250 each would have taken the rate to 6,000; it stays at
-  // max(initial_rate, 2 x 300).
-  EXPECT_DOUBLE_EQ(t.rate(), 1000);
-  // A slow sample cuts from what the sweep uses, so the cut is felt at once.
-  for (int i = 0; i < 30; ++i) ASSERT_TRUE(t.Acquire());
-  LoadSample slow;
-  slow.p99_ms = {4.0};
-  slow.interval_s = 0.1;
-  EXPECT_NEAR(t.Update(slow, true), 150, 1);
-  EXPECT_EQ(t.latency_cuts(), 1u);
-  // Without an interval (a caller that does not measure it) the rate is plain AIMD.
-  AimdThrottle plain(o);
-  LoadSample no_interval;
-  no_interval.p99_ms = {2.5};
-  plain.Update(idle, false);
-  for (int step = 0; step < 20; ++step) plain.Update(no_interval, true);
-  EXPECT_DOUBLE_EQ(plain.rate(), 6000);
-}
-
 // Data directory with the stores, the media service and one collector.
 // The RocksDB store without its snapshots, as the collector sees a RADOS store: NewSnapshot
 // answers Unimplemented, so the mark reads the latest rows.

@@ -21,45 +21,14 @@ bool AimdThrottle::Acquire() {
     if (next_slot_ < earliest) next_slot_ = earliest;
     if (next_slot_ <= now) {
       next_slot_ += interval;
-      ++granted_;
       return true;
     }
     cv_.wait_until(lock, next_slot_);
   }
 }
 
-double AimdThrottle::UsedRateLocked() const {
-  uint64_t tokens = 0;
-  double seconds = 0;
-  for (const auto& [t, s] : use_) {
-    tokens += t;
-    seconds += s;
-  }
-  return seconds > 0 ? static_cast<double>(tokens) / seconds : -1;
-}
-
-double AimdThrottle::used_rate() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return UsedRateLocked();
-}
-
 double AimdThrottle::Update(const LoadSample& sample, bool sweeping) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (sample.interval_s > 0 && options_.use_window > 0) {
-    const std::pair<uint64_t, double> u{granted_, sample.interval_s};
-    if (use_.size() < static_cast<size_t>(options_.use_window)) {
-      use_.push_back(u);
-    } else {
-      use_[use_next_] = u;
-      use_next_ = (use_next_ + 1) % use_.size();
-    }
-  }
-  granted_ = 0;
-  // Only a full window says what the sweep uses (a batch takes its tokens at once).
-  const double used = use_.size() == static_cast<size_t>(std::max(options_.use_window, 1)) &&
-                              sweeping
-                          ? UsedRateLocked()
-                          : -1;
   if (baselines_.size() < sample.p99_ms.size()) baselines_.resize(sample.p99_ms.size(), 0);
   if (!sweeping) {
     for (size_t i = 0; i < sample.p99_ms.size(); ++i) {
@@ -82,8 +51,7 @@ double AimdThrottle::Update(const LoadSample& sample, bool sweeping) {
     --hold_left_;
     ++latency_holds_;
   } else if (slow || loaded) {
-    const double from = used >= 0 ? std::min(rate_, used) : rate_;
-    rate_ = std::max(options_.min_rate, from * options_.decrease_factor);
+    rate_ = std::max(options_.min_rate, rate_ * options_.decrease_factor);
     if (slow) {
       ++latency_cuts_;
       hold_left_ = options_.latency_hold_steps;
@@ -91,12 +59,7 @@ double AimdThrottle::Update(const LoadSample& sample, bool sweeping) {
     if (loaded) ++load_cuts_;
   } else {
     hold_left_ = 0;
-    double cap = options_.max_rate;
-    if (used >= 0) {
-      cap = std::min(cap, std::max(options_.initial_rate, options_.use_headroom * used));
-    }
-    // Grow by the step up to the cap; a rate already above it (the use fell) comes down to it.
-    rate_ = std::max(options_.min_rate, std::min(cap, rate_ + options_.additive_step));
+    rate_ = std::min(options_.max_rate, rate_ + options_.additive_step);
   }
   cv_.notify_all();
   return rate_;

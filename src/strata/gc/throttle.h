@@ -9,13 +9,6 @@
 // `latency_factor` x idle", whatever the machine. Below `latency_floor_ms` p99 is ignored
 // (noise of a histogram with coarse buckets).
 //
-// The rate follows what the sweep uses: when the workers take fewer tokens than the rate
-// allows (the sweep is bound by its backend, e.g. S3 deletes at a few hundred per second),
-// a healthy interval grows the rate only up to `use_headroom` x the tokens taken per second
-// over the last `use_window` samples (at least `initial_rate`), and a cut starts from the
-// smaller of the rate and that use. Without this the rate crept to thousands while the sweep
-// used hundreds, and halving it several times changed nothing the online path could feel.
-//
 // Thread-safe. Time for the token bucket is the steady clock (tests drive Update directly).
 #pragma once
 
@@ -23,7 +16,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <utility>
 #include <vector>
 
 namespace strata::gc {
@@ -41,10 +33,6 @@ struct ThrottleOptions {
   // it stays high for a while after the cut took effect. Without the hold, one slow burst
   // cut the rate 16-fold (measured: swings between ~6,000 and ~300 items/s). Default 3.
   int latency_hold_steps = 3;
-  // See the class comment: the rate stays within this x the tokens used per second.
-  double use_headroom = 2.0;
-  // Samples (with interval_s) over which the use is measured; the server's p99 window is 4.
-  int use_window = 4;
   // Pending compaction above this many bytes, or a write stall, = unhealthy. Default 256 MiB.
   uint64_t max_pending_compaction_bytes = uint64_t{256} << 20;
 };
@@ -56,9 +44,6 @@ struct LoadSample {
   std::vector<double> p99_ms;
   uint64_t pending_compaction_bytes = 0;
   bool write_stalled = false;
-  // Seconds since the previous sample (0 = unknown). With it the throttle knows how many
-  // tokens the workers actually took per second, and keeps its rate near that use.
-  double interval_s = 0;
 };
 
 class AimdThrottle {
@@ -78,8 +63,6 @@ class AimdThrottle {
   double baseline_p99_ms(size_t i = 0) const;
   // Intervals cut for latency / for store load since construction.
   uint64_t latency_cuts() const;
-  // Tokens taken per second over the last use_window samples; -1 while unknown.
-  double used_rate() const;
   // Slow intervals that held the rate instead of cutting it (see latency_hold_steps).
   uint64_t latency_holds() const;
   uint64_t load_cuts() const;
@@ -97,11 +80,6 @@ class AimdThrottle {
   uint64_t latency_holds_ = 0;
   uint64_t load_cuts_ = 0;
   int hold_left_ = 0;  // slow intervals still to hold after the last latency cut
-  uint64_t granted_ = 0;  // tokens handed out since the last sample
-  // (tokens, seconds) of the last use_window samples that had an interval.
-  std::vector<std::pair<uint64_t, double>> use_;
-  size_t use_next_ = 0;
-  double UsedRateLocked() const;
 };
 
 }  // namespace strata::gc
