@@ -1573,6 +1573,8 @@ absl::StatusOr<std::string> RocksRowStore::DescribeTuningForTesting(std::string_
   out += " write_buffer=" + std::to_string(options.write_buffer_size);
   out += " l0_trigger=" + std::to_string(options.level0_file_num_compaction_trigger);
   out += " target_file=" + std::to_string(options.target_file_size_base);
+  out += " blob_min=";
+  out += options.enable_blob_files ? std::to_string(options.min_blob_size) : "off";
   out += " merge_operator=";
   out += options.merge_operator ? options.merge_operator->Name() : "none";
   out += " compaction_filter=";
