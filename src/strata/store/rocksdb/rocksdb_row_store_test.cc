@@ -203,6 +203,8 @@ TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
     EXPECT_THAT(tuning["blob_rows"], HasSubstr("compression=none"));
     EXPECT_THAT(tuning["index_rows"], HasSubstr("profile=index compaction=level"));
     EXPECT_THAT(tuning["doc_rows"], HasSubstr("profile=document compaction=universal"));
+    EXPECT_THAT(tuning["doc_rows"], HasSubstr("blob_min=512"));
+    EXPECT_THAT(tuning["live_rows"], HasSubstr("blob_min=off"));
   }
   std::unique_ptr<RocksRowStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -351,6 +353,59 @@ TEST_F(RocksRowStoreTest, CompactionFilterDropsExpiredRows) {
   EXPECT_GT(stats->disk_bytes, 0u);
   EXPECT_EQ(GetOr(plain, "p", "long5"), "y");
   EXPECT_TRUE(absl::IsNotFound(store->CountRawEntriesForTesting("nope").status()));
+}
+
+// Document tables keep rows of document_blob_min_bytes and more in blob files: every read
+// path finds them (memtable, SST, after compaction), overwrites and deletes win, expired blob
+// rows are hidden from reads, small expiring rows are still dropped by compaction, and the
+// table's disk bytes count the blob files.
+TEST_F(RocksRowStoreTest, DocumentRowsInBlobFiles) {
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* docs = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
+  ASSERT_NE(docs, nullptr);
+  const Millis now = clock_.NowMillis();
+  auto doc = [](int i, char fill) { return std::to_string(i) + std::string(1500, fill); };
+  WriteBatch batch;
+  for (int i = 0; i < 200; ++i) batch.Put("d" + std::to_string(1000 + i), doc(i, 'a'));
+  batch.Put("expiring_big", doc(7, 'e'), now + 1000);
+  batch.Put("expiring_small", "s", now + 1000);
+  ASSERT_TRUE(docs->Apply("p", batch).ok());
+  EXPECT_EQ(GetOr(docs, "p", "d1005"), doc(5, 'a'));  // from the memtable
+  ASSERT_TRUE(store->CompactAll().ok());
+  EXPECT_EQ(GetOr(docs, "p", "d1005"), doc(5, 'a'));  // from a blob file
+  WriteBatch change;
+  change.Put("d1006", doc(6, 'b'));
+  change.Delete("d1007");
+  ASSERT_TRUE(docs->Apply("p", change).ok());
+  ASSERT_TRUE(store->CompactAll().ok());
+  std::vector<RowKey> keys = {{"p", "d1006"}, {"p", "d1007"}, {"p", "d1199"}};
+  std::vector<absl::StatusOr<std::string>> got = docs->MultiGet(keys);
+  ASSERT_EQ(got.size(), 3u);
+  ASSERT_TRUE(got[0].ok()) << got[0].status();
+  EXPECT_EQ(*got[0], doc(6, 'b'));
+  EXPECT_TRUE(absl::IsNotFound(got[1].status()));
+  ASSERT_TRUE(got[2].ok()) << got[2].status();
+  EXPECT_EQ(*got[2], doc(199, 'a'));
+  ScanOptions scan;
+  scan.start = "d";
+  scan.end = "e";
+  absl::StatusOr<ScanPage> page = docs->Scan("p", scan);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->rows.size(), 199u);
+  EXPECT_EQ(page->rows[5].value, doc(5, 'a'));
+  absl::StatusOr<TableStats> stats = docs->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GE(stats->disk_bytes, 199u * 1500);  // the blob files count
+
+  clock_.Advance(1000);
+  EXPECT_EQ(GetOr(docs, "p", "expiring_big"), "<not found>");
+  EXPECT_EQ(GetOr(docs, "p", "expiring_small"), "<not found>");
+  const uint64_t before = store->CountRawEntriesForTesting("docs").value_or(0);
+  ASSERT_TRUE(store->CompactAll().ok());
+  // The small expired row is dropped; the big one stays (hidden) until overwritten.
+  EXPECT_EQ(store->CountRawEntriesForTesting("docs").value_or(0), before - 1);
+  EXPECT_EQ(GetOr(docs, "p", "expiring_big"), "<not found>");
 }
 
 TEST_F(RocksRowStoreTest, PutIfNewerAcrossFlushesAndCompactions) {
