@@ -1399,15 +1399,9 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
       resume.push_back('\0');
       if (resume > options.start) options.start = std::move(resume);
     }
-    // The first page of index entries holds as many as the answer still needs (plus a
-    // few): an equality search's candidates nearly all match, and reading 1024 entries for
-    // a page of 100 was a tenth of a search's CPU. Each further page is twice as long, so
-    // a selective condition still reads few pages.
-    size_t page_rows = std::min(store::kMaxPageRows, query.limit - out.assets.size() + 16);
     for (;;) {
       if (options.start >= options.end) break;
-      options.limit = page_rows;
-      page_rows = std::min(store::kMaxPageRows, page_rows * 2);
+      options.limit = store::kMaxPageRows;
       STRATA_ASSIGN_OR_RETURN(store::ScanPage page, assets_->Scan(partition, options));
       std::vector<AssetId> ids(page.rows.size());
       for (size_t i = 0; i < page.rows.size(); ++i) {
