@@ -41,6 +41,22 @@ class BackupTest(unittest.TestCase):
                 self.assertEqual(server.request("PUT", "/v1/buckets/media/objects/" + key,
                                                 body)[0], 200)
                 before_objects[key] = body
+            # Assets of ~1.3 KB: their rows go to RocksDB blob files (--document-blob-min-bytes,
+            # default 512), which the backup must hold as well as the SST files.
+            status, body = server.json("PUT", "/v1/asset-types/doc", {
+                "schema": {"type": "object", "properties": {"n": {"type": "integer"},
+                                                            "w": {"type": "integer"},
+                                                            "text": {"type": "string"}}},
+                "indexed": ["/w"]})
+            self.assertIn(status, (200, 201), body)
+            before_assets = {}
+            for i in range(10):
+                batch = [{"n": i * 100 + k, "w": k % 7,
+                          "text": hashlib.sha256(b"%d/%d" % (i, k)).hexdigest() * 40}
+                         for k in range(100)]
+                status, body = server.json("POST", "/v1/assets/doc:batch", batch)
+                self.assertEqual((status, body["created"]), (200, 100), body)
+                before_assets.update(zip(body["ids"], batch))
             # Objects replaced and deleted before the backup stay as they were at it.
             self.assertEqual(server.request("DELETE", "/v1/buckets/media/objects/k/0")[0], 200)
             del before_objects["k/0"]
@@ -67,6 +83,8 @@ class BackupTest(unittest.TestCase):
             made = json.loads(out.stdout)
             backup_dir = made["dir"]
             self.assertTrue(os.path.exists(os.path.join(backup_dir, "STRATA_BACKUP")))
+            self.assertTrue([n for n in os.listdir(os.path.join(backup_dir, "rows"))
+                             if n.endswith(".blob")], "the backup holds the assets' blob files")
             # A second backup of the same name is refused, naming it; bad names too.
             out = subprocess.run([STRATA, "backup", "create", "nightly", "--server", url],
                                  capture_output=True, text=True, timeout=60)
@@ -108,6 +126,16 @@ class BackupTest(unittest.TestCase):
                     self.assertEqual((status, hashlib.sha256(data).hexdigest()),
                                      (200, hashlib.sha256(body).hexdigest()), key)
                 self.assertEqual(server.request("GET", "/v1/buckets/media/objects/k/0")[0], 404)
+                bad = []
+                for asset_id, payload in before_assets.items():
+                    status, got = server.json("GET", "/v1/assets/doc/" + asset_id)
+                    if status != 200 or got["payload"] != payload:
+                        bad.append((asset_id, status))
+                self.assertEqual(bad[:5], [], "%d of %d assets" % (len(bad), len(before_assets)))
+                status, found = server.json("GET", "/v1/assets/doc?where=%2Fw%3D3&limit=1000")
+                self.assertEqual(status, 200, found)
+                self.assertEqual(sorted(a["id"] for a in found["assets"]),
+                                 sorted(i for i, p in before_assets.items() if p["w"] == 3))
                 # Whatever of the concurrent writes made it in is whole: every listed object
                 # reads back completely.
                 status, listed = server.json("GET", "/v1/buckets/media/objects?prefix=during/")

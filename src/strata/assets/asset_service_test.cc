@@ -380,6 +380,44 @@ TEST_P(AssetServiceTest, IndexStaysConsistentWithRowsThroughUpdatesAndDeletes) {
   EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), live.size());
 }
 
+// A search pages through its driving index (more than one store page of candidates: 2,000
+// "hd" entries in one bucket, the store's page limit being 1,024): a selective second
+// condition still finds every match, newest first, at every limit, and a search whose
+// candidates all match stops at its limit with a cursor that resumes exactly after it.
+TEST_P(AssetServiceTest, SearchPagesThroughManyCandidatesOfOneBucket) {
+  std::map<std::string, std::string> live;
+  std::vector<std::string> newest_first_hd;
+  for (int i = 0; i < 2500; ++i) {
+    clock_.Advance(1);
+    Asset a = Create(Video(i % 100 == 7 ? 5 : 1 + i % 4, i % 5 == 0 ? "4k" : "hd", i));
+    live[a.id.ToString()] = a.row.payload;
+    if (i % 5 != 0) newest_first_hd.insert(newest_first_hd.begin(), a.id.ToString());
+  }
+  const std::vector<std::string> selective = {"/format=hd", "/show_id=5"};
+  for (size_t limit : {size_t{1}, size_t{10}, size_t{100}, size_t{1000}}) {
+    std::vector<std::string> got = SearchIds(selective, limit);
+    EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), Oracle(live, selective)) << limit;
+    EXPECT_TRUE(std::is_sorted(got.rbegin(), got.rend())) << limit;  // newest first
+    EXPECT_EQ(got.size(), 25u) << limit;  // i % 100 == 7: 25 of 2,500, all "hd"
+  }
+  for (size_t limit : {size_t{100}, size_t{1000}}) {
+    ListQuery q;
+    q.limit = limit;
+    q.where = {"/format=hd"};
+    absl::StatusOr<AssetPage> first = service_->List("video", q);
+    ASSERT_TRUE(first.ok()) << first.status();
+    ASSERT_EQ(first->assets.size(), limit);
+    ASSERT_FALSE(first->next_cursor.empty());
+    q.cursor = first->next_cursor;
+    absl::StatusOr<AssetPage> second = service_->List("video", q);
+    ASSERT_TRUE(second.ok()) << second.status();
+    ASSERT_FALSE(second->assets.empty());
+    EXPECT_EQ(first->assets.front().id.ToString(), newest_first_hd[0]);
+    EXPECT_EQ(second->assets.front().id.ToString(), newest_first_hd[limit]);
+  }
+  EXPECT_EQ(SearchIds({"/format=hd"}, 1000), newest_first_hd);
+}
+
 TEST_P(AssetServiceTest, PagesNewestFirstAcrossBucketsWithTimeBounds) {
   std::vector<Asset> made;
   for (int i = 0; i < 30; ++i) {

@@ -228,6 +228,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
       ->capture_default_str();
   serve->add_option("--block-cache-bytes", c->block_cache_bytes, "RocksDB block cache size")
       ->capture_default_str();
+  serve->add_option("--document-blob-min-bytes", c->document_blob_min_bytes,
+                    "RocksDB: asset rows of at least this many bytes go to blob files (0 = "
+                    "inside the SST files)")
+      ->capture_default_str();
   serve->add_option("--sync", c->sync, "WAL fsync policy: periodic or batch")
       ->check(CLI::IsMember({"periodic", "batch"}))
       ->capture_default_str();

@@ -82,6 +82,7 @@ absl::StatusOr<std::unique_ptr<store::RowStore>> OpenRows(const ServerConfig& co
   store::RocksRowStoreOptions options;
   options.path = config.data_dir + "/rows";
   options.block_cache_bytes = config.block_cache_bytes;
+  options.document_blob_min_bytes = config.document_blob_min_bytes;
   if (config.sync == "periodic") {
     options.sync_policy = store::RocksRowStoreOptions::SyncPolicy::kPeriodic;
   } else if (config.sync == "batch") {

@@ -30,6 +30,9 @@ struct ServerConfig {
   http::ServerOptions http;
   // RocksDB block cache shared by all tables, bytes. Default 256 MiB.
   size_t block_cache_bytes = 256ull << 20;
+  // RocksDB: rows of document tables (assets) of at least this many bytes are kept in blob
+  // files, 0 = inside the SST files (RocksRowStoreOptions::document_blob_min_bytes).
+  uint64_t document_blob_min_bytes = 512;
   // "periodic" (default; fsync the write-ahead log every sync_interval_ms) or "batch"
   // (fsync before acknowledging each write). Either way an acknowledged write survives
   // kill -9 of the server; "batch" also survives power loss.

@@ -92,6 +92,17 @@ struct RocksRowStoreOptions {
   // Bloom filter bits per key for point lookups (about 1% false positives at 10).
   // 0 = no bloom filters. Default 10.
   int bloom_bits_per_key = 10;
+  // Values of a kDocument table of at least this many bytes (the row's encoded value) go to
+  // blob files (RocksDB's integrated BlobDB), uncompressed; the table's SST files keep the
+  // keys, small values and a reference to each blob. Compaction then merges keys only, never
+  // rewriting a document again (except blob garbage collection, which moves live blobs out of
+  // the oldest quarter of blob files as compaction passes them), and a point read costs one
+  // read of the document's own bytes, without decompressing a block around it. Expired rows
+  // in blob files are hidden from reads but not dropped by compaction (the expiry filter
+  // would have to read every blob); they go when the row is deleted or overwritten.
+  // 0 = documents stay inside the SST files (LZ4 blocks). Changing it affects new writes
+  // only: both kinds of files stay readable. Default 512.
+  uint64_t document_blob_min_bytes = 512;
 };
 
 using SyncPolicy = RocksRowStoreOptions::SyncPolicy;
@@ -105,6 +116,7 @@ struct RocksHealth {
   uint64_t total_sst_bytes = 0;           // bytes of all SST files, all tables (incl. obsolete)
   uint64_t live_sst_bytes = 0;            // bytes of the SST files of the current version
   uint64_t memtable_bytes = 0;            // bytes in memtables, all tables
+  uint64_t live_blob_bytes = 0;           // bytes of the blob files of the current version
   uint64_t wal_bytes = 0;                 // bytes of the write-ahead log files still live
   uint64_t wal_files = 0;                 // number of those files
   uint64_t background_errors = 0;         // accumulated background (flush/compaction) errors

@@ -203,6 +203,8 @@ TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
     EXPECT_THAT(tuning["blob_rows"], HasSubstr("compression=none"));
     EXPECT_THAT(tuning["index_rows"], HasSubstr("profile=index compaction=level"));
     EXPECT_THAT(tuning["doc_rows"], HasSubstr("profile=document compaction=universal"));
+    EXPECT_THAT(tuning["doc_rows"], HasSubstr("blob_min=512"));
+    EXPECT_THAT(tuning["live_rows"], HasSubstr("blob_min=off"));
   }
   std::unique_ptr<RocksRowStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -351,6 +353,261 @@ TEST_F(RocksRowStoreTest, CompactionFilterDropsExpiredRows) {
   EXPECT_GT(stats->disk_bytes, 0u);
   EXPECT_EQ(GetOr(plain, "p", "long5"), "y");
   EXPECT_TRUE(absl::IsNotFound(store->CountRawEntriesForTesting("nope").status()));
+}
+
+// Document tables keep rows of document_blob_min_bytes and more in blob files: every read
+// path finds them (memtable, SST, after compaction), overwrites and deletes win, expired blob
+// rows are hidden from reads, small expiring rows are still dropped by compaction, and the
+// table's disk bytes count the blob files.
+TEST_F(RocksRowStoreTest, DocumentRowsInBlobFiles) {
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* docs = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
+  ASSERT_NE(docs, nullptr);
+  const Millis now = clock_.NowMillis();
+  auto doc = [](int i, char fill) { return std::to_string(i) + std::string(1500, fill); };
+  WriteBatch batch;
+  for (int i = 0; i < 200; ++i) batch.Put("d" + std::to_string(1000 + i), doc(i, 'a'));
+  batch.Put("expiring_big", doc(7, 'e'), now + 1000);
+  batch.Put("expiring_small", "s", now + 1000);
+  ASSERT_TRUE(docs->Apply("p", batch).ok());
+  EXPECT_EQ(GetOr(docs, "p", "d1005"), doc(5, 'a'));  // from the memtable
+  ASSERT_TRUE(store->CompactAll().ok());
+  EXPECT_EQ(GetOr(docs, "p", "d1005"), doc(5, 'a'));  // from a blob file
+  WriteBatch change;
+  change.Put("d1006", doc(6, 'b'));
+  change.Delete("d1007");
+  ASSERT_TRUE(docs->Apply("p", change).ok());
+  ASSERT_TRUE(store->CompactAll().ok());
+  std::vector<RowKey> keys = {{"p", "d1006"}, {"p", "d1007"}, {"p", "d1199"}};
+  std::vector<absl::StatusOr<std::string>> got = docs->MultiGet(keys);
+  ASSERT_EQ(got.size(), 3u);
+  ASSERT_TRUE(got[0].ok()) << got[0].status();
+  EXPECT_EQ(*got[0], doc(6, 'b'));
+  EXPECT_TRUE(absl::IsNotFound(got[1].status()));
+  ASSERT_TRUE(got[2].ok()) << got[2].status();
+  EXPECT_EQ(*got[2], doc(199, 'a'));
+  ScanOptions scan;
+  scan.start = "d";
+  scan.end = "e";
+  absl::StatusOr<ScanPage> page = docs->Scan("p", scan);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->rows.size(), 199u);
+  EXPECT_EQ(page->rows[5].value, doc(5, 'a'));
+  absl::StatusOr<TableStats> stats = docs->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GE(stats->disk_bytes, 199u * 1500);  // the blob files count
+
+  clock_.Advance(1000);
+  EXPECT_EQ(GetOr(docs, "p", "expiring_big"), "<not found>");
+  EXPECT_EQ(GetOr(docs, "p", "expiring_small"), "<not found>");
+  const uint64_t before = store->CountRawEntriesForTesting("docs").value_or(0);
+  ASSERT_TRUE(store->CompactAll().ok());
+  // The small expired row is dropped; the big one stays (hidden) until overwritten.
+  EXPECT_EQ(store->CountRawEntriesForTesting("docs").value_or(0), before - 1);
+  EXPECT_EQ(GetOr(docs, "p", "expiring_big"), "<not found>");
+}
+
+// Files directly in `dir` whose names end in `suffix` (".blob": RocksDB's blob files).
+size_t CountFiles(const std::string& dir, std::string_view suffix) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() >= suffix.size() && name.ends_with(suffix)) ++n;
+  }
+  return n;
+}
+
+// A document row big enough for a blob file (the default document_blob_min_bytes is 512):
+// its number i first, so a reader can tell which write it came from.
+std::string DocumentValue(int i, char fill) {
+  return std::to_string(i) + ":" + std::string(1200, fill);
+}
+
+// A checkpoint (what `strata backup create` takes of the rows) of a document table whose rows
+// live in blob files holds those files itself: every row written before it reads back from
+// the copy -- rows flushed and compacted before it, and rows still in the memtable that the
+// checkpoint flushes -- after the original has overwritten, deleted and compacted them (blob
+// garbage collection) and has then been removed altogether; nothing written after it appears.
+TEST_F(RocksRowStoreTest, CheckpointOfDocumentRowsInBlobFilesRestoresEveryRow) {
+  TempDir backup_parent;
+  ASSERT_FALSE(backup_parent.path().empty());
+  const std::string checkpoint = backup_parent.path() + "/rows";
+  {
+    std::unique_ptr<RocksRowStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    Table* docs = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
+    ASSERT_NE(docs, nullptr);
+    WriteBatch flushed;
+    for (int i = 0; i < 300; ++i) flushed.Put("d" + std::to_string(1000 + i), DocumentValue(i, 'a'));
+    ASSERT_TRUE(docs->Apply("p", flushed).ok());
+    ASSERT_TRUE(store->CompactAll().ok());
+    ASSERT_GT(CountFiles(dir_.path(), ".blob"), 0u) << "the rows must be in blob files";
+    WriteBatch in_memtable;
+    for (int i = 300; i < 600; ++i) {
+      in_memtable.Put("d" + std::to_string(1000 + i), DocumentValue(i, 'a'));
+    }
+    in_memtable.Put("d1005", DocumentValue(5, 'b'));
+    in_memtable.Delete("d1006");
+    ASSERT_TRUE(docs->Apply("p", in_memtable).ok());
+
+    ASSERT_TRUE(store->Checkpoint(checkpoint).ok());
+    EXPECT_GT(CountFiles(checkpoint, ".blob"), 0u);
+
+    // After the checkpoint: every row rewritten or deleted, and compacted twice so that blob
+    // garbage collection rewrites or drops the original's blob files.
+    WriteBatch after;
+    for (int i = 0; i < 600; ++i) {
+      if (i % 2 == 0) {
+        after.Put("d" + std::to_string(1000 + i), DocumentValue(i, 'z'));
+      } else {
+        after.Delete("d" + std::to_string(1000 + i));
+      }
+    }
+    after.Put("d9999", DocumentValue(9999, 'n'));
+    ASSERT_TRUE(docs->Apply("p", after).ok());
+    ASSERT_TRUE(store->CompactAll().ok());
+    ASSERT_TRUE(store->CompactAll().ok());
+    EXPECT_EQ(GetOr(docs, "p", "d1002"), DocumentValue(2, 'z'));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_.path(), ec);
+  ASSERT_FALSE(ec) << ec.message();
+
+  // Restore as `strata backup restore` does: a recursive copy of the checkpoint.
+  TempDir restored_parent;
+  ASSERT_FALSE(restored_parent.path().empty());
+  const std::string restored = restored_parent.path() + "/rows";
+  std::filesystem::copy(checkpoint, restored, std::filesystem::copy_options::recursive, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::unique_ptr<RocksRowStore> store = OpenStore(TestOptions(restored, &clock_));
+  ASSERT_NE(store, nullptr);
+  Table* docs = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
+  ASSERT_NE(docs, nullptr);
+  size_t wrong = 0;
+  for (int i = 0; i < 600; ++i) {
+    std::string expected = i == 5 ? DocumentValue(5, 'b') : DocumentValue(i, 'a');
+    if (i == 6) expected = "<not found>";
+    if (GetOr(docs, "p", "d" + std::to_string(1000 + i)) != expected) ++wrong;
+  }
+  EXPECT_EQ(wrong, 0u) << "of 600 rows";
+  EXPECT_EQ(GetOr(docs, "p", "d9999"), "<not found>");
+  ScanOptions scan;
+  scan.start = "d";
+  scan.end = "e";
+  scan.limit = 1000;
+  absl::StatusOr<ScanPage> page = docs->Scan("p", scan);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->rows.size(), 599u);
+  // The restored store takes writes and compacts over the checkpoint's blob files.
+  ASSERT_TRUE(docs->Put("p", "d2000", DocumentValue(2000, 'r')).ok());
+  ASSERT_TRUE(store->CompactAll().ok());
+  EXPECT_EQ(GetOr(docs, "p", "d1599"), DocumentValue(599, 'a'));
+  EXPECT_EQ(GetOr(docs, "p", "d2000"), DocumentValue(2000, 'r'));
+}
+
+// The child half of DocumentBlobFilesLoseNoAcknowledgedWriteOnKill: like WriteThenDie, for a
+// document table whose rows go to blob files, with memtables so small that flushes (which
+// write the blob files), compactions and blob garbage collection run while it writes. Keys
+// repeat (i % 400), so later writes overwrite earlier ones and leave blob garbage.
+constexpr int kDocumentChildWrites = 4000;
+constexpr int kDocumentChildKeys = 400;
+
+TEST(RocksRowStoreCrashChild, WriteDocumentsThenDie) {
+  const char* dir = getenv(kChildDirEnv);
+  const char* fd_text = getenv(kChildFdEnv);
+  if (dir == nullptr || fd_text == nullptr) GTEST_SKIP() << "only run as a crash-test child";
+  const int fd = atoi(fd_text);
+  RocksRowStoreOptions options;
+  options.path = dir;
+  options.sync_interval_ms = 3'600'000;  // no fsync happens before the crash
+  options.block_cache_bytes = size_t{8} << 20;
+  options.live_write_buffer_bytes = size_t{256} << 10;
+  absl::StatusOr<std::unique_ptr<RocksRowStore>> store = RocksRowStore::Open(options);
+  if (!store.ok()) _exit(2);
+  absl::StatusOr<Table*> table = (*store)->OpenTable({"docs", TableProfile::kDocument});
+  if (!table.ok()) _exit(3);
+  for (int i = 0; i < kDocumentChildWrites; ++i) {
+    const std::string key = "d" + std::to_string(i % kDocumentChildKeys);
+    absl::Status written;
+    if (i % 2 == 0) {
+      written = (*table)->Put("p", key, DocumentValue(i, 'a' + i % 26));
+    } else {
+      std::vector<PartitionWrite> writes;
+      writes.push_back(PartitionWrite{*table, "p", WriteBatch()});
+      writes.back().batch.Put(key, DocumentValue(i, 'a' + i % 26));
+      writes.back().batch.Put("small" + std::to_string(i), "s");  // stays in the SST
+      written = (*store)->Write(writes);
+    }
+    if (!written.ok()) _exit(4);
+    int32_t acked = i;
+    if (write(fd, &acked, sizeof(acked)) != sizeof(acked)) _exit(5);
+  }
+  _exit(kCrashPointExitCode);  // no destructors: the store is never closed
+}
+
+// kill -9 while document rows go to blob files: every acknowledged write is there after
+// reopening (the WAL holds what the blob files did not yet), each key holds its last
+// acknowledged value or a later write's, never an older one, and every value reads whole.
+TEST_F(RocksRowStoreTest, DocumentBlobFilesLoseNoAcknowledgedWriteOnKill) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    setenv(kChildDirEnv, dir_.path().c_str(), 1);
+    setenv(kChildFdEnv, std::to_string(fds[1]).c_str(), 1);
+    std::string filter = "--gtest_filter=RocksRowStoreCrashChild.WriteDocumentsThenDie";
+    char* argv[] = {const_cast<char*>("strata_rocksdb_row_store_test"), filter.data(), nullptr};
+    execv("/proc/self/exe", argv);
+    _exit(127);
+  }
+  close(fds[1]);
+  std::vector<int32_t> acked;
+  bool killed = false;
+  int32_t value;
+  while (read(fds[0], &value, sizeof(value)) == sizeof(value)) {
+    acked.push_back(value);
+    if (!killed && acked.size() == kDocumentChildWrites * 3 / 4) {
+      kill(pid, SIGKILL);
+      killed = true;
+    }
+  }
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  const bool died_by_kill = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  const bool died_at_end = WIFEXITED(status) && WEXITSTATUS(status) == kCrashPointExitCode;
+  ASSERT_TRUE(died_by_kill || died_at_end) << "child status " << status;
+  RecordProperty("child_killed_mid_write", died_by_kill ? "yes" : "no");
+  ASSERT_GE(acked.size(), static_cast<size_t>(kDocumentChildWrites * 3 / 4));
+  // The writes before the kill went through flushes: documents are in blob files.
+  EXPECT_GT(CountFiles(dir_.path(), ".blob"), 0u);
+
+  std::vector<int> last_acked(kDocumentChildKeys, -1);
+  for (int32_t i : acked) last_acked[i % kDocumentChildKeys] = i;
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* table = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
+  ASSERT_NE(table, nullptr);
+  size_t lost = 0;
+  for (int k = 0; k < kDocumentChildKeys; ++k) {
+    if (last_acked[k] < 0) continue;
+    const std::string got = GetOr(table, "p", "d" + std::to_string(k));
+    const int written = atoi(got.c_str());
+    // The last acknowledged write, or one after it that was applied but not yet reported.
+    const bool ok = written >= last_acked[k] && written % kDocumentChildKeys == k &&
+                    got == DocumentValue(written, 'a' + written % 26);
+    if (!ok) ++lost;
+  }
+  EXPECT_EQ(lost, 0u) << "of " << kDocumentChildKeys << " keys";
+  size_t small_lost = 0;
+  for (int32_t i : acked) {
+    if (i % 2 == 1 && GetOr(table, "p", "small" + std::to_string(i)) != "s") ++small_lost;
+  }
+  EXPECT_EQ(small_lost, 0u);
 }
 
 TEST_F(RocksRowStoreTest, PutIfNewerAcrossFlushesAndCompactions) {
