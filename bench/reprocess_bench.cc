@@ -382,6 +382,9 @@ absl::Status ValidateReprocessOptions(const ReprocessBenchOptions& o) {
   if (o.job_concurrency < 1 || o.job_concurrency > 64) {
     return absl::InvalidArgumentError("--job-concurrency: must be 1..64");
   }
+  if (!(o.job_rate >= 0) || o.job_rate > 1e9) {
+    return absl::InvalidArgumentError("--job-rate: must be 0 (unlimited)..1000000000");
+  }
   if (!(o.kill_at >= 0) || o.kill_at >= 1) {
     return absl::InvalidArgumentError("--kill-at: must be 0 (never) or between 0 and 1");
   }
@@ -461,7 +464,8 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
   const std::string job_body =
       std::string("{\"type\":\"") + kType +
       "\",\"processor\":{\"kind\":\"set\",\"path\":\"/reprocessed\",\"value\":\"" + kJobValue +
-      "\"},\"concurrency\":" + std::to_string(o.job_concurrency) + "}";
+      "\"},\"concurrency\":" + std::to_string(o.job_concurrency) +
+      (o.job_rate > 0 ? ",\"rate\":" + Fmt("%.0f", o.job_rate) : std::string()) + "}";
   const auto job_t0 = SteadyClock::now();
   auto submitted = control.Request("POST", "/v1/reprocess/jobs", job_body);
   simdjson::dom::parser parser;

@@ -54,6 +54,9 @@ struct ReprocessBenchOptions {
   double idle_s = 20;
   // The job's workers (its `concurrency`, 1..64). Default 2 (the API's default).
   int job_concurrency = 2;
+  // The job's `rate` (assets/s; 0 = unlimited). A rate also makes the workers take each
+  // asset on its own (ProcessOnce), not a polled batch at once (docs/assets.md). Default 0.
+  double job_rate = 0;
   // Kill -9 the server once the job has processed this share of its selection (0 = never;
   // 0 < kill_at < 1), then restart it. Default 0.
   double kill_at = 0;

@@ -1067,6 +1067,10 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
       ->capture_default_str();
   bench_rp->add_option("--job-concurrency", rb.job_concurrency, "The job's workers (1..64)")
       ->capture_default_str();
+  bench_rp->add_option("--job-rate", rb.job_rate,
+                       "The job's rate limit, assets/s (0 = none; a rate processes assets one "
+                       "by one)")
+      ->capture_default_str();
   bench_rp->add_option("--kill-at", rb.kill_at,
                        "kill -9 the server once the job processed this share (0 = never)")
       ->capture_default_str();

@@ -7,6 +7,7 @@
 
 #include "strata/base/log.h"
 #include "strata/base/status.h"
+#include "strata/base/thread_pool.h"
 #include "strata/reprocess/processor.h"
 
 namespace strata::reprocess {
@@ -224,6 +225,10 @@ void JobRunner::Start(uint64_t id, bool resumed) {
 }
 
 void JobRunner::Run(Running* run) {
+  // Below requests, as the GC's sweep workers: a job must not take the CPU the online path
+  // needs. The workers started below inherit the nice value.
+  ThreadPool::NameCurrentThread("strata-reproc");
+  if (options_.worker_nice > 0) ThreadPool::LowerCurrentThreadPriority(options_.worker_nice);
   absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
   if (!job.ok()) {
     STRATA_LOG_WARN("reprocess: cannot read job", "job", run->id, "error", job.status().ToString());
@@ -266,7 +271,10 @@ void JobRunner::Run(Running* run) {
   }
   std::vector<std::thread> workers;
   for (int p = 0; p < run->spec.concurrency; ++p) {
-    workers.emplace_back([this, run, p] { Work(run, p); });
+    workers.emplace_back([this, run, p] {
+      ThreadPool::NameCurrentThread("strata-reproc");
+      Work(run, p);
+    });
   }
   for (std::thread& w : workers) w.join();
 }
