@@ -225,10 +225,10 @@ void JobRunner::Start(uint64_t id, bool resumed) {
 }
 
 void JobRunner::Run(Running* run) {
-  // Below requests, as the GC's sweep workers: a job must not take the CPU the online path
-  // needs. The workers started below inherit the nice value.
+  // Named for profiles (it would keep the name of the thread that started it: an HTTP
+  // thread's). Not niced: at nice +10 an unpaced job ran at ~2k assets/s and the online load
+  // still fell behind (docs/benchmark-log.md, "Reprocessing under load").
   ThreadPool::NameCurrentThread("strata-reproc");
-  if (options_.worker_nice > 0) ThreadPool::LowerCurrentThreadPriority(options_.worker_nice);
   absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
   if (!job.ok()) {
     STRATA_LOG_WARN("reprocess: cannot read job", "job", run->id, "error", job.status().ToString());
