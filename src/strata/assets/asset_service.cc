@@ -866,6 +866,186 @@ absl::StatusOr<ProcessResult> AssetService::ProcessOnce(
   return ProcessResult{m->kind, m->asset.row.version, m->conflicts};
 }
 
+absl::StatusOr<ProcessManyResult> AssetService::ProcessMany(std::string_view type_name,
+                                                            std::span<const std::string> ids,
+                                                            const JobMark& mark,
+                                                            const ProcessManyFn& fn) {
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
+  ProcessManyResult out;
+  out.results.assign(ids.size(), absl::InternalError("not processed"));
+  struct Item {
+    size_t index;
+    AssetId id;
+    std::string key;
+    std::string mark_key;
+  };
+  // By partition (a job's assets mostly share a few buckets), each id once.
+  std::map<std::string, std::vector<Item>> groups;
+  std::unordered_set<std::string_view> seen;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    absl::StatusOr<AssetId> id = ParseId(ids[i]);
+    if (!id.ok()) {
+      out.results[i] = id.status();
+      continue;
+    }
+    if (!seen.insert(ids[i]).second) {
+      out.results[i] = ProcessResult{ProcessResult::Kind::kAlreadyDone, 0, 0};
+      continue;
+    }
+    groups[BucketPartition(type->name, type->bucket, BucketStart(type->bucket, id->time()))]
+        .push_back(Item{i, *id, AssetKey(*id), JobMarkKey(mark.job_id, *id)});
+  }
+  for (auto& [partition, items] : groups) {
+    std::vector<store::RowKey> keys;
+    keys.reserve(2 * items.size());
+    for (const Item& item : items) {
+      keys.push_back({partition, item.key});
+      keys.push_back({partition, item.mark_key});
+    }
+    std::vector<absl::StatusOr<std::string>> got = assets_->MultiGet(keys);
+    store::WriteBatch batch;
+    std::vector<std::pair<const Item*, ProcessResult>> pending;  // written by the batch
+    std::vector<std::string> events;
+    std::string outbox_key;
+    for (size_t k = 0; k < items.size(); ++k) {
+      const Item& item = items[k];
+      absl::StatusOr<std::string>& raw = got[2 * k];
+      const absl::StatusOr<std::string>& done = got[2 * k + 1];
+      if (absl::IsNotFound(raw.status())) {
+        out.results[item.index] = ProcessResult{ProcessResult::Kind::kGone, 0, 0};
+        continue;
+      }
+      if (!raw.ok()) {
+        out.results[item.index] = raw.status();
+        continue;
+      }
+      std::optional<AssetRow> row = DecodeAssetRow(*raw);
+      if (!row) {
+        out.results[item.index] =
+            absl::DataLossError("asset " + item.id.ToString() + ": corrupt row");
+        continue;
+      }
+      if (done.ok()) {
+        out.results[item.index] =
+            ProcessResult{ProcessResult::Kind::kAlreadyDone, row->version, 0};
+        continue;
+      }
+      if (!absl::IsNotFound(done.status())) {
+        out.results[item.index] = done.status();
+        continue;
+      }
+      absl::StatusOr<JsonValue> next = ParseJson(row->payload, "stored payload", 1024);
+      if (!next.ok()) {
+        out.results[item.index] = next.status();
+        continue;
+      }
+      absl::StatusOr<bool> changed = fn(item.index, *row, &*next);
+      if (changed.ok() && *changed && !next->is_object()) {
+        changed = absl::InvalidArgumentError("processor: must leave an object");
+      }
+      if (!changed.ok()) {
+        out.results[item.index] = changed.status();
+        continue;
+      }
+      if (!*changed) {
+        batch.Expect(item.key, std::move(*raw));
+        batch.Expect(item.mark_key, std::nullopt);
+        batch.Put(item.mark_key, "", mark.expire_at);
+        pending.emplace_back(&item, ProcessResult{ProcessResult::Kind::kUnchanged, row->version, 0});
+        continue;
+      }
+      absl::StatusOr<AssetRow> written = AppendNewVersion(*type, item.id, *row, *next, &batch);
+      if (!written.ok()) {
+        out.results[item.index] = written.status();
+        continue;
+      }
+      batch.Expect(item.key, std::move(*raw));
+      batch.Expect(item.mark_key, std::nullopt);
+      batch.Put(item.mark_key, "", mark.expire_at);
+      events.push_back(EncodeChangeEvent(
+          {type->name, item.id, written->version, ChangeOp::kUpdate, written->updated_at}));
+      if (outbox_key.empty()) outbox_key = OutboxKey(item.id, written->version);
+      pending.emplace_back(&item, ProcessResult{ProcessResult::Kind::kChanged, written->version, 0});
+    }
+    if (pending.empty()) continue;
+    if (!events.empty()) batch.Put(outbox_key, EncodeOutbox(events));
+    absl::Status s = assets_->Apply(partition, batch);
+    if (IsConditionFailure(s)) {
+      // Someone wrote one of these assets (or its mark) since the read: redo them one by
+      // one, each re-read and re-processed, so that nobody's write is overwritten.
+      conflicts_->Inc();
+      ++out.batch_conflicts;
+      for (const auto& [item, unused] : pending) {
+        const size_t index = item->index;
+        Transform transform = [&](const AssetRow& old, JsonValue* next) -> absl::StatusOr<bool> {
+          STRATA_ASSIGN_OR_RETURN(*next, ParseJson(old.payload, "stored payload", 1024));
+          STRATA_ASSIGN_OR_RETURN(bool changed, fn(index, old, next));
+          if (changed && !next->is_object()) {
+            return absl::InvalidArgumentError("processor: must leave an object");
+          }
+          return changed;
+        };
+        absl::StatusOr<Mutation> m = Mutate(*type, item->id, transform, std::nullopt, &mark);
+        if (absl::IsNotFound(m.status())) {
+          out.results[index] = ProcessResult{ProcessResult::Kind::kGone, 0, 0};
+        } else if (!m.ok()) {
+          out.results[index] = m.status();
+        } else {
+          out.results[index] = ProcessResult{m->kind, m->asset.row.version, m->conflicts};
+        }
+      }
+      continue;
+    }
+    if (!s.ok()) {
+      for (const auto& [item, unused] : pending) out.results[item->index] = s;
+      continue;
+    }
+    updates_->Inc(events.size());
+    for (auto& [item, result] : pending) out.results[item->index] = result;
+    if (!events.empty()) Forward(type->name, partition, outbox_key, events);
+  }
+  return out;
+}
+
+absl::StatusOr<AssetRow> AssetService::AppendNewVersion(const AssetType& type, const AssetId& id,
+                                                        const AssetRow& old, const JsonValue& next,
+                                                        store::WriteBatch* batch) {
+  if (absl::Status s = type.schema.Validate(next); !s.ok()) {
+    rejected_->Inc();
+    return s;
+  }
+  AssetRow row;
+  row.version = old.version + 1;
+  row.schema_version = type.version;
+  row.created_at = old.created_at;
+  row.updated_at = std::max(clock_->NowMillis(), old.updated_at);
+  row.payload = next.Serialize();
+  if (row.payload.size() > options_.max_payload_bytes) {
+    return absl::OutOfRangeError("payload: larger than " +
+                                 std::to_string(options_.max_payload_bytes) + " bytes");
+  }
+  row.index_entries = IndexEntries(type, next);
+  const std::string key = AssetKey(id);
+  batch->Put(key, EncodeAssetRow(row));
+  std::unordered_set<std::string_view> fresh(row.index_entries.begin(), row.index_entries.end());
+  std::unordered_set<std::string_view> stale(old.index_entries.begin(), old.index_entries.end());
+  for (const std::string& e : old.index_entries) {
+    if (!fresh.count(e)) batch->Delete(IndexKeyFromEntry(e, id));
+  }
+  for (const std::string& e : row.index_entries) {
+    if (!stale.count(e)) batch->Put(IndexKeyFromEntry(e, id), "");
+  }
+  if (type.keep_versions > 0) {
+    AssetRow previous = old;
+    previous.index_entries.clear();
+    batch->Put(HistoryKey(id, old.version), EncodeAssetRow(previous));
+    if (old.version > type.keep_versions) {
+      batch->Delete(HistoryKey(id, old.version - type.keep_versions));
+    }
+  }
+  return row;
+}
+
 absl::StatusOr<ProcessResult> AssetService::RebuildIndex(std::string_view type_name,
                                                          std::string_view id_text) {
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
@@ -989,39 +1169,7 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
       STRATA_RETURN_IF_ERROR(s);
       return out;
     }
-    if (absl::Status s = type.schema.Validate(next); !s.ok()) {
-      rejected_->Inc();
-      return s;
-    }
-    AssetRow row;
-    row.version = stored.row.version + 1;
-    row.schema_version = type.version;
-    row.created_at = stored.row.created_at;
-    row.updated_at = std::max(clock_->NowMillis(), stored.row.updated_at);
-    row.payload = next.Serialize();
-    if (row.payload.size() > options_.max_payload_bytes) {
-      return absl::OutOfRangeError("payload: larger than " +
-                                   std::to_string(options_.max_payload_bytes) + " bytes");
-    }
-    row.index_entries = IndexEntries(type, next);
-    batch.Put(key, EncodeAssetRow(row));
-    std::unordered_set<std::string_view> fresh(row.index_entries.begin(), row.index_entries.end());
-    std::unordered_set<std::string_view> stale(stored.row.index_entries.begin(),
-                                               stored.row.index_entries.end());
-    for (const std::string& e : stored.row.index_entries) {
-      if (!fresh.count(e)) batch.Delete(IndexKeyFromEntry(e, id));
-    }
-    for (const std::string& e : row.index_entries) {
-      if (!stale.count(e)) batch.Put(IndexKeyFromEntry(e, id), "");
-    }
-    if (type.keep_versions > 0) {
-      AssetRow previous = stored.row;
-      previous.index_entries.clear();
-      batch.Put(HistoryKey(id, stored.row.version), EncodeAssetRow(previous));
-      if (stored.row.version > type.keep_versions) {
-        batch.Delete(HistoryKey(id, stored.row.version - type.keep_versions));
-      }
-    }
+    STRATA_ASSIGN_OR_RETURN(AssetRow row, AppendNewVersion(type, id, stored.row, next, &batch));
     std::vector<std::string> events = {
         EncodeChangeEvent({type.name, id, row.version, ChangeOp::kUpdate, row.updated_at})};
     const std::string outbox_key = OutboxKey(id, row.version);

@@ -33,6 +33,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -149,6 +150,14 @@ struct ProcessResult {
   int conflicts = 0;     // writes that lost a race with another writer and were redone
 };
 
+// What ProcessMany did: one result per id given (in order), and how many of its batches
+// lost a race (a condition failed: nothing of that batch was applied and its assets were
+// processed one by one instead).
+struct ProcessManyResult {
+  std::vector<absl::StatusOr<ProcessResult>> results;
+  int batch_conflicts = 0;
+};
+
 struct ChangeRecord {
   uint64_t offset = 0;
   std::string event_json;
@@ -196,6 +205,23 @@ class AssetService {
       std::string_view type, std::string_view id, const JobMark& mark,
       const std::function<absl::StatusOr<bool>(const AssetRow& row, JsonValue* payload)>& fn,
       bool rebuild_index = false);
+  // Many reprocessing steps of one job at once, each with ProcessOnce's guarantees: the
+  // assets of one partition (bucket) are read together (a MultiGet of their rows and job
+  // marks) and their new versions and marks written in ONE compare-and-set batch (every
+  // asset's row must be what was read and its mark absent) with one outbox row for their
+  // change events. If any condition fails -- a production write came between the read and
+  // the write -- nothing of that batch is applied and each of its assets goes through
+  // ProcessOnce (re-read, `fn` run again on the new payload): a production update is never
+  // overwritten, and a crash leaves each asset's effect and mark together or not at all.
+  // An id given twice is processed once (the later one is kAlreadyDone). `fn` gets the
+  // index of the id in `ids`. Per-asset errors (bad id, processor, schema, size) are in
+  // that asset's result and write nothing for it; the call itself fails only if the type
+  // cannot be loaded. No rebuild_index here (reindex goes through ProcessOnce).
+  using ProcessManyFn =
+      std::function<absl::StatusOr<bool>(size_t index, const AssetRow& row, JsonValue* payload)>;
+  absl::StatusOr<ProcessManyResult> ProcessMany(std::string_view type,
+                                                std::span<const std::string> ids,
+                                                const JobMark& mark, const ProcessManyFn& fn);
   // Rewrites the asset's index entries from the type's current definition if they differ
   // (kChanged), under compare-and-set, without a job mark; kGone if there is no such asset.
   absl::StatusOr<ProcessResult> RebuildIndex(std::string_view type, std::string_view id);
@@ -248,6 +274,12 @@ class AssetService {
   absl::StatusOr<Mutation> Mutate(const AssetType& type, const AssetId& id,
                                   const Transform& transform, std::optional<uint32_t> if_match,
                                   const JobMark* mark, bool rebuild_index = false);
+  // Validates `next` and appends to `batch` the writes of the asset's next version after
+  // `old`: the row, the index entries added and removed, the kept previous version (and the
+  // deletion of the one that falls out). The row written; nothing appended on an error.
+  absl::StatusOr<AssetRow> AppendNewVersion(const AssetType& type, const AssetId& id,
+                                            const AssetRow& old, const JsonValue& next,
+                                            store::WriteBatch* batch);
   enum class UpdateKind { kReplace, kPatch };
   absl::StatusOr<Asset> Update(std::string_view type, std::string_view id, std::string_view body,
                                std::optional<uint32_t> if_match, UpdateKind kind);

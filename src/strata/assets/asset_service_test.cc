@@ -757,6 +757,96 @@ TEST_P(AssetServiceTest, ProcessOnceNeverOverwritesAConcurrentWrite) {
   EXPECT_EQ(SearchIds({"/title=reprocessed"}).size(), 1u);
 }
 
+// ProcessMany: one read and one conditional batch per bucket, each asset once per job
+// (redelivered, or given twice in one call), errors per asset, nothing written for them.
+TEST_P(AssetServiceTest, ProcessManyTakesEffectOncePerJobAndAsset) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(Create(Video(i + 1, "hd", 10)).id.ToString());
+  const std::string deleted = Create(Video(9, "hd", 10)).id.ToString();
+  ASSERT_TRUE(service_->Delete("video", deleted, {}).ok());
+  std::vector<std::string> call = {ids[0], ids[1], "not-an-id", ids[2], ids[0],
+                                   deleted,  ids[3], ids[4]};
+  int calls = 0;
+  auto fn = [&](size_t index, const AssetRow& row, JsonValue* payload) -> absl::StatusOr<bool> {
+    ++calls;
+    EXPECT_EQ(row.version, 1u);
+    if (call[index] == ids[3]) return absl::InvalidArgumentError("map: no entry");
+    if (call[index] == ids[4]) return false;  // already as the processor wants it
+    payload->Set("title", JsonValue::String("many"));
+    return true;
+  };
+  const size_t changes_before = service_->Changes("video", {}, 100)->size();
+  absl::StatusOr<ProcessManyResult> r = service_->ProcessMany("video", call, {11, 0}, fn);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->results.size(), call.size());
+  EXPECT_EQ(r->batch_conflicts, 0);
+  EXPECT_EQ(calls, 5);  // ids[0] once, not for the bad id nor the deleted asset
+  auto kind = [&](size_t i) { return r->results[i]->kind; };
+  EXPECT_EQ(kind(0), ProcessResult::Kind::kChanged);
+  EXPECT_EQ(r->results[0]->version, 2u);
+  EXPECT_EQ(kind(1), ProcessResult::Kind::kChanged);
+  EXPECT_FALSE(r->results[2].ok());
+  EXPECT_EQ(kind(3), ProcessResult::Kind::kChanged);
+  EXPECT_EQ(kind(4), ProcessResult::Kind::kAlreadyDone);  // given twice: once in effect
+  EXPECT_EQ(kind(5), ProcessResult::Kind::kGone);
+  EXPECT_EQ(r->results[6].status().message(), "map: no entry");
+  EXPECT_EQ(kind(7), ProcessResult::Kind::kUnchanged);
+  for (int i : {0, 1, 2}) {
+    absl::StatusOr<Asset> a = service_->Get("video", ids[i]);
+    EXPECT_EQ(a->row.version, 2u) << i;
+    EXPECT_EQ(a->row.payload.find(R"("title":"many")") != std::string::npos, true) << i;
+    EXPECT_EQ(service_->Versions("video", ids[i])->size(), 2u) << i;  // the old one kept
+  }
+  EXPECT_EQ(service_->Get("video", ids[3])->row.version, 1u);  // the error wrote nothing
+  EXPECT_EQ(service_->Get("video", ids[4])->row.version, 1u);  // unchanged: only the mark
+  EXPECT_EQ(SearchIds({"/title=many"}, 100).size(), 3u);       // index entries written
+  EXPECT_EQ(service_->Changes("video", {}, 100)->size(), changes_before + 3);
+  // Redelivered: nothing happens, the processor is not run; the failed asset runs again.
+  calls = 0;
+  r = service_->ProcessMany("video", call, {11, 0}, fn);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (size_t i : {0, 1, 3, 4, 7}) EXPECT_EQ(kind(i), ProcessResult::Kind::kAlreadyDone) << i;
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(service_->Get("video", ids[0])->row.version, 2u);
+  EXPECT_EQ(service_->Changes("video", {}, 100)->size(), changes_before + 3);
+  // The same assets through ProcessOnce of the same job: done already.
+  auto once = [](const AssetRow&, JsonValue*) -> absl::StatusOr<bool> { return true; };
+  EXPECT_EQ(service_->ProcessOnce("video", ids[1], {11, 0}, once)->kind,
+            ProcessResult::Kind::kAlreadyDone);
+}
+
+// A production write between ProcessMany's read and its write fails the whole batch's
+// condition: nothing of it is applied, and each asset is redone on what it holds now.
+TEST_P(AssetServiceTest, ProcessManyNeverOverwritesAConcurrentWrite) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Create(Video(i + 1, "hd", 10)).id.ToString());
+  bool first = true;
+  auto fn = [&](size_t index, const AssetRow&, JsonValue* payload) -> absl::StatusOr<bool> {
+    if (index == 2 && first) {
+      first = false;
+      absl::StatusOr<Asset> client =
+          service_->Patch("video", ids[1], R"({"duration_s":99})", std::nullopt);
+      EXPECT_TRUE(client.ok()) << client.status();
+    }
+    payload->Set("title", JsonValue::String("reprocessed"));
+    return true;
+  };
+  absl::StatusOr<ProcessManyResult> r = service_->ProcessMany("video", ids, {12, 0}, fn);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->batch_conflicts, 1);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_TRUE(r->results[i].ok()) << i;
+    EXPECT_EQ(r->results[i]->kind, ProcessResult::Kind::kChanged) << i;
+    absl::StatusOr<Asset> a = service_->Get("video", ids[i]);
+    EXPECT_EQ(a->row.version, i == 1 ? 3u : 2u) << i;  // one job write each
+    EXPECT_NE(a->row.payload.find(R"("title":"reprocessed")"), std::string::npos) << i;
+  }
+  EXPECT_EQ(service_->Get("video", ids[1])->row.payload,
+            R"({"show_id":2,"format":"hd","duration_s":99,"title":"reprocessed"})");
+  EXPECT_EQ(SearchIds({"/duration_s=99"}).size(), 1u);
+  EXPECT_EQ(SearchIds({"/title=reprocessed"}, 100).size(), 4u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, AssetServiceTest, ::testing::Values("Rocks", "Memory"),
                          [](const auto& info) { return info.param; });
 

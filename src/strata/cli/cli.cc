@@ -55,6 +55,7 @@ struct BenchArgs {
   bench::ObjectBenchOptions objects;
   bench::AssetBenchOptions assets;
   bench::ConnectionsBenchOptions connections;
+  bench::ReprocessBenchOptions reprocess;
 };
 
 void AddServerOption(CLI::App* cmd, std::string* server_url) {
@@ -1046,6 +1047,54 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
                          "Time slice of the client's threads (0 = kernel default)")
       ->capture_default_str();
   commands->push_back({bench_conn, [a] { return BenchConnections(a->connections); }});
+
+  bench::ReprocessBenchOptions& rb = a->reprocess;
+  CLI::App* bench_rp = bench->add_subcommand(
+      "reprocess",
+      "A `set` reprocessing job over every asset under an open-loop GET+PATCH load: assets/s, "
+      "the load's p99 during the job vs idle, an oracle of lost updates and exactly-once "
+      "effects; --kill-at kills the server mid-job (bench/reprocess_bench.h)");
+  bench_rp->add_option("--assets", rb.assets, "Assets to create and reprocess")
+      ->capture_default_str();
+  bench_rp->add_option("--batch", rb.batch_size, "Assets per create request")
+      ->capture_default_str();
+  bench_rp->add_option("--payload-bytes", rb.payload_bytes, "Approximate payload size")
+      ->capture_default_str();
+  bench_rp->add_option("--create-connections", rb.create_connections,
+                       "Connections of the create phase")
+      ->capture_default_str();
+  bench_rp->add_option("--reads-per-s", rb.reads_per_s, "Load: GETs per second (open loop)")
+      ->capture_default_str();
+  bench_rp->add_option("--writes-per-s", rb.writes_per_s, "Load: PATCHes per second (open loop)")
+      ->capture_default_str();
+  bench_rp->add_option("--load-connections", rb.load_connections,
+                       "Load: connections taking the arrivals")
+      ->capture_default_str();
+  bench_rp->add_option("--warmup-seconds", rb.warmup_s, "Load before the idle measurement")
+      ->capture_default_str();
+  bench_rp->add_option("--idle-seconds", rb.idle_s, "Length of the idle measurement")
+      ->capture_default_str();
+  bench_rp->add_option("--job-concurrency", rb.job_concurrency, "The job's workers (1..64)")
+      ->capture_default_str();
+  bench_rp->add_option("--job-rate", rb.job_rate,
+                       "The job's rate limit, assets/s (0 = none; a rate processes assets one "
+                       "by one)")
+      ->capture_default_str();
+  bench_rp->add_option("--kill-at", rb.kill_at,
+                       "kill -9 the server once the job processed this share (0 = never)")
+      ->capture_default_str();
+  bench_rp->add_option("--max-job-seconds", rb.max_job_s, "Give up waiting for the job after")
+      ->capture_default_str();
+  bench_rp->add_option("--seed", rb.seed, "Workload seed")->capture_default_str();
+  bench_rp->add_option("--strata-arg", rb.strata_args,
+                       "Extra `serve` argument (repeatable, --strata-arg=--x=y)");
+  bench_rp->add_option("--work-dir", rb.work_dir,
+                       "Parent of the temporary data directory (default $TMPDIR or /tmp)");
+  bench_rp->add_flag("--keep-dirs", rb.keep_dirs, "Keep the server's data directory");
+  bench_rp->add_option("--client-slice-us", rb.client_slice_us,
+                       "Time slice of the bench's connection threads (0 = kernel default)")
+      ->capture_default_str();
+  commands->push_back({bench_rp, [a] { return BenchReprocess(a->reprocess); }});
 
   commands->push_back({bench_assets, [a] { return BenchAssets(a->assets); }});
   commands->push_back({bench_gc, [a] { return BenchGc(a->gc); }});

@@ -209,6 +209,15 @@ int BenchConnections(const bench::ConnectionsBenchOptions& options) {
   return report->passed ? 0 : 1;
 }
 
+int BenchReprocess(const bench::ReprocessBenchOptions& options) {
+  auto report = bench::RunReprocessBench(options, std::cout);
+  if (!report.ok()) {
+    std::cerr << "strata bench reprocess: " << report.status().ToString() << "\n";
+    return 1;
+  }
+  return report->passed ? 0 : 1;
+}
+
 int BenchGc(const bench::GcBenchOptions& options) {
   auto report = bench::RunGcBench(options, std::cout);
   if (!report.ok()) {

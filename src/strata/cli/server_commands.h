@@ -11,6 +11,7 @@
 #include "bench/connections_bench.h"
 #include "bench/gc_bench.h"
 #include "bench/object_bench.h"
+#include "bench/reprocess_bench.h"
 #include "bench/viewing_bench.h"
 #include "strata/server/server.h"
 
@@ -54,5 +55,9 @@ int BenchAssets(const bench::AssetBenchOptions& options);
 // slow-drip connections (bench/connections_bench.h); 0 when every GET succeeded and the crowd
 // stayed open (the goal's verdict is printed, not the exit code: the figures are noisy).
 int BenchConnections(const bench::ConnectionsBenchOptions& options);
+// `strata bench reprocess`: a `set` job over every asset under an open-loop load, optionally
+// with a kill -9 (bench/reprocess_bench.h); 0 when the job succeeded, the oracle passed and
+// the load saw no errors (the goals' verdicts are printed, not the exit code).
+int BenchReprocess(const bench::ReprocessBenchOptions& options);
 
 }  // namespace strata::cli

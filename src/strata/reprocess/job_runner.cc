@@ -7,6 +7,7 @@
 
 #include "strata/base/log.h"
 #include "strata/base/status.h"
+#include "strata/base/thread_pool.h"
 #include "strata/reprocess/processor.h"
 
 namespace strata::reprocess {
@@ -224,6 +225,10 @@ void JobRunner::Start(uint64_t id, bool resumed) {
 }
 
 void JobRunner::Run(Running* run) {
+  // Named for profiles (it would keep the name of the thread that started it: an HTTP
+  // thread's). Not niced: at nice +10 an unpaced job ran at ~2k assets/s and the online load
+  // still fell behind (docs/benchmark-log.md, "Reprocessing under load").
+  ThreadPool::NameCurrentThread("strata-reproc");
   absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
   if (!job.ok()) {
     STRATA_LOG_WARN("reprocess: cannot read job", "job", run->id, "error", job.status().ToString());
@@ -266,7 +271,10 @@ void JobRunner::Run(Running* run) {
   }
   std::vector<std::thread> workers;
   for (int p = 0; p < run->spec.concurrency; ++p) {
-    workers.emplace_back([this, run, p] { Work(run, p); });
+    workers.emplace_back([this, run, p] {
+      ThreadPool::NameCurrentThread("strata-reproc");
+      Work(run, p);
+    });
   }
   for (std::thread& w : workers) w.join();
 }
@@ -427,6 +435,11 @@ void JobRunner::Work(Running* run, int partition) {
   JobState state = JobState::kRunning;
   const bool wants_committed = run->processor->WantsCommitted();
   const bool rebuilds_index = run->processor->RebuildsIndex();
+  // A pure processor without a rate limit takes each polled batch through one ProcessMany
+  // (one read and one compare-and-set write per bucket instead of per asset); the events it
+  // could not settle (a retryable error) go through the one-by-one path below.
+  const bool batched = run->processor->Batchable() && !wants_committed && !rebuilds_index &&
+                       run->spec.rate <= 0;
   // The asset and payload of the last Apply (the one that committed), for Committed.
   AssetInfo last_info;
   std::string last_id;
@@ -480,12 +493,77 @@ void JobRunner::Work(Running* run, int partition) {
       continue;
     }
     JobCounts delta;
+    auto count = [&delta](const assets::ProcessResult& r) {
+      delta.conflicts_retried += static_cast<uint64_t>(r.conflicts);
+      switch (r.kind) {
+        case assets::ProcessResult::Kind::kChanged:
+          ++delta.processed;
+          ++delta.changed;
+          break;
+        case assets::ProcessResult::Kind::kUnchanged:
+        case assets::ProcessResult::Kind::kGone:
+          ++delta.processed;
+          ++delta.unchanged;
+          break;
+        case assets::ProcessResult::Kind::kAlreadyDone:
+          break;  // an earlier delivery took effect and was counted
+      }
+    };
+    auto dead_letter = [&](const store::Message& m, const absl::Status& error, int attempts) {
+      ++delta.dead_lettered;
+      absl::Status dl = jobs_->AddDeadLetter(run->id, m.value, std::string(error.message()),
+                                             attempts);
+      if (!dl.ok()) {
+        STRATA_LOG_WARN("reprocess: dead letter not written", "job", run->id, "error",
+                        dl.ToString());
+      }
+    };
+    // Processor, schema and size errors fail the same way every time.
+    auto permanent = [](const absl::Status& s) {
+      return absl::IsInvalidArgument(s) || absl::IsOutOfRange(s);
+    };
+    std::vector<char> settled_in_batch;  // per message, when `batched`
+    if (batched) {
+      std::vector<std::string> ids;
+      ids.reserve(messages->size());
+      for (const store::Message& m : *messages) ids.push_back(m.value);
+      auto fn = [&](size_t index, const assets::AssetRow& row,
+                    assets::JsonValue* payload) -> absl::StatusOr<bool> {
+        AssetInfo info{run->spec.type, ids[index], row.version, row.schema_version,
+                       row.created_at, row.updated_at};
+        STRATA_ASSIGN_OR_RETURN(Outcome o, run->processor->Apply(info, payload));
+        return o == Outcome::kChanged;
+      };
+      assets::JobMark mark{run->id, clock_->NowMillis() + options_.mark_ttl_ms};
+      absl::StatusOr<assets::ProcessManyResult> many =
+          assets_->ProcessMany(run->spec.type, ids, mark, fn);
+      if (many.ok()) {
+        settled_in_batch.assign(messages->size(), 0);
+        delta.conflicts_retried += static_cast<uint64_t>(many->batch_conflicts);
+        for (size_t j = 0; j < messages->size(); ++j) {
+          const absl::StatusOr<assets::ProcessResult>& r = many->results[j];
+          if (r.ok()) {
+            count(*r);
+            settled_in_batch[j] = 1;
+          } else if (permanent(r.status())) {
+            ++delta.failed;
+            dead_letter((*messages)[j], r.status(), 1);
+            settled_in_batch[j] = 1;
+          }
+        }
+      }
+    }
     // The offset after the last message handled. A cancel (any final state) noticed
     // mid-batch stops here: nothing more of the job is processed. A pause lets the batch
     // finish: the queue would not hand the rest of it out again on resume until its
     // redelivery timeout, and the job could be judged done before that.
     uint64_t next_offset = messages->front().offset;
-    for (const store::Message& m : *messages) {
+    for (size_t j = 0; j < messages->size(); ++j) {
+      const store::Message& m = (*messages)[j];
+      if (!settled_in_batch.empty() && settled_in_batch[j]) {
+        next_offset = m.offset + 1;
+        continue;
+      }
       if (std::chrono::steady_clock::now() - checked_at >= state_every) {
         absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
         if (job.ok()) state = job->state;
@@ -510,35 +588,13 @@ void JobRunner::Work(Running* run, int partition) {
           }
         }
         if (r.ok()) {
-          delta.conflicts_retried += static_cast<uint64_t>(r->conflicts);
-          switch (r->kind) {
-            case assets::ProcessResult::Kind::kChanged:
-              ++delta.processed;
-              ++delta.changed;
-              break;
-            case assets::ProcessResult::Kind::kUnchanged:
-            case assets::ProcessResult::Kind::kGone:
-              ++delta.processed;
-              ++delta.unchanged;
-              break;
-            case assets::ProcessResult::Kind::kAlreadyDone:
-              break;  // an earlier delivery took effect and was counted
-          }
+          count(*r);
           settled = true;
           break;
         }
         ++delta.failed;
-        // Processor, schema and size errors fail the same way every time.
-        const bool permanent =
-            absl::IsInvalidArgument(r.status()) || absl::IsOutOfRange(r.status());
-        if (permanent || attempt == run->spec.max_attempts) {
-          ++delta.dead_lettered;
-          absl::Status dl =
-              jobs_->AddDeadLetter(run->id, m.value, std::string(r.status().message()), attempt);
-          if (!dl.ok()) {
-            STRATA_LOG_WARN("reprocess: dead letter not written", "job", run->id, "error",
-                            dl.ToString());
-          }
+        if (permanent(r.status()) || attempt == run->spec.max_attempts) {
+          dead_letter(m, r.status(), attempt);
           settled = true;
           break;
         }

@@ -79,6 +79,7 @@ class SetProcessor final : public Processor {
  public:
   SetProcessor(std::string pointer, std::vector<std::string> tokens, JsonValue value)
       : pointer_(std::move(pointer)), tokens_(std::move(tokens)), value_(std::move(value)) {}
+  bool Batchable() const override { return true; }
   absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     const JsonValue* current = assets::Resolve(*payload, tokens_);
     if (current != nullptr && *current == value_ && current->kind() == value_.kind()) {
@@ -97,6 +98,7 @@ class SetProcessor final : public Processor {
 class RemoveProcessor final : public Processor {
  public:
   explicit RemoveProcessor(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {}
+  bool Batchable() const override { return true; }
   absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     return RemoveAt(payload, tokens_) ? Outcome::kChanged : Outcome::kUnchanged;
   }
@@ -113,6 +115,7 @@ class MoveProcessor final : public Processor {
         from_(std::move(from)),
         to_pointer_(std::move(to_pointer)),
         to_(std::move(to)) {}
+  bool Batchable() const override { return true; }
   absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     const JsonValue* source = assets::Resolve(*payload, from_);
     if (source == nullptr) return Outcome::kUnchanged;
@@ -141,6 +144,7 @@ class MapProcessor final : public Processor {
         tokens_(std::move(tokens)),
         table_(std::move(table)),
         fallback_(std::move(fallback)) {}
+  bool Batchable() const override { return true; }
   absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     const JsonValue* current = assets::Resolve(*payload, tokens_);
     if (current == nullptr || !current->is_string()) return Outcome::kUnchanged;
@@ -164,6 +168,7 @@ class MapProcessor final : public Processor {
 class ValidateProcessor final : public Processor {
  public:
   explicit ValidateProcessor(std::optional<assets::Schema> schema) : schema_(std::move(schema)) {}
+  bool Batchable() const override { return true; }
   absl::StatusOr<Outcome> Apply(const AssetInfo&, JsonValue* payload) const override {
     if (!schema_) return absl::InternalError("validate: no schema to validate against");
     STRATA_RETURN_IF_ERROR(schema_->Validate(*payload));

@@ -113,6 +113,11 @@ class Processor {
   // worker; again if dead letters are retried and the job finishes again). An error fails
   // the job.
   virtual absl::Status Finish(const JobEnv& /*env*/) { return absl::OkStatus(); }
+  // True: Apply is a cheap, pure function of the payload (no I/O, no side effect, no
+  // retryable error), so the runner may process a polled batch of events together
+  // (AssetService::ProcessMany: one read and one compare-and-set write per bucket). Default
+  // false: one ProcessOnce per event (webhook, export, reindex).
+  virtual bool Batchable() const { return false; }
   // False: a finished job cannot take its dead letters back (export: its file is closed).
   virtual bool CanRetryDeadLetters() const { return true; }
 };
