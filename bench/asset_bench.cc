@@ -202,21 +202,6 @@ class AssetSystem {
   virtual std::string log_path() const = 0;
 };
 
-absl::Status WaitUntil(ChildProcess* child, const std::string& what, const std::string& log,
-                       const std::function<bool()>& ready) {
-  const auto deadline = SteadyClock::now() + std::chrono::duration<double>(kStartTimeoutS);
-  while (!ready()) {
-    if (!child->Running()) {
-      return absl::UnavailableError(what + " exited while starting (" + child->ExitDescription() +
-                                    "; see " + log + ")");
-    }
-    if (SteadyClock::now() >= deadline) {
-      return absl::DeadlineExceededError(what + " did not answer in time (see " + log + ")");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return absl::OkStatus();
-}
 
 std::string HttpError(const absl::StatusOr<http::ClientResponse>& r) {
   if (!r.ok()) return r.status().ToString();
@@ -314,7 +299,7 @@ class StrataAssets final : public AssetSystem {
     for (char** e = environ; *e != nullptr; ++e) spec.env.emplace_back(*e);
     spec.log_path = log_;
     STRATA_ASSIGN_OR_RETURN(child_, ChildProcess::Start(spec));
-    STRATA_RETURN_IF_ERROR(WaitUntil(child_.get(), "Strata", log_, [&] {
+    STRATA_RETURN_IF_ERROR(WaitUntilReady(child_.get(), "Strata", log_, kStartTimeoutS, [&] {
       http::Client c = NewClient("127.0.0.1", port(), 1000);
       auto r = c.Request("GET", "/healthz");
       return r.ok() && r->status == 200;
@@ -484,7 +469,7 @@ class PostgresAssets final : public AssetSystem {
                       "port=" + std::to_string(port_), "-c", "unix_socket_directories=" + pg_dir_,
                       "-c", "shared_buffers=" + o_.pg_shared_buffers, "-c", "fsync=on"});
     STRATA_ASSIGN_OR_RETURN(child_, ChildProcess::Start(spec));
-    STRATA_RETURN_IF_ERROR(WaitUntil(child_.get(), "PostgreSQL", log_, [&] {
+    STRATA_RETURN_IF_ERROR(WaitUntilReady(child_.get(), "PostgreSQL", log_, kStartTimeoutS, [&] {
       auto c = PgConnection::Connect(ConnInfo());
       if (!c.ok()) return false;
       admin_ = std::move(*c);

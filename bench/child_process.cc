@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -229,6 +230,26 @@ void ChildProcess::Kill() {
   while (GroupHasMembers(pid_, /*live_only=*/true) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+absl::Status WaitUntilReady(ChildProcess* child, const std::string& what, const std::string& log,
+                            double timeout_s, const std::function<bool()>& ready) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  char seconds[32];
+  std::snprintf(seconds, sizeof(seconds), "%g", timeout_s);
+  while (!ready()) {
+    if (!child->Running()) {
+      return absl::UnavailableError(what + " exited while starting (" + child->ExitDescription() +
+                                    "; see " + log + ")");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return absl::DeadlineExceededError(what + " did not answer within " + seconds +
+                                         " s (see " + log + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RunToCompletion(const ChildSpec& spec, double timeout_s) {

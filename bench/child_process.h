@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -76,6 +77,13 @@ class ChildProcess {
   bool reaped_ = false;
   int status_ = 0;
 };
+
+// Polls `ready` every 50 ms until it returns true: OK. Unavailable as soon as `child` has
+// exited ("<what> exited while starting (exit code N; see <log>)"), DeadlineExceeded after
+// `timeout_s` ("<what> did not answer within N s (see <log>)"). The benches' wait for the
+// servers they start.
+absl::Status WaitUntilReady(ChildProcess* child, const std::string& what, const std::string& log,
+                            double timeout_s, const std::function<bool()>& ready);
 
 // Runs spec to completion (e.g. initdb). OK when it exits with status 0 within
 // `timeout_s`; Internal otherwise, naming the log file to read.

@@ -112,6 +112,27 @@ TEST_F(ChildProcessTest, ExitDescriptionNamesTheCodeOrTheSignal) {
   EXPECT_EQ((*sleeps)->ExitDescription().rfind("signal 9 (", 0), 0u) << (*sleeps)->ExitDescription();
 }
 
+TEST_F(ChildProcessTest, WaitUntilReadyNamesAnExitAndATimeout) {
+  auto exits = ChildProcess::Start(Shell("exit 4", log_));
+  ASSERT_TRUE(exits.ok()) << exits.status();
+  absl::Status s = WaitUntilReady(exits->get(), "the server", log_, 10, [] { return false; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("the server exited while starting (exit code 4; see " + log_),
+            std::string_view::npos)
+      << s;
+
+  auto sleeps = ChildProcess::Start(Shell("exec sleep 60", log_));
+  ASSERT_TRUE(sleeps.ok()) << sleeps.status();
+  s = WaitUntilReady(sleeps->get(), "the server", log_, 0.2, [] { return false; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_NE(s.message().find("did not answer within 0.2 s (see " + log_ + ")"), std::string_view::npos) << s;
+  int polls = 0;
+  EXPECT_TRUE(WaitUntilReady(sleeps->get(), "the server", log_, 10, [&] { return ++polls == 3; })
+                  .ok());
+  EXPECT_EQ(polls, 3);
+  (*sleeps)->Kill();
+}
+
 TEST_F(ChildProcessTest, KillReachesWhatTheChildForkedAndStopFallsBackToIt) {
   // The shell ignores SIGTERM and waits on two background sleeps of its own.
   auto child = ChildProcess::Start(Shell("trap '' TERM; sleep 60 & sleep 60 & wait", log_));

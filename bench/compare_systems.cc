@@ -58,22 +58,6 @@ std::string LogTail(const std::string& path, size_t bytes) {
   return text.size() > bytes ? text.substr(text.size() - bytes) : text;
 }
 
-absl::Status WaitUntil(ChildProcess* child, const std::string& what, const std::string& log,
-                       const std::function<bool()>& ready) {
-  const auto deadline = SteadyClock::now() + std::chrono::duration<double>(kStartTimeoutS);
-  while (!ready()) {
-    if (!child->Running()) {
-      return absl::UnavailableError(what + " exited while starting (" + child->ExitDescription() +
-                                    "; see " + log + ")");
-    }
-    if (SteadyClock::now() >= deadline) {
-      return absl::DeadlineExceededError(what + " did not answer within " +
-                                         Fmt("%.0f", kStartTimeoutS) + " s (see " + log + ")");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return absl::OkStatus();
-}
 
 // ---- Strata ----
 
@@ -218,7 +202,7 @@ class StrataSystem final : public System {
     for (char** e = environ; *e != nullptr; ++e) spec.env.emplace_back(*e);
     spec.log_path = log_;
     STRATA_ASSIGN_OR_RETURN(child_, ChildProcess::Start(spec));
-    return WaitUntil(child_.get(), "Strata", log_, [&] {
+    return WaitUntilReady(child_.get(), "Strata", log_, kStartTimeoutS, [&] {
       http::Client c = NewClient("127.0.0.1", static_cast<uint16_t>(port_), 1000);
       auto r = c.Request("GET", "/healthz");
       return r.ok() && r->status == 200;
@@ -501,7 +485,7 @@ class PostgresSystem final : public System {
                       "port=" + std::to_string(port_), "-c", "unix_socket_directories=" + pg_dir_,
                       "-c", "shared_buffers=" + o_.pg_shared_buffers, "-c", "fsync=on"});
     STRATA_ASSIGN_OR_RETURN(child_, ChildProcess::Start(spec));
-    return WaitUntil(child_.get(), "PostgreSQL", log_, [&] {
+    return WaitUntilReady(child_.get(), "PostgreSQL", log_, kStartTimeoutS, [&] {
       auto c = PgConnection::Connect(ConnInfo());
       if (!c.ok()) return false;
       admin_ = std::move(*c);

@@ -306,17 +306,11 @@ class Server {
     for (char** e = environ; *e != nullptr; ++e) spec.env.emplace_back(*e);
     spec.log_path = log;
     STRATA_ASSIGN_OR_RETURN(child_, ChildProcess::Start(spec));
-    const auto deadline = SteadyClock::now() + std::chrono::duration<double>(kStartTimeoutS);
-    for (;;) {
+    STRATA_RETURN_IF_ERROR(WaitUntilReady(child_.get(), "the server", log, kStartTimeoutS, [&] {
       http::Client c = NewClient(endpoint_.host, endpoint_.port, 1000);
       auto r = c.Request("GET", "/healthz");
-      if (r.ok() && r->status == 200) break;
-      if (!child_->Running()) return absl::UnavailableError("the server exited (see " + log + ")");
-      if (SteadyClock::now() >= deadline) {
-        return absl::DeadlineExceededError("the server did not answer (see " + log + ")");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+      return r.ok() && r->status == 200;
+    }));
     std::string args;
     for (const std::string& a : spec.argv) args += (args.empty() ? "" : " ") + a;
     out << "server: " << args << "\n";

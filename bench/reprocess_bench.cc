@@ -111,20 +111,11 @@ class Server {
     for (char** e = environ; *e != nullptr; ++e) spec.env.emplace_back(*e);
     spec.log_path = log_;
     STRATA_ASSIGN_OR_RETURN(child_, ChildProcess::Start(spec));
-    const auto deadline = SteadyClock::now() + std::chrono::duration<double>(kStartTimeoutS);
-    for (;;) {
+    return WaitUntilReady(child_.get(), "strata", log_, kStartTimeoutS, [&] {
       http::Client c = NewClient("127.0.0.1", port(), 1000);
       auto r = c.Request("GET", "/healthz");
-      if (r.ok() && r->status == 200) return absl::OkStatus();
-      if (!child_->Running()) {
-        return absl::UnavailableError("strata exited while starting (" +
-                                      child_->ExitDescription() + "; see " + log_ + ")");
-      }
-      if (SteadyClock::now() >= deadline) {
-        return absl::DeadlineExceededError("strata did not answer in time (see " + log_ + ")");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+      return r.ok() && r->status == 200;
+    });
   }
   void Kill() {
     if (child_) child_->Kill();
