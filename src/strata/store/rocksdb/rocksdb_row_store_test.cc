@@ -128,6 +128,9 @@ class RocksRowStoreTest : public ::testing::Test {
     return absl::IsNotFound(value.status()) ? "<not found>" : value.status().ToString();
   }
 
+  // Defined below, beside the crash children it runs.
+  void RunCrashChild(const char* child_test, size_t kill_after, std::vector<int32_t>* acked);
+
   TempDir dir_;
   ManualClock clock_;
 };
@@ -264,7 +267,12 @@ TEST(RocksRowStoreCrashChild, WriteThenDie) {
   _exit(kCrashPointExitCode);  // no destructors: the store is never closed
 }
 
-TEST_F(RocksRowStoreTest, ChildCrashLosesNoAcknowledgedWrite) {
+// Runs the crash child RocksRowStoreCrashChild.`child_test` over this test's directory,
+// collects the values it acknowledges in order, and SIGKILLs it (like kill -9) once
+// `kill_after` were acknowledged; it may also finish first and _exit on its own. Fails the
+// test unless it died one of those two ways.
+void RocksRowStoreTest::RunCrashChild(const char* child_test, size_t kill_after,
+                                      std::vector<int32_t>* acked) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   const pid_t pid = fork();
@@ -273,21 +281,17 @@ TEST_F(RocksRowStoreTest, ChildCrashLosesNoAcknowledgedWrite) {
     close(fds[0]);
     setenv(kChildDirEnv, dir_.path().c_str(), 1);
     setenv(kChildFdEnv, std::to_string(fds[1]).c_str(), 1);
-    std::string filter = "--gtest_filter=RocksRowStoreCrashChild.WriteThenDie";
+    std::string filter = std::string("--gtest_filter=RocksRowStoreCrashChild.") + child_test;
     char* argv[] = {const_cast<char*>("strata_rocksdb_row_store_test"), filter.data(), nullptr};
     execv("/proc/self/exe", argv);
     _exit(127);
   }
   close(fds[1]);
-  // Kill the child with SIGKILL part-way through, like kill -9; it may also finish first and
-  // _exit on its own. Either way every acknowledged row must survive.
-  std::set<int32_t> acked;
   bool killed = false;
   int32_t value;
-  ssize_t n;
-  while ((n = read(fds[0], &value, sizeof(value))) == sizeof(value)) {
-    acked.insert(value);
-    if (!killed && acked.size() == kChildRows / 2) {
+  while (read(fds[0], &value, sizeof(value)) == sizeof(value)) {
+    acked->push_back(value);
+    if (!killed && acked->size() == kill_after) {
       kill(pid, SIGKILL);
       killed = true;
     }
@@ -299,6 +303,12 @@ TEST_F(RocksRowStoreTest, ChildCrashLosesNoAcknowledgedWrite) {
   const bool died_at_end = WIFEXITED(status) && WEXITSTATUS(status) == kCrashPointExitCode;
   ASSERT_TRUE(died_by_kill || died_at_end) << "child status " << status;
   RecordProperty("child_killed_mid_write", died_by_kill ? "yes" : "no");
+}
+
+TEST_F(RocksRowStoreTest, ChildCrashLosesNoAcknowledgedWrite) {
+  // Every acknowledged row must survive the kill.
+  std::vector<int32_t> acked;
+  ASSERT_NO_FATAL_FAILURE(RunCrashChild("WriteThenDie", kChildRows / 2, &acked));
   RecordProperty("acknowledged_writes", static_cast<int>(acked.size()));
   ASSERT_GE(acked.size(), static_cast<size_t>(kChildRows / 2));
 
@@ -551,37 +561,9 @@ TEST(RocksRowStoreCrashChild, WriteDocumentsThenDie) {
 // reopening (the WAL holds what the blob files did not yet), each key holds its last
 // acknowledged value or a later write's, never an older one, and every value reads whole.
 TEST_F(RocksRowStoreTest, DocumentBlobFilesLoseNoAcknowledgedWriteOnKill) {
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    close(fds[0]);
-    setenv(kChildDirEnv, dir_.path().c_str(), 1);
-    setenv(kChildFdEnv, std::to_string(fds[1]).c_str(), 1);
-    std::string filter = "--gtest_filter=RocksRowStoreCrashChild.WriteDocumentsThenDie";
-    char* argv[] = {const_cast<char*>("strata_rocksdb_row_store_test"), filter.data(), nullptr};
-    execv("/proc/self/exe", argv);
-    _exit(127);
-  }
-  close(fds[1]);
   std::vector<int32_t> acked;
-  bool killed = false;
-  int32_t value;
-  while (read(fds[0], &value, sizeof(value)) == sizeof(value)) {
-    acked.push_back(value);
-    if (!killed && acked.size() == kDocumentChildWrites * 3 / 4) {
-      kill(pid, SIGKILL);
-      killed = true;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  const bool died_by_kill = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-  const bool died_at_end = WIFEXITED(status) && WEXITSTATUS(status) == kCrashPointExitCode;
-  ASSERT_TRUE(died_by_kill || died_at_end) << "child status " << status;
-  RecordProperty("child_killed_mid_write", died_by_kill ? "yes" : "no");
+  ASSERT_NO_FATAL_FAILURE(
+      RunCrashChild("WriteDocumentsThenDie", kDocumentChildWrites * 3 / 4, &acked));
   ASSERT_GE(acked.size(), static_cast<size_t>(kDocumentChildWrites * 3 / 4));
   // The writes before the kill went through flushes: documents are in blob files.
   EXPECT_GT(CountFiles(dir_.path(), ".blob"), 0u);
