@@ -193,6 +193,20 @@ class ServerProcess:
                 time.sleep(0.05)
         raise RuntimeError("server did not become healthy")
 
+    def request(self, method, path, body=None, timeout=60):
+        """One request on a fresh connection: (status, parsed JSON or raw bytes). A dict or
+        list body is sent as JSON."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            conn.request(method, path, body=body)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, (json.loads(data) if data[:1] in (b"{", b"[") else data)
+        finally:
+            conn.close()
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
         self.proc.send_signal(sig)
         self.proc.wait(timeout=timeout)

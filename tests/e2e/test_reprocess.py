@@ -45,19 +45,6 @@ class Server(strata_e2e.ServerProcess):
     def __init__(self, data_dir):
         super().__init__(STRATA, data_dir)
 
-    def request(self, method, path, body=None):
-        import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            if isinstance(body, (dict, list)):
-                body = json.dumps(body)
-            conn.request(method, path, body=body)
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, (json.loads(data) if data[:1] in (b"{", b"[") else data)
-        finally:
-            conn.close()
-
 
 class ReprocessTest(unittest.TestCase):
     @classmethod

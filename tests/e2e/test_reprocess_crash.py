@@ -47,18 +47,6 @@ class Server(strata_e2e.ServerProcess):
     def __init__(self, data_dir):
         super().__init__(STRATA, data_dir)
 
-    def request(self, method, path, body=None, timeout=60):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            if isinstance(body, (dict, list)):
-                body = json.dumps(body)
-            conn.request(method, path, body=body)
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, (json.loads(data) if data[:1] in (b"{", b"[") else data)
-        finally:
-            conn.close()
-
 
 class Writer(threading.Thread):
     """PATCHes /client = the asset's write number on random assets until stopped, one write
