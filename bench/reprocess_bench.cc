@@ -456,7 +456,8 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
       std::string("{\"type\":\"") + kType +
       "\",\"processor\":{\"kind\":\"set\",\"path\":\"/reprocessed\",\"value\":\"" + kJobValue +
       "\"},\"concurrency\":" + std::to_string(o.job_concurrency) +
-      (o.job_rate > 0 ? ",\"rate\":" + Fmt("%.0f", o.job_rate) : std::string()) + "}";
+      (o.job_rate > 0 ? ",\"rate\":" + Fmt("%.0f", o.job_rate) : std::string()) +
+      (o.job_adaptive ? "" : ",\"adaptive\":false") + "}";
   const auto job_t0 = SteadyClock::now();
   auto submitted = control.Request("POST", "/v1/reprocess/jobs", job_body);
   simdjson::dom::parser parser;
@@ -492,8 +493,21 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
     }
     if (now_s - last_print >= 5) {
       out << "  " << Fmt("%.0f", now_s) << " s: " << state << ", " << Thousands(processed)
-          << " of " << Thousands(selected) << " processed\n"
-          << std::flush;
+          << " of " << Thousands(selected) << " processed";
+      // The server's adaptive rate for jobs, and its decisions so far.
+      if (auto m = control.Request("GET", "/metrics"); m.ok() && m->status == 200) {
+        const std::optional<double> rate = MetricValue(m->body, "strata_reprocess_throttle_rate");
+        const std::optional<double> lat = MetricValue(
+            m->body, "strata_reprocess_throttle_decisions{decision=\"latency_cut\"}");
+        const std::optional<double> load = MetricValue(
+            m->body, "strata_reprocess_throttle_decisions{decision=\"load_cut\"}");
+        if (rate && o.job_adaptive) {
+          out << "; adaptive rate " << Thousands(static_cast<uint64_t>(*rate)) << "/s ("
+              << Fmt("%.0f", lat.value_or(0)) << " latency cuts, " << Fmt("%.0f", load.value_or(0))
+              << " store-load cuts)";
+        }
+      }
+      out << "\n" << std::flush;
       last_print = now_s;
     }
     if (o.kill_at > 0 && report.kills == 0 && state == "running" &&

@@ -152,4 +152,22 @@ std::string Machine(const std::string& dir) {
          " at start; data under " + dir + " (" + fs + ")";
 }
 
+std::optional<double> MetricValue(std::string_view page, std::string_view series) {
+  size_t at = 0;
+  while (at < page.size()) {
+    size_t end = page.find('\n', at);
+    if (end == std::string_view::npos) end = page.size();
+    const std::string_view line = page.substr(at, end - at);
+    at = end + 1;
+    if (line.size() > series.size() && line.substr(0, series.size()) == series &&
+        line[series.size()] == ' ') {
+      const std::string value(line.substr(series.size() + 1));
+      char* parsed_to = nullptr;
+      const double v = std::strtod(value.c_str(), &parsed_to);
+      if (parsed_to != value.c_str()) return v;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace strata::bench

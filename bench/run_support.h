@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/status/statusor.h"
@@ -69,5 +71,8 @@ double ThreadCpuSeconds();
 std::string CommandLine();
 // One line on the machine: cores, memory, kernel, load average, and the file system of `dir`.
 std::string Machine(const std::string& dir);
+// The value of one sample in a Prometheus text page: `series` is the name with its labels
+// exactly as the server writes them ("name" or "name{a=\"x\"}"); nullopt if absent.
+std::optional<double> MetricValue(std::string_view page, std::string_view series);
 
 }  // namespace strata::bench

@@ -1080,6 +1080,10 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
                        "The job's rate limit, assets/s (0 = none; a rate processes assets one "
                        "by one)")
       ->capture_default_str();
+  bench_rp->add_option("--job-adaptive", rb.job_adaptive,
+                       "The job's adaptive rate: true (the API's default) or false (as fast as "
+                       "the workers go)")
+      ->capture_default_str();
   bench_rp->add_option("--kill-at", rb.kill_at,
                        "kill -9 the server once the job processed this share (0 = never)")
       ->capture_default_str();

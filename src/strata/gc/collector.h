@@ -41,7 +41,7 @@
 #include "strata/gc/lifecycle_task.h"
 #include "strata/gc/orphan_scan.h"
 #include "strata/gc/records.h"
-#include "strata/gc/throttle.h"
+#include "strata/base/aimd_throttle.h"
 #include "strata/media/media_service.h"
 #include "strata/store/queue.h"
 #include "strata/store/row_store.h"

@@ -87,6 +87,9 @@ absl::StatusOr<JobSpec> ParseJobSpec(std::string_view body) {
         return Bad("rate", "must be a number of assets per second >= 0 (0 = unlimited)");
       }
       spec.rate = v.number();
+    } else if (m.first == "adaptive") {
+      if (v.kind() != JsonValue::Kind::kBool) return Bad("adaptive", "must be true or false");
+      spec.adaptive = v.bool_value();
     } else if (m.first == "concurrency") {
       STRATA_ASSIGN_OR_RETURN(int64_t n, IntField(v, "concurrency", 1, 64));
       spec.concurrency = static_cast<int>(n);
@@ -96,7 +99,7 @@ absl::StatusOr<JobSpec> ParseJobSpec(std::string_view body) {
     } else {
       return Bad(m.first,
                  "unknown field (known: type, select, processor, dry_run, rate, "
-                 "concurrency, max_attempts)");
+                 "adaptive, concurrency, max_attempts)");
     }
   }
   if (spec.type.empty()) return Bad("type", "required");
@@ -138,6 +141,7 @@ std::string JobSpec::ToJson() const {
   if (dry_run_sample) out += ",\"dry_run\":{\"sample\":" + std::to_string(*dry_run_sample) + "}";
   out += ",\"rate\":";
   JsonValue::Double(rate).AppendTo(&out);
+  out += std::string(",\"adaptive\":") + (adaptive ? "true" : "false");
   out += ",\"concurrency\":" + std::to_string(concurrency) +
          ",\"max_attempts\":" + std::to_string(max_attempts) + "}";
   return out;

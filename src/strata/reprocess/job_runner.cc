@@ -106,6 +106,33 @@ absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Open(assets::AssetService*
                         return link->runner->JobGauge();
                       });
   }
+  if (options.load_probe) {
+    runner->throttle_ = std::make_unique<AimdThrottle>(options.throttle);
+    if (metrics != nullptr) {
+      const AimdThrottle* t = runner->throttle_.get();
+      std::shared_ptr<GaugeLink> link = runner->gauge_link_;
+      metrics->AddGauge("strata_reprocess_throttle_rate",
+                        "Adaptive rate of reprocessing jobs, assets/s (shared by the jobs that "
+                        "are adaptive)",
+                        [link, t]() -> std::vector<std::pair<std::string, double>> {
+                          std::lock_guard<std::mutex> lock(link->mu);
+                          if (link->runner == nullptr) return {};
+                          return {{"", t->rate()}};
+                        });
+      metrics->AddGauge(
+          "strata_reprocess_throttle_decisions",
+          "Control steps since start that cut the jobs' adaptive rate (latency, store load) or "
+          "held it after a latency cut",
+          [link, t]() -> std::vector<std::pair<std::string, double>> {
+            std::lock_guard<std::mutex> lock(link->mu);
+            if (link->runner == nullptr) return {};
+            return {{"decision=\"latency_cut\"", static_cast<double>(t->latency_cuts())},
+                    {"decision=\"load_cut\"", static_cast<double>(t->load_cuts())},
+                    {"decision=\"hold\"", static_cast<double>(t->latency_holds())}};
+          });
+    }
+    runner->control_ = std::thread([r = runner.get()] { r->ControlLoop(); });
+  }
   uint64_t before = 0;
   for (;;) {
     STRATA_ASSIGN_OR_RETURN(std::vector<JobRecord> page, jobs->List(1000, before));
@@ -123,7 +150,13 @@ JobRunner::~JobRunner() {
     std::lock_guard<std::mutex> lock(gauge_link_->mu);
     gauge_link_->runner = nullptr;
   }
-  stopping_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    stopping_.store(true);
+  }
+  control_cv_.notify_all();
+  if (throttle_) throttle_->Cancel();  // workers waiting for tokens return
+  if (control_.joinable()) control_.join();
   std::map<uint64_t, std::unique_ptr<Running>> running;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -326,6 +359,41 @@ void JobRunner::Pace(Running* run) {
   std::this_thread::sleep_until(slot);
 }
 
+namespace {
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+bool JobRunner::PaceAdaptive(const Running* run, size_t n) {
+  if (!throttle_ || !run->spec.adaptive || n == 0) return true;
+  // Noted before and after the wait: a batch of 100 at the minimum rate waits 1 s.
+  last_adaptive_work_ns_.store(SteadyNowNs());
+  const bool ok = throttle_->Acquire(n);
+  last_adaptive_work_ns_.store(SteadyNowNs());
+  return ok;
+}
+
+void JobRunner::ControlLoop() {
+  ThreadPool::NameCurrentThread("strata-reproc-ctl");
+  const auto interval = std::chrono::milliseconds(options_.control_interval_ms);
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(control_mu_);
+      if (control_cv_.wait_for(lock, interval, [this] { return stopping_.load(); })) return;
+    }
+    // A job that waited for tokens or took some within the last two intervals is working;
+    // otherwise the interval's latency is the online path's own (the idle baseline).
+    const int64_t last = last_adaptive_work_ns_.load();
+    const int64_t window_ns =
+        2 * std::chrono::duration_cast<std::chrono::nanoseconds>(interval).count();
+    const bool busy = last != 0 && SteadyNowNs() - last < window_ns;
+    throttle_->Update(options_.load_probe(), busy);
+  }
+}
+
 void JobRunner::Finish(Running* run) {
   std::lock_guard<std::mutex> lock(run->finish_mu);
   absl::StatusOr<JobRecord> now = jobs_->Get(run->id);
@@ -522,6 +590,8 @@ void JobRunner::Work(Running* run, int partition) {
     auto permanent = [](const absl::Status& s) {
       return absl::IsInvalidArgument(s) || absl::IsOutOfRange(s);
     };
+    // The adaptive rate's tokens for the whole batch, before any of it is written.
+    if (!PaceAdaptive(run, messages->size())) return;  // the runner stops: redelivered later
     std::vector<char> settled_in_batch;  // per message, when `batched`
     if (batched) {
       std::vector<std::string> ids;

@@ -24,6 +24,14 @@
 //    file), Committed after each asset's step took effect (export appends it), Finish
 //    before the job is marked succeeded (reindex marks its indexes ready, export renames its
 //    file); RebuildsIndex makes each step rewrite the asset's index entries (reindex).
+//  * Adaptive rate: a job whose spec has `adaptive` (the default) takes one token per asset
+//    from the runner's AIMD throttle (base/aimd_throttle.h), shared by every such job: every
+//    `control_interval_ms` the runner feeds it `load_probe`'s sample (the online asset
+//    requests' p99 over the last few intervals, the store's compaction debt and write
+//    stalls). The rate grows while the online p99 stays within `throttle.latency_factor` x
+//    its idle p99 (learned while no job works) and the store keeps up, and is halved when
+//    not. Without a load_probe (tests, tools) jobs are not paced by it. The spec's `rate`
+//    caps a job either way.
 //  * Retries: errors other than InvalidArgument/OutOfRange (a webhook's 5xx or timeout) are
 //    tried again after an exponential backoff with jitter, up to max_attempts, then dead-
 //    lettered. RetryDeadLetters puts dead letters back on the queue.
@@ -32,13 +40,16 @@
 //
 // Metrics (the registry given to Open, if any): strata_reprocess_job_assets{job,state,count}
 // -- each counter of the jobs that are not final and of the 20 newest, read from their rows
-// when /metrics is rendered.
+// when /metrics is rendered; strata_reprocess_throttle_rate (the adaptive rate, assets/s) and
+// strata_reprocess_throttle_decisions{decision} (cuts for latency or store load, holds).
 //
 // Thread safety: every method is thread-safe. Destroying the runner stops its threads
 // (jobs stay as they are, to be resumed by the next Open).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,6 +61,7 @@
 
 #include "absl/status/statusor.h"
 #include "strata/assets/asset_service.h"
+#include "strata/base/aimd_throttle.h"
 #include "strata/base/clock.h"
 #include "strata/base/metrics.h"
 #include "strata/reprocess/job_store.h"
@@ -78,6 +90,22 @@ struct JobRunnerOptions {
   // Where `export` jobs write their files (the server: <data dir>/exports). Empty = export
   // jobs fail at their start.
   std::string export_dir;
+  // The adaptive rate (header comment): the online load and the store's health, sampled
+  // every control_interval_ms. Null = adaptive jobs are not paced by load.
+  std::function<LoadSample()> load_probe;
+  Millis control_interval_ms = 500;
+  ThrottleOptions throttle = DefaultJobThrottle();
+  // A job starts at 2,000 assets/s and gains 500/s per healthy interval (1,000/s a second at
+  // the default interval); it never goes below 100/s. Latency and store limits are the
+  // GC sweep's (1.3 x idle p99, at least 1 ms; 256 MiB of pending compaction).
+  static ThrottleOptions DefaultJobThrottle() {
+    ThrottleOptions t;
+    t.initial_rate = 2000;
+    t.min_rate = 100;
+    t.max_rate = 1e6;
+    t.additive_step = 500;
+    return t;
+  }
 };
 
 // One asset of a dry run: what the processor would make of it.
@@ -139,6 +167,10 @@ class JobRunner {
   void Backoff(int attempt, std::mt19937_64* random);
   // Waits for the rate limit (assets/s, 0 = none).
   void Pace(Running* run);
+  // Waits for `n` tokens of the adaptive rate (a job whose spec is adaptive, with a load
+  // probe); false when the runner stops meanwhile.
+  bool PaceAdaptive(const Running* run, size_t n);
+  void ControlLoop();
 
   assets::AssetService* const assets_;
   store::Queue* const queue_;
@@ -149,6 +181,14 @@ class JobRunner {
   std::mutex mu_;
   std::map<uint64_t, std::unique_ptr<Running>> running_;  // guarded by mu_
   std::shared_ptr<GaugeLink> gauge_link_;
+  // The adaptive rate (null without a load probe), its control thread, and when an adaptive
+  // job last took tokens (steady-clock ns): the control step counts an interval as busy
+  // when a job worked in it, and otherwise lets it teach the idle baseline.
+  std::unique_ptr<AimdThrottle> throttle_;
+  std::thread control_;
+  std::mutex control_mu_;
+  std::condition_variable control_cv_;
+  std::atomic<int64_t> last_adaptive_work_ns_{0};
 };
 
 }  // namespace strata::reprocess

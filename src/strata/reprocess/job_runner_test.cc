@@ -48,8 +48,12 @@ class JobRunnerTest : public ::testing::Test {
     jobs_ = std::move(*JobStore::Open(&rows_, &clock_));
     StartRunner();
   }
-  void StartRunner() {
+  void StartRunner(std::function<LoadSample()> load_probe = nullptr,
+                   ThrottleOptions throttle = JobRunnerOptions::DefaultJobThrottle()) {
     JobRunnerOptions o;
+    o.load_probe = std::move(load_probe);
+    o.throttle = throttle;
+    o.control_interval_ms = 20;
     o.poll_wait_ms = 20;
     o.state_poll_ms = 20;
     o.plan_page = 64;
@@ -124,6 +128,63 @@ TEST_F(JobRunnerTest, ASetJobReachesEverySelectedAssetOnce) {
   done = WaitFinal(job->id);
   EXPECT_EQ(done.counts.unchanged, 100u);
   EXPECT_EQ(done.counts.changed, 0u);
+}
+
+// The adaptive rate: a loaded store holds an adaptive job at the minimum rate; a job with
+// "adaptive": false is not held; a healthy store lets the rate grow.
+TEST_F(JobRunnerTest, AnAdaptiveJobSlowsDownWhileTheStoreIsLoaded) {
+  auto stalled = std::make_shared<std::atomic<bool>>(true);
+  ThrottleOptions t;
+  t.initial_rate = 100;
+  t.min_rate = 100;
+  t.max_rate = 1e6;
+  t.additive_step = 100;
+  runner_.reset();
+  StartRunner(
+      [stalled] {
+        LoadSample s;
+        s.p99_ms = {-1};  // no online requests
+        s.write_stalled = stalled->load();
+        return s;
+      },
+      t);
+  auto rate_gauge = [this] {
+    const std::string page = metrics_.RenderPrometheus();
+    const std::string name = "\nstrata_reprocess_throttle_rate ";  // the sample, not # HELP
+    const size_t at = page.find(name);
+    return at == std::string::npos ? -1.0 : std::stod(page.substr(at + name.size()));
+  };
+  EXPECT_EQ(rate_gauge(), 100);
+  // 300 assets at 100/s: at least ~2.8 s (one batch of 16 may start at once).
+  auto t0 = std::chrono::steady_clock::now();
+  absl::StatusOr<JobRecord> job = runner_->Submit(
+      R"({"type":"video","processor":{"kind":"set","path":"/status","value":"a"}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  JobRecord done = WaitFinal(job->id);
+  const double held_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(done.counts.changed, 300u);
+  EXPECT_GE(held_s, 2.5);
+  EXPECT_EQ(rate_gauge(), 100);
+  EXPECT_NE(metrics_.RenderPrometheus().find(
+                "strata_reprocess_throttle_decisions{decision=\"load_cut\"} "),
+            std::string::npos);
+  // Not adaptive: the same loaded store does not hold it (every asset changed; the
+  // throttle's rate does not move, as no adaptive job works).
+  job = runner_->Submit(R"({"type":"video","adaptive":false,
+      "processor":{"kind":"set","path":"/status","value":"b"}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  done = WaitFinal(job->id);
+  EXPECT_EQ(done.counts.changed, 300u);
+  // The store recovers: the adaptive rate grows while the next job works.
+  stalled->store(false);
+  job = runner_->Submit(
+      R"({"type":"video","processor":{"kind":"set","path":"/status","value":"c"}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  done = WaitFinal(job->id);
+  EXPECT_EQ(done.counts.changed, 300u);
+  EXPECT_GT(rate_gauge(), 100);
+  for (const std::string& id : ids_) EXPECT_EQ(Payload(id).Find("status")->string_value(), "c");
 }
 
 TEST_F(JobRunnerTest, WhatCannotBeProcessedIsDeadLettered) {

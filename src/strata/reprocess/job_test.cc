@@ -14,7 +14,7 @@ TEST(JobTest, ParsesAFullSpecAndDefaults) {
   absl::StatusOr<JobSpec> s = ParseJobSpec(R"({"type":"video",
       "select":{"since":1,"until":5,"where":["/format=4k","/d>=600"]},
       "processor":{"kind":"set","path":"/status","value":"ok"},
-      "dry_run":{"sample":10},"rate":500.5,"concurrency":4,"max_attempts":3})");
+      "dry_run":{"sample":10},"rate":500.5,"adaptive":false,"concurrency":4,"max_attempts":3})");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->type, "video");
   EXPECT_EQ(*s->since, 1);
@@ -22,6 +22,7 @@ TEST(JobTest, ParsesAFullSpecAndDefaults) {
   EXPECT_EQ(s->where.size(), 2u);
   EXPECT_EQ(*s->dry_run_sample, 10u);
   EXPECT_EQ(s->rate, 500.5);
+  EXPECT_FALSE(s->adaptive);
   EXPECT_EQ(s->concurrency, 4);
   EXPECT_EQ(s->max_attempts, 3);
   absl::StatusOr<JobSpec> d =
@@ -30,6 +31,7 @@ TEST(JobTest, ParsesAFullSpecAndDefaults) {
   EXPECT_EQ(d->concurrency, 2);
   EXPECT_EQ(d->max_attempts, 5);
   EXPECT_EQ(d->rate, 0);
+  EXPECT_TRUE(d->adaptive);
   EXPECT_FALSE(d->dry_run_sample.has_value());
 }
 
@@ -49,6 +51,8 @@ TEST(JobTest, BadSpecsNameTheField) {
             "dry_run/sample: must be an integer 1..1000");
   EXPECT_EQ(Error(std::string(R"({"type":"v","rate":-1,)") + p + "}"),
             "rate: must be a number of assets per second >= 0 (0 = unlimited)");
+  EXPECT_EQ(Error(std::string(R"({"type":"v","adaptive":1,)") + p + "}"),
+            "adaptive: must be true or false");
   EXPECT_EQ(Error(R"({"type":"v","processor":{"kind":"set"}})"),
             "processor/path: required: a JSON pointer such as \"/status\"");
   EXPECT_EQ(Error(std::string(R"({"type":"v","colour":1,)") + p + "}").substr(0, 22),
@@ -74,7 +78,7 @@ TEST(JobTest, RecordRoundTrips) {
   JobRecord job;
   job.id = 42;
   job.spec = *ParseJobSpec(R"({"type":"video","select":{"where":["/f=\"x\""]},
-      "processor":{"kind":"map","path":"/f","table":{"a":1}},"rate":100})");
+      "processor":{"kind":"map","path":"/f","table":{"a":1}},"rate":100,"adaptive":false})");
   job.state = JobState::kPaused;
   job.counts = {10, 8, 5, 3, 2, 1, 1};
   job.created_at = 1'765'000'000'000;
@@ -87,6 +91,7 @@ TEST(JobTest, RecordRoundTrips) {
   EXPECT_EQ(back->state, JobState::kPaused);
   EXPECT_EQ(back->counts.conflicts_retried, 2u);
   EXPECT_EQ(back->spec.where[0], "/f=\"x\"");
+  EXPECT_FALSE(back->spec.adaptive);
   EXPECT_EQ(back->error, job.error);
   EXPECT_FALSE(DecodeJobRecord("").ok());
   EXPECT_FALSE(DecodeJobRecord("\x01{}").ok());

@@ -223,14 +223,13 @@ void AuditScheduledRun(auth::AuditLog* audit, const std::string& action,
   (void)audit->Append(std::move(r));  // a failure is logged and counted by Append
 }
 
-std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
-                                              store::RowStore* rows) {
+// The online path's load as background work sees it: each route's p99 (`routes` are
+// (route, method) label pairs of strata_http_request_seconds) and the store's health.
+std::function<LoadSample()> MakeLoadProbe(
+    MetricsRegistry* metrics, store::RowStore* rows,
+    const std::vector<std::pair<std::string, std::string>>& routes) {
   constexpr char kName[] = "strata_http_request_seconds";
   constexpr char kHelp[] = "HTTP request latency by route";
-  Histogram* get = metrics->GetHistogram(
-      kName, kHelp, "route=\"/v1/buckets/{bucket}/objects/{key}\",method=\"GET\"");
-  Histogram* put = metrics->GetHistogram(
-      kName, kHelp, "route=\"/v1/buckets/{bucket}/objects/{key}\",method=\"PUT\"");
   // Each p99 is taken over the last kWindow control steps (2 s at the default interval): one
   // 500 ms interval of a few hundred requests makes a noisy p99.
   constexpr size_t kWindow = 4;
@@ -240,10 +239,12 @@ std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
     std::deque<Histogram::Buckets> deltas;
   };
   auto signals = std::make_shared<std::vector<Signal>>();
-  signals->push_back({get});
-  signals->push_back({put});
+  for (const auto& [route, method] : routes) {
+    signals->push_back({metrics->GetHistogram(
+        kName, kHelp, "route=\"" + route + "\",method=\"" + method + "\"")});
+  }
   return [rows, signals] {
-    gc::LoadSample s;
+    LoadSample s;
     for (Signal& sig : *signals) {
       const Histogram::Buckets now = sig.histogram->BucketCounts();
       Histogram::Buckets step{};
@@ -267,6 +268,24 @@ std::function<gc::LoadSample()> MakeLoadProbe(MetricsRegistry* metrics,
     s.write_stalled = h.load >= 1.0;
     return s;
   };
+}
+
+// The GC sweep's online signals (signal 0 = object GET, 1 = object PUT: the collector's
+// baseline gauge names them so).
+std::function<LoadSample()> MakeObjectLoadProbe(MetricsRegistry* metrics,
+                                                store::RowStore* rows) {
+  const std::string route = "/v1/buckets/{bucket}/objects/{key}";
+  return MakeLoadProbe(metrics, rows, {{route, "GET"}, {route, "PUT"}});
+}
+
+// A reprocessing job's online signals: the asset requests its writes compete with.
+std::function<LoadSample()> MakeAssetLoadProbe(MetricsRegistry* metrics,
+                                               store::RowStore* rows) {
+  const std::string one = "/v1/assets/{type}/{id}";
+  const std::string all = "/v1/assets/{type}";
+  return MakeLoadProbe(metrics, rows,
+                       {{one, "GET"}, {one, "PATCH"}, {one, "PUT"}, {one, "DELETE"},
+                        {all, "GET"}, {all, "POST"}, {all + ":batch", "POST"}});
 }
 
 // Sweep workers at most when rows or bytes are on a remote store and --gc-max-workers is 0.
@@ -336,6 +355,9 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                           reprocess::JobStore::Open(rows, SystemClock::Default()));
   reprocess::JobRunnerOptions job_options;
   job_options.export_dir = config.data_dir + "/exports";  // export jobs' files (docs/assets.md)
+  // Jobs yield to the asset requests they share the store with (docs/assets.md, "Adaptive
+  // rate").
+  job_options.load_probe = MakeAssetLoadProbe(metrics, rows);
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobRunner> job_runner,
                           reprocess::JobRunner::Open(asset_service.get(), queue,
                                                      job_store.get(), SystemClock::Default(),
@@ -427,7 +449,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   gc_options.throttle.latency_factor = config.gc_latency_factor;
   gc_options.throttle.latency_floor_ms = config.gc_latency_floor_ms;
   gc_options.throttle.max_pending_compaction_bytes = config.gc_max_pending_compaction_bytes;
-  gc_options.load_probe = MakeLoadProbe(metrics, rows);
+  gc_options.load_probe = MakeObjectLoadProbe(metrics, rows);
   gc_options.on_scheduled_run = [audit = audit.get()](const absl::StatusOr<gc::RunRecord>& run) {
     AuditScheduledRun(audit, "gc.run", run);
   };
@@ -447,7 +469,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
                                                      config.archive_class);
     gc::CollectorOptions archive_options = gc_options;
     archive_options.daily_at = config.archive_daily_at;
-    archive_options.load_probe = MakeLoadProbe(metrics, rows);
+    archive_options.load_probe = MakeObjectLoadProbe(metrics, rows);
     archive_options.on_scheduled_run =
         [audit = audit.get()](const absl::StatusOr<gc::RunRecord>& run) {
           AuditScheduledRun(audit, "archive.run", run);

@@ -1,15 +1,16 @@
-#include "strata/gc/throttle.h"
+#include "strata/base/aimd_throttle.h"
 
 #include <algorithm>
 
-namespace strata::gc {
+namespace strata {
 
 AimdThrottle::AimdThrottle(ThrottleOptions options)
     : options_(options),
       rate_(std::clamp(options.initial_rate, options.min_rate, options.max_rate)),
       next_slot_(Clock::now()) {}
 
-bool AimdThrottle::Acquire() {
+bool AimdThrottle::Acquire(uint64_t n) {
+  if (n == 0) n = 1;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     if (cancelled_) return false;
@@ -20,7 +21,7 @@ bool AimdThrottle::Acquire() {
     const Clock::time_point earliest = now - std::chrono::milliseconds(100);
     if (next_slot_ < earliest) next_slot_ = earliest;
     if (next_slot_ <= now) {
-      next_slot_ += interval;
+      next_slot_ += interval * static_cast<int64_t>(n);
       return true;
     }
     cv_.wait_until(lock, next_slot_);
@@ -96,4 +97,4 @@ uint64_t AimdThrottle::load_cuts() const {
   return load_cuts_;
 }
 
-}  // namespace strata::gc
+}  // namespace strata

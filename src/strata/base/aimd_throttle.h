@@ -1,8 +1,10 @@
-// The sweep's adaptive rate: AIMD (additive increase, multiplicative decrease), as TCP does
-// for congestion. Every control interval the collector feeds one LoadSample of the online
-// path (object GET/PUT p99 over the interval) and of the store (pending compaction bytes,
-// write stalls); the rate grows by a fixed step while both are healthy and is cut by a factor
-// as soon as either is not. Workers take one token per work item (Acquire).
+// The adaptive rate of background work that shares the machine with online requests (the
+// lifecycle collector's sweep, reprocessing jobs): AIMD (additive increase, multiplicative
+// decrease), as TCP does for congestion. Every control interval the owner feeds one
+// LoadSample of the online path (e.g. object GET/PUT p99 over the interval) and of the store
+// (pending compaction bytes, write stalls); the rate grows by a fixed step while both are
+// healthy and is cut by a factor as soon as either is not. Workers take one token per work
+// item (Acquire, or Acquire(n) for a batch of n).
 //
 // "Healthy latency" is relative to the online path's own idle p99: a baseline learned (as an
 // EWMA) from intervals when no sweep runs, so the throttle aims at "p99 within
@@ -18,7 +20,7 @@
 #include <mutex>
 #include <vector>
 
-namespace strata::gc {
+namespace strata {
 
 struct ThrottleOptions {
   double initial_rate = 1000;     // items per second at start
@@ -52,9 +54,12 @@ class AimdThrottle {
 
   // Blocks until the next item may start at the current rate; returns false at once if
   // Cancel was called.
-  bool Acquire();
-  // One control step. `sweeping`: a sweep was running during the sample's interval (else
-  // the sample teaches the idle baseline). Returns the new rate.
+  bool Acquire() { return Acquire(1); }
+  // The same for a batch of `n` items: it may start once its first slot is due, and the
+  // next caller waits for the batch's n slots (n = 0 is taken as 1).
+  bool Acquire(uint64_t n);
+  // One control step. `sweeping`: the background work was running during the sample's
+  // interval (else the sample teaches the idle baseline). Returns the new rate.
   double Update(const LoadSample& sample, bool sweeping);
   void Cancel();
 
@@ -82,4 +87,4 @@ class AimdThrottle {
   int hold_left_ = 0;  // slow intervals still to hold after the last latency cut
 };
 
-}  // namespace strata::gc
+}  // namespace strata
