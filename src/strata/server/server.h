@@ -38,7 +38,7 @@ struct ServerConfig {
   int block_cache_shard_bits = -1;
   // Where the assets table's index and filter blocks live: "cache", "pinned" or "reader"
   // (RocksRowStoreOptions::document_metadata).
-  std::string document_metadata = "cache";
+  std::string document_metadata = "pinned";
   // "periodic" (default; fsync the write-ahead log every sync_interval_ms) or "batch"
   // (fsync before acknowledging each write). Either way an acknowledged write survives
   // kill -9 of the server; "batch" also survives power loss.

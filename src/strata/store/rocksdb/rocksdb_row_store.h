@@ -56,16 +56,20 @@ struct RocksRowStoreOptions {
   // Where the index and filter blocks of kDocument tables (assets) live. Universal
   // compaction keeps a sorted run of the whole table in one SST file, whose full bloom
   // filter and index are megabytes (more at 10M rows) and can be bigger than a cache shard.
+  // With kCache a quarter to half of the 1M-asset bench runs re-read the largest file's
+  // filter block on every search (twice the CPU, p99 48 ms to 4 s); with kPinned none of
+  // ten did (docs/benchmark-log.md, "Asset search: the filter block pinned").
   enum class DocumentMetadata {
     // In the block cache, like other tables' (pinned only for flushed files).
     kCache,
-    // In the block cache, pinned for every file while the file lives (charged to the cache).
+    // In the block cache, pinned for every file while the file lives (charged to the cache;
+    // a block bigger than its shard holds that shard over its share). The default.
     kPinned,
     // In the table reader's memory, read once when the file is opened; outside the cache's
     // budget (about 1.25 bytes per key of filter plus the index).
     kTableReader,
   };
-  DocumentMetadata document_metadata = DocumentMetadata::kCache;
+  DocumentMetadata document_metadata = DocumentMetadata::kPinned;
 
   // See SyncPolicy. Default kPeriodic.
   SyncPolicy sync_policy = SyncPolicy::kPeriodic;

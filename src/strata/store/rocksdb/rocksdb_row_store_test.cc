@@ -207,6 +207,8 @@ TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
     EXPECT_THAT(tuning["index_rows"], HasSubstr("profile=index compaction=level"));
     EXPECT_THAT(tuning["doc_rows"], HasSubstr("profile=document compaction=universal"));
     EXPECT_THAT(tuning["doc_rows"], HasSubstr("blob_min=512"));
+    EXPECT_THAT(tuning["doc_rows"], HasSubstr("metadata=pinned"));  // the default
+    EXPECT_THAT(tuning["index_rows"], HasSubstr("metadata=cache"));
     EXPECT_THAT(tuning["live_rows"], HasSubstr("blob_min=off"));
   }
   std::unique_ptr<RocksRowStore> store = OpenStore();
