@@ -233,6 +233,15 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "RocksDB: asset rows of at least this many bytes go to blob files (0 = "
                     "inside the SST files)")
       ->capture_default_str();
+  serve->add_option("--block-cache-shard-bits", c->block_cache_shard_bits,
+                    "RocksDB block cache shards, 2^N (-1 = RocksDB's choice by size)")
+      ->check(CLI::Range(-1, 8))
+      ->capture_default_str();
+  serve->add_option("--document-metadata", c->document_metadata,
+                    "RocksDB: where the asset table's index and filter blocks live: cache, "
+                    "pinned (in the cache, pinned) or reader (table reader memory)")
+      ->check(CLI::IsMember({"cache", "pinned", "reader"}))
+      ->capture_default_str();
   serve->add_option("--sync", c->sync, "WAL fsync policy: periodic or batch")
       ->check(CLI::IsMember({"periodic", "batch"}))
       ->capture_default_str();

@@ -83,6 +83,17 @@ absl::StatusOr<std::unique_ptr<store::RowStore>> OpenRows(const ServerConfig& co
   options.path = config.data_dir + "/rows";
   options.block_cache_bytes = config.block_cache_bytes;
   options.document_blob_min_bytes = config.document_blob_min_bytes;
+  options.block_cache_shard_bits = config.block_cache_shard_bits;
+  if (config.document_metadata == "cache") {
+    options.document_metadata = store::RocksRowStoreOptions::DocumentMetadata::kCache;
+  } else if (config.document_metadata == "pinned") {
+    options.document_metadata = store::RocksRowStoreOptions::DocumentMetadata::kPinned;
+  } else if (config.document_metadata == "reader") {
+    options.document_metadata = store::RocksRowStoreOptions::DocumentMetadata::kTableReader;
+  } else {
+    return absl::InvalidArgumentError(
+        "document_metadata: must be \"cache\", \"pinned\" or \"reader\"");
+  }
   if (config.sync == "periodic") {
     options.sync_policy = store::RocksRowStoreOptions::SyncPolicy::kPeriodic;
   } else if (config.sync == "batch") {

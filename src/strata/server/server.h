@@ -33,6 +33,12 @@ struct ServerConfig {
   // RocksDB: rows of document tables (assets) of at least this many bytes are kept in blob
   // files, 0 = inside the SST files (RocksRowStoreOptions::document_blob_min_bytes).
   uint64_t document_blob_min_bytes = 512;
+  // RocksDB block cache shards, 2^bits; -1 = RocksDB's choice
+  // (RocksRowStoreOptions::block_cache_shard_bits).
+  int block_cache_shard_bits = -1;
+  // Where the assets table's index and filter blocks live: "cache", "pinned" or "reader"
+  // (RocksRowStoreOptions::document_metadata).
+  std::string document_metadata = "pinned";
   // "periodic" (default; fsync the write-ahead log every sync_interval_ms) or "batch"
   // (fsync before acknowledging each write). Either way an acknowledged write survives
   // kill -9 of the server; "batch" also survives power loss.

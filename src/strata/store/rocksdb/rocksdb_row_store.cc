@@ -390,7 +390,7 @@ class Core {
   explicit Core(const RocksRowStoreOptions& options)
       : options_(options),
         clock_(options.clock != nullptr ? options.clock : SystemClock::Default()),
-        cache_(rocksdb::NewLRUCache(options.block_cache_bytes)),
+        cache_(rocksdb::NewLRUCache(options.block_cache_bytes, options.block_cache_shard_bits)),
         merge_operator_(std::make_shared<MaxVersionMergeOperator>()),
         compaction_filter_(std::make_unique<ExpiryCompactionFilter>(clock_)) {
     for (rocksdb::CompressionType type : rocksdb::GetSupportedCompressions()) {
@@ -630,6 +630,16 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
         cf.min_blob_size = options_.document_blob_min_bytes;
         cf.blob_compression_type = rocksdb::kNoCompression;
         cf.enable_blob_garbage_collection = true;  // updates and deletes leave garbage
+      }
+      switch (options_.document_metadata) {
+        case RocksRowStoreOptions::DocumentMetadata::kCache:
+          break;
+        case RocksRowStoreOptions::DocumentMetadata::kPinned:
+          table.metadata_cache_options.unpartitioned_pinning = rocksdb::PinningTier::kAll;
+          break;
+        case RocksRowStoreOptions::DocumentMetadata::kTableReader:
+          table.cache_index_and_filter_blocks = false;
+          break;
       }
       break;
   }
@@ -1482,6 +1492,9 @@ absl::StatusOr<std::unique_ptr<RocksRowStore>> RocksRowStore::Open(
   if (options.bloom_bits_per_key < 0) {
     return absl::InvalidArgumentError("bloom_bits_per_key: must be >= 0");
   }
+  if (options.block_cache_shard_bits < -1 || options.block_cache_shard_bits > 8) {
+    return absl::InvalidArgumentError("block_cache_shard_bits: must be -1 (automatic) or 0-8");
+  }
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);
   if (ec) {
@@ -1602,6 +1615,19 @@ absl::StatusOr<std::string> RocksRowStore::DescribeTuningForTesting(std::string_
   out += " target_file=" + std::to_string(options.target_file_size_base);
   out += " blob_min=";
   out += options.enable_blob_files ? std::to_string(options.min_blob_size) : "off";
+  const auto* table_options =
+      options.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
+  out += " metadata=";
+  if (table_options == nullptr) {
+    out += "unknown";
+  } else if (!table_options->cache_index_and_filter_blocks) {
+    out += "reader";
+  } else if (table_options->metadata_cache_options.unpartitioned_pinning ==
+             rocksdb::PinningTier::kAll) {
+    out += "pinned";
+  } else {
+    out += "cache";
+  }
   out += " merge_operator=";
   out += options.merge_operator ? options.merge_operator->Name() : "none";
   out += " compaction_filter=";

@@ -47,6 +47,29 @@ struct RocksRowStoreOptions {
   // Bytes of the one LRU block cache shared by every table (data, index and filter blocks).
   // Default 256 MiB. RocksDB's 8 MiB default reads about 4x slower on this workload.
   size_t block_cache_bytes = size_t{256} << 20;
+  // The cache is split into 2^block_cache_shard_bits shards, each with its own lock and its
+  // own share of the capacity; a block larger than one shard's share is dropped as soon as
+  // its reader lets go of it. -1 = RocksDB's choice (shards of at least 512 KiB, at most 64:
+  // 4 MiB each at 256 MiB). 0-8 allowed.
+  int block_cache_shard_bits = -1;
+
+  // Where the index and filter blocks of kDocument tables (assets) live. Universal
+  // compaction keeps a sorted run of the whole table in one SST file, whose full bloom
+  // filter and index are megabytes (more at 10M rows) and can be bigger than a cache shard.
+  // With kCache a quarter to half of the 1M-asset bench runs re-read the largest file's
+  // filter block on every search (twice the CPU, p99 48 ms to 4 s); with kPinned none of
+  // ten did (docs/benchmark-log.md, "Asset search: the filter block pinned").
+  enum class DocumentMetadata {
+    // In the block cache, like other tables' (pinned only for flushed files).
+    kCache,
+    // In the block cache, pinned for every file while the file lives (charged to the cache;
+    // a block bigger than its shard holds that shard over its share). The default.
+    kPinned,
+    // In the table reader's memory, read once when the file is opened; outside the cache's
+    // budget (about 1.25 bytes per key of filter plus the index).
+    kTableReader,
+  };
+  DocumentMetadata document_metadata = DocumentMetadata::kPinned;
 
   // See SyncPolicy. Default kPeriodic.
   SyncPolicy sync_policy = SyncPolicy::kPeriodic;

@@ -207,6 +207,8 @@ TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
     EXPECT_THAT(tuning["index_rows"], HasSubstr("profile=index compaction=level"));
     EXPECT_THAT(tuning["doc_rows"], HasSubstr("profile=document compaction=universal"));
     EXPECT_THAT(tuning["doc_rows"], HasSubstr("blob_min=512"));
+    EXPECT_THAT(tuning["doc_rows"], HasSubstr("metadata=pinned"));  // the default
+    EXPECT_THAT(tuning["index_rows"], HasSubstr("metadata=cache"));
     EXPECT_THAT(tuning["live_rows"], HasSubstr("blob_min=off"));
   }
   std::unique_ptr<RocksRowStore> store = OpenStore();
@@ -416,6 +418,76 @@ TEST_F(RocksRowStoreTest, DocumentRowsInBlobFiles) {
   // The small expired row is dropped; the big one stays (hidden) until overwritten.
   EXPECT_EQ(store->CountRawEntriesForTesting("docs").value_or(0), before - 1);
   EXPECT_EQ(GetOr(docs, "p", "expiring_big"), "<not found>");
+}
+
+// Every place a document table's index and filter blocks can live (block cache, pinned in
+// it, table reader memory), with one cache shard or RocksDB's default: the tuning says which,
+// it survives a reopen, and rows read back from SST and blob files by Get, MultiGet and Scan.
+TEST_F(RocksRowStoreTest, DocumentMetadataPlacesAndCacheShards) {
+  using Metadata = RocksRowStoreOptions::DocumentMetadata;
+  const std::pair<Metadata, const char*> kModes[] = {
+      {Metadata::kCache, "metadata=cache"},
+      {Metadata::kPinned, "metadata=pinned"},
+      {Metadata::kTableReader, "metadata=reader"}};
+  auto doc = [](int i) { return std::to_string(i) + std::string(700, 'x'); };
+  for (int shard_bits : {-1, 0}) {
+    for (const auto& [mode, expected] : kModes) {
+      SCOPED_TRACE(std::string(expected) + " shard_bits=" + std::to_string(shard_bits));
+      TempDir dir;
+      ASSERT_FALSE(dir.path().empty());
+      RocksRowStoreOptions options = TestOptions(dir.path(), &clock_);
+      options.block_cache_shard_bits = shard_bits;
+      options.document_metadata = mode;
+      for (int round = 0; round < 2; ++round) {  // round 1: reopened
+        std::unique_ptr<RocksRowStore> store = OpenStore(options);
+        ASSERT_NE(store, nullptr);
+        Table* docs = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
+        Table* live = MustOpenTable(store.get(), "live", TableProfile::kLive);
+        ASSERT_NE(docs, nullptr);
+        ASSERT_NE(live, nullptr);
+        absl::StatusOr<std::string> tuning = store->DescribeTuningForTesting("docs");
+        ASSERT_TRUE(tuning.ok()) << tuning.status();
+        EXPECT_THAT(*tuning, HasSubstr(expected));
+        absl::StatusOr<std::string> live_tuning = store->DescribeTuningForTesting("live");
+        ASSERT_TRUE(live_tuning.ok()) << live_tuning.status();
+        EXPECT_THAT(*live_tuning, HasSubstr("metadata=cache"));  // other profiles unchanged
+        if (round == 0) {
+          for (int flush = 0; flush < 3; ++flush) {  // several files, then one sorted run
+            WriteBatch batch;
+            for (int i = flush; i < 300; i += 3) {
+              batch.Put("d" + std::to_string(1000 + i), doc(i));
+              batch.Put("i" + std::to_string(1000 + i), "small");
+            }
+            ASSERT_TRUE(docs->Apply("p", batch).ok());
+            ASSERT_TRUE(live->Put("p", "k" + std::to_string(flush), "v").ok());
+            ASSERT_TRUE(store->FlushForTesting().ok());
+          }
+          ASSERT_TRUE(store->CompactAll().ok());
+        }
+        EXPECT_EQ(GetOr(docs, "p", "d1123"), doc(123));
+        EXPECT_EQ(GetOr(docs, "p", "d0999"), "<not found>");
+        EXPECT_EQ(GetOr(live, "p", "k2"), "v");
+        std::vector<std::string> names;  // RowKey holds views
+        for (int i = 0; i < 300; i += 7) names.push_back("d" + std::to_string(1000 + i));
+        names.push_back("d2000");
+        std::vector<RowKey> keys;
+        for (const std::string& name : names) keys.push_back({"p", name});
+        std::vector<absl::StatusOr<std::string>> got = docs->MultiGet(keys);
+        ASSERT_EQ(got.size(), keys.size());
+        for (size_t j = 0; j + 1 < keys.size(); ++j) {
+          ASSERT_TRUE(got[j].ok()) << got[j].status();
+          EXPECT_EQ(*got[j], doc(static_cast<int>(j) * 7));
+        }
+        EXPECT_TRUE(absl::IsNotFound(got.back().status()));
+        ScanOptions scan;
+        scan.start = "i";
+        scan.end = "j";
+        absl::StatusOr<ScanPage> page = docs->Scan("p", scan);
+        ASSERT_TRUE(page.ok()) << page.status();
+        EXPECT_EQ(page->rows.size(), 300u);
+      }
+    }
+  }
 }
 
 // Files directly in `dir` whose names end in `suffix` (".blob": RocksDB's blob files).
@@ -820,6 +892,11 @@ TEST_F(RocksRowStoreTest, OpenValidatesOptionsAndLocksTheDirectory) {
   RocksRowStoreOptions bad_interval = TestOptions(dir_.path(), &clock_);
   bad_interval.sync_interval_ms = 0;
   EXPECT_TRUE(absl::IsInvalidArgument(RocksRowStore::Open(bad_interval).status()));
+  for (int bits : {-2, 9}) {
+    RocksRowStoreOptions bad_shards = TestOptions(dir_.path(), &clock_);
+    bad_shards.block_cache_shard_bits = bits;
+    EXPECT_TRUE(absl::IsInvalidArgument(RocksRowStore::Open(bad_shards).status())) << bits;
+  }
 
   std::unique_ptr<RocksRowStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
