@@ -457,7 +457,7 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
       "\",\"processor\":{\"kind\":\"set\",\"path\":\"/reprocessed\",\"value\":\"" + kJobValue +
       "\"},\"concurrency\":" + std::to_string(o.job_concurrency) +
       (o.job_rate > 0 ? ",\"rate\":" + Fmt("%.0f", o.job_rate) : std::string()) +
-      (o.job_adaptive ? "" : ",\"adaptive\":false") + "}";
+      (o.job_adaptive ? ",\"adaptive\":true" : "") + "}";
   const auto job_t0 = SteadyClock::now();
   auto submitted = control.Request("POST", "/v1/reprocess/jobs", job_body);
   simdjson::dom::parser parser;

@@ -58,8 +58,8 @@ struct ReprocessBenchOptions {
   // asset on its own (ProcessOnce), not a polled batch at once (docs/assets.md). Default 0.
   double job_rate = 0;
   // The job's `adaptive` (slow down while the online asset requests slow down or the store
-  // falls behind; docs/assets.md, "Adaptive rate"). Default true (the API's default).
-  bool job_adaptive = true;
+  // falls behind; docs/assets.md, "Adaptive rate"). Default false (the API's default).
+  bool job_adaptive = false;
   // Kill -9 the server once the job has processed this share of its selection (0 = never;
   // 0 < kill_at < 1), then restart it. Default 0.
   double kill_at = 0;

@@ -1090,7 +1090,7 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
                        "by one)")
       ->capture_default_str();
   bench_rp->add_option("--job-adaptive", rb.job_adaptive,
-                       "The job's adaptive rate: true (the API's default) or false (as fast as "
+                       "The job's adaptive rate: true, or false (the API's default: as fast as "
                        "the workers go)")
       ->capture_default_str();
   bench_rp->add_option("--kill-at", rb.kill_at,

@@ -8,8 +8,9 @@
 //    "processor": {"kind": "set", ...}         (processor.h)
 //    "dry_run": {"sample": N},                  1..1000 assets, before/after, nothing written
 //    "rate": per-second limit (> 0, default unlimited = 0),
-//    "adaptive": true|false (default true: the job also slows down while the online asset
-//                requests slow down or the store falls behind; JobRunner, "Adaptive rate"),
+//    "adaptive": true|false (default false; true: the job also slows down while the online
+//                asset requests slow down or the store falls behind; JobRunner, "Adaptive
+//                rate"),
 //    "concurrency": workers, 1..64 (default 2),
 //    "max_attempts": tries per asset before its dead letter, 1..100 (default 5)}
 // Errors are InvalidArgument naming the field ("select/since: ...", "processor/path: ...").
@@ -41,7 +42,7 @@ struct JobSpec {
   assets::JsonValue processor;  // validated by MakeProcessor
   std::optional<uint32_t> dry_run_sample;
   double rate = 0;  // assets/s, 0 = unlimited
-  bool adaptive = true;
+  bool adaptive = false;
   int concurrency = 2;
   int max_attempts = 5;
 

@@ -24,14 +24,17 @@
 //    file), Committed after each asset's step took effect (export appends it), Finish
 //    before the job is marked succeeded (reindex marks its indexes ready, export renames its
 //    file); RebuildsIndex makes each step rewrite the asset's index entries (reindex).
-//  * Adaptive rate: a job whose spec has `adaptive` (the default) takes one token per asset
+//  * Adaptive rate: a job whose spec has `adaptive` (off by default) takes one token per asset
 //    from the runner's AIMD throttle (base/aimd_throttle.h), shared by every such job: every
 //    `control_interval_ms` the runner feeds it `load_probe`'s sample (the online asset
 //    requests' p99 over the last few intervals, the store's compaction debt and write
 //    stalls). The rate grows while the online p99 stays within `throttle.latency_factor` x
 //    its idle p99 (learned while no job works) and the store keeps up, and is halved when
 //    not. Without a load_probe (tests, tools) jobs are not paced by it. The spec's `rate`
-//    caps a job either way.
+//    caps a job either way. Known limit (why it is not the default): the idle p99 is
+//    learned before the job; when the job's own writes leave the store slower for good
+//    (more files, colder caches), the online p99 never returns under 1.3x of it and the
+//    rate stays at its minimum (docs/assets.md, "Adaptive rate").
 //  * Retries: errors other than InvalidArgument/OutOfRange (a webhook's 5xx or timeout) are
 //    tried again after an exponential backoff with jitter, up to max_attempts, then dead-
 //    lettered. RetryDeadLetters puts dead letters back on the queue.

@@ -158,7 +158,7 @@ TEST_F(JobRunnerTest, AnAdaptiveJobSlowsDownWhileTheStoreIsLoaded) {
   // 300 assets at 100/s: at least ~2.8 s (one batch of 16 may start at once).
   auto t0 = std::chrono::steady_clock::now();
   absl::StatusOr<JobRecord> job = runner_->Submit(
-      R"({"type":"video","processor":{"kind":"set","path":"/status","value":"a"}})");
+      R"({"type":"video","adaptive":true,"processor":{"kind":"set","path":"/status","value":"a"}})");
   ASSERT_TRUE(job.ok()) << job.status();
   JobRecord done = WaitFinal(job->id);
   const double held_s =
@@ -169,7 +169,7 @@ TEST_F(JobRunnerTest, AnAdaptiveJobSlowsDownWhileTheStoreIsLoaded) {
   EXPECT_NE(metrics_.RenderPrometheus().find(
                 "strata_reprocess_throttle_decisions{decision=\"load_cut\"} "),
             std::string::npos);
-  // Not adaptive: the same loaded store does not hold it (every asset changed; the
+  // Not adaptive (the default; said explicitly here): the same loaded store does not hold it (every asset changed; the
   // throttle's rate does not move, as no adaptive job works).
   job = runner_->Submit(R"({"type":"video","adaptive":false,
       "processor":{"kind":"set","path":"/status","value":"b"}})");
@@ -179,7 +179,7 @@ TEST_F(JobRunnerTest, AnAdaptiveJobSlowsDownWhileTheStoreIsLoaded) {
   // The store recovers: the adaptive rate grows while the next job works.
   stalled->store(false);
   job = runner_->Submit(
-      R"({"type":"video","processor":{"kind":"set","path":"/status","value":"c"}})");
+      R"({"type":"video","adaptive":true,"processor":{"kind":"set","path":"/status","value":"c"}})");
   ASSERT_TRUE(job.ok()) << job.status();
   done = WaitFinal(job->id);
   EXPECT_EQ(done.counts.changed, 300u);

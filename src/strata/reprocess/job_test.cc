@@ -14,7 +14,7 @@ TEST(JobTest, ParsesAFullSpecAndDefaults) {
   absl::StatusOr<JobSpec> s = ParseJobSpec(R"({"type":"video",
       "select":{"since":1,"until":5,"where":["/format=4k","/d>=600"]},
       "processor":{"kind":"set","path":"/status","value":"ok"},
-      "dry_run":{"sample":10},"rate":500.5,"adaptive":false,"concurrency":4,"max_attempts":3})");
+      "dry_run":{"sample":10},"rate":500.5,"adaptive":true,"concurrency":4,"max_attempts":3})");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->type, "video");
   EXPECT_EQ(*s->since, 1);
@@ -22,7 +22,7 @@ TEST(JobTest, ParsesAFullSpecAndDefaults) {
   EXPECT_EQ(s->where.size(), 2u);
   EXPECT_EQ(*s->dry_run_sample, 10u);
   EXPECT_EQ(s->rate, 500.5);
-  EXPECT_FALSE(s->adaptive);
+  EXPECT_TRUE(s->adaptive);
   EXPECT_EQ(s->concurrency, 4);
   EXPECT_EQ(s->max_attempts, 3);
   absl::StatusOr<JobSpec> d =
@@ -31,7 +31,7 @@ TEST(JobTest, ParsesAFullSpecAndDefaults) {
   EXPECT_EQ(d->concurrency, 2);
   EXPECT_EQ(d->max_attempts, 5);
   EXPECT_EQ(d->rate, 0);
-  EXPECT_TRUE(d->adaptive);
+  EXPECT_FALSE(d->adaptive);
   EXPECT_FALSE(d->dry_run_sample.has_value());
 }
 
@@ -78,7 +78,7 @@ TEST(JobTest, RecordRoundTrips) {
   JobRecord job;
   job.id = 42;
   job.spec = *ParseJobSpec(R"({"type":"video","select":{"where":["/f=\"x\""]},
-      "processor":{"kind":"map","path":"/f","table":{"a":1}},"rate":100,"adaptive":false})");
+      "processor":{"kind":"map","path":"/f","table":{"a":1}},"rate":100,"adaptive":true})");
   job.state = JobState::kPaused;
   job.counts = {10, 8, 5, 3, 2, 1, 1};
   job.created_at = 1'765'000'000'000;
@@ -91,7 +91,7 @@ TEST(JobTest, RecordRoundTrips) {
   EXPECT_EQ(back->state, JobState::kPaused);
   EXPECT_EQ(back->counts.conflicts_retried, 2u);
   EXPECT_EQ(back->spec.where[0], "/f=\"x\"");
-  EXPECT_FALSE(back->spec.adaptive);
+  EXPECT_TRUE(back->spec.adaptive);
   EXPECT_EQ(back->error, job.error);
   EXPECT_FALSE(DecodeJobRecord("").ok());
   EXPECT_FALSE(DecodeJobRecord("\x01{}").ok());
