@@ -851,12 +851,7 @@ absl::Status Validate(const CompareOptions& o) {
   if (o.client_slice_us < 0 || o.client_slice_us > 100000) {
     return absl::InvalidArgumentError("client_slice_us: must be 0..100000");
   }
-  for (const auto& a : o.strata_args) {
-    if (a.rfind("--data-dir", 0) == 0 || a.rfind("--port", 0) == 0) {
-      return absl::InvalidArgumentError("strata_args: the bench sets --data-dir and --port");
-    }
-  }
-  return absl::OkStatus();
+  return CheckStrataArgs(o.strata_args, "strata_args");
 }
 
 }  // namespace

@@ -383,12 +383,7 @@ absl::Status ValidateReprocessOptions(const ReprocessBenchOptions& o) {
   if (o.client_slice_us < 0 || o.client_slice_us > 100000) {
     return absl::InvalidArgumentError("--client-slice-us: must be 0..100000");
   }
-  for (const auto& a : o.strata_args) {
-    if (a.rfind("--data-dir", 0) == 0 || a.rfind("--port", 0) == 0) {
-      return absl::InvalidArgumentError("--strata-arg: the bench sets --data-dir and --port");
-    }
-  }
-  return absl::OkStatus();
+  return CheckStrataArgs(o.strata_args, "--strata-arg");
 }
 
 absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptions& o,

@@ -170,4 +170,14 @@ std::optional<double> MetricValue(std::string_view page, std::string_view series
   return std::nullopt;
 }
 
+absl::Status CheckStrataArgs(const std::vector<std::string>& args, std::string_view field) {
+  for (const std::string& a : args) {
+    if (a.rfind("--data-dir", 0) == 0 || a.rfind("--port", 0) == 0) {
+      return absl::InvalidArgumentError(std::string(field) +
+                                        ": the bench sets --data-dir and --port");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace strata::bench

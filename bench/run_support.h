@@ -16,7 +16,9 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace strata::bench {
@@ -74,5 +76,8 @@ std::string Machine(const std::string& dir);
 // The value of one sample in a Prometheus text page: `series` is the name with its labels
 // exactly as the server writes them ("name" or "name{a=\"x\"}"); nullopt if absent.
 std::optional<double> MetricValue(std::string_view page, std::string_view series);
+// InvalidArgument naming `field` if an extra `serve` argument sets --data-dir or --port,
+// which the benches that start a server set themselves.
+absl::Status CheckStrataArgs(const std::vector<std::string>& args, std::string_view field);
 
 }  // namespace strata::bench
