@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "strata/blob/s3/s3_blob_store.h"
 #include "strata/blob/s3/s3_test_support.h"
 #include "strata/store/cluster_env.h"
@@ -77,11 +78,16 @@ class PrivateRadosgw {
     pid_ = pid.empty() ? 0 : std::stoi(pid);
     ASSERT_GT(pid_, 0);
     ASSERT_EQ(Run("curl -fs -o /dev/null " + endpoint() + "/"), 0) << "radosgw does not answer";
-    addr_.clear();
+    // Its address is the one new watcher. Two new ones would mean another radosgw started
+    // meanwhile (CTest's RESOURCE_LOCK private_radosgw keeps these tests apart): blocklisting
+    // the wrong one after a kill would break that other radosgw, so refuse to guess.
+    std::vector<std::string> fresh;
     for (const std::string& w : Watchers()) {
-      if (!before.count(w)) addr_ = w;
+      if (!before.count(w)) fresh.push_back(w);
     }
-    ASSERT_FALSE(addr_.empty()) << "no new watcher on notify.0 for the private radosgw";
+    ASSERT_EQ(fresh.size(), 1u) << "new watchers on notify.0: " << absl::StrJoin(fresh, " ")
+                                << " (expected only the private radosgw's)";
+    addr_ = fresh[0];
   }
 
   // SIGKILL, then blocklist its address so the OSD drops its watches now.
