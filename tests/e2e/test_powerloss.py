@@ -53,7 +53,10 @@ class PowerLossTest(unittest.TestCase):
 
             def viewing_writer(wid):
                 conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-                for i in range(300):
+                # Bounded, but more than 2 s of work: the cut must come while writes are in
+                # flight (a faster machine once finished 300 batches before it, and the cut
+                # then found everything synced: a test that shows nothing).
+                for i in range(3000):
                     if stop.is_set():
                         return
                     batch = [event(2000 + (i * 5 + k) % 40, T0 + (wid * 10_000 + i) * 1000 + k,
@@ -73,7 +76,7 @@ class PowerLossTest(unittest.TestCase):
 
             def object_writer(wid):
                 conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-                for i in range(200):
+                for i in range(2000):
                     if stop.is_set():
                         return
                     # Sizes that land inline (rows), in one file, and in several parts; keys
