@@ -144,6 +144,8 @@ struct RocksHealth {
   uint64_t wal_files = 0;                 // number of those files
   uint64_t background_errors = 0;         // accumulated background (flush/compaction) errors
   uint64_t wal_sync_failures = 0;         // failed periodic WAL fsyncs since Open
+  uint64_t wal_syncs = 0;                 // completed WAL fsync rounds since Open
+  double wal_sync_running_seconds = 0;    // how long the WAL fsync under way has taken (0: none)
   // Non-empty when the store refuses writes (a failed WAL fsync or write): why, for /healthz.
   std::string writes_refused;
   uint64_t idle_flushes = 0;              // flushes of every table after writes went idle
