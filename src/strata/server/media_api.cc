@@ -114,9 +114,12 @@ void AddObjectHeaders(const media::ObjectRow& row, http::Response* r) {
 // Streams one object PUT into the media service; records the request's metrics at the end.
 class Api::ObjectSink final : public http::BodySink {
  public:
-  // `api` == nullptr: the caller records the request's metrics itself.
-  ObjectSink(Api* api, std::unique_ptr<media::Upload> upload)
-      : api_(api), upload_(std::move(upload)), start_(std::chrono::steady_clock::now()) {}
+  // `api` == nullptr: the caller records the request's metrics itself. `start`: when the
+  // request's head was read, before BeginPut (its row read, blob-name check and upload row
+  // are part of the PUT the client waits for, and of what the GC throttle must see).
+  ObjectSink(Api* api, std::unique_ptr<media::Upload> upload,
+             std::chrono::steady_clock::time_point start)
+      : api_(api), upload_(std::move(upload)), start_(start) {}
 
   ~ObjectSink() override {
     if (!finished_) Done(499);  // abandoned: client gone or over the size limit
@@ -170,12 +173,16 @@ http::StreamStart Api::OpenObjectStream(const http::Request& head) {
 }
 
 http::StreamStart Api::StartObjectUpload(const http::Request& head, bool record_metrics) {
+  const auto began = std::chrono::steady_clock::now();
   http::StreamStart start;
   auto path = SplitObjectPath(head.path);
   if (!path || media_ == nullptr) return start;  // not an object: the whole-body path
   auto fail = [&](const absl::Status& s) {
     start.response = ErrorResponse(s);
-    if (record_metrics) Record(kObjectRoute, "PUT", start.response->status, 0);
+    if (record_metrics) {
+      Record(kObjectRoute, "PUT", start.response->status,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+    }
     return std::move(start);
   };
   if (!path->ok()) return fail(path->status());
@@ -183,7 +190,8 @@ http::StreamStart Api::StartObjectUpload(const http::Request& head, bool record_
   if (!options.ok()) return fail(options.status());
   auto upload = media_->BeginPut((*path)->bucket, (*path)->key, std::move(*options));
   if (!upload.ok()) return fail(upload.status());
-  start.sink = std::make_unique<ObjectSink>(record_metrics ? this : nullptr, std::move(*upload));
+  start.sink =
+      std::make_unique<ObjectSink>(record_metrics ? this : nullptr, std::move(*upload), began);
   return start;
 }
 
