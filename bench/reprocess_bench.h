@@ -5,7 +5,8 @@
 //   1. Create `assets` assets of ~`payload_bytes` (type "bench": /show_id, /format,
 //      /duration_s indexed) through `POST /v1/assets/bench:batch` on `create_connections`
 //      connections; the ids are kept.
-//   2. Warm-up (`warmup_s`, not measured), then idle (`idle_s`): an open-loop load of
+//   2. Settle (up to `settle_s`: the creates' compaction debt drained), warm-up (`warmup_s`,
+//      not measured), then idle (`idle_s`): an open-loop load of
 //      `reads_per_s` GETs and `writes_per_s` PATCHes of uniformly drawn existing assets, on
 //      one arrival schedule taken by the next free of `load_connections` connections;
 //      latency counts from each request's intended send time (load_driver.h).
@@ -49,6 +50,10 @@ struct ReprocessBenchOptions {
   double reads_per_s = 2000;
   double writes_per_s = 500;
   int load_connections = 8;
+  // Before the warm-up, wait (at most this many seconds) until the server's row store has no
+  // compaction debt left from the creates (`strata_rocksdb_pending_compaction_bytes` 0), so
+  // "idle" is a settled store's, not one still compacting. 0 = do not wait. Default 300.
+  double settle_s = 300;
   // Seconds of unmeasured load, then of the idle measurement. Defaults 5, 20.
   double warmup_s = 5;
   double idle_s = 20;

@@ -171,6 +171,7 @@ class ReprocessCrashTest(unittest.TestCase):
                 capture_output=True, text=True, timeout=240)
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
             self.assertIn("kill -9 at", out.stdout)
+            self.assertIn("settle: ", out.stdout)  # waited for the creates' compactions
             self.assertIn("oracle (no lost update, every asset processed exactly once in "
                           "effect): PASS", out.stdout)
             self.assertIn("result: PASS", out.stdout)

@@ -421,6 +421,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "Previous versions kept per asset when its type does not say")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  serve->add_option("--reprocess-nice", c->reprocess_nice,
+                    "Nice increment of reprocessing jobs' threads (0-19; 0: request priority)")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
   serve->add_option("--log-level", c->log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -1078,6 +1082,10 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
       ->capture_default_str();
   bench_rp->add_option("--load-connections", rb.load_connections,
                        "Load: connections taking the arrivals")
+      ->capture_default_str();
+  bench_rp->add_option("--settle-seconds", rb.settle_s,
+                       "Wait at most this long for the creates' compaction debt to drain "
+                       "before the warm-up (0 = do not wait)")
       ->capture_default_str();
   bench_rp->add_option("--warmup-seconds", rb.warmup_s, "Load before the idle measurement")
       ->capture_default_str();

@@ -259,9 +259,10 @@ void JobRunner::Start(uint64_t id, bool resumed) {
 
 void JobRunner::Run(Running* run) {
   // Named for profiles (it would keep the name of the thread that started it: an HTTP
-  // thread's). Not niced: at nice +10 an unpaced job ran at ~2k assets/s and the online load
-  // still fell behind (docs/benchmark-log.md, "Reprocessing under load").
+  // thread's). Niced by --reprocess-nice only (docs/assets.md, "Jobs and the online load");
+  // the workers started below inherit it.
   ThreadPool::NameCurrentThread("strata-reproc");
+  if (options_.worker_nice > 0) ThreadPool::LowerCurrentThreadPriority(options_.worker_nice);
   absl::StatusOr<JobRecord> job = jobs_->Get(run->id);
   if (!job.ok()) {
     STRATA_LOG_WARN("reprocess: cannot read job", "job", run->id, "error", job.status().ToString());

@@ -88,6 +88,9 @@ struct JobRunnerOptions {
   // retry_max_ms, of which a random half (equal jitter). Defaults 100 ms and 10 s.
   Millis retry_base_ms = 100;
   Millis retry_max_ms = 10'000;
+  // Nice increment of the job threads (planning and workers); 0 = request priority. While
+  // a worker holds the row store's write lock it runs at normal priority again.
+  int worker_nice = 0;
   // Seeds the jitter (tests); 0 = random.
   uint64_t jitter_seed = 0;
   // Where `export` jobs write their files (the server: <data dir>/exports). Empty = export

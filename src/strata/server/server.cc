@@ -358,6 +358,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   // Jobs yield to the asset requests they share the store with (docs/assets.md, "Adaptive
   // rate").
   job_options.load_probe = MakeAssetLoadProbe(metrics, rows);
+  job_options.worker_nice = config.reprocess_nice;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobRunner> job_runner,
                           reprocess::JobRunner::Open(asset_service.get(), queue,
                                                      job_store.get(), SystemClock::Default(),

@@ -136,6 +136,9 @@ struct ServerConfig {
   int asset_max_depth = 32;
   uint64_t asset_max_batch = 1000;
   uint32_t asset_keep_versions = 10;
+  // Nice increment of reprocessing jobs' threads (0-19; default 0: request priority). While
+  // one holds the row store's write lock it runs at request priority (ScopedPriorityBoost).
+  int reprocess_nice = 0;
   // "debug", "info", "warn", "error". Default "info".
   std::string log_level = "info";
 };
