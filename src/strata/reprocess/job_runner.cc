@@ -259,7 +259,7 @@ void JobRunner::Start(uint64_t id, bool resumed) {
 
 void JobRunner::Run(Running* run) {
   // Named for profiles (it would keep the name of the thread that started it: an HTTP
-  // thread's). Niced by --reprocess-nice only (docs/assets.md, "Jobs and the online load");
+  // thread's). Niced by --reprocess-nice only (docs/assets.md, "Jobs beside the online load");
   // the workers started below inherit it.
   ThreadPool::NameCurrentThread("strata-reproc");
   if (options_.worker_nice > 0) ThreadPool::LowerCurrentThreadPriority(options_.worker_nice);
