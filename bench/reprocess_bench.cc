@@ -415,16 +415,26 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
   // would make "idle" slow and every ratio against it look better than it is).
   if (o.settle_s > 0) {
     const auto t0 = SteadyClock::now();
-    std::optional<double> debt;
+    std::optional<double> debt, running;
     for (;;) {
       if (auto m = control.Request("GET", "/metrics"); m.ok() && m->status == 200) {
         debt = MetricValue(m->body, "strata_rocksdb_pending_compaction_bytes");
+        const std::optional<double> compactions =
+            MetricValue(m->body, "strata_rocksdb_running_compactions");
+        const std::optional<double> flushes =
+            MetricValue(m->body, "strata_rocksdb_running_flushes");
+        running = compactions && flushes ? std::optional<double>(*compactions + *flushes)
+                                         : std::nullopt;
       }
       const double waited = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-      if (!debt || *debt <= 0 || waited >= o.settle_s) {
+      const bool settled = debt && *debt <= 0 && running && *running <= 0;
+      // Only a row store that reports these can be waited for (the distributed ones don't).
+      if (settled || !debt || !running || waited >= o.settle_s) {
         out << "settle: " << Fmt("%.1f", waited) << " s, compaction debt "
             << (debt ? Thousands(static_cast<uint64_t>(*debt)) + " bytes" : "not reported")
-            << (debt && *debt > 0 ? " (gave up waiting)" : "") << "\n"
+            << ", flushes and compactions running "
+            << (running ? Thousands(static_cast<uint64_t>(*running)) : std::string("not reported"))
+            << (debt && running && !settled ? " (gave up waiting)" : "") << "\n"
             << std::flush;
         break;
       }

@@ -51,8 +51,10 @@ struct ReprocessBenchOptions {
   double writes_per_s = 500;
   int load_connections = 8;
   // Before the warm-up, wait (at most this many seconds) until the server's row store has no
-  // compaction debt left from the creates (`strata_rocksdb_pending_compaction_bytes` 0), so
-  // "idle" is a settled store's, not one still compacting. 0 = do not wait. Default 300.
+  // compaction debt left from the creates and no flush or compaction running
+  // (`strata_rocksdb_pending_compaction_bytes`, `_running_compactions`, `_running_flushes`
+  // all 0), so "idle" is a settled store's, not one still compacting. 0 = do not wait.
+  // Default 300.
   double settle_s = 300;
   // Seconds of unmeasured load, then of the idle measurement. Defaults 5, 20.
   double warmup_s = 5;

@@ -608,6 +608,15 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       // Small rows read by scans: RocksDB's level defaults, LZ4.
       cf.write_buffer_size = options_.write_buffer_bytes;
       cf.compaction_style = rocksdb::kCompactionStyleLevel;
+      // Except the write-stall triggers. These tables are small and some are written with
+      // every batch of a busy one (the queue's offsets): each time the WAL passes
+      // max_wal_bytes RocksDB flushes them for a file of a few KiB, and while the one
+      // compaction thread works through a big table's compaction their L0 files pile up.
+      // At the default 20 they stalled every write of the store (all tables) for seconds in
+      // a reprocessing job under load (docs/benchmark-log.md); tiny files cost a read only
+      // a few filter probes.
+      cf.level0_slowdown_writes_trigger = 64;
+      cf.level0_stop_writes_trigger = 96;
       cf.target_file_size_base = uint64_t{64} << 20;
       cf.level_compaction_dynamic_level_bytes = true;
       cf.compression = light;
@@ -1697,6 +1706,10 @@ void RocksRowStore::ExportMetrics(MetricsRegistry* metrics) {
                     [this] {
                       return Samples{{"", Health().wal_sync_running_seconds}};
                     });
+  gauge("strata_rocksdb_running_compactions", "Compactions running now, all tables",
+        &RocksHealth::running_compactions);
+  gauge("strata_rocksdb_running_flushes", "Memtable flushes running now, all tables",
+        &RocksHealth::running_flushes);
   gauge("strata_rocksdb_pending_compaction_bytes",
         "Estimated bytes compaction still has to rewrite", &RocksHealth::pending_compaction_bytes);
 }
