@@ -106,6 +106,17 @@ absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Open(assets::AssetService*
                         return link->runner->JobGauge();
                       });
   }
+  if (metrics != nullptr && options.store_stalled) {
+    std::shared_ptr<GaugeLink> link = runner->gauge_link_;
+    metrics->AddGauge("strata_reprocess_stall_wait_seconds",
+                      "Time reprocessing workers waited before a batch while the row store "
+                      "stalled writes, since start (a counter)",
+                      [link]() -> std::vector<std::pair<std::string, double>> {
+                        std::lock_guard<std::mutex> lock(link->mu);
+                        if (link->runner == nullptr) return {};
+                        return {{"", link->runner->stall_wait_ms_.load() / 1000.0}};
+                      });
+  }
   if (options.load_probe) {
     runner->throttle_ = std::make_unique<AimdThrottle>(options.throttle);
     if (metrics != nullptr) {
@@ -368,6 +379,18 @@ int64_t SteadyNowNs() {
 }
 }  // namespace
 
+bool JobRunner::YieldToStalls() {
+  if (!options_.store_stalled) return true;
+  constexpr Millis kStep = 20;
+  for (Millis waited = 0; waited < options_.stall_wait_max_ms; waited += kStep) {
+    if (stopping_.load()) return false;
+    if (!options_.store_stalled()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(kStep));
+    stall_wait_ms_.fetch_add(kStep, std::memory_order_relaxed);
+  }
+  return !stopping_.load();
+}
+
 bool JobRunner::PaceAdaptive(const Running* run, size_t n) {
   if (!throttle_ || !run->spec.adaptive || n == 0) return true;
   // Noted before and after the wait: a batch of 100 at the minimum rate waits 1 s.
@@ -591,8 +614,10 @@ void JobRunner::Work(Running* run, int partition) {
     auto permanent = [](const absl::Status& s) {
       return absl::IsInvalidArgument(s) || absl::IsOutOfRange(s);
     };
-    // The adaptive rate's tokens for the whole batch, before any of it is written.
+    // The adaptive rate's tokens for the whole batch, before any of it is written; and no
+    // batch into a store that is stalling writes (bounded wait).
     if (!PaceAdaptive(run, messages->size())) return;  // the runner stops: redelivered later
+    if (!YieldToStalls()) return;
     std::vector<char> settled_in_batch;  // per message, when `batched`
     if (batched) {
       std::vector<std::string> ids;

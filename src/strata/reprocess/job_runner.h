@@ -99,6 +99,13 @@ struct JobRunnerOptions {
   // The adaptive rate (header comment): the online load and the store's health, sampled
   // every control_interval_ms. Null = adaptive jobs are not paced by load.
   std::function<LoadSample()> load_probe;
+  // Whether the row store is stalling writes now (RocksDB delays or stops every write while
+  // its flushes and compactions catch up). Every job, adaptive or not, waits before a batch
+  // while it is, for at most stall_wait_max_ms per batch (so a job always progresses): the
+  // store's writes are serialised, so a production write queues behind each delayed job
+  // batch, and the job's own writes are what the store is catching up on. Unset: no wait.
+  std::function<bool()> store_stalled;
+  Millis stall_wait_max_ms = 2000;
   Millis control_interval_ms = 500;
   ThrottleOptions throttle = DefaultJobThrottle();
   // A job starts at 2,000 assets/s and gains 500/s per healthy interval (1,000/s a second at
@@ -195,6 +202,9 @@ class JobRunner {
   std::mutex control_mu_;
   std::condition_variable control_cv_;
   std::atomic<int64_t> last_adaptive_work_ns_{0};
+  std::atomic<uint64_t> stall_wait_ms_{0};  // total ms workers waited for a stalling store
+  // Waits (bounded) while the store stalls writes; false if the runner stops meanwhile.
+  bool YieldToStalls();
 };
 
 }  // namespace strata::reprocess

@@ -49,9 +49,12 @@ class JobRunnerTest : public ::testing::Test {
     StartRunner();
   }
   void StartRunner(std::function<LoadSample()> load_probe = nullptr,
-                   ThrottleOptions throttle = JobRunnerOptions::DefaultJobThrottle()) {
+                   ThrottleOptions throttle = JobRunnerOptions::DefaultJobThrottle(),
+                   std::function<bool()> store_stalled = nullptr, Millis stall_wait_max_ms = 0) {
     JobRunnerOptions o;
     o.load_probe = std::move(load_probe);
+    o.store_stalled = std::move(store_stalled);
+    if (stall_wait_max_ms > 0) o.stall_wait_max_ms = stall_wait_max_ms;
     o.throttle = throttle;
     o.control_interval_ms = 20;
     o.poll_wait_ms = 20;
@@ -185,6 +188,47 @@ TEST_F(JobRunnerTest, AnAdaptiveJobSlowsDownWhileTheStoreIsLoaded) {
   EXPECT_EQ(done.counts.changed, 300u);
   EXPECT_GT(rate_gauge(), 100);
   for (const std::string& id : ids_) EXPECT_EQ(Payload(id).Find("status")->string_value(), "c");
+}
+
+// Every job (adaptive or not) waits before a batch while the store stalls writes, for at
+// most stall_wait_max_ms a batch: it resumes once the stall ends, and progresses through a
+// stall that never ends.
+TEST_F(JobRunnerTest, JobsWaitOutAStallingStoreBoundedly) {
+  auto stalled = std::make_shared<std::atomic<bool>>(true);
+  runner_.reset();
+  StartRunner(nullptr, JobRunnerOptions::DefaultJobThrottle(), [stalled] { return stalled->load(); },
+              /*stall_wait_max_ms=*/5000);
+  auto waited_s = [this] {
+    const std::string page = metrics_.RenderPrometheus();
+    const std::string name = "\nstrata_reprocess_stall_wait_seconds ";
+    const size_t at = page.find(name);
+    return at == std::string::npos ? -1.0 : std::stod(page.substr(at + name.size()));
+  };
+  EXPECT_EQ(waited_s(), 0);
+  absl::StatusOr<JobRecord> job = runner_->Submit(
+      R"({"type":"video","processor":{"kind":"set","path":"/status","value":"a"}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  absl::StatusOr<JobRecord> during = jobs_->Get(job->id);
+  ASSERT_TRUE(during.ok());
+  EXPECT_EQ(during->counts.changed, 0u) << "a batch was written into a stalling store";
+  stalled->store(false);
+  JobRecord done = WaitFinal(job->id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.counts.changed, 300u);
+  EXPECT_GE(waited_s(), 0.3);
+
+  // A stall that never ends holds each batch for stall_wait_max_ms only.
+  stalled->store(true);
+  runner_.reset();
+  StartRunner(nullptr, JobRunnerOptions::DefaultJobThrottle(), [stalled] { return stalled->load(); },
+              /*stall_wait_max_ms=*/20);
+  job = runner_->Submit(
+      R"({"type":"video","processor":{"kind":"set","path":"/status","value":"b"}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  done = WaitFinal(job->id);
+  EXPECT_EQ(done.counts.changed, 300u);
+  for (const std::string& id : ids_) EXPECT_EQ(Payload(id).Find("status")->string_value(), "b");
 }
 
 TEST_F(JobRunnerTest, WhatCannotBeProcessedIsDeadLettered) {
