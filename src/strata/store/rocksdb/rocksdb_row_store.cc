@@ -445,6 +445,8 @@ class Core {
   // never touches RocksDB's log writer, which aborts in Debian's assertion-enabled build
   // when synced after a failed append (see write_mu_).
   absl::Status SyncWalFiles();
+  // SyncWalFiles; after a failure, counts it and refuses writes until a restart.
+  absl::Status SyncWalOrRefuseWrites();
   RocksHealth Health() const;
   absl::Status CompactAll();
   absl::Status CheckpointTo(const std::string& dir);
@@ -818,18 +820,7 @@ void Core::SyncLoop() {
     // Not under the writers' lock: writers go on while the WAL is fsynced (a sync under it
     // held every write of the store for the fsync's duration). Also after a failed write:
     // what was acknowledged before it is in the WAL file, and syncing it is still right.
-    absl::Status s = SyncWalFiles();
-    if (!s.ok()) {
-      // Writes acknowledged since the last good sync may not be on disk, and after a failed
-      // fsync the kernel may have dropped the dirty pages, so a retry that succeeds proves
-      // nothing. Like PostgreSQL (data_sync_retry = off), stop acknowledging writes and
-      // report unhealthy until a restart recovers from the WAL.
-      wal_sync_failures_.fetch_add(1, std::memory_order_relaxed);
-      if (!sync_failed_.exchange(true, std::memory_order_acq_rel)) {
-        STRATA_LOG_ERROR("rocksdb: WAL fsync failed; refusing writes until restart", "path",
-                         options_.path, "error", s.ToString());
-      }
-    }
+    (void)SyncWalOrRefuseWrites();
     lock.lock();
   }
 }
@@ -1118,9 +1109,16 @@ absl::Status Core::Sync() {
   if (sync_failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError(kSyncFailedMessage);
   }
+  return SyncWalOrRefuseWrites();
+}
+
+absl::Status Core::SyncWalOrRefuseWrites() {
   absl::Status s = SyncWalFiles();
   if (!s.ok()) {
-    // As in SyncLoop: after a failed fsync nothing proves the unsynced writes are on disk.
+    // Writes acknowledged since the last good sync may not be on disk, and after a failed
+    // fsync the kernel may have dropped the dirty pages, so a retry that succeeds proves
+    // nothing. Like PostgreSQL (data_sync_retry = off), stop acknowledging writes and
+    // report unhealthy until a restart recovers from the WAL.
     wal_sync_failures_.fetch_add(1, std::memory_order_relaxed);
     if (!sync_failed_.exchange(true, std::memory_order_acq_rel)) {
       STRATA_LOG_ERROR("rocksdb: WAL fsync failed; refusing writes until restart", "path",
