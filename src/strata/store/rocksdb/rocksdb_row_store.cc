@@ -41,6 +41,13 @@
 namespace strata::store {
 namespace rocksdb_internal {
 
+// Microseconds on the steady clock (the running WAL sync's start and age).
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 constexpr const char* kSyncFailedMessage =
     "write: a WAL fsync failed, so recent writes may not be durable; writes are refused "
     "until the server is restarted (check the disk, then restart)";
@@ -1130,12 +1137,7 @@ absl::Status Core::SyncWalOrRefuseWrites() {
 
 absl::Status Core::SyncWalFiles() {
   std::lock_guard<std::mutex> lock(wal_sync_mu_);
-  auto steady_us = [] {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  };
-  wal_sync_started_us_.store(steady_us(), std::memory_order_relaxed);
+  wal_sync_started_us_.store(SteadyMicros(), std::memory_order_relaxed);
   struct Done {
     std::atomic<int64_t>* started;
     ~Done() { started->store(0, std::memory_order_relaxed); }
@@ -1235,10 +1237,7 @@ RocksHealth Core::Health() const {
   health.wal_sync_failures = wal_sync_failures_.load(std::memory_order_relaxed);
   health.wal_syncs = wal_syncs_.load(std::memory_order_relaxed);
   if (const int64_t started = wal_sync_started_us_.load(std::memory_order_relaxed); started > 0) {
-    const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count();
-    health.wal_sync_running_seconds = std::max<int64_t>(0, now - started) / 1e6;
+    health.wal_sync_running_seconds = std::max<int64_t>(0, SteadyMicros() - started) / 1e6;
   }
   if (sync_failed_.load(std::memory_order_acquire)) {
     health.writes_refused = kSyncFailedMessage;
