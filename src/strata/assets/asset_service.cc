@@ -948,9 +948,9 @@ absl::StatusOr<ProcessManyResult> AssetService::ProcessMany(std::string_view typ
         continue;
       }
       if (!*changed) {
-        batch.Expect(item.key, std::move(*raw));
         batch.Expect(item.mark_key, std::nullopt);
-        batch.Put(item.mark_key, "", mark.expire_at);
+        batch.Put(item.mark_key, mark.keep_row ? *raw : std::string(), mark.expire_at);
+        batch.Expect(item.key, std::move(*raw));
         pending.emplace_back(&item, ProcessResult{ProcessResult::Kind::kUnchanged, row->version, 0});
         continue;
       }
@@ -961,7 +961,8 @@ absl::StatusOr<ProcessManyResult> AssetService::ProcessMany(std::string_view typ
       }
       batch.Expect(item.key, std::move(*raw));
       batch.Expect(item.mark_key, std::nullopt);
-      batch.Put(item.mark_key, "", mark.expire_at);
+      batch.Put(item.mark_key, mark.keep_row ? EncodeAssetRow(*written) : std::string(),
+                mark.expire_at);
       events.push_back(EncodeChangeEvent(
           {type->name, item.id, written->version, ChangeOp::kUpdate, written->updated_at}));
       if (outbox_key.empty()) outbox_key = OutboxKey(item.id, written->version);
@@ -1128,8 +1129,8 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
     if (mark != nullptr) {
       // The job's mark goes in with the effect: a redelivered event finds it and does
       // nothing, so each asset is processed once in effect whatever the queue redelivers.
+      // With keep_row it holds the row as committed (set below once that is known).
       batch.Expect(mark_key, std::nullopt);
-      batch.Put(mark_key, "", mark->expire_at);
     }
     if (!changed) {
       out.kind = ProcessResult::Kind::kUnchanged;
@@ -1160,6 +1161,13 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
         }
       }
       if (mark == nullptr && out.kind == ProcessResult::Kind::kUnchanged) return out;
+      if (mark != nullptr) {
+        batch.Put(mark_key,
+                  !mark->keep_row                                   ? std::string()
+                  : out.kind == ProcessResult::Kind::kUnchanged ? stored.raw
+                                                                    : EncodeAssetRow(out.asset.row),
+                  mark->expire_at);
+      }
       absl::Status s = assets_->Apply(partition, batch);
       if (IsConditionFailure(s)) {
         conflicts_->Inc();
@@ -1170,6 +1178,9 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
       return out;
     }
     STRATA_ASSIGN_OR_RETURN(AssetRow row, AppendNewVersion(type, id, stored.row, next, &batch));
+    if (mark != nullptr) {
+      batch.Put(mark_key, mark->keep_row ? EncodeAssetRow(row) : std::string(), mark->expire_at);
+    }
     std::vector<std::string> events = {
         EncodeChangeEvent({type.name, id, row.version, ChangeOp::kUpdate, row.updated_at})};
     const std::string outbox_key = OutboxKey(id, row.version);
@@ -1602,6 +1613,61 @@ absl::StatusOr<AssetPage> AssetService::Search(const AssetType& type, const List
   }
   examined_->Inc(examined);
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// What a job recorded in its marks
+
+namespace {
+
+// Calls `fn` with the partition of every bucket of the type, newest first.
+absl::Status ForEachBucketPartition(store::Table* types, const AssetType& type,
+                                    const std::function<absl::Status(const std::string&)>& fn) {
+  BucketWalk walk(types, type.name, std::nullopt);
+  for (;;) {
+    STRATA_ASSIGN_OR_RETURN(std::optional<Bucket> bucket, walk.Next());
+    if (!bucket) return absl::OkStatus();
+    STRATA_RETURN_IF_ERROR(fn(BucketPartition(type.name, type.bucket, bucket->start)));
+  }
+}
+
+}  // namespace
+
+absl::Status AssetService::ScanJobRows(
+    std::string_view type_name, uint64_t job_id,
+    const std::function<absl::Status(const AssetId& id, const AssetRow& row)>& fn) {
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
+  const std::string prefix = JobMarkPrefix(job_id);
+  return ForEachBucketPartition(types_, *type, [&](const std::string& partition) -> absl::Status {
+    store::ScanOptions options;
+    options.start = prefix;
+    options.end = PrefixSuccessor(prefix);
+    options.limit = store::kMaxPageRows;
+    for (;;) {
+      STRATA_ASSIGN_OR_RETURN(store::ScanPage page, assets_->Scan(partition, options));
+      for (const store::Row& r : page.rows) {
+        std::optional<AssetId> id = AssetIdFromJobMarkKey(r.clustering);
+        if (!id) return absl::DataLossError("assets: corrupt job mark key in " + partition);
+        std::optional<AssetRow> row = DecodeAssetRow(r.value);
+        if (!row) {
+          return absl::DataLossError("asset " + id->ToString() + ": job " +
+                                     std::to_string(job_id) +
+                                     "'s mark holds no row (was the job run without keep_row?)");
+        }
+        STRATA_RETURN_IF_ERROR(fn(*id, *row));
+      }
+      if (page.next_cursor.empty()) return absl::OkStatus();
+      options.cursor = std::move(page.next_cursor);
+    }
+  });
+}
+
+absl::Status AssetService::DeleteJobMarks(std::string_view type_name, uint64_t job_id) {
+  STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
+  const std::string prefix = JobMarkPrefix(job_id);
+  return ForEachBucketPartition(types_, *type, [&](const std::string& partition) {
+    return assets_->DeleteRange(partition, prefix, PrefixSuccessor(prefix));
+  });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -136,6 +136,10 @@ struct JobMark {
   uint64_t job_id = 0;
   // When the mark expires (ms; 0 = never): after the job can no longer redeliver.
   Millis expire_at = 0;
+  // The mark holds the asset's row as committed by this step (else it is empty), so what
+  // the job did can be read back exactly once per asset, crash or not (ScanJobRows): the
+  // export processor builds its file from these.
+  bool keep_row = false;
 };
 
 struct ProcessResult {
@@ -222,6 +226,16 @@ class AssetService {
   absl::StatusOr<ProcessManyResult> ProcessMany(std::string_view type,
                                                 std::span<const std::string> ids,
                                                 const JobMark& mark, const ProcessManyFn& fn);
+  // Calls `fn` with every asset a job marked with keep_row and the row its mark holds (as
+  // its step committed it), bucket by bucket from the newest, in id order within a bucket.
+  // Stops at, and answers, the first error of `fn`. Marks that expired are not seen.
+  absl::Status ScanJobRows(
+      std::string_view type, uint64_t job_id,
+      const std::function<absl::Status(const AssetId& id, const AssetRow& row)>& fn);
+  // Removes every mark of the job (one range delete per bucket of the type): for a job that
+  // can no longer be redelivered or retried, whose marks would otherwise live until they
+  // expire.
+  absl::Status DeleteJobMarks(std::string_view type, uint64_t job_id);
   // Rewrites the asset's index entries from the type's current definition if they differ
   // (kChanged), under compare-and-set, without a job mark; kGone if there is no such asset.
   absl::StatusOr<ProcessResult> RebuildIndex(std::string_view type, std::string_view id);

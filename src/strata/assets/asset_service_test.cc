@@ -757,6 +757,88 @@ TEST_P(AssetServiceTest, ProcessOnceNeverOverwritesAConcurrentWrite) {
   EXPECT_EQ(SearchIds({"/title=reprocessed"}).size(), 1u);
 }
 
+// A job mark with keep_row holds the row its step committed (the changed version, or the
+// row read when nothing changed), through ProcessOnce and ProcessMany alike; ScanJobRows
+// gives each marked asset once, and DeleteJobMarks removes the marks of that job only.
+TEST_P(AssetServiceTest, JobMarksCanHoldTheCommittedRows) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Create(Video(i + 1, "hd", 10)).id.ToString());
+  auto set_title = [](const AssetRow&, JsonValue* payload) -> absl::StatusOr<bool> {
+    payload->Set("title", JsonValue::String("kept"));
+    return true;
+  };
+  auto same = [](const AssetRow&, JsonValue*) -> absl::StatusOr<bool> { return false; };
+  JobMark keep{21, 0, /*keep_row=*/true};
+  ASSERT_EQ(service_->ProcessOnce("video", ids[0], keep, set_title)->kind,
+            ProcessResult::Kind::kChanged);
+  ASSERT_EQ(service_->ProcessOnce("video", ids[1], keep, same)->kind,
+            ProcessResult::Kind::kUnchanged);
+  std::vector<std::string> rest = {ids[2], ids[3]};
+  auto many_fn = [&](size_t index, const AssetRow& row, JsonValue* p) -> absl::StatusOr<bool> {
+    return index == 0 ? set_title(row, p) : same(row, p);
+  };
+  absl::StatusOr<ProcessManyResult> many = service_->ProcessMany("video", rest, keep, many_fn);
+  ASSERT_TRUE(many.ok()) << many.status();
+  // Another job's marks (without rows) on the same assets are not this job's.
+  ASSERT_TRUE(service_->ProcessOnce("video", ids[0], {22, 0}, same).ok());
+  ASSERT_TRUE(service_->ProcessOnce("video", ids[3], {22, 0}, same).ok());
+  // Changed later, after the step: the mark keeps what the step committed.
+  ASSERT_TRUE(service_->Patch("video", ids[1], R"({"title":"after"})", std::nullopt).ok());
+
+  std::map<std::string, AssetRow> rows;
+  ASSERT_TRUE(service_
+                  ->ScanJobRows("video", 21,
+                                [&](const AssetId& id, const AssetRow& row) {
+                                  EXPECT_TRUE(rows.emplace(id.ToString(), row).second);
+                                  return absl::OkStatus();
+                                })
+                  .ok());
+  ASSERT_EQ(rows.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    const AssetRow& row = rows[ids[i]];
+    const bool changed = i == 0 || i == 2;
+    EXPECT_EQ(row.version, changed ? 2u : 1u) << i;
+    JsonValue payload = *ParseJson(row.payload, "p");
+    const JsonValue* title = payload.Find("title");
+    if (changed) {
+      ASSERT_NE(title, nullptr) << i;
+      EXPECT_EQ(title->string_value(), "kept");
+      EXPECT_EQ(row.payload, service_->Get("video", ids[i])->row.payload) << i;
+    } else {
+      EXPECT_EQ(row.payload, Video(i + 1, "hd", 10)) << i;  // as created
+    }
+  }
+  // An error from the callback stops the scan and is answered.
+  int calls = 0;
+  EXPECT_EQ(service_
+                ->ScanJobRows("video", 21,
+                              [&](const AssetId&, const AssetRow&) {
+                                ++calls;
+                                return absl::InternalError("disk full");
+                              })
+                .message(),
+            "disk full");
+  EXPECT_EQ(calls, 1);
+  auto count = [](int* n) {
+    return [n](const AssetId&, const AssetRow&) {
+      ++*n;
+      return absl::OkStatus();
+    };
+  };
+  // A job whose marks hold no row cannot be scanned for rows.
+  int other = 0;
+  EXPECT_TRUE(absl::IsDataLoss(service_->ScanJobRows("video", 22, count(&other))));
+
+  ASSERT_TRUE(service_->DeleteJobMarks("video", 21).ok());
+  calls = 0;
+  ASSERT_TRUE(service_->ScanJobRows("video", 21, count(&calls)).ok());
+  EXPECT_EQ(calls, 0);
+  // Job 22's marks are still there: a redelivery of its events does nothing.
+  EXPECT_EQ(service_->ProcessOnce("video", ids[0], {22, 0}, same)->kind,
+            ProcessResult::Kind::kAlreadyDone);
+  EXPECT_TRUE(absl::IsNotFound(service_->ScanJobRows("nope", 21, count(&calls))));
+}
+
 // ProcessMany: one read and one conditional batch per bucket, each asset once per job
 // (redelivered, or given twice in one call), errors per asset, nothing written for them.
 TEST_P(AssetServiceTest, ProcessManyTakesEffectOncePerJobAndAsset) {

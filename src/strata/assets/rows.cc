@@ -169,10 +169,20 @@ std::string OutboxKey(const AssetId& id, uint32_t version) {
 }
 
 std::string JobMarkKey(uint64_t job_id, const AssetId& id) {
-  std::string k(1, kJobMarkPrefix);
-  coding::PutFixed64BE(&k, job_id);
+  std::string k = JobMarkPrefix(job_id);
   k.append(id.view());
   return k;
+}
+
+std::string JobMarkPrefix(uint64_t job_id) {
+  std::string k(1, kJobMarkPrefix);
+  coding::PutFixed64BE(&k, job_id);
+  return k;
+}
+
+std::optional<AssetId> AssetIdFromJobMarkKey(std::string_view key) {
+  if (key.size() != 1 + 8 + 16 || key[0] != kJobMarkPrefix) return std::nullopt;
+  return AssetId::FromBytes(key.substr(9));
 }
 
 std::string TypeVersionKey(uint32_t version) {

@@ -70,6 +70,10 @@ std::string AssetKeyAfter(const AssetId& id);
 std::optional<AssetId> AssetIdFromIndexKey(std::string_view key);
 std::string OutboxKey(const AssetId& id, uint32_t version);
 std::string JobMarkKey(uint64_t job_id, const AssetId& id);
+// "j" + be64(job id): every mark of one job in a bucket starts with it.
+std::string JobMarkPrefix(uint64_t job_id);
+// The id at the end of a job mark key (nullopt if `key` is not one).
+std::optional<AssetId> AssetIdFromJobMarkKey(std::string_view key);
 std::string TypeVersionKey(uint32_t version);
 std::string BucketDirectoryKey(Millis start);
 

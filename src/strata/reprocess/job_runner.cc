@@ -428,7 +428,7 @@ void JobRunner::Finish(Running* run) {
     (void)jobs_->Transition(run->id, JobState::kFailed, std::string(finished.message()));
     return;
   }
-  (void)jobs_->Transition(run->id, JobState::kSucceeded);
+  if (jobs_->Transition(run->id, JobState::kSucceeded).ok()) run->processor->Succeeded(run->env);
 }
 
 void JobRunner::Backoff(int attempt, std::mt19937_64* random) {
@@ -525,26 +525,17 @@ void JobRunner::Work(Running* run, int partition) {
   const auto state_every = std::chrono::milliseconds(options_.state_poll_ms);
   auto checked_at = std::chrono::steady_clock::now() - state_every;
   JobState state = JobState::kRunning;
-  const bool wants_committed = run->processor->WantsCommitted();
   const bool rebuilds_index = run->processor->RebuildsIndex();
+  const bool keep_row = run->processor->RecordsRows();
   // A pure processor without a rate limit takes each polled batch through one ProcessMany
   // (one read and one compare-and-set write per bucket instead of per asset); the events it
   // could not settle (a retryable error) go through the one-by-one path below.
-  const bool batched = run->processor->Batchable() && !wants_committed && !rebuilds_index &&
-                       run->spec.rate <= 0;
-  // The asset and payload of the last Apply (the one that committed), for Committed.
-  AssetInfo last_info;
-  std::string last_id;
-  assets::JsonValue last_payload;
+  const bool batched = run->processor->Batchable() && !rebuilds_index && run->spec.rate <= 0;
+  std::string last_id;  // the asset of the event being processed one by one
   auto apply = [&](const assets::AssetRow& row, assets::JsonValue* payload) -> absl::StatusOr<bool> {
     AssetInfo info{run->spec.type, last_id, row.version, row.schema_version, row.created_at,
                    row.updated_at};
     STRATA_ASSIGN_OR_RETURN(Outcome o, run->processor->Apply(info, payload));
-    if (wants_committed) {
-      last_info = info;
-      last_payload = *payload;
-      if (o == Outcome::kChanged) ++last_info.version;  // the version it is written as
-    }
     return o == Outcome::kChanged;
   };
   std::mt19937_64 jitter(options_.jitter_seed != 0 ? options_.jitter_seed + partition
@@ -630,7 +621,7 @@ void JobRunner::Work(Running* run, int partition) {
         STRATA_ASSIGN_OR_RETURN(Outcome o, run->processor->Apply(info, payload));
         return o == Outcome::kChanged;
       };
-      assets::JobMark mark{run->id, clock_->NowMillis() + options_.mark_ttl_ms};
+      assets::JobMark mark{run->id, clock_->NowMillis() + options_.mark_ttl_ms, keep_row};
       absl::StatusOr<assets::ProcessManyResult> many =
           assets_->ProcessMany(run->spec.type, ids, mark, fn);
       if (many.ok()) {
@@ -668,21 +659,11 @@ void JobRunner::Work(Running* run, int partition) {
       }
       Pace(run);
       last_id = m.value;
-      bool job_failed = false;
       bool settled = false;  // processed, or dead-lettered
       for (int attempt = 1; attempt <= run->spec.max_attempts; ++attempt) {
-        assets::JobMark mark{run->id, clock_->NowMillis() + options_.mark_ttl_ms};
+        assets::JobMark mark{run->id, clock_->NowMillis() + options_.mark_ttl_ms, keep_row};
         absl::StatusOr<assets::ProcessResult> r =
             assets_->ProcessOnce(run->spec.type, m.value, mark, apply, rebuilds_index);
-        if (r.ok() && wants_committed &&
-            (r->kind == assets::ProcessResult::Kind::kChanged ||
-             r->kind == assets::ProcessResult::Kind::kUnchanged)) {
-          if (absl::Status c = run->processor->Committed(last_info, last_payload); !c.ok()) {
-            STRATA_LOG_WARN("reprocess: job failed", "job", run->id, "error", c.ToString());
-            (void)jobs_->Transition(run->id, JobState::kFailed, std::string(c.message()));
-            job_failed = true;
-          }
-        }
         if (r.ok()) {
           count(*r);
           settled = true;
@@ -699,10 +680,6 @@ void JobRunner::Work(Running* run, int partition) {
       }
       if (!settled) break;  // stopped in a backoff: the event is redelivered
       next_offset = m.offset + 1;
-      if (job_failed) {
-        state = JobState::kFailed;
-        break;
-      }
     }
     absl::Status counted = jobs_->AddCounts(run->id, delta).status();
     if (!counted.ok()) {

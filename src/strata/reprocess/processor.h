@@ -23,9 +23,11 @@
 //                                                 the job is done, marks the listed indexes
 //                                                 (default: every one not built yet) ready
 //                                                 for search; never changes the payload
-//   {"kind":"export","format":"ndjson"|"avro"}    appends the asset to the job's file,
-//                                                 <export dir>/job-<id>.ndjson or .avro
-//                                                 (export_processor.cc); never changes it
+//   {"kind":"export","format":"ndjson"|"avro"}    records the asset as read (in its job
+//                                                 mark); when the job is done, writes them
+//                                                 all to <export dir>/job-<id>.ndjson or
+//                                                 .avro (export_processor.cc); never
+//                                                 changes it
 //   {"kind":"webhook","url":"http://h:p/path","timeout_ms":N?}
 //                                                 POSTs the asset and takes the answer: 200
 //                                                 = the new payload, 204 = unchanged, 4xx =
@@ -100,25 +102,26 @@ class Processor {
   // True: the runner also rewrites the asset's index entries from the type's current
   // definition (reindex), counting an asset whose entries it rewrote as changed.
   virtual bool RebuildsIndex() const { return false; }
-  // True: Committed is called once per asset whose step took effect (not for a redelivered
-  // event that had), with the payload as committed.
-  virtual bool WantsCommitted() const { return false; }
-  virtual absl::Status Committed(const AssetInfo& /*asset*/,
-                                 const assets::JsonValue& /*payload*/) {
-    return absl::OkStatus();
-  }
+  // True: each asset's job mark holds the asset's row as its step committed it
+  // (assets::JobMark::keep_row), so Finish can read back what the job did, exactly once per
+  // asset whatever crashes and redeliveries happened (AssetService::ScanJobRows): export.
+  virtual bool RecordsRows() const { return false; }
   // Before the job's workers start, in the process that runs them. An error fails the job.
   virtual absl::Status Begin(const JobEnv& /*env*/) { return absl::OkStatus(); }
   // After every event was processed, before the job is marked succeeded (called by one
   // worker; again if dead letters are retried and the job finishes again). An error fails
   // the job.
   virtual absl::Status Finish(const JobEnv& /*env*/) { return absl::OkStatus(); }
+  // After the job was marked succeeded (not again after a restart: a crash just before it
+  // leaves this undone). export: drops the rows its marks held.
+  virtual void Succeeded(const JobEnv& /*env*/) {}
   // True: Apply is a cheap, pure function of the payload (no I/O, no side effect, no
   // retryable error), so the runner may process a polled batch of events together
   // (AssetService::ProcessMany: one read and one compare-and-set write per bucket). Default
-  // false: one ProcessOnce per event (webhook, export, reindex).
+  // false: one ProcessOnce per event (webhook, reindex).
   virtual bool Batchable() const { return false; }
-  // False: a finished job cannot take its dead letters back (export: its file is closed).
+  // False: a finished job cannot take its dead letters back (export: its file is written
+  // and the rows it was written from are gone).
   virtual bool CanRetryDeadLetters() const { return true; }
 };
 

@@ -152,7 +152,11 @@ TEST(ProcessorTest, ReindexResolvesItsPointersAgainstTheType) {
   absl::StatusOr<std::unique_ptr<Processor>> ok = MakeProcessor(P(R"({"kind":"reindex"})"), env);
   ASSERT_TRUE(ok.ok());
   EXPECT_TRUE((*ok)->RebuildsIndex());
-  EXPECT_FALSE((*ok)->WantsCommitted());
+  EXPECT_FALSE((*ok)->RecordsRows());
+  absl::StatusOr<std::unique_ptr<Processor>> ex = MakeProcessor(P(R"({"kind":"export"})"), env);
+  ASSERT_TRUE(ex.ok());
+  EXPECT_TRUE((*ex)->RecordsRows());
+  EXPECT_FALSE((*ex)->CanRetryDeadLetters());
 }
 
 }  // namespace
