@@ -11,7 +11,8 @@
 // interrupted anywhere (kill -9 while processing or while writing the file) resumes and
 // writes the file again from the start, and no asset is in it twice or missing. Once the
 // job is marked succeeded, its marks (and the rows they hold) are deleted; a crash just
-// before that leaves them until they expire (JobRunnerOptions::mark_ttl_ms).
+// before that leaves them until they expire (JobRunnerOptions::mark_ttl_ms). A job that
+// fails or is cancelled drops them too, and a failed Finish removes its .partial.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -79,10 +80,34 @@ class ExportProcessor final : public Processor {
   }
 
   absl::Status Finish(const JobEnv& env) override {
+    absl::Status written = WriteFile(env);
+    if (!written.ok()) {
+      // The job fails: no incomplete file is left behind (Ended drops the marks).
+      std::error_code ec;
+      std::filesystem::remove(PartialPath(env), ec);
+    }
+    return written;
+  }
+
+  void Ended(const JobEnv& env) override {
+    if (env.assets == nullptr) return;
+    if (absl::Status s = env.assets->DeleteJobMarks(env.type, env.job_id); !s.ok()) {
+      STRATA_LOG_WARN("reprocess: export's marks not deleted (they expire)", "job", env.job_id,
+                      "error", s.ToString());
+    }
+  }
+
+ private:
+  std::string FinalPath(const JobEnv& env) const {
+    return env.export_dir + "/job-" + std::to_string(env.job_id) +
+           (format_ == Format::kAvro ? ".avro" : ".ndjson");
+  }
+  std::string PartialPath(const JobEnv& env) const { return FinalPath(env) + ".partial"; }
+
+  absl::Status WriteFile(const JobEnv& env) {
     if (env.assets == nullptr) return absl::InternalError("export: no asset service");
-    const std::string final_path = env.export_dir + "/job-" + std::to_string(env.job_id) +
-                                   (format_ == Format::kAvro ? ".avro" : ".ndjson");
-    const std::string partial_path = final_path + ".partial";
+    const std::string final_path = FinalPath(env);
+    const std::string partial_path = PartialPath(env);
     // Truncates what an interrupted Finish left.
     std::unique_ptr<AvroExportWriter> avro;
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> ndjson(nullptr, &std::fclose);
@@ -128,15 +153,6 @@ class ExportProcessor final : public Processor {
     return absl::OkStatus();
   }
 
-  void Succeeded(const JobEnv& env) override {
-    if (env.assets == nullptr) return;
-    if (absl::Status s = env.assets->DeleteJobMarks(env.type, env.job_id); !s.ok()) {
-      STRATA_LOG_WARN("reprocess: export's marks not deleted (they expire)", "job", env.job_id,
-                      "error", s.ToString());
-    }
-  }
-
- private:
   const Format format_;
 };
 

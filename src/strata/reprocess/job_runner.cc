@@ -283,6 +283,7 @@ void JobRunner::Run(Running* run) {
   auto fail = [&](const absl::Status& s) {
     STRATA_LOG_WARN("reprocess: job failed", "job", run->id, "error", s.ToString());
     (void)jobs_->Transition(run->id, JobState::kFailed, std::string(s.message()));
+    if (run->processor != nullptr) run->processor->Ended(run->env);
   };
   run->spec = job->spec;
   absl::StatusOr<std::unique_ptr<Processor>> processor =
@@ -322,6 +323,9 @@ void JobRunner::Run(Running* run) {
     });
   }
   for (std::thread& w : workers) w.join();
+  if (absl::StatusOr<JobRecord> now = jobs_->Get(run->id); now.ok() && IsFinal(now->state)) {
+    run->processor->Ended(run->env);
+  }
 }
 
 absl::Status JobRunner::Plan(Running* run, JobRecord job) {
@@ -428,7 +432,7 @@ void JobRunner::Finish(Running* run) {
     (void)jobs_->Transition(run->id, JobState::kFailed, std::string(finished.message()));
     return;
   }
-  if (jobs_->Transition(run->id, JobState::kSucceeded).ok()) run->processor->Succeeded(run->env);
+  (void)jobs_->Transition(run->id, JobState::kSucceeded);
 }
 
 void JobRunner::Backoff(int attempt, std::mt19937_64* random) {

@@ -86,6 +86,26 @@ class JobRunnerTest : public ::testing::Test {
     ADD_FAILURE() << "job " << id << " did not finish";
     return *jobs_->Get(id);
   }
+  // The marks of an export job (each holds a row).
+  int Marks(uint64_t job) {
+    int n = 0;
+    EXPECT_TRUE(assets_
+                    ->ScanJobRows("video", job,
+                                  [&](const assets::AssetId&, const assets::AssetRow&) {
+                                    ++n;
+                                    return absl::OkStatus();
+                                  })
+                    .ok());
+    return n;
+  }
+  // The same once they are gone or 2 s have passed (Processor::Ended runs after the job's
+  // final transition, when its workers have stopped).
+  int MarksOnceEnded(uint64_t job) {
+    for (int i = 0; i < 200 && Marks(job) > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return Marks(job);
+  }
   assets::JsonValue Payload(const std::string& id) {
     return *assets::ParseJson(assets_->Get("video", id)->row.payload, "p");
   }
@@ -595,16 +615,36 @@ TEST_F(JobRunnerTest, AnInterruptedExportResumesAndWritesEachAssetOnce) {
   EXPECT_GT(patched_before, 0);  // the interruption came between exports of patched assets
   EXPECT_GT(patched_after, 0);
   // The marks (and the rows they held) are gone.
-  int marks = 0;
-  ASSERT_TRUE(assets_
-                  ->ScanJobRows("video", job->id,
-                                [&](const assets::AssetId&, const assets::AssetRow&) {
-                                  ++marks;
-                                  return absl::OkStatus();
-                                })
-                  .ok());
-  EXPECT_EQ(marks, 0);
+  EXPECT_EQ(MarksOnceEnded(job->id), 0);
   EXPECT_TRUE(absl::IsFailedPrecondition(runner_->RetryDeadLetters(job->id).status()));
+}
+
+// An export that fails writing its file (here its final name is taken by a directory) or
+// is cancelled leaves no file behind, and its marks (with the rows they held) are dropped.
+TEST_F(JobRunnerTest, AFailedOrCancelledExportLeavesNoFileAndNoRows) {
+  // Job ids are given in order from 1: the first job here is job 1.
+  std::filesystem::create_directories(export_dir_ + "/job-1.ndjson");
+  absl::StatusOr<JobRecord> job = runner_->Submit(R"({"type":"video","processor":{"kind":"export"}})");
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->id, 1u);
+  JobRecord failed = WaitFinal(job->id);
+  EXPECT_EQ(failed.state, JobState::kFailed);
+  EXPECT_NE(failed.error.find("export: cannot rename"), std::string::npos) << failed.error;
+  EXPECT_EQ(failed.counts.processed, 300u);
+  EXPECT_FALSE(std::filesystem::exists(export_dir_ + "/job-1.ndjson.partial"));
+  EXPECT_EQ(MarksOnceEnded(job->id), 0);
+
+  absl::StatusOr<JobRecord> slow = runner_->Submit(
+      R"({"type":"video","processor":{"kind":"export"},"rate":300})");
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  for (int i = 0; i < 500 && Marks(slow->id) < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(Marks(slow->id), 20);
+  ASSERT_TRUE(runner_->Cancel(slow->id).ok());
+  EXPECT_EQ(WaitFinal(slow->id).state, JobState::kCancelled);
+  EXPECT_EQ(MarksOnceEnded(slow->id), 0);
+  EXPECT_FALSE(std::filesystem::exists(export_dir_ + "/job-" + std::to_string(slow->id) + ".ndjson"));
 }
 
 // A webhook on 127.0.0.1: 200 = new payload, 204 = unchanged, 4xx = dead letter with the

@@ -112,9 +112,10 @@ class Processor {
   // worker; again if dead letters are retried and the job finishes again). An error fails
   // the job.
   virtual absl::Status Finish(const JobEnv& /*env*/) { return absl::OkStatus(); }
-  // After the job was marked succeeded (not again after a restart: a crash just before it
-  // leaves this undone). export: drops the rows its marks held.
-  virtual void Succeeded(const JobEnv& /*env*/) {}
+  // After the job reached a final state (succeeded, failed or cancelled) and its workers in
+  // this process stopped. Not called if the process stops first (a crash or shutdown just
+  // after the transition leaves it undone). export: drops the rows its marks held.
+  virtual void Ended(const JobEnv& /*env*/) {}
   // True: Apply is a cheap, pure function of the payload (no I/O, no side effect, no
   // retryable error), so the runner may process a polled batch of events together
   // (AssetService::ProcessMany: one read and one compare-and-set write per bucket). Default
