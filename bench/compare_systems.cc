@@ -183,6 +183,13 @@ class StrataSystem final : public System {
          "reads inside the server");
     slow("strata_viewing_read_seconds_bucket{cache=\"hit\",le=\"", "of them cache hits");
     slow("strata_viewing_read_seconds_bucket{cache=\"miss\",le=\"", "cache misses");
+    // Reads wait for a member's lock while a roll-up or rotation commits (exclusive).
+    slow("strata_viewing_member_lock_wait_seconds_bucket{op=\"read\",le=\"",
+         "reads waiting for their member lock");
+    slow("strata_viewing_member_lock_held_seconds_bucket{by=\"rollup\",le=\"",
+         "roll-up commits holding it");
+    slow("strata_viewing_member_lock_held_seconds_bucket{by=\"rotation\",le=\"",
+         "rotation commits holding it");
     return line;
   }
 

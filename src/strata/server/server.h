@@ -18,10 +18,12 @@ namespace strata::server {
 
 struct ServerConfig {
   // Request handlers run on the HTTP threads and may block on storage and per-member locks
-  // (ingest batches wait for the ingest pool), so the server runs a few more threads than
-  // cores. Default 4: measured on 2 cores, 2-4 threads gave the lowest read p99 and CPU,
-  // 8 and 16 more context switches and a longer tail (docs/benchmark-log.md).
-  ServerConfig() { http.threads = 4; }
+  // (ingest batches wait for the ingest pool), and each connection stays on the thread it
+  // was dealt to, so a request waits for whatever its thread's other connections are doing.
+  // Default 8: on 2 cores with a client pool of 8 connections (the compare bench), 8 threads
+  // gave read p99 6.9-8.8 ms against 9.2-24.8 ms with 4 (11 runs); the 40-connection mix
+  // was about the same (docs/benchmark-log.md, "HTTP threads for few connections").
+  ServerConfig() { http.threads = 8; }
 
   // Directory holding all data (RocksDB under <data_dir>/rows). Default "./data".
   std::string data_dir = "./data";

@@ -3,13 +3,16 @@
 // viewing_service.cc) and its components. Not part of the service's API.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "strata/base/coding.h"
+#include "strata/base/metrics.h"
 #include "strata/base/status.h"
 #include "strata/store/row_store.h"
 #include "strata/viewing/codec.h"
@@ -25,6 +28,27 @@ inline constexpr char kMetaKey[] = "m";
 // top 12 bits of a multiplicative hash.
 inline constexpr size_t kLockStripes = 4096;
 inline size_t StripeOf(MemberId member) { return (member * 0x9E3779B97F4A7C15ull) >> 52; }
+
+// A member lock held exclusively (a roll-up's or rotation's commit), timed: the time it was
+// held is observed in `held` once it is released. Readers of the member (and of the other
+// members of its stripe) wait that long.
+class TimedExclusiveLock {
+ public:
+  TimedExclusiveLock(std::shared_mutex& mu, Histogram* held)
+      : lock_(mu), held_(held), start_(std::chrono::steady_clock::now()) {}
+  ~TimedExclusiveLock() {
+    lock_.unlock();
+    held_->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  TimedExclusiveLock(const TimedExclusiveLock&) = delete;
+  TimedExclusiveLock& operator=(const TimedExclusiveLock&) = delete;
+
+ private:
+  std::unique_lock<std::shared_mutex> lock_;
+  Histogram* held_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 inline std::string MemberKey(MemberId member) {
   std::string k;

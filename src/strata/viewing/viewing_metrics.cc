@@ -32,6 +32,15 @@ ViewingMetrics ViewingMetrics::Register(MetricsRegistry* registry) {
                                          "Roll-ups that failed (retried on the next trigger)");
   m.rollup_seconds = registry->GetHistogram("strata_viewing_rollup_seconds",
                                             "Duration of one member roll-up");
+  const char* kHeld = "strata_viewing_member_lock_held_seconds";
+  const char* kHeldHelp =
+      "Time a member lock was held exclusively (reads of the member wait for it), by holder";
+  m.lock_held_rollup = registry->GetHistogram(kHeld, kHeldHelp, "by=\"rollup\"");
+  m.lock_held_rotation = registry->GetHistogram(kHeld, kHeldHelp, "by=\"rotation\"");
+  m.read_lock_wait_seconds = registry->GetHistogram(
+      "strata_viewing_member_lock_wait_seconds",
+      "Time a history read waited for its member lock (held by a roll-up or rotation commit)",
+      "op=\"read\"");
   m.rotations = registry->GetCounter("strata_viewing_rotations_total",
                                      "Member rotations between age tiers");
   m.rotation_errors = registry->GetCounter("strata_viewing_rotation_errors_total",

@@ -23,6 +23,7 @@ struct ViewingMetrics {
   // Reads.
   Histogram* read_seconds_hit = nullptr;   // a page whose recent tier was in the cache
   Histogram* read_seconds_miss = nullptr;  // ... and one read from the store
+  Histogram* read_lock_wait_seconds = nullptr;  // waiting for the member lock (shared)
   Counter* past_prefetches = nullptr;
   Counter* past_prefetch_used = nullptr;
   Counter* segment_summaries_built = nullptr;   // source="decoded"
@@ -32,6 +33,10 @@ struct ViewingMetrics {
   Counter* rollup_records = nullptr;
   Counter* rollup_errors = nullptr;
   Histogram* rollup_seconds = nullptr;
+  // The member lock held exclusively by a roll-up's commit (by="rollup") and by a rotation's
+  // (by="rotation"): what a read of that member may wait.
+  Histogram* lock_held_rollup = nullptr;
+  Histogram* lock_held_rotation = nullptr;
   // Rotations between the age tiers.
   Counter* rotations = nullptr;
   Counter* rotation_errors = nullptr;

@@ -30,6 +30,7 @@ using internal::MemberKey;
 using internal::ScanLiveRows;
 using internal::SegmentKey;
 using internal::StripeOf;
+using internal::TimedExclusiveLock;
 using internal::WritePlannedSegments;
 
 // ---------------------------------------------------------------------------------------
@@ -365,7 +366,7 @@ absl::StatusOr<uint64_t> ViewingService::CommitRollup(Shard& shard, MemberId mem
   // redundant in the same write. Live rows a write changed since phase A read them stay live (the newer event
   // wins on reads); unchanged ones are now held by the committed segments.
   ScopedPriorityBoost boost;  // requests wait for this section: run it at normal priority
-  std::unique_lock<std::shared_mutex> lock(MemberLock(member));
+  TimedExclusiveLock lock(MemberLock(member), metrics_.lock_held_rollup);
   store::WriteBatch live_deletes;
   std::vector<Millis> survivors;  // started_at of rolled rows a write changed meanwhile
   STRATA_RETURN_IF_ERROR(

@@ -590,7 +590,10 @@ absl::StatusOr<HistoryPage> ViewingService::ReadHistory(MemberId member,
   filter.ttl_ms = shard.ttl_ms;
   filter.now = clock_->NowMillis();
   // Held while chunks not in the cache are read, so no roll-up deletes them meanwhile.
+  const auto lock_start = std::chrono::steady_clock::now();
   std::shared_lock<std::shared_mutex> lock(MemberLock(member));
+  metrics_.read_lock_wait_seconds->Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - lock_start).count());
   // Plays before recent_floor are in the past tier (or only in the summary). A query that
   // reaches them reads the past tier in parallel with a recent tier that is not cached (one
   // from the cache costs no store read); whether the page needs the past tier at all is

@@ -43,6 +43,7 @@ namespace {
 using internal::CommittedHistory;
 using internal::DeleteSegments;
 using internal::kMetaKey;
+using internal::TimedExclusiveLock;
 using internal::MemberKey;
 using internal::ScanLiveRows;
 using internal::StripeOf;
@@ -308,7 +309,7 @@ absl::Status ViewingService::RotateRecentToPast(MemberId member, Millis cutoff) 
   const std::vector<uint64_t> recent_replaced = recent_plan.replaced;
   {
     ScopedPriorityBoost boost;  // requests wait for this section
-    std::unique_lock<std::shared_mutex> lock(MemberLock(member));
+    TimedExclusiveLock lock(MemberLock(member), metrics_.lock_held_rotation);
     // One write across the three tables, in this order (WriteInOrder; atomic on RocksDB):
     // the destination (the past tier's new version and state), then the source (the recent
     // tier's version without the moved records), then the deletes of the moved live rows, unless a write changed them since they were read (the newer event stays live
@@ -420,7 +421,7 @@ absl::Status ViewingService::RotatePastToHistorical(MemberId member, Millis cuto
   STRATA_CRASH_POINT("rotate.historical.past_chunks_written");
   {
     ScopedPriorityBoost boost;  // requests wait for this section
-    std::unique_lock<std::shared_mutex> lock(MemberLock(member));
+    TimedExclusiveLock lock(MemberLock(member), metrics_.lock_held_rotation);
     STRATA_RETURN_IF_ERROR(historical_->Put(partition, kMetaKey,
                                             EncodeHistoricalState(next, options_.zstd_level), 0));
     STRATA_CRASH_POINT("rotate.historical_committed");
