@@ -346,7 +346,16 @@ class RocksTable final : public Table {
   // SST bytes right after the table was last compacted whole while idle (at open: its size
   // then, so a restart alone does not rewrite every table).
   uint64_t settled_bytes() const { return settled_bytes_.load(std::memory_order_relaxed); }
-  void set_settled_bytes(uint64_t b) { settled_bytes_.store(b, std::memory_order_relaxed); }
+  void set_settled_bytes(uint64_t b) {
+    settled_bytes_.store(b, std::memory_order_relaxed);
+    range_deleted_bytes_.store(0, std::memory_order_relaxed);
+  }
+  // Approximate bytes (files and memtables) of the ranges DeleteRange removed since then: a
+  // range tombstone is one deletion in the files' properties however many rows it covers,
+  // so the idle settle counts these instead (an export's marks, an erased member).
+  uint64_t range_deleted_bytes() const {
+    return range_deleted_bytes_.load(std::memory_order_relaxed);
+  }
 
   absl::StatusOr<std::string> Get(std::string_view partition, std::string_view clustering,
                                   const ReadOptions& options) override;
@@ -372,6 +381,7 @@ class RocksTable final : public Table {
   const TableProfile profile_;
   rocksdb::ColumnFamilyHandle* const cf_;  // owned by Core
   std::atomic<uint64_t> settled_bytes_{0};
+  std::atomic<uint64_t> range_deleted_bytes_{0};
 };
 
 class RocksSnapshot final : public Snapshot {
@@ -892,6 +902,11 @@ void Core::MaybeFlushIdle() {
 
 bool Core::WorthSettling(RocksTable* table, uint64_t sst_bytes) const {
   const uint64_t settled = table->settled_bytes();
+  // Ranges deleted since (each one tombstone, which the deletion count below cannot see):
+  // settled once they cover a tenth of the table's files. No size floor: a document table's
+  // files hold keys and blob references only, while the blobs the range held may be large.
+  const uint64_t range_deleted = table->range_deleted_bytes();
+  if (range_deleted > 0 && range_deleted * 10 >= sst_bytes) return true;
   if (sst_bytes < kMinSettleBytes || sst_bytes == settled) return false;  // nothing new
   // Growth means new versions of rows in live and compressed tables; document tables grow
   // by new rows (a bulk load would be rewritten whole after it, for nothing), so only their
@@ -1388,7 +1403,22 @@ absl::Status RocksTable::DeleteRange(std::string_view partition, std::string_vie
                                      std::string_view end) {
   WriteBatch batch;
   batch.DeleteRange(std::string(start), std::string(end));
-  return Apply(partition, batch);
+  STRATA_RETURN_IF_ERROR(Apply(partition, batch));
+  // What the tombstone covers, for the idle settle (range_deleted_bytes). An estimate from
+  // the files' and memtables' key ranges; no row is read.
+  const std::string prefix = PartitionPrefix(partition);
+  const std::string lo = prefix + std::string(start);
+  const std::string hi = end.empty() ? PrefixSuccessor(prefix) : prefix + std::string(end);
+  if (lo >= hi) return absl::OkStatus();  // an empty range (RocksDB asserts start <= end)
+  rocksdb::SizeApproximationOptions approx;
+  approx.include_memtables = true;
+  approx.include_files = true;
+  const rocksdb::Range range(lo, hi);
+  uint64_t bytes = 0;
+  if (core_->db()->GetApproximateSizes(approx, cf_, &range, 1, &bytes).ok()) {
+    range_deleted_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RocksTable::Apply(std::string_view partition, const WriteBatch& batch) {

@@ -872,6 +872,65 @@ TEST_F(RocksRowStoreTest, IdleCompactionDropsDeletedRowsOfACompressedTable) {
   EXPECT_EQ(store->Health().idle_compactions, settled.idle_compactions);
 }
 
+// A range delete is one tombstone in its file's properties however many rows it covers; the
+// idle settle counts the bytes it covered instead, so a document table whose rows (and blob
+// files) a DeleteRange removed is compacted whole once writes are idle, and the blob files
+// go (what an export's marks, deleted when the job ends, leave behind).
+TEST_F(RocksRowStoreTest, IdleCompactionReclaimsWhatARangeDeleteCovered) {
+  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
+  options.idle_flush_ms = 100;
+  options.idle_flush_min_wal_bytes = 1;
+  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  Table* t = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
+  ASSERT_NE(t, nullptr);
+  auto value = [](int i) {
+    std::string v(2048, '\0');
+    for (size_t j = 0; j < v.size(); ++j) v[j] = static_cast<char>((i * 131 + j * 7919) % 251);
+    return v;
+  };
+  auto wait = [&](auto done) {
+    RocksHealth h = store->Health();
+    for (int i = 0; i < 200 && !done(h); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      h = store->Health();
+    }
+    return h;
+  };
+  // A row of its own blob file (flushed while idle): blob files are dropped whole, once no
+  // row in them is live, as an export's marks' files are (the job writes nothing else).
+  ASSERT_TRUE(t->Put("p", "keep", value(7), 0).ok());
+  ASSERT_EQ(wait([](const RocksHealth& h) { return h.wal_bytes == 0; }).wal_bytes, 0u);
+  char key[16];
+  for (int b = 0; b < 8; ++b) {
+    WriteBatch batch;
+    for (int i = 0; i < 250; ++i) {
+      std::snprintf(key, sizeof(key), "j%05d", b * 250 + i);
+      batch.Put(key, value(b * 250 + i));
+    }
+    ASSERT_TRUE(t->Apply("p", batch).ok());
+  }
+  // Flushed while idle; a document table that only grew is not rewritten.
+  const RocksHealth full = wait([](const RocksHealth& h) { return h.wal_bytes == 0; });
+  ASSERT_EQ(full.wal_bytes, 0u);
+  ASSERT_GE(full.live_blob_bytes, 2001u * 2048);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const uint64_t compactions = store->Health().idle_compactions;
+
+  ASSERT_TRUE(t->DeleteRange("p", "j", "k").ok());
+  const RocksHealth settled = wait([&](const RocksHealth& h) {
+    return h.idle_compactions > compactions && h.live_blob_bytes < 2000u * 2048 / 10;
+  });
+  EXPECT_GT(settled.idle_compactions, compactions);
+  EXPECT_LT(settled.live_blob_bytes, 2000u * 2048 / 10) << "the deleted rows' blob files stayed";
+  EXPECT_GE(settled.live_blob_bytes, 2048u);  // "keep"'s file
+  EXPECT_EQ(GetOr(t, "p", "keep"), value(7));
+  EXPECT_EQ(GetOr(t, "p", "j00042"), "<not found>");
+  // Nothing deleted since: further idle periods leave it alone.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(store->Health().idle_compactions, settled.idle_compactions);
+}
+
 // Live tables: a flushed file that is mostly deletions (a roll-up deleting the rows it folded
 // into a chunk) is compacted into the level below at once, so the deleted rows leave the disk
 // without waiting for a second file in L0 or for the store to go idle.
