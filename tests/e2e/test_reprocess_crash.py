@@ -94,18 +94,23 @@ class ReprocessCrashTest(unittest.TestCase):
             time.sleep(0.01)
         self.fail("job %d: condition not reached: %s" % (job_id, job))
 
+    def make_assets(self, server, type_name, n):
+        """Creates type TYPE_NAME (SCHEMA) and N assets {"n": i}; their ids, in order."""
+        status, body = server.request("PUT", "/v1/asset-types/" + type_name, {"schema": SCHEMA})
+        self.assertEqual(status, 200, body)
+        ids = []
+        for at in range(0, n, 1000):
+            status, body = server.request("POST", "/v1/assets/%s:batch" % type_name,
+                                          [{"n": at + i} for i in range(min(1000, n - at))])
+            self.assertEqual(status, 200, body)
+            ids += body["ids"]
+        return ids
+
     def test_two_kills_mid_job_each_asset_changed_exactly_once(self):
         d = tempfile.mkdtemp(prefix="strata_e2e_reprocess_crash_")
         try:
             server = Server(d)
-            status, body = server.request("PUT", "/v1/asset-types/rc", {"schema": SCHEMA})
-            self.assertEqual(status, 200, body)
-            ids = []
-            for at in range(0, ASSETS, 1000):
-                status, body = server.request("POST", "/v1/assets/rc:batch",
-                                              [{"n": at + i} for i in range(1000)])
-                self.assertEqual(status, 200, body)
-                ids += body["ids"]
+            ids = self.make_assets(server, "rc", ASSETS)
             writer = Writer(ids)
             writer.server = server
             writer.start()
@@ -167,15 +172,8 @@ class ReprocessCrashTest(unittest.TestCase):
         d = tempfile.mkdtemp(prefix="strata_e2e_export_crash_")
         try:
             server = Server(d)
-            status, body = server.request("PUT", "/v1/asset-types/ex", {"schema": SCHEMA})
-            self.assertEqual(status, 200, body)
             n = 20000
-            ids = []
-            for at in range(0, n, 1000):
-                status, body = server.request("POST", "/v1/assets/ex:batch",
-                                              [{"n": at + i} for i in range(1000)])
-                self.assertEqual(status, 200, body)
-                ids += body["ids"]
+            ids = self.make_assets(server, "ex", n)
             status, job = server.request("POST", "/v1/reprocess/jobs", {
                 "type": "ex", "processor": {"kind": "export"}, "concurrency": 4})
             self.assertEqual(status, 201, job)

@@ -350,12 +350,16 @@ class RocksTable final : public Table {
     settled_bytes_.store(b, std::memory_order_relaxed);
     range_deleted_bytes_.store(0, std::memory_order_relaxed);
   }
-  // Approximate bytes (files and memtables) of the ranges DeleteRange removed since then: a
-  // range tombstone is one deletion in the files' properties however many rows it covers,
-  // so the idle settle counts these instead (an export's marks, an erased member).
+  // Approximate bytes (files and memtables) of the ranges deleted since then: a range
+  // tombstone is one deletion in the files' properties however many rows it covers, so the
+  // idle settle counts these instead (an export's marks, an erased member, queue trims).
   uint64_t range_deleted_bytes() const {
     return range_deleted_bytes_.load(std::memory_order_relaxed);
   }
+  // Adds what the batch's range deletes cover to range_deleted_bytes, after the batch was
+  // committed to this table. An estimate from the key ranges of files and memtables; no row
+  // is read. Batches without a range delete cost a pass over their ops.
+  void NoteRangeDeletes(std::string_view partition, const WriteBatch& batch) const;
 
   absl::StatusOr<std::string> Get(std::string_view partition, std::string_view clustering,
                                   const ReadOptions& options) override;
@@ -381,7 +385,7 @@ class RocksTable final : public Table {
   const TableProfile profile_;
   rocksdb::ColumnFamilyHandle* const cf_;  // owned by Core
   std::atomic<uint64_t> settled_bytes_{0};
-  std::atomic<uint64_t> range_deleted_bytes_{0};
+  mutable std::atomic<uint64_t> range_deleted_bytes_{0};  // see NoteRangeDeletes
 };
 
 class RocksSnapshot final : public Snapshot {
@@ -1105,7 +1109,11 @@ absl::Status Core::Write(std::span<const PartitionWrite> writes) {
     STRATA_RETURN_IF_ERROR(AppendToBatch(cf, write.partition, write.batch, &batch, &scratch));
     AddChecks(cf, write.partition, write.batch, &checks);
   }
-  return Commit(&batch, checks);
+  STRATA_RETURN_IF_ERROR(Commit(&batch, checks));
+  for (const PartitionWrite& write : writes) {
+    static_cast<const RocksTable*>(write.table)->NoteRangeDeletes(write.partition, write.batch);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Core::UseSnapshot(const ReadOptions& options, rocksdb::ReadOptions* ro) const {
@@ -1403,22 +1411,26 @@ absl::Status RocksTable::DeleteRange(std::string_view partition, std::string_vie
                                      std::string_view end) {
   WriteBatch batch;
   batch.DeleteRange(std::string(start), std::string(end));
-  STRATA_RETURN_IF_ERROR(Apply(partition, batch));
-  // What the tombstone covers, for the idle settle (range_deleted_bytes). An estimate from
-  // the files' and memtables' key ranges; no row is read.
-  const std::string prefix = PartitionPrefix(partition);
-  const std::string lo = prefix + std::string(start);
-  const std::string hi = end.empty() ? PrefixSuccessor(prefix) : prefix + std::string(end);
-  if (lo >= hi) return absl::OkStatus();  // an empty range (RocksDB asserts start <= end)
+  return Apply(partition, batch);
+}
+
+void RocksTable::NoteRangeDeletes(std::string_view partition, const WriteBatch& batch) const {
   rocksdb::SizeApproximationOptions approx;
   approx.include_memtables = true;
   approx.include_files = true;
-  const rocksdb::Range range(lo, hi);
-  uint64_t bytes = 0;
-  if (core_->db()->GetApproximateSizes(approx, cf_, &range, 1, &bytes).ok()) {
-    range_deleted_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  std::string prefix;
+  for (const WriteBatch::Op& op : batch.ops()) {
+    if (op.type != WriteBatch::OpType::kDeleteRange) continue;
+    if (prefix.empty()) prefix = PartitionPrefix(partition);
+    const std::string lo = prefix + op.key;
+    const std::string hi = op.value.empty() ? PrefixSuccessor(prefix) : prefix + op.value;
+    if (lo >= hi) continue;  // an empty range (RocksDB asserts start <= end)
+    const rocksdb::Range range(lo, hi);
+    uint64_t bytes = 0;
+    if (core_->db()->GetApproximateSizes(approx, cf_, &range, 1, &bytes).ok()) {
+      range_deleted_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    }
   }
-  return absl::OkStatus();
 }
 
 absl::Status RocksTable::Apply(std::string_view partition, const WriteBatch& batch) {
@@ -1429,7 +1441,9 @@ absl::Status RocksTable::Apply(std::string_view partition, const WriteBatch& bat
   STRATA_RETURN_IF_ERROR(core_->AppendToBatch(cf_, partition, batch, &out, &scratch));
   std::vector<Core::Check> checks;
   Core::AddChecks(cf_, partition, batch, &checks);
-  return core_->Commit(&out, checks);
+  STRATA_RETURN_IF_ERROR(core_->Commit(&out, checks));
+  NoteRangeDeletes(partition, batch);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ScanPage> RocksTable::Scan(std::string_view partition, const ScanOptions& options,

@@ -825,6 +825,17 @@ TEST_F(RocksRowStoreTest, IdleFlushEmptiesTheLogAndKeepsTheData) {
   EXPECT_EQ(GetOr(MustOpenTable(store.get(), "rare", TableProfile::kIndex), "p", "k"), "small");
 }
 
+// The store's health once `done` holds of it, or after 10 s (polled every 50 ms).
+template <typename Pred>
+RocksHealth WaitForHealth(RocksRowStore* store, Pred done) {
+  RocksHealth h = store->Health();
+  for (int i = 0; i < 200 && !done(h); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    h = store->Health();
+  }
+  return h;
+}
+
 // An idle store compacts whole the tables whose files hold dead bytes that write-driven
 // compaction would leave: here a compressed-profile table whose rows were deleted after they
 // reached their files (what a rotation to the past tier does to the recent tier).
@@ -847,12 +858,9 @@ TEST_F(RocksRowStoreTest, IdleCompactionDropsDeletedRowsOfACompressedTable) {
     ASSERT_TRUE(t->Apply("p", batch).ok());
   }
   auto wait_idle = [&](uint64_t compactions) {
-    RocksHealth h = store->Health();
-    for (int i = 0; i < 200 && (h.idle_compactions < compactions || h.wal_bytes != 0); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      h = store->Health();
-    }
-    return h;
+    return WaitForHealth(store.get(), [&](const RocksHealth& h) {
+      return h.idle_compactions >= compactions && h.wal_bytes == 0;
+    });
   };
   const RocksHealth full = wait_idle(1);
   ASSERT_GE(full.idle_compactions, 1u);  // grown from nothing: settled once
@@ -889,14 +897,7 @@ TEST_F(RocksRowStoreTest, IdleCompactionReclaimsWhatARangeDeleteCovered) {
     for (size_t j = 0; j < v.size(); ++j) v[j] = static_cast<char>((i * 131 + j * 7919) % 251);
     return v;
   };
-  auto wait = [&](auto done) {
-    RocksHealth h = store->Health();
-    for (int i = 0; i < 200 && !done(h); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      h = store->Health();
-    }
-    return h;
-  };
+  auto wait = [&](auto done) { return WaitForHealth(store.get(), done); };
   // A row of its own blob file (flushed while idle): blob files are dropped whole, once no
   // row in them is live, as an export's marks' files are (the job writes nothing else).
   ASSERT_TRUE(t->Put("p", "keep", value(7), 0).ok());
