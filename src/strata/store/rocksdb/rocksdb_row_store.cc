@@ -37,6 +37,7 @@
 #include "strata/base/log.h"
 #include "strata/base/status.h"
 #include "strata/base/thread_pool.h"
+#include "strata/store/rocksdb/crc32c.h"
 
 namespace strata::store {
 namespace rocksdb_internal {
@@ -1671,6 +1672,12 @@ absl::StatusOr<std::unique_ptr<RocksRowStore>> RocksRowStore::Open(
   }
   auto impl = std::make_unique<Impl>(options);
   STRATA_RETURN_IF_ERROR(impl->core.Open());
+  static const bool crc_logged = [] {  // once per process, after a MANIFEST write
+    STRATA_LOG_INFO("rocksdb: CRC32C of logs and blob files", "implementation",
+                    rocksdb_internal::Crc32cImplementation());
+    return true;
+  }();
+  (void)crc_logged;
   return std::unique_ptr<RocksRowStore>(new RocksRowStore(std::move(impl)));
 }
 
