@@ -443,6 +443,73 @@ class DiskFullTest(unittest.TestCase):
             subprocess.run(["umount", "-l", mnt], capture_output=True)
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def test_writes_resume_without_a_restart_once_the_disk_has_room(self):
+        tmp = tempfile.mkdtemp(prefix="strata_full_")
+        mnt = os.path.join(tmp, "mnt")
+        os.makedirs(mnt)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt],
+                          capture_output=True).returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        try:
+            server = Server(mnt)
+            acked, failures = [], 0
+            i = 0
+            while failures < 3 and i < 400:  # bounded: 6 MiB fills long before this
+                batch = [event(3000 + k % 20, T0 + (i * 100 + k) * 1000, "r%d" % i)
+                         for k in range(100)]
+                i += 1
+                status, body = server.json("POST", "/v1/viewing/events", json.dumps(batch))
+                if status == 200:
+                    acked += [(e["member"], e["started_at"], e["session"]) for e in batch]
+                else:
+                    self.assertEqual(status, 503, body)
+                    failures += 1
+            self.assertEqual(failures, 3, "the disk never filled")
+            status, body = server.json("GET", "/healthz")
+            self.assertEqual(status, 503, body)
+            self.assertIn("full", json.dumps(body))
+
+            # Room again, the same server process: writes must come back by themselves.
+            subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
+            deadline = time.monotonic() + 30
+            resumed = False
+            while time.monotonic() < deadline:
+                batch = [event(3000 + k % 20, T0 + (i * 100 + k) * 1000, "r%d" % i)
+                         for k in range(100)]
+                i += 1
+                status, body = server.json("POST", "/v1/viewing/events", json.dumps(batch))
+                if status == 200:
+                    acked += [(e["member"], e["started_at"], e["session"]) for e in batch]
+                    resumed = True
+                    break
+                self.assertEqual(status, 503, body)
+                time.sleep(0.5)
+            self.assertTrue(resumed, "writes were still refused 30 s after the disk had room")
+            for _ in range(20):  # and they stay accepted
+                batch = [event(3000 + k % 20, T0 + (i * 100 + k) * 1000, "r%d" % i)
+                         for k in range(100)]
+                i += 1
+                status, body = server.json("POST", "/v1/viewing/events", json.dumps(batch))
+                self.assertEqual(status, 200, body)
+                acked += [(e["member"], e["started_at"], e["session"]) for e in batch]
+            status, body = server.json("GET", "/healthz")
+            self.assertEqual(status, 200, body)
+            status, metrics = server.request("GET", "/metrics")
+            self.assertEqual(status, 200)
+            self.assertRegex(metrics.decode(), r"strata_rocksdb_disk_full_resumes_total 1\b")
+
+            # Nothing acknowledged before or after is lost, across a kill -9.
+            server.stop(signal.SIGKILL)
+            server = Server(mnt)
+            stored = stored_keys(self, server, range(3000, 3020))
+            self.assertEqual([k for k in acked if k not in stored], [],
+                             "acknowledged events lost around the full disk")
+            server.stop()
+        finally:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+
 
 class DurabilityTest(unittest.TestCase):
     def test_acknowledged_writes_survive_kill_9(self):

@@ -251,6 +251,10 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "Cap on write-ahead log bytes; past it the tables pinning the oldest log "
                     "are flushed (0 = RocksDB's default, 4x the memtable budget)")
       ->capture_default_str();
+  serve->add_option("--disk-resume-min-free-bytes", c->disk_resume_min_free_bytes,
+                    "After the disk filled, writes resume by themselves once its file system "
+                    "has this many bytes free (and room for the memtables)")
+      ->capture_default_str();
   serve->add_option("--memtable-budget-bytes", c->memtable_budget_bytes,
                     "Cap on RocksDB memtable bytes across all tables")
       ->capture_default_str();

@@ -106,6 +106,7 @@ absl::StatusOr<std::unique_ptr<store::RowStore>> OpenRows(const ServerConfig& co
   }
   options.sync_interval_ms = config.sync_interval_ms;
   options.max_wal_bytes = config.max_wal_bytes;
+  options.resume_min_free_bytes = config.disk_resume_min_free_bytes;
   options.total_write_buffer_bytes = config.memtable_budget_bytes;
   auto opened = store::RocksRowStore::Open(options);
   if (!opened.ok()) {

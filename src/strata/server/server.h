@@ -51,6 +51,9 @@ struct ServerConfig {
   // (64 MiB left 84 bytes a record on disk right after the compare bench's 2.36M events,
   // mostly log and memtables; 32 MiB left 40).
   uint64_t max_wal_bytes = uint64_t{32} << 20;
+  // Free bytes the data directory's file system needs before writes refused on a full disk
+  // resume by themselves (RocksRowStoreOptions::resume_min_free_bytes). Default 64 MiB.
+  uint64_t disk_resume_min_free_bytes = uint64_t{64} << 20;
   // Cap on RocksDB's memtables across all tables, bytes (the largest is flushed when
   // reached). Default 512 MiB.
   uint64_t memtable_budget_bytes = uint64_t{512} << 20;

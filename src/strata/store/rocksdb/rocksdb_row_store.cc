@@ -15,6 +15,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <dirent.h>
+#include <sys/statvfs.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <algorithm>
@@ -48,6 +49,9 @@ int64_t SteadyMicros() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+// How often the sync thread checks whether a full disk has room again (Core::TryResume).
+constexpr std::chrono::seconds kResumeCheckInterval{2};
 
 constexpr const char* kSyncFailedMessage =
     "write: a WAL fsync failed, so recent writes may not be durable; writes are refused "
@@ -480,6 +484,13 @@ class Core {
  private:
   rocksdb::DBOptions MakeDBOptions() const;
   void SyncLoop();
+  // A failed write that TryResume may clear: the disk was full, and nothing else failed.
+  bool ResumableFailure() const {
+    return no_space_.load(std::memory_order_acquire) &&
+           !other_write_failure_.load(std::memory_order_acquire);
+  }
+  // If the disk has room again after RocksDB found it full, resumes writes (no_space_).
+  void TryResume();
   // Flushes every table when the WAL holds enough to be worth it (idle_flush_ms).
   void MaybeFlushIdle();
   // Whether an idle table holding sst_bytes has enough dead bytes to be compacted whole.
@@ -488,6 +499,7 @@ class Core {
 
   const RocksRowStoreOptions options_;
   Clock* const clock_;
+  friend class NoSpaceListener;
   std::shared_ptr<rocksdb::Cache> cache_;
   std::shared_ptr<rocksdb::MergeOperator> merge_operator_;
   std::unique_ptr<ExpiryCompactionFilter> compaction_filter_;  // outlives db_
@@ -526,6 +538,18 @@ class Core {
   // (WritableFileWriter::AssertFalseAndGetStatusForPrevError), so no WAL sync is attempted
   // after it; what was acknowledged before the failure is already in the OS page cache.
   std::atomic<bool> write_failed_{false};
+  // Set when RocksDB reported that the disk is full (a failed write, flush or compaction:
+  // NoSpaceListener and Commit). While set, the sync thread checks the free space every
+  // kResumeCheckInterval and, once there is room, calls DB::Resume (TryResume): RocksDB
+  // flushes every memtable to new files and starts a new WAL, and writes are accepted again
+  // without a restart. Any other failed write (write_failed_ with other_write_failure_)
+  // still needs a restart: a disk that returns EIO is not retried.
+  std::atomic<bool> no_space_{false};
+  std::atomic<bool> other_write_failure_{false};
+  std::atomic<uint64_t> resumes_{0};             // successful DB::Resume calls since Open
+  std::atomic<uint64_t> background_errors_resolved_{0};  // the counter at the last resume
+  std::chrono::steady_clock::time_point last_resume_attempt_{};  // the sync thread's
+  std::chrono::steady_clock::time_point last_resume_warning_{};  // the sync thread's
   // Set when a periodic WAL fsync failed: writes are refused from then on (see SyncLoop).
   std::atomic<bool> sync_failed_{false};
   // Serialises DB::Write calls. After one writer's WAL append fails, a concurrent writer
@@ -539,8 +563,29 @@ class Core {
 // ---------------------------------------------------------------------------------------
 // Tuning per profile (docs/row-store.md, "Tuning").
 
+// Notes a full disk however RocksDB met it (a WAL append, a flush, a compaction), so the
+// sync thread knows to try DB::Resume once there is room (Core::TryResume).
+class NoSpaceListener final : public rocksdb::EventListener {
+ public:
+  explicit NoSpaceListener(Core* core) : core_(core) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason,
+                         rocksdb::Status* error) override {
+    if (error != nullptr && error->IsNoSpace()) {
+      if (!core_->no_space_.exchange(true, std::memory_order_acq_rel)) {
+        STRATA_LOG_ERROR("rocksdb: the disk is full; writes are refused until it has room",
+                         "path", core_->options_.path, "reason", static_cast<int>(reason),
+                         "error", error->ToString());
+      }
+    }
+  }
+
+ private:
+  Core* const core_;
+};
+
 rocksdb::DBOptions Core::MakeDBOptions() const {
   rocksdb::DBOptions db;
+  db.listeners.push_back(std::make_shared<NoSpaceListener>(const_cast<Core*>(this)));
   db.create_if_missing = true;
   db.create_missing_column_families = true;
   db.max_background_jobs = options_.max_background_jobs;
@@ -820,6 +865,12 @@ void Core::SyncLoop() {
   while (!stop_sync_) {
     sync_cv_.wait_for(lock, interval, [this] { return stop_sync_; });
     if (stop_sync_) break;
+    if (no_space_.load(std::memory_order_acquire) &&
+        std::chrono::steady_clock::now() - last_resume_attempt_ >= kResumeCheckInterval) {
+      lock.unlock();
+      TryResume();
+      lock.lock();
+    }
     if (options_.idle_flush_ms > 0) {
       const auto now = std::chrono::steady_clock::now();
       const uint64_t writes = writes_.load(std::memory_order_relaxed);
@@ -844,6 +895,54 @@ void Core::SyncLoop() {
     // what was acknowledged before it is in the WAL file, and syncing it is still right.
     (void)SyncWalOrRefuseWrites();
     lock.lock();
+  }
+}
+
+void Core::TryResume() {
+  last_resume_attempt_ = std::chrono::steady_clock::now();
+  if (other_write_failure_.load(std::memory_order_acquire)) return;  // needs a restart
+  struct statvfs fs;
+  if (statvfs(options_.path.c_str(), &fs) != 0) return;
+  const uint64_t free_bytes = uint64_t{fs.f_bavail} * fs.f_frsize;
+  // Resuming flushes every memtable: ask for room for all of it (its files are smaller,
+  // being compressed) and for the floor, so a resume is not tried on a disk that would
+  // fill again at once.
+  uint64_t memtable_bytes = 0;
+  (void)db_->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &memtable_bytes);
+  const uint64_t wanted = std::max(options_.resume_min_free_bytes, memtable_bytes);
+  auto warn_now = [this] {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_resume_warning_ < std::chrono::minutes(1)) return false;
+    last_resume_warning_ = now;
+    return true;
+  };
+  if (free_bytes < wanted) {
+    if (warn_now()) {
+      STRATA_LOG_WARN("rocksdb: the disk is still full; writes stay refused", "path",
+                      options_.path, "free_bytes", free_bytes, "needed_bytes", wanted);
+    }
+    return;
+  }
+  rocksdb::Status s;
+  {
+    // No writer in flight: the next one sees the outcome.
+    std::lock_guard<std::mutex> write_lock(write_mu_);
+    s = db_->Resume();
+    if (s.ok()) {
+      uint64_t errors = 0;
+      db_->GetIntProperty("rocksdb.background-errors", &errors);
+      background_errors_resolved_.store(errors, std::memory_order_relaxed);
+      no_space_.store(false, std::memory_order_release);
+      write_failed_.store(false, std::memory_order_release);
+    }
+  }
+  if (s.ok()) {
+    resumes_.fetch_add(1, std::memory_order_relaxed);
+    STRATA_LOG_INFO("rocksdb: the disk has room again; writes resumed", "path", options_.path,
+                    "free_bytes", free_bytes);
+  } else if (warn_now()) {
+    STRATA_LOG_WARN("rocksdb: resuming writes failed; trying again", "path", options_.path,
+                    "free_bytes", free_bytes, "error", s.ToString());
   }
 }
 
@@ -1032,8 +1131,13 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& 
   ScopedPriorityBoost boost;
   std::lock_guard<std::mutex> write_lock(write_mu_);
   if (write_failed_.load(std::memory_order_acquire)) {
-    return absl::UnavailableError("write: the row store failed an earlier write (disk full?); "
-                                  "restart the server once the cause is fixed");
+    if (ResumableFailure()) {
+      return absl::UnavailableError(
+          "write: the disk under the data directory is full; writes are refused until it "
+          "has room again (checked every 2 s, no restart needed)");
+    }
+    return absl::UnavailableError("write: the row store failed an earlier write; restart the "
+                                  "server once the cause is fixed");
   }
   if (sync_failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError(kSyncFailedMessage);
@@ -1078,9 +1182,19 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& 
   }
   rocksdb::Status written = db_->Write(write_options_, batch);
   if (!written.ok()) {
-    if (written.IsIOError() && !write_failed_.exchange(true)) {
-      STRATA_LOG_ERROR("rocksdb: write failed; refusing writes until restart", "path",
-                       options_.path, "error", written.ToString());
+    if (written.IsIOError()) {
+      if (written.IsNoSpace()) {
+        no_space_.store(true, std::memory_order_release);
+      } else {
+        other_write_failure_.store(true, std::memory_order_release);
+      }
+      if (!write_failed_.exchange(true)) {
+        STRATA_LOG_ERROR(written.IsNoSpace()
+                             ? "rocksdb: write failed, the disk is full; refusing writes until "
+                               "it has room"
+                             : "rocksdb: write failed; refusing writes until restart",
+                         "path", options_.path, "error", written.ToString());
+      }
     }
     return ToStatus(written, "write");
   }
@@ -1265,9 +1379,19 @@ RocksHealth Core::Health() const {
   }
   if (sync_failed_.load(std::memory_order_acquire)) {
     health.writes_refused = kSyncFailedMessage;
-  } else if (write_failed_.load(std::memory_order_acquire)) {
-    health.writes_refused = "a write to the row store failed (disk full?); restart once fixed";
+  } else if (write_failed_.load(std::memory_order_acquire) ||
+             no_space_.load(std::memory_order_acquire)) {
+    health.writes_refused =
+        ResumableFailure()
+            ? "the disk under the data directory is full; writes resume by themselves once "
+              "it has room"
+            : "a write to the row store failed; restart once the cause is fixed";
   }
+  health.resumes = resumes_.load(std::memory_order_relaxed);
+  health.unresolved_background_errors =
+      health.background_errors -
+      std::min(health.background_errors,
+               background_errors_resolved_.load(std::memory_order_relaxed));
   health.idle_flushes = idle_flushes_.load(std::memory_order_relaxed);
   health.idle_compactions = idle_compactions_.load(std::memory_order_relaxed);
   rocksdb::VectorLogPtr logs;
@@ -1713,7 +1837,7 @@ BackendHealth RocksRowStore::CheckHealth() const {
   if (!h.writes_refused.empty()) {
     out.healthy = false;
     out.detail = "row store: " + h.writes_refused;
-  } else if (h.background_errors > 0) {
+  } else if (h.unresolved_background_errors > 0) {
     out.healthy = false;
     out.detail = "row store: background errors (see the server log)";
   }
@@ -1744,6 +1868,9 @@ void RocksRowStore::ExportMetrics(MetricsRegistry* metrics) {
   gauge("strata_rocksdb_wal_sync_failures_total",
         "Failed WAL fsyncs since start; after one, writes are refused (503) until a restart",
         &RocksHealth::wal_sync_failures);
+  gauge("strata_rocksdb_disk_full_resumes_total",
+        "Times writes resumed by themselves after the disk had been full (a counter)",
+        &RocksHealth::resumes);
   gauge("strata_rocksdb_wal_syncs_total",
         "WAL fsync rounds completed since start (periodic, and Sync calls such as an object "
         "PUT's; a counter)",

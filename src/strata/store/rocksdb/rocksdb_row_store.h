@@ -126,6 +126,11 @@ struct RocksRowStoreOptions {
   // 0 = documents stay inside the SST files (LZ4 blocks). Changing it affects new writes
   // only: both kinds of files stay readable. Default 512.
   uint64_t document_blob_min_bytes = 512;
+  // After RocksDB found the disk full (a write, flush or compaction failed with ENOSPC),
+  // writes are refused; every 2 s the store checks the free space under `path`, and once it
+  // is at least this much (and at least the memtables' bytes, which resuming flushes),
+  // resumes writes (DB::Resume) without a restart. Default 64 MiB.
+  uint64_t resume_min_free_bytes = uint64_t{64} << 20;
 };
 
 using SyncPolicy = RocksRowStoreOptions::SyncPolicy;
@@ -143,6 +148,8 @@ struct RocksHealth {
   uint64_t wal_bytes = 0;                 // bytes of the write-ahead log files still live
   uint64_t wal_files = 0;                 // number of those files
   uint64_t background_errors = 0;         // accumulated background (flush/compaction) errors
+  uint64_t unresolved_background_errors = 0;  // of them, since writes last resumed
+  uint64_t resumes = 0;                   // times writes resumed after the disk had been full
   uint64_t wal_sync_failures = 0;         // failed periodic WAL fsyncs since Open
   uint64_t wal_syncs = 0;                 // completed WAL fsync rounds since Open
   double wal_sync_running_seconds = 0;    // how long the WAL fsync under way has taken (0: none)
