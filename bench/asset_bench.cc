@@ -199,6 +199,9 @@ class AssetSystem {
   virtual std::string AfterLoad() { return ""; }
   // How the search is executed, or "".
   virtual std::string SearchPlan(uint64_t show) { return ""; }
+  // Background work still under way as the search phase starts (it shares the CPU with
+  // the searches), or "".
+  virtual std::string BackgroundWork() { return ""; }
   virtual std::string log_path() const = 0;
 };
 
@@ -343,6 +346,18 @@ class StrataAssets final : public AssetSystem {
     }
     return "POST /v1/admin/compact after the load (untimed, --settle): " +
            Fmt("%.1f", SecondsSince(t0)) + " s";
+  }
+
+  std::string BackgroundWork() override {
+    http::Client c = NewClient("127.0.0.1", port(), 10'000);
+    auto r = c.Request("GET", "/metrics");
+    if (!r.ok() || r->status != 200) return "";
+    const std::optional<double> debt = MetricValue(r->body, "strata_rocksdb_pending_compaction_bytes");
+    const std::optional<double> running = MetricValue(r->body, "strata_rocksdb_running_compactions");
+    if (!debt || !running) return "";
+    return "compaction debt " + Fmt("%.1f", *debt / (1 << 20)) + " MiB, " +
+           Fmt("%.0f", *running) + " compactions running (the load's; they share the CPU with "
+           "the searches unless --settle compacts first)";
   }
 
   uint16_t port() const { return static_cast<uint16_t>(port_); }
@@ -893,6 +908,10 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
     out << name << ": search plan: " << plan << "\n";
   }
 
+  if (const std::string work = sys.BackgroundWork(); !work.empty()) {
+    run.settings.push_back("at the search phase's start: " + work);
+    out << name << ": at the search phase's start: " << work << "\n";
+  }
   auto searchers = Connections(sys, o.search_connections);
   if (!searchers.ok()) return fail(searchers.status());
   out << name << ": search: " << Fmt("%.0f", o.search_rate) << "/s for " << Fmt("%.0f", o.search_s)

@@ -112,6 +112,9 @@ class BenchAssetsTest(unittest.TestCase):
         self.assertNotIn("== PostgreSQL ==", text)
         self.assertEqual(row(text, "paging: ids seen / assets created")[0], "3,000 / 3,000")
         self.assertIn("paging: 3,000 ids in 12 pages", text)
+        # The load's background work as the searches start, from the server's /metrics.
+        self.assertRegex(text, r"Strata: at the search phase's start: compaction debt "
+                               r"\d+\.\d MiB, \d+ compactions running")
         work = re.search(r"data kept in (\S+)", text).group(1)
         try:
             self.assertTrue(os.path.isdir(os.path.join(work, "strata")))
