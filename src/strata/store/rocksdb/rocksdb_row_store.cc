@@ -815,9 +815,8 @@ absl::Status Core::Open() {
                                          options_.path + " is not supported");
   }
 
-  if (options_.sync_policy == SyncPolicy::kPeriodic || options_.idle_flush_ms > 0) {
-    sync_thread_ = std::thread([this] { SyncLoop(); });
-  }
+  // Always: besides the periodic sync and idle flushes, it resumes writes after a full disk.
+  sync_thread_ = std::thread([this] { SyncLoop(); });
   return absl::OkStatus();
 }
 
@@ -858,7 +857,9 @@ void Core::Close() {
 void Core::SyncLoop() {
   const bool periodic = options_.sync_policy == SyncPolicy::kPeriodic;
   const auto interval = std::chrono::milliseconds(
-      periodic ? options_.sync_interval_ms : std::min<int64_t>(options_.idle_flush_ms, 1000));
+      periodic ? options_.sync_interval_ms
+               : (options_.idle_flush_ms > 0 ? std::min<int64_t>(options_.idle_flush_ms, 1000)
+                                             : 1000));
   uint64_t seen_writes = writes_.load(std::memory_order_relaxed);
   auto last_write_seen = std::chrono::steady_clock::now();
   std::unique_lock lock(sync_mu_);
