@@ -86,6 +86,9 @@ struct Choice {
 
 Choice Choose() {
   Crc32cExtendFn library = __real__ZN7rocksdb6crc32c6ExtendEjPKcm;
+  // The first call may come from another object's static initialiser, before libgcc's
+  // own CPU probe has run.
+  __builtin_cpu_init();
   if (__builtin_cpu_supports("sse4.2") && Agrees(ExtendSse42, library)) {
     return {ExtendSse42, "sse4.2"};
   }
