@@ -8,7 +8,8 @@ through asset types (versions, bad schemas), asset CRUD with ETag/If-Match (412 
 version), merge patches, kept versions, batched creates, paging and index search with
 cursors (checked against a brute-force oracle), the change feed, bad input (each a 4xx that
 names the field), the `strata asset` CLI, and finally kill -9: every acknowledged write is
-there after a restart. Only the Python standard library is used.
+there after a restart. AssetsDiskFullTest fills a tmpfs with documents (blob files) and
+checks that creates resume in the same process once it grows, losing nothing. Only the Python standard library is used.
 """
 import http.client
 import json
@@ -428,6 +429,87 @@ class AssetApiTest(unittest.TestCase):
             server.stop()
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+
+@strata_e2e.embedded_only("fills a tmpfs under the data directory; the distributed stores' "
+                          "disks are the cluster's")
+class AssetsDiskFullTest(unittest.TestCase):
+    """Documents of ~700 bytes (kept in RocksDB blob files) fill a small tmpfs: creates fail
+    with 503, come back in the same process once the tmpfs grows, and every acknowledged
+    asset is there after a kill -9."""
+
+    def test_creates_resume_once_the_disk_has_room_and_nothing_is_lost(self):
+        tmp = tempfile.mkdtemp(prefix="strata_full_assets_")
+        mnt = os.path.join(tmp, "mnt")
+        os.makedirs(mnt)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt],
+                          capture_output=True).returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        try:
+            server = Server(mnt)
+            status, body = server.json("PUT", "/v1/asset-types/doc",
+                                       {"schema": {"type": "object"}})
+            self.assertEqual(status, 200, body)
+            acked, failures, n = [], 0, 0
+
+            def batch():
+                nonlocal n
+                n += 1
+                return [{"n": n * 1000 + i, "notes": "y" * 600} for i in range(200)]
+
+            for _ in range(300):  # bounded: 8 MiB fills long before this
+                status, body = server.json("POST", "/v1/assets/doc:batch", batch())
+                if status == 200:
+                    acked += body["ids"]
+                else:
+                    self.assertEqual(status, 503, body)
+                    failures += 1
+                    if failures == 3:
+                        break
+            self.assertEqual(failures, 3, "the disk never filled")
+            self.assertTrue(acked)
+            status, body = server.json("GET", "/v1/assets/doc/" + acked[0])
+            self.assertEqual(status, 200, "reads go on with a full disk")
+
+            subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
+            deadline, resumed = time.monotonic() + 30, False
+            while time.monotonic() < deadline and not resumed:
+                status, body = server.json("POST", "/v1/assets/doc:batch", batch())
+                if status == 200:
+                    acked += body["ids"]
+                    resumed = True
+                else:
+                    self.assertEqual(status, 503, body)
+                    time.sleep(0.5)
+            self.assertTrue(resumed, "creates were still refused 30 s after the disk had room")
+            for _ in range(10):
+                status, body = server.json("POST", "/v1/assets/doc:batch", batch())
+                self.assertEqual(status, 200, body)
+                acked += body["ids"]
+
+            server.stop(signal.SIGKILL)
+            server = Server(mnt)
+            stored, cursor = set(), None
+            while True:
+                q = {"limit": 1000, "fields": "id"}
+                if cursor:
+                    q["cursor"] = cursor
+                status, page = server.json("GET", "/v1/assets/doc" + query(**q))
+                self.assertEqual(status, 200, page)
+                stored.update(a["id"] for a in page["assets"])
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+            self.assertEqual([i for i in acked if i not in stored], [],
+                             "acknowledged assets lost around the full disk")
+            status, body = server.json("GET", "/v1/assets/doc/" + acked[-1])
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["payload"]["notes"], "y" * 600)
+            server.stop()
+        finally:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
