@@ -8,7 +8,9 @@ parts (1 MiB), then exercises buckets, streamed object uploads (chunked and with
 Content-Length), checksums against Python's hashlib, range reads, soft delete and restore,
 listing with paging and prefixes, metadata search and bad input; finally kills the server
 with SIGKILL in the middle of an upload and checks after a restart that no partial object is
-visible. Only the Python standard library is used.
+visible. MediaDiskFullTest fills a tmpfs with uploads: failed ones leave no bytes, uploads
+work again once it grows, and every acknowledged object reads back after a kill -9. Only the
+Python standard library is used.
 """
 import hashlib
 import http.client
@@ -322,6 +324,80 @@ class MediaCrashTest(unittest.TestCase):
             server.stop()
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+
+@strata_e2e.embedded_only("fills a tmpfs under the data directory; the distributed stores' "
+                          "disks are the cluster's")
+class MediaDiskFullTest(unittest.TestCase):
+    """Object uploads (bytes in files, rows in RocksDB) fill a small tmpfs: uploads fail with
+    503, work again in the same process once the tmpfs grows, and every acknowledged object
+    reads back byte for byte after a kill -9."""
+
+    def test_uploads_resume_once_the_disk_has_room_and_nothing_is_lost(self):
+        tmp = tempfile.mkdtemp(prefix="strata_full_media_")
+        mnt = os.path.join(tmp, "mnt")
+        os.makedirs(mnt)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt],
+                          capture_output=True).returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        try:
+            server = Server(mnt)
+            status, body = server.json("PUT", "/v1/buckets/full", "{}")
+            self.assertEqual(status, 200, body)
+            rng = random.Random(7)
+            acked, failures, n = {}, 0, 0
+
+            def put():
+                nonlocal n
+                n += 1
+                key = "o%04d" % n
+                data = rng.randbytes(200 * 1024)
+                status, body = server.json("PUT", obj("full", key), data)
+                return key, data, status, body
+
+            for _ in range(200):  # bounded: 8 MiB fills long before this
+                key, data, status, body = put()
+                if status in (200, 201):
+                    acked[key] = hashlib.sha256(data).hexdigest()
+                else:
+                    self.assertEqual(status, 503, body)
+                    failures += 1
+                    if failures == 3:
+                        break
+            self.assertEqual(failures, 3, "the disk never filled")
+            self.assertTrue(acked)
+
+            subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
+            deadline, resumed = time.monotonic() + 30, False
+            while time.monotonic() < deadline and not resumed:
+                key, data, status, body = put()
+                if status in (200, 201):
+                    acked[key] = hashlib.sha256(data).hexdigest()
+                    resumed = True
+                else:
+                    self.assertEqual(status, 503, body)
+                    time.sleep(0.5)
+            self.assertTrue(resumed, "uploads were still refused 30 s after the disk had room")
+            for _ in range(5):
+                key, data, status, body = put()
+                self.assertIn(status, (200, 201), body)
+                acked[key] = hashlib.sha256(data).hexdigest()
+
+            # The uploads that failed left no bytes behind: one file per acknowledged object.
+            files = [f for _, _, names in os.walk(os.path.join(mnt, "d", "blobs"))
+                     for f in names]
+            self.assertEqual(len(files), len(acked), sorted(files))
+            server.stop(signal.SIGKILL)
+            server = Server(mnt)
+            for key, digest in acked.items():
+                status, _, data = server.request("GET", obj("full", key))
+                self.assertEqual(status, 200, key)
+                self.assertEqual(hashlib.sha256(data).hexdigest(), digest, key)
+            server.stop()
+        finally:
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
