@@ -1,13 +1,16 @@
 """Shared helpers of the end-to-end tests: run the real `strata serve` on a free loopback port
 with a throwaway data directory. Only the Python standard library is used."""
+import contextlib
 import glob
 import hashlib
 import json
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -211,3 +214,37 @@ class ServerProcess:
         self.proc.send_signal(sig)
         self.proc.wait(timeout=timeout)
         self.log.close()
+
+
+@contextlib.contextmanager
+def small_disk(test, size):
+    """A tmpfs of `size` ("6m") mounted on a fresh temporary folder, for full-disk tests.
+    Yields (path, grow): grow("256m") remounts it bigger in place. Skips `test` where a
+    tmpfs cannot be mounted (needs root); unmounts and removes it afterwards."""
+    tmp = tempfile.mkdtemp(prefix="strata_full_")
+    mnt = os.path.join(tmp, "mnt")
+    os.makedirs(mnt)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", mnt],
+                      capture_output=True).returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        test.skipTest("cannot mount a tmpfs here (needs root)")
+
+    def grow(new_size):
+        subprocess.run(["mount", "-o", "remount,size=" + new_size, mnt], check=True)
+
+    try:
+        yield mnt, grow
+    finally:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def retry_until_accepted(test, attempt, what, seconds=30):
+    """Calls attempt() every 0.5 s until it returns True (accepted), for at most `seconds`;
+    fails `test` naming `what` if it never does. attempt() asserts on any other outcome."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if attempt():
+            return
+        time.sleep(0.5)
+    test.fail("%s: still refused %d s after the disk had room" % (what, seconds))

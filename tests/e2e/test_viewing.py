@@ -404,14 +404,7 @@ class DiskFullTest(unittest.TestCase):
     server restarts every acknowledged event must be there."""
 
     def test_full_disk_fails_writes_cleanly_and_loses_nothing(self):
-        tmp = tempfile.mkdtemp(prefix="strata_full_")
-        mnt = os.path.join(tmp, "mnt")
-        os.makedirs(mnt)
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt],
-                          capture_output=True).returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.skipTest("cannot mount a tmpfs here (needs root)")
-        try:
+        with strata_e2e.small_disk(self, "6m") as (mnt, grow):
             server = Server(mnt)
             acked, failures = [], []
             for i in range(400):  # bounded: 6 MiB fills long before this
@@ -433,15 +426,12 @@ class DiskFullTest(unittest.TestCase):
             self.assertEqual(status, 200, "reads go on with a full disk")
             server.stop(signal.SIGKILL)
 
-            subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
+            grow("256m")
             server = Server(mnt)
             stored = stored_keys(self, server, range(2000, 2020))
             self.assertEqual([k for k in acked if k not in stored], [],
                              "acknowledged events lost after the disk filled")
             server.stop()
-        finally:
-            subprocess.run(["umount", "-l", mnt], capture_output=True)
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_writes_resume_without_a_restart_once_the_disk_has_room(self):
         self.check_writes_resume(())
@@ -451,55 +441,34 @@ class DiskFullTest(unittest.TestCase):
         self.check_writes_resume(("--sync", "batch"))
 
     def check_writes_resume(self, extra):
-        tmp = tempfile.mkdtemp(prefix="strata_full_")
-        mnt = os.path.join(tmp, "mnt")
-        os.makedirs(mnt)
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt],
-                          capture_output=True).returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.skipTest("cannot mount a tmpfs here (needs root)")
-        try:
+        with strata_e2e.small_disk(self, "6m") as (mnt, grow):
             server = Server(mnt, extra)
-            acked, failures = [], 0
-            i = 0
-            while failures < 3 and i < 400:  # bounded: 6 MiB fills long before this
-                batch = [event(3000 + k % 20, T0 + (i * 100 + k) * 1000, "r%d" % i)
+            acked, failures, n = [], 0, 0
+
+            def post():
+                nonlocal n
+                batch = [event(3000 + k % 20, T0 + (n * 100 + k) * 1000, "r%d" % n)
                          for k in range(100)]
-                i += 1
+                n += 1
                 status, body = server.json("POST", "/v1/viewing/events", json.dumps(batch))
                 if status == 200:
-                    acked += [(e["member"], e["started_at"], e["session"]) for e in batch]
-                else:
-                    self.assertEqual(status, 503, body)
-                    failures += 1
+                    acked.extend((e["member"], e["started_at"], e["session"]) for e in batch)
+                    return True
+                self.assertEqual(status, 503, body)
+                return False
+
+            while failures < 3 and n < 400:  # bounded: 6 MiB fills long before this
+                failures += 0 if post() else 1
             self.assertEqual(failures, 3, "the disk never filled")
             status, body = server.json("GET", "/healthz")
             self.assertEqual(status, 503, body)
             self.assertIn("full", json.dumps(body))
 
             # Room again, the same server process: writes must come back by themselves.
-            subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
-            deadline = time.monotonic() + 30
-            resumed = False
-            while time.monotonic() < deadline:
-                batch = [event(3000 + k % 20, T0 + (i * 100 + k) * 1000, "r%d" % i)
-                         for k in range(100)]
-                i += 1
-                status, body = server.json("POST", "/v1/viewing/events", json.dumps(batch))
-                if status == 200:
-                    acked += [(e["member"], e["started_at"], e["session"]) for e in batch]
-                    resumed = True
-                    break
-                self.assertEqual(status, 503, body)
-                time.sleep(0.5)
-            self.assertTrue(resumed, "writes were still refused 30 s after the disk had room")
+            grow("256m")
+            strata_e2e.retry_until_accepted(self, post, "viewing writes")
             for _ in range(20):  # and they stay accepted
-                batch = [event(3000 + k % 20, T0 + (i * 100 + k) * 1000, "r%d" % i)
-                         for k in range(100)]
-                i += 1
-                status, body = server.json("POST", "/v1/viewing/events", json.dumps(batch))
-                self.assertEqual(status, 200, body)
-                acked += [(e["member"], e["started_at"], e["session"]) for e in batch]
+                self.assertTrue(post())
             status, body = server.json("GET", "/healthz")
             self.assertEqual(status, 200, body)
             status, metrics = server.request("GET", "/metrics")
@@ -513,9 +482,6 @@ class DiskFullTest(unittest.TestCase):
             self.assertEqual([k for k in acked if k not in stored], [],
                              "acknowledged events lost around the full disk")
             server.stop()
-        finally:
-            subprocess.run(["umount", "-l", mnt], capture_output=True)
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class DurabilityTest(unittest.TestCase):
