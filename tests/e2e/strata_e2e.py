@@ -220,7 +220,8 @@ class ServerProcess:
 def small_disk(test, size):
     """A tmpfs of `size` ("6m") mounted on a fresh temporary folder, for full-disk tests.
     Yields (path, grow): grow("256m") remounts it bigger in place. Skips `test` where a
-    tmpfs cannot be mounted (needs root); unmounts and removes it afterwards."""
+    tmpfs cannot be mounted (needs root); afterwards kills any process still using a path
+    under it (a server a failed test left), unmounts and removes it."""
     tmp = tempfile.mkdtemp(prefix="strata_full_")
     mnt = os.path.join(tmp, "mnt")
     os.makedirs(mnt)
@@ -235,6 +236,18 @@ def small_disk(test, size):
     try:
         yield mnt, grow
     finally:
+        # A test that failed midway leaves its server running on the mount: stop it first.
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if pid.isdigit() and any(a.startswith(mnt.encode()) for a in args):
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
         subprocess.run(["umount", "-l", mnt], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
