@@ -222,7 +222,8 @@ TEST_F(S3FaultTest, StoppedRadosgwGivesUnavailableNotAHang) {
   // A stopped server still accepts TCP connections (the kernel does), then never answers:
   // only the low-speed timeout ends each attempt.
   ASSERT_NO_FATAL_FAILURE(rgw_.Pause());
-  EXPECT_TRUE(absl::IsUnavailable(store->Stat("a").status()));
+  const absl::Status stat = store->Stat("a").status();
+  EXPECT_TRUE(absl::IsUnavailable(stat)) << stat;
   const std::string b = Pattern(kPart / 2, 3);
   absl::Status put = store->Put("b", b);
   EXPECT_TRUE(absl::IsUnavailable(put)) << put;
