@@ -1135,7 +1135,8 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& 
     if (ResumableFailure()) {
       return absl::UnavailableError(
           "write: the disk under the data directory is full; writes are refused until it "
-          "has room again (checked every 2 s, no restart needed)");
+          "has room again (checked every " + std::to_string(kResumeCheckInterval.count()) +
+          " s, no restart needed)");
     }
     return absl::UnavailableError("write: the row store failed an earlier write; restart the "
                                   "server once the cause is fixed");

@@ -825,6 +825,13 @@ TEST_F(RocksRowStoreTest, IdleFlushEmptiesTheLogAndKeepsTheData) {
   EXPECT_EQ(GetOr(MustOpenTable(store.get(), "rare", TableProfile::kIndex), "p", "k"), "small");
 }
 
+// `bytes` of row `i`'s value that compression cannot shrink much.
+std::string NoisyValue(int i, size_t bytes) {
+  std::string v(bytes, '\0');
+  for (size_t j = 0; j < v.size(); ++j) v[j] = static_cast<char>((i * 131 + j * 7919) % 251);
+  return v;
+}
+
 // The store's health once `done` holds of it, or after 10 s (polled every 50 ms).
 template <typename Pred>
 RocksHealth WaitForHealth(RocksRowStore* store, Pred done) {
@@ -847,11 +854,7 @@ TEST_F(RocksRowStoreTest, IdleCompactionDropsDeletedRowsOfACompressedTable) {
   ASSERT_NE(store, nullptr);
   Table* t = MustOpenTable(store.get(), "chunks", TableProfile::kCompressed);
   ASSERT_NE(t, nullptr);
-  auto value = [](int i) {
-    std::string v(4096, '\0');
-    for (size_t j = 0; j < v.size(); ++j) v[j] = static_cast<char>((i * 131 + j * 7919) % 251);
-    return v;
-  };
+  auto value = [](int i) { return NoisyValue(i, 4096); };
   for (int b = 0; b < 4; ++b) {
     WriteBatch batch;
     for (int i = 0; i < 100; ++i) batch.Put("k" + std::to_string(b * 100 + i), value(b * 100 + i));
@@ -892,11 +895,7 @@ TEST_F(RocksRowStoreTest, IdleCompactionReclaimsWhatARangeDeleteCovered) {
   ASSERT_NE(store, nullptr);
   Table* t = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
   ASSERT_NE(t, nullptr);
-  auto value = [](int i) {
-    std::string v(2048, '\0');
-    for (size_t j = 0; j < v.size(); ++j) v[j] = static_cast<char>((i * 131 + j * 7919) % 251);
-    return v;
-  };
+  auto value = [](int i) { return NoisyValue(i, 2048); };
   auto wait = [&](auto done) { return WaitForHealth(store.get(), done); };
   // A row of its own blob file (flushed while idle): blob files are dropped whole, once no
   // row in them is live, as an export's marks' files are (the job writes nothing else).
