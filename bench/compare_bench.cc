@@ -15,9 +15,11 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -29,6 +31,7 @@
 #include "bench/compare_bench_internal.h"
 #include "bench/compare_systems.h"
 #include "bench/history_workload.h"
+#include "bench/kernel_bursts.h"
 #include "bench/run_support.h"
 #include "bench/viewing_workload.h"
 #include "strata/base/status.h"
@@ -521,6 +524,81 @@ void PrintLogTail(const std::string& path, std::ostream& out) {
   for (const auto& line : lines) out << "  | " << line << "\n";
 }
 
+// One phase-2 request as the trace file records it.
+struct TracedRequest {
+  SteadyClock::time_point due, sent, done;
+  int status = 0;
+};
+
+// Appends one system's phase-2 requests to the trace file (see CompareOptions::trace_path),
+// in due order within each kind.
+absl::Status AppendTrace(const std::string& path, const std::string& system,
+                         SteadyClock::time_point start,
+                         const std::vector<std::vector<TracedRequest>>& writes,
+                         const std::vector<std::vector<TracedRequest>>& reads) {
+  std::ofstream f(path, std::ios::app);
+  if (!f) return absl::InternalError("cannot open " + path + ": " + std::strerror(errno));
+  auto us = [&](SteadyClock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t - start).count();
+  };
+  struct Line {
+    const char* kind;
+    size_t connection;
+    const TracedRequest* r;
+  };
+  // The phase's start on the wall clock, to line the trace up with servers' logs.
+  const auto wall_start = std::chrono::system_clock::now() - (SteadyClock::now() - start);
+  f << "# " << system << " phase 2 started at unix time "
+    << std::chrono::duration_cast<std::chrono::microseconds>(wall_start.time_since_epoch()).count()
+    << " us, CLOCK_MONOTONIC "
+    << std::chrono::duration_cast<std::chrono::microseconds>(start.time_since_epoch()).count()
+    << " us\n";
+  for (const auto& [kind, per_connection] : {std::pair{"write", &writes}, {"read", &reads}}) {
+    std::vector<Line> lines;
+    for (size_t c = 0; c < per_connection->size(); ++c) {
+      for (const auto& r : (*per_connection)[c]) lines.push_back({kind, c, &r});
+    }
+    std::sort(lines.begin(), lines.end(),
+              [](const Line& a, const Line& b) { return a.r->due < b.r->due; });
+    for (const auto& l : lines) {
+      f << system << '\t' << l.kind << '\t' << l.connection << '\t' << us(l.r->due) << '\t'
+        << us(l.r->sent) << '\t' << us(l.r->done) << '\t' << l.r->status << '\n';
+    }
+  }
+  f.flush();
+  if (!f) return absl::InternalError("writing " + path + " failed");
+  return absl::OkStatus();
+}
+
+// The kernel threads whose bursts the report attributes reads to: DAMON's monitors.
+constexpr const char* kKernelThreadPrefix = "kdamond";
+
+// Fills the kernel-burst fields of *run from the watch and phase 2's answered reads (run->read
+// must be set: its p99 is the slow-read threshold).
+void CountKernelBursts(const KernelBurstWatch& kernel,
+                       const std::vector<std::vector<TracedRequest>>& reads, SystemRun* run) {
+  run->kernel_watched = true;
+  run->kernel_bursts = kernel.bursts().size();
+  run->kernel_burst_cpu_s = static_cast<double>(kernel.cpu_ns()) / 1e9;
+  const double p99_us = run->read.p99_ms * 1000;
+  LatencyHistogram outside;
+  for (const auto& per_connection : reads) {
+    for (const auto& r : per_connection) {
+      if (r.status < 200 || r.status >= 300) continue;
+      const auto us = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(r.done - r.due).count());
+      const bool in = OverlapsBurst(kernel.bursts(), r.due, r.done, kBurstMargin);
+      const bool slow = static_cast<double>(us) >= p99_us;
+      run->reads_in_bursts += in ? 1 : 0;
+      run->slow_reads += slow ? 1 : 0;
+      run->slow_reads_in_bursts += in && slow ? 1 : 0;
+      if (!in) outside.Record(us);
+    }
+  }
+  run->read_p99_outside_ms = outside.Percentile(99) / 1000.0;
+  run->read_p999_outside_ms = outside.Percentile(99.9) / 1000.0;
+}
+
 // ---- One system's run ------------------------------------------------------------------------
 
 void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
@@ -557,6 +635,13 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
   const auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
                                std::chrono::duration<double>(o.phase2_s));
   ArrivalSchedule arrivals(start, end, static_cast<double>(o.reads_per_s));
+  const bool tracing = !o.trace_path.empty();
+  // Reads are always kept (for the kernel-burst figures); writes only for the trace.
+  std::vector<std::vector<TracedRequest>> write_trace(writers.size()), read_trace(readers.size());
+  for (auto& v : write_trace) v.reserve(tracing ? 1 << 12 : 0);
+  for (auto& v : read_trace) v.reserve(1 << 16);
+  KernelBurstWatch kernel(FindThreadsNamed(kKernelThreadPrefix));
+  kernel.Start();
   std::vector<std::thread> threads;
   for (int c = 0; c < nw; ++c) {
     threads.emplace_back([&, c] {
@@ -572,9 +657,11 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
         const size_t b = w.phase1_batches + i * nw + c;
         if (b >= w.batches.size()) return;  // (never: the schedule made the batches)
         if (SleepUntilDue(due)) ++late_batches[c];
+        const auto sent = SteadyClock::now();
         const int code = writers[c]->Write(b);
         write_stats[c].Add(code, MicrosSince(due));
         if (code == 200) (*acked)[b] = 1;
+        if (tracing) write_trace[c].push_back({due, sent, SteadyClock::now(), code});
       }
     });
   }
@@ -591,16 +678,25 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
           continue;
         }
         if (SleepUntilDue(due)) ++late_reads[c];
+        const auto sent = SteadyClock::now();
         size_t got = 0;
         const int code = readers[c]->Read(w.reads[n % w.reads.size()], &got);
         read_stats[c].Add(code, MicrosSince(due));
         rows[c] += got;
+        read_trace[c].push_back({due, sent, SteadyClock::now(), code});
       }
     });
   }
   for (auto& t : threads) t.join();
   run->phase2_s = SecondsSince(start);
+  kernel.Stop();
   const PhaseCpu cpu = CpuBetween(cpu0, TakeCpu(sys));
+  if (tracing) {
+    if (absl::Status s = AppendTrace(o.trace_path, sys.name(), start, write_trace, read_trace);
+        !s.ok()) {
+      std::cerr << "trace: " << s << "\n";
+    }
+  }
   run->phase2_cpu_s = cpu.server;
   run->phase2_bench_cpu_s = cpu.bench;
   run->phase2_kernel_cpu_s = cpu.kernel;
@@ -627,6 +723,7 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
     run->late_batches += late_batches[c];
     run->unsent_batches += unsent_batches[c];
   }
+  if (kernel.watching()) CountKernelBursts(kernel, read_trace, run);
   const uint64_t ok_reads = run->read.count - run->read.errors;
   run->rows_per_read = ok_reads > 0 ? static_cast<double>(total_rows) / ok_reads : 0;
   for (size_t b = w.phase1_batches; b < w.batches.size(); ++b) {
@@ -717,6 +814,14 @@ SystemRun RunSystem(System& sys, const Workload& w, const CompareOptions& o, std
       << Describe(PhaseCpu{run.phase2_cpu_s, run.phase2_bench_cpu_s, run.phase2_kernel_cpu_s,
                            run.phase2_others_cpu_s})
       << "\n";
+  if (run.kernel_watched) {
+    out << name << ": phase 2: the machine's kdamond (DAMON) ran in " << run.kernel_bursts
+        << " bursts (" << Fmt("%.2f", run.kernel_burst_cpu_s) << " s of CPU); reads overlapping one: "
+        << Thousands(run.reads_in_bursts) << " of " << Thousands(run.read.count) << ", "
+        << run.slow_reads_in_bursts << " of the " << run.slow_reads
+        << " at or over p99; the other reads' p99 / p99.9 " << Fmt("%.2f", run.read_p99_outside_ms)
+        << " / " << Fmt("%.2f", run.read_p999_outside_ms) << " ms\n";
+  }
   if (!run.phase2_cpu_by_role.empty()) {
     // Threads that exited during the phase are missing; the largest roles are what matters.
     out << name << ": phase 2: server CPU by thread, % of a core:";
@@ -875,6 +980,14 @@ absl::StatusOr<CompareReport> RunCompareBench(const CompareOptions& options, std
       << "machine: " << Machine(dir->path()) << "\n"
       << std::flush;
 
+  if (!options.trace_path.empty()) {
+    std::ofstream f(options.trace_path, std::ios::trunc);
+    f << "system\tkind\tconnection\tdue_us\tsent_us\tanswered_us\tstatus\n";
+    if (!f) {
+      return absl::InvalidArgumentError("trace: cannot write " + options.trace_path + ": " +
+                                        std::strerror(errno));
+    }
+  }
   Workload w = Generate(options, out);
   CompareReport report;
   std::vector<std::unique_ptr<System>> systems;
@@ -960,6 +1073,25 @@ void PrintCompareTable(const CompareOptions& o, const CompareReport& report, std
   add("phase 2: read p99.9 ms", r999s, r999p, "%.2f", false);
   auto [rmaxs, rmaxp] = p2([](const SystemRun& r) { return r.read.max_ms; });
   add("phase 2: read max ms", rmaxs, rmaxp, "%.2f", false);
+  const bool kernel_rows = (s != nullptr && s->kernel_watched) || (p != nullptr && p->kernel_watched);
+  if (kernel_rows) {
+    auto in_bursts = [](const SystemRun* r) {
+      if (r == nullptr || !r->kernel_watched) return std::string("-");
+      return Thousands(r->slow_reads_in_bursts) + " of " + Thousands(r->slow_reads);
+    };
+    text("  reads >= p99 in kdamond bursts (4)", in_bursts(s), in_bursts(p));
+    auto outside = [&](double SystemRun::*field) {
+      auto one = [&](const SystemRun* r) -> std::optional<double> {
+        if (r == nullptr || !r->kernel_watched || r->phase1_s <= 0) return std::nullopt;
+        return r->*field;
+      };
+      return std::make_pair(one(s), one(p));
+    };
+    auto [o99s, o99p] = outside(&SystemRun::read_p99_outside_ms);
+    add("  read p99 ms, the reads outside (4)", o99s, o99p, "%.2f", false);
+    auto [o999s, o999p] = outside(&SystemRun::read_p999_outside_ms);
+    add("  read p99.9 ms, the reads outside (4)", o999s, o999p, "%.2f", false);
+  }
   auto [w50s, w50p] = p2([](const SystemRun& r) { return r.write_batch.p50_ms; });
   add("phase 2: write batch p50 ms", w50s, w50p, "%.1f", false);
   auto [w99s, w99p] = p2([](const SystemRun& r) { return r.write_batch.p99_ms; });
@@ -1050,6 +1182,15 @@ void PrintCompareTable(const CompareOptions& o, const CompareReport& report, std
          "(3) % of a core: the load generator itself; kernel threads and interrupts (I/O, journal "
          "and\n    writeback work the servers' writes cause); every other process on the machine "
          "(other users'\n    work on shared cores, which the figures above then suffer from).\n";
+  if (kernel_rows) {
+    out << "(4) kdamond: the kernel's DAMON memory monitor, which this machine runs. Its bursts "
+           "(a few ms of\n    CPU that preempt=none kernels do not interrupt, every few hundred "
+           "ms) slow every process;\n    a read overlaps one when its due-to-answer interval "
+           "meets a burst +-"
+        << kBurstMargin.count()
+        << " ms. The rows above count\n    every read; these say how much of the tail is the "
+           "machine's (bench/kernel_bursts.h).\n";
+  }
   for (const SystemRun* r : {s, p}) {
     if (r == nullptr) continue;
     out << r->name << ": ";

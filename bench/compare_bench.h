@@ -101,6 +101,14 @@ struct CompareOptions {
   // and whether to keep that directory at the end. Defaults "", false.
   std::string work_dir;
   bool keep_dirs = false;
+  // When not empty, every phase-2 request of every system is written to this file, one line
+  // each: system, "read" or "write", connection, then microseconds from the phase's start at
+  // which it was due, sent and answered, and its status (tab-separated, a header first; a
+  // "# <system> phase 2 started at unix time <us>, CLOCK_MONOTONIC <us>" line before each
+  // system's, to line it up with logs and `perf record -k CLOCK_MONOTONIC` traces). For
+  // finding where a tail is spent: waiting to be sent (no free connection, the client not
+  // scheduled) or in flight, and whether slow requests come together. Default "".
+  std::string trace_path;
 
   // Time slice the bench's connection threads ask for, microseconds (0 = the kernel's
   // default; see ViewingBenchOptions::client_slice_us). Default 100.
@@ -150,6 +158,16 @@ struct SystemRun {
   double rows_per_read = 0;
   uint64_t late_reads = 0, unsent_reads = 0;
   uint64_t late_batches = 0, unsent_batches = 0;
+  // The machine's kdamond threads during phase 2 (bench/kernel_bursts.h): whether any ran,
+  // their bursts and CPU, and the reads whose [due, answered] overlapped a burst: all of
+  // them, and those at or over the read p99. read_*_outside_ms: the percentiles of the other
+  // reads (a diagnostic; the headline percentiles count every read).
+  bool kernel_watched = false;
+  uint64_t kernel_bursts = 0;
+  double kernel_burst_cpu_s = 0;
+  uint64_t reads_in_bursts = 0;
+  uint64_t slow_reads = 0, slow_reads_in_bursts = 0;
+  double read_p99_outside_ms = 0, read_p999_outside_ms = 0;
   uint64_t caught_up_batches = 0;  // sent after a phase (unsent or failed in it)
   uint64_t failed_batches = 0;     // never acknowledged, even after the catch-up
   uint64_t rejected_events = 0;    // events a server refused as invalid (a bench bug)

@@ -103,12 +103,14 @@ class CompareModeTest(unittest.TestCase):
         self.assertEqual(processes_mentioning(work), [])
         self.assertFalse(os.path.exists(work), work)
 
-    def test_strata_alone_keeps_its_directory_when_asked(self):
+    def test_strata_alone_keeps_its_directory_and_traces_when_asked(self):
+        trace = os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                             "strata-compare-trace-%d.tsv" % os.getpid())
         out = subprocess.run(
             [STRATA, "bench", "viewing", "--mode", "compare", "--peer", "none", "--members",
              "200", "--events", "5000", "--duration", "1", "--idle", "0", "--reads-per-s",
              "500", "--events-per-s", "5000", "--oracle-members", "20", "--warmup-reads", "10",
-             "--keep-dirs"],
+             "--keep-dirs", "--trace", trace],
             capture_output=True, text=True, timeout=60)
         text = out.stdout
         self.assertEqual(out.returncode, 0, text + out.stderr)
@@ -116,6 +118,40 @@ class CompareModeTest(unittest.TestCase):
         self.assertNotIn("== PostgreSQL ==", text)
         self.assertEqual(row(text, "oracle after phase 2 / idle / kill -9")[0],
                          "pass / pass / pass")
+        reads = int(re.search(r"Strata: phase 2: reads p50 .*\(([\d,]+) reads,", text)
+                    .group(1).replace(",", ""))
+        batches = int(re.search(r"write batches p50 .*\(([\d,]+) batches,", text)
+                      .group(1).replace(",", ""))
+        try:
+            with open(trace) as f:
+                lines = f.read().splitlines()
+        finally:
+            if os.path.exists(trace):
+                os.unlink(trace)
+        self.assertEqual(lines[0], "system\tkind\tconnection\tdue_us\tsent_us\tanswered_us\t"
+                                   "status")
+        self.assertRegex(lines[1], r"^# Strata phase 2 started at unix time \d+ us, "
+                                   r"CLOCK_MONOTONIC \d+ us$")
+        kinds = {"read": 0, "write": 0}
+        for line in lines[2:]:
+            system, kind, conn, due, sent, answered, status = line.split("\t")
+            self.assertEqual(system, "Strata")
+            self.assertIn(int(conn), range(4))
+            self.assertLessEqual(int(due), int(sent), line)
+            self.assertLessEqual(int(sent), int(answered), line)
+            self.assertEqual(status, "200", line)
+            kinds[kind] += 1
+        self.assertEqual(kinds, {"read": reads, "write": batches})
+        # The kernel-burst line appears exactly when this machine runs DAMON's kdamond.
+        kdamond = any(open("/proc/%s/comm" % p).read().startswith("kdamond")
+                      for p in os.listdir("/proc") if p.isdigit()
+                      and os.path.exists("/proc/%s/comm" % p))
+        line = re.search(r"Strata: phase 2: the machine's kdamond \(DAMON\) ran in (\d+) bursts"
+                         r".*reads overlapping one: ([\d,]+) of ([\d,]+)", text)
+        self.assertEqual(line is not None, kdamond, text)
+        if line:
+            self.assertEqual(int(line.group(3).replace(",", "")), reads)
+            self.assertLessEqual(int(line.group(2).replace(",", "")), reads)
         work = re.search(r"data kept in (\S+)", text).group(1)
         try:
             self.assertTrue(os.path.isdir(os.path.join(work, "strata")))

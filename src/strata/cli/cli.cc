@@ -903,6 +903,9 @@ void AddBenchCommands(CLI::App& app, BenchArgs* a, Commands* commands) {
                             "(default $TMPDIR or /tmp)");
   bench_viewing->add_flag("--keep-dirs", co.keep_dirs,
                           "compare mode: keep the servers' data directory at the end");
+  bench_viewing->add_option("--trace", co.trace_path,
+                            "compare mode: write every phase-2 request (due, sent and answered "
+                            "times) to this file");
 
   commands->push_back({bench_viewing, [a, bench_viewing] {
     if (a->viewing.mode == "compare") {
