@@ -791,6 +791,10 @@ void RunSearch(AssetSystem& sys, const AssetWorkload& w, const AssetBenchOptions
   const auto end = start + std::chrono::duration_cast<SteadyClock::duration>(
                                std::chrono::duration<double>(o.search_s));
   ArrivalSchedule arrivals(start, end, o.search_rate);
+  std::vector<std::vector<TimedRequest>> timed(conns.size());
+  for (auto& v : timed) v.reserve(1 << 14);
+  KernelBurstWatch kernel(FindThreadsNamed(kKernelThreadPrefix));
+  kernel.Start();
   std::vector<std::thread> threads;
   for (size_t c = 0; c < conns.size(); ++c) {
     threads.emplace_back([&, c] {
@@ -808,6 +812,7 @@ void RunSearch(AssetSystem& sys, const AssetWorkload& w, const AssetBenchOptions
         size_t got = 0;
         const int code = conns[c]->Search(w.searches[n % w.searches.size()], &got);
         stats[c].Add(code, MicrosSince(due));
+        timed[c].push_back({due, SteadyClock::now(), code >= 200 && code < 300});
         rows[c] += got;
         if (code == 200 && got < static_cast<size_t>(o.search_limit)) ++short_answers[c];
       }
@@ -815,6 +820,7 @@ void RunSearch(AssetSystem& sys, const AssetWorkload& w, const AssetBenchOptions
   }
   for (auto& t : threads) t.join();
   run->search_s = SecondsSince(start);
+  kernel.Stop();
   double bench = 0;
   std::tie(run->search_cpu_s, bench, run->search_others_cpu_s) = CpuBetween(cpu0, TakeCpu(sys));
   OpStats all;
@@ -827,6 +833,12 @@ void RunSearch(AssetSystem& sys, const AssetWorkload& w, const AssetBenchOptions
     total_rows += rows[c];
   }
   run->search = MakeOpReport("search", all, run->search_s);
+  if (kernel.watching()) {
+    std::vector<TimedRequest> searches;
+    for (const auto& v : timed) searches.insert(searches.end(), v.begin(), v.end());
+    run->search_bursts =
+        ShareOfBursts(kernel.bursts(), kernel.cpu_ns(), searches, run->search.p99_ms);
+  }
   const uint64_t ok = run->search.count - run->search.errors;
   run->rows_per_search = ok > 0 ? static_cast<double>(total_rows) / ok : 0;
 }
@@ -932,6 +944,9 @@ AssetSystemRun RunSystem(AssetSystem& sys, const AssetWorkload& w, const AssetBe
                                static_cast<double>(run.search.count - run.search.errors)
                          : 0)
       << " us per search)\n";
+  if (run.search_bursts.watched) {
+    out << name << ": search: " << DescribeShare(run.search_bursts, "searches") << "\n";
+  }
   if (const std::string e = FirstError(*searchers); !e.empty()) {
     if (run.first_error.empty()) run.first_error = e;
     out << name << ": search: an error: " << e << "\n";
@@ -1101,6 +1116,21 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
       "search p99.9 ms", [](const auto& r) { return r.search.p999_ms; }, "%.2f", false);
   add(
       "search max ms", [](const auto& r) { return r.search.max_ms; }, "%.2f", false);
+  if ((s != nullptr && s->search_bursts.watched) || (p != nullptr && p->search_bursts.watched)) {
+    text("  searches >= p99 in kdamond bursts (3)", [](const AssetSystemRun& r) {
+      return r.search_bursts.watched ? Thousands(r.search_bursts.slow_in_bursts) + " of " +
+                                           Thousands(r.search_bursts.slow)
+                                     : std::string("-");
+    });
+    add(
+        "  search p99 ms, the searches outside (3)",
+        [](const auto& r) { return r.search_bursts.watched ? r.search_bursts.p99_outside_ms : -1.0; },
+        "%.2f", false);
+    add(
+        "  search p99.9 ms, the searches outside (3)",
+        [](const auto& r) { return r.search_bursts.watched ? r.search_bursts.p999_outside_ms : -1.0; },
+        "%.2f", false);
+  }
   add(
       "search: assets per answer", [](const auto& r) { return r.rows_per_search; }, "%.1f", true);
   rows.back().ratio.clear();
@@ -1168,6 +1198,12 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
          "pg_total_relation_size\n    (table, TOAST, the primary key and the three indexes) "
          "after VACUUM and CHECKPOINT.\n"
          "(2) not counted in PostgreSQL's bytes/asset.\n";
+  if ((s != nullptr && s->search_bursts.watched) || (p != nullptr && p->search_bursts.watched)) {
+    out << "(3) kdamond: the kernel's DAMON memory monitor, which this machine runs; a search "
+           "overlaps one of its\n    bursts when its due-to-answer interval meets the burst +-"
+        << kBurstMargin.count()
+        << " ms (bench/kernel_bursts.h). The rows above count every search.\n";
+  }
   // The goals, against this run.
   if (s != nullptr && s->completed) {
     auto verdict = [](bool met) { return met ? "met" : "NOT met"; };

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bench/kernel_bursts.h"
 #include "bench/load_driver.h"
 
 namespace strata::bench {
@@ -127,6 +128,9 @@ struct AssetSystemRun {
   uint64_t late_searches = 0, unsent_searches = 0;
   double search_cpu_s = -1;
   double search_others_cpu_s = -1;
+  // The machine's kdamond threads during the search phase and the searches that met their
+  // bursts (bench/kernel_bursts.h; the search percentiles count every search).
+  BurstShare search_bursts;
 
   uint64_t paged_ids = 0;
   uint64_t pages = 0;

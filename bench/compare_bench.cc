@@ -570,35 +570,6 @@ absl::Status AppendTrace(const std::string& path, const std::string& system,
   return absl::OkStatus();
 }
 
-// The kernel threads whose bursts the report attributes reads to: DAMON's monitors.
-constexpr const char* kKernelThreadPrefix = "kdamond";
-
-// Fills the kernel-burst fields of *run from the watch and phase 2's answered reads (run->read
-// must be set: its p99 is the slow-read threshold).
-void CountKernelBursts(const KernelBurstWatch& kernel,
-                       const std::vector<std::vector<TracedRequest>>& reads, SystemRun* run) {
-  run->kernel_watched = true;
-  run->kernel_bursts = kernel.bursts().size();
-  run->kernel_burst_cpu_s = static_cast<double>(kernel.cpu_ns()) / 1e9;
-  const double p99_us = run->read.p99_ms * 1000;
-  LatencyHistogram outside;
-  for (const auto& per_connection : reads) {
-    for (const auto& r : per_connection) {
-      if (r.status < 200 || r.status >= 300) continue;
-      const auto us = static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(r.done - r.due).count());
-      const bool in = OverlapsBurst(kernel.bursts(), r.due, r.done, kBurstMargin);
-      const bool slow = static_cast<double>(us) >= p99_us;
-      run->reads_in_bursts += in ? 1 : 0;
-      run->slow_reads += slow ? 1 : 0;
-      run->slow_reads_in_bursts += in && slow ? 1 : 0;
-      if (!in) outside.Record(us);
-    }
-  }
-  run->read_p99_outside_ms = outside.Percentile(99) / 1000.0;
-  run->read_p999_outside_ms = outside.Percentile(99.9) / 1000.0;
-}
-
 // ---- One system's run ------------------------------------------------------------------------
 
 void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
@@ -723,7 +694,15 @@ void RunPhase2(System& sys, const Workload& w, const CompareOptions& o,
     run->late_batches += late_batches[c];
     run->unsent_batches += unsent_batches[c];
   }
-  if (kernel.watching()) CountKernelBursts(kernel, read_trace, run);
+  if (kernel.watching()) {
+    std::vector<TimedRequest> reads;
+    for (const auto& per_connection : read_trace) {
+      for (const auto& r : per_connection) {
+        reads.push_back({r.due, r.done, r.status >= 200 && r.status < 300});
+      }
+    }
+    run->read_bursts = ShareOfBursts(kernel.bursts(), kernel.cpu_ns(), reads, run->read.p99_ms);
+  }
   const uint64_t ok_reads = run->read.count - run->read.errors;
   run->rows_per_read = ok_reads > 0 ? static_cast<double>(total_rows) / ok_reads : 0;
   for (size_t b = w.phase1_batches; b < w.batches.size(); ++b) {
@@ -814,13 +793,8 @@ SystemRun RunSystem(System& sys, const Workload& w, const CompareOptions& o, std
       << Describe(PhaseCpu{run.phase2_cpu_s, run.phase2_bench_cpu_s, run.phase2_kernel_cpu_s,
                            run.phase2_others_cpu_s})
       << "\n";
-  if (run.kernel_watched) {
-    out << name << ": phase 2: the machine's kdamond (DAMON) ran in " << run.kernel_bursts
-        << " bursts (" << Fmt("%.2f", run.kernel_burst_cpu_s) << " s of CPU); reads overlapping one: "
-        << Thousands(run.reads_in_bursts) << " of " << Thousands(run.read.count) << ", "
-        << run.slow_reads_in_bursts << " of the " << run.slow_reads
-        << " at or over p99; the other reads' p99 / p99.9 " << Fmt("%.2f", run.read_p99_outside_ms)
-        << " / " << Fmt("%.2f", run.read_p999_outside_ms) << " ms\n";
+  if (run.read_bursts.watched) {
+    out << name << ": phase 2: " << DescribeShare(run.read_bursts, "reads") << "\n";
   }
   if (!run.phase2_cpu_by_role.empty()) {
     // Threads that exited during the phase are missing; the largest roles are what matters.
@@ -1073,23 +1047,24 @@ void PrintCompareTable(const CompareOptions& o, const CompareReport& report, std
   add("phase 2: read p99.9 ms", r999s, r999p, "%.2f", false);
   auto [rmaxs, rmaxp] = p2([](const SystemRun& r) { return r.read.max_ms; });
   add("phase 2: read max ms", rmaxs, rmaxp, "%.2f", false);
-  const bool kernel_rows = (s != nullptr && s->kernel_watched) || (p != nullptr && p->kernel_watched);
+  const bool kernel_rows =
+      (s != nullptr && s->read_bursts.watched) || (p != nullptr && p->read_bursts.watched);
   if (kernel_rows) {
     auto in_bursts = [](const SystemRun* r) {
-      if (r == nullptr || !r->kernel_watched) return std::string("-");
-      return Thousands(r->slow_reads_in_bursts) + " of " + Thousands(r->slow_reads);
+      if (r == nullptr || !r->read_bursts.watched) return std::string("-");
+      return Thousands(r->read_bursts.slow_in_bursts) + " of " + Thousands(r->read_bursts.slow);
     };
     text("  reads >= p99 in kdamond bursts (4)", in_bursts(s), in_bursts(p));
-    auto outside = [&](double SystemRun::*field) {
+    auto outside = [&](double BurstShare::*field) {
       auto one = [&](const SystemRun* r) -> std::optional<double> {
-        if (r == nullptr || !r->kernel_watched || r->phase1_s <= 0) return std::nullopt;
-        return r->*field;
+        if (r == nullptr || !r->read_bursts.watched || r->phase1_s <= 0) return std::nullopt;
+        return r->read_bursts.*field;
       };
       return std::make_pair(one(s), one(p));
     };
-    auto [o99s, o99p] = outside(&SystemRun::read_p99_outside_ms);
+    auto [o99s, o99p] = outside(&BurstShare::p99_outside_ms);
     add("  read p99 ms, the reads outside (4)", o99s, o99p, "%.2f", false);
-    auto [o999s, o999p] = outside(&SystemRun::read_p999_outside_ms);
+    auto [o999s, o999p] = outside(&BurstShare::p999_outside_ms);
     add("  read p99.9 ms, the reads outside (4)", o999s, o999p, "%.2f", false);
   }
   auto [w50s, w50p] = p2([](const SystemRun& r) { return r.write_batch.p50_ms; });

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bench/kernel_bursts.h"
 #include "bench/load_driver.h"
 
 namespace strata::bench {
@@ -158,16 +159,9 @@ struct SystemRun {
   double rows_per_read = 0;
   uint64_t late_reads = 0, unsent_reads = 0;
   uint64_t late_batches = 0, unsent_batches = 0;
-  // The machine's kdamond threads during phase 2 (bench/kernel_bursts.h): whether any ran,
-  // their bursts and CPU, and the reads whose [due, answered] overlapped a burst: all of
-  // them, and those at or over the read p99. read_*_outside_ms: the percentiles of the other
-  // reads (a diagnostic; the headline percentiles count every read).
-  bool kernel_watched = false;
-  uint64_t kernel_bursts = 0;
-  double kernel_burst_cpu_s = 0;
-  uint64_t reads_in_bursts = 0;
-  uint64_t slow_reads = 0, slow_reads_in_bursts = 0;
-  double read_p99_outside_ms = 0, read_p999_outside_ms = 0;
+  // The machine's kdamond threads during phase 2 and the reads that met their bursts
+  // (bench/kernel_bursts.h; a diagnostic: the read percentiles above count every read).
+  BurstShare read_bursts;
   uint64_t caught_up_batches = 0;  // sent after a phase (unsent or failed in it)
   uint64_t failed_batches = 0;     // never acknowledged, even after the catch-up
   uint64_t rejected_events = 0;    // events a server refused as invalid (a bench bug)

@@ -1,5 +1,7 @@
 #include "bench/kernel_bursts.h"
 
+#include "bench/latency_histogram.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -67,6 +69,39 @@ bool OverlapsBurst(const std::vector<KernelBurst>& bursts, SteadyClock::time_poi
                                return b.end + margin < t;
                              });
   return it != bursts.end() && it->start - margin <= to;
+}
+
+BurstShare ShareOfBursts(const std::vector<KernelBurst>& bursts, uint64_t cpu_ns,
+                         const std::vector<TimedRequest>& requests, double p99_ms) {
+  BurstShare share;
+  share.watched = true;
+  share.bursts = bursts.size();
+  share.cpu_s = static_cast<double>(cpu_ns) / 1e9;
+  LatencyHistogram outside;
+  for (const auto& r : requests) {
+    if (!r.ok) continue;
+    const auto us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(r.done - r.due).count());
+    const bool in = OverlapsBurst(bursts, r.due, r.done, kBurstMargin);
+    const bool slow = static_cast<double>(us) >= p99_ms * 1000;
+    ++share.requests;
+    share.in_bursts += in ? 1 : 0;
+    share.slow += slow ? 1 : 0;
+    share.slow_in_bursts += in && slow ? 1 : 0;
+    if (!in) outside.Record(us);
+  }
+  share.p99_outside_ms = static_cast<double>(outside.Percentile(99)) / 1000.0;
+  share.p999_outside_ms = static_cast<double>(outside.Percentile(99.9)) / 1000.0;
+  return share;
+}
+
+std::string DescribeShare(const BurstShare& s, const std::string& what) {
+  return "the machine's kdamond (DAMON) ran in " + std::to_string(s.bursts) + " bursts (" +
+         Fmt("%.2f", s.cpu_s) + " s of CPU); " + what + " overlapping one: " +
+         Thousands(s.in_bursts) + " of " + Thousands(s.requests) + ", " +
+         Thousands(s.slow_in_bursts) + " of the " + Thousands(s.slow) +
+         " at or over p99; the other " + what + "' p99 / p99.9 " + Fmt("%.2f", s.p99_outside_ms) +
+         " / " + Fmt("%.2f", s.p999_outside_ms) + " ms";
 }
 
 void KernelBurstWatch::Start() {

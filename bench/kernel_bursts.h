@@ -57,6 +57,36 @@ std::vector<KernelBurst> GroupBursts(const std::vector<SteadyClock::time_point>&
 bool OverlapsBurst(const std::vector<KernelBurst>& bursts, SteadyClock::time_point from,
                    SteadyClock::time_point to, std::chrono::milliseconds margin);
 
+// One timed request: when it was due, when it was answered, and whether it succeeded.
+struct TimedRequest {
+  SteadyClock::time_point due, done;
+  bool ok = false;
+};
+
+// How much of a phase's latency tail met the watched threads' bursts.
+struct BurstShare {
+  bool watched = false;  // some kdamond thread was watched
+  uint64_t bursts = 0;
+  double cpu_s = 0;          // their run time in the phase
+  uint64_t requests = 0;     // successful requests
+  uint64_t in_bursts = 0;    // of them, overlapping a burst (kBurstMargin)
+  uint64_t slow = 0;         // at or over the phase's p99
+  uint64_t slow_in_bursts = 0;
+  double p99_outside_ms = 0, p999_outside_ms = 0;  // the requests not overlapping any
+};
+
+// The share of `requests` (failed ones ignored) that met `bursts`; `p99_ms` is the phase's
+// p99 over every request (the slow-request threshold).
+BurstShare ShareOfBursts(const std::vector<KernelBurst>& bursts, uint64_t cpu_ns,
+                         const std::vector<TimedRequest>& requests, double p99_ms);
+
+// "the machine's kdamond (DAMON) ran in N bursts (X s of CPU); <what> overlapping one: A of B,
+// C of the D at or over p99; the other <what>' p99 / p99.9 E / F ms"
+std::string DescribeShare(const BurstShare& share, const std::string& what);
+
+// The kernel threads the benches watch: DAMON's monitors.
+inline constexpr const char* kKernelThreadPrefix = "kdamond";
+
 class KernelBurstWatch {
  public:
   // Watches `pids` (none: Start does nothing and bursts() stays empty).

@@ -51,6 +51,35 @@ TEST(KernelBurstsTest, AnIntervalOverlapsABurstWidenedByTheMargin) {
   EXPECT_FALSE(OverlapsBurst({}, at(0), at(900), m));
 }
 
+TEST(KernelBurstsTest, ShareCountsTheSlowRequestsThatMetABurst) {
+  const auto t0 = SteadyClock::now();
+  auto at = [&](int ms) { return t0 + milliseconds(ms); };
+  const std::vector<KernelBurst> bursts = {{at(1000), at(1020), 5'000'000}};
+  std::vector<TimedRequest> requests;
+  // 200 quick requests far from the burst (1 ms each), 3 slow ones inside it (15 ms), one
+  // slow one far from it (12 ms), and a failed one inside it (ignored).
+  for (int i = 0; i < 200; ++i) requests.push_back({at(2000 + i), at(2001 + i), true});
+  for (int i = 0; i < 3; ++i) requests.push_back({at(1000 + i), at(1015 + i), true});
+  requests.push_back({at(5000), at(5012), true});
+  requests.push_back({at(1005), at(1006), false});
+  const BurstShare share = ShareOfBursts(bursts, 5'000'000, requests, /*p99_ms=*/10);
+  EXPECT_TRUE(share.watched);
+  EXPECT_EQ(share.bursts, 1u);
+  EXPECT_DOUBLE_EQ(share.cpu_s, 0.005);
+  EXPECT_EQ(share.requests, 204u);
+  EXPECT_EQ(share.in_bursts, 3u);
+  EXPECT_EQ(share.slow, 4u);
+  EXPECT_EQ(share.slow_in_bursts, 3u);
+  // The others: 200 at 1 ms and one at 12 ms.
+  EXPECT_NEAR(share.p99_outside_ms, 1.0, 0.1);
+  EXPECT_NEAR(share.p999_outside_ms, 12.0, 0.5);
+  const std::string line = DescribeShare(share, "reads");
+  EXPECT_NE(line.find("ran in 1 bursts (0.01 s of CPU); reads overlapping one: 3 of 204, 3 of the "
+                      "4 at or over p99; the other reads' p99 / p99.9 1.0"),
+            std::string::npos)
+      << line;
+}
+
 TEST(KernelBurstsTest, FindsThisProcessByItsName) {
   std::ifstream comm("/proc/self/comm");
   std::string name;

@@ -115,6 +115,23 @@ class BenchAssetsTest(unittest.TestCase):
         # The load's background work as the searches start, from the server's /metrics.
         self.assertRegex(text, r"Strata: at the search phase's start: compaction debt "
                                r"\d+\.\d MiB, \d+ compactions running")
+        # The kernel-burst line appears exactly when this machine runs DAMON's kdamond, and
+        # counts every search.
+        kdamond = False
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/comm" % pid) as f:
+                    kdamond = kdamond or f.read().startswith("kdamond")
+            except OSError:
+                pass
+        searches = int(re.search(r"Strata: search: p50 .*\(([\d,]+) searches,", text)
+                       .group(1).replace(",", ""))
+        line = re.search(r"Strata: search: the machine's kdamond \(DAMON\) ran in \d+ bursts "
+                         r".*searches overlapping one: ([\d,]+) of ([\d,]+)", text)
+        self.assertEqual(line is not None, kdamond, text)
+        if line:
+            self.assertEqual(int(line.group(2).replace(",", "")), searches)
+            self.assertLessEqual(int(line.group(1).replace(",", "")), searches)
         work = re.search(r"data kept in (\S+)", text).group(1)
         try:
             self.assertTrue(os.path.isdir(os.path.join(work, "strata")))

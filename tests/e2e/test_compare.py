@@ -143,9 +143,13 @@ class CompareModeTest(unittest.TestCase):
             kinds[kind] += 1
         self.assertEqual(kinds, {"read": reads, "write": batches})
         # The kernel-burst line appears exactly when this machine runs DAMON's kdamond.
-        kdamond = any(open("/proc/%s/comm" % p).read().startswith("kdamond")
-                      for p in os.listdir("/proc") if p.isdigit()
-                      and os.path.exists("/proc/%s/comm" % p))
+        kdamond = False
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/comm" % pid) as f:
+                    kdamond = kdamond or f.read().startswith("kdamond")
+            except OSError:
+                pass
         line = re.search(r"Strata: phase 2: the machine's kdamond \(DAMON\) ran in (\d+) bursts"
                          r".*reads overlapping one: ([\d,]+) of ([\d,]+)", text)
         self.assertEqual(line is not None, kdamond, text)
