@@ -77,7 +77,7 @@ BurstShare ShareOfBursts(const std::vector<KernelBurst>& bursts, uint64_t cpu_ns
   share.watched = true;
   share.bursts = bursts.size();
   share.cpu_s = static_cast<double>(cpu_ns) / 1e9;
-  LatencyHistogram outside;
+  LatencyHistogram inside, outside;
   for (const auto& r : requests) {
     if (!r.ok) continue;
     const auto us = static_cast<uint64_t>(
@@ -88,8 +88,9 @@ BurstShare ShareOfBursts(const std::vector<KernelBurst>& bursts, uint64_t cpu_ns
     share.in_bursts += in ? 1 : 0;
     share.slow += slow ? 1 : 0;
     share.slow_in_bursts += in && slow ? 1 : 0;
-    if (!in) outside.Record(us);
+    (in ? inside : outside).Record(us);
   }
+  share.p99_inside_ms = static_cast<double>(inside.Percentile(99)) / 1000.0;
   share.p99_outside_ms = static_cast<double>(outside.Percentile(99)) / 1000.0;
   share.p999_outside_ms = static_cast<double>(outside.Percentile(99.9)) / 1000.0;
   return share;
@@ -98,7 +99,8 @@ BurstShare ShareOfBursts(const std::vector<KernelBurst>& bursts, uint64_t cpu_ns
 std::string DescribeShare(const BurstShare& s, const std::string& what) {
   return "the machine's kdamond (DAMON) ran in " + std::to_string(s.bursts) + " bursts (" +
          Fmt("%.2f", s.cpu_s) + " s of CPU); " + what + " overlapping one: " +
-         Thousands(s.in_bursts) + " of " + Thousands(s.requests) + ", " +
+         Thousands(s.in_bursts) + " of " + Thousands(s.requests) + " (their p99 " +
+         Fmt("%.2f", s.p99_inside_ms) + " ms), " +
          Thousands(s.slow_in_bursts) + " of the " + Thousands(s.slow) +
          " at or over p99; the other " + what + "' p99 / p99.9 " + Fmt("%.2f", s.p99_outside_ms) +
          " / " + Fmt("%.2f", s.p999_outside_ms) + " ms";

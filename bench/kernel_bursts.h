@@ -72,6 +72,7 @@ struct BurstShare {
   uint64_t in_bursts = 0;    // of them, overlapping a burst (kBurstMargin)
   uint64_t slow = 0;         // at or over the phase's p99
   uint64_t slow_in_bursts = 0;
+  double p99_inside_ms = 0;                        // the requests overlapping a burst
   double p99_outside_ms = 0, p999_outside_ms = 0;  // the requests not overlapping any
 };
 
@@ -80,8 +81,8 @@ struct BurstShare {
 BurstShare ShareOfBursts(const std::vector<KernelBurst>& bursts, uint64_t cpu_ns,
                          const std::vector<TimedRequest>& requests, double p99_ms);
 
-// "the machine's kdamond (DAMON) ran in N bursts (X s of CPU); <what> overlapping one: A of B,
-// C of the D at or over p99; the other <what>' p99 / p99.9 E / F ms"
+// "the machine's kdamond (DAMON) ran in N bursts (X s of CPU); <what> overlapping one: A of B
+// (their p99 G ms), C of the D at or over p99; the other <what>' p99 / p99.9 E / F ms"
 std::string DescribeShare(const BurstShare& share, const std::string& what);
 
 // The kernel threads the benches watch: DAMON's monitors.

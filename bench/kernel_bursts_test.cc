@@ -73,9 +73,13 @@ TEST(KernelBurstsTest, ShareCountsTheSlowRequestsThatMetABurst) {
   // The others: 200 at 1 ms and one at 12 ms.
   EXPECT_NEAR(share.p99_outside_ms, 1.0, 0.1);
   EXPECT_NEAR(share.p999_outside_ms, 12.0, 0.5);
+  EXPECT_NEAR(share.p99_inside_ms, 15.0, 0.5);  // the three slow ones
   const std::string line = DescribeShare(share, "reads");
-  EXPECT_NE(line.find("ran in 1 bursts (0.01 s of CPU); reads overlapping one: 3 of 204, 3 of the "
-                      "4 at or over p99; the other reads' p99 / p99.9 1.0"),
+  EXPECT_NE(line.find("ran in 1 bursts (0.01 s of CPU); reads overlapping one: 3 of 204 "
+                      "(their p99 15."),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("ms), 3 of the 4 at or over p99; the other reads' p99 / p99.9 1.0"),
             std::string::npos)
       << line;
 }
