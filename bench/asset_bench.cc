@@ -205,7 +205,6 @@ class AssetSystem {
   virtual std::string log_path() const = 0;
 };
 
-
 std::string HttpError(const absl::StatusOr<http::ClientResponse>& r) {
   if (!r.ok()) return r.status().ToString();
   return "HTTP " + std::to_string(r->status) + ": " + r->body.substr(0, 300);
@@ -352,11 +351,13 @@ class StrataAssets final : public AssetSystem {
     http::Client c = NewClient("127.0.0.1", port(), 10'000);
     auto r = c.Request("GET", "/metrics");
     if (!r.ok() || r->status != 200) return "";
-    const std::optional<double> debt = MetricValue(r->body, "strata_rocksdb_pending_compaction_bytes");
-    const std::optional<double> running = MetricValue(r->body, "strata_rocksdb_running_compactions");
+    const std::optional<double> debt =
+        MetricValue(r->body, "strata_rocksdb_pending_compaction_bytes");
+    const std::optional<double> running =
+        MetricValue(r->body, "strata_rocksdb_running_compactions");
     if (!debt || !running) return "";
-    return "compaction debt " + Fmt("%.1f", *debt / (1 << 20)) + " MiB, " +
-           Fmt("%.0f", *running) + " compactions running (the load's; they share the CPU with "
+    return "compaction debt " + Fmt("%.1f", *debt / (1 << 20)) + " MiB, " + Fmt("%.0f", *running) +
+           " compactions running (the load's; they share the CPU with "
            "the searches unless --settle compacts first)";
   }
 
@@ -1124,11 +1125,15 @@ void PrintAssetTable(const AssetBenchOptions& o, const AssetBenchReport& report,
     });
     add(
         "  search p99 ms, the searches outside (3)",
-        [](const auto& r) { return r.search_bursts.watched ? r.search_bursts.p99_outside_ms : -1.0; },
+        [](const auto& r) {
+          return r.search_bursts.watched ? r.search_bursts.p99_outside_ms : -1.0;
+        },
         "%.2f", false);
     add(
         "  search p99.9 ms, the searches outside (3)",
-        [](const auto& r) { return r.search_bursts.watched ? r.search_bursts.p999_outside_ms : -1.0; },
+        [](const auto& r) {
+          return r.search_bursts.watched ? r.search_bursts.p999_outside_ms : -1.0;
+        },
         "%.2f", false);
   }
   add(

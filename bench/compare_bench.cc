@@ -946,14 +946,6 @@ absl::StatusOr<CompareReport> RunCompareBench(const CompareOptions& options, std
       }
     }
   }
-  STRATA_ASSIGN_OR_RETURN(auto dir,
-                          WorkDir::Create(options.work_dir, options.keep_dirs, "strata-compare"));
-  out << "strata bench viewing --mode compare: Strata vs "
-      << (options.peer == "postgres" ? "PostgreSQL 15" : "nothing (--peer none)") << "\n"
-      << "command: " << CommandLine() << "\n"
-      << "machine: " << Machine(dir->path()) << "\n"
-      << std::flush;
-
   if (!options.trace_path.empty()) {
     std::ofstream f(options.trace_path, std::ios::trunc);
     f << "system\tkind\tconnection\tdue_us\tsent_us\tanswered_us\tstatus\n";
@@ -962,6 +954,14 @@ absl::StatusOr<CompareReport> RunCompareBench(const CompareOptions& options, std
                                         std::strerror(errno));
     }
   }
+  STRATA_ASSIGN_OR_RETURN(auto dir,
+                          WorkDir::Create(options.work_dir, options.keep_dirs, "strata-compare"));
+  out << "strata bench viewing --mode compare: Strata vs "
+      << (options.peer == "postgres" ? "PostgreSQL 15" : "nothing (--peer none)") << "\n"
+      << "command: " << CommandLine() << "\n"
+      << "machine: " << Machine(dir->path()) << "\n"
+      << std::flush;
+
   Workload w = Generate(options, out);
   CompareReport report;
   std::vector<std::unique_ptr<System>> systems;

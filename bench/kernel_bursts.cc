@@ -1,7 +1,5 @@
 #include "bench/kernel_bursts.h"
 
-#include "bench/latency_histogram.h"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,6 +7,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+
+#include "bench/latency_histogram.h"
 
 namespace strata::bench {
 namespace {
@@ -64,10 +64,9 @@ std::vector<KernelBurst> GroupBursts(const std::vector<SteadyClock::time_point>&
 bool OverlapsBurst(const std::vector<KernelBurst>& bursts, SteadyClock::time_point from,
                    SteadyClock::time_point to, std::chrono::milliseconds margin) {
   // The first burst that does not end before `from` (bursts are in order and disjoint).
-  auto it = std::lower_bound(bursts.begin(), bursts.end(), from,
-                             [&](const KernelBurst& b, SteadyClock::time_point t) {
-                               return b.end + margin < t;
-                             });
+  auto it = std::lower_bound(
+      bursts.begin(), bursts.end(), from,
+      [&](const KernelBurst& b, SteadyClock::time_point t) { return b.end + margin < t; });
   return it != bursts.end() && it->start - margin <= to;
 }
 
@@ -98,12 +97,11 @@ BurstShare ShareOfBursts(const std::vector<KernelBurst>& bursts, uint64_t cpu_ns
 
 std::string DescribeShare(const BurstShare& s, const std::string& what) {
   return "the machine's kdamond (DAMON) ran in " + std::to_string(s.bursts) + " bursts (" +
-         Fmt("%.2f", s.cpu_s) + " s of CPU); " + what + " overlapping one: " +
-         Thousands(s.in_bursts) + " of " + Thousands(s.requests) + " (their p99 " +
-         Fmt("%.2f", s.p99_inside_ms) + " ms), " +
-         Thousands(s.slow_in_bursts) + " of the " + Thousands(s.slow) +
-         " at or over p99; the other " + what + "' p99 / p99.9 " + Fmt("%.2f", s.p99_outside_ms) +
-         " / " + Fmt("%.2f", s.p999_outside_ms) + " ms";
+         Fmt("%.2f", s.cpu_s) + " s of CPU); " + what +
+         " overlapping one: " + Thousands(s.in_bursts) + " of " + Thousands(s.requests) +
+         " (their p99 " + Fmt("%.2f", s.p99_inside_ms) + " ms), " + Thousands(s.slow_in_bursts) +
+         " of the " + Thousands(s.slow) + " at or over p99; the other " + what + "' p99 / p99.9 " +
+         Fmt("%.2f", s.p99_outside_ms) + " / " + Fmt("%.2f", s.p999_outside_ms) + " ms";
 }
 
 void KernelBurstWatch::Start() {

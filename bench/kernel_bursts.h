@@ -1,5 +1,6 @@
 // Bursts of a machine's own kernel threads during a timed phase, and which requests they
-// overlapped. For the compare bench's read tail (bench/compare_bench.cc).
+// overlapped: the compare bench's reads (compare_bench.cc) and the asset bench's searches
+// (asset_bench.cc).
 //
 // Why. On the development VM the kernel runs DAMON (`kdamond`, a memory-access monitor the
 // host configured with a proactive "pageout" scheme) and is built with preempt=none: every
@@ -13,7 +14,7 @@
 // nanoseconds on a CPU; the kernel updates it at context switches and scheduler ticks) every
 // millisecond. A sample whose run time grew marks the millisecond busy; busy samples less
 // than `kBurstGap` apart form one burst. The cost: one small read per watched thread per
-// millisecond (~0.5% of a core for one thread).
+// millisecond, on a thread that otherwise sleeps.
 //
 // Thread safety: Start and Stop from one thread; the rest is const after Stop.
 #pragma once
@@ -25,6 +26,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bench/load_driver.h"
@@ -67,10 +69,10 @@ struct TimedRequest {
 struct BurstShare {
   bool watched = false;  // some kdamond thread was watched
   uint64_t bursts = 0;
-  double cpu_s = 0;          // their run time in the phase
-  uint64_t requests = 0;     // successful requests
-  uint64_t in_bursts = 0;    // of them, overlapping a burst (kBurstMargin)
-  uint64_t slow = 0;         // at or over the phase's p99
+  double cpu_s = 0;        // their run time in the phase
+  uint64_t requests = 0;   // successful requests
+  uint64_t in_bursts = 0;  // of them, overlapping a burst (kBurstMargin)
+  uint64_t slow = 0;       // at or over the phase's p99
   uint64_t slow_in_bursts = 0;
   double p99_inside_ms = 0;                        // the requests overlapping a burst
   double p99_outside_ms = 0, p999_outside_ms = 0;  // the requests not overlapping any

@@ -159,6 +159,19 @@ def damage_blob(data_dir, name, offset):
     put_blob(data_dir, name, bytes(data))
 
 
+def runs_thread_named(prefix):
+    """Whether a process on this machine has a name starting with `prefix` (kernel threads
+    such as DAMON's kdamond.0 are processes in /proc)."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/comm" % pid) as f:
+                if f.read().startswith(prefix):
+                    return True
+        except OSError:
+            pass
+    return False
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import unittest
 
+import strata_e2e
+
 STRATA = None
 
 
@@ -117,13 +119,7 @@ class BenchAssetsTest(unittest.TestCase):
                                r"\d+\.\d MiB, \d+ compactions running")
         # The kernel-burst line appears exactly when this machine runs DAMON's kdamond, and
         # counts every search.
-        kdamond = False
-        for pid in os.listdir("/proc"):
-            try:
-                with open("/proc/%s/comm" % pid) as f:
-                    kdamond = kdamond or f.read().startswith("kdamond")
-            except OSError:
-                pass
+        kdamond = strata_e2e.runs_thread_named("kdamond")
         searches = int(re.search(r"Strata: search: p50 .*\(([\d,]+) searches,", text)
                        .group(1).replace(",", ""))
         line = re.search(r"Strata: search: the machine's kdamond \(DAMON\) ran in \d+ bursts "

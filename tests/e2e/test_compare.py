@@ -15,6 +15,8 @@ import subprocess
 import sys
 import unittest
 
+import strata_e2e
+
 STRATA = None
 
 
@@ -143,13 +145,7 @@ class CompareModeTest(unittest.TestCase):
             kinds[kind] += 1
         self.assertEqual(kinds, {"read": reads, "write": batches})
         # The kernel-burst line appears exactly when this machine runs DAMON's kdamond.
-        kdamond = False
-        for pid in os.listdir("/proc"):
-            try:
-                with open("/proc/%s/comm" % pid) as f:
-                    kdamond = kdamond or f.read().startswith("kdamond")
-            except OSError:
-                pass
+        kdamond = strata_e2e.runs_thread_named("kdamond")
         line = re.search(r"Strata: phase 2: the machine's kdamond \(DAMON\) ran in (\d+) bursts"
                          r".*reads overlapping one: ([\d,]+) of ([\d,]+)", text)
         self.assertEqual(line is not None, kdamond, text)
@@ -170,6 +166,13 @@ class CompareModeTest(unittest.TestCase):
             capture_output=True, text=True, timeout=30)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("history_days", out.stderr)
+        # A trace file that cannot be written is refused before anything runs.
+        out = subprocess.run(
+            [STRATA, "bench", "viewing", "--mode", "compare", "--peer", "none", "--trace",
+             "/nonexistent-strata-dir/trace.tsv"],
+            capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("trace: cannot write /nonexistent-strata-dir/trace.tsv", out.stderr)
 
 
 if __name__ == "__main__":
