@@ -45,8 +45,9 @@ inline constexpr std::chrono::milliseconds kBurstGap{20};
 // much on both sides (the sampling and the kernel's accounting are a few ms coarse).
 inline constexpr std::chrono::milliseconds kBurstMargin{10};
 
-// The pids of running threads whose name starts with `prefix` ("kdamond" matches kdamond.0,
-// kdamond.1, ...), from /proc. Empty when there are none or /proc cannot be read.
+// The pids of the processes in /proc whose name starts with `prefix` ("kdamond" matches
+// kdamond.0, kdamond.1, ...). Kernel threads are listed there, each its own process; the
+// other threads of a user process are not. Empty when there are none or /proc cannot be read.
 std::vector<pid_t> FindThreadsNamed(const std::string& prefix);
 
 // Groups busy sample times (in order) into bursts: samples less than `gap` apart join.
