@@ -6,6 +6,7 @@ import hashlib
 import json
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -170,6 +171,18 @@ def runs_thread_named(prefix):
         except OSError:
             pass
     return False
+
+
+def check_kdamond_line(test, text, label, what, count):
+    """The benches' kernel-burst line (`<label>: the machine's kdamond (DAMON) ran in N bursts
+    ...; <what> overlapping one: A of B ...`) is in `text` exactly when this machine runs
+    DAMON's kdamond, and when it is, B == count and A <= count."""
+    line = re.search(re.escape(label) + r": the machine's kdamond \(DAMON\) ran in \d+ bursts"
+                     r".*" + what + r" overlapping one: ([\d,]+) of ([\d,]+)", text)
+    test.assertEqual(line is not None, runs_thread_named("kdamond"), text)
+    if line:
+        test.assertEqual(int(line.group(2).replace(",", "")), count)
+        test.assertLessEqual(int(line.group(1).replace(",", "")), count)
 
 
 def free_port():
