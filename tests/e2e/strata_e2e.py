@@ -278,6 +278,18 @@ def small_disk(test, size):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def fill_until_refused(test, attempt, max_attempts, refusals=3):
+    """Calls attempt() until it has been refused (returned False) `refusals` times, at most
+    `max_attempts` calls in all (a bound: the small disk fills long before); fails `test` if
+    the disk never filled. attempt() asserts on any outcome but accepted or refused."""
+    refused = 0
+    for _ in range(max_attempts):
+        if refused == refusals:
+            break
+        refused += 0 if attempt() else 1
+    test.assertEqual(refused, refusals, "the disk never filled")
+
+
 def retry_until_accepted(test, attempt, what, seconds=30):
     """Calls attempt() every 0.5 s until it returns True (accepted), for at most `seconds`;
     fails `test` naming `what` if it never does. attempt() asserts on any other outcome."""
