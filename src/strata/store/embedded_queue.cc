@@ -231,6 +231,41 @@ absl::StatusOr<std::vector<Row>> ScanPartition(Table* table, std::string_view pa
   }
 }
 
+// A partition's offsets: `start` from its meta row (written by trims), `next` one past the
+// newest stored message or the meta row's, whichever is higher. Publish writes only message
+// rows: a meta row rewritten with every batch would sit at the front of the partition's key
+// range in every flushed file, so each compaction of the messages table overlapped -- and
+// rewrote -- all of the partition's older messages (docs/queue-and-cache.md).
+absl::Status ReadPartitionOffsets(Table* table, const std::string& partition, uint64_t* next,
+                                  uint64_t* start) {
+  uint64_t meta_next = 0, meta_start = 0;
+  absl::StatusOr<std::string> meta = table->Get(partition, kMetaKey);
+  if (meta.ok()) {
+    if (!DecodeMeta(*meta, &meta_next, &meta_start)) {
+      return absl::DataLossError("queue: corrupt meta row of " + partition);
+    }
+  } else if (!absl::IsNotFound(meta.status())) {
+    return meta.status();
+  }
+  ScanOptions last;
+  last.start = OffsetKey(0);  // after the meta row
+  last.reverse = true;
+  last.limit = 1;
+  STRATA_ASSIGN_OR_RETURN(ScanPage page, table->Scan(partition, last));
+  uint64_t stored_next = 0;
+  if (!page.rows.empty()) {
+    std::string_view key(page.rows[0].clustering);
+    uint64_t offset = 0;
+    if (key.size() != 8 || !coding::GetFixed64BE(&key, &offset) || offset == UINT64_MAX) {
+      return absl::DataLossError("queue: corrupt message key in " + partition);
+    }
+    stored_next = offset + 1;
+  }
+  *next = std::max(meta_next, stored_next);
+  *start = meta_start;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status EmbeddedQueue::Load() {
@@ -264,14 +299,8 @@ absl::Status EmbeddedQueue::LoadTopic(TopicState* topic) {
   for (int p = 0; p < topic->info.partitions; ++p) {
     auto partition = std::make_unique<PartitionState>();
     partition->key = PartitionKey(name, p);
-    absl::StatusOr<std::string> meta = messages_table_->Get(partition->key, kMetaKey);
-    if (meta.ok()) {
-      if (!DecodeMeta(*meta, &partition->next, &partition->start)) {
-        return absl::DataLossError("queue: corrupt meta row of " + partition->key);
-      }
-    } else if (!absl::IsNotFound(meta.status())) {
-      return meta.status();
-    }
+    STRATA_RETURN_IF_ERROR(ReadPartitionOffsets(messages_table_, partition->key,
+                                                &partition->next, &partition->start));
     topic->partitions.push_back(std::move(partition));
   }
   STRATA_ASSIGN_OR_RETURN(std::vector<Row> offset_rows, ScanPartition(offsets_table_, name));
@@ -377,15 +406,15 @@ absl::StatusOr<std::vector<std::string>> EmbeddedQueue::ListGroups(std::string_v
 
 void EmbeddedQueue::ReloadPartition(TopicState* topic, int partition) {
   PartitionState& state = *topic->partitions[partition];
-  absl::StatusOr<std::string> meta = messages_table_->Get(state.key, kMetaKey);
   uint64_t next = 0, start = 0;
-  if (meta.ok() && DecodeMeta(*meta, &next, &start)) {
+  if (absl::Status read = ReadPartitionOffsets(messages_table_, state.key, &next, &start);
+      read.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     state.next = next;
     state.start = start;
-  } else if (!meta.ok() && !absl::IsNotFound(meta.status())) {
+  } else {
     STRATA_LOG_WARN("queue: cannot re-read a partition after a failed publish", "partition",
-                    state.key, "error", meta.status().ToString());
+                    state.key, "error", read.ToString());
   }
 }
 
@@ -457,7 +486,6 @@ absl::StatusOr<std::vector<PublishResult>> EmbeddedQueue::Publish(
                                 EncodeMessage(now, messages[i].key, messages[i].value));
         results[i].offset = offset++;
       }
-      writes.back().batch.Put(std::string(kMetaKey), EncodeMeta(offset, state.start));
       new_next.push_back(offset);
     }
   }

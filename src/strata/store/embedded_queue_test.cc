@@ -111,8 +111,8 @@ TEST_F(EmbeddedQueueTest, LayoutIsTheDocumentedOne) {
   absl::StatusOr<Table*> offsets = rows_.OpenTable({"queue_offsets", TableProfile::kIndex});
   absl::StatusOr<Table*> topics = rows_.OpenTable({"queue_topics", TableProfile::kIndex});
   ASSERT_TRUE(messages.ok() && offsets.ok() && topics.ok());
-  // Meta row: format 1, next = 1, start = 0.
-  EXPECT_EQ((*messages)->Get("gc/1", "").value_or("?"), std::string("\x01\x01\x00", 3));
+  // No meta row until a trim: publish writes message rows only.
+  EXPECT_TRUE(absl::IsNotFound((*messages)->Get("gc/1", "").status()));
   // Message row at big-endian offset 0: format 1, zigzag time, key, value.
   absl::StatusOr<std::string> row = (*messages)->Get("gc/1", std::string(8, '\0'));
   ASSERT_TRUE(row.ok()) << row.status();
@@ -121,6 +121,77 @@ TEST_F(EmbeddedQueueTest, LayoutIsTheDocumentedOne) {
   EXPECT_EQ((*offsets)->Get("gc", std::string("g/\0\0\0\x01", 6)).value_or("?"),
             std::string("\x01\x01", 2));
   EXPECT_EQ((*topics)->Get("topics", "gc").value_or("?"), std::string("\x01\x02\x00", 3));
+  // A trim writes the meta row: format 1, next = 1, start = 1 (group g committed 1).
+  absl::StatusOr<uint64_t> trimmed = queue_->EnforceRetention();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  EXPECT_EQ(*trimmed, 1u);
+  EXPECT_EQ((*messages)->Get("gc/1", "").value_or("?"), std::string("\x01\x01\x01", 3));
+}
+
+// Reopens the queue over the same rows, as a restart does.
+class EmbeddedQueueRestartTest : public EmbeddedQueueTest {
+ protected:
+  void Reopen() {
+    queue_.reset();
+    EmbeddedQueueOptions options;
+    options.clock = &clock_;
+    options.metrics = &metrics_;
+    options.retention_interval_ms = 0;
+    absl::StatusOr<std::unique_ptr<EmbeddedQueue>> queue = EmbeddedQueue::Open(&rows_, options);
+    ASSERT_TRUE(queue.ok()) << queue.status();
+    queue_ = std::move(*queue);
+  }
+  uint64_t PublishOne(const std::string& topic) {
+    std::vector<PublishMessage> one = {PublishMessage{"", "m", 0}};
+    absl::StatusOr<std::vector<PublishResult>> r = queue_->Publish(topic, one);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? (*r)[0].offset : UINT64_MAX;
+  }
+};
+
+TEST_F(EmbeddedQueueRestartTest, NextOffsetComesFromTheNewestStoredMessage) {
+  ASSERT_TRUE(queue_->CreateTopic(TopicOptions{"feed", 1, 0}).ok());
+  for (uint64_t i = 0; i < 5; ++i) EXPECT_EQ(PublishOne("feed"), i);
+  Reopen();
+  EXPECT_EQ(PublishOne("feed"), 5u) << "no offset reused after a restart";
+  absl::StatusOr<std::vector<Message>> all = queue_->Read("feed", 0, 0, 100);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 6u);
+  EXPECT_EQ(all->back().offset, 5u);
+}
+
+TEST_F(EmbeddedQueueRestartTest, NextOffsetSurvivesATrimOfEveryMessage) {
+  ASSERT_TRUE(queue_->CreateTopic(TopicOptions{"feed", 1, 0}).ok());
+  for (int i = 0; i < 4; ++i) PublishOne("feed");
+  ASSERT_TRUE(queue_->Commit("g", "feed", 0, 4).ok());
+  absl::StatusOr<uint64_t> trimmed = queue_->EnforceRetention();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  ASSERT_EQ(*trimmed, 4u) << "every message trimmed: only the meta row knows the next offset";
+  Reopen();
+  absl::StatusOr<std::vector<PartitionLag>> lag = queue_->Lag("g", "feed");
+  ASSERT_TRUE(lag.ok()) << lag.status();
+  EXPECT_EQ((*lag)[0].start_offset, 4u);
+  EXPECT_EQ((*lag)[0].end_offset, 4u);
+  EXPECT_EQ(PublishOne("feed"), 4u);
+  // Messages published after the trim, then a restart: the newest message decides again.
+  PublishOne("feed");
+  Reopen();
+  EXPECT_EQ(PublishOne("feed"), 6u);
+}
+
+TEST_F(EmbeddedQueueRestartTest, CorruptMessageKeyFailsTheOpenNamingThePartition) {
+  ASSERT_TRUE(queue_->CreateTopic(TopicOptions{"feed", 1, 0}).ok());
+  PublishOne("feed");
+  absl::StatusOr<Table*> messages = rows_.OpenTable({"queue_messages", TableProfile::kLive});
+  ASSERT_TRUE(messages.ok());
+  ASSERT_TRUE((*messages)->Put("feed/0", std::string(9, '\x7f'), "\x01").ok());
+  queue_.reset();
+  EmbeddedQueueOptions options;
+  options.clock = &clock_;
+  options.metrics = &metrics_;
+  absl::Status s = EmbeddedQueue::Open(&rows_, options).status();
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("feed/0"));
 }
 
 TEST_F(EmbeddedQueueTest, MetricsCountAndGaugeBacklog) {
