@@ -233,6 +233,11 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "RocksDB: asset rows of at least this many bytes go to blob files (0 = "
                     "inside the SST files)")
       ->capture_default_str();
+  serve->add_option("--document-blob-gc-min-garbage", c->document_blob_gc_min_garbage,
+                    "RocksDB: collect the asset table's blob garbage only while at least this "
+                    "share of its blob bytes is garbage, until half of it (0 = always)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   serve->add_option("--block-cache-shard-bits", c->block_cache_shard_bits,
                     "RocksDB block cache shards, 2^N (-1 = RocksDB's choice by size)")
       ->check(CLI::Range(-1, 8))

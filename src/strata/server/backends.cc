@@ -83,6 +83,7 @@ absl::StatusOr<std::unique_ptr<store::RowStore>> OpenRows(const ServerConfig& co
   options.path = config.data_dir + "/rows";
   options.block_cache_bytes = config.block_cache_bytes;
   options.document_blob_min_bytes = config.document_blob_min_bytes;
+  options.document_blob_gc_min_garbage = config.document_blob_gc_min_garbage;
   options.block_cache_shard_bits = config.block_cache_shard_bits;
   if (config.document_metadata == "cache") {
     options.document_metadata = store::RocksRowStoreOptions::DocumentMetadata::kCache;

@@ -35,6 +35,9 @@ struct ServerConfig {
   // RocksDB: rows of document tables (assets) of at least this many bytes are kept in blob
   // files, 0 = inside the SST files (RocksRowStoreOptions::document_blob_min_bytes).
   uint64_t document_blob_min_bytes = 512;
+  // RocksDB: blob garbage collection of document tables runs while at least this share of
+  // their blob bytes is garbage (RocksRowStoreOptions::document_blob_gc_min_garbage).
+  double document_blob_gc_min_garbage = 0.2;
   // RocksDB block cache shards, 2^bits; -1 = RocksDB's choice
   // (RocksRowStoreOptions::block_cache_shard_bits).
   int block_cache_shard_bits = -1;

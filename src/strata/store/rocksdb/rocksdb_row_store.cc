@@ -52,6 +52,8 @@ int64_t SteadyMicros() {
 
 // How often the sync thread checks whether a full disk has room again (Core::TryResume).
 constexpr std::chrono::seconds kResumeCheckInterval{2};
+// How often the sync thread looks at the document tables' blob garbage (Core::SwitchBlobGc).
+constexpr std::chrono::seconds kBlobGcCheckInterval{5};
 
 constexpr const char* kSyncFailedMessage =
     "write: a WAL fsync failed, so recent writes may not be durable; writes are refused "
@@ -351,6 +353,9 @@ class RocksTable final : public Table {
   // SST bytes right after the table was last compacted whole while idle (at open: its size
   // then, so a restart alone does not rewrite every table).
   uint64_t settled_bytes() const { return settled_bytes_.load(std::memory_order_relaxed); }
+  // Whether the table's blob garbage collection is on now (kDocument tables; SwitchBlobGc).
+  bool blob_gc_on() const { return blob_gc_on_.load(std::memory_order_relaxed); }
+  void set_blob_gc_on(bool on) { blob_gc_on_.store(on, std::memory_order_relaxed); }
   void set_settled_bytes(uint64_t b) {
     settled_bytes_.store(b, std::memory_order_relaxed);
     range_deleted_bytes_.store(0, std::memory_order_relaxed);
@@ -390,6 +395,7 @@ class RocksTable final : public Table {
   const TableProfile profile_;
   rocksdb::ColumnFamilyHandle* const cf_;  // owned by Core
   std::atomic<uint64_t> settled_bytes_{0};
+  std::atomic<bool> blob_gc_on_{false};
   mutable std::atomic<uint64_t> range_deleted_bytes_{0};  // see NoteRangeDeletes
 };
 
@@ -480,6 +486,10 @@ class Core {
   rocksdb::ColumnFamilyOptions ColumnFamilyOptionsFor(TableProfile profile) const;
   // The default column family, every table's and every foreign one's.
   std::vector<rocksdb::ColumnFamilyHandle*> AllHandles() const;
+  // Turns each kDocument table's blob garbage collection on when its blob files hold at
+  // least document_blob_gc_min_garbage of garbage, off below half of it (the sync thread,
+  // every kBlobGcCheckInterval).
+  void SwitchBlobGc();
 
  private:
   rocksdb::DBOptions MakeDBOptions() const;
@@ -493,6 +503,11 @@ class Core {
   void TryResume();
   // Flushes every table when the WAL holds enough to be worth it (idle_flush_ms).
   void MaybeFlushIdle();
+  // Whether a table of this profile has blob garbage collection on from the start.
+  bool BlobGcAlwaysOn(TableProfile profile) const {
+    return profile == TableProfile::kDocument && options_.document_blob_min_bytes > 0 &&
+           options_.document_blob_gc_min_garbage == 0;
+  }
   // Whether an idle table holding sst_bytes has enough dead bytes to be compacted whole.
   bool WorthSettling(RocksTable* table, uint64_t sst_bytes) const;
   static constexpr uint64_t kMinSettleBytes = uint64_t{64} << 10;
@@ -729,7 +744,9 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
         cf.enable_blob_files = true;
         cf.min_blob_size = options_.document_blob_min_bytes;
         cf.blob_compression_type = rocksdb::kNoCompression;
-        cf.enable_blob_garbage_collection = true;  // updates and deletes leave garbage
+        // Updates and deletes leave garbage; collecting it copies live documents, so it is
+        // on only while there is enough garbage to gain from (SwitchBlobGc).
+        cf.enable_blob_garbage_collection = options_.document_blob_gc_min_garbage == 0;
       }
       switch (options_.document_metadata) {
         case RocksRowStoreOptions::DocumentMetadata::kCache:
@@ -795,6 +812,7 @@ absl::Status Core::Open() {
       if (db_->GetIntProperty(handles[i], "rocksdb.live-sst-files-size", &sst_bytes)) {
         table->set_settled_bytes(sst_bytes);
       }
+      table->set_blob_gc_on(BlobGcAlwaysOn(planned[i].profile));
       tables_.emplace(planned[i].table, std::move(table));
     } else {
       foreign_cfs_.push_back(handles[i]);
@@ -862,10 +880,18 @@ void Core::SyncLoop() {
                                              : 1000));
   uint64_t seen_writes = writes_.load(std::memory_order_relaxed);
   auto last_write_seen = std::chrono::steady_clock::now();
+  auto last_blob_gc_check = std::chrono::steady_clock::time_point{};
   std::unique_lock lock(sync_mu_);
   while (!stop_sync_) {
     sync_cv_.wait_for(lock, interval, [this] { return stop_sync_; });
     if (stop_sync_) break;
+    if (options_.document_blob_gc_min_garbage > 0 &&
+        std::chrono::steady_clock::now() - last_blob_gc_check >= kBlobGcCheckInterval) {
+      last_blob_gc_check = std::chrono::steady_clock::now();
+      lock.unlock();
+      SwitchBlobGc();
+      lock.lock();
+    }
     if (no_space_.load(std::memory_order_acquire) &&
         std::chrono::steady_clock::now() - last_resume_attempt_ >= kResumeCheckInterval) {
       lock.unlock();
@@ -896,6 +922,41 @@ void Core::SyncLoop() {
     // what was acknowledged before it is in the WAL file, and syncing it is still right.
     (void)SyncWalOrRefuseWrites();
     lock.lock();
+  }
+}
+
+void Core::SwitchBlobGc() {
+  std::vector<RocksTable*> tables;
+  {
+    std::lock_guard lock(tables_mu_);
+    for (const auto& [name, table] : tables_) {
+      if (table->profile() == TableProfile::kDocument) tables.push_back(table.get());
+    }
+  }
+  const double on_at = options_.document_blob_gc_min_garbage;
+  for (RocksTable* table : tables) {
+    uint64_t live = 0, garbage = 0;
+    if (!db_->GetIntProperty(table->cf(), "rocksdb.live-blob-file-size", &live) ||
+        !db_->GetIntProperty(table->cf(), "rocksdb.live-blob-file-garbage-size", &garbage) ||
+        live == 0) {
+      continue;
+    }
+    const double share = static_cast<double>(garbage) / static_cast<double>(live);
+    const bool on = table->blob_gc_on();
+    const bool want = share >= (on ? on_at / 2 : on_at);  // hysteresis: on at x, off below x/2
+    if (want == on) continue;
+    rocksdb::Status set = db_->SetOptions(
+        table->cf(), {{"enable_blob_garbage_collection", on ? "false" : "true"}});
+    if (!set.ok()) {
+      STRATA_LOG_WARN("rocksdb: cannot switch blob garbage collection", "table", table->name(),
+                      "error", set.ToString());
+      continue;
+    }
+    table->set_blob_gc_on(!on);
+    STRATA_LOG_INFO(on ? "rocksdb: blob garbage collection off, little garbage left"
+                       : "rocksdb: blob garbage collection on",
+                    "table", table->name(), "blob_bytes", live, "garbage_bytes", garbage,
+                    "garbage_share", share);
   }
 }
 
@@ -1055,6 +1116,7 @@ absl::StatusOr<Table*> Core::OpenTable(const TableOptions& options) {
       db_->CreateColumnFamily(ColumnFamilyOptionsFor(options.profile), cf_name, &handle),
       "create table " + options.name));
   auto table = std::make_unique<RocksTable>(this, options.name, options.profile, handle);
+  table->set_blob_gc_on(BlobGcAlwaysOn(options.profile));
   Table* result = table.get();
   tables_.emplace(options.name, std::move(table));
   return result;
@@ -1373,6 +1435,13 @@ RocksHealth Core::Health() const {
     if (db_->GetIntProperty(cf, "rocksdb.live-blob-file-size", &value)) {
       health.live_blob_bytes += value;
     }
+    if (db_->GetIntProperty(cf, "rocksdb.live-blob-file-garbage-size", &value)) {
+      health.blob_garbage_bytes += value;
+    }
+  }
+  {
+    std::lock_guard lock(tables_mu_);
+    for (const auto& [name, table] : tables_) health.blob_gc_tables += table->blob_gc_on();
   }
   health.wal_sync_failures = wal_sync_failures_.load(std::memory_order_relaxed);
   health.wal_syncs = wal_syncs_.load(std::memory_order_relaxed);
@@ -1788,6 +1857,9 @@ absl::StatusOr<std::unique_ptr<RocksRowStore>> RocksRowStore::Open(
   if (options.bloom_bits_per_key < 0) {
     return absl::InvalidArgumentError("bloom_bits_per_key: must be >= 0");
   }
+  if (!(options.document_blob_gc_min_garbage >= 0 && options.document_blob_gc_min_garbage <= 1)) {
+    return absl::InvalidArgumentError("document_blob_gc_min_garbage: must be 0..1");
+  }
   if (options.block_cache_shard_bits < -1 || options.block_cache_shard_bits > 8) {
     return absl::InvalidArgumentError("block_cache_shard_bits: must be -1 (automatic) or 0-8");
   }
@@ -1883,6 +1955,12 @@ void RocksRowStore::ExportMetrics(MetricsRegistry* metrics) {
                     [this] {
                       return Samples{{"", Health().wal_sync_running_seconds}};
                     });
+  gauge("strata_rocksdb_blob_garbage_bytes",
+        "Bytes of overwritten or deleted documents still in blob files, all tables",
+        &RocksHealth::blob_garbage_bytes);
+  gauge("strata_rocksdb_blob_gc_tables",
+        "Tables whose blob garbage collection is on now (--document-blob-gc-min-garbage)",
+        &RocksHealth::blob_gc_tables);
   gauge("strata_rocksdb_running_compactions", "Compactions running now, all tables",
         &RocksHealth::running_compactions);
   gauge("strata_rocksdb_running_flushes", "Memtable flushes running now, all tables",
@@ -1890,6 +1968,8 @@ void RocksRowStore::ExportMetrics(MetricsRegistry* metrics) {
   gauge("strata_rocksdb_pending_compaction_bytes",
         "Estimated bytes compaction still has to rewrite", &RocksHealth::pending_compaction_bytes);
 }
+
+void RocksRowStore::SwitchBlobGcForTesting() { impl_->core.SwitchBlobGc(); }
 
 absl::Status RocksRowStore::FlushForTesting() {
   rocksdb::FlushOptions flush;
@@ -1934,6 +2014,8 @@ absl::StatusOr<std::string> RocksRowStore::DescribeTuningForTesting(std::string_
   out += " target_file=" + std::to_string(options.target_file_size_base);
   out += " blob_min=";
   out += options.enable_blob_files ? std::to_string(options.min_blob_size) : "off";
+  out += " blob_gc=";
+  out += options.enable_blob_garbage_collection ? "on" : "off";
   const auto* table_options =
       options.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
   out += " metadata=";

@@ -126,6 +126,14 @@ struct RocksRowStoreOptions {
   // 0 = documents stay inside the SST files (LZ4 blocks). Changing it affects new writes
   // only: both kinds of files stay readable. Default 512.
   uint64_t document_blob_min_bytes = 512;
+  // Blob garbage collection of a kDocument table (compactions move the live documents out of
+  // the oldest quarter of its blob files, so files that hold overwritten or deleted
+  // documents can go) runs only while at least this share of the table's blob bytes is
+  // garbage, and stops again below half of it; the store checks every few seconds. A bulk
+  // load has no garbage, and collecting then only copied live documents: in a 3M-asset load
+  // compactions rewrote 0.6-0.8 GB of the 3.45 GB of documents for nothing. 0 = always on
+  // (RocksDB's own behaviour). 0..1, default 0.2.
+  double document_blob_gc_min_garbage = 0.2;
   // After RocksDB found the disk full (a write, flush or compaction failed with ENOSPC),
   // writes are refused; every 2 s the store checks the free space under `path`, and once it
   // is at least this much (and at least the memtables' bytes, which resuming flushes),
@@ -157,6 +165,8 @@ struct RocksHealth {
   std::string writes_refused;
   uint64_t idle_flushes = 0;              // flushes of every table after writes went idle
   uint64_t idle_compactions = 0;          // tables compacted whole while writes were idle
+  uint64_t blob_garbage_bytes = 0;        // garbage in the live blob files, all tables
+  uint64_t blob_gc_tables = 0;            // tables whose blob garbage collection is on now
 };
 
 struct RocksTableInfo {
@@ -209,6 +219,9 @@ class RocksRowStore final : public RowStore {
 
   // For tests: flushes every table's memtables to files (no compaction asked for).
   absl::Status FlushForTesting();
+  // For tests: the sync thread's periodic check of the document tables' blob garbage, now
+  // (RocksRowStoreOptions::document_blob_gc_min_garbage).
+  void SwitchBlobGcForTesting();
   // For tests: the number of entries stored for `table` as RocksDB sees them, including
   // expired rows that compaction has not dropped yet. NotFound for an unknown table.
   absl::StatusOr<uint64_t> CountRawEntriesForTesting(std::string_view table);

@@ -420,6 +420,83 @@ TEST_F(RocksRowStoreTest, DocumentRowsInBlobFiles) {
   EXPECT_EQ(GetOr(docs, "p", "expiring_big"), "<not found>");
 }
 
+// Blob garbage collection copies live documents out of the oldest blob files; it runs only
+// while the table's blob files hold enough garbage (document_blob_gc_min_garbage, 0.2), and
+// stops again below half of it.
+TEST_F(RocksRowStoreTest, DocumentBlobGcRunsOnlyWhileThereIsGarbage) {
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* docs = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
+  ASSERT_NE(docs, nullptr);
+  auto doc = [](int i, char fill) { return std::to_string(i) + std::string(1500, fill); };
+  auto key = [](int i) { return "d" + std::to_string(1000 + i); };
+  auto gc_on = [&] {
+    absl::StatusOr<std::string> tuning = store->DescribeTuningForTesting("docs");
+    EXPECT_TRUE(tuning.ok()) << tuning.status();
+    const bool on = tuning.ok() && tuning->find("blob_gc=on") != std::string::npos;
+    EXPECT_EQ(store->Health().blob_gc_tables, on ? 1u : 0u) << "the gauge follows RocksDB";
+    return on;
+  };
+  // A load: 8 blob files of 50 documents, no garbage.
+  for (int f = 0; f < 8; ++f) {
+    WriteBatch batch;
+    for (int i = f * 50; i < (f + 1) * 50; ++i) batch.Put(key(i), doc(i, 'a'));
+    ASSERT_TRUE(docs->Apply("p", batch).ok());
+    ASSERT_TRUE(store->FlushForTesting().ok());
+  }
+  ASSERT_TRUE(store->CompactAll().ok());
+  store->SwitchBlobGcForTesting();
+  EXPECT_FALSE(gc_on()) << "a load leaves no garbage: nothing to collect";
+  EXPECT_EQ(store->Health().blob_garbage_bytes, 0u);
+
+  // Every other document overwritten: each of the 8 files is half garbage (a third of all).
+  WriteBatch overwrite;
+  for (int i = 0; i < 400; i += 2) overwrite.Put(key(i), doc(i, 'b'));
+  ASSERT_TRUE(docs->Apply("p", overwrite).ok());
+  ASSERT_TRUE(store->CompactAll().ok());
+  const RocksHealth before = store->Health();
+  ASSERT_GT(before.blob_garbage_bytes, 0u);
+  EXPECT_GE(static_cast<double>(before.blob_garbage_bytes), 0.2 * before.live_blob_bytes);
+  EXPECT_FALSE(gc_on()) << "switched by the check only";
+  store->SwitchBlobGcForTesting();
+  EXPECT_TRUE(gc_on());
+
+  // Compactions now move the live documents out of the oldest files, which then go; once
+  // the garbage is under a tenth, the check switches collection off again (bounded rounds).
+  bool switched_off = false;
+  for (int round = 0; round < 20 && !switched_off; ++round) {
+    ASSERT_TRUE(store->CompactAll().ok());
+    store->SwitchBlobGcForTesting();
+    switched_off = !gc_on();
+  }
+  EXPECT_TRUE(switched_off);
+  const RocksHealth after = store->Health();
+  EXPECT_LT(after.blob_garbage_bytes, before.blob_garbage_bytes);
+  EXPECT_LT(static_cast<double>(after.blob_garbage_bytes), 0.1 * after.live_blob_bytes);
+  EXPECT_LT(after.live_blob_bytes, before.live_blob_bytes) << "garbage files deleted";
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_EQ(GetOr(docs, "p", key(i)), doc(i, i % 2 == 0 ? 'b' : 'a')) << key(i);
+  }
+}
+
+TEST_F(RocksRowStoreTest, DocumentBlobGcAlwaysOnAtZeroAndRangeChecked) {
+  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
+  options.document_blob_gc_min_garbage = 0;
+  {
+    std::unique_ptr<RocksRowStore> store = OpenStore(options);
+    ASSERT_NE(store, nullptr);
+    ASSERT_NE(MustOpenTable(store.get(), "docs", TableProfile::kDocument), nullptr);
+    absl::StatusOr<std::string> tuning = store->DescribeTuningForTesting("docs");
+    ASSERT_TRUE(tuning.ok()) << tuning.status();
+    EXPECT_THAT(*tuning, HasSubstr("blob_gc=on"));
+    EXPECT_EQ(store->Health().blob_gc_tables, 1u);
+  }
+  options.document_blob_gc_min_garbage = 1.5;
+  absl::Status bad = RocksRowStore::Open(options).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("document_blob_gc_min_garbage"));
+}
+
 // Every place a document table's index and filter blocks can live (block cache, pinned in
 // it, table reader memory), with one cache shard or RocksDB's default: the tuning says which,
 // it survives a reopen, and rows read back from SST and blob files by Get, MultiGet and Scan.
