@@ -131,13 +131,16 @@ TEST_F(EmbeddedQueueTest, LayoutIsTheDocumentedOne) {
 // Reopens the queue over the same rows, as a restart does.
 class EmbeddedQueueRestartTest : public EmbeddedQueueTest {
  protected:
-  void Reopen() {
-    queue_.reset();
+  absl::StatusOr<std::unique_ptr<EmbeddedQueue>> OpenQueue() {
     EmbeddedQueueOptions options;
     options.clock = &clock_;
     options.metrics = &metrics_;
     options.retention_interval_ms = 0;
-    absl::StatusOr<std::unique_ptr<EmbeddedQueue>> queue = EmbeddedQueue::Open(&rows_, options);
+    return EmbeddedQueue::Open(&rows_, options);
+  }
+  void Reopen() {
+    queue_.reset();
+    absl::StatusOr<std::unique_ptr<EmbeddedQueue>> queue = OpenQueue();
     ASSERT_TRUE(queue.ok()) << queue.status();
     queue_ = std::move(*queue);
   }
@@ -186,10 +189,7 @@ TEST_F(EmbeddedQueueRestartTest, CorruptMessageKeyFailsTheOpenNamingThePartition
   ASSERT_TRUE(messages.ok());
   ASSERT_TRUE((*messages)->Put("feed/0", std::string(9, '\x7f'), "\x01").ok());
   queue_.reset();
-  EmbeddedQueueOptions options;
-  options.clock = &clock_;
-  options.metrics = &metrics_;
-  absl::Status s = EmbeddedQueue::Open(&rows_, options).status();
+  absl::Status s = OpenQueue().status();
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("feed/0"));
 }

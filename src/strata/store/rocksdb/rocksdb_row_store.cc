@@ -926,6 +926,11 @@ void Core::SyncLoop() {
 }
 
 void Core::SwitchBlobGc() {
+  // SetOptions writes an OPTIONS file: not while the store refuses writes (a full disk).
+  if (write_failed_.load(std::memory_order_acquire) || no_space_.load(std::memory_order_acquire) ||
+      sync_failed_.load(std::memory_order_acquire)) {
+    return;
+  }
   std::vector<RocksTable*> tables;
   {
     std::lock_guard lock(tables_mu_);
