@@ -272,7 +272,9 @@ absl::Status EmbeddedQueue::Load() {
   STRATA_ASSIGN_OR_RETURN(topics_table_,
                           rows_->OpenTable(TableOptions{kTopicsTable, TableProfile::kIndex}));
   STRATA_ASSIGN_OR_RETURN(messages_table_,
-                          rows_->OpenTable(TableOptions{kMessagesTable, TableProfile::kLive}));
+                          rows_->OpenTable(TableOptions{.name = kMessagesTable,
+                                                       .profile = TableProfile::kLive,
+                                                       .append_only = true}));
   STRATA_ASSIGN_OR_RETURN(offsets_table_,
                           rows_->OpenTable(TableOptions{kOffsetsTable, TableProfile::kIndex}));
   STRATA_ASSIGN_OR_RETURN(std::vector<Row> topic_rows,

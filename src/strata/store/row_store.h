@@ -63,6 +63,11 @@ struct TableOptions {
   // operation per object instead of one per partition. Default false: the profile decides
   // (kLive tables are grouped that way already).
   bool spread_writes = false;
+  // Whether rows are only ever added, in key order within each partition, and removed by
+  // range deletes, never overwritten (a queue's messages). A backend that settles tables
+  // while idle then does not take the table's growth for old versions of rows to drop.
+  // A hint for the process's lifetime, not stored; default false.
+  bool append_only = false;
 };
 
 struct Row {

@@ -353,6 +353,9 @@ class RocksTable final : public Table {
   // SST bytes right after the table was last compacted whole while idle (at open: its size
   // then, so a restart alone does not rewrite every table).
   uint64_t settled_bytes() const { return settled_bytes_.load(std::memory_order_relaxed); }
+  // TableOptions::append_only, as given by the latest OpenTable of this process.
+  bool append_only() const { return append_only_.load(std::memory_order_relaxed); }
+  void set_append_only(bool a) { append_only_.store(a, std::memory_order_relaxed); }
   // Whether the table's blob garbage collection is on now (kDocument tables; SwitchBlobGc).
   bool blob_gc_on() const { return blob_gc_on_.load(std::memory_order_relaxed); }
   void set_blob_gc_on(bool on) { blob_gc_on_.store(on, std::memory_order_relaxed); }
@@ -396,6 +399,7 @@ class RocksTable final : public Table {
   rocksdb::ColumnFamilyHandle* const cf_;  // owned by Core
   std::atomic<uint64_t> settled_bytes_{0};
   std::atomic<bool> blob_gc_on_{false};
+  std::atomic<bool> append_only_{false};
   mutable std::atomic<uint64_t> range_deleted_bytes_{0};  // see NoteRangeDeletes
 };
 
@@ -1079,10 +1083,10 @@ bool Core::WorthSettling(RocksTable* table, uint64_t sst_bytes) const {
   const uint64_t range_deleted = table->range_deleted_bytes();
   if (range_deleted > 0 && range_deleted * 10 >= sst_bytes) return true;
   if (sst_bytes < kMinSettleBytes || sst_bytes == settled) return false;  // nothing new
-  // Growth means new versions of rows in live and compressed tables; document tables grow
-  // by new rows (a bulk load would be rewritten whole after it, for nothing), so only their
-  // deletions count.
-  if (table->profile() != TableProfile::kDocument &&
+  // Growth means new versions of rows in live and compressed tables; document and
+  // append-only tables grow by new rows (a bulk load, a queue's new messages, would be
+  // rewritten whole after it, for nothing), so only their deletions count.
+  if (table->profile() != TableProfile::kDocument && !table->append_only() &&
       sst_bytes >= settled + std::max<uint64_t>(kMinSettleBytes, settled / 8)) {
     return true;
   }
@@ -1114,7 +1118,10 @@ std::vector<rocksdb::ColumnFamilyHandle*> Core::AllHandles() const {
 absl::StatusOr<Table*> Core::OpenTable(const TableOptions& options) {
   STRATA_RETURN_IF_ERROR(ValidateTableName(options.name));
   std::lock_guard lock(tables_mu_);
-  if (auto it = tables_.find(options.name); it != tables_.end()) return it->second.get();
+  if (auto it = tables_.find(options.name); it != tables_.end()) {
+    it->second->set_append_only(options.append_only);
+    return it->second.get();
+  }
   const std::string cf_name = options.name + "." + ProfileName(options.profile);
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   STRATA_RETURN_IF_ERROR(ToStatus(
@@ -1122,6 +1129,7 @@ absl::StatusOr<Table*> Core::OpenTable(const TableOptions& options) {
       "create table " + options.name));
   auto table = std::make_unique<RocksTable>(this, options.name, options.profile, handle);
   table->set_blob_gc_on(BlobGcAlwaysOn(options.profile));
+  table->set_append_only(options.append_only);
   Table* result = table.get();
   tables_.emplace(options.name, std::move(table));
   return result;

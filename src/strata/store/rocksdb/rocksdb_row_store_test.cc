@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <random>
 #include <thread>
 
 #include "strata/base/crash_point.h"
@@ -958,6 +959,61 @@ TEST_F(RocksRowStoreTest, IdleCompactionDropsDeletedRowsOfACompressedTable) {
   // Nothing written since: further idle periods leave the table alone.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(store->Health().idle_compactions, settled.idle_compactions);
+}
+
+// A queue's messages only grow (and go by range deletes): the idle settle leaves such a
+// table alone however much it grew, where a live table that grew as much is compacted whole.
+TEST_F(RocksRowStoreTest, IdleSettleLeavesAnAppendOnlyTableThatOnlyGrew) {
+  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
+  options.idle_flush_ms = 100;
+  options.idle_flush_min_wal_bytes = 1;
+  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<Table*> log = store->OpenTable(TableOptions{
+      .name = "log", .profile = TableProfile::kLive, .append_only = true});
+  ASSERT_TRUE(log.ok()) << log.status();
+  Table* plain = MustOpenTable(store.get(), "plain");
+  ASSERT_NE(plain, nullptr);
+  // Random bytes: LZ4 cannot shrink them under the settle's 64 KiB floor.
+  auto value = [](int i) {
+    std::mt19937 gen(static_cast<uint32_t>(i));
+    std::string v(1024, '\0');
+    for (char& c : v) c = static_cast<char>(gen());
+    return v;
+  };
+  auto fill = [&](Table* t) {
+    char key[16];
+    WriteBatch batch;
+    for (int i = 0; i < 400; ++i) {
+      std::snprintf(key, sizeof(key), "m%05d", i);
+      batch.Put(key, value(i));
+    }
+    return t->Apply("p", batch);
+  };
+  ASSERT_TRUE(fill(*log).ok());
+  const RocksHealth flushed =
+      WaitForHealth(store.get(), [](const RocksHealth& h) { return h.wal_bytes == 0; });
+  ASSERT_EQ(flushed.wal_bytes, 0u);
+  ASSERT_GE(flushed.live_sst_bytes, 200u * 1024);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // several idle periods
+  EXPECT_EQ(store->Health().idle_compactions, 0u) << "an append-only table that only grew";
+
+  ASSERT_TRUE(fill(plain).ok());
+  const RocksHealth grown =
+      WaitForHealth(store.get(), [](const RocksHealth& h) { return h.idle_compactions >= 1; });
+  EXPECT_EQ(grown.idle_compactions, 1u) << "the live table, settled once";
+
+  // Its messages trimmed by a range delete: now it is settled, and the rows' bytes go.
+  ASSERT_TRUE((*log)->DeleteRange("p", "m00000", "m00360").ok());
+  const RocksHealth trimmed = WaitForHealth(store.get(), [&](const RocksHealth& h) {
+    return h.idle_compactions >= grown.idle_compactions + 1;
+  });
+  EXPECT_EQ(trimmed.idle_compactions, grown.idle_compactions + 1);
+  EXPECT_EQ(GetOr(*log, "p", "m00399"), value(399));
+  EXPECT_EQ(GetOr(*log, "p", "m00000"), "<not found>");
+  absl::StatusOr<TableStats> stats = (*log)->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_LT(stats->disk_bytes, 100u * 1024) << "40 of 400 rows of 1 KiB remain";
 }
 
 // A range delete is one tombstone in its file's properties however many rows it covers; the
