@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <set>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "strata/base/crash_point.h"
