@@ -115,6 +115,14 @@ class RocksRowStoreTest : public ::testing::Test {
     return store.ok() ? std::move(*store) : nullptr;
   }
   std::unique_ptr<RocksRowStore> OpenStore() { return OpenStore(TestOptions(dir_.path(), &clock_)); }
+  // A store whose sync thread flushes every table, and settles those worth it, once writes
+  // have been idle for 100 ms.
+  std::unique_ptr<RocksRowStore> OpenQuicklyIdleStore() {
+    RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
+    options.idle_flush_ms = 100;
+    options.idle_flush_min_wal_bytes = 1;
+    return OpenStore(options);
+  }
 
   static Table* MustOpenTable(RowStore* store, const std::string& name,
                               TableProfile profile = TableProfile::kLive) {
@@ -925,10 +933,7 @@ RocksHealth WaitForHealth(RocksRowStore* store, Pred done) {
 // compaction would leave: here a compressed-profile table whose rows were deleted after they
 // reached their files (what a rotation to the past tier does to the recent tier).
 TEST_F(RocksRowStoreTest, IdleCompactionDropsDeletedRowsOfACompressedTable) {
-  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
-  options.idle_flush_ms = 100;
-  options.idle_flush_min_wal_bytes = 1;
-  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  std::unique_ptr<RocksRowStore> store = OpenQuicklyIdleStore();
   ASSERT_NE(store, nullptr);
   Table* t = MustOpenTable(store.get(), "chunks", TableProfile::kCompressed);
   ASSERT_NE(t, nullptr);
@@ -964,10 +969,7 @@ TEST_F(RocksRowStoreTest, IdleCompactionDropsDeletedRowsOfACompressedTable) {
 // A queue's messages only grow (and go by range deletes): the idle settle leaves such a
 // table alone however much it grew, where a live table that grew as much is compacted whole.
 TEST_F(RocksRowStoreTest, IdleSettleLeavesAnAppendOnlyTableThatOnlyGrew) {
-  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
-  options.idle_flush_ms = 100;
-  options.idle_flush_min_wal_bytes = 1;
-  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  std::unique_ptr<RocksRowStore> store = OpenQuicklyIdleStore();
   ASSERT_NE(store, nullptr);
   absl::StatusOr<Table*> log = store->OpenTable(TableOptions{
       .name = "log", .profile = TableProfile::kLive, .append_only = true});
@@ -1021,10 +1023,7 @@ TEST_F(RocksRowStoreTest, IdleSettleLeavesAnAppendOnlyTableThatOnlyGrew) {
 // files) a DeleteRange removed is compacted whole once writes are idle, and the blob files
 // go (what an export's marks, deleted when the job ends, leave behind).
 TEST_F(RocksRowStoreTest, IdleCompactionReclaimsWhatARangeDeleteCovered) {
-  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
-  options.idle_flush_ms = 100;
-  options.idle_flush_min_wal_bytes = 1;
-  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  std::unique_ptr<RocksRowStore> store = OpenQuicklyIdleStore();
   ASSERT_NE(store, nullptr);
   Table* t = MustOpenTable(store.get(), "docs", TableProfile::kDocument);
   ASSERT_NE(t, nullptr);
