@@ -434,6 +434,11 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "Nice increment of reprocessing jobs' threads (0-19; 0: request priority)")
       ->check(CLI::Range(0, 19))
       ->capture_default_str();
+  serve->add_option("--reprocess-batch", c->reprocess_batch,
+                    "Events a reprocessing worker takes per poll (one read and one write per "
+                    "bucket, one count update and one offset commit per poll)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   serve->add_option("--log-level", c->log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();

@@ -385,10 +385,19 @@ int64_t SteadyNowNs() {
 
 bool JobRunner::YieldToStalls() {
   if (!options_.store_stalled) return true;
+  const int64_t fresh_ns = options_.stall_check_interval_ms * 1'000'000;
+  if (const int64_t at = unstalled_at_ns_.load(std::memory_order_relaxed);
+      at != 0 && SteadyNowNs() - at < fresh_ns) {
+    return !stopping_.load();
+  }
   constexpr Millis kStep = 20;
   for (Millis waited = 0; waited < options_.stall_wait_max_ms; waited += kStep) {
     if (stopping_.load()) return false;
-    if (!options_.store_stalled()) return true;
+    if (!options_.store_stalled()) {
+      unstalled_at_ns_.store(SteadyNowNs(), std::memory_order_relaxed);
+      return true;
+    }
+    unstalled_at_ns_.store(0, std::memory_order_relaxed);
     std::this_thread::sleep_for(std::chrono::milliseconds(kStep));
     stall_wait_ms_.fetch_add(kStep, std::memory_order_relaxed);
   }

@@ -106,6 +106,11 @@ struct JobRunnerOptions {
   // batch, and the job's own writes are what the store is catching up on. Unset: no wait.
   std::function<bool()> store_stalled;
   Millis stall_wait_max_ms = 2000;
+  // How long a "not stalling" answer of store_stalled is trusted before it is asked again,
+  // ms. Workers ask before every batch; RocksDB's answer (its whole health: WAL file list,
+  // every table's properties) cost ~10% of a job thread's CPU asked that often, and a stall
+  // lasts seconds. While the store stalls, it is asked at every step of the wait. Default 50.
+  Millis stall_check_interval_ms = 50;
   Millis control_interval_ms = 500;
   ThrottleOptions throttle = DefaultJobThrottle();
   // A job starts at 2,000 assets/s and gains 500/s per healthy interval (1,000/s a second at
@@ -203,6 +208,8 @@ class JobRunner {
   std::condition_variable control_cv_;
   std::atomic<int64_t> last_adaptive_work_ns_{0};
   std::atomic<uint64_t> stall_wait_ms_{0};  // total ms workers waited for a stalling store
+  // When store_stalled last answered "not stalling" (steady-clock ns; 0 = never).
+  std::atomic<int64_t> unstalled_at_ns_{0};
   // Waits (bounded) while the store stalls writes; false if the runner stops meanwhile.
   bool YieldToStalls();
 };

@@ -359,6 +359,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   // rate").
   job_options.load_probe = MakeAssetLoadProbe(metrics, rows);
   job_options.worker_nice = config.reprocess_nice;
+  job_options.poll_batch = config.reprocess_batch;
   job_options.store_stalled = [rows] { return rows->CheckHealth().load >= 1.0; };
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<reprocess::JobRunner> job_runner,
                           reprocess::JobRunner::Open(asset_service.get(), queue,

@@ -147,6 +147,9 @@ struct ServerConfig {
   // Nice increment of reprocessing jobs' threads (0-19; default 0: request priority). While
   // one holds the row store's write lock it runs at request priority (ScopedPriorityBoost).
   int reprocess_nice = 0;
+  // Events a reprocessing worker takes per poll: one read and one write per bucket, one count
+  // update and one offset commit each (--reprocess-batch).
+  int reprocess_batch = 100;
   // "debug", "info", "warn", "error". Default "info".
   std::string log_level = "info";
 };
