@@ -330,6 +330,34 @@ std::string Latency(const OpReport& r) {
          Fmt("%.1f", r.max_ms) + " ms, " + Thousands(r.errors) + " errors";
 }
 
+// What the server saw between two /metrics pages: how long writes waited for and held the
+// row store's write slot (the load's PATCHes queue there behind the job's batches), and the
+// asset route's own handling time (the rest of a request's latency is the connection's
+// queue and the network). Empty when a page lacks the series (other row stores).
+std::string ServerSide(const std::string& before, const std::string& after) {
+  auto p = [&](std::string_view name, std::string_view labels) -> std::optional<std::string> {
+    auto b = HistogramBuckets(before, name, labels);
+    auto a = HistogramBuckets(after, name, labels);
+    if (!a) return std::nullopt;
+    const Histogram::Buckets d = b ? BucketsSince(*b, *a) : *a;
+    uint64_t n = 0;
+    for (uint64_t c : d) n += c;
+    return Fmt("%.2f", Histogram::Quantile(d, 0.99) * 1e3) + " / " +
+           Fmt("%.2f", Histogram::Quantile(d, 0.999) * 1e3) + " ms (" + Thousands(n) + ")";
+  };
+  std::string out;
+  const auto wait = p("strata_rocksdb_write_wait_seconds", "");
+  const auto hold = p("strata_rocksdb_write_hold_seconds", "");
+  const std::string route = "route=\"/v1/assets/{type}/{id}\",method=";
+  const auto get = p("strata_http_request_seconds", route + "\"GET\"");
+  const auto patch = p("strata_http_request_seconds", route + "\"PATCH\"");
+  if (wait && hold) out += "write slot wait p99 / p99.9 " + *wait + ", held " + *hold;
+  if (get && patch) {
+    out += std::string(out.empty() ? "" : "; ") + "handled GET " + *get + ", PATCH " + *patch;
+  }
+  return out;
+}
+
 void PrintStatuses(const OpReport& r, std::ostream& out) {
   if (r.errors == 0) return;
   out << "    " << r.name << " answers:";
@@ -455,6 +483,11 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
     warm.Begin(start, start + seconds(o.warmup_s));
     (void)warm.Finish();
   }
+  auto scrape = [&control]() -> std::string {
+    auto m = control.Request("GET", "/metrics");
+    return m.ok() && m->status == 200 ? m->body : std::string();
+  };
+  const std::string idle_metrics = scrape();
   {
     Load idle(o, ids, &oracle, server.port(), o.seed ^ 0x2222);
     const auto start = SteadyClock::now() + std::chrono::milliseconds(20);
@@ -475,6 +508,10 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
       << std::flush;
   PrintStatuses(report.idle_get, out);
   PrintStatuses(report.idle_patch, out);
+  const std::string job_metrics = scrape();
+  if (std::string server_side = ServerSide(idle_metrics, job_metrics); !server_side.empty()) {
+    out << "  server: " << server_side << "\n" << std::flush;
+  }
 
   // The job, with the load running.
   Load load(o, ids, &oracle, server.port(), o.seed ^ 0x3333);
@@ -602,6 +639,11 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
       << std::flush;
   PrintStatuses(report.job_get, out);
   PrintStatuses(report.job_patch, out);
+  if (report.kills == 0) {  // a restarted server's histograms start again
+    if (std::string server_side = ServerSide(job_metrics, scrape()); !server_side.empty()) {
+      out << "  server: " << server_side << "\n" << std::flush;
+    }
+  }
 
   // The oracle: every asset read back.
   const auto o0 = SteadyClock::now();

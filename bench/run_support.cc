@@ -170,6 +170,38 @@ std::optional<double> MetricValue(std::string_view page, std::string_view series
   return std::nullopt;
 }
 
+std::optional<Histogram::Buckets> HistogramBuckets(std::string_view page, std::string_view name,
+                                                   std::string_view labels) {
+  const std::string prefix =
+      std::string(name) + "_bucket{" + std::string(labels) + (labels.empty() ? "" : ",") + "le=\"";
+  Histogram::Buckets out{};
+  size_t found = 0;
+  uint64_t previous = 0;
+  size_t at = 0;
+  while (at < page.size() && found < out.size()) {
+    size_t end = page.find('\n', at);
+    if (end == std::string_view::npos) end = page.size();
+    const std::string_view line = page.substr(at, end - at);
+    at = end + 1;
+    if (line.substr(0, std::min(line.size(), prefix.size())) != prefix) continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string_view::npos) return std::nullopt;
+    const uint64_t cumulative = std::strtoull(std::string(line.substr(space + 1)).c_str(), nullptr, 10);
+    out[found++] = cumulative >= previous ? cumulative - previous : 0;  // rendered in bound order
+    previous = cumulative;
+  }
+  if (found != out.size()) return std::nullopt;
+  return out;
+}
+
+Histogram::Buckets BucketsSince(const Histogram::Buckets& before, const Histogram::Buckets& after) {
+  Histogram::Buckets out{};
+  bool restarted = false;
+  for (size_t i = 0; i < out.size(); ++i) restarted = restarted || after[i] < before[i];
+  for (size_t i = 0; i < out.size(); ++i) out[i] = restarted ? after[i] : after[i] - before[i];
+  return out;
+}
+
 absl::Status CheckStrataArgs(const std::vector<std::string>& args, std::string_view field) {
   for (const std::string& a : args) {
     if (a.rfind("--data-dir", 0) == 0 || a.rfind("--port", 0) == 0) {

@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "strata/base/metrics.h"
 
 namespace strata::bench {
 
@@ -76,6 +77,13 @@ std::string Machine(const std::string& dir);
 // The value of one sample in a Prometheus text page: `series` is the name with its labels
 // exactly as the server writes them ("name" or "name{a=\"x\"}"); nullopt if absent.
 std::optional<double> MetricValue(std::string_view page, std::string_view series);
+// The per-bucket counts (not cumulative) of one histogram series in a Prometheus text page:
+// `name` without "_bucket", `labels` as the server writes them without braces and without
+// `le` ("" or `a="x",b="y"`); nullopt if the page does not have all of its buckets.
+std::optional<Histogram::Buckets> HistogramBuckets(std::string_view page, std::string_view name,
+                                                   std::string_view labels = "");
+// `after` - `before`, bucket by bucket (a series that restarted from zero: `after`).
+Histogram::Buckets BucketsSince(const Histogram::Buckets& before, const Histogram::Buckets& after);
 // InvalidArgument naming `field` if an extra `serve` argument sets --data-dir or --port,
 // which the benches that start a server set themselves.
 absl::Status CheckStrataArgs(const std::vector<std::string>& args, std::string_view field);

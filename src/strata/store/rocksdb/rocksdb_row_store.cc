@@ -577,6 +577,13 @@ class Core {
   // next writer sees write_failed_ first. (RocksDB batches concurrent writers into one
   // group anyway, so little is lost.)
   std::mutex write_mu_;
+
+ public:
+  // How long writes waited for write_mu_ and held it (ExportMetrics sets them; null until
+  // then). A request's write waits out whatever write holds the slot: a reprocessing job's
+  // batch, a roll-up, a GC step.
+  std::atomic<Histogram*> write_wait_{nullptr};
+  std::atomic<Histogram*> write_hold_{nullptr};
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1205,7 +1212,22 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& 
   if (batch->Count() == 0 && checks.empty()) return absl::OkStatus();
   // Background (niced) writers run at normal priority while they hold the write slot.
   ScopedPriorityBoost boost;
+  Histogram* const wait_histogram = write_wait_.load(std::memory_order_relaxed);
+  const auto asked = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> write_lock(write_mu_);
+  struct HeldFor {  // observes the hold on every return below (before the unlock)
+    Histogram* histogram;
+    std::chrono::steady_clock::time_point since;
+    ~HeldFor() {
+      if (histogram != nullptr) {
+        histogram->Observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
+      }
+    }
+  } held{write_hold_.load(std::memory_order_relaxed), std::chrono::steady_clock::now()};
+  if (wait_histogram != nullptr) {
+    wait_histogram->Observe(std::chrono::duration<double>(held.since - asked).count());
+  }
   if (write_failed_.load(std::memory_order_acquire)) {
     if (ResumableFailure()) {
       return absl::UnavailableError(
@@ -1938,6 +1960,14 @@ BackendHealth RocksRowStore::CheckHealth() const {
 
 void RocksRowStore::ExportMetrics(MetricsRegistry* metrics) {
   using Samples = std::vector<std::pair<std::string, double>>;
+  impl_->core.write_wait_.store(
+      metrics->GetHistogram("strata_rocksdb_write_wait_seconds",
+                            "Time writes waited for the row store's write slot (one write "
+                            "at a time: conditions checked, then applied)"));
+  impl_->core.write_hold_.store(
+      metrics->GetHistogram("strata_rocksdb_write_hold_seconds",
+                            "Time writes held the row store's write slot (condition reads "
+                            "and the RocksDB write)"));
   auto gauge = [this, metrics](const char* name, const char* help,
                                uint64_t RocksHealth::*field) {
     metrics->AddGauge(name, help, [this, field] {

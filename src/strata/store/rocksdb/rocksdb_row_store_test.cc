@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "strata/base/crash_point.h"
+#include "strata/base/metrics.h"
 #include "strata/store/row_store_conformance.h"
 
 namespace strata::store {
@@ -190,6 +191,26 @@ TEST_F(RocksRowStoreTest, ReopenKeepsDataAndTables) {
   Table* live = MustOpenTable(store.get(), "plays");
   ASSERT_NE(live, nullptr);
   EXPECT_EQ(GetOr(live, "m1", "c"), "C");
+}
+
+// Every write (conditional or not, accepted or refused by its condition) is timed waiting
+// for the write slot and holding it.
+TEST_F(RocksRowStoreTest, WritesAreTimedAtTheWriteSlot) {
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  MetricsRegistry metrics;
+  store->ExportMetrics(&metrics);
+  Table* live = MustOpenTable(store.get(), "plays");
+  ASSERT_NE(live, nullptr);
+  ASSERT_TRUE(live->Put("m1", "a", "A").ok());
+  WriteBatch stale;
+  stale.Expect("a", std::string("not A"));
+  stale.Put("a", "B");
+  EXPECT_TRUE(absl::IsFailedPrecondition(live->Apply("m1", stale)));
+  const std::string page = metrics.RenderPrometheus();
+  EXPECT_THAT(page, ::testing::HasSubstr("\nstrata_rocksdb_write_wait_seconds_count 2\n"));
+  EXPECT_THAT(page, ::testing::HasSubstr("\nstrata_rocksdb_write_hold_seconds_count 2\n"));
+  EXPECT_EQ(GetOr(live, "m1", "a"), "A");
 }
 
 TEST_F(RocksRowStoreTest, ProfilesSurviveReopen) {
