@@ -895,7 +895,17 @@ absl::StatusOr<ProcessManyResult> AssetService::ProcessMany(std::string_view typ
     groups[BucketPartition(type->name, type->bucket, BucketStart(type->bucket, id->time()))]
         .push_back(Item{i, *id, AssetKey(*id), JobMarkKey(mark.job_id, *id)});
   }
-  for (auto& [partition, items] : groups) {
+  // Each partition's items in chunks of max_process_write: one read and one write each.
+  std::vector<std::pair<const std::string*, std::span<const Item>>> chunks;
+  const size_t chunk_size = std::max<size_t>(1, options_.max_process_write);
+  for (const auto& [partition, all] : groups) {
+    for (size_t at = 0; at < all.size(); at += chunk_size) {
+      chunks.emplace_back(&partition, std::span<const Item>(all).subspan(
+                                          at, std::min(chunk_size, all.size() - at)));
+    }
+  }
+  for (const auto& [partition_ptr, items] : chunks) {
+    const std::string& partition = *partition_ptr;
     std::vector<store::RowKey> keys;
     keys.reserve(2 * items.size());
     for (const Item& item : items) {

@@ -68,6 +68,11 @@ struct AssetOptions {
   // Index entries a search may examine for one page before it returns what it has (with a
   // cursor): bounds the work of a selective condition on a non-selective index. Default 10000.
   size_t max_examined_per_page = 10000;
+  // Most assets ProcessMany writes in one compare-and-set batch (a job's poll of a bucket is
+  // written in batches of this many). The store applies one write at a time, so a request's
+  // write waits out the batch being written: smaller batches, shorter waits, a little more
+  // work per asset. Default 25.
+  size_t max_process_write = 25;
   // Seeds the id generator's random bits (tests); 0 = random.
   uint64_t id_seed = 0;
 };
@@ -211,7 +216,8 @@ class AssetService {
       bool rebuild_index = false);
   // Many reprocessing steps of one job at once, each with ProcessOnce's guarantees: the
   // assets of one partition (bucket) are read together (a MultiGet of their rows and job
-  // marks) and their new versions and marks written in ONE compare-and-set batch (every
+  // marks, up to max_process_write assets at a time) and their new versions and marks
+  // written in ONE compare-and-set batch (every
   // asset's row must be what was read and its mark absent) with one outbox row for their
   // change events. If any condition fails -- a production write came between the read and
   // the write -- nothing of that batch is applied and each of its assets goes through

@@ -75,10 +75,12 @@ class AssetServiceTest : public ::testing::TestWithParam<std::string> {
     queue_ = std::move(*q);
     AssetOptions options;
     options.id_seed = 99;
+    options.max_process_write = max_process_write_;
     auto s = AssetService::Open(rows_, queue_.get(), &clock_, &metrics_, options);
     ASSERT_TRUE(s.ok()) << s.status();
     service_ = std::move(*s);
   }
+  size_t max_process_write_ = AssetOptions{}.max_process_write;
   void Close() {
     service_.reset();
     queue_.reset();
@@ -927,6 +929,40 @@ TEST_P(AssetServiceTest, ProcessManyNeverOverwritesAConcurrentWrite) {
             R"({"show_id":2,"format":"hd","duration_s":99,"title":"reprocessed"})");
   EXPECT_EQ(SearchIds({"/duration_s=99"}).size(), 1u);
   EXPECT_EQ(SearchIds({"/title=reprocessed"}, 100).size(), 4u);
+}
+
+// A bucket's assets are written max_process_write at a time: a concurrent write fails only
+// the batch that held its asset; the batches before and after it are applied as batches.
+TEST_P(AssetServiceTest, ProcessManyWritesABucketInBatchesAndRedoesOnlyTheOneThatLostARace) {
+  Close();
+  max_process_write_ = 2;
+  Open();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(Create(Video(i + 1, "hd", 10)).id.ToString());
+  const size_t changes_before = service_->Changes("video", {}, 100)->size();
+  int calls = 0;
+  auto fn = [&](size_t index, const AssetRow&, JsonValue* payload) -> absl::StatusOr<bool> {
+    ++calls;
+    if (index == 2 && calls == 3) {  // the second batch (ids 2 and 3), on its first read
+      absl::StatusOr<Asset> client =
+          service_->Patch("video", ids[3], R"({"duration_s":99})", std::nullopt);
+      EXPECT_TRUE(client.ok()) << client.status();
+    }
+    payload->Set("title", JsonValue::String("chunked"));
+    return true;
+  };
+  absl::StatusOr<ProcessManyResult> r = service_->ProcessMany("video", ids, {13, 0}, fn);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->batch_conflicts, 1);
+  EXPECT_EQ(calls, 6 + 2);  // the second batch's two assets ran again, one by one
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_TRUE(r->results[i].ok()) << i;
+    EXPECT_EQ(r->results[i]->kind, ProcessResult::Kind::kChanged) << i;
+    EXPECT_EQ(service_->Get("video", ids[i])->row.version, i == 3 ? 3u : 2u) << i;
+  }
+  EXPECT_EQ(SearchIds({"/title=chunked"}, 100).size(), 6u);
+  EXPECT_EQ(SearchIds({"/duration_s=99"}).size(), 1u);  // the client's write kept
+  EXPECT_EQ(service_->Changes("video", {}, 100)->size(), changes_before + 6 + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, AssetServiceTest, ::testing::Values("Rocks", "Memory"),

@@ -439,6 +439,11 @@ void AddServeOptions(CLI::App* serve, server::ServerConfig* c) {
                     "bucket, one count update and one offset commit per poll)")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
+  serve->add_option("--reprocess-write-assets", c->reprocess_write_assets,
+                    "Most assets a reprocessing job writes in one batch (requests' writes "
+                    "wait for the batch being written)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   serve->add_option("--log-level", c->log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();

@@ -347,6 +347,7 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   asset_options.max_depth = config.asset_max_depth;
   asset_options.max_batch = config.asset_max_batch;
   asset_options.default_keep_versions = config.asset_keep_versions;
+  asset_options.max_process_write = config.reprocess_write_assets;
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<assets::AssetService> asset_service,
                           assets::AssetService::Open(rows, queue,
                                                      SystemClock::Default(), metrics,

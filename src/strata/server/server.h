@@ -150,6 +150,9 @@ struct ServerConfig {
   // Events a reprocessing worker takes per poll: one read and one write per bucket, one count
   // update and one offset commit each (--reprocess-batch).
   int reprocess_batch = 100;
+  // Most assets a reprocessing job writes in one compare-and-set batch
+  // (--reprocess-write-assets; AssetOptions::max_process_write).
+  uint64_t reprocess_write_assets = 25;
   // "debug", "info", "warn", "error". Default "info".
   std::string log_level = "info";
 };
