@@ -422,12 +422,28 @@ void EmbeddedQueue::ReloadPartition(TopicState* topic, int partition) {
 
 absl::StatusOr<std::vector<PublishResult>> EmbeddedQueue::Publish(
     std::string_view topic_name, std::span<const PublishMessage> messages) {
+  return PublishImpl(topic_name, messages, nullptr);
+}
+
+absl::StatusOr<std::vector<PublishResult>> EmbeddedQueue::PublishThen(
+    std::string_view topic_name, std::span<const PublishMessage> messages,
+    const PartitionWrite& then) {
+  if (then.table == nullptr) return absl::InvalidArgumentError("then: no table");
+  return PublishImpl(topic_name, messages, &then);
+}
+
+absl::StatusOr<std::vector<PublishResult>> EmbeddedQueue::PublishImpl(
+    std::string_view topic_name, std::span<const PublishMessage> messages,
+    const PartitionWrite* then) {
   STRATA_RETURN_IF_ERROR(ValidateQueueName(topic_name, "topic"));
   if (messages.size() > kMaxPublishBatch) {
     return absl::InvalidArgumentError("messages: more than 10000 in one batch");
   }
   std::vector<PublishResult> results(messages.size());
-  if (messages.empty()) return results;
+  if (messages.empty()) {
+    if (then != nullptr) STRATA_RETURN_IF_ERROR(then->table->Apply(then->partition, then->batch));
+    return results;
+  }
   TopicState* topic;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -491,7 +507,10 @@ absl::StatusOr<std::vector<PublishResult>> EmbeddedQueue::Publish(
       new_next.push_back(offset);
     }
   }
-  if (absl::Status written = rows_->Write(writes); !written.ok()) {
+  // The messages first, then the caller's write, which is applied only if they are.
+  if (then != nullptr) writes.push_back(*then);
+  absl::Status written = then != nullptr ? rows_->WriteInOrder(writes) : rows_->Write(writes);
+  if (!written.ok()) {
     // Some partitions' batches may have been applied: resynchronise memory with the store.
     for (const auto& [p, indices] : by_partition) ReloadPartition(topic, p);
     return written;

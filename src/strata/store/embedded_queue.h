@@ -81,6 +81,11 @@ class EmbeddedQueue final : public Queue {
   absl::StatusOr<std::vector<std::string>> ListGroups(std::string_view topic) override;
   absl::StatusOr<std::vector<PublishResult>> Publish(
       std::string_view topic, std::span<const PublishMessage> messages) override;
+  // The messages and `then` in one WriteInOrder of the row store (atomic on RocksDB and the
+  // memory store): a request's change event and its outbox row's removal cost one write.
+  absl::StatusOr<std::vector<PublishResult>> PublishThen(
+      std::string_view topic, std::span<const PublishMessage> messages,
+      const PartitionWrite& then) override;
   absl::StatusOr<std::vector<Message>> Poll(const PollRequest& request) override;
   absl::StatusOr<std::vector<Message>> Read(std::string_view topic, int partition,
                                             uint64_t offset, int max_messages) override;
@@ -92,6 +97,9 @@ class EmbeddedQueue final : public Queue {
   absl::StatusOr<uint64_t> EnforceRetention() override;
 
  private:
+  absl::StatusOr<std::vector<PublishResult>> PublishImpl(std::string_view topic,
+                                                         std::span<const PublishMessage> messages,
+                                                         const PartitionWrite* then);
   struct PartitionState;
   struct GroupState;
   struct TopicState;

@@ -102,6 +102,37 @@ TEST_F(EmbeddedQueueTest, BackgroundThreadEnforcesRetention) {
   queue->reset();  // joins the thread
 }
 
+// PublishThen: the messages and the caller's write together, the write only with them.
+TEST_F(EmbeddedQueueTest, PublishThenAppliesTheCallersWriteWithTheMessages) {
+  ASSERT_TRUE(queue_->CreateTopic(TopicOptions{"feed", 1, 0}).ok());
+  absl::StatusOr<Table*> mine = rows_.OpenTable({"outbox", TableProfile::kIndex});
+  ASSERT_TRUE(mine.ok());
+  ASSERT_TRUE((*mine)->Put("p", "o1", "events").ok());
+  PartitionWrite then{*mine, "p", WriteBatch()};
+  then.batch.Delete("o1");
+  std::vector<PublishMessage> batch = {PublishMessage{"", "e1", 0}, PublishMessage{"", "e2", 0}};
+  absl::StatusOr<std::vector<PublishResult>> r = queue_->PublishThen("feed", batch, then);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[1].offset, 1u);
+  EXPECT_TRUE(absl::IsNotFound((*mine)->Get("p", "o1").status()));
+  absl::StatusOr<std::vector<Message>> read = queue_->Read("feed", 0, 0, 10);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 2u);
+  EXPECT_EQ((*read)[1].value, "e2");
+
+  // Nothing published (an unknown topic, an oversize message): the write is not applied.
+  ASSERT_TRUE((*mine)->Put("p", "o1", "events").ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(queue_->PublishThen("nope", batch, then).status()));
+  std::vector<PublishMessage> huge = {PublishMessage{"", std::string(2'000'000, 'x'), 0}};
+  EXPECT_TRUE(absl::IsInvalidArgument(queue_->PublishThen("feed", huge, then).status()));
+  EXPECT_EQ((*mine)->Get("p", "o1").value_or("?"), "events");
+  EXPECT_EQ(queue_->Read("feed", 0, 0, 10)->size(), 2u);
+  // No table: refused.
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      queue_->PublishThen("feed", batch, PartitionWrite{nullptr, "p", WriteBatch()}).status()));
+}
+
 TEST_F(EmbeddedQueueTest, LayoutIsTheDocumentedOne) {
   ASSERT_TRUE(queue_->CreateTopic(TopicOptions{"gc", 2, 0}).ok());
   std::vector<PublishMessage> batch = {PublishMessage{"k", "v", 1}};

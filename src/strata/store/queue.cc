@@ -3,6 +3,9 @@
 #include <array>
 #include <string>
 
+#include "strata/base/crash_point.h"
+#include "strata/base/status.h"
+
 namespace strata::store {
 namespace {
 
@@ -25,6 +28,17 @@ uint32_t Crc32(std::string_view data) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<PublishResult>> Queue::PublishThen(
+    std::string_view topic, std::span<const PublishMessage> messages, const PartitionWrite& then) {
+  absl::StatusOr<std::vector<PublishResult>> published = Publish(topic, messages);
+  if (!published.ok()) return published;
+  // Published, `then` not applied yet: the caller's outbox is published again after a crash.
+  STRATA_CRASH_POINT("queue.before_then");
+  if (then.table == nullptr) return absl::InvalidArgumentError("then: no table");
+  STRATA_RETURN_IF_ERROR(then.table->Apply(then.partition, then.batch));
+  return published;
+}
 
 int KeyPartition(std::string_view key, int partitions) {
   if (partitions <= 0) return 0;

@@ -82,6 +82,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "strata/base/clock.h"
+#include "strata/store/row_store.h"
 
 namespace strata::store {
 
@@ -174,6 +175,17 @@ class Queue {
   // (nothing published) for an unknown topic, a bad partition or an oversize message.
   virtual absl::StatusOr<std::vector<PublishResult>> Publish(
       std::string_view topic, std::span<const PublishMessage> messages) = 0;
+
+  // Publish, then `then`: a write of the caller's (the asset service removes the outbox
+  // row that held these events) applied only once the messages are stored. This default
+  // publishes and then applies `then` to its table: a crash or a failed write in between
+  // leaves `then` unapplied (and the call fails), so the caller's outbox is published again
+  // (at least once). The embedded queue writes the messages and `then` in one ordered write
+  // of its row store (one atomic write on RocksDB): then `then.table` must be a table of
+  // that store.
+  virtual absl::StatusOr<std::vector<PublishResult>> PublishThen(
+      std::string_view topic, std::span<const PublishMessage> messages,
+      const PartitionWrite& then);
 
   // Messages after the group's position, at most max_messages, in offset order within each
   // partition, from the requested partitions that this process owns in the group (all of
