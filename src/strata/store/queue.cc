@@ -31,11 +31,11 @@ uint32_t Crc32(std::string_view data) {
 
 absl::StatusOr<std::vector<PublishResult>> Queue::PublishThen(
     std::string_view topic, std::span<const PublishMessage> messages, const PartitionWrite& then) {
+  if (then.table == nullptr) return absl::InvalidArgumentError("then: no table");
   absl::StatusOr<std::vector<PublishResult>> published = Publish(topic, messages);
   if (!published.ok()) return published;
   // Published, `then` not applied yet: the caller's outbox is published again after a crash.
   STRATA_CRASH_POINT("queue.before_then");
-  if (then.table == nullptr) return absl::InvalidArgumentError("then: no table");
   STRATA_RETURN_IF_ERROR(then.table->Apply(then.partition, then.batch));
   return published;
 }
