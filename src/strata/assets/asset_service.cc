@@ -515,29 +515,36 @@ absl::Status AssetService::EnsureBucket(const AssetType& type, Millis bucket) {
   return absl::OkStatus();
 }
 
+absl::Status AssetService::PublishOutbox(const std::string& type, const std::string& partition,
+                                         const std::string& outbox_key,
+                                         const std::vector<store::PublishMessage>& messages) {
+  // The last (usually the only) publish removes the outbox row with it: on the embedded
+  // queue in the same write (a request's update costs two writes of the store, not three);
+  // on others just after (a crash in between publishes the events again: at least once).
+  if (messages.empty()) return assets_->Delete(partition, outbox_key);
+  store::PartitionWrite remove_outbox{assets_, partition, store::WriteBatch()};
+  remove_outbox.batch.Delete(outbox_key);
+  const std::string topic = TopicFor(type);
+  for (size_t at = 0; at < messages.size(); at += store::kMaxPublishBatch) {
+    const size_t n = std::min(store::kMaxPublishBatch, messages.size() - at);
+    const std::span<const store::PublishMessage> part(&messages[at], n);
+    const bool last = at + n == messages.size();
+    STRATA_RETURN_IF_ERROR((last ? queue_->PublishThen(topic, part, remove_outbox)
+                                 : queue_->Publish(topic, part))
+                               .status());
+  }
+  return absl::OkStatus();
+}
+
 void AssetService::Forward(const std::string& type, const std::string& partition,
                            const std::string& outbox_key, const std::vector<std::string>& events) {
   // The batch is durable; its events wait in the outbox row (Open publishes them if the
   // process dies here).
   STRATA_CRASH_POINT("assets.before_publish");
-  absl::Status s = absl::OkStatus();
   std::vector<store::PublishMessage> messages;
   messages.reserve(events.size());
   for (const std::string& e : events) messages.push_back({"", e, 0});
-  const std::string topic = TopicFor(type);
-  // The last (usually the only) publish removes the outbox row with it: on the embedded
-  // queue in the same write (a request's update costs two writes of the store, not three);
-  // on others just after (a crash in between publishes the events again: at least once).
-  store::PartitionWrite remove_outbox{assets_, partition, store::WriteBatch()};
-  remove_outbox.batch.Delete(outbox_key);
-  for (size_t at = 0; at < messages.size() && s.ok(); at += store::kMaxPublishBatch) {
-    const size_t n = std::min(store::kMaxPublishBatch, messages.size() - at);
-    const std::span<const store::PublishMessage> part(&messages[at], n);
-    s = (at + n < messages.size() ? queue_->Publish(topic, part)
-                                  : queue_->PublishThen(topic, part, remove_outbox))
-            .status();
-  }
-  if (s.ok()) published_->Inc(events.size());
+  absl::Status s = PublishOutbox(type, partition, outbox_key, messages);
   if (!s.ok()) {
     publish_failures_->Inc();
     STRATA_LOG_WARN("assets: change events left in the outbox for a retry", "partition", partition,
@@ -547,6 +554,7 @@ void AssetService::Forward(const std::string& type, const std::string& partition
     has_pending_.store(true);
     return;
   }
+  published_->Inc(events.size());
   if (has_pending_.load(std::memory_order_relaxed)) RetryPending();
 }
 
@@ -562,15 +570,8 @@ absl::Status AssetService::FlushPartition(const std::string& partition) {
       if (!events) return absl::DataLossError("assets: corrupt outbox row in " + partition);
       std::vector<store::PublishMessage> messages;
       for (std::string& e : *events) messages.push_back({"", std::move(e), 0});
-      for (size_t at = 0; at < messages.size(); at += store::kMaxPublishBatch) {
-        const size_t n = std::min(store::kMaxPublishBatch, messages.size() - at);
-        STRATA_RETURN_IF_ERROR(
-            queue_
-                ->Publish(TopicFor(type), std::span<const store::PublishMessage>(&messages[at], n))
-                .status());
-      }
+      STRATA_RETURN_IF_ERROR(PublishOutbox(type, partition, row.clustering, messages));
       published_->Inc(messages.size());
-      STRATA_RETURN_IF_ERROR(assets_->Delete(partition, row.clustering));
     }
     if (page.next_cursor.empty()) return absl::OkStatus();
     options.cursor = std::move(page.next_cursor);

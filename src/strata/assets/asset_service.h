@@ -282,6 +282,11 @@ class AssetService {
                const std::vector<std::string>& events);
   // Publishes and deletes every outbox row of a partition.
   absl::Status FlushPartition(const std::string& partition);
+  // Publishes an outbox row's events and removes the row (with the last publish:
+  // Queue::PublishThen). Forward and FlushPartition.
+  absl::Status PublishOutbox(const std::string& type, const std::string& partition,
+                             const std::string& outbox_key,
+                             const std::vector<store::PublishMessage>& messages);
   void RetryPending();
   // Reads, transforms, validates and writes one asset under compare-and-set, retrying
   // lost races. The transform fills the new payload from the old row; false = unchanged.
