@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -128,6 +129,7 @@ class Server {
     return s;
   }
   uint16_t port() const { return static_cast<uint16_t>(port_); }
+  pid_t pid() const { return child_ ? child_->pid() : 0; }
   const std::string& log() const { return log_; }
 
  private:
@@ -524,6 +526,12 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
       "\"},\"concurrency\":" + std::to_string(o.job_concurrency) +
       (o.job_rate > 0 ? ",\"rate\":" + Fmt("%.0f", o.job_rate) : std::string()) +
       (o.job_adaptive ? ",\"adaptive\":true" : "") + "}";
+  // The server's CPU by thread over the job: the job's workers, the load's HTTP threads,
+  // RocksDB's flushes (rocksdb:high) and compactions (rocksdb:low). Sampled at every poll
+  // while the job runs (its worker threads exit when it ends), the last sample kept.
+  const std::map<std::string, double> roles0 = ThreadCpuSecondsByRole(server.pid());
+  std::map<std::string, double> roles1;
+  uint64_t processed_at_roles1 = 0;
   const auto job_t0 = SteadyClock::now();
   auto submitted = control.Request("POST", "/v1/reprocess/jobs", job_body);
   simdjson::dom::parser parser;
@@ -556,6 +564,10 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
       report.job_s = now_s;
       final_body = r->body;
       break;
+    }
+    if (state == "running" && report.kills == 0) {
+      roles1 = ThreadCpuSecondsByRole(server.pid());
+      processed_at_roles1 = processed;
     }
     if (now_s - last_print >= 5) {
       out << "  " << Fmt("%.0f", now_s) << " s: " << state << ", " << Thousands(processed)
@@ -590,6 +602,16 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
       control.Close();
       out << "  restarted in " << Fmt("%.1f", report.restart_s) << " s\n" << std::flush;
     }
+  }
+  std::vector<std::pair<std::string, double>> job_cpu;  // role, CPU seconds while running
+  if (report.kills == 0) {
+    for (const auto& [role, seconds] : roles1) {
+      const auto before = roles0.find(role);
+      const double used = seconds - (before == roles0.end() ? 0.0 : before->second);
+      if (used > 0) job_cpu.emplace_back(role, used);
+    }
+    std::sort(job_cpu.begin(), job_cpu.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
   }
   LoadStats during = load.End();
   const double load_s = SecondsSince(load_start);
@@ -629,8 +651,22 @@ absl::StatusOr<ReprocessBenchReport> RunReprocessBench(const ReprocessBenchOptio
       << Thousands(report.processed) << ", changed " << Thousands(report.changed)
       << ", unchanged " << Thousands(report.unchanged) << ", conflicts retried "
       << Thousands(report.conflicts_retried) << ", failed " << Thousands(report.failed)
-      << ", dead-lettered " << Thousands(report.dead_lettered) << "\n"
-      << "during the job (" << Fmt("%.1f", load_s) << " s"
+      << ", dead-lettered " << Thousands(report.dead_lettered) << "\n";
+  if (!job_cpu.empty() && processed_at_roles1 > 0) {
+    // Per asset processed by the last sample, the load's share included (threads that
+    // exited meanwhile are missing; the largest roles are what matters).
+    double total = 0;
+    for (const auto& [role, seconds] : job_cpu) total += seconds;
+    const double per_asset = 1e6 / static_cast<double>(processed_at_roles1);
+    out << "  server CPU over the job: " << Fmt("%.1f", total * per_asset)
+        << " us per asset, by thread:";
+    for (size_t i = 0; i < job_cpu.size() && i < 8; ++i) {
+      out << (i == 0 ? " " : ", ") << job_cpu[i].first << " "
+          << Fmt("%.1f", job_cpu[i].second * per_asset);
+    }
+    out << "\n";
+  }
+  out << "during the job (" << Fmt("%.1f", load_s) << " s"
       << (report.kills > 0 ? ", including the kill and restart" : "") << "):\n"
       << "  GET   " << Latency(report.job_get) << "\n"
       << "  PATCH " << Latency(report.job_patch) << "\n"
