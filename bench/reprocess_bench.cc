@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <map>
+#include <cmath>
 #include <memory>
 #include <mutex>
 #include <thread>

@@ -686,6 +686,13 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       // blocks suit large values.
       cf.write_buffer_size = options_.write_buffer_bytes;
       cf.compaction_style = rocksdb::kCompactionStyleUniversal;
+      // 8 sorted runs before compacting, not 4: after a bulk load the table holds four or
+      // five large runs, and with a trigger of 4 every later flush (~0.7 MiB of keys, the
+      // documents being in blob files) was merged at once into the newest of them, which
+      // was rewritten whole on each flush until size amplification merged everything (a
+      // 1M-asset reprocessing job compacted ~20M records for ~2M flushed). With 8, new
+      // flushes merge among themselves first (sizes doubling). Searches pay a few more
+      // filter probes (pinned); docs/benchmark-log.md has the runs.
       cf.level0_file_num_compaction_trigger = 8;
       cf.level0_slowdown_writes_trigger = 24;
       cf.level0_stop_writes_trigger = 40;
@@ -732,13 +739,6 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       cf.max_write_buffer_number = 4;
       cf.min_write_buffer_number_to_merge = 2;
       cf.compaction_style = rocksdb::kCompactionStyleUniversal;
-      // 8 sorted runs before compacting, not 4: after a bulk load the table holds four or
-      // five large runs, and with a trigger of 4 every later flush (~0.7 MiB of keys, the
-      // documents being in blob files) was merged at once into the newest of them, which
-      // was rewritten whole on each flush until size amplification merged everything (a
-      // 1M-asset reprocessing job compacted ~20M records for ~2M flushed). With 8, new
-      // flushes merge among themselves first (sizes doubling). Searches pay a few more
-      // filter probes (pinned); docs/benchmark-log.md has the runs.
       cf.level0_file_num_compaction_trigger = 8;
       cf.level0_slowdown_writes_trigger = 24;
       cf.level0_stop_writes_trigger = 40;
