@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
