@@ -50,10 +50,15 @@ int64_t SteadyMicros() {
       .count();
 }
 
-// How often the sync thread checks whether a full disk has room again (Core::TryResume).
+// How often the maintenance thread checks whether a full disk has room again (Core::TryResume).
 constexpr std::chrono::seconds kResumeCheckInterval{2};
-// How often the sync thread looks at the document tables' blob garbage (Core::SwitchBlobGc).
+// How often the maintenance thread looks at the document tables' blob garbage (Core::SwitchBlobGc).
 constexpr std::chrono::seconds kBlobGcCheckInterval{5};
+// How often the maintenance thread compares the live write-ahead log with wal_backstop_bytes, and
+// the least time between two of its flushes (one flush of every table takes a few seconds
+// in a bulk load).
+constexpr std::chrono::seconds kWalBackstopCheckInterval{2};
+constexpr std::chrono::seconds kWalBackstopMinGap{10};
 
 constexpr const char* kSyncFailedMessage =
     "write: a WAL fsync failed, so recent writes may not be durable; writes are refused "
@@ -491,13 +496,16 @@ class Core {
   // The default column family, every table's and every foreign one's.
   std::vector<rocksdb::ColumnFamilyHandle*> AllHandles() const;
   // Turns each kDocument table's blob garbage collection on when its blob files hold at
-  // least document_blob_gc_min_garbage of garbage, off below half of it (the sync thread,
+  // least document_blob_gc_min_garbage of garbage, off below half of it (the maintenance thread,
   // every kBlobGcCheckInterval).
   void SwitchBlobGc();
 
  private:
   rocksdb::DBOptions MakeDBOptions() const;
+  // The periodic WAL fsync (SyncPolicy::kPeriodic; returns at once otherwise).
   void SyncLoop();
+  // Idle flushes and compactions, the WAL backstop, blob GC switching, resuming writes.
+  void MaintenanceLoop();
   // A failed write that TryResume may clear: the disk was full, and nothing else failed.
   bool ResumableFailure() const {
     return no_space_.load(std::memory_order_acquire) &&
@@ -507,6 +515,13 @@ class Core {
   void TryResume();
   // Flushes every table when the WAL holds enough to be worth it (idle_flush_ms).
   void MaybeFlushIdle();
+  // Flushes every table with unflushed rows when the live WAL passes the backstop
+  // (wal_backstop_bytes), and says which tables held them. Returns whether it flushed.
+  bool MaybeFlushOversizedWal();
+  // The backstop in bytes (wal_backstop_bytes resolved); 0 = off.
+  uint64_t WalBackstopBytes() const;
+  // Bytes and number of the live WAL files; false if RocksDB could not list them.
+  bool LiveWal(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const;
   // Whether a table of this profile has blob garbage collection on from the start.
   bool BlobGcAlwaysOn(TableProfile profile) const {
     return profile == TableProfile::kDocument && options_.document_blob_min_bytes > 0 &&
@@ -547,18 +562,20 @@ class Core {
   std::condition_variable sync_cv_;
   bool stop_sync_ = false;  // guarded by sync_mu_
   std::thread sync_thread_;
+  std::thread maintenance_thread_;  // MaintenanceLoop
   std::atomic<uint64_t> unsynced_writes_{0};
   std::atomic<uint64_t> wal_sync_failures_{0};
   std::atomic<uint64_t> writes_{0};        // successful writes since Open (idle detection)
   std::atomic<uint64_t> idle_flushes_{0};
   std::atomic<uint64_t> idle_compactions_{0};
+  std::atomic<uint64_t> wal_backstop_flushes_{0};
   // Set when a write failed (e.g. ENOSPC while appending to the WAL). RocksDB then refuses
   // further writes, and syncing its failed WAL writer trips an assertion in Debian's build
   // (WritableFileWriter::AssertFalseAndGetStatusForPrevError), so no WAL sync is attempted
   // after it; what was acknowledged before the failure is already in the OS page cache.
   std::atomic<bool> write_failed_{false};
   // Set when RocksDB reported that the disk is full (a failed write, flush or compaction:
-  // NoSpaceListener and Commit). While set, the sync thread checks the free space every
+  // NoSpaceListener and Commit). While set, the maintenance thread checks the free space every
   // kResumeCheckInterval and, once there is room, calls DB::Resume (TryResume): RocksDB
   // flushes every memtable to new files and starts a new WAL, and writes are accepted again
   // without a restart. Any other failed write (write_failed_ with other_write_failure_)
@@ -567,8 +584,9 @@ class Core {
   std::atomic<bool> other_write_failure_{false};
   std::atomic<uint64_t> resumes_{0};             // successful DB::Resume calls since Open
   std::atomic<uint64_t> background_errors_resolved_{0};  // the counter at the last resume
-  std::chrono::steady_clock::time_point last_resume_attempt_{};  // the sync thread's
-  std::chrono::steady_clock::time_point last_resume_warning_{};  // the sync thread's
+  std::chrono::steady_clock::time_point last_backstop_warning_{};  // the maintenance thread's
+  std::chrono::steady_clock::time_point last_resume_attempt_{};  // the maintenance thread's
+  std::chrono::steady_clock::time_point last_resume_warning_{};  // the maintenance thread's
   // Set when a periodic WAL fsync failed: writes are refused from then on (see SyncLoop).
   std::atomic<bool> sync_failed_{false};
   // Serialises DB::Write calls. After one writer's WAL append fails, a concurrent writer
@@ -590,7 +608,7 @@ class Core {
 // Tuning per profile (docs/row-store.md, "Tuning").
 
 // Notes a full disk however RocksDB met it (a WAL append, a flush, a compaction), so the
-// sync thread knows to try DB::Resume once there is room (Core::TryResume).
+// maintenance thread knows to try DB::Resume once there is room (Core::TryResume).
 class NoSpaceListener final : public rocksdb::EventListener {
  public:
   explicit NoSpaceListener(Core* core) : core_(core) {}
@@ -844,20 +862,24 @@ absl::Status Core::Open() {
                                          options_.path + " is not supported");
   }
 
-  // Always: besides the periodic sync and idle flushes, it resumes writes after a full disk.
+  // The periodic WAL fsync (SyncPolicy::kPeriodic) on one thread; on another, always, the
+  // store's upkeep: idle flushes and compactions, the WAL backstop, blob GC switching, and
+  // resuming writes after a full disk.
   sync_thread_ = std::thread([this] { SyncLoop(); });
+  maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
   return absl::OkStatus();
 }
 
 void Core::Close() {
-  if (sync_thread_.joinable()) {
-    {
-      std::lock_guard lock(sync_mu_);
-      stop_sync_ = true;
-    }
-    sync_cv_.notify_all();
-    sync_thread_.join();
+  {
+    std::lock_guard lock(sync_mu_);
+    stop_sync_ = true;
   }
+  sync_cv_.notify_all();
+  // An idle compaction under way (CompactRange) gives up rather than finish a whole table.
+  if (db_ != nullptr && maintenance_thread_.joinable()) db_->DisableManualCompaction();
+  if (sync_thread_.joinable()) sync_thread_.join();
+  if (maintenance_thread_.joinable()) maintenance_thread_.join();
   {
     std::lock_guard<std::mutex> lock(wal_sync_mu_);
     for (const auto& [number, fd] : wal_fds_) close(fd);
@@ -884,30 +906,56 @@ void Core::Close() {
 }
 
 void Core::SyncLoop() {
-  const bool periodic = options_.sync_policy == SyncPolicy::kPeriodic;
-  const auto interval = std::chrono::milliseconds(
-      periodic ? options_.sync_interval_ms
-               : (options_.idle_flush_ms > 0 ? std::min<int64_t>(options_.idle_flush_ms, 1000)
-                                             : 1000));
-  uint64_t seen_writes = writes_.load(std::memory_order_relaxed);
-  auto last_write_seen = std::chrono::steady_clock::now();
-  auto last_blob_gc_check = std::chrono::steady_clock::time_point{};
+  // The periodic WAL fsync only: the maintenance below runs on its own thread, so that a
+  // long idle compaction (tens of seconds for a large table) or a flush that waits cannot
+  // hold back the fsync of writes acknowledged meanwhile (sync_interval_ms is the promise).
+  if (options_.sync_policy != SyncPolicy::kPeriodic) return;
+  const auto interval = std::chrono::milliseconds(options_.sync_interval_ms);
   std::unique_lock lock(sync_mu_);
   while (!stop_sync_) {
     sync_cv_.wait_for(lock, interval, [this] { return stop_sync_; });
     if (stop_sync_) break;
+    if (unsynced_writes_.exchange(0, std::memory_order_relaxed) == 0) continue;
+    if (sync_failed_.load(std::memory_order_acquire)) continue;
+    lock.unlock();
+    // Not under the writers' lock: writers go on while the WAL is fsynced (a sync under it
+    // held every write of the store for the fsync's duration). Also after a failed write:
+    // what was acknowledged before it is in the WAL file, and syncing it is still right.
+    (void)SyncWalOrRefuseWrites();
+    lock.lock();
+  }
+}
+
+void Core::MaintenanceLoop() {
+  const auto interval = std::chrono::milliseconds(
+      options_.idle_flush_ms > 0 ? std::min<int64_t>(options_.idle_flush_ms, 1000) : 1000);
+  uint64_t seen_writes = writes_.load(std::memory_order_relaxed);
+  auto last_write_seen = std::chrono::steady_clock::now();
+  auto last_blob_gc_check = std::chrono::steady_clock::time_point{};
+  const uint64_t backstop = WalBackstopBytes();
+  auto last_backstop_check = std::chrono::steady_clock::now();
+  auto last_backstop_flush = std::chrono::steady_clock::time_point{};
+  std::unique_lock lock(sync_mu_);
+  while (!stop_sync_) {
+    sync_cv_.wait_for(lock, interval, [this] { return stop_sync_; });
+    if (stop_sync_) break;
+    lock.unlock();
     if (options_.document_blob_gc_min_garbage > 0 &&
         std::chrono::steady_clock::now() - last_blob_gc_check >= kBlobGcCheckInterval) {
       last_blob_gc_check = std::chrono::steady_clock::now();
-      lock.unlock();
       SwitchBlobGc();
-      lock.lock();
+    }
+    if (backstop > 0 && std::chrono::steady_clock::now() - last_backstop_check >=
+                            kWalBackstopCheckInterval) {
+      const auto now = std::chrono::steady_clock::now();
+      last_backstop_check = now;
+      if (now - last_backstop_flush >= kWalBackstopMinGap && MaybeFlushOversizedWal()) {
+        last_backstop_flush = now;
+      }
     }
     if (no_space_.load(std::memory_order_acquire) &&
         std::chrono::steady_clock::now() - last_resume_attempt_ >= kResumeCheckInterval) {
-      lock.unlock();
       TryResume();
-      lock.lock();
     }
     if (options_.idle_flush_ms > 0) {
       const auto now = std::chrono::steady_clock::now();
@@ -917,21 +965,13 @@ void Core::SyncLoop() {
         last_write_seen = now;
       } else if (now - last_write_seen >= std::chrono::milliseconds(options_.idle_flush_ms) &&
                  !write_failed_.load(std::memory_order_acquire)) {
-        lock.unlock();
+        if (options_.before_idle_maintenance_for_testing) {
+          options_.before_idle_maintenance_for_testing();
+        }
         MaybeFlushIdle();
-        lock.lock();
         last_write_seen = now;  // checked again an idle period later
-        continue;
       }
     }
-    if (!periodic) continue;
-    if (unsynced_writes_.exchange(0, std::memory_order_relaxed) == 0) continue;
-    if (sync_failed_.load(std::memory_order_acquire)) continue;
-    lock.unlock();
-    // Not under the writers' lock: writers go on while the WAL is fsynced (a sync under it
-    // held every write of the store for the fsync's duration). Also after a failed write:
-    // what was acknowledged before it is in the WAL file, and syncing it is still right.
-    (void)SyncWalOrRefuseWrites();
     lock.lock();
   }
 }
@@ -1024,13 +1064,77 @@ void Core::TryResume() {
   }
 }
 
-void Core::MaybeFlushIdle() {
-  uint64_t wal_bytes = 0;
+bool Core::LiveWal(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const {
+  *bytes = *files = *oldest = 0;
   rocksdb::VectorLogPtr logs;
-  if (!db_->GetSortedWalFiles(logs).ok()) return;
+  if (!db_->GetSortedWalFiles(logs).ok()) return false;
   for (const auto& log : logs) {
-    if (log->Type() == rocksdb::kAliveLogFile) wal_bytes += log->SizeFileBytes();
+    if (log->Type() != rocksdb::kAliveLogFile) continue;
+    *bytes += log->SizeFileBytes();
+    if (*files == 0 || log->LogNumber() < *oldest) *oldest = log->LogNumber();
+    ++*files;
   }
+  return true;
+}
+
+uint64_t Core::WalBackstopBytes() const {
+  if (options_.wal_backstop_bytes >= 0) return static_cast<uint64_t>(options_.wal_backstop_bytes);
+  return 4 * options_.max_wal_bytes;
+}
+
+bool Core::MaybeFlushOversizedWal() {
+  // Not while the store refuses writes: TryResume's Resume flushes, and a flush now would
+  // fail the same way.
+  if (write_failed_.load(std::memory_order_acquire) || no_space_.load(std::memory_order_acquire) ||
+      sync_failed_.load(std::memory_order_acquire)) {
+    return false;
+  }
+  uint64_t wal_bytes = 0, wal_files = 0, oldest = 0;
+  if (!LiveWal(&wal_bytes, &wal_files, &oldest) || wal_bytes <= WalBackstopBytes()) return false;
+  // The tables with rows in memtables (what keeps log files alive), for the log: RocksDB
+  // does not say which of them holds the oldest file, but the one whose flush never comes
+  // shows as a small active memtable and a pending or absent flush.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::string holders;
+  for (rocksdb::ColumnFamilyHandle* handle : AllHandles()) {
+    uint64_t active = 0, immutable = 0, flush_pending = 0;
+    db_->GetIntProperty(handle, "rocksdb.cur-size-active-mem-table", &active);
+    db_->GetIntProperty(handle, "rocksdb.num-immutable-mem-table", &immutable);
+    db_->GetIntProperty(handle, "rocksdb.mem-table-flush-pending", &flush_pending);
+    uint64_t entries = 0;
+    db_->GetIntProperty(handle, "rocksdb.num-entries-active-mem-table", &entries);
+    if (entries == 0 && immutable == 0) continue;
+    handles.push_back(handle);
+    if (!holders.empty()) holders += ' ';
+    holders += handle->GetName() + ":" + std::to_string(entries) + "rows/" +
+               std::to_string(active) + "B/" + std::to_string(immutable) + "imm" +
+               (flush_pending != 0 ? "/pending" : "");
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_backstop_warning_ >= std::chrono::minutes(1)) {
+    last_backstop_warning_ = now;
+    STRATA_LOG_WARN("rocksdb: the write-ahead log outgrew its cap; flushing every table with "
+                    "unflushed rows",
+                    "path", options_.path, "wal_bytes", wal_bytes, "wal_files", wal_files,
+                    "backstop_bytes", WalBackstopBytes(), "oldest_log", oldest, "tables",
+                    holders);
+  }
+  if (handles.empty()) return false;
+  rocksdb::FlushOptions flush;
+  flush.wait = false;  // the maintenance thread goes on; the flushes run on the background threads
+  flush.allow_write_stall = true;
+  if (rocksdb::Status s = db_->Flush(flush, handles); !s.ok()) {
+    STRATA_LOG_WARN("rocksdb: backstop flush failed", "path", options_.path, "error",
+                    s.ToString());
+    return false;
+  }
+  wal_backstop_flushes_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Core::MaybeFlushIdle() {
+  uint64_t wal_bytes = 0, wal_files = 0, oldest = 0;
+  if (!LiveWal(&wal_bytes, &wal_files, &oldest)) return;
   if (wal_bytes >= options_.idle_flush_min_wal_bytes) {
     rocksdb::FlushOptions flush;
     flush.allow_write_stall = true;  // idle: nothing to stall
@@ -1500,14 +1604,9 @@ RocksHealth Core::Health() const {
                background_errors_resolved_.load(std::memory_order_relaxed));
   health.idle_flushes = idle_flushes_.load(std::memory_order_relaxed);
   health.idle_compactions = idle_compactions_.load(std::memory_order_relaxed);
-  rocksdb::VectorLogPtr logs;
-  if (db_->GetSortedWalFiles(logs).ok()) {
-    for (const auto& log : logs) {
-      if (log->Type() != rocksdb::kAliveLogFile) continue;
-      health.wal_bytes += log->SizeFileBytes();
-      ++health.wal_files;
-    }
-  }
+  health.wal_backstop_flushes = wal_backstop_flushes_.load(std::memory_order_relaxed);
+  uint64_t oldest = 0;
+  (void)LiveWal(&health.wal_bytes, &health.wal_files, &oldest);
   return health;
 }
 
@@ -1979,6 +2078,10 @@ void RocksRowStore::ExportMetrics(MetricsRegistry* metrics) {
         &RocksHealth::wal_bytes);
   gauge("strata_rocksdb_memtable_bytes", "Bytes in RocksDB's memtables, all tables",
         &RocksHealth::memtable_bytes);
+  gauge("strata_rocksdb_wal_backstop_flushes_total",
+        "Flushes of every table because the write-ahead log passed its backstop "
+        "(4 x --max-wal-bytes); should stay 0",
+        &RocksHealth::wal_backstop_flushes);
   gauge("strata_rocksdb_idle_compactions",
         "Tables compacted whole while writes were idle, since start (a counter)",
         &RocksHealth::idle_compactions);

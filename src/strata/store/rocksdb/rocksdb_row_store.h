@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -105,6 +106,16 @@ struct RocksRowStoreOptions {
   // 0 = never. Defaults 10 s and 1 MiB.
   int64_t idle_flush_ms = 10'000;
   uint64_t idle_flush_min_wal_bytes = uint64_t{1} << 20;
+  // Backstop for max_wal_bytes. RocksDB enforces that cap by flushing the tables that hold
+  // the oldest log file, and then not again until that file is gone; if that flush does not
+  // free it, the log grows without bound while writes go on (two bulk loads of 1M assets
+  // ended with 0.5-1.2 GB of log against the 32 MiB cap, docs/benchmark-log.md). The store
+  // checks every 2 s: past this many bytes of live log, it flushes every table that holds
+  // unflushed rows and logs which tables those were (once a minute at most).
+  // -1 = 4 x max_wal_bytes (off when max_wal_bytes is 0); 0 = off. Default -1.
+  int64_t wal_backstop_bytes = -1;
+  // Tests only: called on the maintenance thread right before an idle flush.
+  std::function<void()> before_idle_maintenance_for_testing;
   // Target bytes of one SST file of a kCompressed table (kLive and kIndex use 64 MiB).
   // Default 256 MiB.
   uint64_t compressed_target_file_bytes = uint64_t{256} << 20;
@@ -165,6 +176,7 @@ struct RocksHealth {
   std::string writes_refused;
   uint64_t idle_flushes = 0;              // flushes of every table after writes went idle
   uint64_t idle_compactions = 0;          // tables compacted whole while writes were idle
+  uint64_t wal_backstop_flushes = 0;      // flushes of every table past wal_backstop_bytes
   uint64_t blob_garbage_bytes = 0;        // garbage in the live blob files, all tables
   uint64_t blob_gc_tables = 0;            // tables whose blob garbage collection is on now
 };
@@ -181,7 +193,7 @@ class RocksRowStore final : public RowStore {
   // process or the disk fails; Internal for corruption.
   static absl::StatusOr<std::unique_ptr<RocksRowStore>> Open(const RocksRowStoreOptions& options);
 
-  // Stops the sync thread, flushes and fsyncs the WAL, and closes the database.
+  // Stops the sync and maintenance threads, flushes and fsyncs the WAL, and closes the database.
   ~RocksRowStore() override;
 
   RocksRowStore(const RocksRowStore&) = delete;
@@ -219,7 +231,7 @@ class RocksRowStore final : public RowStore {
 
   // For tests: flushes every table's memtables to files (no compaction asked for).
   absl::Status FlushForTesting();
-  // For tests: the sync thread's periodic check of the document tables' blob garbage, now
+  // For tests: the maintenance thread's periodic check of the document tables' blob garbage, now
   // (RocksRowStoreOptions::document_blob_gc_min_garbage).
   void SwitchBlobGcForTesting();
   // For tests: the number of entries stored for `table` as RocksDB sees them, including

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -948,6 +950,103 @@ RocksHealth WaitForHealth(RocksRowStore* store, Pred done) {
     h = store->Health();
   }
   return h;
+}
+
+// The periodic WAL fsync does not wait for the store's upkeep: while an idle flush is held
+// (a long idle compaction of a large table, a flush that waits), writes acknowledged
+// meanwhile are still fsynced every sync_interval_ms. With both on one thread, no fsync ran
+// until the idle work returned.
+TEST_F(RocksRowStoreTest, PeriodicSyncGoesOnWhileIdleMaintenanceRuns) {
+  RocksRowStoreOptions options = TestOptions(dir_.path(), &clock_);
+  options.sync_policy = SyncPolicy::kPeriodic;
+  options.sync_interval_ms = 20;
+  options.idle_flush_ms = 100;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, release = false;
+  options.before_idle_maintenance_for_testing = [&] {
+    std::unique_lock lock(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return release; });
+  };
+  std::unique_ptr<RocksRowStore> store = OpenStore(options);
+  ASSERT_NE(store, nullptr);
+  Table* t = MustOpenTable(store.get(), "rows");
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->Put("p", "a", "1").ok());
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return entered; }))
+        << "the idle maintenance never started";
+  }
+  // The maintenance thread is held inside its idle work; write and watch the fsyncs.
+  const uint64_t before = store->Health().wal_syncs;
+  ASSERT_TRUE(t->Put("p", "b", "2").ok());
+  const RocksHealth after =
+      WaitForHealth(store.get(), [&](const RocksHealth& h) { return h.wal_syncs > before; });
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_GT(after.wal_syncs, before) << "no WAL fsync while the idle work was held";
+}
+
+// The backstop for max_wal_bytes: when the live log passes wal_backstop_bytes while writes
+// go on, the store flushes the tables with unflushed rows so the log files can go. RocksDB's
+// own cap is set out of reach here (max_wal_bytes 1 GiB) and the idle flush is off, so only
+// the backstop can shrink the log; the same writes with the backstop off leave it whole.
+TEST_F(RocksRowStoreTest, WalBackstopFlushesWhenTheLogOutgrowsItsCap) {
+  for (const bool backstop_on : {true, false}) {
+    SCOPED_TRACE(backstop_on ? "backstop on" : "backstop off");
+    TempDir dir;
+    RocksRowStoreOptions options = TestOptions(dir.path(), &clock_);
+    options.max_wal_bytes = uint64_t{1} << 30;
+    options.write_buffer_bytes = size_t{64} << 20;
+    options.idle_flush_ms = 0;
+    options.wal_backstop_bytes = backstop_on ? (256 << 10) : 0;
+    {
+      std::unique_ptr<RocksRowStore> store = OpenStore(options);
+      ASSERT_NE(store, nullptr);
+      Table* t = MustOpenTable(store.get(), "rows", TableProfile::kIndex);
+      ASSERT_NE(t, nullptr);
+      // ~1 MiB of rows in 8 batches, well past the backstop and far under a memtable.
+      for (int b = 0; b < 8; ++b) {
+        WriteBatch batch;
+        for (int i = 0; i < 500; ++i) {
+          batch.Put("k" + std::to_string(b * 500 + i),
+                    std::string(256, static_cast<char>('a' + b)));
+        }
+        ASSERT_TRUE(t->Apply("p", batch).ok());
+      }
+      EXPECT_GE(store->Health().wal_bytes, uint64_t{1} << 20);
+      // The sync thread looks every 2 s: with the backstop on, wait for its flush (10 s at
+      // most); off, give it more than two looks.
+      RocksHealth after;
+      if (backstop_on) {
+        after = WaitForHealth(store.get(), [](const RocksHealth& h) {
+          return h.wal_backstop_flushes >= 1 && h.wal_bytes < (256 << 10);
+        });
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+        after = store->Health();
+      }
+      if (backstop_on) {
+        EXPECT_GE(after.wal_backstop_flushes, 1u);
+        EXPECT_LT(after.wal_bytes, uint64_t{256} << 10);
+        EXPECT_GT(after.live_sst_bytes, 0u);
+      } else {
+        EXPECT_EQ(after.wal_backstop_flushes, 0u);
+        EXPECT_GE(after.wal_bytes, uint64_t{1} << 20);
+      }
+    }
+    std::unique_ptr<RocksRowStore> store = OpenStore(options);
+    ASSERT_NE(store, nullptr);
+    Table* t = MustOpenTable(store.get(), "rows", TableProfile::kIndex);
+    EXPECT_EQ(GetOr(t, "p", "k0"), std::string(256, 'a'));
+    EXPECT_EQ(GetOr(t, "p", "k3999"), std::string(256, 'h'));
+  }
 }
 
 // An idle store compacts whole the tables whose files hold dead bytes that write-driven
