@@ -704,6 +704,13 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       // blocks suit large values.
       cf.write_buffer_size = options_.write_buffer_bytes;
       cf.compaction_style = rocksdb::kCompactionStyleUniversal;
+      // 8 sorted runs before compacting, not 4: after a bulk load the table holds four or
+      // five large runs, and with a trigger of 4 every later flush (~0.7 MiB of keys, the
+      // documents being in blob files) was merged at once into the newest of them, which
+      // was rewritten whole on each flush until size amplification merged everything (a
+      // 1M-asset reprocessing job compacted ~20M records for ~2M flushed). With 8, new
+      // flushes merge among themselves first (sizes doubling). Searches pay a few more
+      // filter probes (pinned); docs/benchmark-log.md has the runs.
       cf.level0_file_num_compaction_trigger = 8;
       cf.level0_slowdown_writes_trigger = 24;
       cf.level0_stop_writes_trigger = 40;
@@ -750,13 +757,25 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       cf.max_write_buffer_number = 4;
       cf.min_write_buffer_number_to_merge = 2;
       cf.compaction_style = rocksdb::kCompactionStyleUniversal;
-      cf.level0_file_num_compaction_trigger = 4;
+      // 8 sorted runs before compacting, not 4: after a bulk load the table holds four or
+      // five large runs, and with a trigger of 4 every later flush (~0.7 MiB of keys, the
+      // documents being in blob files) was merged at once into the newest of them, which
+      // was rewritten whole on each flush until size amplification merged everything (a
+      // 1M-asset reprocessing job compacted ~20M records for ~2M flushed). With 8, new
+      // flushes merge among themselves first (sizes doubling). Searches pay a few more
+      // filter probes (pinned); docs/benchmark-log.md has the runs.
+      cf.level0_file_num_compaction_trigger = 8;
       cf.level0_slowdown_writes_trigger = 24;
       cf.level0_stop_writes_trigger = 40;
       cf.target_file_size_base = uint64_t{64} << 20;
       cf.compression = light;
       cf.memtable_whole_key_filtering = true;
-      cf.memtable_prefix_bloom_size_ratio = 0.02;
+      // A memtable bloom sized for these rows: a 32 MiB memtable holds ~110k of them (a
+      // ~1 KiB document and its index entries: ~290 bytes a key on average), and 0.4% of it is
+      // ~10 bits a key (~1% false positives). The live tables' 2% gave ~50 bits a key: a
+      // 640 KiB array per memtable that missed the CPU cache on every insert (86% of
+      // MemTable::Add's own time, ~3.5% of the create CPU in a profile; docs/benchmark-log.md).
+      cf.memtable_prefix_bloom_size_ratio = 0.004;
       table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
       table.data_block_hash_table_util_ratio = 0.75;
       // Not prepopulate_block_cache: copying every flushed block into the cache was half of
