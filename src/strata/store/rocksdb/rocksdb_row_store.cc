@@ -57,7 +57,7 @@ constexpr std::chrono::seconds kBlobGcCheckInterval{5};
 // How often the maintenance thread compares the live write-ahead log with wal_backstop_bytes, and
 // the least time between two of its flushes (one flush of every table takes a few seconds
 // in a bulk load).
-constexpr std::chrono::seconds kWalBackstopCheckInterval{2};
+constexpr std::chrono::seconds kWalBackstopCheckInterval{1};
 constexpr std::chrono::seconds kWalBackstopMinGap{10};
 
 constexpr const char* kSyncFailedMessage =

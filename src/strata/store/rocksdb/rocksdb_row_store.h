@@ -108,10 +108,13 @@ struct RocksRowStoreOptions {
   uint64_t idle_flush_min_wal_bytes = uint64_t{1} << 20;
   // Backstop for max_wal_bytes. RocksDB enforces that cap by flushing the tables that hold
   // the oldest log file, and then not again until that file is gone; if that flush does not
-  // free it, the log grows without bound while writes go on (two bulk loads of 1M assets
-  // ended with 0.5-1.2 GB of log against the 32 MiB cap, docs/benchmark-log.md). The store
-  // checks every 2 s: past this many bytes of live log, it flushes every table that holds
-  // unflushed rows and logs which tables those were (once a minute at most).
+  // free it, the log grows without bound while writes go on. RocksDB 7.8 can strand an
+  // immutable memtable of a rarely written table (min_write_buffer_number_to_merge 2: a
+  // flush request lost while an older one of the same table was queued), and then it does:
+  // 0.5-1.2 GB of log against the 32 MiB cap in bulk loads, the one caught holding
+  // `lifecycle_runs` (docs/benchmark-log.md). The store checks every second: past this
+  // many bytes of live log, it flushes every table with unflushed rows and logs which
+  // tables those were (once a minute at most).
   // -1 = 4 x max_wal_bytes (off when max_wal_bytes is 0); 0 = off. Default -1.
   int64_t wal_backstop_bytes = -1;
   // Tests only: called on the maintenance thread right before an idle flush.

@@ -1021,8 +1021,8 @@ TEST_F(RocksRowStoreTest, WalBackstopFlushesWhenTheLogOutgrowsItsCap) {
         ASSERT_TRUE(t->Apply("p", batch).ok());
       }
       EXPECT_GE(store->Health().wal_bytes, uint64_t{1} << 20);
-      // The sync thread looks every 2 s: with the backstop on, wait for its flush (10 s at
-      // most); off, give it more than two looks.
+      // The maintenance thread looks every second: with the backstop on, wait for its flush
+      // (10 s at most); off, give it several looks.
       RocksHealth after;
       if (backstop_on) {
         after = WaitForHealth(store.get(), [](const RocksHealth& h) {
