@@ -227,6 +227,18 @@ class ViewingApiTest(unittest.TestCase):
         self.assertIn("plays_recent_live", names)
         self.assertIn("previews_recent_compressed", names)
 
+    def test_startup_line_names_the_allocator(self):
+        # The binary is linked with jemalloc (apps/CMakeLists.txt; scripts/install-deps.sh
+        # installs it): the startup line says which allocator serves malloc.
+        tmp = tempfile.mkdtemp(prefix="strata_e2e_alloc_")
+        try:
+            strata_e2e.ServerProcess(STRATA, tmp, log_level="info").stop()
+            with open(os.path.join(tmp, "server.log"), errors="replace") as f:
+                log = f.read()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.assertRegex(log, r'msg="strata serving".* allocator="jemalloc \d')
+
 
 class AgeTiersTest(unittest.TestCase):
     """Plays move recent -> past -> historical; reads stitch the tiers; summaries count all."""

@@ -33,8 +33,23 @@
 #include "strata/server/backends.h"
 #include "strata/server/file_limit.h"
 
+// jemalloc's control interface, present when the binary is linked with it (apps/CMakeLists.txt).
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp,
+                       size_t newlen) __attribute__((weak));
+
 namespace strata::server {
 namespace {
+
+// The allocator serving this process's malloc, for the startup log line.
+std::string AllocatorName() {
+  if (mallctl == nullptr) return "glibc";
+  const char* version = nullptr;
+  size_t len = sizeof(version);
+  if (mallctl("version", &version, &len, nullptr, 0) != 0 || version == nullptr) {
+    return "jemalloc";
+  }
+  return std::string("jemalloc ") + version;
+}
 
 std::atomic<bool> g_signalled{false};
 void OnSignal(int) { g_signalled.store(true); }
@@ -518,7 +533,8 @@ absl::Status Serve(const ServerConfig& config, std::atomic<bool>* stop,
   STRATA_LOG_INFO("strata serving", "address", config.http.address, "port", http_server.port(),
                   "tls_port", http_server.tls_port(), "data_dir", config.data_dir, "sync",
                   config.sync, "backends", backends.Describe(), "auth",
-                  !auth_required.ok() ? "unknown" : *auth_required ? "api-keys" : "off");
+                  !auth_required.ok() ? "unknown" : *auth_required ? "api-keys" : "off",
+                  "allocator", AllocatorName());
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
