@@ -50,13 +50,15 @@ int64_t SteadyMicros() {
       .count();
 }
 
-// How often the maintenance thread checks whether a full disk has room again (Core::TryResume).
+// How often the maintenance thread checks whether a full disk has room again
+// (Core::TryResume).
 constexpr std::chrono::seconds kResumeCheckInterval{2};
-// How often the maintenance thread looks at the document tables' blob garbage (Core::SwitchBlobGc).
+// How often the maintenance thread looks at the document tables' blob garbage
+// (Core::SwitchBlobGc).
 constexpr std::chrono::seconds kBlobGcCheckInterval{5};
-// How often the maintenance thread compares the live write-ahead log with wal_backstop_bytes, and
-// the least time between two of its flushes (one flush of every table takes a few seconds
-// in a bulk load).
+// How often the maintenance thread compares the live write-ahead log with
+// wal_backstop_bytes, and the least time between two of its flushes (one flush of every
+// table takes a few seconds in a bulk load).
 constexpr std::chrono::seconds kWalBackstopCheckInterval{1};
 constexpr std::chrono::seconds kWalBackstopMinGap{10};
 
@@ -496,8 +498,8 @@ class Core {
   // The default column family, every table's and every foreign one's.
   std::vector<rocksdb::ColumnFamilyHandle*> AllHandles() const;
   // Turns each kDocument table's blob garbage collection on when its blob files hold at
-  // least document_blob_gc_min_garbage of garbage, off below half of it (the maintenance thread,
-  // every kBlobGcCheckInterval).
+  // least document_blob_gc_min_garbage of garbage, off below half of it (the maintenance
+  // thread, every kBlobGcCheckInterval).
   void SwitchBlobGc();
 
  private:
@@ -575,8 +577,8 @@ class Core {
   // after it; what was acknowledged before the failure is already in the OS page cache.
   std::atomic<bool> write_failed_{false};
   // Set when RocksDB reported that the disk is full (a failed write, flush or compaction:
-  // NoSpaceListener and Commit). While set, the maintenance thread checks the free space every
-  // kResumeCheckInterval and, once there is room, calls DB::Resume (TryResume): RocksDB
+  // NoSpaceListener and Commit). While set, the maintenance thread checks the free space
+  // every kResumeCheckInterval and, once there is room, calls DB::Resume (TryResume): RocksDB
   // flushes every memtable to new files and starts a new WAL, and writes are accepted again
   // without a restart. Any other failed write (write_failed_ with other_write_failure_)
   // still needs a restart: a disk that returns EIO is not retried.
@@ -704,13 +706,6 @@ rocksdb::ColumnFamilyOptions Core::ColumnFamilyOptionsFor(TableProfile profile) 
       // blocks suit large values.
       cf.write_buffer_size = options_.write_buffer_bytes;
       cf.compaction_style = rocksdb::kCompactionStyleUniversal;
-      // 8 sorted runs before compacting, not 4: after a bulk load the table holds four or
-      // five large runs, and with a trigger of 4 every later flush (~0.7 MiB of keys, the
-      // documents being in blob files) was merged at once into the newest of them, which
-      // was rewritten whole on each flush until size amplification merged everything (a
-      // 1M-asset reprocessing job compacted ~20M records for ~2M flushed). With 8, new
-      // flushes merge among themselves first (sizes doubling). Searches pay a few more
-      // filter probes (pinned); docs/benchmark-log.md has the runs.
       cf.level0_file_num_compaction_trigger = 8;
       cf.level0_slowdown_writes_trigger = 24;
       cf.level0_stop_writes_trigger = 40;
