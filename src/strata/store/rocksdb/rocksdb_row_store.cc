@@ -524,6 +524,8 @@ class Core {
   uint64_t WalBackstopBytes() const;
   // Bytes and number of the live WAL files; false if RocksDB could not list them.
   bool LiveWal(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const;
+  // The same from a listing of the directory (NNNNNN.log files), without RocksDB.
+  bool WalFilesOnDisk(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const;
   // Whether a table of this profile has blob garbage collection on from the start.
   bool BlobGcAlwaysOn(TableProfile profile) const {
     return profile == TableProfile::kDocument && options_.document_blob_min_bytes > 0 &&
@@ -1091,6 +1093,27 @@ bool Core::LiveWal(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const {
   return true;
 }
 
+bool Core::WalFilesOnDisk(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const {
+  *bytes = *files = *oldest = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.path, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".log") != 0) continue;
+    const std::string digits = name.substr(0, name.size() - 4);
+    if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      continue;
+    }
+    std::error_code size_ec;
+    const uintmax_t size = entry.file_size(size_ec);
+    if (size_ec) continue;  // deleted since the listing
+    const uint64_t number = std::strtoull(digits.c_str(), nullptr, 10);
+    *bytes += size;
+    if (*files == 0 || number < *oldest) *oldest = number;
+    ++*files;
+  }
+  return !ec;
+}
+
 uint64_t Core::WalBackstopBytes() const {
   if (options_.wal_backstop_bytes >= 0) return static_cast<uint64_t>(options_.wal_backstop_bytes);
   return 4 * options_.max_wal_bytes;
@@ -1103,8 +1126,13 @@ bool Core::MaybeFlushOversizedWal() {
       sync_failed_.load(std::memory_order_acquire)) {
     return false;
   }
+  // A directory listing, not GetSortedWalFiles: that one disables file deletions around its
+  // scan, and re-enabling them rescans the directory for obsolete files, every second. Log
+  // files that are obsolete but not yet deleted count too (briefly, and only upward).
   uint64_t wal_bytes = 0, wal_files = 0, oldest = 0;
-  if (!LiveWal(&wal_bytes, &wal_files, &oldest) || wal_bytes <= WalBackstopBytes()) return false;
+  if (!WalFilesOnDisk(&wal_bytes, &wal_files, &oldest) || wal_bytes <= WalBackstopBytes()) {
+    return false;
+  }
   // The tables with rows in memtables (what keeps log files alive), for the log: RocksDB
   // does not say which of them holds the oldest file, but the one whose flush never comes
   // shows as a small active memtable and a pending or absent flush.
