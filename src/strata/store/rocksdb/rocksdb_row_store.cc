@@ -517,6 +517,12 @@ class Core {
   void TryResume();
   // Flushes every table when the WAL holds enough to be worth it (idle_flush_ms).
   void MaybeFlushIdle();
+  // Flushes `handles` and waits, up to `limit`, until none has an immutable memtable left:
+  // DB::Flush's own wait can last for ever in RocksDB 7.8 when a flush request of the table
+  // is lost (see wal_backstop_bytes), so it polls instead, asking again every 2 s (which also
+  // flushes a stranded memtable). False on an error, after `limit`, or when closing.
+  bool FlushPolling(const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
+                    std::chrono::milliseconds limit);
   // Flushes every table with unflushed rows when the live WAL passes the backstop
   // (wal_backstop_bytes), and says which tables held them. Returns whether it flushed.
   bool MaybeFlushOversizedWal();
@@ -1174,17 +1180,53 @@ bool Core::MaybeFlushOversizedWal() {
   return true;
 }
 
+bool Core::FlushPolling(const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
+                        std::chrono::milliseconds limit) {
+  rocksdb::FlushOptions flush;
+  flush.wait = false;
+  flush.allow_write_stall = true;  // idle: nothing to stall
+  const auto start = std::chrono::steady_clock::now();
+  auto requested = start - std::chrono::hours(1);
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - requested >= std::chrono::seconds(2)) {
+      requested = now;
+      if (rocksdb::Status s = db_->Flush(flush, handles); !s.ok()) {
+        STRATA_LOG_WARN("rocksdb: idle flush failed", "path", options_.path, "error",
+                        s.ToString());
+        return false;
+      }
+    }
+    bool done = true;
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      uint64_t immutable = 0;
+      if (db_->GetIntProperty(handle, "rocksdb.num-immutable-mem-table", &immutable) &&
+          immutable > 0) {
+        done = false;
+        break;
+      }
+    }
+    if (done) return true;
+    if (now - start >= limit) {
+      STRATA_LOG_WARN("rocksdb: idle flush did not finish in time; trying again later", "path",
+                      options_.path, "seconds",
+                      std::chrono::duration_cast<std::chrono::seconds>(limit).count());
+      return false;
+    }
+    {
+      std::unique_lock lock(sync_mu_);
+      if (sync_cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return stop_sync_; })) {
+        return false;  // closing
+      }
+    }
+  }
+}
+
 void Core::MaybeFlushIdle() {
   uint64_t wal_bytes = 0, wal_files = 0, oldest = 0;
   if (!LiveWal(&wal_bytes, &wal_files, &oldest)) return;
   if (wal_bytes >= options_.idle_flush_min_wal_bytes) {
-    rocksdb::FlushOptions flush;
-    flush.allow_write_stall = true;  // idle: nothing to stall
-    rocksdb::Status s = db_->Flush(flush, AllHandles());
-    if (!s.ok()) {
-      STRATA_LOG_WARN("rocksdb: idle flush failed", "path", options_.path, "error", s.ToString());
-      return;
-    }
+    if (!FlushPolling(AllHandles(), std::chrono::seconds(60))) return;
     idle_flushes_.fetch_add(1, std::memory_order_relaxed);
   }
   // Then settle the tables that carry dead bytes. Live tables: rows that were rolled up are
