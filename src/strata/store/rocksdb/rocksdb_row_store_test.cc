@@ -1020,7 +1020,12 @@ TEST_F(RocksRowStoreTest, WalBackstopFlushesWhenTheLogOutgrowsItsCap) {
         }
         ASSERT_TRUE(t->Apply("p", batch).ok());
       }
-      EXPECT_GE(store->Health().wal_bytes, uint64_t{1} << 20);
+      {
+        // (On a slow machine the backstop may already have looked while the rows went in.)
+        const RocksHealth written = store->Health();
+        EXPECT_TRUE(written.wal_bytes >= (uint64_t{1} << 20) || written.wal_backstop_flushes > 0)
+            << written.wal_bytes;
+      }
       // The maintenance thread looks every second: with the backstop on, wait for its flush
       // (10 s at most); off, give it several looks.
       RocksHealth after;
