@@ -8,7 +8,6 @@ PACKAGES=(
   librocksdb-dev libzstd-dev libxxhash-dev libssl-dev
   libboost-dev libboost-system-dev
   libabsl-dev libspdlog-dev libfmt-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev
-  libjemalloc-dev  # the strata binary's allocator (apps/CMakeLists.txt)
   libgtest-dev libgmock-dev libbenchmark-dev
   rapidjson-dev prometheus-cpp-dev  # only strata_library_bench (bench/library_choice_bench.cc)
   libmemcached-dev memcached
