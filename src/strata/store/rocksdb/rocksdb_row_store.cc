@@ -30,6 +30,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -48,6 +49,19 @@ int64_t SteadyMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// The number of a write-ahead log file from its name (RocksDB names them NNNNNN.log beside
+// the SSTs), or nullopt for any other file.
+std::optional<uint64_t> WalFileNumber(std::string_view name) {
+  if (name.size() <= 4 || name.substr(name.size() - 4) != ".log") return std::nullopt;
+  const std::string_view digits = name.substr(0, name.size() - 4);
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  uint64_t number = 0;
+  for (char c : digits) number = number * 10 + static_cast<uint64_t>(c - '0');
+  return number;
 }
 
 // How often the maintenance thread checks whether a full disk has room again
@@ -529,8 +543,9 @@ class Core {
   // The backstop in bytes (wal_backstop_bytes resolved); 0 = off.
   uint64_t WalBackstopBytes() const;
   // Bytes and number of the live WAL files; false if RocksDB could not list them.
-  bool LiveWal(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const;
-  // The same from a listing of the directory (NNNNNN.log files), without RocksDB.
+  bool LiveWal(uint64_t* bytes, uint64_t* files) const;
+  // The same, and the oldest file's number, from a listing of the directory (NNNNNN.log
+  // files), without RocksDB.
   bool WalFilesOnDisk(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const;
   // Whether a table of this profile has blob garbage collection on from the start.
   bool BlobGcAlwaysOn(TableProfile profile) const {
@@ -1086,14 +1101,13 @@ void Core::TryResume() {
   }
 }
 
-bool Core::LiveWal(uint64_t* bytes, uint64_t* files, uint64_t* oldest) const {
-  *bytes = *files = *oldest = 0;
+bool Core::LiveWal(uint64_t* bytes, uint64_t* files) const {
+  *bytes = *files = 0;
   rocksdb::VectorLogPtr logs;
   if (!db_->GetSortedWalFiles(logs).ok()) return false;
   for (const auto& log : logs) {
     if (log->Type() != rocksdb::kAliveLogFile) continue;
     *bytes += log->SizeFileBytes();
-    if (*files == 0 || log->LogNumber() < *oldest) *oldest = log->LogNumber();
     ++*files;
   }
   return true;
@@ -1103,18 +1117,13 @@ bool Core::WalFilesOnDisk(uint64_t* bytes, uint64_t* files, uint64_t* oldest) co
   *bytes = *files = *oldest = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(options_.path, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".log") != 0) continue;
-    const std::string digits = name.substr(0, name.size() - 4);
-    if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      continue;
-    }
+    const std::optional<uint64_t> number = WalFileNumber(entry.path().filename().string());
+    if (!number) continue;
     std::error_code size_ec;
     const uintmax_t size = entry.file_size(size_ec);
     if (size_ec) continue;  // deleted since the listing
-    const uint64_t number = std::strtoull(digits.c_str(), nullptr, 10);
     *bytes += size;
-    if (*files == 0 || number < *oldest) *oldest = number;
+    if (*files == 0 || *number < *oldest) *oldest = *number;
     ++*files;
   }
   return !ec;
@@ -1223,8 +1232,8 @@ bool Core::FlushPolling(const std::vector<rocksdb::ColumnFamilyHandle*>& handles
 }
 
 void Core::MaybeFlushIdle() {
-  uint64_t wal_bytes = 0, wal_files = 0, oldest = 0;
-  if (!LiveWal(&wal_bytes, &wal_files, &oldest)) return;
+  uint64_t wal_bytes = 0, wal_files = 0;
+  if (!LiveWal(&wal_bytes, &wal_files)) return;
   if (wal_bytes >= options_.idle_flush_min_wal_bytes) {
     if (!FlushPolling(AllHandles(), std::chrono::seconds(60))) return;
     idle_flushes_.fetch_add(1, std::memory_order_relaxed);
@@ -1578,15 +1587,8 @@ absl::Status Core::SyncWalFiles() {
                                  std::strerror(errno));
     }
     while (const dirent* entry = readdir(dir)) {
-      std::string_view name(entry->d_name);
-      if (name.size() <= 4 || name.substr(name.size() - 4) != ".log") continue;
-      std::string_view digits = name.substr(0, name.size() - 4);
-      if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        continue;
-      }
-      uint64_t number = 0;
-      for (char c : digits) number = number * 10 + static_cast<uint64_t>(c - '0');
-      if (number >= wal_sync_floor_) numbers.push_back(number);
+      const std::optional<uint64_t> number = WalFileNumber(entry->d_name);
+      if (number && *number >= wal_sync_floor_) numbers.push_back(*number);
     }
     closedir(dir);
   }
@@ -1689,8 +1691,7 @@ RocksHealth Core::Health() const {
   health.idle_flushes = idle_flushes_.load(std::memory_order_relaxed);
   health.idle_compactions = idle_compactions_.load(std::memory_order_relaxed);
   health.wal_backstop_flushes = wal_backstop_flushes_.load(std::memory_order_relaxed);
-  uint64_t oldest = 0;
-  (void)LiveWal(&health.wal_bytes, &health.wal_files, &oldest);
+  (void)LiveWal(&health.wal_bytes, &health.wal_files);
   return health;
 }
 
