@@ -54,11 +54,15 @@ bool IsConditionFailure(const absl::Status& s) { return absl::IsFailedPreconditi
 struct StoredAsset {
   std::string raw;
   AssetRow row;
+  store::ReadStamp stamp = 0;  // the read's (WriteBatch::Expect), 0 = none
 };
 absl::StatusOr<StoredAsset> ReadForUpdate(store::Table* assets, const std::string& partition,
                                           const std::string& key, std::string_view type,
                                           const AssetId& id, std::optional<uint32_t> if_match) {
-  absl::StatusOr<std::string> raw = assets->Get(partition, key);
+  std::vector<store::ReadStamp> stamps;
+  store::ReadOptions read_options;
+  read_options.stamps = &stamps;
+  absl::StatusOr<std::string> raw = assets->Get(partition, key, read_options);
   if (absl::IsNotFound(raw.status())) return NoAsset(type, id);
   if (!raw.ok()) return raw.status();
   std::optional<AssetRow> row = DecodeAssetRow(*raw);
@@ -68,7 +72,7 @@ absl::StatusOr<StoredAsset> ReadForUpdate(store::Table* assets, const std::strin
                                          std::to_string(row->version) + ", not " +
                                          std::to_string(*if_match));
   }
-  return StoredAsset{std::move(*raw), std::move(*row)};
+  return StoredAsset{std::move(*raw), std::move(*row), store::StampAt(stamps, 0)};
 }
 
 uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
@@ -916,7 +920,11 @@ absl::StatusOr<ProcessManyResult> AssetService::ProcessMany(std::string_view typ
       keys.push_back({partition, item.key});
       keys.push_back({partition, item.mark_key});
     }
-    std::vector<absl::StatusOr<std::string>> got = assets_->MultiGet(keys);
+    // With read stamps, the write's conditions need not read these rows again (RocksDB).
+    std::vector<store::ReadStamp> stamps;
+    store::ReadOptions read_options;
+    read_options.stamps = &stamps;
+    std::vector<absl::StatusOr<std::string>> got = assets_->MultiGet(keys, read_options);
     store::WriteBatch batch;
     std::vector<std::pair<const Item*, ProcessResult>> pending;  // written by the batch
     std::vector<std::string> events;
@@ -961,10 +969,12 @@ absl::StatusOr<ProcessManyResult> AssetService::ProcessMany(std::string_view typ
         out.results[item.index] = changed.status();
         continue;
       }
+      const store::ReadStamp row_stamp = store::StampAt(stamps, 2 * k);
+      const store::ReadStamp mark_stamp = store::StampAt(stamps, 2 * k + 1);
       if (!*changed) {
-        batch.Expect(item.mark_key, std::nullopt);
+        batch.Expect(item.mark_key, std::nullopt, mark_stamp);
         batch.Put(item.mark_key, mark.keep_row ? *raw : std::string(), mark.expire_at);
-        batch.Expect(item.key, std::move(*raw));
+        batch.Expect(item.key, std::move(*raw), row_stamp);
         pending.emplace_back(&item, ProcessResult{ProcessResult::Kind::kUnchanged, row->version, 0});
         continue;
       }
@@ -973,8 +983,8 @@ absl::StatusOr<ProcessManyResult> AssetService::ProcessMany(std::string_view typ
         out.results[item.index] = written.status();
         continue;
       }
-      batch.Expect(item.key, std::move(*raw));
-      batch.Expect(item.mark_key, std::nullopt);
+      batch.Expect(item.key, std::move(*raw), row_stamp);
+      batch.Expect(item.mark_key, std::nullopt, mark_stamp);
       batch.Put(item.mark_key, mark.keep_row ? EncodeAssetRow(*written) : std::string(),
                 mark.expire_at);
       events.push_back(EncodeChangeEvent(
@@ -1139,7 +1149,7 @@ absl::StatusOr<AssetService::Mutation> AssetService::Mutate(const AssetType& typ
     JsonValue next;
     STRATA_ASSIGN_OR_RETURN(bool changed, transform(stored.row, &next));
     store::WriteBatch batch;
-    batch.Expect(key, stored.raw);
+    batch.Expect(key, stored.raw, stored.stamp);
     if (mark != nullptr) {
       // The job's mark goes in with the effect: a redelivered event finds it and does
       // nothing, so each asset is processed once in effect whatever the queue redelivers.
@@ -1227,7 +1237,7 @@ absl::Status AssetService::Delete(std::string_view type_name, std::string_view i
     STRATA_ASSIGN_OR_RETURN(StoredAsset stored,
                             ReadForUpdate(assets_, partition, key, type->name, id, if_match));
     store::WriteBatch batch;
-    batch.Expect(key, stored.raw);
+    batch.Expect(key, stored.raw, stored.stamp);
     batch.Delete(key);
     for (const std::string& e : stored.row.index_entries) batch.Delete(IndexKeyFromEntry(e, id));
     // The kept versions, found by a scan and deleted one by one (no range tombstone, which

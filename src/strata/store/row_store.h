@@ -111,6 +111,10 @@ struct KeyRange {
   std::string end;    // opaque; empty = unbounded
 };
 
+// What a read saw of one row, for a cheaper condition on it (WriteBatch::Expect): opaque,
+// backend-specific, valid only in the process and store that gave it; 0 = none.
+using ReadStamp = uint64_t;
+
 // Mutations of one partition, applied atomically and in order.
 class WriteBatch {
  public:
@@ -158,12 +162,18 @@ class WriteBatch {
   // by one, and the others only after all of them succeeded: a failed condition of the first
   // conditional batch applies nothing, but a failure of a later one may leave the earlier
   // conditional batches applied. Put conditions on one batch per call where that matters.
-  void Expect(std::string clustering, std::optional<std::string> value) {
-    conditions_.push_back({std::move(clustering), std::move(value)});
+  // `stamp`: what a read of this row through ReadOptions::stamps returned alongside
+  // `value` (which must then be exactly that read's answer: its value, or nullopt for
+  // NotFound). It lets a backend skip the point read at write time when it can tell that
+  // nothing wrote the row since (RocksDB: no write of the store touched the key after the
+  // read's sequence number). The condition means the same with or without one; 0 = none.
+  void Expect(std::string clustering, std::optional<std::string> value, ReadStamp stamp = 0) {
+    conditions_.push_back({std::move(clustering), std::move(value), stamp});
   }
   struct Condition {
     std::string key;
     std::optional<std::string> value;  // nullopt = absent
+    ReadStamp stamp = 0;
   };
 
   const std::vector<Op>& ops() const { return ops_; }
@@ -188,7 +198,16 @@ class Snapshot {
 
 struct ReadOptions {
   const Snapshot* snapshot = nullptr;  // nullptr = latest
+  // Get and MultiGet: when set (to an empty vector), a backend that gives read stamps
+  // fills it with one per key, entry i for key i (0: none for that row); one that does not
+  // leaves it empty. For WriteBatch::Expect (StampAt reads it).
+  std::vector<ReadStamp>* stamps = nullptr;
 };
+
+// Entry i of a read's stamps, or 0 (none) when the backend gave none.
+inline ReadStamp StampAt(const std::vector<ReadStamp>& stamps, size_t i) {
+  return i < stamps.size() ? stamps[i] : 0;
+}
 
 // A row's address, for Table::MultiGet.
 struct RowKey {
@@ -218,7 +237,9 @@ class Table {
                                                             const ReadOptions& options = {}) {
     std::vector<absl::StatusOr<std::string>> out;
     out.reserve(keys.size());
-    for (const RowKey& k : keys) out.push_back(Get(k.partition, k.clustering, options));
+    ReadOptions each = options;
+    each.stamps = nullptr;  // none from this default
+    for (const RowKey& k : keys) out.push_back(Get(k.partition, k.clustering, each));
     return out;
   }
   virtual absl::Status Put(std::string_view partition, std::string_view clustering,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -1276,6 +1277,137 @@ TEST_P(RowStoreConformanceTest, FailedConditionInMultiPartitionWriteAppliesNothi
   EXPECT_TRUE(absl::IsFailedPrecondition(store_->Write(writes)));
   EXPECT_EQ(GetOr(t, "a", "k"), kNotFound);
   EXPECT_EQ(GetOr(t, "b", "k"), "old");
+}
+
+// A condition with the stamp of the read that saw its value means what it means without
+// one, whatever wrote the row in between (a backend may use stamps to skip the re-read).
+TEST_P(RowStoreConformanceTest, StampedConditionsMeanWhatUnstampedOnesDo) {
+  Table* t = OpenTable("cas_stamped");
+  ASSERT_NE(t, nullptr);
+  Table* other = OpenTable("cas_stamped_other");
+  ASSERT_NE(other, nullptr);
+  struct Between {
+    const char* name;
+    std::function<absl::Status()> write;  // a write to row "k" of partition "p" (or not)
+    bool row_changed;
+  };
+  const std::vector<Between> cases = {
+      {"nothing", [] { return absl::OkStatus(); }, false},
+      {"a write of another row", [&] { return t->Put("p", "k2", "x"); }, false},
+      {"a write of the same key in another table", [&] { return other->Put("p", "k", "x"); },
+       false},
+      {"a put", [&] { return t->Put("p", "k", "changed"); }, true},
+      {"a delete", [&] { return t->Delete("p", "k"); }, true},
+      {"a range delete", [&] { return t->DeleteRange("p", "a", "z"); }, true},
+      {"a batch", [&] {
+         WriteBatch b;
+         b.Put("k", "batched");
+         return t->Apply("p", b);
+       }, true},
+      {"a multi-table write", [&] {
+         std::vector<PartitionWrite> writes(2);
+         writes[0].table = other;
+         writes[0].partition = "p";
+         writes[0].batch.Put("k", "y");
+         writes[1].table = t;
+         writes[1].partition = "p";
+         writes[1].batch.Put("k", "multi");
+         return store_->Write(writes);
+       }, true},
+  };
+  for (const bool present : {true, false}) {
+    for (const bool multi : {false, true}) {
+      for (const Between& between : cases) {
+        SCOPED_TRACE(std::string(between.name) + (present ? ", row present" : ", row absent") +
+                     (multi ? ", MultiGet" : ", Get"));
+        ASSERT_TRUE(t->DeleteRange("p", "", "").ok());
+        if (present) {
+          ASSERT_TRUE(t->Put("p", "k", "v").ok());
+        }
+        std::vector<ReadStamp> stamps;
+        ReadOptions read;
+        read.stamps = &stamps;
+        std::optional<std::string> seen;
+        if (multi) {
+          const std::vector<RowKey> keys = {{"p", "k"}, {"p", "absent"}};
+          std::vector<absl::StatusOr<std::string>> got = t->MultiGet(keys, read);
+          ASSERT_EQ(got.size(), 2u);
+          if (got[0].ok()) seen = *got[0];
+          EXPECT_TRUE(stamps.empty() || stamps.size() == 2) << stamps.size();
+        } else {
+          absl::StatusOr<std::string> got = t->Get("p", "k", read);
+          if (got.ok()) seen = *got;
+          EXPECT_TRUE(stamps.empty() || stamps.size() == 1) << stamps.size();
+        }
+        ASSERT_EQ(seen.has_value(), present);
+        ASSERT_TRUE(between.write().ok());
+        WriteBatch b;
+        b.Expect("k", seen, StampAt(stamps, 0));
+        b.Put("k", "cas");
+        absl::Status s = t->Apply("p", b);
+        // A delete of an absent row leaves it absent: the condition still holds.
+        const bool holds = !between.row_changed ||
+                           (!present && std::string_view(between.name).find("delete") !=
+                                            std::string_view::npos);
+        if (holds) {
+          EXPECT_TRUE(s.ok()) << s;
+          EXPECT_EQ(GetOr(t, "p", "k"), "cas");
+        } else {
+          EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+          EXPECT_NE(GetOr(t, "p", "k"), "cas");
+        }
+      }
+    }
+  }
+  // A row that expires between the read and the write no longer holds its value.
+  ASSERT_TRUE(t->Put("p", "ttl", "t", clock_.NowMillis() + 10).ok());
+  std::vector<ReadStamp> stamps;
+  ReadOptions read;
+  read.stamps = &stamps;
+  absl::StatusOr<std::string> got = t->Get("p", "ttl", read);
+  ASSERT_TRUE(got.ok()) << got.status();
+  clock_.Advance(10);
+  WriteBatch b;
+  b.Expect("ttl", *got, StampAt(stamps, 0));
+  b.Put("ttl", "t2");
+  EXPECT_TRUE(absl::IsFailedPrecondition(t->Apply("p", b)));
+}
+
+// The increments of ConcurrentCompareAndSetLosesNoIncrement, each condition stamped by the
+// read it follows.
+TEST_P(RowStoreConformanceTest, ConcurrentStampedCompareAndSetLosesNoIncrement) {
+  Table* t = OpenTable("cas_counter_stamped");
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->Put("p", "n", "0").ok());
+  constexpr int kThreads = 4;
+  constexpr int kIncrements = 200;
+  std::atomic<int> conflicts{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      for (int done = 0; done < kIncrements;) {
+        std::vector<ReadStamp> stamps;
+        ReadOptions read;
+        read.stamps = &stamps;
+        absl::StatusOr<std::string> v = t->Get("p", "n", read);
+        ASSERT_TRUE(v.ok());
+        WriteBatch b;
+        b.Expect("n", *v, StampAt(stamps, 0));
+        b.Put("n", std::to_string(std::stoi(*v) + 1));
+        b.Put("noise" + std::to_string(i), std::to_string(done));  // other keys, same batch
+        absl::Status s = t->Apply("p", b);
+        if (s.ok()) {
+          ++done;
+        } else {
+          ASSERT_TRUE(absl::IsFailedPrecondition(s)) << s;
+          ++conflicts;
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(GetOr(t, "p", "n"), std::to_string(kThreads * kIncrements))
+      << conflicts.load() << " conflicts";
 }
 
 TEST_P(RowStoreConformanceTest, ConcurrentCompareAndSetLosesNoIncrement) {

@@ -28,6 +28,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -483,7 +484,15 @@ class Core {
     rocksdb::ColumnFamilyHandle* cf;
     std::string key;
     const std::optional<std::string>* value;
+    ReadStamp stamp = 0;  // the caller's read of `value` (ReadStampFor), 0 = none
   };
+  // The stamp of a row read at sequence `seq` (taken before the read, no snapshot): the
+  // sequence itself when the answer cannot change without a write (the row was absent, or
+  // present with no expiry), else 0 (an expiring row can change by the clock alone).
+  ReadStamp ReadStampFor(rocksdb::SequenceNumber seq, bool found, Millis expire_at) const {
+    if (seq < opened_seq_ || (found && expire_at != 0)) return 0;
+    return seq;
+  }
   // Writes `batch` under the write lock, after checking `checks` under the same lock (so a
   // check and the write are atomic against every other write of the store).
   absl::Status Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& checks = {});
@@ -620,6 +629,32 @@ class Core {
   // next writer sees write_failed_ first. (RocksDB batches concurrent writers into one
   // group anyway, so little is lost.)
   std::mutex write_mu_;
+  // What lets a condition with a read stamp skip its point read (Commit): for each of
+  // kWrittenSlots hash slots of (column family, key), the sequence number of the last write
+  // of the store to a key in that slot; per column family, its last range delete's; and
+  // range_written_seq_, a floor for every key (a failed write, a resume). A stamp S still
+  // holds if none of them is above S: no write touched the key after the read at S.
+  // A slot shared by several keys only sends a check back to its point read. Guarded by
+  // write_mu_; opened_seq_ (the sequence at Open) bounds stamps from an earlier Open.
+  static constexpr size_t kWrittenSlots = size_t{1} << 16;
+  std::vector<rocksdb::SequenceNumber> written_seq_ =
+      std::vector<rocksdb::SequenceNumber>(kWrittenSlots, 0);
+  std::vector<rocksdb::SequenceNumber> range_deleted_seq_;  // by column family id
+  rocksdb::SequenceNumber range_written_seq_ = 0;
+  rocksdb::SequenceNumber RangeDeletedSeq(uint32_t cf_id) const {
+    return cf_id < range_deleted_seq_.size() ? range_deleted_seq_[cf_id] : 0;
+  }
+  rocksdb::SequenceNumber opened_seq_ = 0;
+  static constexpr rocksdb::SequenceNumber kMaxSequenceNumber =
+      std::numeric_limits<rocksdb::SequenceNumber>::max();
+  std::atomic<uint64_t> stamped_checks_{0};  // conditions that needed no read (a metric)
+  static size_t WrittenSlot(uint32_t cf_id, std::string_view key) {
+    const uint64_t h =
+        std::hash<std::string_view>{}(key) ^ (uint64_t{cf_id} * 0x9E3779B97F4A7C15);
+    return static_cast<size_t>((h ^ (h >> 29)) & (kWrittenSlots - 1));
+  }
+  // Notes the keys of `batch`, just written up to sequence `seq` (under write_mu_).
+  void NoteWritten(rocksdb::WriteBatch* batch, rocksdb::SequenceNumber seq);
 
  public:
   // How long writes waited for write_mu_ and held it (ExportMetrics sets them; null until
@@ -898,6 +933,7 @@ absl::Status Core::Open() {
     return absl::FailedPreconditionError("row store format '" + format + "' of " +
                                          options_.path + " is not supported");
   }
+  opened_seq_ = db_->GetLatestSequenceNumber();
 
   // The periodic WAL fsync (SyncPolicy::kPeriodic) on one thread; on another, always, the
   // store's upkeep: idle flushes and compactions, the WAL backstop, blob GC switching, and
@@ -1084,6 +1120,7 @@ void Core::TryResume() {
     std::lock_guard<std::mutex> write_lock(write_mu_);
     s = db_->Resume();
     if (s.ok()) {
+      range_written_seq_ = db_->GetLatestSequenceNumber() + 1;  // stamps after this hold
       uint64_t errors = 0;
       db_->GetIntProperty("rocksdb.background-errors", &errors);
       background_errors_resolved_.store(errors, std::memory_order_relaxed);
@@ -1401,7 +1438,7 @@ void Core::AddChecks(rocksdb::ColumnFamilyHandle* cf, std::string_view partition
   for (const WriteBatch::Condition& c : batch.conditions()) {
     std::string key = PartitionPrefix(partition);
     key.append(c.key);
-    checks->push_back(Check{cf, std::move(key), &c.value});
+    checks->push_back(Check{cf, std::move(key), &c.value, c.stamp});
   }
 }
 
@@ -1441,22 +1478,37 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& 
   if (!checks.empty()) {
     // Every write of the store holds write_mu_, so no write lands between these reads and
     // the write below.
-    // One batched MultiGet for all of them: a job's batch checks thousands of rows while
-    // every other writer waits for this lock.
+    // A check whose stamp still holds (no write to its key since the caller's read, which
+    // answered the expected value) needs no read. The rest: one batched MultiGet for all of
+    // them, since a job's batch checks thousands of rows while every other writer waits for
+    // this lock.
+    std::vector<const Check*> reread;
+    reread.reserve(checks.size());
+    for (const Check& check : checks) {
+      const uint32_t cf_id = check.cf->GetID();
+      if (check.stamp == 0 || check.stamp < opened_seq_ || range_written_seq_ > check.stamp ||
+          RangeDeletedSeq(cf_id) > check.stamp ||
+          written_seq_[WrittenSlot(cf_id, check.key)] > check.stamp) {
+        reread.push_back(&check);
+      }
+    }
+    stamped_checks_.fetch_add(checks.size() - reread.size(), std::memory_order_relaxed);
     const Millis now = Now();
-    const size_t n = checks.size();
+    const size_t n = reread.size();
     std::vector<rocksdb::ColumnFamilyHandle*> cfs(n);
     std::vector<rocksdb::Slice> keys(n);
     for (size_t i = 0; i < n; ++i) {
-      cfs[i] = checks[i].cf;
-      keys[i] = checks[i].key;
+      cfs[i] = reread[i]->cf;
+      keys[i] = reread[i]->key;
     }
     std::vector<rocksdb::PinnableSlice> values(n);
     std::vector<rocksdb::Status> statuses(n);
-    db_->MultiGet(rocksdb::ReadOptions(), n, cfs.data(), keys.data(), values.data(),
-                  statuses.data());
+    if (n > 0) {
+      db_->MultiGet(rocksdb::ReadOptions(), n, cfs.data(), keys.data(), values.data(),
+                    statuses.data());
+    }
     for (size_t i = 0; i < n; ++i) {
-      const Check& check = checks[i];
+      const Check& check = *reread[i];
       const rocksdb::PinnableSlice& current = values[i];
       const rocksdb::Status& s = statuses[i];
       std::optional<std::string_view> found;
@@ -1478,6 +1530,8 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& 
   }
   rocksdb::Status written = db_->Write(write_options_, batch);
   if (!written.ok()) {
+    // Whatever of it took effect is unknown: no stamp holds from here (TryResume resets).
+    range_written_seq_ = kMaxSequenceNumber;
     if (written.IsIOError()) {
       if (written.IsNoSpace()) {
         no_space_.store(true, std::memory_order_release);
@@ -1494,9 +1548,48 @@ absl::Status Core::Commit(rocksdb::WriteBatch* batch, const std::vector<Check>& 
     }
     return ToStatus(written, "write");
   }
+  NoteWritten(batch, db_->GetLatestSequenceNumber());
   unsynced_writes_.fetch_add(1, std::memory_order_relaxed);
   writes_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
+}
+
+void Core::NoteWritten(rocksdb::WriteBatch* batch, rocksdb::SequenceNumber seq) {
+  // Every record type the store writes is named here; anything else (Iterate fails on a
+  // record a Handler does not take) counts as a range delete: every stamp is re-read.
+  class Noter final : public rocksdb::WriteBatch::Handler {
+   public:
+    Noter(Core* core, rocksdb::SequenceNumber seq) : core_(core), seq_(seq) {}
+    rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
+                          const rocksdb::Slice&) override {
+      return Note(cf, key);
+    }
+    rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      return Note(cf, key);
+    }
+    rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      return Note(cf, key);
+    }
+    rocksdb::Status MergeCF(uint32_t cf, const rocksdb::Slice& key,
+                            const rocksdb::Slice&) override {
+      return Note(cf, key);
+    }
+    rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice&,
+                                  const rocksdb::Slice&) override {
+      if (cf >= core_->range_deleted_seq_.size()) core_->range_deleted_seq_.resize(cf + 1, 0);
+      core_->range_deleted_seq_[cf] = seq_;
+      return rocksdb::Status::OK();
+    }
+
+   private:
+    rocksdb::Status Note(uint32_t cf, const rocksdb::Slice& key) {
+      core_->written_seq_[WrittenSlot(cf, key.ToStringView())] = seq_;
+      return rocksdb::Status::OK();
+    }
+    Core* core_;
+    rocksdb::SequenceNumber seq_;
+  } noter(this, seq);
+  if (!batch->Iterate(&noter).ok()) range_written_seq_ = seq;
 }
 
 absl::Status Core::Write(std::span<const PartitionWrite> writes) {
@@ -1691,6 +1784,7 @@ RocksHealth Core::Health() const {
   health.idle_flushes = idle_flushes_.load(std::memory_order_relaxed);
   health.idle_compactions = idle_compactions_.load(std::memory_order_relaxed);
   health.wal_backstop_flushes = wal_backstop_flushes_.load(std::memory_order_relaxed);
+  health.stamped_checks = stamped_checks_.load(std::memory_order_relaxed);
   (void)LiveWal(&health.wal_bytes, &health.wal_files);
   return health;
 }
@@ -1727,14 +1821,21 @@ absl::StatusOr<std::string> RocksTable::Get(std::string_view partition,
   STRATA_RETURN_IF_ERROR(core_->UseSnapshot(options, &ro));
   std::string key = PartitionPrefix(partition);
   key.append(clustering);
+  // A stamp's sequence is taken before the read (Core::ReadStampFor); none under a snapshot.
+  const bool stamp = options.stamps != nullptr && options.snapshot == nullptr;
+  const rocksdb::SequenceNumber seq = stamp ? core_->db()->GetLatestSequenceNumber() : 0;
   rocksdb::PinnableSlice value;
   rocksdb::Status s = core_->db()->Get(ro, cf_, key, &value);
-  if (s.IsNotFound()) return absl::NotFoundError("row not found");
+  if (s.IsNotFound()) {
+    if (stamp) options.stamps->assign(1, core_->ReadStampFor(seq, false, 0));
+    return absl::NotFoundError("row not found");
+  }
   STRATA_RETURN_IF_ERROR(ToStatus(s, "get"));
   DecodedValue decoded;
   if (!DecodeValue(View(value), &decoded)) {
     return absl::InternalError("corrupt row value in table " + name_);
   }
+  if (stamp) options.stamps->assign(1, core_->ReadStampFor(seq, true, decoded.expire_at));
   if (Expired(decoded, core_->Now())) return absl::NotFoundError("row not found");
   return std::string(decoded.payload);
 }
@@ -1772,6 +1873,10 @@ std::vector<absl::StatusOr<std::string>> RocksTable::MultiGet(std::span<const Ro
   for (const std::string& key : full_keys) slices.emplace_back(key);
   std::vector<rocksdb::PinnableSlice> values(slices.size());
   std::vector<rocksdb::Status> statuses(slices.size());
+  // A stamp's sequence is taken before the read (Core::ReadStampFor); none under a snapshot.
+  const bool stamp = options.stamps != nullptr && options.snapshot == nullptr;
+  const rocksdb::SequenceNumber seq = stamp ? core_->db()->GetLatestSequenceNumber() : 0;
+  if (stamp) options.stamps->assign(n, 0);
   if (!slices.empty()) {
     core_->db()->MultiGet(ro, cf_, slices.size(), slices.data(), values.data(), statuses.data());
   }
@@ -1779,6 +1884,7 @@ std::vector<absl::StatusOr<std::string>> RocksTable::MultiGet(std::span<const Ro
   for (size_t j = 0; j < asked.size(); ++j) {
     absl::StatusOr<std::string>& result = out[asked[j]];
     if (statuses[j].IsNotFound()) {
+      if (stamp) (*options.stamps)[asked[j]] = core_->ReadStampFor(seq, false, 0);
       result = absl::NotFoundError("row not found");
       continue;
     }
@@ -1789,7 +1895,10 @@ std::vector<absl::StatusOr<std::string>> RocksTable::MultiGet(std::span<const Ro
     DecodedValue decoded;
     if (!DecodeValue(View(values[j]), &decoded)) {
       result = absl::InternalError("corrupt row value in table " + name_);
-    } else if (Expired(decoded, now)) {
+      continue;
+    }
+    if (stamp) (*options.stamps)[asked[j]] = core_->ReadStampFor(seq, true, decoded.expire_at);
+    if (Expired(decoded, now)) {
       result = absl::NotFoundError("row not found");
     } else {
       result = std::string(decoded.payload);
@@ -2167,6 +2276,10 @@ void RocksRowStore::ExportMetrics(MetricsRegistry* metrics) {
         "Flushes of every table because the write-ahead log passed its backstop "
         "(4 x --max-wal-bytes); should stay 0",
         &RocksHealth::wal_backstop_flushes);
+  gauge("strata_rocksdb_stamped_checks_total",
+        "Write conditions checked without a read: the caller's read stamp showed no write "
+        "to the row since (a counter)",
+        &RocksHealth::stamped_checks);
   gauge("strata_rocksdb_idle_compactions",
         "Tables compacted whole while writes were idle, since start (a counter)",
         &RocksHealth::idle_compactions);

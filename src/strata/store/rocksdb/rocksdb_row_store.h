@@ -180,6 +180,7 @@ struct RocksHealth {
   uint64_t idle_flushes = 0;              // flushes of every table after writes went idle
   uint64_t idle_compactions = 0;          // tables compacted whole while writes were idle
   uint64_t wal_backstop_flushes = 0;      // flushes of every table past wal_backstop_bytes
+  uint64_t stamped_checks = 0;  // write conditions that skipped their read (a read stamp held)
   uint64_t blob_garbage_bytes = 0;        // garbage in the live blob files, all tables
   uint64_t blob_gc_tables = 0;            // tables whose blob garbage collection is on now
 };

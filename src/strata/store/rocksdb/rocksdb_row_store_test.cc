@@ -997,6 +997,76 @@ TEST_F(RocksRowStoreTest, PeriodicSyncGoesOnWhileIdleMaintenanceRuns) {
 // go on, the store flushes the tables with unflushed rows so the log files can go. RocksDB's
 // own cap is set out of reach here (max_wal_bytes 1 GiB) and the idle flush is off, so only
 // the backstop can shrink the log; the same writes with the backstop off leave it whole.
+// Read stamps (WriteBatch::Expect): a condition on a row nothing wrote since the stamped
+// read is taken without a read; one written since, or expiring, or read before the store
+// was last opened, is read again. (The conformance suite checks the outcomes on every
+// backend; this checks that RocksDB gives stamps and uses them.)
+TEST_F(RocksRowStoreTest, ReadStampsSpareTheConditionsReadUntilTheRowIsWritten) {
+  auto read = [](Table* t, std::string_view key, ReadStamp* stamp) {
+    std::vector<ReadStamp> stamps;
+    ReadOptions options;
+    options.stamps = &stamps;
+    absl::StatusOr<std::string> got = t->Get("p", key, options);
+    EXPECT_EQ(stamps.size(), 1u);
+    *stamp = StampAt(stamps, 0);
+    return got.ok() ? std::optional<std::string>(*got) : std::nullopt;
+  };
+  auto cas = [](Table* t, std::string_view key, std::optional<std::string> expected,
+                ReadStamp stamp, std::string value) {
+    WriteBatch b;
+    b.Expect(std::string(key), std::move(expected), stamp);
+    b.Put(std::string(key), std::move(value));
+    return t->Apply("p", b);
+  };
+  ReadStamp before_reopen = 0;
+  {
+    std::unique_ptr<RocksRowStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    Table* t = MustOpenTable(store.get(), "stamps");
+    ASSERT_TRUE(t->Put("p", "k", "v1").ok());
+    ReadStamp stamp = 0;
+    std::optional<std::string> seen = read(t, "k", &stamp);
+    EXPECT_NE(stamp, 0u);
+    ASSERT_TRUE(cas(t, "k", seen, stamp, "v2").ok());
+    EXPECT_EQ(store->Health().stamped_checks, 1u);
+    // Written since the read: re-read, and the condition fails.
+    seen = read(t, "k", &stamp);
+    ASSERT_TRUE(t->Put("p", "k", "v3").ok());
+    EXPECT_TRUE(absl::IsFailedPrecondition(cas(t, "k", seen, stamp, "v4")));
+    EXPECT_EQ(store->Health().stamped_checks, 1u);
+    // Absent rows are stamped too.
+    seen = read(t, "new", &stamp);
+    EXPECT_FALSE(seen.has_value());
+    EXPECT_NE(stamp, 0u);
+    ASSERT_TRUE(cas(t, "new", seen, stamp, "n1").ok());
+    EXPECT_EQ(store->Health().stamped_checks, 2u);
+    // A range delete in another table leaves this table's stamps alone; in this one, not.
+    Table* other = MustOpenTable(store.get(), "stamps_other");
+    seen = read(t, "new", &stamp);
+    ASSERT_TRUE(other->DeleteRange("p", "", "").ok());
+    ASSERT_TRUE(cas(t, "new", seen, stamp, "n2").ok());
+    EXPECT_EQ(store->Health().stamped_checks, 3u);
+    seen = read(t, "new", &stamp);
+    ASSERT_TRUE(t->DeleteRange("q", "", "").ok());
+    ASSERT_TRUE(cas(t, "new", seen, stamp, "n3").ok());
+    EXPECT_EQ(store->Health().stamped_checks, 3u);
+    // An expiring row gets no stamp (the clock alone can change it).
+    ASSERT_TRUE(t->Put("p", "ttl", "t", clock_.NowMillis() + 1000).ok());
+    seen = read(t, "ttl", &stamp);
+    EXPECT_EQ(stamp, 0u);
+    // A stamp read here, the row written after it, then the store reopened.
+    seen = read(t, "k", &before_reopen);
+    ASSERT_EQ(seen, "v3");
+    ASSERT_TRUE(t->Put("p", "k", "v5").ok());
+  }
+  std::unique_ptr<RocksRowStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Table* t = MustOpenTable(store.get(), "stamps");
+  EXPECT_TRUE(absl::IsFailedPrecondition(cas(t, "k", "v3", before_reopen, "v6")));
+  EXPECT_EQ(GetOr(t, "p", "k"), "v5");
+  EXPECT_EQ(store->Health().stamped_checks, 0u);
+}
+
 TEST_F(RocksRowStoreTest, WalBackstopFlushesWhenTheLogOutgrowsItsCap) {
   for (const bool backstop_on : {true, false}) {
     SCOPED_TRACE(backstop_on ? "backstop on" : "backstop off");
