@@ -146,6 +146,7 @@ TEST_P(AssetsCrashTest, AcknowledgedWritesSurviveAndTheFeedMissesNothing) {
       if (!a.ok()) _exit(5);
       ack << a->id.ToString() << std::endl;  // flushed: the parent reads it after our death
     }
+    o.service->FlushChanges();  // the creates' events out before the crash point is armed
     SetCrashPointForTesting(c.point);
     if (c.batch) {
       (void)o.service->CreateBatch("t", R"([{"n":100,"tag":"batch"},{"n":101,"tag":"batch"}])");
@@ -155,6 +156,7 @@ TEST_P(AssetsCrashTest, AcknowledgedWritesSurviveAndTheFeedMissesNothing) {
       std::getline(in, first);
       (void)o.service->Patch("t", first, R"({"tag":"new"})", 1);
     }
+    o.service->FlushChanges();  // the events are published by the service's thread
     _exit(7);  // the crash point was not reached
   }
   int status = 0;

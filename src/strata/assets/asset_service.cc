@@ -10,6 +10,7 @@
 #include "strata/base/crash_point.h"
 #include "strata/base/log.h"
 #include "strata/base/status.h"
+#include "strata/base/thread_pool.h"
 
 namespace strata::assets {
 namespace {
@@ -253,7 +254,9 @@ absl::Status AssetService::Init() {
   // kDocument: a store created before that profile existed keeps the assets table's live
   // tuning (a table keeps its profile).
   STRATA_ASSIGN_OR_RETURN(assets_, rows_->OpenTable({"assets", store::TableProfile::kDocument}));
-  return RecoverOutboxes();
+  STRATA_RETURN_IF_ERROR(RecoverOutboxes());
+  if (options_.max_queued_forwards > 0) forwarder_ = std::thread([this] { ForwardLoop(); });
+  return absl::OkStatus();
 }
 
 std::string AssetService::TopicFor(std::string_view type) {
@@ -542,6 +545,53 @@ absl::Status AssetService::PublishOutbox(const std::string& type, const std::str
 
 void AssetService::Forward(const std::string& type, const std::string& partition,
                            const std::string& outbox_key, const std::vector<std::string>& events) {
+  if (options_.max_queued_forwards > 0) {
+    std::lock_guard<std::mutex> lock(forward_mu_);
+    if (!forward_stop_ && forwards_.size() < options_.max_queued_forwards) {
+      forwards_.push_back({type, partition, outbox_key, events});
+      ++forwards_queued_;
+      forward_cv_.notify_one();
+      return;
+    }
+  }
+  ForwardNow(type, partition, outbox_key, events);
+}
+
+void AssetService::ForwardLoop() {
+  ThreadPool::NameCurrentThread("strata-assetfwd");
+  std::unique_lock<std::mutex> lock(forward_mu_);
+  for (;;) {
+    forward_cv_.wait(lock, [&] { return forward_stop_ || !forwards_.empty(); });
+    if (forwards_.empty()) return;  // stopping, and everything published
+    PendingForward next = std::move(forwards_.front());
+    forwards_.pop_front();
+    lock.unlock();
+    ForwardNow(next.type, next.partition, next.outbox_key, next.events);
+    lock.lock();
+    ++forwards_done_;
+    forward_idle_cv_.notify_all();
+  }
+}
+
+void AssetService::FlushChanges() {
+  // Those queued before this call only (FIFO): a steady stream of writes does not hold it.
+  std::unique_lock<std::mutex> lock(forward_mu_);
+  const uint64_t target = forwards_queued_;
+  forward_idle_cv_.wait(lock, [&] { return forwards_done_ >= target; });
+}
+
+AssetService::~AssetService() {
+  {
+    std::lock_guard<std::mutex> lock(forward_mu_);
+    forward_stop_ = true;
+  }
+  forward_cv_.notify_all();
+  if (forwarder_.joinable()) forwarder_.join();
+}
+
+void AssetService::ForwardNow(const std::string& type, const std::string& partition,
+                              const std::string& outbox_key,
+                              const std::vector<std::string>& events) {
   // The batch is durable; its events wait in the outbox row (Open publishes them if the
   // process dies here).
   STRATA_CRASH_POINT("assets.before_publish");
@@ -1703,6 +1753,7 @@ absl::StatusOr<std::vector<ChangeRecord>> AssetService::Changes(std::string_view
   STRATA_ASSIGN_OR_RETURN(std::shared_ptr<const AssetType> type, LoadType(type_name));
   if (limit < 1 || limit > 1000) return absl::InvalidArgumentError("limit: must be 1..1000");
   if (after && *after == UINT64_MAX) return std::vector<ChangeRecord>{};
+  FlushChanges();  // a client that wrote, then reads the feed, finds its write's event
   STRATA_ASSIGN_OR_RETURN(std::vector<store::Message> messages,
                           queue_->Read(TopicFor(type->name), 0, after ? *after + 1 : 0, limit));
   std::vector<ChangeRecord> out;

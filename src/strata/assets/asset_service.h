@@ -18,15 +18,18 @@
 //    74 random-or-counter bits).
 //  * Change events are first written to the outbox row inside the batch, then published to
 //    the type's queue topic ("assets.<type>.changes", 1 partition) and the outbox row
-//    deleted. A crash in between leaves the outbox row; Open publishes what is left. So the
-//    feed is at-least-once: an event may appear twice, never not at all.
+//    deleted, by the service's forwarder thread in write order (Forward). A crash in between
+//    leaves the outbox row; Open publishes what is left. So the feed is at-least-once: an
+//    event may appear twice, never not at all.
 //
 // Thread safety: every method is thread-safe.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -36,6 +39,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -73,6 +77,13 @@ struct AssetOptions {
   // write waits out the batch being written: smaller batches, shorter waits, a little more
   // work per asset. Default 25.
   size_t max_process_write = 25;
+  // Change events are published from the outbox by a thread of the service, off the
+  // writer's path (a request's update answers after its one write; the publish waits for
+  // the change feed and the store's write slot on its own). At most this many writes'
+  // events wait for it; past that a writer publishes its own (backpressure). 0 = every
+  // writer publishes its own before it answers. Changes() reads after what is waiting is
+  // published, so a client reading the feed sees its own writes. Default 1024.
+  size_t max_queued_forwards = 1024;
   // Seeds the id generator's random bits (tests); 0 = random.
   uint64_t id_seed = 0;
 };
@@ -180,6 +191,8 @@ class AssetService {
                                                             store::Queue* queue, Clock* clock,
                                                             MetricsRegistry* metrics,
                                                             AssetOptions options = {});
+  // Publishes the change events still waiting (max_queued_forwards), then stops.
+  ~AssetService();
 
   // PUT /v1/asset-types/{type}: `body` is {"schema", "indexed"?, "bucket"?,
   // "keep_versions"?}. Creates the type (version 1) or a new version; an identical
@@ -258,7 +271,11 @@ class AssetService {
   // the order of search results).
   absl::StatusOr<AssetPage> List(std::string_view type, const ListQuery& query);
 
-  // The change feed: events with offset > after (all when nullopt), at most `limit`.
+  // Returns once every change event of a write acknowledged before the call was published
+  // (or left in its outbox row after a failed publish, for the retry).
+  void FlushChanges();
+  // The change feed: events with offset > after (all when nullopt), at most `limit`, read
+  // after FlushChanges.
   absl::StatusOr<std::vector<ChangeRecord>> Changes(std::string_view type,
                                                     std::optional<uint64_t> after, int limit);
 
@@ -277,9 +294,14 @@ class AssetService {
   // The index entries (index id + encoded value) of a payload, index 0's first.
   std::vector<std::string> IndexEntries(const AssetType& type, const JsonValue& payload) const;
   absl::Status EnsureBucket(const AssetType& type, Millis bucket);
-  // Publishes the outbox row's events and deletes it. Failures leave the row for a retry.
+  // Has the outbox row's events published and the row deleted: by the forwarder thread
+  // (ForwardLoop), or now when max_queued_forwards writes wait already. Failures leave the
+  // row for a retry.
   void Forward(const std::string& type, const std::string& partition, const std::string& outbox_key,
                const std::vector<std::string>& events);
+  void ForwardNow(const std::string& type, const std::string& partition,
+                  const std::string& outbox_key, const std::vector<std::string>& events);
+  void ForwardLoop();
   // Publishes and deletes every outbox row of a partition.
   absl::Status FlushPartition(const std::string& partition);
   // Publishes an outbox row's events and removes the row (with the last publish:
@@ -328,6 +350,22 @@ class AssetService {
   std::set<std::string> pending_outbox_partitions_;   // guarded by cache_mu_
   std::atomic<bool> has_pending_{false};
   std::array<std::mutex, 64> stripes_;
+
+  // The forwarder (Forward): writes whose events wait to be published, in write order.
+  struct PendingForward {
+    std::string type;
+    std::string partition;
+    std::string outbox_key;
+    std::vector<std::string> events;
+  };
+  std::mutex forward_mu_;
+  std::condition_variable forward_cv_;       // work arrived, or stopping
+  std::condition_variable forward_idle_cv_;  // an item was published
+  std::deque<PendingForward> forwards_;      // guarded by forward_mu_
+  uint64_t forwards_queued_ = 0;             // ever queued (guarded)
+  uint64_t forwards_done_ = 0;               // of those, published or failed (guarded)
+  bool forward_stop_ = false;                // guarded
+  std::thread forwarder_;
 
   Counter* creates_;
   Counter* updates_;

@@ -76,11 +76,31 @@ class AssetServiceTest : public ::testing::TestWithParam<std::string> {
     AssetOptions options;
     options.id_seed = 99;
     options.max_process_write = max_process_write_;
+    options.max_queued_forwards = max_queued_forwards_;
     auto s = AssetService::Open(rows_, queue_.get(), &clock_, &metrics_, options);
     ASSERT_TRUE(s.ok()) << s.status();
     service_ = std::move(*s);
   }
   size_t max_process_write_ = AssetOptions{}.max_process_write;
+  size_t max_queued_forwards_ = AssetOptions{}.max_queued_forwards;
+  // Outbox rows in the assets table (change events not published yet).
+  size_t OutboxRows() {
+    absl::StatusOr<store::Table*> assets =
+        rows_->OpenTable({"assets", store::TableProfile::kDocument});
+    EXPECT_TRUE(assets.ok());
+    if (!assets.ok()) return 0;
+    absl::StatusOr<std::vector<store::KeyRange>> ranges = (*assets)->SplitRanges(1);
+    EXPECT_TRUE(ranges.ok());
+    size_t n = 0;
+    for (const store::KeyRange& range : *ranges) {
+      absl::StatusOr<store::TableScanPage> page = (*assets)->ScanRange(range, 1024, "");
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) continue;
+      EXPECT_TRUE(page->next_cursor.empty());
+      for (const store::TableRow& r : page->rows) n += r.clustering[0] == kOutboxPrefix;
+    }
+    return n;
+  }
   void Close() {
     service_.reset();
     queue_.reset();
@@ -226,7 +246,9 @@ TEST_P(AssetServiceTest, CreateGetReplacePatchDeleteWithVersions) {
 
   ASSERT_TRUE(service_->Delete("video", a.id.ToString(), 6).ok());
   EXPECT_TRUE(absl::IsNotFound(service_->Get("video", a.id.ToString()).status()));
-  // Nothing of the asset is left in its partition: row, index entries, versions, outbox.
+  // Nothing of the asset is left in its partition: row, index entries, versions, outbox
+  // (once the service's thread has published the events).
+  service_->FlushChanges();
   absl::StatusOr<store::ScanPage> rest = service_->assets_table()->Scan(
       BucketPartition("video", BucketUnit::kDay, BucketStart(BucketUnit::kDay, kStart)), {});
   ASSERT_TRUE(rest.ok());
@@ -354,6 +376,7 @@ TEST_P(AssetServiceTest, IndexStaysConsistentWithRowsThroughUpdatesAndDeletes) {
         BucketPartition("video", BucketUnit::kDay, static_cast<Millis>(start));
     std::set<std::string> named, present;
     store::ScanOptions all;
+    service_->FlushChanges();  // no outbox row left
     for (;;) {
       absl::StatusOr<store::ScanPage> page = service_->assets_table()->Scan(partition, all);
       ASSERT_TRUE(page.ok());
@@ -929,6 +952,33 @@ TEST_P(AssetServiceTest, ProcessManyNeverOverwritesAConcurrentWrite) {
             R"({"show_id":2,"format":"hd","duration_s":99,"title":"reprocessed"})");
   EXPECT_EQ(SearchIds({"/duration_s=99"}).size(), 1u);
   EXPECT_EQ(SearchIds({"/title=reprocessed"}, 100).size(), 4u);
+}
+
+// Change events are published by the service's thread: whatever waits when the service
+// closes is published first (nothing is left for the next Open's outbox recovery).
+TEST_P(AssetServiceTest, ClosingTheServicePublishesTheChangeEventsThatWait) {
+  for (int i = 0; i < 30; ++i) Create(Video(i + 1, "hd", 10));
+  service_.reset();  // no FlushChanges
+  EXPECT_EQ(OutboxRows(), 0u);
+  absl::StatusOr<std::vector<store::Message>> feed =
+      queue_->Read(AssetService::TopicFor("video"), 0, 0, 1000);
+  ASSERT_TRUE(feed.ok()) << feed.status();
+  EXPECT_EQ(feed->size(), 30u);
+}
+
+// max_queued_forwards 0: a write answers after its events are published, as when the
+// forwarder's queue is full.
+TEST_P(AssetServiceTest, WithoutTheForwarderAWriteAnswersAfterItsEventsArePublished) {
+  Close();
+  max_queued_forwards_ = 0;
+  Open();
+  Asset a = Create(Video(1, "hd", 10));
+  EXPECT_EQ(OutboxRows(), 0u);
+  absl::StatusOr<std::vector<store::Message>> feed =
+      queue_->Read(AssetService::TopicFor("video"), 0, 0, 1000);
+  ASSERT_TRUE(feed.ok()) << feed.status();
+  ASSERT_EQ(feed->size(), 1u);
+  EXPECT_NE(feed->front().value.find(a.id.ToString()), std::string::npos);
 }
 
 // A bucket's assets are written max_process_write at a time: a concurrent write fails only
