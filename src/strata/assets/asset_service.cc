@@ -546,8 +546,13 @@ absl::Status AssetService::PublishOutbox(const std::string& type, const std::str
 void AssetService::Forward(const std::string& type, const std::string& partition,
                            const std::string& outbox_key, const std::vector<std::string>& events) {
   if (options_.max_queued_forwards > 0) {
-    std::lock_guard<std::mutex> lock(forward_mu_);
-    if (!forward_stop_ && forwards_.size() < options_.max_queued_forwards) {
+    std::unique_lock<std::mutex> lock(forward_mu_);
+    // A full queue makes the writer wait for room (backpressure), never jump the queue: the
+    // feed keeps write order, so one asset's events stay in version order.
+    forward_idle_cv_.wait(lock, [&] {
+      return forward_stop_ || forwards_.size() < options_.max_queued_forwards;
+    });
+    if (!forward_stop_) {
       forwards_.push_back({type, partition, outbox_key, events});
       ++forwards_queued_;
       forward_cv_.notify_one();
@@ -586,6 +591,7 @@ AssetService::~AssetService() {
     forward_stop_ = true;
   }
   forward_cv_.notify_all();
+  forward_idle_cv_.notify_all();
   if (forwarder_.joinable()) forwarder_.join();
 }
 

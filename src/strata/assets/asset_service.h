@@ -80,7 +80,7 @@ struct AssetOptions {
   // Change events are published from the outbox by a thread of the service, off the
   // writer's path (a request's update answers after its one write; the publish waits for
   // the change feed and the store's write slot on its own). At most this many writes'
-  // events wait for it; past that a writer publishes its own (backpressure). 0 = every
+  // events wait for it; past that a writer waits for room (backpressure). 0 = every
   // writer publishes its own before it answers. Changes() reads after what is waiting is
   // published, so a client reading the feed sees its own writes. Default 1024.
   size_t max_queued_forwards = 1024;
@@ -295,8 +295,9 @@ class AssetService {
   std::vector<std::string> IndexEntries(const AssetType& type, const JsonValue& payload) const;
   absl::Status EnsureBucket(const AssetType& type, Millis bucket);
   // Has the outbox row's events published and the row deleted: by the forwarder thread
-  // (ForwardLoop), or now when max_queued_forwards writes wait already. Failures leave the
-  // row for a retry.
+  // (ForwardLoop), in the order of the calls (a call waits while max_queued_forwards
+  // writes wait already), or now when max_queued_forwards is 0. Failures leave the row for
+  // a retry.
   void Forward(const std::string& type, const std::string& partition, const std::string& outbox_key,
                const std::vector<std::string>& events);
   void ForwardNow(const std::string& type, const std::string& partition,
@@ -360,7 +361,7 @@ class AssetService {
   };
   std::mutex forward_mu_;
   std::condition_variable forward_cv_;       // work arrived, or stopping
-  std::condition_variable forward_idle_cv_;  // an item was published
+  std::condition_variable forward_idle_cv_;  // an item was published (room, or a flush)
   std::deque<PendingForward> forwards_;      // guarded by forward_mu_
   uint64_t forwards_queued_ = 0;             // ever queued (guarded)
   uint64_t forwards_done_ = 0;               // of those, published or failed (guarded)

@@ -966,8 +966,42 @@ TEST_P(AssetServiceTest, ClosingTheServicePublishesTheChangeEventsThatWait) {
   EXPECT_EQ(feed->size(), 30u);
 }
 
-// max_queued_forwards 0: a write answers after its events are published, as when the
-// forwarder's queue is full.
+// A full forwarder queue makes writers wait for room: with room for one, writers on two
+// threads still get every event into the feed, each asset's in version order.
+TEST_P(AssetServiceTest, AFullForwarderQueueKeepsEveryEventInWriteOrder) {
+  Close();
+  max_queued_forwards_ = 1;
+  Open();
+  Asset a = Create(Video(1, "hd", 10));
+  Asset b = Create(Video(2, "hd", 10));
+  auto patch = [&](const Asset& asset) {
+    for (int i = 0; i < 40; ++i) {
+      absl::StatusOr<Asset> p = service_->Patch(
+          "video", asset.id.ToString(), "{\"duration_s\":" + std::to_string(i) + "}", std::nullopt);
+      ASSERT_TRUE(p.ok()) << p.status();
+    }
+  };
+  std::thread other([&] { patch(b); });
+  patch(a);
+  other.join();
+  absl::StatusOr<std::vector<ChangeRecord>> feed = service_->Changes("video", {}, 1000);
+  ASSERT_TRUE(feed.ok()) << feed.status();
+  ASSERT_EQ(feed->size(), 82u);
+  std::map<std::string, int> last;  // id -> last version seen
+  for (const ChangeRecord& c : *feed) {
+    for (const Asset* asset : {&a, &b}) {
+      if (c.event_json.find(asset->id.ToString()) == std::string::npos) continue;
+      const size_t at = c.event_json.find("\"version\":") + 10;
+      const int version = std::stoi(c.event_json.substr(at));
+      EXPECT_EQ(version, last[asset->id.ToString()] + 1) << c.event_json;
+      last[asset->id.ToString()] = version;
+    }
+  }
+  EXPECT_EQ(last[a.id.ToString()], 41);
+  EXPECT_EQ(last[b.id.ToString()], 41);
+}
+
+// max_queued_forwards 0: a write answers after its events are published.
 TEST_P(AssetServiceTest, WithoutTheForwarderAWriteAnswersAfterItsEventsArePublished) {
   Close();
   max_queued_forwards_ = 0;
