@@ -423,6 +423,10 @@ class RocksTable final : public Table {
   std::atomic<bool> blob_gc_on_{false};
   std::atomic<bool> append_only_{false};
   mutable std::atomic<uint64_t> range_deleted_bytes_{0};  // see NoteRangeDeletes
+  std::atomic<bool> stamps_on_{false};  // Core::EnableStamps done for this table
+  // The sequence a stamped read takes before it reads (Core::ReadStampFor), once the store
+  // notes this table's written keys.
+  rocksdb::SequenceNumber StampSequence();
 };
 
 class RocksSnapshot final : public Snapshot {
@@ -489,9 +493,16 @@ class Core {
   // The stamp of a row read at sequence `seq` (taken before the read, no snapshot): the
   // sequence itself when the answer cannot change without a write (the row was absent, or
   // present with no expiry), else 0 (an expiring row can change by the clock alone).
-  ReadStamp ReadStampFor(rocksdb::SequenceNumber seq, bool found, Millis expire_at) const {
-    if (seq < opened_seq_ || (found && expire_at != 0)) return 0;
-    return seq;
+  static ReadStamp ReadStampFor(rocksdb::SequenceNumber seq, bool found, Millis expire_at) {
+    return found && expire_at != 0 ? 0 : seq;
+  }
+  // From the call on, the column family's written keys are noted (NoteWritten), so its
+  // reads can be stamped: writes of tables nobody stamps skip the hashing. Under write_mu_:
+  // no write is under way, so every write with a later sequence notes its keys.
+  void EnableStamps(uint32_t cf_id) {
+    std::lock_guard<std::mutex> write_lock(write_mu_);
+    if (cf_id >= stamped_cf_.size()) stamped_cf_.resize(cf_id + 1, 0);
+    stamped_cf_[cf_id] = 1;
   }
   // Writes `batch` under the write lock, after checking `checks` under the same lock (so a
   // check and the write are atomic against every other write of the store).
@@ -640,6 +651,7 @@ class Core {
   std::vector<rocksdb::SequenceNumber> written_seq_ =
       std::vector<rocksdb::SequenceNumber>(kWrittenSlots, 0);
   std::vector<rocksdb::SequenceNumber> range_deleted_seq_;  // by column family id
+  std::vector<char> stamped_cf_;  // by column family id: 1 = keys noted (EnableStamps)
   rocksdb::SequenceNumber range_written_seq_ = 0;
   rocksdb::SequenceNumber RangeDeletedSeq(uint32_t cf_id) const {
     return cf_id < range_deleted_seq_.size() ? range_deleted_seq_[cf_id] : 0;
@@ -1583,7 +1595,9 @@ void Core::NoteWritten(rocksdb::WriteBatch* batch, rocksdb::SequenceNumber seq) 
 
    private:
     rocksdb::Status Note(uint32_t cf, const rocksdb::Slice& key) {
-      core_->written_seq_[WrittenSlot(cf, key.ToStringView())] = seq_;
+      if (cf < core_->stamped_cf_.size() && core_->stamped_cf_[cf] != 0) {
+        core_->written_seq_[WrittenSlot(cf, key.ToStringView())] = seq_;
+      }
       return rocksdb::Status::OK();
     }
     Core* core_;
@@ -1812,6 +1826,14 @@ absl::Status Core::CompactAll() {
 // ---------------------------------------------------------------------------------------
 // RocksTable
 
+rocksdb::SequenceNumber RocksTable::StampSequence() {
+  if (!stamps_on_.load(std::memory_order_acquire)) {
+    core_->EnableStamps(cf_->GetID());
+    stamps_on_.store(true, std::memory_order_release);
+  }
+  return core_->db()->GetLatestSequenceNumber();
+}
+
 absl::StatusOr<std::string> RocksTable::Get(std::string_view partition,
                                             std::string_view clustering,
                                             const ReadOptions& options) {
@@ -1821,9 +1843,9 @@ absl::StatusOr<std::string> RocksTable::Get(std::string_view partition,
   STRATA_RETURN_IF_ERROR(core_->UseSnapshot(options, &ro));
   std::string key = PartitionPrefix(partition);
   key.append(clustering);
-  // A stamp's sequence is taken before the read (Core::ReadStampFor); none under a snapshot.
+  // None under a snapshot.
   const bool stamp = options.stamps != nullptr && options.snapshot == nullptr;
-  const rocksdb::SequenceNumber seq = stamp ? core_->db()->GetLatestSequenceNumber() : 0;
+  const rocksdb::SequenceNumber seq = stamp ? StampSequence() : 0;
   rocksdb::PinnableSlice value;
   rocksdb::Status s = core_->db()->Get(ro, cf_, key, &value);
   if (s.IsNotFound()) {
@@ -1873,9 +1895,9 @@ std::vector<absl::StatusOr<std::string>> RocksTable::MultiGet(std::span<const Ro
   for (const std::string& key : full_keys) slices.emplace_back(key);
   std::vector<rocksdb::PinnableSlice> values(slices.size());
   std::vector<rocksdb::Status> statuses(slices.size());
-  // A stamp's sequence is taken before the read (Core::ReadStampFor); none under a snapshot.
+  // None under a snapshot.
   const bool stamp = options.stamps != nullptr && options.snapshot == nullptr;
-  const rocksdb::SequenceNumber seq = stamp ? core_->db()->GetLatestSequenceNumber() : 0;
+  const rocksdb::SequenceNumber seq = stamp ? StampSequence() : 0;
   if (stamp) options.stamps->assign(n, 0);
   if (!slices.empty()) {
     core_->db()->MultiGet(ro, cf_, slices.size(), slices.data(), values.data(), statuses.data());
