@@ -10,7 +10,7 @@
 #          history cursor
 #   input  src/strata/server/input_fuzz.cc   client input (event bodies, bucket policies,
 #          Range headers, path segments) and the media and collector rows read from disk
-#   assets src/strata/assets/assets_fuzz.cc  asset rows, outbox rows, index keys (round trip
+#   assets src/strata/assets/assets_fuzz.cc  asset, history and outbox rows, index keys (round trip
 #          and order), page cursors, where-conditions, asset ids, JSON payloads and schemas
 #   auth   src/strata/auth/auth_fuzz.cc      Authorization header values (Bearer, Basic and its
 #          base64), API key tokens, scope lists

@@ -1119,7 +1119,8 @@ absl::StatusOr<AssetRow> AssetService::AppendNewVersion(const AssetType& type, c
   if (type.keep_versions > 0) {
     AssetRow previous = old;
     previous.index_entries.clear();
-    batch->Put(HistoryKey(id, old.version), EncodeAssetRow(previous));
+    // Mostly a delta against the version written next to it (rows.h, EncodeHistoryRow).
+    batch->Put(HistoryKey(id, old.version), EncodeHistoryRow(previous, row.payload));
     if (old.version > type.keep_versions) {
       batch->Delete(HistoryKey(id, old.version - type.keep_versions));
     }
@@ -1342,7 +1343,12 @@ absl::StatusOr<std::vector<AssetRow>> AssetService::Versions(std::string_view ty
   if (type->keep_versions == 0) return out;
   STRATA_ASSIGN_OR_RETURN(store::ScanPage page, assets_->Scan(partition, options));
   for (const store::Row& r : page.rows) {
-    std::optional<AssetRow> row = DecodeAssetRow(r.value);
+    // A delta row is rebuilt from the version after it, which must be the one listed last:
+    // the listing stops at a gap (left by a keep_versions lowered, or 0, for a while).
+    std::optional<AssetRow> header = DecodeHistoryHeader(r.value);
+    if (!header) return absl::DataLossError("asset " + current.id.ToString() + ": corrupt version");
+    if (IsHistoryDelta(r.value) && header->version + 1 != out.back().version) break;
+    std::optional<AssetRow> row = DecodeHistoryRow(r.value, out.back().payload);
     if (!row) return absl::DataLossError("asset " + current.id.ToString() + ": corrupt version");
     // Only versions that are no more than keep_versions behind (a lowered keep_versions
     // leaves older rows until the asset is deleted).

@@ -1,8 +1,9 @@
 // libFuzzer target for the asset codecs and parsers (built and run by scripts/fuzz.sh assets).
 //
 // Every input is offered to each of them:
-//  * rows read back from disk: DecodeAssetRow and DecodeOutbox -- what they accept must
-//    encode and decode again to the same value;
+//  * rows read back from disk: DecodeAssetRow, DecodeHistoryRow (against a base made of the
+//    input's second half) and DecodeOutbox -- what they accept must encode and decode again
+//    to the same value;
 //  * index keys: DecodeIndexValue on the input and on its second half -- a decoded value must
 //    re-encode to a key that decodes to the same value, and two decoded values of one kind
 //    must compare as their encodings do (the order the index relies on);
@@ -105,6 +106,14 @@ void CheckRows(std::string_view in) {
   if (std::optional<AssetRow> row = DecodeAssetRow(in)) {
     std::optional<AssetRow> back = DecodeAssetRow(EncodeAssetRow(*row));
     if (!back || !SameRow(*row, *back)) Fail("asset row round trip changed the row");
+  }
+  // A history row against a base of the input's own tail: a delta must never read past the
+  // base, and what it decodes to must encode (delta or whole) and decode back the same.
+  const std::string_view base = in.substr(in.size() / 2);
+  (void)DecodeHistoryHeader(in);
+  if (std::optional<AssetRow> row = DecodeHistoryRow(in, base)) {
+    std::optional<AssetRow> back = DecodeHistoryRow(EncodeHistoryRow(*row, base), base);
+    if (!back || !SameRow(*row, *back)) Fail("history row round trip changed the row");
   }
   if (std::optional<std::vector<std::string>> events = DecodeOutbox(in)) {
     if (DecodeOutbox(EncodeOutbox(*events)) != events) Fail("outbox round trip changed it");

@@ -1,5 +1,6 @@
 #include "strata/assets/rows.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "strata/assets/json.h"
@@ -232,10 +233,11 @@ std::optional<AssetRow> DecodeAssetRow(std::string_view in) {
   return row;
 }
 
-std::optional<AssetRow> DecodeAssetRowHeader(std::string_view* rest) {
+namespace {
+
+// The header's fields after its format byte.
+std::optional<AssetRow> DecodeHeaderFields(std::string_view* rest) {
   std::string_view& in = *rest;
-  if (in.empty() || in[0] != kAssetRowFormatV1) return std::nullopt;
-  in.remove_prefix(1);
   AssetRow row;
   uint64_t version, schema_version, created, updated, entries;
   if (!coding::GetVarint64(&in, &version) || !coding::GetVarint64(&in, &schema_version) ||
@@ -254,6 +256,64 @@ std::optional<AssetRow> DecodeAssetRowHeader(std::string_view* rest) {
     if (!coding::GetLengthPrefixed(&in, &e)) return std::nullopt;
     row.index_entries.emplace_back(e);
   }
+  return row;
+}
+
+}  // namespace
+
+std::optional<AssetRow> DecodeAssetRowHeader(std::string_view* rest) {
+  if (rest->empty() || (*rest)[0] != kAssetRowFormatV1) return std::nullopt;
+  rest->remove_prefix(1);
+  return DecodeHeaderFields(rest);
+}
+
+std::string EncodeHistoryRow(const AssetRow& previous, std::string_view next_payload) {
+  std::string_view old = previous.payload;
+  const size_t most = std::min(old.size(), next_payload.size());
+  size_t prefix = 0;
+  while (prefix < most && old[prefix] == next_payload[prefix]) ++prefix;
+  size_t suffix = 0;
+  while (suffix < most - prefix &&
+         old[old.size() - 1 - suffix] == next_payload[next_payload.size() - 1 - suffix]) {
+    ++suffix;
+  }
+  const size_t middle = old.size() - prefix - suffix;
+  // Whole when the delta would save little (its two varints and the dependency on the
+  // next version are not worth a few bytes).
+  if (middle + 16 >= old.size()) return EncodeAssetRow(previous);
+  std::string out;
+  out.reserve(64 + middle);
+  AppendAssetRowHeader(previous, &out);
+  out[0] = kHistoryDeltaFormat;
+  coding::PutVarint64(&out, prefix);
+  coding::PutVarint64(&out, suffix);
+  out.append(old.substr(prefix, middle));
+  return out;
+}
+
+bool IsHistoryDelta(std::string_view in) { return !in.empty() && in[0] == kHistoryDeltaFormat; }
+
+std::optional<AssetRow> DecodeHistoryHeader(std::string_view in) {
+  if (in.empty() || (in[0] != kAssetRowFormatV1 && in[0] != kHistoryDeltaFormat)) {
+    return std::nullopt;
+  }
+  in.remove_prefix(1);
+  return DecodeHeaderFields(&in);
+}
+
+std::optional<AssetRow> DecodeHistoryRow(std::string_view in, std::string_view next_payload) {
+  if (!IsHistoryDelta(in)) return DecodeAssetRow(in);
+  in.remove_prefix(1);
+  std::optional<AssetRow> row = DecodeHeaderFields(&in);
+  uint64_t prefix, suffix;
+  if (!row || !coding::GetVarint64(&in, &prefix) || !coding::GetVarint64(&in, &suffix) ||
+      prefix > next_payload.size() || suffix > next_payload.size() - prefix) {
+    return std::nullopt;
+  }
+  row->payload.reserve(prefix + in.size() + suffix);
+  row->payload.assign(next_payload.substr(0, prefix));
+  row->payload.append(in);
+  row->payload.append(next_payload.substr(next_payload.size() - suffix));
   return row;
 }
 

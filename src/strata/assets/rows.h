@@ -98,6 +98,22 @@ std::optional<AssetRow> DecodeOwnedAssetRow(std::string&& in);
 // Every field but the payload; `*in` is left at the payload.
 std::optional<AssetRow> DecodeAssetRowHeader(std::string_view* in);
 
+// A kept previous version (an "h" row), written in the same batch as the version after it.
+// Usually that next version differs from it in one stretch of its JSON text (a processor's
+// `set`, a client's PATCH of one field): then the row is the header of the asset row with
+// format byte kHistoryDeltaFormat, varint p, varint s, and the bytes of the previous payload
+// between its first p and last s bytes, which it shares with the next version's payload. A
+// payload with less in common is kept whole (the asset row format). Byte-exact either way.
+inline constexpr char kHistoryDeltaFormat = 2;
+std::string EncodeHistoryRow(const AssetRow& previous, std::string_view next_payload);
+// Whether a history row needs the payload of the version after it to be decoded.
+bool IsHistoryDelta(std::string_view in);
+// Every field of a history row but the payload (either format).
+std::optional<AssetRow> DecodeHistoryHeader(std::string_view in);
+// The row, its payload rebuilt from `next_payload` (the payload of version + 1) when it is a
+// delta; nullopt if corrupt, or if the delta does not fit `next_payload`.
+std::optional<AssetRow> DecodeHistoryRow(std::string_view in, std::string_view next_payload);
+
 // A change event (what the change feed carries; JSON on the queue).
 enum class ChangeOp { kCreate, kUpdate, kDelete };
 std::string_view ChangeOpName(ChangeOp op);
