@@ -610,6 +610,28 @@ TEST_P(RowStoreConformanceTest, ApplyIsAtomicAndOrdered) {
   EXPECT_EQ(GetOr(t, "p", "zz"), "after the range delete");
   EXPECT_THAT(ScanKeys(t, "p"), ElementsAre("c", "d", "e", "zz"));
 
+  // Without range deletes, out of key order, keys written more than once: a key's last op
+  // wins whatever the others around it (the RocksDB store applies them in key order).
+  WriteBatch mixed;
+  mixed.Put("m", "1");
+  mixed.Put("k", "1");
+  mixed.Delete("m");
+  mixed.Put("l", "1");
+  mixed.Put("k", "2");
+  mixed.Delete("l");
+  mixed.Put("m", "3");
+  mixed.PutIfNewer("n", 2, "n2");
+  mixed.PutIfNewer("n", 1, "n1");
+  mixed.Put("j", "x");
+  mixed.Delete("j");
+  ASSERT_TRUE(t->Apply("q", mixed).ok());
+  EXPECT_EQ(GetOr(t, "q", "k"), "2");
+  EXPECT_EQ(GetOr(t, "q", "l"), kNotFound);
+  EXPECT_EQ(GetOr(t, "q", "m"), "3");
+  EXPECT_EQ(GetOr(t, "q", "n"), "n2");
+  EXPECT_EQ(GetOr(t, "q", "j"), kNotFound);
+  EXPECT_THAT(ScanKeys(t, "q"), ElementsAre("k", "m", "n"));
+
   EXPECT_TRUE(t->Apply("p", WriteBatch()).ok());
 
   WriteBatch bad;

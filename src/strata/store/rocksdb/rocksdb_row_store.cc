@@ -31,6 +31,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -449,6 +450,7 @@ struct EncodeScratch {
   std::string key;
   std::string value;
   std::string end;
+  std::vector<uint32_t> order;  // the ops' order in the RocksDB batch (AppendToBatch)
 };
 
 // Everything behind RocksRowStore.
@@ -1406,7 +1408,30 @@ absl::Status Core::AppendToBatch(rocksdb::ColumnFamilyHandle* cf, std::string_vi
                                  EncodeScratch* scratch) const {
   scratch->prefix.clear();
   AppendPartitionPrefix(&scratch->prefix, partition);
-  for (const WriteBatch::Op& op : batch.ops()) {
+  // The ops go in in key order: the memtable's skip list starts each insert from where the
+  // last one went (RocksDB's splice) and recomputes only the levels that do not bracket the
+  // new key, so neighbours insert with a few comparisons where a key far from the last one
+  // descends every level (cache misses mostly). A job's batch interleaves each asset's row,
+  // history and mark, three distant ranges; sorted, each range's keys are neighbours
+  // (docs/benchmark-log.md, "Batches in key order"). The sort is stable, so a key's ops
+  // keep their order; a batch with a range delete keeps its order (the delete's place among
+  // the point writes decides what it removes).
+  const std::vector<WriteBatch::Op>& ops = batch.ops();
+  bool in_order = true;
+  bool has_range_delete = false;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    has_range_delete |= ops[i].type == WriteBatch::OpType::kDeleteRange;
+    if (i > 0 && ops[i].key < ops[i - 1].key) in_order = false;
+  }
+  std::vector<uint32_t>& order = scratch->order;
+  order.resize(ops.size());
+  std::iota(order.begin(), order.end(), 0u);
+  if (!in_order && !has_range_delete) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&ops](uint32_t a, uint32_t b) { return ops[a].key < ops[b].key; });
+  }
+  for (const uint32_t index : order) {
+    const WriteBatch::Op& op = ops[index];
     rocksdb::Status s;
     if (op.type == WriteBatch::OpType::kPut) {
       // Key and value go into the batch in parts (partition prefix + clustering key; value
